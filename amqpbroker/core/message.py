@@ -1,0 +1,36 @@
+"""A published message, stored once however many queues it is routed to."""
+
+from __future__ import annotations
+
+
+class Message:
+    """The exchange, routing key, raw properties and body of one publish.
+
+    `properties` are the header frame's property bytes as the publisher sent them, forwarded to
+    consumers unchanged; the broker decodes only what it needs.
+    """
+
+    __slots__ = ("exchange", "routing_key", "properties", "body", "persistent")
+
+    def __init__(
+        self, exchange: str, routing_key: str, properties: bytes, body: bytes, persistent: bool = False
+    ) -> None:
+        self.exchange = exchange
+        self.routing_key = routing_key
+        self.properties = properties
+        self.body = body
+        self.persistent = persistent
+
+
+class QueueEntry:
+    """A message's place in one queue: `seq` orders it, so a requeue puts it back where it was."""
+
+    __slots__ = ("seq", "message", "redelivered")
+
+    def __init__(self, seq: int, message: Message) -> None:
+        self.seq = seq
+        self.message = message
+        self.redelivered = False
+
+    def __lt__(self, other: QueueEntry) -> bool:
+        return self.seq < other.seq

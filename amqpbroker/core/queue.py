@@ -1,0 +1,141 @@
+"""Queues: ready messages in order, their consumers, and round-robin dispatch within credit.
+
+Ready messages live in a deque in publish order. A requeued message goes into a small heap keyed
+by its original sequence number; every requeued message was taken from the front earlier, so it
+precedes everything still in the deque, and taking the heap first keeps the original order.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from typing import TYPE_CHECKING, Any, Iterable
+
+from .message import Message, QueueEntry
+
+if TYPE_CHECKING:
+    from .session import Session
+
+
+class Consumer:
+    """A basic.consume subscription of one channel to one queue."""
+
+    __slots__ = ("tag", "queue", "session", "no_ack", "exclusive", "prefetch_count", "unacked", "arguments")
+
+    def __init__(
+        self,
+        tag: str,
+        queue: Queue,
+        session: Session,
+        *,
+        no_ack: bool,
+        exclusive: bool,
+        prefetch_count: int,
+        arguments: dict,
+    ) -> None:
+        self.tag = tag
+        self.queue = queue
+        self.session = session
+        self.no_ack = no_ack
+        self.exclusive = exclusive
+        self.prefetch_count = prefetch_count
+        self.unacked = 0
+        self.arguments = arguments
+
+    def has_credit(self) -> bool:
+        if not self.no_ack and self.prefetch_count and self.unacked >= self.prefetch_count:
+            return False
+        return self.session.can_deliver(self.no_ack)
+
+
+class Queue:
+    def __init__(
+        self,
+        name: str,
+        vhost: str,
+        *,
+        durable: bool = False,
+        exclusive_owner: Any = None,
+        auto_delete: bool = False,
+        arguments: dict | None = None,
+    ) -> None:
+        self.name = name
+        self.vhost = vhost
+        self.durable = durable
+        self.exclusive_owner = exclusive_owner
+        self.auto_delete = auto_delete
+        self.arguments = arguments or {}
+        self.consumers: deque[Consumer] = deque()
+        self.had_consumers = False
+        self.deleted = False
+        self.paused = False
+        self._ready: deque[QueueEntry] = deque()
+        self._requeued: list[QueueEntry] = []
+        self._next_seq = 0
+        self.unacked_count = 0
+
+    def __repr__(self) -> str:
+        return f"<Queue {self.name!r} in {self.vhost!r}>"
+
+    @property
+    def exclusive(self) -> bool:
+        return self.exclusive_owner is not None
+
+    @property
+    def message_count(self) -> int:
+        return len(self._ready) + len(self._requeued)
+
+    def push(self, message: Message) -> None:
+        entry = QueueEntry(self._next_seq, message)
+        self._next_seq += 1
+        self._ready.append(entry)
+
+    def take(self) -> QueueEntry | None:
+        """The next ready message, or None."""
+        if self._requeued:
+            return heapq.heappop(self._requeued)
+        if self._ready:
+            return self._ready.popleft()
+        return None
+
+    def requeue(self, entries: Iterable[QueueEntry]) -> None:
+        """Puts delivered-but-unacked messages back where they were, marked redelivered."""
+        for entry in entries:
+            entry.redelivered = True
+            heapq.heappush(self._requeued, entry)
+
+    def purge(self) -> int:
+        count = self.message_count
+        self._ready.clear()
+        self._requeued.clear()
+        return count
+
+    def peek(self) -> list[QueueEntry]:
+        """The ready messages in delivery order, without taking them."""
+        return sorted(self._requeued) + list(self._ready)
+
+    def add_consumer(self, consumer: Consumer) -> None:
+        self.consumers.append(consumer)
+        self.had_consumers = True
+
+    def remove_consumer(self, consumer: Consumer) -> None:
+        try:
+            self.consumers.remove(consumer)
+        except ValueError:
+            pass
+
+    def dispatch(self) -> None:
+        """Delivers ready messages round-robin to consumers that have credit."""
+        consumers = self.consumers
+        if self.paused or self.deleted:
+            return
+        while consumers and (self._requeued or self._ready):
+            for _ in range(len(consumers)):
+                consumer = consumers[0]
+                consumers.rotate(-1)
+                if consumer.has_credit():
+                    break
+            else:
+                return
+            entry = self.take()
+            consumer.session.deliver(consumer, self, entry)

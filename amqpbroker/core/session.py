@@ -1,0 +1,406 @@
+"""AMQP channel semantics: one `Session` per open channel.
+
+A session turns the methods a client sends on its channel into broker operations, and sends what
+the client must see through the connection's `Sink`: replies, deliveries, returns and confirms.
+It owns delivery tags, unacknowledged deliveries, prefetch limits, consumers and confirm mode.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+from ..protocol import BasicProperties, spec
+from .errors import ChannelException, ConnectionException
+from .message import Message, QueueEntry
+from .queue import Consumer, Queue
+from .vhost import random_name
+
+if TYPE_CHECKING:
+    from .broker import ClientConnection
+
+
+class _Unacked:
+    __slots__ = ("entry", "queue", "consumer")
+
+    def __init__(self, entry: QueueEntry, queue: Queue, consumer: Consumer | None) -> None:
+        self.entry = entry
+        self.queue = queue
+        self.consumer = consumer
+
+
+class Session:
+    def __init__(self, connection: ClientConnection, channel: int) -> None:
+        self.connection = connection
+        self.channel = channel
+        self.vhost = connection.vhost
+        self._sink = connection.sink
+        self.consumers: dict[str, Consumer] = {}
+        self._unacked: OrderedDict[int, _Unacked] = OrderedDict()
+        self._delivery_tag = 0
+        self._prefetch_count = 0
+        self._global_prefetch_count = 0
+        self._last_queue = ""
+        self.confirm_mode = False
+        self._tx_mode = False
+        self._publish_seq = 0
+        self._confirmed_upto = 0
+
+    # Dispatch of client methods
+
+    def handle(self, method: Any) -> None:
+        handler = _HANDLERS.get(type(method))
+        if handler is None:
+            raise ConnectionException.not_implemented(f"method {method.NAME} is not implemented")
+        handler(self, method)
+
+    def _reply(self, method: Any) -> None:
+        self._sink.send_method(self.channel, method)
+
+    # channel
+
+    def _channel_flow(self, method: spec.ChannelFlow) -> None:
+        if not method.active:
+            raise ConnectionException.not_implemented("active=false for channel.flow")
+        self._reply(spec.ChannelFlowOk(active=True))
+
+    # exchange
+
+    def _exchange_declare(self, method: spec.ExchangeDeclare) -> None:
+        self.vhost.declare_exchange(
+            method.exchange,
+            method.type,
+            passive=method.passive,
+            durable=method.durable,
+            auto_delete=method.auto_delete,
+            internal=method.internal,
+            arguments=method.arguments,
+        )
+        if not method.no_wait:
+            self._reply(spec.ExchangeDeclareOk())
+
+    def _exchange_delete(self, method: spec.ExchangeDelete) -> None:
+        self.vhost.delete_exchange(method.exchange, if_unused=method.if_unused)
+        if not method.no_wait:
+            self._reply(spec.ExchangeDeleteOk())
+
+    # queue
+
+    def _queue_name(self, name: str) -> str:
+        """An empty queue name means the queue last declared on this channel."""
+        if name:
+            return name
+        if not self._last_queue:
+            raise ChannelException.not_found("no previously declared queue")
+        return self._last_queue
+
+    def _queue(self, name: str) -> Queue:
+        return self.vhost.get_queue(self._queue_name(name), self.connection)
+
+    def _queue_declare(self, method: spec.QueueDeclare) -> None:
+        name = method.queue
+        if not name and method.passive:
+            name = self._queue_name(name)
+        queue = self.vhost.declare_queue(
+            name or random_name("amq.gen-"),
+            self.connection,
+            passive=method.passive,
+            durable=method.durable,
+            exclusive=method.exclusive,
+            auto_delete=method.auto_delete,
+            arguments=method.arguments,
+        )
+        if queue.exclusive_owner is self.connection:
+            self.connection.exclusive_queues.add(queue)
+        self._last_queue = queue.name
+        if not method.no_wait:
+            self._reply(
+                spec.QueueDeclareOk(
+                    queue=queue.name, message_count=queue.message_count, consumer_count=len(queue.consumers)
+                )
+            )
+
+    def _queue_bind(self, method: spec.QueueBind) -> None:
+        queue = self._queue(method.queue)
+        self.vhost.bind(queue, method.exchange, method.routing_key, method.arguments)
+        if not method.no_wait:
+            self._reply(spec.QueueBindOk())
+
+    def _queue_unbind(self, method: spec.QueueUnbind) -> None:
+        self.vhost.unbind(
+            self._queue_name(method.queue), method.exchange, method.routing_key, method.arguments, self.connection
+        )
+        self._reply(spec.QueueUnbindOk())
+
+    def _queue_purge(self, method: spec.QueuePurge) -> None:
+        count = self._queue(method.queue).purge()
+        if not method.no_wait:
+            self._reply(spec.QueuePurgeOk(message_count=count))
+
+    def _queue_delete(self, method: spec.QueueDelete) -> None:
+        queue = self.vhost.queues.get(self._queue_name(method.queue))
+        count = 0
+        if queue is not None:
+            queue = self._queue(method.queue)
+            what = f"queue '{queue.name}' in vhost '{self.vhost.name}'"
+            if method.if_unused and queue.consumers:
+                raise ChannelException.precondition_failed(f"{what} in use")
+            if method.if_empty and queue.message_count:
+                raise ChannelException.precondition_failed(f"{what} not empty")
+            count = self.connection.broker.delete_queue(self.vhost, queue)
+        if not method.no_wait:
+            self._reply(spec.QueueDeleteOk(message_count=count))
+
+    # basic: consumers
+
+    def _basic_qos(self, method: spec.BasicQos) -> None:
+        if method.prefetch_size:
+            raise ConnectionException.not_implemented(f"prefetch_size!=0 ({method.prefetch_size})")
+        if method.global_:
+            self._global_prefetch_count = method.prefetch_count
+        else:
+            self._prefetch_count = method.prefetch_count
+        self._reply(spec.BasicQosOk())
+        self.dispatch_all()
+
+    def _basic_consume(self, method: spec.BasicConsume) -> None:
+        queue = self._queue(method.queue)
+        tag = method.consumer_tag or random_name("amq.ctag-")
+        if tag in self.consumers:
+            raise ConnectionException.not_allowed(f"attempt to reuse consumer tag '{tag}'")
+        if queue.consumers and (method.exclusive or queue.consumers[0].exclusive):
+            raise ChannelException.access_refused(
+                f"queue '{queue.name}' in vhost '{self.vhost.name}' in exclusive use"
+            )
+        consumer = Consumer(
+            tag,
+            queue,
+            self,
+            no_ack=method.no_ack,
+            exclusive=method.exclusive,
+            prefetch_count=self._prefetch_count,
+            arguments=method.arguments,
+        )
+        if not method.no_wait:
+            self._reply(spec.BasicConsumeOk(consumer_tag=tag))
+        self.consumers[tag] = consumer
+        queue.add_consumer(consumer)
+        queue.dispatch()
+
+    def _basic_cancel(self, method: spec.BasicCancel) -> None:
+        consumer = self.consumers.pop(method.consumer_tag, None)
+        if not method.no_wait:
+            self._reply(spec.BasicCancelOk(consumer_tag=method.consumer_tag))
+        if consumer is not None:
+            self.connection.broker.remove_consumer(consumer)
+
+    def cancelled_by_broker(self, consumer: Consumer) -> None:
+        """The consumer's queue went away: forget it and tell the client if it asked to be told."""
+        self.consumers.pop(consumer.tag, None)
+        if self.connection.consumer_cancel_notify:
+            self._reply(spec.BasicCancel(consumer_tag=consumer.tag, no_wait=True))
+
+    def can_deliver(self, no_ack: bool) -> bool:
+        if not self._sink.writable:
+            return False
+        return no_ack or not self._global_prefetch_count or len(self._unacked) < self._global_prefetch_count
+
+    def deliver(self, consumer: Consumer, queue: Queue, entry: QueueEntry) -> None:
+        self._delivery_tag += 1
+        tag = self._delivery_tag
+        if not consumer.no_ack:
+            self._unacked[tag] = _Unacked(entry, queue, consumer)
+            consumer.unacked += 1
+            queue.unacked_count += 1
+        message = entry.message
+        self._sink.send_content(
+            self.channel,
+            spec.BasicDeliver(
+                consumer_tag=consumer.tag,
+                delivery_tag=tag,
+                redelivered=entry.redelivered,
+                exchange=message.exchange,
+                routing_key=message.routing_key,
+            ),
+            message.properties,
+            message.body,
+        )
+
+    def dispatch_all(self) -> None:
+        for queue in {consumer.queue for consumer in self.consumers.values()}:
+            queue.dispatch()
+
+    # basic: get, ack, reject, recover
+
+    def _basic_get(self, method: spec.BasicGet) -> None:
+        queue = self._queue(method.queue)
+        entry = queue.take()
+        if entry is None:
+            self._reply(spec.BasicGetEmpty())
+            return
+        self._delivery_tag += 1
+        tag = self._delivery_tag
+        if not method.no_ack:
+            self._unacked[tag] = _Unacked(entry, queue, None)
+            queue.unacked_count += 1
+        message = entry.message
+        self._sink.send_content(
+            self.channel,
+            spec.BasicGetOk(
+                delivery_tag=tag,
+                redelivered=entry.redelivered,
+                exchange=message.exchange,
+                routing_key=message.routing_key,
+                message_count=queue.message_count,
+            ),
+            message.properties,
+            message.body,
+        )
+
+    def _take_unacked(self, delivery_tag: int, multiple: bool) -> list[_Unacked]:
+        unacked = self._unacked
+        if multiple and (delivery_tag == 0 or delivery_tag in unacked):
+            taken = []
+            while unacked:
+                tag = next(iter(unacked))
+                if delivery_tag and tag > delivery_tag:
+                    break
+                taken.append(unacked.pop(tag))
+            return taken
+        found = unacked.pop(delivery_tag, None)
+        if found is None:
+            raise ChannelException.precondition_failed(f"unknown delivery tag {delivery_tag}")
+        return [found]
+
+    def _settle(self, taken: Iterable[_Unacked], requeue: bool) -> None:
+        queues: dict[Queue, list[QueueEntry]] = {}
+        for item in taken:
+            if item.consumer is not None:
+                item.consumer.unacked -= 1
+            item.queue.unacked_count -= 1
+            queues.setdefault(item.queue, []).append(item.entry)
+        for queue, entries in queues.items():
+            if requeue and not queue.deleted:
+                queue.requeue(entries)
+        if self._global_prefetch_count:
+            self.dispatch_all()
+        for queue in queues:
+            queue.dispatch()
+
+    def _basic_ack(self, method: spec.BasicAck) -> None:
+        self._settle(self._take_unacked(method.delivery_tag, method.multiple), requeue=False)
+
+    def _basic_nack(self, method: spec.BasicNack) -> None:
+        self._settle(self._take_unacked(method.delivery_tag, method.multiple), requeue=method.requeue)
+
+    def _basic_reject(self, method: spec.BasicReject) -> None:
+        self._settle(self._take_unacked(method.delivery_tag, False), requeue=method.requeue)
+
+    def _basic_recover(self, method: spec.BasicRecover) -> None:
+        if not method.requeue:
+            raise ConnectionException.not_implemented("requeue=false")
+        self._requeue_all()
+        self._reply(spec.BasicRecoverOk())
+
+    def _basic_recover_async(self, method: spec.BasicRecoverAsync) -> None:
+        if not method.requeue:
+            raise ConnectionException.not_implemented("requeue=false")
+        self._requeue_all()
+
+    def _requeue_all(self) -> None:
+        taken = list(self._unacked.values())
+        self._unacked.clear()
+        self._settle(taken, requeue=True)
+
+    # basic: publish and confirms
+
+    def publish(self, method: spec.BasicPublish, properties: bytes, body: bytes) -> None:
+        if method.immediate:
+            raise ConnectionException.not_implemented("immediate=true")
+        vhost = self.vhost
+        exchange_name = method.exchange
+        routing_key = method.routing_key
+        if exchange_name:
+            exchange = vhost.exchanges.get(exchange_name)
+            if exchange is None:
+                raise ChannelException.not_found(f"no exchange '{exchange_name}' in vhost '{vhost.name}'")
+            if exchange.internal:
+                raise ChannelException.access_refused(
+                    f"cannot publish to internal exchange '{exchange_name}' in vhost '{vhost.name}'"
+                )
+            headers = BasicProperties.decode(properties).headers if exchange.type == "headers" else None
+            queues: Iterable[Queue] = exchange.route(routing_key, headers)
+        else:
+            queue = vhost.queues.get(routing_key)
+            queues = (queue,) if queue is not None else ()
+        if self.confirm_mode:
+            self._publish_seq += 1
+        if not queues:
+            if method.mandatory:
+                self._sink.send_content(
+                    self.channel,
+                    spec.BasicReturn(
+                        reply_code=312, reply_text="NO_ROUTE", exchange=exchange_name, routing_key=routing_key
+                    ),
+                    properties,
+                    body,
+                )
+        else:
+            message = Message(exchange_name, routing_key, properties, body)
+            for queue in queues:
+                queue.push(message)
+                queue.dispatch()
+        if self.confirm_mode:
+            self.connection.pending_confirms.add(self)
+
+    def flush_confirms(self) -> None:
+        """Acknowledges every publish confirmed so far, in one multiple-ack."""
+        if self._publish_seq > self._confirmed_upto:
+            multiple = self._publish_seq - self._confirmed_upto > 1
+            self._confirmed_upto = self._publish_seq
+            self._reply(spec.BasicAck(delivery_tag=self._publish_seq, multiple=multiple))
+
+    def _confirm_select(self, method: spec.ConfirmSelect) -> None:
+        if self._tx_mode:
+            raise ChannelException.precondition_failed("cannot switch from tx to confirm mode")
+        self.confirm_mode = True
+        if not method.nowait:
+            self._reply(spec.ConfirmSelectOk())
+
+    def _tx_select(self, method: spec.TxSelect) -> None:
+        if self.confirm_mode:
+            raise ChannelException.precondition_failed("cannot switch from confirm to tx mode")
+        raise ConnectionException.not_implemented("tx.select is not supported")
+
+    # closing
+
+    def close(self) -> None:
+        """The channel is gone: cancel its consumers and requeue what it had not acknowledged."""
+        broker = self.connection.broker
+        for consumer in list(self.consumers.values()):
+            broker.remove_consumer(consumer)
+        self.consumers.clear()
+        self._requeue_all()
+
+
+_HANDLERS: dict[type, Callable[[Session, Any], None]] = {
+    spec.ChannelFlow: Session._channel_flow,
+    spec.ExchangeDeclare: Session._exchange_declare,
+    spec.ExchangeDelete: Session._exchange_delete,
+    spec.QueueDeclare: Session._queue_declare,
+    spec.QueueBind: Session._queue_bind,
+    spec.QueueUnbind: Session._queue_unbind,
+    spec.QueuePurge: Session._queue_purge,
+    spec.QueueDelete: Session._queue_delete,
+    spec.BasicQos: Session._basic_qos,
+    spec.BasicConsume: Session._basic_consume,
+    spec.BasicCancel: Session._basic_cancel,
+    spec.BasicGet: Session._basic_get,
+    spec.BasicAck: Session._basic_ack,
+    spec.BasicNack: Session._basic_nack,
+    spec.BasicReject: Session._basic_reject,
+    spec.BasicRecover: Session._basic_recover,
+    spec.BasicRecoverAsync: Session._basic_recover_async,
+    spec.ConfirmSelect: Session._confirm_select,
+    spec.TxSelect: Session._tx_select,
+}

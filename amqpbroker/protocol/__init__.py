@@ -1,0 +1,42 @@
+"""AMQP 0-9-1 without I/O: frames, field tables, generated method classes and the server connection.
+
+`spec` is the generated module of method classes (spec.BasicPublish, ...), constants and reply codes.
+"""
+
+from . import _spec as spec
+from ._codec import DecodeError, decode_table, encode_table
+from ._connection import ServerConnection
+from ._frames import FrameError
+from ._spec import BasicProperties, Method, ReplyCode
+from .events import (
+    ChannelClosed,
+    ChannelClosing,
+    ChannelOpened,
+    ConnectionClosed,
+    ConnectionClosing,
+    ContentReceived,
+    Event,
+    Handshaken,
+    MethodReceived,
+)
+
+__all__ = [
+    "BasicProperties",
+    "ChannelClosed",
+    "ChannelClosing",
+    "ChannelOpened",
+    "ConnectionClosed",
+    "ConnectionClosing",
+    "ContentReceived",
+    "DecodeError",
+    "Event",
+    "FrameError",
+    "Handshaken",
+    "Method",
+    "MethodReceived",
+    "ReplyCode",
+    "ServerConnection",
+    "decode_table",
+    "encode_table",
+    "spec",
+]

@@ -1,0 +1,195 @@
+"""Byte layout of AMQP field tables and field arrays, read the way RabbitMQ reads them.
+
+Decoders take a buffer and an offset and return (value, new offset); they never copy the buffer.
+Type letters follow RabbitMQ (spec/errata.md), not the 0-9-1 text: `s` is a signed 16-bit integer,
+`l` a signed 64-bit one, `x` a byte array, and an array's length counts bytes.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+from struct import Struct
+from typing import Any
+
+Buffer = bytes | bytearray | memoryview
+
+_UTC = datetime.timezone.utc
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=_UTC)
+
+_B = Struct(">B")
+_b = Struct(">b")
+_H = Struct(">H")
+_h = Struct(">h")
+_I = Struct(">I")
+_i = Struct(">i")
+_Q = Struct(">Q")
+_q = Struct(">q")
+_f = Struct(">f")
+_d = Struct(">d")
+_Bi = Struct(">Bi")
+
+
+class DecodeError(ValueError):
+    """The bytes do not form a valid value (truncated, trailing bytes, unknown type letter)."""
+
+
+def _shortstr(buf: Buffer, o: int) -> tuple[str, int]:
+    size = buf[o]
+    end = o + 1 + size
+    if end > len(buf):
+        raise DecodeError("truncated short string")
+    return str(buf[o + 1:end], "utf-8"), end
+
+
+def _longstr_bytes(buf: Buffer, o: int) -> tuple[bytes, int]:
+    (size,) = _I.unpack_from(buf, o)
+    end = o + 4 + size
+    if end > len(buf):
+        raise DecodeError("truncated long string")
+    return bytes(buf[o + 4:end]), end
+
+
+def _value(buf: Buffer, o: int) -> tuple[Any, int]:
+    """One tagged value: the type letter at o, then the value."""
+    tag = buf[o]
+    o += 1
+    if tag == 0x53:  # S
+        raw, o = _longstr_bytes(buf, o)
+        try:
+            return raw.decode("utf-8"), o
+        except UnicodeDecodeError:
+            return raw, o
+    if tag == 0x49:  # I
+        return _i.unpack_from(buf, o)[0], o + 4
+    if tag == 0x74:  # t
+        return buf[o] != 0, o + 1
+    if tag == 0x46:  # F
+        return decode_table(buf, o)
+    if tag == 0x6C or tag == 0x4C:  # l, L
+        return _q.unpack_from(buf, o)[0], o + 8
+    if tag == 0x41:  # A
+        return _array(buf, o)
+    if tag == 0x54:  # T
+        (seconds,) = _Q.unpack_from(buf, o)
+        return _EPOCH + datetime.timedelta(seconds=seconds), o + 8
+    if tag == 0x62:  # b
+        return _b.unpack_from(buf, o)[0], o + 1
+    if tag == 0x42:  # B
+        return _B.unpack_from(buf, o)[0], o + 1
+    if tag == 0x73:  # s
+        return _h.unpack_from(buf, o)[0], o + 2
+    if tag == 0x75:  # u
+        return _H.unpack_from(buf, o)[0], o + 2
+    if tag == 0x69:  # i
+        return _I.unpack_from(buf, o)[0], o + 4
+    if tag == 0x66:  # f
+        return _f.unpack_from(buf, o)[0], o + 4
+    if tag == 0x64:  # d
+        return _d.unpack_from(buf, o)[0], o + 8
+    if tag == 0x44:  # D
+        scale, unscaled = _Bi.unpack_from(buf, o)
+        return decimal.Decimal(unscaled).scaleb(-scale), o + 5
+    if tag == 0x78:  # x
+        return _longstr_bytes(buf, o)
+    if tag == 0x56:  # V
+        return None, o
+    raise DecodeError(f"unknown field type {chr(tag)!r}")
+
+
+def decode_table(buf: Buffer, o: int) -> tuple[dict[str, Any], int]:
+    """A field table with its 4-byte length prefix at offset o."""
+    (size,) = _I.unpack_from(buf, o)
+    o += 4
+    end = o + size
+    if end > len(buf):
+        raise DecodeError("truncated field table")
+    return decode_table_items(buf, o, end), end
+
+
+def decode_table_items(buf: Buffer, o: int, end: int) -> dict[str, Any]:
+    """The key/value pairs of a table between o and end (AMQPLAIN's response is such a bare list)."""
+    table: dict[str, Any] = {}
+    while o < end:
+        key, o = _shortstr(buf, o)
+        table[key], o = _value(buf, o)
+    if o != end:
+        raise DecodeError("field table overruns its length")
+    return table
+
+
+def _array(buf: Buffer, o: int) -> tuple[list[Any], int]:
+    (size,) = _I.unpack_from(buf, o)
+    o += 4
+    end = o + size
+    if end > len(buf):
+        raise DecodeError("truncated field array")
+    items = []
+    while o < end:
+        item, o = _value(buf, o)
+        items.append(item)
+    if o != end:
+        raise DecodeError("field array overruns its length")
+    return items, end
+
+
+def _encode_value(value: Any, out: list[bytes]) -> None:
+    # bool before int: bool is an int subclass.
+    if isinstance(value, str):
+        raw = value.encode()
+        out += (b"S", _I.pack(len(raw)), raw)
+    elif isinstance(value, bool):
+        out.append(b"t\x01" if value else b"t\x00")
+    elif isinstance(value, int):
+        # Like pika: 'I' when it fits, else 'l'; both are read as signed by every client.
+        if -0x80000000 <= value <= 0x7FFFFFFF:
+            out += (b"I", _i.pack(value))
+        else:
+            out += (b"l", _q.pack(value))
+    elif isinstance(value, dict):
+        out += (b"F", encode_table(value))
+    elif isinstance(value, (bytes, bytearray, memoryview)):
+        out += (b"x", _I.pack(len(value)), bytes(value))
+    elif isinstance(value, float):
+        out += (b"d", _d.pack(value))
+    elif isinstance(value, (list, tuple)):
+        items: list[bytes] = []
+        for item in value:
+            _encode_value(item, items)
+        body = b"".join(items)
+        out += (b"A", _I.pack(len(body)), body)
+    elif value is None:
+        out.append(b"V")
+    elif isinstance(value, datetime.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=_UTC)
+        out += (b"T", _Q.pack(int((value - _EPOCH).total_seconds())))
+    elif isinstance(value, decimal.Decimal):
+        out += (b"D", _encode_decimal(value))
+    else:
+        raise TypeError(f"cannot encode {type(value).__name__} in a field table")
+
+
+def _encode_decimal(value: decimal.Decimal) -> bytes:
+    sign, digits, exponent = value.as_tuple()
+    if not isinstance(exponent, int):
+        raise ValueError(f"cannot encode {value} as an AMQP decimal")
+    unscaled = int("".join(map(str, digits)) or "0") * (-1 if sign else 1)
+    if exponent > 0:
+        unscaled *= 10**exponent
+        exponent = 0
+    return _Bi.pack(-exponent, unscaled)
+
+
+def encode_table(table: dict[str, Any]) -> bytes:
+    """A field table with its 4-byte length prefix."""
+    if not table:
+        return b"\x00\x00\x00\x00"
+    out: list[bytes] = []
+    for key, value in table.items():
+        raw = key.encode()
+        out += (_B.pack(len(raw)), raw)
+        _encode_value(value, out)
+    body = b"".join(out)
+    return _I.pack(len(body)) + body
+

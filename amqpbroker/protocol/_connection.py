@@ -1,0 +1,565 @@
+"""ServerConnection: the server side of one AMQP 0-9-1 connection, without I/O.
+
+It owns the protocol header, the start/tune/open handshake, the channel table, content assembly
+(method, header, body frames per channel), heartbeat bookkeeping against times the caller passes in,
+and both close handshakes. It is fed bytes and returns events; what it must send is queued and drained
+with data_to_send(). It never reads a clock, never blocks and knows nothing of the broker.
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+from collections.abc import Callable
+from importlib import metadata
+from typing import Any
+
+from . import _spec as spec
+from ._codec import decode_table_items
+from ._frames import HEARTBEAT_FRAME, FrameReader, content_frames, method_frame
+from ._spec import FRAME_BODY, FRAME_HEADER, FRAME_HEARTBEAT, FRAME_METHOD, METHODS, PROTOCOL_HEADER, ReplyCode
+from .events import (
+    ChannelClosed,
+    ChannelClosing,
+    ChannelOpened,
+    ConnectionClosed,
+    ConnectionClosing,
+    Event,
+    ContentReceived,
+    Handshaken,
+    MethodReceived,
+)
+
+# RabbitMQ's defaults: max_message_size 128 MiB; the frame size accepted before tune-ok (4.1+, room for JWTs).
+MAX_MESSAGE_SIZE = 128 * 1024 * 1024
+INITIAL_FRAME_MAX = 8192
+# How long to wait for connection.close-ok after sending connection.close before giving up.
+CLOSE_TIMEOUT = 30.0
+
+_HH = struct.Struct(">HH")
+_CONTENT_HEADER = struct.Struct(">HHQ")
+_CHANNEL_CLOSE_IDS = (20, 40)
+_CHANNEL_CLOSE_OK_IDS = (20, 41)
+_MECHANISMS = b"PLAIN AMQPLAIN"
+
+# Everything a malformed payload can make a decoder raise (truncation, bad UTF-8, absurd timestamps,
+# tables nested deeper than the interpreter allows).
+_DECODE_ERRORS = (ValueError, IndexError, struct.error, OverflowError, RecursionError)
+
+# Connection states.
+_HEADER, _START_OK, _TUNE_OK, _OPEN_VHOST, _OPEN, _CLOSING, _CLOSED = range(7)
+_STATE_NAMES = {_START_OK: "starting", _TUNE_OK: "tuning", _OPEN_VHOST: "opening", _OPEN: "running"}
+
+
+def _package_version() -> str:
+    try:
+        return metadata.version("amqpbroker")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def default_server_properties() -> dict[str, Any]:
+    """What connection.start advertises; capabilities list only what the broker really implements."""
+    return {
+        "product": "amqpbroker",
+        "version": _package_version(),
+        "platform": f"Python {sys.version_info.major}.{sys.version_info.minor}",
+        "capabilities": {
+            "publisher_confirms": True,
+            "basic.nack": True,
+            "consumer_cancel_notify": True,
+            "authentication_failure_close": True,
+            "per_consumer_qos": True,
+        },
+    }
+
+
+class _ProtocolError(Exception):
+    """A connection-level error found while handling input; turned into connection.close."""
+
+    def __init__(self, code: ReplyCode, text: str, class_id: int = 0, method_id: int = 0) -> None:
+        super().__init__(code, text)
+        self.reply_code = int(code)
+        # RabbitMQ prefixes every reply text with the code's name; clients show it as is.
+        self.reply_text = f"{code.name} - {text}"
+        self.class_id = class_id
+        self.method_id = method_id
+
+
+class _Channel:
+    """Per-channel state: whether we are closing it, and the content being assembled."""
+
+    __slots__ = ("closing", "method", "properties", "remaining", "parts")
+
+    def __init__(self) -> None:
+        self.closing = False
+        self.method: spec.Method | None = None  # content-bearing method awaiting its header and body
+        self.properties: bytes | None = None  # None until the header frame arrived
+        self.remaining = 0
+        self.parts: list[memoryview] = []
+
+    def reset_content(self) -> None:
+        self.method = None
+        self.properties = None
+        self.remaining = 0
+        self.parts = []
+
+
+class ServerConnection:
+    """Sans-IO server side of an AMQP 0-9-1 connection; see the module docstring."""
+
+    def __init__(
+        self,
+        authenticate: Callable[[str, str], bool],
+        can_open_vhost: Callable[[str, str], bool],
+        server_properties: dict[str, Any] | None = None,
+        channel_max: int = 2047,
+        frame_max: int = 131072,
+        heartbeat: int = 60,
+        now: float = 0.0,
+        max_message_size: int = MAX_MESSAGE_SIZE,
+    ) -> None:
+        self._authenticate = authenticate
+        self._can_open_vhost = can_open_vhost
+        self._server_properties = {**default_server_properties(), **(server_properties or {})}
+        self._server_channel_max = channel_max
+        self._server_frame_max = frame_max
+        self._server_heartbeat = heartbeat
+        self._max_message_size = max_message_size
+
+        self.channel_max = channel_max
+        self.frame_max = frame_max
+        self.heartbeat = 0
+        self.client_properties: dict[str, Any] = {}
+        self.client_capabilities: dict[str, Any] = {}
+        self.username = ""
+        self.vhost = ""
+
+        self._state = _HEADER
+        self._header = b""
+        self._reader = FrameReader(INITIAL_FRAME_MAX)
+        self._channels: dict[int, _Channel] = {}
+        self._out: list[bytes] = []
+        self._now = now
+        self._last_recv = now
+        self._last_send = now
+        self._closing_since = now
+        self._close_code = 0
+        self._close_text = ""
+
+    @property
+    def is_closed(self) -> bool:
+        return self._state == _CLOSED
+
+    # -- output -----------------------------------------------------------------------------------
+
+    def data_to_send(self) -> bytes:
+        """Everything queued for the socket since the last call (possibly b"")."""
+        if not self._out:
+            return b""
+        out = b"".join(self._out)
+        self._out.clear()
+        self._last_send = self._now
+        return out
+
+    def send_method(self, channel: int, method: spec.Method) -> None:
+        if self._state >= _CLOSING:
+            return  # after connection.close only close-ok may be sent, and the protocol sends it
+        self._out.append(method_frame(channel, method.encode()))
+
+    def send_content(self, channel: int, method: spec.Method, properties: bytes, body: bytes) -> None:
+        """Queue a content-bearing method with raw property bytes; the body is split at frame_max."""
+        if self._state >= _CLOSING:
+            return
+        self._out.append(
+            content_frames(channel, method.CLASS_ID, method.encode(), properties, body, self.frame_max)
+        )
+
+    def close_channel(
+        self, channel: int, reply_code: int, reply_text: str, class_id: int = 0, method_id: int = 0
+    ) -> None:
+        """Start a server-initiated channel.close; the channel's frames are discarded until close-ok."""
+        chan = self._channels.get(channel)
+        if chan is None or chan.closing or self._state != _OPEN:
+            return
+        chan.closing = True
+        chan.reset_content()
+        self._out.append(method_frame(channel, spec.ChannelClose(reply_code, reply_text, class_id, method_id).encode()))
+
+    def close(self, reply_code: int, reply_text: str, class_id: int = 0, method_id: int = 0) -> None:
+        """Start a server-initiated connection.close; ConnectionClosed follows when close-ok arrives."""
+        if self._state >= _CLOSING:
+            return
+        self._start_closing(reply_code, reply_text, class_id, method_id)
+
+    def _start_closing(self, reply_code: int, reply_text: str, class_id: int, method_id: int) -> None:
+        self._state = _CLOSING
+        self._closing_since = self._now
+        self._close_code = reply_code
+        self._close_text = reply_text
+        self._channels.clear()
+        self._out.append(method_frame(0, spec.ConnectionClose(reply_code, reply_text, class_id, method_id).encode()))
+
+    def _closed(self, events: list[Event], reply_code: int, reply_text: str) -> None:
+        self._state = _CLOSED
+        self._channels.clear()
+        events.append(ConnectionClosed(reply_code, reply_text))
+
+    # -- time -------------------------------------------------------------------------------------
+
+    def tick(self, now: float) -> list[Event]:
+        """Queue a heartbeat when one is due; report the end of the connection if the peer went silent."""
+        self._now = now
+        events: list[Event] = []
+        if self._state == _CLOSED:
+            return events
+        if self._state == _CLOSING and now - self._closing_since >= CLOSE_TIMEOUT:
+            self._closed(events, self._close_code, self._close_text)
+            return events
+        heartbeat = self.heartbeat
+        if heartbeat:
+            if now - self._last_recv > 2 * heartbeat:
+                self._closed(events, 0, f"missed heartbeats from client, timeout: {heartbeat}s")
+                return events
+            if now - self._last_send >= heartbeat / 2:
+                self._out.append(HEARTBEAT_FRAME)
+                self._last_send = now
+        return events
+
+    # -- input ------------------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes, now: float) -> list[Event]:
+        """Feed bytes from the socket (b"" at EOF) and get back what happened, in order."""
+        self._now = now
+        events: list[Event] = []
+        if self._state == _CLOSED:
+            return events
+        if not data:
+            self._closed(events, 0, "client unexpectedly closed TCP connection")
+            return events
+        self._last_recv = now
+        if self._state == _HEADER:
+            data = self._receive_header(data, events)
+            if not data:
+                return events
+        reader = self._reader
+        reader.feed(data)
+        frames, error = reader.read_frames()
+        for frame_type, channel, payload in frames:
+            try:
+                if self._state == _OPEN and channel:
+                    self._channel_frame(frame_type, channel, payload, events)
+                else:
+                    self._other_frame(frame_type, channel, payload, events)
+            except _ProtocolError as exc:
+                self._fail(exc, events)
+            if self._state == _CLOSED:
+                return events
+        if error is not None and self._state < _CLOSING:
+            self._fail(_ProtocolError(ReplyCode.FRAME_ERROR, str(error)), events)
+        return events
+
+    def _fail(self, exc: _ProtocolError, events: list[Event]) -> None:
+        if self._state >= _CLOSING:
+            return
+        self._start_closing(exc.reply_code, exc.reply_text, exc.class_id, exc.method_id)
+        events.append(ConnectionClosing(exc.reply_code, exc.reply_text))
+
+    def _receive_header(self, data: bytes, events: list[Event]) -> bytes:
+        """Consume the 8-byte protocol header; return the bytes after it."""
+        header = self._header + data
+        got = header[:8]
+        if not PROTOCOL_HEADER.startswith(got):
+            # Anything but 0-9-1 (AMQP 1.0, 0-8, HTTP, ...) gets our header, as the spec asks, and a close.
+            self._out.append(PROTOCOL_HEADER)
+            self._closed(events, 0, f"bad protocol header {bytes(got)!r}")
+            return b""
+        if len(got) < 8:
+            self._header = header
+            return b""
+        self._header = b""
+        self._state = _START_OK
+        self._out.append(method_frame(0, spec.ConnectionStart(
+            version_major=0,
+            version_minor=9,
+            server_properties=self._server_properties,
+            mechanisms=_MECHANISMS,
+            locales=b"en_US",
+        ).encode()))
+        return header[8:]
+
+    def _decode_method(self, payload: memoryview) -> spec.Method:
+        if len(payload) < 4:
+            raise _ProtocolError(ReplyCode.FRAME_ERROR, f"method frame payload of {len(payload)} bytes")
+        class_id, method_id = _HH.unpack_from(payload)
+        cls = METHODS.get((class_id, method_id))
+        if cls is None:
+            raise _ProtocolError(
+                ReplyCode.NOT_IMPLEMENTED, f"unknown method class {class_id} id {method_id}", class_id, method_id
+            )
+        try:
+            return cls.decode(payload)
+        except _DECODE_ERRORS as exc:
+            raise _ProtocolError(
+                ReplyCode.FRAME_ERROR, f"cannot decode {cls.NAME}: {exc}", class_id, method_id
+            ) from None
+
+    # -- channels (connection open, channel != 0): the hot path --------------------------------------
+
+    def _channel_frame(self, frame_type: int, channel: int, payload: memoryview, events: list[Event]) -> None:
+        chan = self._channels.get(channel)
+        if chan is None:
+            self._unopened_channel_frame(frame_type, channel, payload, events)
+        elif chan.closing:
+            self._closing_channel_frame(frame_type, channel, payload)
+        elif frame_type == FRAME_METHOD:
+            method = self._decode_method(payload)
+            if chan.method is not None:
+                what = "content header" if chan.properties is None else "content body"
+                raise _ProtocolError(
+                    ReplyCode.UNEXPECTED_FRAME,
+                    f"expected {what} for {chan.method.NAME}, got {method.NAME} instead",
+                    method.CLASS_ID,
+                    method.METHOD_ID,
+                )
+            cls = type(method)
+            if cls.HAS_CONTENT:
+                chan.method = method
+            elif cls.CLASS_ID == 20:
+                self._channel_method(channel, method, events)
+            elif cls.CLASS_ID == 10:
+                raise _ProtocolError(
+                    ReplyCode.COMMAND_INVALID,
+                    f"{method.NAME} on channel {channel}",
+                    method.CLASS_ID,
+                    method.METHOD_ID,
+                )
+            else:
+                events.append(MethodReceived(channel, method))
+        elif frame_type == FRAME_BODY:
+            if chan.properties is None:
+                raise _ProtocolError(ReplyCode.UNEXPECTED_FRAME, f"content body frame on channel {channel}, no content expected")
+            chan.parts.append(payload)
+            remaining = chan.remaining - len(payload)
+            if remaining > 0:
+                chan.remaining = remaining
+                return
+            if remaining < 0:
+                raise _ProtocolError(
+                    ReplyCode.UNEXPECTED_FRAME, f"content body on channel {channel} is longer than its declared size"
+                )
+            parts = chan.parts
+            body = bytes(parts[0]) if len(parts) == 1 else b"".join(parts)
+            events.append(ContentReceived(channel, chan.method, chan.properties, body))
+            chan.reset_content()
+        elif frame_type == FRAME_HEADER:
+            self._content_header(chan, channel, payload, events)
+        else:
+            raise _ProtocolError(ReplyCode.FRAME_ERROR, f"heartbeat frame on channel {channel}")
+
+    def _content_header(self, chan: _Channel, channel: int, payload: memoryview, events: list[Event]) -> None:
+        method = chan.method
+        if method is None or chan.properties is not None:
+            raise _ProtocolError(ReplyCode.UNEXPECTED_FRAME, f"content header frame on channel {channel}, none expected")
+        if len(payload) < 14:
+            raise _ProtocolError(ReplyCode.FRAME_ERROR, f"content header of {len(payload)} bytes")
+        class_id, _weight, body_size = _CONTENT_HEADER.unpack_from(payload)
+        if class_id != method.CLASS_ID:
+            raise _ProtocolError(
+                ReplyCode.UNEXPECTED_FRAME,
+                f"expected content header for class {method.CLASS_ID}, got one for class {class_id} instead",
+            )
+        if body_size > self._max_message_size:
+            text = (f"PRECONDITION_FAILED - message size {body_size} is larger than configured max size "
+                    f"{self._max_message_size}")
+            self.close_channel(channel, ReplyCode.PRECONDITION_FAILED, text, method.CLASS_ID, method.METHOD_ID)
+            events.append(ChannelClosing(channel, ReplyCode.PRECONDITION_FAILED, text))
+            return
+        properties = bytes(payload[12:])
+        if body_size == 0:
+            events.append(ContentReceived(channel, method, properties, b""))
+            chan.reset_content()
+            return
+        chan.properties = properties
+        chan.remaining = body_size
+
+    def _channel_method(self, channel: int, method: spec.Method, events: list[Event]) -> None:
+        cls = type(method)
+        if cls is spec.ChannelClose:
+            del self._channels[channel]
+            self._out.append(method_frame(channel, spec.ChannelCloseOk().encode()))
+            events.append(ChannelClosed(channel))
+        elif cls is spec.ChannelOpen:
+            raise _ProtocolError(ReplyCode.CHANNEL_ERROR, "second 'channel.open' seen", 20, 10)
+        elif cls is spec.ChannelCloseOk:
+            return  # nothing of ours to confirm: a stray close-ok is harmless
+        else:
+            events.append(MethodReceived(channel, method))
+
+    def _unopened_channel_frame(self, frame_type: int, channel: int, payload: memoryview, events: list[Event]) -> None:
+        if frame_type == FRAME_HEARTBEAT:
+            raise _ProtocolError(ReplyCode.FRAME_ERROR, f"heartbeat frame on channel {channel}")
+        if frame_type != FRAME_METHOD:
+            raise _ProtocolError(ReplyCode.CHANNEL_ERROR, f"expected 'channel.open' on channel {channel}")
+        method = self._decode_method(payload)
+        cls = type(method)
+        if cls is spec.ChannelOpen:
+            if channel > self.channel_max:
+                raise _ProtocolError(
+                    ReplyCode.CHANNEL_ERROR, f"channel {channel} exceeds channel_max {self.channel_max}", 20, 10
+                )
+            self._channels[channel] = _Channel()
+            self._out.append(method_frame(channel, spec.ChannelOpenOk().encode()))
+            events.append(ChannelOpened(channel))
+        elif cls is not spec.ChannelCloseOk:
+            # A close-ok may arrive late for a channel both sides closed at once; anything else is an error.
+            raise _ProtocolError(
+                ReplyCode.CHANNEL_ERROR, "expected 'channel.open'", method.CLASS_ID, method.METHOD_ID
+            )
+
+    def _closing_channel_frame(self, frame_type: int, channel: int, payload: memoryview) -> None:
+        """After our channel.close everything is dropped until the client's close-ok (or its own close)."""
+        if frame_type == FRAME_HEARTBEAT:
+            raise _ProtocolError(ReplyCode.FRAME_ERROR, f"heartbeat frame on channel {channel}")
+        if frame_type != FRAME_METHOD or len(payload) < 4:
+            return
+        ids = _HH.unpack_from(payload)
+        if ids == _CHANNEL_CLOSE_OK_IDS:
+            del self._channels[channel]
+        elif ids == _CHANNEL_CLOSE_IDS:
+            # Both sides closed at once: answer theirs; their close-ok for ours may still follow and is ignored.
+            del self._channels[channel]
+            self._out.append(method_frame(channel, spec.ChannelCloseOk().encode()))
+
+    # -- channel 0, the handshake, and the closing connection ---------------------------------------
+
+    def _other_frame(self, frame_type: int, channel: int, payload: memoryview, events: list[Event]) -> None:
+        state = self._state
+        if frame_type == FRAME_HEARTBEAT:
+            if channel:
+                raise _ProtocolError(ReplyCode.FRAME_ERROR, f"heartbeat frame on channel {channel}")
+            return
+        if state == _CLOSING:
+            self._closing_frame(frame_type, channel, payload, events)
+            return
+        if frame_type != FRAME_METHOD:
+            raise _ProtocolError(ReplyCode.UNEXPECTED_FRAME, f"expected method frame on channel {channel}")
+        method = self._decode_method(payload)
+        cls = type(method)
+        if cls is spec.ConnectionClose and channel == 0:
+            self._out.append(method_frame(0, spec.ConnectionCloseOk().encode()))
+            self._closed(events, method.reply_code, method.reply_text)
+        elif channel == 0 and state == _START_OK and cls is spec.ConnectionStartOk:
+            self._start_ok(method, events)
+        elif channel == 0 and state == _TUNE_OK and cls is spec.ConnectionTuneOk:
+            self._tune_ok(method)
+        elif channel == 0 and state == _OPEN_VHOST and cls is spec.ConnectionOpen:
+            self._open(method, events)
+        elif channel == 0 and state == _OPEN and cls is spec.ConnectionUpdateSecret:
+            raise _ProtocolError(
+                ReplyCode.NOT_IMPLEMENTED, "connection.update-secret is not supported", cls.CLASS_ID, cls.METHOD_ID
+            )
+        else:
+            raise _ProtocolError(
+                ReplyCode.CHANNEL_ERROR,
+                f"unexpected method in connection state {_STATE_NAMES[state]}",
+                cls.CLASS_ID,
+                cls.METHOD_ID,
+            )
+
+    def _closing_frame(self, frame_type: int, channel: int, payload: memoryview, events: list[Event]) -> None:
+        """After our connection.close only the client's close or close-ok matters."""
+        if channel or frame_type != FRAME_METHOD or len(payload) < 4:
+            return
+        ids = _HH.unpack_from(payload)
+        if ids == (spec.ConnectionCloseOk.CLASS_ID, spec.ConnectionCloseOk.METHOD_ID):
+            self._closed(events, self._close_code, self._close_text)
+        elif ids == (spec.ConnectionClose.CLASS_ID, spec.ConnectionClose.METHOD_ID):
+            self._out.append(method_frame(0, spec.ConnectionCloseOk().encode()))
+            self._closed(events, self._close_code, self._close_text)
+
+    def _start_ok(self, method: spec.ConnectionStartOk, events: list[Event]) -> None:
+        self.client_properties = method.client_properties
+        capabilities = method.client_properties.get("capabilities")
+        self.client_capabilities = capabilities if isinstance(capabilities, dict) else {}
+        mechanism = method.mechanism
+        credentials = _credentials(mechanism, method.response)
+        if credentials is not None and self._authenticate(*credentials):
+            self.username = credentials[0]
+            self._state = _TUNE_OK
+            self._out.append(method_frame(0, spec.ConnectionTune(
+                channel_max=self._server_channel_max,
+                frame_max=self._server_frame_max,
+                heartbeat=self._server_heartbeat,
+            ).encode()))
+            return
+        text = (f"ACCESS_REFUSED - Login was refused using authentication mechanism {mechanism}. "
+                "For details see the broker logfile.")
+        if self.client_capabilities.get("authentication_failure_close"):
+            self._start_closing(ReplyCode.ACCESS_REFUSED, text, 10, 11)
+            events.append(ConnectionClosing(ReplyCode.ACCESS_REFUSED, text))
+        else:
+            # AMQP's rule for clients that cannot take a close during the handshake: drop the socket.
+            self._closed(events, ReplyCode.ACCESS_REFUSED, text)
+
+    def _tune_ok(self, method: spec.ConnectionTuneOk) -> None:
+        _check_negotiated("channel_max", method.channel_max, 1, self._server_channel_max)
+        _check_negotiated("frame_max", method.frame_max, spec.FRAME_MIN_SIZE, self._server_frame_max)
+        self.channel_max = method.channel_max
+        self.frame_max = method.frame_max
+        self._reader.frame_max = method.frame_max
+        self.heartbeat = method.heartbeat
+        self._last_recv = self._last_send = self._now
+        self._state = _OPEN_VHOST
+
+    def _open(self, method: spec.ConnectionOpen, events: list[Event]) -> None:
+        vhost = method.virtual_host
+        if not self._can_open_vhost(self.username, vhost):
+            raise _ProtocolError(
+                ReplyCode.NOT_ALLOWED, f"access to vhost '{vhost}' refused for user '{self.username}'", 10, 40
+            )
+        self.vhost = vhost
+        self._state = _OPEN
+        self._out.append(method_frame(0, spec.ConnectionOpenOk().encode()))
+        events.append(Handshaken(vhost, self.username, self.client_properties))
+
+
+def _check_negotiated(name: str, value: int, minimum: int, maximum: int) -> None:
+    # 0 means "no limit" on the wire, which the server never agrees to.
+    if value < minimum:
+        raise _ProtocolError(
+            ReplyCode.NOT_ALLOWED, f"negotiated {name} = {value} is lower than the minimum allowed value ({minimum})",
+            10, 31,
+        )
+    if maximum and value > maximum:
+        raise _ProtocolError(
+            ReplyCode.NOT_ALLOWED, f"negotiated {name} = {value} is higher than the maximum allowed value ({maximum})",
+            10, 31,
+        )
+
+
+def _credentials(mechanism: str, response: bytes) -> tuple[str, str] | None:
+    """(username, password) from a start-ok response, None if it is malformed."""
+    if mechanism == "PLAIN":
+        # authzid NUL authcid NUL password; the authorisation identity is ignored, as RabbitMQ does.
+        parts = response.split(b"\x00")
+        if len(parts) != 3:
+            return None
+        raw_user, raw_password = parts[1], parts[2]
+    elif mechanism == "AMQPLAIN":
+        # A field table without its length prefix.
+        try:
+            table = decode_table_items(response, 0, len(response))
+        except _DECODE_ERRORS:
+            return None
+        raw_user, raw_password = table.get("LOGIN"), table.get("PASSWORD")
+    else:
+        raise _ProtocolError(ReplyCode.COMMAND_INVALID, f"unknown authentication mechanism '{mechanism}'", 10, 11)
+    try:
+        user = raw_user.decode() if isinstance(raw_user, bytes) else raw_user
+        password = raw_password.decode() if isinstance(raw_password, bytes) else raw_password
+    except UnicodeDecodeError:
+        return None
+    if not isinstance(user, str) or not isinstance(password, str):
+        return None
+    return user, password

@@ -1,0 +1,127 @@
+"""The frame envelope: incremental parsing of received bytes and the writers of outgoing frames.
+
+A frame is type (octet), channel (short), payload size (long), payload, frame-end octet 0xCE.
+FrameReader splits a byte stream however it was chunked into whole frames, checking the declared
+size against frame_max before buffering the payload. Payloads are memoryviews into the received
+bytes, so a body is copied only when the connection assembles it.
+"""
+
+from __future__ import annotations
+
+from struct import Struct
+
+from ._spec import FRAME_BODY, FRAME_END, FRAME_HEADER, FRAME_HEARTBEAT, FRAME_METHOD
+
+_FRAME_HEADER = Struct(">BHI")
+_CONTENT_HEADER = Struct(">HHQ")
+_FRAME_END_BYTE = bytes((FRAME_END,))
+_FRAME_TYPES = frozenset((FRAME_METHOD, FRAME_HEADER, FRAME_BODY, FRAME_HEARTBEAT))
+
+FRAME_OVERHEAD = 8  # 7-byte frame header + frame-end octet
+# RabbitMQ tolerates frames up to 8 bytes longer than frame_max (FRAME_SIZE_FUDGE), because some
+# clients computed the limit on the payload rather than the whole frame.
+FRAME_SIZE_FUDGE = 8
+
+HEARTBEAT_FRAME = _FRAME_HEADER.pack(FRAME_HEARTBEAT, 0, 0) + _FRAME_END_BYTE
+
+Frame = tuple[int, int, memoryview]
+
+
+class FrameError(Exception):
+    """The stream is not a valid frame sequence; the connection must close with 501 FRAME_ERROR."""
+
+
+class FrameReader:
+    """Accumulates received bytes and cuts them into frames.
+
+    Bytes are kept as a list of chunks and joined only once a whole frame is present, so a large
+    frame arriving in many small reads is copied once, not once per read.
+    """
+
+    __slots__ = ("frame_max", "_chunks", "_size", "_need")
+
+    def __init__(self, frame_max: int) -> None:
+        self.frame_max = frame_max
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._need = 7  # bytes needed before parsing can make progress
+
+    def feed(self, data: bytes) -> None:
+        self._chunks.append(data)
+        self._size += len(data)
+
+    def read_frames(self) -> tuple[list[Frame], FrameError | None]:
+        """Every complete frame buffered so far, and the error that stopped parsing, if any.
+
+        Frames before a bad one are returned so they are processed in order before the error.
+        """
+        if self._size < self._need:
+            return [], None
+        chunks = self._chunks
+        buf = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        view = memoryview(buf)
+        end = len(buf)
+        limit = self.frame_max + FRAME_SIZE_FUDGE - FRAME_OVERHEAD if self.frame_max else 0xFFFFFFFF
+        frames: list[Frame] = []
+        pos = 0
+        error = None
+        need = 7
+        unpack = _FRAME_HEADER.unpack_from
+        while end - pos >= 7:
+            frame_type, channel, size = unpack(buf, pos)
+            if size > limit:
+                error = FrameError(f"frame of {size + FRAME_OVERHEAD} bytes exceeds frame_max {self.frame_max}")
+                break
+            stop = pos + 7 + size
+            if stop >= end:
+                need = stop + 1 - pos
+                break
+            if buf[stop] != FRAME_END:
+                error = FrameError(f"frame end octet {buf[stop]:#04x}, expected 0xce")
+                break
+            if frame_type not in _FRAME_TYPES:
+                error = FrameError(f"unknown frame type {frame_type}")
+                break
+            frames.append((frame_type, channel, view[pos + 7:stop]))
+            pos = stop + 1
+        if error is not None:
+            self._chunks = []
+            self._size = 0
+            self._need = 0xFFFFFFFF
+        else:
+            rest = buf[pos:] if pos else buf
+            self._chunks = [rest] if rest else []
+            self._size = len(rest)
+            self._need = need
+        return frames, error
+
+
+def method_frame(channel: int, payload: bytes) -> bytes:
+    return b"".join((_FRAME_HEADER.pack(FRAME_METHOD, channel, len(payload)), payload, _FRAME_END_BYTE))
+
+
+def content_frames(
+    channel: int, class_id: int, method_payload: bytes, properties: bytes, body: bytes, frame_max: int
+) -> bytes:
+    """A content-bearing method: method frame, header frame, body frames of at most frame_max bytes each.
+
+    `properties` is the raw property list (flags and values), e.g. as received from the publisher.
+    """
+    pack = _FRAME_HEADER.pack
+    header_payload_size = 12 + len(properties)
+    parts = [
+        pack(FRAME_METHOD, channel, len(method_payload)), method_payload, _FRAME_END_BYTE,
+        pack(FRAME_HEADER, channel, header_payload_size),
+        _CONTENT_HEADER.pack(class_id, 0, len(body)), properties, _FRAME_END_BYTE,
+    ]
+    body_size = len(body)
+    chunk = frame_max - FRAME_OVERHEAD if frame_max else body_size
+    if body_size <= chunk:
+        if body_size:
+            parts += (pack(FRAME_BODY, channel, body_size), body, _FRAME_END_BYTE)
+    else:
+        view = memoryview(body)
+        for start in range(0, body_size, chunk):
+            piece = view[start:start + chunk]
+            parts += (pack(FRAME_BODY, channel, len(piece)), piece, _FRAME_END_BYTE)
+    return b"".join(parts)

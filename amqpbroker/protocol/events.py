@@ -1,0 +1,94 @@
+"""What ServerConnection.receive_data() and tick() report to the code driving a connection.
+
+Events are small immutable records; the connection has already sent whatever the protocol itself
+answers (open-ok, close-ok, ...), so an event says only what the broker needs to act on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ._spec import Method
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Base class of all connection events."""
+
+
+@dataclass(frozen=True, slots=True)
+class Handshaken(Event):
+    """connection.open-ok has been sent: the client may now open channels."""
+
+    vhost: str
+    username: str
+    client_properties: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelOpened(Event):
+    """The client opened a channel; channel.open-ok has been sent."""
+
+    channel: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelClosed(Event):
+    """The client closed a channel; channel.close-ok has been sent."""
+
+    channel: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelClosing(Event):
+    """The protocol layer closed a channel for an error it detected itself (e.g. 406 message too large).
+
+    channel.close has been sent; tear the channel's broker state down now. Not emitted for closes
+    requested through ServerConnection.close_channel().
+    """
+
+    channel: int
+    reply_code: int
+    reply_text: str
+
+
+@dataclass(frozen=True, slots=True)
+class MethodReceived(Event):
+    """A method without content that the broker must handle (exchange.*, queue.*, basic.*, ...)."""
+
+    channel: int
+    method: Method
+
+
+@dataclass(frozen=True, slots=True)
+class ContentReceived(Event):
+    """A content-bearing method (basic.publish) with its raw property bytes and its whole body."""
+
+    channel: int
+    method: Method
+    properties: bytes
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionClosing(Event):
+    """The protocol layer is closing the connection for an error it detected; connection.close is queued.
+
+    Tear the connection's broker state down now. Not emitted for closes requested through
+    ServerConnection.close().
+    """
+
+    reply_code: int
+    reply_text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionClosed(Event):
+    """The connection is over: flush data_to_send() and close the socket.
+
+    reply_code is 0 when it ended without an AMQP reason (EOF, missed heartbeats, bad protocol header).
+    """
+
+    reply_code: int
+    reply_text: str

@@ -1,0 +1,206 @@
+"""One AMQP client connection: a reader task, a writer task and a timer, around a sans-IO protocol.
+
+The reader feeds every received chunk to the protocol and hands the resulting events to the broker
+core in one pass; the writer flushes everything queued for the socket in one `send_all`. A client
+that does not read its deliveries is not sent more until it does, and a client whose replies back
+up is not read from, so neither can make the broker buffer without bound.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import trio
+
+from .. import core
+from ..protocol import (
+    ChannelClosed,
+    ChannelClosing,
+    ChannelOpened,
+    ConnectionClosed,
+    ConnectionClosing,
+    ContentReceived,
+    Handshaken,
+    MethodReceived,
+    ServerConnection,
+)
+
+log = logging.getLogger("amqpbroker.connection")
+
+# Bytes queued for one client above which its consumers get no more deliveries and its socket
+# is not read, until the writer has caught up.
+HIGH_WATERMARK = 4 * 1024 * 1024
+_RECEIVE_SIZE = 256 * 1024
+# How long a client gets to answer our connection.close before the socket is closed anyway.
+CLOSE_TIMEOUT = 3.0
+HANDSHAKE_TIMEOUT = 10.0
+
+
+class AMQPConnection:
+    """Implements the core's `Sink` for one socket and moves bytes between the two."""
+
+    def __init__(self, stream: trio.abc.Stream, broker: core.Broker, peer: str, *, heartbeat: int = 60) -> None:
+        self._stream = stream
+        self._broker = broker
+        self.peer = peer
+        self.protocol = ServerConnection(
+            authenticate=broker.authenticate,
+            can_open_vhost=broker.can_open_vhost,
+            heartbeat=heartbeat,
+            now=trio.current_time(),
+        )
+        self.client: core.ClientConnection | None = None
+        self._queued = 0
+        self._in_flight = 0
+        self._data_ready = trio.Event()
+        self._drained = trio.Event()
+        self._drained.set()
+        self._finished = False
+        self._closing = False
+        self._close_deadline = trio.current_time() + HANDSHAKE_TIMEOUT
+
+    # Sink
+
+    @property
+    def writable(self) -> bool:
+        return self._queued + self._in_flight < HIGH_WATERMARK
+
+    def send_method(self, channel: int, method: Any) -> None:
+        self.protocol.send_method(channel, method)
+        self._data_ready.set()
+
+    def send_content(self, channel: int, method: Any, properties: bytes, body: bytes) -> None:
+        self.protocol.send_content(channel, method, properties, body)
+        self._queued += len(body) + len(properties) + 64
+        if self._queued + self._in_flight >= HIGH_WATERMARK:
+            self._drained = trio.Event()
+        self._data_ready.set()
+
+    # Tasks
+
+    async def run(self) -> None:
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._write_loop, nursery.cancel_scope)
+                nursery.start_soon(self._timer_loop)
+                await self._read_loop()
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            log.debug("connection %s lost: %s", self.peer, exc)
+        finally:
+            self._teardown()
+            with trio.move_on_after(1) as cleanup:
+                cleanup.shield = True
+                await self._stream.aclose()
+
+    async def _read_loop(self) -> None:
+        protocol = self.protocol
+        while not self._finished:
+            if not self._drained.is_set():
+                await self._drained.wait()
+            try:
+                data = await self._stream.receive_some(_RECEIVE_SIZE)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                data = b""
+            self._handle(protocol.receive_data(data, trio.current_time()))
+            if not data:
+                self._finish()
+                return
+
+    async def _write_loop(self, cancel_scope: trio.CancelScope) -> None:
+        protocol = self.protocol
+        stream = self._stream
+        while True:
+            await self._data_ready.wait()
+            self._data_ready = trio.Event()
+            data = protocol.data_to_send()
+            self._in_flight = len(data)
+            self._queued = 0
+            if data:
+                await stream.send_all(data)
+            self._in_flight = 0
+            if not self._drained.is_set() and self.writable:
+                self._drained.set()
+                if self.client is not None:
+                    self.client.resume()
+            if self._finished and not self._data_ready.is_set():
+                cancel_scope.cancel()
+                return
+
+    async def _timer_loop(self) -> None:
+        protocol = self.protocol
+        while True:
+            waiting = self.client is None or self._closing
+            interval = protocol.heartbeat / 2 if not waiting and protocol.heartbeat else 0.5
+            await trio.sleep(interval)
+            now = trio.current_time()
+            if waiting and now > self._close_deadline:
+                log.info("connection %s: no %s in time", self.peer, "close-ok" if self._closing else "handshake")
+                self._finish()
+                return
+            self._handle(protocol.tick(now))
+
+    # Events
+
+    def _handle(self, events: list) -> None:
+        client = self.client
+        for event in events:
+            kind = type(event)
+            if kind is ContentReceived:
+                self._call(event.channel, event.method, client.sessions[event.channel].publish,
+                           event.method, event.properties, event.body)
+            elif kind is MethodReceived:
+                self._call(event.channel, event.method, client.sessions[event.channel].handle, event.method)
+            elif kind is ChannelOpened:
+                client.open_channel(event.channel)
+            elif kind is ChannelClosed or kind is ChannelClosing:
+                client.close_channel(event.channel)
+            elif kind is Handshaken:
+                capabilities = event.client_properties.get("capabilities") or {}
+                client = self.client = self._broker.connect(event.vhost, event.username, self, capabilities)
+                log.debug("connection %s: user %r opened vhost %r", self.peer, event.username, event.vhost)
+            elif kind is ConnectionClosing:
+                log.info("connection %s closing: %s", self.peer, event.reply_text)
+                self._start_closing()
+            elif kind is ConnectionClosed:
+                self._finish()
+        if client is not None:
+            client.flush_confirms()
+        self._data_ready.set()
+
+    def _call(self, channel: int, method: Any, handler: Any, *args: Any) -> None:
+        try:
+            handler(*args)
+        except core.ChannelException as exc:
+            log.debug("channel %d of %s closed: %s", channel, self.peer, exc.reply_text)
+            self.protocol.close_channel(channel, exc.reply_code, exc.reply_text, method.CLASS_ID, method.METHOD_ID)
+            self.client.close_channel(channel)
+        except core.ConnectionException as exc:
+            self.close(exc.reply_code, exc.reply_text, method.CLASS_ID, method.METHOD_ID)
+        except Exception:
+            # A bug must cost one connection, not the broker.
+            log.exception("connection %s: error handling %s", self.peer, method.NAME)
+            self.close(541, "INTERNAL_ERROR - internal error", method.CLASS_ID, method.METHOD_ID)
+
+    def close(self, reply_code: int, reply_text: str, class_id: int = 0, method_id: int = 0) -> None:
+        """Closes the connection from the broker's side; the client has CLOSE_TIMEOUT to answer."""
+        if self._finished:
+            return
+        log.info("connection %s closing: %s", self.peer, reply_text)
+        self.protocol.close(reply_code, reply_text, class_id, method_id)
+        self._start_closing()
+        self._data_ready.set()
+
+    def _start_closing(self) -> None:
+        self._closing = True
+        self._teardown()
+        self._close_deadline = trio.current_time() + CLOSE_TIMEOUT
+
+    def _finish(self) -> None:
+        self._finished = True
+        self._teardown()
+        self._data_ready.set()
+
+    def _teardown(self) -> None:
+        if self.client is not None:
+            self.client.close()

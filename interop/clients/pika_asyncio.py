@@ -1,0 +1,340 @@
+"""The scenarios with pika's asynchronous adapter, AsyncioConnection.
+
+pika's asynchronous API is callback based; `_call` turns one callback-taking channel method into an
+awaitable, which fails if the broker closes the channel instead of answering.
+"""
+
+import asyncio
+import uuid
+
+import pika
+from pika.adapters.asyncio_connection import AsyncioConnection
+from pika.exceptions import AuthenticationError, ChannelClosedByBroker, ProbableAuthenticationError
+
+from interop.clients.common import Names, expect, large_body, main, wrong_password
+from interop.scenarios import (
+    ACK_MESSAGES,
+    CHANNELS,
+    CONFIRMED_MESSAGES,
+    HEARTBEAT,
+    IDLE,
+    PATIENCE,
+    PREFETCH_COUNT,
+    PREFETCH_MESSAGES,
+    QUIET,
+    ROUTING_BINDINGS,
+    ROUTING_EXPECTED,
+    ROUTING_PUBLISHES,
+)
+
+_closed: dict[object, asyncio.Future] = {}
+
+
+async def _connect(params: pika.URLParameters) -> AsyncioConnection:
+    opened = asyncio.get_running_loop().create_future()
+    AsyncioConnection(
+        params,
+        on_open_callback=opened.set_result,
+        on_open_error_callback=lambda connection, error: opened.set_exception(error),
+        custom_ioloop=asyncio.get_running_loop(),
+    )
+    return await asyncio.wait_for(opened, PATIENCE)
+
+
+async def _close(connection: AsyncioConnection) -> None:
+    closed = asyncio.get_running_loop().create_future()
+    connection.add_on_close_callback(lambda connection, reason: closed.set_result(reason))
+    connection.close()
+    await asyncio.wait_for(closed, PATIENCE)
+
+
+async def _channel(connection: AsyncioConnection):
+    opened = asyncio.get_running_loop().create_future()
+    channel = connection.channel(on_open_callback=opened.set_result)
+    closed = _closed[channel] = asyncio.get_running_loop().create_future()
+    channel.add_on_close_callback(lambda channel, reason: closed.done() or closed.set_exception(reason))
+    await asyncio.wait_for(opened, PATIENCE)
+    return channel
+
+
+async def _call(channel, method, *args, **kwargs):
+    replied = asyncio.get_running_loop().create_future()
+    method(*args, callback=replied.set_result, **kwargs)
+    done, _ = await asyncio.wait({replied, _closed[channel]}, timeout=PATIENCE, return_when=asyncio.FIRST_COMPLETED)
+    if not done:
+        raise TimeoutError(f"no reply to {method.__name__}")
+    return done.pop().result()
+
+
+async def _consume(channel, queue: str, *, auto_ack: bool = False) -> asyncio.Queue:
+    deliveries = asyncio.Queue()
+    await _call(channel, channel.basic_consume, queue, lambda *delivery: deliveries.put_nowait(delivery[1:]), auto_ack=auto_ack)
+    return deliveries
+
+
+async def _next(deliveries: asyncio.Queue):
+    """The next (method, properties, body) from a consumer."""
+    return await asyncio.wait_for(deliveries.get(), PATIENCE)
+
+
+async def _queue(channel, name: str = "") -> str:
+    return (await _call(channel, channel.queue_declare, name, exclusive=True)).method.queue
+
+
+async def _message_count(connection: AsyncioConnection, queue: str) -> int:
+    channel = await _channel(connection)
+    return (await _call(channel, channel.queue_declare, queue, passive=True)).method.message_count
+
+
+async def connect(url: str, names: Names) -> None:
+    connection = await _connect(pika.URLParameters(url))
+    channel = await _channel(connection)
+    expect(channel.is_open, True, "channel open")
+    await _close(connection)
+
+
+async def auth_refused(url: str, names: Names) -> None:
+    try:
+        await _close(await _connect(pika.URLParameters(wrong_password(url))))
+    except (AuthenticationError, ProbableAuthenticationError):
+        return
+    raise AssertionError("a wrong password was accepted")
+
+
+async def routing(url: str, names: Names) -> None:
+    connection = await _connect(pika.URLParameters(url))
+    channel = await _channel(connection)
+    for kind in ("direct", "fanout", "topic"):
+        await _call(channel, channel.exchange_declare, names(kind), kind, auto_delete=True)
+    consumers = {}
+    for queue, keys in ROUTING_BINDINGS.items():
+        await _queue(channel, names(queue))
+        await _call(channel, channel.queue_bind, names(queue), names("fanout"))
+        for kind, key in keys.items():
+            await _call(channel, channel.queue_bind, names(queue), names(kind), routing_key=key)
+        consumers[queue] = await _consume(channel, names(queue), auto_ack=True)
+    for kind, key, body in ROUTING_PUBLISHES:
+        exchange, routing_key = ("", names(key)) if kind == "default" else (names(kind), key)
+        channel.basic_publish(exchange, routing_key, body.encode())
+    for queue, expected in ROUTING_EXPECTED.items():
+        bodies = [(await _next(consumers[queue]))[2].decode() for _ in expected]
+        expect(bodies, expected, f"messages on queue {queue}")
+    await asyncio.sleep(QUIET)
+    expect([consumer.qsize() for consumer in consumers.values()], [0, 0], "unexpected messages")
+    await _close(connection)
+
+
+async def ack(url: str, names: Names) -> None:
+    connection = await _connect(pika.URLParameters(url))
+    channel = await _channel(connection)
+    queue = await _queue(channel, names("q"))
+    for n in range(ACK_MESSAGES):
+        channel.basic_publish("", queue, f"m{n}".encode())
+    deliveries = await _consume(channel, queue)
+    bodies = []
+    for _ in range(ACK_MESSAGES):
+        method, _, body = await _next(deliveries)
+        bodies.append(body.decode())
+        channel.basic_ack(method.delivery_tag)
+    expect(bodies, [f"m{n}" for n in range(ACK_MESSAGES)], "consumed")
+    channel.close()
+    expect(await _message_count(connection, queue), 0, "messages requeued after channel close")
+    await _close(connection)
+
+
+async def requeue(url: str, names: Names) -> None:
+    connection = await _connect(pika.URLParameters(url))
+    channel = await _channel(connection)
+    queue = await _queue(channel, names("q"))
+    channel.basic_publish("", queue, b"again")
+    deliveries = await _consume(channel, queue)
+    method, _, body = await _next(deliveries)
+    expect((body, method.redelivered), (b"again", False), "first delivery")
+    channel.basic_reject(method.delivery_tag, requeue=True)
+    method, _, body = await _next(deliveries)
+    expect((body, method.redelivered), (b"again", True), "delivery after reject")
+    channel.basic_nack(method.delivery_tag, requeue=True)
+    method, _, body = await _next(deliveries)
+    expect((body, method.redelivered), (b"again", True), "delivery after nack")
+    channel.basic_ack(method.delivery_tag)
+    await _close(connection)
+
+
+async def discard(url: str, names: Names) -> None:
+    connection = await _connect(pika.URLParameters(url))
+    channel = await _channel(connection)
+    queue = await _queue(channel, names("q"))
+    channel.basic_publish("", queue, b"rejected")
+    channel.basic_publish("", queue, b"nacked")
+    deliveries = await _consume(channel, queue)
+    method, _, _ = await _next(deliveries)
+    channel.basic_reject(method.delivery_tag, requeue=False)
+    method, _, _ = await _next(deliveries)
+    channel.basic_nack(method.delivery_tag, requeue=False)
+    channel.close()
+    expect(await _message_count(connection, queue), 0, "messages left")
+    await _close(connection)
+
+
+async def prefetch(url: str, names: Names) -> None:
+    connection = await _connect(pika.URLParameters(url))
+    channel = await _channel(connection)
+    queue = await _queue(channel, names("q"))
+    for n in range(PREFETCH_MESSAGES):
+        channel.basic_publish("", queue, f"m{n}".encode())
+    await _call(channel, channel.basic_qos, prefetch_count=PREFETCH_COUNT)
+    deliveries = await _consume(channel, queue)
+    held = [await _next(deliveries) for _ in range(PREFETCH_COUNT)]
+    await asyncio.sleep(QUIET)
+    expect(deliveries.qsize(), 0, "deliveries beyond the prefetch limit")
+    channel.basic_ack(held[0][0].delivery_tag)
+    held.append(await _next(deliveries))
+    await asyncio.sleep(QUIET)
+    expect(deliveries.qsize(), 0, "deliveries beyond the prefetch limit after one ack")
+    for n in range(1, PREFETCH_MESSAGES):
+        if n + PREFETCH_COUNT < PREFETCH_MESSAGES + 1 and len(held) < PREFETCH_MESSAGES:
+            channel.basic_ack(held[n][0].delivery_tag)
+            held.append(await _next(deliveries))
+    expect([body.decode() for _, _, body in held], [f"m{n}" for n in range(PREFETCH_MESSAGES)], "delivered")
+    await _close(connection)
+
+
+async def confirms(url: str, names: Names) -> None:
+    connection = await _connect(pika.URLParameters(url))
+    channel = await _channel(connection)
+    queue = await _queue(channel, names("q"))
+    acked = asyncio.Event()
+    outcomes = []
+
+    def on_confirm(frame) -> None:
+        outcomes.append((type(frame.method).__name__, frame.method.delivery_tag, frame.method.multiple))
+        if frame.method.delivery_tag == CONFIRMED_MESSAGES:
+            acked.set()
+
+    await _call(channel, channel.confirm_delivery, on_confirm)
+    for n in range(CONFIRMED_MESSAGES):
+        channel.basic_publish("", queue, f"m{n}".encode())
+    await asyncio.wait_for(acked.wait(), PATIENCE)
+    confirmed = set()
+    for kind, tag, multiple in outcomes:
+        expect(kind, "Ack", f"confirm of delivery tag {tag}")
+        confirmed |= set(range(max(confirmed, default=0) + 1, tag + 1)) if multiple else {tag}
+    expect(confirmed, set(range(1, CONFIRMED_MESSAGES + 1)), "confirmed delivery tags")
+    await _close(connection)
+
+
+async def mandatory(url: str, names: Names) -> None:
+    connection = await _connect(pika.URLParameters(url))
+    channel = await _channel(connection)
+    returned = asyncio.get_running_loop().create_future()
+    channel.add_on_return_callback(lambda channel, method, props, body: returned.set_result((method, body)))
+    channel.basic_publish("", names("nowhere"), b"lost", mandatory=True)
+    method, body = await asyncio.wait_for(returned, PATIENCE)
+    expect((method.reply_code, method.reply_text, body), (312, "NO_ROUTE", b"lost"), "basic.return")
+    await _close(connection)
+
+
+async def rpc(url: str, names: Names) -> None:
+    connection = await _connect(pika.URLParameters(url))
+    server = await _channel(connection)
+    await _queue(server, names("rpc"))
+
+    def serve(channel, method, props, body) -> None:
+        channel.basic_publish("", props.reply_to, body.upper(), pika.BasicProperties(correlation_id=props.correlation_id))
+        channel.basic_ack(method.delivery_tag)
+
+    await _call(server, server.basic_consume, names("rpc"), serve)
+    client = await _channel(connection)
+    reply_queue = await _queue(client)
+    replies = await _consume(client, reply_queue, auto_ack=True)
+    correlation_id = str(uuid.uuid4())
+    client.basic_publish("", names("rpc"), b"ping", pika.BasicProperties(reply_to=reply_queue, correlation_id=correlation_id))
+    _, props, body = await _next(replies)
+    expect((props.correlation_id, body), (correlation_id, b"PING"), "reply")
+    await _close(connection)
+
+
+async def large_message(url: str, names: Names) -> None:
+    body = large_body()
+    connection = await _connect(pika.URLParameters(url))
+    channel = await _channel(connection)
+    queue = await _queue(channel, names("q"))
+    channel.basic_publish("", queue, body)
+    _, _, received = await _next(await _consume(channel, queue, auto_ack=True))
+    expect(received == body, True, f"received {len(received)} bytes equal to the {len(body)} sent")
+    await _close(connection)
+
+
+async def many_channels(url: str, names: Names) -> None:
+    connection = await _connect(pika.URLParameters(url))
+    channels = [await _channel(connection) for _ in range(CHANNELS)]
+    queue = await _queue(channels[0], names("q"))
+    for n, channel in enumerate(channels):
+        channel.basic_publish("", queue, str(n).encode())
+    deliveries = await _consume(channels[-1], queue, auto_ack=True)
+    received = {int((await _next(deliveries))[2]) for _ in range(CHANNELS)}
+    expect(received, set(range(CHANNELS)), "message from every channel")
+    expect(len({channel.channel_number for channel in channels}), CHANNELS, "distinct channel numbers")
+    await _close(connection)
+
+
+async def not_found(url: str, names: Names) -> None:
+    connection = await _connect(pika.URLParameters(url))
+    channel = await _channel(connection)
+    try:
+        await _call(channel, channel.queue_declare, names("missing"), passive=True)
+        raise AssertionError("passive declare of a missing queue succeeded")
+    except ChannelClosedByBroker as exc:
+        expect(exc.reply_code, 404, "reply code")
+    await _queue(await _channel(connection))
+    await _close(connection)
+
+
+async def precondition_failed(url: str, names: Names) -> None:
+    connection = await _connect(pika.URLParameters(url))
+    channel = await _channel(connection)
+    await _call(channel, channel.queue_declare, names("q"), durable=False)
+    try:
+        await _call(channel, channel.queue_declare, names("q"), durable=True)
+        raise AssertionError("redeclare with durable=True succeeded")
+    except ChannelClosedByBroker as exc:
+        expect(exc.reply_code, 406, "reply code")
+    channel = await _channel(connection)
+    await _call(channel, channel.queue_delete, names("q"))
+    await _close(connection)
+
+
+async def heartbeat(url: str, names: Names) -> None:
+    proposed = []
+
+    def negotiate(connection, broker_value: int) -> int:
+        proposed.append(broker_value)
+        return HEARTBEAT
+
+    params = pika.URLParameters(url)
+    params.heartbeat = negotiate
+    connection = await _connect(params)
+    expect(proposed[0] > 0, True, f"broker proposes heartbeats ({proposed[0]})")
+    await asyncio.sleep(IDLE)
+    await _queue(await _channel(connection))
+    await _close(connection)
+
+
+async def consumer_cancel(url: str, names: Names) -> None:
+    connection = await _connect(pika.URLParameters(url))
+    consumer = await _channel(connection)
+    queue = await _queue(consumer, names("q"))
+    cancelled = asyncio.get_running_loop().create_future()
+    consumer.add_on_cancel_callback(lambda frame: cancelled.set_result(frame.method.consumer_tag))
+    tag = consumer.basic_consume(queue, lambda *delivery: None)
+    other = await _channel(connection)
+    await _call(other, other.queue_delete, queue)
+    expect(await asyncio.wait_for(cancelled, PATIENCE), tag, "cancelled consumer tag")
+    await _close(connection)
+
+
+if __name__ == "__main__":
+    main({scenario.__name__: scenario for scenario in (
+        connect, auth_refused, routing, ack, requeue, discard, prefetch, confirms, mandatory, rpc,
+        large_message, many_channels, not_found, precondition_failed, heartbeat, consumer_cancel,
+    )})

@@ -1,0 +1,71 @@
+"""The scenario list every client implements, and the numbers the scenarios share.
+
+A scenario is named here once; each client program says which of these names it implements
+(`--list`). The Node.js and Java programs restate the numbers below; keep them in step.
+"""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    summary: str
+
+
+SCENARIOS = (
+    Scenario("connect", "connect and authenticate as the URL's user, open a channel, close cleanly"),
+    Scenario("auth_refused", "a wrong password is refused and the client reports it"),
+    Scenario(
+        "routing",
+        "direct, fanout and topic exchanges and the default exchange route to bound queues",
+    ),
+    Scenario("ack", "publish 3, consume with manual ack, ack each: nothing is left to requeue"),
+    Scenario("requeue", "reject and nack with requeue: the message comes back marked redelivered"),
+    Scenario("discard", "reject and nack without requeue: the messages are gone"),
+    Scenario("prefetch", "prefetch 2: only 2 of 5 are delivered until an ack frees a slot"),
+    Scenario("confirms", "publisher confirms: 10 publishes are all acked by the broker"),
+    Scenario("mandatory", "an unroutable mandatory publish comes back as basic.return 312 NO_ROUTE"),
+    Scenario("rpc", "request and reply through reply_to and correlation_id"),
+    Scenario("large_message", "a 5 MiB body crosses many frames and arrives intact"),
+    Scenario("many_channels", "100 channels open at once on one connection, each one used"),
+    Scenario("not_found", "passive declare of a missing queue fails with 404; the connection lives"),
+    Scenario("precondition_failed", "redeclaring a queue with other flags fails with 406"),
+    Scenario("heartbeat", "a 2 s heartbeat is negotiated and the connection outlives 8 s of idling"),
+    Scenario("consumer_cancel", "deleting a consumed queue makes the server cancel the consumer"),
+)
+
+NAMES = tuple(scenario.name for scenario in SCENARIOS)
+
+# routing: (exchange type, routing key, body); "default" publishes to the default exchange with
+# queue "a" as the routing key. Queue "a" is bound with key "red" (direct) and "stock.*.nyse" (topic),
+# queue "b" with key "green" (direct) and "stock.#" (topic); both are bound to the fanout exchange.
+ROUTING_BINDINGS = {"a": {"direct": "red", "topic": "stock.*.nyse"}, "b": {"direct": "green", "topic": "stock.#"}}
+ROUTING_PUBLISHES = (
+    ("direct", "red", "direct-red"),
+    ("direct", "green", "direct-green"),
+    ("direct", "blue", "direct-blue"),
+    ("fanout", "", "fanout"),
+    ("topic", "stock.ibm.nyse", "topic-nyse"),
+    ("topic", "stock.ibm", "topic-ibm"),
+    ("default", "a", "default"),
+)
+ROUTING_EXPECTED = {
+    "a": ["direct-red", "fanout", "topic-nyse", "default"],
+    "b": ["direct-green", "fanout", "topic-nyse", "topic-ibm"],
+}
+
+ACK_MESSAGES = 3
+PREFETCH_COUNT = 2
+PREFETCH_MESSAGES = 5
+CONFIRMED_MESSAGES = 10
+# Byte i of the large body is i % 251, so a shifted or truncated frame shows.
+LARGE_MESSAGE_SIZE = 5 * 1024 * 1024
+CHANNELS = 100
+HEARTBEAT = 2
+# Longer than pika's heartbeat check (timeout + 5 s), so a broker that sends no heartbeats is caught.
+IDLE = 8
+# How long a client waits for something the broker should do promptly.
+PATIENCE = 10
+# How long a client waits to be sure that something does not happen.
+QUIET = 0.5
