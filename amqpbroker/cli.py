@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 
 import trio
 
-from . import __version__
+from . import __version__, core
 from .server import Server
+from .store import MemoryStore, Store, StoreError
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -19,6 +21,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="amqpbroker", description="An AMQP 0-9-1 message broker.")
     parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default: %(default)s)")
     parser.add_argument("--port", type=_port, default=5672, help="AMQP port, 0 for any free one (default: %(default)s)")
+    parser.add_argument(
+        "--data-dir",
+        default=default_data_dir(),
+        help="where durable exchanges, queues, bindings and persistent messages live (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--in-memory", action="store_true", help="keep everything in memory; nothing survives a restart"
+    )
     parser.add_argument("--log-level", choices=LOG_LEVELS, default="info", help="(default: %(default)s)")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser.parse_args(argv)
@@ -49,14 +59,37 @@ async def _stop_on_signal(signals, server: Server) -> None:
         return
 
 
+def default_data_dir() -> str:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "amqpbroker")
+
+
+def open_store(args: argparse.Namespace) -> Store:
+    if args.in_memory:
+        return MemoryStore()
+    from .store.lmdb_store import LmdbStore
+
+    return LmdbStore(args.data_dir)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    log = logging.getLogger("amqpbroker")
     try:
-        trio.run(_serve, Server(host=args.host, port=args.port))
+        store = open_store(args)
+    except StoreError as exc:
+        print(f"amqpbroker: {exc}", file=sys.stderr)
+        return 1
+    log.info("storage: %s", "in memory" if args.in_memory else args.data_dir)
+    try:
+        broker = core.Broker(store=store)
+        trio.run(_serve, Server(broker, host=args.host, port=args.port))
     except OSError as exc:
         print(f"amqpbroker: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
+    finally:
+        store.close()
     return 0

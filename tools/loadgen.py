@@ -22,7 +22,6 @@ import multiprocessing as mp
 import os
 import queue as queue_mod
 import random
-import select
 import socket
 import struct
 import sys
@@ -112,7 +111,8 @@ class Conn:
         self.buf = b""
         self.sock.sendall(b"AMQP\x00\x00\x09\x01")
         self.expect(10, 10)                                          # connection.start
-        props = {"product": "amqpbroker-loadgen", "capabilities": {"consumer_cancel_notify": True}}
+        props = {"product": "amqpbroker-loadgen",
+                 "capabilities": {"consumer_cancel_notify": True, "authentication_failure_close": True}}
         self.send(0, 10, 11, table(props) + shortstr("PLAIN")
                   + longstr(f"\0{user}\0{password}".encode()) + shortstr("en_US"))
         channel_max, frame_max, _heartbeat = struct.unpack_from(">HIH", self.expect(10, 30))
@@ -170,9 +170,8 @@ class Conn:
         self.send(1, cls, mid, args)
         return self.expect(cls, mid + 1)
 
-    def queue_declare(self, name, durable=False, passive=False):
-        flags = passive | durable << 1
-        args = self.rpc(50, 10, b"\0\0" + shortstr(name) + bytes([flags]) + table({}))
+    def queue_declare(self, name, durable=False):
+        args = self.rpc(50, 10, b"\0\0" + shortstr(name) + bytes([durable << 1]) + table({}))
         n = args[0]
         return struct.unpack_from(">II", args, 1 + n)               # message count, consumer count
 
@@ -181,6 +180,7 @@ class Conn:
 
     def close(self):
         try:
+            self.sock.settimeout(5)
             self.send(0, 10, 50, struct.pack(">H", 200) + shortstr("") + struct.pack(">HH", 0, 0))
             self.expect(10, 51)
         except (OSError, AMQPError):
@@ -193,7 +193,7 @@ class Conn:
 
 class RawPublisher:
     def __init__(self, cfg, idx):
-        self.conn = conn = Conn(cfg.url)
+        self.conn = conn = Conn(cfg.url, cfg.timeout)
         self.confirms = cfg.confirms
         if cfg.confirms:
             conn.rpc(85, 10, b"\0")                                  # confirm.select
@@ -327,9 +327,15 @@ def producer_main(cfg, idx, shared):
     start = now_ns()
     deadline = start + int(cfg.duration * 1e9) if cfg.duration else None
     limit = cfg.count if cfg.count else (1 << 32) - 1
+    # --rate: publish in small batches, sleeping whenever ahead of schedule.
+    batch = max(1, min(cfg.batch, int(cfg.rate / 1000))) if cfg.rate else cfg.batch
     seq = 0
     while seq < limit and not shared[1] and (deadline is None or now_ns() < deadline):
-        seq += pub.publish(seq, min(cfg.batch, limit - seq))
+        if cfg.rate:
+            ahead = start + seq * 1e9 / cfg.rate - now_ns()
+            if ahead > 0:
+                time.sleep(ahead / 1e9)
+        seq += pub.publish(seq, min(batch, limit - seq))
         shared[slot + 1] = seq
     pub.finish(seq)
     end = now_ns()
@@ -347,7 +353,7 @@ class Tally:
         self.run_tag, self.count = run_tag, count
         self.lat = array.array("q")
         self.seen = {}
-        self.own = self.dups = self.foreign = self.first = self.last = 0
+        self.own = self.foreign = self.first = self.last = 0
 
     def add(self, now, ts, ident):
         if ident >> 48 != self.run_tag:
@@ -359,28 +365,27 @@ class Tally:
             bitmap = self.seen[ident >> 32] = bytearray(self.count or 1 << 16)
         if seq >= len(bitmap):
             bitmap.extend(bytes(max(seq + 1 - len(bitmap), len(bitmap))))
-        if bitmap[seq]:
-            self.dups += 1
-        else:
-            bitmap[seq] = 1
+        bitmap[seq] = 1                      # duplicates show up as consumed > unique
         self.lat.append(now - ts)
         self.own += 1
         self.first = self.first or now
         self.last = now
 
     def result(self):
-        return {"consumed": self.own, "dups": self.dups, "foreign": self.foreign,
+        return {"consumed": self.own, "foreign": self.foreign,
                 "first": self.first, "last": self.last, "lat": self.lat.tobytes(),
                 "seen": {k & 0xFFFF: bytes(v) for k, v in self.seen.items()}}
 
 
 def raw_consume(cfg, tally, shared, slot):
-    conn = Conn(cfg.url)
+    conn = Conn(cfg.url, cfg.timeout)
     conn.rpc(60, 10, struct.pack(">IHB", 0, cfg.prefetch, 0))       # basic.qos
     conn.rpc(60, 20, b"\0\0" + shortstr(cfg.queue) + shortstr("")   # basic.consume
              + bytes([cfg.auto_ack << 1]) + table({}))
     sock = conn.sock
     sock.settimeout(None)
+    # Blocking recv that gives up after 50 ms (to look at the stop flag); sends stay blocking.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 0, 50000))
     shared[slot] = 1                                                 # ready
     manual, ack_every = not cfg.auto_ack, cfg.ack_every
     buf, add = conn.buf, tally.add
@@ -391,9 +396,8 @@ def raw_consume(cfg, tally, shared, slot):
     ts = ident = 0
     while not shared[1]:
         try:
-            data = sock.recv(RECV_SIZE, socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            select.select([sock], [], [], 0.05)
+            data = sock.recv(RECV_SIZE)
+        except (BlockingIOError, TimeoutError):
             continue
         if not data:
             raise ConnectionError("broker closed the connection")
@@ -493,7 +497,7 @@ def read_rss_kib(pid):
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1])
     except OSError:
-        return None
+        pass
     return None
 
 
@@ -561,12 +565,13 @@ def run(cfg):
         sample_rss()
         cpu = [read_cpu_s(cfg.broker_pid)] if cfg.broker_pid else []
         shared[0] = 1                                                # go
-        progress, progress_at = None, time.monotonic()
+        progress, progress_at, backlog = None, time.monotonic(), 0
         while True:
             poll(0.05)
             sample_rss()
             published = sum(shared[3 + 4 * i] for i in range(cfg.producers))
             consumed = sum(shared[3 + 4 * (cfg.producers + i)] for i in range(cfg.consumers))
+            backlog = max(backlog, published - consumed)
             producers_done = all(("producer", i) in done for i in range(cfg.producers))
             if producers_done and (consumed >= published or not cfg.consumers):
                 cpu.append(read_cpu_s(cfg.broker_pid) if cfg.broker_pid else None)
@@ -583,8 +588,9 @@ def run(cfg):
                 raise RunError("consumers did not report back after stop")
     finally:
         shared[1] = 1
+        deadline = time.monotonic() + 2
         for proc in procs.values():
-            proc.join(timeout=2)
+            proc.join(timeout=max(0.0, deadline - time.monotonic()))
             if proc.is_alive():
                 proc.terminate()
         if own_queue:
@@ -595,24 +601,22 @@ def run(cfg):
             except (OSError, AMQPError):
                 pass
     sample_rss()
-    return report(cfg, done, rss, cpu, stale)
+    return report(cfg, done, rss, cpu, stale, backlog)
 
 
-def report(cfg, done, rss, cpu, stale):
+def report(cfg, done, rss, cpu, stale, backlog):
     prods = [done[("producer", i)] for i in range(cfg.producers)]
     cons = [done[("consumer", i)] for i in range(cfg.consumers)]
     published = sum(p["published"] for p in prods)
     t0 = min(p["start"] for p in prods)
     pub_elapsed = (max(p["end"] for p in prods) - t0) / 1e9
     consumed = sum(c["consumed"] for c in cons)
-    unique = within_dups = 0
+    unique = 0
     for producer in {k for c in cons for k in c["seen"]}:
-        maps = [int.from_bytes(c["seen"][producer], "little") for c in cons if producer in c["seen"]]
-        union = 0
-        for m in maps:
-            union |= m
-        unique += union.bit_count()                                  # one bit per message seen
-    within_dups = sum(c["dups"] for c in cons)
+        union = 0           # bitmaps hold one 0/1 byte per sequence number: OR them as ints
+        for c in cons:
+            union |= int.from_bytes(c["seen"].get(producer, b""), "little")
+        unique += union.bit_count()
     last = max((c["last"] for c in cons if c["last"]), default=0)
     elapsed = (last - t0) / 1e9 if last else pub_elapsed
     lat = array.array("q")
@@ -628,9 +632,9 @@ def report(cfg, done, rss, cpu, stale):
         "ack_every": None if cfg.auto_ack else cfg.ack_every, "prefetch": cfg.prefetch,
         "published": published, "nacked": sum(p["nacked"] for p in prods),
         "consumed": consumed, "unique": unique, "duplicates": consumed - unique,
-        "duplicates_within_consumer": within_dups,
         "missing": published - unique if cfg.consumers else 0,
         "foreign": sum(c["foreign"] for c in cons), "stale_at_start": stale,
+        "max_backlog": backlog if cfg.consumers else None,
         "publish_elapsed_s": round(pub_elapsed, 4),
         "publish_rate": round(published / pub_elapsed, 1) if pub_elapsed > 0 else None,
         "elapsed_s": round(elapsed, 4),
@@ -657,6 +661,7 @@ def print_human(r):
     if r["consumers"]:
         print(f"consumed  {r['consumed']:>10,} msgs in {r['elapsed_s']:8.3f} s = {r['consume_rate'] or 0:>10,.0f} msgs/s"
               f"  (missing {r['missing']}, duplicates {r['duplicates']}, foreign {r['foreign']})")
+        print(f"backlog   max {r['max_backlog']:,} msgs published but not yet consumed (sampled every 50 ms)")
     if r["latency_ms"]:
         print("latency   " + "  ".join(f"{k} {v:.2f} ms" for k, v in r["latency_ms"].items()))
     if r["broker_rss_kib"]:
@@ -665,7 +670,7 @@ def print_human(r):
     print("OK" if r["ok"] else "FAILED: messages lost, duplicated or nacked")
 
 
-def main(argv=None):
+def parse_args(argv=None):
     ap = argparse.ArgumentParser(description="Measure an AMQP 0-9-1 broker's throughput and latency.")
     ap.add_argument("--url", default="amqp://guest:guest@127.0.0.1:5672/")
     ap.add_argument("--producers", type=int, default=1)
@@ -682,6 +687,7 @@ def main(argv=None):
     ap.add_argument("--auto-ack", action="store_true", help="consume with no-ack (default: manual acks)")
     ap.add_argument("--ack-every", type=int, default=1, help="ack with multiple=true every N deliveries (1 = ack each)")
     ap.add_argument("--queue", help="queue name (default: a unique one, deleted afterwards)")
+    ap.add_argument("--rate", type=float, help="limit each producer to this many msgs/s")
     ap.add_argument("--batch", type=int, default=100, help="publishes per sendall")
     ap.add_argument("--client", choices=("raw", "pika"), default="raw")
     ap.add_argument("--broker-pid", type=int, help="report this process's RSS (VmRSS), peak during the run")
@@ -700,12 +706,19 @@ def main(argv=None):
         ap.error("--batch, --confirm-window and --ack-every must be >= 1")
     if cfg.prefetch and not cfg.auto_ack and cfg.ack_every > cfg.prefetch:
         ap.error("--ack-every must not exceed --prefetch (the consumer would stall)")
+    return cfg
+
+
+def main(argv=None):
+    cfg = parse_args(argv)
     try:
         r = run(cfg)
     except (RunError, AMQPError, OSError, ValueError) as e:
         msg = f"loadgen: {type(e).__name__}: {e}"
         print(json.dumps({"ok": False, "error": msg}) if cfg.json else msg, file=sys.stdout if cfg.json else sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return 130
     if cfg.json:
         print(json.dumps(r))
     else:

@@ -8,7 +8,12 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from ..store import MemoryStore, Store
+from ..store.base import DeleteVHost, Op, PutVHost
 from .errors import ConnectionException
+from .exchanges import make_exchange
+from .journal import Journal
+from .message import Message, QueueEntry
 from .queue import Consumer, Queue
 from .session import Session
 from .vhost import VHost
@@ -26,15 +31,25 @@ class Sink(Protocol):
 
 
 class Broker:
-    def __init__(self, users: dict[str, str] | None = None) -> None:
+    """All broker state, recovered from `store` at creation; durable changes go to `journal`."""
+
+    def __init__(self, users: dict[str, str] | None = None, store: Store | None = None) -> None:
         self.users = {"guest": "guest"} if users is None else users
+        self.store = store if store is not None else MemoryStore()
+        self.journal = Journal()
+        self.awaiting_commit: set[Session] = set()
+        """Sessions holding publisher confirms until a store commit."""
         self.vhosts: dict[str, VHost] = {}
-        self.add_vhost("/")
+        self._next_message_id = self.store.max_message_id() + 1
+        self._recover()
+        if "/" not in self.vhosts:
+            self.add_vhost("/")
 
     def add_vhost(self, name: str) -> VHost:
         vhost = self.vhosts.get(name)
         if vhost is None:
-            vhost = self.vhosts[name] = VHost(name)
+            vhost = self.vhosts[name] = VHost(name, self.journal)
+            self.journal.append(PutVHost(name))
         return vhost
 
     def delete_vhost(self, name: str) -> None:
@@ -42,6 +57,85 @@ class Broker:
         if vhost is not None:
             for queue in list(vhost.queues.values()):
                 self.delete_queue(vhost, queue)
+            for exchange in list(vhost.exchanges.values()):
+                if exchange.name and not exchange.name.startswith("amq."):
+                    vhost.delete_exchange(exchange.name)
+            self.journal.append(DeleteVHost(name))
+
+    def new_message_id(self) -> int:
+        self._next_message_id += 1
+        return self._next_message_id - 1
+
+    # Durability
+
+    def take_batch(self) -> tuple[int, list[Op], list[Message]] | None:
+        """The pending store operations as one numbered batch, for the persister."""
+        return self.journal.take()
+
+    def batch_done(self, batch: int, messages: list[Message], ok: bool) -> None:
+        """The store finished `batch`: release (or, if it failed, nack) the confirms that waited."""
+        journal = self.journal
+        journal.committed = batch
+        if ok:
+            for message in messages:
+                # Every queue holding it is durable: the store has the body, memory need not.
+                if message.refs:
+                    message.body = None
+        else:
+            journal.failed.add(batch)
+        for session in list(self.awaiting_commit):
+            session.flush_confirms()
+            if not session.awaiting_commit:
+                self.awaiting_commit.discard(session)
+
+    def commit(self) -> None:
+        """Applies everything pending to the store right here (tests, and a final flush at shutdown)."""
+        while (batch := self.take_batch()) is not None:
+            number, ops, messages = batch
+            self.store.apply(ops)
+            self.batch_done(number, messages, True)
+
+    def _recover(self) -> None:
+        store = self.store
+        recovered = store.recover()
+        for name in recovered.vhosts:
+            self.vhosts[name] = VHost(name, self.journal)
+        for record in recovered.exchanges:
+            vhost = self.vhosts[record.vhost]
+            vhost.exchanges[record.name] = make_exchange(
+                record.name,
+                record.type,
+                durable=True,
+                auto_delete=record.auto_delete,
+                internal=record.internal,
+                arguments=record.arguments,
+            )
+        messages: dict[int, Message] = {}
+        for record in recovered.queues:
+            vhost = self.vhosts[record.vhost]
+            queue = vhost.queues[record.name] = Queue(
+                record.name,
+                record.vhost,
+                durable=True,
+                auto_delete=record.auto_delete,
+                arguments=record.arguments,
+                journal=self.journal,
+            )
+            delivered = store.delivered_upto(record.vhost, record.name)
+            queue.delivered_seq = delivered
+            for seq, message_id in store.queue_entries(record.vhost, record.name):
+                message = messages.get(message_id)
+                if message is None:
+                    message = messages[message_id] = Message(*store.load_header(message_id), None, message_id)
+                entry = QueueEntry(seq, message)
+                entry.redelivered = seq <= delivered
+                queue.restore(entry)
+        for record in recovered.bindings:
+            vhost = self.vhosts[record.vhost]
+            exchange = vhost.exchanges.get(record.exchange)
+            queue = vhost.queues.get(record.queue)
+            if exchange is not None and queue is not None:
+                exchange.bind(queue, record.routing_key, record.arguments)
 
     def authenticate(self, username: str, password: str) -> bool:
         return self.users.get(username) == password

@@ -58,26 +58,28 @@ class Exchange:
         self.arguments = arguments or {}
         self.bindings: dict[tuple, Binding] = {}
 
-    def bind(self, destination: Any, routing_key: str, arguments: dict) -> bool:
-        """Adds a binding; False if it was already there."""
+    def bind(self, destination: Any, routing_key: str, arguments: dict) -> Binding | None:
+        """Adds a binding and returns it; None if it was already there."""
         binding = Binding(self, destination, routing_key, arguments)
         if binding.key in self.bindings:
-            return False
+            return None
         self.bindings[binding.key] = binding
         self._add_route(binding)
-        return True
+        return binding
 
-    def unbind(self, destination: Any, routing_key: str, arguments: dict) -> bool:
-        """Removes a binding; False if there was none."""
+    def unbind(self, destination: Any, routing_key: str, arguments: dict) -> Binding | None:
+        """Removes a binding and returns it; None if there was none."""
         binding = self.bindings.pop((destination, routing_key, freeze(arguments)), None)
-        if binding is None:
-            return False
-        self._remove_route(binding)
-        return True
+        if binding is not None:
+            self._remove_route(binding)
+        return binding
 
-    def unbind_destination(self, destination: Any) -> None:
-        for key in [key for key in self.bindings if key[0] is destination]:
-            self._remove_route(self.bindings.pop(key))
+    def unbind_destination(self, destination: Any) -> list[Binding]:
+        """Removes and returns every binding to `destination`."""
+        removed = [self.bindings.pop(key) for key in [key for key in self.bindings if key[0] is destination]]
+        for binding in removed:
+            self._remove_route(binding)
+        return removed
 
     def route(self, routing_key: str, headers: dict | None) -> frozenset | set | tuple:
         raise NotImplementedError

@@ -10,16 +10,19 @@ class Message:
     consumers unchanged; the broker decodes only what it needs.
     """
 
-    __slots__ = ("exchange", "routing_key", "properties", "body", "persistent")
+    __slots__ = ("exchange", "routing_key", "properties", "body", "message_id", "refs")
 
     def __init__(
-        self, exchange: str, routing_key: str, properties: bytes, body: bytes, persistent: bool = False
+        self, exchange: str, routing_key: str, properties: bytes, body: bytes | None, message_id: int | None = None
     ) -> None:
         self.exchange = exchange
         self.routing_key = routing_key
         self.properties = properties
+        # None once the body is safely in the store and only read back from there on delivery.
         self.body = body
-        self.persistent = persistent
+        # Set when the message is persistent and stored; `refs` counts the durable queues holding it.
+        self.message_id = message_id
+        self.refs = 0
 
 
 class QueueEntry:

@@ -11,9 +11,11 @@ import heapq
 from collections import deque
 from typing import TYPE_CHECKING, Any, Iterable
 
+from ..store.base import DeleteMessage, Dequeue, Enqueue
 from .message import Message, QueueEntry
 
 if TYPE_CHECKING:
+    from .journal import Journal
     from .session import Session
 
 
@@ -58,6 +60,7 @@ class Queue:
         exclusive_owner: Any = None,
         auto_delete: bool = False,
         arguments: dict | None = None,
+        journal: Journal | None = None,
     ) -> None:
         self.name = name
         self.vhost = vhost
@@ -73,6 +76,9 @@ class Queue:
         self._requeued: list[QueueEntry] = []
         self._next_seq = 0
         self.unacked_count = 0
+        # Durable queues record their persistent messages here; transient ones have no journal.
+        self.journal = journal if durable else None
+        self.delivered_seq = -1
 
     def __repr__(self) -> str:
         return f"<Queue {self.name!r} in {self.vhost!r}>"
@@ -85,10 +91,29 @@ class Queue:
     def message_count(self) -> int:
         return len(self._ready) + len(self._requeued)
 
-    def push(self, message: Message) -> None:
+    def push(self, message: Message) -> QueueEntry:
         entry = QueueEntry(self._next_seq, message)
         self._next_seq += 1
         self._ready.append(entry)
+        if message.message_id is not None and self.journal is not None:
+            message.refs += 1
+            self.journal.append(Enqueue(self.vhost, self.name, entry.seq, message.message_id))
+        return entry
+
+    def restore(self, entry: QueueEntry) -> None:
+        """Appends an entry recovered from the store, keeping its sequence number."""
+        entry.message.refs += 1
+        self._ready.append(entry)
+        self._next_seq = entry.seq + 1
+
+    def forget(self, entry: QueueEntry) -> None:
+        """The entry is done with (acknowledged, or dropped): the store must not bring it back."""
+        message = entry.message
+        if message.message_id is not None and self.journal is not None:
+            self.journal.append(Dequeue(self.vhost, self.name, entry.seq))
+            message.refs -= 1
+            if message.refs == 0:
+                self.journal.append(DeleteMessage(message.message_id))
 
     def take(self) -> QueueEntry | None:
         """The next ready message, or None."""
@@ -106,6 +131,10 @@ class Queue:
 
     def purge(self) -> int:
         count = self.message_count
+        for entry in self._requeued:
+            self.forget(entry)
+        for entry in self._ready:
+            self.forget(entry)
         self._ready.clear()
         self._requeued.clear()
         return count

@@ -7,10 +7,11 @@ It owns delivery tags, unacknowledged deliveries, prefetch limits, consumers and
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from ..protocol import BasicProperties, spec
+from ..store.base import PutMessage
 from .errors import ChannelException, ConnectionException
 from .message import Message, QueueEntry
 from .queue import Consumer, Queue
@@ -45,6 +46,8 @@ class Session:
         self._tx_mode = False
         self._publish_seq = 0
         self._confirmed_upto = 0
+        self._awaiting_commit: deque[tuple[int, int]] = deque()
+        """(publish seq, journal batch) of confirms that wait for the store."""
 
     # Dispatch of client methods
 
@@ -61,7 +64,7 @@ class Session:
 
     def _channel_flow(self, method: spec.ChannelFlow) -> None:
         if not method.active:
-            raise ConnectionException.not_implemented("active=false for channel.flow")
+            raise ConnectionException.not_implemented("active=false")
         self._reply(spec.ChannelFlowOk(active=True))
 
     # exchange
@@ -102,7 +105,7 @@ class Session:
         if not name and method.passive:
             name = self._queue_name(name)
         queue = self.vhost.declare_queue(
-            name or random_name("amq.gen-"),
+            name,
             self.connection,
             passive=method.passive,
             durable=method.durable,
@@ -201,20 +204,16 @@ class Session:
             self._reply(spec.BasicCancel(consumer_tag=consumer.tag, no_wait=True))
 
     def can_deliver(self, no_ack: bool) -> bool:
-        if not self._sink.writable:
+        # A closing connection takes nothing more: what its channels requeue goes to other consumers.
+        if self.connection.closed or not self._sink.writable:
             return False
         return no_ack or not self._global_prefetch_count or len(self._unacked) < self._global_prefetch_count
 
     def deliver(self, consumer: Consumer, queue: Queue, entry: QueueEntry) -> None:
         self._delivery_tag += 1
         tag = self._delivery_tag
-        if not consumer.no_ack:
-            self._unacked[tag] = _Unacked(entry, queue, consumer)
-            consumer.unacked += 1
-            queue.unacked_count += 1
         message = entry.message
-        self._sink.send_content(
-            self.channel,
+        self._send_message(
             spec.BasicDeliver(
                 consumer_tag=consumer.tag,
                 delivery_tag=tag,
@@ -222,9 +221,26 @@ class Session:
                 exchange=message.exchange,
                 routing_key=message.routing_key,
             ),
-            message.properties,
-            message.body,
+            queue,
+            entry,
         )
+        if consumer.no_ack:
+            queue.forget(entry)
+        else:
+            self._unacked[tag] = _Unacked(entry, queue, consumer)
+            consumer.unacked += 1
+            queue.unacked_count += 1
+
+    def _send_message(self, method: Any, queue: Queue, entry: QueueEntry) -> None:
+        message = entry.message
+        body = message.body
+        if queue.journal is not None and message.message_id is not None:
+            if body is None:
+                body = self.connection.broker.store.load_body(message.message_id)
+            if entry.seq > queue.delivered_seq:
+                queue.delivered_seq = entry.seq
+                queue.journal.mark_delivered(queue)
+        self._sink.send_content(self.channel, method, message.properties, body)
 
     def dispatch_all(self) -> None:
         for queue in {consumer.queue for consumer in self.consumers.values()}:
@@ -240,12 +256,8 @@ class Session:
             return
         self._delivery_tag += 1
         tag = self._delivery_tag
-        if not method.no_ack:
-            self._unacked[tag] = _Unacked(entry, queue, None)
-            queue.unacked_count += 1
         message = entry.message
-        self._sink.send_content(
-            self.channel,
+        self._send_message(
             spec.BasicGetOk(
                 delivery_tag=tag,
                 redelivered=entry.redelivered,
@@ -253,9 +265,14 @@ class Session:
                 routing_key=message.routing_key,
                 message_count=queue.message_count,
             ),
-            message.properties,
-            message.body,
+            queue,
+            entry,
         )
+        if method.no_ack:
+            queue.forget(entry)
+        else:
+            self._unacked[tag] = _Unacked(entry, queue, None)
+            queue.unacked_count += 1
 
     def _take_unacked(self, delivery_tag: int, multiple: bool) -> list[_Unacked]:
         unacked = self._unacked
@@ -282,6 +299,9 @@ class Session:
         for queue, entries in queues.items():
             if requeue and not queue.deleted:
                 queue.requeue(entries)
+            else:
+                for entry in entries:
+                    queue.forget(entry)
         if self._global_prefetch_count:
             self.dispatch_all()
         for queue in queues:
@@ -299,8 +319,9 @@ class Session:
     def _basic_recover(self, method: spec.BasicRecover) -> None:
         if not method.requeue:
             raise ConnectionException.not_implemented("requeue=false")
-        self._requeue_all()
+        # The reply goes first, as with RabbitMQ, whose queues redeliver after the channel answered.
         self._reply(spec.BasicRecoverOk())
+        self._requeue_all()
 
     def _basic_recover_async(self, method: spec.BasicRecoverAsync) -> None:
         if not method.requeue:
@@ -347,18 +368,51 @@ class Session:
                 )
         else:
             message = Message(exchange_name, routing_key, properties, body)
+            if any(queue.journal is not None for queue in queues):
+                self._store(message, queues)
             for queue in queues:
                 queue.push(message)
                 queue.dispatch()
         if self.confirm_mode:
             self.connection.pending_confirms.add(self)
 
+    def _store(self, message: Message, queues: Iterable[Queue]) -> None:
+        """Records a persistent message routed to durable queues; its confirm waits for the commit."""
+        if BasicProperties.decode(message.properties).delivery_mode != 2:
+            return
+        broker = self.connection.broker
+        journal = self.vhost.journal
+        message.message_id = broker.new_message_id()
+        journal.append(
+            PutMessage(message.message_id, message.exchange, message.routing_key, message.properties, message.body)
+        )
+        if all(queue.journal is not None for queue in queues):
+            journal.stored_messages.append(message)
+        if self.confirm_mode:
+            self._awaiting_commit.append((self._publish_seq, journal.batch))
+            broker.awaiting_commit.add(self)
+
     def flush_confirms(self) -> None:
-        """Acknowledges every publish confirmed so far, in one multiple-ack."""
-        if self._publish_seq > self._confirmed_upto:
-            multiple = self._publish_seq - self._confirmed_upto > 1
-            self._confirmed_upto = self._publish_seq
-            self._reply(spec.BasicAck(delivery_tag=self._publish_seq, multiple=multiple))
+        """Confirms what can be confirmed: one multiple-ack for a run of publishes, a nack for each
+        publish whose store write failed. Publishes wait for the commit of the batch holding them."""
+        journal = self.vhost.journal
+        awaiting = self._awaiting_commit
+        while awaiting and awaiting[0][1] <= journal.committed:
+            seq, batch = awaiting.popleft()
+            if batch in journal.failed:
+                self._ack_upto(seq - 1)
+                self._reply(spec.BasicNack(delivery_tag=seq, multiple=False, requeue=False))
+                self._confirmed_upto = seq
+        self._ack_upto(awaiting[0][0] - 1 if awaiting else self._publish_seq)
+
+    def _ack_upto(self, seq: int) -> None:
+        if seq > self._confirmed_upto:
+            self._reply(spec.BasicAck(delivery_tag=seq, multiple=seq - self._confirmed_upto > 1))
+            self._confirmed_upto = seq
+
+    @property
+    def awaiting_commit(self) -> bool:
+        return bool(self._awaiting_commit)
 
     def _confirm_select(self, method: spec.ConfirmSelect) -> None:
         if self._tx_mode:

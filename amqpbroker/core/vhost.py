@@ -10,8 +10,10 @@ import base64
 import os
 from typing import Any
 
+from ..store.base import DeleteBinding, DeleteExchange, DeleteQueue, PutBinding, PutExchange, PutQueue
 from .errors import ChannelException, ConnectionException
-from .exchanges import EXCHANGE_TYPES, Exchange, freeze, make_exchange
+from .exchanges import EXCHANGE_TYPES, Binding, Exchange, freeze, make_exchange
+from .journal import Journal
 from .queue import Queue
 
 DEFAULT_EXCHANGES = {
@@ -48,8 +50,9 @@ def _flag(value: bool) -> str:
 
 
 class VHost:
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, journal: Journal | None = None) -> None:
         self.name = name
+        self.journal = journal if journal is not None else Journal()
         self.exchanges: dict[str, Exchange] = {"": make_exchange("", "direct", durable=True)}
         for exchange_name, type in DEFAULT_EXCHANGES.items():
             self.exchanges[exchange_name] = make_exchange(exchange_name, type, durable=True)
@@ -93,6 +96,8 @@ class VHost:
                 name, type, durable=durable, auto_delete=auto_delete, internal=internal, arguments=arguments
             )
             self.exchanges[name] = exchange
+            if durable:
+                self.journal.append(PutExchange(self.name, name, type, auto_delete, internal, exchange.arguments))
             return exchange
         what = self._describe("exchange", name)
         for arg, received, current in (
@@ -112,15 +117,20 @@ class VHost:
         if name == "":
             raise ChannelException.access_refused("operation not permitted on the default exchange")
         if name.startswith("amq."):
-            raise ChannelException.access_refused(
-                f"operation not permitted on the system exchange '{name}'"
-            )
+            raise ChannelException.access_refused(f"deletion of system {self._describe('exchange', name)} not allowed")
         exchange = self.exchanges.get(name)
         if exchange is None:
             return
         if if_unused and exchange.bindings:
             raise ChannelException.precondition_failed(f"{self._describe('exchange', name)} in use")
-        del self.exchanges[name]
+        self._remove_exchange(exchange)
+
+    def _remove_exchange(self, exchange: Exchange) -> None:
+        del self.exchanges[exchange.name]
+        if exchange.durable:
+            for binding in exchange.bindings.values():
+                self._unpersist_binding(binding)
+            self.journal.append(DeleteExchange(self.name, exchange.name))
 
     # Queues
 
@@ -151,14 +161,16 @@ class VHost:
         auto_delete: bool = False,
         arguments: dict | None = None,
     ) -> Queue:
-        existing = self.queues.get(name)
+        """Declares a queue; an empty `name` asks for a server-named `amq.gen-` queue."""
         if passive:
-            if existing is None:
-                raise ChannelException.not_found(f"no {self._describe('queue', name)}")
             return self.get_queue(name, connection)
+        if not name:
+            name = random_name("amq.gen-")
+        elif name.startswith("amq."):
+            # Like RabbitMQ, refused even if such a queue exists: only the server names `amq.` queues.
+            raise ChannelException.access_refused(f"queue name '{name}' contains reserved prefix 'amq.*'")
+        existing = self.queues.get(name)
         if existing is None:
-            if name.startswith("amq."):
-                raise ChannelException.access_refused(f"queue name '{name}' contains reserved prefix 'amq.*'")
             queue = Queue(
                 name,
                 self.name,
@@ -166,8 +178,11 @@ class VHost:
                 exclusive_owner=connection if exclusive else None,
                 auto_delete=auto_delete,
                 arguments=arguments,
+                journal=self.journal,
             )
             self.queues[name] = queue
+            if queue.durable:
+                self.journal.append(PutQueue(self.name, name, auto_delete, queue.arguments))
             return queue
         if existing.exclusive_owner is not (connection if exclusive else None):
             self._locked(name)
@@ -202,9 +217,14 @@ class VHost:
         self.queues.pop(queue.name, None)
         queue.deleted = True
         for exchange in list(self.exchanges.values()):
-            exchange.unbind_destination(queue)
-            self._auto_delete_exchange(exchange)
+            removed = exchange.unbind_destination(queue)
+            for binding in removed:
+                self._unpersist_binding(binding)
+            if removed:
+                self._auto_delete_exchange(exchange)
         queue.purge()
+        if queue.durable:
+            self.journal.append(DeleteQueue(self.name, queue.name))
         return count
 
     # Bindings
@@ -212,7 +232,9 @@ class VHost:
     def bind(self, queue: Queue, exchange_name: str, routing_key: str, arguments: dict) -> None:
         if exchange_name == "":
             raise ChannelException.access_refused("operation not permitted on the default exchange")
-        self.get_exchange(exchange_name).bind(queue, routing_key, arguments)
+        binding = self.get_exchange(exchange_name).bind(queue, routing_key, arguments)
+        if binding is not None and binding.source.durable and queue.durable:
+            self.journal.append(PutBinding(self.name, exchange_name, queue.name, routing_key, arguments))
 
     def unbind(self, queue_name: str, exchange_name: str, routing_key: str, arguments: dict, connection: Any) -> None:
         if exchange_name == "":
@@ -222,9 +244,18 @@ class VHost:
         if queue is None or exchange is None:
             return
         self.get_queue(queue_name, connection)
-        exchange.unbind(queue, routing_key, arguments)
-        self._auto_delete_exchange(exchange)
+        binding = exchange.unbind(queue, routing_key, arguments)
+        if binding is not None:
+            self._unpersist_binding(binding)
+            self._auto_delete_exchange(exchange)
+
+    def _unpersist_binding(self, binding: Binding) -> None:
+        if binding.source.durable and binding.destination.durable:
+            self.journal.append(
+                DeleteBinding(self.name, binding.source.name, binding.destination.name, binding.routing_key,
+                              binding.arguments)
+            )
 
     def _auto_delete_exchange(self, exchange: Exchange) -> None:
         if exchange.auto_delete and not exchange.bindings and self.exchanges.get(exchange.name) is exchange:
-            del self.exchanges[exchange.name]
+            self._remove_exchange(exchange)

@@ -118,9 +118,11 @@ class ServerConnection:
         heartbeat: int = 60,
         now: float = 0.0,
         max_message_size: int = MAX_MESSAGE_SIZE,
+        vhost_exists: Callable[[str], bool] | None = None,
     ) -> None:
         self._authenticate = authenticate
         self._can_open_vhost = can_open_vhost
+        self._vhost_exists = vhost_exists
         self._server_properties = {**default_server_properties(), **(server_properties or {})}
         self._server_channel_max = channel_max
         self._server_frame_max = frame_max
@@ -289,20 +291,17 @@ class ServerConnection:
         return header[8:]
 
     def _decode_method(self, payload: memoryview) -> spec.Method:
-        if len(payload) < 4:
-            raise _ProtocolError(ReplyCode.FRAME_ERROR, f"method frame payload of {len(payload)} bytes")
-        class_id, method_id = _HH.unpack_from(payload)
-        cls = METHODS.get((class_id, method_id))
+        try:
+            ids = _HH.unpack_from(payload)
+        except struct.error:
+            raise _ProtocolError(ReplyCode.FRAME_ERROR, f"method frame payload of {len(payload)} bytes") from None
+        cls = METHODS.get(ids)
         if cls is None:
-            raise _ProtocolError(
-                ReplyCode.NOT_IMPLEMENTED, f"unknown method class {class_id} id {method_id}", class_id, method_id
-            )
+            raise _ProtocolError(ReplyCode.NOT_IMPLEMENTED, "unknown method class {} id {}".format(*ids), *ids)
         try:
             return cls.decode(payload)
         except _DECODE_ERRORS as exc:
-            raise _ProtocolError(
-                ReplyCode.FRAME_ERROR, f"cannot decode {cls.NAME}: {exc}", class_id, method_id
-            ) from None
+            raise _ProtocolError(ReplyCode.FRAME_ERROR, f"cannot decode {cls.NAME}: {exc}", *ids) from None
 
     # -- channels (connection open, channel != 0): the hot path --------------------------------------
 
@@ -338,10 +337,12 @@ class ServerConnection:
                 events.append(MethodReceived(channel, method))
         elif frame_type == FRAME_BODY:
             if chan.properties is None:
-                raise _ProtocolError(ReplyCode.UNEXPECTED_FRAME, f"content body frame on channel {channel}, no content expected")
-            chan.parts.append(payload)
+                raise _ProtocolError(
+                    ReplyCode.UNEXPECTED_FRAME, f"content body frame on channel {channel}, no content expected"
+                )
             remaining = chan.remaining - len(payload)
             if remaining > 0:
+                chan.parts.append(payload)
                 chan.remaining = remaining
                 return
             if remaining < 0:
@@ -349,7 +350,11 @@ class ServerConnection:
                     ReplyCode.UNEXPECTED_FRAME, f"content body on channel {channel} is longer than its declared size"
                 )
             parts = chan.parts
-            body = bytes(parts[0]) if len(parts) == 1 else b"".join(parts)
+            if parts:
+                parts.append(payload)
+                body = b"".join(parts)
+            else:
+                body = bytes(payload)  # the common case: the whole body in one frame
             events.append(ContentReceived(channel, chan.method, chan.properties, body))
             chan.reset_content()
         elif frame_type == FRAME_HEADER:
@@ -360,7 +365,9 @@ class ServerConnection:
     def _content_header(self, chan: _Channel, channel: int, payload: memoryview, events: list[Event]) -> None:
         method = chan.method
         if method is None or chan.properties is not None:
-            raise _ProtocolError(ReplyCode.UNEXPECTED_FRAME, f"content header frame on channel {channel}, none expected")
+            raise _ProtocolError(
+                ReplyCode.UNEXPECTED_FRAME, f"content header frame on channel {channel}, none expected"
+            )
         if len(payload) < 14:
             raise _ProtocolError(ReplyCode.FRAME_ERROR, f"content header of {len(payload)} bytes")
         class_id, _weight, body_size = _CONTENT_HEADER.unpack_from(payload)
@@ -496,7 +503,8 @@ class ServerConnection:
         text = (f"ACCESS_REFUSED - Login was refused using authentication mechanism {mechanism}. "
                 "For details see the broker logfile.")
         if self.client_capabilities.get("authentication_failure_close"):
-            self._start_closing(ReplyCode.ACCESS_REFUSED, text, 10, 11)
+            # RabbitMQ names no method in this close (class and method id 0).
+            self._start_closing(ReplyCode.ACCESS_REFUSED, text, 0, 0)
             events.append(ConnectionClosing(ReplyCode.ACCESS_REFUSED, text))
         else:
             # AMQP's rule for clients that cannot take a close during the handshake: drop the socket.
@@ -514,6 +522,9 @@ class ServerConnection:
 
     def _open(self, method: spec.ConnectionOpen, events: list[Event]) -> None:
         vhost = method.virtual_host
+        # RabbitMQ tells a missing vhost apart from a refused one; both are 530.
+        if self._vhost_exists is not None and not self._vhost_exists(vhost):
+            raise _ProtocolError(ReplyCode.NOT_ALLOWED, f"vhost {vhost} not found", 10, 40)
         if not self._can_open_vhost(self.username, vhost):
             raise _ProtocolError(
                 ReplyCode.NOT_ALLOWED, f"access to vhost '{vhost}' refused for user '{self.username}'", 10, 40

@@ -147,10 +147,15 @@ class AMQPConnection:
         for event in events:
             kind = type(event)
             if kind is ContentReceived:
-                self._call(event.channel, event.method, client.sessions[event.channel].publish,
-                           event.method, event.properties, event.body)
+                # A channel closed for an error earlier in this same chunk has no session any more.
+                session = client.sessions.get(event.channel)
+                if session is not None:
+                    self._call(event.channel, event.method, session.publish, event.method, event.properties,
+                               event.body)
             elif kind is MethodReceived:
-                self._call(event.channel, event.method, client.sessions[event.channel].handle, event.method)
+                session = client.sessions.get(event.channel)
+                if session is not None:
+                    self._call(event.channel, event.method, session.handle, event.method)
             elif kind is ChannelOpened:
                 client.open_channel(event.channel)
             elif kind is ChannelClosed or kind is ChannelClosing:

@@ -12,6 +12,7 @@ import trio
 
 from .. import core
 from .amqp import CLOSE_TIMEOUT, AMQPConnection
+from .persister import run_persister
 
 log = logging.getLogger("amqpbroker")
 
@@ -36,6 +37,7 @@ class Server:
         self.port = listeners[0].socket.getsockname()[1]
         log.info("listening on %s:%d", self.host, self.port)
         async with trio.open_nursery() as nursery:
+            nursery.start_soon(run_persister, self.broker)
             nursery.start_soon(trio.serve_listeners, self._handle, listeners)
             task_status.started(self.port)
             await self._stopped.wait()
@@ -44,6 +46,8 @@ class Server:
             with trio.move_on_after(CLOSE_TIMEOUT):
                 await self._all_closed.wait()
             nursery.cancel_scope.cancel()
+        # What the persister had not taken yet still belongs on disk.
+        self.broker.commit()
         log.info("stopped")
 
     def shutdown(self) -> None:

@@ -52,7 +52,7 @@ async def _channel(connection: AsyncioConnection):
     opened = asyncio.get_running_loop().create_future()
     channel = connection.channel(on_open_callback=opened.set_result)
     closed = _closed[channel] = asyncio.get_running_loop().create_future()
-    channel.add_on_close_callback(lambda channel, reason: closed.done() or closed.set_exception(reason))
+    channel.add_on_close_callback(lambda channel, reason: closed.done() or closed.set_result(reason))
     await asyncio.wait_for(opened, PATIENCE)
     return channel
 
@@ -63,7 +63,9 @@ async def _call(channel, method, *args, **kwargs):
     done, _ = await asyncio.wait({replied, _closed[channel]}, timeout=PATIENCE, return_when=asyncio.FIRST_COMPLETED)
     if not done:
         raise TimeoutError(f"no reply to {method.__name__}")
-    return done.pop().result()
+    if replied not in done:
+        raise _closed[channel].result()
+    return replied.result()
 
 
 async def _consume(channel, queue: str, *, auto_ack: bool = False) -> asyncio.Queue:
@@ -191,10 +193,9 @@ async def prefetch(url: str, names: Names) -> None:
     held.append(await _next(deliveries))
     await asyncio.sleep(QUIET)
     expect(deliveries.qsize(), 0, "deliveries beyond the prefetch limit after one ack")
-    for n in range(1, PREFETCH_MESSAGES):
-        if n + PREFETCH_COUNT < PREFETCH_MESSAGES + 1 and len(held) < PREFETCH_MESSAGES:
-            channel.basic_ack(held[n][0].delivery_tag)
-            held.append(await _next(deliveries))
+    while len(held) < PREFETCH_MESSAGES:
+        channel.basic_ack(held[len(held) - PREFETCH_COUNT][0].delivery_tag)
+        held.append(await _next(deliveries))
     expect([body.decode() for _, _, body in held], [f"m{n}" for n in range(PREFETCH_MESSAGES)], "delivered")
     await _close(connection)
 
@@ -218,7 +219,7 @@ async def confirms(url: str, names: Names) -> None:
     confirmed = set()
     for kind, tag, multiple in outcomes:
         expect(kind, "Ack", f"confirm of delivery tag {tag}")
-        confirmed |= set(range(max(confirmed, default=0) + 1, tag + 1)) if multiple else {tag}
+        confirmed |= set(range(1, tag + 1)) if multiple else {tag}
     expect(confirmed, set(range(1, CONFIRMED_MESSAGES + 1)), "confirmed delivery tags")
     await _close(connection)
 

@@ -43,7 +43,6 @@ BASIC_CONSUME_OK = (60, 21)
 BASIC_PUBLISH = (60, 40)
 BASIC_GET = (60, 70)
 BASIC_GET_OK = (60, 71)
-BASIC_GET_EMPTY = (60, 72)
 
 
 class PeerClosed(Exception):
@@ -102,14 +101,15 @@ class Close:
 
     @classmethod
     def decode(cls, arguments: bytes) -> Close:
-        (reply_code, text_length) = struct.unpack_from(">HB", arguments)
+        reply_code, text_length = struct.unpack_from(">HB", arguments)
         reply_text = arguments[3 : 3 + text_length].decode()
         class_id, method_id = struct.unpack_from(">HH", arguments, 3 + text_length)
         return cls(reply_code, reply_text, class_id, method_id)
 
 
-def close_arguments(reply_code: int = 200, reply_text: str = "bye", failing=(0, 0)) -> bytes:
-    return struct.pack(">H", reply_code) + shortstr(reply_text) + struct.pack(">HH", *failing)
+def read_shortstr(data: bytes) -> str:
+    """The short string at the start of ``data``."""
+    return data[1 : 1 + data[0]].decode()
 
 
 class RawConnection:
@@ -146,13 +146,6 @@ class RawConnection:
         if not chunk:
             raise PeerClosed()
         self._buffer += chunk
-
-    def read_exactly(self, count: int, timeout: float | None = None) -> bytes:
-        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
-        while len(self._buffer) < count:
-            self._fill(deadline)
-        data, self._buffer = self._buffer[:count], self._buffer[count:]
-        return data
 
     def read_frame(self, timeout: float | None = None) -> Frame:
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
@@ -199,17 +192,21 @@ class RawConnection:
 
     def negotiate(self, heartbeat: int = 0, frame_max: int = 131072) -> None:
         """Everything before connection.open: header, start/start-ok, tune/tune-ok."""
+        self.start()
+        self.tune = struct.unpack(">HIH", self.expect(CONNECTION_TUNE).arguments)
+        channel_max = self.tune[0]
+        self.send_method(0, CONNECTION_TUNE_OK, struct.pack(">HIH", channel_max, frame_max, heartbeat))
+
+    def start(self, client_properties: bytes = EMPTY_TABLE) -> None:
+        """Protocol header, connection.start, and start-ok with PLAIN credentials."""
         self.send(PROTOCOL_HEADER)
         self.expect(CONNECTION_START)
         response = b"\x00" + self.user.encode() + b"\x00" + self.password.encode()
         self.send_method(
             0,
             CONNECTION_START_OK,
-            EMPTY_TABLE + shortstr("PLAIN") + longstr(response) + shortstr("en_US"),
+            client_properties + shortstr("PLAIN") + longstr(response) + shortstr("en_US"),
         )
-        self.tune = struct.unpack(">HIH", self.expect(CONNECTION_TUNE).arguments)
-        channel_max = self.tune[0]
-        self.send_method(0, CONNECTION_TUNE_OK, struct.pack(">HIH", channel_max, frame_max, heartbeat))
 
     def send_open(self) -> None:
         self.send_method(0, CONNECTION_OPEN, shortstr(self.vhost) + shortstr("") + b"\x00")
@@ -219,12 +216,12 @@ class RawConnection:
         self.expect(CHANNEL_OPEN_OK)
 
     def declare_queue(self, channel: int, name: str, *, exclusive: bool = True) -> None:
-        flags = 0b01000 if exclusive else 0
+        flags = 0b00100 if exclusive else 0
         self.send_method(channel, QUEUE_DECLARE, b"\x00\x00" + shortstr(name) + bytes([flags]) + EMPTY_TABLE)
         self.expect(QUEUE_DECLARE_OK)
 
     def consume(self, channel: int, queue: str, consumer_tag: str) -> None:
-        """basic.consume without waiting for consume-ok."""
+        """basic.consume without waiting for consume-ok; an empty tag asks the broker for one."""
         self.send_method(
             channel,
             BASIC_CONSUME,
@@ -240,16 +237,20 @@ class RawConnection:
         *,
         flags: int = 0,
         properties: bytes = b"\x00\x00",
+        body_frame_size: int | None = None,
     ) -> None:
-        """basic.publish, a content header, then the body in one frame.
+        """basic.publish, a content header, then the body frames.
 
         ``flags`` is the bit octet (1 = mandatory, 2 = immediate); ``properties``
-        is the encoded property flags and property list (none by default).
+        is the encoded property flags and property list (none by default); the
+        body goes in frames of ``body_frame_size`` bytes, or in one frame.
         """
-        self.send_method(channel, BASIC_PUBLISH, b"\x00\x00" + shortstr(exchange) + shortstr(routing_key) + bytes([flags]))
+        arguments = b"\x00\x00" + shortstr(exchange) + shortstr(routing_key) + bytes([flags])
+        self.send_method(channel, BASIC_PUBLISH, arguments)
         self.send(frame(FRAME_HEADER, channel, struct.pack(">HHQ", 60, 0, len(body)) + properties))
-        if body:
-            self.send(frame(FRAME_BODY, channel, body))
+        step = body_frame_size or len(body)
+        for offset in range(0, len(body), step or 1):
+            self.send(frame(FRAME_BODY, channel, body[offset : offset + step]))
 
     def get(self, channel: int, queue: str) -> tuple[bytes, bytes, list[bytes]]:
         """basic.get with no-ack; returns the content header payload, the body and
@@ -283,6 +284,6 @@ class RawConnection:
 
         RabbitMQ leaves closing the socket to the client after close-ok.
         """
-        self.send_method(0, CONNECTION_CLOSE, close_arguments())
+        self.send_method(0, CONNECTION_CLOSE, struct.pack(">H", 200) + shortstr("bye") + struct.pack(">HH", 0, 0))
         self.expect(CONNECTION_CLOSE_OK)
         self.sock.close()

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable
 
 import pika
+import pytest
 from pika.adapters.blocking_connection import BlockingChannel
 
 WAIT_SECONDS = 5.0
@@ -102,3 +103,8 @@ class Cleanup:
                 channel.exchange_delete(exchange)
         finally:
             connection.close()
+
+
+def reply(closed: pytest.ExceptionInfo) -> tuple[int, str]:
+    """(reply code, reply text) of the channel or connection close the broker sent."""
+    return closed.value.reply_code, closed.value.reply_text

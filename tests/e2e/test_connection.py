@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import struct
 import time
+from urllib.parse import urlsplit, urlunsplit
 
 import pika
 import pytest
@@ -23,8 +24,8 @@ def test_guest_can_connect_and_open_a_channel(connection):
     assert connection.is_closed
 
 
-def test_wrong_password_is_refused_with_403_access_refused(make_params):
-    params = make_params(credentials=pika.PlainCredentials("guest", "not-the-password"))
+def test_wrong_password_is_refused_with_403_access_refused(amqp_params, make_params):
+    params = make_params(credentials=pika.PlainCredentials(amqp_params.credentials.username, "not-the-password"))
 
     with pytest.raises(pika.exceptions.ProbableAuthenticationError) as refused:
         pika.BlockingConnection(params)
@@ -47,19 +48,15 @@ def _start_ok_properties(**capabilities: bool) -> bytes:
     return struct.pack(">I", len(entry)) + entry
 
 
-def _start_ok_with_wrong_password(raw: RawConnection, client_properties: bytes) -> None:
-    raw.send(rawamqp.PROTOCOL_HEADER)
-    raw.expect(rawamqp.CONNECTION_START)
-    raw.send_method(
-        0,
-        rawamqp.CONNECTION_START_OK,
-        client_properties + rawamqp.shortstr("PLAIN") + rawamqp.longstr(b"\0guest\0wrong") + rawamqp.shortstr("en_US"),
-    )
+def _with_wrong_password(url: str) -> str:
+    parts = urlsplit(url)
+    netloc = f"{parts.username}:{unique('wrong')}@{parts.hostname}:{parts.port or 5672}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def test_auth_failure_is_reported_with_connection_close_when_client_asks_for_it(amqp_url):
-    with RawConnection(amqp_url) as raw:
-        _start_ok_with_wrong_password(raw, _start_ok_properties(authentication_failure_close=True))
+    with RawConnection(_with_wrong_password(amqp_url)) as raw:
+        raw.start(_start_ok_properties(authentication_failure_close=True))
 
         close = rawamqp.Close.decode(raw.expect(rawamqp.CONNECTION_CLOSE).arguments)
 
@@ -73,8 +70,8 @@ def test_auth_failure_is_reported_with_connection_close_when_client_asks_for_it(
 
 @pytest.mark.slow
 def test_auth_failure_just_closes_the_socket_when_client_did_not_ask_for_close(amqp_url):
-    with RawConnection(amqp_url) as raw:
-        _start_ok_with_wrong_password(raw, rawamqp.EMPTY_TABLE)
+    with RawConnection(_with_wrong_password(amqp_url)) as raw:
+        raw.start()
 
         assert raw.read_until_closed() == b""
 
@@ -90,7 +87,7 @@ def test_missing_vhost_is_refused_with_530_not_allowed(make_params):
 
 def test_missing_vhost_close_names_connection_open(amqp_url):
     vhost = unique("vhost")
-    with RawConnection(amqp_url.rstrip("/") + "/" + vhost) as raw:
+    with RawConnection(urlunsplit(urlsplit(amqp_url)._replace(path="/" + vhost))) as raw:
         raw.negotiate()
         raw.send_open()
 
@@ -146,10 +143,7 @@ def test_broker_splits_bodies_at_the_client_frame_max(amqp_url):
         raw.open_channel(1)
         raw.declare_queue(1, queue)
         body = bytes(range(256)) * 40
-        raw.send_method(1, rawamqp.BASIC_PUBLISH, b"\0\0" + rawamqp.shortstr("") + rawamqp.shortstr(queue) + b"\0")
-        raw.send(rawamqp.frame(rawamqp.FRAME_HEADER, 1, struct.pack(">HHQH", 60, 0, len(body), 0)))
-        for offset in range(0, len(body), 4088):
-            raw.send(rawamqp.frame(rawamqp.FRAME_BODY, 1, body[offset : offset + 4088]))
+        raw.publish(1, "", queue, body, body_frame_size=4088)
 
         _, received, chunks = raw.get(1, queue)
 
@@ -163,9 +157,7 @@ def test_body_frame_above_frame_max_is_connection_error_501(amqp_url):
         raw.handshake(frame_max=4096)
         raw.open_channel(1)
         raw.declare_queue(1, queue)
-        raw.send_method(1, rawamqp.BASIC_PUBLISH, b"\0\0" + rawamqp.shortstr("") + rawamqp.shortstr(queue) + b"\0")
-        raw.send(rawamqp.frame(rawamqp.FRAME_HEADER, 1, struct.pack(">HHQH", 60, 0, 10000, 0)))
-        raw.send(rawamqp.frame(rawamqp.FRAME_BODY, 1, b"x" * 10000))
+        raw.publish(1, "", queue, b"x" * 10000)
 
         close = raw.expect_connection_close(wait_for_eof=False)
 

@@ -1,0 +1,46 @@
+"""The single task that writes the core's journal to the store, one batch per transaction.
+
+While one batch is being written in the store's thread, new operations gather in the journal;
+they become the next batch. So publishes that arrive together share one transaction and one sync,
+and the confirms waiting for them go out together when it returns.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import trio
+
+from .. import core
+from ..store import StoreError
+
+log = logging.getLogger("amqpbroker.store")
+
+
+async def run_persister(broker: core.Broker) -> None:
+    wake = trio.Event()
+    # Whatever the core journaled before this task started (recovery, the default vhost) is due now.
+    wake.set()
+
+    def wake_up() -> None:
+        wake.set()
+
+    broker.journal.wake = wake_up
+    limiter = trio.CapacityLimiter(1)
+    try:
+        while True:
+            await wake.wait()
+            wake = trio.Event()
+            batch = broker.take_batch()
+            if batch is None:
+                continue
+            number, ops, messages = batch
+            try:
+                await trio.to_thread.run_sync(broker.store.apply, ops, limiter=limiter)
+            except StoreError as exc:
+                log.error("store write failed, %d operations not durable: %s", len(ops), exc)
+                broker.batch_done(number, messages, ok=False)
+            else:
+                broker.batch_done(number, messages, ok=True)
+    finally:
+        broker.journal.wake = None

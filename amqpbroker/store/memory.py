@@ -1,0 +1,100 @@
+"""A store that keeps durable state in this process's memory.
+
+It outlives a broker restart inside one process (the embedded broker and the test plugin use that),
+and it is the verified fake of the LMDB store: both pass the same contract tests.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, Sequence
+
+from .base import (
+    DeleteBinding,
+    DeleteExchange,
+    DeleteMessage,
+    DeleteQueue,
+    DeleteVHost,
+    Dequeue,
+    Enqueue,
+    MarkDelivered,
+    Op,
+    PutBinding,
+    PutExchange,
+    PutMessage,
+    PutQueue,
+    PutVHost,
+    Recovered,
+    Store,
+    StoredMessage,
+)
+
+
+class MemoryStore(Store):
+    def __init__(self) -> None:
+        self._vhosts: dict[str, None] = {}
+        self._exchanges: dict[tuple[str, str], PutExchange] = {}
+        self._queues: dict[tuple[str, str], PutQueue] = {}
+        self._bindings: dict[tuple, PutBinding] = {}
+        self._messages: dict[int, StoredMessage] = {}
+        self._entries: dict[tuple[str, str], dict[int, int]] = {}
+        self._delivered: dict[tuple[str, str], int] = {}
+
+    def apply(self, ops: Sequence[Op]) -> None:
+        for op in ops:
+            kind = type(op)
+            if kind is Enqueue:
+                self._entries.setdefault((op.vhost, op.queue), {})[op.seq] = op.message_id
+            elif kind is Dequeue:
+                self._entries.get((op.vhost, op.queue), {}).pop(op.seq, None)
+            elif kind is PutMessage:
+                self._messages[op.message_id] = StoredMessage(*op[1:])
+            elif kind is DeleteMessage:
+                self._messages.pop(op.message_id, None)
+            elif kind is MarkDelivered:
+                self._delivered[op.vhost, op.queue] = op.seq
+            elif kind is PutVHost:
+                self._vhosts[op.name] = None
+            elif kind is DeleteVHost:
+                self._vhosts.pop(op.name, None)
+            elif kind is PutExchange:
+                self._exchanges[op.vhost, op.name] = op
+            elif kind is DeleteExchange:
+                self._exchanges.pop((op.vhost, op.name), None)
+            elif kind is PutQueue:
+                self._queues[op.vhost, op.name] = op
+            elif kind is DeleteQueue:
+                self._queues.pop((op.vhost, op.name), None)
+                self._entries.pop((op.vhost, op.name), None)
+                self._delivered.pop((op.vhost, op.name), None)
+            elif kind is PutBinding:
+                self._bindings[_binding_key(op)] = op
+            elif kind is DeleteBinding:
+                self._bindings.pop(_binding_key(op), None)
+
+    def recover(self) -> Recovered:
+        return Recovered(
+            vhosts=list(self._vhosts),
+            exchanges=list(self._exchanges.values()),
+            queues=list(self._queues.values()),
+            bindings=list(self._bindings.values()),
+        )
+
+    def queue_entries(self, vhost: str, queue: str) -> Iterator[tuple[int, int]]:
+        return iter(sorted(self._entries.get((vhost, queue), {}).items()))
+
+    def delivered_upto(self, vhost: str, queue: str) -> int:
+        return self._delivered.get((vhost, queue), -1)
+
+    def load_header(self, message_id: int) -> tuple[str, str, bytes]:
+        message = self._messages[message_id]
+        return message.exchange, message.routing_key, message.properties
+
+    def load_body(self, message_id: int) -> bytes:
+        return self._messages[message_id].body
+
+    def max_message_id(self) -> int:
+        return max(self._messages, default=-1)
+
+
+def _binding_key(op: PutBinding | DeleteBinding) -> tuple:
+    return (op.vhost, op.exchange, op.queue, op.routing_key, repr(sorted(op.arguments.items())))

@@ -1,0 +1,287 @@
+"""The scenarios with kombu on its py-amqp transport."""
+
+import socket
+import time
+import uuid
+
+import amqp.exceptions
+from kombu import Connection, Consumer, Exchange, Producer, Queue, binding
+
+from interop.clients.common import Names, expect, large_body, main, pump_until, wrong_password
+from interop.scenarios import (
+    ACK_MESSAGES,
+    CHANNELS,
+    CONFIRMED_MESSAGES,
+    HEARTBEAT,
+    IDLE,
+    PREFETCH_COUNT,
+    PREFETCH_MESSAGES,
+    QUIET,
+    ROUTING_BINDINGS,
+    ROUTING_EXPECTED,
+    ROUTING_PUBLISHES,
+)
+
+
+def _drain(connection: Connection, seconds: float = 0.05) -> None:
+    try:
+        connection.drain_events(timeout=seconds)
+    except socket.timeout:
+        pass
+
+
+def _quiet(connection: Connection) -> None:
+    deadline = time.monotonic() + QUIET
+    while time.monotonic() < deadline:
+        _drain(connection)
+
+
+def _get(connection: Connection, queue: Queue, *, no_ack: bool = False):
+    """basic.get, retried while the queue is still empty."""
+    got = []
+
+    def arrived() -> bool:
+        got[:] = [queue.get(no_ack=no_ack)]
+        return got[0] is not None
+
+    pump_until(arrived, lambda: _drain(connection), f"a message on {queue.name}")
+    return got[0]
+
+
+def _message_count(channel, name: str) -> int:
+    return Queue(name, channel=channel).queue_declare(passive=True).message_count
+
+
+def connect(url: str, names: Names) -> None:
+    with Connection(url) as connection:
+        connection.connect()
+        expect(connection.connected, True, "connected")
+        connection.channel().close()
+
+
+def auth_refused(url: str, names: Names) -> None:
+    try:
+        Connection(wrong_password(url)).connect()
+    except amqp.exceptions.AccessRefused:
+        return
+    raise AssertionError("a wrong password was accepted")
+
+
+def routing(url: str, names: Names) -> None:
+    with Connection(url) as connection:
+        channel = connection.channel()
+        exchanges = {kind: Exchange(names(kind), kind, auto_delete=True) for kind in ("direct", "fanout", "topic")}
+        queues = {}
+        for queue, keys in ROUTING_BINDINGS.items():
+            bindings = [binding(exchanges["fanout"])] + [binding(exchanges[kind], routing_key=key) for kind, key in keys.items()]
+            queues[queue] = Queue(names(queue), bindings=bindings, exclusive=True, channel=channel)
+            queues[queue].declare()
+        producer = Producer(channel)
+        for kind, key, body in ROUTING_PUBLISHES:
+            exchange, routing_key = ("", names(key)) if kind == "default" else (exchanges[kind], key)
+            producer.publish(body.encode(), exchange=exchange, routing_key=routing_key)
+        for queue, expected in ROUTING_EXPECTED.items():
+            bodies = [_get(connection, queues[queue], no_ack=True).body.decode() for _ in expected]
+            expect(bodies, expected, f"messages on queue {queue}")
+            expect(queues[queue].get(), None, f"message left on queue {queue}")
+
+
+def ack(url: str, names: Names) -> None:
+    with Connection(url) as connection:
+        channel = connection.channel()
+        queue = Queue(names("q"), auto_delete=False, channel=channel)  # exclusive would imply auto_delete in kombu
+        queue.declare()
+        producer = Producer(channel)
+        for n in range(ACK_MESSAGES):
+            producer.publish(f"m{n}".encode(), routing_key=queue.name)
+        bodies = []
+
+        def on_message(body, message) -> None:
+            bodies.append(message.body.decode())
+            message.ack()
+
+        with Consumer(channel, queues=[queue], callbacks=[on_message]):
+            pump_until(lambda: len(bodies) == ACK_MESSAGES, lambda: _drain(connection), "deliveries")
+        expect(bodies, [f"m{n}" for n in range(ACK_MESSAGES)], "consumed")
+        channel.close()
+        channel = connection.channel()
+        expect(_message_count(channel, queue.name), 0, "messages requeued after channel close")
+        queue(channel).delete()
+
+
+def requeue(url: str, names: Names) -> None:
+    with Connection(url) as connection:
+        queue = Queue(names("q"), exclusive=True, channel=connection.channel())
+        queue.declare()
+        Producer(queue.channel).publish(b"again", routing_key=queue.name)
+        message = _get(connection, queue)
+        expect((message.body, message.delivery_info["redelivered"]), (b"again", False), "first delivery")
+        message.reject(requeue=True)
+        message = _get(connection, queue)
+        expect((message.body, message.delivery_info["redelivered"]), (b"again", True), "delivery after reject")
+        message.requeue()
+        message = _get(connection, queue)
+        expect((message.body, message.delivery_info["redelivered"]), (b"again", True), "delivery after requeue")
+        message.ack()
+        expect(queue.get(), None, "basic.get after ack")
+
+
+def discard(url: str, names: Names) -> None:
+    with Connection(url) as connection:
+        channel = connection.channel()
+        queue = Queue(names("q"), exclusive=True, channel=channel)
+        queue.declare()
+        Producer(channel).publish(b"rejected", routing_key=queue.name)
+        Producer(channel).publish(b"rejected too", routing_key=queue.name)
+        _get(connection, queue).reject(requeue=False)
+        _get(connection, queue).reject(requeue=False)
+        channel.close()
+        expect(_message_count(connection.channel(), queue.name), 0, "messages left")
+
+
+def prefetch(url: str, names: Names) -> None:
+    with Connection(url) as connection:
+        channel = connection.channel()
+        queue = Queue(names("q"), exclusive=True, channel=channel)
+        queue.declare()
+        producer = Producer(channel)
+        for n in range(PREFETCH_MESSAGES):
+            producer.publish(f"m{n}".encode(), routing_key=queue.name)
+        held = []
+        consumer = Consumer(channel, queues=[queue], callbacks=[lambda body, message: held.append(message)])
+        consumer.qos(prefetch_count=PREFETCH_COUNT)
+        with consumer:
+            pump_until(lambda: len(held) >= PREFETCH_COUNT, lambda: _drain(connection), "deliveries")
+            _quiet(connection)
+            expect(len(held), PREFETCH_COUNT, "deliveries before any ack")
+            held[0].ack()
+            pump_until(lambda: len(held) > PREFETCH_COUNT, lambda: _drain(connection), "delivery after an ack")
+            _quiet(connection)
+            expect(len(held), PREFETCH_COUNT + 1, "deliveries after one ack")
+            while len(held) < PREFETCH_MESSAGES:
+                held[len(held) - PREFETCH_COUNT].ack()
+                count = len(held)
+                pump_until(lambda: len(held) > count, lambda: _drain(connection), "delivery")
+        expect([message.body.decode() for message in held], [f"m{n}" for n in range(PREFETCH_MESSAGES)], "delivered")
+
+
+def confirms(url: str, names: Names) -> None:
+    with Connection(url, transport_options={"confirm_publish": True}) as connection:
+        channel = connection.channel()
+        queue = Queue(names("q"), exclusive=True, channel=channel)
+        queue.declare()
+        producer = Producer(channel)
+        for n in range(CONFIRMED_MESSAGES):
+            producer.publish(f"m{n}".encode(), routing_key=queue.name)  # waits for the ack, raises on a nack
+        expect(_message_count(channel, queue.name), CONFIRMED_MESSAGES, "messages in queue")
+
+
+def mandatory(url: str, names: Names) -> None:
+    with Connection(url) as connection:
+        returned = []
+        producer = Producer(connection.channel(), on_return=lambda exc, exchange, routing_key, message: returned.append((exc, message)))
+        producer.publish(b"lost", routing_key=names("nowhere"), mandatory=True)
+        pump_until(lambda: returned, lambda: _drain(connection), "basic.return")
+        exc, message = returned[0]
+        expect((exc.reply_code, exc.reply_text, message.body), (312, "NO_ROUTE", b"lost"), "basic.return")
+
+
+def rpc(url: str, names: Names) -> None:
+    with Connection(url) as connection:
+        server = connection.channel()
+        requests = Queue(names("rpc"), exclusive=True, channel=server)
+        requests.declare()
+
+        def serve(body, request) -> None:
+            reply_to, correlation_id = request.properties["reply_to"], request.properties["correlation_id"]
+            Producer(server).publish(request.body.upper(), routing_key=reply_to, correlation_id=correlation_id)
+            request.ack()
+
+        client = connection.channel()
+        replies = Queue(names("replies"), exclusive=True, channel=client)
+        replies.declare()
+        answers = []
+        with (
+            Consumer(server, queues=[requests], callbacks=[serve]),
+            Consumer(client, queues=[replies], callbacks=[lambda body, message: answers.append(message)], no_ack=True),
+        ):
+            correlation_id = str(uuid.uuid4())
+            Producer(client).publish(b"ping", routing_key=requests.name, reply_to=replies.name, correlation_id=correlation_id)
+            pump_until(lambda: answers, lambda: _drain(connection), "reply")
+        expect((answers[0].properties["correlation_id"], answers[0].body), (correlation_id, b"PING"), "reply")
+
+
+def large_message(url: str, names: Names) -> None:
+    body = large_body()
+    with Connection(url) as connection:
+        queue = Queue(names("q"), exclusive=True, channel=connection.channel())
+        queue.declare()
+        Producer(queue.channel).publish(body, routing_key=queue.name)
+        received = _get(connection, queue, no_ack=True).body
+        expect(received == body, True, f"received {len(received)} bytes equal to the {len(body)} sent")
+
+
+def many_channels(url: str, names: Names) -> None:
+    with Connection(url) as connection:
+        channels = [connection.channel() for _ in range(CHANNELS)]
+        queue = Queue(names("q"), exclusive=True, channel=channels[0])
+        queue.declare()
+        for n, channel in enumerate(channels):
+            Producer(channel).publish(str(n).encode(), routing_key=queue.name)
+        received = set()
+        with Consumer(channels[-1], queues=[queue], callbacks=[lambda body, message: received.add(int(message.body))], no_ack=True):
+            pump_until(lambda: len(received) == CHANNELS, lambda: _drain(connection), f"{CHANNELS} messages")
+        expect(len({channel.channel_id for channel in channels}), CHANNELS, "distinct channel numbers")
+        for channel in channels:
+            channel.close()
+
+
+def not_found(url: str, names: Names) -> None:
+    with Connection(url) as connection:
+        try:
+            Queue(names("missing"), channel=connection.channel()).queue_declare(passive=True)
+            raise AssertionError("passive declare of a missing queue succeeded")
+        except amqp.exceptions.NotFound as exc:
+            expect(exc.reply_code, 404, "reply code")
+        Queue(exclusive=True, channel=connection.channel()).declare()
+
+
+def precondition_failed(url: str, names: Names) -> None:
+    with Connection(url) as connection:
+        Queue(names("q"), durable=False, auto_delete=False, channel=connection.channel()).declare()
+        try:
+            Queue(names("q"), durable=True, auto_delete=False, channel=connection.channel()).declare()
+            raise AssertionError("redeclare with durable=True succeeded")
+        except amqp.exceptions.PreconditionFailed as exc:
+            expect(exc.reply_code, 406, "reply code")
+        Queue(names("q"), channel=connection.channel()).delete()
+
+
+def heartbeat(url: str, names: Names) -> None:
+    with Connection(url, heartbeat=HEARTBEAT) as connection:
+        connection.connect()
+        expect(connection.connection.heartbeat, HEARTBEAT, "negotiated heartbeat")
+        deadline = time.monotonic() + IDLE
+        while time.monotonic() < deadline:
+            connection.heartbeat_check()  # raises ConnectionForced after two missed broker heartbeats
+            _drain(connection, HEARTBEAT / 4)
+        Queue(exclusive=True, channel=connection.channel()).declare()
+
+
+def consumer_cancel(url: str, names: Names) -> None:
+    with Connection(url) as connection:
+        queue = Queue(names("q"), exclusive=True, channel=connection.channel())
+        queue.declare()
+        cancelled = []
+        tag = str(uuid.uuid4())
+        queue.consume(consumer_tag=tag, callback=lambda message: None, on_cancel=cancelled.append)
+        Queue(names("q"), channel=connection.channel()).delete()
+        pump_until(lambda: cancelled, lambda: _drain(connection), "basic.cancel from the server")
+        expect(cancelled, [tag], "cancelled consumer tags")
+
+
+if __name__ == "__main__":
+    main({scenario.__name__: scenario for scenario in (
+        connect, auth_refused, routing, ack, requeue, discard, prefetch, confirms, mandatory, rpc,
+        large_message, many_channels, not_found, precondition_failed, heartbeat, consumer_cancel,
+    )})

@@ -1,0 +1,518 @@
+import com.rabbitmq.client.AMQP;
+import com.rabbitmq.client.AuthenticationFailureException;
+import com.rabbitmq.client.Channel;
+import com.rabbitmq.client.Connection;
+import com.rabbitmq.client.ConnectionFactory;
+import com.rabbitmq.client.DefaultConsumer;
+import com.rabbitmq.client.Envelope;
+import com.rabbitmq.client.GetResponse;
+import com.rabbitmq.client.ShutdownSignalException;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Set;
+import java.util.UUID;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.function.BooleanSupplier;
+import java.util.stream.IntStream;
+
+/**
+ * The scenarios with the RabbitMQ Java client.
+ *
+ * <p>Run as {@code java Scenarios --url=URL --prefix=PREFIX --timeout=SECONDS SCENARIO...}: all the
+ * given scenarios run in this one JVM, each in its own thread with its own time limit, and each
+ * prints one {@code INTEROP-RESULT {"scenario", "ok", "detail"}} line. {@code --list} prints the
+ * names of the scenarios implemented here.
+ */
+public final class Scenarios {
+    // The numbers every client shares; keep them in step with interop/scenarios.py.
+    static final Map<String, Map<String, String>> ROUTING_BINDINGS = Map.of(
+            "a", Map.of("direct", "red", "topic", "stock.*.nyse"),
+            "b", Map.of("direct", "green", "topic", "stock.#"));
+    static final String[][] ROUTING_PUBLISHES = {
+        {"direct", "red", "direct-red"},
+        {"direct", "green", "direct-green"},
+        {"direct", "blue", "direct-blue"},
+        {"fanout", "", "fanout"},
+        {"topic", "stock.ibm.nyse", "topic-nyse"},
+        {"topic", "stock.ibm", "topic-ibm"},
+        {"default", "a", "default"},
+    };
+    static final Map<String, List<String>> ROUTING_EXPECTED = Map.of(
+            "a", List.of("direct-red", "fanout", "topic-nyse", "default"),
+            "b", List.of("direct-green", "fanout", "topic-nyse", "topic-ibm"));
+    static final int ACK_MESSAGES = 3;
+    static final int PREFETCH_COUNT = 2;
+    static final int PREFETCH_MESSAGES = 5;
+    static final int CONFIRMED_MESSAGES = 10;
+    static final int LARGE_MESSAGE_SIZE = 5 * 1024 * 1024;
+    static final int CHANNELS = 100;
+    static final int HEARTBEAT = 2;
+    static final int IDLE = 8;
+    static final int PATIENCE = 10;
+    static final long QUIET_MILLIS = 500;
+
+    interface Scenario {
+        void run(String url, Names names) throws Exception;
+    }
+
+    record Names(String prefix) {
+        String of(String suffix) {
+            return prefix + "." + suffix;
+        }
+    }
+
+    static ConnectionFactory factory(String url) throws Exception {
+        ConnectionFactory factory = new ConnectionFactory();
+        factory.setUri(url);
+        factory.setAutomaticRecoveryEnabled(false);
+        return factory;
+    }
+
+    static Connection connect(String url) throws Exception {
+        return factory(url).newConnection();
+    }
+
+    static void expect(Object actual, Object expected, String what) {
+        if (!Objects.equals(actual, expected)) {
+            throw new AssertionError(what + ": expected " + expected + ", got " + actual);
+        }
+    }
+
+    static void waitFor(BooleanSupplier done, String what) throws InterruptedException {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(PATIENCE);
+        while (!done.getAsBoolean()) {
+            if (System.nanoTime() > deadline) {
+                throw new AssertionError("no " + what + " within " + PATIENCE + " s");
+            }
+            Thread.sleep(10);
+        }
+    }
+
+    /** basic.get, retried while the queue is still empty. */
+    static GetResponse get(Channel channel, String queue, boolean autoAck) throws Exception {
+        GetResponse[] got = {null};
+        waitFor(() -> (got[0] = basicGet(channel, queue, autoAck)) != null, "message on " + queue);
+        return got[0];
+    }
+
+    static GetResponse basicGet(Channel channel, String queue, boolean autoAck) {
+        try {
+            return channel.basicGet(queue, autoAck);
+        } catch (IOException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    static List<String> numbered(int count) {
+        return IntStream.range(0, count).mapToObj(n -> "m" + n).toList();
+    }
+
+    static String text(byte[] body) {
+        return new String(body, StandardCharsets.UTF_8);
+    }
+
+    static byte[] bytes(String text) {
+        return text.getBytes(StandardCharsets.UTF_8);
+    }
+
+    static int replyCode(IOException error) {
+        ShutdownSignalException shutdown = (ShutdownSignalException) error.getCause();
+        return ((AMQP.Channel.Close) shutdown.getReason()).getReplyCode();
+    }
+
+    /** A consumer that collects its deliveries. */
+    static final class Collector extends DefaultConsumer {
+        final List<GetResponse> deliveries = new CopyOnWriteArrayList<>();
+        final List<String> cancelled = new CopyOnWriteArrayList<>();
+
+        Collector(Channel channel) {
+            super(channel);
+        }
+
+        @Override
+        public void handleDelivery(String tag, Envelope envelope, AMQP.BasicProperties properties, byte[] body) {
+            deliveries.add(new GetResponse(envelope, properties, body, 0));
+        }
+
+        @Override
+        public void handleCancel(String tag) {
+            cancelled.add(tag);
+        }
+    }
+
+    static void connect(String url, Names names) throws Exception {
+        try (Connection connection = connect(url)) {
+            Channel channel = connection.createChannel();
+            expect(channel.isOpen(), true, "channel open");
+            channel.close();
+        }
+    }
+
+    static void auth_refused(String url, Names names) throws Exception {
+        ConnectionFactory factory = factory(url);
+        factory.setPassword("wrong-" + factory.getPassword());
+        try {
+            factory.newConnection().close();
+        } catch (AuthenticationFailureException refused) {
+            return;
+        }
+        throw new AssertionError("a wrong password was accepted");
+    }
+
+    static void routing(String url, Names names) throws Exception {
+        try (Connection connection = connect(url)) {
+            Channel channel = connection.createChannel();
+            for (String kind : List.of("direct", "fanout", "topic")) {
+                channel.exchangeDeclare(names.of(kind), kind, false, true, null);
+            }
+            for (var queue : ROUTING_BINDINGS.entrySet()) {
+                channel.queueDeclare(names.of(queue.getKey()), false, true, false, null);
+                channel.queueBind(names.of(queue.getKey()), names.of("fanout"), "");
+                for (var binding : queue.getValue().entrySet()) {
+                    channel.queueBind(names.of(queue.getKey()), names.of(binding.getKey()), binding.getValue());
+                }
+            }
+            for (String[] publish : ROUTING_PUBLISHES) {
+                boolean viaDefault = publish[0].equals("default");
+                String exchange = viaDefault ? "" : names.of(publish[0]);
+                String routingKey = viaDefault ? names.of(publish[1]) : publish[1];
+                channel.basicPublish(exchange, routingKey, null, bytes(publish[2]));
+            }
+            for (var queue : ROUTING_EXPECTED.entrySet()) {
+                List<String> bodies = new ArrayList<>();
+                for (int n = 0; n < queue.getValue().size(); n++) {
+                    bodies.add(text(get(channel, names.of(queue.getKey()), true).getBody()));
+                }
+                expect(bodies, queue.getValue(), "messages on queue " + queue.getKey());
+                expect(channel.basicGet(names.of(queue.getKey()), true), null, "message left on queue " + queue.getKey());
+            }
+        }
+    }
+
+    static void ack(String url, Names names) throws Exception {
+        try (Connection connection = connect(url)) {
+            Channel channel = connection.createChannel();
+            String queue = channel.queueDeclare(names.of("q"), false, true, false, null).getQueue();
+            for (int n = 0; n < ACK_MESSAGES; n++) {
+                channel.basicPublish("", queue, null, bytes("m" + n));
+            }
+            List<String> bodies = new CopyOnWriteArrayList<>();
+            channel.basicConsume(queue, false, new DefaultConsumer(channel) {
+                @Override
+                public void handleDelivery(String tag, Envelope envelope, AMQP.BasicProperties properties, byte[] body)
+                        throws IOException {
+                    bodies.add(text(body));
+                    getChannel().basicAck(envelope.getDeliveryTag(), false);
+                }
+            });
+            waitFor(() -> bodies.size() == ACK_MESSAGES, "deliveries");
+            expect(bodies, numbered(ACK_MESSAGES), "consumed");
+            channel.close();
+            expect(connection.createChannel().queueDeclarePassive(queue).getMessageCount(), 0,
+                    "messages requeued after channel close");
+        }
+    }
+
+    static void requeue(String url, Names names) throws Exception {
+        try (Connection connection = connect(url)) {
+            Channel channel = connection.createChannel();
+            String queue = channel.queueDeclare(names.of("q"), false, true, false, null).getQueue();
+            channel.basicPublish("", queue, null, bytes("again"));
+            GetResponse message = get(channel, queue, false);
+            expect(List.of(text(message.getBody()), message.getEnvelope().isRedeliver()), List.of("again", false),
+                    "first delivery");
+            channel.basicReject(message.getEnvelope().getDeliveryTag(), true);
+            message = get(channel, queue, false);
+            expect(List.of(text(message.getBody()), message.getEnvelope().isRedeliver()), List.of("again", true),
+                    "delivery after reject");
+            channel.basicNack(message.getEnvelope().getDeliveryTag(), false, true);
+            message = get(channel, queue, false);
+            expect(List.of(text(message.getBody()), message.getEnvelope().isRedeliver()), List.of("again", true),
+                    "delivery after nack");
+            channel.basicAck(message.getEnvelope().getDeliveryTag(), false);
+            expect(channel.basicGet(queue, false), null, "basic.get after ack");
+        }
+    }
+
+    static void discard(String url, Names names) throws Exception {
+        try (Connection connection = connect(url)) {
+            Channel channel = connection.createChannel();
+            String queue = channel.queueDeclare(names.of("q"), false, true, false, null).getQueue();
+            channel.basicPublish("", queue, null, bytes("rejected"));
+            channel.basicPublish("", queue, null, bytes("nacked"));
+            channel.basicReject(get(channel, queue, false).getEnvelope().getDeliveryTag(), false);
+            channel.basicNack(get(channel, queue, false).getEnvelope().getDeliveryTag(), false, false);
+            channel.close();
+            expect(connection.createChannel().queueDeclarePassive(queue).getMessageCount(), 0, "messages left");
+        }
+    }
+
+    static void prefetch(String url, Names names) throws Exception {
+        try (Connection connection = connect(url)) {
+            Channel channel = connection.createChannel();
+            String queue = channel.queueDeclare(names.of("q"), false, true, false, null).getQueue();
+            for (int n = 0; n < PREFETCH_MESSAGES; n++) {
+                channel.basicPublish("", queue, null, bytes("m" + n));
+            }
+            channel.basicQos(PREFETCH_COUNT);
+            Collector consumer = new Collector(channel);
+            channel.basicConsume(queue, false, consumer);
+            List<GetResponse> held = consumer.deliveries;
+            waitFor(() -> held.size() >= PREFETCH_COUNT, "deliveries");
+            Thread.sleep(QUIET_MILLIS);
+            expect(held.size(), PREFETCH_COUNT, "deliveries before any ack");
+            channel.basicAck(held.get(0).getEnvelope().getDeliveryTag(), false);
+            waitFor(() -> held.size() > PREFETCH_COUNT, "delivery after an ack");
+            Thread.sleep(QUIET_MILLIS);
+            expect(held.size(), PREFETCH_COUNT + 1, "deliveries after one ack");
+            while (held.size() < PREFETCH_MESSAGES) {
+                int count = held.size();
+                channel.basicAck(held.get(count - PREFETCH_COUNT).getEnvelope().getDeliveryTag(), false);
+                waitFor(() -> held.size() > count, "delivery");
+            }
+            List<String> bodies = held.stream().map(message -> text(message.getBody())).toList();
+            expect(bodies, numbered(PREFETCH_MESSAGES), "delivered");
+        }
+    }
+
+    static void confirms(String url, Names names) throws Exception {
+        try (Connection connection = connect(url)) {
+            Channel channel = connection.createChannel();
+            String queue = channel.queueDeclare(names.of("q"), false, true, false, null).getQueue();
+            channel.confirmSelect();
+            for (int n = 0; n < CONFIRMED_MESSAGES; n++) {
+                channel.basicPublish("", queue, null, bytes("m" + n));
+            }
+            channel.waitForConfirmsOrDie(TimeUnit.SECONDS.toMillis(PATIENCE));
+            expect(channel.queueDeclarePassive(queue).getMessageCount(), CONFIRMED_MESSAGES, "messages in queue");
+        }
+    }
+
+    static void mandatory(String url, Names names) throws Exception {
+        try (Connection connection = connect(url)) {
+            Channel channel = connection.createChannel();
+            List<List<Object>> returned = new CopyOnWriteArrayList<>();
+            channel.addReturnListener((replyCode, replyText, exchange, routingKey, properties, body) ->
+                    returned.add(List.of(replyCode, replyText, text(body))));
+            channel.basicPublish("", names.of("nowhere"), true, null, bytes("lost"));
+            waitFor(() -> !returned.isEmpty(), "basic.return");
+            expect(returned.get(0), List.of(312, "NO_ROUTE", "lost"), "basic.return");
+        }
+    }
+
+    static void rpc(String url, Names names) throws Exception {
+        try (Connection connection = connect(url)) {
+            Channel server = connection.createChannel();
+            server.queueDeclare(names.of("rpc"), false, true, false, null);
+            server.basicConsume(names.of("rpc"), false, new DefaultConsumer(server) {
+                @Override
+                public void handleDelivery(String tag, Envelope envelope, AMQP.BasicProperties request, byte[] body)
+                        throws IOException {
+                    var reply = new AMQP.BasicProperties.Builder().correlationId(request.getCorrelationId()).build();
+                    getChannel().basicPublish("", request.getReplyTo(), reply, bytes(text(body).toUpperCase()));
+                    getChannel().basicAck(envelope.getDeliveryTag(), false);
+                }
+            });
+            Channel client = connection.createChannel();
+            String replyQueue = client.queueDeclare().getQueue();
+            Collector replies = new Collector(client);
+            client.basicConsume(replyQueue, true, replies);
+            String correlationId = UUID.randomUUID().toString();
+            var request = new AMQP.BasicProperties.Builder().replyTo(replyQueue).correlationId(correlationId).build();
+            client.basicPublish("", names.of("rpc"), request, bytes("ping"));
+            waitFor(() -> !replies.deliveries.isEmpty(), "reply");
+            GetResponse reply = replies.deliveries.get(0);
+            expect(List.of(reply.getProps().getCorrelationId(), text(reply.getBody())), List.of(correlationId, "PING"),
+                    "reply");
+        }
+    }
+
+    static void large_message(String url, Names names) throws Exception {
+        byte[] body = new byte[LARGE_MESSAGE_SIZE];
+        for (int i = 0; i < body.length; i++) {
+            body[i] = (byte) (i % 251);
+        }
+        try (Connection connection = connect(url)) {
+            Channel channel = connection.createChannel();
+            String queue = channel.queueDeclare(names.of("q"), false, true, false, null).getQueue();
+            channel.basicPublish("", queue, null, body);
+            byte[] received = get(channel, queue, true).getBody();
+            expect(Arrays.equals(received, body), true,
+                    "received " + received.length + " bytes equal to the " + body.length + " sent");
+        }
+    }
+
+    static void many_channels(String url, Names names) throws Exception {
+        try (Connection connection = connect(url)) {
+            List<Channel> channels = new ArrayList<>();
+            for (int n = 0; n < CHANNELS; n++) {
+                channels.add(connection.createChannel());
+            }
+            String queue = channels.get(0).queueDeclare(names.of("q"), false, true, false, null).getQueue();
+            for (int n = 0; n < CHANNELS; n++) {
+                channels.get(n).basicPublish("", queue, null, bytes(String.valueOf(n)));
+            }
+            Collector consumer = new Collector(channels.get(CHANNELS - 1));
+            channels.get(CHANNELS - 1).basicConsume(queue, true, consumer);
+            waitFor(() -> consumer.deliveries.size() == CHANNELS, CHANNELS + " messages");
+            Set<String> received = new HashSet<>();
+            consumer.deliveries.forEach(message -> received.add(text(message.getBody())));
+            expect(received.size(), CHANNELS, "distinct messages");
+            Set<Integer> numbers = new HashSet<>();
+            channels.forEach(channel -> numbers.add(channel.getChannelNumber()));
+            expect(numbers.size(), CHANNELS, "distinct channel numbers");
+            for (Channel channel : channels) {
+                channel.close();
+            }
+        }
+    }
+
+    static void not_found(String url, Names names) throws Exception {
+        try (Connection connection = connect(url)) {
+            try {
+                connection.createChannel().queueDeclarePassive(names.of("missing"));
+                throw new AssertionError("passive declare of a missing queue succeeded");
+            } catch (IOException error) {
+                expect(replyCode(error), 404, "reply code");
+            }
+            connection.createChannel().queueDeclare();
+        }
+    }
+
+    static void precondition_failed(String url, Names names) throws Exception {
+        try (Connection connection = connect(url)) {
+            Channel channel = connection.createChannel();
+            channel.queueDeclare(names.of("q"), false, false, false, null);
+            try {
+                channel.queueDeclare(names.of("q"), true, false, false, null);
+                throw new AssertionError("redeclare with durable=true succeeded");
+            } catch (IOException error) {
+                expect(replyCode(error), 406, "reply code");
+            }
+            connection.createChannel().queueDelete(names.of("q"));
+        }
+    }
+
+    static void heartbeat(String url, Names names) throws Exception {
+        ConnectionFactory factory = factory(url);
+        factory.setRequestedHeartbeat(HEARTBEAT);
+        try (Connection connection = factory.newConnection()) {
+            expect(connection.getHeartbeat(), HEARTBEAT, "negotiated heartbeat");
+            Thread.sleep(TimeUnit.SECONDS.toMillis(IDLE));
+            connection.createChannel().queueDeclare();
+        }
+    }
+
+    static void consumer_cancel(String url, Names names) throws Exception {
+        try (Connection connection = connect(url)) {
+            Channel channel = connection.createChannel();
+            String queue = channel.queueDeclare(names.of("q"), false, true, false, null).getQueue();
+            Collector consumer = new Collector(channel);
+            String tag = channel.basicConsume(queue, false, consumer);
+            connection.createChannel().queueDelete(queue);
+            waitFor(() -> !consumer.cancelled.isEmpty(), "basic.cancel from the server");
+            expect(consumer.cancelled, List.of(tag), "cancelled consumer tags");
+        }
+    }
+
+    static final Map<String, Scenario> SCENARIOS = new LinkedHashMap<>();
+
+    static {
+        SCENARIOS.put("connect", Scenarios::connect);
+        SCENARIOS.put("auth_refused", Scenarios::auth_refused);
+        SCENARIOS.put("routing", Scenarios::routing);
+        SCENARIOS.put("ack", Scenarios::ack);
+        SCENARIOS.put("requeue", Scenarios::requeue);
+        SCENARIOS.put("discard", Scenarios::discard);
+        SCENARIOS.put("prefetch", Scenarios::prefetch);
+        SCENARIOS.put("confirms", Scenarios::confirms);
+        SCENARIOS.put("mandatory", Scenarios::mandatory);
+        SCENARIOS.put("rpc", Scenarios::rpc);
+        SCENARIOS.put("large_message", Scenarios::large_message);
+        SCENARIOS.put("many_channels", Scenarios::many_channels);
+        SCENARIOS.put("not_found", Scenarios::not_found);
+        SCENARIOS.put("precondition_failed", Scenarios::precondition_failed);
+        SCENARIOS.put("heartbeat", Scenarios::heartbeat);
+        SCENARIOS.put("consumer_cancel", Scenarios::consumer_cancel);
+    }
+
+    static String json(String text) {
+        StringBuilder quoted = new StringBuilder("\"");
+        for (char c : text.toCharArray()) {
+            if (c == '"' || c == '\\') {
+                quoted.append('\\').append(c);
+            } else if (c < 0x20) {
+                quoted.append(String.format("\\u%04x", (int) c));
+            } else {
+                quoted.append(c);
+            }
+        }
+        return quoted.append('"').toString();
+    }
+
+    static String describe(Throwable error) {
+        String message = error.getMessage();
+        if (message == null && error.getCause() != null) {
+            message = error.getCause().getMessage();
+        }
+        return error.getClass().getSimpleName() + ": " + message;
+    }
+
+    public static void main(String[] args) throws Exception {
+        Map<String, String> options = new LinkedHashMap<>();
+        List<String> names = new ArrayList<>();
+        for (String arg : args) {
+            if (arg.startsWith("--")) {
+                String[] option = arg.substring(2).split("=", 2);
+                options.put(option[0], option.length > 1 ? option[1] : "");
+            } else {
+                names.add(arg);
+            }
+        }
+        if (options.containsKey("list")) {
+            SCENARIOS.keySet().forEach(System.out::println);
+            return;
+        }
+        String url = options.get("url");
+        String prefix = options.getOrDefault("prefix", "interop");
+        String timeout = options.getOrDefault("timeout", "30");
+        long timeoutMillis = (long) (Double.parseDouble(timeout) * 1000);
+        ExecutorService threads = Executors.newCachedThreadPool(task -> {
+            Thread thread = new Thread(task);
+            thread.setDaemon(true);
+            return thread;
+        });
+        for (String name : names) {
+            Future<?> run = threads.submit(() -> {
+                SCENARIOS.get(name).run(url, new Names(prefix + "." + name));
+                return null;
+            });
+            String detail = "";
+            try {
+                run.get(timeoutMillis, TimeUnit.MILLISECONDS);
+            } catch (ExecutionException error) {
+                detail = describe(error.getCause());
+            } catch (TimeoutException error) {
+                run.cancel(true);
+                detail = "timed out after " + timeout + " s";
+            }
+            System.out.println("INTEROP-RESULT {\"scenario\": " + json(name) + ", \"ok\": " + detail.isEmpty()
+                    + ", \"detail\": " + json(detail) + "}");
+            System.out.flush();
+        }
+        System.exit(0);
+    }
+}

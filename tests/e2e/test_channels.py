@@ -1,0 +1,214 @@
+"""Channels: many per connection, closing, and which errors close a channel
+(soft errors) versus the whole connection (hard errors)."""
+
+from __future__ import annotations
+
+import pytest
+from pika.exceptions import ChannelClosedByBroker, ConnectionClosedByBroker
+
+from . import rawamqp
+from .rawamqp import RawConnection
+from .support import reply, round_trip, unique
+
+
+def test_many_channels_on_one_connection_work_independently(connection):
+    channels = [connection.channel() for _ in range(50)]
+    queues = [channel.queue_declare("", exclusive=True).method.queue for channel in channels]
+
+    for number, (channel, queue) in enumerate(zip(channels, queues)):
+        channel.basic_publish("", queue, str(number).encode())
+    bodies = [channel.basic_get(queue, auto_ack=True)[2] for channel, queue in zip(channels, queues)]
+
+    assert bodies == [str(number).encode() for number in range(50)]
+    assert len({channel.channel_number for channel in channels}) == 50
+
+
+def test_channel_close_leaves_connection_and_other_channels_open(connection):
+    closing = connection.channel()
+    staying = connection.channel()
+
+    closing.close()
+
+    assert closing.is_closed
+    assert staying.is_open
+    assert connection.is_open
+    round_trip(staying)
+
+
+def test_closed_channel_number_can_be_opened_again(connection):
+    connection.channel(channel_number=7).close()
+
+    reopened = connection.channel(channel_number=7)
+
+    round_trip(reopened)
+
+
+def _access_refused(connect):
+    name = "amq." + unique("reserved")
+    return (
+        lambda channel: channel.exchange_declare(name, "direct"),
+        f"ACCESS_REFUSED - exchange name '{name}' contains reserved prefix 'amq.*'",
+    )
+
+
+def _not_found(connect):
+    name = unique("missing")
+    return (
+        lambda channel: channel.queue_declare(name, passive=True),
+        f"NOT_FOUND - no queue '{name}' in vhost '/'",
+    )
+
+
+def _resource_locked(connect):
+    name = unique("exclusive")
+    connect().channel().queue_declare(name, exclusive=True)
+    return (
+        lambda channel: channel.queue_declare(name, passive=True),
+        f"RESOURCE_LOCKED - cannot obtain exclusive access to locked queue '{name}' in vhost '/'. "
+        "It could be originally declared on another connection or the exclusive property value "
+        "does not match that of the original declaration.",
+    )
+
+
+def _precondition_failed(connect):
+    def ack_unknown_tag(channel):
+        channel.basic_ack(delivery_tag=99)
+        round_trip(channel)
+
+    return ack_unknown_tag, "PRECONDITION_FAILED - unknown delivery tag 99"
+
+
+@pytest.mark.parametrize(
+    ("cause", "reply_code"),
+    [
+        pytest.param(_access_refused, 403, id="403-access-refused"),
+        pytest.param(_not_found, 404, id="404-not-found"),
+        pytest.param(_resource_locked, 405, id="405-resource-locked"),
+        pytest.param(_precondition_failed, 406, id="406-precondition-failed"),
+    ],
+)
+def test_channel_error_closes_only_the_channel(connect, connection, cause, reply_code):
+    failing = connection.channel()
+    bystander = connection.channel()
+    action, reply_text = cause(connect)
+
+    with pytest.raises(ChannelClosedByBroker) as closed:
+        action(failing)
+
+    assert reply(closed) == (reply_code, reply_text)
+    assert failing.is_closed
+    assert bystander.is_open
+    assert connection.is_open
+    fresh = connection.channel()
+    queue = fresh.queue_declare("", exclusive=True).method.queue
+    fresh.basic_publish("", queue, b"after the error")
+    assert fresh.basic_get(queue, auto_ack=True)[2] == b"after the error"
+    round_trip(bystander)
+
+
+def test_channel_close_names_the_failing_method_and_channel_can_be_reopened(amqp_url):
+    name = unique("missing")
+    with RawConnection(amqp_url) as raw:
+        raw.handshake()
+        raw.open_channel(1)
+        raw.send_method(1, rawamqp.QUEUE_DECLARE, b"\0\0" + rawamqp.shortstr(name) + b"\x01" + rawamqp.EMPTY_TABLE)
+
+        close = raw.expect(rawamqp.CHANNEL_CLOSE)
+        raw.send_method(1, rawamqp.CHANNEL_CLOSE_OK)
+        raw.open_channel(1)
+        raw.declare_queue(1, unique("reopened"))
+        raw.close()
+
+    assert close.channel == 1
+    assert rawamqp.Close.decode(close.arguments) == rawamqp.Close(
+        404, f"NOT_FOUND - no queue '{name}' in vhost '/'", *rawamqp.QUEUE_DECLARE
+    )
+
+
+# pika refuses to send a consumer tag twice (it raises DuplicateConsumerTag itself),
+# so this one goes through the raw client.
+def test_reusing_a_consumer_tag_on_a_channel_is_connection_error_530(amqp_url):
+    queue = unique("tags")
+    with RawConnection(amqp_url) as raw:
+        raw.handshake()
+        raw.open_channel(1)
+        raw.declare_queue(1, queue)
+        raw.consume(1, queue, "same-tag")
+        raw.expect(rawamqp.BASIC_CONSUME_OK)
+
+        raw.consume(1, queue, "same-tag")
+        close = raw.expect_connection_close()
+
+    assert close == rawamqp.Close(530, "NOT_ALLOWED - attempt to reuse consumer tag 'same-tag'", *rawamqp.BASIC_CONSUME)
+
+
+def test_qos_with_prefetch_size_is_connection_error_540(connection, channel):
+    with pytest.raises(ConnectionClosedByBroker) as closed:
+        channel.basic_qos(prefetch_size=10)
+
+    assert reply(closed) == (540, "NOT_IMPLEMENTED - prefetch_size!=0 (10)")
+    assert connection.is_closed
+
+
+# pika's basic_publish has no `immediate` argument, so this one goes through the raw client.
+def test_publish_with_immediate_is_connection_error_540(amqp_url):
+    with RawConnection(amqp_url) as raw:
+        raw.handshake()
+        raw.open_channel(1)
+
+        raw.publish(1, "", unique("anywhere"), b"now or never", flags=0b10)
+        close = raw.expect_connection_close()
+
+    assert close == rawamqp.Close(540, "NOT_IMPLEMENTED - immediate=true", *rawamqp.BASIC_PUBLISH)
+
+
+def test_recover_without_requeue_is_connection_error_540(connection, channel):
+    with pytest.raises(ConnectionClosedByBroker) as closed:
+        channel.basic_recover(requeue=False)
+
+    assert reply(closed) == (540, "NOT_IMPLEMENTED - requeue=false")
+    assert connection.is_closed
+
+
+def test_channel_flow_inactive_is_connection_error_540(connection, channel):
+    with pytest.raises(ConnectionClosedByBroker) as closed:
+        channel.flow(active=False)
+
+    assert reply(closed) == (540, "NOT_IMPLEMENTED - active=false")
+    assert connection.is_closed
+
+
+def test_channel_flow_active_is_acknowledged(channel):
+    assert channel.flow(active=True) is True
+
+
+def test_connection_error_names_the_failing_method(amqp_url):
+    with RawConnection(amqp_url) as raw:
+        raw.handshake()
+        raw.open_channel(1)
+
+        raw.send_method(1, rawamqp.CHANNEL_FLOW, b"\x00")
+        close = raw.expect_connection_close()
+
+    assert close == rawamqp.Close(540, "NOT_IMPLEMENTED - active=false", *rawamqp.CHANNEL_FLOW)
+
+
+def test_second_channel_open_on_same_channel_is_connection_error_504(amqp_url):
+    with RawConnection(amqp_url) as raw:
+        raw.handshake()
+        raw.open_channel(1)
+
+        raw.send_method(1, rawamqp.CHANNEL_OPEN, rawamqp.shortstr(""))
+        close = raw.expect_connection_close()
+
+    assert close == rawamqp.Close(504, "CHANNEL_ERROR - second 'channel.open' seen", *rawamqp.CHANNEL_OPEN)
+
+
+def test_method_on_unopened_channel_is_connection_error_504(amqp_url):
+    with RawConnection(amqp_url) as raw:
+        raw.handshake()
+
+        raw.send_method(2, rawamqp.QUEUE_DECLARE, b"\0\0" + rawamqp.shortstr("") + b"\x04" + rawamqp.EMPTY_TABLE)
+        close = raw.expect_connection_close()
+
+    assert close == rawamqp.Close(504, "CHANNEL_ERROR - expected 'channel.open'", *rawamqp.QUEUE_DECLARE)

@@ -1,0 +1,592 @@
+"""ServerConnection driven with byte strings: handshake, channels, content, heartbeats, closing."""
+
+from __future__ import annotations
+
+import pytest
+
+from amqpbroker.protocol import (
+    BasicProperties,
+    ChannelClosed,
+    ChannelClosing,
+    ChannelOpened,
+    ConnectionClosed,
+    ConnectionClosing,
+    ContentReceived,
+    Handshaken,
+    MethodReceived,
+    spec,
+)
+
+from .helpers import (
+    HEADER,
+    HEARTBEAT,
+    amqplain,
+    body,
+    frame,
+    header,
+    method,
+    new_connection,
+    open_channel,
+    open_connection,
+    publish,
+    sent_methods,
+    split_frames,
+    start_ok,
+)
+
+
+def closed_with(conn, code: int) -> spec.ConnectionClose:
+    """Assert that connection.close with this code is the last thing queued, and return it."""
+    channel, close = sent_methods(conn.data_to_send())[-1]
+    assert channel == 0 and isinstance(close, spec.ConnectionClose), close
+    assert close.reply_code == code, close
+    return close
+
+
+# -- protocol header -------------------------------------------------------------------------------
+
+def test_good_header_split_across_reads_gets_connection_start():
+    conn = new_connection()
+    assert conn.receive_data(b"AM", 0) == []
+    assert conn.data_to_send() == b""
+    assert conn.receive_data(b"QP\x00\x00\x09", 0) == []
+    assert conn.receive_data(b"\x01", 0) == []
+    [(channel, start)] = sent_methods(conn.data_to_send())
+    assert channel == 0 and isinstance(start, spec.ConnectionStart)
+    assert (start.version_major, start.version_minor) == (0, 9)
+    assert start.mechanisms == b"PLAIN AMQPLAIN"
+    assert start.locales == b"en_US"
+    props = start.server_properties
+    assert props["product"] == "amqpbroker" and props["platform"].startswith("Python 3.")
+    assert props["capabilities"] == {
+        "publisher_confirms": True, "basic.nack": True, "consumer_cancel_notify": True,
+        "authentication_failure_close": True, "per_consumer_qos": True,
+    }
+
+
+def test_server_properties_are_merged_over_defaults():
+    conn = new_connection(server_properties={"cluster_name": "c1", "product": "x"})
+    conn.receive_data(HEADER, 0)
+    [(_, start)] = sent_methods(conn.data_to_send())
+    assert start.server_properties["cluster_name"] == "c1"
+    assert start.server_properties["product"] == "x"
+    assert "capabilities" in start.server_properties
+
+
+def test_header_and_start_ok_in_one_read():
+    conn = new_connection()
+    conn.receive_data(HEADER + start_ok(), 0)
+    assert [type(m) for _, m in sent_methods(conn.data_to_send())] == [
+        spec.ConnectionStart, spec.ConnectionTune]
+
+
+@pytest.mark.parametrize("data", [
+    b"AMQP\x00\x01\x00\x00",     # AMQP 1.0
+    b"AMQP\x03\x01\x00\x00",     # AMQP 1.0 SASL
+    b"AMQP\x01\x01\x00\x09",     # 0-9, old style
+    b"AMQP\x01\x01\x08\x00",     # 0-8
+    b"GET / HTTP/1.1\r\n\r\n",
+    b"G",                        # detected at the first wrong byte
+])
+def test_wrong_protocol_header_gets_ours_and_closes(data):
+    conn = new_connection()
+    events = conn.receive_data(data, 0)
+    assert len(events) == 1 and isinstance(events[0], ConnectionClosed)
+    assert conn.data_to_send() == b"AMQP\x00\x00\x09\x01"
+    assert conn.is_closed
+    assert conn.receive_data(b"more", 0) == []
+
+
+# -- authentication ----------------------------------------------------------------------------------
+
+def started(**kwargs):
+    conn = new_connection(**kwargs)
+    conn.receive_data(HEADER, 0)
+    conn.data_to_send()
+    return conn
+
+
+def test_plain_login():
+    seen = []
+    conn = started(authenticate=lambda u, p: seen.append((u, p)) or True)
+    assert conn.receive_data(start_ok(response=b"\x00alice\x00s3cret"), 0) == []
+    assert seen == [("alice", "s3cret")]
+    [(_, tune)] = sent_methods(conn.data_to_send())
+    assert tune == spec.ConnectionTune(channel_max=2047, frame_max=131072, heartbeat=60)
+    assert conn.username == "alice"
+    assert conn.client_properties["product"] == "test"
+    assert conn.client_capabilities == {"authentication_failure_close": True}
+
+
+def test_amqplain_login():
+    seen = []
+    conn = started(authenticate=lambda u, p: seen.append((u, p)) or True)
+    conn.receive_data(start_ok(mechanism="AMQPLAIN", response=amqplain("bob", "pw")), 0)
+    assert seen == [("bob", "pw")]
+    assert isinstance(sent_methods(conn.data_to_send())[0][1], spec.ConnectionTune)
+
+
+def test_amqplain_with_byte_string_values():
+    seen = []
+    conn = started(authenticate=lambda u, p: seen.append((u, p)) or True)
+    conn.receive_data(start_ok(mechanism="AMQPLAIN", response=amqplain(b"bob", b"pw")), 0)
+    assert seen == [("bob", "pw")]
+
+
+def test_bad_password_with_authentication_failure_close():
+    conn = started()
+    events = conn.receive_data(start_ok(response=b"\x00guest\x00wrong"), 0)
+    text = ("ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN. "
+            "For details see the broker logfile.")
+    assert events == [ConnectionClosing(403, text)]
+    close = closed_with(conn, 403)
+    assert (close.reply_text, close.class_id, close.method_id) == (text, 0, 0)
+    assert not conn.is_closed
+    assert conn.receive_data(method(0, spec.ConnectionCloseOk()), 1) == [ConnectionClosed(403, text)]
+    assert conn.is_closed
+
+
+def test_bad_password_without_the_capability_just_closes():
+    conn = started()
+    events = conn.receive_data(start_ok(response=b"\x00guest\x00wrong", capabilities={}), 0)
+    assert len(events) == 1 and isinstance(events[0], ConnectionClosed) and events[0].reply_code == 403
+    assert conn.data_to_send() == b""
+    assert conn.is_closed
+
+
+@pytest.mark.parametrize("mechanism, response", [
+    ("PLAIN", b"guest\x00guest"),
+    ("PLAIN", b"\x00gu\xffest\x00guest"),
+    ("AMQPLAIN", b"\x05LOGIN"),
+    ("AMQPLAIN", amqplain("guest", 5)),
+])
+def test_malformed_responses_are_refused(mechanism, response):
+    conn = started(authenticate=lambda u, p: True)
+    events = conn.receive_data(start_ok(mechanism=mechanism, response=response), 0)
+    assert [type(e) for e in events] == [ConnectionClosing]
+    closed_with(conn, 403)
+
+
+def test_unknown_mechanism():
+    conn = started()
+    events = conn.receive_data(start_ok(mechanism="EXTERNAL", response=b""), 0)
+    assert events == [ConnectionClosing(503, "COMMAND_INVALID - unknown authentication mechanism 'EXTERNAL'")]
+    closed_with(conn, 503)
+
+
+def test_method_other_than_start_ok_during_handshake():
+    conn = started()
+    events = conn.receive_data(method(0, spec.ConnectionOpen("/")), 0)
+    assert events == [ConnectionClosing(504, "CHANNEL_ERROR - unexpected method in connection state starting")]
+
+
+def test_channel_open_before_handshake():
+    conn = started()
+    conn.receive_data(method(1, spec.ChannelOpen()), 0)
+    closed_with(conn, 504)
+
+
+# -- tune and open -----------------------------------------------------------------------------------
+
+def tuned(channel_max=2047, frame_max=131072, heartbeat=60):
+    conn = started()
+    conn.receive_data(start_ok(), 0)
+    conn.data_to_send()
+    return conn, conn.receive_data(
+        method(0, spec.ConnectionTuneOk(channel_max=channel_max, frame_max=frame_max, heartbeat=heartbeat)), 0)
+
+
+@pytest.mark.parametrize("channel_max, frame_max", [
+    (0, 131072), (2048, 131072), (2047, 0), (2047, 4095), (2047, 131073),
+])
+def test_tune_ok_out_of_range(channel_max, frame_max):
+    conn, events = tuned(channel_max=channel_max, frame_max=frame_max)
+    assert [type(e) for e in events] == [ConnectionClosing]
+    assert events[0].reply_code == 530 and "negotiated" in events[0].reply_text
+    close = closed_with(conn, 530)
+    assert (close.class_id, close.method_id) == (10, 31)
+
+
+def test_tune_ok_values_are_taken():
+    conn, events = tuned(channel_max=10, frame_max=4096, heartbeat=0)
+    assert events == []
+    assert (conn.channel_max, conn.frame_max, conn.heartbeat) == (10, 4096, 0)
+
+
+def test_tune_ok_heartbeat_taken_as_is():
+    conn, _ = tuned(heartbeat=600)
+    assert conn.heartbeat == 600
+
+
+def test_open_vhost():
+    conn, _ = tuned()
+    events = conn.receive_data(method(0, spec.ConnectionOpen("/")), 0)
+    assert events == [Handshaken("/", "guest", conn.client_properties)]
+    assert sent_methods(conn.data_to_send()) == [(0, spec.ConnectionOpenOk())]
+    assert conn.vhost == "/"
+
+
+def test_vhost_refused():
+    conn, _ = tuned()
+    events = conn.receive_data(method(0, spec.ConnectionOpen("/x")), 0)
+    text = "NOT_ALLOWED - access to vhost '/x' refused for user 'guest'"
+    assert events == [ConnectionClosing(530, text)]
+    close = closed_with(conn, 530)
+    assert (close.reply_text, close.class_id, close.method_id) == (text, 10, 40)
+
+
+def test_missing_vhost():
+    conn = started(vhost_exists=lambda vhost: vhost == "/")
+    conn.receive_data(start_ok(), 0)
+    conn.receive_data(method(0, spec.ConnectionTuneOk(2047, 131072, 60)), 0)
+    conn.data_to_send()
+    events = conn.receive_data(method(0, spec.ConnectionOpen("/nope")), 0)
+    assert events == [ConnectionClosing(530, "NOT_ALLOWED - vhost /nope not found")]
+    close = closed_with(conn, 530)
+    assert (close.class_id, close.method_id) == (10, 40)
+
+
+# -- channels ------------------------------------------------------------------------------------------
+
+def test_channel_open_and_client_close():
+    conn = open_connection()
+    assert conn.receive_data(method(1, spec.ChannelOpen()), 0) == [ChannelOpened(1)]
+    assert conn.data_to_send() == b"\x01\x00\x01\x00\x00\x00\x08\x00\x14\x00\x0b\x00\x00\x00\x00\xce"
+    events = conn.receive_data(method(1, spec.ChannelClose(200, "bye", 0, 0)), 0)
+    assert events == [ChannelClosed(1)]
+    assert sent_methods(conn.data_to_send()) == [(1, spec.ChannelCloseOk())]
+    assert conn.receive_data(method(1, spec.ChannelOpen()), 0) == [ChannelOpened(1)]
+
+
+def test_second_channel_open():
+    conn = open_connection()
+    open_channel(conn, 1)
+    events = conn.receive_data(method(1, spec.ChannelOpen()), 0)
+    assert events == [ConnectionClosing(504, "CHANNEL_ERROR - second 'channel.open' seen")]
+    closed_with(conn, 504)
+
+
+def test_method_on_unopened_channel():
+    conn = open_connection()
+    events = conn.receive_data(method(5, spec.QueueDeclare(queue="q")), 0)
+    assert events == [ConnectionClosing(504, "CHANNEL_ERROR - expected 'channel.open'")]
+    close = closed_with(conn, 504)
+    assert (close.class_id, close.method_id) == (50, 10)
+
+
+def test_content_frame_on_unopened_channel():
+    conn = open_connection()
+    conn.receive_data(header(5, 0), 0)
+    closed_with(conn, 504)
+
+
+@pytest.mark.parametrize("channel", [0, 11, 65535])
+def test_channel_open_out_of_range(channel):
+    conn = open_connection(channel_max=10)
+    events = conn.receive_data(method(channel, spec.ChannelOpen()), 0)
+    assert [e.reply_code for e in events] == [504]
+
+
+def test_methods_reach_the_broker():
+    conn = open_connection()
+    open_channel(conn)
+    declare = spec.QueueDeclare(queue="q", durable=True, arguments={"x-max-length": 1})
+    events = conn.receive_data(
+        method(1, declare) + method(1, spec.ChannelFlow(active=False)) + method(1, spec.BasicAck(delivery_tag=3)), 0)
+    assert events == [MethodReceived(1, declare), MethodReceived(1, spec.ChannelFlow(active=False)),
+                      MethodReceived(1, spec.BasicAck(delivery_tag=3))]
+    assert conn.data_to_send() == b""
+
+
+def test_connection_method_on_a_channel():
+    conn = open_connection()
+    open_channel(conn)
+    conn.receive_data(method(1, spec.ConnectionOpen("/")), 0)
+    closed_with(conn, 503)
+
+
+def test_unexpected_connection_method_when_running():
+    conn = open_connection()
+    events = conn.receive_data(method(0, spec.ConnectionTuneOk(10, 4096, 0)), 0)
+    assert events == [ConnectionClosing(504, "CHANNEL_ERROR - unexpected method in connection state running")]
+
+
+def test_update_secret_is_not_implemented():
+    conn = open_connection()
+    conn.receive_data(method(0, spec.ConnectionUpdateSecret(b"t", "r")), 0)
+    closed_with(conn, 540)
+
+
+def test_server_channel_close_discards_until_close_ok():
+    conn = open_connection()
+    open_channel(conn, 1)
+    conn.close_channel(1, 404, "NOT_FOUND - no queue 'q'", 50, 10)
+    assert sent_methods(conn.data_to_send()) == [
+        (1, spec.ChannelClose(404, "NOT_FOUND - no queue 'q'", 50, 10))]
+    # In flight from the client: a method, a whole publish, even a channel.open: all dropped.
+    events = conn.receive_data(method(1, spec.BasicAck(delivery_tag=1)) + publish(1, b"x")
+                               + method(1, spec.ChannelOpen()) + frame(1, 1, b"\xff\xff\xff\xff"), 0)
+    assert events == [] and conn.data_to_send() == b""
+    assert conn.receive_data(method(1, spec.ChannelCloseOk()), 0) == []
+    assert conn.receive_data(method(1, spec.ChannelOpen()), 0) == [ChannelOpened(1)]
+
+
+def test_server_and_client_close_a_channel_at_once():
+    conn = open_connection()
+    open_channel(conn, 1)
+    conn.close_channel(1, 406, "PRECONDITION_FAILED - x")
+    conn.data_to_send()
+    assert conn.receive_data(method(1, spec.ChannelClose(200, "", 0, 0)), 0) == []
+    assert sent_methods(conn.data_to_send()) == [(1, spec.ChannelCloseOk())]
+    # The client's close-ok for our close arrives late and is ignored.
+    assert conn.receive_data(method(1, spec.ChannelCloseOk()), 0) == []
+    assert conn.receive_data(method(1, spec.ChannelOpen()), 0) == [ChannelOpened(1)]
+
+
+def test_close_channel_on_unknown_channel_is_a_no_op():
+    conn = open_connection()
+    conn.close_channel(9, 404, "x")
+    assert conn.data_to_send() == b""
+
+
+# -- content -----------------------------------------------------------------------------------------
+
+PROPS = BasicProperties(content_type="text/plain", delivery_mode=2, headers={"a": 1}).encode()
+
+
+def test_publish_assembled():
+    conn = open_connection()
+    open_channel(conn)
+    events = conn.receive_data(publish(1, b"hello", PROPS), 0)
+    assert events == [ContentReceived(1, spec.BasicPublish(routing_key="q"), PROPS, b"hello")]
+    assert type(events[0].body) is bytes and type(events[0].properties) is bytes
+    assert BasicProperties.decode(events[0].properties).headers == {"a": 1}
+
+
+def test_zero_length_body_has_no_body_frame():
+    conn = open_connection()
+    open_channel(conn)
+    events = conn.receive_data(method(1, spec.BasicPublish(routing_key="q")) + header(1, 0), 0)
+    assert events == [ContentReceived(1, spec.BasicPublish(routing_key="q"), b"\x00\x00", b"")]
+
+
+def test_body_split_across_frames_and_reads():
+    conn = open_connection()
+    open_channel(conn)
+    data = (method(1, spec.BasicPublish(routing_key="q")) + header(1, 9, PROPS)
+            + body(1, b"abc") + body(1, b"") + body(1, b"def") + body(1, b"ghi"))
+    events = []
+    for i in range(len(data)):
+        events += conn.receive_data(data[i:i + 1], 0)
+    assert events == [ContentReceived(1, spec.BasicPublish(routing_key="q"), PROPS, b"abcdefghi")]
+
+
+def test_interleaved_channels():
+    conn = open_connection()
+    open_channel(conn, 1)
+    open_channel(conn, 2)
+    data = (method(1, spec.BasicPublish(routing_key="a")) + method(2, spec.BasicPublish(routing_key="b"))
+            + header(2, 1) + header(1, 1) + body(1, b"1") + body(2, b"2"))
+    events = conn.receive_data(data, 0)
+    assert [(e.channel, e.body) for e in events] == [(1, b"1"), (2, b"2")]
+
+
+@pytest.mark.parametrize("data", [
+    body(1, b"x"),                                                                  # body, nothing expected
+    header(1, 1),                                                                   # header, nothing expected
+    method(1, spec.BasicPublish()) + body(1, b"x"),                                 # body before header
+    method(1, spec.BasicPublish()) + method(1, spec.BasicAck()),                    # method before header
+    method(1, spec.BasicPublish()) + header(1, 2) + method(1, spec.BasicAck()),     # method inside body
+    method(1, spec.BasicPublish()) + header(1, 2) + header(1, 2),                   # second header
+    method(1, spec.BasicPublish()) + header(1, 1, class_id=50),                     # wrong class
+    method(1, spec.BasicPublish()) + header(1, 2) + body(1, b"xyz"),                # body too long
+])
+def test_unexpected_content_frames(data):
+    conn = open_connection()
+    open_channel(conn)
+    events = conn.receive_data(data, 0)
+    assert [(type(e), e.reply_code) for e in events] == [(ConnectionClosing, 505)]
+    closed_with(conn, 505)
+
+
+def test_short_content_header():
+    conn = open_connection()
+    open_channel(conn)
+    conn.receive_data(method(1, spec.BasicPublish()) + frame(2, 1, b"\x00\x3c\x00\x00"), 0)
+    closed_with(conn, 501)
+
+
+def test_content_frames_on_channel_zero():
+    conn = open_connection()
+    conn.receive_data(header(0, 1), 0)
+    closed_with(conn, 505)
+
+
+def test_oversized_message_closes_the_channel():
+    conn = open_connection(max_message_size=1000)
+    open_channel(conn)
+    events = conn.receive_data(method(1, spec.BasicPublish()) + header(1, 1001) + body(1, b"x" * 1001), 0)
+    text = "PRECONDITION_FAILED - message size 1001 is larger than configured max size 1000"
+    assert events == [ChannelClosing(1, 406, text)]
+    assert sent_methods(conn.data_to_send()) == [(1, spec.ChannelClose(406, text, 60, 40))]
+    assert conn.receive_data(method(1, spec.ChannelCloseOk()) + method(1, spec.ChannelOpen()), 0) == [
+        ChannelOpened(1)]
+
+
+def test_default_max_message_size_is_128_mib():
+    conn = open_connection()
+    open_channel(conn)
+    events = conn.receive_data(method(1, spec.BasicPublish()) + header(1, 128 * 1024 * 1024 + 1), 0)
+    assert [(type(e), e.reply_code) for e in events] == [(ChannelClosing, 406)]
+
+
+def test_send_content_splits_at_negotiated_frame_max():
+    conn = open_connection(frame_max=4096)
+    deliver = spec.BasicDeliver(consumer_tag="c", delivery_tag=1, exchange="", routing_key="q")
+    conn.send_content(1, deliver, PROPS, b"z" * 10000)
+    frames = split_frames(conn.data_to_send())
+    assert [t for t, _, _ in frames] == [1, 2, 3, 3, 3]
+    assert frames[0][2] == deliver.encode()
+    assert frames[1][2][12:] == PROPS
+    assert [len(p) for _, _, p in frames[2:]] == [4088, 4088, 10000 - 2 * 4088]
+
+
+def test_send_method():
+    conn = open_connection()
+    conn.send_method(1, spec.BasicAck(delivery_tag=1))
+    conn.send_method(1, spec.BasicAck(delivery_tag=2))
+    assert sent_methods(conn.data_to_send()) == [(1, spec.BasicAck(delivery_tag=1)), (1, spec.BasicAck(delivery_tag=2))]
+    assert conn.data_to_send() == b""
+
+
+# -- frame errors ----------------------------------------------------------------------------------------
+
+def test_oversize_frame():
+    conn = open_connection(frame_max=4096)
+    open_channel(conn)
+    events = conn.receive_data(method(1, spec.BasicPublish()) + header(1, 5000) + body(1, b"x" * 4097), 0)
+    assert [(type(e), e.reply_code) for e in events] == [(ConnectionClosing, 501)]
+    closed_with(conn, 501)
+
+
+def test_frame_max_before_tune_is_8192():
+    conn = started()
+    events = conn.receive_data(b"\x01\x00\x00\x00\x00\x20\x01", 0)
+    assert [e.reply_code for e in events] == [501]
+
+
+def test_bad_frame_end():
+    conn = open_connection()
+    events = conn.receive_data(HEARTBEAT[:-1] + b"\x00", 0)
+    assert [e.reply_code for e in events] == [501]
+    closed_with(conn, 501)
+
+
+def test_unknown_frame_type():
+    conn = open_connection()
+    assert [e.reply_code for e in conn.receive_data(frame(5, 0, b""), 0)] == [501]
+
+
+def test_unknown_method():
+    conn = open_connection()
+    open_channel(conn)
+    events = conn.receive_data(frame(1, 1, b"\x00\x1e\x00\x0a\x00"), 0)   # access.request
+    assert [e.reply_code for e in events] == [540]
+    close = closed_with(conn, 540)
+    assert (close.class_id, close.method_id) == (30, 10)
+
+
+@pytest.mark.parametrize("payload", [b"\x00", b"\x00\x32\x00\x0a\x00", b"\x00\x3c\x00\x50" + b"\x00" * 10])
+def test_malformed_method(payload):
+    conn = open_connection()
+    open_channel(conn)
+    assert [e.reply_code for e in conn.receive_data(frame(1, 1, payload), 0)] == [501]
+
+
+def test_heartbeat_on_a_channel():
+    conn = open_connection()
+    open_channel(conn)
+    assert [e.reply_code for e in conn.receive_data(frame(8, 1, b""), 0)] == [501]
+
+
+# -- heartbeats --------------------------------------------------------------------------------------------
+
+def test_heartbeat_sent_when_nothing_else_was():
+    conn = open_connection(heartbeat=60)
+    assert conn.tick(29) == [] and conn.data_to_send() == b""
+    assert conn.tick(30) == [] and conn.data_to_send() == HEARTBEAT
+    assert conn.tick(45) == [] and conn.data_to_send() == b""
+    conn.send_method(1, spec.BasicAck())
+    conn.receive_data(HEARTBEAT, 55)
+    conn.data_to_send()        # sent at 55
+    assert conn.tick(80) == [] and conn.data_to_send() == b""
+    assert conn.tick(85) == [] and conn.data_to_send() == HEARTBEAT
+
+
+def test_peer_timeout():
+    conn = open_connection(heartbeat=60)
+    conn.receive_data(HEARTBEAT, 100)       # any bytes reset the receive timer
+    assert conn.tick(220) == []
+    assert conn.tick(220.5) == [ConnectionClosed(0, "missed heartbeats from client, timeout: 60s")]
+    assert conn.is_closed
+    assert conn.tick(300) == []
+
+
+def test_heartbeats_off():
+    conn = open_connection(heartbeat=0)
+    assert conn.tick(10_000) == [] and conn.data_to_send() == b""
+
+
+# -- closing ----------------------------------------------------------------------------------------------
+
+def test_client_closes_connection():
+    conn = open_connection()
+    events = conn.receive_data(method(0, spec.ConnectionClose(200, "Normal shutdown", 0, 0)), 0)
+    assert events == [ConnectionClosed(200, "Normal shutdown")]
+    assert sent_methods(conn.data_to_send()) == [(0, spec.ConnectionCloseOk())]
+    assert conn.is_closed
+
+
+def test_server_closes_connection():
+    conn = open_connection()
+    open_channel(conn)
+    conn.close(320, "CONNECTION_FORCED - broker shutdown")
+    assert sent_methods(conn.data_to_send()) == [(0, spec.ConnectionClose(320, "CONNECTION_FORCED - broker shutdown", 0, 0))]
+    conn.send_method(1, spec.BasicAck())   # nothing but close-ok may follow a close
+    assert conn.data_to_send() == b""
+    events = conn.receive_data(publish(1, b"x") + method(1, spec.ChannelOpen()) + frame(1, 0, b"\xff"), 0)
+    assert events == [] and conn.data_to_send() == b""
+    events = conn.receive_data(method(0, spec.ConnectionCloseOk()), 0)
+    assert events == [ConnectionClosed(320, "CONNECTION_FORCED - broker shutdown")]
+    assert conn.is_closed
+
+
+def test_closes_cross():
+    conn = open_connection()
+    conn.close(320, "CONNECTION_FORCED - x")
+    conn.data_to_send()
+    events = conn.receive_data(method(0, spec.ConnectionClose(200, "bye", 0, 0)), 0)
+    assert [type(e) for e in events] == [ConnectionClosed]
+    assert sent_methods(conn.data_to_send()) == [(0, spec.ConnectionCloseOk())]
+
+
+def test_no_close_ok_within_timeout():
+    conn = open_connection(heartbeat=0)
+    conn.close(320, "CONNECTION_FORCED - x")
+    assert conn.tick(29) == []
+    assert conn.tick(30) == [ConnectionClosed(320, "CONNECTION_FORCED - x")]
+
+
+def test_eof():
+    conn = open_connection()
+    events = conn.receive_data(b"", 0)
+    assert [type(e) for e in events] == [ConnectionClosed] and conn.is_closed
+
+
+def test_frames_after_an_error_in_the_same_read_are_discarded():
+    conn = open_connection()
+    open_channel(conn)
+    events = conn.receive_data(method(2, spec.BasicAck()) + method(1, spec.BasicAck()), 0)
+    assert [type(e) for e in events] == [ConnectionClosing]
+    assert conn.receive_data(method(0, spec.ConnectionCloseOk()), 0) == [
+        ConnectionClosed(504, "CHANNEL_ERROR - expected 'channel.open'")]
