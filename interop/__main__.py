@@ -50,12 +50,12 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m interop", description=__doc__.split("\n")[0])
     broker = parser.add_mutually_exclusive_group()
     broker.add_argument("--url", default=DEFAULT_URL, help=f"the broker to test (default {DEFAULT_URL})")
-    broker.add_argument("--reference", action="store_true", help="start a private RabbitMQ node on a free port and test it")
-    broker.add_argument("--ours", action="store_true", help="start amqpbroker from this checkout on a free port and test it")
+    broker.add_argument("--reference", action="store_true", help="start a private RabbitMQ on a free port, test it")
+    broker.add_argument("--ours", action="store_true", help="start this checkout's amqpbroker on a free port, test it")
     client_names = tuple(client.name for client in CLIENTS)
     parser.add_argument("--clients", type=_choices(client_names), default=list(client_names), help="comma-separated")
     parser.add_argument("--scenarios", type=_choices(NAMES), default=list(NAMES), help="comma-separated")
-    parser.add_argument("--out", type=Path, default=INTEROP_DIR / "results", help="where results.json and results.md go")
+    parser.add_argument("--out", type=Path, default=INTEROP_DIR / "results", help="for results.json and results.md")
     parser.add_argument("--timeout", type=float, default=30, help="seconds each scenario may take (default 30)")
     parser.add_argument("--jobs", type=int, default=4, help="cells run at once (default 4)")
     return parser.parse_args(argv)
@@ -82,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with _broker(args) as url:
             product = brokers.server_product(url)
-            print(f"{product} at {_redacted(url)}: {len(clients)} clients × {len(args.scenarios)} scenarios", flush=True)
+            size = f"{len(clients)} clients × {len(args.scenarios)} scenarios"
+            print(f"{product} at {_redacted(url)}: {size}", flush=True)
             cells = run(url, clients, args.scenarios, timeout=args.timeout, jobs=args.jobs, on_cell=_print_failure)
     except brokers.BrokerError as exc:
         print(f"interop: {exc}", file=sys.stderr)

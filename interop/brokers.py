@@ -97,14 +97,16 @@ def rabbitmq(log: Path) -> Iterator[str]:
             "RABBITMQ_ADVANCED_CONFIG_FILE": str(base / "advanced.config"),
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(base / "enabled_plugins"),
         }
-        with _process([str(RABBITMQ_SERVER)], log, f"amqp://guest:guest@127.0.0.1:{port}/%2F", env=env, cwd=home) as url:
+        url = f"amqp://guest:guest@127.0.0.1:{port}/%2F"
+        with _process([str(RABBITMQ_SERVER)], log, url, env=env, cwd=home):
             yield url
 
 
 @contextmanager
 def ours(log: Path) -> Iterator[str]:
-    """amqpbroker from this checkout, as a subprocess."""
+    """amqpbroker from this checkout, as a subprocess with a fresh data directory."""
     port = free_port()
-    argv = [sys.executable, "-m", "amqpbroker", "--host", "127.0.0.1", "--port", str(port)]
-    with _process(argv, log, f"amqp://guest:guest@127.0.0.1:{port}/%2F", cwd=INTEROP_DIR.parent) as url:
-        yield url
+    with tempfile.TemporaryDirectory(prefix="interop-amqpbroker-") as data:
+        argv = [sys.executable, "-m", "amqpbroker", "--host", "127.0.0.1", "--port", str(port), "--data-dir", data]
+        with _process(argv, log, f"amqp://guest:guest@127.0.0.1:{port}/%2F", cwd=INTEROP_DIR.parent) as url:
+            yield url

@@ -1,6 +1,7 @@
 """The client × scenario table, for the terminal, results.md and results.json."""
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 from interop.clients import Client
@@ -26,8 +27,9 @@ def _grid(cells: list[Cell], clients: list[Client], scenarios: list[str]) -> lis
 
 
 def _failures(cells: list[Cell], clients: list[Client], scenarios: list[str]) -> list[Cell]:
-    order = {(client.name, scenario): n for n, (client, scenario) in enumerate((c, s) for c in clients for s in scenarios)}
-    return sorted((cell for cell in cells if cell.status == FAIL), key=lambda cell: order[cell.client, cell.scenario])
+    order = [(client.name, scenario) for client in clients for scenario in scenarios]
+    failed = [cell for cell in cells if cell.status == FAIL]
+    return sorted(failed, key=lambda cell: order.index((cell.client, cell.scenario)))
 
 
 def _summary_line(summary: dict[str, int]) -> str:
@@ -53,10 +55,7 @@ def write(out: Path, meta: dict, cells: list[Cell], clients: list[Client], scena
         "summary": summary,
         "clients": [{"name": client.name, "describe": client.describe} for client in clients],
         "scenarios": [{"name": s.name, "summary": s.summary} for s in SCENARIOS if s.name in scenarios],
-        "cells": [
-            {"client": cell.client, "scenario": cell.scenario, "status": cell.status, "detail": cell.detail, "seconds": cell.seconds}
-            for cell in sorted(cells, key=lambda cell: (cell.client, cell.scenario))
-        ],
+        "cells": [asdict(cell) for cell in sorted(cells, key=lambda cell: (cell.client, cell.scenario))],
     }
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
 
@@ -72,7 +71,8 @@ def write(out: Path, meta: dict, cells: list[Cell], clients: list[Client], scena
     ]
     failures = _failures(cells, clients, scenarios)
     if failures:
-        lines += ["", "## Failures", ""] + [f"- **{cell.client} / {cell.scenario}**: {' '.join(cell.detail.split())}" for cell in failures]
+        lines += ["", "## Failures", ""]
+        lines += [f"- **{cell.client} / {cell.scenario}**: {' '.join(cell.detail.split())}" for cell in failures]
     lines += ["", "## Clients", ""] + [f"- **{client.name}**: {client.describe}" for client in clients]
     lines += ["", "## Scenarios", ""] + [f"- **{s.name}**: {s.summary}" for s in SCENARIOS if s.name in scenarios]
     (out / "results.md").write_text("\n".join(lines) + "\n")

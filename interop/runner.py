@@ -99,7 +99,8 @@ def _run_task(task: _Task, url: str, prefix: str) -> list[Cell]:
         elif status is None:
             cells.append(Cell(task.client.name, scenario, FAIL, f"timed out after {task.limit:g} s", seconds))
         else:
-            cells.append(Cell(task.client.name, scenario, FAIL, f"no result (exit status {status}): {_tail(stderr)}", seconds))
+            detail = f"no result (exit status {status}): {_tail(stderr)}"
+            cells.append(Cell(task.client.name, scenario, FAIL, detail, seconds))
     return cells
 
 

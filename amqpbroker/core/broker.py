@@ -133,9 +133,10 @@ class Broker:
         for record in recovered.bindings:
             vhost = self.vhosts[record.vhost]
             exchange = vhost.exchanges.get(record.exchange)
-            queue = vhost.queues.get(record.queue)
-            if exchange is not None and queue is not None:
-                exchange.bind(queue, record.routing_key, record.arguments)
+            destinations = vhost.queues if record.destination_type == "queue" else vhost.exchanges
+            destination = destinations.get(record.destination)
+            if exchange is not None and destination is not None:
+                exchange.bind(destination, record.routing_key, record.arguments)
 
     def authenticate(self, username: str, password: str) -> bool:
         return self.users.get(username) == password

@@ -57,6 +57,8 @@ class Exchange:
         self.internal = internal
         self.arguments = arguments or {}
         self.bindings: dict[tuple, Binding] = {}
+        self.exchange_bindings = 0
+        """How many bindings lead to other exchanges; routing follows them only when there are any."""
 
     def bind(self, destination: Any, routing_key: str, arguments: dict) -> Binding | None:
         """Adds a binding and returns it; None if it was already there."""
@@ -65,21 +67,28 @@ class Exchange:
             return None
         self.bindings[binding.key] = binding
         self._add_route(binding)
+        if isinstance(destination, Exchange):
+            self.exchange_bindings += 1
         return binding
 
     def unbind(self, destination: Any, routing_key: str, arguments: dict) -> Binding | None:
         """Removes a binding and returns it; None if there was none."""
         binding = self.bindings.pop((destination, routing_key, freeze(arguments)), None)
         if binding is not None:
-            self._remove_route(binding)
+            self._removed(binding)
         return binding
 
     def unbind_destination(self, destination: Any) -> list[Binding]:
         """Removes and returns every binding to `destination`."""
         removed = [self.bindings.pop(key) for key in [key for key in self.bindings if key[0] is destination]]
         for binding in removed:
-            self._remove_route(binding)
+            self._removed(binding)
         return removed
+
+    def _removed(self, binding: Binding) -> None:
+        self._remove_route(binding)
+        if isinstance(binding.destination, Exchange):
+            self.exchange_bindings -= 1
 
     def route(self, routing_key: str, headers: dict | None) -> frozenset | set | tuple:
         raise NotImplementedError

@@ -8,11 +8,12 @@ It owns delivery tags, unacknowledged deliveries, prefetch limits, consumers and
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Collection, Iterable
 
 from ..protocol import BasicProperties, spec
 from ..store.base import PutMessage
 from .errors import ChannelException, ConnectionException
+from .exchanges import Exchange
 from .message import Message, QueueEntry
 from .queue import Consumer, Queue
 from .vhost import random_name
@@ -43,7 +44,8 @@ class Session:
         self._global_prefetch_count = 0
         self._last_queue = ""
         self.confirm_mode = False
-        self._tx_mode = False
+        self._tx: list[Callable[[], None]] | None = None
+        """Operations waiting for tx.commit; None unless the channel is transactional."""
         self._publish_seq = 0
         self._confirmed_upto = 0
         self._awaiting_commit: deque[tuple[int, int]] = deque()
@@ -308,13 +310,20 @@ class Session:
             queue.dispatch()
 
     def _basic_ack(self, method: spec.BasicAck) -> None:
-        self._settle(self._take_unacked(method.delivery_tag, method.multiple), requeue=False)
+        self._settle_later(method.delivery_tag, method.multiple, False)
 
     def _basic_nack(self, method: spec.BasicNack) -> None:
-        self._settle(self._take_unacked(method.delivery_tag, method.multiple), requeue=method.requeue)
+        self._settle_later(method.delivery_tag, method.multiple, method.requeue)
 
     def _basic_reject(self, method: spec.BasicReject) -> None:
-        self._settle(self._take_unacked(method.delivery_tag, False), requeue=method.requeue)
+        self._settle_later(method.delivery_tag, False, method.requeue)
+
+    def _settle_later(self, delivery_tag: int, multiple: bool, requeue: bool) -> None:
+        """Settles now, or at tx.commit on a transactional channel."""
+        if self._tx is None:
+            self._settle(self._take_unacked(delivery_tag, multiple), requeue)
+        else:
+            self._tx.append(lambda: self._settle(self._take_unacked(delivery_tag, multiple), requeue))
 
     def _basic_recover(self, method: spec.BasicRecover) -> None:
         if not method.requeue:
@@ -340,7 +349,7 @@ class Session:
             raise ConnectionException.not_implemented("immediate=true")
         vhost = self.vhost
         exchange_name = method.exchange
-        routing_key = method.routing_key
+        exchange = None
         if exchange_name:
             exchange = vhost.exchanges.get(exchange_name)
             if exchange is None:
@@ -349,8 +358,27 @@ class Session:
                 raise ChannelException.access_refused(
                     f"cannot publish to internal exchange '{exchange_name}' in vhost '{vhost.name}'"
                 )
-            headers = BasicProperties.decode(properties).headers if exchange.type == "headers" else None
-            queues: Iterable[Queue] = exchange.route(routing_key, headers)
+        # Flag bit 4 of the property flags is user_id: decode only when a publisher sets it.
+        if len(properties) > 1 and properties[1] & 0x10:
+            user_id = BasicProperties.decode(properties).user_id
+            if user_id != self.connection.username:
+                raise ChannelException.precondition_failed(
+                    f"user_id property set to '{user_id}' but authenticated user was '{self.connection.username}'"
+                )
+        if self._tx is None:
+            self._route(exchange, method, properties, body)
+        else:
+            self._tx.append(lambda: self._route(exchange, method, properties, body))
+
+    def _route(self, exchange: Exchange | None, method: spec.BasicPublish, properties: bytes, body: bytes) -> None:
+        vhost = self.vhost
+        exchange_name = method.exchange
+        routing_key = method.routing_key
+        if exchange is not None:
+            headers = None
+            if exchange.type == "headers" or exchange.exchange_bindings:
+                headers = BasicProperties.decode(properties).headers
+            queues: Collection[Queue] = vhost.route(exchange, routing_key, headers)
         else:
             queue = vhost.queues.get(routing_key)
             queues = (queue,) if queue is not None else ()
@@ -415,16 +443,46 @@ class Session:
         return bool(self._awaiting_commit)
 
     def _confirm_select(self, method: spec.ConfirmSelect) -> None:
-        if self._tx_mode:
+        if self._tx is not None:
             raise ChannelException.precondition_failed("cannot switch from tx to confirm mode")
         self.confirm_mode = True
         if not method.nowait:
             self._reply(spec.ConfirmSelectOk())
 
+    # tx: publishes and acknowledgements wait for tx.commit; a batch, not an ACID transaction
+
     def _tx_select(self, method: spec.TxSelect) -> None:
         if self.confirm_mode:
             raise ChannelException.precondition_failed("cannot switch from confirm to tx mode")
-        raise ConnectionException.not_implemented("tx.select is not supported")
+        if self._tx is None:
+            self._tx = []
+        self._reply(spec.TxSelectOk())
+
+    def _tx_commit(self, method: spec.TxCommit) -> None:
+        if self._tx is None:
+            raise ChannelException.precondition_failed("channel is not transactional")
+        pending, self._tx = self._tx, []
+        for operation in pending:
+            operation()
+        self._reply(spec.TxCommitOk())
+
+    def _tx_rollback(self, method: spec.TxRollback) -> None:
+        if self._tx is None:
+            raise ChannelException.precondition_failed("channel is not transactional")
+        self._tx.clear()
+        self._reply(spec.TxRollbackOk())
+
+    # exchange-to-exchange bindings
+
+    def _exchange_bind(self, method: spec.ExchangeBind) -> None:
+        self.vhost.bind_exchange(method.destination, method.source, method.routing_key, method.arguments)
+        if not method.no_wait:
+            self._reply(spec.ExchangeBindOk())
+
+    def _exchange_unbind(self, method: spec.ExchangeUnbind) -> None:
+        self.vhost.unbind_exchange(method.destination, method.source, method.routing_key, method.arguments)
+        if not method.no_wait:
+            self._reply(spec.ExchangeUnbindOk())
 
     # closing
 
@@ -457,4 +515,8 @@ _HANDLERS: dict[type, Callable[[Session, Any], None]] = {
     spec.BasicRecoverAsync: Session._basic_recover_async,
     spec.ConfirmSelect: Session._confirm_select,
     spec.TxSelect: Session._tx_select,
+    spec.TxCommit: Session._tx_commit,
+    spec.TxRollback: Session._tx_rollback,
+    spec.ExchangeBind: Session._exchange_bind,
+    spec.ExchangeUnbind: Session._exchange_unbind,
 }

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import os
-from typing import Any
+from typing import Any, Collection
 
 from ..store.base import DeleteBinding, DeleteExchange, DeleteQueue, PutBinding, PutExchange, PutQueue
 from .errors import ChannelException, ConnectionException
@@ -47,6 +47,31 @@ def random_name(prefix: str) -> str:
 
 def _flag(value: bool) -> str:
     return "true" if value else "false"
+
+
+def _kind(destination: Queue | Exchange) -> str:
+    return "queue" if isinstance(destination, Queue) else "exchange"
+
+
+def _describe_value(value: Any) -> str:
+    """An argument value as RabbitMQ words it in an 'inequivalent arg' error."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        type_name = "bool"
+    elif isinstance(value, int):
+        type_name = "signedint" if -(2**31) <= value < 2**31 else "long"
+    elif isinstance(value, float):
+        type_name = "double"
+    elif isinstance(value, (bytes, bytearray)):
+        type_name = "binary"
+    elif isinstance(value, dict):
+        type_name = "table"
+    elif isinstance(value, (list, tuple)):
+        type_name = "array"
+    else:
+        type_name = "longstr"
+    return f"the value '{value}' of type '{type_name}'"
 
 
 class VHost:
@@ -127,10 +152,32 @@ class VHost:
 
     def _remove_exchange(self, exchange: Exchange) -> None:
         del self.exchanges[exchange.name]
+        for binding in exchange.bindings.values():
+            self._unpersist_binding(binding)
+        for source in list(self.exchanges.values()):
+            if source.exchange_bindings:
+                for binding in source.unbind_destination(exchange):
+                    self._unpersist_binding(binding)
+                self._auto_delete_exchange(source)
         if exchange.durable:
-            for binding in exchange.bindings.values():
-                self._unpersist_binding(binding)
             self.journal.append(DeleteExchange(self.name, exchange.name))
+
+    def route(self, exchange: Exchange, routing_key: str, headers: dict | None) -> Collection[Queue]:
+        """The queues a message reaches from `exchange`, following exchange-to-exchange bindings."""
+        found = exchange.route(routing_key, headers)
+        if not exchange.exchange_bindings:
+            return found
+        queues: set[Queue] = set()
+        seen = {exchange}
+        pending = [found]
+        while pending:
+            for destination in pending.pop():
+                if isinstance(destination, Queue):
+                    queues.add(destination)
+                elif destination not in seen:
+                    seen.add(destination)
+                    pending.append(destination.route(routing_key, headers))
+        return queues
 
     # Queues
 
@@ -204,12 +251,15 @@ class VHost:
     def _check_arguments(self, what: str, received: dict, current: dict, checked: tuple[str, ...]) -> None:
         for arg in checked:
             new, old = received.get(arg), current.get(arg)
-            if freeze(new) != freeze(old):
-                received_text = "none" if new is None else f"the value '{new}'"
-                current_text = "none" if old is None else f"the value '{old}'"
-                raise ChannelException.precondition_failed(
-                    f"inequivalent arg '{arg}' for {what}: received {received_text} but current is {current_text}"
-                )
+            if freeze(new) == freeze(old):
+                continue
+            if new is None or old is None:
+                received_text, current_text = _describe_value(new), _describe_value(old)
+            else:
+                received_text, current_text = f"'{new}'", f"'{old}'"
+            raise ChannelException.precondition_failed(
+                f"inequivalent arg '{arg}' for {what}: received {received_text} but current is {current_text}"
+            )
 
     def delete_queue(self, queue: Queue) -> int:
         """Removes the queue and its bindings; returns how many ready messages went with it."""
@@ -229,31 +279,50 @@ class VHost:
 
     # Bindings
 
-    def bind(self, queue: Queue, exchange_name: str, routing_key: str, arguments: dict) -> None:
+    def _bindable(self, exchange_name: str) -> Exchange:
         if exchange_name == "":
             raise ChannelException.access_refused("operation not permitted on the default exchange")
-        binding = self.get_exchange(exchange_name).bind(queue, routing_key, arguments)
-        if binding is not None and binding.source.durable and queue.durable:
-            self.journal.append(PutBinding(self.name, exchange_name, queue.name, routing_key, arguments))
+        return self.get_exchange(exchange_name)
+
+    def bind(self, destination: Queue | Exchange, exchange_name: str, routing_key: str, arguments: dict) -> None:
+        source = self._bindable(exchange_name)
+        binding = source.bind(destination, routing_key, arguments)
+        if binding is not None and source.durable and destination.durable:
+            self.journal.append(
+                PutBinding(self.name, source.name, destination.name, routing_key, arguments, _kind(destination))
+            )
+
+    def bind_exchange(self, destination_name: str, source_name: str, routing_key: str, arguments: dict) -> None:
+        destination = self._bindable(destination_name)
+        self.bind(destination, source_name, routing_key, arguments)
 
     def unbind(self, queue_name: str, exchange_name: str, routing_key: str, arguments: dict, connection: Any) -> None:
         if exchange_name == "":
             raise ChannelException.access_refused("operation not permitted on the default exchange")
-        queue = self.queues.get(queue_name)
-        exchange = self.exchanges.get(exchange_name)
-        if queue is None or exchange is None:
+        if queue_name in self.queues:
+            self._unbind(self.get_queue(queue_name, connection), exchange_name, routing_key, arguments)
+
+    def unbind_exchange(self, destination_name: str, source_name: str, routing_key: str, arguments: dict) -> None:
+        if destination_name == "" or source_name == "":
+            raise ChannelException.access_refused("operation not permitted on the default exchange")
+        destination = self.exchanges.get(destination_name)
+        if destination is not None:
+            self._unbind(destination, source_name, routing_key, arguments)
+
+    def _unbind(self, destination: Queue | Exchange, exchange_name: str, routing_key: str, arguments: dict) -> None:
+        source = self.exchanges.get(exchange_name)
+        if source is None:
             return
-        self.get_queue(queue_name, connection)
-        binding = exchange.unbind(queue, routing_key, arguments)
+        binding = source.unbind(destination, routing_key, arguments)
         if binding is not None:
             self._unpersist_binding(binding)
-            self._auto_delete_exchange(exchange)
+            self._auto_delete_exchange(source)
 
     def _unpersist_binding(self, binding: Binding) -> None:
         if binding.source.durable and binding.destination.durable:
             self.journal.append(
                 DeleteBinding(self.name, binding.source.name, binding.destination.name, binding.routing_key,
-                              binding.arguments)
+                              binding.arguments, _kind(binding.destination))
             )
 
     def _auto_delete_exchange(self, exchange: Exchange) -> None:

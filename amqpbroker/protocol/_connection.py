@@ -70,6 +70,7 @@ def default_server_properties() -> dict[str, Any]:
             "consumer_cancel_notify": True,
             "authentication_failure_close": True,
             "per_consumer_qos": True,
+            "exchange_exchange_bindings": True,
         },
     }
 

@@ -47,6 +47,7 @@ class AMQPConnection:
         self.protocol = ServerConnection(
             authenticate=broker.authenticate,
             can_open_vhost=broker.can_open_vhost,
+            vhost_exists=broker.vhosts.__contains__,
             heartbeat=heartbeat,
             now=trio.current_time(),
         )

@@ -54,17 +54,20 @@ class DeleteQueue(NamedTuple):
 class PutBinding(NamedTuple):
     vhost: str
     exchange: str
-    queue: str
+    destination: str
     routing_key: str
     arguments: dict
+    destination_type: str = "queue"
+    """"queue", or "exchange" for an exchange-to-exchange binding."""
 
 
 class DeleteBinding(NamedTuple):
     vhost: str
     exchange: str
-    queue: str
+    destination: str
     routing_key: str
     arguments: dict
+    destination_type: str = "queue"
 
 
 class PutMessage(NamedTuple):

@@ -247,4 +247,4 @@ def _load_name(key: bytes) -> str:
 
 def _binding_key(op: PutBinding | DeleteBinding) -> bytes:
     arguments = json.dumps(op.arguments, sort_keys=True, default=_encode_value).encode()
-    return _name_key(op.vhost, op.exchange, op.queue, op.routing_key) + arguments
+    return _name_key(op.vhost, op.exchange, op.destination_type, op.destination, op.routing_key) + arguments

@@ -97,4 +97,5 @@ class MemoryStore(Store):
 
 
 def _binding_key(op: PutBinding | DeleteBinding) -> tuple:
-    return (op.vhost, op.exchange, op.queue, op.routing_key, repr(sorted(op.arguments.items())))
+    return (op.vhost, op.exchange, op.destination_type, op.destination, op.routing_key,
+            repr(sorted(op.arguments.items())))

@@ -65,7 +65,8 @@ def _java() -> list[str]:
     library = ":".join(map(str, classpath))
     if not compiled.is_file() or compiled.stat().st_mtime < source.stat().st_mtime:
         javac = _require("javac", "a JDK (default-jdk-headless)")
-        build = subprocess.run([javac, "-d", str(_JAVA_BUILD), "-cp", library, str(source)], capture_output=True, text=True)
+        javac_argv = [javac, "-d", str(_JAVA_BUILD), "-cp", library, str(source)]
+        build = subprocess.run(javac_argv, capture_output=True, text=True)
         if build.returncode != 0:
             raise Unavailable(f"javac failed: {build.stderr.strip()}")
     return [java, "-cp", f"{_JAVA_BUILD}:{library}", "Scenarios"]
@@ -76,7 +77,7 @@ CLIENTS = (
     Client("pika-asyncio", "pika AsyncioConnection (asynchronous adapter)", _python("pika_asyncio")),
     Client("aio-pika", "aio-pika (on aiormq)", _python("aio_pika_client")),
     Client("kombu", "kombu on py-amqp", _python("kombu_client")),
-    Client("celery", "Celery: rpc is a task run end to end by a real worker, its result over rpc://", _python("celery_client")),
+    Client("celery", "Celery; rpc is a task run by a real worker, result over rpc://", _python("celery_client")),
     Client("amqpstorm", "AMQPStorm", _python("amqpstorm_client")),
     Client("amqplib", "Node.js amqplib (promise API)", _node),
     Client("java", "RabbitMQ Java client (Debian librabbitmq-client-java), one JVM per run", _java, batch=True),

@@ -143,8 +143,9 @@ async def confirms(url: str, names: Names) -> None:
     async with await aio_pika.connect(url) as connection:
         channel = await connection.channel(publisher_confirms=True)
         queue = await channel.declare_queue(names("q"), exclusive=True)
+        publishes = [Message(f"m{n}".encode()) for n in range(CONFIRMED_MESSAGES)]
         confirmations = await asyncio.gather(
-            *(channel.default_exchange.publish(Message(f"m{n}".encode()), routing_key=queue.name) for n in range(CONFIRMED_MESSAGES))
+            *(channel.default_exchange.publish(message, routing_key=queue.name) for message in publishes)
         )
         expect({type(confirmation).__name__ for confirmation in confirmations}, {"Ack"}, "confirmations")
         queue = await channel.declare_queue(names("q"), passive=True)
@@ -158,8 +159,8 @@ async def mandatory(url: str, names: Names) -> None:
             await channel.default_exchange.publish(Message(b"lost"), routing_key=names("nowhere"), mandatory=True)
             raise AssertionError("unroutable mandatory publish was not returned")
         except aiormq.exceptions.PublishError as exc:
-            returned = exc.message.delivery
-            expect((returned.reply_code, returned.reply_text, exc.message.body), (312, "NO_ROUTE", b"lost"), "basic.return")
+            returned = (exc.message.delivery.reply_code, exc.message.delivery.reply_text, exc.message.body)
+            expect(returned, (312, "NO_ROUTE", b"lost"), "basic.return")
 
 
 async def rpc(url: str, names: Names) -> None:
@@ -245,7 +246,8 @@ async def consumer_cancel(url: str, names: Names) -> None:
         channel = await connection.channel()
         queue = await channel.declare_queue(names("q"), exclusive=True)
         cancelled = asyncio.get_running_loop().create_future()
-        (await channel.get_underlay_channel()).on_consumer_cancel_callbacks.add(lambda frame: cancelled.set_result(frame.consumer_tag))
+        underlay = await channel.get_underlay_channel()
+        underlay.on_consumer_cancel_callbacks.add(lambda frame: cancelled.set_result(frame.consumer_tag))
         tag = await queue.consume(lambda message: None)
         await (await connection.channel()).queue_delete(queue.name)
         expect(await asyncio.wait_for(cancelled, PATIENCE), tag, "cancelled consumer tag")

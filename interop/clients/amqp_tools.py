@@ -14,7 +14,7 @@ import subprocess
 import time
 from contextlib import ExitStack, contextmanager, suppress
 
-from interop.clients.common import Names, expect, large_body, main, wrong_password
+from interop.clients.common import Names, expect, large_body, main, nap, poll, pump_until, wrong_password
 from interop.scenarios import (
     ACK_MESSAGES,
     HEARTBEAT,
@@ -81,19 +81,25 @@ def _publish(url: str, routing_key: str, body: bytes, exchange: str = "") -> Non
 
 def _get(url: str, queue: str) -> bytes:
     """basic.get (with ack), retried while the queue is still empty."""
-    deadline = time.monotonic() + PATIENCE
-    while (result := _run("amqp-get", url, f"--queue={queue}", check=False)).returncode == _EMPTY:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no message on {queue} within {PATIENCE} s")
-        time.sleep(0.05)
-    if result.returncode != 0:
-        raise RuntimeError(f"amqp-get exited with {result.returncode}: {result.stderr.decode().strip()}")
-    return result.stdout
+
+    def fetch() -> bytes | None:
+        result = _run("amqp-get", url, f"--queue={queue}", check=False)
+        if result.returncode == _EMPTY:
+            return None
+        if result.returncode != 0:
+            raise RuntimeError(f"amqp-get exited with {result.returncode}: {result.stderr.decode().strip()}")
+        return result.stdout
+
+    return poll(fetch, nap, f"message on {queue}")
 
 
 def _expect_empty(url: str, queue: str) -> None:
     result = _run("amqp-get", url, f"--queue={queue}", check=False)
     expect((result.returncode, result.stdout), (_EMPTY, b""), f"amqp-get on the drained queue {queue}")
+
+
+def _binding(queue: str, exchange: str, routing_key: str) -> tuple[str, ...]:
+    return f"--queue={queue}", f"--exchange={exchange}", f"--routing-key={routing_key}"
 
 
 @contextmanager
@@ -106,18 +112,18 @@ def _bound_queue(url: str, queue: str, bindings: list[tuple[str, str]]):
     consumes one marker, which proves that its binding exists.
     """
     (exchange, routing_key), *more = bindings
-    binding = (f"--queue={queue}", f"--exchange={exchange}", f"--routing-key={routing_key}")
-    with _consumer(url, *binding, "--prefetch-count=1", script=f"echo holding; {_HOLD}") as holder:
-        deadline = time.monotonic() + PATIENCE
-        while _run("amqp-get", url, f"--queue={queue}", check=False).returncode != _EMPTY:  # 404 until declared
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{queue} not declared within {PATIENCE} s")
-            time.sleep(0.05)
+    holder_options = (*_binding(queue, exchange, routing_key), "--prefetch-count=1")
+
+    def declared() -> bool:  # basic.get fails with 404 until the holder has declared the queue
+        return _run("amqp-get", url, f"--queue={queue}", check=False).returncode == _EMPTY
+
+    with _consumer(url, *holder_options, script=f"echo holding; {_HOLD}") as holder:
+        pump_until(declared, nap, f"declaration of {queue}")
         _publish(url, queue, b"marker")
-        _read_line(holder)
+        expect(_read_line(holder), "holding", f"the holder of {queue}")
         for exchange, routing_key in more:
             _publish(url, queue, b"marker")
-            _run("amqp-consume", url, f"--queue={queue}", f"--exchange={exchange}", f"--routing-key={routing_key}", "--count=1", "--", "cat")
+            _run("amqp-consume", url, *_binding(queue, exchange, routing_key), "--count=1", "--", "cat")
         yield
 
 
@@ -149,8 +155,9 @@ def ack(url: str, names: Names) -> None:
     with _queue(url, names("q")) as queue:
         for n in range(ACK_MESSAGES):
             _publish(url, queue, f"m{n}".encode())
-        consumed = _run("amqp-consume", url, f"--queue={queue}", f"--count={ACK_MESSAGES}", "--", "sh", "-c", "cat; echo").stdout
-        expect(consumed.decode().split(), [f"m{n}" for n in range(ACK_MESSAGES)], "consumed")
+        script = ("sh", "-c", "cat; echo")
+        consumed = _run("amqp-consume", url, f"--queue={queue}", f"--count={ACK_MESSAGES}", "--", *script)
+        expect(consumed.stdout.decode().split(), [f"m{n}" for n in range(ACK_MESSAGES)], "consumed")
         _expect_empty(url, queue)
 
 
@@ -187,11 +194,13 @@ def precondition_failed(url: str, names: Names) -> None:
 
 
 def heartbeat(url: str, names: Names) -> None:
-    with _queue(url, names("q")) as queue, _consumer(url, f"--heartbeat={HEARTBEAT}", f"--queue={queue}", "--count=1", script="cat") as consumer:
-        time.sleep(IDLE)
-        _publish(url, queue, b"awake")
-        stdout, stderr = consumer.communicate(timeout=PATIENCE)
-        expect((consumer.returncode, stdout), (0, b"awake"), f"consumer after {IDLE} s idle ({stderr.decode().strip()!r})")
+    with _queue(url, names("q")) as queue:
+        with _consumer(url, f"--heartbeat={HEARTBEAT}", f"--queue={queue}", "--count=1", script="cat") as consumer:
+            time.sleep(IDLE)
+            _publish(url, queue, b"awake")
+            stdout, stderr = consumer.communicate(timeout=PATIENCE)
+        outcome = (consumer.returncode, stdout)
+        expect(outcome, (0, b"awake"), f"consumer after {IDLE} s idle ({stderr.decode().strip()!r})")
 
 
 if __name__ == "__main__":

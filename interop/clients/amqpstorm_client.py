@@ -5,7 +5,7 @@ import uuid
 
 from amqpstorm import AMQPChannelError, AMQPConnectionError, AMQPMessageError, Message, UriConnection
 
-from interop.clients.common import Names, expect, large_body, main, pump_until, wrong_password
+from interop.clients.common import Names, expect, large_body, main, nap, poll, pump_until, wrong_password
 from interop.scenarios import (
     ACK_MESSAGES,
     CHANNELS,
@@ -29,6 +29,14 @@ def _pump(channel):
     return pump
 
 
+def _raise_returns(channel):
+    def pump() -> None:
+        channel.check_for_errors()  # AMQPStorm raises a basic.return as AMQPMessageError
+        time.sleep(0.01)
+
+    return pump
+
+
 def _quiet(channel) -> None:
     deadline = time.monotonic() + QUIET
     while time.monotonic() < deadline:
@@ -37,14 +45,7 @@ def _quiet(channel) -> None:
 
 def _get(channel, queue: str, *, no_ack: bool = False) -> Message:
     """basic.get, retried while the queue is still empty."""
-    got = []
-
-    def arrived() -> bool:
-        got[:] = [channel.basic.get(queue, no_ack=no_ack, auto_decode=False)]
-        return got[0] is not None
-
-    pump_until(arrived, lambda: time.sleep(0.05), f"a message on {queue}")
-    return got[0]
+    return poll(lambda: channel.basic.get(queue, no_ack=no_ack, auto_decode=False), nap, f"a message on {queue}")
 
 
 def connect(url: str, names: Names) -> None:
@@ -96,7 +97,8 @@ def ack(url: str, names: Names) -> None:
         expect(bodies, [f"m{n}" for n in range(ACK_MESSAGES)], "consumed")
         channel.close()
         with connection.channel() as channel:
-            expect(channel.queue.declare(queue, passive=True)["message_count"], 0, "messages requeued after channel close")
+            count = channel.queue.declare(queue, passive=True)["message_count"]
+            expect(count, 0, "messages requeued after channel close")
 
 
 def requeue(url: str, names: Names) -> None:
@@ -163,8 +165,8 @@ def mandatory(url: str, names: Names) -> None:
     with UriConnection(url) as connection, connection.channel() as channel:
         channel.basic.publish(b"lost", names("nowhere"), mandatory=True)
         try:
-            pump_until(lambda: False, lambda: (time.sleep(0.01), channel.check_for_errors()), "basic.return")
-        except AMQPMessageError as exc:  # AMQPStorm raises a basic.return as an error
+            pump_until(lambda: False, _raise_returns(channel), "basic.return")
+        except AMQPMessageError as exc:
             expect(exc.error_code, 312, "reply code")
             expect("NO_ROUTE" in str(exc), True, f"NO_ROUTE in {exc}")
 

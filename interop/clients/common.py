@@ -1,6 +1,6 @@
 """What the Python client programs share: the command line the runner speaks, and small helpers.
 
-A client program is run as `python -m interop.clients.X --url URL --prefix PREFIX SCENARIO...`
+A client program is run as `python -m interop.clients.X --url=URL --prefix=PREFIX SCENARIO...`
 and prints one result line per scenario (`INTEROP-RESULT {"scenario", "ok", "detail"}`), or with
 `--list` the names of the scenarios it implements, one per line.
 """
@@ -13,12 +13,14 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from interop.scenarios import LARGE_MESSAGE_SIZE, NAMES, PATIENCE
 
+T = TypeVar("T")
 RESULT_MARK = "INTEROP-RESULT "
-_INTEROP_DIR = Path(__file__).resolve().parent.parent
+_CLIENTS_DIR = Path(__file__).resolve().parent
 
 
 class Names:
@@ -48,18 +50,32 @@ def expect(actual: object, expected: object, what: str) -> None:
         raise AssertionError(f"{what}: expected {expected!r}, got {actual!r}")
 
 
-def pump_until(done: Callable[[], bool], pump: Callable[[], object], what: str, timeout: float = PATIENCE) -> None:
-    """Call `pump` (which processes the client's I/O briefly) until `done()`, or fail."""
+def poll(fetch: Callable[[], T | None], pump: Callable[[], object], what: str, timeout: float = PATIENCE) -> T:
+    """Call `fetch` until it returns something, calling `pump` (the client's I/O, briefly) in between."""
     deadline = time.monotonic() + timeout
-    while not done():
+    while (result := fetch()) is None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"no {what} within {timeout} s")
         pump()
+    return result
+
+
+def pump_until(done: Callable[[], bool], pump: Callable[[], object], what: str, timeout: float = PATIENCE) -> None:
+    poll(lambda: True if done() else None, pump, what, timeout)
+
+
+def nap() -> None:
+    time.sleep(0.05)
 
 
 def _describe(exc: BaseException) -> str:
-    ours = [frame for frame in traceback.extract_tb(exc.__traceback__) if Path(frame.filename).is_relative_to(_INTEROP_DIR)]
-    where = f" (at {Path(ours[-1].filename).name}:{ours[-1].lineno})" if ours else ""
+    """The error, and the line of the client program where it surfaced."""
+    in_client = [
+        frame
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if Path(frame.filename).resolve().parent == _CLIENTS_DIR and frame.filename != __file__
+    ]
+    where = f" (at {Path(in_client[-1].filename).name}:{in_client[-1].lineno})" if in_client else ""
     return f"{type(exc).__name__}: {exc}{where}"
 
 

@@ -7,7 +7,7 @@ import uuid
 import amqp.exceptions
 from kombu import Connection, Consumer, Exchange, Producer, Queue, binding
 
-from interop.clients.common import Names, expect, large_body, main, pump_until, wrong_password
+from interop.clients.common import Names, expect, large_body, main, poll, pump_until, wrong_password
 from interop.scenarios import (
     ACK_MESSAGES,
     CHANNELS,
@@ -38,14 +38,7 @@ def _quiet(connection: Connection) -> None:
 
 def _get(connection: Connection, queue: Queue, *, no_ack: bool = False):
     """basic.get, retried while the queue is still empty."""
-    got = []
-
-    def arrived() -> bool:
-        got[:] = [queue.get(no_ack=no_ack)]
-        return got[0] is not None
-
-    pump_until(arrived, lambda: _drain(connection), f"a message on {queue.name}")
-    return got[0]
+    return poll(lambda: queue.get(no_ack=no_ack), lambda: _drain(connection), f"a message on {queue.name}")
 
 
 def _message_count(channel, name: str) -> int:
@@ -73,7 +66,8 @@ def routing(url: str, names: Names) -> None:
         exchanges = {kind: Exchange(names(kind), kind, auto_delete=True) for kind in ("direct", "fanout", "topic")}
         queues = {}
         for queue, keys in ROUTING_BINDINGS.items():
-            bindings = [binding(exchanges["fanout"])] + [binding(exchanges[kind], routing_key=key) for kind, key in keys.items()]
+            bindings = [binding(exchanges["fanout"])]
+            bindings += [binding(exchanges[kind], routing_key=key) for kind, key in keys.items()]
             queues[queue] = Queue(names(queue), bindings=bindings, exclusive=True, channel=channel)
             queues[queue].declare()
         producer = Producer(channel)
@@ -179,7 +173,9 @@ def confirms(url: str, names: Names) -> None:
 def mandatory(url: str, names: Names) -> None:
     with Connection(url) as connection:
         returned = []
-        producer = Producer(connection.channel(), on_return=lambda exc, exchange, routing_key, message: returned.append((exc, message)))
+        producer = Producer(
+            connection.channel(), on_return=lambda exc, exchange, routing_key, message: returned.append((exc, message))
+        )
         producer.publish(b"lost", routing_key=names("nowhere"), mandatory=True)
         pump_until(lambda: returned, lambda: _drain(connection), "basic.return")
         exc, message = returned[0]
@@ -206,7 +202,9 @@ def rpc(url: str, names: Names) -> None:
             Consumer(client, queues=[replies], callbacks=[lambda body, message: answers.append(message)], no_ack=True),
         ):
             correlation_id = str(uuid.uuid4())
-            Producer(client).publish(b"ping", routing_key=requests.name, reply_to=replies.name, correlation_id=correlation_id)
+            Producer(client).publish(
+                b"ping", routing_key=requests.name, reply_to=replies.name, correlation_id=correlation_id
+            )
             pump_until(lambda: answers, lambda: _drain(connection), "reply")
         expect((answers[0].properties["correlation_id"], answers[0].body), (correlation_id, b"PING"), "reply")
 
@@ -229,7 +227,8 @@ def many_channels(url: str, names: Names) -> None:
         for n, channel in enumerate(channels):
             Producer(channel).publish(str(n).encode(), routing_key=queue.name)
         received = set()
-        with Consumer(channels[-1], queues=[queue], callbacks=[lambda body, message: received.add(int(message.body))], no_ack=True):
+        collect = [lambda body, message: received.add(int(message.body))]
+        with Consumer(channels[-1], queues=[queue], callbacks=collect, no_ack=True):
             pump_until(lambda: len(received) == CHANNELS, lambda: _drain(connection), f"{CHANNELS} messages")
         expect(len({channel.channel_id for channel in channels}), CHANNELS, "distinct channel numbers")
         for channel in channels:

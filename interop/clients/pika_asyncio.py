@@ -70,7 +70,10 @@ async def _call(channel, method, *args, **kwargs):
 
 async def _consume(channel, queue: str, *, auto_ack: bool = False) -> asyncio.Queue:
     deliveries = asyncio.Queue()
-    await _call(channel, channel.basic_consume, queue, lambda *delivery: deliveries.put_nowait(delivery[1:]), auto_ack=auto_ack)
+    def on_message(channel, *delivery) -> None:
+        deliveries.put_nowait(delivery)
+
+    await _call(channel, channel.basic_consume, queue, on_message, auto_ack=auto_ack)
     return deliveries
 
 
@@ -241,7 +244,8 @@ async def rpc(url: str, names: Names) -> None:
     await _queue(server, names("rpc"))
 
     def serve(channel, method, props, body) -> None:
-        channel.basic_publish("", props.reply_to, body.upper(), pika.BasicProperties(correlation_id=props.correlation_id))
+        reply = pika.BasicProperties(correlation_id=props.correlation_id)
+        channel.basic_publish("", props.reply_to, body.upper(), reply)
         channel.basic_ack(method.delivery_tag)
 
     await _call(server, server.basic_consume, names("rpc"), serve)
@@ -249,7 +253,8 @@ async def rpc(url: str, names: Names) -> None:
     reply_queue = await _queue(client)
     replies = await _consume(client, reply_queue, auto_ack=True)
     correlation_id = str(uuid.uuid4())
-    client.basic_publish("", names("rpc"), b"ping", pika.BasicProperties(reply_to=reply_queue, correlation_id=correlation_id))
+    request = pika.BasicProperties(reply_to=reply_queue, correlation_id=correlation_id)
+    client.basic_publish("", names("rpc"), b"ping", request)
     _, props, body = await _next(replies)
     expect((props.correlation_id, body), (correlation_id, b"PING"), "reply")
     await _close(connection)

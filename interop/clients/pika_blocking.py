@@ -5,7 +5,7 @@ import uuid
 import pika
 from pika.exceptions import AuthenticationError, ChannelClosedByBroker, ProbableAuthenticationError
 
-from interop.clients.common import Names, expect, large_body, main, pump_until, wrong_password
+from interop.clients.common import Names, expect, large_body, main, poll, pump_until, wrong_password
 from interop.scenarios import (
     ACK_MESSAGES,
     CHANNELS,
@@ -31,14 +31,12 @@ def _pump(connection: pika.BlockingConnection):
 
 def _get(connection, channel, queue: str, *, auto_ack: bool = False):
     """basic.get, retried while the queue is still empty."""
-    got = []
 
-    def arrived() -> bool:
-        got[:] = channel.basic_get(queue, auto_ack=auto_ack)
-        return got[0] is not None
+    def fetch():
+        method, properties, body = channel.basic_get(queue, auto_ack=auto_ack)
+        return None if method is None else (method, properties, body)
 
-    pump_until(arrived, _pump(connection), f"a message on {queue}")
-    return got
+    return poll(fetch, _pump(connection), f"a message on {queue}")
 
 
 def _message_count(channel, queue: str) -> int:

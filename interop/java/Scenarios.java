@@ -197,7 +197,8 @@ public final class Scenarios {
                     bodies.add(text(get(channel, names.of(queue.getKey()), true).getBody()));
                 }
                 expect(bodies, queue.getValue(), "messages on queue " + queue.getKey());
-                expect(channel.basicGet(names.of(queue.getKey()), true), null, "message left on queue " + queue.getKey());
+                String name = names.of(queue.getKey());
+                expect(channel.basicGet(name, true), null, "message left on queue " + queue.getKey());
             }
         }
     }

@@ -103,7 +103,9 @@ async function auth_refused(url) {
 async function routing(url, names) {
   await withConnection(url, async (connection) => {
     const channel = await connection.createChannel();
-    for (const kind of ['direct', 'fanout', 'topic']) await channel.assertExchange(names(kind), kind, { autoDelete: true });
+    for (const kind of ['direct', 'fanout', 'topic']) {
+      await channel.assertExchange(names(kind), kind, { autoDelete: true });
+    }
     for (const [queue, keys] of Object.entries(ROUTING_BINDINGS)) {
       await channel.assertQueue(names(queue), { exclusive: true });
       await channel.bindQueue(names(queue), names('fanout'), '');
@@ -144,14 +146,15 @@ async function requeue(url, names) {
     const channel = await connection.createChannel();
     const { queue } = await channel.assertQueue(names('q'), { exclusive: true });
     channel.sendToQueue(queue, Buffer.from('again'));
+    const delivery = (message) => [message.content.toString(), message.fields.redelivered];
     let message = await get(channel, queue);
-    assert.deepEqual([message.content.toString(), message.fields.redelivered], ['again', false], 'first delivery');
+    assert.deepEqual(delivery(message), ['again', false], 'first delivery');
     channel.reject(message, true);
     message = await get(channel, queue);
-    assert.deepEqual([message.content.toString(), message.fields.redelivered], ['again', true], 'delivery after reject');
+    assert.deepEqual(delivery(message), ['again', true], 'delivery after reject');
     channel.nack(message, false, true);
     message = await get(channel, queue);
-    assert.deepEqual([message.content.toString(), message.fields.redelivered], ['again', true], 'delivery after nack');
+    assert.deepEqual(delivery(message), ['again', true], 'delivery after nack');
     channel.ack(message);
     assert.equal(await channel.get(queue), false, 'basic.get after ack');
   });
@@ -190,7 +193,8 @@ async function prefetch(url, names) {
       channel.ack(held[count - PREFETCH_COUNT]);
       await waitFor(() => held.length > count, 'delivery');
     }
-    assert.deepEqual(held.map((message) => message.content.toString()), range(PREFETCH_MESSAGES).map((n) => `m${n}`), 'delivered');
+    const bodies = held.map((message) => message.content.toString());
+    assert.deepEqual(bodies, range(PREFETCH_MESSAGES).map((n) => `m${n}`), 'delivered');
   });
 }
 
@@ -212,7 +216,7 @@ async function mandatory(url, names) {
     channel.sendToQueue(names('nowhere'), Buffer.from('lost'), { mandatory: true });
     await waitFor(() => returned.length, 'basic.return');
     const { fields, content } = returned[0];
-    assert.deepEqual([fields.replyCode, fields.replyText, content.toString()], [312, 'NO_ROUTE', 'lost'], 'basic.return');
+    assert.deepEqual([fields.replyCode, fields.replyText, content.toString()], [312, 'NO_ROUTE', 'lost']);
   });
 }
 
@@ -232,7 +236,8 @@ async function rpc(url, names) {
     const correlationId = `${names('request')}-${Date.now()}`;
     client.sendToQueue(names('rpc'), Buffer.from('ping'), { replyTo: replyQueue, correlationId });
     await waitFor(() => replies.length, 'reply');
-    assert.deepEqual([replies[0].properties.correlationId, replies[0].content.toString()], [correlationId, 'PING'], 'reply');
+    const [reply] = replies;
+    assert.deepEqual([reply.properties.correlationId, reply.content.toString()], [correlationId, 'PING']);
   });
 }
 

@@ -230,8 +230,7 @@ def test_passive_queue_declare_ignores_flags(peer) -> None:
         (
             {"arguments": {"x-max-length": 10}},
             {"arguments": {"x-max-length": 20}},
-            "inequivalent arg 'x-max-length' for queue 'q' in vhost '/': received the value '20' but current is "
-            "the value '10'",
+            "inequivalent arg 'x-max-length' for queue 'q' in vhost '/': received '20' but current is '10'",
         ),
     ],
 )

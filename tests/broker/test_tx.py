@@ -1,0 +1,67 @@
+"""Transactions: publishes and acknowledgements wait for tx.commit and vanish on tx.rollback."""
+
+from __future__ import annotations
+
+import pytest
+
+from amqpbroker import core
+from amqpbroker.protocol import spec
+
+
+def ready(broker: core.Broker, name: str) -> list[bytes]:
+    return [entry.message.body for entry in broker.vhosts["/"].queues[name].peek()]
+
+
+def test_publishes_are_routed_only_at_commit(broker, peer) -> None:
+    peer.declare("q")
+    peer.handle(spec.TxSelect())
+    peer.publish("", "q", b"one")
+    peer.publish("", "q", b"two")
+    assert ready(broker, "q") == []
+    peer.handle(spec.TxCommit())
+    assert ready(broker, "q") == [b"one", b"two"]
+    assert isinstance(peer.sink.methods()[-1], spec.TxCommitOk)
+
+
+def test_rollback_discards_publishes_and_acks(broker, peer) -> None:
+    peer.declare("q")
+    peer.publish("", "q", b"kept")
+    peer.consume("q")
+    [delivery] = peer.sink.deliveries()
+    peer.handle(spec.TxSelect())
+    peer.publish("", "q", b"dropped")
+    peer.ack(delivery.method.delivery_tag)
+    peer.handle(spec.TxRollback())
+    peer.handle(spec.TxCommit())
+    queue = broker.vhosts["/"].queues["q"]
+    assert ready(broker, "q") == [] and queue.unacked_count == 1
+
+
+def test_ack_in_transaction_takes_effect_at_commit(broker, peer) -> None:
+    peer.declare("q")
+    peer.publish("", "q", b"m")
+    peer.consume("q")
+    [delivery] = peer.sink.deliveries()
+    peer.handle(spec.TxSelect())
+    peer.ack(delivery.method.delivery_tag)
+    queue = broker.vhosts["/"].queues["q"]
+    assert queue.unacked_count == 1
+    peer.handle(spec.TxCommit())
+    assert queue.unacked_count == 0
+
+
+def test_mandatory_return_comes_before_commit_ok(broker, peer) -> None:
+    peer.handle(spec.TxSelect())
+    peer.publish("", "nowhere", b"m", mandatory=True)
+    peer.sink.take()
+    peer.handle(spec.TxCommit())
+    kinds = [type(frame.method) for frame in peer.sink.take()]
+    assert kinds == [spec.BasicReturn, spec.TxCommitOk]
+
+
+@pytest.mark.parametrize("method", [spec.TxCommit(), spec.TxRollback()])
+def test_commit_or_rollback_without_select_is_406(peer, method) -> None:
+    with pytest.raises(core.ChannelException) as raised:
+        peer.handle(method)
+    assert raised.value.reply_code == 406
+    assert raised.value.reply_text == "PRECONDITION_FAILED - channel is not transactional"
