@@ -64,8 +64,13 @@ class AMQPConnection:
     # Sink
 
     @property
+    def pending_bytes(self) -> int:
+        """Bytes queued for this client or being written to its socket."""
+        return self._queued + self._in_flight
+
+    @property
     def writable(self) -> bool:
-        return self._queued + self._in_flight < HIGH_WATERMARK
+        return self.pending_bytes < HIGH_WATERMARK
 
     def send_method(self, channel: int, method: Any) -> None:
         self.protocol.send_method(channel, method)

@@ -1,0 +1,69 @@
+"""The `amqpbroker` command: flags, graceful shutdown on SIGTERM and SIGINT, clear errors."""
+
+from __future__ import annotations
+
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pika
+import pytest
+
+
+def start_broker(*args: str) -> tuple[subprocess.Popen, int]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "amqpbroker", "--host", "127.0.0.1", "--port", "0", *args],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        line = process.stderr.readline()
+        found = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
+        if found:
+            return process, int(found.group(1))
+    process.kill()
+    raise AssertionError("the broker did not report its port")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_signal_closes_clients_with_connection_forced(signum: signal.Signals) -> None:
+    process, port = start_broker("--in-memory")
+    try:
+        connection = pika.BlockingConnection(pika.URLParameters(f"amqp://guest:guest@127.0.0.1:{port}/"))
+        connection.channel().queue_declare("q")
+        process.send_signal(signum)
+        with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as closed:
+            connection.process_data_events(time_limit=5)
+        assert closed.value.reply_code == 320
+        assert closed.value.reply_text.startswith("CONNECTION_FORCED")
+        assert process.wait(timeout=10) == 0
+    finally:
+        process.kill()
+        process.stderr.close()
+
+
+def test_bad_port_flag_says_what_is_wrong() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "amqpbroker", "--port", "amqp"], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 2
+    assert "not a port number: 'amqp'" in result.stderr
+
+
+def test_port_in_use_is_reported() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "amqpbroker", "--host", "127.0.0.1", "--port", str(port), "--in-memory"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
