@@ -40,6 +40,8 @@ class Broker:
         self.awaiting_commit: set[Session] = set()
         """Sessions holding publisher confirms until a store commit."""
         self.vhosts: dict[str, VHost] = {}
+        self.reply_to: dict[str, Any] = {}
+        """Direct reply-to addresses (`amq.rabbitmq.reply-to.<token>`) by token."""
         self._next_message_id = self.store.max_message_id() + 1
         self._recover()
         if "/" not in self.vhosts:

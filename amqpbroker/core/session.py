@@ -31,6 +31,31 @@ class _Unacked:
         self.consumer = consumer
 
 
+REPLY_TO = "amq.rabbitmq.reply-to"
+_REPLY_TO_PREFIX = REPLY_TO + "."
+
+
+class _ReplyTo:
+    """Direct reply-to: the pseudo-queue behind `amq.rabbitmq.reply-to.<token>`.
+
+    A reply published to that routing key goes straight to the one no-ack consumer of the channel
+    that made the request; it is never queued and never stored.
+    """
+
+    journal = None
+
+    def __init__(self, session: Session, consumer_tag: str) -> None:
+        self.session = session
+        self.consumer_tag = consumer_tag
+        self.token = random_name("")
+
+    def push(self, message: Message) -> None:
+        self.session.deliver_reply(self.consumer_tag, message)
+
+    def dispatch(self) -> None:
+        pass
+
+
 class Session:
     def __init__(self, connection: ClientConnection, channel: int) -> None:
         self.connection = connection
@@ -45,6 +70,7 @@ class Session:
         self._last_queue = ""
         self.confirm_mode = False
         self._tx: list[Callable[[], None]] | None = None
+        self._reply_to: _ReplyTo | None = None
         """Operations waiting for tx.commit; None unless the channel is transactional."""
         self._publish_seq = 0
         self._confirmed_upto = 0
@@ -104,6 +130,9 @@ class Session:
 
     def _queue_declare(self, method: spec.QueueDeclare) -> None:
         name = method.queue
+        if name == REPLY_TO and method.passive:
+            self._reply(spec.QueueDeclareOk(queue=name, message_count=0, consumer_count=0))
+            return
         if not name and method.passive:
             name = self._queue_name(name)
         queue = self.vhost.declare_queue(
@@ -169,10 +198,13 @@ class Session:
         self.dispatch_all()
 
     def _basic_consume(self, method: spec.BasicConsume) -> None:
-        queue = self._queue(method.queue)
         tag = method.consumer_tag or random_name("amq.ctag-")
-        if tag in self.consumers:
+        if tag in self.consumers or (self._reply_to is not None and self._reply_to.consumer_tag == tag):
             raise ConnectionException.not_allowed(f"attempt to reuse consumer tag '{tag}'")
+        if method.queue == REPLY_TO:
+            self._consume_replies(tag, method)
+            return
+        queue = self._queue(method.queue)
         if queue.consumers and (method.exclusive or queue.consumers[0].exclusive):
             raise ChannelException.access_refused(
                 f"queue '{queue.name}' in vhost '{self.vhost.name}' in exclusive use"
@@ -193,6 +225,8 @@ class Session:
         queue.dispatch()
 
     def _basic_cancel(self, method: spec.BasicCancel) -> None:
+        if self._reply_to is not None and self._reply_to.consumer_tag == method.consumer_tag:
+            self._stop_replies()
         consumer = self.consumers.pop(method.consumer_tag, None)
         if not method.no_wait:
             self._reply(spec.BasicCancelOk(consumer_tag=method.consumer_tag))
@@ -358,13 +392,9 @@ class Session:
                 raise ChannelException.access_refused(
                     f"cannot publish to internal exchange '{exchange_name}' in vhost '{vhost.name}'"
                 )
-        # Flag bit 4 of the property flags is user_id: decode only when a publisher sets it.
-        if len(properties) > 1 and properties[1] & 0x10:
-            user_id = BasicProperties.decode(properties).user_id
-            if user_id != self.connection.username:
-                raise ChannelException.precondition_failed(
-                    f"user_id property set to '{user_id}' but authenticated user was '{self.connection.username}'"
-                )
+        # Property flag bits 4 (user_id) and 9 (reply_to): decode only when a publisher sets them.
+        if len(properties) > 1 and (properties[1] & 0x10 or properties[0] & 0x02):
+            properties = self._check_properties(properties)
         if self._tx is None:
             self._route(exchange, method, properties, body)
         else:
@@ -381,7 +411,13 @@ class Session:
             queues: Collection[Queue] = vhost.route(exchange, routing_key, headers)
         else:
             queue = vhost.queues.get(routing_key)
-            queues = (queue,) if queue is not None else ()
+            if queue is not None:
+                queues = (queue,)
+            elif routing_key.startswith(_REPLY_TO_PREFIX):
+                reply_to = self.connection.broker.reply_to.get(routing_key[len(_REPLY_TO_PREFIX) :])
+                queues = (reply_to,) if reply_to is not None else ()
+            else:
+                queues = ()
         if self.confirm_mode:
             self._publish_seq += 1
         if not queues:
@@ -484,10 +520,58 @@ class Session:
         if not method.no_wait:
             self._reply(spec.ExchangeUnbindOk())
 
+    def _check_properties(self, properties: bytes) -> bytes:
+        """Refuses a forged user_id; gives a direct reply-to request its channel's reply address."""
+        decoded = BasicProperties.decode(properties)
+        username = self.connection.username
+        if decoded.user_id is not None and decoded.user_id != username:
+            raise ChannelException.precondition_failed(
+                f"user_id property set to '{decoded.user_id}' but authenticated user was '{username}'"
+            )
+        if decoded.reply_to == REPLY_TO:
+            if self._reply_to is None:
+                raise ChannelException.precondition_failed("fast reply consumer does not exist")
+            decoded.reply_to = _REPLY_TO_PREFIX + self._reply_to.token
+            return decoded.encode()
+        return properties
+
+    # direct reply-to
+
+    def _consume_replies(self, tag: str, method: spec.BasicConsume) -> None:
+        if not method.no_ack:
+            raise ChannelException.precondition_failed("reply consumer cannot acknowledge")
+        if self._reply_to is not None:
+            raise ChannelException.precondition_failed("reply consumer already set")
+        self._reply_to = _ReplyTo(self, tag)
+        self.connection.broker.reply_to[self._reply_to.token] = self._reply_to
+        if not method.no_wait:
+            self._reply(spec.BasicConsumeOk(consumer_tag=tag))
+
+    def _stop_replies(self) -> None:
+        if self._reply_to is not None:
+            del self.connection.broker.reply_to[self._reply_to.token]
+            self._reply_to = None
+
+    def deliver_reply(self, consumer_tag: str, message: Message) -> None:
+        self._delivery_tag += 1
+        self._sink.send_content(
+            self.channel,
+            spec.BasicDeliver(
+                consumer_tag=consumer_tag,
+                delivery_tag=self._delivery_tag,
+                redelivered=False,
+                exchange=message.exchange,
+                routing_key=message.routing_key,
+            ),
+            message.properties,
+            message.body,
+        )
+
     # closing
 
     def close(self) -> None:
         """The channel is gone: cancel its consumers and requeue what it had not acknowledged."""
+        self._stop_replies()
         broker = self.connection.broker
         for consumer in list(self.consumers.values()):
             broker.remove_consumer(consumer)

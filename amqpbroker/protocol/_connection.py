@@ -71,6 +71,7 @@ def default_server_properties() -> dict[str, Any]:
             "authentication_failure_close": True,
             "per_consumer_qos": True,
             "exchange_exchange_bindings": True,
+            "direct_reply_to": True,
         },
     }
 
