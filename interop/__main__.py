@@ -57,7 +57,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--scenarios", type=_choices(NAMES), default=list(NAMES), help="comma-separated")
     parser.add_argument("--out", type=Path, default=INTEROP_DIR / "results", help="for results.json and results.md")
     parser.add_argument("--timeout", type=float, default=30, help="seconds each scenario may take (default 30)")
-    parser.add_argument("--jobs", type=int, default=4, help="cells run at once (default 4)")
+    parser.add_argument("--jobs", type=int, default=8, help="cells run at once (default 8)")
     return parser.parse_args(argv)
 
 

@@ -63,14 +63,20 @@ def _process(argv: list[str], log: Path, url: str, **popen) -> Iterator[str]:
                 time.sleep(0.5)
         yield url
     finally:
-        with suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(_SHUTDOWN)
-        finally:
-            with suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        _stop_group(process)
+
+
+def _stop_group(process: subprocess.Popen) -> None:
+    """SIGTERM the broker's process group, let it shut down, then SIGKILL whatever is left."""
+    with suppress(ProcessLookupError):  # raised once no process of the group is left
+        os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + _SHUTDOWN
+        while time.monotonic() < deadline:
+            process.poll()  # reap the group leader: a zombie still counts as a member
+            os.killpg(process.pid, 0)
+            time.sleep(0.1)
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 @contextmanager

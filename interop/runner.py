@@ -59,13 +59,17 @@ def _run_process(argv: list[str], limit: float) -> tuple[int | None, str, str]:
         stdout, stderr = process.communicate(timeout=limit)
         status = process.returncode
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
+        _kill_group(process)
         stdout, stderr = process.communicate()
         status = None
     finally:
-        with suppress(ProcessLookupError):  # whatever the cell left behind
-            os.killpg(process.pid, signal.SIGKILL)
+        _kill_group(process)  # whatever the cell left behind
     return status, stdout, stderr
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 def _plan(client: Client) -> tuple[list[str], list[str]] | str:

@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
+# Usage: setup.sh [--reference]   (--reference also installs RabbitMQ, for `python -m interop --reference`)
 packages=(amqp-tools librabbitmq-client-java libslf4j-java)
-packages+=(rabbitmq-server)  # for --reference only
+[ "${1:-}" = "--reference" ] && packages+=(rabbitmq-server)
 command -v javac >/dev/null || packages+=(default-jdk-headless)
 command -v node >/dev/null || packages+=(nodejs npm)
 
@@ -24,4 +25,4 @@ if [ ! -f node/node_modules/.package-lock.json ] || [ node/package-lock.json -nt
     (cd node && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 fi
 
-"${PYTHON:-python3}" -m pip install -q --disable-pip-version-check pika aio-pika kombu amqp celery amqpstorm
+"${PYTHON:-python3}" -m pip install -q --disable-pip-version-check --root-user-action=ignore pika aio-pika kombu amqp celery amqpstorm

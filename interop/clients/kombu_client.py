@@ -194,6 +194,7 @@ def rpc(url: str, names: Names) -> None:
             request.ack()
 
         client = connection.channel()
+        # Named: a Consumer redeclares its queues, and a server-named amq.gen-* queue may not be declared.
         replies = Queue(names("replies"), exclusive=True, channel=client)
         replies.declare()
         answers = []

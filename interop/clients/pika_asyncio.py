@@ -27,7 +27,7 @@ from interop.scenarios import (
     ROUTING_PUBLISHES,
 )
 
-_closed: dict[object, asyncio.Future] = {}
+_closed: dict[object, asyncio.Future] = {}  # each channel's close reason, once it is closed
 
 
 async def _connect(params: pika.URLParameters) -> AsyncioConnection:
@@ -58,6 +58,7 @@ async def _channel(connection: AsyncioConnection):
 
 
 async def _call(channel, method, *args, **kwargs):
+    """Call a channel method that answers through `callback`; raise if the channel closes instead."""
     replied = asyncio.get_running_loop().create_future()
     method(*args, callback=replied.set_result, **kwargs)
     done, _ = await asyncio.wait({replied, _closed[channel]}, timeout=PATIENCE, return_when=asyncio.FIRST_COMPLETED)
@@ -70,6 +71,7 @@ async def _call(channel, method, *args, **kwargs):
 
 async def _consume(channel, queue: str, *, auto_ack: bool = False) -> asyncio.Queue:
     deliveries = asyncio.Queue()
+
     def on_message(channel, *delivery) -> None:
         deliveries.put_nowait(delivery)
 
