@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 LOADGEN = Path(__file__).resolve().parents[2] / "tools" / "loadgen.py"
-EMBEDDED = not os.environ.get("AMQP_TEST_URL")
 
 
 def load_module():
@@ -31,10 +30,8 @@ def amqp_url():
     if url:
         yield url
         return
-    try:
-        from amqpbroker.testing import Broker
-    except ImportError as e:
-        pytest.skip(f"AMQP_TEST_URL not set and amqpbroker.testing.Broker not available ({e})")
+    from amqpbroker.testing import Broker
+
     with Broker(port=0) as broker:
         yield broker.url
 
@@ -50,16 +47,11 @@ def run_loadgen(url, *args):
     return proc.returncode, result
 
 
-# The embedded broker never confirms a persistent message on a durable queue (pika hangs
-# the same way); non-strict so that it turns into an XPASS once that is fixed.
-PERSISTENT_CONFIRMS = pytest.mark.xfail(
-    EMBEDDED, reason="embedded broker: no confirm for persistent publishes to durable queues", strict=False)
-
 SCENARIOS = [
     pytest.param(["--count", "200"], id="default"),
     pytest.param(["--count", "200", "--confirms", "--confirm-window", "10"], id="confirms"),
     pytest.param(["--count", "200", "--confirms", "--persistent", "--durable", "--confirm-window", "10"],
-                 id="confirms-persistent-durable", marks=PERSISTENT_CONFIRMS),
+                 id="confirms-persistent-durable"),
     pytest.param(["--producers", "2", "--consumers", "2", "--count", "100", "--prefetch", "20",
                   "--ack-every", "10"], id="2x2-multiple-ack"),
     pytest.param(["--count", "200", "--auto-ack"], id="auto-ack"),
@@ -70,8 +62,6 @@ SCENARIOS = [
 
 @pytest.mark.parametrize("args", SCENARIOS)
 def test_every_message_consumed_exactly_once(amqp_url, args):
-    if "pika" in args:
-        pytest.importorskip("pika")
     returncode, r = run_loadgen(amqp_url, *args)
     expected = r["producers"] * r["count"]
     assert (r["published"], r["consumed"], r["unique"]) == (expected, expected, expected), r
