@@ -37,6 +37,8 @@ INITIAL_FRAME_MAX = 8192
 CLOSE_TIMEOUT = 30.0
 
 _HH = struct.Struct(">HH")
+_PUBLISH_IDS = _HH.pack(spec.BasicPublish.CLASS_ID, spec.BasicPublish.METHOD_ID)
+_PUBLISH_CACHE_SIZE = 256
 _CONTENT_HEADER = struct.Struct(">HHQ")
 _CHANNEL_CLOSE_IDS = (20, 40)
 _CHANNEL_CLOSE_OK_IDS = (20, 41)
@@ -143,6 +145,7 @@ class ServerConnection:
         self._header = b""
         self._reader = FrameReader(INITIAL_FRAME_MAX)
         self._channels: dict[int, _Channel] = {}
+        self._publish_cache: dict[bytes, spec.Method] = {}
         self._out: list[bytes] = []
         self._now = now
         self._last_recv = now
@@ -293,6 +296,19 @@ class ServerConnection:
         return header[8:]
 
     def _decode_method(self, payload: memoryview) -> spec.Method:
+        if payload[:4] == _PUBLISH_IDS:
+            # Publishers reuse a few exchange/routing-key pairs: decode each distinct payload once.
+            key = bytes(payload)
+            method = self._publish_cache.get(key)
+            if method is None:
+                method = self._decode_any(payload)
+                if len(self._publish_cache) >= _PUBLISH_CACHE_SIZE:
+                    self._publish_cache.clear()
+                self._publish_cache[key] = method
+            return method
+        return self._decode_any(payload)
+
+    def _decode_any(self, payload: memoryview) -> spec.Method:
         try:
             ids = _HH.unpack_from(payload)
         except struct.error:
