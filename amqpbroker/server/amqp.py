@@ -9,6 +9,8 @@ up is not read from, so neither can make the broker buffer without bound.
 from __future__ import annotations
 
 import logging
+import socket
+import struct
 from typing import Any
 
 import trio
@@ -201,6 +203,16 @@ class AMQPConnection:
         self.protocol.close(reply_code, reply_text, class_id, method_id)
         self._start_closing()
         self._data_ready.set()
+
+    def abort(self) -> None:
+        """Drops the connection with a TCP reset and no connection.close, as a crash or a cut cable would."""
+        sock = self._stream.socket
+        if sock.fileno() == -1:
+            return
+        # A zero linger time makes close() send RST instead of FIN.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        # Closing wakes the reader with ClosedResourceError; the connection then finishes as on EOF.
+        sock.close()
 
     def _start_closing(self) -> None:
         self._closing = True

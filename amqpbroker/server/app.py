@@ -55,6 +55,11 @@ class Server:
         self._stopped.set()
 
     async def _handle(self, stream: trio.SocketStream) -> None:
+        if self._stopped.is_set():
+            # Accepted while shutting down: the client finds the broker gone and connects again
+            # later, instead of opening a connection that shutdown would neither close nor wait for.
+            await stream.aclose()
+            return
         try:
             host, port = stream.socket.getpeername()[:2]
             peer = f"{host}:{port}"

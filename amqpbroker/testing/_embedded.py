@@ -1,26 +1,43 @@
-"""An embedded broker in a background thread, for tests and scripts.
+"""An embedded broker in a background thread, for tests and scripts, sync or asyncio.
 
     with Broker(port=0) as broker:
         connection = pika.BlockingConnection(pika.URLParameters(broker.url))
+
+    async with Broker(port=0) as broker:      # asyncio: starts and stops without blocking the loop
+        connection = await aio_pika.connect(broker.url)
+
+The broker runs its own trio loop in its thread; each method below runs there through
+`trio.from_thread`, so it may be called from any other thread. In trio code use `serve_broker`.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import trio
 
-from .. import core
 from ..server import Server
+from ._served import CLOSED_TEXT, BindingInfo, ExchangeInfo, MessageInfo, QueueInfo, TrioBroker, amqp_url, open_store
+
+T = TypeVar("T")
 
 
 class Broker:
-    """A broker serving on `host:port` in its own thread while the context is open."""
+    """A broker serving on `host:port` in its own thread while started.
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, heartbeat: int = 60) -> None:
+    `port=0` picks a free port. Storage is in memory unless `data_dir` names a directory for LMDB.
+    """
+
+    def __init__(
+        self, *, host: str = "127.0.0.1", port: int = 0, heartbeat: int = 60, data_dir: str | None = None
+    ) -> None:
         self.host = host
-        self.server = Server(core.Broker(), host=host, port=port, heartbeat=heartbeat)
+        self._port = port
+        self._heartbeat = heartbeat
+        self._data_dir = data_dir
+        self._served: TrioBroker | None = None
         self._thread: threading.Thread | None = None
         self._token: trio.lowlevel.TrioToken | None = None
         self._started = threading.Event()
@@ -28,32 +45,61 @@ class Broker:
 
     @property
     def port(self) -> int:
-        return self.server.port
+        return self._served.port if self._served is not None else self._port
+
+    @property
+    def server(self) -> Server:
+        """The running `Server` (a restart replaces it); its state may be touched only through `call`."""
+        return self._running().server
 
     @property
     def url(self) -> str:
-        return f"amqp://guest:guest@{self.host}:{self.port}/"
+        """`amqp://guest:guest@HOST:PORT/`: the default vhost '/'."""
+        return amqp_url(self.host, self.port)
+
+    def vhost_url(self, vhost: str) -> str:
+        return amqp_url(self.host, self.port, vhost)
+
+    # Running
 
     def start(self) -> Broker:
+        """Returns once the broker accepts connections."""
+        if self._thread is not None:
+            raise RuntimeError("the broker is already running")
+        store = open_store(self._data_dir)
+        self._served = TrioBroker(store, host=self.host, port=self._port, heartbeat=self._heartbeat)
+        self._started.clear()
+        self._error = None
         self._thread = threading.Thread(target=self._run, name="amqpbroker", daemon=True)
         self._thread.start()
         self._started.wait()
         if self._error is not None:
+            self._thread.join()
+            self._thread = None
+            store.close()
             raise self._error
         return self
 
-    def stop(self) -> None:
+    def stop(self, *, close_timeout: float = 1.0) -> None:
+        """Shuts down and closes the store. Clients get connection.close 320; those that have not
+        answered within `close_timeout` seconds are reset."""
         if self._thread is None:
             return
+        assert self._served is not None
+        stop = functools.partial(self._served.stop, close_timeout=close_timeout)
         try:
-            trio.from_thread.run_sync(self.server.shutdown, trio_token=self._token)
+            trio.from_thread.run_sync(stop, trio_token=self._token)
         except trio.RunFinishedError:
             pass
         self._thread.join()
         self._thread = None
+        self._served.store.close()
+        if self._error is not None:
+            raise self._error
 
-    def call(self, fn: Any, *args: Any) -> Any:
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Runs `fn(*args)` in the broker's thread, where the broker's state may be touched."""
+        self._running()
         return trio.from_thread.run_sync(fn, *args, trio_token=self._token)
 
     def _run(self) -> None:
@@ -64,13 +110,86 @@ class Broker:
             self._started.set()
 
     async def _main(self) -> None:
+        assert self._served is not None
         self._token = trio.lowlevel.current_trio_token()
         async with trio.open_nursery() as nursery:
-            await nursery.start(self.server.serve)
+            await nursery.start(self._served.run)
             self._started.set()
 
     def __enter__(self) -> Broker:
         return self.start()
 
-    def __exit__(self, *exc_info: Any) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+    # asyncio is imported here, not at the top: `import amqpbroker` (and the command line) need not pay for it.
+
+    async def __aenter__(self) -> Broker:
+        import asyncio
+
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            raise RuntimeError(
+                "`async with Broker()` is for asyncio code; in trio use `amqpbroker.testing.serve_broker()`"
+            ) from None
+        return await asyncio.to_thread(self.start)
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        import asyncio
+
+        await asyncio.to_thread(self.stop)
+
+    # Virtual hosts, inspection and faults: see TrioBroker for what each does.
+
+    def vhosts(self) -> list[str]:
+        return self.call(self._running().vhosts)
+
+    def add_vhost(self, name: str) -> None:
+        self.call(self._running().add_vhost, name)
+
+    def delete_vhost(self, name: str) -> None:
+        """Deletes the vhost with everything in it; connections to it get connection.close 320."""
+        self.call(self._running().delete_vhost, name)
+
+    def queues(self, vhost: str = "/") -> list[QueueInfo]:
+        return self.call(self._running().queues, vhost)
+
+    def queue(self, name: str, vhost: str = "/") -> QueueInfo:
+        """One queue's state, with its ready and unacked message counts; LookupError if there is none."""
+        return self.call(self._running().queue, name, vhost)
+
+    def exchanges(self, vhost: str = "/") -> list[ExchangeInfo]:
+        return self.call(self._running().exchanges, vhost)
+
+    def bindings(self, vhost: str = "/") -> list[BindingInfo]:
+        return self.call(self._running().bindings, vhost)
+
+    def messages(self, queue: str, vhost: str = "/") -> list[MessageInfo]:
+        """The queue's ready messages in delivery order, left in the queue."""
+        return self.call(self._running().messages, queue, vhost)
+
+    def close_connections(self, reply_text: str = CLOSED_TEXT) -> int:
+        """Closes every client connection with connection.close 320; returns how many there were."""
+        return self.call(self._running().close_connections, reply_text)
+
+    def reset_connections(self) -> int:
+        """Drops every client connection with a TCP reset; returns how many there were."""
+        return self.call(self._running().reset_connections)
+
+    def restart(self, *, close_timeout: float = 1.0) -> None:
+        """Restarts on the same port with the same store; see `TrioBroker.restart`."""
+        served = self._running()
+        trio.from_thread.run(functools.partial(served.restart, close_timeout=close_timeout), trio_token=self._token)
+
+    def pause(self, queue: str, vhost: str = "/") -> None:
+        """Stops deliveries from the queue to its consumers until `resume`."""
+        self.call(self._running().pause, queue, vhost)
+
+    def resume(self, queue: str, vhost: str = "/") -> None:
+        self.call(self._running().resume, queue, vhost)
+
+    def _running(self) -> TrioBroker:
+        if self._thread is None or self._served is None:
+            raise RuntimeError("the broker is not running: use `with Broker() as broker:` or start()")
+        return self._served
