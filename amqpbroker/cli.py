@@ -12,7 +12,7 @@ import trio
 
 from . import __version__, core
 from .server import Server
-from .store import MemoryStore, Store, StoreError
+from .store import StoreError, open_store
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -64,14 +64,6 @@ def default_data_dir() -> str:
     return os.path.join(base, "amqpbroker")
 
 
-def open_store(args: argparse.Namespace) -> Store:
-    if args.in_memory:
-        return MemoryStore()
-    from .store.lmdb_store import LmdbStore
-
-    return LmdbStore(args.data_dir)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(
@@ -79,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     log = logging.getLogger("amqpbroker")
     try:
-        store = open_store(args)
+        store = open_store(None if args.in_memory else args.data_dir)
     except StoreError as exc:
         print(f"amqpbroker: {exc}", file=sys.stderr)
         return 1
@@ -87,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         broker = core.Broker(store=store)
         trio.run(_serve, Server(broker, host=args.host, port=args.port))
+    except StoreError as exc:
+        print(f"amqpbroker: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(f"amqpbroker: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
         return 1

@@ -19,7 +19,8 @@ from typing import Any, Callable, TypeVar
 import trio
 
 from ..server import Server
-from ._served import CLOSED_TEXT, BindingInfo, ExchangeInfo, MessageInfo, QueueInfo, TrioBroker, amqp_url, open_store
+from ..store import open_store
+from ._served import CLOSED_TEXT, BindingInfo, ExchangeInfo, MessageInfo, QueueInfo, TrioBroker, amqp_url
 
 T = TypeVar("T")
 

@@ -17,7 +17,7 @@ import trio
 from .. import core
 from ..protocol import BasicProperties
 from ..server import Server
-from ..store import MemoryStore, Store
+from ..store import Store, open_store
 
 CLOSED_TEXT = "CONNECTION_FORCED - Closed via amqpbroker.testing"
 
@@ -64,15 +64,6 @@ class MessageInfo:
     properties: BasicProperties
     body: bytes
     redelivered: bool
-
-
-def open_store(data_dir: str | None) -> Store:
-    """LMDB in `data_dir`, or memory when it is None."""
-    if data_dir is None:
-        return MemoryStore()
-    from ..store.lmdb_store import LmdbStore
-
-    return LmdbStore(data_dir)
 
 
 def amqp_url(host: str, port: int, vhost: str | None = None) -> str:
