@@ -124,7 +124,7 @@ class Broker:
                 journal=self.journal,
             )
             delivered = store.delivered_upto(record.vhost, record.name)
-            queue.delivered_seq = delivered
+            queue.restore_delivered(delivered)
             for seq, message_id in store.queue_entries(record.vhost, record.name):
                 message = messages.get(message_id)
                 if message is None:

@@ -104,7 +104,16 @@ class Queue:
         """Appends an entry recovered from the store, keeping its sequence number."""
         entry.message.refs += 1
         self._ready.append(entry)
-        self._next_seq = entry.seq + 1
+        self._next_seq = max(self._next_seq, entry.seq + 1)
+
+    def restore_delivered(self, seq: int) -> None:
+        """Takes the store's mark: every entry up to `seq` was delivered before the restart.
+
+        New entries are numbered above the mark, or a message never delivered would come back
+        from the next restart marked redelivered.
+        """
+        self.delivered_seq = seq
+        self._next_seq = max(self._next_seq, seq + 1)
 
     def forget(self, entry: QueueEntry) -> None:
         """The entry is done with (acknowledged, or dropped): the store must not bring it back."""

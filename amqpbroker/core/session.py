@@ -76,6 +76,9 @@ class Session:
         self._confirmed_upto = 0
         self._awaiting_commit: deque[tuple[int, int]] = deque()
         """(publish seq, journal batch) of confirms that wait for the store."""
+        self._held: list[tuple[Any, ...]] | None = None
+        """What this channel sends while a durable change it replied to waits for its commit."""
+        self._held_until = -1
 
     # Dispatch of client methods
 
@@ -83,10 +86,44 @@ class Session:
         handler = _HANDLERS.get(type(method))
         if handler is None:
             raise ConnectionException.not_implemented(f"method {method.NAME} is not implemented")
-        handler(self, method)
+        if type(method) not in _DURABLE_REPLIES:
+            handler(self, method)
+            return
+        # The reply says the change is made: if it is a durable one, the reply (and everything the
+        # channel sends after it, to keep their order) waits until the store has committed it.
+        journal = self.vhost.journal
+        journaled = len(journal.ops)
+        was_held = self._held is not None
+        if not was_held:
+            self._held = []
+        try:
+            handler(self, method)
+        finally:
+            if len(journal.ops) > journaled:
+                self._held_until = journal.batch
+                self.connection.broker.awaiting_commit.add(self)
+            elif not was_held:
+                self._release()
+
+    def _release(self) -> None:
+        held, self._held = self._held, None
+        for frame in held or ():
+            if len(frame) == 1:
+                self._sink.send_method(self.channel, frame[0])
+            else:
+                self._sink.send_content(self.channel, *frame)
 
     def _reply(self, method: Any) -> None:
-        self._sink.send_method(self.channel, method)
+        if self._held is None:
+            self._sink.send_method(self.channel, method)
+        else:
+            self._held.append((method,))
+
+    def _send_content(self, method: Any, properties: bytes, body: bytes) -> None:
+        if self._held is None:
+            self._sink.send_content(self.channel, method, properties, body)
+        else:
+            self._held.append((method, properties, body))
 
     # channel
 
@@ -276,7 +313,7 @@ class Session:
             if entry.seq > queue.delivered_seq:
                 queue.delivered_seq = entry.seq
                 queue.journal.mark_delivered(queue)
-        self._sink.send_content(self.channel, method, message.properties, body)
+        self._send_content(method, message.properties, body)
 
     def dispatch_all(self) -> None:
         for queue in {consumer.queue for consumer in self.consumers.values()}:
@@ -422,8 +459,7 @@ class Session:
             self._publish_seq += 1
         if not queues:
             if method.mandatory:
-                self._sink.send_content(
-                    self.channel,
+                self._send_content(
                     spec.BasicReturn(
                         reply_code=312, reply_text="NO_ROUTE", exchange=exchange_name, routing_key=routing_key
                     ),
@@ -460,6 +496,8 @@ class Session:
         """Confirms what can be confirmed: one multiple-ack for a run of publishes, a nack for each
         publish whose store write failed. Publishes wait for the commit of the batch holding them."""
         journal = self.vhost.journal
+        if self._held is not None and self._held_until <= journal.committed:
+            self._release()
         awaiting = self._awaiting_commit
         while awaiting and awaiting[0][1] <= journal.committed:
             seq, batch = awaiting.popleft()
@@ -476,7 +514,7 @@ class Session:
 
     @property
     def awaiting_commit(self) -> bool:
-        return bool(self._awaiting_commit)
+        return bool(self._awaiting_commit) or self._held is not None
 
     def _confirm_select(self, method: spec.ConfirmSelect) -> None:
         if self._tx is not None:
@@ -554,8 +592,7 @@ class Session:
 
     def deliver_reply(self, consumer_tag: str, message: Message) -> None:
         self._delivery_tag += 1
-        self._sink.send_content(
-            self.channel,
+        self._send_content(
             spec.BasicDeliver(
                 consumer_tag=consumer_tag,
                 delivery_tag=self._delivery_tag,
@@ -573,11 +610,29 @@ class Session:
         """The channel is gone: cancel its consumers and requeue what it had not acknowledged."""
         self._stop_replies()
         broker = self.connection.broker
+        # What still waits for the store has no channel to go to (its number may be reused).
+        self._awaiting_commit.clear()
+        self._held = None
+        broker.awaiting_commit.discard(self)
         for consumer in list(self.consumers.values()):
             broker.remove_consumer(consumer)
         self.consumers.clear()
         self._requeue_all()
 
+
+# Methods whose reply tells the client a change is made, which it may take to be durable.
+_DURABLE_REPLIES = frozenset({
+    spec.ExchangeDeclare,
+    spec.ExchangeDelete,
+    spec.ExchangeBind,
+    spec.ExchangeUnbind,
+    spec.QueueDeclare,
+    spec.QueueBind,
+    spec.QueueUnbind,
+    spec.QueuePurge,
+    spec.QueueDelete,
+    spec.TxCommit,
+})
 
 _HANDLERS: dict[type, Callable[[Session, Any], None]] = {
     spec.ChannelFlow: Session._channel_flow,

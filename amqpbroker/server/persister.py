@@ -36,9 +36,16 @@ async def run_persister(broker: core.Broker) -> None:
                 continue
             number, ops, messages = batch
             try:
-                await trio.to_thread.run_sync(broker.store.apply, ops, limiter=limiter)
+                # Shielded: a batch taken from the journal is written even if shutdown cancels this
+                # task now, or its operations would be lost (the final commit no longer sees them).
+                with trio.CancelScope(shield=True):
+                    await trio.to_thread.run_sync(broker.store.apply, ops, limiter=limiter)
             except StoreError as exc:
                 log.error("store write failed, %d operations not durable: %s", len(ops), exc)
+                broker.batch_done(number, messages, ok=False)
+            except Exception:
+                # A bug in the store must cost this batch (its publishers get basic.nack), not the broker.
+                log.exception("store write failed, %d operations not durable", len(ops))
                 broker.batch_done(number, messages, ok=False)
             else:
                 broker.batch_done(number, messages, ok=True)

@@ -152,7 +152,9 @@ class Store(ABC):
 
     @abstractmethod
     def load_header(self, message_id: int) -> tuple[str, str, bytes]:
-        """A stored message's exchange, routing key and properties, without reading its body."""
+        """A stored message's exchange, routing key and properties, without reading its body.
+
+        Raises KeyError for a message that is not stored (as `load_body` does)."""
 
     @abstractmethod
     def load_body(self, message_id: int) -> bytes: ...

@@ -6,14 +6,17 @@ any thread. The map grows when it is full; a data directory of another format, o
 read, is refused rather than overwritten.
 
 Key layout: names are length-prefixed, so a queue's entries share a prefix and sort by their
-big-endian sequence number.
+big-endian sequence number. A binding's key is a digest of everything that identifies it, which
+together can be longer than LMDB allows a key to be.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
 import decimal
+import hashlib
 import json
 import os
 import struct
@@ -58,34 +61,51 @@ def _name_key(*names: str) -> bytes:
     return bytes(out)
 
 
-def _encode_value(value: Any) -> Any:
+def _to_json(value: Any) -> Any:
+    """A field value as JSON data; the types JSON lacks become one-key objects tagged with `$`."""
+    if isinstance(value, dict):
+        table = {key: _to_json(item) for key, item in value.items()}
+        # A table that itself looks like a tagged value is wrapped, so it comes back a table.
+        if len(table) == 1 and next(iter(table)).startswith("$"):
+            return {"$table": table}
+        return table
+    if isinstance(value, list):
+        return [_to_json(item) for item in value]
     if isinstance(value, bytes):
         return {"$bytes": base64.b64encode(value).decode()}
     if isinstance(value, decimal.Decimal):
         return {"$decimal": str(value)}
     if isinstance(value, datetime.datetime):
         return {"$datetime": value.isoformat()}
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
     raise TypeError(f"cannot store {type(value).__name__} in a record")
 
 
-def _decode_object(obj: dict) -> Any:
-    if len(obj) == 1:
-        (tag, value), = obj.items()
-        if tag == "$bytes":
-            return base64.b64decode(value)
-        if tag == "$decimal":
-            return decimal.Decimal(value)
-        if tag == "$datetime":
-            return datetime.datetime.fromisoformat(value)
-    return obj
+def _from_json(value: Any) -> Any:
+    if isinstance(value, dict):
+        if len(value) == 1:
+            (tag, item), = value.items()
+            if tag == "$table":
+                return {key: _from_json(inner) for key, inner in item.items()}
+            if tag == "$bytes":
+                return base64.b64decode(item)
+            if tag == "$decimal":
+                return decimal.Decimal(item)
+            if tag == "$datetime":
+                return datetime.datetime.fromisoformat(item)
+        return {key: _from_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_from_json(item) for item in value]
+    return value
 
 
 def _dump(record: tuple) -> bytes:
-    return json.dumps(list(record), default=_encode_value).encode()
+    return json.dumps(_to_json(list(record))).encode()
 
 
 def _load(data: bytes) -> list:
-    return json.loads(data, object_hook=_decode_object)
+    return _from_json(json.loads(data))
 
 
 class LmdbStore(Store):
@@ -95,10 +115,13 @@ class LmdbStore(Store):
             os.makedirs(path, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create data directory {path}: {exc.strerror}") from None
-        foreign = [n for n in os.listdir(path) if n not in ("data.mdb", "lock.mdb")]
-        if foreign and "data.mdb" not in os.listdir(path):
+        names = os.listdir(path)
+        foreign = sorted(name for name in names if name not in ("data.mdb", "lock.mdb"))
+        if "data.mdb" in names and os.path.getsize(os.path.join(path, "data.mdb")):
+            self._check_existing()
+        elif foreign:
             raise StoreError(
-                f"data directory {path} is not empty and holds no amqpbroker data ({', '.join(sorted(foreign)[:3])}); "
+                f"data directory {path} is not empty and holds no amqpbroker data ({', '.join(foreign[:3])}); "
                 "refusing to use it"
             )
         try:
@@ -108,16 +131,39 @@ class LmdbStore(Store):
             raise StoreError(f"data directory {path} is corrupt or unreadable: {exc}") from None
         # set_mapsize needs every transaction of this process closed: reads and growth share a lock.
         self._lock = threading.Lock()
-        self._check_format()
+        try:
+            self._write_format()
+        except BaseException:
+            self._env.close()
+            raise
 
-    def _check_format(self) -> None:
-        with self._env.begin(write=True) as txn:
-            found = txn.get(b"format", db=self._db["meta"])
-            if found is None:
-                if txn.stat(self._db["queues"])["entries"] or txn.stat(self._db["messages"])["entries"]:
-                    raise StoreError(f"data directory {self.path} has data but no format version; refusing it")
-                txn.put(b"format", str(FORMAT_VERSION).encode(), db=self._db["meta"])
-                return
+    def _check_existing(self) -> None:
+        """Refuses a data directory of another format or program, before anything is written to it.
+
+        The check opens the environment read-only and without the lock file, so that a directory it
+        refuses is left exactly as it was found.
+        """
+        try:
+            env = lmdb.open(self.path, readonly=True, lock=False, max_dbs=len(_DATABASES))
+        except lmdb.Error as exc:
+            raise StoreError(f"data directory {self.path} is corrupt or unreadable: {exc}") from None
+        try:
+            with env.begin() as txn:
+                databases = {key for key, _ in txn.cursor()}
+                if not databases <= set(_DATABASES):
+                    raise StoreError(
+                        f"data directory {self.path} holds an LMDB database that is not amqpbroker's; "
+                        "refusing to use it"
+                    )
+                found = None
+                if b"meta" in databases:
+                    found = txn.get(b"format", db=env.open_db(b"meta", txn=txn, create=False))
+        except lmdb.Error as exc:
+            raise StoreError(f"data directory {self.path} is corrupt or unreadable: {exc}") from None
+        finally:
+            env.close()
+        if found is None:
+            return
         try:
             version = int(found)
         except ValueError:
@@ -127,6 +173,14 @@ class LmdbStore(Store):
                 f"data directory {self.path} has format version {version}, this amqpbroker reads version "
                 f"{FORMAT_VERSION}; refusing to touch it"
             )
+
+    def _write_format(self) -> None:
+        with self._env.begin(write=True) as txn:
+            if txn.get(b"format", db=self._db["meta"]) is not None:
+                return
+            if txn.stat(self._db["queues"])["entries"] or txn.stat(self._db["messages"])["entries"]:
+                raise StoreError(f"data directory {self.path} has data but no format version; refusing it")
+            txn.put(b"format", str(FORMAT_VERSION).encode(), db=self._db["meta"])
 
     def apply(self, ops: Sequence[Op]) -> None:
         while True:
@@ -191,8 +245,15 @@ class LmdbStore(Store):
                 if not cursor.delete():
                     break
 
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        try:
+            yield
+        except lmdb.Error as exc:
+            raise StoreError(f"data directory {self.path} is corrupt or unreadable: {exc}") from exc
+
     def recover(self) -> Recovered:
-        with self._env.begin() as txn:
+        with self._reading(), self._env.begin() as txn:
             db = self._db
             return Recovered(
                 vhosts=[_load_name(key) for key, _ in txn.cursor(db=db["vhosts"])],
@@ -203,7 +264,7 @@ class LmdbStore(Store):
 
     def queue_entries(self, vhost: str, queue: str) -> Iterator[tuple[int, int]]:
         prefix = _name_key(vhost, queue)
-        with self._env.begin() as txn:
+        with self._reading(), self._env.begin() as txn:
             cursor = txn.cursor(db=self._db["entries"])
             if not cursor.set_range(prefix):
                 return
@@ -213,13 +274,15 @@ class LmdbStore(Store):
                 yield _U64.unpack_from(key, len(prefix))[0], _U64.unpack(value)[0]
 
     def delivered_upto(self, vhost: str, queue: str) -> int:
-        with self._lock, self._env.begin() as txn:
+        with self._lock, self._reading(), self._env.begin() as txn:
             found = txn.get(_name_key(vhost, queue), db=self._db["delivered"])
         return -1 if found is None else _U64.unpack(found)[0] - 1
 
     def load_header(self, message_id: int) -> tuple[str, str, bytes]:
-        with self._lock, self._env.begin() as txn:
+        with self._lock, self._reading(), self._env.begin() as txn:
             header = txn.get(_U64.pack(message_id), db=self._db["messages"])
+        if header is None:
+            raise KeyError(message_id)
         exchange_end = 1 + header[0]
         routing_key_end = exchange_end + 1 + header[exchange_end]
         return (
@@ -229,11 +292,14 @@ class LmdbStore(Store):
         )
 
     def load_body(self, message_id: int) -> bytes:
-        with self._lock, self._env.begin() as txn:
-            return txn.get(_U64.pack(message_id), db=self._db["bodies"])
+        with self._lock, self._reading(), self._env.begin() as txn:
+            body = txn.get(_U64.pack(message_id), db=self._db["bodies"])
+        if body is None:
+            raise KeyError(message_id)
+        return body
 
     def max_message_id(self) -> int:
-        with self._env.begin() as txn:
+        with self._reading(), self._env.begin() as txn:
             cursor = txn.cursor(db=self._db["messages"])
             return _U64.unpack(cursor.key())[0] if cursor.last() else -1
 
@@ -246,5 +312,8 @@ def _load_name(key: bytes) -> str:
 
 
 def _binding_key(op: PutBinding | DeleteBinding) -> bytes:
-    arguments = json.dumps(op.arguments, sort_keys=True, default=_encode_value).encode()
-    return _name_key(op.vhost, op.exchange, op.destination_type, op.destination, op.routing_key) + arguments
+    # Names and arguments together can outgrow LMDB's 511-byte keys: the key is their digest, and
+    # the record itself is the value.
+    arguments = json.dumps(_to_json(op.arguments), sort_keys=True).encode()
+    identity = _name_key(op.vhost, op.exchange, op.destination_type, op.destination, op.routing_key) + arguments
+    return hashlib.blake2b(identity, digest_size=32).digest()

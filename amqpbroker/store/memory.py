@@ -97,5 +97,13 @@ class MemoryStore(Store):
 
 
 def _binding_key(op: PutBinding | DeleteBinding) -> tuple:
-    return (op.vhost, op.exchange, op.destination_type, op.destination, op.routing_key,
-            repr(sorted(op.arguments.items())))
+    return (op.vhost, op.exchange, op.destination_type, op.destination, op.routing_key, _frozen(op.arguments))
+
+
+def _frozen(value: object) -> object:
+    """A hashable form of a field value in which equal tables are equal whatever their key order."""
+    if isinstance(value, dict):
+        return "table", tuple(sorted((key, _frozen(item)) for key, item in value.items()))
+    if isinstance(value, list):
+        return "array", tuple(_frozen(item) for item in value)
+    return type(value).__name__, value

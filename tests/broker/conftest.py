@@ -64,6 +64,8 @@ class Peer:
 
     def handle(self, method: Any, ch: int = 1) -> None:
         self.channel(ch).handle(method)
+        # The server's persister would commit now: a durable declaration's reply waits for that.
+        self.client.broker.commit()
 
     def declare(self, queue: str = "", ch: int = 1, **flags: Any) -> str:
         """Declares a queue and returns its name (the server's name for an empty one)."""

@@ -1,0 +1,217 @@
+"""What only the LMDB store can show: state found again on reopening, a map that grows, and
+data directories it refuses to touch (and the `amqpbroker` command's message when it does)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import lmdb
+import pytest
+
+from amqpbroker import cli
+from amqpbroker.store import StoreError
+from amqpbroker.store.base import (
+    DeleteMessage,
+    Dequeue,
+    Enqueue,
+    MarkDelivered,
+    PutBinding,
+    PutExchange,
+    PutMessage,
+    PutQueue,
+    PutVHost,
+)
+from amqpbroker.store.lmdb_store import FORMAT_VERSION, LmdbStore
+
+
+def snapshot(directory: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file of the directory with its bytes and modification time."""
+    return {
+        str(path.relative_to(directory)): (path.read_bytes() if path.is_file() else b"", path.stat().st_mtime_ns)
+        for path in sorted(directory.rglob("*"))
+    }
+
+
+def test_everything_is_found_again_after_reopening(tmp_path: Path) -> None:
+    path = str(tmp_path / "data")
+    topology = [
+        PutVHost("/"),
+        PutVHost("other"),
+        PutExchange("/", "x", "topic", False, False, {"alternate-exchange": "ae"}),
+        PutQueue("/", "q", False, {"x-max-length": 5, "x-bytes": b"\x01"}),
+        PutQueue("other", "q", True, {}),
+        PutBinding("/", "x", "q", "a.#", {}),
+    ]
+    store = LmdbStore(path)
+    store.apply(topology)
+    store.apply([PutMessage(i, "x", f"a.{i}", b"\x10\x00\x02", b"body %d" % i) for i in range(10)])
+    store.apply([Enqueue("/", "q", i, i) for i in range(10)] + [Enqueue("other", "q", 0, 3)])
+    store.apply([Dequeue("/", "q", 0), DeleteMessage(0), MarkDelivered("/", "q", 4)])
+    store.close()
+
+    store = LmdbStore(path)
+    try:
+        recovered = store.recover()
+        assert sorted(recovered.vhosts) == ["/", "other"]
+        assert recovered.exchanges == [topology[2]]
+        assert sorted(recovered.queues) == sorted(topology[3:5])
+        assert recovered.bindings == [topology[5]]
+        assert list(store.queue_entries("/", "q")) == [(i, i) for i in range(1, 10)]
+        assert list(store.queue_entries("other", "q")) == [(0, 3)]
+        assert store.delivered_upto("/", "q") == 4
+        assert store.delivered_upto("other", "q") == -1
+        assert store.load_header(9) == ("x", "a.9", b"\x10\x00\x02")
+        assert store.load_body(9) == b"body 9"
+        assert store.max_message_id() == 9
+        with pytest.raises(KeyError):
+            store.load_body(0)
+    finally:
+        store.close()
+
+
+def test_the_map_grows_as_data_outgrows_it(tmp_path: Path) -> None:
+    path = str(tmp_path / "data")
+    store = LmdbStore(path, map_size=1 << 20)
+    body = os.urandom(100_000)
+    # One batch bigger than the whole initial map, then many that fill it up again and again.
+    store.apply([PutMessage(i, "", "q", b"", body) for i in range(30)])
+    for start in range(30, 200, 10):
+        store.apply([PutMessage(i, "", "q", b"", body) for i in range(start, start + 10)])
+    store.apply([Enqueue("/", "q", i, i) for i in range(200)])
+    assert all(store.load_body(i) == body for i in range(200))
+    store.close()
+
+    store = LmdbStore(path, map_size=1 << 20)  # a smaller map than the data: LMDB takes the file's size
+    try:
+        assert len(list(store.queue_entries("/", "q"))) == 200
+        assert all(store.load_body(i) == body for i in range(0, 200, 17))
+        store.apply([PutMessage(1000, "", "q", b"", body * 10)])
+        assert store.load_body(1000) == body * 10
+    finally:
+        store.close()
+
+
+def test_a_batch_that_cannot_be_written_leaves_no_trace(tmp_path: Path) -> None:
+    store = LmdbStore(str(tmp_path / "data"))
+    try:
+        store.apply([PutQueue("/", "kept", False, {})])
+        with pytest.raises(Exception):
+            store.apply([
+                PutQueue("/", "half", False, {}),
+                PutMessage(1, "", "half", b"", b"body"),
+                PutExchange("/", "x", "direct", False, False, {"unstorable": object()}),
+            ])
+        assert store.recover().queues == [PutQueue("/", "kept", False, {})]
+        assert store.max_message_id() == -1
+    finally:
+        store.close()
+
+
+def test_a_new_directory_is_created_and_an_empty_one_is_used(tmp_path: Path) -> None:
+    LmdbStore(str(tmp_path / "a" / "b" / "c")).close()
+    (tmp_path / "empty").mkdir()
+    LmdbStore(str(tmp_path / "empty")).close()
+    # A data file that was created but never written (a crash at the very first start).
+    (tmp_path / "unwritten").mkdir()
+    (tmp_path / "unwritten" / "data.mdb").write_bytes(b"")
+    store = LmdbStore(str(tmp_path / "unwritten"))
+    store.apply([PutQueue("/", "q", False, {})])
+    store.close()
+
+
+# Data directories that must be refused, untouched
+
+
+def newer_format(directory: Path) -> None:
+    env = lmdb.open(str(directory), max_dbs=4)
+    with env.begin(write=True) as txn:
+        txn.put(b"format", str(FORMAT_VERSION + 1).encode(), db=env.open_db(b"meta", txn=txn))
+    env.close()
+
+
+def unreadable_format(directory: Path) -> None:
+    env = lmdb.open(str(directory), max_dbs=4)
+    with env.begin(write=True) as txn:
+        txn.put(b"format", b"one", db=env.open_db(b"meta", txn=txn))
+    env.close()
+
+
+def garbage_data_file(directory: Path) -> None:
+    directory.mkdir()
+    (directory / "data.mdb").write_bytes(os.urandom(64 * 1024))
+
+
+def tiny_garbage_data_file(directory: Path) -> None:
+    directory.mkdir()
+    (directory / "data.mdb").write_bytes(b"not lmdb")
+
+
+def foreign_files(directory: Path) -> None:
+    directory.mkdir()
+    (directory / "notes.txt").write_text("my own files\n")
+    (directory / "photos").mkdir()
+
+
+def foreign_lmdb(directory: Path) -> None:
+    env = lmdb.open(str(directory))
+    with env.begin(write=True) as txn:
+        txn.put(b"somebody else's", b"data")
+    env.close()
+
+
+REFUSED = {
+    "newer format version": (newer_format, f"has format version {FORMAT_VERSION + 1}"),
+    "unreadable format version": (unreadable_format, "unreadable format version"),
+    "garbage data file": (garbage_data_file, "is corrupt or unreadable"),
+    "tiny garbage data file": (tiny_garbage_data_file, "is corrupt or unreadable"),
+    "foreign files": (foreign_files, "is not empty and holds no amqpbroker data"),
+    "another program's LMDB": (foreign_lmdb, "not amqpbroker's"),
+}
+
+
+@pytest.mark.parametrize("case", REFUSED)
+def test_a_data_directory_that_is_not_ours_is_refused_untouched(tmp_path: Path, case: str) -> None:
+    make, reason = REFUSED[case]
+    directory = tmp_path / "data"
+    make(directory)
+    before = snapshot(directory)
+    with pytest.raises(StoreError) as refused:
+        LmdbStore(str(directory))
+    assert str(directory) in str(refused.value)
+    assert reason in str(refused.value)
+    assert snapshot(directory) == before
+
+
+@pytest.mark.parametrize("case", ["newer format version", "garbage data file", "foreign files"])
+def test_the_command_prints_why_and_exits_1(tmp_path: Path, case: str) -> None:
+    make, reason = REFUSED[case]
+    directory = tmp_path / "data"
+    make(directory)
+    before = snapshot(directory)
+    result = subprocess.run(
+        [sys.executable, "-m", "amqpbroker", "--host", "127.0.0.1", "--port", "0", "--data-dir", str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1
+    assert f"amqpbroker: data directory {directory}" in result.stderr
+    assert reason in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "listening on" not in result.stderr
+    assert snapshot(directory) == before
+
+
+def test_the_command_reports_a_store_that_fails_during_recovery(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def unreadable(store: LmdbStore) -> None:
+        raise StoreError(f"data directory {store.path} is corrupt or unreadable: MDB_CORRUPTED (simulated)")
+
+    monkeypatch.setattr(LmdbStore, "recover", unreadable)
+    directory = tmp_path / "data"
+    assert cli.main(["--host", "127.0.0.1", "--port", "0", "--data-dir", str(directory)]) == 1
+    assert f"amqpbroker: data directory {directory} is corrupt or unreadable" in capsys.readouterr().err
