@@ -11,7 +11,7 @@ import sys
 import trio
 
 from . import __version__, core
-from .server import Server
+from .server import Server, single_error
 from .store import StoreError, open_store
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -79,11 +79,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         broker = core.Broker(store=store)
         trio.run(_serve, Server(broker, host=args.host, port=args.port))
-    except StoreError as exc:
-        print(f"amqpbroker: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        print(f"amqpbroker: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+    except (StoreError, OSError, BaseExceptionGroup) as raised:
+        exc = single_error(raised)
+        if isinstance(exc, StoreError):
+            print(f"amqpbroker: {exc}", file=sys.stderr)
+        elif isinstance(exc, OSError):
+            print(f"amqpbroker: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        else:
+            raise
         return 1
     finally:
         store.close()

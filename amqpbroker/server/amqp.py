@@ -93,8 +93,8 @@ class AMQPConnection:
                 nursery.start_soon(self._write_loop, nursery.cancel_scope)
                 nursery.start_soon(self._timer_loop)
                 await self._read_loop()
-        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            log.debug("connection %s lost: %s", self.peer, exc)
+        except* (trio.BrokenResourceError, trio.ClosedResourceError) as lost:
+            log.debug("connection %s lost: %s", self.peer, lost.exceptions[0])
         finally:
             self._teardown()
             with trio.move_on_after(1) as cleanup:

@@ -19,6 +19,13 @@ log = logging.getLogger("amqpbroker")
 SHUTDOWN_TEXT = "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'"
 
 
+def single_error(exc: BaseException) -> BaseException:
+    """The one error inside (nested) exception groups, as trio's nurseries wrap it, or `exc` itself."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
 class Server:
     def __init__(self, broker: core.Broker | None = None, *, host: str = "0.0.0.0", port: int = 5672,
                  heartbeat: int = 60) -> None:

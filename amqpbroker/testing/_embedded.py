@@ -18,7 +18,7 @@ from typing import Any, Callable, TypeVar
 
 import trio
 
-from ..server import Server
+from ..server import Server, single_error
 from ..store import open_store
 from ._served import CLOSED_TEXT, BindingInfo, ExchangeInfo, MessageInfo, QueueInfo, TrioBroker, amqp_url
 
@@ -107,7 +107,7 @@ class Broker:
         try:
             trio.run(self._main)
         except BaseException as exc:
-            self._error = exc
+            self._error = single_error(exc)
             self._started.set()
 
     async def _main(self) -> None:
