@@ -2,6 +2,9 @@
 """Load generator for any AMQP 0-9-1 broker: prints published/consumed msgs/s and latency.
 
     python tools/loadgen.py --url amqp://guest:guest@127.0.0.1:5672/ --count 200000
+    python tools/loadgen.py --exchange-type fanout --queues 4 --consumers 4    # each message 4 times
+    python tools/loadgen.py --backlog --count 1000000    # fill the queue first, then drain it
+    python tools/loadgen.py --connections 1000 --hold 10 # open and hold idle connections
 
 Each producer and each consumer runs in its own OS process, speaking AMQP through the
 small blocking client below (hand-built frames, one sendall per batch of publishes,
@@ -12,16 +15,20 @@ for comparison.  Self-contained on purpose: it does not use amqpbroker.protocol.
 Every message body starts with 16 bytes: the producer's time.monotonic_ns() (the
 clock is system-wide, so consumer-side latency is valid across processes on one machine)
 and a message id = run tag << 48 | producer << 32 | sequence number, from which the
-consumers prove every message arrived exactly once.  See tools/README.md.
+consumers prove every message arrived exactly once in every queue it is routed to (the
+message's routing key is the sequence number modulo the number of keys, so the coordinator
+knows which queues must receive it).  See tools/README.md.
 """
 
 import argparse
 import array
+import functools
 import json
 import multiprocessing as mp
 import os
 import queue as queue_mod
 import random
+import resource
 import socket
 import struct
 import sys
@@ -37,6 +44,8 @@ ACK = struct.Struct(">BHIHHQBB")           # a whole basic.ack frame on channel 
 FRAME_END = 0xCE
 MAX_FRAME = 131072
 RECV_SIZE = 1 << 18
+GO, STOP, DRAIN = 0, 1, 2                  # flags at the start of the shared array
+HEADER = 4                                 # then 4 slots per process: ready, progress
 now_ns = time.monotonic_ns
 
 
@@ -69,6 +78,31 @@ def table(d):
         else:
             out += b"S" + longstr(str(value).encode())
     return longstr(out)
+
+
+def decode_table(data):
+    """A field table's payload (without its length) -> dict; stops at a type it does not know."""
+    fixed = {b"t": ">B", b"b": ">b", b"B": ">B", b"s": ">h", b"u": ">H", b"I": ">i", b"i": ">I",
+             b"l": ">q", b"f": ">f", b"d": ">d", b"T": ">Q"}
+    out, p = {}, 0
+    while p < len(data):
+        key = data[p + 1:p + 1 + data[p]].decode(errors="replace")
+        p += 1 + data[p]
+        kind, p = data[p:p + 1], p + 1
+        if kind in fixed:
+            value = struct.unpack_from(fixed[kind], data, p)[0]
+            p += struct.calcsize(fixed[kind])
+            value = bool(value) if kind == b"t" else value
+        elif kind in (b"S", b"x", b"F", b"A"):
+            size = struct.unpack_from(">I", data, p)[0]
+            raw, p = data[p + 4:p + 4 + size], p + 4 + size
+            value = decode_table(raw) if kind == b"F" else raw.decode(errors="replace") if kind == b"S" else raw
+        elif kind == b"V":
+            value = None
+        else:
+            break
+        out[key] = value
+    return out
 
 
 def frame(ftype, channel, payload):
@@ -110,7 +144,12 @@ class Conn:
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = b""
         self.sock.sendall(b"AMQP\x00\x00\x09\x01")
-        self.expect(10, 10)                                          # connection.start
+        start = self.expect(10, 10)                                  # connection.start
+        try:
+            size = struct.unpack_from(">I", start, 2)[0]
+            self.server_properties = decode_table(start[6:6 + size])
+        except (struct.error, IndexError, UnicodeDecodeError):
+            self.server_properties = {}
         props = {"product": "amqpbroker-loadgen",
                  "capabilities": {"consumer_cancel_notify": True, "authentication_failure_close": True}}
         self.send(0, 10, 11, table(props) + shortstr("PLAIN")
@@ -170,22 +209,117 @@ class Conn:
         self.send(1, cls, mid, args)
         return self.expect(cls, mid + 1)
 
-    def queue_declare(self, name, durable=False):
-        args = self.rpc(50, 10, b"\0\0" + shortstr(name) + bytes([durable << 1]) + table({}))
+    def queue_declare(self, name, durable=False, passive=False):
+        args = self.rpc(50, 10, b"\0\0" + shortstr(name) + bytes([durable << 1 | passive]) + table({}))
         n = args[0]
         return struct.unpack_from(">II", args, 1 + n)               # message count, consumer count
+
+    def exchange_declare(self, name, kind, durable=False, passive=False):
+        self.rpc(40, 10, b"\0\0" + shortstr(name) + shortstr(kind) + bytes([durable << 1 | passive]) + table({}))
+
+    def queue_bind_many(self, bindings):
+        """queue.bind for every (queue, exchange, routing key), pipelined: one write, then the bind-oks."""
+        if bindings:
+            self.sock.sendall(b"".join(method_frame(1, 50, 20, b"\0\0" + shortstr(q) + shortstr(x) + shortstr(k)
+                                                    + b"\0" + table({})) for q, x, k in bindings))
+            for _ in bindings:
+                self.expect(50, 21)
+
+    def queue_delete(self, name):
+        self.rpc(50, 40, b"\0\0" + shortstr(name) + b"\0")
+
+    def exchange_delete(self, name):
+        self.rpc(40, 20, b"\0\0" + shortstr(name) + b"\0")
 
     def close_channel(self):
         self.rpc(20, 40, struct.pack(">H", 200) + shortstr("") + struct.pack(">HH", 0, 0))
 
     def close(self):
+        """Close the connection; True when the broker answered with connection.close-ok."""
+        ok = False
         try:
             self.sock.settimeout(5)
             self.send(0, 10, 50, struct.pack(">H", 200) + shortstr("") + struct.pack(">HH", 0, 0))
             self.expect(10, 51)
+            ok = True
         except (OSError, AMQPError):
             pass
         self.sock.close()
+        return ok
+
+
+# ---------------------------------------------------------------------------------------
+# Topology: queues, exchange and bindings, and which queues each routing key reaches.
+
+# Topic patterns that match none of the keys published ("lg.k<q>.x"), in several shapes
+# (sharing the keys' first words, with "*", with "#"), so the broker's matcher has work to do.
+NON_MATCHING = ("lg.k{q}.y{i}", "lg.*.z{i}", "lg.n{i}.#", "*.n{i}.*", "other.{i}.#", "#.w{i}")
+
+
+def topic_matches(pattern, key):
+    """The topic rule: words split on ".", "*" matches one word, "#" zero or more."""
+    pw, kw = pattern.split("."), key.split(".")
+
+    def match(i, j):
+        if i == len(pw):
+            return j == len(kw)
+        if pw[i] == "#":
+            return any(match(i + 1, k) for k in range(j, len(kw) + 1))
+        return j < len(kw) and pw[i] in ("*", kw[j]) and match(i + 1, j + 1)
+
+    return match(0, 0)
+
+
+def plan(cfg, base):
+    """Name the queues and choose the routing keys and bindings.
+
+    Sets cfg.queue_names, cfg.keys (message seq is published with key seq % len(keys)),
+    cfg.binding_list [(queue index, binding key)] and cfg.routes (per key, the queue indexes
+    that receive it): the exactly-once check is per queue, against these routes.
+    """
+    n, kind = cfg.queues, cfg.exchange_type
+    cfg.queue_names = [base] if n == 1 else [f"{base}-{i}" for i in range(n)]
+    if not kind:                           # default exchange: round-robin over the queues by name
+        cfg.keys, binds = list(cfg.queue_names), []
+    elif kind == "fanout":
+        cfg.keys, binds = ["lg"], [(q, "") for q in range(n)]
+    elif kind == "direct":
+        cfg.keys = [f"lg.k{q}" for q in range(n)]
+        binds = [(q, cfg.keys[q]) for q in range(n)] + [(i % n, f"lg.n{i}") for i in range(n, cfg.bindings)]
+    else:
+        cfg.keys = [f"lg.k{q}.x" for q in range(n)]
+        binds = [(q, f"lg.k{q}.*") for q in range(n)] + [
+            (i % n, NON_MATCHING[i % len(NON_MATCHING)].format(q=i % n, i=i)) for i in range(n, cfg.bindings)]
+
+    def reaches(pattern, key):
+        return kind == "fanout" or (pattern == key if kind == "direct" else topic_matches(pattern, key))
+
+    cfg.binding_list = binds
+    if kind:
+        cfg.routes = [tuple(sorted({q for q, pattern in binds if reaches(pattern, key)})) for key in cfg.keys]
+    else:
+        cfg.routes = [(q,) for q in range(n)]
+    cfg.matching_bindings = sum(any(reaches(pattern, key) for key in cfg.keys) for _, pattern in binds)
+
+
+def expected_copies(cfg, published):
+    """Deliveries due for messages 0..published-1 of one producer (fanout: one per queue)."""
+    per_key = [len(r) for r in cfg.routes]
+    full, rest = divmod(published, len(per_key))
+    return full * sum(per_key) + sum(per_key[:rest])
+
+
+def declare(cfg):
+    """Declare the exchange, the queues and the bindings; return the messages already queued."""
+    conn = Conn(cfg.url, timeout=cfg.timeout)
+    try:
+        if cfg.exchange:
+            conn.exchange_declare(cfg.exchange, cfg.exchange_type, cfg.durable, passive=cfg.exchange.startswith("amq."))
+        stale = sum(conn.queue_declare(name, durable=cfg.durable)[0] for name in cfg.queue_names)
+        conn.queue_bind_many([(cfg.queue_names[q], cfg.exchange, key) for q, key in cfg.binding_list])
+    finally:
+        conn.close()
+    return stale
 
 
 # ---------------------------------------------------------------------------------------
@@ -199,20 +333,30 @@ class RawPublisher:
             conn.rpc(85, 10, b"\0")                                  # confirm.select
         self.window = cfg.confirm_window
         self.floor, self.singles, self.confirmed, self.nacked = 0, set(), 0, 0
-        # One message = method frame + header frame + body frame(s); the batch buffer
-        # is that template repeated, stamped in place before each sendall.
-        pub = method_frame(1, 60, 40, b"\0\0" + shortstr("") + shortstr(cfg.queue) + b"\0")
+        # One message = method frame + header frame + body frame(s), one template per
+        # routing key (message seq uses key seq % K).  The batch buffer holds the templates
+        # cycled for batch + K - 1 messages, so a batch starting at any seq is one slice of
+        # it; messages are stamped in place before each sendall.
         props = b"\x10\x00\x02" if cfg.persistent else b"\x00\x00"   # delivery-mode 2 / none
         header = frame(2, 1, struct.pack(">HHQ", 60, 0, cfg.size) + props)
         chunk = conn.frame_max - 8
         body = b"".join(frame(3, 1, bytes(min(chunk, cfg.size - i))) for i in range(0, cfg.size, chunk))
-        template = pub + header + body
-        self.per, self.stamp_at = len(template), len(pub) + len(header) + 7
-        batch = max(1, min(cfg.batch, (1 << 20) // self.per))
+        pubs = [method_frame(1, 60, 40, b"\0\0" + shortstr(cfg.exchange) + shortstr(key) + b"\0")
+                for key in cfg.keys]
+        keys = len(pubs)
+        batch = max(1, min(cfg.batch, (1 << 20) // (max(map(len, pubs)) + len(header) + len(body))))
         if cfg.confirms:
             batch = min(batch, self.window)
-        self.batch = batch
-        self.buf = bytearray(template * batch)
+        self.batch, self.keys = batch, keys
+        self.offsets, self.stamps, parts, off = [], [], [], 0
+        for i in range(batch + keys - 1):
+            pub = pubs[i % keys]
+            self.offsets.append(off)
+            self.stamps.append(off + len(pub) + len(header) + 7)
+            parts += (pub, header, body)
+            off += len(pub) + len(header) + len(body)
+        self.offsets.append(off)
+        self.buf = bytearray(b"".join(parts))
         self.view = memoryview(self.buf)
         self.id_base = cfg.run_tag << 48 | idx << 32
         conn.sock.settimeout(None)   # blocking: a slow broker throttles us through TCP
@@ -224,12 +368,11 @@ class RawPublisher:
                 self.drain(block=True)
             n = min(n, self.window - (seq - self.confirmed))
         n = min(n, self.batch)
-        pack, buf, per, ts = STAMP.pack_into, self.buf, self.per, now_ns()
-        off, ident = self.stamp_at, self.id_base | seq
-        for i in range(n):
+        pack, buf, ts = STAMP.pack_into, self.buf, now_ns()
+        first, ident = seq % self.keys, self.id_base | seq
+        for i, off in enumerate(self.stamps[first:first + n]):
             pack(buf, off, ts, ident + i)
-            off += per
-        self.conn.sock.sendall(self.view[:n * per])
+        self.conn.sock.sendall(self.view[self.offsets[first]:self.offsets[first + n]])
         self.drain(block=False)
         return n
 
@@ -298,7 +441,8 @@ class PikaPublisher:
         if cfg.confirms:
             self.ch.confirm_delivery()
         self.props = pika.BasicProperties(delivery_mode=2) if cfg.persistent else None
-        self.queue, self.pad, self.id_base = cfg.queue, bytes(cfg.size - STAMP.size), cfg.run_tag << 48 | idx << 32
+        self.exchange, self.keys = cfg.exchange, cfg.keys
+        self.pad, self.id_base = bytes(cfg.size - STAMP.size), cfg.run_tag << 48 | idx << 32
         self.nacked = 0
         self.nack_error = pika.exceptions.NackError
 
@@ -306,7 +450,7 @@ class PikaPublisher:
         for i in range(n):
             body = STAMP.pack(now_ns(), self.id_base | (seq + i)) + self.pad
             try:
-                self.ch.basic_publish("", self.queue, body, self.props)
+                self.ch.basic_publish(self.exchange, self.keys[(seq + i) % len(self.keys)], body, self.props)
             except self.nack_error:
                 self.nacked += 1
         return n
@@ -318,11 +462,10 @@ class PikaPublisher:
         self.conn.close()
 
 
-def producer_main(cfg, idx, shared):
+def producer_main(cfg, idx, shared, slot):
     pub = (PikaPublisher if cfg.client == "pika" else RawPublisher)(cfg, idx)
-    slot = 2 + 4 * idx
     shared[slot] = 1                                                 # ready
-    while not shared[0] and not shared[1]:                           # wait for "go"
+    while not shared[GO] and not shared[STOP]:
         time.sleep(0.001)
     start = now_ns()
     deadline = start + int(cfg.duration * 1e9) if cfg.duration else None
@@ -330,7 +473,7 @@ def producer_main(cfg, idx, shared):
     # --rate: publish in small batches, sleeping whenever ahead of schedule.
     batch = max(1, min(cfg.batch, int(cfg.rate / 1000))) if cfg.rate else cfg.batch
     seq = 0
-    while seq < limit and not shared[1] and (deadline is None or now_ns() < deadline):
+    while seq < limit and not shared[STOP] and (deadline is None or now_ns() < deadline):
         if cfg.rate:
             ahead = start + seq * 1e9 / cfg.rate - now_ns()
             if ahead > 0:
@@ -347,7 +490,7 @@ def producer_main(cfg, idx, shared):
 # Consumers.
 
 class Tally:
-    """Counts one consumer's messages: exactly-once bitmaps per producer, latencies."""
+    """Counts one consumer's messages: exactly-once bitmaps per (queue, producer), latencies."""
 
     def __init__(self, run_tag, count):
         self.run_tag, self.count = run_tag, count
@@ -355,14 +498,15 @@ class Tally:
         self.seen = {}
         self.own = self.foreign = self.first = self.last = 0
 
-    def add(self, now, ts, ident):
+    def add(self, now, ts, ident, queue=0):
         if ident >> 48 != self.run_tag:
             self.foreign += 1                                        # not from this run
             return
         seq = ident & 0xFFFFFFFF
-        bitmap = self.seen.get(ident >> 32)
+        key = queue << 32 | ident >> 32                              # queue, run tag, producer
+        bitmap = self.seen.get(key)
         if bitmap is None:
-            bitmap = self.seen[ident >> 32] = bytearray(self.count or 1 << 16)
+            bitmap = self.seen[key] = bytearray(self.count or 1 << 16)
         if seq >= len(bitmap):
             bitmap.extend(bytes(max(seq + 1 - len(bitmap), len(bitmap))))
         bitmap[seq] = 1                      # duplicates show up as consumed > unique
@@ -374,35 +518,59 @@ class Tally:
     def result(self):
         return {"consumed": self.own, "foreign": self.foreign,
                 "first": self.first, "last": self.last, "lat": self.lat.tobytes(),
-                "seen": {k & 0xFFFF: bytes(v) for k, v in self.seen.items()}}
+                "seen": {(k >> 32, k & 0xFFFF): bytes(v) for k, v in self.seen.items()}}
 
 
-def raw_consume(cfg, tally, shared, slot):
+def consumer_queues(cfg, idx):
+    """The queue indexes consumer idx subscribes to: consumers spread round-robin over queues."""
+    if cfg.consumers >= cfg.queues:
+        return [idx % cfg.queues]
+    return list(range(idx, cfg.queues, cfg.consumers))
+
+
+def wait_for_drain(cfg, shared, slot):
+    """Mark the consumer ready; in --backlog mode, wait until the producers have finished."""
+    shared[slot] = 1
+    while cfg.backlog and not shared[DRAIN] and not shared[STOP]:
+        time.sleep(0.005)
+
+
+def raw_consume(cfg, tally, shared, slot, queues):
     conn = Conn(cfg.url, cfg.timeout)
     conn.rpc(60, 10, struct.pack(">IHB", 0, cfg.prefetch, 0))       # basic.qos
-    conn.rpc(60, 20, b"\0\0" + shortstr(cfg.queue) + shortstr("")   # basic.consume
-             + bytes([cfg.auto_ack << 1]) + table({}))
+    if cfg.backlog:
+        wait_for_drain(cfg, shared, slot)
+    # basic.consume per queue (consumer tag = queue index), in one write: the consume-oks are
+    # read by the loop below along with the deliveries that may follow them at once.
+    conn.sock.sendall(b"".join(method_frame(1, 60, 20, b"\0\0" + shortstr(cfg.queue_names[q]) + shortstr(str(q))
+                                            + bytes([cfg.auto_ack << 1]) + table({})) for q in queues))
     sock = conn.sock
     sock.settimeout(None)
     # Blocking recv that gives up after 50 ms (to look at the stop flag); sends stay blocking.
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 0, 50000))
-    shared[slot] = 1                                                 # ready
+    if not cfg.backlog:
+        wait_for_drain(cfg, shared, slot)
     manual, ack_every = not cfg.auto_ack, cfg.ack_every
+    q, by_tag = queues[0], {str(q).encode(): q for q in queues} if len(queues) > 1 else None
     buf, add = conn.buf, tally.add
     unpack_hdr, unpack_cm, unpack_u64, unpack_stamp = (
         FRAME_HDR.unpack_from, CLASS_METHOD.unpack_from, U64.unpack_from, STAMP.unpack_from)
     tag = pending = body_left = 0
     fresh = False
     ts = ident = 0
-    while not shared[1]:
-        try:
-            data = sock.recv(RECV_SIZE)
-        except (BlockingIOError, TimeoutError):
-            continue
+    data = buf                # frames read already, if any, are parsed before the first recv
+    buf = b""
+    while not shared[STOP]:
         if not data:
-            raise ConnectionError("broker closed the connection")
+            try:
+                data = sock.recv(RECV_SIZE)
+            except (BlockingIOError, TimeoutError):
+                continue
+            if not data:
+                raise ConnectionError("broker closed the connection")
         now = now_ns()        # one receive time for the whole batch of frames
         buf = buf + data if buf else data
+        data = b""
         p, n, acks = 0, len(buf), []
         while n - p >= 8:
             ftype, _, size = unpack_hdr(buf, p)
@@ -426,10 +594,12 @@ def raw_consume(cfg, tally, shared, slot):
                 cls, mid = unpack_cm(buf, p + 7)
                 if cls == 60 and mid == 60:                          # basic.deliver
                     tag = unpack_u64(buf, p + 12 + buf[p + 11])[0]
+                    if by_tag:
+                        q = by_tag[buf[p + 12:p + 12 + buf[p + 11]]]
                 else:
                     conn.on_method(cls, mid, buf[p + 11:end])
             if done:
-                add(now, ts, ident)
+                add(now, ts, ident, q)
                 if manual:
                     pending += 1
                     if pending >= ack_every:
@@ -446,45 +616,81 @@ def raw_consume(cfg, tally, shared, slot):
     conn.close()
 
 
-def pika_consume(cfg, tally, shared, slot):
+def pika_consume(cfg, tally, shared, slot, queues):
     import pika
     conn = pika.BlockingConnection(pika.URLParameters(cfg.url))
     ch = conn.channel()
     ch.basic_qos(prefetch_count=cfg.prefetch)
     pending = 0
 
-    def on_message(channel, deliver, properties, body):
+    def on_message(q, channel, deliver, properties, body):
         nonlocal pending
         now = now_ns()
         ts, ident = STAMP.unpack_from(body) if len(body) >= 16 else (0, 0)
-        tally.add(now, ts, ident)
+        tally.add(now, ts, ident, q)
         if not cfg.auto_ack:
             pending += 1
             if pending >= cfg.ack_every:
                 channel.basic_ack(deliver.delivery_tag, multiple=cfg.ack_every > 1)
                 pending = 0
 
-    ch.basic_consume(cfg.queue, on_message, auto_ack=cfg.auto_ack)
-    shared[slot] = 1
-    while not shared[1]:
+    if cfg.backlog:
+        wait_for_drain(cfg, shared, slot)
+    for q in queues:
+        ch.basic_consume(cfg.queue_names[q], functools.partial(on_message, q), auto_ack=cfg.auto_ack,
+                         consumer_tag=str(q))
+    if not cfg.backlog:
+        wait_for_drain(cfg, shared, slot)
+    while not shared[STOP]:
         conn.process_data_events(time_limit=0.05)
         shared[slot + 1] = tally.own
     conn.close()
 
 
-def consumer_main(cfg, idx, shared):
+def consumer_main(cfg, idx, shared, slot):
     tally = Tally(cfg.run_tag, cfg.count)
-    slot = 2 + 4 * (cfg.producers + idx)
-    (pika_consume if cfg.client == "pika" else raw_consume)(cfg, tally, shared, slot)
+    (pika_consume if cfg.client == "pika" else raw_consume)(cfg, tally, shared, slot, consumer_queues(cfg, idx))
     return dict(tally.result(), cpu=time.process_time())
+
+
+# ---------------------------------------------------------------------------------------
+# Connections mode: open --connections connections (one channel each), hold them, close.
+
+def raise_fd_limit(needed):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed if hard == resource.RLIM_INFINITY else min(needed, hard), hard))
+
+
+def connector_main(cfg, idx, shared, slot):
+    share = cfg.connections // cfg.connectors + (idx < cfg.connections % cfg.connectors)
+    raise_fd_limit(share + 64)
+    shared[slot] = 1                                                 # ready
+    while not shared[GO] and not shared[STOP]:
+        time.sleep(0.001)
+    conns, lat = [], array.array("q")
+    start = now_ns()
+    try:
+        while len(conns) < share and not shared[STOP]:
+            t = now_ns()
+            conns.append(Conn(cfg.url, cfg.timeout))                 # connection + channel.open
+            lat.append(now_ns() - t)
+            shared[slot + 1] = len(conns)
+        end = now_ns()
+        while not shared[STOP]:                                      # hold them until told to stop
+            time.sleep(0.02)
+    finally:
+        closed = sum(conn.close() for conn in conns)
+    return {"opened": len(conns), "closed_ok": closed, "start": start, "end": end, "lat": lat.tobytes(),
+            "cpu": time.process_time()}
 
 
 # ---------------------------------------------------------------------------------------
 # Coordinator.
 
-def child(fn, role, cfg, idx, shared, results):
+def child(fn, role, cfg, idx, shared, slot, results):
     try:
-        results.put(("ok", role, idx, fn(cfg, idx, shared)))
+        results.put(("ok", role, idx, fn(cfg, idx, shared, slot)))
     except BaseException as e:  # noqa: BLE001 - reported to the coordinator
         results.put(("error", role, idx, f"{type(e).__name__}: {e}"))
         sys.exit(1)
@@ -515,159 +721,362 @@ def percentile(sorted_values, q):
     return sorted_values[max(0, min(len(sorted_values) - 1, -(-len(sorted_values) * q // 100) - 1))]
 
 
+def latency_summary(lat_ns):
+    lat = sorted(lat_ns)
+    return {q: round((percentile(lat, int(q[1:])) if q != "max" else lat[-1]) / 1e6, 3)
+            for q in ("p50", "p95", "p99", "max")} if lat else None
+
+
 class RunError(Exception):
     pass
 
 
-def run(cfg):
-    cfg.run_tag = random.randint(1, 0xFFFF)
-    own_queue = not cfg.queue
-    cfg.queue = cfg.queue or f"loadgen-{os.getpid()}-{random.getrandbits(32):08x}"
-    setup = Conn(cfg.url, timeout=cfg.timeout)
-    stale = setup.queue_declare(cfg.queue, durable=cfg.durable)[0]
-    setup.close()
+class BrokerStats:
+    """The broker's RSS (VmRSS, KiB; sampled by the coordinator every 50 ms) and CPU time."""
 
-    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-    shared = ctx.RawArray("q", 2 + 4 * (cfg.producers + cfg.consumers))  # go, stop, per-process slots
-    results = ctx.Queue()
-    procs = {("consumer", i): ctx.Process(target=child, args=(consumer_main, "consumer", cfg, i, shared, results),
-                                          daemon=True) for i in range(cfg.consumers)}
-    procs.update({("producer", i): ctx.Process(target=child, args=(producer_main, "producer", cfg, i, shared, results),
-                                               daemon=True) for i in range(cfg.producers)})
-    for proc in procs.values():
-        proc.start()
-    done, rss = {}, []
+    def __init__(self, pid):
+        self.pid, self.rss, self.marks, self.cpu = pid, [], {}, []
 
-    def poll(wait):
+    def sample(self):
+        value = read_rss_kib(self.pid) if self.pid else None
+        if value is not None:
+            self.rss.append(value)
+        return value
+
+    def mark(self, name):
+        """A named sample, e.g. "full" when a backlog is queued."""
+        value = self.sample()
+        if value is not None:
+            self.marks[name] = value
+
+    def mark_cpu(self):
+        if self.pid:
+            self.cpu.append(read_cpu_s(self.pid))
+
+    def cpu_s(self):
+        return round(self.cpu[1] - self.cpu[0], 2) if len(self.cpu) == 2 and None not in self.cpu else None
+
+    def rss_kib(self):
+        return {"start": self.rss[0], "peak": max(self.rss), "end": self.rss[-1]} if self.rss else None
+
+
+class Workers:
+    """The client processes of one run, and the shared array they report through.
+
+    shared[GO], shared[STOP], shared[DRAIN] are flags set by the coordinator; each process owns
+    4 slots from its `slot`: [ready flag, progress (messages or connections so far), -, -].
+    """
+
+    def __init__(self, cfg, specs):
+        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+        self.shared = ctx.RawArray("q", HEADER + 4 * len(specs))
+        self.results = ctx.Queue()
+        self.slots, self.procs, self.done = {}, {}, {}
+        for n, (role, idx, fn) in enumerate(specs):
+            slot = self.slots[(role, idx)] = HEADER + 4 * n
+            self.procs[(role, idx)] = ctx.Process(target=child, args=(fn, role, cfg, idx, self.shared, slot,
+                                                                      self.results), daemon=True)
+        for proc in self.procs.values():
+            proc.start()
+
+    def poll(self, wait):
+        """Collect one result (waiting up to `wait` s); raise RunError when a process failed."""
         try:
-            status, role, idx, payload = results.get(timeout=wait)
+            status, role, idx, payload = self.results.get(timeout=wait)
         except queue_mod.Empty:
-            for (role, idx), proc in procs.items():
-                if proc.exitcode not in (None, 0) and (role, idx) not in done:
-                    raise RunError(f"{role} {idx} died (exit code {proc.exitcode})")
+            for (role, idx), proc in self.procs.items():
+                if proc.exitcode not in (None, 0) and (role, idx) not in self.done:
+                    raise RunError(f"{role} {idx} died (exit code {proc.exitcode})") from None
             return
         if status == "error":
             raise RunError(f"{role} {idx}: {payload}")
-        done[(role, idx)] = payload
+        self.done[(role, idx)] = payload
 
-    def sample_rss():
-        if cfg.broker_pid:
-            value = read_rss_kib(cfg.broker_pid)
-            if value is not None:
-                rss.append(value)
+    def progress(self, role):
+        """Per process of this role, in index order: its progress counter."""
+        return [self.shared[slot + 1] for (r, _), slot in sorted(self.slots.items()) if r == role]
 
-    try:
-        deadline = time.monotonic() + cfg.timeout
-        while sum(shared[2 + 4 * i] for i in range(cfg.producers + cfg.consumers)) < len(procs):
-            poll(0.01)
+    def finished(self, role):
+        return all(key in self.done for key in self.slots if key[0] == role)
+
+    def wait_ready(self, timeout):
+        deadline = time.monotonic() + timeout
+        while not all(self.shared[slot] for slot in self.slots.values()):
+            self.poll(0.01)
             if time.monotonic() > deadline:
-                raise RunError(f"clients not connected after {cfg.timeout} s")
-        sample_rss()
-        cpu = [read_cpu_s(cfg.broker_pid)] if cfg.broker_pid else []
-        shared[0] = 1                                                # go
+                raise RunError(f"clients not connected after {timeout} s")
+
+    def collect(self, timeout):
+        """Tell every process to stop and wait for all their results."""
+        self.shared[STOP] = 1
+        deadline = time.monotonic() + timeout
+        while len(self.done) < len(self.procs):
+            self.poll(0.05)
+            if time.monotonic() > deadline:
+                raise RunError("clients did not report back after stop")
+
+    def close(self):
+        self.shared[STOP] = 1
+        deadline = time.monotonic() + 2
+        for proc in self.procs.values():
+            proc.join(timeout=max(0.0, deadline - time.monotonic()))
+            if proc.is_alive():
+                proc.terminate()
+
+
+def run(cfg):
+    cfg.run_tag = random.randint(1, 0xFFFF)
+    stats = BrokerStats(cfg.broker_pid)
+    if cfg.connections:
+        return run_connections(cfg, stats)
+    own_queue, own_exchange = not cfg.queue, bool(cfg.exchange_type and not cfg.exchange)
+    unique_name = f"loadgen-{os.getpid()}-{random.getrandbits(32):08x}"
+    cfg.queue = cfg.queue or unique_name
+    cfg.exchange = cfg.exchange or (unique_name + "-x" if cfg.exchange_type else "")
+    plan(cfg, cfg.queue)
+    try:
+        stale = declare(cfg)
+        return run_messages(cfg, stats, stale)
+    finally:
+        if own_queue or own_exchange:
+            try:
+                cleanup = Conn(cfg.url, timeout=5)
+                for name in cfg.queue_names if own_queue else ():
+                    cleanup.queue_delete(name)
+                if own_exchange:
+                    cleanup.exchange_delete(cfg.exchange)
+                cleanup.close()
+            except (OSError, AMQPError):
+                pass
+
+
+def run_messages(cfg, stats, stale):
+    specs = [("consumer", i, consumer_main) for i in range(cfg.consumers)]
+    specs += [("producer", i, producer_main) for i in range(cfg.producers)]
+    workers = Workers(cfg, specs)
+    fill = None
+    try:
+        workers.wait_ready(cfg.timeout)
+        stats.mark("start")
+        stats.mark_cpu()
+        workers.shared[GO] = 1
         progress, progress_at, backlog = None, time.monotonic(), 0
         while True:
-            poll(0.05)
-            sample_rss()
-            published = sum(shared[3 + 4 * i] for i in range(cfg.producers))
-            consumed = sum(shared[3 + 4 * (cfg.producers + i)] for i in range(cfg.consumers))
-            backlog = max(backlog, published - consumed)
-            producers_done = all(("producer", i) in done for i in range(cfg.producers))
-            if producers_done and (consumed >= published or not cfg.consumers):
-                cpu.append(read_cpu_s(cfg.broker_pid) if cfg.broker_pid else None)
+            workers.poll(0.05)
+            stats.sample()
+            published = workers.progress("producer")
+            expected = sum(expected_copies(cfg, n) for n in published)
+            consumed = sum(workers.progress("consumer"))
+            backlog = max(backlog, expected - consumed)
+            producers_done = workers.finished("producer")
+            if producers_done and cfg.backlog and fill is None:
+                fill = start_drain(cfg, workers, stats, expected)
+            if producers_done and (consumed >= expected or not cfg.consumers):
+                stats.mark_cpu()
                 break
             if (published, consumed) != progress:
                 progress, progress_at = (published, consumed), time.monotonic()
             elif time.monotonic() - progress_at > cfg.timeout:
-                raise RunError(f"no progress for {cfg.timeout} s: published {published}, consumed {consumed}")
-        shared[1] = 1                                                # stop
-        deadline = time.monotonic() + cfg.timeout
-        while len(done) < len(procs):
-            poll(0.05)
-            if time.monotonic() > deadline:
-                raise RunError("consumers did not report back after stop")
+                raise RunError(f"no progress for {cfg.timeout} s: published {sum(published)}, consumed {consumed}")
+        workers.collect(cfg.timeout)
     finally:
-        shared[1] = 1
-        deadline = time.monotonic() + 2
-        for proc in procs.values():
-            proc.join(timeout=max(0.0, deadline - time.monotonic()))
-            if proc.is_alive():
-                proc.terminate()
-        if own_queue:
-            try:
-                cleanup = Conn(cfg.url, timeout=5)
-                cleanup.rpc(50, 40, b"\0\0" + shortstr(cfg.queue) + b"\0")  # queue.delete
-                cleanup.close()
-            except (OSError, AMQPError):
-                pass
-    sample_rss()
-    return report(cfg, done, rss, cpu, stale, backlog)
+        workers.close()
+    stats.sample()
+    return report(cfg, workers.done, stats, stale, backlog, fill)
 
 
-def report(cfg, done, rss, cpu, stale, backlog):
+def start_drain(cfg, workers, stats, expected):
+    """--backlog: the producers are done.  Wait (up to 10 s) until the queues report every
+    message, note the broker's RSS with the backlog queued, then let the consumers subscribe."""
+    conn = Conn(cfg.url, cfg.timeout)
+    try:
+        deadline = time.monotonic() + min(cfg.timeout, 10)
+        while True:
+            queued = sum(conn.queue_declare(name, passive=True)[0] for name in cfg.queue_names)
+            stats.sample()
+            if queued >= expected or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+    finally:
+        conn.close()
+    stats.mark("full")
+    drain_start = now_ns()
+    workers.shared[DRAIN] = 1
+    return {"queued_reported": queued, "drain_start": drain_start}
+
+
+def report(cfg, done, stats=None, stale=0, backlog=0, fill=None):
+    stats = stats or BrokerStats(None)
     prods = [done[("producer", i)] for i in range(cfg.producers)]
     cons = [done[("consumer", i)] for i in range(cfg.consumers)]
     published = sum(p["published"] for p in prods)
+    expected = sum(expected_copies(cfg, p["published"]) for p in prods) if cfg.consumers else 0
     t0 = min(p["start"] for p in prods)
     pub_elapsed = (max(p["end"] for p in prods) - t0) / 1e9
     consumed = sum(c["consumed"] for c in cons)
-    unique = 0
-    for producer in {k for c in cons for k in c["seen"]}:
-        union = 0           # bitmaps hold one 0/1 byte per sequence number: OR them as ints
-        for c in cons:
-            union |= int.from_bytes(c["seen"].get(producer, b""), "little")
-        unique += union.bit_count()
+    # Exactly once per queue: OR the consumers' bitmaps per (queue, producer) (one 0/1 byte
+    # per sequence number, so OR-ing them as ints works), then count per routing key.
+    unions = {}
+    for c in cons:
+        for key, bits in c["seen"].items():
+            unions[key] = unions.get(key, 0) | int.from_bytes(bits, "little")
+    unique = routed = 0
+    nkeys = len(cfg.keys)
+    for (q, _producer), union in unions.items():
+        bits = union.to_bytes((union.bit_length() + 7) // 8, "little")
+        for k in range(nkeys):
+            n = bits[k::nkeys].count(1)
+            unique += n
+            routed += n if q in cfg.routes[k] else 0
     last = max((c["last"] for c in cons if c["last"]), default=0)
     elapsed = (last - t0) / 1e9 if last else pub_elapsed
     lat = array.array("q")
     for c in cons:
         lat.frombytes(c["lat"])
-    lat = sorted(lat)
     out = {
-        "client": cfg.client, "url": redact(cfg.url), "queue": cfg.queue,
+        "mode": "backlog" if cfg.backlog else "flow",
+        "client": cfg.client, "url": redact(cfg.url), "queue": cfg.queue, "queues": cfg.queues,
+        "exchange": cfg.exchange, "exchange_type": cfg.exchange_type or "default",
+        "bindings": len(cfg.binding_list), "matching_bindings": cfg.matching_bindings, "routing_keys": nkeys,
         "producers": cfg.producers, "consumers": cfg.consumers, "size": cfg.size,
         "count": cfg.count, "duration": cfg.duration, "confirms": cfg.confirms,
         "confirm_window": cfg.confirm_window if cfg.confirms else None,
         "persistent": cfg.persistent, "durable": cfg.durable, "auto_ack": cfg.auto_ack,
         "ack_every": None if cfg.auto_ack else cfg.ack_every, "prefetch": cfg.prefetch,
         "published": published, "nacked": sum(p["nacked"] for p in prods),
-        "consumed": consumed, "unique": unique, "duplicates": consumed - unique,
-        "missing": published - unique if cfg.consumers else 0,
+        "expected": expected, "consumed": consumed, "unique": unique, "duplicates": consumed - unique,
+        "missing": expected - routed, "misrouted": unique - routed,
         "foreign": sum(c["foreign"] for c in cons), "stale_at_start": stale,
         "max_backlog": backlog if cfg.consumers else None,
         "publish_elapsed_s": round(pub_elapsed, 4),
         "publish_rate": round(published / pub_elapsed, 1) if pub_elapsed > 0 else None,
         "elapsed_s": round(elapsed, 4),
         "consume_rate": round(consumed / elapsed, 1) if cons and elapsed > 0 else None,
-        "latency_ms": {q: round((percentile(lat, int(q[1:])) if q != "max" else lat[-1]) / 1e6, 3)
-                       for q in ("p50", "p95", "p99", "max")} if lat else None,
+        "latency_ms": latency_summary(lat),
         "client_cpu_s": {"producers": round(sum(p["cpu"] for p in prods), 3),
                          "consumers": round(sum(c["cpu"] for c in cons), 3)},
-        "broker_cpu_s": round(cpu[1] - cpu[0], 2) if len(cpu) == 2 and None not in cpu else None,
-        "broker_rss_kib": {"start": rss[0], "peak": max(rss), "end": rss[-1]} if rss else None,
+        "broker_cpu_s": stats.cpu_s(),
+        "broker_rss_kib": stats.rss_kib(),
     }
-    out["ok"] = out["missing"] == 0 and out["duplicates"] == 0 and out["nacked"] == 0
+    if cfg.backlog:
+        queued = expected if cfg.consumers else sum(expected_copies(cfg, p["published"]) for p in prods)
+        start, full = stats.marks.get("start"), stats.marks.get("full")
+        drain_s = (last - fill["drain_start"]) / 1e9 if fill and last else None
+        out["backlog"] = {
+            "queued": queued, "queued_reported": fill and fill["queued_reported"],
+            "fill_s": round(pub_elapsed, 4), "fill_rate": out["publish_rate"],
+            "drain_s": round(drain_s, 4) if drain_s else None,
+            "drain_rate": round(consumed / drain_s, 1) if drain_s else None,
+            "rss_full_kib": full,
+            "rss_per_msg_bytes": round((full - start) * 1024 / queued, 1) if full and start and queued else None,
+        }
+    out["ok"] = out["missing"] == 0 and out["duplicates"] == 0 and out["misrouted"] == 0 and out["nacked"] == 0
+    return out
+
+
+def run_connections(cfg, stats):
+    workers = Workers(cfg, [("connector", i, connector_main) for i in range(cfg.connectors)])
+    try:
+        workers.wait_ready(cfg.timeout)
+        stats.mark("start")
+        stats.mark_cpu()
+        workers.shared[GO] = 1
+        progress, progress_at = 0, time.monotonic()
+        while True:
+            workers.poll(0.05)
+            stats.sample()
+            opened = sum(workers.progress("connector"))
+            if opened >= cfg.connections:
+                break
+            if opened != progress:
+                progress, progress_at = opened, time.monotonic()
+            elif time.monotonic() - progress_at > cfg.timeout:
+                raise RunError(f"no progress for {cfg.timeout} s: {opened} of {cfg.connections} connections open")
+        stats.mark("open")
+        hold_end = time.monotonic() + cfg.hold
+        while time.monotonic() < hold_end:
+            workers.poll(max(0.001, min(0.05, hold_end - time.monotonic())))
+            stats.sample()
+        stats.mark("held")
+        stats.mark_cpu()
+        workers.collect(cfg.timeout)
+    finally:
+        workers.close()
+    stats.sample()
+    return report_connections(cfg, workers.done, stats)
+
+
+def report_connections(cfg, done, stats):
+    parts = [done[("connector", i)] for i in range(cfg.connectors)]
+    opened = sum(p["opened"] for p in parts)
+    open_s = (max(p["end"] for p in parts) - min(p["start"] for p in parts)) / 1e9
+    lat = array.array("q")
+    for p in parts:
+        lat.frombytes(p["lat"])
+    start, held = stats.marks.get("start"), stats.marks.get("held")
+    out = {
+        "mode": "connections", "client": "raw", "url": redact(cfg.url),
+        "connections": cfg.connections, "connectors": cfg.connectors, "hold_s": cfg.hold,
+        "opened": opened, "closed_ok": sum(p["closed_ok"] for p in parts),
+        "open_s": round(open_s, 4), "open_rate": round(opened / open_s, 1) if open_s > 0 else None,
+        "open_latency_ms": latency_summary(lat),
+        "client_cpu_s": {"connectors": round(sum(p["cpu"] for p in parts), 3)},
+        "broker_cpu_s": stats.cpu_s(),
+        "broker_rss_kib": dict(stats.rss_kib(), open=stats.marks.get("open"), held=held) if stats.rss else None,
+        "rss_per_connection_kib": round((held - start) / opened, 2) if held and start and opened else None,
+    }
+    out["ok"] = out["opened"] == out["closed_ok"] == cfg.connections
     return out
 
 
 def print_human(r):
+    if r["mode"] == "connections":
+        return print_connections(r)
     mode = "auto-ack" if r["auto_ack"] else f"manual ack (every {r['ack_every']}), prefetch {r['prefetch']}"
     extra = [x for x, on in (("confirms", r["confirms"]), ("persistent", r["persistent"]),
-                             ("durable queue", r["durable"])) if on]
+                             ("durable queue", r["durable"]), ("backlog: fill, then drain", r["mode"] == "backlog"))
+             if on]
     print(f"{r['client']} client, {r['producers']} producer(s) -> {r['consumers']} consumer(s), "
           f"{r['size']} B, {mode}{', ' + ', '.join(extra) if extra else ''}")
+    if r["exchange_type"] != "default" or r["queues"] > 1:
+        via = (f"{r['exchange_type']} exchange {r['exchange']!r}, {r['bindings']} bindings ({r['matching_bindings']} "
+               f"matching the {r['routing_keys']} routing keys)") if r["exchange_type"] != "default" else "default exchange"
+        print(f"routing   {via} -> {r['queues']} queue(s); {r['expected']:,} deliveries expected")
     print(f"published {r['published']:>10,} msgs in {r['publish_elapsed_s']:8.3f} s = "
           f"{r['publish_rate'] or 0:>10,.0f} msgs/s" + (f"  (nacked {r['nacked']})" if r["nacked"] else ""))
     if r["consumers"]:
         print(f"consumed  {r['consumed']:>10,} msgs in {r['elapsed_s']:8.3f} s = {r['consume_rate'] or 0:>10,.0f} msgs/s"
-              f"  (missing {r['missing']}, duplicates {r['duplicates']}, foreign {r['foreign']})")
+              f"  (missing {r['missing']}, duplicates {r['duplicates']}, misrouted {r['misrouted']}, "
+              f"foreign {r['foreign']})")
         print(f"backlog   max {r['max_backlog']:,} msgs published but not yet consumed (sampled every 50 ms)")
+    b = r.get("backlog")
+    if b:
+        print(f"fill      {b['queued']:,} msgs queued in {b['fill_s']:.3f} s = {b['fill_rate'] or 0:,.0f} msgs/s "
+              f"(queues reported {b['queued_reported']})")
+        if b["drain_rate"]:
+            print(f"drain     {r['consumed']:,} msgs in {b['drain_s']:.3f} s = {b['drain_rate']:,.0f} msgs/s")
+        if b["rss_per_msg_bytes"] is not None:
+            print(f"memory    RSS with the backlog queued {b['rss_full_kib'] / 1024:.1f} MiB = "
+                  f"{b['rss_per_msg_bytes']:,.0f} bytes per queued message over the start")
     if r["latency_ms"]:
         print("latency   " + "  ".join(f"{k} {v:.2f} ms" for k, v in r["latency_ms"].items()))
     if r["broker_rss_kib"]:
         m = r["broker_rss_kib"]
         print(f"broker CPU {r['broker_cpu_s']} s, RSS start {m['start'] / 1024:.1f} MiB, peak {m['peak'] / 1024:.1f} MiB, end {m['end'] / 1024:.1f} MiB")
-    print("OK" if r["ok"] else "FAILED: messages lost, duplicated or nacked")
+    print("OK" if r["ok"] else "FAILED: messages lost, duplicated, misrouted or nacked")
+
+
+def print_connections(r):
+    print(f"connections {r['connections']:,} (one channel each) opened by {r['connectors']} process(es), "
+          f"held {r['hold_s']} s")
+    print(f"opened    {r['opened']:>10,} in {r['open_s']:8.3f} s = {r['open_rate'] or 0:>10,.0f} connections/s")
+    if r["open_latency_ms"]:
+        print("open time " + "  ".join(f"{k} {v:.2f} ms" for k, v in r["open_latency_ms"].items()))
+    m = r["broker_rss_kib"]
+    if m:
+        print(f"broker CPU {r['broker_cpu_s']} s, RSS start {m['start'] / 1024:.1f} MiB, held {m['held'] / 1024:.1f} MiB, "
+              f"peak {m['peak'] / 1024:.1f} MiB = {r['rss_per_connection_kib']:.1f} KiB per connection")
+    print("OK" if r["ok"] else f"FAILED: only {r['closed_ok']} of {r['connections']} connections closed cleanly")
 
 
 def parse_args(argv=None):
@@ -683,10 +1092,22 @@ def parse_args(argv=None):
     ap.add_argument("--confirms", action="store_true", help="publisher confirms")
     ap.add_argument("--confirm-window", type=int, default=100, help="max unconfirmed publishes per producer")
     ap.add_argument("--persistent", action="store_true", help="delivery-mode 2")
-    ap.add_argument("--durable", action="store_true", help="declare the queue durable")
+    ap.add_argument("--durable", action="store_true", help="declare the queues (and exchange) durable")
     ap.add_argument("--auto-ack", action="store_true", help="consume with no-ack (default: manual acks)")
     ap.add_argument("--ack-every", type=int, default=1, help="ack with multiple=true every N deliveries (1 = ack each)")
-    ap.add_argument("--queue", help="queue name (default: a unique one, deleted afterwards)")
+    ap.add_argument("--queue", help="queue name, or name prefix with --queues (default: unique, deleted afterwards)")
+    ap.add_argument("--queues", type=int, default=1, help="number of queues; consumers are spread over them")
+    ap.add_argument("--exchange", help="publish to this exchange, declared and bound to the queues "
+                                       "(default with --exchange-type: a unique one, deleted afterwards)")
+    ap.add_argument("--exchange-type", choices=("direct", "fanout", "topic"),
+                    help="default: the default exchange, round-robin over the queues")
+    ap.add_argument("--bindings", type=int, help="direct/topic: bindings in all, of which one per queue matches "
+                                                 "the published keys (default: one per queue)")
+    ap.add_argument("--backlog", action="store_true",
+                    help="publish everything first, then start the consumers and drain (fill and drain rates)")
+    ap.add_argument("--connections", type=int, help="connections mode: open this many connections, hold, close")
+    ap.add_argument("--hold", type=float, default=10.0, help="connections mode: seconds to hold them open")
+    ap.add_argument("--connectors", type=int, default=1, help="connections mode: processes opening connections")
     ap.add_argument("--rate", type=float, help="limit each producer to this many msgs/s")
     ap.add_argument("--batch", type=int, default=100, help="publishes per sendall")
     ap.add_argument("--client", choices=("raw", "pika"), default="raw")
@@ -706,6 +1127,25 @@ def parse_args(argv=None):
         ap.error("--batch, --confirm-window and --ack-every must be >= 1")
     if cfg.prefetch and not cfg.auto_ack and cfg.ack_every > cfg.prefetch:
         ap.error("--ack-every must not exceed --prefetch (the consumer would stall)")
+    if cfg.exchange is not None and not cfg.exchange:
+        ap.error("--exchange must not be empty (omit it to publish to the default exchange)")
+    if cfg.exchange and not cfg.exchange_type:
+        cfg.exchange_type = "direct"
+    cfg.exchange = cfg.exchange or ""
+    if not 1 <= cfg.queues <= 0xFFFF:
+        ap.error("--queues must be between 1 and 65535")
+    if cfg.bindings is not None and cfg.exchange_type not in ("direct", "topic"):
+        ap.error("--bindings needs --exchange-type direct or topic")
+    cfg.bindings = cfg.queues if cfg.bindings is None else cfg.bindings
+    if cfg.bindings < cfg.queues:
+        ap.error("--bindings must be at least --queues (one matching binding per queue)")
+    if cfg.connections is not None:
+        if cfg.connections < 1 or not 1 <= cfg.connectors <= cfg.connections:
+            ap.error("--connections must be >= 1, and --connectors between 1 and --connections")
+        if cfg.client != "raw" or cfg.backlog:
+            ap.error("--connections uses the raw client and excludes --backlog")
+        if cfg.hold < 0:
+            ap.error("--hold must be >= 0")
     return cfg
 
 

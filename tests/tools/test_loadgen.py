@@ -57,17 +57,47 @@ SCENARIOS = [
     pytest.param(["--count", "200", "--auto-ack"], id="auto-ack"),
     pytest.param(["--count", "10", "--size", "300000"], id="multi-frame-bodies"),
     pytest.param(["--client", "pika", "--count", "100", "--confirms"], id="pika"),
+    pytest.param(["--count", "90", "--queues", "3", "--consumers", "2"], id="3-queues-default-exchange"),
+    pytest.param(["--count", "100", "--exchange-type", "fanout", "--queues", "3", "--consumers", "3"], id="fanout"),
+    pytest.param(["--count", "100", "--exchange-type", "fanout", "--queues", "4", "--consumers", "2", "--confirms",
+                  "--persistent", "--durable", "--confirm-window", "10"], id="fanout-2-queues-per-consumer"),
+    pytest.param(["--count", "100", "--exchange-type", "direct", "--queues", "2", "--consumers", "2",
+                  "--bindings", "20"], id="direct"),
+    pytest.param(["--count", "200", "--exchange-type", "topic", "--queues", "4", "--consumers", "4",
+                  "--bindings", "300"], id="topic-300-bindings"),
+    pytest.param(["--count", "300", "--backlog"], id="backlog"),
+    pytest.param(["--count", "100", "--backlog", "--exchange-type", "fanout", "--queues", "2", "--consumers", "1",
+                  "--prefetch", "10"], id="backlog-fanout"),
+    pytest.param(["--client", "pika", "--count", "60", "--exchange-type", "topic", "--queues", "2", "--consumers", "1",
+                  "--backlog"], id="pika-topic-backlog"),
 ]
 
 
 @pytest.mark.parametrize("args", SCENARIOS)
 def test_every_message_consumed_exactly_once(amqp_url, args):
     returncode, r = run_loadgen(amqp_url, *args)
-    expected = r["producers"] * r["count"]
-    assert (r["published"], r["consumed"], r["unique"]) == (expected, expected, expected), r
-    assert (r["duplicates"], r["missing"], r["nacked"], r["foreign"]) == (0, 0, 0, 0), r
+    published = r["producers"] * r["count"]
+    copies = r["queues"] if r["exchange_type"] == "fanout" else 1
+    expected = published * copies
+    assert (r["published"], r["expected"], r["consumed"], r["unique"]) == (published, expected, expected, expected), r
+    assert (r["duplicates"], r["missing"], r["misrouted"], r["nacked"], r["foreign"]) == (0, 0, 0, 0, 0), r
     assert r["ok"] and returncode == 0, r
     assert set(r["latency_ms"]) == {"p50", "p95", "p99", "max"}
+    if r["mode"] == "backlog":
+        b = r["backlog"]
+        assert b["queued"] == b["queued_reported"] == expected, r
+        assert b["fill_rate"] and b["drain_rate"], r
+
+
+def test_connections_mode(amqp_url):
+    embedded = "AMQP_TEST_URL" not in os.environ             # then the broker runs in this process
+    pid = ["--broker-pid", str(os.getpid())] if embedded else []
+    returncode, r = run_loadgen(amqp_url, "--connections", "30", "--connectors", "2", "--hold", "0.3", *pid)
+    assert returncode == 0 and r["ok"], r
+    if embedded:
+        assert r["broker_rss_kib"]["held"] and r["rss_per_connection_kib"] is not None, r
+    assert r["mode"] == "connections" and r["opened"] == r["closed_ok"] == 30, r
+    assert set(r["open_latency_ms"]) == {"p50", "p95", "p99", "max"} and r["open_s"] > 0
 
 
 def test_unreachable_broker_fails_fast():
@@ -84,16 +114,67 @@ def test_accounting_reports_loss_duplicates_and_foreign_messages():
     lg = load_module()
     cfg = lg.parse_args(["--count", "4", "--consumers", "2"])
     cfg.queue, cfg.run_tag = "q", 7
+    lg.plan(cfg, cfg.queue)
     a, b = lg.Tally(7, cfg.count), lg.Tally(7, cfg.count)
     for tally, seq in ((a, 0), (a, 1), (b, 1)):           # seq 1 twice, 2 and 3 never
         tally.add(2_000_000, 1_000_000, 7 << 48 | seq)
     b.add(2_000_000, 1_000_000, 9 << 48)                  # another run's message
     done = {("producer", 0): {"published": 4, "nacked": 0, "start": 0, "end": 10**9, "cpu": 0.0},
             ("consumer", 0): dict(a.result(), cpu=0.0), ("consumer", 1): dict(b.result(), cpu=0.0)}
-    r = lg.report(cfg, done, rss=[], cpu=[], stale=0, backlog=0)
+    r = lg.report(cfg, done)
     assert (r["consumed"], r["unique"], r["duplicates"], r["missing"], r["foreign"]) == (3, 2, 1, 2, 1)
     assert r["ok"] is False
     assert r["latency_ms"]["max"] == 1.0
+
+
+def test_accounting_is_per_queue():
+    """Fanout to 2 queues: a message is due once in each; one seen twice in one queue is a duplicate
+    even though it is missing from the other, and a topic message in the wrong queue is misrouted."""
+    lg = load_module()
+    cfg = lg.parse_args(["--count", "3", "--consumers", "2", "--exchange-type", "fanout", "--queues", "2"])
+    cfg.queue, cfg.run_tag = "q", 7
+    lg.plan(cfg, cfg.queue)
+    a, b = lg.Tally(7, cfg.count), lg.Tally(7, cfg.count)
+    for seq in (0, 1, 2):
+        a.add(2, 1, 7 << 48 | seq, 0)                      # queue 0 complete
+    for seq in (0, 0, 1):
+        b.add(2, 1, 7 << 48 | seq, 1)                      # queue 1: seq 0 twice, seq 2 never
+    done = {("producer", 0): {"published": 3, "nacked": 0, "start": 0, "end": 10**9, "cpu": 0.0},
+            ("consumer", 0): dict(a.result(), cpu=0.0), ("consumer", 1): dict(b.result(), cpu=0.0)}
+    r = lg.report(cfg, done)
+    assert (r["expected"], r["consumed"], r["unique"], r["duplicates"], r["missing"], r["misrouted"]) == (6, 6, 5, 1, 1, 0)
+    assert r["ok"] is False
+
+    cfg = lg.parse_args(["--count", "4", "--consumers", "1", "--exchange-type", "topic", "--queues", "2",
+                         "--bindings", "50"])
+    cfg.queue, cfg.run_tag = "q", 7
+    lg.plan(cfg, cfg.queue)
+    assert cfg.routes == [(0,), (1,)] and cfg.matching_bindings == 2 and len(cfg.binding_list) == 50
+    c = lg.Tally(7, cfg.count)
+    for seq, queue in ((0, 0), (1, 1), (2, 0), (3, 0)):   # seq 3 has key 1: it belongs in queue 1
+        c.add(2, 1, 7 << 48 | seq, queue)
+    done = {("producer", 0): {"published": 4, "nacked": 0, "start": 0, "end": 10**9, "cpu": 0.0},
+            ("consumer", 0): dict(c.result(), cpu=0.0)}
+    r = lg.report(cfg, done)
+    assert (r["expected"], r["unique"], r["duplicates"], r["missing"], r["misrouted"]) == (4, 4, 0, 1, 1)
+    assert r["ok"] is False
+
+
+def test_topic_matches():
+    lg = load_module()
+    assert lg.topic_matches("lg.k1.*", "lg.k1.x") and not lg.topic_matches("lg.k1.*", "lg.k1.x.y")
+    assert lg.topic_matches("#", "a.b.c") and lg.topic_matches("a.#", "a") and lg.topic_matches("#.x", "lg.k0.x")
+    assert not lg.topic_matches("*.n1.*", "lg.k1.x") and not lg.topic_matches("#.w5", "lg.k1.x")
+    cfg = lg.parse_args(["--exchange-type", "topic", "--queues", "4", "--bindings", "1000"])
+    lg.plan(cfg, "q")
+    assert len({key for _, key in cfg.binding_list}) == 1000                 # all distinct
+    assert cfg.matching_bindings == 4 and cfg.routes == [(0,), (1,), (2,), (3,)]
+
+
+def test_server_properties_are_decoded():
+    lg = load_module()
+    encoded = lg.table({"product": "X", "capabilities": {"publisher_confirms": True}})
+    assert lg.decode_table(encoded[4:]) == {"product": "X", "capabilities": {"publisher_confirms": True}}
 
 
 def test_parse_url():

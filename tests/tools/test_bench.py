@@ -1,0 +1,113 @@
+"""Smoke tests for tools/bench.py.
+
+Every scenario runs at a tiny scale against the embedded broker, and each run must account
+for every message (or connection).  Timings are never asserted.
+"""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "tools" / "bench.py"
+
+
+def load_bench():
+    spec = importlib.util.spec_from_file_location("bench", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def amqp_url():
+    from amqpbroker.testing import Broker
+
+    with Broker(port=0) as broker:
+        yield broker.url
+
+
+def run_bench(tmp_path, *args):
+    out, table = tmp_path / "runs.json", tmp_path / "table.md"
+    proc = subprocess.run(
+        [sys.executable, str(BENCH), "--scale", "0.001", "--timeout", "20", "--json", str(out),
+         "--markdown", str(table), *args],
+        capture_output=True, text=True, timeout=240,
+    )
+    assert out.exists(), f"no results; exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    return proc, json.loads(out.read_text())["runs"], table.read_text()
+
+
+def assert_accounted(name, r):
+    assert "error" not in r, (name, r["error"])
+    assert r["ok"], (name, r)
+    if r["mode"] == "connections":
+        assert r["opened"] == r["closed_ok"] == r["connections"] >= 2, (name, r)
+        return
+    assert r["published"] == r["producers"] * r["count"], (name, r)
+    assert r["consumed"] == r["unique"] == r["expected"] > 0, (name, r)
+    assert (r["missing"], r["duplicates"], r["misrouted"], r["nacked"], r["foreign"]) == (0, 0, 0, 0, 0), (name, r)
+
+
+def test_every_scenario_accounts_for_every_message(amqp_url, tmp_path):
+    bench = load_bench()
+    proc, runs, table = run_bench(tmp_path, "--url", amqp_url)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert list(runs) == [s.name for s in bench.SCENARIOS]
+    for name, per_broker in runs.items():
+        (r,) = per_broker["broker"]
+        assert_accounted(name, r)
+        assert f"| {name} |" in table
+    fanout, topic, backlog = runs["fanout-4"]["broker"][0], runs["topic-1000"]["broker"][0], runs["backlog-1m"]["broker"][0]
+    assert fanout["expected"] == 4 * fanout["published"]
+    assert (topic["bindings"], topic["matching_bindings"], topic["expected"]) == (1000, 4, topic["published"])
+    assert backlog["backlog"]["queued"] == backlog["backlog"]["queued_reported"] == backlog["consumed"]
+    assert backlog["backlog"]["drain_rate"] and backlog["backlog"]["fill_rate"]
+
+
+def test_compare_alternates_and_takes_the_median(amqp_url, tmp_path):
+    # The same broker on both sides: this checks the plumbing, not the brokers.
+    proc, runs, table = run_bench(tmp_path, "--compare", "--ours", amqp_url, "--rabbitmq", amqp_url,
+                                  "--scenarios", "transient-1-1,fanout-4", "--repeat", "2")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    order = sorted((r["bench"]["run"], r["bench"]["scenario"], r["bench"]["broker"])
+                   for per_broker in runs.values() for rs in per_broker.values() for r in rs)
+    assert [(s, b) for _, s, b in order] == [("transient-1-1", "ours"), ("transient-1-1", "RabbitMQ")] * 2 + [
+        ("fanout-4", "ours"), ("fanout-4", "RabbitMQ")] * 2
+    for name, per_broker in runs.items():
+        for r in per_broker["ours"] + per_broker["RabbitMQ"]:
+            assert_accounted(name, r)
+    assert "| scenario | metric | better | ours | RabbitMQ | ours/RabbitMQ |" in table
+    assert "`python tools/loadgen.py --url $URL --count 200`" in table
+
+
+def test_summary_medians_ratios_and_failed_runs():
+    bench = load_bench()
+    scenario = bench.BY_NAME["latency-1000"]
+    ours, theirs = bench.Target("ours", "amqp://a"), bench.Target("RabbitMQ", "amqp://b")
+
+    def result(p50, ok=True):
+        return {"mode": "flow", "ok": ok, "missing": 0 if ok else 3, "duplicates": 0, "misrouted": 0, "nacked": 0,
+                "latency_ms": {"p50": p50, "p99": 2 * p50}}
+
+    runs = {scenario.name: {"ours": [result(1.0), result(3.0), result(100.0, ok=False)],
+                            "RabbitMQ": [result(4.0), result(4.0), result(8.0)]}}
+    rows = bench.summarize([scenario], [ours, theirs], runs)
+    (s, m, medians, ratio), _ = rows
+    assert (m.label, m.higher_is_better, medians, ratio) == ("latency p50 ms", False, [2.0, 4.0], 0.5)
+    assert bench.failures([scenario], [ours, theirs], runs) == [
+        "latency-1000 on ours, run 3: missing 3, duplicates 0, misrouted 0, nacked 0"]
+    lines = bench.table_lines(rows, [ours, theirs])
+    assert "lower" in lines[2] and lines[2].endswith("0.50x")
+
+
+def test_scale_shrinks_counts_but_not_below_the_minimum():
+    bench = load_bench()
+    args = bench.BY_NAME["connections-1000"].loadgen_args(0.1)
+    assert args == ["--connections", "100", "--hold", "1"]
+    assert bench.BY_NAME["connections-1000"].loadgen_args(1e-6) == ["--connections", "2", "--hold", "0.2"]
+    assert bench.BY_NAME["topic-1000"].loadgen_args(0.001)[:6] == ["--count", "100", "--exchange-type", "topic",
+                                                                    "--bindings", "1000"]
