@@ -29,6 +29,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--in-memory", action="store_true", help="keep everything in memory; nothing survives a restart"
     )
+    parser.add_argument(
+        "--memory-limit",
+        type=_size,
+        default=default_memory_limit(),
+        metavar="SIZE",
+        help="message bytes held in memory above which publishers are blocked, e.g. 512MB or 2GiB "
+        "(default: 40%% of physical memory, %(default)s bytes)",
+    )
     parser.add_argument("--log-level", choices=LOG_LEVELS, default="info", help="(default: %(default)s)")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser.parse_args(argv)
@@ -59,6 +67,23 @@ async def _stop_on_signal(signals, server: Server) -> None:
         return
 
 
+_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
+
+
+def _size(text: str) -> int:
+    number = text.strip().upper()
+    digits = number.rstrip("KMGIB")
+    unit = number[len(digits):]
+    if not digits.isdigit() or unit not in _UNITS:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (examples: 1048576, 512MB, 2GiB)")
+    return int(digits) * _UNITS[unit]
+
+
+def default_memory_limit() -> int:
+    """40% of physical memory, RabbitMQ's default high watermark."""
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 0.4)
+
+
 def default_data_dir() -> str:
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
     return os.path.join(base, "amqpbroker")
@@ -77,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     log.info("storage: %s", "in memory" if args.in_memory else args.data_dir)
     try:
-        broker = core.Broker(store=store)
+        broker = core.Broker(store=store, memory_limit=args.memory_limit)
         trio.run(_serve, Server(broker, host=args.host, port=args.port))
     except (StoreError, OSError, BaseExceptionGroup) as raised:
         exc = single_error(raised)

@@ -13,6 +13,7 @@ from ..store.base import DeleteVHost, Op, PutVHost
 from .errors import ConnectionException
 from .exchanges import make_exchange
 from .journal import Journal
+from .memory import MemoryWatermark
 from .message import Message, QueueEntry
 from .queue import Consumer, Queue
 from .session import Session
@@ -33,10 +34,13 @@ class Sink(Protocol):
 class Broker:
     """All broker state, recovered from `store` at creation; durable changes go to `journal`."""
 
-    def __init__(self, users: dict[str, str] | None = None, store: Store | None = None) -> None:
+    def __init__(
+        self, users: dict[str, str] | None = None, store: Store | None = None, memory_limit: int | None = None
+    ) -> None:
         self.users = {"guest": "guest"} if users is None else users
         self.store = store if store is not None else MemoryStore()
         self.journal = Journal()
+        self.memory = MemoryWatermark(memory_limit)
         self.awaiting_commit: set[Session] = set()
         """Sessions holding publisher confirms until a store commit."""
         self.vhosts: dict[str, VHost] = {}
@@ -50,7 +54,7 @@ class Broker:
     def add_vhost(self, name: str) -> VHost:
         vhost = self.vhosts.get(name)
         if vhost is None:
-            vhost = self.vhosts[name] = VHost(name, self.journal)
+            vhost = self.vhosts[name] = VHost(name, self.journal, self.memory)
             self.journal.append(PutVHost(name))
         return vhost
 
@@ -82,6 +86,7 @@ class Broker:
             for message in messages:
                 # Every queue holding it is durable: the store has the body, memory need not.
                 if message.refs:
+                    self.memory.release(len(message.body))
                     message.body = None
         else:
             journal.failed.add(batch)
@@ -101,7 +106,7 @@ class Broker:
         store = self.store
         recovered = store.recover()
         for name in recovered.vhosts:
-            self.vhosts[name] = VHost(name, self.journal)
+            self.vhosts[name] = VHost(name, self.journal, self.memory)
         for record in recovered.exchanges:
             vhost = self.vhosts[record.vhost]
             vhost.exchanges[record.name] = make_exchange(
@@ -122,6 +127,7 @@ class Broker:
                 auto_delete=record.auto_delete,
                 arguments=record.arguments,
                 journal=self.journal,
+                memory=self.memory,
             )
             delivered = store.delivered_upto(record.vhost, record.name)
             queue.restore_delivered(delivered)

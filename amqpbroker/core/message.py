@@ -10,7 +10,7 @@ class Message:
     consumers unchanged; the broker decodes only what it needs.
     """
 
-    __slots__ = ("exchange", "routing_key", "properties", "body", "message_id", "refs")
+    __slots__ = ("exchange", "routing_key", "properties", "body", "message_id", "refs", "holders")
 
     def __init__(
         self, exchange: str, routing_key: str, properties: bytes, body: bytes | None, message_id: int | None = None
@@ -23,6 +23,8 @@ class Message:
         # Set when the message is persistent and stored; `refs` counts the durable queues holding it.
         self.message_id = message_id
         self.refs = 0
+        # Queue entries of any queue holding it; the body's memory is released when none is left.
+        self.holders = 0
 
 
 class QueueEntry:

@@ -12,6 +12,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, Iterable
 
 from ..store.base import DeleteMessage, Dequeue, Enqueue
+from .memory import MemoryWatermark
 from .message import Message, QueueEntry
 
 if TYPE_CHECKING:
@@ -61,6 +62,7 @@ class Queue:
         auto_delete: bool = False,
         arguments: dict | None = None,
         journal: Journal | None = None,
+        memory: MemoryWatermark | None = None,
     ) -> None:
         self.name = name
         self.vhost = vhost
@@ -79,6 +81,7 @@ class Queue:
         # Durable queues record their persistent messages here; transient ones have no journal.
         self.journal = journal if durable else None
         self.delivered_seq = -1
+        self.memory = memory if memory is not None else MemoryWatermark()
 
     def __repr__(self) -> str:
         return f"<Queue {self.name!r} in {self.vhost!r}>"
@@ -95,6 +98,9 @@ class Queue:
         entry = QueueEntry(self._next_seq, message)
         self._next_seq += 1
         self._ready.append(entry)
+        message.holders += 1
+        if message.holders == 1:
+            self.memory.add(len(message.body))
         if message.message_id is not None and self.journal is not None:
             message.refs += 1
             self.journal.append(Enqueue(self.vhost, self.name, entry.seq, message.message_id))
@@ -103,6 +109,7 @@ class Queue:
     def restore(self, entry: QueueEntry) -> None:
         """Appends an entry recovered from the store, keeping its sequence number."""
         entry.message.refs += 1
+        entry.message.holders += 1
         self._ready.append(entry)
         self._next_seq = max(self._next_seq, entry.seq + 1)
 
@@ -118,6 +125,9 @@ class Queue:
     def forget(self, entry: QueueEntry) -> None:
         """The entry is done with (acknowledged, or dropped): the store must not bring it back."""
         message = entry.message
+        message.holders -= 1
+        if message.holders == 0 and message.body is not None:
+            self.memory.release(len(message.body))
         if message.message_id is not None and self.journal is not None:
             self.journal.append(Dequeue(self.vhost, self.name, entry.seq))
             message.refs -= 1

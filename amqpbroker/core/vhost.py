@@ -14,6 +14,7 @@ from ..store.base import DeleteBinding, DeleteExchange, DeleteQueue, PutBinding,
 from .errors import ChannelException, ConnectionException
 from .exchanges import EXCHANGE_TYPES, Binding, Exchange, freeze, make_exchange
 from .journal import Journal
+from .memory import MemoryWatermark
 from .queue import Queue
 
 DEFAULT_EXCHANGES = {
@@ -75,9 +76,10 @@ def _describe_value(value: Any) -> str:
 
 
 class VHost:
-    def __init__(self, name: str, journal: Journal | None = None) -> None:
+    def __init__(self, name: str, journal: Journal | None = None, memory: MemoryWatermark | None = None) -> None:
         self.name = name
         self.journal = journal if journal is not None else Journal()
+        self.memory = memory if memory is not None else MemoryWatermark()
         self.exchanges: dict[str, Exchange] = {"": make_exchange("", "direct", durable=True)}
         for exchange_name, type in DEFAULT_EXCHANGES.items():
             self.exchanges[exchange_name] = make_exchange(exchange_name, type, durable=True)
@@ -226,6 +228,7 @@ class VHost:
                 auto_delete=auto_delete,
                 arguments=arguments,
                 journal=self.journal,
+                memory=self.memory,
             )
             self.queues[name] = queue
             if queue.durable:

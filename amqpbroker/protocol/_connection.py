@@ -74,6 +74,7 @@ def default_server_properties() -> dict[str, Any]:
             "per_consumer_qos": True,
             "exchange_exchange_bindings": True,
             "direct_reply_to": True,
+            "connection.blocked": True,
         },
     }
 
@@ -213,6 +214,11 @@ class ServerConnection:
         events.append(ConnectionClosed(reply_code, reply_text))
 
     # -- time -------------------------------------------------------------------------------------
+
+    def pause_receive_timeout(self, now: float) -> None:
+        """The broker is not reading from the peer on purpose (flow control): its silence until now
+        is not a missed heartbeat."""
+        self._last_recv = now
 
     def tick(self, now: float) -> list[Event]:
         """Queue a heartbeat when one is due; report the end of the connection if the peer went silent."""

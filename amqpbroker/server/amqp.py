@@ -26,7 +26,9 @@ from ..protocol import (
     Handshaken,
     MethodReceived,
     ServerConnection,
+    spec,
 )
+from .flow import PublishGate
 
 log = logging.getLogger("amqpbroker.connection")
 
@@ -42,9 +44,12 @@ HANDSHAKE_TIMEOUT = 10.0
 class AMQPConnection:
     """Implements the core's `Sink` for one socket and moves bytes between the two."""
 
-    def __init__(self, stream: trio.abc.Stream, broker: core.Broker, peer: str, *, heartbeat: int = 60) -> None:
+    def __init__(
+        self, stream: trio.abc.Stream, broker: core.Broker, peer: str, gate: PublishGate, *, heartbeat: int = 60
+    ) -> None:
         self._stream = stream
         self._broker = broker
+        self._gate = gate
         self.peer = peer
         self.protocol = ServerConnection(
             authenticate=broker.authenticate,
@@ -61,6 +66,8 @@ class AMQPConnection:
         self._drained.set()
         self._finished = False
         self._closing = False
+        self._published = False
+        self._reading_paused = False
         self._close_deadline = trio.current_time() + HANDSHAKE_TIMEOUT
 
     # Sink
@@ -104,8 +111,13 @@ class AMQPConnection:
     async def _read_loop(self) -> None:
         protocol = self.protocol
         while not self._finished:
-            if not self._drained.is_set():
+            if not self._drained.is_set() or (self._published and self._gate.closed):
+                # Not reading on purpose: the peer's silence meanwhile is no missed heartbeat.
+                self._reading_paused = True
                 await self._drained.wait()
+                if self._published and self._gate.closed:
+                    await self._gate.wait(self)
+                self._reading_paused = False
             try:
                 data = await self._stream.receive_some(_RECEIVE_SIZE)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -142,6 +154,8 @@ class AMQPConnection:
             interval = protocol.heartbeat / 2 if not waiting and protocol.heartbeat else 0.5
             await trio.sleep(interval)
             now = trio.current_time()
+            if self._reading_paused:
+                protocol.pause_receive_timeout(now)
             if waiting and now > self._close_deadline:
                 log.info("connection %s: no %s in time", self.peer, "close-ok" if self._closing else "handshake")
                 self._finish()
@@ -155,6 +169,7 @@ class AMQPConnection:
         for event in events:
             kind = type(event)
             if kind is ContentReceived:
+                self._published = True
                 # A channel closed for an error earlier in this same chunk has no session any more.
                 session = client.sessions.get(event.channel)
                 if session is not None:
@@ -194,6 +209,15 @@ class AMQPConnection:
             # A bug must cost one connection, not the broker.
             log.exception("connection %s: error handling %s", self.peer, method.NAME)
             self.close(541, "INTERNAL_ERROR - internal error", method.CLASS_ID, method.METHOD_ID)
+
+    def blocked(self, reason: str) -> None:
+        """Tells the client it is not read from until further notice, if it asked to be told."""
+        if self.protocol.client_capabilities.get("connection.blocked"):
+            self.send_method(0, spec.ConnectionBlocked(reason=reason))
+
+    def unblocked(self) -> None:
+        if self.protocol.client_capabilities.get("connection.blocked"):
+            self.send_method(0, spec.ConnectionUnblocked())
 
     def close(self, reply_code: int, reply_text: str, class_id: int = 0, method_id: int = 0) -> None:
         """Closes the connection from the broker's side; the client has CLOSE_TIMEOUT to answer."""

@@ -12,6 +12,7 @@ import trio
 
 from .. import core
 from .amqp import CLOSE_TIMEOUT, AMQPConnection
+from .flow import PublishGate
 from .persister import run_persister
 
 log = logging.getLogger("amqpbroker")
@@ -34,6 +35,7 @@ class Server:
         self.port = port
         self.heartbeat = heartbeat
         self.connections: set[AMQPConnection] = set()
+        self._gate = PublishGate(self.broker.memory)
         self._stopped = trio.Event()
         self._all_closed = trio.Event()
         self._all_closed.set()
@@ -72,7 +74,7 @@ class Server:
             peer = f"{host}:{port}"
         except OSError:
             peer = "?"
-        connection = AMQPConnection(stream, self.broker, peer, heartbeat=self.heartbeat)
+        connection = AMQPConnection(stream, self.broker, peer, self._gate, heartbeat=self.heartbeat)
         self.connections.add(connection)
         self._all_closed = trio.Event()
         try:

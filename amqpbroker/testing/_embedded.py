@@ -29,14 +29,22 @@ class Broker:
     """A broker serving on `host:port` in its own thread while started.
 
     `port=0` picks a free port. Storage is in memory unless `data_dir` names a directory for LMDB.
+    Publishers are blocked while queued message bodies exceed `memory_limit` bytes (default: no limit).
     """
 
     def __init__(
-        self, *, host: str = "127.0.0.1", port: int = 0, heartbeat: int = 60, data_dir: str | None = None
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        heartbeat: int = 60,
+        data_dir: str | None = None,
+        memory_limit: int | None = None,
     ) -> None:
         self.host = host
         self._port = port
         self._heartbeat = heartbeat
+        self._memory_limit = memory_limit
         self._data_dir = data_dir
         self._served: TrioBroker | None = None
         self._thread: threading.Thread | None = None
@@ -68,7 +76,9 @@ class Broker:
         if self._thread is not None:
             raise RuntimeError("the broker is already running")
         store = open_store(self._data_dir)
-        self._served = TrioBroker(store, host=self.host, port=self._port, heartbeat=self._heartbeat)
+        self._served = TrioBroker(
+            store, host=self.host, port=self._port, heartbeat=self._heartbeat, memory_limit=self._memory_limit
+        )
         self._started.clear()
         self._error = None
         self._thread = threading.Thread(target=self._run, name="amqpbroker", daemon=True)

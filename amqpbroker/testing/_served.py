@@ -78,10 +78,12 @@ class TrioBroker:
     A restart replaces `server` (and its `core.Broker`) and keeps `store`, the host and the port.
     """
 
-    def __init__(self, store: Store, *, host: str, port: int, heartbeat: int) -> None:
+    def __init__(self, store: Store, *, host: str, port: int, heartbeat: int, memory_limit: int | None = None) -> None:
         self.store = store
         self.host = host
-        self.server = Server(core.Broker(store=store), host=host, port=port, heartbeat=heartbeat)
+        self.server = Server(
+            core.Broker(store=store, memory_limit=memory_limit), host=host, port=port, heartbeat=heartbeat
+        )
         self._stop_requested = trio.Event()
         self._close_timeout = 1.0
         self._served = trio.Event()
@@ -141,7 +143,7 @@ class TrioBroker:
         """
         old = self.server
         await self._stop_server(close_timeout)
-        broker = core.Broker(users=old.broker.users, store=self.store)
+        broker = core.Broker(users=old.broker.users, store=self.store, memory_limit=old.broker.memory.limit)
         self.server = Server(broker, host=self.host, port=old.port, heartbeat=old.heartbeat)
         assert self._nursery is not None, "restart() before run()"
         await self._nursery.start(self._serve, self.server)
@@ -255,16 +257,22 @@ def _queue_info(queue: core.Queue) -> QueueInfo:
 
 @asynccontextmanager
 async def serve_broker(
-    *, host: str = "127.0.0.1", port: int = 0, heartbeat: int = 60, data_dir: str | None = None
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    heartbeat: int = 60,
+    data_dir: str | None = None,
+    memory_limit: int | None = None,
 ) -> AsyncIterator[TrioBroker]:
     """Serves a broker in the current trio run while the context is open.
 
-    Storage is in memory unless `data_dir` names a directory for LMDB. The broker's methods are
-    called directly (this is its thread); `restart()` is awaited.
+    Storage is in memory unless `data_dir` names a directory for LMDB. Publishers are blocked while
+    queued message bodies exceed `memory_limit` bytes (no limit by default). The broker's methods
+    are called directly (this is its thread); `restart()` is awaited.
     """
     store = open_store(data_dir)
     try:
-        broker = TrioBroker(store, host=host, port=port, heartbeat=heartbeat)
+        broker = TrioBroker(store, host=host, port=port, heartbeat=heartbeat, memory_limit=memory_limit)
         async with trio.open_nursery() as nursery:
             await nursery.start(broker.run)
             try:

@@ -1,0 +1,34 @@
+"""How many bytes of message bodies the broker holds in memory, against a limit.
+
+Crossing the limit raises an alarm; the server then stops reading from publishing connections
+(and tells those that asked with `connection.blocked`) until consumers and acks bring the total
+back under the limit. Bodies held only in the store do not count.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+
+class MemoryWatermark:
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = limit
+        """Bytes of bodies at which publishers are blocked; None for no limit."""
+        self.used = 0
+        self.alarm = False
+        self.on_alarm: Callable[[bool], None] | None = None
+
+    def add(self, size: int) -> None:
+        self.used += size
+        if not self.alarm and self.limit is not None and self.used >= self.limit:
+            self._set(True)
+
+    def release(self, size: int) -> None:
+        self.used -= size
+        if self.alarm and self.used < self.limit:
+            self._set(False)
+
+    def _set(self, alarm: bool) -> None:
+        self.alarm = alarm
+        if self.on_alarm is not None:
+            self.on_alarm(alarm)

@@ -1,0 +1,56 @@
+"""Accounting of message bodies held in memory, and the alarm that blocks publishers."""
+
+from __future__ import annotations
+
+from amqpbroker import core
+from amqpbroker.protocol import BasicProperties, spec
+
+from .conftest import Peer
+
+
+def test_bodies_are_counted_once_while_queued_and_released_when_acked(broker, peer) -> None:
+    peer.exchange("fan", "fanout")
+    for name in ("a", "b"):
+        peer.declare(name)
+        peer.bind(name, "fan")
+    peer.publish("fan", "", b"x" * 1000)
+    assert broker.memory.used == 1000  # one body, whatever the number of queues
+    for name in ("a", "b"):
+        peer.handle(spec.BasicGet(queue=name, no_ack=True))
+    assert broker.memory.used == 0
+
+
+def test_purge_and_delete_release_memory(broker, peer) -> None:
+    peer.declare("q")
+    peer.publish("", "q", b"x" * 10)
+    peer.publish("", "q", b"x" * 10)
+    peer.handle(spec.QueuePurge(queue="q"))
+    peer.publish("", "q", b"x" * 10)
+    peer.handle(spec.QueueDelete(queue="q"))
+    assert broker.memory.used == 0
+
+
+def test_alarm_rises_at_the_limit_and_clears_below_it() -> None:
+    broker = core.Broker(memory_limit=2500)
+    changes: list[bool] = []
+    broker.memory.on_alarm = changes.append
+    peer = Peer(broker)
+    peer.declare("q")
+    for _ in range(3):
+        peer.publish("", "q", b"x" * 1000)
+    assert changes == [True] and broker.memory.alarm
+    peer.handle(spec.BasicGet(queue="q", no_ack=True))
+    assert changes == [True, False] and not broker.memory.alarm
+
+
+def test_persistent_bodies_stop_counting_once_stored() -> None:
+    broker = core.Broker()
+    peer = Peer(broker)
+    peer.declare("durable", durable=True)
+    persistent = BasicProperties(delivery_mode=2).encode()
+    peer.channel().publish(spec.BasicPublish(exchange="", routing_key="durable"), persistent, b"x" * 500)
+    assert broker.memory.used == 500
+    broker.commit()
+    assert broker.memory.used == 0
+    peer.handle(spec.BasicGet(queue="durable", no_ack=True))
+    assert broker.memory.used == 0
