@@ -103,7 +103,7 @@ class Queue:
             self.memory.add(len(message.body))
         if message.message_id is not None and self.journal is not None:
             message.refs += 1
-            self.journal.append(Enqueue(self.vhost, self.name, entry.seq, message.message_id))
+            self.journal.append(Enqueue(self.vhost, self.name, entry.seq, message.message_id), key=entry)
         return entry
 
     def restore(self, entry: QueueEntry) -> None:
@@ -128,11 +128,18 @@ class Queue:
         message.holders -= 1
         if message.holders == 0 and message.body is not None:
             self.memory.release(len(message.body))
-        if message.message_id is not None and self.journal is not None:
-            self.journal.append(Dequeue(self.vhost, self.name, entry.seq))
+        journal = self.journal
+        if message.message_id is not None and journal is not None:
             message.refs -= 1
-            if message.refs == 0:
-                self.journal.append(DeleteMessage(message.message_id))
+            # Every Enqueue of a message is in the batch of its PutMessage: if this one was not
+            # written yet, neither was the message, and both can be cancelled instead.
+            if journal.cancel(entry):
+                if message.refs == 0:
+                    journal.cancel(message)
+            else:
+                journal.append(Dequeue(self.vhost, self.name, entry.seq))
+                if message.refs == 0:
+                    journal.append(DeleteMessage(message.message_id))
 
     def take(self) -> QueueEntry | None:
         """The next ready message, or None."""

@@ -484,7 +484,8 @@ class Session:
         journal = self.vhost.journal
         message.message_id = broker.new_message_id()
         journal.append(
-            PutMessage(message.message_id, message.exchange, message.routing_key, message.properties, message.body)
+            PutMessage(message.message_id, message.exchange, message.routing_key, message.properties, message.body),
+            key=message,
         )
         if all(queue.journal is not None for queue in queues):
             journal.stored_messages.append(message)
