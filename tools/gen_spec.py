@@ -157,7 +157,8 @@ def _gen_decode(method: dict, structs: _Structs) -> list[str]:
     for item in _bit_groups(method["fields"]):
         if isinstance(item, list):
             counter += 1
-            var = f"bits{counter}"
+            # An octet of reserved bits only is skipped, not read into a name nothing uses.
+            var = f"bits{counter}" if any(not f.get("reserved") for f in item) else "_"
             fmt += "B"
             targets.append(var)
             for i, f in enumerate(item):

@@ -360,7 +360,7 @@ class ConnectionOpen(Method):
         n2 = buf[o]
         o += 1
         o += n2
-        bits3 = buf[o]
+        _ = buf[o]
         o += 1
         if o != len(buf):
             raise DecodeError(f"{len(buf)}-byte payload for {cls.NAME}, expected {o}")
