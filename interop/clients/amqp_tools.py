@@ -42,9 +42,11 @@ def _run(tool: str, url: str, *args: str, stdin: bytes = b"", check: bool = True
 @contextmanager
 def _consumer(url: str, *args: str, script: str):
     """amqp-consume in the background, running the shell `script` for each message."""
+    # Unbuffered: a buffered readline could take two lines at once, and the select() in
+    # _read_line would then wait for a second line that already arrived.
     process = subprocess.Popen(
         ["amqp-consume", f"--url={url}", *args, "--", "sh", "-c", script],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, bufsize=0,
     )
     try:
         yield process
