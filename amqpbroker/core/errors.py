@@ -7,26 +7,7 @@ RabbitMQ's habit of prefixing the text with the reply code's name.
 
 from __future__ import annotations
 
-_NAMES = {
-    311: "CONTENT_TOO_LARGE",
-    312: "NO_ROUTE",
-    313: "NO_CONSUMERS",
-    320: "CONNECTION_FORCED",
-    402: "INVALID_PATH",
-    403: "ACCESS_REFUSED",
-    404: "NOT_FOUND",
-    405: "RESOURCE_LOCKED",
-    406: "PRECONDITION_FAILED",
-    501: "FRAME_ERROR",
-    502: "SYNTAX_ERROR",
-    503: "COMMAND_INVALID",
-    504: "CHANNEL_ERROR",
-    505: "UNEXPECTED_FRAME",
-    506: "RESOURCE_ERROR",
-    530: "NOT_ALLOWED",
-    540: "NOT_IMPLEMENTED",
-    541: "INTERNAL_ERROR",
-}
+from ..protocol import ReplyCode
 
 
 class AMQPException(Exception):
@@ -34,7 +15,7 @@ class AMQPException(Exception):
 
     def __init__(self, reply_code: int, text: str) -> None:
         self.reply_code = reply_code
-        self.reply_text = f"{_NAMES[reply_code]} - {text}"
+        self.reply_text = f"{ReplyCode(reply_code).name} - {text}"
         super().__init__(self.reply_text)
 
 

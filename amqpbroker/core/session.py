@@ -286,25 +286,19 @@ class Session:
         self._delivery_tag += 1
         tag = self._delivery_tag
         message = entry.message
-        self._send_message(
-            spec.BasicDeliver(
-                consumer_tag=consumer.tag,
-                delivery_tag=tag,
-                redelivered=entry.redelivered,
-                exchange=message.exchange,
-                routing_key=message.routing_key,
-            ),
-            queue,
-            entry,
+        method = spec.BasicDeliver(
+            consumer_tag=consumer.tag,
+            delivery_tag=tag,
+            redelivered=entry.redelivered,
+            exchange=message.exchange,
+            routing_key=message.routing_key,
         )
-        if consumer.no_ack:
-            queue.forget(entry)
-        else:
-            self._unacked[tag] = _Unacked(entry, queue, consumer)
-            consumer.unacked += 1
-            queue.unacked_count += 1
+        self._hand_over(method, tag, queue, entry, consumer, consumer.no_ack)
 
-    def _send_message(self, method: Any, queue: Queue, entry: QueueEntry) -> None:
+    def _hand_over(
+        self, method: Any, tag: int, queue: Queue, entry: QueueEntry, consumer: Consumer | None, no_ack: bool
+    ) -> None:
+        """Sends a message, then tracks it until it is acknowledged, or forgets it if no ack will come."""
         message = entry.message
         body = message.body
         if queue.journal is not None and message.message_id is not None:
@@ -314,6 +308,13 @@ class Session:
                 queue.delivered_seq = entry.seq
                 queue.journal.mark_delivered(queue)
         self._send_content(method, message.properties, body)
+        if no_ack:
+            queue.forget(entry)
+            return
+        self._unacked[tag] = _Unacked(entry, queue, consumer)
+        if consumer is not None:
+            consumer.unacked += 1
+        queue.unacked_count += 1
 
     def dispatch_all(self) -> None:
         for queue in {consumer.queue for consumer in self.consumers.values()}:
@@ -330,22 +331,14 @@ class Session:
         self._delivery_tag += 1
         tag = self._delivery_tag
         message = entry.message
-        self._send_message(
-            spec.BasicGetOk(
-                delivery_tag=tag,
-                redelivered=entry.redelivered,
-                exchange=message.exchange,
-                routing_key=message.routing_key,
-                message_count=queue.message_count,
-            ),
-            queue,
-            entry,
+        get_ok = spec.BasicGetOk(
+            delivery_tag=tag,
+            redelivered=entry.redelivered,
+            exchange=message.exchange,
+            routing_key=message.routing_key,
+            message_count=queue.message_count,
         )
-        if method.no_ack:
-            queue.forget(entry)
-        else:
-            self._unacked[tag] = _Unacked(entry, queue, None)
-            queue.unacked_count += 1
+        self._hand_over(get_ok, tag, queue, entry, None, method.no_ack)
 
     def _take_unacked(self, delivery_tag: int, multiple: bool) -> list[_Unacked]:
         unacked = self._unacked
