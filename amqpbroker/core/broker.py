@@ -9,7 +9,9 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from ..store import MemoryStore, Store
-from ..store.base import DeleteVHost, Op, PutVHost
+from ..store.base import DeleteVHost, PutVHost
+from .commits import Batch, CommitTracker
+from .confirms import Confirms
 from .errors import ConnectionException
 from .exchanges import make_exchange
 from .journal import Journal
@@ -30,6 +32,9 @@ class Sink(Protocol):
 
     def send_content(self, channel: int, method: Any, properties: bytes, body: bytes) -> None: ...
 
+    def close(self, reply_code: int, reply_text: str) -> None:
+        """Closes the whole connection from the broker's side with a connection.close."""
+
 
 class Broker:
     """All broker state, recovered from `store` at creation; durable changes go to `journal`."""
@@ -41,8 +46,7 @@ class Broker:
         self.store = store if store is not None else MemoryStore()
         self.journal = Journal()
         self.memory = MemoryWatermark(memory_limit)
-        self.awaiting_commit: set[Session] = set()
-        """Sessions holding publisher confirms until a store commit."""
+        self.commits = CommitTracker(self.journal, self.memory)
         self.vhosts: dict[str, VHost] = {}
         self.reply_to: dict[str, Any] = {}
         """Direct reply-to addresses (`amq.rabbitmq.reply-to.<token>`) by token."""
@@ -74,33 +78,19 @@ class Broker:
 
     # Durability
 
-    def take_batch(self) -> tuple[int, list[Op], list[Message]] | None:
+    def take_batch(self) -> Batch | None:
         """The pending store operations as one numbered batch, for the persister."""
-        return self.journal.take()
+        return self.commits.take()
 
-    def batch_done(self, batch: int, messages: list[Message], ok: bool) -> None:
-        """The store finished `batch`: release (or, if it failed, nack) the confirms that waited."""
-        journal = self.journal
-        journal.committed = batch
-        if ok:
-            for message in messages:
-                # Every queue holding it is durable: the store has the body, memory need not.
-                if message.refs:
-                    self.memory.release(len(message.body))
-                    message.body = None
-        else:
-            journal.failed.add(batch)
-        for session in list(self.awaiting_commit):
-            session.flush_confirms()
-            if not session.awaiting_commit:
-                self.awaiting_commit.discard(session)
+    def batch_done(self, batch: Batch, ok: bool) -> None:
+        """The store finished `batch`, successfully or not: everything that waited for it learns which."""
+        self.commits.resolve(batch, ok)
 
     def commit(self) -> None:
         """Applies everything pending to the store right here (tests, and a final flush at shutdown)."""
         while (batch := self.take_batch()) is not None:
-            number, ops, messages = batch
-            self.store.apply(ops)
-            self.batch_done(number, messages, True)
+            self.store.apply(batch.ops)
+            self.batch_done(batch, True)
 
     def _recover(self) -> None:
         store = self.store
@@ -159,7 +149,7 @@ class Broker:
         """Deletes a queue, cancelling its consumers (telling clients that asked to be told)."""
         for consumer in list(queue.consumers):
             queue.remove_consumer(consumer)
-            consumer.session.cancelled_by_broker(consumer)
+            consumer.channel.cancelled_by_broker(consumer)
         if queue.exclusive_owner is not None:
             queue.exclusive_owner.exclusive_queues.discard(queue)
         return vhost.delete_queue(queue)
@@ -169,7 +159,7 @@ class Broker:
         queue = consumer.queue
         queue.remove_consumer(consumer)
         if queue.auto_delete and not queue.consumers and not queue.deleted:
-            self.delete_queue(consumer.session.vhost, queue)
+            self.delete_queue(consumer.channel.vhost, queue)
 
 
 class ClientConnection:
@@ -183,7 +173,8 @@ class ClientConnection:
         self.consumer_cancel_notify = bool(capabilities.get("consumer_cancel_notify"))
         self.sessions: dict[int, Session] = {}
         self.exclusive_queues: set[Queue] = set()
-        self.pending_confirms: set[Session] = set()
+        self.pending_confirms: set[Confirms] = set()
+        """Confirms of channels that published since the last flush."""
         self.closed = False
 
     def open_channel(self, channel: int) -> Session:
@@ -195,18 +186,17 @@ class ClientConnection:
     def close_channel(self, channel: int) -> None:
         session = self.sessions.pop(channel, None)
         if session is not None:
-            self.pending_confirms.discard(session)
             session.close()
 
     def flush_confirms(self) -> None:
-        for session in self.pending_confirms:
-            session.flush_confirms()
+        for confirms in self.pending_confirms:
+            confirms.flush()
         self.pending_confirms.clear()
 
     def resume(self) -> None:
         """The client reads again: deliver what waited for it."""
         for session in list(self.sessions.values()):
-            session.dispatch_all()
+            session.delivery.dispatch_all()
 
     def close(self) -> None:
         if self.closed:

@@ -1,8 +1,8 @@
-"""What the core must make durable next, gathered into numbered batches for group commit.
+"""What the core must make durable next: store operations gathered, in order, for the next batch.
 
-Core operations append store operations here as they happen. The server's persister takes the
-whole pending list as one batch, applies it in one store transaction, and reports the batch
-number back, which releases the publisher confirms that waited for it.
+Core operations append store operations here as they happen. The `CommitTracker` closes the
+gathered operations into a numbered batch for the persister, which applies it in one store
+transaction; what waits for which batch is the tracker's business, not the journal's.
 """
 
 from __future__ import annotations
@@ -18,15 +18,12 @@ if TYPE_CHECKING:
 
 class Journal:
     def __init__(self) -> None:
-        self.ops: list[Op] = []
-        self.batch = 0
-        """The number of the batch being gathered; confirms that need it wait for its commit."""
-        self.committed = -1
-        """The highest batch number the store has finished with, successfully or not."""
-        self.failed: set[int] = set()
+        self.ops: list[Op | None] = []
+        self.appended = 0
+        """How many operations were ever appended: a change shows as a new count."""
         self.delivered: set[Queue] = set()
-        self.stored_messages: list[Message] = []
-        """Messages whose bodies may be dropped from memory once the batch is committed."""
+        self.messages: list[Message] = []
+        """Messages whose content this batch stores (a `PutMessage` each)."""
         self.wake: Callable[[], None] | None = None
         self._cancellable: dict[Hashable, int] = {}
         """Where in `ops` the writes that may still be cancelled are, by the key they were added with."""
@@ -37,10 +34,16 @@ class Journal:
         until the batch is taken."""
         ops = self.ops
         ops.append(op)
+        self.appended += 1
         if key is not None:
             self._cancellable[key] = len(ops) - 1
-        if len(ops) == 1 and self.wake is not None:
-            self.wake()
+        if len(ops) == 1:
+            self.wake_persister()
+
+    def store_message(self, message: Message, op: Op) -> None:
+        """Adds the `PutMessage` of `message`, cancellable by the message itself."""
+        self.append(op, key=message)
+        self.messages.append(message)
 
     def cancel(self, key: Hashable) -> bool:
         """Drops an operation added with `key` if its batch has not been taken yet.
@@ -55,14 +58,28 @@ class Journal:
         self._cancelled = True
         return True
 
+    def retry(self, ops: list[Op]) -> None:
+        """Puts the operations of a failed batch before everything gathered since, to be written again."""
+        if not ops:
+            return
+        shift = len(ops)
+        self._cancellable = {key: index + shift for key, index in self._cancellable.items()}
+        self.ops[:0] = ops
+        self.appended += shift
+        self.wake_persister()
+
     def mark_delivered(self, queue: Queue) -> None:
         if queue not in self.delivered:
             self.delivered.add(queue)
-            if not self.ops and len(self.delivered) == 1 and self.wake is not None:
-                self.wake()
+            if not self.ops and len(self.delivered) == 1:
+                self.wake_persister()
 
-    def take(self) -> tuple[int, list[Op], list[Message]] | None:
-        """Closes the batch being gathered and returns it, or None if there is nothing to write."""
+    def wake_persister(self) -> None:
+        if self.wake is not None:
+            self.wake()
+
+    def take(self) -> tuple[list[Op], list[Message]]:
+        """Everything gathered, in order, and the messages it stores; the journal starts afresh."""
         for queue in self.delivered:
             if not queue.deleted:
                 self.ops.append(MarkDelivered(queue.vhost, queue.name, queue.delivered_seq))
@@ -71,12 +88,8 @@ class Journal:
         if self._cancelled:
             ops = [op for op in ops if op is not None]
             self._cancelled = False
+        messages = self.messages
         self._cancellable.clear()
         self.ops = []
-        if not ops:
-            self.stored_messages = []
-            return None
-        batch = (self.batch, ops, self.stored_messages)
-        self.batch += 1
-        self.stored_messages = []
-        return batch
+        self.messages = []
+        return ops, messages

@@ -16,20 +16,20 @@ from .memory import MemoryWatermark
 from .message import Message, QueueEntry
 
 if TYPE_CHECKING:
+    from .delivery import Delivery
     from .journal import Journal
-    from .session import Session
 
 
 class Consumer:
     """A basic.consume subscription of one channel to one queue."""
 
-    __slots__ = ("tag", "queue", "session", "no_ack", "exclusive", "prefetch_count", "unacked", "arguments")
+    __slots__ = ("tag", "queue", "channel", "no_ack", "exclusive", "prefetch_count", "unacked", "arguments")
 
     def __init__(
         self,
         tag: str,
         queue: Queue,
-        session: Session,
+        channel: Delivery,
         *,
         no_ack: bool,
         exclusive: bool,
@@ -38,7 +38,7 @@ class Consumer:
     ) -> None:
         self.tag = tag
         self.queue = queue
-        self.session = session
+        self.channel = channel
         self.no_ack = no_ack
         self.exclusive = exclusive
         self.prefetch_count = prefetch_count
@@ -48,7 +48,7 @@ class Consumer:
     def has_credit(self) -> bool:
         if not self.no_ack and self.prefetch_count and self.unacked >= self.prefetch_count:
             return False
-        return self.session.can_deliver(self.no_ack)
+        return self.channel.can_deliver(self.no_ack)
 
 
 class Queue:
@@ -149,6 +149,10 @@ class Queue:
             return self._ready.popleft()
         return None
 
+    def put_back(self, entry: QueueEntry) -> None:
+        """Returns an entry taken but not delivered to where it was, as it was."""
+        heapq.heappush(self._requeued, entry)
+
     def requeue(self, entries: Iterable[QueueEntry]) -> None:
         """Puts delivered-but-unacked messages back where they were, marked redelivered."""
         for entry in entries:
@@ -192,5 +196,5 @@ class Queue:
                     break
             else:
                 return
-            entry = self.take()
-            consumer.session.deliver(consumer, self, entry)
+            if not consumer.channel.deliver(consumer, self, self.take()):
+                return

@@ -24,6 +24,7 @@ class FakeSink:
 
     def __init__(self) -> None:
         self.writable = True
+        self.closed: tuple[int, str] | None = None
         self.frames: list[Frame] = []
 
     def send_method(self, channel: int, method: Any) -> None:
@@ -31,6 +32,9 @@ class FakeSink:
 
     def send_content(self, channel: int, method: Any, properties: bytes, body: bytes) -> None:
         self.frames.append(Frame(channel, method, properties, body))
+
+    def close(self, reply_code: int, reply_text: str) -> None:
+        self.closed = (reply_code, reply_text)
 
     def take(self) -> list[Frame]:
         """The frames sent since the last take, forgetting them."""

@@ -313,7 +313,7 @@ def test_deleting_a_queue_cancels_its_consumers_telling_only_clients_that_asked(
     peer.handle(spec.QueueDelete(queue="q"))
     assert notified.sink.frames == [(1, spec.BasicCancel(consumer_tag="n", no_wait=True), None, None)]
     assert silent.sink.frames == []
-    assert notified.channel(1).consumers == {} and silent.channel(1).consumers == {}
+    assert notified.channel(1).delivery.consumers == {} and silent.channel(1).delivery.consumers == {}
     # The cancelled tags are free again.
     peer.declare("q")
     notified.consume("q", "n")
@@ -326,7 +326,7 @@ def test_deleting_a_queue_consumed_on_the_same_channel_cancels_the_consumer(peer
     peer.handle(spec.QueueDelete(queue="q"))
     assert spec.BasicCancel(consumer_tag="c", no_wait=True) in peer.sink.methods()
     assert peer.sink.methods(spec.QueueDeleteOk) == [spec.QueueDeleteOk(message_count=0)]
-    assert peer.channel(1).consumers == {}
+    assert peer.channel(1).delivery.consumers == {}
 
 
 def test_deleting_an_auto_delete_queue_cancels_its_consumers(broker, peer, connect) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +11,8 @@ import trio
 
 from amqpbroker import core
 from amqpbroker.protocol import BasicProperties, spec
-from amqpbroker.store import MemoryStore, Store
+from amqpbroker.store import MemoryStore, Store, StoreError
+from amqpbroker.store.base import Op
 from amqpbroker.store.lmdb_store import LmdbStore
 
 PERSISTENT = BasicProperties(delivery_mode=2).encode()
@@ -27,6 +28,7 @@ class Sink:
 
     def __init__(self) -> None:
         self.writable = True
+        self.closed: tuple[int, str] | None = None
         self.sent: list[tuple[int, Any, bytes | None]] = []
 
     def send_method(self, channel: int, method: Any) -> None:
@@ -34,6 +36,9 @@ class Sink:
 
     def send_content(self, channel: int, method: Any, properties: bytes, body: bytes) -> None:
         self.sent.append((channel, method, body))
+
+    def close(self, reply_code: int, reply_text: str) -> None:
+        self.closed = (reply_code, reply_text)
 
     def methods(self, kind: type, channel: int | None = None) -> list[Any]:
         return [m for ch, m, _ in self.sent if type(m) is kind and (channel is None or ch == channel)]
@@ -141,3 +146,17 @@ def confirmed_tags(client: Client) -> dict[int, str]:
             tags.setdefault(seq, outcome)
         upto = max(upto, tag)
     return tags
+
+
+class FailingStore(MemoryStore):
+    """A MemoryStore whose writes fail with `error` while `failing` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failing = False
+        self.error: Exception = StoreError("disk full (simulated)")
+
+    def apply(self, ops: Sequence[Op]) -> None:
+        if self.failing:
+            raise self.error
+        super().apply(ops)

@@ -238,9 +238,8 @@ def test_confirms_of_a_batch_go_out_as_one_multiple_ack(node: Node) -> None:
     assert client.sink.methods(spec.BasicAck) == []  # nothing is confirmed before the commit
     batch = node.broker.take_batch()
     assert node.broker.take_batch() is None
-    number, ops, messages = batch
-    node.store.apply(ops)
-    node.broker.batch_done(number, messages, ok=True)
+    node.store.apply(batch.ops)
+    node.broker.batch_done(batch, ok=True)
     acks = client.sink.methods(spec.BasicAck)
     assert [(ack.delivery_tag, ack.multiple) for ack in acks] == [(1000, True)]
 

@@ -3,32 +3,15 @@ keeps routing and delivering. The broker core and the persister task run without
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import pytest
 import trio
 
 from amqpbroker import core
 from amqpbroker.protocol import spec
 from amqpbroker.server.persister import run_persister
-from amqpbroker.store import MemoryStore, StoreError
-from amqpbroker.store.base import Op
+from amqpbroker.store import StoreError
 
-from .core_support import Client, confirmed_tags, wait_for
-
-
-class FailingStore(MemoryStore):
-    """A MemoryStore whose writes fail with `error` while `failing` is set."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.failing = False
-        self.error: Exception = StoreError("disk full (simulated)")
-
-    def apply(self, ops: Sequence[Op]) -> None:
-        if self.failing:
-            raise self.error
-        super().apply(ops)
+from .core_support import Client, FailingStore, confirmed_tags, wait_for
 
 
 @pytest.mark.parametrize("error", [StoreError("disk full (simulated)"), RuntimeError("a bug in the store")])

@@ -1,0 +1,292 @@
+"""A channel's consumers and deliveries: delivery tags, unacknowledged messages, prefetch.
+
+It sends what queues hand it (basic.deliver, basic.get-ok) and tracks each delivery until the
+client acknowledges, rejects or requeues it, or the channel closes and it goes back to its queue.
+Direct reply-to's pseudo-queue is a consumer of this channel too.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any, Iterable
+
+from ..protocol import spec
+from .errors import ChannelException, ConnectionException
+from .message import Message, QueueEntry
+from .queue import Consumer, Queue
+from .topology import REPLY_TO
+from .vhost import random_name
+
+if TYPE_CHECKING:
+    from .broker import ClientConnection
+    from .output import ChannelOutput
+    from .topology import Topology
+
+log = logging.getLogger("amqpbroker.delivery")
+
+
+class _Unacked:
+    __slots__ = ("entry", "queue", "consumer")
+
+    def __init__(self, entry: QueueEntry, queue: Queue, consumer: Consumer | None) -> None:
+        self.entry = entry
+        self.queue = queue
+        self.consumer = consumer
+
+
+class ReplyTo:
+    """Direct reply-to: the pseudo-queue behind `amq.rabbitmq.reply-to.<token>`.
+
+    A reply published to that routing key goes straight to the one no-ack consumer of the channel
+    that made the request; it is never queued and never stored.
+    """
+
+    journal = None
+
+    def __init__(self, delivery: Delivery, consumer_tag: str) -> None:
+        self.delivery = delivery
+        self.consumer_tag = consumer_tag
+        self.token = random_name("")
+
+    def push(self, message: Message) -> None:
+        self.delivery.deliver_reply(self.consumer_tag, message)
+
+    def dispatch(self) -> None:
+        pass
+
+
+class Delivery:
+    def __init__(self, connection: ClientConnection, output: ChannelOutput, topology: Topology) -> None:
+        self.connection = connection
+        self.vhost = connection.vhost
+        self._sink = connection.sink
+        self._output = output
+        self._topology = topology
+        self.consumers: dict[str, Consumer] = {}
+        self.reply_to: ReplyTo | None = None
+        self._unacked: OrderedDict[int, _Unacked] = OrderedDict()
+        self._delivery_tag = 0
+        self._prefetch_count = 0
+        self._global_prefetch_count = 0
+
+    # consumers
+
+    def qos(self, method: spec.BasicQos) -> None:
+        if method.prefetch_size:
+            raise ConnectionException.not_implemented(f"prefetch_size!=0 ({method.prefetch_size})")
+        if method.global_:
+            self._global_prefetch_count = method.prefetch_count
+        else:
+            self._prefetch_count = method.prefetch_count
+        self._output.method(spec.BasicQosOk())
+        self.dispatch_all()
+
+    def consume(self, method: spec.BasicConsume) -> None:
+        tag = method.consumer_tag or random_name("amq.ctag-")
+        if tag in self.consumers or (self.reply_to is not None and self.reply_to.consumer_tag == tag):
+            raise ConnectionException.not_allowed(f"attempt to reuse consumer tag '{tag}'")
+        if method.queue == REPLY_TO:
+            self._consume_replies(tag, method)
+            return
+        queue = self._topology.queue(method.queue)
+        if queue.consumers and (method.exclusive or queue.consumers[0].exclusive):
+            raise ChannelException.access_refused(
+                f"queue '{queue.name}' in vhost '{self.vhost.name}' in exclusive use"
+            )
+        consumer = Consumer(
+            tag,
+            queue,
+            self,
+            no_ack=method.no_ack,
+            exclusive=method.exclusive,
+            prefetch_count=self._prefetch_count,
+            arguments=method.arguments,
+        )
+        if not method.no_wait:
+            self._output.method(spec.BasicConsumeOk(consumer_tag=tag))
+        self.consumers[tag] = consumer
+        queue.add_consumer(consumer)
+        queue.dispatch()
+
+    def cancel(self, method: spec.BasicCancel) -> None:
+        if self.reply_to is not None and self.reply_to.consumer_tag == method.consumer_tag:
+            self._stop_replies()
+        consumer = self.consumers.pop(method.consumer_tag, None)
+        if not method.no_wait:
+            self._output.method(spec.BasicCancelOk(consumer_tag=method.consumer_tag))
+        if consumer is not None:
+            self.connection.broker.remove_consumer(consumer)
+
+    def cancelled_by_broker(self, consumer: Consumer) -> None:
+        """The consumer's queue went away: forget it and tell the client if it asked to be told."""
+        self.consumers.pop(consumer.tag, None)
+        if self.connection.consumer_cancel_notify:
+            self._output.method(spec.BasicCancel(consumer_tag=consumer.tag, no_wait=True))
+
+    # deliveries
+
+    def can_deliver(self, no_ack: bool) -> bool:
+        # A closing connection takes nothing more: what its channels requeue goes to other consumers.
+        if self.connection.closed or not self._sink.writable:
+            return False
+        return no_ack or not self._global_prefetch_count or len(self._unacked) < self._global_prefetch_count
+
+    def deliver(self, consumer: Consumer, queue: Queue, entry: QueueEntry) -> bool:
+        """Sends `entry` to `consumer`; False if it could not be (it is back in its queue)."""
+        self._delivery_tag += 1
+        message = entry.message
+        method = spec.BasicDeliver(
+            consumer_tag=consumer.tag,
+            delivery_tag=self._delivery_tag,
+            redelivered=entry.redelivered,
+            exchange=message.exchange,
+            routing_key=message.routing_key,
+        )
+        return self._hand_over(method, queue, entry, consumer, consumer.no_ack)
+
+    def _hand_over(self, method: Any, queue: Queue, entry: QueueEntry, consumer: Consumer | None, no_ack: bool) -> bool:
+        """Sends a message, then tracks it until it is acknowledged, or forgets it if no ack will come."""
+        message = entry.message
+        body = message.body
+        if body is None:
+            try:
+                body = self.connection.broker.store.load_body(message.message_id)
+            except Exception:
+                # The message stays where it was; the store's failure is the operator's to see.
+                log.exception("could not read the body of message %s in %r", message.message_id, queue)
+                self._delivery_tag -= 1
+                queue.put_back(entry)
+                return False
+        if queue.journal is not None and message.message_id is not None and entry.seq > queue.delivered_seq:
+            queue.delivered_seq = entry.seq
+            queue.journal.mark_delivered(queue)
+        self._output.content(method, message.properties, body)
+        if no_ack:
+            queue.forget(entry)
+            return True
+        self._unacked[self._delivery_tag] = _Unacked(entry, queue, consumer)
+        if consumer is not None:
+            consumer.unacked += 1
+        queue.unacked_count += 1
+        return True
+
+    def dispatch_all(self) -> None:
+        for queue in {consumer.queue for consumer in self.consumers.values()}:
+            queue.dispatch()
+
+    def get(self, method: spec.BasicGet) -> None:
+        queue = self._topology.queue(method.queue)
+        entry = queue.take()
+        if entry is None:
+            self._output.method(spec.BasicGetEmpty())
+            return
+        message = entry.message
+        get_ok = spec.BasicGetOk(
+            delivery_tag=self._delivery_tag + 1,
+            redelivered=entry.redelivered,
+            exchange=message.exchange,
+            routing_key=message.routing_key,
+            message_count=queue.message_count,
+        )
+        self._delivery_tag += 1
+        if not self._hand_over(get_ok, queue, entry, None, method.no_ack):
+            raise ConnectionException(541, "could not read the message from the store")
+
+    # acknowledgements
+
+    def settle(self, delivery_tag: int, multiple: bool, requeue: bool) -> None:
+        """Acknowledges (requeue False) or rejects the deliveries a basic.ack/nack/reject names."""
+        self._settle(self._take_unacked(delivery_tag, multiple), requeue)
+
+    def _take_unacked(self, delivery_tag: int, multiple: bool) -> list[_Unacked]:
+        unacked = self._unacked
+        if multiple and (delivery_tag == 0 or delivery_tag in unacked):
+            taken = []
+            while unacked:
+                tag = next(iter(unacked))
+                if delivery_tag and tag > delivery_tag:
+                    break
+                taken.append(unacked.pop(tag))
+            return taken
+        found = unacked.pop(delivery_tag, None)
+        if found is None:
+            raise ChannelException.precondition_failed(f"unknown delivery tag {delivery_tag}")
+        return [found]
+
+    def _settle(self, taken: Iterable[_Unacked], requeue: bool) -> None:
+        queues: dict[Queue, list[QueueEntry]] = {}
+        for item in taken:
+            if item.consumer is not None:
+                item.consumer.unacked -= 1
+            item.queue.unacked_count -= 1
+            queues.setdefault(item.queue, []).append(item.entry)
+        for queue, entries in queues.items():
+            if requeue and not queue.deleted:
+                queue.requeue(entries)
+            else:
+                for entry in entries:
+                    queue.forget(entry)
+        if self._global_prefetch_count:
+            self.dispatch_all()
+        for queue in queues:
+            queue.dispatch()
+
+    def recover(self, method: spec.BasicRecover) -> None:
+        if not method.requeue:
+            raise ConnectionException.not_implemented("requeue=false")
+        # The reply goes first, as with RabbitMQ, whose queues redeliver after the channel answered.
+        self._output.method(spec.BasicRecoverOk())
+        self.requeue_all()
+
+    def recover_async(self, method: spec.BasicRecoverAsync) -> None:
+        if not method.requeue:
+            raise ConnectionException.not_implemented("requeue=false")
+        self.requeue_all()
+
+    def requeue_all(self) -> None:
+        taken = list(self._unacked.values())
+        self._unacked.clear()
+        self._settle(taken, requeue=True)
+
+    # direct reply-to
+
+    def _consume_replies(self, tag: str, method: spec.BasicConsume) -> None:
+        if not method.no_ack:
+            raise ChannelException.precondition_failed("reply consumer cannot acknowledge")
+        if self.reply_to is not None:
+            raise ChannelException.precondition_failed("reply consumer already set")
+        self.reply_to = ReplyTo(self, tag)
+        self.connection.broker.reply_to[self.reply_to.token] = self.reply_to
+        if not method.no_wait:
+            self._output.method(spec.BasicConsumeOk(consumer_tag=tag))
+
+    def _stop_replies(self) -> None:
+        if self.reply_to is not None:
+            del self.connection.broker.reply_to[self.reply_to.token]
+            self.reply_to = None
+
+    def deliver_reply(self, consumer_tag: str, message: Message) -> None:
+        self._delivery_tag += 1
+        self._output.content(
+            spec.BasicDeliver(
+                consumer_tag=consumer_tag,
+                delivery_tag=self._delivery_tag,
+                redelivered=False,
+                exchange=message.exchange,
+                routing_key=message.routing_key,
+            ),
+            message.properties,
+            message.body,
+        )
+
+    # closing
+
+    def close(self) -> None:
+        """The channel is gone: cancel its consumers and requeue what it had not acknowledged."""
+        self._stop_replies()
+        broker = self.connection.broker
+        for consumer in list(self.consumers.values()):
+            broker.remove_consumer(consumer)
+        self.consumers.clear()
+        self.requeue_all()

@@ -1,0 +1,125 @@
+"""A channel's publishes: checked, routed to queues, stored when persistent, returned when unroutable."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Collection
+
+from ..protocol import BasicProperties, spec
+from ..store.base import PutMessage
+from .errors import ChannelException, ConnectionException
+from .exchanges import Exchange
+from .message import Message
+from .queue import Queue
+from .topology import REPLY_TO
+
+if TYPE_CHECKING:
+    from .broker import ClientConnection
+    from .confirms import Confirms
+    from .delivery import Delivery
+    from .output import ChannelOutput
+
+_REPLY_TO_PREFIX = REPLY_TO + "."
+
+
+class Publisher:
+    def __init__(
+        self, connection: ClientConnection, output: ChannelOutput, delivery: Delivery, confirms: Confirms
+    ) -> None:
+        self._connection = connection
+        self._vhost = connection.vhost
+        self._output = output
+        self._delivery = delivery
+        self._confirms = confirms
+        self.confirm_mode = False
+
+    def check(self, method: spec.BasicPublish, properties: bytes) -> tuple[Exchange | None, bytes]:
+        """The exchange a publish goes to (None for the default one) and its properties, as routed.
+
+        Raises what RabbitMQ answers at once, even on a transactional channel: a missing or internal
+        exchange, a forged user_id, a direct reply-to request without a reply consumer.
+        """
+        if method.immediate:
+            raise ConnectionException.not_implemented("immediate=true")
+        vhost = self._vhost
+        exchange_name = method.exchange
+        exchange = None
+        if exchange_name:
+            exchange = vhost.exchanges.get(exchange_name)
+            if exchange is None:
+                raise ChannelException.not_found(f"no exchange '{exchange_name}' in vhost '{vhost.name}'")
+            if exchange.internal:
+                raise ChannelException.access_refused(
+                    f"cannot publish to internal exchange '{exchange_name}' in vhost '{vhost.name}'"
+                )
+        # Property flag bits 4 (user_id) and 9 (reply_to): decode only when a publisher sets them.
+        if len(properties) > 1 and (properties[1] & 0x10 or properties[0] & 0x02):
+            properties = self._check_properties(properties)
+        return exchange, properties
+
+    def route(self, exchange: Exchange | None, method: spec.BasicPublish, properties: bytes, body: bytes) -> None:
+        vhost = self._vhost
+        exchange_name = method.exchange
+        routing_key = method.routing_key
+        if exchange is not None:
+            headers = None
+            if exchange.type == "headers" or exchange.exchange_bindings:
+                headers = BasicProperties.decode(properties).headers
+            queues: Collection[Queue] = vhost.route(exchange, routing_key, headers)
+        else:
+            queue = vhost.queues.get(routing_key)
+            if queue is not None:
+                queues = (queue,)
+            elif routing_key.startswith(_REPLY_TO_PREFIX):
+                reply_to = self._connection.broker.reply_to.get(routing_key[len(_REPLY_TO_PREFIX) :])
+                queues = (reply_to,) if reply_to is not None else ()
+            else:
+                queues = ()
+        confirms = self._confirms if self.confirm_mode else None
+        if confirms is not None:
+            confirms.published()
+        if not queues:
+            if method.mandatory:
+                self._output.content(
+                    spec.BasicReturn(
+                        reply_code=312, reply_text="NO_ROUTE", exchange=exchange_name, routing_key=routing_key
+                    ),
+                    properties,
+                    body,
+                )
+        else:
+            message = Message(exchange_name, routing_key, properties, body)
+            if any(queue.journal is not None for queue in queues) and self._store(message):
+                if confirms is not None:
+                    confirms.await_commit()
+            for queue in queues:
+                queue.push(message)
+                queue.dispatch()
+        if confirms is not None:
+            self._connection.pending_confirms.add(confirms)
+
+    def _store(self, message: Message) -> bool:
+        """Records a persistent message routed to durable queues; False for a transient one."""
+        if BasicProperties.decode(message.properties).delivery_mode != 2:
+            return False
+        message.message_id = self._connection.broker.new_message_id()
+        self._vhost.journal.store_message(
+            message,
+            PutMessage(message.message_id, message.exchange, message.routing_key, message.properties, message.body),
+        )
+        return True
+
+    def _check_properties(self, properties: bytes) -> bytes:
+        """Refuses a forged user_id; gives a direct reply-to request its channel's reply address."""
+        decoded = BasicProperties.decode(properties)
+        username = self._connection.username
+        if decoded.user_id is not None and decoded.user_id != username:
+            raise ChannelException.precondition_failed(
+                f"user_id property set to '{decoded.user_id}' but authenticated user was '{username}'"
+            )
+        if decoded.reply_to == REPLY_TO:
+            reply_to = self._delivery.reply_to
+            if reply_to is None:
+                raise ChannelException.precondition_failed("fast reply consumer does not exist")
+            decoded.reply_to = _REPLY_TO_PREFIX + reply_to.token
+            return decoded.encode()
+        return properties

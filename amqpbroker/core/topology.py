@@ -1,0 +1,128 @@
+"""A channel's topology methods: exchanges, queues and bindings declared, bound and deleted.
+
+The rules themselves (names, equivalence, exclusivity) are the virtual host's; this part of a
+channel adds what is per channel: the queue last declared on it, which an empty queue name means.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..protocol import spec
+from .errors import ChannelException
+from .queue import Queue
+
+if TYPE_CHECKING:
+    from .broker import ClientConnection
+    from .output import ChannelOutput
+
+REPLY_TO = "amq.rabbitmq.reply-to"
+
+
+class Topology:
+    def __init__(self, connection: ClientConnection, output: ChannelOutput) -> None:
+        self._connection = connection
+        self._vhost = connection.vhost
+        self._output = output
+        self._last_queue = ""
+
+    # exchange
+
+    def exchange_declare(self, method: spec.ExchangeDeclare) -> None:
+        self._vhost.declare_exchange(
+            method.exchange,
+            method.type,
+            passive=method.passive,
+            durable=method.durable,
+            auto_delete=method.auto_delete,
+            internal=method.internal,
+            arguments=method.arguments,
+        )
+        if not method.no_wait:
+            self._output.method(spec.ExchangeDeclareOk())
+
+    def exchange_delete(self, method: spec.ExchangeDelete) -> None:
+        self._vhost.delete_exchange(method.exchange, if_unused=method.if_unused)
+        if not method.no_wait:
+            self._output.method(spec.ExchangeDeleteOk())
+
+    def exchange_bind(self, method: spec.ExchangeBind) -> None:
+        self._vhost.bind_exchange(method.destination, method.source, method.routing_key, method.arguments)
+        if not method.no_wait:
+            self._output.method(spec.ExchangeBindOk())
+
+    def exchange_unbind(self, method: spec.ExchangeUnbind) -> None:
+        self._vhost.unbind_exchange(method.destination, method.source, method.routing_key, method.arguments)
+        if not method.no_wait:
+            self._output.method(spec.ExchangeUnbindOk())
+
+    # queue
+
+    def queue_name(self, name: str) -> str:
+        """An empty queue name means the queue last declared on this channel."""
+        if name:
+            return name
+        if not self._last_queue:
+            raise ChannelException.not_found("no previously declared queue")
+        return self._last_queue
+
+    def queue(self, name: str) -> Queue:
+        return self._vhost.get_queue(self.queue_name(name), self._connection)
+
+    def queue_declare(self, method: spec.QueueDeclare) -> None:
+        name = method.queue
+        if name == REPLY_TO and method.passive:
+            self._output.method(spec.QueueDeclareOk(queue=name, message_count=0, consumer_count=0))
+            return
+        if not name and method.passive:
+            name = self.queue_name(name)
+        connection = self._connection
+        queue = self._vhost.declare_queue(
+            name,
+            connection,
+            passive=method.passive,
+            durable=method.durable,
+            exclusive=method.exclusive,
+            auto_delete=method.auto_delete,
+            arguments=method.arguments,
+        )
+        if queue.exclusive_owner is connection:
+            connection.exclusive_queues.add(queue)
+        self._last_queue = queue.name
+        if not method.no_wait:
+            self._output.method(
+                spec.QueueDeclareOk(
+                    queue=queue.name, message_count=queue.message_count, consumer_count=len(queue.consumers)
+                )
+            )
+
+    def queue_bind(self, method: spec.QueueBind) -> None:
+        queue = self.queue(method.queue)
+        self._vhost.bind(queue, method.exchange, method.routing_key, method.arguments)
+        if not method.no_wait:
+            self._output.method(spec.QueueBindOk())
+
+    def queue_unbind(self, method: spec.QueueUnbind) -> None:
+        self._vhost.unbind(
+            self.queue_name(method.queue), method.exchange, method.routing_key, method.arguments, self._connection
+        )
+        self._output.method(spec.QueueUnbindOk())
+
+    def queue_purge(self, method: spec.QueuePurge) -> None:
+        count = self.queue(method.queue).purge()
+        if not method.no_wait:
+            self._output.method(spec.QueuePurgeOk(message_count=count))
+
+    def queue_delete(self, method: spec.QueueDelete) -> None:
+        vhost = self._vhost
+        count = 0
+        if self.queue_name(method.queue) in vhost.queues:
+            queue = self.queue(method.queue)
+            what = f"queue '{queue.name}' in vhost '{vhost.name}'"
+            if method.if_unused and queue.consumers:
+                raise ChannelException.precondition_failed(f"{what} in use")
+            if method.if_empty and queue.message_count:
+                raise ChannelException.precondition_failed(f"{what} not empty")
+            count = self._connection.broker.delete_queue(vhost, queue)
+        if not method.no_wait:
+            self._output.method(spec.QueueDeleteOk(message_count=count))
