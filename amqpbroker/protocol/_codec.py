@@ -30,6 +30,13 @@ _d = Struct(">d")
 _Bi = Struct(">Bi")
 
 
+class Long(int):
+    """An integer sent as a signed 64-bit field (`l`) whatever its size, as RabbitMQ sends counts.
+
+    Decoded `l` values are of this type, so a table decoded and encoded again keeps their type.
+    """
+
+
 class DecodeError(ValueError):
     """The bytes do not form a valid value (truncated, trailing bytes, unknown type letter)."""
 
@@ -67,7 +74,7 @@ def _value(buf: Buffer, o: int) -> tuple[Any, int]:
     if tag == 0x46:  # F
         return decode_table(buf, o)
     if tag == 0x6C or tag == 0x4C:  # l, L
-        return _q.unpack_from(buf, o)[0], o + 8
+        return Long(_q.unpack_from(buf, o)[0]), o + 8
     if tag == 0x41:  # A
         return _array(buf, o)
     if tag == 0x54:  # T
@@ -140,6 +147,8 @@ def _encode_value(value: Any, out: list[bytes]) -> None:
         out += (b"S", _I.pack(len(raw)), raw)
     elif isinstance(value, bool):
         out.append(b"t\x01" if value else b"t\x00")
+    elif isinstance(value, Long):
+        out += (b"l", _q.pack(value))
     elif isinstance(value, int):
         # Like pika: 'I' when it fits, else 'l'; both are read as signed by every client.
         if -0x80000000 <= value <= 0x7FFFFFFF:
