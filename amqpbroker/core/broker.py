@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from ..store import MemoryStore, Store
 from ..store.base import DeleteVHost, Op, PutVHost
+from .arguments import settings_from_arguments
 from .errors import ConnectionException
 from .exchanges import make_exchange
 from .journal import Journal
@@ -126,6 +127,7 @@ class Broker:
                 durable=True,
                 auto_delete=record.auto_delete,
                 arguments=record.arguments,
+                settings=settings_from_arguments(record.arguments),
                 journal=self.journal,
                 memory=self.memory,
             )
