@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from ..store import MemoryStore, Store
 from ..store.base import DeleteVHost, PutVHost
+from .arguments import settings_from_arguments
 from .commits import Batch, CommitTracker
 from .confirms import Confirms
 from .deadletter import DeadLetters
@@ -114,6 +115,7 @@ class Broker:
                 durable=True,
                 auto_delete=record.auto_delete,
                 arguments=record.arguments,
+                settings=settings_from_arguments(record.arguments),
                 journal=self.journal,
                 memory=self.memory,
                 dead_letters=self.dead_letters,
