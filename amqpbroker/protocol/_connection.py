@@ -43,6 +43,9 @@ _CONTENT_HEADER = struct.Struct(">HHQ")
 _CHANNEL_CLOSE_IDS = (20, 40)
 _CHANNEL_CLOSE_OK_IDS = (20, 41)
 _MECHANISMS = b"PLAIN AMQPLAIN"
+# Older clients announce 0-9 with this legacy layout; RabbitMQ serves it as 0-9-1, which only clarified 0-9.
+_AMQP_0_9_HEADER = b"AMQP\x01\x01\x00\x09"
+_ACCEPTED_HEADERS = (PROTOCOL_HEADER, _AMQP_0_9_HEADER)
 
 # Everything a malformed payload can make a decoder raise (truncation, bad UTF-8, absurd timestamps,
 # tables nested deeper than the interpreter allows).
@@ -279,11 +282,11 @@ class ServerConnection:
         events.append(ConnectionClosing(exc.reply_code, exc.reply_text))
 
     def _receive_header(self, data: bytes, events: list[Event]) -> bytes:
-        """Consume the 8-byte protocol header; return the bytes after it."""
+        """Consume the 8-byte protocol header (0-9-1, or 0-9 served as 0-9-1); return the bytes after it."""
         header = self._header + data
         got = header[:8]
-        if not PROTOCOL_HEADER.startswith(got):
-            # Anything but 0-9-1 (AMQP 1.0, 0-8, HTTP, ...) gets our header, as the spec asks, and a close.
+        if not any(accepted.startswith(got) for accepted in _ACCEPTED_HEADERS):
+            # Anything else (AMQP 1.0, 0-8, HTTP, ...) gets our header, as the spec asks, and a close.
             self._out.append(PROTOCOL_HEADER)
             self._closed(events, 0, f"bad protocol header {bytes(got)!r}")
             return b""

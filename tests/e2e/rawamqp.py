@@ -115,8 +115,9 @@ def read_shortstr(data: bytes) -> str:
 class RawConnection:
     """One TCP connection to the broker; every read has a deadline."""
 
-    def __init__(self, url: str, timeout: float = 5.0) -> None:
+    def __init__(self, url: str, timeout: float = 5.0, protocol_header: bytes = PROTOCOL_HEADER) -> None:
         parts = urlsplit(url)
+        self.protocol_header = protocol_header
         self.user = unquote(parts.username or "guest")
         self.password = unquote(parts.password or "guest")
         self.vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
@@ -199,7 +200,7 @@ class RawConnection:
 
     def start(self, client_properties: bytes = EMPTY_TABLE) -> None:
         """Protocol header, connection.start, and start-ok with PLAIN credentials."""
-        self.send(PROTOCOL_HEADER)
+        self.send(self.protocol_header)
         self.expect(CONNECTION_START)
         response = b"\x00" + self.user.encode() + b"\x00" + self.password.encode()
         self.send_method(

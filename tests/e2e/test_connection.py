@@ -207,6 +207,7 @@ def test_peer_that_sends_heartbeats_stays_connected(amqp_url):
         pytest.param(b"AMQP\x00\x01\x00\x00", id="amqp-1.0"),
         pytest.param(b"AMQP\x00\x00\x08\x00", id="amqp-0-8"),
         pytest.param(b"AMQP\x01\x01\x00\x0a", id="amqp-0-10-legacy"),
+        pytest.param(b"AMQP\x00\x00\x09\x00", id="amqp-0-9-0"),
         pytest.param(b"HELLO WORLD\r\n\r\n", id="not-amqp"),
     ],
 )
@@ -215,6 +216,15 @@ def test_unsupported_protocol_header_gets_our_header_and_socket_closed(amqp_url,
         raw.send(header)
 
         assert raw.read_until_closed() == b"AMQP\x00\x00\x09\x01"
+
+
+def test_amqp_0_9_header_is_served_as_0_9_1(amqp_url):
+    with RawConnection(amqp_url, protocol_header=b"AMQP\x01\x01\x00\x09") as raw:
+        raw.handshake()
+        raw.open_channel(1)
+        raw.declare_queue(1, unique("amqp-0-9"))
+
+        raw.close()
 
 
 def test_bad_frame_end_octet_is_connection_error_501_and_others_keep_working(amqp_url, channel):

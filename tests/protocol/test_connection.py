@@ -81,13 +81,23 @@ def test_header_and_start_ok_in_one_read():
         spec.ConnectionStart, spec.ConnectionTune]
 
 
+def test_amqp_0_9_header_is_served_as_0_9_1():
+    conn = new_connection()
+    assert conn.receive_data(b"AMQP\x01\x01", 0) == []
+    conn.receive_data(b"\x00\x09" + start_ok(), 0)
+    assert [type(m) for _, m in sent_methods(conn.data_to_send())] == [spec.ConnectionStart, spec.ConnectionTune]
+
+
 @pytest.mark.parametrize("data", [
     b"AMQP\x00\x01\x00\x00",     # AMQP 1.0
     b"AMQP\x03\x01\x00\x00",     # AMQP 1.0 SASL
-    b"AMQP\x01\x01\x00\x09",     # 0-9, old style
     b"AMQP\x01\x01\x08\x00",     # 0-8
+    b"AMQP\x01\x01\x09\x01",     # 0-8, as its published text writes it
+    b"AMQP\x01\x01\x00\x0a",     # 0-10, old style
+    b"AMQP\x00\x00\x09\x00",     # 0-9-0 in the new layout
     b"GET / HTTP/1.1\r\n\r\n",
     b"G",                        # detected at the first wrong byte
+    b"AMQP\x01\x00",             # neither header continues this way
 ])
 def test_wrong_protocol_header_gets_ours_and_closes(data):
     conn = new_connection()
