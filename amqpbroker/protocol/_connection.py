@@ -354,12 +354,8 @@ class ServerConnection:
             elif cls.CLASS_ID == 20:
                 self._channel_method(channel, method, events)
             elif cls.CLASS_ID == 10:
-                raise _ProtocolError(
-                    ReplyCode.COMMAND_INVALID,
-                    f"{method.NAME} on channel {channel}",
-                    method.CLASS_ID,
-                    method.METHOD_ID,
-                )
+                # RabbitMQ's words for a connection-class method on a channel other than 0.
+                raise _ProtocolError(ReplyCode.COMMAND_INVALID, "unimplemented method", method.CLASS_ID, method.METHOD_ID)
             else:
                 events.append(MethodReceived(channel, method))
         elif frame_type == FRAME_BODY:
@@ -490,9 +486,8 @@ class ServerConnection:
         elif channel == 0 and state == _OPEN_VHOST and cls is spec.ConnectionOpen:
             self._open(method, events)
         elif channel == 0 and state == _OPEN and cls is spec.ConnectionUpdateSecret:
-            raise _ProtocolError(
-                ReplyCode.NOT_IMPLEMENTED, "connection.update-secret is not supported", cls.CLASS_ID, cls.METHOD_ID
-            )
+            # Passwords do not expire, so like RabbitMQ's internal backend we take any new secret as is.
+            self._out.append(method_frame(0, spec.ConnectionUpdateSecretOk().encode()))
         else:
             raise _ProtocolError(
                 ReplyCode.CHANNEL_ERROR,

@@ -227,6 +227,25 @@ def test_amqp_0_9_header_is_served_as_0_9_1(amqp_url):
         raw.close()
 
 
+def test_update_secret_is_accepted_and_the_connection_goes_on(connection, channel):
+    connection.update_secret("a-refreshed-token", "token refresh")
+
+    queue = channel.queue_declare("", exclusive=True).method.queue
+    channel.basic_publish("", queue, b"after the update")
+    assert channel.basic_get(queue, auto_ack=True)[2] == b"after the update"
+
+
+def test_update_secret_on_a_channel_is_connection_error_503(amqp_url):
+    with RawConnection(amqp_url) as raw:
+        raw.handshake()
+        raw.open_channel(1)
+
+        raw.send_method(1, rawamqp.CONNECTION_UPDATE_SECRET, rawamqp.longstr(b"token") + rawamqp.shortstr("refresh"))
+        close = raw.expect_connection_close()
+
+    assert close == rawamqp.Close(503, "COMMAND_INVALID - unimplemented method", *rawamqp.CONNECTION_UPDATE_SECRET)
+
+
 def test_bad_frame_end_octet_is_connection_error_501_and_others_keep_working(amqp_url, channel):
     queue = channel.queue_declare("", exclusive=True).method.queue
     get = struct.pack(">HH", *rawamqp.BASIC_GET) + b"\0\0" + rawamqp.shortstr("x") + b"\0"

@@ -309,11 +309,14 @@ def test_methods_reach_the_broker():
     assert conn.data_to_send() == b""
 
 
-def test_connection_method_on_a_channel():
+@pytest.mark.parametrize("m", [spec.ConnectionOpen("/"), spec.ConnectionUpdateSecret(b"t", "r")])
+def test_connection_method_on_a_channel(m):
     conn = open_connection()
     open_channel(conn)
-    conn.receive_data(method(1, spec.ConnectionOpen("/")), 0)
-    closed_with(conn, 503)
+    events = conn.receive_data(method(1, m), 0)
+    assert events == [ConnectionClosing(503, "COMMAND_INVALID - unimplemented method")]
+    close = closed_with(conn, 503)
+    assert (close.class_id, close.method_id) == (m.CLASS_ID, m.METHOD_ID)
 
 
 def test_unexpected_connection_method_when_running():
@@ -322,10 +325,22 @@ def test_unexpected_connection_method_when_running():
     assert events == [ConnectionClosing(504, "CHANNEL_ERROR - unexpected method in connection state running")]
 
 
-def test_update_secret_is_not_implemented():
+def test_update_secret_is_answered_with_update_secret_ok():
     conn = open_connection()
-    conn.receive_data(method(0, spec.ConnectionUpdateSecret(b"t", "r")), 0)
-    closed_with(conn, 540)
+    open_channel(conn)
+    events = conn.receive_data(method(0, spec.ConnectionUpdateSecret(b"new-token", "token refreshed")), 0)
+    assert events == []
+    assert conn.data_to_send() == b"\x01\x00\x00\x00\x00\x00\x04\x00\x0a\x00\x47\xce"
+    declare = spec.QueueDeclare(queue="q")
+    assert conn.receive_data(method(1, declare), 0) == [MethodReceived(1, declare)]
+
+
+def test_update_secret_before_open_is_unexpected():
+    conn, _ = tuned()
+    events = conn.receive_data(method(0, spec.ConnectionUpdateSecret(b"t", "r")), 0)
+    assert events == [ConnectionClosing(504, "CHANNEL_ERROR - unexpected method in connection state opening")]
+    close = closed_with(conn, 504)
+    assert (close.class_id, close.method_id) == (10, 70)
 
 
 def test_server_channel_close_discards_until_close_ok():
