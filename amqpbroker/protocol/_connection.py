@@ -434,9 +434,13 @@ class ServerConnection:
         method = self._decode_method(payload)
         cls = type(method)
         if cls is spec.ChannelOpen:
-            if channel > self.channel_max:
+            # channel_max bounds how many channels are open (or closing), not their numbers, as in RabbitMQ;
+            # its close names no method.
+            opened = len(self._channels)
+            if opened >= self.channel_max:
                 raise _ProtocolError(
-                    ReplyCode.CHANNEL_ERROR, f"channel {channel} exceeds channel_max {self.channel_max}", 20, 10
+                    ReplyCode.NOT_ALLOWED,
+                    f"number of channels opened ({opened}) has reached the negotiated channel_max ({self.channel_max})",
                 )
             self._channels[channel] = _Channel()
             self._out.append(method_frame(channel, spec.ChannelOpenOk().encode()))

@@ -186,17 +186,20 @@ class RawConnection:
                 data, self._buffer = self._buffer, b""
                 return data
 
-    def handshake(self, heartbeat: int = 0, frame_max: int = 131072) -> None:
+    def handshake(self, heartbeat: int = 0, frame_max: int = 131072, channel_max: int | None = None) -> None:
         """Protocol header, start/start-ok (PLAIN), tune/tune-ok, open/open-ok."""
-        self.negotiate(heartbeat=heartbeat, frame_max=frame_max)
+        self.negotiate(heartbeat=heartbeat, frame_max=frame_max, channel_max=channel_max)
         self.send_open()
         self.expect(CONNECTION_OPEN_OK)
 
-    def negotiate(self, heartbeat: int = 0, frame_max: int = 131072) -> None:
-        """Everything before connection.open: header, start/start-ok, tune/tune-ok."""
+    def negotiate(self, heartbeat: int = 0, frame_max: int = 131072, channel_max: int | None = None) -> None:
+        """Everything before connection.open: header, start/start-ok, tune/tune-ok.
+
+        channel_max defaults to the broker's proposal."""
         self.start()
         self.tune = struct.unpack(">HIH", self.expect(CONNECTION_TUNE).arguments)
-        channel_max = self.tune[0]
+        if channel_max is None:
+            channel_max = self.tune[0]
         self.send_method(0, CONNECTION_TUNE_OK, struct.pack(">HIH", channel_max, frame_max, heartbeat))
 
     def start(self, client_properties: bytes = EMPTY_TABLE) -> None:

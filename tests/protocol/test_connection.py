@@ -291,11 +291,37 @@ def test_content_frame_on_unopened_channel():
     closed_with(conn, 504)
 
 
-@pytest.mark.parametrize("channel", [0, 11, 65535])
-def test_channel_open_out_of_range(channel):
-    conn = open_connection(channel_max=10)
-    events = conn.receive_data(method(channel, spec.ChannelOpen()), 0)
-    assert [e.reply_code for e in events] == [504]
+def test_channel_open_on_channel_0():
+    conn = open_connection()
+    events = conn.receive_data(method(0, spec.ChannelOpen()), 0)
+    assert events == [ConnectionClosing(504, "CHANNEL_ERROR - unexpected method in connection state running")]
+
+
+def test_channel_numbers_above_channel_max_can_be_opened():
+    conn = open_connection(channel_max=2)
+    events = conn.receive_data(method(65535, spec.ChannelOpen()) + method(11, spec.ChannelOpen()), 0)
+    assert events == [ChannelOpened(65535), ChannelOpened(11)]
+
+
+def test_channel_max_limits_how_many_channels_are_open():
+    conn = open_connection(channel_max=2)
+    open_channel(conn, 7)
+    open_channel(conn, 1000)
+    conn.close_channel(7, 406, "PRECONDITION_FAILED - x")
+    conn.data_to_send()
+    # A channel we are closing still counts until its close-ok.
+    events = conn.receive_data(method(3, spec.ChannelOpen()), 0)
+    text = "NOT_ALLOWED - number of channels opened (2) has reached the negotiated channel_max (2)"
+    assert events == [ConnectionClosing(530, text)]
+    close = closed_with(conn, 530)
+    assert (close.reply_text, close.class_id, close.method_id) == (text, 0, 0)
+
+
+def test_a_closed_channel_frees_its_place():
+    conn = open_connection(channel_max=1)
+    open_channel(conn, 5)
+    conn.receive_data(method(5, spec.ChannelClose(200, "", 0, 0)), 0)
+    assert conn.receive_data(method(6, spec.ChannelOpen()), 0) == [ChannelOpened(6)]
 
 
 def test_methods_reach_the_broker():
