@@ -96,6 +96,17 @@ def test_missing_vhost_close_names_connection_open(amqp_url):
     assert close == rawamqp.Close(530, f"NOT_ALLOWED - vhost {vhost} not found", *rawamqp.CONNECTION_OPEN)
 
 
+def test_close_quoting_a_255_byte_vhost_name_is_cut_to_fit(amqp_url):
+    vhost = unique("vhost").ljust(255, "v")
+    with RawConnection(urlunsplit(urlsplit(amqp_url)._replace(path="/" + vhost))) as raw:
+        raw.negotiate()
+        raw.send_open()
+
+        close = raw.expect_connection_close()
+
+    assert close == rawamqp.Close(530, f"NOT_ALLOWED - vhost {vhost}"[:252] + "...", *rawamqp.CONNECTION_OPEN)
+
+
 def test_server_properties_advertise_capabilities_clients_gate_on(connection):
     properties = connection._impl.server_properties
     capabilities = connection._impl.server_capabilities

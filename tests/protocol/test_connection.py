@@ -383,6 +383,18 @@ def test_server_channel_close_discards_until_close_ok():
     assert conn.receive_data(method(1, spec.ChannelOpen()), 0) == [ChannelOpened(1)]
 
 
+def test_server_closes_with_reply_texts_longer_than_a_short_string():
+    conn = open_connection()
+    open_channel(conn, 1)
+    text = "NOT_FOUND - no queue '" + "q" * 255 + "' in vhost '/'"
+    conn.close_channel(1, 404, text, 50, 10)
+    conn.close(320, "CONNECTION_FORCED - " + text)
+    assert sent_methods(conn.data_to_send()) == [
+        (1, spec.ChannelClose(404, text[:252] + "...", 50, 10)),
+        (0, spec.ConnectionClose(320, ("CONNECTION_FORCED - " + text)[:252] + "...", 0, 0)),
+    ]
+
+
 def test_server_and_client_close_a_channel_at_once():
     conn = open_connection()
     open_channel(conn, 1)
