@@ -41,6 +41,18 @@ class DecodeError(ValueError):
     """The bytes do not form a valid value (truncated, trailing bytes, unknown type letter)."""
 
 
+def encode_reply_text(text: str) -> bytes:
+    """The UTF-8 of a reply text, cut to fit a short string as RabbitMQ cuts it: 252 bytes and "...".
+
+    A reply text quotes names of up to 255 bytes, so it can outgrow its field; an error must still be
+    reported. Unlike RabbitMQ we cut on a character boundary, so the text stays valid UTF-8.
+    """
+    raw = text.encode()
+    if len(raw) <= 255:
+        return raw
+    return raw[:252].decode("utf-8", "ignore").encode() + b"..."
+
+
 def _shortstr(buf: Buffer, o: int) -> tuple[str, int]:
     size = buf[o]
     end = o + 1 + size
