@@ -11,8 +11,8 @@ import json
 import threading
 
 import pytest
-from celery.contrib.testing.worker import start_worker
 from celery import states
+from celery.contrib.testing.worker import start_worker
 from celery.signals import task_postrun, task_prerun
 
 import billing
@@ -112,3 +112,15 @@ def test_a_charge_declined_every_time_is_parked(celery_worker, monkeypatch, deat
     args, kwargs, _ = json.loads(parked.body)
     assert args == [8, 500]
     assert amqp_broker.messages("charges.retry", amqp_vhost) == []
+
+
+def test_a_charge_with_a_countdown_waits_in_the_broker(celery_worker, monkeypatch, deaths):
+    """Celery's native delayed delivery for quorum queues: the countdown runs out in a queue of the
+    broker (`celery_delayed_0`, with a TTL of one second), not in the worker's memory."""
+    gateway = FakeGateway(declines=0)
+    monkeypatch.setattr(billing, "gateway", gateway)
+
+    billing.charge.apply_async((9, 100), countdown=1)
+
+    assert gateway.got_one.wait(timeout=10)
+    assert deaths == [[("celery_delayed_0", "expired", 1)]]
