@@ -44,7 +44,7 @@ def retry_queue(delay: float) -> Queue:
 class DeclareRetryQueues(bootsteps.StartStopStep):
     """Declares the retry and parking-lot queues, which no worker consumes, before the first task runs."""
 
-    requires = {"celery.worker.consumer.tasks:Tasks"}
+    requires = {"celery.worker.consumer.connection:Connection"}
 
     def start(self, consumer) -> None:
         channel = consumer.connection.default_channel
@@ -60,7 +60,7 @@ def create_app(broker_url: str, retry_delay: float = 60.0) -> Celery:
         task_ignore_result=True,
         task_queues=[CHARGES],
         task_default_queue=CHARGES.name,
-        # Quorum queues keep a message once the broker has confirmed it: wait for that confirm.
+        # Publisher confirms: sending a task (or parking one) returns once the broker has it.
         broker_transport_options={"confirm_publish": True},
         billing_retry_delay=retry_delay,
     )
