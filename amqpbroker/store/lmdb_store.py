@@ -3,7 +3,7 @@
 Writes happen in one thread at a time (the persister's); each `apply` is one write transaction,
 committed and synced before it returns. Reads (message bodies on delivery, recovery) may happen in
 any thread. The map grows when it is full; a data directory of another format, or one LMDB cannot
-read, is refused rather than overwritten.
+read, is refused rather than overwritten, and one that another broker holds is refused too.
 
 Key layout: names are length-prefixed, so a queue's entries share a prefix and sort by their
 big-endian sequence number. A binding's key is a digest of everything that identifies it, which
@@ -44,6 +44,7 @@ from .base import (
     Store,
     StoreError,
 )
+from .dirlock import LOCK_FILE, DirectoryLock
 
 FORMAT_VERSION = 1
 _INITIAL_MAP_SIZE = 256 * 1024 * 1024
@@ -116,14 +117,25 @@ class LmdbStore(Store):
         except OSError as exc:
             raise StoreError(f"cannot create data directory {path}: {exc.strerror}") from None
         names = os.listdir(path)
-        foreign = sorted(name for name in names if name not in ("data.mdb", "lock.mdb"))
-        if "data.mdb" in names and os.path.getsize(os.path.join(path, "data.mdb")):
-            self._check_existing()
-        elif foreign:
+        has_data = "data.mdb" in names and os.path.getsize(os.path.join(path, "data.mdb")) > 0
+        foreign = sorted(name for name in names if name not in ("data.mdb", "lock.mdb", LOCK_FILE))
+        if foreign and not has_data:
             raise StoreError(
                 f"data directory {path} is not empty and holds no amqpbroker data ({', '.join(foreign[:3])}); "
                 "refusing to use it"
             )
+        self._directory_lock = DirectoryLock(path)
+        try:
+            self._open(has_data, map_size)
+        except BaseException:
+            # A refused directory is left as it was found, without a lock file it did not have.
+            self._directory_lock.release(remove=self._directory_lock.created)
+            raise
+
+    def _open(self, has_data: bool, map_size: int) -> None:
+        path = self.path
+        if has_data:
+            self._check_existing()
         try:
             self._env = lmdb.open(path, map_size=map_size, max_dbs=len(_DATABASES), readahead=False)
             self._db = {name.decode(): self._env.open_db(name) for name in _DATABASES}
@@ -305,6 +317,7 @@ class LmdbStore(Store):
 
     def close(self) -> None:
         self._env.close()
+        self._directory_lock.release()
 
 
 def _load_name(key: bytes) -> str:

@@ -3,11 +3,16 @@ stopped (SIGTERM) or killed (SIGKILL), seen by a pika client as any user would s
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import pika
 import pytest
 from pika.adapters.blocking_connection import BlockingChannel
+
+from amqpbroker.store import StoreError
+from amqpbroker.testing import Broker
 
 from .conftest import BrokerProcess
 
@@ -259,3 +264,33 @@ def test_messages_survive_restart_after_restart(broker_process: BrokerProcess) -
     assert [body for body, _ in found] == bodies[1:]
     assert [redelivered for _, redelivered in found] == [True] + [False] * 18
     connection.close()
+
+
+def test_a_second_broker_on_the_same_data_directory_is_refused(broker_process: BrokerProcess) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "amqpbroker", "--host", "127.0.0.1", "--port", "0",
+         "--data-dir", str(broker_process.data_dir)],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"amqpbroker: data directory {broker_process.data_dir} is in use by another broker "
+        f"(process {broker_process.pid}); stop it first, or use another data directory\n"
+    )
+    with pytest.raises(StoreError, match=r"is in use by another broker \(process \d+\)"):
+        Broker(data_dir=str(broker_process.data_dir)).start()
+    # The first broker goes on undisturbed.
+    connection = broker_process.connect()
+    connection.channel().queue_declare("still-served", durable=True)
+    connection.close()
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_the_data_directory_is_free_again_once_its_broker_is_gone(broker_process: BrokerProcess, how: str) -> None:
+    if how == "kill":
+        broker_process.kill()  # the kernel drops the lock of a killed process
+    else:
+        broker_process.stop()
+    with Broker(data_dir=str(broker_process.data_dir)) as broker:
+        assert broker.queues() == []
+    broker_process.start()

@@ -1,5 +1,6 @@
-"""What only the LMDB store can show: state found again on reopening, a map that grows, and
-data directories it refuses to touch (and the `amqpbroker` command's message when it does)."""
+"""What only the LMDB store can show: state found again on reopening, a map that grows, a data
+directory held by one store at a time, and data directories it refuses to touch (and the
+`amqpbroker` command's message when it does)."""
 
 from __future__ import annotations
 
@@ -120,6 +121,25 @@ def test_a_new_directory_is_created_and_an_empty_one_is_used(tmp_path: Path) -> 
     store = LmdbStore(str(tmp_path / "unwritten"))
     store.apply([PutQueue("/", "q", False, {})])
     store.close()
+
+
+def test_a_directory_is_held_by_one_store_at_a_time(tmp_path: Path) -> None:
+    path = str(tmp_path / "data")
+    first = LmdbStore(path)
+    first.apply([PutQueue("/", "q", False, {})])
+    with pytest.raises(StoreError) as refused:
+        LmdbStore(path)
+    assert str(refused.value) == (
+        f"data directory {path} is in use by another broker (process {os.getpid()}); "
+        "stop it first, or use another data directory"
+    )
+    assert first.recover().queues == [PutQueue("/", "q", False, {})]  # the refused one did not touch it
+    first.close()
+    second = LmdbStore(path)
+    try:
+        assert second.recover().queues == [PutQueue("/", "q", False, {})]
+    finally:
+        second.close()
 
 
 # Data directories that must be refused, untouched
