@@ -36,14 +36,14 @@ class MemoryStore(Store):
         self._queues: dict[tuple[str, str], PutQueue] = {}
         self._bindings: dict[tuple, PutBinding] = {}
         self._messages: dict[int, StoredMessage] = {}
-        self._entries: dict[tuple[str, str], dict[int, int]] = {}
+        self._entries: dict[tuple[str, str], dict[int, tuple[int, int | None]]] = {}
         self._delivered: dict[tuple[str, str], int] = {}
 
     def apply(self, ops: Sequence[Op]) -> None:
         for op in ops:
             kind = type(op)
             if kind is Enqueue:
-                self._entries.setdefault((op.vhost, op.queue), {})[op.seq] = op.message_id
+                self._entries.setdefault((op.vhost, op.queue), {})[op.seq] = (op.message_id, op.expires)
             elif kind is Dequeue:
                 self._entries.get((op.vhost, op.queue), {}).pop(op.seq, None)
             elif kind is PutMessage:
@@ -79,8 +79,9 @@ class MemoryStore(Store):
             bindings=list(self._bindings.values()),
         )
 
-    def queue_entries(self, vhost: str, queue: str) -> Iterator[tuple[int, int]]:
-        return iter(sorted(self._entries.get((vhost, queue), {}).items()))
+    def queue_entries(self, vhost: str, queue: str) -> Iterator[tuple[int, int, int | None]]:
+        for seq, (message_id, expires) in sorted(self._entries.get((vhost, queue), {}).items()):
+            yield seq, message_id, expires
 
     def delivered_upto(self, vhost: str, queue: str) -> int:
         return self._delivered.get((vhost, queue), -1)

@@ -59,8 +59,8 @@ def test_everything_is_found_again_after_reopening(tmp_path: Path) -> None:
         assert recovered.exchanges == [topology[2]]
         assert sorted(recovered.queues) == sorted(topology[3:5])
         assert recovered.bindings == [topology[5]]
-        assert list(store.queue_entries("/", "q")) == [(i, i) for i in range(1, 10)]
-        assert list(store.queue_entries("other", "q")) == [(0, 3)]
+        assert list(store.queue_entries("/", "q")) == [(i, i, None) for i in range(1, 10)]
+        assert list(store.queue_entries("other", "q")) == [(0, 3, None)]
         assert store.delivered_upto("/", "q") == 4
         assert store.delivered_upto("other", "q") == -1
         assert store.load_header(9) == ("x", "a.9", b"\x10\x00\x02")
