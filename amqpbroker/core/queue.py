@@ -88,6 +88,8 @@ class Queue:
         self.deleted = False
         self.paused = False
         self._backlog: Lane | PriorityLanes = Lane()
+        self.message_count = 0
+        """How many messages are ready (in the backlog)."""
         self._next_seq = 0
         self.unacked_count = 0
         # Durable queues record their persistent messages here; transient ones have no journal.
@@ -119,10 +121,6 @@ class Queue:
     def exclusive(self) -> bool:
         return self.exclusive_owner is not None
 
-    @property
-    def message_count(self) -> int:
-        return len(self._backlog)
-
     def declared(self, timers: Timers) -> None:
         """Declared (again), or recovered: the queue keeps its deadlines on the broker's `timers`,
         and it counts as used now."""
@@ -134,34 +132,10 @@ class Queue:
 
     def push(self, message: Message) -> QueueEntry | None:
         """Adds a message at the end; None if the queue refuses it (`x-overflow` reject-publish)."""
-        limited = self._limited
-        if limited and self.settings.overflow != "drop-head" and self._would_overflow(message):
-            if self.settings.overflow == "reject-publish-dlx":
-                self.drop(self._enter(message), "maxlen")
-            return None
-        entry = self._enter(message)
-        if entry.expires is not None:
-            self._checked = True
-            if entry.expires <= self.timers.clock():
-                self._deliver_or_expire(entry)
-                return entry
-            self._want(entry.expires)
-        self._backlog.append(entry)
-        if limited:
-            self._bytes += message.size
-            self._drop_over_limits()
-        return entry
-
-    def _enter(self, message: Message) -> QueueEntry:
-        """A new entry for `message`: numbered, counted, journaled, with its expiry."""
         entry = QueueEntry(self._next_seq, message)
         self._next_seq += 1
-        ttl = self._ttl
-        expiration = message.expiration
-        if expiration is not None and (ttl is None or expiration / 1000 < ttl):
-            ttl = expiration / 1000
-        if ttl is not None:
-            entry.expires = self.timers.clock() + ttl
+        if self._ttl is not None or message.expiration is not None:
+            entry.expires = self._expiry(message)
         message.holders += 1
         if message.holders == 1:
             self.memory.add(message.size)
@@ -169,13 +143,49 @@ class Queue:
             message.refs += 1
             expires = None if entry.expires is None else self.timers.to_wall_ms(entry.expires)
             self.journal.append(Enqueue(self.vhost, self.name, entry.seq, message.message_id, expires), key=entry)
+        if self._checked or entry.expires is not None:
+            return self._admit(entry)
+        self._backlog.append(entry)
+        self.message_count += 1
         return entry
+
+    def _admit(self, entry: QueueEntry) -> QueueEntry | None:
+        """The rest of `push` for a queue with limits, or for an entry that expires."""
+        message = entry.message
+        limited = self._limited
+        if limited and self.settings.overflow != "drop-head" and self._would_overflow(message):
+            # Refused: the entry never joins the queue, and only reject-publish-dlx dead-letters it.
+            if self.settings.overflow == "reject-publish-dlx":
+                self.drop(entry, "maxlen")
+            else:
+                self.forget(entry)
+            return None
+        if entry.expires is not None:
+            self._checked = True
+            if entry.expires <= self.timers.clock():
+                self._deliver_or_expire(entry)
+                return entry
+            self._want(entry.expires)
+        self._backlog.append(entry)
+        self.message_count += 1
+        if limited:
+            self._bytes += message.size
+            self._drop_over_limits()
+        return entry
+
+    def _expiry(self, message: Message) -> float:
+        """When `message` expires in this queue: the shorter of the queue's TTL and its own."""
+        ttl = self._ttl
+        expiration = message.expiration
+        if expiration is not None and (ttl is None or expiration / 1000 < ttl):
+            ttl = expiration / 1000
+        return self.timers.clock() + ttl
 
     def _deliver_or_expire(self, entry: QueueEntry) -> None:
         """An entry that expires as it arrives (a TTL of 0) goes to a consumer ready for it now, or
         nowhere: RabbitMQ's way, which lets a TTL of 0 mean "deliver now or never"."""
         consumer = None
-        if not self._backlog and not self.paused and not self.deleted:
+        if not self.message_count and not self.paused and not self.deleted:
             consumer = self._ready_consumer()
         if consumer is None:
             self.drop(entry, "expired")
@@ -183,7 +193,7 @@ class Queue:
             consumer.channel.deliver(consumer, self, entry)
 
     def _would_overflow(self, message: Message) -> bool:
-        return (self._max_length is not None and len(self._backlog) >= self._max_length) or (
+        return (self._max_length is not None and self.message_count >= self._max_length) or (
             self._max_bytes is not None and self._bytes + message.size > self._max_bytes
         )
 
@@ -191,10 +201,11 @@ class Queue:
         """`x-overflow` drop-head: the oldest ready messages leave until the queue is within its limits."""
         backlog = self._backlog
         max_length, max_bytes = self._max_length, self._max_bytes
-        while (max_length is not None and len(backlog) > max_length) or (
+        while (max_length is not None and self.message_count > max_length) or (
             max_bytes is not None and self._bytes > max_bytes
         ):
             entry = backlog.take()
+            self.message_count -= 1
             self._bytes -= entry.message.size
             self.drop(entry, "maxlen")
 
@@ -203,6 +214,7 @@ class Queue:
         entry.message.refs += 1
         entry.message.holders += 1
         self._backlog.append(entry)
+        self.message_count += 1
         self._next_seq = max(self._next_seq, entry.seq + 1)
         if self._limited:
             self._bytes += entry.message.size
@@ -246,7 +258,10 @@ class Queue:
         """The next ready message, or None; one that expired on the way is dropped instead."""
         if self._checked:
             return self._take_checked()
-        return self._backlog.take()
+        entry = self._backlog.take()
+        if entry is not None:
+            self.message_count -= 1
+        return entry
 
     def _take_checked(self) -> QueueEntry | None:
         if self._idle_expires is not None:
@@ -255,6 +270,7 @@ class Queue:
         backlog = self._backlog
         now = None
         while (entry := backlog.take()) is not None:
+            self.message_count -= 1
             if self._limited:
                 self._bytes -= entry.message.size
             if entry.expires is None:
@@ -271,6 +287,7 @@ class Queue:
     def put_back(self, entry: QueueEntry) -> None:
         """Returns an entry taken but not delivered to where it was, as it was."""
         self._backlog.put_back(entry)
+        self.message_count += 1
         if self._checked:
             self._returned(entry)
 
@@ -281,6 +298,7 @@ class Queue:
         for entry in entries:
             entry.redelivered = True
             backlog.put_back(entry)
+            self.message_count += 1
             if self._checked:
                 self._returned(entry)
 
@@ -292,15 +310,16 @@ class Queue:
 
     def purge(self) -> int:
         count = self.message_count
-        for entry in self._backlog:
+        for entry in self._backlog.entries():
             self.forget(entry)
         self._backlog.clear()
+        self.message_count = 0
         self._bytes = 0
         return count
 
     def peek(self) -> list[QueueEntry]:
         """The ready messages in delivery order, without taking them."""
-        return list(self._backlog)
+        return list(self._backlog.entries())
 
     # timers
 
@@ -336,6 +355,7 @@ class Queue:
             if head.expires > now:
                 break
             entry = backlog.take()
+            self.message_count -= 1
             if self._limited:
                 self._bytes -= entry.message.size
             self.drop(entry, "expired")
@@ -374,10 +394,18 @@ class Queue:
         if self.paused or self.deleted:
             return
         backlog = self._backlog
-        while self.consumers and backlog:
+        consumers = self.consumers
+        while consumers and self.message_count:
             consumer = self._ready_consumer()
             if consumer is None:
                 return
-            entry = self.take()
-            if entry is None or not consumer.channel.deliver(consumer, self, entry):
+            if self._checked:
+                entry = self._take_checked()
+                if entry is None:
+                    return
+            else:
+                # Not empty, and nothing to check: the next entry is the one.
+                entry = backlog.take()
+                self.message_count -= 1
+            if not consumer.channel.deliver(consumer, self, entry):
                 return
