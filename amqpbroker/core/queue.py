@@ -251,7 +251,10 @@ class Queue:
                     journal.append(DeleteMessage(message.message_id))
 
     def drop(self, entry: QueueEntry, reason: str) -> None:
-        """The entry leaves the queue for `reason`: 'expired' | 'maxlen'."""
+        """The entry leaves the queue for `reason`: 'expired' | 'maxlen'.
+
+        It is out of the backlog already (or, refused by reject-publish-dlx, never joined it).
+        """
         self.forget(entry)
 
     def take(self) -> QueueEntry | None:

@@ -202,14 +202,17 @@ def test_queues_expire_in_deadline_order(peer, broker, clock) -> None:
 # x-expires
 
 
+def exists_after(broker: core.Broker, clock, seconds: float) -> bool:
+    """Whether queue "q" is still there once the clock moved on by `seconds` and the timer ran."""
+    clock.advance(seconds)
+    broker.expire()
+    return "q" in broker.vhosts["/"].queues
+
+
 def test_an_unused_queue_is_deleted_after_x_expires(peer, broker, clock) -> None:
     peer.declare("q", arguments={"x-expires": 1000})
-    clock.advance(0.999)
-    broker.expire()
-    assert "q" in broker.vhosts["/"].queues
-    clock.advance(0.001)
-    broker.expire()
-    assert "q" not in broker.vhosts["/"].queues
+    assert exists_after(broker, clock, 0.999)
+    assert not exists_after(broker, clock, 0.001)
 
 
 @pytest.mark.parametrize("use", ["declare", "passive", "get"])
@@ -220,31 +223,20 @@ def test_a_declare_or_get_uses_the_queue(peer, broker, clock, use) -> None:
         peer.get("q")
     else:
         peer.declare("q", arguments={"x-expires": 1000}, passive=use == "passive")
-    clock.advance(0.8)
-    broker.expire()
-    assert "q" in broker.vhosts["/"].queues
-    clock.advance(0.2)
-    broker.expire()
-    assert "q" not in broker.vhosts["/"].queues
+    assert exists_after(broker, clock, 0.8)
+    assert not exists_after(broker, clock, 0.2)
 
 
 def test_a_queue_with_a_consumer_does_not_expire(peer, broker, clock) -> None:
     peer.declare("q", arguments={"x-expires": 1000})
     tag = peer.consume("q")
-    clock.advance(5)
-    broker.expire()
-    assert "q" in broker.vhosts["/"].queues
+    assert exists_after(broker, clock, 5)
     peer.handle(spec.BasicCancel(consumer_tag=tag))
-    clock.advance(0.9)
-    broker.expire()
-    assert "q" in broker.vhosts["/"].queues
-    clock.advance(0.1)
-    broker.expire()
-    assert "q" not in broker.vhosts["/"].queues
+    assert exists_after(broker, clock, 0.9)
+    assert not exists_after(broker, clock, 0.1)
 
 
 def test_an_expired_exclusive_queue_leaves_its_connection(peer, broker, clock) -> None:
     peer.declare("q", exclusive=True, arguments={"x-expires": 1000})
-    clock.advance(1)
-    broker.expire()
+    assert not exists_after(broker, clock, 1)
     assert peer.client.exclusive_queues == set()

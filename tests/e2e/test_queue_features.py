@@ -11,7 +11,7 @@ import pika
 import pytest
 from pika.exceptions import ChannelClosedByBroker, NackError
 
-from .support import reply, unique, wait_until
+from .support import drain, reply, unique, wait_until
 
 
 def declared(cleanup, channel, prefix: str, **arguments: object) -> str:
@@ -26,15 +26,6 @@ def message_count(channel, queue: str) -> int:
 
 def publish(channel, queue: str, body: bytes, **properties: object) -> None:
     channel.basic_publish("", queue, body, pika.BasicProperties(**properties))
-
-
-def drain(channel, queue: str) -> list[bytes]:
-    found = []
-    while True:
-        method, _, body = channel.basic_get(queue, auto_ack=True)
-        if method is None:
-            return found
-        found.append(body)
 
 
 def test_queue_ttl_expires_messages(connection, channel, cleanup) -> None:
