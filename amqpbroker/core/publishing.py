@@ -93,10 +93,10 @@ class Publisher:
             stored = any(queue.journal is not None for queue in queues) and self._store(message)
             refused = False
             for queue in queues:
-                if queue.push(message) is None:
-                    refused = True
-                else:
+                if queue.push(message):
                     queue.dispatch()
+                else:
+                    refused = True
             if stored and not message.refs:
                 # Every durable queue refused it: the store need not have it after all.
                 self._vhost.journal.cancel(message)

@@ -130,8 +130,8 @@ class Queue:
             self._schedule_expiry()
         self._used()
 
-    def push(self, message: Message) -> QueueEntry | None:
-        """Adds a message at the end; None if the queue refuses it (`x-overflow` reject-publish)."""
+    def push(self, message: Message) -> bool:
+        """Adds a message at the end; False if the queue refuses it (`x-overflow` reject-publish)."""
         entry = QueueEntry(self._next_seq, message)
         self._next_seq += 1
         if self._ttl is not None or message.expiration is not None:
@@ -147,9 +147,9 @@ class Queue:
             return self._admit(entry)
         self._backlog.append(entry)
         self.message_count += 1
-        return entry
+        return True
 
-    def _admit(self, entry: QueueEntry) -> QueueEntry | None:
+    def _admit(self, entry: QueueEntry) -> bool:
         """The rest of `push` for a queue with limits, or for an entry that expires."""
         message = entry.message
         limited = self._limited
@@ -159,19 +159,19 @@ class Queue:
                 self.drop(entry, "maxlen")
             else:
                 self.forget(entry)
-            return None
+            return False
         if entry.expires is not None:
             self._checked = True
             if entry.expires <= self.timers.clock():
                 self._deliver_or_expire(entry)
-                return entry
+                return True
             self._want(entry.expires)
         self._backlog.append(entry)
         self.message_count += 1
         if limited:
             self._bytes += message.size
             self._drop_over_limits()
-        return entry
+        return True
 
     def _expiry(self, message: Message) -> float:
         """When `message` expires in this queue: the shorter of the queue's TTL and its own."""

@@ -165,3 +165,15 @@ def test_drop_head_on_a_durable_queue_removes_the_stored_entry() -> None:
     broker.commit()
     [(_, message_id, _)] = store.queue_entries("/", "q")
     assert store.load_body(message_id) == b"new"
+
+
+def test_a_direct_reply_is_confirmed_not_refused(peer, connect) -> None:
+    peer.consume("amq.rabbitmq.reply-to", no_ack=True)
+    peer.publish("", "nowhere", b"request", reply_to="amq.rabbitmq.reply-to")
+    replier = connect()
+    replier.channel(1)
+    confirm(replier)
+    reply_to = next(iter(peer.client.broker.reply_to))
+    replier.publish("", f"amq.rabbitmq.reply-to.{reply_to}", b"reply")
+    assert confirms(replier) == [("BasicAck", 1, False)]
+    assert peer.sink.bodies() == [b"reply"]
