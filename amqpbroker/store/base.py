@@ -92,6 +92,8 @@ class Enqueue(NamedTuple):
     queue: str
     seq: int
     message_id: int
+    expires: int | None = None
+    """When the entry expires, in milliseconds since the epoch; None if it never does."""
 
 
 class Dequeue(NamedTuple):
@@ -192,8 +194,8 @@ class Store(ABC):
     def _topology(self) -> Recovered: ...
 
     @abstractmethod
-    def queue_entries(self, vhost: str, queue: str) -> Iterator[tuple[int, int]]:
-        """The queue's `(seq, message_id)` entries in order."""
+    def queue_entries(self, vhost: str, queue: str) -> Iterator[tuple[int, int, int | None]]:
+        """The queue's `(seq, message_id, expires)` entries in order."""
 
     @abstractmethod
     def delivered_upto(self, vhost: str, queue: str) -> int:

@@ -59,6 +59,8 @@ _UPGRADABLE = {1}
 T = TypeVar("T")
 _INITIAL_MAP_SIZE = 256 * 1024 * 1024
 _U64 = struct.Struct(">Q")
+# An entry that expires: its message id and its expiry in milliseconds since the epoch.
+_ENTRY_EXPIRING = struct.Struct(">QQ")
 _DATABASES = (b"meta", b"vhosts", b"exchanges", b"queues", b"bindings", b"messages", b"bodies", b"entries",
               b"delivered")
 
@@ -241,7 +243,8 @@ class LmdbStore(Store):
         for op in ops:
             kind = type(op)
             if kind is Enqueue:
-                txn.put(_name_key(op.vhost, op.queue) + _U64.pack(op.seq), _U64.pack(op.message_id), db=db["entries"])
+                value = _U64.pack(op.message_id) if op.expires is None else _ENTRY_EXPIRING.pack(op.message_id, op.expires)
+                txn.put(_name_key(op.vhost, op.queue) + _U64.pack(op.seq), value, db=db["entries"])
             elif kind is Dequeue:
                 txn.delete(_name_key(op.vhost, op.queue) + _U64.pack(op.seq), db=db["entries"])
             elif kind is PutMessage:
@@ -306,8 +309,9 @@ class LmdbStore(Store):
         referenced: set[bytes] = set()
         last_seq: dict[bytes, bytes] = {}
         dropped: list[bytes] = []
-        for key, message_key in txn.cursor(db=db["entries"]):
+        for key, value in txn.cursor(db=db["entries"]):
             queue, seq = key[:-8], key[-8:]
+            message_key = value[:8]  # an expiring entry has its expiry after the message id
             found = complete.get(message_key)
             if found is None:
                 found = complete[message_key] = headers.set_key(message_key) and bodies.set_key(message_key)
@@ -348,7 +352,7 @@ class LmdbStore(Store):
                 bindings=[PutBinding(*_load(value)) for _, value in txn.cursor(db=db["bindings"])],
             )
 
-    def queue_entries(self, vhost: str, queue: str) -> Iterator[tuple[int, int]]:
+    def queue_entries(self, vhost: str, queue: str) -> Iterator[tuple[int, int, int | None]]:
         prefix = _name_key(vhost, queue)
         with self._reading(), self._env.begin() as txn:
             cursor = txn.cursor(db=self._db["entries"])
@@ -357,7 +361,11 @@ class LmdbStore(Store):
             for key, value in cursor:
                 if not key.startswith(prefix):
                     return
-                yield _U64.unpack_from(key, len(prefix))[0], _U64.unpack(value)[0]
+                seq = _U64.unpack_from(key, len(prefix))[0]
+                if len(value) == _U64.size:
+                    yield seq, _U64.unpack(value)[0], None
+                else:
+                    yield seq, *_ENTRY_EXPIRING.unpack(value)
 
     def delivered_upto(self, vhost: str, queue: str) -> int:
         with self._lock, self._reading(), self._env.begin() as txn:

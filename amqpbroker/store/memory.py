@@ -37,7 +37,7 @@ class MemoryStore(Store):
         self._queues: dict[tuple[str, str], PutQueue] = {}
         self._bindings: dict[tuple, PutBinding] = {}
         self._messages: dict[int, StoredMessage] = {}
-        self._entries: dict[tuple[str, str], dict[int, int]] = {}
+        self._entries: dict[tuple[str, str], dict[int, tuple[int, int | None]]] = {}
         self._delivered: dict[tuple[str, str], int] = {}
         self._crashed = False
 
@@ -45,7 +45,7 @@ class MemoryStore(Store):
         for op in ops:
             kind = type(op)
             if kind is Enqueue:
-                self._entries.setdefault((op.vhost, op.queue), {})[op.seq] = op.message_id
+                self._entries.setdefault((op.vhost, op.queue), {})[op.seq] = (op.message_id, op.expires)
             elif kind is Dequeue:
                 self._entries.get((op.vhost, op.queue), {}).pop(op.seq, None)
             elif kind is PutMessage:
@@ -78,7 +78,7 @@ class MemoryStore(Store):
         referenced: set[int] = set()
         for (vhost, queue), entries in self._entries.items():
             stored_queue = (vhost, queue) in self._queues
-            for seq, message_id in list(entries.items()):
+            for seq, (message_id, _) in list(entries.items()):
                 if not stored_queue:
                     mended.queueless += 1
                 elif message_id not in self._messages:
@@ -103,8 +103,9 @@ class MemoryStore(Store):
             bindings=list(self._bindings.values()),
         )
 
-    def queue_entries(self, vhost: str, queue: str) -> Iterator[tuple[int, int]]:
-        return iter(sorted(self._entries.get((vhost, queue), {}).items()))
+    def queue_entries(self, vhost: str, queue: str) -> Iterator[tuple[int, int, int | None]]:
+        for seq, (message_id, expires) in sorted(self._entries.get((vhost, queue), {}).items()):
+            yield seq, message_id, expires
 
     def delivered_upto(self, vhost: str, queue: str) -> int:
         return self._delivered.get((vhost, queue), -1)

@@ -238,7 +238,7 @@ def test_a_message_is_deleted_when_its_last_durable_queue_is_done_with_it(node: 
         client.send(spec.QueueBind(queue=name, exchange="x"))
     client.publish("x", "", b"shared")
     node.broker.commit()
-    (message_id,) = {message_id for _, message_id in node.store.queue_entries("/", "a")}
+    (message_id,) = {message_id for _, message_id, _ in node.store.queue_entries("/", "a")}
     client.drain("a")
     node.broker.commit()
     assert node.store.load_body(message_id) == b"shared"

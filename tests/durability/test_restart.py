@@ -345,7 +345,7 @@ def test_an_entry_whose_message_is_missing_is_skipped_at_start(broker_process: B
         channel.basic_publish("", "q", b"%d" % i, PERSISTENT)
     broker_process.stop()
     store = LmdbStore(str(broker_process.data_dir))
-    _, (seq, lost), _ = store.queue_entries("/", "q")
+    _, (seq, lost, _), _ = store.queue_entries("/", "q")
     store.apply([DeleteMessage(lost)])  # as a damaged disk might lose it
     store.close()
 

@@ -73,7 +73,8 @@ def restartable(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Rest
 
 
 def entries(store: Store, vhost: str = "/", queue: str = "q") -> list[tuple[int, int]]:
-    return list(store.queue_entries(vhost, queue))
+    """The queue's (seq, message_id) entries; `queue_entries` also gives each one's expiry."""
+    return [(seq, message_id) for seq, message_id, _ in store.queue_entries(vhost, queue)]
 
 
 def message(message_id: int, body: bytes = b"body", **fields: str) -> PutMessage:
@@ -289,6 +290,13 @@ def test_entries_of_queues_with_similar_names_stay_apart(store: Store) -> None:
     assert entries(store, "/q", "") == [(0, 3)]
     assert entries(store, "other", "q") == [(0, 4)]
     assert entries(store, "/", "") == []
+
+
+def test_an_entry_keeps_its_expiry(store: Store) -> None:
+    expires = 1_700_000_000_123
+    store.apply([message(1), Enqueue("/", "q", 0, 1), Enqueue("/", "q", 1, 1, expires), Enqueue("/", "r", 0, 1, 0)])
+    assert list(store.queue_entries("/", "q")) == [(0, 1, None), (1, 1, expires)]
+    assert list(store.queue_entries("/", "r")) == [(0, 1, 0)]
 
 
 def test_one_message_may_be_entered_in_many_queues(store: Store) -> None:

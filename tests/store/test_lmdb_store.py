@@ -64,8 +64,8 @@ def test_everything_is_found_again_after_reopening(tmp_path: Path) -> None:
         assert recovered.exchanges == [topology[2]]
         assert sorted(recovered.queues) == sorted(topology[3:5])
         assert recovered.bindings == [topology[5]]
-        assert list(store.queue_entries("/", "q")) == [(i, i) for i in range(1, 10)]
-        assert list(store.queue_entries("other", "q")) == [(0, 3)]
+        assert list(store.queue_entries("/", "q")) == [(i, i, None) for i in range(1, 10)]
+        assert list(store.queue_entries("other", "q")) == [(0, 3, None)]
         assert store.delivered_upto("/", "q") == 4
         assert store.delivered_upto("other", "q") == -1
         assert store.load_header(9) == ("x", "a.9", b"\x10\x00\x02")
@@ -149,7 +149,7 @@ def test_an_entry_whose_body_is_missing_is_dropped_with_its_header(
     try:
         with caplog.at_level(logging.INFO, logger="amqpbroker.store"):
             store.recover()
-        assert list(store.queue_entries("/", "q")) == [(0, 0), (2, 2)]
+        assert list(store.queue_entries("/", "q")) == [(0, 0, None), (2, 2, None)]
         with pytest.raises(KeyError):
             store.load_header(1)
         assert caplog.messages == ["queue 'q' in vhost '/': message 1 of entry 1 is missing from the store; skipped it"]
@@ -188,7 +188,7 @@ def test_a_version_1_directory_is_upgraded_and_its_messages_marked_delivered(tmp
     store = LmdbStore(str(path))
     try:
         assert store.recover().queues == [PutQueue("/", "q", False, {})]
-        assert list(store.queue_entries("/", "q")) == [(0, 1), (1, 1)]
+        assert list(store.queue_entries("/", "q")) == [(0, 1, None), (1, 1, None)]
         assert store.delivered_upto("/", "q") == 1
         assert store.load_body(1) == b"kept"
     finally:
