@@ -55,6 +55,9 @@ SYNC_EVERY = 20  # acks between two proofs (a confirmed persistent publish on th
 # What a client sees when the broker dies under it; pika raises ValueError when the broker dies
 # between its TCP connect and its first read.
 GONE = (pika.exceptions.AMQPError, OSError, ValueError)
+# "duplicates" counts every delivery of a message seen before: the requeued ones, and those a kill
+# left unacked.
+FIGURES = ("confirmed", "nacked", "delivered", "requeued", "duplicates")
 VIOLATIONS = ("lost", "acked_redelivered", "duplicates_without_redelivered", "order", "foreign")
 
 
@@ -129,6 +132,10 @@ class Ledger:
     def nacked(self) -> None:
         with self.lock:
             self.figures["nacked"] += 1
+
+    def requeued(self) -> None:
+        with self.lock:
+            self.figures["requeued"] += 1
 
     def snapshot(self) -> Counter:
         with self.lock:
@@ -272,6 +279,7 @@ class Consumer:
                 ledger.deliver(self.queue.name, message_id, redelivered)
                 if not self.run.draining.is_set() and self.rng.random() < REQUEUE_RATE:
                     channel.basic_nack(tag, requeue=True)
+                    ledger.requeued()
                 else:
                     channel.basic_ack(tag)
                     unproven.append(message_id)
@@ -442,8 +450,7 @@ def soak(cycles: int, seconds: float, seed: int, data_dir: Path, log_path: Path,
         for thread in threads:
             thread.join(5)
     totals["seconds"] = round(time.monotonic() - started)
-    result = {name: totals[name] for name in ("cycles", "seconds", "confirmed", "nacked", "delivered",
-                                              "duplicates", *VIOLATIONS)}
+    result = {name: totals[name] for name in ("cycles", "seconds", *FIGURES, *VIOLATIONS)}
     result["examples"] = run.ledger.examples
     print(f"total ({result['cycles']} cycles, {result['seconds']} s): " + _line(totals), file=out)
     for example in run.ledger.examples:
@@ -453,7 +460,7 @@ def soak(cycles: int, seconds: float, seed: int, data_dir: Path, log_path: Path,
 
 def _line(figures: Counter) -> str:
     return ", ".join(f"{name.replace('_', ' ')} {figures[name]}"
-                     for name in ("confirmed", "nacked", "delivered", "duplicates", *VIOLATIONS))
+                     for name in (*FIGURES, *VIOLATIONS))
 
 
 def main(argv: list[str] | None = None) -> int:
