@@ -26,24 +26,16 @@ from amqpbroker.protocol import spec
 from amqpbroker.protocol._frames import content_frames, method_frame
 from amqpbroker.testing import Broker
 
+from .raw import HEADER, FrameReader, handshake, raw_frame
+
 SESSIONS = 2_000
 LONG_SESSIONS = 30_000
 BLOCK = 100  # sessions between two checks that the healthy connection made progress
 WAIT_SECONDS = 20
 FUZZ_QUEUE = "fuzz"
 
-HEADER = b"AMQP\x00\x00\x09\x01"
-HANDSHAKE = HEADER + b"".join(method_frame(0, m.encode()) for m in (
-    spec.ConnectionStartOk(client_properties={"product": "fuzz"}, mechanism="PLAIN",
-                           response=b"\x00guest\x00guest", locale="en_US"),
-    spec.ConnectionTuneOk(channel_max=16, frame_max=4096, heartbeat=0),
-    spec.ConnectionOpen(virtual_host="/"),
-))
+HANDSHAKE = handshake()
 CHANNEL_OPEN = method_frame(1, spec.ChannelOpen().encode())
-
-
-def raw_frame(frame_type: int, channel: int, payload: bytes) -> bytes:
-    return struct.pack(">BHI", frame_type, channel, len(payload)) + payload + b"\xce"
 
 
 def publish(channel: int, body: bytes, routing_key: str = FUZZ_QUEUE) -> bytes:
@@ -120,23 +112,11 @@ KINDS: list[Callable[[random.Random], Session]] = [
 
 def read_close_code(sock: socket.socket) -> int | None:
     """The reply code of the connection.close the broker sends (None if the socket closed without one)."""
-    buffered = b""
     sock.settimeout(WAIT_SECONDS)
-    while True:
-        while len(buffered) >= 7:
-            frame_type, _channel, size = struct.unpack_from(">BHI", buffered)
-            if len(buffered) < size + 8:
-                break
-            payload, buffered = buffered[7:7 + size], buffered[size + 8:]
-            if frame_type == 1 and payload[:4] == b"\x00\x0a\x00\x32":
-                return spec.ConnectionClose.decode(payload).reply_code
-        try:
-            data = sock.recv(65536)
-        except ConnectionResetError:
-            return None
-        if not data:
-            return None
-        buffered += data
+    for _channel, method in FrameReader(sock).methods():
+        if isinstance(method, spec.ConnectionClose):
+            return method.reply_code
+    return None
 
 
 def run_session(port: int, data: bytes, expected: int | None) -> None:
