@@ -126,6 +126,16 @@ class ServerConnectionMachine(RuleBasedStateMachine):
         assert (close.reply_code, close.class_id, close.method_id) == (code, class_id, method_id), close
         assert events[-1] == ConnectionClosing(close.reply_code, close.reply_text), events
 
+    def refused(self, state: str | None, events: list, methods: list, class_id: int = 0, method_id: int = 0) -> None:
+        """The verdict on a frame for a channel that cannot take it: never opened (504), in the middle
+        of a content (505), or being closed by the server (dropped). None: no prediction."""
+        if state == "unopened":
+            self.expect_close(events, methods, ReplyCode.CHANNEL_ERROR, class_id, method_id)
+        elif state in ("header", "body"):
+            self.expect_close(events, methods, ReplyCode.UNEXPECTED_FRAME, class_id, method_id)
+        elif state == "closing":
+            assert (events, methods) == ([], [])
+
     @property
     def predictable(self) -> bool:
         return not self.unpredictable and self.closing_since is None and not self.closed
@@ -150,14 +160,10 @@ class ServerConnectionMachine(RuleBasedStateMachine):
             assert events == [ChannelOpened(channel)]
             assert methods == [(channel, spec.ChannelOpenOk())]
             self.open.add(channel)
-        elif state == "unopened":
+        elif state in ("unopened", "idle"):
             self.expect_close(events, methods, ReplyCode.CHANNEL_ERROR, 20, 10)
-        elif state == "idle":
-            self.expect_close(events, methods, ReplyCode.CHANNEL_ERROR, 20, 10)
-        elif state in ("header", "body"):
-            self.expect_close(events, methods, ReplyCode.UNEXPECTED_FRAME, 20, 10)
-        elif state == "closing":
-            assert (events, methods) == ([], [])
+        else:
+            self.refused(state, events, methods, 20, 10)
 
     @precondition(lambda self: not self.closed)
     @rule(channel=channels, split=splits)
@@ -168,15 +174,13 @@ class ServerConnectionMachine(RuleBasedStateMachine):
             assert events == [ChannelClosed(channel)]
             assert methods == [(channel, spec.ChannelCloseOk())]
             self.open.discard(channel)
-        elif state == "unopened":
-            self.expect_close(events, methods, ReplyCode.CHANNEL_ERROR, 20, 40)
-        elif state in ("header", "body"):
-            self.expect_close(events, methods, ReplyCode.UNEXPECTED_FRAME, 20, 40)
         elif state == "closing":
             # Both sides closed at once: the client's close is answered, no event (the broker already knows).
             assert (events, methods) == ([], [(channel, spec.ChannelCloseOk())])
             self.closing_channels.discard(channel)
             self.open.discard(channel)
+        else:
+            self.refused(state, events, methods, 20, 40)
 
     @precondition(lambda self: not self.closed)
     @rule(channel=channels, split=splits)
@@ -212,12 +216,8 @@ class ServerConnectionMachine(RuleBasedStateMachine):
         events, methods = self.feed(method(channel, m), split)
         if state == "idle":
             assert events == [MethodReceived(channel, m)] and methods == []
-        elif state == "unopened":
-            self.expect_close(events, methods, ReplyCode.CHANNEL_ERROR, m.CLASS_ID, m.METHOD_ID)
-        elif state in ("header", "body"):
-            self.expect_close(events, methods, ReplyCode.UNEXPECTED_FRAME, m.CLASS_ID, m.METHOD_ID)
-        elif state == "closing":
-            assert (events, methods) == ([], [])
+        else:
+            self.refused(state, events, methods, m.CLASS_ID, m.METHOD_ID)
 
     @precondition(lambda self: not self.closed)
     @rule(channel=channels, m=connection_methods, split=splits)
@@ -226,12 +226,8 @@ class ServerConnectionMachine(RuleBasedStateMachine):
         events, methods = self.feed(method(channel, m), split)
         if state == "idle":
             self.expect_close(events, methods, ReplyCode.COMMAND_INVALID, m.CLASS_ID, m.METHOD_ID)
-        elif state == "unopened":
-            self.expect_close(events, methods, ReplyCode.CHANNEL_ERROR, m.CLASS_ID, m.METHOD_ID)
-        elif state in ("header", "body"):
-            self.expect_close(events, methods, ReplyCode.UNEXPECTED_FRAME, m.CLASS_ID, m.METHOD_ID)
-        elif state == "closing":
-            assert (events, methods) == ([], [])
+        else:
+            self.refused(state, events, methods, m.CLASS_ID, m.METHOD_ID)
 
     @precondition(lambda self: not self.closed)
     @rule(m=st.one_of(plain_methods, connection_methods), split=splits)
@@ -250,12 +246,8 @@ class ServerConnectionMachine(RuleBasedStateMachine):
             assert (events, methods) == ([], [])
             self.content[channel] = None
             self.bodies[channel] = routing_key.encode()
-        elif state == "unopened":
-            self.expect_close(events, methods, ReplyCode.CHANNEL_ERROR, 60, 40)
-        elif state in ("header", "body"):
-            self.expect_close(events, methods, ReplyCode.UNEXPECTED_FRAME, 60, 40)
-        elif state == "closing":
-            assert (events, methods) == ([], [])
+        else:
+            self.refused(state, events, methods, 60, 40)
 
     @precondition(lambda self: not self.closed)
     @rule(channel=channels, size=st.integers(0, MAX_BODY), class_id=st.sampled_from([60, 60, 60, 50]),
@@ -278,12 +270,10 @@ class ServerConnectionMachine(RuleBasedStateMachine):
             else:
                 assert [type(e) for e in events] == [ContentReceived] and events[0].body == b"", events
                 del self.content[channel]
-        elif state == "unopened":
-            self.expect_close(events, methods, ReplyCode.CHANNEL_ERROR)
-        elif state in ("idle", "header", "body"):
+        elif state == "idle":
             self.expect_close(events, methods, ReplyCode.UNEXPECTED_FRAME)
-        elif state == "closing":
-            assert (events, methods) == ([], [])
+        else:
+            self.refused(state, events, methods)
 
     @precondition(lambda self: not self.closed)
     @rule(channel=channels, data=st.data(), split=splits)
@@ -305,12 +295,10 @@ class ServerConnectionMachine(RuleBasedStateMachine):
             else:
                 assert (events, methods) == ([], [])
                 self.content[channel] = due - size
-        elif state == "unopened":
-            self.expect_close(events, methods, ReplyCode.CHANNEL_ERROR)
-        elif state in ("idle", "header", "body"):
+        elif state == "idle":
             self.expect_close(events, methods, ReplyCode.UNEXPECTED_FRAME)
-        elif state == "closing":
-            assert (events, methods) == ([], [])
+        else:
+            self.refused(state, events, methods)
 
     @precondition(lambda self: not self.closed)
     @rule(channel=st.integers(0, CHANNEL_MAX + 2), split=splits)
