@@ -4,7 +4,8 @@
 Each cycle starts the broker (`python -m amqpbroker`, a free port, the same data directory every
 time), runs publishers with confirms (persistent messages to durable queues), consumers with manual
 acks, prefetch and some requeues (basic.nack), and raw clients that die in the middle of a frame,
-then kills the broker at a random moment, starts it again and lets the consumers drain the queues.
+then kills the broker at a random moment, starts it again (killing it once more early in a third
+of the cycles, while it recovers and redelivers) and lets the consumers drain the queues.
 After each cycle it checks:
 
 - lost: a confirmed message that was never acked (the queues are empty after the drain);
@@ -50,6 +51,7 @@ START_SECONDS = 20
 DRAIN_SECONDS = 60
 PREFETCH = 20
 REQUEUE_RATE = 0.05
+RECOVERY_KILL_RATE = 0.3
 WORK_SECONDS = 0.03
 SYNC_EVERY = 20  # acks between two proofs (a confirmed persistent publish on the consumer's channel)
 # What a client sees when the broker dies under it; pika raises ValueError when the broker dies
@@ -432,6 +434,11 @@ def soak(cycles: int, seconds: float, seed: int, data_dir: Path, log_path: Path,
             broker.kill()
             run.publishing.clear()
             broker.start()
+            if rng.random() < RECOVERY_KILL_RATE:
+                # Killed again while recovering and redelivering what the first kill left.
+                time.sleep(rng.uniform(0, 0.5))
+                broker.kill()
+                broker.start()
             drain(run, consumers)
             declare(broker, specs)  # and empty the queue of proofs, which would only slow recovery down
             figures = run.ledger.snapshot()
