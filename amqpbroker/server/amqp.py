@@ -62,8 +62,9 @@ class AMQPConnection:
         self._queued = 0
         self._in_flight = 0
         self._data_ready = trio.Event()
-        self._drained = trio.Event()
-        self._drained.set()
+        # Set by whatever may let a paused reader go on; only the reader replaces it (see _read_loop).
+        self._resume = trio.Event()
+        self._throttled = False
         self._finished = False
         self._closing = False
         self._published = False
@@ -88,8 +89,8 @@ class AMQPConnection:
     def send_content(self, channel: int, method: Any, properties: bytes, body: bytes) -> None:
         self.protocol.send_content(channel, method, properties, body)
         self._queued += len(body) + len(properties) + 64
-        if self._queued + self._in_flight >= HIGH_WATERMARK:
-            self._drained = trio.Event()
+        if not self.writable:
+            self._throttled = True
         self._data_ready.set()
 
     # Tasks
@@ -111,13 +112,15 @@ class AMQPConnection:
     async def _read_loop(self) -> None:
         protocol = self.protocol
         while not self._finished:
-            if not self._drained.is_set() or (self._published and self._gate.closed):
+            while True:
+                # Replaced before the check, so a wake-up between the check and the wait is not lost.
+                self._resume = trio.Event()
+                if self._may_read():
+                    break
                 # Not reading on purpose: the peer's silence meanwhile is no missed heartbeat.
                 self._reading_paused = True
-                await self._drained.wait()
-                if self._published and self._gate.closed:
-                    await self._gate.wait(self)
-                self._reading_paused = False
+                await self._resume.wait()
+            self._reading_paused = False
             try:
                 data = await self._stream.receive_some(_RECEIVE_SIZE)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -126,6 +129,20 @@ class AMQPConnection:
             if not data:
                 self._finish()
                 return
+
+    def _may_read(self) -> bool:
+        """False while the client's output is backed up, or while it publishes and an alarm is on
+        (then the gate holds it until the alarms clear)."""
+        if not self.writable:
+            return False
+        if self._published and self._gate.closed:
+            self._gate.hold(self)
+            return False
+        return True
+
+    def wake_reader(self) -> None:
+        """Something the reader may be paused for has changed."""
+        self._resume.set()
 
     async def _write_loop(self, cancel_scope: trio.CancelScope) -> None:
         protocol = self.protocol
@@ -139,8 +156,9 @@ class AMQPConnection:
             if data:
                 await stream.send_all(data)
             self._in_flight = 0
-            if not self._drained.is_set() and self.writable:
-                self._drained.set()
+            if self._throttled and self.writable:
+                self._throttled = False
+                self._resume.set()
                 if self.client is not None:
                     self.client.resume()
             if self._finished and not self._data_ready.is_set():
@@ -249,5 +267,6 @@ class AMQPConnection:
         self._data_ready.set()
 
     def _teardown(self) -> None:
+        self._gate.forget(self)
         if self.client is not None:
             self.client.close()
