@@ -1,6 +1,7 @@
 """Flow control for publishers: the broker's resource alarms (memory, disk) as one set. While any
-is on, publishing connections are held (not read from), and those that asked for it are told with
-`connection.blocked` and, once every alarm has cleared, `connection.unblocked`.
+is on, the publishes of every connection are held (see `amqp`), and the connections that asked are
+told with `connection.blocked`; once every alarm has cleared they are released, and told with
+`connection.unblocked`.
 """
 
 from __future__ import annotations
@@ -8,6 +9,8 @@ from __future__ import annotations
 import functools
 import logging
 from typing import TYPE_CHECKING
+
+import trio
 
 from ..core.memory import MemoryWatermark
 
@@ -24,6 +27,7 @@ class PublishGate:
     def __init__(self, memory: MemoryWatermark) -> None:
         self._alarms: set[str] = set()
         self._held: set[AMQPConnection] = set()
+        self._cleared = trio.Event()
         memory.on_alarm = functools.partial(self.set_alarm, "memory")
         if memory.alarm:
             self.set_alarm("memory", True)
@@ -37,8 +41,20 @@ class PublishGate:
         """What `connection.blocked` says, e.g. "low on disk"."""
         return "low on " + " & ".join(resource for resource in RESOURCES if resource in self._alarms)
 
+    async def run(self) -> None:
+        """Releases the held connections whenever every alarm has cleared. In a task of its own, so
+        that their publishes are not routed from inside whatever cleared the alarm (an ack, say)."""
+        while True:
+            await self._cleared.wait()
+            self._cleared = trio.Event()
+            if self._alarms:
+                continue  # on again already
+            held, self._held = self._held, set()
+            for connection in held:
+                connection.release_held()
+
     def hold(self, connection: AMQPConnection) -> None:
-        """Holds a publishing connection until every alarm has cleared; tells it once."""
+        """Holds a publishing connection's publishes until every alarm has cleared; tells it once."""
         if connection not in self._held:
             self._held.add(connection)
             connection.blocked(self.reason)
@@ -56,9 +72,5 @@ class PublishGate:
             return
         log.info("%s alarm cleared", resource)
         self._alarms.discard(resource)
-        if self._alarms:
-            return
-        held, self._held = self._held, set()
-        for connection in held:
-            connection.unblocked()
-            connection.wake_reader()
+        if not self._alarms:
+            self._cleared.set()
