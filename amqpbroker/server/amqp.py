@@ -43,6 +43,8 @@ log = logging.getLogger("amqpbroker.connection")
 # is not read, until the writer has caught up.
 HIGH_WATERMARK = 4 * 1024 * 1024
 _RECEIVE_SIZE = 256 * 1024
+# Bytes read from a client holding publishes before its socket is not read either; with the chunk
+# that crosses it, at most twice this much.
 HELD_LIMIT = _RECEIVE_SIZE
 # Methods that may overtake a held publish on its channel: they settle deliveries already made,
 # which nothing unrouted can change.

@@ -73,6 +73,7 @@ def test_client_that_stalls_before_the_connection_is_open_is_dropped(stall_after
         raw.read_until_closed(timeout=10)
 
 
+@pytest.mark.slow
 def test_open_connection_outlives_the_handshake_timeout() -> None:
     with Broker(port=0, handshake_timeout=0.5) as broker:
         connection = pika.BlockingConnection(pika.URLParameters(broker.url))

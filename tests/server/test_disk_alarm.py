@@ -3,11 +3,11 @@ the disk and memory alarms are one set: publishers stay blocked until both have 
 
 from __future__ import annotations
 
-import time
-
 import pika
 
 from amqpbroker.testing import Broker
+
+from .blocking import wait_for, watch_blocking
 
 LIMIT = 50_000_000
 
@@ -22,20 +22,6 @@ class FakeDisk:
         return self.free
 
 
-def wait_for(condition, connection: pika.BlockingConnection, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached"
-        connection.process_data_events(time_limit=0.05)
-
-
-def watch(connection: pika.BlockingConnection) -> list[str]:
-    events: list[str] = []
-    connection.add_on_connection_blocked_callback(lambda conn, frame: events.append(frame.method.reason))
-    connection.add_on_connection_unblocked_callback(lambda conn, frame: events.append("unblocked"))
-    return events
-
-
 def until_checked(disk: FakeDisk, connection: pika.BlockingConnection) -> None:
     """Until the monitor has read the free space at least twice more (once may have begun before)."""
     asked = len(disk.asked)
@@ -48,7 +34,7 @@ def test_low_disk_blocks_publishers_until_space_returns_and_consumers_go_on(tmp_
     with Broker(port=0, data_dir=str(tmp_path), disk_free_limit=LIMIT, free_space=disk.free_space) as broker:
         params = pika.URLParameters(broker.url)
         publisher = pika.BlockingConnection(params)
-        events = watch(publisher)
+        events = watch_blocking(publisher)
         channel = publisher.channel()
         channel.queue_declare("disk")
         channel.basic_publish("", "disk", b"before")
@@ -81,7 +67,7 @@ def test_publishers_stay_blocked_until_both_memory_and_disk_alarms_clear(tmp_pat
     ) as broker:
         params = pika.URLParameters(broker.url)
         publisher = pika.BlockingConnection(params)
-        events = watch(publisher)
+        events = watch_blocking(publisher)
         channel = publisher.channel()
         channel.queue_declare("both")
         channel.basic_publish("", "both", body)
@@ -124,7 +110,7 @@ def test_blocked_reason_names_every_alarm_that_is_on(tmp_path) -> None:
         until_checked(disk, first)
 
         second = pika.BlockingConnection(params)
-        events = watch(second)
+        events = watch_blocking(second)
         second.channel().basic_publish("", "reasons", b"x")
         wait_for(lambda: events == ["low on memory & disk"], second)
         second.close()
