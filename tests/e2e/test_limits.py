@@ -36,7 +36,9 @@ def test_message_over_the_max_size_closes_the_channel_and_the_connection_goes_on
         with pytest.raises(pika.exceptions.ChannelClosedByBroker) as closed:
             channel.queue_declare("limited", passive=True)
         assert closed.value.reply_code == 406
-        assert closed.value.reply_text == "PRECONDITION_FAILED - message size 1001 is larger than configured max size 1000"
+        assert closed.value.reply_text == (
+            "PRECONDITION_FAILED - message size 1001 is larger than configured max size 1000"
+        )
         assert connection.is_open
         again = connection.channel()
         assert again.queue_declare("limited", passive=True).method.message_count == 1
