@@ -69,7 +69,7 @@ class Persister:
         while (batch := self._broker.take_batch()) is not None:
             if not await self._write(batch):
                 return False
-        return True
+        return not self.hung
 
     async def _write(self, batch: Batch) -> bool:
         """Writes one batch and resolves it; whether the store has it."""

@@ -39,6 +39,7 @@ async def test_shutdown_gives_up_on_a_hung_store_write_and_says_so(caplog) -> No
                 await trio.to_thread.run_sync(store.writing.wait)  # the default vhost's write is under way
                 server.shutdown()
         assert server.store_hung
+        assert not server.store_flushed
         assert any(
             record.levelno == logging.ERROR and "did not finish writing" in record.getMessage()
             for record in caplog.records
@@ -56,4 +57,5 @@ async def test_shutdown_writes_what_is_pending_when_the_store_answers() -> None:
         broker.add_vhost("late")
         server.shutdown()
     assert not server.store_hung
+    assert server.store_flushed
     assert "late" in store.recover().vhosts
