@@ -2,7 +2,7 @@
 
 `Server.serve()` runs until cancelled or until `shutdown()`; shutdown tells every client
 `connection.close` 320 CONNECTION_FORCED, waits briefly for their close-ok, then for the store's
-last writes up to `Limits.shutdown_timeout`.
+last writes up to `Limits.shutdown_timeout` (StoreError if they failed or did not finish).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from .amqp import CLOSE_TIMEOUT, AMQPConnection
 from .disk import DiskMonitor, disk_free_bytes
 from .flow import PublishGate
 from .limits import Limits
+from ..store import StoreError
 from .persister import Persister
 
 log = logging.getLogger("amqpbroker")
@@ -57,8 +58,6 @@ class Server:
         self.connections: set[AMQPConnection] = set()
         self._gate = PublishGate(self.broker.memory)
         self._persister = Persister(self.broker)
-        self.store_flushed = False
-        """After `serve()`: everything the core journaled reached the store."""
         self._stopped = trio.Event()
         self._all_closed = trio.Event()
         self._all_closed.set()
@@ -84,7 +83,8 @@ class Server:
             self._persister.give_up_at(trio.current_time() + self.limits.shutdown_timeout)
             nursery.cancel_scope.cancel()
         # What the persister had not taken yet still belongs on disk.
-        self.store_flushed = await self._persister.flush()
+        if not await self._persister.flush():
+            raise StoreError("the store did not take the last writes at shutdown; they may not be durable")
         log.info("stopped")
 
     @property
