@@ -50,9 +50,10 @@ def expect(actual: object, expected: object, what: str) -> None:
         raise AssertionError(f"{what}: expected {expected!r}, got {actual!r}")
 
 
-def expect_dead_lettered(headers: dict, reason: str, queue: str, original_expiration: str | None = None) -> None:
+def expect_dead_lettered(headers: dict | None, reason: str, queue: str, original_expiration: str | None = None) -> None:
     """The headers RabbitMQ 3.x writes on a message dead-lettered once from `queue`, published there via
     the default exchange: one x-death entry and the x-first-death-* headers."""
+    headers = headers or {}
     deaths = headers.get("x-death")
     expect(len(deaths or ()), 1, f"x-death entries in {headers!r}")
     death = dict(deaths[0])

@@ -415,7 +415,7 @@ def quorum_queue(url: str, names: Names) -> None:
         method, _, _ = _get(connection, channel, queue)
         channel.basic_reject(method.delivery_tag, requeue=True)
         method, properties, _ = _get(connection, channel, queue)
-        redelivery = (method.redelivered, properties.headers.get("x-delivery-count"))
+        redelivery = (method.redelivered, (properties.headers or {}).get("x-delivery-count"))
         expect(redelivery, (True, 1), "redelivered, x-delivery-count")
         channel.basic_reject(method.delivery_tag, requeue=True)
         properties, body = _get_dead_letter(connection, channel, names)

@@ -94,7 +94,7 @@ async function messageCount(connection, queue) {
 
 // The headers RabbitMQ 3.x writes on a message dead-lettered once from `queue`, published there via
 // the default exchange: one x-death entry and the x-first-death-* headers.
-function expectDeadLettered(headers, reason, queue, originalExpiration) {
+function expectDeadLettered(headers = {}, reason, queue, originalExpiration) {
   const deaths = headers['x-death'] ?? [];
   assert.equal(deaths.length, 1, `x-death entries in ${JSON.stringify(headers)}`);
   const { time, ...death } = deaths[0];
@@ -480,7 +480,7 @@ async function quorum_queue(url, names) {
     channel.sendToQueue(queue, Buffer.from('poison'));
     channel.reject(await get(channel, queue), true);
     const message = await get(channel, queue);
-    const redelivery = [message.fields.redelivered, message.properties.headers['x-delivery-count']];
+    const redelivery = [message.fields.redelivered, message.properties.headers?.['x-delivery-count']];
     assert.deepEqual(redelivery, [true, 1], 'redelivered, x-delivery-count');
     channel.reject(message, true);
     const dead = await getDeadLetter(channel, names);
