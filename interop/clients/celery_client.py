@@ -12,19 +12,23 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import amqp.exceptions
+import kombu.exceptions
 from celery import Celery
 from celery.exceptions import Reject
 from kombu import Connection, Exchange, Queue
 
-from interop.clients.common import Names, expect, expect_dead_lettered, main, poll, wrong_password
+from interop.clients.common import Names, expect, expect_dead_lettered, main, nap, poll, wrong_password
 from interop.scenarios import (
     DEAD_LETTER_KEY,
     DELIVERY_LIMIT,
     HEARTBEAT,
+    MAX_LENGTH,
     MAX_PRIORITY,
+    MESSAGE_EXPIRATION,
     PATIENCE,
     PRIORITY_EXPECTED,
     PRIORITY_PUBLISHES,
+    QUEUE_TTL,
 )
 
 app = Celery("interop")
@@ -52,32 +56,35 @@ def refuse(self, report_to: str, requeue: bool) -> None:
     raise Reject(requeue=requeue)
 
 
-def _configure(url: str, names: Names, queue_arguments: dict | None = None) -> None:
+def _configure(url: str, names: Names, *queues: Queue, **options) -> None:
+    """Configure the app for one scenario: `queues` (the first is the default) or names("tasks")."""
     # Celery publishes to a direct queue through the default exchange, so x-death names exchange "".
-    tasks = Queue(names("tasks"), queue_arguments=queue_arguments)
+    queues = queues or (Queue(names("tasks")),)
     app.conf.update(
         broker_url=url,
         result_backend="rpc://",
-        task_queues=[tasks],
-        task_default_queue=tasks.name,
+        task_queues=queues,
+        task_default_queue=queues[0].name,
         broker_connection_retry_on_startup=False,
         # Broker heartbeats also wake the worker's event loop, so a warm shutdown takes 1 s, not 10.
         broker_heartbeat=HEARTBEAT,
         worker_prefetch_multiplier=1,
         worker_hijack_root_logger=False,
+        **options,
     )
 
 
 @contextmanager
-def _worker(names: Names) -> Iterator[None]:
-    """A real worker (solo pool) in a child process while the block runs."""
-    worker = multiprocessing.Process(
-        target=app.worker_main,
-        args=([
-            "worker", "--pool=solo", "--loglevel=WARNING", f"--hostname={names('worker')}@%h",
-            "--without-gossip", "--without-mingle", "--without-heartbeat",
-        ],),
-    )
+def _worker(names: Names, *queues: str) -> Iterator[None]:
+    """A real worker (solo pool) in a child process while the block runs, consuming from `queues`
+    (by default from every queue in task_queues)."""
+    argv = [
+        "worker", "--pool=solo", "--loglevel=WARNING", f"--hostname={names('worker')}@%h",
+        "--without-gossip", "--without-mingle", "--without-heartbeat",
+    ]
+    if queues:
+        argv.append(f"--queues={','.join(queues)}")
+    worker = multiprocessing.Process(target=app.worker_main, args=(argv,))
     worker.start()
     try:
         yield
@@ -89,7 +96,7 @@ def _worker(names: Names) -> Iterator[None]:
 def _reports(connection: Connection, queue: Queue, count: int) -> list:
     """The next `count` reports the tasks sent to `queue`."""
     queue = queue(connection.channel())
-    return [poll(lambda: queue.get(no_ack=True), lambda: None, "report").decode() for _ in range(count)]
+    return [poll(lambda: queue.get(no_ack=True), nap, "report").decode() for _ in range(count)]
 
 
 def _dead_letter_queue(connection: Connection, names: Names) -> tuple[Queue, dict]:
@@ -101,7 +108,7 @@ def _dead_letter_queue(connection: Connection, names: Names) -> tuple[Queue, dic
 
 
 def _get_dead_letter(queue: Queue, names: Names):
-    message = poll(lambda: queue.get(no_ack=True), lambda: None, "dead letter")
+    message = poll(lambda: queue.get(no_ack=True), nap, "dead letter")
     delivered = (message.delivery_info["exchange"], message.delivery_info["routing_key"])
     expect(delivered, (names("dlx"), DEAD_LETTER_KEY), "dead letter's exchange and key")
     return message
@@ -130,12 +137,34 @@ def rpc(url: str, names: Names) -> None:
         expect(shout.delay("ping").get(timeout=PATIENCE), "PING", "task result")
 
 
+def dead_letter_ttl(url: str, names: Names) -> None:
+    """Celery sends a task's `expires` (in seconds) as the message's expiration."""
+    with Connection(url) as connection:
+        dead_letters, arguments = _dead_letter_queue(connection, names)
+        ttl = Queue(names("ttl"), queue_arguments={**arguments, "x-message-ttl": QUEUE_TTL})
+        expiring = Queue(names("expiring"), queue_arguments=arguments)
+        _configure(url, names, ttl, expiring)
+        expires = int(MESSAGE_EXPIRATION) / 1000
+        sent = {
+            shout.apply_async(("queue-ttl",), queue=ttl.name).id: "queue-ttl",
+            shout.apply_async(("message-ttl",), queue=expiring.name, expires=expires).id: "message-ttl",
+        }
+        messages = [_get_dead_letter(dead_letters, names) for _ in "12"]
+        dead = {sent[message.headers["id"]]: message for message in messages}
+        expect(sorted(dead), ["message-ttl", "queue-ttl"], "dead letters")
+        expect_dead_lettered(dead["queue-ttl"].headers, "expired", ttl.name)
+        expect_dead_lettered(dead["message-ttl"].headers, "expired", expiring.name, MESSAGE_EXPIRATION)
+        expect(dead["message-ttl"].properties.get("expiration"), None, "expiration of the dead letter")
+        for queue in (ttl, expiring):
+            queue(connection.channel()).delete()
+
+
 def dead_letter_reject(url: str, names: Names) -> None:
     with Connection(url) as connection:
         dead_letters, arguments = _dead_letter_queue(connection, names)
         reports = Queue(names("reports"), exclusive=True, channel=connection.channel())
         reports.declare()
-        _configure(url, names, arguments)
+        _configure(url, names, Queue(names("tasks"), queue_arguments=arguments))
         refuse.delay(reports.name, False)
         with _worker(names):
             expect(_reports(connection, reports, 1), [[False, None]], "deliveries (redelivered, x-delivery-count)")
@@ -144,11 +173,36 @@ def dead_letter_reject(url: str, names: Names) -> None:
         expect_dead_lettered(message.headers, "rejected", names("tasks"))
 
 
+def max_length(url: str, names: Names) -> None:
+    with Connection(url) as connection:
+        reports = Queue(names("reports"), exclusive=True, channel=connection.channel())
+        reports.declare()
+        drop = Queue(names("drop"), queue_arguments={"x-max-length": MAX_LENGTH})
+        reject = Queue(names("reject"), queue_arguments={"x-max-length": MAX_LENGTH, "x-overflow": "reject-publish"})
+        _configure(url, names, drop, reject, broker_transport_options={"confirm_publish": True})
+        for n in range(MAX_LENGTH + 1):  # all queued before the worker starts
+            note.apply_async((reports.name, f"m{n}"), queue=drop.name)
+        outcomes = []
+        for n in range(MAX_LENGTH + 1):
+            try:
+                note.apply_async((reports.name, f"m{n}"), queue=reject.name)
+                outcomes.append("ack")
+            except kombu.exceptions.OperationalError as exc:
+                expect(type(exc.__cause__), amqp.exceptions.MessageNacked, f"cause of {exc!r}")
+                outcomes.append("nack")
+        expect(outcomes, ["ack"] * MAX_LENGTH + ["nack"], "confirms")
+        with _worker(names, drop.name):
+            tasks = _reports(connection, reports, MAX_LENGTH)
+        expect(tasks, [f"m{n}" for n in range(1, MAX_LENGTH + 1)], "tasks kept by drop-head")
+        for queue in (drop, reject):
+            queue(connection.channel()).delete()
+
+
 def priority(url: str, names: Names) -> None:
     with Connection(url) as connection:
         reports = Queue(names("reports"), exclusive=True, channel=connection.channel())
         reports.declare()
-        _configure(url, names, {"x-max-priority": MAX_PRIORITY})
+        _configure(url, names, Queue(names("tasks"), queue_arguments={"x-max-priority": MAX_PRIORITY}))
         for level, label in PRIORITY_PUBLISHES:  # all queued before the worker starts
             note.apply_async((reports.name, label), priority=level)
         with _worker(names):
@@ -160,7 +214,8 @@ def quorum_queue(url: str, names: Names) -> None:
         dead_letters, arguments = _dead_letter_queue(connection, names)
         reports = Queue(names("reports"), exclusive=True, channel=connection.channel())
         reports.declare()
-        _configure(url, names, {"x-queue-type": "quorum", "x-delivery-limit": DELIVERY_LIMIT, **arguments})
+        arguments = {"x-queue-type": "quorum", "x-delivery-limit": DELIVERY_LIMIT, **arguments}
+        _configure(url, names, Queue(names("tasks"), queue_arguments=arguments))
         refuse.delay(reports.name, True)
         with _worker(names):
             seen = _reports(connection, reports, 2)
@@ -172,5 +227,5 @@ def quorum_queue(url: str, names: Names) -> None:
 
 if __name__ == "__main__":
     main({scenario.__name__: scenario for scenario in (
-        connect, auth_refused, rpc, dead_letter_reject, priority, quorum_queue,
+        connect, auth_refused, rpc, dead_letter_ttl, dead_letter_reject, max_length, priority, quorum_queue,
     )})
