@@ -36,9 +36,12 @@ from interop.scenarios import (
 
 async def _get(queue: aio_pika.abc.AbstractQueue, *, no_ack: bool = False) -> aio_pika.abc.AbstractIncomingMessage:
     """basic.get, retried while the queue is still empty."""
-    async with asyncio.timeout(PATIENCE):
-        while (message := await queue.get(no_ack=no_ack, fail=False)) is None:
-            await asyncio.sleep(0.05)
+    try:
+        async with asyncio.timeout(PATIENCE):
+            while (message := await queue.get(no_ack=no_ack, fail=False)) is None:
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise TimeoutError(f"no message on {queue.name} within {PATIENCE} s") from None
     return message
 
 

@@ -65,7 +65,7 @@ def _quiet(channel) -> None:
 
 def _get(channel, queue: str, *, no_ack: bool = False) -> Message:
     """basic.get, retried while the queue is still empty."""
-    return poll(lambda: channel.basic.get(queue, no_ack=no_ack, auto_decode=False), nap, f"a message on {queue}")
+    return poll(lambda: channel.basic.get(queue, no_ack=no_ack, auto_decode=False), nap, f"message on {queue}")
 
 
 def _message_count(channel, queue: str) -> int:

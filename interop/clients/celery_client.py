@@ -101,7 +101,8 @@ def _reports(connection: Connection, queue: Queue, count: int) -> list:
 
 def _dead_letter_queue(connection: Connection, names: Names) -> tuple[Queue, dict]:
     """A DLX with its queue, and the arguments that make a queue dead-letter there."""
-    queue = Queue(names("dlq"), Exchange(names("dlx"), "direct", auto_delete=True), routing_key=DEAD_LETTER_KEY)
+    exchange = Exchange(names("dlx"), "direct", auto_delete=True)
+    queue = Queue(names("dlq"), exchange, routing_key=DEAD_LETTER_KEY, exclusive=True)
     queue = queue(connection.channel())
     queue.declare()
     return queue, {"x-dead-letter-exchange": names("dlx"), "x-dead-letter-routing-key": DEAD_LETTER_KEY}
@@ -171,6 +172,7 @@ def dead_letter_reject(url: str, names: Names) -> None:
             message = _get_dead_letter(dead_letters, names)
         expect(message.headers["task"], refuse.name, "dead letter's task")
         expect_dead_lettered(message.headers, "rejected", names("tasks"))
+        Queue(names("tasks"), channel=connection.channel()).delete()
 
 
 def max_length(url: str, names: Names) -> None:
@@ -207,6 +209,7 @@ def priority(url: str, names: Names) -> None:
             note.apply_async((reports.name, label), priority=level)
         with _worker(names):
             expect(_reports(connection, reports, len(PRIORITY_EXPECTED)), list(PRIORITY_EXPECTED), "order of tasks")
+        Queue(names("tasks"), channel=connection.channel()).delete()
 
 
 def quorum_queue(url: str, names: Names) -> None:

@@ -57,7 +57,7 @@ def _quiet(connection: Connection) -> None:
 
 def _get(connection: Connection, queue: Queue, *, no_ack: bool = False):
     """basic.get, retried while the queue is still empty."""
-    return poll(lambda: queue.get(no_ack=no_ack), lambda: _drain(connection), f"a message on {queue.name}")
+    return poll(lambda: queue.get(no_ack=no_ack), lambda: _drain(connection), f"message on {queue.name}")
 
 
 def _message_count(channel, name: str) -> int:

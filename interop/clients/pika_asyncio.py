@@ -91,7 +91,10 @@ async def _consume(channel, queue: str, *, auto_ack: bool = False, consumer_tag:
 
 async def _next(deliveries: asyncio.Queue):
     """The next (method, properties, body) from a consumer."""
-    return await asyncio.wait_for(deliveries.get(), PATIENCE)
+    try:
+        return await asyncio.wait_for(deliveries.get(), PATIENCE)
+    except TimeoutError:
+        raise TimeoutError(f"no delivery within {PATIENCE} s") from None
 
 
 async def _queue(channel, name: str = "", arguments: dict | None = None) -> str:

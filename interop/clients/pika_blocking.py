@@ -55,7 +55,7 @@ def _get(connection, channel, queue: str, *, auto_ack: bool = False):
         method, properties, body = channel.basic_get(queue, auto_ack=auto_ack)
         return None if method is None else (method, properties, body)
 
-    return poll(fetch, _pump(connection), f"a message on {queue}")
+    return poll(fetch, _pump(connection), f"message on {queue}")
 
 
 def _message_count(channel, queue: str) -> int:

@@ -655,7 +655,7 @@ public final class Scenarios {
             GetResponse message = get(channel, queue, false);
             Map<String, Object> headers = message.getProps().getHeaders();
             Object deliveryCount = headers == null ? null : headers.get("x-delivery-count");
-            expect(List.of(message.getEnvelope().isRedeliver(), deliveryCount), List.of(true, 1L),
+            expect(Arrays.asList(message.getEnvelope().isRedeliver(), deliveryCount), List.of(true, 1L),
                     "redelivered, x-delivery-count");
             channel.basicReject(message.getEnvelope().getDeliveryTag(), true);
             GetResponse dead = getDeadLetter(channel, names);
