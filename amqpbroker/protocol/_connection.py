@@ -32,6 +32,8 @@ from .events import (
 
 # RabbitMQ's defaults: max_message_size 128 MiB; the frame size accepted before tune-ok (4.1+, room for JWTs).
 MAX_MESSAGE_SIZE = 128 * 1024 * 1024
+# The largest max_message_size RabbitMQ accepts; at exactly this limit its reply text drops "configured".
+MAX_MESSAGE_SIZE_CEILING = 512 * 1024 * 1024
 INITIAL_FRAME_MAX = 8192
 # How long to wait for connection.close-ok after sending connection.close before giving up.
 CLOSE_TIMEOUT = 30.0
@@ -260,20 +262,25 @@ class ServerConnection:
                 return events
         reader = self._reader
         reader.feed(data)
-        frames, error = reader.read_frames()
-        for frame_type, channel, payload in frames:
-            try:
-                if self._state == _OPEN and channel:
-                    self._channel_frame(frame_type, channel, payload, events)
-                else:
-                    self._other_frame(frame_type, channel, payload, events)
-            except _ProtocolError as exc:
-                self._fail(exc, events)
-            if self._state == _CLOSED:
+        while True:
+            # Until the connection is open, one frame at a time: tune-ok changes frame_max, and the
+            # frames after it must be held to the new limit even when they arrived in the same read.
+            one = self._state < _OPEN
+            frames, error = reader.read_frames(1 if one else 0)
+            for frame_type, channel, payload in frames:
+                try:
+                    if self._state == _OPEN and channel:
+                        self._channel_frame(frame_type, channel, payload, events)
+                    else:
+                        self._other_frame(frame_type, channel, payload, events)
+                except _ProtocolError as exc:
+                    self._fail(exc, events)
+                if self._state == _CLOSED:
+                    return events
+            if error is not None and self._state < _CLOSING:
+                self._fail(_ProtocolError(ReplyCode.FRAME_ERROR, str(error)), events)
+            if error is not None or not one or not frames:
                 return events
-        if error is not None and self._state < _CLOSING:
-            self._fail(_ProtocolError(ReplyCode.FRAME_ERROR, str(error)), events)
-        return events
 
     def _fail(self, exc: _ProtocolError, events: list[Event]) -> None:
         if self._state >= _CLOSING:
@@ -400,8 +407,10 @@ class ServerConnection:
                 f"expected content header for class {method.CLASS_ID}, got one for class {class_id} instead",
             )
         if body_size > self._max_message_size:
-            text = (f"PRECONDITION_FAILED - message size {body_size} is larger than configured max size "
-                    f"{self._max_message_size}")
+            # Refused from the declared size, before any of the body is buffered; the channel then
+            # drops the body frames until the client's close-ok.
+            limit = "max size" if self._max_message_size == MAX_MESSAGE_SIZE_CEILING else "configured max size"
+            text = f"PRECONDITION_FAILED - message size {body_size} is larger than {limit} {self._max_message_size}"
             self.close_channel(channel, ReplyCode.PRECONDITION_FAILED, text, method.CLASS_ID, method.METHOD_ID)
             events.append(ChannelClosing(channel, ReplyCode.PRECONDITION_FAILED, text))
             return
