@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from ..store import MemoryStore, Store
 from ..store.base import DeleteVHost, PutVHost
+from .arguments import settings_from_arguments
 from .commits import Batch, CommitTracker
 from .confirms import Confirms
 from .errors import ConnectionException
@@ -116,6 +117,7 @@ class Broker:
                 durable=True,
                 auto_delete=record.auto_delete,
                 arguments=record.arguments,
+                settings=settings_from_arguments(record.arguments),
                 journal=self.journal,
                 memory=self.memory,
             )

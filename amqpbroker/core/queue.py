@@ -12,6 +12,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, Iterable
 
 from ..store.base import DeleteMessage, Dequeue, Enqueue
+from .arguments import QueueSettings
 from .memory import MemoryWatermark
 from .message import Message, QueueEntry
 
@@ -61,6 +62,7 @@ class Queue:
         exclusive_owner: Any = None,
         auto_delete: bool = False,
         arguments: dict | None = None,
+        settings: QueueSettings = QueueSettings(),  # frozen, so one default is safe to share
         journal: Journal | None = None,
         memory: MemoryWatermark | None = None,
     ) -> None:
@@ -70,6 +72,8 @@ class Queue:
         self.exclusive_owner = exclusive_owner
         self.auto_delete = auto_delete
         self.arguments = arguments or {}
+        # What the arguments ask of this queue, validated; the arguments are kept as declared.
+        self.settings = settings
         self.consumers: deque[Consumer] = deque()
         self.had_consumers = False
         self.deleted = False

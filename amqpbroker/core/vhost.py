@@ -11,8 +11,17 @@ import os
 from typing import Any, Collection
 
 from ..store.base import DeleteBinding, DeleteExchange, DeleteQueue, PutBinding, PutExchange, PutQueue
+from .arguments import (
+    QUEUE_TYPE_ARGUMENTS,
+    alternate_exchange,
+    check_server_named,
+    erlang_text,
+    queue_settings,
+    same_argument,
+    type_name,
+)
 from .errors import ChannelException, ConnectionException
-from .exchanges import EXCHANGE_TYPES, Binding, Exchange, freeze, make_exchange
+from .exchanges import EXCHANGE_TYPES, Binding, Exchange, make_exchange
 from .journal import Journal
 from .memory import MemoryWatermark
 from .queue import Queue
@@ -24,21 +33,6 @@ DEFAULT_EXCHANGES = {
     "amq.headers": "headers",
     "amq.match": "headers",
 }
-
-# Queue arguments RabbitMQ compares on redeclare; others are stored but not checked.
-_CHECKED_QUEUE_ARGUMENTS = (
-    "x-expires",
-    "x-message-ttl",
-    "x-dead-letter-exchange",
-    "x-dead-letter-routing-key",
-    "x-max-length",
-    "x-max-length-bytes",
-    "x-max-priority",
-    "x-overflow",
-    "x-queue-mode",
-    "x-queue-type",
-    "x-single-active-consumer",
-)
 
 
 def random_name(prefix: str) -> str:
@@ -54,25 +48,15 @@ def _kind(destination: Queue | Exchange) -> str:
     return "queue" if isinstance(destination, Queue) else "exchange"
 
 
+# An argument missing from a field table, unlike one present with a void value.
+_ABSENT = object()
+
+
 def _describe_value(value: Any) -> str:
-    """An argument value as RabbitMQ words it in an 'inequivalent arg' error."""
-    if value is None:
+    """An argument value as RabbitMQ words it in an 'inequivalent arg' error when the other is absent."""
+    if value is _ABSENT:
         return "none"
-    if isinstance(value, bool):
-        type_name = "bool"
-    elif isinstance(value, int):
-        type_name = "signedint" if -(2**31) <= value < 2**31 else "long"
-    elif isinstance(value, float):
-        type_name = "double"
-    elif isinstance(value, (bytes, bytearray)):
-        type_name = "binary"
-    elif isinstance(value, dict):
-        type_name = "table"
-    elif isinstance(value, (list, tuple)):
-        type_name = "array"
-    else:
-        type_name = "longstr"
-    return f"the value '{value}' of type '{type_name}'"
+    return f"the value '{erlang_text(value)}' of type '{type_name(value)}'"
 
 
 class VHost:
@@ -119,6 +103,7 @@ class VHost:
                 )
             if type not in EXCHANGE_TYPES:
                 raise ConnectionException.command_invalid(f"invalid exchange type '{type}'")
+            alternate_exchange(arguments or {}, exchange=name, vhost=self.name)
             exchange = make_exchange(
                 name, type, durable=durable, auto_delete=auto_delete, internal=internal, arguments=arguments
             )
@@ -214,12 +199,27 @@ class VHost:
         if passive:
             return self.get_queue(name, connection)
         if not name:
+            check_server_named(arguments or {})
             name = random_name("amq.gen-")
         elif name.startswith("amq."):
             # Like RabbitMQ, refused even if such a queue exists: only the server names `amq.` queues.
             raise ChannelException.access_refused(f"queue name '{name}' contains reserved prefix 'amq.*'")
         existing = self.queues.get(name)
         if existing is None:
+            settings = queue_settings(
+                arguments or {},
+                durable=durable,
+                exclusive=exclusive,
+                auto_delete=auto_delete,
+                queue=name,
+                vhost=self.name,
+            )
+            if settings.queue_type == "stream":
+                # RabbitMQ serves streams to 0-9-1 consumers by offset; we have no stream store, and a
+                # classic queue in its place would hand out destructively what readers expect to keep.
+                raise ConnectionException.not_implemented(
+                    f"queue type 'stream' is not supported: cannot declare {self._describe('queue', name)}"
+                )
             queue = Queue(
                 name,
                 self.name,
@@ -227,6 +227,7 @@ class VHost:
                 exclusive_owner=connection if exclusive else None,
                 auto_delete=auto_delete,
                 arguments=arguments,
+                settings=settings,
                 journal=self.journal,
                 memory=self.memory,
             )
@@ -248,18 +249,23 @@ class VHost:
                     f"inequivalent arg '{arg}' for {what}: received '{_flag(received)}' "
                     f"but current is '{_flag(current)}'"
                 )
-        self._check_arguments(what, arguments or {}, existing.arguments, _CHECKED_QUEUE_ARGUMENTS)
+        checked = QUEUE_TYPE_ARGUMENTS[existing.settings.queue_type]
+        self._check_arguments(what, arguments or {}, existing.arguments, checked)
         return existing
 
     def _check_arguments(self, what: str, received: dict, current: dict, checked: tuple[str, ...]) -> None:
         for arg in checked:
-            new, old = received.get(arg), current.get(arg)
-            if freeze(new) == freeze(old):
+            new, old = received.get(arg, _ABSENT), current.get(arg, _ABSENT)
+            if new is _ABSENT and old is _ABSENT:
                 continue
-            if new is None or old is None:
+            if new is not _ABSENT and old is not _ABSENT and same_argument(new, old):
+                continue
+            if arg == "x-queue-type" and "classic" in (new, old) and _ABSENT in (new, old):
+                continue  # a classic queue may be declared with or without naming its type
+            if new is _ABSENT or old is _ABSENT:
                 received_text, current_text = _describe_value(new), _describe_value(old)
             else:
-                received_text, current_text = f"'{new}'", f"'{old}'"
+                received_text, current_text = f"'{erlang_text(new)}'", f"'{erlang_text(old)}'"
             raise ChannelException.precondition_failed(
                 f"inequivalent arg '{arg}' for {what}: received {received_text} but current is {current_text}"
             )

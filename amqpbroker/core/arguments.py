@@ -1,0 +1,422 @@
+"""Queue, consumer and exchange arguments: which RabbitMQ 3.10 accepts, and the settings they give.
+
+`queue_settings` validates a queue.declare's arguments as RabbitMQ 3.10 does (same checks, same order,
+same reply texts, which quote Erlang terms such as `{value_negative,-1}`) and turns them into a
+`QueueSettings` that the queue reads. `settings_from_arguments` is the same translation without
+the checks, for queues recovered from disk. The argument names map to policy names by dropping
+`x-`, so a policy can later feed the same table.
+
+Field tables reach us as Python values, so an integer's wire type (byte, short, long ...) is gone;
+in reply texts an integer is called 'signedint' when it fits 32 bits and 'long' otherwise, which is
+what pika and most clients send.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from .errors import ChannelException
+
+# RabbitMQ names queue types after the Erlang modules that implement them.
+_TYPE_MODULES = {"classic": "rabbit_classic_queue", "quorum": "rabbit_quorum_queue", "stream": "rabbit_stream_queue"}
+
+MAX_PRIORITY = 255
+# rabbit_misc:check_expiry: ten years in milliseconds.
+_MAX_EXPIRY = 315_360_000_000
+_MAX_STREAM_SEGMENT_SIZE = 3_000_000_000
+_OVERFLOW_MODES = ("drop-head", "reject-publish", "reject-publish-dlx")
+
+# The arguments each queue type knows (RabbitMQ's capabilities/0 of each type). An argument another
+# type knows is refused; one no type knows is kept and ignored. These are also the arguments
+# compared when a queue of that type is declared again.
+QUEUE_TYPE_ARGUMENTS: dict[str, tuple[str, ...]] = {
+    "classic": (
+        "x-expires", "x-message-ttl", "x-dead-letter-exchange", "x-dead-letter-routing-key",
+        "x-max-length", "x-max-length-bytes", "x-max-priority", "x-overflow", "x-queue-mode",
+        "x-queue-version", "x-single-active-consumer", "x-queue-type", "x-queue-master-locator",
+    ),
+    "quorum": (
+        "x-dead-letter-exchange", "x-dead-letter-routing-key", "x-dead-letter-strategy", "x-expires",
+        "x-max-length", "x-max-length-bytes", "x-max-in-memory-length", "x-max-in-memory-bytes",
+        "x-overflow", "x-single-active-consumer", "x-queue-type", "x-quorum-initial-group-size",
+        "x-delivery-limit", "x-message-ttl", "x-queue-leader-locator",
+    ),
+    "stream": (
+        "x-max-length-bytes", "x-queue-type", "x-max-age", "x-stream-max-segment-size-bytes",
+        "x-initial-cluster-size", "x-queue-leader-locator",
+    ),
+}
+_CONSUMER_TYPE_ARGUMENTS: dict[str, tuple[str, ...]] = {
+    "classic": ("x-cancel-on-ha-failover", "x-priority", "x-credit"),
+    "quorum": ("x-priority", "x-credit"),
+    "stream": ("x-stream-offset", "x-credit"),
+}
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    """What a queue's arguments (and later its policy) ask of it, typed and validated."""
+
+    queue_type: str = "classic"  # "classic" | "quorum" | "stream"
+    message_ttl: int | None = None  # ms
+    expires: int | None = None  # ms
+    dead_letter_exchange: str | None = None
+    dead_letter_routing_key: str | None = None
+    max_length: int | None = None
+    max_length_bytes: int | None = None
+    overflow: str = "drop-head"  # "drop-head" | "reject-publish" | "reject-publish-dlx"
+    max_priority: int | None = None  # 0..255
+    single_active_consumer: bool = False
+    delivery_limit: int | None = None  # quorum only
+
+
+@dataclass(frozen=True)
+class ConsumerSettings:
+    """What a basic.consume's arguments ask: its priority among the queue's consumers."""
+
+    priority: int = 0
+    cancel_on_ha_failover: bool = False
+
+
+def type_name(value: Any) -> str:
+    """The AMQP field type RabbitMQ would name for a decoded field-table value."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "signedint" if -(2**31) <= value < 2**31 else "long"
+    if isinstance(value, str):
+        return "longstr"
+    if isinstance(value, float):
+        return "double"
+    if isinstance(value, decimal.Decimal):
+        return "decimal"
+    if isinstance(value, (bytes, bytearray)):
+        return "binary"
+    if isinstance(value, dict):
+        return "table"
+    if isinstance(value, (list, tuple)):
+        return "array"
+    if isinstance(value, datetime.datetime):
+        return "timestamp"
+    return "void"
+
+
+def erlang_text(value: Any) -> str:
+    """A field value as RabbitMQ prints it inside quotes: strings bare, booleans in lower case."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("latin-1")
+    return str(value)
+
+
+def same_argument(a: Any, b: Any) -> bool:
+    """Whether two argument values are equivalent on redeclare. RabbitMQ compares integers of any
+    width by value and any two strings by their bytes (a longstr equals a byte array), but a boolean
+    never equals an integer, nor an integer a float."""
+    return _comparable(a) == _comparable(b)
+
+
+def _comparable(value: Any) -> tuple[str, Any]:
+    if isinstance(value, str):
+        return "binary", value.encode()
+    if isinstance(value, (bytes, bytearray)):
+        return "binary", bytes(value)
+    if _is_integer(value):
+        return "int", value
+    return type_name(value), value
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _erlang_string(text: str) -> str:
+    """A string as Erlang's ~p prints it."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+    return '"' + escaped.replace("\t", "\\t") + '"'
+
+
+# Validators return None when the value is acceptable, else the error term RabbitMQ prints.
+Validator = Callable[[Any, Mapping[str, Any]], "str | None"]
+
+
+def _check_int(value: Any, arguments: Mapping[str, Any]) -> str | None:
+    if _is_integer(value):
+        return None
+    return _erlang_string(f"expected integer, got {type_name(value)}")
+
+
+def _check_bool(value: Any, arguments: Mapping[str, Any]) -> str | None:
+    return None if isinstance(value, bool) else f"{{unacceptable_type,{type_name(value)}}}"
+
+
+def _check_non_negative(value: Any, arguments: Mapping[str, Any]) -> str | None:
+    error = _check_int(value, arguments)
+    if error is None and value < 0:
+        return f"{{value_negative,{value}}}"
+    return error
+
+
+def _check_positive(value: Any, arguments: Mapping[str, Any]) -> str | None:
+    error = _check_non_negative(value, arguments)
+    if error is None and value == 0:
+        return "{value_zero,0}"
+    return error
+
+
+def _expiry_error(value: int) -> str | None:
+    if value < 0:
+        return f"{{value_negative,{value}}}"
+    if value > _MAX_EXPIRY:
+        return f"{{value_too_large,{value}}}"
+    return None
+
+
+def _check_expires(value: Any, arguments: Mapping[str, Any]) -> str | None:
+    error = _check_int(value, arguments)
+    if error is not None:
+        return error
+    return "{value_zero,0}" if value == 0 else _expiry_error(value)
+
+
+def _check_message_ttl(value: Any, arguments: Mapping[str, Any]) -> str | None:
+    error = _check_int(value, arguments)
+    return error if error is not None else _expiry_error(value)
+
+
+def _check_max_priority(value: Any, arguments: Mapping[str, Any]) -> str | None:
+    error = _check_non_negative(value, arguments)
+    if error is None and value > MAX_PRIORITY:
+        return f"{{max_value_exceeded,{value}}}"
+    return error
+
+
+def _one_of(choices: tuple[str, ...], invalid: Callable[[str], str]) -> Validator:
+    """A validator for a string argument that must be one of `choices`."""
+
+    def check(value: Any, arguments: Mapping[str, Any]) -> str | None:
+        if not isinstance(value, str):
+            return f"{{unacceptable_type,{type_name(value)}}}"
+        return None if value in choices else invalid(value)
+
+    return check
+
+
+def _check_dead_letter_routing_key(value: Any, arguments: Mapping[str, Any]) -> str | None:
+    if not isinstance(value, str):
+        return f"{{unacceptable_type,{type_name(value)}}}"
+    return None if "x-dead-letter-exchange" in arguments else "routing_key_but_no_dlx_defined"
+
+
+def _check_queue_version(value: Any, arguments: Mapping[str, Any]) -> str | None:
+    error = _check_non_negative(value, arguments)
+    if error is None and value not in (1, 2):
+        return _erlang_string(f"unsupported queue version '{value}'")
+    return error
+
+
+def _check_max_age(value: Any, arguments: Mapping[str, Any]) -> str | None:
+    if not isinstance(value, str):
+        return f"{{unacceptable_type,{type_name(value)}}}"
+    match = re.fullmatch(r"([0-9]+)([YMDhms])", value)
+    return None if match and int(match[1]) > 0 else "invalid_max_age"
+
+
+# RabbitMQ's declare_args(), in its order: the first failing check is the one reported.
+# x-dead-letter-exchange is not here: `queue_settings` refuses a non-string one first.
+_DECLARE_VALIDATORS: tuple[tuple[str, Validator], ...] = (
+    ("x-expires", _check_expires),
+    ("x-message-ttl", _check_message_ttl),
+    ("x-dead-letter-routing-key", _check_dead_letter_routing_key),
+    ("x-dead-letter-strategy", _one_of(("at-most-once", "at-least-once"), lambda value: "invalid_dlx_strategy")),
+    ("x-max-length", _check_non_negative),
+    ("x-max-length-bytes", _check_non_negative),
+    ("x-max-in-memory-length", _check_non_negative),
+    ("x-max-in-memory-bytes", _check_non_negative),
+    ("x-max-priority", _check_max_priority),
+    ("x-overflow", _one_of(_OVERFLOW_MODES, lambda value: "invalid_overflow")),
+    ("x-queue-mode", _one_of(("default", "lazy"), lambda value: _erlang_string(f"unsupported queue mode '{value}'"))),
+    ("x-queue-version", _check_queue_version),
+    ("x-single-active-consumer", _check_bool),
+    ("x-quorum-initial-group-size", _check_positive),
+    ("x-max-age", _check_max_age),
+    ("x-stream-max-segment-size-bytes", _check_non_negative),
+    ("x-initial-cluster-size", _check_positive),
+    (
+        "x-queue-leader-locator",
+        _one_of(("client-local", "balanced", "random", "least-leaders"), lambda value: "invalid_queue_locator_arg"),
+    ),
+)
+_CHECK_QUEUE_TYPE = _one_of(tuple(_TYPE_MODULES), lambda value: _erlang_string(f"unsupported queue type '{value}'"))
+_CONSUME_VALIDATORS: tuple[tuple[str, Validator], ...] = (
+    ("x-priority", _check_int),
+    ("x-cancel-on-ha-failover", _check_bool),
+)
+
+
+def _describe(queue: str, vhost: str) -> str:
+    return f"queue '{queue}' in vhost '{vhost}'"
+
+
+def _validate(
+    arguments: Mapping[str, Any],
+    validators: tuple[tuple[str, Validator], ...],
+    known: tuple[str, ...],
+    refused: set[str],
+    queue_type: str,
+    what: str,
+) -> None:
+    """Checks the known arguments' values in validator order, then refuses other types' arguments in
+    the table's order, as rabbit_amqqueue does."""
+    for key, check in validators:
+        if key in known and key in arguments:
+            error = check(arguments[key], arguments)
+            if error is not None:
+                raise ChannelException.precondition_failed(f"invalid arg '{key}' for {what}: {error}")
+    for key in arguments:
+        if key in refused:
+            raise ChannelException.precondition_failed(
+                f"invalid arg '{key}' for {what} of queue type {_TYPE_MODULES[queue_type]}"
+            )
+
+
+def _others(table: dict[str, tuple[str, ...]], queue_type: str) -> set[str]:
+    return {key for keys in table.values() for key in keys} - set(table[queue_type])
+
+
+def check_server_named(arguments: Mapping[str, Any]) -> None:
+    """Refuses an empty queue name for the types whose queues RabbitMQ never names itself."""
+    queue_type = arguments.get("x-queue-type")
+    if queue_type in ("quorum", "stream"):
+        raise ChannelException.precondition_failed(
+            f"Cannot declare a server-named queue for type {_TYPE_MODULES[queue_type]}"
+        )
+
+
+def queue_settings(
+    arguments: Mapping[str, Any],
+    *,
+    durable: bool,
+    exclusive: bool,
+    auto_delete: bool,
+    queue: str = "",
+    vhost: str = "/",
+) -> QueueSettings:
+    """The settings of a new queue, or the 406 RabbitMQ answers to its declaration.
+
+    `queue` and `vhost` only name the queue in reply texts. A durable exclusive queue is not durable,
+    as in RabbitMQ.
+    """
+    what = _describe(queue, vhost)
+    dead_letter_exchange = arguments.get("x-dead-letter-exchange", "")
+    if not isinstance(dead_letter_exchange, str):
+        # rabbit_channel checks this before the queue type's own checks, with other wording.
+        raise ChannelException.precondition_failed(
+            f"invalid type '{type_name(dead_letter_exchange)}' for arg 'x-dead-letter-exchange' in {what}"
+        )
+    if "x-queue-type" in arguments:
+        error = _CHECK_QUEUE_TYPE(arguments["x-queue-type"], arguments)
+        if error is not None:
+            raise ChannelException.precondition_failed(f"invalid arg 'x-queue-type' for {what}: {error}")
+    queue_type = arguments.get("x-queue-type", "classic")
+    _validate(
+        arguments,
+        _DECLARE_VALIDATORS,
+        QUEUE_TYPE_ARGUMENTS[queue_type],
+        _others(QUEUE_TYPE_ARGUMENTS, queue_type),
+        queue_type,
+        what,
+    )
+    if queue_type != "classic":
+        # Replicated queues outlive their declaring connection and the node's restarts.
+        checks = ((auto_delete, "auto-delete"), (exclusive, "exclusive-owner"), (not durable, "non-durable"))
+        for refused, flag in checks:
+            if refused:
+                raise ChannelException.precondition_failed(f"invalid property '{flag}' for {what}")
+    if queue_type == "stream" and arguments.get("x-stream-max-segment-size-bytes", 0) > _MAX_STREAM_SEGMENT_SIZE:
+        raise ChannelException.precondition_failed("Exceeded max value for x-stream-max-segment-size-bytes")
+    return settings_from_arguments(arguments)
+
+
+def settings_from_arguments(arguments: Mapping[str, Any]) -> QueueSettings:
+    """The settings stored arguments give, without validating them: a value of the wrong type is
+    ignored, as RabbitMQ's queues ignore one they find in a queue declared before it was checked."""
+    queue_type = arguments.get("x-queue-type")
+    overflow = arguments.get("x-overflow")
+    max_priority = _integer(arguments, "x-max-priority")
+    delivery_limit = _integer(arguments, "x-delivery-limit")
+    return QueueSettings(
+        queue_type=queue_type if queue_type in _TYPE_MODULES else "classic",
+        message_ttl=_integer(arguments, "x-message-ttl"),
+        expires=_integer(arguments, "x-expires"),
+        dead_letter_exchange=_string(arguments, "x-dead-letter-exchange"),
+        dead_letter_routing_key=_string(arguments, "x-dead-letter-routing-key"),
+        max_length=_integer(arguments, "x-max-length"),
+        max_length_bytes=_integer(arguments, "x-max-length-bytes"),
+        overflow=overflow if overflow in _OVERFLOW_MODES else "drop-head",
+        max_priority=None if max_priority is None or max_priority < 0 else min(max_priority, MAX_PRIORITY),
+        single_active_consumer=arguments.get("x-single-active-consumer") is True,
+        # Not validated by RabbitMQ 3.10; a negative limit dead-letters on the first return, like 0.
+        delivery_limit=None if delivery_limit is None else max(delivery_limit, 0),
+    )
+
+
+def _integer(arguments: Mapping[str, Any], key: str) -> int | None:
+    value = arguments.get(key)
+    return value if _is_integer(value) else None
+
+
+def _string(arguments: Mapping[str, Any], key: str) -> str | None:
+    value = arguments.get(key)
+    return value if isinstance(value, str) else None
+
+
+def consumer_settings(arguments: Mapping[str, Any], queue_type: str, *, queue: str, vhost: str) -> ConsumerSettings:
+    """The settings of a basic.consume on a queue of `queue_type`, or the 406 RabbitMQ answers."""
+    _validate(
+        arguments,
+        _CONSUME_VALIDATORS,
+        _CONSUMER_TYPE_ARGUMENTS[queue_type],
+        _others(_CONSUMER_TYPE_ARGUMENTS, queue_type),
+        queue_type,
+        _describe(queue, vhost),
+    )
+    return ConsumerSettings(
+        priority=arguments.get("x-priority", 0),
+        cancel_on_ha_failover=arguments.get("x-cancel-on-ha-failover", False),
+    )
+
+
+def alternate_exchange(arguments: Mapping[str, Any], *, exchange: str, vhost: str) -> str | None:
+    """The alternate exchange a new exchange's arguments name, or the 406 for one that is not a string.
+    The exchange need not exist, as in RabbitMQ."""
+    if "alternate-exchange" not in arguments:
+        return None
+    name = arguments["alternate-exchange"]
+    if not isinstance(name, str):
+        raise ChannelException.precondition_failed(
+            f"invalid type '{type_name(name)}' for arg 'alternate-exchange' in exchange '{exchange}' in vhost '{vhost}'"
+        )
+    return name
+
+
+_EXPIRATION = re.compile(r"([+-]?[0-9]+)(.*)", re.DOTALL)
+
+
+def parse_expiration(value: str) -> int:
+    """The per-message TTL in ms from the `expiration` property, or RabbitMQ's 406 for a bad one."""
+    match = _EXPIRATION.match(value)
+    if match is None:
+        error = "no_integer"
+    elif match[2]:
+        error = f"{{leftover_string,{_erlang_string(match[2])}}}"
+    else:
+        error = _expiry_error(int(match[1]))
+    if error is not None:
+        raise ChannelException.precondition_failed(f"invalid expiration '{value}': {error}")
+    return int(match[1])
