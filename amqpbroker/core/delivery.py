@@ -12,6 +12,7 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Iterable
 
 from ..protocol import spec
+from .arguments import consumer_settings
 from .errors import ChannelException, ConnectionException
 from .message import Message, QueueEntry
 from .queue import Consumer, Queue
@@ -90,7 +91,12 @@ class Delivery:
             self._consume_replies(tag, method)
             return
         queue = self._topology.queue(method.queue)
-        if queue.consumers and (method.exclusive or queue.consumers[0].exclusive):
+        settings = consumer_settings(
+            method.arguments, queue.settings.queue_type, queue=queue.name, vhost=self.vhost.name
+        )
+        # A single-active-consumer queue refuses an exclusive consumer even while it has none.
+        exclusive_wanted = method.exclusive and (queue.consumers or queue.settings.single_active_consumer)
+        if exclusive_wanted or (queue.consumers and queue.consumers[0].exclusive):
             raise ChannelException.access_refused(
                 f"queue '{queue.name}' in vhost '{self.vhost.name}' in exclusive use"
             )
@@ -102,6 +108,7 @@ class Delivery:
             exclusive=method.exclusive,
             prefetch_count=self._prefetch_count,
             arguments=method.arguments,
+            priority=settings.priority,
         )
         if not method.no_wait:
             self._output.method(spec.BasicConsumeOk(consumer_tag=tag))

@@ -1,5 +1,10 @@
 """Queues: ready messages in order, their consumers, and round-robin dispatch within credit.
 
+Consumers are served by priority (`x-priority` on basic.consume, highest first), round-robin among
+equal priorities; a consumer without credit lets the next one receive. A single-active-consumer
+queue (`x-single-active-consumer`) delivers only to its active consumer; when that one goes, the
+waiting consumer of highest priority, first registered among equals, takes over, as in RabbitMQ.
+
 Ready messages live in a deque in publish order. A requeued message goes into a small heap keyed
 by its original sequence number; every requeued message was taken from the front earlier, so it
 precedes everything still in the deque, and taking the heap first keeps the original order.
@@ -9,6 +14,7 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Iterable
 
 from ..store.base import DeleteMessage, Dequeue, Enqueue
@@ -24,7 +30,9 @@ if TYPE_CHECKING:
 class Consumer:
     """A basic.consume subscription of one channel to one queue."""
 
-    __slots__ = ("tag", "queue", "channel", "no_ack", "exclusive", "prefetch_count", "unacked", "arguments")
+    __slots__ = (
+        "tag", "queue", "channel", "no_ack", "exclusive", "prefetch_count", "unacked", "arguments", "priority"
+    )
 
     def __init__(
         self,
@@ -36,6 +44,7 @@ class Consumer:
         exclusive: bool,
         prefetch_count: int,
         arguments: dict,
+        priority: int = 0,
     ) -> None:
         self.tag = tag
         self.queue = queue
@@ -45,6 +54,7 @@ class Consumer:
         self.prefetch_count = prefetch_count
         self.unacked = 0
         self.arguments = arguments
+        self.priority = priority
 
     def has_credit(self) -> bool:
         if not self.no_ack and self.prefetch_count and self.unacked >= self.prefetch_count:
@@ -74,7 +84,12 @@ class Queue:
         self.arguments = arguments or {}
         # What the arguments ask of this queue, validated; the arguments are kept as declared.
         self.settings = settings
-        self.consumers: deque[Consumer] = deque()
+        self.consumers: list[Consumer] = []
+        """In registration order."""
+        self._rings: list[tuple[int, deque[Consumer]]] = []
+        """The consumers by priority, highest first, each priority's rotated round-robin."""
+        self._active: Consumer | None = None
+        """The consumer a single-active-consumer queue delivers to."""
         self.had_consumers = False
         self.deleted = False
         self.paused = False
@@ -180,25 +195,60 @@ class Queue:
     def add_consumer(self, consumer: Consumer) -> None:
         self.consumers.append(consumer)
         self.had_consumers = True
+        if self.settings.single_active_consumer:
+            if self._active is None:
+                self._active = consumer
+            return
+        rings = self._rings
+        for index, (priority, ring) in enumerate(rings):
+            if priority == consumer.priority:
+                ring.append(consumer)
+                return
+            if priority < consumer.priority:
+                rings.insert(index, (consumer.priority, deque((consumer,))))
+                return
+        rings.append((consumer.priority, deque((consumer,))))
 
     def remove_consumer(self, consumer: Consumer) -> None:
         try:
             self.consumers.remove(consumer)
         except ValueError:
-            pass
+            return
+        if self.settings.single_active_consumer:
+            if self._active is consumer:
+                # max() keeps the first of equals: registration order among the same priority.
+                self._active = max(self.consumers, key=attrgetter("priority"), default=None)
+            return
+        for index, (priority, ring) in enumerate(self._rings):
+            if priority == consumer.priority:
+                ring.remove(consumer)
+                if not ring:
+                    del self._rings[index]
+                return
 
     def dispatch(self) -> None:
-        """Delivers ready messages round-robin to consumers that have credit."""
-        consumers = self.consumers
+        """Delivers ready messages to consumers that have credit, by priority and round-robin."""
         if self.paused or self.deleted:
             return
-        while consumers and (self._requeued or self._ready):
-            for _ in range(len(consumers)):
-                consumer = consumers[0]
-                consumers.rotate(-1)
-                if consumer.has_credit():
+        if self.settings.single_active_consumer:
+            active = self._active
+            while active is not None and (self._requeued or self._ready) and active.has_credit():
+                if not active.channel.deliver(active, self, self.take()):
+                    return
+            return
+        rings = self._rings
+        while rings and (self._requeued or self._ready):
+            consumer = None
+            for _, ring in rings:
+                for _ in range(len(ring)):
+                    candidate = ring[0]
+                    ring.rotate(-1)
+                    if candidate.has_credit():
+                        consumer = candidate
+                        break
+                if consumer is not None:
                     break
-            else:
+            if consumer is None:
                 return
             if not consumer.channel.deliver(consumer, self, self.take()):
                 return
