@@ -4,7 +4,7 @@
 """
 
 from . import _spec as spec
-from ._codec import DecodeError, decode_table, encode_table
+from ._codec import DecodeError, decode_table, encode_table, remove_header
 from ._connection import ServerConnection
 from ._frames import FrameError
 from ._spec import BasicProperties, Method, ReplyCode
@@ -38,5 +38,6 @@ __all__ = [
     "ServerConnection",
     "decode_table",
     "encode_table",
+    "remove_header",
     "spec",
 ]
