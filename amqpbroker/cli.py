@@ -37,6 +37,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="message bytes held in memory above which publishers are blocked, e.g. 512MB or 2GiB "
         "(default: 40%% of physical memory, %(default)s bytes)",
     )
+    parser.add_argument(
+        "--consumer-timeout",
+        type=_timeout,
+        default=core.DEFAULT_CONSUMER_TIMEOUT,
+        metavar="MS",
+        help="close a channel whose delivery stays unacknowledged longer than this, as RabbitMQ's "
+        "consumer_timeout; 0 never does (default: %(default)s, 30 minutes)",
+    )
     parser.add_argument("--log-level", choices=LOG_LEVELS, default="info", help="(default: %(default)s)")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser.parse_args(argv)
@@ -50,6 +58,13 @@ def _port(text: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"port must be between 0 and 65535, not {port}")
     return port
+
+
+def _timeout(text: str) -> int | None:
+    """Milliseconds; 0 is None: no timeout."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"not a number of milliseconds: {text!r}")
+    return int(text) or None
 
 
 async def _serve(server: Server) -> None:
@@ -102,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     log.info("storage: %s", "in memory" if args.in_memory else args.data_dir)
     try:
-        broker = core.Broker(store=store, memory_limit=args.memory_limit)
+        broker = core.Broker(store=store, memory_limit=args.memory_limit, consumer_timeout=args.consumer_timeout)
         trio.run(_serve, Server(broker, host=args.host, port=args.port))
     except (StoreError, OSError, BaseExceptionGroup) as raised:
         exc = single_error(raised)

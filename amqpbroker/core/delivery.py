@@ -28,12 +28,13 @@ log = logging.getLogger("amqpbroker.delivery")
 
 
 class _Unacked:
-    __slots__ = ("entry", "queue", "consumer")
+    __slots__ = ("entry", "queue", "consumer", "delivered_at")
 
-    def __init__(self, entry: QueueEntry, queue: Queue, consumer: Consumer | None) -> None:
+    def __init__(self, entry: QueueEntry, queue: Queue, consumer: Consumer | None, delivered_at: float) -> None:
         self.entry = entry
         self.queue = queue
         self.consumer = consumer
+        self.delivered_at = delivered_at
 
 
 class ReplyTo:
@@ -61,6 +62,7 @@ class Delivery:
     def __init__(self, connection: ClientConnection, output: ChannelOutput, topology: Topology) -> None:
         self.connection = connection
         self.vhost = connection.vhost
+        self._broker = connection.broker
         self._sink = connection.sink
         self._output = output
         self._topology = topology
@@ -172,11 +174,16 @@ class Delivery:
         if no_ack:
             queue.forget(entry)
             return True
-        self._unacked[self._delivery_tag] = _Unacked(entry, queue, consumer)
+        self._unacked[self._delivery_tag] = _Unacked(entry, queue, consumer, self._broker.clock())
         if consumer is not None:
             consumer.unacked += 1
         queue.unacked_count += 1
         return True
+
+    def oldest_delivered_at(self) -> float | None:
+        """When the oldest delivery still unacknowledged was made, on the broker's clock; None if none is."""
+        oldest = next(iter(self._unacked.values()), None)
+        return None if oldest is None else oldest.delivered_at
 
     def dispatch_all(self) -> None:
         for queue in {consumer.queue for consumer in self.consumers.values()}:

@@ -1,7 +1,8 @@
 """The broker process: listeners, connection tasks, and graceful shutdown.
 
 `Server.serve()` runs until cancelled or until `shutdown()`; shutdown tells every client
-`connection.close` 320 CONNECTION_FORCED and waits briefly for their close-ok.
+`connection.close` 320 CONNECTION_FORCED and waits briefly for their close-ok. A timer closes
+channels whose deliveries stay unacknowledged longer than the broker's consumer timeout.
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ from .flow import PublishGate
 from .persister import run_persister
 
 log = logging.getLogger("amqpbroker")
+
+# The longest wait between two checks for overdue deliveries: a delivery times out at most this
+# much later than its timeout (RabbitMQ checks once a minute).
+CONSUMER_TIMEOUT_CHECK_INTERVAL = 1.0
 
 SHUTDOWN_TEXT = "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'"
 
@@ -47,6 +52,8 @@ class Server:
         log.info("listening on %s:%d", self.host, self.port)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(run_persister, self.broker)
+            if self.broker.consumer_timeout is not None:
+                nursery.start_soon(self._expire_deliveries, self.broker.consumer_timeout)
             nursery.start_soon(trio.serve_listeners, self._handle, listeners)
             task_status.started(self.port)
             await self._stopped.wait()
@@ -58,6 +65,12 @@ class Server:
         # What the persister had not taken yet still belongs on disk.
         self.broker.commit()
         log.info("stopped")
+
+    async def _expire_deliveries(self, timeout: int) -> None:
+        interval = min(CONSUMER_TIMEOUT_CHECK_INTERVAL, timeout / 1000 / 4)
+        while True:
+            await trio.sleep(interval)
+            self.broker.expire_deliveries()
 
     def shutdown(self) -> None:
         """Starts a graceful shutdown; `serve()` returns once clients are told."""

@@ -18,6 +18,7 @@ from typing import Any, Callable, TypeVar
 
 import trio
 
+from .. import core
 from ..server import Server, single_error
 from ..store import open_store
 from ._served import CLOSED_TEXT, BindingInfo, ExchangeInfo, MessageInfo, QueueInfo, TrioBroker, amqp_url
@@ -30,6 +31,8 @@ class Broker:
 
     `port=0` picks a free port. Storage is in memory unless `data_dir` names a directory for LMDB.
     Publishers are blocked while queued message bodies exceed `memory_limit` bytes (default: no limit).
+    A channel holding a delivery unacknowledged for more than `consumer_timeout` milliseconds
+    (default: RabbitMQ's 30 minutes; None: never) is closed with 406.
     """
 
     def __init__(
@@ -40,11 +43,13 @@ class Broker:
         heartbeat: int = 60,
         data_dir: str | None = None,
         memory_limit: int | None = None,
+        consumer_timeout: int | None = core.DEFAULT_CONSUMER_TIMEOUT,
     ) -> None:
         self.host = host
         self._port = port
         self._heartbeat = heartbeat
         self._memory_limit = memory_limit
+        self._consumer_timeout = consumer_timeout
         self._data_dir = data_dir
         self._served: TrioBroker | None = None
         self._thread: threading.Thread | None = None
@@ -77,7 +82,12 @@ class Broker:
             raise RuntimeError("the broker is already running")
         store = open_store(self._data_dir)
         self._served = TrioBroker(
-            store, host=self.host, port=self._port, heartbeat=self._heartbeat, memory_limit=self._memory_limit
+            store,
+            host=self.host,
+            port=self._port,
+            heartbeat=self._heartbeat,
+            memory_limit=self._memory_limit,
+            consumer_timeout=self._consumer_timeout,
         )
         self._started.clear()
         self._error = None

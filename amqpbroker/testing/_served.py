@@ -78,11 +78,23 @@ class TrioBroker:
     A restart replaces `server` (and its `core.Broker`) and keeps `store`, the host and the port.
     """
 
-    def __init__(self, store: Store, *, host: str, port: int, heartbeat: int, memory_limit: int | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        host: str,
+        port: int,
+        heartbeat: int,
+        memory_limit: int | None = None,
+        consumer_timeout: int | None = core.DEFAULT_CONSUMER_TIMEOUT,
+    ) -> None:
         self.store = store
         self.host = host
         self.server = Server(
-            core.Broker(store=store, memory_limit=memory_limit), host=host, port=port, heartbeat=heartbeat
+            core.Broker(store=store, memory_limit=memory_limit, consumer_timeout=consumer_timeout),
+            host=host,
+            port=port,
+            heartbeat=heartbeat,
         )
         self._stop_requested = trio.Event()
         self._close_timeout = 1.0
@@ -143,7 +155,12 @@ class TrioBroker:
         """
         old = self.server
         await self._stop_server(close_timeout)
-        broker = core.Broker(users=old.broker.users, store=self.store, memory_limit=old.broker.memory.limit)
+        broker = core.Broker(
+            users=old.broker.users,
+            store=self.store,
+            memory_limit=old.broker.memory.limit,
+            consumer_timeout=old.broker.consumer_timeout,
+        )
         self.server = Server(broker, host=self.host, port=old.port, heartbeat=old.heartbeat)
         assert self._nursery is not None, "restart() before run()"
         await self._nursery.start(self._serve, self.server)
@@ -263,16 +280,26 @@ async def serve_broker(
     heartbeat: int = 60,
     data_dir: str | None = None,
     memory_limit: int | None = None,
+    consumer_timeout: int | None = core.DEFAULT_CONSUMER_TIMEOUT,
 ) -> AsyncIterator[TrioBroker]:
     """Serves a broker in the current trio run while the context is open.
 
     Storage is in memory unless `data_dir` names a directory for LMDB. Publishers are blocked while
-    queued message bodies exceed `memory_limit` bytes (no limit by default). The broker's methods
-    are called directly (this is its thread); `restart()` is awaited.
+    queued message bodies exceed `memory_limit` bytes (no limit by default). A channel holding a
+    delivery unacknowledged for more than `consumer_timeout` milliseconds (None: never) is closed
+    with 406, as RabbitMQ does. The broker's methods are called directly (this is its thread);
+    `restart()` is awaited.
     """
     store = open_store(data_dir)
     try:
-        broker = TrioBroker(store, host=host, port=port, heartbeat=heartbeat, memory_limit=memory_limit)
+        broker = TrioBroker(
+            store,
+            host=host,
+            port=port,
+            heartbeat=heartbeat,
+            memory_limit=memory_limit,
+            consumer_timeout=consumer_timeout,
+        )
         async with trio.open_nursery() as nursery:
             await nursery.start(broker.run)
             try:
