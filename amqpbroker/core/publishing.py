@@ -67,8 +67,13 @@ class Publisher:
             if properties[1] & 0x10 or properties[0] & 0x02:
                 properties = self._check_properties(properties)
             # Bit 13: headers. A field table encodes a key as its length octet and name: properties
-            # whose bytes hold neither b"\x02CC" nor b"\x03BCC" have no CC or BCC header.
-            if properties[0] & 0x20 and (b"\x02CC" in properties or b"\x03BCC" in properties):
+            # whose bytes hold neither b"\x02CC" nor b"\x03BCC" have no CC or BCC header. Looking
+            # for one byte "C" first (memchr) is several times cheaper than a substring search.
+            if (
+                properties[0] & 0x20
+                and 0x43 in properties
+                and (b"\x02CC" in properties or b"\x03BCC" in properties)
+            ):
                 cc, properties = _routing_headers(properties)
         return exchange, properties, cc
 
