@@ -138,18 +138,6 @@ def test_a_higher_priority_consumer_receives_again_once_it_acks(connection, chan
     assert (high.bodies, low.bodies) == ([b"1", b"3"], [b"2"])
 
 
-def test_a_non_integer_priority_is_refused(connection, channel):
-    queue = channel.queue_declare("", exclusive=True).method.queue
-    consumer = connection.channel()
-    with pytest.raises(ChannelClosedByBroker) as closed:
-        consumer.basic_consume(queue, Inbox(), arguments={"x-priority": "5"})
-    assert reply(closed) == (
-        406,
-        f"PRECONDITION_FAILED - invalid arg 'x-priority' for queue '{queue}' in vhost '/': "
-        '"expected integer, got longstr"',
-    )
-
-
 def test_cancel_on_ha_failover_is_accepted(connection, channel):
     queue = channel.queue_declare("", exclusive=True).method.queue
     [(_, inbox)] = _consumers(connection, queue, 1, auto_ack=True, arguments={"x-cancel-on-ha-failover": True})
@@ -157,15 +145,21 @@ def test_cancel_on_ha_failover_is_accepted(connection, channel):
     wait_until(connection, lambda: len(inbox.deliveries) == 1, what="a delivery")
 
 
-def test_a_non_boolean_cancel_on_ha_failover_is_refused(connection, channel):
+@pytest.mark.parametrize(
+    ("arguments", "error"),
+    [
+        ({"x-priority": "5"}, '"expected integer, got longstr"'),
+        ({"x-cancel-on-ha-failover": "x"}, "{unacceptable_type,longstr}"),
+    ],
+)
+def test_an_invalid_consumer_argument_is_refused(connection, channel, arguments, error):
     queue = channel.queue_declare("", exclusive=True).method.queue
     consumer = connection.channel()
     with pytest.raises(ChannelClosedByBroker) as closed:
-        consumer.basic_consume(queue, Inbox(), arguments={"x-cancel-on-ha-failover": "x"})
+        consumer.basic_consume(queue, Inbox(), arguments=arguments)
+    [name] = arguments
     assert reply(closed) == (
-        406,
-        f"PRECONDITION_FAILED - invalid arg 'x-cancel-on-ha-failover' for queue '{queue}' in vhost '/': "
-        "{unacceptable_type,longstr}",
+        406, f"PRECONDITION_FAILED - invalid arg '{name}' for queue '{queue}' in vhost '/': {error}"
     )
 
 
