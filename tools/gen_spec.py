@@ -105,7 +105,13 @@ def _gen_encode(cls: dict, method: dict, structs: _Structs) -> list[str]:
                 args.append("0")
                 continue
             local = f"_{attr}"
-            value = f"self.{attr}.encode()" if t == "shortstr" else f"self.{attr}"
+            if f.get("domain") == "reply-text":
+                # Reply texts quote names and can outgrow a short string; they are cut, never refused.
+                value = f"_encode_reply_text(self.{attr})"
+            elif t == "shortstr":
+                value = f"self.{attr}.encode()"
+            else:
+                value = f"self.{attr}"
             lines.append(f"        {local} = {value}")
             fmt += prefix
             args.append(f"len({local})")
@@ -362,6 +368,7 @@ def render(spec: dict | None = None) -> str:
         "",
         "from ._codec import Buffer, DecodeError",
         "from ._codec import decode_table as _decode_table",
+        "from ._codec import encode_reply_text as _encode_reply_text",
         "from ._codec import encode_table as _encode_table",
         "",
         "_new = object.__new__",

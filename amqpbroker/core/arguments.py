@@ -76,7 +76,8 @@ class QueueSettings:
 
 @dataclass(frozen=True)
 class ConsumerSettings:
-    """What a basic.consume's arguments ask: its priority among the queue's consumers."""
+    """What a basic.consume's arguments ask: its priority among the queue's consumers, and whether it is
+    cancelled rather than moved when its (mirrored) queue fails over, which a single node never does."""
 
     priority: int = 0
     cancel_on_ha_failover: bool = False

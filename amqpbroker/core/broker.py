@@ -16,6 +16,7 @@ from ..store.base import DeleteVHost, PutVHost
 from .arguments import settings_from_arguments
 from .commits import Batch, CommitTracker
 from .confirms import Confirms
+from .deadletter import DeadLetters
 from .errors import ChannelException, ConnectionException
 from .exchanges import make_exchange
 from .journal import Journal
@@ -72,7 +73,8 @@ class Broker:
         self.vhosts: dict[str, VHost] = {}
         self.reply_to: dict[str, Any] = {}
         """Direct reply-to addresses (`amq.rabbitmq.reply-to.<token>`) by token."""
-        self._next_message_id = self.store.max_message_id() + 1
+        self.journal.next_message_id = self.store.max_message_id() + 1
+        self.dead_letters = DeadLetters(self.vhosts, self.store)
         self._recover()
         if "/" not in self.vhosts:
             self.add_vhost("/")
@@ -80,7 +82,7 @@ class Broker:
     def add_vhost(self, name: str) -> VHost:
         vhost = self.vhosts.get(name)
         if vhost is None:
-            vhost = self.vhosts[name] = VHost(name, self.journal, self.memory)
+            vhost = self.vhosts[name] = VHost(name, self.journal, self.memory, self.dead_letters)
             self.journal.append(PutVHost(name))
         return vhost
 
@@ -93,10 +95,6 @@ class Broker:
                 if exchange.name and not exchange.name.startswith("amq."):
                     vhost.delete_exchange(exchange.name)
             self.journal.append(DeleteVHost(name))
-
-    def new_message_id(self) -> int:
-        self._next_message_id += 1
-        return self._next_message_id - 1
 
     # Durability
 
@@ -118,7 +116,7 @@ class Broker:
         store = self.store
         recovered = store.recover()
         for name in recovered.vhosts:
-            self.vhosts[name] = VHost(name, self.journal, self.memory)
+            self.vhosts[name] = VHost(name, self.journal, self.memory, self.dead_letters)
         for record in recovered.exchanges:
             vhost = self.vhosts[record.vhost]
             vhost.exchanges[record.name] = make_exchange(
@@ -141,6 +139,7 @@ class Broker:
                 settings=settings_from_arguments(record.arguments),
                 journal=self.journal,
                 memory=self.memory,
+                dead_letters=self.dead_letters,
             )
             delivered = store.delivered_upto(record.vhost, record.name)
             queue.restore_delivered(delivered)

@@ -11,7 +11,7 @@ import logging
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Iterable
 
-from ..protocol import spec
+from ..protocol import BasicProperties, Long, spec
 from .arguments import consumer_settings
 from .errors import ChannelException, ConnectionException
 from .message import Message, QueueEntry
@@ -25,6 +25,11 @@ if TYPE_CHECKING:
     from .topology import Topology
 
 log = logging.getLogger("amqpbroker.delivery")
+
+# What a client's settlement does with the deliveries it names.
+ACK = "ack"
+REQUEUE = "requeue"
+REJECT = "reject"
 
 
 class _Unacked:
@@ -170,7 +175,10 @@ class Delivery:
         if queue.journal is not None and message.message_id is not None and entry.seq > queue.delivered_seq:
             queue.delivered_seq = entry.seq
             queue.journal.mark_delivered(queue)
-        self._output.content(method, message.properties, body)
+        properties = message.properties
+        if queue.settings.queue_type == "quorum":
+            properties = _with_delivery_count(properties, entry.delivery_count)
+        self._output.content(method, properties, body)
         if no_ack:
             queue.forget(entry)
             return True
@@ -209,9 +217,9 @@ class Delivery:
 
     # acknowledgements
 
-    def settle(self, delivery_tag: int, multiple: bool, requeue: bool) -> None:
-        """Acknowledges (requeue False) or rejects the deliveries a basic.ack/nack/reject names."""
-        self._settle(self._take_unacked(delivery_tag, multiple), requeue)
+    def settle(self, delivery_tag: int, multiple: bool, outcome: str) -> None:
+        """Settles the deliveries a basic.ack, basic.nack or basic.reject names: ACK, REQUEUE or REJECT."""
+        self._settle(self._take_unacked(delivery_tag, multiple), outcome)
 
     def _take_unacked(self, delivery_tag: int, multiple: bool) -> list[_Unacked]:
         unacked = self._unacked
@@ -228,7 +236,7 @@ class Delivery:
             raise ChannelException.precondition_failed(f"unknown delivery tag {delivery_tag}")
         return [found]
 
-    def _settle(self, taken: Iterable[_Unacked], requeue: bool) -> None:
+    def _settle(self, taken: Iterable[_Unacked], outcome: str) -> None:
         queues: dict[Queue, list[QueueEntry]] = {}
         for item in taken:
             if item.consumer is not None:
@@ -236,11 +244,14 @@ class Delivery:
             item.queue.unacked_count -= 1
             queues.setdefault(item.queue, []).append(item.entry)
         for queue, entries in queues.items():
-            if requeue and not queue.deleted:
+            if queue.deleted or outcome == ACK:
+                for entry in entries:
+                    queue.forget(entry)
+            elif outcome == REQUEUE:
                 queue.requeue(entries)
             else:
                 for entry in entries:
-                    queue.forget(entry)
+                    queue.drop(entry, "rejected")
         if self._global_prefetch_count:
             self.dispatch_all()
         for queue in queues:
@@ -261,7 +272,7 @@ class Delivery:
     def requeue_all(self) -> None:
         taken = list(self._unacked.values())
         self._unacked.clear()
-        self._settle(taken, requeue=True)
+        self._settle(taken, REQUEUE)
 
     # direct reply-to
 
@@ -304,3 +315,10 @@ class Delivery:
             broker.remove_consumer(consumer)
         self.consumers.clear()
         self.requeue_all()
+
+
+def _with_delivery_count(properties: bytes, count: int) -> bytes:
+    """The properties with the `x-delivery-count` header a quorum queue adds to every delivery."""
+    decoded = BasicProperties.decode(properties)
+    decoded.headers = {**(decoded.headers or {}), "x-delivery-count": Long(count)}
+    return decoded.encode()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable, Hashable
 
-from ..store.base import MarkDelivered, Op
+from ..store.base import MarkDelivered, Op, PutMessage
 
 if TYPE_CHECKING:
     from .message import Message
@@ -24,6 +24,8 @@ class Journal:
         self.delivered: set[Queue] = set()
         self.messages: list[Message] = []
         """Messages whose content this batch stores (a `PutMessage` each)."""
+        self.next_message_id = 0
+        """The id the next stored message gets; the broker starts it above every id in the store."""
         self.wake: Callable[[], None] | None = None
         self._cancellable: dict[Hashable, int] = {}
         """Where in `ops` the writes that may still be cancelled are, by the key they were added with."""
@@ -40,9 +42,14 @@ class Journal:
         if len(ops) == 1:
             self.wake_persister()
 
-    def store_message(self, message: Message, op: Op) -> None:
-        """Adds the `PutMessage` of `message`, cancellable by the message itself."""
-        self.append(op, key=message)
+    def store_message(self, message: Message) -> None:
+        """Gives `message` an id and adds its `PutMessage`, cancellable by the message itself."""
+        message.message_id = self.next_message_id
+        self.next_message_id += 1
+        self.append(
+            PutMessage(message.message_id, message.exchange, message.routing_key, message.properties, message.body),
+            key=message,
+        )
         self.messages.append(message)
 
     def cancel(self, key: Hashable) -> bool:

@@ -30,12 +30,14 @@ class Message:
 class QueueEntry:
     """A message's place in one queue: `seq` orders it, so a requeue puts it back where it was."""
 
-    __slots__ = ("seq", "message", "redelivered")
+    __slots__ = ("seq", "message", "redelivered", "delivery_count")
 
     def __init__(self, seq: int, message: Message) -> None:
         self.seq = seq
         self.message = message
         self.redelivered = False
+        # Returns to a quorum queue so far, which its delivery limit counts.
+        self.delivery_count = 0
 
     def __lt__(self, other: QueueEntry) -> bool:
         return self.seq < other.seq

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Collection
 
 from ..protocol import BasicProperties, remove_header, spec
 from .arguments import type_name
-from ..store.base import PutMessage
 from .errors import ChannelException, ConnectionException
 from .exchanges import Exchange
 from .message import Message
@@ -117,26 +116,11 @@ class Publisher:
                     body,
                 )
         else:
-            message = Message(exchange_name, routing_key, properties, body)
-            if any(queue.journal is not None for queue in queues) and self._store(message):
-                if confirms is not None:
-                    confirms.await_commit()
-            for queue in queues:
-                queue.push(message)
-                queue.dispatch()
+            stored = vhost.enqueue(Message(exchange_name, routing_key, properties, body), queues)
+            if stored and confirms is not None:
+                confirms.await_commit()
         if confirms is not None:
             self._connection.pending_confirms.add(confirms)
-
-    def _store(self, message: Message) -> bool:
-        """Records a persistent message routed to durable queues; False for a transient one."""
-        if BasicProperties.decode(message.properties).delivery_mode != 2:
-            return False
-        message.message_id = self._connection.broker.new_message_id()
-        self._vhost.journal.store_message(
-            message,
-            PutMessage(message.message_id, message.exchange, message.routing_key, message.properties, message.body),
-        )
-        return True
 
     def _check_properties(self, properties: bytes) -> bytes:
         """Refuses a forged user_id; gives a direct reply-to request its channel's reply address."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from ..store.base import DeleteMessage, Dequeue, Enqueue
 from .arguments import QueueSettings
@@ -25,6 +25,10 @@ from .message import Message, QueueEntry
 if TYPE_CHECKING:
     from .delivery import Delivery
     from .journal import Journal
+
+
+DeadLetterer = Callable[["Queue", QueueEntry, str], None]
+"""Dead-letters an entry leaving its queue for a reason ('rejected', 'expired', 'maxlen', 'delivery_limit')."""
 
 
 class Consumer:
@@ -75,6 +79,7 @@ class Queue:
         settings: QueueSettings = QueueSettings(),  # frozen, so one default is safe to share
         journal: Journal | None = None,
         memory: MemoryWatermark | None = None,
+        dead_letters: DeadLetterer | None = None,
     ) -> None:
         self.name = name
         self.vhost = vhost
@@ -101,6 +106,7 @@ class Queue:
         self.journal = journal if durable else None
         self.delivered_seq = -1
         self.memory = memory if memory is not None else MemoryWatermark()
+        self._dead_letters = dead_letters
 
     def __repr__(self) -> str:
         return f"<Queue {self.name!r} in {self.vhost!r}>"
@@ -173,10 +179,29 @@ class Queue:
         heapq.heappush(self._requeued, entry)
 
     def requeue(self, entries: Iterable[QueueEntry]) -> None:
-        """Puts delivered-but-unacked messages back where they were, marked redelivered."""
+        """Puts delivered-but-unacked messages back where they were, marked redelivered.
+
+        A quorum queue counts every return; one returned more often than its delivery limit
+        allows is dead-lettered instead.
+        """
+        settings = self.settings
+        counted = settings.queue_type == "quorum"
+        limit = settings.delivery_limit
         for entry in entries:
+            if counted:
+                entry.delivery_count += 1
+                if limit is not None and entry.delivery_count > limit:
+                    self.drop(entry, "delivery_limit")
+                    continue
             entry.redelivered = True
             heapq.heappush(self._requeued, entry)
+
+    def drop(self, entry: QueueEntry, reason: str) -> None:
+        """The entry leaves the queue for `reason`: dead-lettered if the queue has a dead-letter
+        exchange, then forgotten (in the same batch, so a durable move is all or nothing)."""
+        if self._dead_letters is not None and self.settings.dead_letter_exchange is not None:
+            self._dead_letters(self, entry, reason)
+        self.forget(entry)
 
     def purge(self) -> int:
         count = self.message_count

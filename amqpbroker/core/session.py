@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ..protocol import spec
 from .confirms import Confirms
-from .delivery import Delivery
+from .delivery import ACK, REJECT, REQUEUE, Delivery
 from .errors import ChannelException, ConnectionException
 from .output import ChannelOutput
 from .publishing import Publisher
@@ -54,21 +54,21 @@ class Session:
         else:
             self._tx.defer(partial(publisher.route, exchange, method, properties, body, cc))
 
-    def _settle(self, delivery_tag: int, multiple: bool, requeue: bool) -> None:
+    def _settle(self, delivery_tag: int, multiple: bool, outcome: str) -> None:
         """Settles now, or at tx.commit on a transactional channel."""
         if self._tx is None:
-            self.delivery.settle(delivery_tag, multiple, requeue)
+            self.delivery.settle(delivery_tag, multiple, outcome)
         else:
-            self._tx.defer(partial(self.delivery.settle, delivery_tag, multiple, requeue))
+            self._tx.defer(partial(self.delivery.settle, delivery_tag, multiple, outcome))
 
     def _basic_ack(self, method: spec.BasicAck) -> None:
-        self._settle(method.delivery_tag, method.multiple, False)
+        self._settle(method.delivery_tag, method.multiple, ACK)
 
     def _basic_nack(self, method: spec.BasicNack) -> None:
-        self._settle(method.delivery_tag, method.multiple, method.requeue)
+        self._settle(method.delivery_tag, method.multiple, REQUEUE if method.requeue else REJECT)
 
     def _basic_reject(self, method: spec.BasicReject) -> None:
-        self._settle(method.delivery_tag, False, method.requeue)
+        self._settle(method.delivery_tag, False, REQUEUE if method.requeue else REJECT)
 
     def _channel_flow(self, method: spec.ChannelFlow) -> None:
         if not method.active:

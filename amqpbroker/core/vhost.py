@@ -10,6 +10,7 @@ import base64
 import os
 from typing import Any, Collection
 
+from ..protocol import BasicProperties
 from ..store.base import DeleteBinding, DeleteExchange, DeleteQueue, PutBinding, PutExchange, PutQueue
 from .arguments import (
     QUEUE_TYPE_ARGUMENTS,
@@ -24,7 +25,8 @@ from .errors import ChannelException, ConnectionException
 from .exchanges import EXCHANGE_TYPES, Binding, Exchange, make_exchange
 from .journal import Journal
 from .memory import MemoryWatermark
-from .queue import Queue
+from .message import Message
+from .queue import DeadLetterer, Queue
 
 DEFAULT_EXCHANGES = {
     "amq.direct": "direct",
@@ -60,8 +62,15 @@ def _describe_value(value: Any) -> str:
 
 
 class VHost:
-    def __init__(self, name: str, journal: Journal | None = None, memory: MemoryWatermark | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        journal: Journal | None = None,
+        memory: MemoryWatermark | None = None,
+        dead_letters: DeadLetterer | None = None,
+    ) -> None:
         self.name = name
+        self._dead_letters = dead_letters
         self.journal = journal if journal is not None else Journal()
         self.memory = memory if memory is not None else MemoryWatermark()
         self.exchanges: dict[str, Exchange] = {"": make_exchange("", "direct", durable=True)}
@@ -188,6 +197,19 @@ class VHost:
             found = None
         return queues
 
+    def enqueue(self, message: Message, queues: Collection[Queue]) -> bool:
+        """Puts a routed message on its queues, stored first if it is persistent and one of them is
+        durable; True if it was stored (a confirm for it then waits for the commit)."""
+        stored = False
+        if any(queue.journal is not None for queue in queues):
+            if BasicProperties.decode(message.properties).delivery_mode == 2:
+                self.journal.store_message(message)
+                stored = True
+        for queue in queues:
+            queue.push(message)
+            queue.dispatch()
+        return stored
+
     # Queues
 
     def get_queue(self, name: str, connection: Any = None) -> Queue:
@@ -252,6 +274,7 @@ class VHost:
                 settings=settings,
                 journal=self.journal,
                 memory=self.memory,
+                dead_letters=self._dead_letters,
             )
             self.queues[name] = queue
             if queue.durable:

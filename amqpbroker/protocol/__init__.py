@@ -4,7 +4,7 @@
 """
 
 from . import _spec as spec
-from ._codec import DecodeError, decode_table, encode_table, remove_header
+from ._codec import DecodeError, Long, decode_table, encode_table, remove_header
 from ._connection import ServerConnection
 from ._frames import FrameError
 from ._spec import BasicProperties, Method, ReplyCode
@@ -29,6 +29,7 @@ __all__ = [
     "ConnectionClosing",
     "ContentReceived",
     "DecodeError",
+    "Long",
     "Event",
     "FrameError",
     "Handshaken",

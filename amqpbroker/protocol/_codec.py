@@ -30,8 +30,27 @@ _d = Struct(">d")
 _Bi = Struct(">Bi")
 
 
+class Long(int):
+    """An integer sent as a signed 64-bit field (`l`) whatever its size, as RabbitMQ sends counts.
+
+    Decoded `l` values are of this type, so a table decoded and encoded again keeps their type.
+    """
+
+
 class DecodeError(ValueError):
     """The bytes do not form a valid value (truncated, trailing bytes, unknown type letter)."""
+
+
+def encode_reply_text(text: str) -> bytes:
+    """The UTF-8 of a reply text, cut to fit a short string as RabbitMQ cuts it: 252 bytes and "...".
+
+    A reply text quotes names of up to 255 bytes, so it can outgrow its field; an error must still be
+    reported. Unlike RabbitMQ we cut on a character boundary, so the text stays valid UTF-8.
+    """
+    raw = text.encode()
+    if len(raw) <= 255:
+        return raw
+    return raw[:252].decode("utf-8", "ignore").encode() + b"..."
 
 
 def _shortstr(buf: Buffer, o: int) -> tuple[str, int]:
@@ -67,7 +86,7 @@ def _value(buf: Buffer, o: int) -> tuple[Any, int]:
     if tag == 0x46:  # F
         return decode_table(buf, o)
     if tag == 0x6C or tag == 0x4C:  # l, L
-        return _q.unpack_from(buf, o)[0], o + 8
+        return Long(_q.unpack_from(buf, o)[0]), o + 8
     if tag == 0x41:  # A
         return _array(buf, o)
     if tag == 0x54:  # T
@@ -140,6 +159,8 @@ def _encode_value(value: Any, out: list[bytes]) -> None:
         out += (b"S", _I.pack(len(raw)), raw)
     elif isinstance(value, bool):
         out.append(b"t\x01" if value else b"t\x00")
+    elif isinstance(value, Long):
+        out += (b"l", _q.pack(value))
     elif isinstance(value, int):
         # Like pika: 'I' when it fits, else 'l'; both are read as signed by every client.
         if -0x80000000 <= value <= 0x7FFFFFFF:

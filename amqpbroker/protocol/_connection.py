@@ -43,6 +43,9 @@ _CONTENT_HEADER = struct.Struct(">HHQ")
 _CHANNEL_CLOSE_IDS = (20, 40)
 _CHANNEL_CLOSE_OK_IDS = (20, 41)
 _MECHANISMS = b"PLAIN AMQPLAIN"
+# Older clients announce 0-9 with this legacy layout; RabbitMQ serves it as 0-9-1, which only clarified 0-9.
+_AMQP_0_9_HEADER = b"AMQP\x01\x01\x00\x09"
+_ACCEPTED_HEADERS = (PROTOCOL_HEADER, _AMQP_0_9_HEADER)
 
 # Everything a malformed payload can make a decoder raise (truncation, bad UTF-8, absurd timestamps,
 # tables nested deeper than the interpreter allows).
@@ -279,11 +282,11 @@ class ServerConnection:
         events.append(ConnectionClosing(exc.reply_code, exc.reply_text))
 
     def _receive_header(self, data: bytes, events: list[Event]) -> bytes:
-        """Consume the 8-byte protocol header; return the bytes after it."""
+        """Consume the 8-byte protocol header (0-9-1, or 0-9 served as 0-9-1); return the bytes after it."""
         header = self._header + data
         got = header[:8]
-        if not PROTOCOL_HEADER.startswith(got):
-            # Anything but 0-9-1 (AMQP 1.0, 0-8, HTTP, ...) gets our header, as the spec asks, and a close.
+        if not any(accepted.startswith(got) for accepted in _ACCEPTED_HEADERS):
+            # Anything else (AMQP 1.0, 0-8, HTTP, ...) gets our header, as the spec asks, and a close.
             self._out.append(PROTOCOL_HEADER)
             self._closed(events, 0, f"bad protocol header {bytes(got)!r}")
             return b""
@@ -351,12 +354,8 @@ class ServerConnection:
             elif cls.CLASS_ID == 20:
                 self._channel_method(channel, method, events)
             elif cls.CLASS_ID == 10:
-                raise _ProtocolError(
-                    ReplyCode.COMMAND_INVALID,
-                    f"{method.NAME} on channel {channel}",
-                    method.CLASS_ID,
-                    method.METHOD_ID,
-                )
+                # RabbitMQ's words for a connection-class method on a channel other than 0.
+                raise _ProtocolError(ReplyCode.COMMAND_INVALID, "unimplemented method", method.CLASS_ID, method.METHOD_ID)
             else:
                 events.append(MethodReceived(channel, method))
         elif frame_type == FRAME_BODY:
@@ -435,9 +434,13 @@ class ServerConnection:
         method = self._decode_method(payload)
         cls = type(method)
         if cls is spec.ChannelOpen:
-            if channel > self.channel_max:
+            # channel_max bounds how many channels are open (or closing), not their numbers, as in RabbitMQ;
+            # its close names no method.
+            opened = len(self._channels)
+            if opened >= self.channel_max:
                 raise _ProtocolError(
-                    ReplyCode.CHANNEL_ERROR, f"channel {channel} exceeds channel_max {self.channel_max}", 20, 10
+                    ReplyCode.NOT_ALLOWED,
+                    f"number of channels opened ({opened}) has reached the negotiated channel_max ({self.channel_max})",
                 )
             self._channels[channel] = _Channel()
             self._out.append(method_frame(channel, spec.ChannelOpenOk().encode()))
@@ -487,9 +490,8 @@ class ServerConnection:
         elif channel == 0 and state == _OPEN_VHOST and cls is spec.ConnectionOpen:
             self._open(method, events)
         elif channel == 0 and state == _OPEN and cls is spec.ConnectionUpdateSecret:
-            raise _ProtocolError(
-                ReplyCode.NOT_IMPLEMENTED, "connection.update-secret is not supported", cls.CLASS_ID, cls.METHOD_ID
-            )
+            # Passwords do not expire, so like RabbitMQ's internal backend we take any new secret as is.
+            self._out.append(method_frame(0, spec.ConnectionUpdateSecretOk().encode()))
         else:
             raise _ProtocolError(
                 ReplyCode.CHANNEL_ERROR,

@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Self
 
 from ._codec import Buffer, DecodeError
 from ._codec import decode_table as _decode_table
+from ._codec import encode_reply_text as _encode_reply_text
 from ._codec import encode_table as _encode_table
 
 _new = object.__new__
@@ -413,7 +414,7 @@ class ConnectionClose(Method):
         self.method_id = method_id
 
     def encode(self) -> bytes:
-        _reply_text = self.reply_text.encode()
+        _reply_text = _encode_reply_text(self.reply_text)
         return b"".join((_S_HHHB.pack(10, 50, self.reply_code, len(_reply_text)), _reply_text, _S_HH.pack(self.class_id, self.method_id)))
 
     @classmethod
@@ -706,7 +707,7 @@ class ChannelClose(Method):
         self.method_id = method_id
 
     def encode(self) -> bytes:
-        _reply_text = self.reply_text.encode()
+        _reply_text = _encode_reply_text(self.reply_text)
         return b"".join((_S_HHHB.pack(20, 40, self.reply_code, len(_reply_text)), _reply_text, _S_HH.pack(self.class_id, self.method_id)))
 
     @classmethod
@@ -1663,7 +1664,7 @@ class BasicReturn(Method):
         self.routing_key = routing_key
 
     def encode(self) -> bytes:
-        _reply_text = self.reply_text.encode()
+        _reply_text = _encode_reply_text(self.reply_text)
         _exchange = self.exchange.encode()
         _routing_key = self.routing_key.encode()
         return b"".join((_S_HHHB.pack(60, 50, self.reply_code, len(_reply_text)), _reply_text, _S_B.pack(len(_exchange)), _exchange, _S_B.pack(len(_routing_key)), _routing_key))

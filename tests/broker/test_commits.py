@@ -6,7 +6,7 @@ from amqpbroker.core.commits import CommitTracker
 from amqpbroker.core.journal import Journal
 from amqpbroker.core.memory import MemoryWatermark
 from amqpbroker.core.message import Message
-from amqpbroker.store.base import Dequeue, Enqueue, PutMessage, PutQueue
+from amqpbroker.store.base import Dequeue, Enqueue, PutQueue
 
 
 class Recorder:
@@ -23,8 +23,9 @@ def make() -> tuple[CommitTracker, Journal]:
 
 
 def stored(journal: Journal, message_id: int) -> Message:
-    message = Message("", "q", b"", b"body", message_id)
-    journal.store_message(message, PutMessage(message_id, "", "q", b"", b"body"))
+    message = Message("", "q", b"", b"body")
+    journal.next_message_id = message_id
+    journal.store_message(message)
     journal.append(Enqueue("/", "q", message_id, message_id))
     message.refs = message.holders = 1
     return message

@@ -30,12 +30,15 @@ class Sink:
         self.writable = True
         self.closed: tuple[int, str] | None = None
         self.sent: list[tuple[int, Any, bytes | None]] = []
+        self.properties: list[bytes] = []
+        """The properties of each content-bearing method sent, in order."""
 
     def send_method(self, channel: int, method: Any) -> None:
         self.sent.append((channel, method, None))
 
     def send_content(self, channel: int, method: Any, properties: bytes, body: bytes) -> None:
         self.sent.append((channel, method, body))
+        self.properties.append(properties)
 
     def close(self, reply_code: int, reply_text: str) -> None:
         self.closed = (reply_code, reply_text)

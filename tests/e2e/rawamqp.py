@@ -31,6 +31,7 @@ CONNECTION_OPEN = (10, 40)
 CONNECTION_OPEN_OK = (10, 41)
 CONNECTION_CLOSE = (10, 50)
 CONNECTION_CLOSE_OK = (10, 51)
+CONNECTION_UPDATE_SECRET = (10, 70)
 CHANNEL_OPEN = (20, 10)
 CHANNEL_OPEN_OK = (20, 11)
 CHANNEL_FLOW = (20, 20)
@@ -115,8 +116,9 @@ def read_shortstr(data: bytes) -> str:
 class RawConnection:
     """One TCP connection to the broker; every read has a deadline."""
 
-    def __init__(self, url: str, timeout: float = 5.0) -> None:
+    def __init__(self, url: str, timeout: float = 5.0, protocol_header: bytes = PROTOCOL_HEADER) -> None:
         parts = urlsplit(url)
+        self.protocol_header = protocol_header
         self.user = unquote(parts.username or "guest")
         self.password = unquote(parts.password or "guest")
         self.vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
@@ -184,22 +186,25 @@ class RawConnection:
                 data, self._buffer = self._buffer, b""
                 return data
 
-    def handshake(self, heartbeat: int = 0, frame_max: int = 131072) -> None:
+    def handshake(self, heartbeat: int = 0, frame_max: int = 131072, channel_max: int | None = None) -> None:
         """Protocol header, start/start-ok (PLAIN), tune/tune-ok, open/open-ok."""
-        self.negotiate(heartbeat=heartbeat, frame_max=frame_max)
+        self.negotiate(heartbeat=heartbeat, frame_max=frame_max, channel_max=channel_max)
         self.send_open()
         self.expect(CONNECTION_OPEN_OK)
 
-    def negotiate(self, heartbeat: int = 0, frame_max: int = 131072) -> None:
-        """Everything before connection.open: header, start/start-ok, tune/tune-ok."""
+    def negotiate(self, heartbeat: int = 0, frame_max: int = 131072, channel_max: int | None = None) -> None:
+        """Everything before connection.open: header, start/start-ok, tune/tune-ok.
+
+        channel_max defaults to the broker's proposal."""
         self.start()
         self.tune = struct.unpack(">HIH", self.expect(CONNECTION_TUNE).arguments)
-        channel_max = self.tune[0]
+        if channel_max is None:
+            channel_max = self.tune[0]
         self.send_method(0, CONNECTION_TUNE_OK, struct.pack(">HIH", channel_max, frame_max, heartbeat))
 
     def start(self, client_properties: bytes = EMPTY_TABLE) -> None:
         """Protocol header, connection.start, and start-ok with PLAIN credentials."""
-        self.send(PROTOCOL_HEADER)
+        self.send(self.protocol_header)
         self.expect(CONNECTION_START)
         response = b"\x00" + self.user.encode() + b"\x00" + self.password.encode()
         self.send_method(

@@ -212,3 +212,40 @@ def test_method_on_unopened_channel_is_connection_error_504(amqp_url):
         close = raw.expect_connection_close()
 
     assert close == rawamqp.Close(504, "CHANNEL_ERROR - expected 'channel.open'", *rawamqp.QUEUE_DECLARE)
+
+
+def test_channel_numbers_above_channel_max_can_be_used(amqp_url):
+    with RawConnection(amqp_url) as raw:
+        raw.handshake(channel_max=2)
+
+        raw.open_channel(65535)
+        raw.open_channel(1000)
+        raw.declare_queue(65535, unique("high-channel"))
+
+        raw.close()
+
+
+def test_opening_more_channels_than_channel_max_is_connection_error_530(amqp_url):
+    with RawConnection(amqp_url) as raw:
+        raw.handshake(channel_max=2)
+        raw.open_channel(1)
+        raw.open_channel(2)
+
+        raw.send_method(3, rawamqp.CHANNEL_OPEN, rawamqp.shortstr(""))
+        close = raw.expect_connection_close()
+
+    text = "NOT_ALLOWED - number of channels opened (2) has reached the negotiated channel_max (2)"
+    assert close == rawamqp.Close(530, text, 0, 0)
+
+
+def test_a_closed_channel_no_longer_counts_against_channel_max(amqp_url):
+    with RawConnection(amqp_url) as raw:
+        raw.handshake(channel_max=1)
+        raw.open_channel(1)
+        raw.send_method(1, rawamqp.CHANNEL_CLOSE, b"\x00\xc8" + rawamqp.shortstr("") + b"\x00\x00\x00\x00")
+        raw.expect(rawamqp.CHANNEL_CLOSE_OK)
+
+        raw.open_channel(2)
+        raw.declare_queue(2, unique("freed"))
+
+        raw.close()

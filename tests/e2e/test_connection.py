@@ -12,7 +12,7 @@ import pytest
 
 from . import rawamqp
 from .rawamqp import RawConnection
-from .support import unique
+from .support import round_trip, unique
 
 
 def test_guest_can_connect_and_open_a_channel(connection):
@@ -94,6 +94,17 @@ def test_missing_vhost_close_names_connection_open(amqp_url):
         close = raw.expect_connection_close()
 
     assert close == rawamqp.Close(530, f"NOT_ALLOWED - vhost {vhost} not found", *rawamqp.CONNECTION_OPEN)
+
+
+def test_close_quoting_a_255_byte_vhost_name_is_cut_to_fit(amqp_url):
+    vhost = unique("vhost").ljust(255, "v")
+    with RawConnection(urlunsplit(urlsplit(amqp_url)._replace(path="/" + vhost))) as raw:
+        raw.negotiate()
+        raw.send_open()
+
+        close = raw.expect_connection_close()
+
+    assert close == rawamqp.Close(530, f"NOT_ALLOWED - vhost {vhost}"[:252] + "...", *rawamqp.CONNECTION_OPEN)
 
 
 def test_server_properties_advertise_capabilities_clients_gate_on(connection):
@@ -207,6 +218,7 @@ def test_peer_that_sends_heartbeats_stays_connected(amqp_url):
         pytest.param(b"AMQP\x00\x01\x00\x00", id="amqp-1.0"),
         pytest.param(b"AMQP\x00\x00\x08\x00", id="amqp-0-8"),
         pytest.param(b"AMQP\x01\x01\x00\x0a", id="amqp-0-10-legacy"),
+        pytest.param(b"AMQP\x00\x00\x09\x00", id="amqp-0-9-0"),
         pytest.param(b"HELLO WORLD\r\n\r\n", id="not-amqp"),
     ],
 )
@@ -215,6 +227,33 @@ def test_unsupported_protocol_header_gets_our_header_and_socket_closed(amqp_url,
         raw.send(header)
 
         assert raw.read_until_closed() == b"AMQP\x00\x00\x09\x01"
+
+
+def test_amqp_0_9_header_is_served_as_0_9_1(amqp_url):
+    with RawConnection(amqp_url, protocol_header=b"AMQP\x01\x01\x00\x09") as raw:
+        raw.handshake()
+        raw.open_channel(1)
+        raw.declare_queue(1, unique("amqp-0-9"))
+
+        raw.close()
+
+
+def test_update_secret_is_accepted_and_the_connection_goes_on(connection, channel):
+    connection.update_secret("a-refreshed-token", "token refresh")
+
+    round_trip(channel)
+    assert connection.is_open
+
+
+def test_update_secret_on_a_channel_is_connection_error_503(amqp_url):
+    with RawConnection(amqp_url) as raw:
+        raw.handshake()
+        raw.open_channel(1)
+
+        raw.send_method(1, rawamqp.CONNECTION_UPDATE_SECRET, rawamqp.longstr(b"token") + rawamqp.shortstr("refresh"))
+        close = raw.expect_connection_close()
+
+    assert close == rawamqp.Close(503, "COMMAND_INVALID - unimplemented method", *rawamqp.CONNECTION_UPDATE_SECRET)
 
 
 def test_bad_frame_end_octet_is_connection_error_501_and_others_keep_working(amqp_url, channel):

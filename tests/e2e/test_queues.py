@@ -69,6 +69,17 @@ def test_passive_declare_of_missing_queue_is_not_found(channel):
     assert reply(closed) == (404, f"NOT_FOUND - no queue '{name}' in vhost '/'")
 
 
+def test_reply_text_quoting_a_255_byte_name_is_cut_to_fit(connection, channel):
+    name = unique("missing").ljust(255, "q")
+
+    with pytest.raises(ChannelClosedByBroker) as closed:
+        channel.queue_declare(name, passive=True)
+
+    assert reply(closed) == (404, f"NOT_FOUND - no queue '{name}"[:252] + "...")
+    assert connection.is_open
+    round_trip(connection.channel())
+
+
 @pytest.mark.parametrize(
     "operation",
     [

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from amqpbroker.protocol import DecodeError, decode_table, encode_table
-from amqpbroker.protocol._codec import decode_table_items
+from amqpbroker.protocol._codec import decode_table_items, encode_reply_text
 
 UTC = datetime.timezone.utc
 
@@ -153,3 +153,21 @@ def test_table_round_trip(table):
     assert end == len(data)
     assert decoded == table
     assert encode_table(decoded) == data
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("NOT_FOUND - no queue 'q'", b"NOT_FOUND - no queue 'q'"),
+    ("a" * 255, b"a" * 255),
+    ("a" * 256, b"a" * 252 + b"..."),                            # RabbitMQ's cut: 252 bytes and "..."
+    ("a" + "\u00e9" * 200, ("a" + "\u00e9" * 125).encode() + b"..."),  # never inside a character
+])
+def test_reply_text_is_cut_to_fit_a_short_string(text, expected):
+    assert encode_reply_text(text) == expected
+
+
+@given(st.text(max_size=400))
+def test_cut_reply_text_is_a_utf8_prefix_that_fits(text):
+    encoded = encode_reply_text(text)
+    assert len(encoded) <= 255
+    if encoded != text.encode():
+        assert encoded.endswith(b"...") and text.startswith(encoded[:-3].decode())

@@ -81,13 +81,23 @@ def test_header_and_start_ok_in_one_read():
         spec.ConnectionStart, spec.ConnectionTune]
 
 
+def test_amqp_0_9_header_is_served_as_0_9_1():
+    conn = new_connection()
+    assert conn.receive_data(b"AMQP\x01\x01", 0) == []
+    conn.receive_data(b"\x00\x09" + start_ok(), 0)
+    assert [type(m) for _, m in sent_methods(conn.data_to_send())] == [spec.ConnectionStart, spec.ConnectionTune]
+
+
 @pytest.mark.parametrize("data", [
     b"AMQP\x00\x01\x00\x00",     # AMQP 1.0
     b"AMQP\x03\x01\x00\x00",     # AMQP 1.0 SASL
-    b"AMQP\x01\x01\x00\x09",     # 0-9, old style
     b"AMQP\x01\x01\x08\x00",     # 0-8
+    b"AMQP\x01\x01\x09\x01",     # 0-8, as its published text writes it
+    b"AMQP\x01\x01\x00\x0a",     # 0-10, old style
+    b"AMQP\x00\x00\x09\x00",     # 0-9-0 in the new layout
     b"GET / HTTP/1.1\r\n\r\n",
     b"G",                        # detected at the first wrong byte
+    b"AMQP\x01\x00",             # neither header continues this way
 ])
 def test_wrong_protocol_header_gets_ours_and_closes(data):
     conn = new_connection()
@@ -281,11 +291,37 @@ def test_content_frame_on_unopened_channel():
     closed_with(conn, 504)
 
 
-@pytest.mark.parametrize("channel", [0, 11, 65535])
-def test_channel_open_out_of_range(channel):
-    conn = open_connection(channel_max=10)
-    events = conn.receive_data(method(channel, spec.ChannelOpen()), 0)
-    assert [e.reply_code for e in events] == [504]
+def test_channel_open_on_channel_0():
+    conn = open_connection()
+    events = conn.receive_data(method(0, spec.ChannelOpen()), 0)
+    assert events == [ConnectionClosing(504, "CHANNEL_ERROR - unexpected method in connection state running")]
+
+
+def test_channel_numbers_above_channel_max_can_be_opened():
+    conn = open_connection(channel_max=2)
+    events = conn.receive_data(method(65535, spec.ChannelOpen()) + method(11, spec.ChannelOpen()), 0)
+    assert events == [ChannelOpened(65535), ChannelOpened(11)]
+
+
+def test_channel_max_limits_how_many_channels_are_open():
+    conn = open_connection(channel_max=2)
+    open_channel(conn, 7)
+    open_channel(conn, 1000)
+    conn.close_channel(7, 406, "PRECONDITION_FAILED - x")
+    conn.data_to_send()
+    # A channel we are closing still counts until its close-ok.
+    events = conn.receive_data(method(3, spec.ChannelOpen()), 0)
+    text = "NOT_ALLOWED - number of channels opened (2) has reached the negotiated channel_max (2)"
+    assert events == [ConnectionClosing(530, text)]
+    close = closed_with(conn, 530)
+    assert (close.reply_text, close.class_id, close.method_id) == (text, 0, 0)
+
+
+def test_a_closed_channel_frees_its_place():
+    conn = open_connection(channel_max=1)
+    open_channel(conn, 5)
+    conn.receive_data(method(5, spec.ChannelClose(200, "", 0, 0)), 0)
+    assert conn.receive_data(method(6, spec.ChannelOpen()), 0) == [ChannelOpened(6)]
 
 
 def test_methods_reach_the_broker():
@@ -299,11 +335,14 @@ def test_methods_reach_the_broker():
     assert conn.data_to_send() == b""
 
 
-def test_connection_method_on_a_channel():
+@pytest.mark.parametrize("m", [spec.ConnectionOpen("/"), spec.ConnectionUpdateSecret(b"t", "r")])
+def test_connection_method_on_a_channel(m):
     conn = open_connection()
     open_channel(conn)
-    conn.receive_data(method(1, spec.ConnectionOpen("/")), 0)
-    closed_with(conn, 503)
+    events = conn.receive_data(method(1, m), 0)
+    assert events == [ConnectionClosing(503, "COMMAND_INVALID - unimplemented method")]
+    close = closed_with(conn, 503)
+    assert (close.class_id, close.method_id) == (m.CLASS_ID, m.METHOD_ID)
 
 
 def test_unexpected_connection_method_when_running():
@@ -312,10 +351,22 @@ def test_unexpected_connection_method_when_running():
     assert events == [ConnectionClosing(504, "CHANNEL_ERROR - unexpected method in connection state running")]
 
 
-def test_update_secret_is_not_implemented():
+def test_update_secret_is_answered_with_update_secret_ok():
     conn = open_connection()
-    conn.receive_data(method(0, spec.ConnectionUpdateSecret(b"t", "r")), 0)
-    closed_with(conn, 540)
+    open_channel(conn)
+    events = conn.receive_data(method(0, spec.ConnectionUpdateSecret(b"new-token", "token refreshed")), 0)
+    assert events == []
+    assert conn.data_to_send() == b"\x01\x00\x00\x00\x00\x00\x04\x00\x0a\x00\x47\xce"
+    declare = spec.QueueDeclare(queue="q")
+    assert conn.receive_data(method(1, declare), 0) == [MethodReceived(1, declare)]
+
+
+def test_update_secret_before_open_is_unexpected():
+    conn, _ = tuned()
+    events = conn.receive_data(method(0, spec.ConnectionUpdateSecret(b"t", "r")), 0)
+    assert events == [ConnectionClosing(504, "CHANNEL_ERROR - unexpected method in connection state opening")]
+    close = closed_with(conn, 504)
+    assert (close.class_id, close.method_id) == (10, 70)
 
 
 def test_server_channel_close_discards_until_close_ok():
@@ -330,6 +381,18 @@ def test_server_channel_close_discards_until_close_ok():
     assert events == [] and conn.data_to_send() == b""
     assert conn.receive_data(method(1, spec.ChannelCloseOk()), 0) == []
     assert conn.receive_data(method(1, spec.ChannelOpen()), 0) == [ChannelOpened(1)]
+
+
+def test_server_closes_with_reply_texts_longer_than_a_short_string():
+    conn = open_connection()
+    open_channel(conn, 1)
+    text = "NOT_FOUND - no queue '" + "q" * 255 + "' in vhost '/'"
+    conn.close_channel(1, 404, text, 50, 10)
+    conn.close(320, "CONNECTION_FORCED - " + text)
+    assert sent_methods(conn.data_to_send()) == [
+        (1, spec.ChannelClose(404, text[:252] + "...", 50, 10)),
+        (0, spec.ConnectionClose(320, ("CONNECTION_FORCED - " + text)[:252] + "...", 0, 0)),
+    ]
 
 
 def test_server_and_client_close_a_channel_at_once():

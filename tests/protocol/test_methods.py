@@ -56,6 +56,14 @@ def test_method_vectors(method, data):
     assert type(method).decode(memoryview(data)) == method
 
 
+@pytest.mark.parametrize("cls", [spec.ConnectionClose, spec.ChannelClose, spec.BasicReturn])
+def test_reply_text_longer_than_a_short_string_is_cut(cls):
+    text = "NOT_FOUND - no queue '" + "q" * 255 + "' in vhost '/'"
+    encoded = cls(reply_code=404, reply_text=text).encode()
+    assert encoded[6] == 255
+    assert cls.decode(encoded).reply_text == text[:252] + "..."
+
+
 def test_reserved_fields_are_skipped_whatever_their_value():
     # ticket = 7 (reserved short), capabilities "abc" and insist = 1 are ignored on decode.
     assert spec.BasicPublish.decode(b"\x00\x3c\x00\x28\x00\x07\x00\x01k\x00") == spec.BasicPublish(routing_key="k")
