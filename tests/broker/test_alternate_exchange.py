@@ -134,3 +134,15 @@ def test_the_alternate_exchange_survives_a_restart(tmp_path) -> None:
         assert ready(peer, "spilled") == 1
     finally:
         store.close()
+
+
+@pytest.mark.parametrize(("headers", "spilled"), [(None, 1), ({"CC": ["k2"]}, 0)])
+def test_dead_letters_take_the_alternate_exchange_only_when_no_key_routes(peer, spill, headers, spilled) -> None:
+    peer.exchange("dlx", **ae("spill"))
+    peer.declare("dead")
+    peer.bind("dead", "dlx", "k2")
+    peer.declare("source", arguments={"x-dead-letter-exchange": "dlx"})
+    peer.publish("", "source", b"m", headers=headers)
+    peer.handle(spec.BasicGet(queue="source"))
+    peer.handle(spec.BasicReject(delivery_tag=1, requeue=False))
+    assert (ready(peer, spill), ready(peer, "dead")) == (spilled, 1 - spilled)
