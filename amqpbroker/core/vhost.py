@@ -176,6 +176,7 @@ class VHost:
     def _route_further(
         self, exchange: Exchange, found: Collection[Any] | None, routing_keys: tuple[str, ...], headers: dict | None
     ) -> set[Queue]:
+        """`route` past the first exchange; `found` is what that exchange routes to, if known already."""
         queues: set[Queue] = set()
         seen = {exchange}
         pending = [exchange]
