@@ -67,7 +67,7 @@ class Delivery:
     def __init__(self, connection: ClientConnection, output: ChannelOutput, topology: Topology) -> None:
         self.connection = connection
         self.vhost = connection.vhost
-        self._broker = connection.broker
+        self._clock = connection.broker.clock
         self._sink = connection.sink
         self._output = output
         self._topology = topology
@@ -182,7 +182,7 @@ class Delivery:
         if no_ack:
             queue.forget(entry)
             return True
-        self._unacked[self._delivery_tag] = _Unacked(entry, queue, consumer, self._broker.clock())
+        self._unacked[self._delivery_tag] = _Unacked(entry, queue, consumer, self._clock())
         if consumer is not None:
             consumer.unacked += 1
         queue.unacked_count += 1

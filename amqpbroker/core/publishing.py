@@ -93,7 +93,7 @@ class Publisher:
                 headers = BasicProperties.decode(properties).headers
             queues: Collection[Queue] = vhost.route(exchange, routing_key, headers, cc)
         elif cc:
-            queues = {queue for key in (routing_key, *cc) if (queue := vhost.queues.get(key)) is not None}
+            queues = _named_queues(vhost.queues, (routing_key, *cc))
         else:
             queue = vhost.queues.get(routing_key)
             if queue is not None:
@@ -137,6 +137,14 @@ class Publisher:
             decoded.reply_to = _REPLY_TO_PREFIX + reply_to.token
             return decoded.encode()
         return properties
+
+
+def _named_queues(queues: dict[str, Queue], names: tuple[str, ...]) -> set[Queue]:
+    """The default exchange's routing for several keys: the queues of those names.
+
+    A comprehension inline in `route` would make its locals closure cells, at a cost to every publish.
+    """
+    return {queues[name] for name in names if name in queues}
 
 
 def _routing_headers(properties: bytes) -> tuple[tuple[str, ...], bytes]:

@@ -255,25 +255,25 @@ class Queue:
         """Delivers ready messages to consumers that have credit, by priority and round-robin."""
         if self.paused or self.deleted:
             return
-        if self.settings.single_active_consumer:
-            active = self._active
-            while active is not None and (self._requeued or self._ready) and active.has_credit():
+        active = self._active
+        if active is not None:
+            # A single-active-consumer queue: its consumers are not in the rings.
+            while (self._requeued or self._ready) and active.has_credit():
                 if not active.channel.deliver(active, self, self.take()):
                     return
             return
         rings = self._rings
-        while rings and (self._requeued or self._ready):
-            consumer = None
+        while self._requeued or self._ready:
             for _, ring in rings:
                 for _ in range(len(ring)):
-                    candidate = ring[0]
+                    consumer = ring[0]
                     ring.rotate(-1)
-                    if candidate.has_credit():
-                        consumer = candidate
+                    if consumer.has_credit():
                         break
-                if consumer is not None:
-                    break
-            if consumer is None:
+                else:
+                    continue  # nobody of this priority has credit: try the next one down
+                break
+            else:
                 return
             if not consumer.channel.deliver(consumer, self, self.take()):
                 return
