@@ -56,8 +56,9 @@ class ReplyTo:
         self.consumer_tag = consumer_tag
         self.token = random_name("")
 
-    def push(self, message: Message) -> None:
+    def push(self, message: Message) -> bool:
         self.delivery.deliver_reply(self.consumer_tag, message)
+        return True
 
     def dispatch(self) -> None:
         pass
@@ -67,7 +68,7 @@ class Delivery:
     def __init__(self, connection: ClientConnection, output: ChannelOutput, topology: Topology) -> None:
         self.connection = connection
         self.vhost = connection.vhost
-        self._clock = connection.broker.clock
+        self._clock = connection.broker.timers.clock
         self._sink = connection.sink
         self._output = output
         self._topology = topology

@@ -15,6 +15,7 @@ from .. import core
 from .amqp import CLOSE_TIMEOUT, AMQPConnection
 from .flow import PublishGate
 from .persister import run_persister
+from .timers import run_timers
 
 log = logging.getLogger("amqpbroker")
 
@@ -52,6 +53,7 @@ class Server:
         log.info("listening on %s:%d", self.host, self.port)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(run_persister, self.broker)
+            nursery.start_soon(run_timers, self.broker)
             if self.broker.consumer_timeout is not None:
                 nursery.start_soon(self._expire_deliveries, self.broker.consumer_timeout)
             nursery.start_soon(trio.serve_listeners, self._handle, listeners)

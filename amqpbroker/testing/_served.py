@@ -291,6 +291,7 @@ async def serve_broker(
     `restart()` is awaited.
     """
     store = open_store(data_dir)
+    clean = False
     try:
         broker = TrioBroker(
             store,
@@ -306,5 +307,7 @@ async def serve_broker(
                 yield broker
             finally:
                 broker.stop()
+        clean = True
     finally:
-        store.close()
+        # A run that ended in an error may not have written everything: the next start must know.
+        store.close(clean=clean)
