@@ -75,6 +75,69 @@ class Consumer:
         return self.channel.can_deliver(self.no_ack)
 
 
+class Consumers(list):
+    """A queue's consumers in registration order, and whose turn it is to receive.
+
+    Consumers receive by priority, highest first, round-robin among equals; one without credit lets
+    the next receive. In a single-active-consumer queue only the active one receives; when it goes,
+    the waiting consumer of highest priority, first registered among equals, takes over.
+    A list, so that a queue's attribute count stays where CPython reads attributes fastest.
+    """
+
+    __slots__ = ("_rings", "_single_active")
+
+    def __init__(self, single_active: bool) -> None:
+        super().__init__()
+        self._rings: list[tuple[int, deque[Consumer]]] = []
+        """The consumers that may receive, by priority, highest first, each priority's rotated
+        round-robin. In a single-active-consumer queue, only the active consumer."""
+        self._single_active = single_active
+
+    def add(self, consumer: Consumer) -> None:
+        self.append(consumer)
+        if not self._single_active or len(self) == 1:
+            self._may_receive(consumer)
+
+    def discard(self, consumer: Consumer) -> bool:
+        """Removes `consumer`; False if it was not here."""
+        try:
+            self.remove(consumer)
+        except ValueError:
+            return False
+        for index, (priority, ring) in enumerate(self._rings):
+            if priority == consumer.priority and consumer in ring:
+                ring.remove(consumer)
+                if not ring:
+                    del self._rings[index]
+                if self._single_active and self:
+                    # max() keeps the first of equals: registration order among one priority.
+                    self._may_receive(max(self, key=attrgetter("priority")))
+                break
+        return True
+
+    def ready(self) -> Consumer | None:
+        """The next in turn of the highest priority that has a consumer with credit, or None."""
+        for _, ring in self._rings:
+            for _ in range(len(ring)):
+                consumer = ring[0]
+                ring.rotate(-1)
+                if consumer.has_credit():
+                    return consumer
+        return None
+
+    def _may_receive(self, consumer: Consumer) -> None:
+        """Puts `consumer` last in its priority's turn."""
+        rings = self._rings
+        for index, (priority, ring) in enumerate(rings):
+            if priority == consumer.priority:
+                ring.append(consumer)
+                return
+            if priority < consumer.priority:
+                rings.insert(index, (consumer.priority, deque((consumer,))))
+                return
+        rings.append((consumer.priority, deque((consumer,))))
+
+
 class Queue:
     def __init__(
         self,
@@ -98,14 +161,7 @@ class Queue:
         self.auto_delete = auto_delete
         # The arguments are kept as declared; `settings` is what they ask of the queue, validated.
         self.arguments = arguments or {}
-        # What the arguments ask of this queue, validated; the arguments are kept as declared.
-        self.settings = settings
-        self.consumers: list[Consumer] = []
-        """In registration order."""
-        self._rings: list[tuple[int, deque[Consumer]]] = []
-        """The consumers by priority, highest first, each priority's rotated round-robin."""
-        self._active: Consumer | None = None
-        """The consumer a single-active-consumer queue delivers to."""
+        self.consumers = Consumers(settings.single_active_consumer)
         self.had_consumers = False
         self.deleted = False
         self.paused = False
@@ -209,7 +265,7 @@ class Queue:
         nowhere: RabbitMQ's way, which lets a TTL of 0 mean "deliver now or never"."""
         consumer = None
         if not self.message_count and not self.paused and not self.deleted:
-            consumer = self._ready_consumer()
+            consumer = self.consumers.ready()
         if consumer is None:
             self.drop(entry, "expired")
         else:
@@ -409,55 +465,12 @@ class Queue:
     # consumers
 
     def add_consumer(self, consumer: Consumer) -> None:
-        self.consumers.append(consumer)
+        self.consumers.add(consumer)
         self.had_consumers = True
-        if self.settings.single_active_consumer:
-            if self._active is None:
-                self._active = consumer
-            return
-        rings = self._rings
-        for index, (priority, ring) in enumerate(rings):
-            if priority == consumer.priority:
-                ring.append(consumer)
-                return
-            if priority < consumer.priority:
-                rings.insert(index, (consumer.priority, deque((consumer,))))
-                return
-        rings.append((consumer.priority, deque((consumer,))))
 
     def remove_consumer(self, consumer: Consumer) -> None:
-        try:
-            self.consumers.remove(consumer)
-        except ValueError:
-            return
-        if self.settings.single_active_consumer:
-            if self._active is consumer:
-                # max() keeps the first of equals: registration order among the same priority.
-                self._active = max(self.consumers, key=attrgetter("priority"), default=None)
-        else:
-            for index, (priority, ring) in enumerate(self._rings):
-                if priority == consumer.priority:
-                    ring.remove(consumer)
-                    if not ring:
-                        del self._rings[index]
-                    break
-        if not self.consumers:
+        if self.consumers.discard(consumer) and not self.consumers:
             self._used()
-
-    def _ready_consumer(self) -> Consumer | None:
-        """The consumer whose turn it is and that has credit, or None: the single active consumer,
-        or else the next in turn of the highest priority with one that has credit."""
-        active = self._active
-        if active is not None:
-            # A single-active-consumer queue: its consumers are not in the rings.
-            return active if active.has_credit() else None
-        for _, ring in self._rings:
-            for _ in range(len(ring)):
-                consumer = ring[0]
-                ring.rotate(-1)
-                if consumer.has_credit():
-                    return consumer
-        return None
 
     def dispatch(self) -> None:
         """Delivers ready messages to consumers that have credit, by priority and round-robin."""
@@ -466,7 +479,7 @@ class Queue:
         backlog = self._backlog
         consumers = self.consumers
         while consumers and self.message_count:
-            consumer = self._ready_consumer()
+            consumer = consumers.ready()
             if consumer is None:
                 return
             if self._checked:
