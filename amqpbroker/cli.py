@@ -67,6 +67,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="SECONDS",
         help="time shutdown waits for the store's last writes before exiting without them (default: %(default)s)",
     )
+    parser.add_argument(
+        "--consumer-timeout",
+        type=_timeout,
+        default=core.DEFAULT_CONSUMER_TIMEOUT,
+        metavar="MS",
+        help="close a channel whose delivery stays unacknowledged longer than this, as RabbitMQ's "
+        "consumer_timeout; 0 never does (default: %(default)s, 30 minutes)",
+    )
     parser.add_argument("--log-level", choices=LOG_LEVELS, default="info", help="(default: %(default)s)")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser.parse_args(argv)
@@ -80,6 +88,13 @@ def _port(text: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"port must be between 0 and 65535, not {port}")
     return port
+
+
+def _timeout(text: str) -> int | None:
+    """Milliseconds; 0 is None: no timeout."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"not a number of milliseconds: {text!r}")
+    return int(text) or None
 
 
 async def _serve(server: Server) -> None:
@@ -160,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     clean = False
     server: Server | None = None
     try:
-        broker = core.Broker(store=store, memory_limit=args.memory_limit)
+        broker = core.Broker(store=store, memory_limit=args.memory_limit, consumer_timeout=args.consumer_timeout)
         data_dir = None if args.in_memory else args.data_dir
         server = Server(broker, host=args.host, port=args.port, limits=limits, data_dir=data_dir)
         trio.run(_serve, server)

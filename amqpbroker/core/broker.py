@@ -2,6 +2,8 @@
 
 Everything here is plain synchronous Python. The server glue creates a `ClientConnection` when a
 client has completed the handshake, feeds it the client's methods, and implements its `Sink`.
+The broker reads time from one clock of its own, `timers.clock`, and acts on time only when the
+server's timers call it (`expire`, `expire_deliveries`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from .arguments import settings_from_arguments
 from .commits import Batch, CommitTracker
 from .confirms import Confirms
 from .deadletter import DeadLetters
-from .errors import ConnectionException
+from .errors import ChannelException, ConnectionException
 from .exchanges import make_exchange
 from .journal import Journal
 from .memory import MemoryWatermark
@@ -43,6 +45,13 @@ class Sink(Protocol):
     def close(self, reply_code: int, reply_text: str) -> None:
         """Closes the whole connection from the broker's side with a connection.close."""
 
+    def close_channel(self, channel: int, reply_code: int, reply_text: str) -> None:
+        """Closes one channel from the broker's side with a channel.close, and its session with it."""
+
+
+DEFAULT_CONSUMER_TIMEOUT = 1_800_000
+"""Milliseconds a delivery may stay unacknowledged before its channel is closed: RabbitMQ's default."""
+
 
 class Broker:
     """All broker state, recovered from `store` at creation; durable changes go to `journal`."""
@@ -53,12 +62,16 @@ class Broker:
         store: Store | None = None,
         memory_limit: int | None = None,
         *,
+        consumer_timeout: int | None = DEFAULT_CONSUMER_TIMEOUT,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.users = {"guest": "guest"} if users is None else users
         self.timers = Timers(clock, wall_clock)
         """The broker's clock, and when each queue next needs it (message TTL, `x-expires`)."""
+        self.consumer_timeout = consumer_timeout
+        """Milliseconds a delivery may stay unacknowledged; None never times out."""
+        self.connections: set[ClientConnection] = set()
         self.store = store if store is not None else MemoryStore()
         self.journal = Journal()
         self.memory = MemoryWatermark(memory_limit)
@@ -188,7 +201,29 @@ class Broker:
         return vhost in self.vhosts and username in self.users
 
     def connect(self, vhost: str, username: str, sink: Sink, capabilities: dict) -> ClientConnection:
-        return ClientConnection(self, self.vhosts[vhost], username, sink, capabilities)
+        connection = ClientConnection(self, self.vhosts[vhost], username, sink, capabilities)
+        self.connections.add(connection)
+        return connection
+
+    def expire_deliveries(self) -> None:
+        """Closes every channel whose oldest unacknowledged delivery is older than `consumer_timeout`.
+
+        As in RabbitMQ, the channel is closed with 406 and what it had not acknowledged is requeued.
+        """
+        timeout = self.consumer_timeout
+        if timeout is None:
+            return
+        deadline = self.timers.clock() - timeout / 1000
+        for connection in list(self.connections):
+            for channel, session in list(connection.sessions.items()):
+                delivered_at = session.delivery.oldest_delivered_at()
+                if delivered_at is not None and delivered_at < deadline:
+                    error = ChannelException.precondition_failed(
+                        f"delivery acknowledgement on channel {channel} timed out. Timeout value used: "
+                        f"{timeout} ms. This timeout value can be configured, see consumers doc guide to "
+                        "learn more"
+                    )
+                    connection.sink.close_channel(channel, error.reply_code, error.reply_text)
 
     def delete_queue(self, vhost: VHost, queue: Queue) -> int:
         """Deletes a queue, cancelling its consumers (telling clients that asked to be told)."""
@@ -251,6 +286,7 @@ class ClientConnection:
         if self.closed:
             return
         self.closed = True
+        self.broker.connections.discard(self)
         for channel in list(self.sessions):
             self.close_channel(channel)
         for queue in list(self.exclusive_queues):

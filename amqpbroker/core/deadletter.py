@@ -65,9 +65,8 @@ class DeadLetters:
         properties.headers = headers
         properties.expiration = None
         if exchange.name:
-            queues: set[Queue] = set()
-            for key in routing_keys:
-                queues.update(vhost.route(exchange, key, headers))
+            # All keys in one routing, as RabbitMQ: the alternate exchange is for when none routes.
+            queues = set(vhost.route(exchange, routing_keys[0], headers, tuple(routing_keys[1:])))
         else:
             queues = {vhost.queues[key] for key in routing_keys if key in vhost.queues}
         if reason != "rejected":

@@ -12,6 +12,7 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Iterable
 
 from ..protocol import BasicProperties, Long, spec
+from .arguments import consumer_settings
 from .errors import ChannelException, ConnectionException
 from .message import Message, QueueEntry
 from .queue import Consumer, Queue
@@ -32,12 +33,13 @@ REJECT = "reject"
 
 
 class _Unacked:
-    __slots__ = ("entry", "queue", "consumer")
+    __slots__ = ("entry", "queue", "consumer", "delivered_at")
 
-    def __init__(self, entry: QueueEntry, queue: Queue, consumer: Consumer | None) -> None:
+    def __init__(self, entry: QueueEntry, queue: Queue, consumer: Consumer | None, delivered_at: float) -> None:
         self.entry = entry
         self.queue = queue
         self.consumer = consumer
+        self.delivered_at = delivered_at
 
 
 class ReplyTo:
@@ -66,6 +68,7 @@ class Delivery:
     def __init__(self, connection: ClientConnection, output: ChannelOutput, topology: Topology) -> None:
         self.connection = connection
         self.vhost = connection.vhost
+        self._clock = connection.broker.timers.clock
         self._sink = connection.sink
         self._output = output
         self._topology = topology
@@ -102,7 +105,12 @@ class Delivery:
             raise ConnectionException.not_implemented(
                 f"queue '{queue.name}' in vhost '{self.vhost.name}' does not support global qos"
             )
-        if queue.consumers and (method.exclusive or queue.consumers[0].exclusive):
+        settings = consumer_settings(
+            method.arguments, queue.settings.queue_type, queue=queue.name, vhost=self.vhost.name
+        )
+        # A single-active-consumer queue refuses an exclusive consumer even while it has none.
+        exclusive_wanted = method.exclusive and (queue.consumers or queue.settings.single_active_consumer)
+        if exclusive_wanted or (queue.consumers and queue.consumers[0].exclusive):
             raise ChannelException.access_refused(
                 f"queue '{queue.name}' in vhost '{self.vhost.name}' in exclusive use"
             )
@@ -114,6 +122,7 @@ class Delivery:
             exclusive=method.exclusive,
             prefetch_count=self._prefetch_count,
             arguments=method.arguments,
+            priority=settings.priority,
         )
         if not method.no_wait:
             self._output.method(spec.BasicConsumeOk(consumer_tag=tag))
@@ -180,11 +189,16 @@ class Delivery:
         if no_ack:
             queue.forget(entry)
             return True
-        self._unacked[self._delivery_tag] = _Unacked(entry, queue, consumer)
+        self._unacked[self._delivery_tag] = _Unacked(entry, queue, consumer, self._clock())
         if consumer is not None:
             consumer.unacked += 1
         queue.unacked_count += 1
         return True
+
+    def oldest_delivered_at(self) -> float | None:
+        """When the oldest delivery still unacknowledged was made, on the broker's clock; None if none is."""
+        oldest = next(iter(self._unacked.values()), None)
+        return None if oldest is None else oldest.delivered_at
 
     def dispatch_all(self) -> None:
         for queue in {consumer.queue for consumer in self.consumers.values()}:

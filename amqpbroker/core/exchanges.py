@@ -56,6 +56,9 @@ class Exchange:
         self.auto_delete = auto_delete
         self.internal = internal
         self.arguments = arguments or {}
+        alternate = self.arguments.get("alternate-exchange")
+        self.alternate_exchange: str | None = alternate if isinstance(alternate, str) else None
+        """Where messages this exchange routes nowhere go instead, by name: it may be declared later."""
         self.bindings: dict[tuple, Binding] = {}
         self.exchange_bindings = 0
         """How many bindings lead to other exchanges; routing follows them only when there are any."""

@@ -1,11 +1,15 @@
-"""A channel's publishes: checked, routed to queues, stored when persistent, returned when unroutable."""
+"""A channel's publishes: checked, routed to queues, stored when persistent, returned when unroutable.
+
+A message is routed by its routing key and by the keys its `CC` and `BCC` headers list (arrays
+of strings), on the same exchange; `BCC` is removed from the message before it is stored or sent.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Collection
 
-from ..protocol import BasicProperties, spec
-from .arguments import parse_expiration
+from ..protocol import BasicProperties, remove_header, spec
+from .arguments import parse_expiration, type_name
 from .errors import ChannelException, ConnectionException
 from .exchanges import Exchange
 from .message import Message
@@ -19,6 +23,7 @@ if TYPE_CHECKING:
     from .output import ChannelOutput
 
 _REPLY_TO_PREFIX = REPLY_TO + "."
+_ROUTING_HEADERS = ("CC", "BCC")
 
 
 class Publisher:
@@ -32,11 +37,15 @@ class Publisher:
         self._confirms = confirms
         self.confirm_mode = False
 
-    def check(self, method: spec.BasicPublish, properties: bytes) -> tuple[Exchange | None, bytes]:
-        """The exchange a publish goes to (None for the default one) and its properties, as routed.
+    def check(
+        self, method: spec.BasicPublish, properties: bytes
+    ) -> tuple[Exchange | None, bytes, tuple[str, ...]]:
+        """The exchange a publish goes to (None for the default one), its properties as routed, and
+        the routing keys its CC and BCC headers add.
 
         Raises what RabbitMQ answers at once, even on a transactional channel: a missing or internal
-        exchange, a forged user_id, a direct reply-to request without a reply consumer.
+        exchange, a forged user_id, a direct reply-to request without a reply consumer, a CC or BCC
+        header that is not an array.
         """
         if method.immediate:
             raise ConnectionException.not_implemented("immediate=true")
@@ -51,21 +60,41 @@ class Publisher:
                 raise ChannelException.access_refused(
                     f"cannot publish to internal exchange '{exchange_name}' in vhost '{vhost.name}'"
                 )
-        # Property flag bits 4 (user_id), 8 (expiration) and 9 (reply_to): decode only when a
-        # publisher sets them.
-        if len(properties) > 1 and (properties[1] & 0x10 or properties[0] & 0x03):
-            properties = self._check_properties(properties)
-        return exchange, properties
+        cc: tuple[str, ...] = ()
+        if len(properties) > 1:
+            # Property flag bits 4 (user_id), 8 (expiration) and 9 (reply_to): decode only when a
+            # publisher sets them.
+            if properties[1] & 0x10 or properties[0] & 0x03:
+                properties = self._check_properties(properties)
+            # Bit 13: headers. A field table encodes a key as its length octet and name: properties
+            # whose bytes hold neither b"\x02CC" nor b"\x03BCC" have no CC or BCC header. Looking
+            # for one byte "C" first (memchr) is several times cheaper than a substring search.
+            if (
+                properties[0] & 0x20
+                and 0x43 in properties
+                and (b"\x02CC" in properties or b"\x03BCC" in properties)
+            ):
+                cc, properties = _routing_headers(properties)
+        return exchange, properties, cc
 
-    def route(self, exchange: Exchange | None, method: spec.BasicPublish, properties: bytes, body: bytes) -> None:
+    def route(
+        self,
+        exchange: Exchange | None,
+        method: spec.BasicPublish,
+        properties: bytes,
+        body: bytes,
+        cc: tuple[str, ...] = (),
+    ) -> None:
         vhost = self._vhost
         exchange_name = method.exchange
         routing_key = method.routing_key
         if exchange is not None:
             headers = None
-            if exchange.type == "headers" or exchange.exchange_bindings:
+            if exchange.type == "headers" or exchange.exchange_bindings or exchange.alternate_exchange is not None:
                 headers = BasicProperties.decode(properties).headers
-            queues: Collection[Queue] = vhost.route(exchange, routing_key, headers)
+            queues: Collection[Queue] = vhost.route(exchange, routing_key, headers, cc)
+        elif cc:
+            queues = _named_queues(vhost.queues, (routing_key, *cc))
         else:
             queue = vhost.queues.get(routing_key)
             if queue is not None:
@@ -117,3 +146,33 @@ class Publisher:
             decoded.reply_to = _REPLY_TO_PREFIX + reply_to.token
             return decoded.encode()
         return properties
+
+
+def _named_queues(queues: dict[str, Queue], names: tuple[str, ...]) -> set[Queue]:
+    """The default exchange's routing for several keys: the queues of those names.
+
+    A comprehension inline in `route` would make its locals closure cells, at a cost to every publish.
+    """
+    return {queues[name] for name in names if name in queues}
+
+
+def _routing_headers(properties: bytes) -> tuple[tuple[str, ...], bytes]:
+    """The routing keys of the CC and BCC headers, and the properties without BCC.
+
+    Like RabbitMQ, array items that are not strings are ignored, and a header of another type
+    makes the message invalid.
+    """
+    headers = BasicProperties.decode(properties).headers or {}
+    keys: list[str] = []
+    for name in _ROUTING_HEADERS:
+        if name not in headers:
+            continue
+        value = headers[name]
+        if not isinstance(value, list):
+            raise ChannelException.precondition_failed(
+                f'invalid message: {{unacceptable_type_in_header,"{name}",{type_name(value)}}}'
+            )
+        keys.extend(item for item in value if isinstance(item, str))
+    if "BCC" in headers:
+        properties = remove_header(properties, "BCC")
+    return tuple(keys), properties

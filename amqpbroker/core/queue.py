@@ -9,11 +9,17 @@ through `drop`, with the reason.
 Messages expire from the head only, as in RabbitMQ's classic queues (the head of the highest
 priority, in a priority queue): a message that expired behind one that has not is dropped, never
 delivered, when it is taken; the timer drops it once it is at the head.
+
+Consumers are served by priority (`x-priority` on basic.consume, highest first), round-robin among
+equal priorities; a consumer without credit lets the next one receive. A single-active-consumer
+queue (`x-single-active-consumer`) delivers only to its active consumer; when that one goes, the
+waiting consumer of highest priority, first registered among equals, takes over, as in RabbitMQ.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from ..store.base import DeleteMessage, Dequeue, Enqueue
@@ -37,7 +43,9 @@ DeadLetterer = Callable[["Queue", QueueEntry, str], None]
 class Consumer:
     """A basic.consume subscription of one channel to one queue."""
 
-    __slots__ = ("tag", "queue", "channel", "no_ack", "exclusive", "prefetch_count", "unacked", "arguments")
+    __slots__ = (
+        "tag", "queue", "channel", "no_ack", "exclusive", "prefetch_count", "unacked", "arguments", "priority"
+    )
 
     def __init__(
         self,
@@ -49,6 +57,7 @@ class Consumer:
         exclusive: bool,
         prefetch_count: int,
         arguments: dict,
+        priority: int = 0,
     ) -> None:
         self.tag = tag
         self.queue = queue
@@ -58,11 +67,75 @@ class Consumer:
         self.prefetch_count = prefetch_count
         self.unacked = 0
         self.arguments = arguments
+        self.priority = priority
 
     def has_credit(self) -> bool:
         if not self.no_ack and self.prefetch_count and self.unacked >= self.prefetch_count:
             return False
         return self.channel.can_deliver(self.no_ack)
+
+
+class Consumers(list):
+    """A queue's consumers in registration order, and whose turn it is to receive.
+
+    Consumers receive by priority, highest first, round-robin among equals; one without credit lets
+    the next receive. In a single-active-consumer queue only the active one receives; when it goes,
+    the waiting consumer of highest priority, first registered among equals, takes over.
+    A list, so that a queue's attribute count stays where CPython reads attributes fastest.
+    """
+
+    __slots__ = ("_rings", "_single_active")
+
+    def __init__(self, single_active: bool) -> None:
+        super().__init__()
+        self._rings: list[tuple[int, deque[Consumer]]] = []
+        """The consumers that may receive, by priority, highest first, each priority's rotated
+        round-robin. In a single-active-consumer queue, only the active consumer."""
+        self._single_active = single_active
+
+    def add(self, consumer: Consumer) -> None:
+        self.append(consumer)
+        if not self._single_active or len(self) == 1:
+            self._may_receive(consumer)
+
+    def discard(self, consumer: Consumer) -> bool:
+        """Removes `consumer`; False if it was not here."""
+        try:
+            self.remove(consumer)
+        except ValueError:
+            return False
+        for index, (priority, ring) in enumerate(self._rings):
+            if priority == consumer.priority and consumer in ring:
+                ring.remove(consumer)
+                if not ring:
+                    del self._rings[index]
+                if self._single_active and self:
+                    # max() keeps the first of equals: registration order among one priority.
+                    self._may_receive(max(self, key=attrgetter("priority")))
+                break
+        return True
+
+    def ready(self) -> Consumer | None:
+        """The next in turn of the highest priority that has a consumer with credit, or None."""
+        for _, ring in self._rings:
+            for _ in range(len(ring)):
+                consumer = ring[0]
+                ring.rotate(-1)
+                if consumer.has_credit():
+                    return consumer
+        return None
+
+    def _may_receive(self, consumer: Consumer) -> None:
+        """Puts `consumer` last in its priority's turn."""
+        rings = self._rings
+        for index, (priority, ring) in enumerate(rings):
+            if priority == consumer.priority:
+                ring.append(consumer)
+                return
+            if priority < consumer.priority:
+                rings.insert(index, (consumer.priority, deque((consumer,))))
+                return
+        rings.append((consumer.priority, deque((consumer,))))
 
 
 class Queue:
@@ -88,7 +161,7 @@ class Queue:
         self.auto_delete = auto_delete
         # The arguments are kept as declared; `settings` is what they ask of the queue, validated.
         self.arguments = arguments or {}
-        self.consumers: deque[Consumer] = deque()
+        self.consumers = Consumers(settings.single_active_consumer)
         self.had_consumers = False
         self.deleted = False
         self.paused = False
@@ -192,7 +265,7 @@ class Queue:
         nowhere: RabbitMQ's way, which lets a TTL of 0 mean "deliver now or never"."""
         consumer = None
         if not self.message_count and not self.paused and not self.deleted:
-            consumer = self._ready_consumer()
+            consumer = self.consumers.ready()
         if consumer is None:
             self.drop(entry, "expired")
         else:
@@ -392,35 +465,21 @@ class Queue:
     # consumers
 
     def add_consumer(self, consumer: Consumer) -> None:
-        self.consumers.append(consumer)
+        self.consumers.add(consumer)
         self.had_consumers = True
 
     def remove_consumer(self, consumer: Consumer) -> None:
-        try:
-            self.consumers.remove(consumer)
-        except ValueError:
-            return
-        if not self.consumers:
+        if self.consumers.discard(consumer) and not self.consumers:
             self._used()
 
-    def _ready_consumer(self) -> Consumer | None:
-        """The next consumer in turn that has credit, or None."""
-        consumers = self.consumers
-        for _ in range(len(consumers)):
-            consumer = consumers[0]
-            consumers.rotate(-1)
-            if consumer.has_credit():
-                return consumer
-        return None
-
     def dispatch(self) -> None:
-        """Delivers ready messages round-robin to consumers that have credit."""
+        """Delivers ready messages to consumers that have credit, by priority and round-robin."""
         if self.paused or self.deleted:
             return
         backlog = self._backlog
         consumers = self.consumers
         while consumers and self.message_count:
-            consumer = self._ready_consumer()
+            consumer = consumers.ready()
             if consumer is None:
                 return
             if self._checked:

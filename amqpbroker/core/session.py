@@ -48,11 +48,11 @@ class Session:
 
     def publish(self, method: spec.BasicPublish, properties: bytes, body: bytes) -> None:
         publisher = self.publisher
-        exchange, properties = publisher.check(method, properties)
+        exchange, properties, cc = publisher.check(method, properties)
         if self._tx is None:
-            publisher.route(exchange, method, properties, body)
+            publisher.route(exchange, method, properties, body, cc)
         else:
-            self._tx.defer(partial(publisher.route, exchange, method, properties, body))
+            self._tx.defer(partial(publisher.route, exchange, method, properties, body, cc))
 
     def _settle(self, delivery_tag: int, multiple: bool, outcome: str) -> None:
         """Settles now, or at tx.commit on a transactional channel."""

@@ -158,21 +158,44 @@ class VHost:
         if exchange.durable:
             self.journal.append(DeleteExchange(self.name, exchange.name))
 
-    def route(self, exchange: Exchange, routing_key: str, headers: dict | None) -> Collection[Queue]:
-        """The queues a message reaches from `exchange`, following exchange-to-exchange bindings."""
+    def route(
+        self, exchange: Exchange, routing_key: str, headers: dict | None, cc: tuple[str, ...] = ()
+    ) -> Collection[Queue]:
+        """The queues a message reaches from `exchange` by its routing key and its CC/BCC keys.
+
+        Routing follows exchange-to-exchange bindings, and goes to an exchange's alternate exchange
+        when that exchange itself routes the message nowhere; each exchange is visited at most once.
+        """
+        if cc:
+            return self._route_further(exchange, None, (routing_key, *cc), headers)
         found = exchange.route(routing_key, headers)
-        if not exchange.exchange_bindings:
+        if not exchange.exchange_bindings and (found or exchange.alternate_exchange is None):
             return found
+        return self._route_further(exchange, found, (routing_key,), headers)
+
+    def _route_further(
+        self, exchange: Exchange, found: Collection[Any] | None, routing_keys: tuple[str, ...], headers: dict | None
+    ) -> set[Queue]:
+        """`route` past the first exchange; `found` is what that exchange routes to, if known already."""
         queues: set[Queue] = set()
         seen = {exchange}
-        pending = [found]
+        pending = [exchange]
         while pending:
-            for destination in pending.pop():
+            source = pending.pop()
+            if found is None:
+                found = set()
+                for routing_key in routing_keys:
+                    found.update(source.route(routing_key, headers))
+            if not found and source.alternate_exchange is not None:
+                alternate = self.exchanges.get(source.alternate_exchange)
+                found = (alternate,) if alternate is not None else ()
+            for destination in found:
                 if isinstance(destination, Queue):
                     queues.add(destination)
                 elif destination not in seen:
                     seen.add(destination)
-                    pending.append(destination.route(routing_key, headers))
+                    pending.append(destination)
+            found = None
         return queues
 
     def enqueue(self, message: Message, queues: Collection[Queue]) -> tuple[bool, bool]:

@@ -4,7 +4,7 @@
 """
 
 from . import _spec as spec
-from ._codec import DecodeError, Long, decode_table, encode_table
+from ._codec import DecodeError, Long, decode_table, encode_table, remove_header
 from ._connection import MAX_MESSAGE_SIZE, MAX_MESSAGE_SIZE_CEILING, ServerConnection
 from ._frames import FrameError
 from ._spec import BasicProperties, Method, ReplyCode
@@ -41,5 +41,6 @@ __all__ = [
     "ServerConnection",
     "decode_table",
     "encode_table",
+    "remove_header",
     "spec",
 ]

@@ -214,3 +214,35 @@ def encode_table(table: dict[str, Any]) -> bytes:
     body = b"".join(out)
     return _I.pack(len(body)) + body
 
+
+
+def remove_header(properties: bytes, key: str) -> bytes:
+    """Basic properties without one key of their headers table, every other byte as it was.
+
+    Re-encoding the decoded properties instead would change type letters (a short int read back is
+    written as a long one) and the consumer would not see what the publisher sent.
+    """
+    (flags,) = _H.unpack_from(properties, 0)
+    o = 2
+    last = flags
+    while last & 1:
+        (last,) = _H.unpack_from(properties, o)
+        o += 2
+    if not flags & 0x2000:
+        return properties
+    for present in (flags & 0x8000, flags & 0x4000):  # content-type and content-encoding come first
+        if present:
+            o += 1 + properties[o]
+    table_start = o
+    (size,) = _I.unpack_from(properties, o)
+    o += 4
+    end = o + size
+    kept: list[bytes] = []
+    while o < end:
+        item = o
+        name, o = _shortstr(properties, o)
+        _, o = _value(properties, o)
+        if name != key:
+            kept.append(properties[item:o])
+    items = b"".join(kept)
+    return properties[:table_start] + _I.pack(len(items)) + items + properties[end:]

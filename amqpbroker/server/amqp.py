@@ -120,6 +120,15 @@ class AMQPConnection:
             self._throttled = True
         self._data_ready.set()
 
+    def close_channel(
+        self, channel: int, reply_code: int, reply_text: str, class_id: int = 0, method_id: int = 0
+    ) -> None:
+        """Closes one channel from the broker's side; what it had not acknowledged is requeued."""
+        log.debug("channel %d of %s closed: %s", channel, self.peer, reply_text)
+        self.protocol.close_channel(channel, reply_code, reply_text, class_id, method_id)
+        self.client.close_channel(channel)
+        self._data_ready.set()
+
     # Tasks
 
     async def run(self) -> None:
@@ -265,9 +274,7 @@ class AMQPConnection:
         try:
             handler(*args)
         except core.ChannelException as exc:
-            log.debug("channel %d of %s closed: %s", channel, self.peer, exc.reply_text)
-            self.protocol.close_channel(channel, exc.reply_code, exc.reply_text, method.CLASS_ID, method.METHOD_ID)
-            self.client.close_channel(channel)
+            self.close_channel(channel, exc.reply_code, exc.reply_text, method.CLASS_ID, method.METHOD_ID)
         except core.ConnectionException as exc:
             self.close(exc.reply_code, exc.reply_text, method.CLASS_ID, method.METHOD_ID)
         except Exception:

@@ -2,7 +2,8 @@
 
 `Server.serve()` runs until cancelled or until `shutdown()`; shutdown tells every client
 `connection.close` 320 CONNECTION_FORCED, waits briefly for their close-ok, then for the store's
-last writes up to `Limits.shutdown_timeout` (StoreError if they failed or did not finish).
+last writes up to `Limits.shutdown_timeout` (StoreError if they failed or did not finish). A timer
+closes channels whose deliveries stay unacknowledged longer than the broker's consumer timeout.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ from .persister import Persister
 from .timers import run_timers
 
 log = logging.getLogger("amqpbroker")
+
+# The longest wait between two checks for overdue deliveries: a delivery times out at most this
+# much later than its timeout (RabbitMQ checks once a minute).
+CONSUMER_TIMEOUT_CHECK_INTERVAL = 1.0
 
 SHUTDOWN_TEXT = "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'"
 
@@ -75,6 +80,8 @@ class Server:
             if self.data_dir is not None and self.limits.disk_free_limit is not None:
                 monitor = DiskMonitor(self.data_dir, self.limits.disk_free_limit, self.free_space)
                 nursery.start_soon(monitor.run, functools.partial(self._gate.set_alarm, "disk"))
+            if self.broker.consumer_timeout is not None:
+                nursery.start_soon(self._expire_deliveries, self.broker.consumer_timeout)
             nursery.start_soon(trio.serve_listeners, self._handle, listeners)
             task_status.started(self.port)
             await self._stopped.wait()
@@ -94,6 +101,12 @@ class Server:
         """Shutdown gave up on a store write that is still running in a thread: the store must not
         be closed under it."""
         return self._persister.hung
+
+    async def _expire_deliveries(self, timeout: int) -> None:
+        interval = min(CONSUMER_TIMEOUT_CHECK_INTERVAL, timeout / 1000 / 4)
+        while True:
+            await trio.sleep(interval)
+            self.broker.expire_deliveries()
 
     def shutdown(self) -> None:
         """Starts a graceful shutdown; `serve()` returns once clients are told."""

@@ -18,6 +18,7 @@ from typing import Any, Callable, TypeVar
 
 import trio
 
+from .. import core
 from ..server import Limits, Server, single_error
 from ..server.disk import disk_free_bytes
 from ..store import open_store
@@ -34,6 +35,8 @@ class Broker:
     `data_dir`'s disk has fewer than `disk_free_limit` bytes free as `free_space(data_dir)` reports
     (default: no limits). A publish larger than `max_message_size` gets 406 PRECONDITION_FAILED; a
     client that has not opened its connection within `handshake_timeout` seconds is dropped.
+    A channel holding a delivery unacknowledged for more than `consumer_timeout` milliseconds
+    (default: RabbitMQ's 30 minutes; None: never) is closed with 406.
     """
 
     def __init__(
@@ -48,6 +51,7 @@ class Broker:
         handshake_timeout: float = Limits.handshake_timeout,
         disk_free_limit: int | None = None,
         free_space: Callable[[str], int] = disk_free_bytes,
+        consumer_timeout: int | None = core.DEFAULT_CONSUMER_TIMEOUT,
     ) -> None:
         self.host = host
         self._port = port
@@ -57,6 +61,7 @@ class Broker:
             max_message_size=max_message_size, handshake_timeout=handshake_timeout, disk_free_limit=disk_free_limit
         )
         self._free_space = free_space
+        self._consumer_timeout = consumer_timeout
         self._data_dir = data_dir
         self._served: TrioBroker | None = None
         self._thread: threading.Thread | None = None
@@ -97,6 +102,7 @@ class Broker:
             limits=self._limits,
             data_dir=self._data_dir,
             free_space=self._free_space,
+            consumer_timeout=self._consumer_timeout,
         )
         self._started.clear()
         self._error = None

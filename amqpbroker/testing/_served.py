@@ -90,11 +90,12 @@ class TrioBroker:
         limits: Limits = Limits(),
         data_dir: str | None = None,
         free_space: Callable[[str], int] = disk_free_bytes,
+        consumer_timeout: int | None = core.DEFAULT_CONSUMER_TIMEOUT,
     ) -> None:
         self.store = store
         self.host = host
         self.server = Server(
-            core.Broker(store=store, memory_limit=memory_limit),
+            core.Broker(store=store, memory_limit=memory_limit, consumer_timeout=consumer_timeout),
             host=host,
             port=port,
             heartbeat=heartbeat,
@@ -161,7 +162,12 @@ class TrioBroker:
         """
         old = self.server
         await self._stop_server(close_timeout)
-        broker = core.Broker(users=old.broker.users, store=self.store, memory_limit=old.broker.memory.limit)
+        broker = core.Broker(
+            users=old.broker.users,
+            store=self.store,
+            memory_limit=old.broker.memory.limit,
+            consumer_timeout=old.broker.consumer_timeout,
+        )
         self.server = Server(
             broker,
             host=self.host,
@@ -293,6 +299,7 @@ async def serve_broker(
     handshake_timeout: float = Limits.handshake_timeout,
     disk_free_limit: int | None = None,
     free_space: Callable[[str], int] = disk_free_bytes,
+    consumer_timeout: int | None = core.DEFAULT_CONSUMER_TIMEOUT,
 ) -> AsyncIterator[TrioBroker]:
     """Serves a broker in the current trio run while the context is open.
 
@@ -300,7 +307,9 @@ async def serve_broker(
     queued message bodies exceed `memory_limit` bytes, or while `data_dir`'s disk has fewer than
     `disk_free_limit` bytes free as `free_space(data_dir)` reports (no limits by default). A publish
     larger than `max_message_size` is refused; a client has `handshake_timeout` seconds to connect.
-    The broker's methods are called directly (this is its thread); `restart()` is awaited.
+    A channel holding a delivery unacknowledged for more than `consumer_timeout` milliseconds
+    (None: never) is closed with 406, as RabbitMQ does. The broker's methods are called directly
+    (this is its thread); `restart()` is awaited.
     """
     store = open_store(data_dir)
     clean = False
@@ -317,6 +326,7 @@ async def serve_broker(
             limits=limits,
             data_dir=data_dir,
             free_space=free_space,
+            consumer_timeout=consumer_timeout,
         )
         async with trio.open_nursery() as nursery:
             await nursery.start(broker.run)

@@ -20,12 +20,17 @@ class Frame(NamedTuple):
 
 
 class FakeSink:
-    """Records `send_method` and `send_content` calls in order; `writable` is set by the test."""
+    """Records `send_method` and `send_content` calls in order; `writable` is set by the test.
+
+    A channel the broker closes is recorded in `closed_channels` and closed, as the server does.
+    """
 
     def __init__(self) -> None:
         self.writable = True
         self.closed: tuple[int, str] | None = None
+        self.closed_channels: list[tuple[int, int, str]] = []
         self.frames: list[Frame] = []
+        self.client: core.ClientConnection | None = None
 
     def send_method(self, channel: int, method: Any) -> None:
         self.frames.append(Frame(channel, method))
@@ -35,6 +40,10 @@ class FakeSink:
 
     def close(self, reply_code: int, reply_text: str) -> None:
         self.closed = (reply_code, reply_text)
+
+    def close_channel(self, channel: int, reply_code: int, reply_text: str) -> None:
+        self.closed_channels.append((channel, reply_code, reply_text))
+        self.client.close_channel(channel)
 
     def take(self) -> list[Frame]:
         """The frames sent since the last take, forgetting them."""
@@ -60,7 +69,7 @@ class Peer:
 
     def __init__(self, broker: core.Broker, *, notify: bool = True, vhost: str = "/") -> None:
         self.sink = FakeSink()
-        self.client = broker.connect(vhost, "guest", self.sink, {"consumer_cancel_notify": notify})
+        self.client = self.sink.client = broker.connect(vhost, "guest", self.sink, {"consumer_cancel_notify": notify})
 
     def channel(self, number: int = 1) -> core.Session:
         """The session of an open channel, opening it first if needed."""

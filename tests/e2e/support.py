@@ -118,3 +118,21 @@ class Cleanup:
 def reply(closed: pytest.ExceptionInfo) -> tuple[int, str]:
     """(reply code, reply text) of the channel or connection close the broker sent."""
     return closed.value.reply_code, closed.value.reply_text
+
+
+class Inbox:
+    """Collects deliveries made to a BlockingChannel consumer callback."""
+
+    def __init__(self) -> None:
+        self.deliveries: list[tuple[pika.spec.Basic.Deliver, pika.BasicProperties, bytes]] = []
+
+    def __call__(self, channel, method, properties, body) -> None:
+        self.deliveries.append((method, properties, body))
+
+    @property
+    def bodies(self) -> list[bytes]:
+        return [body for _, _, body in self.deliveries]
+
+    @property
+    def tags(self) -> list[int]:
+        return [method.delivery_tag for method, _, _ in self.deliveries]

@@ -9,25 +9,7 @@ from pika.exceptions import ChannelClosedByBroker, ConnectionClosedByBroker
 
 from . import rawamqp
 from .rawamqp import RawConnection
-from .support import reply, round_trip, unique, wait_until
-
-
-class Inbox:
-    """Collects deliveries made to a BlockingChannel consumer callback."""
-
-    def __init__(self) -> None:
-        self.deliveries: list[tuple[pika.spec.Basic.Deliver, pika.BasicProperties, bytes]] = []
-
-    def __call__(self, channel, method, properties, body) -> None:
-        self.deliveries.append((method, properties, body))
-
-    @property
-    def bodies(self) -> list[bytes]:
-        return [body for _, _, body in self.deliveries]
-
-    @property
-    def tags(self) -> list[int]:
-        return [method.delivery_tag for method, _, _ in self.deliveries]
+from .support import Inbox, reply, round_trip, unique, wait_until
 
 
 def _publish(channel, queue, count, prefix=""):

@@ -96,6 +96,24 @@ def test_limit_flags_reach_the_broker(tmp_path) -> None:
         process.stderr.close()
 
 
+def test_consumer_timeout_flag_closes_a_channel_holding_an_unacked_delivery() -> None:
+    process, port = start_broker("--in-memory", "--consumer-timeout", "200")
+    try:
+        connection = pika.BlockingConnection(pika.URLParameters(f"amqp://guest:guest@127.0.0.1:{port}/"))
+        channel = connection.channel()
+        queue = channel.queue_declare("", exclusive=True).method.queue
+        channel.basic_publish("", queue, b"m")
+        channel.basic_consume(queue, lambda *delivery: None)
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker) as closed:
+            channel.start_consuming()
+        assert closed.value.reply_code == 406
+        assert "Timeout value used: 200 ms." in closed.value.reply_text
+        connection.close()
+    finally:
+        process.kill()
+        process.stderr.close()
+
+
 @pytest.mark.parametrize(
     ("flag", "value", "message"),
     [
@@ -111,3 +129,18 @@ def test_bad_limit_flag_says_what_is_wrong(flag: str, value: str, message: str) 
     )
     assert result.returncode == 2
     assert message in result.stderr
+
+
+def test_consumer_timeout_defaults_to_rabbitmqs_and_zero_turns_it_off() -> None:
+    from amqpbroker.cli import parse_args
+
+    assert parse_args([]).consumer_timeout == 1_800_000
+    assert parse_args(["--consumer-timeout", "0"]).consumer_timeout is None
+
+
+def test_bad_consumer_timeout_flag_says_what_is_wrong() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "amqpbroker", "--consumer-timeout", "1s"], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 2
+    assert "not a number of milliseconds: '1s'" in result.stderr
