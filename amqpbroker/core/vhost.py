@@ -206,6 +206,9 @@ class VHost:
         if any(queue.journal is not None for queue in queues):
             if BasicProperties.decode(message.properties).delivery_mode == 2:
                 self.journal.store_message(message)
+                # Held while it is routed: a queue that drops its copy at once (a no-ack delivery,
+                # an overflow) must not cancel the message the next durable queue still enqueues.
+                message.refs += 1
                 stored = True
         refused = False
         for queue in queues:
@@ -213,10 +216,12 @@ class VHost:
                 queue.dispatch()
             else:
                 refused = True
-        if stored and not message.refs:
-            # Every durable queue refused it: the store need not have it after all.
-            self.journal.cancel(message)
-            stored = False
+        if stored:
+            message.refs -= 1
+            if not message.refs:
+                # No durable queue kept it: the store need not have it after all.
+                self.journal.cancel(message)
+                stored = False
         return stored, refused
 
     # Queues
