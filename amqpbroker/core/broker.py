@@ -80,7 +80,7 @@ class Broker:
         self.reply_to: dict[str, Any] = {}
         """Direct reply-to addresses (`amq.rabbitmq.reply-to.<token>`) by token."""
         self.journal.next_message_id = self.store.max_message_id() + 1
-        self.dead_letters = DeadLetters(self.vhosts, self.store)
+        self.dead_letters = DeadLetters(self.vhosts, self.store, self.timers.wall_clock)
         self._recover()
         if "/" not in self.vhosts:
             self.add_vhost("/")

@@ -14,7 +14,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any, Callable, Collection
 
-from ..protocol import BasicProperties, Long
+from ..protocol import DECODE_ERRORS, BasicProperties, Long
 from .message import Message, QueueEntry
 
 if TYPE_CHECKING:
@@ -52,7 +52,13 @@ class DeadLetters:
             except Exception:
                 log.exception("could not read message %s to dead-letter it from %r", message.message_id, queue)
                 return
-        properties = BasicProperties.decode(message.properties)
+        try:
+            properties = BasicProperties.decode(message.properties)
+        except DECODE_ERRORS:
+            # Nothing checked these bytes at publish; they must cost this message, not whoever
+            # happened to make it die (a timer, another client's reject).
+            log.warning("message in %r has malformed properties: dropped, not dead-lettered", queue)
+            return
         headers = properties.headers or {}
         routing_keys = [message.routing_key, *_cc(headers)]
         headers = record_death(

@@ -11,7 +11,7 @@ import logging
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Iterable
 
-from ..protocol import BasicProperties, Long, spec
+from ..protocol import DECODE_ERRORS, BasicProperties, Long, spec
 from .arguments import consumer_settings
 from .errors import ChannelException, ConnectionException
 from .message import Message, QueueEntry
@@ -325,7 +325,11 @@ class Delivery:
 
 
 def _with_delivery_count(properties: bytes, count: int) -> bytes:
-    """The properties with the `x-delivery-count` header a quorum queue adds to every delivery."""
-    decoded = BasicProperties.decode(properties)
+    """The properties with the `x-delivery-count` header a quorum queue adds to every delivery;
+    malformed ones (nothing checked them at publish) go out as they came."""
+    try:
+        decoded = BasicProperties.decode(properties)
+    except DECODE_ERRORS:
+        return properties
     decoded.headers = {**(decoded.headers or {}), "x-delivery-count": Long(count)}
     return decoded.encode()

@@ -5,7 +5,7 @@
 
 from . import _spec as spec
 from ._codec import DecodeError, Long, decode_table, encode_table, remove_header
-from ._connection import MAX_MESSAGE_SIZE, MAX_MESSAGE_SIZE_CEILING, ServerConnection
+from ._connection import DECODE_ERRORS, MAX_MESSAGE_SIZE, MAX_MESSAGE_SIZE_CEILING, ServerConnection
 from ._frames import FrameError
 from ._spec import BasicProperties, Method, ReplyCode
 from .events import (
@@ -30,6 +30,7 @@ __all__ = [
     "ConnectionClosed",
     "ConnectionClosing",
     "ContentReceived",
+    "DECODE_ERRORS",
     "DecodeError",
     "Long",
     "Event",

@@ -51,7 +51,7 @@ _ACCEPTED_HEADERS = (PROTOCOL_HEADER, _AMQP_0_9_HEADER)
 
 # Everything a malformed payload can make a decoder raise (truncation, bad UTF-8, absurd timestamps,
 # tables nested deeper than the interpreter allows).
-_DECODE_ERRORS = (ValueError, IndexError, struct.error, OverflowError, RecursionError)
+DECODE_ERRORS = (ValueError, IndexError, struct.error, OverflowError, RecursionError)
 
 # Connection states.
 _HEADER, _START_OK, _TUNE_OK, _OPEN_VHOST, _OPEN, _CLOSING, _CLOSED = range(7)
@@ -334,7 +334,7 @@ class ServerConnection:
             raise _ProtocolError(ReplyCode.NOT_IMPLEMENTED, "unknown method class {} id {}".format(*ids), *ids)
         try:
             return cls.decode(payload)
-        except _DECODE_ERRORS as exc:
+        except DECODE_ERRORS as exc:
             raise _ProtocolError(ReplyCode.FRAME_ERROR, f"cannot decode {cls.NAME}: {exc}", *ids) from None
 
     # -- channels (connection open, channel != 0): the hot path --------------------------------------
@@ -596,7 +596,7 @@ def _credentials(mechanism: str, response: bytes) -> tuple[str, str] | None:
         # A field table without its length prefix.
         try:
             table = decode_table_items(response, 0, len(response))
-        except _DECODE_ERRORS:
+        except DECODE_ERRORS:
             return None
         raw_user, raw_password = table.get("LOGIN"), table.get("PASSWORD")
     else:

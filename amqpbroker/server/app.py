@@ -106,7 +106,11 @@ class Server:
         interval = min(CONSUMER_TIMEOUT_CHECK_INTERVAL, timeout / 1000 / 4)
         while True:
             await trio.sleep(interval)
-            self.broker.expire_deliveries()
+            try:
+                self.broker.expire_deliveries()
+            except Exception:
+                # A bug here must cost one turn of the check, not the broker.
+                log.exception("checking for deliveries past the consumer timeout failed")
 
     def shutdown(self) -> None:
         """Starts a graceful shutdown; `serve()` returns once clients are told."""

@@ -7,9 +7,13 @@ sleeps until wakes it.
 
 from __future__ import annotations
 
+import logging
+
 import trio
 
 from .. import core
+
+log = logging.getLogger("amqpbroker.timers")
 
 
 async def run_timers(broker: core.Broker) -> None:
@@ -29,7 +33,11 @@ async def run_timers(broker: core.Broker) -> None:
                 with trio.move_on_after(max(0.0, deadline - timers.clock())):
                     await wake.wait()
             wake = trio.Event()
-            while broker.expire():
-                await trio.sleep(0)
+            try:
+                while broker.expire():
+                    await trio.sleep(0)
+            except Exception:
+                # A bug in expiry must cost this turn, not the broker; the next deadline comes again.
+                log.exception("expiring messages and queues failed")
     finally:
         timers.wake = None

@@ -169,3 +169,14 @@ def test_a_quorum_queue_counts_returns_and_dead_letters_past_its_delivery_limit(
     _, properties, _ = get(peer, "dlq")
     assert "x-delivery-count" not in properties.headers
     assert [(d["queue"], d["reason"]) for d in properties.headers["x-death"]] == [("qq", "delivery_limit")]
+
+
+def test_malformed_properties_cost_their_message_not_the_one_who_makes_it_die(broker: core.Broker, peer: Peer) -> None:
+    setup(peer, {**DLX, "x-message-ttl": 10})
+    truncated_headers = b"\x20\x00\x00\x00\x00\x10ab"  # headers flag, then a table cut short
+    peer.channel().publish(spec.BasicPublish(exchange="", routing_key="src"), truncated_headers, b"m")
+    queue = broker.vhosts["/"].queues["src"]
+    queue.timers.clock = lambda: float("inf")  # long past every expiry
+    broker.expire()
+    assert (count(broker, "src"), count(broker, "dlq")) == (0, 0)
+    assert broker.memory.used == 0
