@@ -226,9 +226,11 @@ class Delivery:
 
     def settle(self, delivery_tag: int, multiple: bool, outcome: str) -> None:
         """Settles the deliveries a basic.ack, basic.nack or basic.reject names: ACK, REQUEUE or REJECT."""
-        self._settle(self._take_unacked(delivery_tag, multiple), outcome)
+        self.settle_taken(self.take(delivery_tag, multiple), outcome)
 
-    def _take_unacked(self, delivery_tag: int, multiple: bool) -> list[_Unacked]:
+    def take(self, delivery_tag: int, multiple: bool) -> list[tuple[int, _Unacked]]:
+        """Takes the deliveries a settlement names out of the unacknowledged ones, by tag; an unknown
+        tag is 406 at once (also on a transactional channel, which settles them at tx.commit)."""
         unacked = self._unacked
         if multiple and (delivery_tag == 0 or delivery_tag in unacked):
             taken = []
@@ -236,12 +238,19 @@ class Delivery:
                 tag = next(iter(unacked))
                 if delivery_tag and tag > delivery_tag:
                     break
-                taken.append(unacked.pop(tag))
+                taken.append((tag, unacked.pop(tag)))
             return taken
         found = unacked.pop(delivery_tag, None)
         if found is None:
             raise ChannelException.precondition_failed(f"unknown delivery tag {delivery_tag}")
-        return [found]
+        return [(delivery_tag, found)]
+
+    def untake(self, taken: list[tuple[int, _Unacked]]) -> None:
+        """Puts deliveries taken for a settlement that did not happen (tx.rollback) back, in tag order."""
+        self._unacked = OrderedDict(sorted([*self._unacked.items(), *taken]))
+
+    def settle_taken(self, taken: list[tuple[int, _Unacked]], outcome: str) -> None:
+        self._settle([item for _, item in taken], outcome)
 
     def _settle(self, taken: Iterable[_Unacked], outcome: str) -> None:
         queues: dict[Queue, list[QueueEntry]] = {}

@@ -59,7 +59,8 @@ class Session:
         if self._tx is None:
             self.delivery.settle(delivery_tag, multiple, outcome)
         else:
-            self._tx.defer(partial(self.delivery.settle, delivery_tag, multiple, outcome))
+            taken = self.delivery.take(delivery_tag, multiple)
+            self._tx.defer(partial(self.delivery.settle_taken, taken, outcome), partial(self.delivery.untake, taken))
 
     def _basic_ack(self, method: spec.BasicAck) -> None:
         self._settle(method.delivery_tag, method.multiple, ACK)
@@ -107,6 +108,8 @@ class Session:
         self.output.discard()
         self.confirms.discard()
         self.connection.pending_confirms.discard(self.confirms)
+        if self._tx is not None:
+            self._tx.rollback()  # settlements never committed: their deliveries are requeued below
         self.delivery.close()
 
 

@@ -1,7 +1,9 @@
 """A transactional channel: publishes and acknowledgements wait for tx.commit, or go at tx.rollback.
 
 As with RabbitMQ, a batch rather than an ACID transaction: the operations are applied in order
-when the client commits, and tx.commit-ok is a durable reply (it waits for the store).
+when the client commits, and tx.commit-ok is a durable reply (it waits for the store). An
+operation may come with its undo, for what it took aside when it was deferred (the deliveries an
+acknowledgement names leave the unacknowledged ones at once, and return to them at rollback).
 """
 
 from __future__ import annotations
@@ -11,15 +13,18 @@ from typing import Callable
 
 class Transaction:
     def __init__(self) -> None:
-        self._pending: list[Callable[[], None]] = []
+        self._pending: list[tuple[Callable[[], None], Callable[[], None] | None]] = []
 
-    def defer(self, operation: Callable[[], None]) -> None:
-        self._pending.append(operation)
+    def defer(self, operation: Callable[[], None], undo: Callable[[], None] | None = None) -> None:
+        self._pending.append((operation, undo))
 
     def commit(self) -> None:
         pending, self._pending = self._pending, []
-        for operation in pending:
+        for operation, _ in pending:
             operation()
 
     def rollback(self) -> None:
-        self._pending.clear()
+        pending, self._pending = self._pending, []
+        for _, undo in reversed(pending):
+            if undo is not None:
+                undo()

@@ -65,3 +65,39 @@ def test_commit_or_rollback_without_select_is_406(peer, method) -> None:
         peer.handle(method)
     assert raised.value.reply_code == 406
     assert raised.value.reply_text == "PRECONDITION_FAILED - channel is not transactional"
+
+
+def test_an_unknown_tag_in_a_transaction_is_406_at_the_ack_and_nothing_is_settled(broker, peer) -> None:
+    peer.declare("q")
+    peer.publish("", "q", b"m")
+    peer.handle(spec.BasicGet(queue="q"))
+    peer.handle(spec.TxSelect())
+    peer.ack(1)
+    with pytest.raises(core.ChannelException) as refused:
+        peer.ack(1)
+    assert refused.value.reply_code == 406
+    peer.client.close_channel(1)  # as the server does after the 406
+    assert ready(broker, "q") == [b"m"]
+
+
+def test_rollback_gives_back_the_deliveries_an_ack_named(broker, peer) -> None:
+    peer.declare("q")
+    peer.publish("", "q", b"m")
+    peer.handle(spec.BasicGet(queue="q"))
+    peer.handle(spec.TxSelect())
+    peer.ack(1)
+    peer.handle(spec.TxRollback())
+    peer.ack(1)  # known again
+    peer.handle(spec.TxCommit())
+    queue = broker.vhosts["/"].queues["q"]
+    assert ready(broker, "q") == [] and queue.unacked_count == 0
+
+
+def test_closing_a_channel_requeues_deliveries_acked_in_an_uncommitted_transaction(broker, peer) -> None:
+    peer.declare("q")
+    peer.publish("", "q", b"m")
+    peer.handle(spec.BasicGet(queue="q"))
+    peer.handle(spec.TxSelect())
+    peer.ack(1)
+    peer.client.close_channel(1)
+    assert ready(broker, "q") == [b"m"]
