@@ -1221,7 +1221,7 @@ def print_human(r):
     e = r.get("expiry")
     if e:
         print(f"expiry    {e['queued']:,} msgs with a TTL of {e['ttl_ms']} ms ({e['left_at_last_publish']:,} left at the "
-              f"last publish): queues empty {e['empty_after_s']:.3f} s after it (TTL + {e['lag_s']:.3f} s)")
+              f"last publish): queues empty {e['empty_after_s']:.3f} s after it (TTL {e['lag_s']:+.3f} s)")
     d = r.get("dead_letter")
     if d:
         print(f"dead-letter {d['dead_lettered']:,} msgs rejected to {d['exchange']!r} and consumed from {d['queue']!r} "
