@@ -53,8 +53,9 @@ def _port(text: str) -> int:
 
 
 async def _serve(server: Server) -> None:
-    async with trio.open_nursery() as nursery:
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    # The receiver outlives the nursery: if serving fails, the task reading it is cancelled first.
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
             nursery.start_soon(_stop_on_signal, signals, server)
             await server.serve()
             nursery.cancel_scope.cancel()
@@ -101,18 +102,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"amqpbroker: {exc}", file=sys.stderr)
         return 1
     log.info("storage: %s", "in memory" if args.in_memory else args.data_dir)
+    # Unless the server stopped in order, what it journaled may not all be in the store (the marks
+    # of deliveries among it): the next start must then treat the store as after a crash.
+    clean = False
     try:
         broker = core.Broker(store=store, memory_limit=args.memory_limit)
         trio.run(_serve, Server(broker, host=args.host, port=args.port))
+        clean = True
     except (StoreError, OSError, BaseExceptionGroup) as raised:
         exc = single_error(raised)
         if isinstance(exc, StoreError):
             print(f"amqpbroker: {exc}", file=sys.stderr)
         elif isinstance(exc, OSError):
+            clean = True  # it never listened, so it delivered nothing
             print(f"amqpbroker: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
         else:
             raise
         return 1
     finally:
-        store.close()
+        store.close(clean=clean)
     return 0

@@ -6,7 +6,8 @@ client has completed the handshake, feeds it the client's methods, and implement
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+import time
+from typing import Any, Callable, Protocol
 
 from ..store import MemoryStore, Store
 from ..store.base import DeleteVHost, PutVHost
@@ -21,7 +22,12 @@ from .memory import MemoryWatermark
 from .message import Message, QueueEntry
 from .queue import Consumer, Queue
 from .session import Session
+from .timers import Timers
 from .vhost import VHost
+
+# Messages the timer drops in one turn at most, so that a large backlog expiring leaves the
+# other connections their share of the event loop.
+EXPIRE_SLICE = 2000
 
 
 class Sink(Protocol):
@@ -42,9 +48,17 @@ class Broker:
     """All broker state, recovered from `store` at creation; durable changes go to `journal`."""
 
     def __init__(
-        self, users: dict[str, str] | None = None, store: Store | None = None, memory_limit: int | None = None
+        self,
+        users: dict[str, str] | None = None,
+        store: Store | None = None,
+        memory_limit: int | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.users = {"guest": "guest"} if users is None else users
+        self.timers = Timers(clock, wall_clock)
+        """The broker's clock, and when each queue next needs it (message TTL, `x-expires`)."""
         self.store = store if store is not None else MemoryStore()
         self.journal = Journal()
         self.memory = MemoryWatermark(memory_limit)
@@ -91,6 +105,30 @@ class Broker:
             self.store.apply(batch.ops)
             self.batch_done(batch, True)
 
+    # Timers
+
+    def next_deadline(self) -> float | None:
+        """When `expire` next has something to do, on the broker's clock; None if nothing waits."""
+        return self.timers.next_deadline()
+
+    def expire(self, now: float | None = None, budget: int = EXPIRE_SLICE) -> bool:
+        """Gives the queues whose deadline has come their turn: expired messages leave them, and
+        queues unused past their `x-expires` are deleted. At most `budget` messages go in one call;
+        returns True if more is due already, for another call once others had their turn."""
+        timers = self.timers
+        if now is None:
+            now = timers.clock()
+        while budget > 0:
+            queue = timers.due(now)
+            if queue is None:
+                return False
+            if queue.idle(now):
+                self.delete_queue(self.vhosts[queue.vhost], queue)
+            else:
+                budget -= queue.expire(now, budget)
+        deadline = timers.next_deadline()
+        return deadline is not None and deadline <= now
+
     def _recover(self) -> None:
         store = self.store
         recovered = store.recover()
@@ -119,16 +157,22 @@ class Broker:
                 journal=self.journal,
                 memory=self.memory,
                 dead_letters=self.dead_letters,
+                timers=self.timers,
             )
+            count_bytes = queue.settings.max_length_bytes is not None
             delivered = store.delivered_upto(record.vhost, record.name)
             queue.restore_delivered(delivered)
-            for seq, message_id in store.queue_entries(record.vhost, record.name):
+            for seq, message_id, expires in store.queue_entries(record.vhost, record.name):
                 message = messages.get(message_id)
                 if message is None:
                     message = messages[message_id] = Message(*store.load_header(message_id), None, message_id)
-                entry = QueueEntry(seq, message)
+                if count_bytes and not message.size:
+                    # Only a queue limited in bytes needs the size of bodies that stay on disk.
+                    message.size = len(store.load_body(message_id))
+                entry = QueueEntry(seq, message, None if expires is None else self.timers.from_wall_ms(expires))
                 entry.redelivered = seq <= delivered
                 queue.restore(entry)
+            queue.declared(self.timers)
         for record in recovered.bindings:
             vhost = self.vhosts[record.vhost]
             exchange = vhost.exchanges.get(record.exchange)
@@ -154,6 +198,10 @@ class Broker:
         if queue.exclusive_owner is not None:
             queue.exclusive_owner.exclusive_queues.discard(queue)
         return vhost.delete_queue(queue)
+
+    def queue_declared(self, queue: Queue) -> None:
+        """A channel declared `queue`, new or again: it runs on this broker's timers and counts as used."""
+        queue.declared(self.timers)
 
     def remove_consumer(self, consumer: Consumer) -> None:
         """Detaches a consumer from its queue, deleting an auto-delete queue left without any."""

@@ -2,7 +2,8 @@
 
 A publish that the store need not keep is confirmed when the broker has routed it; one that it
 must keep waits for the commit of the batch holding it. Confirms go out in order, a run of
-publishes as one multiple-ack, and a publish whose batch failed gets its own basic.nack.
+publishes as one multiple-ack; a publish whose batch failed, or that a queue refused, gets its own
+basic.nack.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ class Confirms:
         self._tracker = tracker
         self._published = 0
         self._confirmed_upto = 0
-        self._awaiting: deque[tuple[int, int]] = deque()
-        """(publish sequence number, batch) of publishes whose confirm waits for the store."""
+        self._awaiting: deque[tuple[int, int | None]] = deque()
+        """(publish sequence number, batch) of publishes whose confirm waits for the store; a batch
+        of None is a refused publish, nacked once the confirms before it went out."""
 
     def published(self) -> int:
         """Numbers the next publish; its confirm goes out at the next `flush` unless it must wait."""
@@ -35,6 +37,13 @@ class Confirms:
         """The publish numbered last went to the store: its confirm waits for that batch."""
         self._awaiting.append((self._published, self._tracker.wait(self)))
 
+    def refuse(self) -> None:
+        """The publish numbered last was refused by a queue: it gets basic.nack, in its turn."""
+        if self._awaiting:
+            self._awaiting.append((self._published, None))
+        else:
+            self._nack(self._published)
+
     def flush(self) -> None:
         """Acks every publish up to the first that still waits for the store."""
         awaiting = self._awaiting
@@ -42,18 +51,22 @@ class Confirms:
 
     def batch_resolved(self, batch: int, ok: bool) -> None:
         awaiting = self._awaiting
-        while awaiting and awaiting[0][1] <= batch:
-            seq, _ = awaiting.popleft()
-            if not ok:
-                self._ack_upto(seq - 1)
-                self._output.method(spec.BasicNack(delivery_tag=seq, multiple=False, requeue=False))
-                self._confirmed_upto = seq
+        while awaiting and (awaiting[0][1] is None or awaiting[0][1] <= batch):
+            seq, waited_for = awaiting.popleft()
+            if waited_for is None or not ok:
+                self._nack(seq)
         self.flush()
 
     def discard(self) -> None:
         """The channel is closed: nothing more is confirmed on it."""
         self._awaiting.clear()
         self._tracker.forget(self)
+
+    def _nack(self, seq: int) -> None:
+        """Acks what precedes `seq`, then nacks `seq` alone."""
+        self._ack_upto(seq - 1)
+        self._output.method(spec.BasicNack(delivery_tag=seq, multiple=False, requeue=False))
+        self._confirmed_upto = seq
 
     def _ack_upto(self, seq: int) -> None:
         if seq > self._confirmed_upto:

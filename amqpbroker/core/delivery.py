@@ -54,8 +54,9 @@ class ReplyTo:
         self.consumer_tag = consumer_tag
         self.token = random_name("")
 
-    def push(self, message: Message) -> None:
+    def push(self, message: Message) -> bool:
         self.delivery.deliver_reply(self.consumer_tag, message)
+        return True
 
     def dispatch(self) -> None:
         pass

@@ -2,42 +2,71 @@
 
 from __future__ import annotations
 
+from ..protocol import BasicProperties
+from .arguments import parse_expiration
+
+# Property flag bits in the first flags byte: expiration (bit 8) and priority (bit 11).
+_EXPIRATION_OR_PRIORITY = 0x01 | 0x08
+
 
 class Message:
     """The exchange, routing key, raw properties and body of one publish.
 
     `properties` are the header frame's property bytes as the publisher sent them, forwarded to
-    consumers unchanged; the broker decodes only what it needs.
+    consumers unchanged; the broker decodes only what it needs: the `expiration` (in ms) and the
+    `priority`, when they are set.
     """
 
-    __slots__ = ("exchange", "routing_key", "properties", "body", "message_id", "refs", "holders")
+    __slots__ = (
+        "exchange", "routing_key", "properties", "body", "size", "message_id", "refs", "holders", "priority",
+        "expiration",
+    )
 
     def __init__(
-        self, exchange: str, routing_key: str, properties: bytes, body: bytes | None, message_id: int | None = None
+        self,
+        exchange: str,
+        routing_key: str,
+        properties: bytes,
+        body: bytes | None,
+        message_id: int | None = None,
+        size: int = 0,
     ) -> None:
         self.exchange = exchange
         self.routing_key = routing_key
         self.properties = properties
         # None once the body is safely in the store and only read back from there on delivery.
         self.body = body
+        self.size = len(body) if body is not None else size
+        """The body's length in bytes, which it keeps when the body itself is only in the store."""
         # Set when the message is persistent and stored; `refs` counts the durable queues holding it.
         self.message_id = message_id
         self.refs = 0
         # Queue entries of any queue holding it; the body's memory is released when none is left.
         self.holders = 0
+        self.priority = 0
+        self.expiration: int | None = None
+        if properties and properties[0] & _EXPIRATION_OR_PRIORITY:
+            decoded = BasicProperties.decode(properties)
+            self.priority = decoded.priority or 0
+            if decoded.expiration is not None:
+                self.expiration = parse_expiration(decoded.expiration)
 
 
 class QueueEntry:
-    """A message's place in one queue: `seq` orders it, so a requeue puts it back where it was."""
+    """A message's place in one queue: `seq` orders it, so a requeue puts it back where it was.
 
-    __slots__ = ("seq", "message", "redelivered", "delivery_count")
+    `expires` is when it expires on the broker's clock (None: never); a requeue keeps it.
+    """
 
-    def __init__(self, seq: int, message: Message) -> None:
+    __slots__ = ("seq", "message", "redelivered", "delivery_count", "expires")
+
+    def __init__(self, seq: int, message: Message, expires: float | None = None) -> None:
         self.seq = seq
         self.message = message
         self.redelivered = False
         # Returns to a quorum queue so far, which its delivery limit counts.
         self.delivery_count = 0
+        self.expires = expires
 
     def __lt__(self, other: QueueEntry) -> bool:
         return self.seq < other.seq

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Collection
 
 from ..protocol import BasicProperties, spec
+from .arguments import parse_expiration
 from .errors import ChannelException, ConnectionException
 from .exchanges import Exchange
 from .message import Message
@@ -50,8 +51,9 @@ class Publisher:
                 raise ChannelException.access_refused(
                     f"cannot publish to internal exchange '{exchange_name}' in vhost '{vhost.name}'"
                 )
-        # Property flag bits 4 (user_id) and 9 (reply_to): decode only when a publisher sets them.
-        if len(properties) > 1 and (properties[1] & 0x10 or properties[0] & 0x02):
+        # Property flag bits 4 (user_id), 8 (expiration) and 9 (reply_to): decode only when a
+        # publisher sets them.
+        if len(properties) > 1 and (properties[1] & 0x10 or properties[0] & 0x03):
             properties = self._check_properties(properties)
         return exchange, properties
 
@@ -86,15 +88,23 @@ class Publisher:
                     body,
                 )
         else:
-            stored = vhost.enqueue(Message(exchange_name, routing_key, properties, body), queues)
-            if stored and confirms is not None:
-                confirms.await_commit()
+            stored, refused = vhost.enqueue(Message(exchange_name, routing_key, properties, body), queues)
+            if confirms is not None:
+                # As with RabbitMQ, one queue refusing the message (x-overflow reject-publish) is
+                # enough for a basic.nack, whatever the others did.
+                if refused:
+                    confirms.refuse()
+                elif stored:
+                    confirms.await_commit()
         if confirms is not None:
             self._connection.pending_confirms.add(confirms)
 
     def _check_properties(self, properties: bytes) -> bytes:
-        """Refuses a forged user_id; gives a direct reply-to request its channel's reply address."""
+        """Refuses a forged user_id or an invalid expiration; gives a direct reply-to request its
+        channel's reply address."""
         decoded = BasicProperties.decode(properties)
+        if decoded.expiration is not None:
+            parse_expiration(decoded.expiration)
         username = self._connection.username
         if decoded.user_id is not None and decoded.user_id != username:
             raise ChannelException.precondition_failed(

@@ -1,24 +1,33 @@
-"""Queues: ready messages in order, their consumers, and round-robin dispatch within credit.
+"""Queues: ready messages, their consumers, round-robin dispatch within credit, and the queue's
+limits in time and size (`x-message-ttl` and per-message expiration, `x-expires`, `x-max-length`,
+`x-max-length-bytes` with `x-overflow`).
 
-Ready messages live in a deque in publish order. A requeued message goes into a small heap keyed
-by its original sequence number; every requeued message was taken from the front earlier, so it
-precedes everything still in the deque, and taking the heap first keeps the original order.
+The ready messages themselves are a `backlog` (one FIFO lane, or one per priority). Every message
+that leaves the queue other than by delivery (it expired, or a length limit pushed it out) goes
+through `drop`, with the reason.
+
+Messages expire from the head only, as in RabbitMQ's classic queues (the head of the highest
+priority, in a priority queue): a message that expired behind one that has not is dropped, never
+delivered, when it is taken; the timer drops it once it is at the head.
 """
 
 from __future__ import annotations
 
-import heapq
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from ..store.base import DeleteMessage, Dequeue, Enqueue
 from .arguments import QueueSettings
+from .backlog import Lane, PriorityLanes
 from .memory import MemoryWatermark
 from .message import Message, QueueEntry
+from .timers import Timers
 
 if TYPE_CHECKING:
     from .delivery import Delivery
     from .journal import Journal
+
+_DEFAULT_SETTINGS = QueueSettings()
 
 
 DeadLetterer = Callable[["Queue", QueueEntry, str], None]
@@ -66,25 +75,26 @@ class Queue:
         exclusive_owner: Any = None,
         auto_delete: bool = False,
         arguments: dict | None = None,
-        settings: QueueSettings = QueueSettings(),  # frozen, so one default is safe to share
+        settings: QueueSettings = _DEFAULT_SETTINGS,
         journal: Journal | None = None,
         memory: MemoryWatermark | None = None,
         dead_letters: DeadLetterer | None = None,
+        timers: Timers | None = None,
     ) -> None:
         self.name = name
         self.vhost = vhost
         self.durable = durable
         self.exclusive_owner = exclusive_owner
         self.auto_delete = auto_delete
+        # The arguments are kept as declared; `settings` is what they ask of the queue, validated.
         self.arguments = arguments or {}
-        # What the arguments ask of this queue, validated; the arguments are kept as declared.
-        self.settings = settings
         self.consumers: deque[Consumer] = deque()
         self.had_consumers = False
         self.deleted = False
         self.paused = False
-        self._ready: deque[QueueEntry] = deque()
-        self._requeued: list[QueueEntry] = []
+        self._backlog: Lane | PriorityLanes = Lane()
+        self.message_count = 0
+        """How many messages are ready (in the backlog)."""
         self._next_seq = 0
         self.unacked_count = 0
         # Durable queues record their persistent messages here; transient ones have no journal.
@@ -92,6 +102,23 @@ class Queue:
         self.delivered_seq = -1
         self.memory = memory if memory is not None else MemoryWatermark()
         self._dead_letters = dead_letters
+        self.timers = timers if timers is not None else Timers()
+        self.deadline: float | None = None
+        """When this queue has its next turn on the timers, if it asked for one."""
+        # What the arguments ask of the queue, read here once: the limits below follow from it.
+        self.settings = settings
+        self._ttl = None if settings.message_ttl is None else settings.message_ttl / 1000
+        self._idle_expires = None if settings.expires is None else settings.expires / 1000
+        self._idle_since = 0.0
+        self._max_length = settings.max_length
+        self._max_bytes = settings.max_length_bytes
+        self._limited = self._max_length is not None or self._max_bytes is not None
+        self._bytes = 0
+        """Bytes of the bodies of ready messages, counted while a length limit is set."""
+        # Set once anything makes taking slower than popping the backlog: an expiry, a limit.
+        self._checked = self._limited or self._idle_expires is not None
+        if settings.max_priority:
+            self._backlog = PriorityLanes(settings.max_priority)
 
     def __repr__(self) -> str:
         return f"<Queue {self.name!r} in {self.vhost!r}>"
@@ -100,28 +127,106 @@ class Queue:
     def exclusive(self) -> bool:
         return self.exclusive_owner is not None
 
-    @property
-    def message_count(self) -> int:
-        return len(self._ready) + len(self._requeued)
+    def declared(self, timers: Timers) -> None:
+        """Declared (again), or recovered: the queue keeps its deadlines on the broker's `timers`,
+        and it counts as used now."""
+        if timers is not self.timers:
+            self.timers = timers
+            self.deadline = None
+            self._schedule_expiry()
+        self._used()
 
-    def push(self, message: Message) -> QueueEntry:
+    def push(self, message: Message) -> bool:
+        """Adds a message at the end; False if the queue refuses it (`x-overflow` reject-publish)."""
         entry = QueueEntry(self._next_seq, message)
         self._next_seq += 1
-        self._ready.append(entry)
+        if self._ttl is not None or message.expiration is not None:
+            entry.expires = self._expiry(message)
         message.holders += 1
         if message.holders == 1:
-            self.memory.add(len(message.body))
+            self.memory.add(message.size)
         if message.message_id is not None and self.journal is not None:
             message.refs += 1
-            self.journal.append(Enqueue(self.vhost, self.name, entry.seq, message.message_id), key=entry)
-        return entry
+            expires = None if entry.expires is None else self.timers.to_wall_ms(entry.expires)
+            self.journal.append(Enqueue(self.vhost, self.name, entry.seq, message.message_id, expires), key=entry)
+        if self._checked or entry.expires is not None:
+            return self._admit(entry)
+        self._backlog.append(entry)
+        self.message_count += 1
+        return True
+
+    def _admit(self, entry: QueueEntry) -> bool:
+        """The rest of `push` for a queue with limits, or for an entry that expires."""
+        message = entry.message
+        limited = self._limited
+        if limited and self.settings.overflow != "drop-head" and self._would_overflow(message):
+            # Refused: the entry never joins the queue, and only reject-publish-dlx dead-letters it.
+            if self.settings.overflow == "reject-publish-dlx":
+                self.drop(entry, "maxlen")
+            else:
+                self.forget(entry)
+            return False
+        if entry.expires is not None:
+            self._checked = True
+            if entry.expires <= self.timers.clock():
+                self._deliver_or_expire(entry)
+                return True
+            self._want(entry.expires)
+        self._backlog.append(entry)
+        self.message_count += 1
+        if limited:
+            self._bytes += message.size
+            self._drop_over_limits()
+        return True
+
+    def _expiry(self, message: Message) -> float:
+        """When `message` expires in this queue: the shorter of the queue's TTL and its own."""
+        ttl = self._ttl
+        expiration = message.expiration
+        if expiration is not None and (ttl is None or expiration / 1000 < ttl):
+            ttl = expiration / 1000
+        return self.timers.clock() + ttl
+
+    def _deliver_or_expire(self, entry: QueueEntry) -> None:
+        """An entry that expires as it arrives (a TTL of 0) goes to a consumer ready for it now, or
+        nowhere: RabbitMQ's way, which lets a TTL of 0 mean "deliver now or never"."""
+        consumer = None
+        if not self.message_count and not self.paused and not self.deleted:
+            consumer = self._ready_consumer()
+        if consumer is None:
+            self.drop(entry, "expired")
+        else:
+            consumer.channel.deliver(consumer, self, entry)
+
+    def _would_overflow(self, message: Message) -> bool:
+        return (self._max_length is not None and self.message_count >= self._max_length) or (
+            self._max_bytes is not None and self._bytes + message.size > self._max_bytes
+        )
+
+    def _drop_over_limits(self) -> None:
+        """`x-overflow` drop-head: the oldest ready messages leave until the queue is within its limits."""
+        backlog = self._backlog
+        max_length, max_bytes = self._max_length, self._max_bytes
+        while (max_length is not None and self.message_count > max_length) or (
+            max_bytes is not None and self._bytes > max_bytes
+        ):
+            entry = backlog.take()
+            self.message_count -= 1
+            self._bytes -= entry.message.size
+            self.drop(entry, "maxlen")
 
     def restore(self, entry: QueueEntry) -> None:
-        """Appends an entry recovered from the store, keeping its sequence number."""
+        """Appends an entry recovered from the store, keeping its sequence number and expiry."""
         entry.message.refs += 1
         entry.message.holders += 1
-        self._ready.append(entry)
+        self._backlog.append(entry)
+        self.message_count += 1
         self._next_seq = max(self._next_seq, entry.seq + 1)
+        if self._limited:
+            self._bytes += entry.message.size
+        if entry.expires is not None:
+            self._checked = True
+            self._want(entry.expires)
 
     def restore_delivered(self, seq: int) -> None:
         """Takes the store's mark: every entry up to `seq` was delivered before the restart.
@@ -137,7 +242,7 @@ class Queue:
         message = entry.message
         message.holders -= 1
         if message.holders == 0 and message.body is not None:
-            self.memory.release(len(message.body))
+            self.memory.release(message.size)
         journal = self.journal
         if message.message_id is not None and journal is not None:
             message.refs -= 1
@@ -152,23 +257,50 @@ class Queue:
                     journal.append(DeleteMessage(message.message_id))
 
     def take(self) -> QueueEntry | None:
-        """The next ready message, or None."""
-        if self._requeued:
-            return heapq.heappop(self._requeued)
-        if self._ready:
-            return self._ready.popleft()
-        return None
+        """The next ready message, or None; one that expired on the way is dropped instead."""
+        if self._checked:
+            return self._take_checked()
+        entry = self._backlog.take()
+        if entry is not None:
+            self.message_count -= 1
+        return entry
+
+    def _take_checked(self) -> QueueEntry | None:
+        if self._idle_expires is not None:
+            # A basic.get uses the queue as much as a consumer does.
+            self._used()
+        backlog = self._backlog
+        now = None
+        while (entry := backlog.take()) is not None:
+            self.message_count -= 1
+            if self._limited:
+                self._bytes -= entry.message.size
+            if entry.expires is None:
+                break
+            if now is None:
+                now = self.timers.clock()
+            if entry.expires > now:
+                break
+            self.drop(entry, "expired")
+        # The next entry is now the head: if it expires, the timer must know when.
+        self._schedule_expiry()
+        return entry
 
     def put_back(self, entry: QueueEntry) -> None:
         """Returns an entry taken but not delivered to where it was, as it was."""
-        heapq.heappush(self._requeued, entry)
+        self._backlog.put_back(entry)
+        self.message_count += 1
+        if self._checked:
+            self._returned(entry)
 
     def requeue(self, entries: Iterable[QueueEntry]) -> None:
-        """Puts delivered-but-unacked messages back where they were, marked redelivered.
+        """Puts delivered-but-unacked messages back where they were, marked redelivered; they keep
+        their expiry.
 
         A quorum queue counts every return; one returned more often than its delivery limit
         allows is dead-lettered instead.
         """
+        backlog = self._backlog
         settings = self.settings
         counted = settings.queue_type == "quorum"
         limit = settings.delivery_limit
@@ -179,28 +311,85 @@ class Queue:
                     self.drop(entry, "delivery_limit")
                     continue
             entry.redelivered = True
-            heapq.heappush(self._requeued, entry)
+            backlog.put_back(entry)
+            self.message_count += 1
+            if self._checked:
+                self._returned(entry)
+
+    def _returned(self, entry: QueueEntry) -> None:
+        if self._limited:
+            self._bytes += entry.message.size
+        if entry.expires is not None:
+            self._want(entry.expires)
 
     def drop(self, entry: QueueEntry, reason: str) -> None:
         """The entry leaves the queue for `reason`: dead-lettered if the queue has a dead-letter
-        exchange, then forgotten (in the same batch, so a durable move is all or nothing)."""
+        exchange, then forgotten (in the same batch, so a durable move is all or nothing).
+
+        It is out of the backlog already (or, refused by reject-publish-dlx, never joined it).
+        """
         if self._dead_letters is not None and self.settings.dead_letter_exchange is not None:
             self._dead_letters(self, entry, reason)
         self.forget(entry)
 
     def purge(self) -> int:
         count = self.message_count
-        for entry in self._requeued:
+        for entry in self._backlog.entries():
             self.forget(entry)
-        for entry in self._ready:
-            self.forget(entry)
-        self._ready.clear()
-        self._requeued.clear()
+        self._backlog.clear()
+        self.message_count = 0
+        self._bytes = 0
         return count
 
     def peek(self) -> list[QueueEntry]:
         """The ready messages in delivery order, without taking them."""
-        return sorted(self._requeued) + list(self._ready)
+        return list(self._backlog.entries())
+
+    # timers
+
+    def _want(self, when: float) -> None:
+        """Asks the timers for a turn at `when`, unless the queue has one at that time or earlier."""
+        if self.deadline is None or when < self.deadline:
+            self.deadline = when
+            self.timers.schedule(self, when)
+
+    def _schedule_expiry(self) -> None:
+        head = self._backlog.head()
+        if head is not None and head.expires is not None:
+            self._want(head.expires)
+
+    def _used(self) -> None:
+        if self._idle_expires is not None:
+            self._idle_since = self.timers.clock()
+            if not self.consumers:
+                self._want(self._idle_since + self._idle_expires)
+
+    def idle(self, now: float) -> bool:
+        """True once the queue has gone unused for its `x-expires`: no consumer, no basic.get, no declare."""
+        return (
+            self._idle_expires is not None and not self.consumers and self._idle_since + self._idle_expires <= now
+        )
+
+    def expire(self, now: float, budget: int) -> int:
+        """The queue's turn on the timers: drops up to `budget` messages expired at `now` from the
+        head, asks for its next turn, and returns how many it dropped."""
+        backlog = self._backlog
+        dropped = 0
+        while dropped < budget and (head := backlog.head()) is not None and head.expires is not None:
+            if head.expires > now:
+                break
+            entry = backlog.take()
+            self.message_count -= 1
+            if self._limited:
+                self._bytes -= entry.message.size
+            self.drop(entry, "expired")
+            dropped += 1
+        self._schedule_expiry()
+        if self._idle_expires is not None and not self.consumers:
+            self._want(self._idle_since + self._idle_expires)
+        return dropped
+
+    # consumers
 
     def add_consumer(self, consumer: Consumer) -> None:
         self.consumers.append(consumer)
@@ -210,20 +399,37 @@ class Queue:
         try:
             self.consumers.remove(consumer)
         except ValueError:
-            pass
+            return
+        if not self.consumers:
+            self._used()
+
+    def _ready_consumer(self) -> Consumer | None:
+        """The next consumer in turn that has credit, or None."""
+        consumers = self.consumers
+        for _ in range(len(consumers)):
+            consumer = consumers[0]
+            consumers.rotate(-1)
+            if consumer.has_credit():
+                return consumer
+        return None
 
     def dispatch(self) -> None:
         """Delivers ready messages round-robin to consumers that have credit."""
-        consumers = self.consumers
         if self.paused or self.deleted:
             return
-        while consumers and (self._requeued or self._ready):
-            for _ in range(len(consumers)):
-                consumer = consumers[0]
-                consumers.rotate(-1)
-                if consumer.has_credit():
-                    break
-            else:
+        backlog = self._backlog
+        consumers = self.consumers
+        while consumers and self.message_count:
+            consumer = self._ready_consumer()
+            if consumer is None:
                 return
-            if not consumer.channel.deliver(consumer, self, self.take()):
+            if self._checked:
+                entry = self._take_checked()
+                if entry is None:
+                    return
+            else:
+                # Not empty, and nothing to check: the next entry is the one.
+                entry = backlog.take()
+                self.message_count -= 1
+            if not consumer.channel.deliver(consumer, self, entry):
                 return

@@ -88,6 +88,7 @@ class Topology:
         )
         if queue.exclusive_owner is connection:
             connection.exclusive_queues.add(queue)
+        connection.broker.queue_declared(queue)
         self._last_queue = queue.name
         if not method.no_wait:
             self._output.method(

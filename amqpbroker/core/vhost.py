@@ -175,18 +175,26 @@ class VHost:
                     pending.append(destination.route(routing_key, headers))
         return queues
 
-    def enqueue(self, message: Message, queues: Collection[Queue]) -> bool:
+    def enqueue(self, message: Message, queues: Collection[Queue]) -> tuple[bool, bool]:
         """Puts a routed message on its queues, stored first if it is persistent and one of them is
-        durable; True if it was stored (a confirm for it then waits for the commit)."""
+        durable. Returns whether it was stored (a confirm for it then waits for the commit) and
+        whether a queue refused it (x-overflow reject-publish)."""
         stored = False
         if any(queue.journal is not None for queue in queues):
             if BasicProperties.decode(message.properties).delivery_mode == 2:
                 self.journal.store_message(message)
                 stored = True
+        refused = False
         for queue in queues:
-            queue.push(message)
-            queue.dispatch()
-        return stored
+            if queue.push(message):
+                queue.dispatch()
+            else:
+                refused = True
+        if stored and not message.refs:
+            # Every durable queue refused it: the store need not have it after all.
+            self.journal.cancel(message)
+            stored = False
+        return stored, refused
 
     # Queues
 

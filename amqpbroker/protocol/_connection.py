@@ -260,20 +260,25 @@ class ServerConnection:
                 return events
         reader = self._reader
         reader.feed(data)
-        frames, error = reader.read_frames()
-        for frame_type, channel, payload in frames:
-            try:
-                if self._state == _OPEN and channel:
-                    self._channel_frame(frame_type, channel, payload, events)
-                else:
-                    self._other_frame(frame_type, channel, payload, events)
-            except _ProtocolError as exc:
-                self._fail(exc, events)
-            if self._state == _CLOSED:
+        while True:
+            # Until the connection is open, one frame at a time: tune-ok changes frame_max, and the
+            # frames after it must be held to the new limit even when they arrived in the same read.
+            one = self._state < _OPEN
+            frames, error = reader.read_frames(1 if one else 0)
+            for frame_type, channel, payload in frames:
+                try:
+                    if self._state == _OPEN and channel:
+                        self._channel_frame(frame_type, channel, payload, events)
+                    else:
+                        self._other_frame(frame_type, channel, payload, events)
+                except _ProtocolError as exc:
+                    self._fail(exc, events)
+                if self._state == _CLOSED:
+                    return events
+            if error is not None and self._state < _CLOSING:
+                self._fail(_ProtocolError(ReplyCode.FRAME_ERROR, str(error)), events)
+            if error is not None or not one or not frames:
                 return events
-        if error is not None and self._state < _CLOSING:
-            self._fail(_ProtocolError(ReplyCode.FRAME_ERROR, str(error)), events)
-        return events
 
     def _fail(self, exc: _ProtocolError, events: list[Event]) -> None:
         if self._state >= _CLOSING:

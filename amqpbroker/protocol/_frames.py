@@ -50,8 +50,9 @@ class FrameReader:
         self._chunks.append(data)
         self._size += len(data)
 
-    def read_frames(self) -> tuple[list[Frame], FrameError | None]:
-        """Every complete frame buffered so far, and the error that stopped parsing, if any.
+    def read_frames(self, max_frames: int = 0) -> tuple[list[Frame], FrameError | None]:
+        """Every complete frame buffered so far (at most max_frames, if not 0), and the error that
+        stopped parsing, if any.
 
         Frames before a bad one are returned so they are processed in order before the error.
         """
@@ -68,6 +69,8 @@ class FrameReader:
         need = 7
         unpack = _FRAME_HEADER.unpack_from
         while end - pos >= 7:
+            if max_frames and len(frames) == max_frames:
+                break
             frame_type, channel, size = unpack(buf, pos)
             if size > limit:
                 error = FrameError(f"frame of {size + FRAME_OVERHEAD} bytes exceeds frame_max {self.frame_max}")

@@ -14,6 +14,7 @@ from .. import core
 from .amqp import CLOSE_TIMEOUT, AMQPConnection
 from .flow import PublishGate
 from .persister import run_persister
+from .timers import run_timers
 
 log = logging.getLogger("amqpbroker")
 
@@ -47,6 +48,7 @@ class Server:
         log.info("listening on %s:%d", self.host, self.port)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(run_persister, self.broker)
+            nursery.start_soon(run_timers, self.broker)
             nursery.start_soon(trio.serve_listeners, self._handle, listeners)
             task_status.started(self.port)
             await self._stopped.wait()

@@ -3,14 +3,17 @@
 The core records what must outlive a restart as a list of operations, in order. The server hands
 each batch of them to `Store.apply`, which makes the whole batch durable at once (one transaction,
 one sync) before it returns: that is what lets a stream of confirmed publishes share one sync.
-`Store.recover` gives back the durable state at start.
+`Store.recover` gives back the durable state at start, once it has mended what a crash left.
 """
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Iterator, NamedTuple, Sequence
+
+log = logging.getLogger("amqpbroker.store")
 
 
 class PutVHost(NamedTuple):
@@ -89,6 +92,8 @@ class Enqueue(NamedTuple):
     queue: str
     seq: int
     message_id: int
+    expires: int | None = None
+    """When the entry expires, in milliseconds since the epoch; None if it never does."""
 
 
 class Dequeue(NamedTuple):
@@ -130,6 +135,37 @@ class Recovered:
     bindings: list[PutBinding] = field(default_factory=list)
 
 
+@dataclass
+class Mended:
+    """What `Store.recover` found amiss in the stored state and put right before recovering it."""
+
+    missing: list[tuple[str, str, int, int]] = field(default_factory=list)
+    """Entries `(vhost, queue, seq, message_id)` dropped because their message or body is missing."""
+    queueless: int = 0
+    """Entries dropped because their queue is not stored."""
+    unreferenced: int = 0
+    """Messages deleted because no entry refers to them (their queue was deleted while they were
+    delivered and unacknowledged, and the broker stopped before the acknowledgement)."""
+    crashed: bool = False
+    """The store was not closed cleanly: every entry was marked as possibly delivered."""
+
+    def report(self) -> None:
+        for vhost, queue, seq, message_id in self.missing:
+            log.warning(
+                "queue %r in vhost %r: message %d of entry %d is missing from the store; skipped it",
+                queue, vhost, message_id, seq,
+            )
+        if self.queueless:
+            log.warning("dropped %d stored entries of queues that no longer exist", self.queueless)
+        if self.unreferenced:
+            log.info("deleted %d stored messages that no queue refers to any more", self.unreferenced)
+        if self.crashed:
+            log.warning(
+                "the store was not closed cleanly (a crash, a kill or a failed write): every recovered "
+                "message may have been delivered and is marked redelivered"
+            )
+
+
 class StoreError(Exception):
     """The store cannot be opened or written; the message says why, for the operator."""
 
@@ -139,12 +175,27 @@ class Store(ABC):
     def apply(self, ops: Sequence[Op]) -> None:
         """Makes all of `ops` durable, atomically; raises StoreError if it could not."""
 
-    @abstractmethod
-    def recover(self) -> Recovered: ...
+    def recover(self) -> Recovered:
+        """The durable topology, for a broker starting on this store, before any `apply`.
+
+        The stored state is mended first (see `Mended`): an entry whose message or body is gone is
+        logged and dropped, a message no entry refers to is deleted, and after an unclean stop every
+        entry is marked delivered, since the marks of deliveries since the last commit may be lost
+        (AMQP allows redelivered=true for a message that may have been delivered before).
+        """
+        mended = self._mend()
+        mended.report()
+        return self._topology()
 
     @abstractmethod
-    def queue_entries(self, vhost: str, queue: str) -> Iterator[tuple[int, int]]:
-        """The queue's `(seq, message_id)` entries in order."""
+    def _mend(self) -> Mended: ...
+
+    @abstractmethod
+    def _topology(self) -> Recovered: ...
+
+    @abstractmethod
+    def queue_entries(self, vhost: str, queue: str) -> Iterator[tuple[int, int, int | None]]:
+        """The queue's `(seq, message_id, expires)` entries in order."""
 
     @abstractmethod
     def delivered_upto(self, vhost: str, queue: str) -> int:
@@ -163,5 +214,7 @@ class Store(ABC):
         """The highest message id in use, so new ids never collide with recovered ones."""
         return -1
 
-    def close(self) -> None:
-        pass
+    @abstractmethod
+    def close(self, *, clean: bool = True) -> None:
+        """Ends the use of the store. `clean=False` says the broker did not write all it had to
+        (it stopped on an error): the next `recover` then treats the store as after a crash."""

@@ -3,7 +3,10 @@
 Writes happen in one thread at a time (the persister's); each `apply` is one write transaction,
 committed and synced before it returns. Reads (message bodies on delivery, recovery) may happen in
 any thread. The map grows when it is full; a data directory of another format, or one LMDB cannot
-read, is refused rather than overwritten.
+read, is refused rather than overwritten, and one that another broker holds is refused too.
+
+A clean close leaves a `clean` key in `meta`, which the next open takes away: a store opened
+without finding it was not closed cleanly, and its recovery marks every entry delivered.
 
 Key layout: names are length-prefixed, so a queue's entries share a prefix and sort by their
 big-endian sequence number. A binding's key is a digest of everything that identifies it, which
@@ -21,7 +24,7 @@ import json
 import os
 import struct
 import threading
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import lmdb
 
@@ -34,6 +37,7 @@ from .base import (
     Dequeue,
     Enqueue,
     MarkDelivered,
+    Mended,
     Op,
     PutBinding,
     PutExchange,
@@ -43,11 +47,20 @@ from .base import (
     Recovered,
     Store,
     StoreError,
+    log,
 )
+from .dirlock import LOCK_FILE, DirectoryLock
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: the `clean` key and the lock file. A version 1 directory is upgraded in place: it has no
+`clean` key, so its first recovery marks every entry delivered (version 1 did not say whether it
+was stopped cleanly)."""
+_UPGRADABLE = {1}
+T = TypeVar("T")
 _INITIAL_MAP_SIZE = 256 * 1024 * 1024
 _U64 = struct.Struct(">Q")
+# An entry that expires: its message id and its expiry in milliseconds since the epoch.
+_ENTRY_EXPIRING = struct.Struct(">QQ")
 _DATABASES = (b"meta", b"vhosts", b"exchanges", b"queues", b"bindings", b"messages", b"bodies", b"entries",
               b"delivered")
 
@@ -116,14 +129,25 @@ class LmdbStore(Store):
         except OSError as exc:
             raise StoreError(f"cannot create data directory {path}: {exc.strerror}") from None
         names = os.listdir(path)
-        foreign = sorted(name for name in names if name not in ("data.mdb", "lock.mdb"))
-        if "data.mdb" in names and os.path.getsize(os.path.join(path, "data.mdb")):
-            self._check_existing()
-        elif foreign:
+        has_data = "data.mdb" in names and os.path.getsize(os.path.join(path, "data.mdb")) > 0
+        foreign = sorted(name for name in names if name not in ("data.mdb", "lock.mdb", LOCK_FILE))
+        if foreign and not has_data:
             raise StoreError(
                 f"data directory {path} is not empty and holds no amqpbroker data ({', '.join(foreign[:3])}); "
                 "refusing to use it"
             )
+        self._directory_lock = DirectoryLock(path)
+        try:
+            self._open(has_data, map_size)
+        except BaseException:
+            # A refused directory is left as it was found, without a lock file it did not have.
+            self._directory_lock.release(remove=self._directory_lock.created)
+            raise
+
+    def _open(self, has_data: bool, map_size: int) -> None:
+        path = self.path
+        if has_data:
+            self._check_existing()
         try:
             self._env = lmdb.open(path, map_size=map_size, max_dbs=len(_DATABASES), readahead=False)
             self._db = {name.decode(): self._env.open_db(name) for name in _DATABASES}
@@ -131,8 +155,10 @@ class LmdbStore(Store):
             raise StoreError(f"data directory {path} is corrupt or unreadable: {exc}") from None
         # set_mapsize needs every transaction of this process closed: reads and growth share a lock.
         self._lock = threading.Lock()
+        self._failed = False
+        """A write failed since the store was opened: what the broker wrote may be incomplete."""
         try:
-            self._write_format()
+            self._crashed = self._start()
         except BaseException:
             self._env.close()
             raise
@@ -168,30 +194,45 @@ class LmdbStore(Store):
             version = int(found)
         except ValueError:
             raise StoreError(f"data directory {self.path} has an unreadable format version {found!r}") from None
-        if version != FORMAT_VERSION:
+        if version != FORMAT_VERSION and version not in _UPGRADABLE:
             raise StoreError(
                 f"data directory {self.path} has format version {version}, this amqpbroker reads version "
                 f"{FORMAT_VERSION}; refusing to touch it"
             )
 
-    def _write_format(self) -> None:
+    def _start(self) -> bool:
+        """Writes the format version into a new directory, upgrades an older one, and takes the
+        `clean` key away; returns True if it was missing (the store was not closed cleanly)."""
+        meta = self._db["meta"]
         with self._env.begin(write=True) as txn:
-            if txn.get(b"format", db=self._db["meta"]) is not None:
-                return
-            if txn.stat(self._db["queues"])["entries"] or txn.stat(self._db["messages"])["entries"]:
-                raise StoreError(f"data directory {self.path} has data but no format version; refusing it")
-            txn.put(b"format", str(FORMAT_VERSION).encode(), db=self._db["meta"])
+            found = txn.get(b"format", db=meta)
+            if found is None:
+                if txn.stat(self._db["queues"])["entries"] or txn.stat(self._db["messages"])["entries"]:
+                    raise StoreError(f"data directory {self.path} has data but no format version; refusing it")
+                txn.put(b"format", str(FORMAT_VERSION).encode(), db=meta)
+                return False
+            if int(found) != FORMAT_VERSION:
+                log.info("data directory %s: format version %s upgraded to %d", self.path, found.decode(), FORMAT_VERSION)
+                txn.put(b"format", str(FORMAT_VERSION).encode(), db=meta)
+            return not txn.delete(b"clean", db=meta)
 
     def apply(self, ops: Sequence[Op]) -> None:
-        while True:
-            try:
-                with self._env.begin(write=True) as txn:
-                    self._write(txn, ops)
-                return
-            except lmdb.MapFullError:
-                self._grow()
-            except lmdb.Error as exc:
-                raise StoreError(f"cannot write to {self.path}: {exc}") from exc
+        self._write_transaction(self._write, ops)
+
+    def _write_transaction(self, write: Callable[..., T], *args: Any) -> T:
+        """`write(txn, *args)` in one write transaction, committed and synced; the map grows as needed."""
+        try:
+            while True:
+                try:
+                    with self._env.begin(write=True) as txn:
+                        return write(txn, *args)
+                except lmdb.MapFullError:
+                    self._grow()
+                except lmdb.Error as exc:
+                    raise StoreError(f"cannot write to {self.path}: {exc}") from exc
+        except BaseException:
+            self._failed = True
+            raise
 
     def _grow(self) -> None:
         with self._lock:
@@ -202,7 +243,8 @@ class LmdbStore(Store):
         for op in ops:
             kind = type(op)
             if kind is Enqueue:
-                txn.put(_name_key(op.vhost, op.queue) + _U64.pack(op.seq), _U64.pack(op.message_id), db=db["entries"])
+                value = _U64.pack(op.message_id) if op.expires is None else _ENTRY_EXPIRING.pack(op.message_id, op.expires)
+                txn.put(_name_key(op.vhost, op.queue) + _U64.pack(op.seq), value, db=db["entries"])
             elif kind is Dequeue:
                 txn.delete(_name_key(op.vhost, op.queue) + _U64.pack(op.seq), db=db["entries"])
             elif kind is PutMessage:
@@ -252,17 +294,65 @@ class LmdbStore(Store):
         except lmdb.Error as exc:
             raise StoreError(f"data directory {self.path} is corrupt or unreadable: {exc}") from exc
 
-    def recover(self) -> Recovered:
+    def _mend(self) -> Mended:
+        mended = self._write_transaction(self._mend_in)
+        self._crashed = False
+        return mended
+
+    def _mend_in(self, txn: lmdb.Transaction) -> Mended:
+        db = self._db
+        mended = Mended(crashed=self._crashed)
+        queues = set(txn.cursor(db=db["queues"]).iternext(values=False))
+        headers, bodies = txn.cursor(db=db["messages"]), txn.cursor(db=db["bodies"])
+        complete: dict[bytes, bool] = {}
+        """Messages entries refer to: True if both header and body are stored."""
+        referenced: set[bytes] = set()
+        last_seq: dict[bytes, bytes] = {}
+        dropped: list[bytes] = []
+        for key, value in txn.cursor(db=db["entries"]):
+            queue, seq = key[:-8], key[-8:]
+            message_key = value[:8]  # an expiring entry has its expiry after the message id
+            found = complete.get(message_key)
+            if found is None:
+                found = complete[message_key] = headers.set_key(message_key) and bodies.set_key(message_key)
+            if queue not in queues:
+                mended.queueless += 1
+            elif not found:
+                vhost, name = _load_names(queue)
+                mended.missing.append((vhost, name, _U64.unpack(seq)[0], _U64.unpack(message_key)[0]))
+            else:
+                referenced.add(message_key)
+                last_seq[queue] = seq  # entries come in seq order: the last one stays
+                continue
+            dropped.append(key)
+        for key in dropped:
+            txn.delete(key, db=db["entries"])
+        for key in list(txn.cursor(db=db["messages"]).iternext(values=False)):
+            if key not in referenced:
+                if complete.get(key) is not False:  # a header without its body is counted as missing
+                    mended.unreferenced += 1
+                txn.delete(key, db=db["messages"])
+        for key in list(txn.cursor(db=db["bodies"]).iternext(values=False)):
+            if key not in referenced:
+                txn.delete(key, db=db["bodies"])
+        if mended.crashed:
+            for queue, seq in last_seq.items():
+                # Stored as seq + 1, as MarkDelivered writes it.
+                mark = _U64.pack(_U64.unpack(seq)[0] + 1)
+                txn.put(queue, max(mark, txn.get(queue, b"", db=db["delivered"])), db=db["delivered"])
+        return mended
+
+    def _topology(self) -> Recovered:
         with self._reading(), self._env.begin() as txn:
             db = self._db
             return Recovered(
-                vhosts=[_load_name(key) for key, _ in txn.cursor(db=db["vhosts"])],
+                vhosts=[_load_names(key)[0] for key, _ in txn.cursor(db=db["vhosts"])],
                 exchanges=[PutExchange(*_load(value)) for _, value in txn.cursor(db=db["exchanges"])],
                 queues=[PutQueue(*_load(value)) for _, value in txn.cursor(db=db["queues"])],
                 bindings=[PutBinding(*_load(value)) for _, value in txn.cursor(db=db["bindings"])],
             )
 
-    def queue_entries(self, vhost: str, queue: str) -> Iterator[tuple[int, int]]:
+    def queue_entries(self, vhost: str, queue: str) -> Iterator[tuple[int, int, int | None]]:
         prefix = _name_key(vhost, queue)
         with self._reading(), self._env.begin() as txn:
             cursor = txn.cursor(db=self._db["entries"])
@@ -271,7 +361,11 @@ class LmdbStore(Store):
             for key, value in cursor:
                 if not key.startswith(prefix):
                     return
-                yield _U64.unpack_from(key, len(prefix))[0], _U64.unpack(value)[0]
+                seq = _U64.unpack_from(key, len(prefix))[0]
+                if len(value) == _U64.size:
+                    yield seq, _U64.unpack(value)[0], None
+                else:
+                    yield seq, *_ENTRY_EXPIRING.unpack(value)
 
     def delivered_upto(self, vhost: str, queue: str) -> int:
         with self._lock, self._reading(), self._env.begin() as txn:
@@ -303,12 +397,27 @@ class LmdbStore(Store):
             cursor = txn.cursor(db=self._db["messages"])
             return _U64.unpack(cursor.key())[0] if cursor.last() else -1
 
-    def close(self) -> None:
+    def close(self, *, clean: bool = True) -> None:
+        if clean and not self._crashed and not self._failed:
+            try:
+                with self._env.begin(write=True) as txn:
+                    txn.put(b"clean", b"", db=self._db["meta"])
+            except lmdb.Error as exc:
+                log.warning("data directory %s: cannot record the clean stop (%s); the next start "
+                            "will take it for a crash", self.path, exc)
         self._env.close()
+        self._directory_lock.release()
 
 
-def _load_name(key: bytes) -> str:
-    return key[1 : 1 + key[0]].decode()
+def _load_names(key: bytes) -> list[str]:
+    """The names `_name_key` encoded."""
+    names = []
+    start = 0
+    while start < len(key):
+        end = start + 1 + key[start]
+        names.append(key[start + 1 : end].decode())
+        start = end
+    return names
 
 
 def _binding_key(op: PutBinding | DeleteBinding) -> bytes:

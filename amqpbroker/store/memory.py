@@ -17,6 +17,7 @@ from .base import (
     Dequeue,
     Enqueue,
     MarkDelivered,
+    Mended,
     Op,
     PutBinding,
     PutExchange,
@@ -36,14 +37,15 @@ class MemoryStore(Store):
         self._queues: dict[tuple[str, str], PutQueue] = {}
         self._bindings: dict[tuple, PutBinding] = {}
         self._messages: dict[int, StoredMessage] = {}
-        self._entries: dict[tuple[str, str], dict[int, int]] = {}
+        self._entries: dict[tuple[str, str], dict[int, tuple[int, int | None]]] = {}
         self._delivered: dict[tuple[str, str], int] = {}
+        self._crashed = False
 
     def apply(self, ops: Sequence[Op]) -> None:
         for op in ops:
             kind = type(op)
             if kind is Enqueue:
-                self._entries.setdefault((op.vhost, op.queue), {})[op.seq] = op.message_id
+                self._entries.setdefault((op.vhost, op.queue), {})[op.seq] = (op.message_id, op.expires)
             elif kind is Dequeue:
                 self._entries.get((op.vhost, op.queue), {}).pop(op.seq, None)
             elif kind is PutMessage:
@@ -71,7 +73,29 @@ class MemoryStore(Store):
             elif kind is DeleteBinding:
                 self._bindings.pop(_binding_key(op), None)
 
-    def recover(self) -> Recovered:
+    def _mend(self) -> Mended:
+        mended = Mended(crashed=self._crashed)
+        referenced: set[int] = set()
+        for (vhost, queue), entries in self._entries.items():
+            stored_queue = (vhost, queue) in self._queues
+            for seq, (message_id, _) in list(entries.items()):
+                if not stored_queue:
+                    mended.queueless += 1
+                elif message_id not in self._messages:
+                    mended.missing.append((vhost, queue, seq, message_id))
+                else:
+                    referenced.add(message_id)
+                    continue
+                del entries[seq]
+            if self._crashed and entries:
+                self._delivered[vhost, queue] = max(self._delivered.get((vhost, queue), -1), max(entries))
+        for message_id in self._messages.keys() - referenced:
+            del self._messages[message_id]
+            mended.unreferenced += 1
+        self._crashed = False
+        return mended
+
+    def _topology(self) -> Recovered:
         return Recovered(
             vhosts=list(self._vhosts),
             exchanges=list(self._exchanges.values()),
@@ -79,8 +103,9 @@ class MemoryStore(Store):
             bindings=list(self._bindings.values()),
         )
 
-    def queue_entries(self, vhost: str, queue: str) -> Iterator[tuple[int, int]]:
-        return iter(sorted(self._entries.get((vhost, queue), {}).items()))
+    def queue_entries(self, vhost: str, queue: str) -> Iterator[tuple[int, int, int | None]]:
+        for seq, (message_id, expires) in sorted(self._entries.get((vhost, queue), {}).items()):
+            yield seq, message_id, expires
 
     def delivered_upto(self, vhost: str, queue: str) -> int:
         return self._delivered.get((vhost, queue), -1)
@@ -94,6 +119,11 @@ class MemoryStore(Store):
 
     def max_message_id(self) -> int:
         return max(self._messages, default=-1)
+
+    def close(self, *, clean: bool = True) -> None:
+        # The store outlives the broker in this process: an unclean close is remembered until the
+        # next broker has recovered from it.
+        self._crashed = self._crashed or not clean
 
 
 def _binding_key(op: PutBinding | DeleteBinding) -> tuple:

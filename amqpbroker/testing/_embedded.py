@@ -104,7 +104,8 @@ class Broker:
             pass
         self._thread.join()
         self._thread = None
-        self._served.store.close()
+        # A run that ended in an error may not have written everything: the next start must know.
+        self._served.store.close(clean=self._error is None)
         if self._error is not None:
             raise self._error
 

@@ -271,6 +271,7 @@ async def serve_broker(
     are called directly (this is its thread); `restart()` is awaited.
     """
     store = open_store(data_dir)
+    clean = False
     try:
         broker = TrioBroker(store, host=host, port=port, heartbeat=heartbeat, memory_limit=memory_limit)
         async with trio.open_nursery() as nursery:
@@ -279,5 +280,7 @@ async def serve_broker(
                 yield broker
             finally:
                 broker.stop()
+        clean = True
     finally:
-        store.close()
+        # A run that ended in an error may not have written everything: the next start must know.
+        store.close(clean=clean)

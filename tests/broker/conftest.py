@@ -91,8 +91,9 @@ class Peer:
         ch: int = 1,
         mandatory: bool = False,
         headers: dict | None = None,
+        **properties_: Any,
     ) -> None:
-        properties = BasicProperties(headers=headers).encode()
+        properties = BasicProperties(headers=headers, **properties_).encode()
         self.channel(ch).publish(
             spec.BasicPublish(exchange=exchange, routing_key=routing_key, mandatory=mandatory), properties, body
         )
@@ -104,13 +105,42 @@ class Peer:
     def ack(self, delivery_tag: int, multiple: bool = False, ch: int = 1) -> None:
         self.handle(spec.BasicAck(delivery_tag=delivery_tag, multiple=multiple), ch)
 
+    def get(self, queue: str, ch: int = 1, no_ack: bool = True) -> bytes | None:
+        """basic.get: the body, or None when the queue is empty."""
+        before = len(self.sink.frames)
+        self.handle(spec.BasicGet(queue=queue, no_ack=no_ack), ch)
+        reply = self.sink.frames[before]
+        return reply.body if type(reply.method) is spec.BasicGetOk else None
+
     def qos(self, prefetch_count: int, global_: bool = False, ch: int = 1) -> None:
         self.handle(spec.BasicQos(prefetch_count=prefetch_count, global_=global_), ch)
 
 
+class Clock:
+    """A broker clock that moves only when the test says: `clock.advance(seconds)`."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.wall_offset = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def wall(self) -> float:
+        return self.now + self.wall_offset
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 @pytest.fixture
-def broker() -> core.Broker:
-    return core.Broker()
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def broker(clock: Clock) -> core.Broker:
+    return core.Broker(clock=clock, wall_clock=clock.wall)
 
 
 @pytest.fixture

@@ -64,6 +64,6 @@ def test_fanout_message_acked_in_one_queue_is_still_written_for_the_other() -> N
     peer.channel().publish(spec.BasicPublish(exchange="fan", routing_key=""), PERSISTENT, b"both")
     peer.handle(spec.BasicGet(queue="a", no_ack=True))
     broker.commit()
-    assert [seq for seq, _ in store.queue_entries("/", "b")] == [0]
+    assert [seq for seq, _, _ in store.queue_entries("/", "b")] == [0]
     assert list(store.queue_entries("/", "a")) == []
     assert store.load_body(next(iter(store.queue_entries("/", "b")))[1]) == b"both"

@@ -112,8 +112,8 @@ class Node:
         """A clean restart writes what is pending first; otherwise it is lost, as in a crash."""
         if clean:
             self.broker.commit()
+        self.store.close(clean=clean)
         if self.kind == "lmdb":
-            self.store.close()
             self.store = self._open()
         self.broker = core.Broker(store=self.store)
         self.broker.commit()

@@ -12,6 +12,7 @@ publisher's sequence):
   batch holding the ack was committed. An ack without such a confirm (the broker died first) is
   *maybe* acked, and its message may or may not come back;
 - an unconfirmed message may or may not be there, but nothing is there that was never published;
+- a message delivered again (after a requeue, a closed connection or a kill) has redelivered=true;
 - messages are drained in publish order, without duplicates.
 """
 
@@ -57,6 +58,7 @@ class Run:
     problems: list[str] = field(default_factory=list)
     definitely_acked: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
     maybe_acked: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
+    delivered: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
     deliveries: int = 0
     connections: int = 0
 
@@ -118,6 +120,9 @@ def consume_until_stopped(run: Run, queues: list[str], rng: random.Random) -> No
                     seq = int(body.split(b":")[1])
                     if seq in run.definitely_acked[queue]:
                         run.problems.append(f"{body!r} in {queue} came back after its ack was committed")
+                    if seq in run.delivered[queue] and not method.redelivered:
+                        run.problems.append(f"{body!r} in {queue} was delivered again without redelivered=true")
+                    run.delivered[queue].add(seq)
                     choice = rng.random()
                     if choice < 0.7:
                         channel.basic_ack(method.delivery_tag)

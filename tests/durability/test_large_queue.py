@@ -105,7 +105,7 @@ def test_a_queue_bigger_than_memory_use_is_kept_and_given_back_in_order(broker_p
     for method, _, received in channel.consume("large", inactivity_timeout=30):
         assert method is not None, f"only {expected} of {MESSAGES} messages came"
         assert received == body(expected), f"message {expected} is not the one expected"
-        assert not method.redelivered
+        assert method.redelivered  # after a kill -9 any recovered message may have been delivered
         expected += 1
         if expected % 250 == 0:
             channel.basic_ack(method.delivery_tag, multiple=True)

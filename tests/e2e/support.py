@@ -46,6 +46,16 @@ def get_within(
         channel.connection.sleep(0.01)
 
 
+def drain(channel: BlockingChannel, queue: str) -> list[bytes]:
+    """The bodies of every ready message of ``queue``, taken with basic.get and no ack."""
+    bodies = []
+    while True:
+        method, _, body = channel.basic_get(queue, auto_ack=True)
+        if method is None:
+            return bodies
+        bodies.append(body)
+
+
 def round_trip(channel: BlockingChannel) -> None:
     """A synchronous no-op, so that an error caused by an earlier asynchronous
     method (publish, ack, ...) is raised here."""

@@ -7,7 +7,7 @@ import pika
 import pytest
 from pika.exceptions import ChannelClosedByBroker
 
-from .support import exchange_exists, reply, round_trip, unique
+from .support import drain, exchange_exists, reply, round_trip, unique
 
 DEFAULT_EXCHANGE_REFUSED = "ACCESS_REFUSED - operation not permitted on the default exchange"
 
@@ -18,15 +18,6 @@ def _bound_queue(channel, exchange, routing_key=""):
     return queue
 
 
-def _bodies(channel, queue):
-    bodies = []
-    while True:
-        method, _, body = channel.basic_get(queue, auto_ack=True)
-        if method is None:
-            return bodies
-        bodies.append(body)
-
-
 def test_default_exchange_routes_by_queue_name(channel):
     first = channel.queue_declare("", exclusive=True).method.queue
     second = channel.queue_declare("", exclusive=True).method.queue
@@ -34,8 +25,8 @@ def test_default_exchange_routes_by_queue_name(channel):
     channel.basic_publish("", first, b"to first")
     channel.basic_publish("", second, b"to second")
 
-    assert _bodies(channel, first) == [b"to first"]
-    assert _bodies(channel, second) == [b"to second"]
+    assert drain(channel, first) == [b"to first"]
+    assert drain(channel, second) == [b"to second"]
 
 
 @pytest.mark.parametrize(
@@ -100,7 +91,7 @@ def test_amq_direct_routes_like_any_direct_exchange(channel):
 
     channel.basic_publish("amq.direct", key, b"via amq.direct")
 
-    assert _bodies(channel, queue) == [b"via amq.direct"]
+    assert drain(channel, queue) == [b"via amq.direct"]
 
 
 def test_passive_declare_of_missing_exchange_is_not_found(channel):
@@ -202,7 +193,7 @@ def test_internal_exchange_receives_through_an_exchange_binding(channel, cleanup
 
     channel.basic_publish(front, "", b"through the front")
 
-    assert _bodies(channel, queue) == [b"through the front"]
+    assert drain(channel, queue) == [b"through the front"]
 
 
 def test_publishing_to_a_missing_exchange_is_not_found(channel):
@@ -270,9 +261,9 @@ def test_direct_exchange_routes_on_exact_key(channel, cleanup):
     for key in ("orange", "black", "green", "blue", "Orange", "orange.x"):
         channel.basic_publish(name, key, key.encode())
 
-    assert _bodies(channel, orange) == [b"orange"]
-    assert _bodies(channel, black) == [b"black"]
-    assert _bodies(channel, also_black) == [b"black", b"green"]
+    assert drain(channel, orange) == [b"orange"]
+    assert drain(channel, black) == [b"black"]
+    assert drain(channel, also_black) == [b"black", b"green"]
 
 
 def test_direct_exchange_delivers_once_per_queue_despite_duplicate_matching_bindings(channel, cleanup):
@@ -283,7 +274,7 @@ def test_direct_exchange_delivers_once_per_queue_despite_duplicate_matching_bind
 
     channel.basic_publish(name, "key", b"once")
 
-    assert _bodies(channel, queue) == [b"once"]
+    assert drain(channel, queue) == [b"once"]
 
 
 def test_fanout_exchange_ignores_routing_key(channel, cleanup):
@@ -293,7 +284,7 @@ def test_fanout_exchange_ignores_routing_key(channel, cleanup):
 
     channel.basic_publish(name, "whatever", b"to all")
 
-    assert [_bodies(channel, queue) for queue in queues] == [[b"to all"]] * 3
+    assert [drain(channel, queue) for queue in queues] == [[b"to all"]] * 3
 
 
 def test_unbind_stops_routing(channel, cleanup):
@@ -305,7 +296,7 @@ def test_unbind_stops_routing(channel, cleanup):
     channel.queue_unbind(queue, name, "key")
     channel.basic_publish(name, "key", b"after")
 
-    assert _bodies(channel, queue) == [b"before"]
+    assert drain(channel, queue) == [b"before"]
 
 
 TOPIC_CASES = [
@@ -371,7 +362,7 @@ def test_topic_binding_pattern(channel, cleanup, pattern, routing_key, matches):
 
     channel.basic_publish(name, routing_key, b"probe")
 
-    assert _bodies(channel, queue) == ([b"probe"] if matches else [])
+    assert drain(channel, queue) == ([b"probe"] if matches else [])
 
 
 def test_topic_exchange_delivers_once_per_queue_when_several_patterns_match(channel, cleanup):
@@ -384,8 +375,8 @@ def test_topic_exchange_delivers_once_per_queue_when_several_patterns_match(chan
 
     channel.basic_publish(name, "a.b", b"once each")
 
-    assert _bodies(channel, queue) == [b"once each"]
-    assert _bodies(channel, other) == [b"once each"]
+    assert drain(channel, queue) == [b"once each"]
+    assert drain(channel, other) == [b"once each"]
 
 
 def test_exchange_declare_ok_for_each_type(channel, cleanup):

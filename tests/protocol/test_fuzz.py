@@ -5,9 +5,21 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from amqpbroker.protocol import ConnectionClosed, ConnectionClosing, spec
+from amqpbroker.protocol import ChannelOpened, ConnectionClosed, ConnectionClosing, Handshaken, spec
 
-from .helpers import body, frame, header, method, new_connection, open_channel, open_connection
+from .helpers import (
+    HEADER,
+    body,
+    frame,
+    header,
+    method,
+    new_connection,
+    open_channel,
+    open_connection,
+    publish,
+    sent_methods,
+    start_ok,
+)
 
 # Pieces that reach deep into the state machine, mixed with raw garbage.
 pieces = st.one_of(
@@ -52,3 +64,21 @@ def test_arbitrary_bytes_before_the_handshake_never_raise(data):
     conn = new_connection()
     conn.receive_data(b"AMQP\x00\x00\x09\x01" + data, 0.0)
     conn.data_to_send()
+
+
+def test_a_frame_read_with_tune_ok_is_held_to_the_negotiated_frame_max():
+    # Found by the socket fuzzer: a client that pipelines its handshake had the frames after tune-ok
+    # checked against the pre-tune limit (8192) instead of the frame_max it had just agreed to.
+    conn = new_connection()
+    conn.receive_data(HEADER, 0.0)
+    conn.receive_data(start_ok(), 0.0)
+    conn.data_to_send()
+    events = conn.receive_data(
+        method(0, spec.ConnectionTuneOk(channel_max=16, frame_max=4096, heartbeat=0))
+        + method(0, spec.ConnectionOpen(virtual_host="/"))
+        + method(1, spec.ChannelOpen())
+        + publish(1, bytes(4500)), 0.0)
+    assert [type(e) for e in events] == [Handshaken, ChannelOpened, ConnectionClosing]
+    assert events[-1].reply_code == spec.ReplyCode.FRAME_ERROR
+    [*_, (_, close)] = sent_methods(conn.data_to_send())
+    assert close == spec.ConnectionClose(501, "FRAME_ERROR - frame of 4508 bytes exceeds frame_max 4096", 0, 0)

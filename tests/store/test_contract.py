@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -49,8 +50,31 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     opened.close()
 
 
+class Restartable:
+    """A store closed and opened again on the same state, as by a broker stopping and starting."""
+
+    def __init__(self, kind: str, path: Path) -> None:
+        self.kind = kind
+        self.path = path
+        self.store = open_store(kind, path)
+
+    def reopen(self, *, clean: bool = True) -> Store:
+        self.store.close(clean=clean)
+        if self.kind == "lmdb":
+            self.store = open_store(self.kind, self.path)
+        return self.store
+
+
+@pytest.fixture(params=STORES)
+def restartable(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Restartable]:
+    opened = Restartable(request.param, tmp_path / "data")
+    yield opened
+    opened.store.close()
+
+
 def entries(store: Store, vhost: str = "/", queue: str = "q") -> list[tuple[int, int]]:
-    return list(store.queue_entries(vhost, queue))
+    """The queue's (seq, message_id) entries; `queue_entries` also gives each one's expiry."""
+    return [(seq, message_id) for seq, message_id, _ in store.queue_entries(vhost, queue)]
 
 
 def message(message_id: int, body: bytes = b"body", **fields: str) -> PutMessage:
@@ -268,6 +292,13 @@ def test_entries_of_queues_with_similar_names_stay_apart(store: Store) -> None:
     assert entries(store, "/", "") == []
 
 
+def test_an_entry_keeps_its_expiry(store: Store) -> None:
+    expires = 1_700_000_000_123
+    store.apply([message(1), Enqueue("/", "q", 0, 1), Enqueue("/", "q", 1, 1, expires), Enqueue("/", "r", 0, 1, 0)])
+    assert list(store.queue_entries("/", "q")) == [(0, 1, None), (1, 1, expires)]
+    assert list(store.queue_entries("/", "r")) == [(0, 1, 0)]
+
+
 def test_one_message_may_be_entered_in_many_queues(store: Store) -> None:
     store.apply([message(9), Enqueue("/", "a", 0, 9), Enqueue("/", "b", 4, 9)])
     assert entries(store, "/", "a") == [(0, 9)]
@@ -333,3 +364,80 @@ def test_an_empty_batch_changes_nothing(store: Store) -> None:
     store.apply([PutQueue("/", "q", False, {})])
     store.apply([])
     assert store.recover().queues == [PutQueue("/", "q", False, {})]
+
+
+# Recovery mends what a crash left
+
+
+def test_recovery_deletes_messages_no_entry_refers_to(restartable: Restartable, caplog: pytest.LogCaptureFixture) -> None:
+    store = restartable.store
+    store.apply([PutQueue("/", "q", False, {}), message(1), message(2), message(3)])
+    # 2 stayed behind a queue deleted while it was unacknowledged; 3 is entered in a queue not stored.
+    store.apply([Enqueue("/", "q", 0, 1), Enqueue("/", "gone", 0, 3)])
+    store = restartable.reopen(clean=False)
+    with caplog.at_level(logging.INFO, logger="amqpbroker.store"):
+        assert store.recover().queues == [PutQueue("/", "q", False, {})]
+    assert entries(store) == [(0, 1)]
+    assert entries(store, "/", "gone") == []
+    assert store.load_body(1) == b"body"
+    for message_id in (2, 3):
+        with pytest.raises(KeyError):
+            store.load_header(message_id)
+        with pytest.raises(KeyError):
+            store.load_body(message_id)
+    assert store.max_message_id() == 1
+    assert "deleted 2 stored messages that no queue refers to any more" in caplog.messages
+    assert "dropped 1 stored entries of queues that no longer exist" in caplog.messages
+
+
+def test_an_entry_whose_message_is_missing_is_logged_and_dropped(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    store.apply([
+        PutQueue("/", "q", False, {}), message(1), message(2),
+        Enqueue("/", "q", 0, 1), Enqueue("/", "q", 1, 5), Enqueue("/", "q", 2, 2),
+    ])
+    with caplog.at_level(logging.WARNING, logger="amqpbroker.store"):
+        store.recover()
+    assert entries(store) == [(0, 1), (2, 2)]
+    assert caplog.messages == ["queue 'q' in vhost '/': message 5 of entry 1 is missing from the store; skipped it"]
+    caplog.clear()
+    store.recover()
+    assert caplog.messages == []
+
+
+def test_after_an_unclean_close_every_entry_is_marked_delivered(restartable: Restartable) -> None:
+    store = restartable.store
+    store.apply([
+        PutQueue("/", "q", False, {}), PutQueue("v", "q", False, {}), PutQueue("/", "empty", False, {}),
+        message(1), *(Enqueue("/", "q", seq, 1) for seq in range(3)), MarkDelivered("/", "q", 0),
+        Enqueue("v", "q", 7, 1), MarkDelivered("v", "q", 9),
+    ])
+    store = restartable.reopen(clean=False)
+    store.recover()
+    assert store.delivered_upto("/", "q") == 2
+    assert store.delivered_upto("v", "q") == 9  # a mark above the last entry stays
+    assert store.delivered_upto("/", "empty") == -1
+    # The marks are durable: a clean restart keeps them and marks nothing more.
+    store.apply([Enqueue("/", "q", 3, 1)])
+    store = restartable.reopen()
+    store.recover()
+    assert store.delivered_upto("/", "q") == 2
+
+
+def test_after_a_clean_close_the_marks_stay_as_they_were(restartable: Restartable) -> None:
+    store = restartable.store
+    store.apply([PutQueue("/", "q", False, {}), message(1), *(Enqueue("/", "q", seq, 1) for seq in range(3))])
+    store.apply([MarkDelivered("/", "q", 0)])
+    store = restartable.reopen()
+    store.recover()
+    assert store.delivered_upto("/", "q") == 0
+
+
+def test_an_unclean_close_is_remembered_until_a_recovery(restartable: Restartable) -> None:
+    store = restartable.store
+    store.apply([PutQueue("/", "q", False, {}), message(1), Enqueue("/", "q", 4, 1)])
+    restartable.reopen(clean=False)
+    store = restartable.reopen()  # opened and closed again without a broker recovering it
+    store.recover()
+    assert store.delivered_upto("/", "q") == 4

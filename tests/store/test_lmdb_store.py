@@ -1,17 +1,22 @@
-"""What only the LMDB store can show: state found again on reopening, a map that grows, and
-data directories it refuses to touch (and the `amqpbroker` command's message when it does)."""
+"""What only the LMDB store can show: state found again on reopening, a map that grows, a data
+directory held by one store at a time, and data directories it refuses to touch (and the
+`amqpbroker` command's message when it does)."""
 
 from __future__ import annotations
 
+import logging
 import os
+import struct
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
 import lmdb
 import pytest
 
 from amqpbroker import cli
+from amqpbroker.server import Server, single_error
 from amqpbroker.store import StoreError
 from amqpbroker.store.base import (
     DeleteMessage,
@@ -59,8 +64,8 @@ def test_everything_is_found_again_after_reopening(tmp_path: Path) -> None:
         assert recovered.exchanges == [topology[2]]
         assert sorted(recovered.queues) == sorted(topology[3:5])
         assert recovered.bindings == [topology[5]]
-        assert list(store.queue_entries("/", "q")) == [(i, i) for i in range(1, 10)]
-        assert list(store.queue_entries("other", "q")) == [(0, 3)]
+        assert list(store.queue_entries("/", "q")) == [(i, i, None) for i in range(1, 10)]
+        assert list(store.queue_entries("other", "q")) == [(0, 3, None)]
         assert store.delivered_upto("/", "q") == 4
         assert store.delivered_upto("other", "q") == -1
         assert store.load_header(9) == ("x", "a.9", b"\x10\x00\x02")
@@ -122,6 +127,96 @@ def test_a_new_directory_is_created_and_an_empty_one_is_used(tmp_path: Path) -> 
     store.close()
 
 
+def raw_edit(directory: Path, edit: Callable[[lmdb.Transaction, lmdb.Environment], None]) -> None:
+    """Changes a closed data directory behind the store's back, as a damaged disk or an older
+    broker would have left it."""
+    env = lmdb.open(str(directory), max_dbs=16)
+    with env.begin(write=True) as txn:
+        edit(txn, env)
+    env.close()
+
+
+def test_an_entry_whose_body_is_missing_is_dropped_with_its_header(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "data"
+    store = LmdbStore(str(path))
+    store.apply([PutQueue("/", "q", False, {}), *(PutMessage(i, "", "q", b"", b"%d" % i) for i in range(3))])
+    store.apply([Enqueue("/", "q", i, i) for i in range(3)])
+    store.close()
+    raw_edit(path, lambda txn, env: txn.delete(struct.pack(">Q", 1), db=env.open_db(b"bodies", txn=txn)))
+    store = LmdbStore(str(path))
+    try:
+        with caplog.at_level(logging.INFO, logger="amqpbroker.store"):
+            store.recover()
+        assert list(store.queue_entries("/", "q")) == [(0, 0, None), (2, 2, None)]
+        with pytest.raises(KeyError):
+            store.load_header(1)
+        assert caplog.messages == ["queue 'q' in vhost '/': message 1 of entry 1 is missing from the store; skipped it"]
+    finally:
+        store.close()
+
+
+def test_a_store_whose_write_failed_is_not_closed_cleanly(tmp_path: Path) -> None:
+    path = str(tmp_path / "data")
+    store = LmdbStore(path)
+    store.apply([PutQueue("/", "q", False, {}), PutMessage(1, "", "q", b"", b""), Enqueue("/", "q", 0, 1)])
+    with pytest.raises(TypeError):
+        store.apply([PutExchange("/", "x", "direct", False, False, {"unstorable": object()})])
+    store.close()
+    store = LmdbStore(path)
+    try:
+        store.recover()
+        assert store.delivered_upto("/", "q") == 0
+    finally:
+        store.close()
+
+
+def test_a_version_1_directory_is_upgraded_and_its_messages_marked_delivered(tmp_path: Path) -> None:
+    path = tmp_path / "data"
+    store = LmdbStore(str(path))
+    store.apply([PutQueue("/", "q", False, {}), PutMessage(1, "", "q", b"", b"kept")])
+    store.apply([Enqueue("/", "q", 0, 1), Enqueue("/", "q", 1, 1)])
+    store.close()
+
+    def version_1(txn: lmdb.Transaction, env: lmdb.Environment) -> None:
+        meta = env.open_db(b"meta", txn=txn)
+        txn.put(b"format", b"1", db=meta)
+        txn.delete(b"clean", db=meta)  # version 1 did not say whether it was stopped cleanly
+
+    raw_edit(path, version_1)
+    store = LmdbStore(str(path))
+    try:
+        assert store.recover().queues == [PutQueue("/", "q", False, {})]
+        assert list(store.queue_entries("/", "q")) == [(0, 1, None), (1, 1, None)]
+        assert store.delivered_upto("/", "q") == 1
+        assert store.load_body(1) == b"kept"
+    finally:
+        store.close()
+    formats = []
+    raw_edit(path, lambda txn, env: formats.append(txn.get(b"format", db=env.open_db(b"meta", txn=txn))))
+    assert formats == [str(FORMAT_VERSION).encode()]
+
+
+def test_a_directory_is_held_by_one_store_at_a_time(tmp_path: Path) -> None:
+    path = str(tmp_path / "data")
+    first = LmdbStore(path)
+    first.apply([PutQueue("/", "q", False, {})])
+    with pytest.raises(StoreError) as refused:
+        LmdbStore(path)
+    assert str(refused.value) == (
+        f"data directory {path} is in use by another broker (process {os.getpid()}); "
+        "stop it first, or use another data directory"
+    )
+    assert first.recover().queues == [PutQueue("/", "q", False, {})]  # the refused one did not touch it
+    first.close()
+    second = LmdbStore(path)
+    try:
+        assert second.recover().queues == [PutQueue("/", "q", False, {})]
+    finally:
+        second.close()
+
+
 # Data directories that must be refused, untouched
 
 
@@ -129,6 +224,13 @@ def newer_format(directory: Path) -> None:
     env = lmdb.open(str(directory), max_dbs=4)
     with env.begin(write=True) as txn:
         txn.put(b"format", str(FORMAT_VERSION + 1).encode(), db=env.open_db(b"meta", txn=txn))
+    env.close()
+
+
+def unknown_older_format(directory: Path) -> None:
+    env = lmdb.open(str(directory), max_dbs=4)
+    with env.begin(write=True) as txn:
+        txn.put(b"format", b"0", db=env.open_db(b"meta", txn=txn))
     env.close()
 
 
@@ -164,6 +266,7 @@ def foreign_lmdb(directory: Path) -> None:
 
 REFUSED = {
     "newer format version": (newer_format, f"has format version {FORMAT_VERSION + 1}"),
+    "unknown older format version": (unknown_older_format, "has format version 0"),
     "unreadable format version": (unreadable_format, "unreadable format version"),
     "garbage data file": (garbage_data_file, "is corrupt or unreadable"),
     "tiny garbage data file": (tiny_garbage_data_file, "is corrupt or unreadable"),
@@ -215,3 +318,26 @@ def test_the_command_reports_a_store_that_fails_during_recovery(
     directory = tmp_path / "data"
     assert cli.main(["--host", "127.0.0.1", "--port", "0", "--data-dir", str(directory)]) == 1
     assert f"amqpbroker: data directory {directory} is corrupt or unreadable" in capsys.readouterr().err
+
+
+def test_the_command_leaves_the_store_unclean_when_serving_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    directory = tmp_path / "data"
+    store = LmdbStore(str(directory))
+    store.apply([PutVHost("/"), PutQueue("/", "q", False, {}), PutMessage(1, "", "q", b"", b""), Enqueue("/", "q", 0, 1)])
+    store.close()
+
+    async def broken(server: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug while serving: deliveries may have gone unrecorded")
+
+    monkeypatch.setattr(Server, "serve", broken)
+    with pytest.raises(BaseExceptionGroup) as raised:
+        cli.main(["--host", "127.0.0.1", "--port", "0", "--data-dir", str(directory)])
+    assert isinstance(single_error(raised.value), RuntimeError)
+    store = LmdbStore(str(directory))
+    try:
+        store.recover()
+        assert store.delivered_upto("/", "q") == 0
+    finally:
+        store.close()

@@ -119,3 +119,34 @@ async def test_serve_broker_runs_in_the_trio_run_and_restarts_on_the_same_port()
         assert await trio.to_thread.run_sync(round_trip, broker.url) == b"hi"
         broker.add_vhost("other")
         assert await trio.to_thread.run_sync(round_trip, broker.vhost_url("other")) == b"hi"
+
+
+async def test_a_trio_run_that_ends_in_an_error_leaves_the_data_directory_marked_unclean(tmp_path):
+    from amqpbroker import core
+    from amqpbroker.store import open_store
+
+    data_dir = str(tmp_path / "data")
+
+    def publish(url: str) -> None:
+        connection = pika.BlockingConnection(pika.URLParameters(url))
+        channel = connection.channel()
+        channel.confirm_delivery()
+        channel.queue_declare("kept", durable=True)
+        channel.basic_publish("", "kept", b"m", PERSISTENT)
+        connection.close()
+
+    failed = False
+    try:
+        async with serve_broker(port=0, data_dir=data_dir) as broker:
+            await trio.to_thread.run_sync(publish, broker.url)
+            raise RuntimeError("the test failed")
+    except* RuntimeError:
+        failed = True
+    assert failed
+    store = open_store(data_dir)
+    try:
+        # After a stop that may have lost work, recovery takes every message as possibly delivered.
+        [entry] = core.Broker(store=store).vhosts["/"].queues["kept"].peek()
+        assert entry.redelivered
+    finally:
+        store.close()
