@@ -119,7 +119,7 @@ SCENARIOS = (
              "expired; meanwhile a probe at 1,000 msgs/s through another queue",
              ("--consumers", 0, "--count", Scaled(200_000, 100), "--message-ttl", Scaled(10_000, 200),
               "--probe-rate", 1000),
-             (Metric("queue empty after last publish s", False, _get("expiry", "empty_after_s"), 2),
+             (Metric("queue empty after last publish s", False, _get("expiry", "empty_after_s"), 2), PUBLISH,
               Metric("probe latency p99 ms", False, _get("probe", "latency_ms", "p99"), 2),
               Metric("broker CPU s", False, _get("broker_cpu_s"), 1),
               Metric("broker peak RSS MiB", False, _get("broker_rss_kib", "peak", scale=1 / 1024))), fresh=True),

@@ -104,6 +104,36 @@ def test_every_message_consumed_exactly_once(amqp_url, args):
         assert r["probe"]["ok"] and r["probe"]["consumed"] == r["probe"]["published"], r
 
 
+def test_messages_carry_random_priorities(amqp_url):
+    import pika
+
+    queue = f"loadgen-test-priorities-{os.getpid()}"
+    returncode, r = run_loadgen(amqp_url, "--consumers", "0", "--count", "300", "--queue", queue,
+                                "--max-priority", "10", "--priorities", "10")
+    assert returncode == 0 and r["queue_arguments"] == {"x-max-priority": 10}, r
+    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        channel = conn.channel()
+        priorities = []
+        while (got := channel.basic_get(queue, auto_ack=True))[0] is not None:
+            priorities.append(got[1].priority)
+        channel.queue_delete(queue)
+    finally:
+        conn.close()
+    assert len(priorities) == 300 and set(priorities) == set(range(10))
+    assert priorities == sorted(priorities, reverse=True)              # the queue delivers the highest first
+
+
+def test_a_ttl_backlog_expires_while_the_probe_flows(amqp_url):
+    returncode, r = run_loadgen(amqp_url, "--consumers", "0", "--count", "300", "--message-ttl", "200",
+                                "--probe-rate", "200")
+    assert returncode == 0 and r["ok"] and r["mode"] == "expire", r
+    e, probe = r["expiry"], r["probe"]
+    assert (e["ttl_ms"], e["queued"], r["queue_arguments"]) == (200, 300, {"x-message-ttl": 200}), r
+    assert e["empty_after_s"] is not None and e["left_at_last_publish"] <= 300, r
+    assert probe["ok"] and probe["consumed"] == probe["published"] and probe["missing"] == 0, r
+
+
 @pytest.mark.parametrize("args", [["--dead-letter", "--auto-ack"], ["--dead-letter", "--consumers", "0"],
                                   ["--dead-letter", "--backlog"], ["--dead-letter", "--exchange-type", "fanout"],
                                   ["--priorities", "0"], ["--message-ttl", "-1"], ["--probe-rate", "0"]])
