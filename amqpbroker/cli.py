@@ -11,7 +11,8 @@ import sys
 import trio
 
 from . import __version__, core
-from .server import Server, single_error
+from .protocol import MAX_MESSAGE_SIZE_CEILING
+from .server import Limits, Server, single_error
 from .store import StoreError, open_store
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -36,6 +37,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="SIZE",
         help="message bytes held in memory above which publishers are blocked, e.g. 512MB or 2GiB "
         "(default: 40%% of physical memory, %(default)s bytes)",
+    )
+    parser.add_argument(
+        "--max-message-size",
+        type=_message_size,
+        default=Limits.max_message_size,
+        metavar="SIZE",
+        help="largest message body accepted, at most 512MiB; a larger publish gets 406 PRECONDITION_FAILED "
+        "(default: 128MiB)",
+    )
+    parser.add_argument(
+        "--disk-free-limit",
+        type=_size,
+        default=Limits.disk_free_limit,
+        metavar="SIZE",
+        help="free space on the data directory's disk below which publishers are blocked (default: 50MB)",
+    )
+    parser.add_argument(
+        "--handshake-timeout",
+        type=_seconds,
+        default=Limits.handshake_timeout,
+        metavar="SECONDS",
+        help="time a client has from connecting to connection.open-ok (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--shutdown-timeout",
+        type=_seconds,
+        default=Limits.shutdown_timeout,
+        metavar="SECONDS",
+        help="time shutdown waits for the store's last writes before exiting without them (default: %(default)s)",
     )
     parser.add_argument("--log-level", choices=LOG_LEVELS, default="info", help="(default: %(default)s)")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -80,6 +110,23 @@ def _size(text: str) -> int:
     return int(digits) * _UNITS[unit]
 
 
+def _message_size(text: str) -> int:
+    size = _size(text)
+    if size > MAX_MESSAGE_SIZE_CEILING:
+        raise argparse.ArgumentTypeError(f"{text} is more than the largest allowed, 512MiB")
+    return size
+
+
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, not {text}")
+    return seconds
+
+
 def default_memory_limit() -> int:
     """40% of physical memory, RabbitMQ's default high watermark."""
     return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 0.4)
@@ -102,12 +149,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"amqpbroker: {exc}", file=sys.stderr)
         return 1
     log.info("storage: %s", "in memory" if args.in_memory else args.data_dir)
+    limits = Limits(
+        max_message_size=args.max_message_size,
+        handshake_timeout=args.handshake_timeout,
+        disk_free_limit=args.disk_free_limit,
+        shutdown_timeout=args.shutdown_timeout,
+    )
     # Unless the server stopped in order, what it journaled may not all be in the store (the marks
     # of deliveries among it): the next start must then treat the store as after a crash.
     clean = False
+    server: Server | None = None
     try:
         broker = core.Broker(store=store, memory_limit=args.memory_limit)
-        trio.run(_serve, Server(broker, host=args.host, port=args.port))
+        data_dir = None if args.in_memory else args.data_dir
+        server = Server(broker, host=args.host, port=args.port, limits=limits, data_dir=data_dir)
+        trio.run(_serve, server)
         clean = True
     except (StoreError, OSError, BaseExceptionGroup) as raised:
         exc = single_error(raised)
@@ -120,5 +176,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         return 1
     finally:
-        store.close(clean=clean)
+        # A store write still running in a thread shutdown gave up on: closing the store under it is
+        # not safe; the interpreter exits without waiting for that thread (a daemon).
+        if server is None or not server.store_hung:
+            store.close(clean=clean)
     return 0

@@ -55,10 +55,13 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     client_names = tuple(client.name for client in CLIENTS)
     parser.add_argument("--clients", type=_choices(client_names), default=list(client_names), help="comma-separated")
     parser.add_argument("--scenarios", type=_choices(NAMES), default=list(NAMES), help="comma-separated")
+    parser.add_argument("--exclude", type=_choices(NAMES), default=[], help="comma-separated scenarios to leave out")
     parser.add_argument("--out", type=Path, default=INTEROP_DIR / "results", help="for results.json and results.md")
     parser.add_argument("--timeout", type=float, default=30, help="seconds each scenario may take (default 30)")
     parser.add_argument("--jobs", type=int, default=8, help="cells run at once (default 8)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.scenarios = [name for name in args.scenarios if name not in args.exclude]
+    return args
 
 
 def _broker(args: argparse.Namespace) -> AbstractContextManager[str]:

@@ -33,6 +33,25 @@ SCENARIOS = (
     Scenario("precondition_failed", "redeclaring a queue with other flags fails with 406"),
     Scenario("heartbeat", "a 2 s heartbeat is negotiated and the connection outlives 8 s of idling"),
     Scenario("consumer_cancel", "deleting a consumed queue makes the server cancel the consumer"),
+    Scenario(
+        "dead_letter_ttl",
+        "x-message-ttl and a per-message expiration dead-letter to the queue's DLX with x-death (expired)",
+    ),
+    Scenario("dead_letter_reject", "reject without requeue dead-letters to the DLX with x-death (rejected)"),
+    Scenario(
+        "max_length",
+        "x-max-length 2 drops the oldest; with x-overflow reject-publish a third publish is nacked",
+    ),
+    Scenario("priority", "x-max-priority 10: a backlog of priorities 5, none, 9, 1 is delivered highest first"),
+    Scenario(
+        "single_active_consumer",
+        "x-single-active-consumer: the first consumer gets everything, the second takes over on cancel",
+    ),
+    Scenario("alternate_exchange", "an unroutable mandatory publish goes to the alternate exchange, not back"),
+    Scenario(
+        "quorum_queue",
+        "a durable quorum queue with x-delivery-limit 1: redelivery counts, then dead-letters (delivery_limit)",
+    ),
 )
 
 NAMES = tuple(scenario.name for scenario in SCENARIOS)
@@ -65,6 +84,25 @@ CHANNELS = 100
 HEARTBEAT = 2
 # Longer than pika's heartbeat check (timeout + 5 s), so a broker that sends no heartbeats is caught.
 IDLE = 8
+# Dead-lettering: every scenario's DLX is a direct exchange; its queue is bound with this key, which
+# the dead-lettering queues name in x-dead-letter-routing-key.
+DEAD_LETTER_KEY = "dead"
+# dead_letter_ttl: "queue-ttl" goes to a queue with x-message-ttl, "message-ttl" with this expiration
+# to a queue without one.
+QUEUE_TTL = 200  # ms
+MESSAGE_EXPIRATION = "100"  # ms
+# max_length: m0..m2 go to a queue of at most 2; drop-head keeps the newest, reject-publish nacks m2.
+MAX_LENGTH = 2
+# priority: (priority, body) published in this order before a consumer attaches; None sets none.
+MAX_PRIORITY = 10
+PRIORITY_PUBLISHES = ((5, "p5"), (None, "none"), (9, "p9"), (1, "p1"))
+PRIORITY_EXPECTED = ("p9", "p5", "p1", "none")
+# single_active_consumer: m0..m2 reach the first consumer; after it cancels, m3 and m4 the second.
+SAC_FIRST = 3
+SAC_REST = 2
+# quorum_queue: rejected with requeue once (redelivered with x-delivery-count 1), then again: dead.
+DELIVERY_LIMIT = 1
+
 # How long a client waits for something the broker should do promptly.
 PATIENCE = 10
 # How long a client waits to be sure that something does not happen.

@@ -18,9 +18,12 @@ After each cycle it checks:
   a sequence number lower than one already seen;
 - foreign: a delivery of something never published.
 
-Every queue is a `QueueSpec`; the accounting is by message id, not by queue, so a queue with a
-TTL or a dead-letter exchange can be added by declaring it there and saying where its messages may
-end up. Prints per-cycle and total figures; exits 1 on a violation, 2 when the broker cannot start.
+Every queue is a `QueueSpec`; the accounting is by message id, not by queue. Besides the plain
+queues, one queue's consumer rejects some messages and one queue has a message TTL and no consumer;
+both dead-letter into a dead-letter queue, whose deliveries are a message's second life: a
+rejected or expired message must arrive there, is acked there, and is checked there as above
+(except for order, which expiry and rejection interleave). Prints per-cycle and total figures;
+exits 1 on a violation, 2 when the broker cannot start.
 
     python tools/chaos.py --cycles 100 --seconds 3 --seed 1
 """
@@ -51,6 +54,9 @@ START_SECONDS = 20
 DRAIN_SECONDS = 60
 PREFETCH = 20
 REQUEUE_RATE = 0.05
+REJECT_RATE = 0.1
+TTL_MS = 300
+DEAD_LETTERS = "chaos-dlq"
 RECOVERY_KILL_RATE = 0.3
 WORK_SECONDS = 0.03
 SYNC_EVERY = 20  # acks between two proofs (a confirmed persistent publish on the consumer's channel)
@@ -59,7 +65,7 @@ SYNC_EVERY = 20  # acks between two proofs (a confirmed persistent publish on th
 GONE = (pika.exceptions.AMQPError, OSError, ValueError)
 # "duplicates" counts every delivery of a message seen before: the requeued ones, and those a kill
 # left unacked.
-FIGURES = ("confirmed", "nacked", "delivered", "requeued", "duplicates")
+FIGURES = ("confirmed", "nacked", "delivered", "requeued", "rejected", "dead_lettered", "duplicates")
 VIOLATIONS = ("lost", "acked_redelivered", "duplicates_without_redelivered", "order", "foreign")
 
 
@@ -69,6 +75,22 @@ class QueueSpec:
 
     name: str
     arguments: dict = field(default_factory=dict)
+    published_to: bool = True
+    consumed: bool = True
+    reject_rate: float = 0.0
+    """How often its consumer rejects a message (requeue=false) while load runs."""
+    dead: bool = False
+    """Its messages were dead-lettered: their deliveries here are a second life."""
+
+
+def queue_specs(queues: int) -> list[QueueSpec]:
+    to_dead_letters = {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": DEAD_LETTERS}
+    return [
+        *(QueueSpec(f"chaos-q{n}") for n in range(queues)),
+        QueueSpec("chaos-rejecting", to_dead_letters, reject_rate=REJECT_RATE),
+        QueueSpec("chaos-ttl", {**to_dead_letters, "x-message-ttl": TTL_MS}, consumed=False),
+        QueueSpec(DEAD_LETTERS, published_to=False, dead=True),
+    ]
 
 
 class BrokerProcess:
@@ -119,7 +141,8 @@ class Ledger:
 
     published: set[str] = field(default_factory=set)
     confirmed: set[str] = field(default_factory=set)
-    seen: set[str] = field(default_factory=set)
+    seen: set[tuple[str, bool]] = field(default_factory=set)
+    """(message id, dead-lettered) of every life of a message delivered so far."""
     ack_sent: set[str] = field(default_factory=set)
     ack_proven: set[str] = field(default_factory=set)
     last_first: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -139,6 +162,10 @@ class Ledger:
         with self.lock:
             self.figures["requeued"] += 1
 
+    def rejected(self) -> None:
+        with self.lock:
+            self.figures["rejected"] += 1
+
     def snapshot(self) -> Counter:
         with self.lock:
             return Counter(self.figures)
@@ -148,20 +175,24 @@ class Ledger:
             self.confirmed.add(message_id)
             self.figures["confirmed"] += 1
 
-    def deliver(self, queue: str, message_id: str, redelivered: bool) -> None:
+    def deliver(self, queue: str, message_id: str, redelivered: bool, dead: bool = False) -> None:
         with self.lock:
             self.figures["delivered"] += 1
             if message_id not in self.published:
                 self._violation("foreign", f"{message_id} in {queue} was never published")
                 return
-            if message_id in self.seen:
+            life = (message_id, dead)
+            if life in self.seen:
                 self.figures["duplicates"] += 1
                 if not redelivered:
                     self._violation("duplicates_without_redelivered", f"{message_id} in {queue} again, not redelivered")
                 if message_id in self.ack_proven:
                     self._violation("acked_redelivered", f"{message_id} in {queue} again after its ack was committed")
                 return
-            self.seen.add(message_id)
+            self.seen.add(life)
+            if dead:
+                self.figures["dead_lettered"] += 1
+                return
             if redelivered:
                 return
             publisher, seq = message_id.rsplit(":", 1)
@@ -199,6 +230,10 @@ class Run:
     publishing: threading.Event = field(default_factory=threading.Event)
     draining: threading.Event = field(default_factory=threading.Event)
 
+    @property
+    def targets(self) -> list[QueueSpec]:
+        return [queue for queue in self.queues if queue.published_to]
+
     def connect(self) -> pika.BlockingConnection | None:
         """A connection to the broker of the moment, or None once the run is over."""
         while not self.stop.is_set():
@@ -231,7 +266,7 @@ def publisher(run: Run, name: str, rng: random.Random) -> None:
                 message_id = f"{name}:{seq}"
                 run.ledger.publishing(message_id)
                 try:
-                    channel.basic_publish("", rng.choice(run.queues).name, message_id.encode(), PERSISTENT)
+                    channel.basic_publish("", rng.choice(run.targets).name, message_id.encode(), PERSISTENT)
                 except pika.exceptions.NackError:
                     run.ledger.nacked()
                     continue
@@ -278,10 +313,15 @@ class Consumer:
                 # Some work per batch, so that a kill finds messages delivered but not yet acked.
                 connection.sleep(self.rng.uniform(0, WORK_SECONDS))
             for tag, redelivered, message_id in batch:
-                ledger.deliver(self.queue.name, message_id, redelivered)
-                if not self.run.draining.is_set() and self.rng.random() < REQUEUE_RATE:
+                ledger.deliver(self.queue.name, message_id, redelivered, self.queue.dead)
+                loaded = not self.run.draining.is_set()
+                if loaded and self.rng.random() < REQUEUE_RATE:
                     channel.basic_nack(tag, requeue=True)
                     ledger.requeued()
+                elif loaded and self.rng.random() < self.queue.reject_rate:
+                    # Dead-lettered: acked in the dead-letter queue, where it must turn up.
+                    channel.basic_reject(tag, requeue=False)
+                    ledger.rejected()
                 else:
                     channel.basic_ack(tag)
                     unproven.append(message_id)
@@ -318,8 +358,8 @@ def _die_publishing(run: Run, sock: socket.socket, publisher_name: str, rng: ran
     for seq in range(1, rng.randrange(1, 5)):
         message_id = f"{publisher_name}:{seq}"
         run.ledger.publishing(message_id)
-        frames += _publish(rng.choice(run.queues).name, message_id.encode())
-    last = _publish(rng.choice(run.queues).name, b"never whole")
+        frames += _publish(rng.choice(run.targets).name, message_id.encode())
+    last = _publish(rng.choice(run.targets).name, b"never whole")
     sock.sendall(frames + last[:rng.randrange(1, len(last))])
 
 
@@ -327,7 +367,7 @@ def _die_consuming(run: Run, sock: socket.socket, rng: random.Random) -> None:
     """Takes deliveries and dies without acking them: they must come back marked redelivered."""
     sock.settimeout(0.5)
     sock.sendall(_method(1, 60, 10, struct.pack(">IHB", 0, rng.randrange(1, 5), 0))
-                 + _method(1, 60, 20, b"\x00\x00" + _shortstr(rng.choice(run.queues).name)
+                 + _method(1, 60, 20, b"\x00\x00" + _shortstr(rng.choice(run.targets).name)
                            + _shortstr("") + b"\x00" + b"\x00\x00\x00\x00"))
     wanted, got = rng.randrange(600, 3000), 0
     while got < wanted:
@@ -411,12 +451,12 @@ def drain(run: Run, consumers: list[Consumer]) -> None:
 def soak(cycles: int, seconds: float, seed: int, data_dir: Path, log_path: Path, publishers: int,
          queues: int, killers: int, out=sys.stdout) -> dict:
     rng = random.Random(seed)
-    specs = [QueueSpec(f"chaos-q{n}") for n in range(queues)]
+    specs = queue_specs(queues)
     broker = BrokerProcess(data_dir, log_path)
     run = Run(broker, Ledger(), specs)
     broker.start()
     declare(broker, specs)
-    consumers = [Consumer(run, spec, random.Random(rng.random())) for spec in specs]
+    consumers = [Consumer(run, spec, random.Random(rng.random())) for spec in specs if spec.consumed]
     threads = [threading.Thread(target=c, daemon=True) for c in consumers]
     threads += [threading.Thread(target=publisher, args=(run, f"p{n}", random.Random(rng.random())), daemon=True)
                 for n in range(publishers)]
@@ -477,7 +517,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="longest load phase of a cycle; the kill comes at 20-100%% of it (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: random, printed)")
     parser.add_argument("--publishers", type=int, default=2, help="(default: %(default)s)")
-    parser.add_argument("--queues", type=int, default=3, help="durable queues, one consumer each (default: %(default)s)")
+    parser.add_argument("--queues", type=int, default=3,
+                        help="plain durable queues, one consumer each, besides the dead-lettering ones "
+                             "(default: %(default)s)")
     parser.add_argument("--killers", type=int, default=1,
                         help="threads of raw clients dying mid-frame (default: %(default)s)")
     parser.add_argument("--data-dir", type=Path, help="(default: a new temporary directory)")

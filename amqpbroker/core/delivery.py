@@ -84,7 +84,9 @@ class Delivery:
         if method.global_:
             self._global_prefetch_count = method.prefetch_count
         else:
+            # As RabbitMQ 3.x: a per-consumer prefetch also lifts the channel's global one.
             self._prefetch_count = method.prefetch_count
+            self._global_prefetch_count = 0
         self._output.method(spec.BasicQosOk())
         self.dispatch_all()
 
@@ -96,6 +98,10 @@ class Delivery:
             self._consume_replies(tag, method)
             return
         queue = self._topology.queue(method.queue)
+        if queue.settings.queue_type == "quorum" and self._global_prefetch_count:
+            raise ConnectionException.not_implemented(
+                f"queue '{queue.name}' in vhost '{self.vhost.name}' does not support global qos"
+            )
         if queue.consumers and (method.exclusive or queue.consumers[0].exclusive):
             raise ChannelException.access_refused(
                 f"queue '{queue.name}' in vhost '{self.vhost.name}' in exclusive use"

@@ -1,8 +1,8 @@
 """How many bytes of message bodies the broker holds in memory, against a limit.
 
-Crossing the limit raises an alarm; the server then stops reading from publishing connections
-(and tells those that asked with `connection.blocked`) until consumers and acks bring the total
-back under the limit. Bodies held only in the store do not count.
+Crossing the limit raises the memory alarm, one of the server's set of resource alarms (with the
+disk's): publishes are held (and publishers told with `connection.blocked`) until consumers and
+acks bring the total back under the limit. Bodies held only in the store do not count.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@
 
 from . import _spec as spec
 from ._codec import DecodeError, Long, decode_table, encode_table
-from ._connection import ServerConnection
+from ._connection import MAX_MESSAGE_SIZE, MAX_MESSAGE_SIZE_CEILING, ServerConnection
 from ._frames import FrameError
 from ._spec import BasicProperties, Method, ReplyCode
 from .events import (
@@ -21,6 +21,8 @@ from .events import (
 )
 
 __all__ = [
+    "MAX_MESSAGE_SIZE",
+    "MAX_MESSAGE_SIZE_CEILING",
     "BasicProperties",
     "ChannelClosed",
     "ChannelClosing",

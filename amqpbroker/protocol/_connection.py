@@ -32,6 +32,8 @@ from .events import (
 
 # RabbitMQ's defaults: max_message_size 128 MiB; the frame size accepted before tune-ok (4.1+, room for JWTs).
 MAX_MESSAGE_SIZE = 128 * 1024 * 1024
+# The largest max_message_size RabbitMQ accepts; at exactly this limit its reply text drops "configured".
+MAX_MESSAGE_SIZE_CEILING = 512 * 1024 * 1024
 INITIAL_FRAME_MAX = 8192
 # How long to wait for connection.close-ok after sending connection.close before giving up.
 CLOSE_TIMEOUT = 30.0
@@ -405,8 +407,10 @@ class ServerConnection:
                 f"expected content header for class {method.CLASS_ID}, got one for class {class_id} instead",
             )
         if body_size > self._max_message_size:
-            text = (f"PRECONDITION_FAILED - message size {body_size} is larger than configured max size "
-                    f"{self._max_message_size}")
+            # Refused from the declared size, before any of the body is buffered; the channel then
+            # drops the body frames until the client's close-ok.
+            limit = "max size" if self._max_message_size == MAX_MESSAGE_SIZE_CEILING else "configured max size"
+            text = f"PRECONDITION_FAILED - message size {body_size} is larger than {limit} {self._max_message_size}"
             self.close_channel(channel, ReplyCode.PRECONDITION_FAILED, text, method.CLASS_ID, method.METHOD_ID)
             events.append(ChannelClosing(channel, ReplyCode.PRECONDITION_FAILED, text))
             return

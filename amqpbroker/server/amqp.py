@@ -4,6 +4,12 @@ The reader feeds every received chunk to the protocol and hands the resulting ev
 core in one pass; the writer flushes everything queued for the socket in one `send_all`. A client
 that does not read its deliveries is not sent more until it does, and a client whose replies back
 up is not read from, so neither can make the broker buffer without bound.
+
+While a resource alarm is on, the publishes a client sends are held, not its socket: acks and other
+frames go on being read, so a client that consumes on its publishing connection can still ack what
+it got (and so free the memory behind the alarm). Held publishes keep their channel's order: what
+follows them on their channel, acks excepted, is held too. Once HELD_LIMIT bytes have been read
+while anything is held, the socket is not read either until the alarms clear.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from ..protocol import (
     spec,
 )
 from .flow import PublishGate
+from .limits import Limits
 
 log = logging.getLogger("amqpbroker.connection")
 
@@ -36,16 +43,28 @@ log = logging.getLogger("amqpbroker.connection")
 # is not read, until the writer has caught up.
 HIGH_WATERMARK = 4 * 1024 * 1024
 _RECEIVE_SIZE = 256 * 1024
+# Bytes read from a client holding publishes before its socket is not read either; with the chunk
+# that crosses it, at most twice this much.
+HELD_LIMIT = _RECEIVE_SIZE
+# Methods that may overtake a held publish on its channel: they settle deliveries already made,
+# which nothing unrouted can change.
+_ACKS = (spec.BasicAck, spec.BasicNack, spec.BasicReject)
 # How long a client gets to answer our connection.close before the socket is closed anyway.
 CLOSE_TIMEOUT = 3.0
-HANDSHAKE_TIMEOUT = 10.0
 
 
 class AMQPConnection:
     """Implements the core's `Sink` for one socket and moves bytes between the two."""
 
     def __init__(
-        self, stream: trio.abc.Stream, broker: core.Broker, peer: str, gate: PublishGate, *, heartbeat: int = 60
+        self,
+        stream: trio.abc.Stream,
+        broker: core.Broker,
+        peer: str,
+        gate: PublishGate,
+        *,
+        heartbeat: int = 60,
+        limits: Limits = Limits(),
     ) -> None:
         self._stream = stream
         self._broker = broker
@@ -57,18 +76,22 @@ class AMQPConnection:
             vhost_exists=broker.vhosts.__contains__,
             heartbeat=heartbeat,
             now=trio.current_time(),
+            max_message_size=limits.max_message_size,
         )
         self.client: core.ClientConnection | None = None
         self._queued = 0
         self._in_flight = 0
         self._data_ready = trio.Event()
-        self._drained = trio.Event()
-        self._drained.set()
+        # Set by whatever may let a paused reader go on; only the reader replaces it (see _read_loop).
+        self._resume = trio.Event()
+        self._throttled = False
         self._finished = False
         self._closing = False
-        self._published = False
+        self._held: list[Any] = []
+        self._held_channels: set[int] = set()
+        self._held_bytes = 0
         self._reading_paused = False
-        self._close_deadline = trio.current_time() + HANDSHAKE_TIMEOUT
+        self._close_deadline = trio.current_time() + limits.handshake_timeout
 
     # Sink
 
@@ -76,6 +99,11 @@ class AMQPConnection:
     def pending_bytes(self) -> int:
         """Bytes queued for this client or being written to its socket."""
         return self._queued + self._in_flight
+
+    @property
+    def held_bytes(self) -> int:
+        """Bytes read from the client since its publishes began to be held by an alarm."""
+        return self._held_bytes
 
     @property
     def writable(self) -> bool:
@@ -88,8 +116,8 @@ class AMQPConnection:
     def send_content(self, channel: int, method: Any, properties: bytes, body: bytes) -> None:
         self.protocol.send_content(channel, method, properties, body)
         self._queued += len(body) + len(properties) + 64
-        if self._queued + self._in_flight >= HIGH_WATERMARK:
-            self._drained = trio.Event()
+        if not self.writable:
+            self._throttled = True
         self._data_ready.set()
 
     # Tasks
@@ -111,21 +139,40 @@ class AMQPConnection:
     async def _read_loop(self) -> None:
         protocol = self.protocol
         while not self._finished:
-            if not self._drained.is_set() or (self._published and self._gate.closed):
+            while True:
+                # Replaced before the check, so a wake-up between the check and the wait is not lost.
+                self._resume = trio.Event()
+                if self._may_read():
+                    break
                 # Not reading on purpose: the peer's silence meanwhile is no missed heartbeat.
                 self._reading_paused = True
-                await self._drained.wait()
-                if self._published and self._gate.closed:
-                    await self._gate.wait(self)
-                self._reading_paused = False
+                await self._resume.wait()
+            self._reading_paused = False
             try:
                 data = await self._stream.receive_some(_RECEIVE_SIZE)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 data = b""
             self._handle(protocol.receive_data(data, trio.current_time()))
+            if self._held:
+                self._held_bytes += len(data)
             if not data:
                 self._finish()
                 return
+
+    def _may_read(self) -> bool:
+        """False while the client's output is backed up, or while it has sent too much since its
+        publishes began to be held."""
+        return self.writable and self._held_bytes < HELD_LIMIT
+
+    def release_held(self) -> None:
+        """Every alarm has cleared: routes what was held, in order (or holds it again if an alarm
+        is back on already), and lets the reader go on."""
+        events, self._held = self._held, []
+        self._held_channels = set()
+        self._held_bytes = 0
+        self.unblocked()
+        self._handle(events)
+        self._resume.set()
 
     async def _write_loop(self, cancel_scope: trio.CancelScope) -> None:
         protocol = self.protocol
@@ -139,8 +186,9 @@ class AMQPConnection:
             if data:
                 await stream.send_all(data)
             self._in_flight = 0
-            if not self._drained.is_set() and self.writable:
-                self._drained.set()
+            if self._throttled and self.writable:
+                self._throttled = False
+                self._resume.set()
                 if self.client is not None:
                     self.client.resume()
             if self._finished and not self._data_ready.is_set():
@@ -156,6 +204,8 @@ class AMQPConnection:
             now = trio.current_time()
             if self._reading_paused:
                 protocol.pause_receive_timeout(now)
+            # Asked again: the handshake may have completed during the sleep.
+            waiting = self.client is None or self._closing
             if waiting and now > self._close_deadline:
                 log.info("connection %s: no %s in time", self.peer, "close-ok" if self._closing else "handshake")
                 self._finish()
@@ -167,9 +217,10 @@ class AMQPConnection:
     def _handle(self, events: list) -> None:
         client = self.client
         for event in events:
+            if (self._held_channels or self._gate.closed) and self._hold(event):
+                continue
             kind = type(event)
             if kind is ContentReceived:
-                self._published = True
                 # A channel closed for an error earlier in this same chunk has no session any more.
                 session = client.sessions.get(event.channel)
                 if session is not None:
@@ -195,6 +246,20 @@ class AMQPConnection:
         if client is not None:
             client.flush_confirms()
         self._data_ready.set()
+
+    def _hold(self, event: Any) -> bool:
+        """Holds a publish while an alarm is on, and what follows a held one on its channel."""
+        kind = type(event)
+        channel = getattr(event, "channel", 0)
+        if kind is ContentReceived:
+            if not self._gate.closed and channel not in self._held_channels:
+                return False
+            self._gate.hold(self)
+        elif channel not in self._held_channels or (kind is MethodReceived and isinstance(event.method, _ACKS)):
+            return False
+        self._held.append(event)
+        self._held_channels.add(channel)
+        return True
 
     def _call(self, channel: int, method: Any, handler: Any, *args: Any) -> None:
         try:
@@ -249,5 +314,11 @@ class AMQPConnection:
         self._data_ready.set()
 
     def _teardown(self) -> None:
+        self._gate.forget(self)
+        if self._held:
+            # The client has gone (or broke the protocol) while blocked, as one that gives up waiting would.
+            log.info("connection %s: %d held frames dropped", self.peer, len(self._held))
+            self._held = []
+            self._held_channels = set()
         if self.client is not None:
             self.client.close()

@@ -1,19 +1,25 @@
-"""The broker process: listeners, connection tasks, and graceful shutdown.
+"""The broker process: listeners, connection tasks, the alarms' monitors, and graceful shutdown.
 
 `Server.serve()` runs until cancelled or until `shutdown()`; shutdown tells every client
-`connection.close` 320 CONNECTION_FORCED and waits briefly for their close-ok.
+`connection.close` 320 CONNECTION_FORCED, waits briefly for their close-ok, then for the store's
+last writes up to `Limits.shutdown_timeout` (StoreError if they failed or did not finish).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+from typing import Callable
 
 import trio
 
 from .. import core
+from ..store import StoreError
 from .amqp import CLOSE_TIMEOUT, AMQPConnection
+from .disk import DiskMonitor, disk_free_bytes
 from .flow import PublishGate
-from .persister import run_persister
+from .limits import Limits
+from .persister import Persister
 from .timers import run_timers
 
 log = logging.getLogger("amqpbroker")
@@ -29,14 +35,30 @@ def single_error(exc: BaseException) -> BaseException:
 
 
 class Server:
-    def __init__(self, broker: core.Broker | None = None, *, host: str = "0.0.0.0", port: int = 5672,
-                 heartbeat: int = 60) -> None:
+    """Serves `broker`. With a `data_dir`, publishers are blocked while its disk has less than
+    `limits.disk_free_limit` bytes free, as `free_space(data_dir)` reports."""
+
+    def __init__(
+        self,
+        broker: core.Broker | None = None,
+        *,
+        host: str = "0.0.0.0",
+        port: int = 5672,
+        heartbeat: int = 60,
+        limits: Limits = Limits(),
+        data_dir: str | None = None,
+        free_space: Callable[[str], int] = disk_free_bytes,
+    ) -> None:
         self.broker = broker if broker is not None else core.Broker()
         self.host = host
         self.port = port
         self.heartbeat = heartbeat
+        self.limits = limits
+        self.data_dir = data_dir
+        self.free_space = free_space
         self.connections: set[AMQPConnection] = set()
         self._gate = PublishGate(self.broker.memory)
+        self._persister = Persister(self.broker)
         self._stopped = trio.Event()
         self._all_closed = trio.Event()
         self._all_closed.set()
@@ -47,8 +69,12 @@ class Server:
         self.port = listeners[0].socket.getsockname()[1]
         log.info("listening on %s:%d", self.host, self.port)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(run_persister, self.broker)
+            nursery.start_soon(self._persister.run)
             nursery.start_soon(run_timers, self.broker)
+            nursery.start_soon(self._gate.run)
+            if self.data_dir is not None and self.limits.disk_free_limit is not None:
+                monitor = DiskMonitor(self.data_dir, self.limits.disk_free_limit, self.free_space)
+                nursery.start_soon(monitor.run, functools.partial(self._gate.set_alarm, "disk"))
             nursery.start_soon(trio.serve_listeners, self._handle, listeners)
             task_status.started(self.port)
             await self._stopped.wait()
@@ -56,10 +82,18 @@ class Server:
                 connection.close(320, SHUTDOWN_TEXT)
             with trio.move_on_after(CLOSE_TIMEOUT):
                 await self._all_closed.wait()
+            self._persister.give_up_at(trio.current_time() + self.limits.shutdown_timeout)
             nursery.cancel_scope.cancel()
         # What the persister had not taken yet still belongs on disk.
-        self.broker.commit()
+        if not await self._persister.flush():
+            raise StoreError("the store did not take the last writes at shutdown; they may not be durable")
         log.info("stopped")
+
+    @property
+    def store_hung(self) -> bool:
+        """Shutdown gave up on a store write that is still running in a thread: the store must not
+        be closed under it."""
+        return self._persister.hung
 
     def shutdown(self) -> None:
         """Starts a graceful shutdown; `serve()` returns once clients are told."""
@@ -76,7 +110,7 @@ class Server:
             peer = f"{host}:{port}"
         except OSError:
             peer = "?"
-        connection = AMQPConnection(stream, self.broker, peer, self._gate, heartbeat=self.heartbeat)
+        connection = AMQPConnection(stream, self.broker, peer, self._gate, heartbeat=self.heartbeat, limits=self.limits)
         self.connections.add(connection)
         self._all_closed = trio.Event()
         try:

@@ -18,7 +18,8 @@ from typing import Any, Callable, TypeVar
 
 import trio
 
-from ..server import Server, single_error
+from ..server import Limits, Server, single_error
+from ..server.disk import disk_free_bytes
 from ..store import open_store
 from ._served import CLOSED_TEXT, BindingInfo, ExchangeInfo, MessageInfo, QueueInfo, TrioBroker, amqp_url
 
@@ -29,7 +30,10 @@ class Broker:
     """A broker serving on `host:port` in its own thread while started.
 
     `port=0` picks a free port. Storage is in memory unless `data_dir` names a directory for LMDB.
-    Publishers are blocked while queued message bodies exceed `memory_limit` bytes (default: no limit).
+    Publishers are blocked while queued message bodies exceed `memory_limit` bytes, or while
+    `data_dir`'s disk has fewer than `disk_free_limit` bytes free as `free_space(data_dir)` reports
+    (default: no limits). A publish larger than `max_message_size` gets 406 PRECONDITION_FAILED; a
+    client that has not opened its connection within `handshake_timeout` seconds is dropped.
     """
 
     def __init__(
@@ -40,11 +44,19 @@ class Broker:
         heartbeat: int = 60,
         data_dir: str | None = None,
         memory_limit: int | None = None,
+        max_message_size: int = Limits.max_message_size,
+        handshake_timeout: float = Limits.handshake_timeout,
+        disk_free_limit: int | None = None,
+        free_space: Callable[[str], int] = disk_free_bytes,
     ) -> None:
         self.host = host
         self._port = port
         self._heartbeat = heartbeat
         self._memory_limit = memory_limit
+        self._limits = Limits(
+            max_message_size=max_message_size, handshake_timeout=handshake_timeout, disk_free_limit=disk_free_limit
+        )
+        self._free_space = free_space
         self._data_dir = data_dir
         self._served: TrioBroker | None = None
         self._thread: threading.Thread | None = None
@@ -77,7 +89,14 @@ class Broker:
             raise RuntimeError("the broker is already running")
         store = open_store(self._data_dir)
         self._served = TrioBroker(
-            store, host=self.host, port=self._port, heartbeat=self._heartbeat, memory_limit=self._memory_limit
+            store,
+            host=self.host,
+            port=self._port,
+            heartbeat=self._heartbeat,
+            memory_limit=self._memory_limit,
+            limits=self._limits,
+            data_dir=self._data_dir,
+            free_space=self._free_space,
         )
         self._started.clear()
         self._error = None

@@ -7,7 +7,7 @@ changes broker state, so it runs in the trio thread that serves the broker and n
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -16,7 +16,8 @@ import trio
 
 from .. import core
 from ..protocol import BasicProperties
-from ..server import Server
+from ..server import Limits, Server
+from ..server.disk import disk_free_bytes
 from ..store import Store, open_store
 
 CLOSED_TEXT = "CONNECTION_FORCED - Closed via amqpbroker.testing"
@@ -78,11 +79,28 @@ class TrioBroker:
     A restart replaces `server` (and its `core.Broker`) and keeps `store`, the host and the port.
     """
 
-    def __init__(self, store: Store, *, host: str, port: int, heartbeat: int, memory_limit: int | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        host: str,
+        port: int,
+        heartbeat: int,
+        memory_limit: int | None = None,
+        limits: Limits = Limits(),
+        data_dir: str | None = None,
+        free_space: Callable[[str], int] = disk_free_bytes,
+    ) -> None:
         self.store = store
         self.host = host
         self.server = Server(
-            core.Broker(store=store, memory_limit=memory_limit), host=host, port=port, heartbeat=heartbeat
+            core.Broker(store=store, memory_limit=memory_limit),
+            host=host,
+            port=port,
+            heartbeat=heartbeat,
+            limits=limits,
+            data_dir=data_dir,
+            free_space=free_space,
         )
         self._stop_requested = trio.Event()
         self._close_timeout = 1.0
@@ -144,7 +162,15 @@ class TrioBroker:
         old = self.server
         await self._stop_server(close_timeout)
         broker = core.Broker(users=old.broker.users, store=self.store, memory_limit=old.broker.memory.limit)
-        self.server = Server(broker, host=self.host, port=old.port, heartbeat=old.heartbeat)
+        self.server = Server(
+            broker,
+            host=self.host,
+            port=old.port,
+            heartbeat=old.heartbeat,
+            limits=old.limits,
+            data_dir=old.data_dir,
+            free_space=old.free_space,
+        )
         assert self._nursery is not None, "restart() before run()"
         await self._nursery.start(self._serve, self.server)
 
@@ -263,17 +289,35 @@ async def serve_broker(
     heartbeat: int = 60,
     data_dir: str | None = None,
     memory_limit: int | None = None,
+    max_message_size: int = Limits.max_message_size,
+    handshake_timeout: float = Limits.handshake_timeout,
+    disk_free_limit: int | None = None,
+    free_space: Callable[[str], int] = disk_free_bytes,
 ) -> AsyncIterator[TrioBroker]:
     """Serves a broker in the current trio run while the context is open.
 
     Storage is in memory unless `data_dir` names a directory for LMDB. Publishers are blocked while
-    queued message bodies exceed `memory_limit` bytes (no limit by default). The broker's methods
-    are called directly (this is its thread); `restart()` is awaited.
+    queued message bodies exceed `memory_limit` bytes, or while `data_dir`'s disk has fewer than
+    `disk_free_limit` bytes free as `free_space(data_dir)` reports (no limits by default). A publish
+    larger than `max_message_size` is refused; a client has `handshake_timeout` seconds to connect.
+    The broker's methods are called directly (this is its thread); `restart()` is awaited.
     """
     store = open_store(data_dir)
     clean = False
     try:
-        broker = TrioBroker(store, host=host, port=port, heartbeat=heartbeat, memory_limit=memory_limit)
+        limits = Limits(
+            max_message_size=max_message_size, handshake_timeout=handshake_timeout, disk_free_limit=disk_free_limit
+        )
+        broker = TrioBroker(
+            store,
+            host=host,
+            port=port,
+            heartbeat=heartbeat,
+            memory_limit=memory_limit,
+            limits=limits,
+            data_dir=data_dir,
+            free_space=free_space,
+        )
         async with trio.open_nursery() as nursery:
             await nursery.start(broker.run)
             try:

@@ -7,28 +7,59 @@ import aio_pika
 import aiormq
 from aio_pika import ExchangeType, Message
 
-from interop.clients.common import Names, expect, large_body, main, wrong_password
+from interop.clients.common import Names, expect, expect_dead_lettered, large_body, main, wrong_password
 from interop.scenarios import (
     ACK_MESSAGES,
     CHANNELS,
     CONFIRMED_MESSAGES,
+    DEAD_LETTER_KEY,
+    DELIVERY_LIMIT,
     HEARTBEAT,
     IDLE,
+    MAX_LENGTH,
+    MAX_PRIORITY,
+    MESSAGE_EXPIRATION,
     PATIENCE,
     PREFETCH_COUNT,
     PREFETCH_MESSAGES,
+    PRIORITY_EXPECTED,
+    PRIORITY_PUBLISHES,
+    QUEUE_TTL,
     QUIET,
     ROUTING_BINDINGS,
     ROUTING_EXPECTED,
     ROUTING_PUBLISHES,
+    SAC_FIRST,
+    SAC_REST,
 )
 
 
 async def _get(queue: aio_pika.abc.AbstractQueue, *, no_ack: bool = False) -> aio_pika.abc.AbstractIncomingMessage:
     """basic.get, retried while the queue is still empty."""
-    async with asyncio.timeout(PATIENCE):
-        while (message := await queue.get(no_ack=no_ack, fail=False)) is None:
-            await asyncio.sleep(0.05)
+    try:
+        async with asyncio.timeout(PATIENCE):
+            while (message := await queue.get(no_ack=no_ack, fail=False)) is None:
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise TimeoutError(f"no message on {queue.name} within {PATIENCE} s") from None
+    return message
+
+
+async def _dead_letter_queue(channel: aio_pika.abc.AbstractChannel, names: Names) -> aio_pika.abc.AbstractQueue:
+    """A DLX with its queue; `_dead_letter_arguments(names)` make a queue dead-letter there."""
+    exchange = await channel.declare_exchange(names("dlx"), ExchangeType.DIRECT, auto_delete=True)
+    queue = await channel.declare_queue(names("dlq"), exclusive=True)
+    await queue.bind(exchange, routing_key=DEAD_LETTER_KEY)
+    return queue
+
+
+def _dead_letter_arguments(names: Names) -> dict:
+    return {"x-dead-letter-exchange": names("dlx"), "x-dead-letter-routing-key": DEAD_LETTER_KEY}
+
+
+async def _get_dead_letter(queue: aio_pika.abc.AbstractQueue, names: Names) -> aio_pika.abc.AbstractIncomingMessage:
+    message = await _get(queue, no_ack=True)
+    expect((message.exchange, message.routing_key), (names("dlx"), DEAD_LETTER_KEY), "dead letter's exchange and key")
     return message
 
 
@@ -253,8 +284,138 @@ async def consumer_cancel(url: str, names: Names) -> None:
         expect(await asyncio.wait_for(cancelled, PATIENCE), tag, "cancelled consumer tag")
 
 
+async def dead_letter_ttl(url: str, names: Names) -> None:
+    async with await aio_pika.connect(url) as connection:
+        channel = await connection.channel()
+        dead_letters = await _dead_letter_queue(channel, names)
+        arguments = {**_dead_letter_arguments(names), "x-message-ttl": QUEUE_TTL}
+        ttl = await channel.declare_queue(names("ttl"), exclusive=True, arguments=arguments)
+        arguments = _dead_letter_arguments(names)
+        expiring = await channel.declare_queue(names("expiring"), exclusive=True, arguments=arguments)
+        await channel.default_exchange.publish(Message(b"queue-ttl"), routing_key=ttl.name)
+        # aio-pika takes the expiration in seconds and sends it in milliseconds
+        expiring_message = Message(b"message-ttl", expiration=int(MESSAGE_EXPIRATION) / 1000)
+        await channel.default_exchange.publish(expiring_message, routing_key=expiring.name)
+        dead = {message.body: message for message in [await _get_dead_letter(dead_letters, names) for _ in "12"]}
+        expect(sorted(dead), [b"message-ttl", b"queue-ttl"], "dead letters")
+        expect_dead_lettered(dead[b"queue-ttl"].headers, "expired", ttl.name)
+        expect_dead_lettered(dead[b"message-ttl"].headers, "expired", expiring.name, MESSAGE_EXPIRATION)
+        expect(dead[b"message-ttl"].expiration, None, "expiration of the dead letter")
+        for queue in (ttl, expiring):
+            left = await channel.declare_queue(queue.name, passive=True)
+            expect(left.declaration_result.message_count, 0, f"messages left on {queue.name}")
+
+
+async def dead_letter_reject(url: str, names: Names) -> None:
+    async with await aio_pika.connect(url) as connection:
+        channel = await connection.channel()
+        dead_letters = await _dead_letter_queue(channel, names)
+        queue = await channel.declare_queue(names("q"), exclusive=True, arguments=_dead_letter_arguments(names))
+        await channel.default_exchange.publish(Message(b"rejected"), routing_key=queue.name)
+        await (await _get(queue)).reject(requeue=False)
+        message = await _get_dead_letter(dead_letters, names)
+        expect(message.body, b"rejected", "dead letter")
+        expect_dead_lettered(message.headers, "rejected", queue.name)
+
+
+async def max_length(url: str, names: Names) -> None:
+    async with await aio_pika.connect(url) as connection:
+        channel = await connection.channel(publisher_confirms=True)
+        drop = await channel.declare_queue(names("drop"), exclusive=True, arguments={"x-max-length": MAX_LENGTH})
+        for n in range(MAX_LENGTH + 1):
+            await channel.default_exchange.publish(Message(f"m{n}".encode()), routing_key=drop.name)
+        kept = [(await _get(drop, no_ack=True)).body.decode() for _ in range(MAX_LENGTH)]
+        expect(kept, [f"m{n}" for n in range(1, MAX_LENGTH + 1)], "messages kept by drop-head")
+        expect(await drop.get(fail=False), None, "message left")
+        arguments = {"x-max-length": MAX_LENGTH, "x-overflow": "reject-publish"}
+        reject = await channel.declare_queue(names("reject"), exclusive=True, arguments=arguments)
+        outcomes = []
+        for n in range(MAX_LENGTH + 1):
+            try:
+                await channel.default_exchange.publish(Message(f"m{n}".encode()), routing_key=reject.name)
+                outcomes.append("ack")
+            except aiormq.exceptions.DeliveryError:  # aiormq's answer to basic.nack
+                outcomes.append("nack")
+        expect(outcomes, ["ack"] * MAX_LENGTH + ["nack"], "confirms")
+        reject = await channel.declare_queue(names("reject"), passive=True)
+        expect(reject.declaration_result.message_count, MAX_LENGTH, "messages in queue")
+
+
+async def priority(url: str, names: Names) -> None:
+    async with await aio_pika.connect(url) as connection:
+        channel = await connection.channel()
+        arguments = {"x-max-priority": MAX_PRIORITY}
+        queue = await channel.declare_queue(names("q"), exclusive=True, arguments=arguments)
+        for level, body in PRIORITY_PUBLISHES:
+            await channel.default_exchange.publish(Message(body.encode(), priority=level), routing_key=queue.name)
+        bodies = []
+        async with asyncio.timeout(PATIENCE), queue.iterator(no_ack=True) as messages:
+            async for message in messages:
+                bodies.append(message.body.decode())
+                if len(bodies) == len(PRIORITY_EXPECTED):
+                    break
+        expect(bodies, list(PRIORITY_EXPECTED), "delivery order")
+
+
+async def single_active_consumer(url: str, names: Names) -> None:
+    async with await aio_pika.connect(url) as connection:
+        channel = await connection.channel()
+        arguments = {"x-single-active-consumer": True}
+        queue = await channel.declare_queue(names("q"), exclusive=True, arguments=arguments)
+        received = {"first": asyncio.Queue(), "second": asyncio.Queue()}
+        for name, deliveries in received.items():
+            await queue.consume(deliveries.put, no_ack=True, consumer_tag=name)
+        for n in range(SAC_FIRST):
+            await channel.default_exchange.publish(Message(f"m{n}".encode()), routing_key=queue.name)
+        bodies = [(await asyncio.wait_for(received["first"].get(), PATIENCE)).body.decode() for _ in range(SAC_FIRST)]
+        expected = [f"m{n}" for n in range(SAC_FIRST)]
+        expect((bodies, received["second"].qsize()), (expected, 0), "while the first consumes")
+        await queue.cancel("first")
+        for n in range(SAC_FIRST, SAC_FIRST + SAC_REST):
+            await channel.default_exchange.publish(Message(f"m{n}".encode()), routing_key=queue.name)
+        bodies = [(await asyncio.wait_for(received["second"].get(), PATIENCE)).body.decode() for _ in range(SAC_REST)]
+        expect(bodies, [f"m{n}" for n in range(SAC_FIRST, SAC_FIRST + SAC_REST)], "deliveries to the second consumer")
+        expect(received["first"].qsize(), 0, "deliveries to the first after it cancelled")
+
+
+async def alternate_exchange(url: str, names: Names) -> None:
+    async with await aio_pika.connect(url) as connection:
+        # With confirms and on_return_raises, publish raises PublishError if the message comes back.
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        alternate = await channel.declare_exchange(names("ae"), ExchangeType.FANOUT, auto_delete=True)
+        unrouted = await channel.declare_queue(names("unrouted"), exclusive=True)
+        await unrouted.bind(alternate)
+        arguments = {"alternate-exchange": alternate.name}
+        exchange = await channel.declare_exchange(names("x"), ExchangeType.DIRECT, arguments=arguments)
+        await exchange.publish(Message(b"unroutable"), routing_key="nowhere", mandatory=True)
+        message = await _get(unrouted, no_ack=True)
+        delivered = (message.exchange, message.routing_key, message.body)
+        expect(delivered, (exchange.name, "nowhere", b"unroutable"), "message in the AE's queue")
+        await channel.exchange_delete(exchange.name)
+
+
+async def quorum_queue(url: str, names: Names) -> None:
+    async with await aio_pika.connect(url) as connection:
+        channel = await connection.channel()
+        dead_letters = await _dead_letter_queue(channel, names)
+        arguments = {"x-queue-type": "quorum", "x-delivery-limit": DELIVERY_LIMIT, **_dead_letter_arguments(names)}
+        queue = await channel.declare_queue(names("quorum"), durable=True, arguments=arguments)
+        await channel.default_exchange.publish(Message(b"poison"), routing_key=queue.name)
+        await (await _get(queue)).reject(requeue=True)
+        message = await _get(queue)
+        redelivery = (message.redelivered, message.headers.get("x-delivery-count"))
+        expect(redelivery, (True, 1), "redelivered, x-delivery-count")
+        await message.reject(requeue=True)
+        message = await _get_dead_letter(dead_letters, names)
+        expect(message.body, b"poison", "dead letter")
+        expect_dead_lettered(message.headers, "delivery_limit", queue.name)
+        await channel.queue_delete(queue.name)
+
+
 if __name__ == "__main__":
     main({scenario.__name__: scenario for scenario in (
         connect, auth_refused, routing, ack, requeue, discard, prefetch, confirms, mandatory, rpc,
         large_message, many_channels, not_found, precondition_failed, heartbeat, consumer_cancel,
+        dead_letter_ttl, dead_letter_reject, max_length, priority, single_active_consumer, alternate_exchange,
+        quorum_queue,
     )})

@@ -4,7 +4,9 @@ Each tool call is one connection on one channel. amqp-consume pipes each body to
 only after the command has exited successfully, so a command that never exits holds its message
 unacked. The tools cannot declare exchanges, so `routing` binds to the predeclared amq.direct,
 amq.fanout and amq.topic with routing keys unique to the run; they cannot passive-declare, so
-`not_found` provokes 404 with basic.get on a missing queue; and they never reject or nack.
+`not_found` provokes 404 with basic.get on a missing queue; and they never reject or nack. They pass
+no arguments to a declaration and set no priority, so none of the queue-feature scenarios (dead
+letters, length limits, priorities, single active consumer, alternate exchange, quorum) applies.
 """
 
 import os

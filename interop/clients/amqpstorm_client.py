@@ -5,19 +5,39 @@ import uuid
 
 from amqpstorm import AMQPChannelError, AMQPConnectionError, AMQPMessageError, Message, UriConnection
 
-from interop.clients.common import Names, expect, large_body, main, nap, poll, pump_until, wrong_password
+from interop.clients.common import (
+    Names,
+    expect,
+    expect_dead_lettered,
+    large_body,
+    main,
+    nap,
+    poll,
+    pump_until,
+    wrong_password,
+)
 from interop.scenarios import (
     ACK_MESSAGES,
     CHANNELS,
     CONFIRMED_MESSAGES,
+    DEAD_LETTER_KEY,
+    DELIVERY_LIMIT,
     HEARTBEAT,
     IDLE,
+    MAX_LENGTH,
+    MAX_PRIORITY,
+    MESSAGE_EXPIRATION,
     PREFETCH_COUNT,
     PREFETCH_MESSAGES,
+    PRIORITY_EXPECTED,
+    PRIORITY_PUBLISHES,
+    QUEUE_TTL,
     QUIET,
     ROUTING_BINDINGS,
     ROUTING_EXPECTED,
     ROUTING_PUBLISHES,
+    SAC_FIRST,
+    SAC_REST,
 )
 
 
@@ -45,7 +65,26 @@ def _quiet(channel) -> None:
 
 def _get(channel, queue: str, *, no_ack: bool = False) -> Message:
     """basic.get, retried while the queue is still empty."""
-    return poll(lambda: channel.basic.get(queue, no_ack=no_ack, auto_decode=False), nap, f"a message on {queue}")
+    return poll(lambda: channel.basic.get(queue, no_ack=no_ack, auto_decode=False), nap, f"message on {queue}")
+
+
+def _message_count(channel, queue: str) -> int:
+    return channel.queue.declare(queue, passive=True)["message_count"]
+
+
+def _dead_letter_queue(channel, names: Names) -> dict:
+    """A DLX with its queue; returns the arguments that make a queue dead-letter there."""
+    channel.exchange.declare(names("dlx"), "direct", auto_delete=True)
+    channel.queue.declare(names("dlq"), exclusive=True)
+    channel.queue.bind(names("dlq"), names("dlx"), routing_key=DEAD_LETTER_KEY)
+    return {"x-dead-letter-exchange": names("dlx"), "x-dead-letter-routing-key": DEAD_LETTER_KEY}
+
+
+def _get_dead_letter(channel, names: Names) -> Message:
+    message = _get(channel, names("dlq"), no_ack=True)
+    delivered = (message.method["exchange"], message.method["routing_key"])
+    expect(delivered, (names("dlx"), DEAD_LETTER_KEY), "dead letter's exchange and key")
+    return message
 
 
 def connect(url: str, names: Names) -> None:
@@ -262,8 +301,123 @@ def consumer_cancel(url: str, names: Names) -> None:
         pump_until(lambda: not consumer.consumer_tags, _pump(consumer), "basic.cancel from the server")
 
 
+def dead_letter_ttl(url: str, names: Names) -> None:
+    with UriConnection(url) as connection, connection.channel() as channel:
+        dead_letter = _dead_letter_queue(channel, names)
+        channel.queue.declare(names("ttl"), exclusive=True, arguments={**dead_letter, "x-message-ttl": QUEUE_TTL})
+        channel.queue.declare(names("expiring"), exclusive=True, arguments=dead_letter)
+        channel.basic.publish(b"queue-ttl", names("ttl"))
+        channel.basic.publish(b"message-ttl", names("expiring"), properties={"expiration": MESSAGE_EXPIRATION})
+        dead = {message.body: message for message in [_get_dead_letter(channel, names) for _ in "12"]}
+        expect(sorted(dead), [b"message-ttl", b"queue-ttl"], "dead letters")
+        expect_dead_lettered(dead[b"queue-ttl"].properties["headers"], "expired", names("ttl"))
+        headers = dead[b"message-ttl"].properties["headers"]
+        expect_dead_lettered(headers, "expired", names("expiring"), MESSAGE_EXPIRATION)
+        expect(dead[b"message-ttl"].expiration, None, "expiration of the dead letter")
+        expect([_message_count(channel, names(queue)) for queue in ("ttl", "expiring")], [0, 0], "messages left")
+
+
+def dead_letter_reject(url: str, names: Names) -> None:
+    with UriConnection(url) as connection, connection.channel() as channel:
+        queue = channel.queue.declare(names("q"), exclusive=True, arguments=_dead_letter_queue(channel, names))["queue"]
+        channel.basic.publish(b"rejected", queue)
+        _get(channel, queue).reject(requeue=False)
+        message = _get_dead_letter(channel, names)
+        expect(message.body, b"rejected", "dead letter")
+        expect_dead_lettered(message.properties["headers"], "rejected", queue)
+
+
+def max_length(url: str, names: Names) -> None:
+    with UriConnection(url) as connection, connection.channel() as channel:
+        drop = channel.queue.declare(names("drop"), exclusive=True, arguments={"x-max-length": MAX_LENGTH})["queue"]
+        for n in range(MAX_LENGTH + 1):
+            channel.basic.publish(f"m{n}".encode(), drop)
+        kept = [_get(channel, drop, no_ack=True).body.decode() for _ in range(MAX_LENGTH)]
+        expect(kept, [f"m{n}" for n in range(1, MAX_LENGTH + 1)], "messages kept by drop-head")
+        expect(channel.basic.get(drop, no_ack=True), None, "message left")
+        arguments = {"x-max-length": MAX_LENGTH, "x-overflow": "reject-publish"}
+        reject = channel.queue.declare(names("reject"), exclusive=True, arguments=arguments)["queue"]
+        channel.confirm_deliveries()
+        acked = [channel.basic.publish(f"m{n}".encode(), reject) for n in range(MAX_LENGTH + 1)]  # False: nacked
+        expect(acked, [True] * MAX_LENGTH + [False], "confirms")
+        expect(_message_count(channel, reject), MAX_LENGTH, "messages in queue")
+
+
+def priority(url: str, names: Names) -> None:
+    with UriConnection(url) as connection, connection.channel() as channel:
+        queue = channel.queue.declare(names("q"), exclusive=True, arguments={"x-max-priority": MAX_PRIORITY})["queue"]
+        for level, body in PRIORITY_PUBLISHES:
+            channel.basic.publish(body.encode(), queue, properties={} if level is None else {"priority": level})
+        bodies = []
+        channel.basic.consume(lambda message: bodies.append(message.body.decode()), queue, no_ack=True)
+        pump_until(lambda: len(bodies) == len(PRIORITY_EXPECTED), _pump(channel), "deliveries")
+        expect(bodies, list(PRIORITY_EXPECTED), "delivery order")
+
+
+def single_active_consumer(url: str, names: Names) -> None:
+    with UriConnection(url) as connection, connection.channel() as first, connection.channel() as second:
+        arguments = {"x-single-active-consumer": True}
+        queue = first.queue.declare(names("q"), exclusive=True, arguments=arguments)["queue"]
+        received = {"first": [], "second": []}
+        for (name, got), channel in zip(received.items(), (first, second)):
+            channel.basic.consume(lambda message, got=got: got.append(message.body), queue, name, no_ack=True)
+
+        def pump() -> None:
+            first.process_data_events(auto_decode=False)
+            second.process_data_events(auto_decode=False)
+            time.sleep(0.01)
+
+        for n in range(SAC_FIRST):
+            first.basic.publish(f"m{n}".encode(), queue)
+        pump_until(lambda: sum(map(len, received.values())) == SAC_FIRST, pump, "deliveries")
+        first_bodies = [f"m{n}".encode() for n in range(SAC_FIRST)]
+        expect(received, {"first": first_bodies, "second": []}, "while the first consumes")
+        first.basic.cancel("first")
+        for n in range(SAC_FIRST, SAC_FIRST + SAC_REST):
+            first.basic.publish(f"m{n}".encode(), queue)
+        pump_until(lambda: sum(map(len, received.values())) == SAC_FIRST + SAC_REST, pump, "deliveries")
+        rest = [f"m{n}".encode() for n in range(SAC_FIRST, SAC_FIRST + SAC_REST)]
+        expect(received, {"first": first_bodies, "second": rest}, "after the first cancelled")
+
+
+def alternate_exchange(url: str, names: Names) -> None:
+    with UriConnection(url) as connection, connection.channel() as channel:
+        channel.exchange.declare(names("ae"), "fanout", auto_delete=True)
+        channel.queue.declare(names("unrouted"), exclusive=True)
+        channel.queue.bind(names("unrouted"), names("ae"))
+        channel.exchange.declare(names("x"), "direct", arguments={"alternate-exchange": names("ae")})
+        channel.confirm_deliveries()
+        # With confirms, a mandatory publish raises AMQPMessageError if the message came back first.
+        acked = channel.basic.publish(b"unroutable", "nowhere", exchange=names("x"), mandatory=True)
+        expect(acked, True, "confirm")
+        message = _get(channel, names("unrouted"), no_ack=True)
+        delivered = (message.method["exchange"], message.method["routing_key"], message.body)
+        expect(delivered, (names("x"), "nowhere", b"unroutable"), "message in the AE's queue")
+        channel.exchange.delete(names("x"))
+
+
+def quorum_queue(url: str, names: Names) -> None:
+    with UriConnection(url) as connection, connection.channel() as channel:
+        dead_letter = _dead_letter_queue(channel, names)
+        arguments = {"x-queue-type": "quorum", "x-delivery-limit": DELIVERY_LIMIT, **dead_letter}
+        queue = channel.queue.declare(names("quorum"), durable=True, arguments=arguments)["queue"]
+        channel.basic.publish(b"poison", queue)
+        _get(channel, queue).reject(requeue=True)
+        message = _get(channel, queue)
+        redelivery = (message.redelivered, (message.properties["headers"] or {}).get("x-delivery-count"))
+        expect(redelivery, (True, 1), "redelivered, x-delivery-count")
+        message.reject(requeue=True)
+        message = _get_dead_letter(channel, names)
+        expect(message.body, b"poison", "dead letter")
+        expect_dead_lettered(message.properties["headers"], "delivery_limit", queue)
+        expect(_message_count(channel, queue), 0, "messages left")
+        channel.queue.delete(queue)
+
+
 if __name__ == "__main__":
     main({scenario.__name__: scenario for scenario in (
         connect, auth_refused, routing, ack, requeue, discard, prefetch, confirms, mandatory, rpc,
         large_message, many_channels, not_found, precondition_failed, heartbeat, consumer_cancel,
+        dead_letter_ttl, dead_letter_reject, max_length, priority, single_active_consumer, alternate_exchange,
+        quorum_queue,
     )})

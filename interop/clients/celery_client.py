@@ -2,15 +2,34 @@
 
 `rpc` is a task run end to end: a real worker (solo pool, in a child process) consumes it from the
 broker, and the result comes back through the `rpc://` backend, which is reply_to plus correlation_id.
+The queue-feature scenarios declare the task queue with RabbitMQ arguments in `task_queues`, as a
+Celery application does, and Celery declares it; their tasks report what they saw to a queue that
+the scenario reads, and a task that raises Reject (with acks_late) makes the worker reject its message.
 """
 
 import multiprocessing
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import amqp.exceptions
+import kombu.exceptions
 from celery import Celery
+from celery.exceptions import Reject
+from kombu import Connection, Exchange, Queue
 
-from interop.clients.common import Names, expect, main, wrong_password
-from interop.scenarios import HEARTBEAT, PATIENCE
+from interop.clients.common import Names, expect, expect_dead_lettered, main, nap, poll, wrong_password
+from interop.scenarios import (
+    DEAD_LETTER_KEY,
+    DELIVERY_LIMIT,
+    HEARTBEAT,
+    MAX_LENGTH,
+    MAX_PRIORITY,
+    MESSAGE_EXPIRATION,
+    PATIENCE,
+    PRIORITY_EXPECTED,
+    PRIORITY_PUBLISHES,
+    QUEUE_TTL,
+)
 
 app = Celery("interop")
 
@@ -20,16 +39,80 @@ def shout(text: str) -> str:
     return text.upper()
 
 
-def _configure(url: str, names: Names) -> None:
+def _report(task, queue: str, report: object) -> None:
+    with task.app.producer_or_acquire() as producer:
+        producer.publish(report, exchange="", routing_key=queue, serializer="json")
+
+
+@app.task(bind=True)
+def note(self, report_to: str, label: str) -> None:
+    _report(self, report_to, label)
+
+
+@app.task(bind=True, acks_late=True)  # acks_late: the worker acks after the task, or rejects on Reject
+def refuse(self, report_to: str, requeue: bool) -> None:
+    """Report how this delivery arrived, then have the worker reject it."""
+    _report(self, report_to, [self.request.delivery_info["redelivered"], self.request.get("x-delivery-count")])
+    raise Reject(requeue=requeue)
+
+
+def _configure(url: str, names: Names, *queues: Queue, **options) -> None:
+    """Configure the app for one scenario: `queues` (the first is the default) or names("tasks")."""
+    # Celery publishes to a direct queue through the default exchange, so x-death names exchange "".
+    queues = queues or (Queue(names("tasks")),)
     app.conf.update(
         broker_url=url,
         result_backend="rpc://",
-        task_default_queue=names("tasks"),
+        task_queues=queues,
+        task_default_queue=queues[0].name,
         broker_connection_retry_on_startup=False,
         # Broker heartbeats also wake the worker's event loop, so a warm shutdown takes 1 s, not 10.
         broker_heartbeat=HEARTBEAT,
+        worker_prefetch_multiplier=1,
         worker_hijack_root_logger=False,
+        **options,
     )
+
+
+@contextmanager
+def _worker(names: Names, *queues: str) -> Iterator[None]:
+    """A real worker (solo pool) in a child process while the block runs, consuming from `queues`
+    (by default from every queue in task_queues)."""
+    argv = [
+        "worker", "--pool=solo", "--loglevel=WARNING", f"--hostname={names('worker')}@%h",
+        "--without-gossip", "--without-mingle", "--without-heartbeat",
+    ]
+    if queues:
+        argv.append(f"--queues={','.join(queues)}")
+    worker = multiprocessing.Process(target=app.worker_main, args=(argv,))
+    worker.start()
+    try:
+        yield
+    finally:
+        worker.terminate()
+        worker.join(PATIENCE)
+
+
+def _reports(connection: Connection, queue: Queue, count: int) -> list:
+    """The next `count` reports the tasks sent to `queue`."""
+    queue = queue(connection.channel())
+    return [poll(lambda: queue.get(no_ack=True), nap, "report").decode() for _ in range(count)]
+
+
+def _dead_letter_queue(connection: Connection, names: Names) -> tuple[Queue, dict]:
+    """A DLX with its queue, and the arguments that make a queue dead-letter there."""
+    exchange = Exchange(names("dlx"), "direct", auto_delete=True)
+    queue = Queue(names("dlq"), exchange, routing_key=DEAD_LETTER_KEY, exclusive=True)
+    queue = queue(connection.channel())
+    queue.declare()
+    return queue, {"x-dead-letter-exchange": names("dlx"), "x-dead-letter-routing-key": DEAD_LETTER_KEY}
+
+
+def _get_dead_letter(queue: Queue, names: Names):
+    message = poll(lambda: queue.get(no_ack=True), nap, "dead letter")
+    delivered = (message.delivery_info["exchange"], message.delivery_info["routing_key"])
+    expect(delivered, (names("dlx"), DEAD_LETTER_KEY), "dead letter's exchange and key")
+    return message
 
 
 def connect(url: str, names: Names) -> None:
@@ -51,20 +134,101 @@ def auth_refused(url: str, names: Names) -> None:
 
 def rpc(url: str, names: Names) -> None:
     _configure(url, names)
-    worker = multiprocessing.Process(
-        target=app.worker_main,
-        args=([
-            "worker", "--pool=solo", "--loglevel=WARNING", f"--hostname={names('worker')}@%h",
-            "--without-gossip", "--without-mingle", "--without-heartbeat",
-        ],),
-    )
-    worker.start()
-    try:
+    with _worker(names):
         expect(shout.delay("ping").get(timeout=PATIENCE), "PING", "task result")
-    finally:
-        worker.terminate()
-        worker.join(PATIENCE)
+
+
+def dead_letter_ttl(url: str, names: Names) -> None:
+    """Celery sends a task's `expires` (in seconds) as the message's expiration."""
+    with Connection(url) as connection:
+        dead_letters, arguments = _dead_letter_queue(connection, names)
+        ttl = Queue(names("ttl"), queue_arguments={**arguments, "x-message-ttl": QUEUE_TTL})
+        expiring = Queue(names("expiring"), queue_arguments=arguments)
+        _configure(url, names, ttl, expiring)
+        expires = int(MESSAGE_EXPIRATION) / 1000
+        sent = {
+            shout.apply_async(("queue-ttl",), queue=ttl.name).id: "queue-ttl",
+            shout.apply_async(("message-ttl",), queue=expiring.name, expires=expires).id: "message-ttl",
+        }
+        messages = [_get_dead_letter(dead_letters, names) for _ in "12"]
+        dead = {sent[message.headers["id"]]: message for message in messages}
+        expect(sorted(dead), ["message-ttl", "queue-ttl"], "dead letters")
+        expect_dead_lettered(dead["queue-ttl"].headers, "expired", ttl.name)
+        expect_dead_lettered(dead["message-ttl"].headers, "expired", expiring.name, MESSAGE_EXPIRATION)
+        expect(dead["message-ttl"].properties.get("expiration"), None, "expiration of the dead letter")
+        for queue in (ttl, expiring):
+            queue(connection.channel()).delete()
+
+
+def dead_letter_reject(url: str, names: Names) -> None:
+    with Connection(url) as connection:
+        dead_letters, arguments = _dead_letter_queue(connection, names)
+        reports = Queue(names("reports"), exclusive=True, channel=connection.channel())
+        reports.declare()
+        _configure(url, names, Queue(names("tasks"), queue_arguments=arguments))
+        refuse.delay(reports.name, False)
+        with _worker(names):
+            expect(_reports(connection, reports, 1), [[False, None]], "deliveries (redelivered, x-delivery-count)")
+            message = _get_dead_letter(dead_letters, names)
+        expect(message.headers["task"], refuse.name, "dead letter's task")
+        expect_dead_lettered(message.headers, "rejected", names("tasks"))
+        Queue(names("tasks"), channel=connection.channel()).delete()
+
+
+def max_length(url: str, names: Names) -> None:
+    with Connection(url) as connection:
+        reports = Queue(names("reports"), exclusive=True, channel=connection.channel())
+        reports.declare()
+        drop = Queue(names("drop"), queue_arguments={"x-max-length": MAX_LENGTH})
+        reject = Queue(names("reject"), queue_arguments={"x-max-length": MAX_LENGTH, "x-overflow": "reject-publish"})
+        _configure(url, names, drop, reject, broker_transport_options={"confirm_publish": True})
+        for n in range(MAX_LENGTH + 1):  # all queued before the worker starts
+            note.apply_async((reports.name, f"m{n}"), queue=drop.name)
+        outcomes = []
+        for n in range(MAX_LENGTH + 1):
+            try:
+                note.apply_async((reports.name, f"m{n}"), queue=reject.name)
+                outcomes.append("ack")
+            except kombu.exceptions.OperationalError as exc:
+                expect(type(exc.__cause__), amqp.exceptions.MessageNacked, f"cause of {exc!r}")
+                outcomes.append("nack")
+        expect(outcomes, ["ack"] * MAX_LENGTH + ["nack"], "confirms")
+        with _worker(names, drop.name):
+            tasks = _reports(connection, reports, MAX_LENGTH)
+        expect(tasks, [f"m{n}" for n in range(1, MAX_LENGTH + 1)], "tasks kept by drop-head")
+        for queue in (drop, reject):
+            queue(connection.channel()).delete()
+
+
+def priority(url: str, names: Names) -> None:
+    with Connection(url) as connection:
+        reports = Queue(names("reports"), exclusive=True, channel=connection.channel())
+        reports.declare()
+        _configure(url, names, Queue(names("tasks"), queue_arguments={"x-max-priority": MAX_PRIORITY}))
+        for level, label in PRIORITY_PUBLISHES:  # all queued before the worker starts
+            note.apply_async((reports.name, label), priority=level)
+        with _worker(names):
+            expect(_reports(connection, reports, len(PRIORITY_EXPECTED)), list(PRIORITY_EXPECTED), "order of tasks")
+        Queue(names("tasks"), channel=connection.channel()).delete()
+
+
+def quorum_queue(url: str, names: Names) -> None:
+    with Connection(url) as connection:
+        dead_letters, arguments = _dead_letter_queue(connection, names)
+        reports = Queue(names("reports"), exclusive=True, channel=connection.channel())
+        reports.declare()
+        arguments = {"x-queue-type": "quorum", "x-delivery-limit": DELIVERY_LIMIT, **arguments}
+        _configure(url, names, Queue(names("tasks"), queue_arguments=arguments))
+        refuse.delay(reports.name, True)
+        with _worker(names):
+            seen = _reports(connection, reports, 2)
+            expect(seen[1], [True, 1], "redelivery (redelivered, x-delivery-count)")
+            message = _get_dead_letter(dead_letters, names)
+        expect_dead_lettered(message.headers, "delivery_limit", names("tasks"))
+        Queue(names("tasks"), channel=connection.channel()).delete()
 
 
 if __name__ == "__main__":
-    main({scenario.__name__: scenario for scenario in (connect, auth_refused, rpc)})
+    main({scenario.__name__: scenario for scenario in (
+        connect, auth_refused, rpc, dead_letter_ttl, dead_letter_reject, max_length, priority, quorum_queue,
+    )})

@@ -50,6 +50,23 @@ def expect(actual: object, expected: object, what: str) -> None:
         raise AssertionError(f"{what}: expected {expected!r}, got {actual!r}")
 
 
+def expect_dead_lettered(headers: dict | None, reason: str, queue: str, original_expiration: str | None = None) -> None:
+    """The headers RabbitMQ 3.x writes on a message dead-lettered once from `queue`, published there via
+    the default exchange: one x-death entry and the x-first-death-* headers."""
+    headers = headers or {}
+    deaths = headers.get("x-death")
+    expect(len(deaths or ()), 1, f"x-death entries in {headers!r}")
+    death = dict(deaths[0])
+    expect("time" in death, True, f"time in {death!r}")
+    del death["time"]
+    expected = {"count": 1, "reason": reason, "queue": queue, "exchange": "", "routing-keys": [queue]}
+    if original_expiration is not None:
+        expected["original-expiration"] = original_expiration
+    expect(death, expected, "x-death")
+    first = {key: headers.get(f"x-first-death-{key}") for key in ("reason", "queue", "exchange")}
+    expect(first, {"reason": reason, "queue": queue, "exchange": ""}, "x-first-death-*")
+
+
 def poll(fetch: Callable[[], T | None], pump: Callable[[], object], what: str, timeout: float = PATIENCE) -> T:
     """Call `fetch` until it returns something, calling `pump` (the client's I/O, briefly) in between."""
     deadline = time.monotonic() + timeout

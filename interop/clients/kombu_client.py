@@ -7,19 +7,38 @@ import uuid
 import amqp.exceptions
 from kombu import Connection, Consumer, Exchange, Producer, Queue, binding
 
-from interop.clients.common import Names, expect, large_body, main, poll, pump_until, wrong_password
+from interop.clients.common import (
+    Names,
+    expect,
+    expect_dead_lettered,
+    large_body,
+    main,
+    poll,
+    pump_until,
+    wrong_password,
+)
 from interop.scenarios import (
     ACK_MESSAGES,
     CHANNELS,
     CONFIRMED_MESSAGES,
+    DEAD_LETTER_KEY,
+    DELIVERY_LIMIT,
     HEARTBEAT,
     IDLE,
+    MAX_LENGTH,
+    MAX_PRIORITY,
+    MESSAGE_EXPIRATION,
     PREFETCH_COUNT,
     PREFETCH_MESSAGES,
+    PRIORITY_EXPECTED,
+    PRIORITY_PUBLISHES,
+    QUEUE_TTL,
     QUIET,
     ROUTING_BINDINGS,
     ROUTING_EXPECTED,
     ROUTING_PUBLISHES,
+    SAC_FIRST,
+    SAC_REST,
 )
 
 
@@ -38,11 +57,26 @@ def _quiet(connection: Connection) -> None:
 
 def _get(connection: Connection, queue: Queue, *, no_ack: bool = False):
     """basic.get, retried while the queue is still empty."""
-    return poll(lambda: queue.get(no_ack=no_ack), lambda: _drain(connection), f"a message on {queue.name}")
+    return poll(lambda: queue.get(no_ack=no_ack), lambda: _drain(connection), f"message on {queue.name}")
 
 
 def _message_count(channel, name: str) -> int:
     return Queue(name, channel=channel).queue_declare(passive=True).message_count
+
+
+def _dead_letter_queue(channel, names: Names) -> tuple[Queue, dict]:
+    """A DLX with its queue, and the arguments that make a queue dead-letter there."""
+    exchange = Exchange(names("dlx"), "direct", auto_delete=True)
+    queue = Queue(names("dlq"), exchange, routing_key=DEAD_LETTER_KEY, exclusive=True, channel=channel)
+    queue.declare()
+    return queue, {"x-dead-letter-exchange": names("dlx"), "x-dead-letter-routing-key": DEAD_LETTER_KEY}
+
+
+def _get_dead_letter(connection: Connection, queue: Queue, names: Names):
+    message = _get(connection, queue, no_ack=True)
+    delivered = (message.delivery_info["exchange"], message.delivery_info["routing_key"])
+    expect(delivered, (names("dlx"), DEAD_LETTER_KEY), "dead letter's exchange and key")
+    return message
 
 
 def connect(url: str, names: Names) -> None:
@@ -280,8 +314,150 @@ def consumer_cancel(url: str, names: Names) -> None:
         expect(cancelled, [tag], "cancelled consumer tags")
 
 
+def dead_letter_ttl(url: str, names: Names) -> None:
+    with Connection(url) as connection:
+        channel = connection.channel()
+        dead_letters, arguments = _dead_letter_queue(channel, names)
+        ttl = Queue(names("ttl"), exclusive=True, queue_arguments={**arguments, "x-message-ttl": QUEUE_TTL})
+        expiring = Queue(names("expiring"), exclusive=True, queue_arguments=arguments)
+        for queue in (ttl, expiring):
+            queue(channel).declare()
+        producer = Producer(channel)
+        producer.publish(b"queue-ttl", routing_key=ttl.name)
+        # kombu takes the expiration in seconds and sends it in milliseconds
+        producer.publish(b"message-ttl", routing_key=expiring.name, expiration=int(MESSAGE_EXPIRATION) / 1000)
+        dead = {message.body: message for message in [_get_dead_letter(connection, dead_letters, names) for _ in "12"]}
+        expect(sorted(dead), [b"message-ttl", b"queue-ttl"], "dead letters")
+        expect_dead_lettered(dead[b"queue-ttl"].headers, "expired", ttl.name)
+        expect_dead_lettered(dead[b"message-ttl"].headers, "expired", expiring.name, MESSAGE_EXPIRATION)
+        expect(dead[b"message-ttl"].properties.get("expiration"), None, "expiration of the dead letter")
+        expect([_message_count(channel, queue.name) for queue in (ttl, expiring)], [0, 0], "messages left")
+
+
+def dead_letter_reject(url: str, names: Names) -> None:
+    with Connection(url) as connection:
+        channel = connection.channel()
+        dead_letters, arguments = _dead_letter_queue(channel, names)
+        queue = Queue(names("q"), exclusive=True, queue_arguments=arguments, channel=channel)
+        queue.declare()
+        Producer(channel).publish(b"rejected", routing_key=queue.name)
+        _get(connection, queue).reject(requeue=False)
+        message = _get_dead_letter(connection, dead_letters, names)
+        expect(message.body, b"rejected", "dead letter")
+        expect_dead_lettered(message.headers, "rejected", queue.name)
+
+
+def max_length(url: str, names: Names) -> None:
+    with Connection(url, transport_options={"confirm_publish": True}) as connection:
+        channel = connection.channel()
+        drop = Queue(names("drop"), exclusive=True, queue_arguments={"x-max-length": MAX_LENGTH}, channel=channel)
+        drop.declare()
+        producer = Producer(channel)
+        for n in range(MAX_LENGTH + 1):
+            producer.publish(f"m{n}".encode(), routing_key=drop.name)
+        kept = [_get(connection, drop, no_ack=True).body.decode() for _ in range(MAX_LENGTH)]
+        expect(kept, [f"m{n}" for n in range(1, MAX_LENGTH + 1)], "messages kept by drop-head")
+        expect(drop.get(), None, "message left")
+        arguments = {"x-max-length": MAX_LENGTH, "x-overflow": "reject-publish"}
+        reject = Queue(names("reject"), exclusive=True, queue_arguments=arguments, channel=channel)
+        reject.declare()
+        outcomes = []
+        for n in range(MAX_LENGTH + 1):
+            try:
+                producer.publish(f"m{n}".encode(), routing_key=reject.name)  # waits for the confirm
+                outcomes.append("ack")
+            except amqp.exceptions.MessageNacked:
+                outcomes.append("nack")
+        expect(outcomes, ["ack"] * MAX_LENGTH + ["nack"], "confirms")
+        expect(_message_count(channel, reject.name), MAX_LENGTH, "messages in queue")
+
+
+def priority(url: str, names: Names) -> None:
+    with Connection(url) as connection:
+        channel = connection.channel()
+        arguments = {"x-max-priority": MAX_PRIORITY}
+        queue = Queue(names("q"), exclusive=True, queue_arguments=arguments, channel=channel)
+        queue.declare()
+        producer = Producer(channel)
+        for level, body in PRIORITY_PUBLISHES:
+            producer.publish(body.encode(), routing_key=queue.name, priority=level)
+        bodies = []
+        with Consumer(channel, queues=[queue], callbacks=[lambda body, message: bodies.append(body.decode())]):
+            pump_until(lambda: len(bodies) == len(PRIORITY_EXPECTED), lambda: _drain(connection), "deliveries")
+        expect(bodies, list(PRIORITY_EXPECTED), "delivery order")
+
+
+def single_active_consumer(url: str, names: Names) -> None:
+    with Connection(url) as connection:
+        first, second = connection.channel(), connection.channel()
+        queue = Queue(names("q"), exclusive=True, queue_arguments={"x-single-active-consumer": True}, channel=first)
+        queue.declare()
+        received = {"first": [], "second": []}
+        consumers = {
+            name: Consumer(channel, queues=[queue], callbacks=[lambda body, message, got=got: got.append(body)])
+            for (name, got), channel in zip(received.items(), (first, second))
+        }
+        for consumer in consumers.values():
+            consumer.consume(no_ack=True)
+        producer = Producer(first)
+        for n in range(SAC_FIRST):
+            producer.publish(f"m{n}".encode(), routing_key=queue.name)
+
+        def delivered() -> int:
+            return sum(map(len, received.values()))
+
+        pump_until(lambda: delivered() == SAC_FIRST, lambda: _drain(connection), "deliveries")
+        first_bodies = [f"m{n}".encode() for n in range(SAC_FIRST)]
+        expect(received, {"first": first_bodies, "second": []}, "while the first consumes")
+        consumers["first"].cancel()
+        for n in range(SAC_FIRST, SAC_FIRST + SAC_REST):
+            producer.publish(f"m{n}".encode(), routing_key=queue.name)
+        pump_until(lambda: delivered() == SAC_FIRST + SAC_REST, lambda: _drain(connection), "deliveries")
+        rest = [f"m{n}".encode() for n in range(SAC_FIRST, SAC_FIRST + SAC_REST)]
+        expect(received, {"first": first_bodies, "second": rest}, "after the first cancelled")
+
+
+def alternate_exchange(url: str, names: Names) -> None:
+    with Connection(url, transport_options={"confirm_publish": True}) as connection:
+        channel = connection.channel()
+        unrouted = Queue(names("unrouted"), Exchange(names("ae"), "fanout", auto_delete=True), exclusive=True)
+        unrouted = unrouted(channel)
+        unrouted.declare()
+        exchange = Exchange(names("x"), "direct", arguments={"alternate-exchange": names("ae")}, channel=channel)
+        exchange.declare()
+        returned = []
+        producer = Producer(channel, on_return=lambda exc, exchange, routing_key, message: returned.append(message))
+        producer.publish(b"unroutable", exchange=exchange, routing_key="nowhere", mandatory=True)  # waits for a confirm
+        expect(returned, [], "returned messages")  # a basic.return comes before the confirm
+        message = _get(connection, unrouted, no_ack=True)
+        delivered = (message.delivery_info["exchange"], message.delivery_info["routing_key"], message.body)
+        expect(delivered, (exchange.name, "nowhere", b"unroutable"), "message in the AE's queue")
+        exchange.delete()
+
+
+def quorum_queue(url: str, names: Names) -> None:
+    with Connection(url) as connection:
+        channel = connection.channel()
+        dead_letters, arguments = _dead_letter_queue(channel, names)
+        arguments = {"x-queue-type": "quorum", "x-delivery-limit": DELIVERY_LIMIT, **arguments}
+        queue = Queue(names("quorum"), durable=True, auto_delete=False, queue_arguments=arguments, channel=channel)
+        queue.declare()
+        Producer(channel).publish(b"poison", routing_key=queue.name)
+        _get(connection, queue).requeue()
+        message = _get(connection, queue)
+        redelivery = (message.delivery_info["redelivered"], message.headers.get("x-delivery-count"))
+        expect(redelivery, (True, 1), "redelivered, x-delivery-count")
+        message.requeue()
+        message = _get_dead_letter(connection, dead_letters, names)
+        expect(message.body, b"poison", "dead letter")
+        expect_dead_lettered(message.headers, "delivery_limit", queue.name)
+        queue.delete()
+
+
 if __name__ == "__main__":
     main({scenario.__name__: scenario for scenario in (
         connect, auth_refused, routing, ack, requeue, discard, prefetch, confirms, mandatory, rpc,
         large_message, many_channels, not_found, precondition_failed, heartbeat, consumer_cancel,
+        dead_letter_ttl, dead_letter_reject, max_length, priority, single_active_consumer, alternate_exchange,
+        quorum_queue,
     )})

@@ -11,20 +11,30 @@ import pika
 from pika.adapters.asyncio_connection import AsyncioConnection
 from pika.exceptions import AuthenticationError, ChannelClosedByBroker, ProbableAuthenticationError
 
-from interop.clients.common import Names, expect, large_body, main, wrong_password
+from interop.clients.common import Names, expect, expect_dead_lettered, large_body, main, wrong_password
 from interop.scenarios import (
     ACK_MESSAGES,
     CHANNELS,
     CONFIRMED_MESSAGES,
+    DEAD_LETTER_KEY,
+    DELIVERY_LIMIT,
     HEARTBEAT,
     IDLE,
+    MAX_LENGTH,
+    MAX_PRIORITY,
+    MESSAGE_EXPIRATION,
     PATIENCE,
     PREFETCH_COUNT,
     PREFETCH_MESSAGES,
+    PRIORITY_EXPECTED,
+    PRIORITY_PUBLISHES,
+    QUEUE_TTL,
     QUIET,
     ROUTING_BINDINGS,
     ROUTING_EXPECTED,
     ROUTING_PUBLISHES,
+    SAC_FIRST,
+    SAC_REST,
 )
 
 _closed: dict[object, asyncio.Future] = {}  # each channel's close reason, once it is closed
@@ -69,28 +79,60 @@ async def _call(channel, method, *args, **kwargs):
     return replied.result()
 
 
-async def _consume(channel, queue: str, *, auto_ack: bool = False) -> asyncio.Queue:
+async def _consume(channel, queue: str, *, auto_ack: bool = False, consumer_tag: str | None = None) -> asyncio.Queue:
     deliveries = asyncio.Queue()
 
     def on_message(channel, *delivery) -> None:
         deliveries.put_nowait(delivery)
 
-    await _call(channel, channel.basic_consume, queue, on_message, auto_ack=auto_ack)
+    await _call(channel, channel.basic_consume, queue, on_message, auto_ack=auto_ack, consumer_tag=consumer_tag)
     return deliveries
 
 
 async def _next(deliveries: asyncio.Queue):
     """The next (method, properties, body) from a consumer."""
-    return await asyncio.wait_for(deliveries.get(), PATIENCE)
+    try:
+        return await asyncio.wait_for(deliveries.get(), PATIENCE)
+    except TimeoutError:
+        raise TimeoutError(f"no delivery within {PATIENCE} s") from None
 
 
-async def _queue(channel, name: str = "") -> str:
-    return (await _call(channel, channel.queue_declare, name, exclusive=True)).method.queue
+async def _queue(channel, name: str = "", arguments: dict | None = None) -> str:
+    return (await _call(channel, channel.queue_declare, name, exclusive=True, arguments=arguments)).method.queue
 
 
 async def _message_count(connection: AsyncioConnection, queue: str) -> int:
     channel = await _channel(connection)
     return (await _call(channel, channel.queue_declare, queue, passive=True)).method.message_count
+
+
+async def _confirms(channel) -> asyncio.Queue:
+    """Put the channel in confirm mode; the queue gets ("Ack" or "Nack", delivery tag) per confirm.
+
+    For scenarios that wait for each confirm before the next publish, so a confirm with `multiple`
+    set (RabbitMQ sets it on a nack) covers its own tag only.
+    """
+    outcomes = asyncio.Queue()
+
+    def on_confirm(frame) -> None:
+        outcomes.put_nowait((type(frame.method).__name__, frame.method.delivery_tag))
+
+    await _call(channel, channel.confirm_delivery, on_confirm)
+    return outcomes
+
+
+async def _dead_letter_queue(channel, names: Names) -> dict:
+    """A DLX with its queue; returns the arguments that make a queue dead-letter there."""
+    await _call(channel, channel.exchange_declare, names("dlx"), "direct", auto_delete=True)
+    await _queue(channel, names("dlq"))
+    await _call(channel, channel.queue_bind, names("dlq"), names("dlx"), routing_key=DEAD_LETTER_KEY)
+    return {"x-dead-letter-exchange": names("dlx"), "x-dead-letter-routing-key": DEAD_LETTER_KEY}
+
+
+async def _next_dead_letter(deliveries: asyncio.Queue, names: Names):
+    method, properties, body = await _next(deliveries)
+    expect((method.exchange, method.routing_key), (names("dlx"), DEAD_LETTER_KEY), "dead letter's exchange and key")
+    return properties, body
 
 
 async def connect(url: str, names: Names) -> None:
@@ -341,8 +383,141 @@ async def consumer_cancel(url: str, names: Names) -> None:
     await _close(connection)
 
 
+async def dead_letter_ttl(url: str, names: Names) -> None:
+    connection = await _connect(pika.URLParameters(url))
+    channel = await _channel(connection)
+    dead_letter = await _dead_letter_queue(channel, names)
+    await _queue(channel, names("ttl"), {**dead_letter, "x-message-ttl": QUEUE_TTL})
+    await _queue(channel, names("expiring"), dead_letter)
+    channel.basic_publish("", names("ttl"), b"queue-ttl")
+    channel.basic_publish("", names("expiring"), b"message-ttl", pika.BasicProperties(expiration=MESSAGE_EXPIRATION))
+    deliveries = await _consume(channel, names("dlq"), auto_ack=True)
+    dead = {body: properties for properties, body in [await _next_dead_letter(deliveries, names) for _ in "12"]}
+    expect(sorted(dead), [b"message-ttl", b"queue-ttl"], "dead letters")
+    expect_dead_lettered(dead[b"queue-ttl"].headers, "expired", names("ttl"))
+    expect_dead_lettered(dead[b"message-ttl"].headers, "expired", names("expiring"), MESSAGE_EXPIRATION)
+    expect(dead[b"message-ttl"].expiration, None, "expiration of the dead letter")
+    counts = [await _message_count(connection, names(queue)) for queue in ("ttl", "expiring")]
+    expect(counts, [0, 0], "messages left")
+    await _close(connection)
+
+
+async def dead_letter_reject(url: str, names: Names) -> None:
+    connection = await _connect(pika.URLParameters(url))
+    channel = await _channel(connection)
+    queue = await _queue(channel, names("q"), await _dead_letter_queue(channel, names))
+    dead_letters = await _consume(channel, names("dlq"), auto_ack=True)
+    channel.basic_publish("", queue, b"rejected")
+    method, _, _ = await _next(await _consume(channel, queue))
+    channel.basic_reject(method.delivery_tag, requeue=False)
+    properties, body = await _next_dead_letter(dead_letters, names)
+    expect(body, b"rejected", "dead letter")
+    expect_dead_lettered(properties.headers, "rejected", queue)
+    await _close(connection)
+
+
+async def max_length(url: str, names: Names) -> None:
+    connection = await _connect(pika.URLParameters(url))
+    channel = await _channel(connection)
+    drop = await _queue(channel, names("drop"), {"x-max-length": MAX_LENGTH})
+    for n in range(MAX_LENGTH + 1):
+        channel.basic_publish("", drop, f"m{n}".encode())
+    deliveries = await _consume(channel, drop, auto_ack=True)
+    kept = [(await _next(deliveries))[2].decode() for _ in range(MAX_LENGTH)]
+    expect(kept, [f"m{n}" for n in range(1, MAX_LENGTH + 1)], "messages kept by drop-head")
+    await asyncio.sleep(QUIET)
+    expect(deliveries.qsize(), 0, "more deliveries")
+    confirming = await _channel(connection)
+    reject = await _queue(confirming, names("reject"), {"x-max-length": MAX_LENGTH, "x-overflow": "reject-publish"})
+    outcomes = await _confirms(confirming)
+    confirms = []
+    for n in range(MAX_LENGTH + 1):
+        confirming.basic_publish("", reject, f"m{n}".encode())
+        confirms.append(await asyncio.wait_for(outcomes.get(), PATIENCE))
+    expect(confirms, [("Ack", n) for n in range(1, MAX_LENGTH + 1)] + [("Nack", MAX_LENGTH + 1)], "confirms")
+    expect(await _message_count(connection, reject), MAX_LENGTH, "messages in queue")
+    await _close(connection)
+
+
+async def priority(url: str, names: Names) -> None:
+    connection = await _connect(pika.URLParameters(url))
+    channel = await _channel(connection)
+    queue = await _queue(channel, names("q"), {"x-max-priority": MAX_PRIORITY})
+    for level, body in PRIORITY_PUBLISHES:
+        channel.basic_publish("", queue, body.encode(), pika.BasicProperties(priority=level))
+    deliveries = await _consume(channel, queue, auto_ack=True)
+    bodies = [(await _next(deliveries))[2].decode() for _ in PRIORITY_EXPECTED]
+    expect(bodies, list(PRIORITY_EXPECTED), "delivery order")
+    await _close(connection)
+
+
+async def single_active_consumer(url: str, names: Names) -> None:
+    connection = await _connect(pika.URLParameters(url))
+    first, second = await _channel(connection), await _channel(connection)
+    queue = await _queue(first, names("q"), {"x-single-active-consumer": True})
+    received = {
+        name: await _consume(channel, queue, auto_ack=True, consumer_tag=name)
+        for name, channel in (("first", first), ("second", second))
+    }
+    for n in range(SAC_FIRST):
+        first.basic_publish("", queue, f"m{n}".encode())
+    bodies = [(await _next(received["first"]))[2].decode() for _ in range(SAC_FIRST)]
+    expect((bodies, received["second"].qsize()), ([f"m{n}" for n in range(SAC_FIRST)], 0), "while the first consumes")
+    await _call(first, first.basic_cancel, "first")
+    for n in range(SAC_FIRST, SAC_FIRST + SAC_REST):
+        first.basic_publish("", queue, f"m{n}".encode())
+    bodies = [(await _next(received["second"]))[2].decode() for _ in range(SAC_REST)]
+    expect(bodies, [f"m{n}" for n in range(SAC_FIRST, SAC_FIRST + SAC_REST)], "deliveries to the second consumer")
+    expect(received["first"].qsize(), 0, "deliveries to the first after it cancelled")
+    await _close(connection)
+
+
+async def alternate_exchange(url: str, names: Names) -> None:
+    connection = await _connect(pika.URLParameters(url))
+    channel = await _channel(connection)
+    await _call(channel, channel.exchange_declare, names("ae"), "fanout", auto_delete=True)
+    unrouted = await _queue(channel, names("unrouted"))
+    await _call(channel, channel.queue_bind, unrouted, names("ae"))
+    arguments = {"alternate-exchange": names("ae")}
+    await _call(channel, channel.exchange_declare, names("x"), "direct", arguments=arguments)
+    returned = []
+    channel.add_on_return_callback(lambda channel, method, props, body: returned.append(body))
+    outcomes = await _confirms(channel)
+    channel.basic_publish(names("x"), "nowhere", b"unroutable", mandatory=True)
+    expect(await asyncio.wait_for(outcomes.get(), PATIENCE), ("Ack", 1), "confirm")
+    expect(returned, [], "returned messages")  # a basic.return comes before the confirm
+    method, _, body = await _next(await _consume(channel, unrouted, auto_ack=True))
+    expect((method.exchange, method.routing_key, body), (names("x"), "nowhere", b"unroutable"), "message in AE's queue")
+    await _call(channel, channel.exchange_delete, names("x"))
+    await _close(connection)
+
+
+async def quorum_queue(url: str, names: Names) -> None:
+    connection = await _connect(pika.URLParameters(url))
+    channel = await _channel(connection)
+    dead_letter = await _dead_letter_queue(channel, names)
+    arguments = {"x-queue-type": "quorum", "x-delivery-limit": DELIVERY_LIMIT, **dead_letter}
+    await _call(channel, channel.queue_declare, names("quorum"), durable=True, arguments=arguments)
+    dead_letters = await _consume(channel, names("dlq"), auto_ack=True)
+    channel.basic_publish("", names("quorum"), b"poison")
+    deliveries = await _consume(channel, names("quorum"))
+    method, _, _ = await _next(deliveries)
+    channel.basic_reject(method.delivery_tag, requeue=True)
+    method, properties, _ = await _next(deliveries)
+    redelivery = (method.redelivered, (properties.headers or {}).get("x-delivery-count"))
+    expect(redelivery, (True, 1), "redelivered, x-delivery-count")
+    channel.basic_reject(method.delivery_tag, requeue=True)
+    properties, body = await _next_dead_letter(dead_letters, names)
+    expect(body, b"poison", "dead letter")
+    expect_dead_lettered(properties.headers, "delivery_limit", names("quorum"))
+    await _call(channel, channel.queue_delete, names("quorum"))
+    await _close(connection)
+
+
 if __name__ == "__main__":
     main({scenario.__name__: scenario for scenario in (
         connect, auth_refused, routing, ack, requeue, discard, prefetch, confirms, mandatory, rpc,
         large_message, many_channels, not_found, precondition_failed, heartbeat, consumer_cancel,
+        dead_letter_ttl, dead_letter_reject, max_length, priority, single_active_consumer, alternate_exchange,
+        quorum_queue,
     )})

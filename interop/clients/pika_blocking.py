@@ -3,21 +3,40 @@
 import uuid
 
 import pika
-from pika.exceptions import AuthenticationError, ChannelClosedByBroker, ProbableAuthenticationError
+from pika.exceptions import AuthenticationError, ChannelClosedByBroker, NackError, ProbableAuthenticationError
 
-from interop.clients.common import Names, expect, large_body, main, poll, pump_until, wrong_password
+from interop.clients.common import (
+    Names,
+    expect,
+    expect_dead_lettered,
+    large_body,
+    main,
+    poll,
+    pump_until,
+    wrong_password,
+)
 from interop.scenarios import (
     ACK_MESSAGES,
     CHANNELS,
     CONFIRMED_MESSAGES,
+    DEAD_LETTER_KEY,
+    DELIVERY_LIMIT,
     HEARTBEAT,
     IDLE,
+    MAX_LENGTH,
+    MAX_PRIORITY,
+    MESSAGE_EXPIRATION,
     PREFETCH_COUNT,
     PREFETCH_MESSAGES,
+    PRIORITY_EXPECTED,
+    PRIORITY_PUBLISHES,
+    QUEUE_TTL,
     QUIET,
     ROUTING_BINDINGS,
     ROUTING_EXPECTED,
     ROUTING_PUBLISHES,
+    SAC_FIRST,
+    SAC_REST,
 )
 
 
@@ -36,11 +55,25 @@ def _get(connection, channel, queue: str, *, auto_ack: bool = False):
         method, properties, body = channel.basic_get(queue, auto_ack=auto_ack)
         return None if method is None else (method, properties, body)
 
-    return poll(fetch, _pump(connection), f"a message on {queue}")
+    return poll(fetch, _pump(connection), f"message on {queue}")
 
 
 def _message_count(channel, queue: str) -> int:
     return channel.queue_declare(queue, passive=True).method.message_count
+
+
+def _dead_letter_queue(channel, names: Names) -> dict:
+    """A DLX with its queue; returns the arguments that make a queue dead-letter there."""
+    channel.exchange_declare(names("dlx"), "direct", auto_delete=True)
+    channel.queue_declare(names("dlq"), exclusive=True)
+    channel.queue_bind(names("dlq"), names("dlx"), routing_key=DEAD_LETTER_KEY)
+    return {"x-dead-letter-exchange": names("dlx"), "x-dead-letter-routing-key": DEAD_LETTER_KEY}
+
+
+def _get_dead_letter(connection, channel, names: Names):
+    method, properties, body = _get(connection, channel, names("dlq"), auto_ack=True)
+    expect((method.exchange, method.routing_key), (names("dlx"), DEAD_LETTER_KEY), "dead letter's exchange and key")
+    return properties, body
 
 
 def connect(url: str, names: Names) -> None:
@@ -268,8 +301,134 @@ def consumer_cancel(url: str, names: Names) -> None:
         expect(cancelled, [tag], "cancelled consumer tags")
 
 
+def dead_letter_ttl(url: str, names: Names) -> None:
+    with _connect(url) as connection:
+        channel = connection.channel()
+        dead_letter = _dead_letter_queue(channel, names)
+        channel.queue_declare(names("ttl"), exclusive=True, arguments={**dead_letter, "x-message-ttl": QUEUE_TTL})
+        channel.queue_declare(names("expiring"), exclusive=True, arguments=dead_letter)
+        channel.basic_publish("", names("ttl"), b"queue-ttl")
+        expiring = pika.BasicProperties(expiration=MESSAGE_EXPIRATION)
+        channel.basic_publish("", names("expiring"), b"message-ttl", expiring)
+        dead = {body: properties for properties, body in (_get_dead_letter(connection, channel, names) for _ in "12")}
+        expect(sorted(dead), [b"message-ttl", b"queue-ttl"], "dead letters")
+        expect_dead_lettered(dead[b"queue-ttl"].headers, "expired", names("ttl"))
+        expect_dead_lettered(dead[b"message-ttl"].headers, "expired", names("expiring"), MESSAGE_EXPIRATION)
+        expect(dead[b"message-ttl"].expiration, None, "expiration of the dead letter")
+        expect([_message_count(channel, names(queue)) for queue in ("ttl", "expiring")], [0, 0], "messages left")
+
+
+def dead_letter_reject(url: str, names: Names) -> None:
+    with _connect(url) as connection:
+        channel = connection.channel()
+        channel.queue_declare(names("q"), exclusive=True, arguments=_dead_letter_queue(channel, names))
+        channel.basic_publish("", names("q"), b"rejected")
+        method, _, _ = _get(connection, channel, names("q"))
+        channel.basic_reject(method.delivery_tag, requeue=False)
+        properties, body = _get_dead_letter(connection, channel, names)
+        expect(body, b"rejected", "dead letter")
+        expect_dead_lettered(properties.headers, "rejected", names("q"))
+
+
+def max_length(url: str, names: Names) -> None:
+    with _connect(url) as connection:
+        channel = connection.channel()
+        channel.queue_declare(names("drop"), exclusive=True, arguments={"x-max-length": MAX_LENGTH})
+        for n in range(MAX_LENGTH + 1):
+            channel.basic_publish("", names("drop"), f"m{n}".encode())
+        kept = [_get(connection, channel, names("drop"), auto_ack=True)[2].decode() for _ in range(MAX_LENGTH)]
+        expect(kept, [f"m{n}" for n in range(1, MAX_LENGTH + 1)], "messages kept by drop-head")
+        expect(_message_count(channel, names("drop")), 0, "messages left")
+        arguments = {"x-max-length": MAX_LENGTH, "x-overflow": "reject-publish"}
+        channel.queue_declare(names("reject"), exclusive=True, arguments=arguments)
+        channel.confirm_delivery()
+        outcomes = []
+        for n in range(MAX_LENGTH + 1):
+            try:
+                channel.basic_publish("", names("reject"), f"m{n}".encode())
+                outcomes.append("ack")
+            except NackError:
+                outcomes.append("nack")
+        expect(outcomes, ["ack"] * MAX_LENGTH + ["nack"], "confirms")
+        expect(_message_count(channel, names("reject")), MAX_LENGTH, "messages in queue")
+
+
+def priority(url: str, names: Names) -> None:
+    with _connect(url) as connection:
+        channel = connection.channel()
+        arguments = {"x-max-priority": MAX_PRIORITY}
+        queue = channel.queue_declare(names("q"), exclusive=True, arguments=arguments).method.queue
+        for level, body in PRIORITY_PUBLISHES:
+            channel.basic_publish("", queue, body.encode(), pika.BasicProperties(priority=level))
+        bodies = []
+        channel.basic_consume(queue, lambda ch, method, props, body: bodies.append(body.decode()), auto_ack=True)
+        pump_until(lambda: len(bodies) == len(PRIORITY_EXPECTED), _pump(connection), "deliveries")
+        expect(bodies, list(PRIORITY_EXPECTED), "delivery order")
+
+
+def single_active_consumer(url: str, names: Names) -> None:
+    with _connect(url) as connection:
+        first, second = connection.channel(), connection.channel()
+        queue = first.queue_declare(names("q"), exclusive=True, arguments={"x-single-active-consumer": True})
+        queue = queue.method.queue
+        received = {"first": [], "second": []}
+        tags = {
+            name: channel.basic_consume(
+                queue, lambda ch, method, props, body, got=received[name]: got.append(body.decode()), auto_ack=True
+            )
+            for name, channel in (("first", first), ("second", second))
+        }
+        for n in range(SAC_FIRST):
+            first.basic_publish("", queue, f"m{n}".encode())
+        pump_until(lambda: sum(map(len, received.values())) == SAC_FIRST, _pump(connection), "deliveries")
+        expect(received, {"first": [f"m{n}" for n in range(SAC_FIRST)], "second": []}, "while the first consumes")
+        first.basic_cancel(tags["first"])
+        for n in range(SAC_FIRST, SAC_FIRST + SAC_REST):
+            first.basic_publish("", queue, f"m{n}".encode())
+        pump_until(lambda: len(received["second"]) == SAC_REST, _pump(connection), "deliveries to the second")
+        rest = [f"m{n}" for n in range(SAC_FIRST, SAC_FIRST + SAC_REST)]
+        expect(received, {"first": [f"m{n}" for n in range(SAC_FIRST)], "second": rest}, "after the first cancelled")
+
+
+def alternate_exchange(url: str, names: Names) -> None:
+    with _connect(url) as connection:
+        channel = connection.channel()
+        channel.exchange_declare(names("ae"), "fanout", auto_delete=True)
+        channel.queue_declare(names("unrouted"), exclusive=True)
+        channel.queue_bind(names("unrouted"), names("ae"))
+        channel.exchange_declare(names("x"), "direct", arguments={"alternate-exchange": names("ae")})
+        channel.confirm_delivery()
+        # Returns None once the publish is confirmed, raises UnroutableError if it came back first.
+        channel.basic_publish(names("x"), "nowhere", b"unroutable", mandatory=True)
+        method, _, body = _get(connection, channel, names("unrouted"), auto_ack=True)
+        delivered = (method.exchange, method.routing_key, body)
+        expect(delivered, (names("x"), "nowhere", b"unroutable"), "message in the AE's queue")
+        channel.exchange_delete(names("x"))
+
+
+def quorum_queue(url: str, names: Names) -> None:
+    with _connect(url) as connection:
+        channel = connection.channel()
+        arguments = {"x-queue-type": "quorum", "x-delivery-limit": DELIVERY_LIMIT, **_dead_letter_queue(channel, names)}
+        queue = channel.queue_declare(names("quorum"), durable=True, arguments=arguments).method.queue
+        channel.basic_publish("", queue, b"poison")
+        method, _, _ = _get(connection, channel, queue)
+        channel.basic_reject(method.delivery_tag, requeue=True)
+        method, properties, _ = _get(connection, channel, queue)
+        redelivery = (method.redelivered, (properties.headers or {}).get("x-delivery-count"))
+        expect(redelivery, (True, 1), "redelivered, x-delivery-count")
+        channel.basic_reject(method.delivery_tag, requeue=True)
+        properties, body = _get_dead_letter(connection, channel, names)
+        expect(body, b"poison", "dead letter")
+        expect_dead_lettered(properties.headers, "delivery_limit", queue)
+        expect(_message_count(channel, queue), 0, "messages left")
+        channel.queue_delete(queue)
+
+
 if __name__ == "__main__":
     main({scenario.__name__: scenario for scenario in (
         connect, auth_refused, routing, ack, requeue, discard, prefetch, confirms, mandatory, rpc,
         large_message, many_channels, not_found, precondition_failed, heartbeat, consumer_cancel,
+        dead_letter_ttl, dead_letter_reject, max_length, priority, single_active_consumer, alternate_exchange,
+        quorum_queue,
     )})

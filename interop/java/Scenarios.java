@@ -6,11 +6,14 @@ import com.rabbitmq.client.ConnectionFactory;
 import com.rabbitmq.client.DefaultConsumer;
 import com.rabbitmq.client.Envelope;
 import com.rabbitmq.client.GetResponse;
+import com.rabbitmq.client.LongString;
 import com.rabbitmq.client.ShutdownSignalException;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
+import java.util.HashMap;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -61,6 +64,16 @@ public final class Scenarios {
     static final int CHANNELS = 100;
     static final int HEARTBEAT = 2;
     static final int IDLE = 8;
+    static final String DEAD_LETTER_KEY = "dead";
+    static final int QUEUE_TTL = 200;
+    static final String MESSAGE_EXPIRATION = "100";
+    static final int MAX_LENGTH = 2;
+    static final int MAX_PRIORITY = 10;
+    static final Object[][] PRIORITY_PUBLISHES = {{5, "p5"}, {null, "none"}, {9, "p9"}, {1, "p1"}};
+    static final List<String> PRIORITY_EXPECTED = List.of("p9", "p5", "p1", "none");
+    static final int SAC_FIRST = 3;
+    static final int SAC_REST = 2;
+    static final int DELIVERY_LIMIT = 1;
     static final int PATIENCE = 10;
     static final long QUIET_MILLIS = 500;
 
@@ -117,7 +130,11 @@ public final class Scenarios {
     }
 
     static List<String> numbered(int count) {
-        return IntStream.range(0, count).mapToObj(n -> "m" + n).toList();
+        return numbered(0, count);
+    }
+
+    static List<String> numbered(int from, int to) {
+        return IntStream.range(from, to).mapToObj(n -> "m" + n).toList();
     }
 
     static String text(byte[] body) {
@@ -151,6 +168,66 @@ public final class Scenarios {
         public void handleCancel(String tag) {
             cancelled.add(tag);
         }
+    }
+
+    /** A header value with the client's LongStrings as Strings, in lists and tables too. */
+    static Object plain(Object value) {
+        if (value instanceof LongString text) {
+            return text.toString();
+        }
+        if (value instanceof List<?> list) {
+            return list.stream().map(Scenarios::plain).toList();
+        }
+        if (value instanceof Map<?, ?> table) {
+            Map<String, Object> plainTable = new HashMap<>();
+            table.forEach((key, item) -> plainTable.put(key.toString(), plain(item)));
+            return plainTable;
+        }
+        return value;
+    }
+
+    /**
+     * The headers RabbitMQ 3.x writes on a message dead-lettered once from {@code queue}, published there
+     * via the default exchange: one x-death entry and the x-first-death-* headers.
+     */
+    @SuppressWarnings("unchecked")
+    static void expectDeadLettered(
+            Map<String, Object> headers, String reason, String queue, String originalExpiration) {
+        Map<String, Object> plainHeaders = headers == null ? Map.of() : (Map<String, Object>) plain(headers);
+        List<Map<String, Object>> deaths = (List<Map<String, Object>>) plainHeaders.getOrDefault("x-death", List.of());
+        expect(deaths.size(), 1, "x-death entries in " + plainHeaders);
+        Map<String, Object> death = new HashMap<>(deaths.get(0));
+        expect(death.remove("time") != null, true, "time in x-death " + death);
+        Map<String, Object> expected = new HashMap<>(Map.of(
+                "count", 1L, "reason", reason, "queue", queue, "exchange", "", "routing-keys", List.of(queue)));
+        if (originalExpiration != null) {
+            expected.put("original-expiration", originalExpiration);
+        }
+        expect(death, expected, "x-death");
+        Map<String, Object> first = new HashMap<>();
+        for (String key : List.of("reason", "queue", "exchange")) {
+            first.put(key, plainHeaders.get("x-first-death-" + key));
+        }
+        expect(first, Map.of("reason", reason, "queue", queue, "exchange", ""), "x-first-death-*");
+    }
+
+    /** A DLX with its queue; returns the arguments that make a queue dead-letter there. */
+    static Map<String, Object> deadLetterQueue(Channel channel, Names names) throws IOException {
+        channel.exchangeDeclare(names.of("dlx"), "direct", false, true, null);
+        channel.queueDeclare(names.of("dlq"), false, true, false, null);
+        channel.queueBind(names.of("dlq"), names.of("dlx"), DEAD_LETTER_KEY);
+        return Map.of("x-dead-letter-exchange", names.of("dlx"), "x-dead-letter-routing-key", DEAD_LETTER_KEY);
+    }
+
+    static GetResponse getDeadLetter(Channel channel, Names names) throws Exception {
+        GetResponse message = get(channel, names.of("dlq"), true);
+        expect(List.of(message.getEnvelope().getExchange(), message.getEnvelope().getRoutingKey()),
+                List.of(names.of("dlx"), DEAD_LETTER_KEY), "dead letter's exchange and key");
+        return message;
+    }
+
+    static List<String> bodies(Collector consumer) {
+        return consumer.deliveries.stream().map(message -> text(message.getBody())).toList();
     }
 
     static void connect(String url, Names names) throws Exception {
@@ -429,6 +506,165 @@ public final class Scenarios {
         }
     }
 
+    static void dead_letter_ttl(String url, Names names) throws Exception {
+        try (Connection connection = connect(url)) {
+            Channel channel = connection.createChannel();
+            Map<String, Object> deadLetter = deadLetterQueue(channel, names);
+            Map<String, Object> withTtl = new HashMap<>(deadLetter);
+            withTtl.put("x-message-ttl", QUEUE_TTL);
+            channel.queueDeclare(names.of("ttl"), false, true, false, withTtl);
+            channel.queueDeclare(names.of("expiring"), false, true, false, deadLetter);
+            channel.basicPublish("", names.of("ttl"), null, bytes("queue-ttl"));
+            var expiring = new AMQP.BasicProperties.Builder().expiration(MESSAGE_EXPIRATION).build();
+            channel.basicPublish("", names.of("expiring"), expiring, bytes("message-ttl"));
+            Map<String, GetResponse> dead = new HashMap<>();
+            for (int n = 0; n < 2; n++) {
+                GetResponse message = getDeadLetter(channel, names);
+                dead.put(text(message.getBody()), message);
+            }
+            expect(dead.keySet(), Set.of("message-ttl", "queue-ttl"), "dead letters");
+            expectDeadLettered(dead.get("queue-ttl").getProps().getHeaders(), "expired", names.of("ttl"), null);
+            expectDeadLettered(dead.get("message-ttl").getProps().getHeaders(), "expired", names.of("expiring"),
+                    MESSAGE_EXPIRATION);
+            expect(dead.get("message-ttl").getProps().getExpiration(), null, "expiration of the dead letter");
+            for (String queue : List.of("ttl", "expiring")) {
+                expect(channel.queueDeclarePassive(names.of(queue)).getMessageCount(), 0, "messages left on " + queue);
+            }
+        }
+    }
+
+    static void dead_letter_reject(String url, Names names) throws Exception {
+        try (Connection connection = connect(url)) {
+            Channel channel = connection.createChannel();
+            String queue = channel.queueDeclare(names.of("q"), false, true, false, deadLetterQueue(channel, names))
+                    .getQueue();
+            channel.basicPublish("", queue, null, bytes("rejected"));
+            channel.basicReject(get(channel, queue, false).getEnvelope().getDeliveryTag(), false);
+            GetResponse message = getDeadLetter(channel, names);
+            expect(text(message.getBody()), "rejected", "dead letter");
+            expectDeadLettered(message.getProps().getHeaders(), "rejected", queue, null);
+        }
+    }
+
+    static void max_length(String url, Names names) throws Exception {
+        try (Connection connection = connect(url)) {
+            Channel channel = connection.createChannel();
+            String drop = channel.queueDeclare(names.of("drop"), false, true, false, Map.of("x-max-length", MAX_LENGTH))
+                    .getQueue();
+            for (int n = 0; n <= MAX_LENGTH; n++) {
+                channel.basicPublish("", drop, null, bytes("m" + n));
+            }
+            List<String> kept = new ArrayList<>();
+            for (int n = 0; n < MAX_LENGTH; n++) {
+                kept.add(text(get(channel, drop, true).getBody()));
+            }
+            expect(kept, numbered(1, MAX_LENGTH + 1), "messages kept by drop-head");
+            expect(channel.basicGet(drop, true), null, "message left");
+            Map<String, Object> arguments = Map.of("x-max-length", MAX_LENGTH, "x-overflow", "reject-publish");
+            String reject = channel.queueDeclare(names.of("reject"), false, true, false, arguments).getQueue();
+            channel.confirmSelect();
+            List<String> outcomes = new ArrayList<>();
+            for (int n = 0; n <= MAX_LENGTH; n++) {
+                channel.basicPublish("", reject, null, bytes("m" + n));
+                // true when everything published since the last call was acked, false when one was nacked
+                boolean acked = channel.waitForConfirms(TimeUnit.SECONDS.toMillis(PATIENCE));
+                outcomes.add(acked ? "ack" : "nack");
+            }
+            List<String> expected = new ArrayList<>(Collections.nCopies(MAX_LENGTH, "ack"));
+            expected.add("nack");
+            expect(outcomes, expected, "confirms");
+            expect(channel.queueDeclarePassive(reject).getMessageCount(), MAX_LENGTH, "messages in queue");
+        }
+    }
+
+    static void priority(String url, Names names) throws Exception {
+        try (Connection connection = connect(url)) {
+            Channel channel = connection.createChannel();
+            Map<String, Object> arguments = Map.of("x-max-priority", MAX_PRIORITY);
+            String queue = channel.queueDeclare(names.of("q"), false, true, false, arguments).getQueue();
+            for (Object[] publish : PRIORITY_PUBLISHES) {
+                var properties = new AMQP.BasicProperties.Builder().priority((Integer) publish[0]).build();
+                channel.basicPublish("", queue, properties, bytes((String) publish[1]));
+            }
+            Collector consumer = new Collector(channel);
+            channel.basicConsume(queue, true, consumer);
+            waitFor(() -> consumer.deliveries.size() == PRIORITY_EXPECTED.size(), "deliveries");
+            expect(bodies(consumer), PRIORITY_EXPECTED, "delivery order");
+        }
+    }
+
+    static void single_active_consumer(String url, Names names) throws Exception {
+        try (Connection connection = connect(url)) {
+            Channel first = connection.createChannel();
+            Channel second = connection.createChannel();
+            Map<String, Object> arguments = Map.of("x-single-active-consumer", true);
+            String queue = first.queueDeclare(names.of("q"), false, true, false, arguments).getQueue();
+            Collector firstConsumer = new Collector(first);
+            Collector secondConsumer = new Collector(second);
+            first.basicConsume(queue, true, "first", firstConsumer);
+            second.basicConsume(queue, true, "second", secondConsumer);
+            for (int n = 0; n < SAC_FIRST; n++) {
+                first.basicPublish("", queue, null, bytes("m" + n));
+            }
+            waitFor(() -> firstConsumer.deliveries.size() + secondConsumer.deliveries.size() == SAC_FIRST,
+                    "deliveries");
+            expect(List.of(bodies(firstConsumer), bodies(secondConsumer)), List.of(numbered(SAC_FIRST), List.of()),
+                    "while the first consumes");
+            first.basicCancel("first");
+            for (int n = SAC_FIRST; n < SAC_FIRST + SAC_REST; n++) {
+                first.basicPublish("", queue, null, bytes("m" + n));
+            }
+            waitFor(() -> secondConsumer.deliveries.size() == SAC_REST, "deliveries to the second consumer");
+            List<List<String>> expected = List.of(numbered(SAC_FIRST), numbered(SAC_FIRST, SAC_FIRST + SAC_REST));
+            expect(List.of(bodies(firstConsumer), bodies(secondConsumer)), expected, "after the first cancelled");
+        }
+    }
+
+    static void alternate_exchange(String url, Names names) throws Exception {
+        try (Connection connection = connect(url)) {
+            Channel channel = connection.createChannel();
+            channel.exchangeDeclare(names.of("ae"), "fanout", false, true, null);
+            channel.queueDeclare(names.of("unrouted"), false, true, false, null);
+            channel.queueBind(names.of("unrouted"), names.of("ae"), "");
+            Map<String, Object> arguments = Map.of("alternate-exchange", names.of("ae"));
+            channel.exchangeDeclare(names.of("x"), "direct", false, false, arguments);
+            List<String> returned = new CopyOnWriteArrayList<>();
+            channel.addReturnListener((replyCode, replyText, exchange, routingKey, properties, body) ->
+                    returned.add(text(body)));
+            channel.confirmSelect();
+            channel.basicPublish(names.of("x"), "nowhere", true, null, bytes("unroutable"));
+            channel.waitForConfirmsOrDie(TimeUnit.SECONDS.toMillis(PATIENCE));
+            expect(returned, List.of(), "returned messages"); // a basic.return comes before the confirm
+            GetResponse message = get(channel, names.of("unrouted"), true);
+            Envelope envelope = message.getEnvelope();
+            expect(List.of(envelope.getExchange(), envelope.getRoutingKey(), text(message.getBody())),
+                    List.of(names.of("x"), "nowhere", "unroutable"), "message in the AE's queue");
+            channel.exchangeDelete(names.of("x"));
+        }
+    }
+
+    static void quorum_queue(String url, Names names) throws Exception {
+        try (Connection connection = connect(url)) {
+            Channel channel = connection.createChannel();
+            Map<String, Object> arguments = new HashMap<>(deadLetterQueue(channel, names));
+            arguments.put("x-queue-type", "quorum");
+            arguments.put("x-delivery-limit", DELIVERY_LIMIT);
+            String queue = channel.queueDeclare(names.of("quorum"), true, false, false, arguments).getQueue();
+            channel.basicPublish("", queue, null, bytes("poison"));
+            channel.basicReject(get(channel, queue, false).getEnvelope().getDeliveryTag(), true);
+            GetResponse message = get(channel, queue, false);
+            Map<String, Object> headers = message.getProps().getHeaders();
+            Object deliveryCount = headers == null ? null : headers.get("x-delivery-count");
+            expect(Arrays.asList(message.getEnvelope().isRedeliver(), deliveryCount), List.of(true, 1L),
+                    "redelivered, x-delivery-count");
+            channel.basicReject(message.getEnvelope().getDeliveryTag(), true);
+            GetResponse dead = getDeadLetter(channel, names);
+            expect(text(dead.getBody()), "poison", "dead letter");
+            expectDeadLettered(dead.getProps().getHeaders(), "delivery_limit", queue, null);
+            channel.queueDelete(queue);
+        }
+    }
+
     static final Map<String, Scenario> SCENARIOS = new LinkedHashMap<>();
 
     static {
@@ -448,6 +684,13 @@ public final class Scenarios {
         SCENARIOS.put("precondition_failed", Scenarios::precondition_failed);
         SCENARIOS.put("heartbeat", Scenarios::heartbeat);
         SCENARIOS.put("consumer_cancel", Scenarios::consumer_cancel);
+        SCENARIOS.put("dead_letter_ttl", Scenarios::dead_letter_ttl);
+        SCENARIOS.put("dead_letter_reject", Scenarios::dead_letter_reject);
+        SCENARIOS.put("max_length", Scenarios::max_length);
+        SCENARIOS.put("priority", Scenarios::priority);
+        SCENARIOS.put("single_active_consumer", Scenarios::single_active_consumer);
+        SCENARIOS.put("alternate_exchange", Scenarios::alternate_exchange);
+        SCENARIOS.put("quorum_queue", Scenarios::quorum_queue);
     }
 
     static String json(String text) {

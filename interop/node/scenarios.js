@@ -30,10 +30,21 @@ const LARGE_MESSAGE_SIZE = 5 * 1024 * 1024;
 const CHANNELS = 100;
 const HEARTBEAT = 2;
 const IDLE = 8;
+const DEAD_LETTER_KEY = 'dead';
+const QUEUE_TTL = 200;
+const MESSAGE_EXPIRATION = '100';
+const MAX_LENGTH = 2;
+const MAX_PRIORITY = 10;
+const PRIORITY_PUBLISHES = [[5, 'p5'], [undefined, 'none'], [9, 'p9'], [1, 'p1']];
+const PRIORITY_EXPECTED = ['p9', 'p5', 'p1', 'none'];
+const SAC_FIRST = 3;
+const SAC_REST = 2;
+const DELIVERY_LIMIT = 1;
 const PATIENCE = 10;
 const QUIET = 0.5;
 
 const range = (n) => [...Array(n).keys()];
+const numbered = (from, to) => range(to - from).map((n) => `m${from + n}`);
 const ignore = () => {};
 
 function largeBody() {
@@ -79,6 +90,43 @@ async function withConnection(url, use) {
 async function messageCount(connection, queue) {
   const channel = await connection.createChannel();
   return (await channel.checkQueue(queue)).messageCount;
+}
+
+// The headers RabbitMQ 3.x writes on a message dead-lettered once from `queue`, published there via
+// the default exchange: one x-death entry and the x-first-death-* headers.
+function expectDeadLettered(headers = {}, reason, queue, originalExpiration) {
+  const deaths = headers['x-death'] ?? [];
+  assert.equal(deaths.length, 1, `x-death entries in ${JSON.stringify(headers)}`);
+  const { time, ...death } = deaths[0];
+  assert.notEqual(time, undefined, 'time in x-death');
+  const expected = { count: 1, reason, queue, exchange: '', 'routing-keys': [queue] };
+  if (originalExpiration !== undefined) expected['original-expiration'] = originalExpiration;
+  assert.deepEqual(death, expected, 'x-death');
+  const firstDeath = (key) => [key, headers[`x-first-death-${key}`]];
+  const first = Object.fromEntries(['reason', 'queue', 'exchange'].map(firstDeath));
+  assert.deepEqual(first, { reason, queue, exchange: '' }, 'x-first-death-*');
+}
+
+// A DLX with its queue; returns the arguments that make a queue dead-letter there.
+async function deadLetterQueue(channel, names) {
+  await channel.assertExchange(names('dlx'), 'direct', { autoDelete: true });
+  await channel.assertQueue(names('dlq'), { exclusive: true });
+  await channel.bindQueue(names('dlq'), names('dlx'), DEAD_LETTER_KEY);
+  return { 'x-dead-letter-exchange': names('dlx'), 'x-dead-letter-routing-key': DEAD_LETTER_KEY };
+}
+
+async function getDeadLetter(channel, names) {
+  const message = await get(channel, names('dlq'), { noAck: true });
+  const { exchange, routingKey } = message.fields;
+  assert.deepEqual([exchange, routingKey], [names('dlx'), DEAD_LETTER_KEY], "dead letter's exchange and key");
+  return message;
+}
+
+// Publish on a confirm channel; resolves to 'ack' or 'nack'.
+function publishConfirmed(channel, exchange, routingKey, content, options = {}) {
+  return new Promise((resolve) => {
+    channel.publish(exchange, routingKey, content, options, (error) => resolve(error ? 'nack' : 'ack'));
+  });
 }
 
 async function connect(url) {
@@ -307,9 +355,146 @@ async function consumer_cancel(url, names) {
   });
 }
 
+async function dead_letter_ttl(url, names) {
+  await withConnection(url, async (connection) => {
+    const channel = await connection.createChannel();
+    const deadLetter = await deadLetterQueue(channel, names);
+    const withTtl = { ...deadLetter, 'x-message-ttl': QUEUE_TTL };
+    await channel.assertQueue(names('ttl'), { exclusive: true, arguments: withTtl });
+    await channel.assertQueue(names('expiring'), { exclusive: true, arguments: deadLetter });
+    channel.sendToQueue(names('ttl'), Buffer.from('queue-ttl'));
+    channel.sendToQueue(names('expiring'), Buffer.from('message-ttl'), { expiration: MESSAGE_EXPIRATION });
+    const dead = {};
+    for (const _ of range(2)) {
+      const message = await getDeadLetter(channel, names);
+      dead[message.content.toString()] = message;
+    }
+    assert.deepEqual(Object.keys(dead).sort(), ['message-ttl', 'queue-ttl'], 'dead letters');
+    expectDeadLettered(dead['queue-ttl'].properties.headers, 'expired', names('ttl'));
+    expectDeadLettered(dead['message-ttl'].properties.headers, 'expired', names('expiring'), MESSAGE_EXPIRATION);
+    assert.equal(dead['message-ttl'].properties.expiration, undefined, 'expiration of the dead letter');
+    for (const queue of ['ttl', 'expiring']) {
+      assert.equal((await channel.checkQueue(names(queue))).messageCount, 0, `messages left on ${queue}`);
+    }
+  });
+}
+
+async function dead_letter_reject(url, names) {
+  await withConnection(url, async (connection) => {
+    const channel = await connection.createChannel();
+    const deadLetter = await deadLetterQueue(channel, names);
+    const { queue } = await channel.assertQueue(names('q'), { exclusive: true, arguments: deadLetter });
+    channel.sendToQueue(queue, Buffer.from('rejected'));
+    channel.reject(await get(channel, queue), false);
+    const message = await getDeadLetter(channel, names);
+    assert.equal(message.content.toString(), 'rejected', 'dead letter');
+    expectDeadLettered(message.properties.headers, 'rejected', queue);
+  });
+}
+
+async function max_length(url, names) {
+  await withConnection(url, async (connection) => {
+    const channel = await connection.createConfirmChannel();
+    const drop = names('drop');
+    await channel.assertQueue(drop, { exclusive: true, arguments: { 'x-max-length': MAX_LENGTH } });
+    for (const n of range(MAX_LENGTH + 1)) channel.sendToQueue(drop, Buffer.from(`m${n}`));
+    await channel.waitForConfirms();
+    const kept = [];
+    for (const _ of range(MAX_LENGTH)) kept.push((await get(channel, drop, { noAck: true })).content.toString());
+    assert.deepEqual(kept, numbered(1, MAX_LENGTH + 1), 'messages kept by drop-head');
+    assert.equal(await channel.get(drop), false, 'message left');
+    const reject = names('reject');
+    const arguments_ = { 'x-max-length': MAX_LENGTH, 'x-overflow': 'reject-publish' };
+    await channel.assertQueue(reject, { exclusive: true, arguments: arguments_ });
+    const outcomes = [];
+    for (const n of range(MAX_LENGTH + 1)) {
+      outcomes.push(await publishConfirmed(channel, '', reject, Buffer.from(`m${n}`)));
+    }
+    assert.deepEqual(outcomes, [...Array(MAX_LENGTH).fill('ack'), 'nack'], 'confirms');
+    assert.equal((await channel.checkQueue(reject)).messageCount, MAX_LENGTH, 'messages in queue');
+  });
+}
+
+async function priority(url, names) {
+  await withConnection(url, async (connection) => {
+    const channel = await connection.createChannel();
+    const options = { exclusive: true, arguments: { 'x-max-priority': MAX_PRIORITY } };
+    const { queue } = await channel.assertQueue(names('q'), options);
+    for (const [level, body] of PRIORITY_PUBLISHES) channel.sendToQueue(queue, Buffer.from(body), { priority: level });
+    const bodies = [];
+    await channel.consume(queue, (message) => bodies.push(message.content.toString()), { noAck: true });
+    await waitFor(() => bodies.length === PRIORITY_EXPECTED.length, 'deliveries');
+    assert.deepEqual(bodies, PRIORITY_EXPECTED, 'delivery order');
+  });
+}
+
+async function single_active_consumer(url, names) {
+  await withConnection(url, async (connection) => {
+    const first = await connection.createChannel();
+    const second = await connection.createChannel();
+    const options = { exclusive: true, arguments: { 'x-single-active-consumer': true } };
+    const { queue } = await first.assertQueue(names('q'), options);
+    const received = { first: [], second: [] };
+    for (const [name, channel] of [['first', first], ['second', second]]) {
+      const deliver = (message) => received[name].push(message.content.toString());
+      await channel.consume(queue, deliver, { noAck: true, consumerTag: name });
+    }
+    const delivered = () => received.first.length + received.second.length;
+    for (const n of range(SAC_FIRST)) first.sendToQueue(queue, Buffer.from(`m${n}`));
+    await waitFor(() => delivered() === SAC_FIRST, 'deliveries');
+    assert.deepEqual(received, { first: numbered(0, SAC_FIRST), second: [] }, 'while the first consumes');
+    await first.cancel('first');
+    for (const n of range(SAC_REST)) first.sendToQueue(queue, Buffer.from(`m${SAC_FIRST + n}`));
+    await waitFor(() => delivered() === SAC_FIRST + SAC_REST, 'deliveries');
+    const expected = { first: numbered(0, SAC_FIRST), second: numbered(SAC_FIRST, SAC_FIRST + SAC_REST) };
+    assert.deepEqual(received, expected, 'after the first cancelled');
+  });
+}
+
+async function alternate_exchange(url, names) {
+  await withConnection(url, async (connection) => {
+    const channel = await connection.createConfirmChannel();
+    await channel.assertExchange(names('ae'), 'fanout', { autoDelete: true });
+    await channel.assertQueue(names('unrouted'), { exclusive: true });
+    await channel.bindQueue(names('unrouted'), names('ae'), '');
+    await channel.assertExchange(names('x'), 'direct', { arguments: { 'alternate-exchange': names('ae') } });
+    const returned = [];
+    channel.on('return', (message) => returned.push(message));
+    const body = Buffer.from('unroutable');
+    const outcome = await publishConfirmed(channel, names('x'), 'nowhere', body, { mandatory: true });
+    assert.equal(outcome, 'ack', 'confirm');
+    assert.deepEqual(returned, [], 'returned messages'); // a basic.return comes before the confirm
+    const { fields, content } = await get(channel, names('unrouted'), { noAck: true });
+    const delivered = [fields.exchange, fields.routingKey, content.toString()];
+    assert.deepEqual(delivered, [names('x'), 'nowhere', 'unroutable'], "message in the AE's queue");
+    await channel.deleteExchange(names('x'));
+  });
+}
+
+async function quorum_queue(url, names) {
+  await withConnection(url, async (connection) => {
+    const channel = await connection.createChannel();
+    const deadLetter = await deadLetterQueue(channel, names);
+    const arguments_ = { 'x-queue-type': 'quorum', 'x-delivery-limit': DELIVERY_LIMIT, ...deadLetter };
+    const { queue } = await channel.assertQueue(names('quorum'), { durable: true, arguments: arguments_ });
+    channel.sendToQueue(queue, Buffer.from('poison'));
+    channel.reject(await get(channel, queue), true);
+    const message = await get(channel, queue);
+    const redelivery = [message.fields.redelivered, message.properties.headers?.['x-delivery-count']];
+    assert.deepEqual(redelivery, [true, 1], 'redelivered, x-delivery-count');
+    channel.reject(message, true);
+    const dead = await getDeadLetter(channel, names);
+    assert.equal(dead.content.toString(), 'poison', 'dead letter');
+    expectDeadLettered(dead.properties.headers, 'delivery_limit', queue);
+    await channel.deleteQueue(queue);
+  });
+}
+
 const SCENARIOS = {
   connect, auth_refused, routing, ack, requeue, discard, prefetch, confirms, mandatory, rpc,
   large_message, many_channels, not_found, precondition_failed, heartbeat, consumer_cancel,
+  dead_letter_ttl, dead_letter_reject, max_length, priority, single_active_consumer, alternate_exchange,
+  quorum_queue,
 };
 
 async function main(argv) {

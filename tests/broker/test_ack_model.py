@@ -72,8 +72,9 @@ class AckModel(RuleBasedStateMachine):
     @rule(data=st.data(), prefetch=st.integers(0, 3), global_prefetch=st.integers(0, 4))
     def consume(self, data, prefetch: int, global_prefetch: int) -> None:
         ch = data.draw(st.sampled_from([c for c in CHANNELS if c not in self.consuming]))
-        self.peer.qos(global_prefetch, global_=True, ch=ch)
+        # Per consumer first: as in RabbitMQ, a per-consumer qos lifts the channel's global one.
         self.peer.qos(prefetch, ch=ch)
+        self.peer.qos(global_prefetch, global_=True, ch=ch)
         self.consumers += 1
         tag = self.peer.consume("q", f"c{self.consumers}", ch=ch)
         self.consuming[ch] = (tag, prefetch, global_prefetch)

@@ -195,6 +195,34 @@ def test_per_consumer_and_global_prefetch_both_apply(peer) -> None:
     assert [f.method.consumer_tag for f in peer.sink.deliveries()] == ["c1", "c1", "c2"]
 
 
+def test_a_per_consumer_prefetch_lifts_the_global_one(peer) -> None:
+    fill(peer, "q", 3)
+    peer.qos(1, global_=True)
+    peer.qos(0)
+    peer.consume("q", "c")
+    assert len(peer.sink.deliveries()) == 3
+
+
+@pytest.mark.parametrize("no_ack", [False, True])
+def test_consuming_a_quorum_queue_under_a_global_prefetch_is_540(peer, no_ack) -> None:
+    peer.declare("qq", durable=True, arguments={"x-queue-type": "quorum"})
+    peer.qos(5, global_=True)
+    with pytest.raises(core.ConnectionException) as raised:
+        peer.consume("qq", "c", no_ack=no_ack)
+    assert (raised.value.reply_code, raised.value.reply_text) == (
+        540,
+        "NOT_IMPLEMENTED - queue 'qq' in vhost '/' does not support global qos",
+    )
+
+
+def test_a_quorum_queue_takes_consumers_once_a_per_consumer_prefetch_replaced_the_global_one(peer) -> None:
+    fill(peer, "qq", 3, durable=True, arguments={"x-queue-type": "quorum"})
+    peer.qos(5, global_=True)
+    peer.qos(2)
+    peer.consume("qq", "c")
+    assert len(peer.sink.deliveries()) == 2
+
+
 def test_raising_prefetch_releases_waiting_messages(peer) -> None:
     fill(peer, "q", 4)
     peer.qos(1, global_=True)

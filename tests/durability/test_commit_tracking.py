@@ -22,7 +22,7 @@ async def test_a_publish_purged_before_its_batch_is_written_is_still_confirmed_o
     client.send(spec.QueueDeclare(queue="q", durable=True))
     client.send(spec.ConfirmSelect())
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(persister.run_persister, broker)
+        nursery.start_soon(persister.Persister(broker).run)
         client.publish("", "q", b"purged at once")
         # Purged in the same batch: the message is never written, and the batch is left empty.
         client.connection.sessions[1].handle(spec.QueuePurge(queue="q"))
@@ -40,7 +40,7 @@ async def test_a_durable_declaration_whose_commit_fails_is_a_connection_error_an
     broker = core.Broker(store=store)
     client, bystander = Client(broker), Client(broker)
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(persister.run_persister, broker)
+        nursery.start_soon(persister.Persister(broker).run)
         await wait_for(lambda: not broker.journal.ops, "the start-up batch")
         store.failing = True
         client.connection.sessions.get(1, None) or client.connection.open_channel(1)
@@ -64,7 +64,7 @@ async def test_a_queue_deleted_while_the_store_fails_does_not_come_back_after_a_
     client.publish("", "q", b"m")
     broker.commit()
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(persister.run_persister, broker)
+        nursery.start_soon(persister.Persister(broker).run)
         store.failing = True
         client.connection.sessions[1].handle(spec.QueueDelete(queue="q"))
         await wait_for(lambda: client.sink.closed is not None, "the connection error")

@@ -9,7 +9,7 @@ import trio
 
 from amqpbroker import core
 from amqpbroker.protocol import spec
-from amqpbroker.server.persister import run_persister
+from amqpbroker.server.persister import Persister
 from amqpbroker.store import MemoryStore
 from amqpbroker.store.base import Op
 
@@ -33,7 +33,7 @@ async def test_publishes_that_arrive_together_share_one_commit() -> None:
     publisher.send(spec.QueueDeclare(queue="q", durable=True))
     publisher.send(spec.ConfirmSelect())
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(run_persister, broker)
+        nursery.start_soon(Persister(broker).run)
         await wait_for(lambda: store.batches == 1, "the start-up batch")
         for i in range(500):  # what one read from a socket may hold: no checkpoint in between
             publisher.publish("", "q", b"%d" % i)
@@ -48,10 +48,10 @@ async def test_a_batch_taken_just_before_shutdown_is_still_written() -> None:
     broker = core.Broker(store=store)
     client = Client(broker)
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(run_persister, broker)
+        nursery.start_soon(Persister(broker).run)
         await wait_for(lambda: store.batches == 1, "the start-up batch")
         # Wakes the persister; the shutdown's cancellation comes before it has run again.
         client.connection.open_channel(1).handle(spec.QueueDeclare(queue="declared-last", durable=True))
         nursery.cancel_scope.cancel()
-    broker.commit()  # what Server.serve does after its tasks are done
+    broker.commit()  # what the final flush at shutdown does after the tasks are done
     assert [queue.name for queue in store.recover().queues] == ["declared-last"]

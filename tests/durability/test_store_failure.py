@@ -8,7 +8,7 @@ import trio
 
 from amqpbroker import core
 from amqpbroker.protocol import spec
-from amqpbroker.server.persister import run_persister
+from amqpbroker.server.persister import Persister
 from amqpbroker.store import StoreError
 
 from .core_support import Client, FailingStore, confirmed_tags, wait_for
@@ -28,7 +28,7 @@ async def test_a_failed_commit_nacks_its_publishes_and_delivery_goes_on(error: E
         return [body for method, body in consumer.sink.contents(spec.BasicDeliver)]
 
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(run_persister, broker)
+        nursery.start_soon(Persister(broker).run)
 
         for i in range(3):
             publisher.publish("", "q", b"ok %d" % i)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pika
 import pytest
-from pika.exceptions import ChannelClosedByBroker
+from pika.exceptions import ChannelClosedByBroker, ConnectionClosedByBroker
 
 from . import rawamqp
 from .rawamqp import RawConnection
@@ -205,6 +205,29 @@ def test_global_prefetch_limits_unacked_deliveries_across_the_channel(connection
     wait_until(connection, lambda: len(first.deliveries) + len(second.deliveries) == 6, what="3 more deliveries")
     connection.process_data_events(time_limit=0.2)
     assert len(first.deliveries) + len(second.deliveries) == 6
+
+
+def test_a_per_consumer_prefetch_lifts_the_global_one(connection, channel):
+    queue = channel.queue_declare("", exclusive=True).method.queue
+    _publish(channel, queue, 3)
+    channel.basic_qos(prefetch_count=1, global_qos=True)
+    channel.basic_qos(prefetch_count=0)
+    inbox = Inbox()
+    channel.basic_consume(queue, inbox)
+
+    wait_until(connection, lambda: len(inbox.deliveries) == 3, what="3 deliveries")
+
+
+def test_consuming_a_quorum_queue_under_a_global_prefetch_is_connection_error_540(connection, channel, cleanup):
+    queue = cleanup.queue(unique("qq-global-qos"))
+    channel.queue_declare(queue, durable=True, arguments={"x-queue-type": "quorum"})
+    channel.basic_qos(prefetch_count=5, global_qos=True)
+
+    with pytest.raises(ConnectionClosedByBroker) as closed:
+        channel.basic_consume(queue, Inbox())
+
+    assert reply(closed) == (540, f"NOT_IMPLEMENTED - queue '{queue}' in vhost '/' does not support global qos")
+    assert connection.is_closed
 
 
 def test_prefetch_does_not_limit_auto_ack_consumers(connection, channel):

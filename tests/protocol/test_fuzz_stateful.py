@@ -156,11 +156,15 @@ class ServerConnectionMachine(RuleBasedStateMachine):
     def channel_open(self, channel: int, split: int) -> None:
         state = self.state_of(channel) if self.predictable else None
         events, methods = self.feed(method(channel, spec.ChannelOpen()), split)
-        if state == "unopened" and channel <= CHANNEL_MAX:
+        # channel_max counts the channels open or closing, whatever their numbers.
+        room = len(self.open | self.closing_channels) < CHANNEL_MAX
+        if state == "unopened" and room:
             assert events == [ChannelOpened(channel)]
             assert methods == [(channel, spec.ChannelOpenOk())]
             self.open.add(channel)
-        elif state in ("unopened", "idle"):
+        elif state == "unopened":
+            self.expect_close(events, methods, ReplyCode.NOT_ALLOWED)
+        elif state == "idle":
             self.expect_close(events, methods, ReplyCode.CHANNEL_ERROR, 20, 10)
         else:
             self.refused(state, events, methods, 20, 10)

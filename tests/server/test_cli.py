@@ -67,3 +67,47 @@ def test_port_in_use_is_reported() -> None:
         )
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+
+
+def test_limit_flags_reach_the_broker(tmp_path) -> None:
+    process, port = start_broker(
+        "--data-dir", str(tmp_path), "--max-message-size", "1000", "--disk-free-limit", "1000000000000000"
+    )
+    try:
+        connection = pika.BlockingConnection(pika.URLParameters(f"amqp://guest:guest@127.0.0.1:{port}/"))
+        channel = connection.channel()
+        channel.queue_declare("q")
+        channel.basic_publish("", "q", b"x" * 1001)
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker) as closed:
+            channel.queue_declare("q", passive=True)
+        assert closed.value.reply_code == 406
+        # No disk has a petabyte free: the disk alarm is on, so this publish is held.
+        blocked: list[str] = []
+        connection.add_on_connection_blocked_callback(lambda conn, frame: blocked.append(frame.method.reason))
+        connection.channel().basic_publish("", "q", b"small")
+        deadline = time.monotonic() + 10
+        while not blocked and time.monotonic() < deadline:
+            connection.process_data_events(time_limit=0.05)
+        assert blocked == ["low on disk"]
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        process.kill()
+        process.stderr.close()
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--max-message-size", "513MiB", "513MiB is more than the largest allowed, 512MiB"),
+        ("--handshake-timeout", "0", "must be more than 0 seconds, not 0"),
+        ("--shutdown-timeout", "soon", "not a number of seconds: 'soon'"),
+        ("--disk-free-limit", "lots", "not a size: 'lots'"),
+    ],
+)
+def test_bad_limit_flag_says_what_is_wrong(flag: str, value: str, message: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "amqpbroker", flag, value], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 2
+    assert message in result.stderr

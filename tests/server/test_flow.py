@@ -1,44 +1,36 @@
-"""Publishers are blocked (connection.blocked, socket not read) while queued bodies exceed the
+"""Publishers are blocked (connection.blocked, their publishes held) while queued bodies exceed the
 memory limit, and unblocked once consumers bring it back under."""
 
 from __future__ import annotations
 
-import time
-
 import pika
 import pytest
 
+from amqpbroker.server.amqp import HELD_LIMIT
 from amqpbroker.testing import Broker
 
+from .blocking import wait_for, watch_blocking
+
 BODY = b"x" * 10_000
-
-
-def wait_for(condition, connection: pika.BlockingConnection, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached"
-        connection.process_data_events(time_limit=0.05)
 
 
 def test_publisher_is_blocked_over_the_memory_limit_and_unblocked_when_drained() -> None:
     with Broker(port=0, memory_limit=100_000) as broker:
         params = pika.URLParameters(broker.url)
         publisher = pika.BlockingConnection(params)
-        events: list[str] = []
-        publisher.add_on_connection_blocked_callback(lambda conn, frame: events.append("blocked"))
-        publisher.add_on_connection_unblocked_callback(lambda conn, frame: events.append("unblocked"))
+        events = watch_blocking(publisher)
         channel = publisher.channel()
         channel.queue_declare("q")
         for _ in range(15):
             channel.basic_publish("", "q", BODY)
-        wait_for(lambda: events == ["blocked"], publisher)
+        wait_for(lambda: events == ["low on memory"], publisher)
 
         ready = broker.queue("q").message_count
         assert 10 <= ready <= 15
         for _ in range(5):
             channel.basic_publish("", "q", BODY)
         publisher.process_data_events(time_limit=0.3)
-        assert broker.queue("q").message_count == ready, "a blocked publisher's socket was still read"
+        assert broker.queue("q").message_count == ready, "a blocked publisher's message was routed"
 
         consumer = pika.BlockingConnection(params)
         consumer_channel = consumer.channel()
@@ -50,9 +42,9 @@ def test_publisher_is_blocked_over_the_memory_limit_and_unblocked_when_drained()
                 received += 1
             return received == 20
 
-        wait_for(drain, publisher)  # the publishes held in the socket arrive once unblocked
+        wait_for(drain, publisher)  # the held publishes are routed once unblocked
         wait_for(lambda: events[-1] == "unblocked", publisher)
-        assert events[:2] == ["blocked", "unblocked"]
+        assert events[:2] == ["low on memory", "unblocked"]
         consumer.close()
         publisher.close()
 
@@ -63,13 +55,12 @@ def test_blocked_publisher_is_not_dropped_for_missed_heartbeats() -> None:
         params = pika.URLParameters(broker.url)
         params.heartbeat = 1
         publisher = pika.BlockingConnection(params)
-        events: list[str] = []
-        publisher.add_on_connection_blocked_callback(lambda conn, frame: events.append("blocked"))
+        events = watch_blocking(publisher)
         channel = publisher.channel()
         channel.queue_declare("q")
         channel.basic_publish("", "q", BODY)
         channel.basic_publish("", "q", BODY)
-        wait_for(lambda: events == ["blocked"], publisher)
+        wait_for(lambda: events == ["low on memory"], publisher)
         publisher.process_data_events(time_limit=3.5)  # well past two heartbeat intervals
         consumer = pika.BlockingConnection(pika.URLParameters(broker.url))
         consumer_channel = consumer.channel()
@@ -77,4 +68,61 @@ def test_blocked_publisher_is_not_dropped_for_missed_heartbeats() -> None:
         assert publisher.is_open
         channel.queue_declare("q", passive=True)  # the connection still works
         consumer.close()
+        publisher.close()
+
+
+def test_connection_that_consumes_and_publishes_can_ack_while_its_publishes_are_held() -> None:
+    # The alarm is caused by this connection's own unacked deliveries: only its acks can clear it.
+    with Broker(port=0, memory_limit=15_000) as broker:
+        params = pika.URLParameters(broker.url)
+        worker = pika.BlockingConnection(params)
+        events = watch_blocking(worker)
+        channel = worker.channel()
+        channel.queue_declare("work")
+        channel.queue_declare("results")
+        delivered: list[int] = []
+        channel.basic_consume("work", lambda ch, method, props, body: delivered.append(method.delivery_tag))
+
+        producer = pika.BlockingConnection(params)
+        producer_channel = producer.channel()
+        producer_channel.basic_publish("", "work", BODY)
+        producer_channel.basic_publish("", "work", BODY)
+        wait_for(lambda: len(delivered) == 2, worker)
+
+        channel.basic_publish("", "results", b"result")
+        wait_for(lambda: events == ["low on memory"], worker)
+        assert broker.queue("results").message_count == 0
+        channel.basic_ack(delivered[-1], multiple=True)
+        wait_for(lambda: events == ["low on memory", "unblocked"], worker)
+        wait_for(lambda: broker.queue("results").message_count == 1, worker)
+        producer.close()
+        worker.close()
+
+
+def test_held_publishes_are_bounded_and_routed_in_order_once_unblocked() -> None:
+    count = 200  # 2 MB: several times what may be held
+    limit = 2 * count * len(BODY)  # room for all of them once the filler is gone
+    with Broker(port=0, memory_limit=limit) as broker:
+        params = pika.URLParameters(broker.url)
+        filler = pika.BlockingConnection(params)
+        filler_channel = filler.channel()
+        filler_channel.queue_declare("fill")
+        filler_channel.basic_publish("", "fill", b"x" * limit)
+        wait_for(lambda: broker.queue("fill").message_count == 1, filler)
+
+        publisher = pika.BlockingConnection(params)
+        channel = publisher.channel()
+        channel.queue_declare("ordered")
+        for n in range(count):
+            channel.basic_publish("", "ordered", n.to_bytes(4, "big") + BODY)
+        publisher.process_data_events(time_limit=0.5)
+        held = broker.call(lambda: max(connection.held_bytes for connection in broker.server.connections))
+        assert 0 < held <= 2 * HELD_LIMIT
+        assert broker.queue("ordered").message_count == 0
+
+        assert filler_channel.basic_get("fill", auto_ack=True)[0] is not None
+        wait_for(lambda: broker.queue("ordered").message_count == count, publisher)
+        bodies = [message.body for message in broker.messages("ordered")]
+        assert [int.from_bytes(body[:4], "big") for body in bodies] == list(range(count))
+        filler.close()
         publisher.close()

@@ -1,8 +1,8 @@
 """Thousands of malformed sessions against a real broker, beside a healthy client that must not notice.
 
 Each session is one TCP connection doing one wrong thing: random bytes, a frame cut short, an
-unknown frame type, a frame larger than frame_max, a method on a channel never opened, methods
-out of order, or a publish abandoned mid-frame. Sessions with a known verdict read the broker's
+unknown frame type, a frame larger than frame_max, a method on a channel never opened, more
+channels open than channel_max, methods out of order, or a publish abandoned mid-frame. Sessions with a known verdict read the broker's
 connection.close and check its reply code. Meanwhile a pika connection publishes with confirms
 and consumes with manual acks; the fuzzer waits for it to complete a round after every block of
 sessions, so it is shown to work throughout. At the end the broker has no connection left but the
@@ -75,9 +75,14 @@ def bad_frame_end(rng: random.Random) -> Session:
 def wrong_channel(rng: random.Random) -> Session:
     channel = rng.choice([2, 7, 16, 17, 2047, 65535])
     m = rng.choice([spec.QueueDeclare(queue=FUZZ_QUEUE), spec.BasicQos(prefetch_count=1), spec.ChannelClose()])
-    if channel > 16:
-        m = spec.ChannelOpen()  # beyond the negotiated channel_max
     return HANDSHAKE + CHANNEL_OPEN + method_frame(channel, m.encode()), 504
+
+
+def too_many_channels(rng: random.Random) -> Session:
+    # channel_max counts open channels, whatever their numbers: the 17th open is one too many.
+    numbers = rng.sample(range(2, 65536), 16)
+    opens = b"".join(method_frame(channel, spec.ChannelOpen().encode()) for channel in numbers)
+    return HANDSHAKE + CHANNEL_OPEN + opens, 530
 
 
 def out_of_order(rng: random.Random) -> Session:
@@ -105,8 +110,8 @@ def abandoned_publish(rng: random.Random) -> Session:
 
 
 KINDS: list[Callable[[random.Random], Session]] = [
-    random_bytes, truncated_frame, bad_frame_type, oversize_frame, bad_frame_end, wrong_channel, out_of_order,
-    abandoned_publish,
+    random_bytes, truncated_frame, bad_frame_type, oversize_frame, bad_frame_end, wrong_channel, too_many_channels,
+    out_of_order, abandoned_publish,
 ]
 
 

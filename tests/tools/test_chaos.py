@@ -58,3 +58,14 @@ def test_the_ledger_counts_each_violation():
     assert (figures["order"], figures["duplicates_without_redelivered"], figures["acked_redelivered"],
             figures["foreign"], figures["duplicates"], figures["delivered"]) == (1, 1, 1, 1, 3, 6)
     assert ledger.missing() == {"p:3"}
+
+
+def test_a_dead_lettered_message_starts_a_second_life():
+    ledger = load_chaos().Ledger()
+    ledger.publishing("p:1")
+    ledger.confirm("p:1")
+    ledger.deliver("src", "p:1", redelivered=False)
+    ledger.deliver("dlq", "p:1", redelivered=False, dead=True)  # rejected, then dead-lettered: fine
+    ledger.deliver("dlq", "p:1", redelivered=False, dead=True)  # its second life delivered twice
+    figures = ledger.snapshot()
+    assert (figures["dead_lettered"], figures["duplicates"], figures["duplicates_without_redelivered"]) == (1, 1, 1)

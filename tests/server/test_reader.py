@@ -1,0 +1,41 @@
+"""The reader of one connection pauses while the client's output backs up, and always resumes."""
+
+from __future__ import annotations
+
+import trio
+import trio.testing
+
+from amqpbroker import core
+from amqpbroker.protocol import spec
+from amqpbroker.server.amqp import HIGH_WATERMARK, AMQPConnection
+from amqpbroker.server.flow import PublishGate
+
+PROTOCOL_HEADER = b"AMQP\x00\x00\x09\x01"
+
+
+def deliver(connection: AMQPConnection, size: int) -> None:
+    # As a direct reply-to delivery or a released held frame does: no credit check first.
+    connection.send_content(1, spec.BasicDeliver("ctag", 1), b"\x00\x00", b"x" * size)
+
+
+async def read_everything_sent(connection: AMQPConnection, stream: trio.abc.ReceiveStream) -> None:
+    while connection.pending_bytes:
+        assert await stream.receive_some(), "the broker closed the connection"
+        await trio.testing.wait_all_tasks_blocked()
+
+
+async def test_reader_resumes_after_sends_above_the_watermark_while_it_waits(autojump_clock) -> None:
+    broker = core.Broker()
+    server_stream, client_stream = trio.testing.lockstep_stream_pair()
+    connection = AMQPConnection(server_stream, broker, "test", PublishGate(broker.memory))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(connection.run)
+        deliver(connection, HIGH_WATERMARK)
+        await trio.testing.wait_all_tasks_blocked()  # the writer is in send_all, the reader paused
+        deliver(connection, 100)  # still above the watermark while the first is in flight
+        await read_everything_sent(connection, client_stream)
+
+        await client_stream.send_all(PROTOCOL_HEADER)
+        frame_type = await client_stream.receive_some(1)
+        assert frame_type == b"\x01", "no connection.start: the reader never resumed"
+        nursery.cancel_scope.cancel()
