@@ -115,6 +115,21 @@ SCENARIOS = (
              ("--connections", Scaled(1000, 2), "--hold", Scaled(10.0, 0.2)),
              (Metric("time to open all s", False, _get("open_s"), 2),
               Metric("RSS KiB per connection", False, _get("rss_per_connection_kib"), 1)), fresh=True),
+    Scenario("ttl-expire", "200,000 x 100 B into a queue with x-message-ttl 10 s and no consumer, until all have "
+             "expired; meanwhile a probe at 1,000 msgs/s through another queue",
+             ("--consumers", 0, "--count", Scaled(200_000, 100), "--message-ttl", Scaled(10_000, 200),
+              "--probe-rate", 1000),
+             (Metric("queue empty after last publish s", False, _get("expiry", "empty_after_s"), 2), PUBLISH,
+              Metric("probe latency p99 ms", False, _get("probe", "latency_ms", "p99"), 2),
+              Metric("broker CPU s", False, _get("broker_cpu_s"), 1),
+              Metric("broker peak RSS MiB", False, _get("broker_rss_kib", "peak", scale=1 / 1024))), fresh=True),
+    Scenario("priority", "2 producers -> queue with x-max-priority 10, priorities 0-9 at random -> 2 consumers, 100 B",
+             ("--producers", 2, "--consumers", 2, "--count", Scaled(100_000, 50), "--max-priority", 10,
+              "--priorities", 10), (CONSUME, PUBLISH)),
+    Scenario("dead-letter", "1 producer -> queue with a dead-letter exchange, 1 consumer rejecting every message "
+             "(requeue=false); 1 consumer drains the dead-letter queue, 100 B",
+             ("--count", Scaled(100_000, 100), "--dead-letter"),
+             (Metric("dead-lettered msgs/s", True, _get("dead_letter", "rate")), PUBLISH)),
 )
 BY_NAME = {s.name: s for s in SCENARIOS}
 
@@ -125,9 +140,10 @@ def accounted(r):
         return r["error"]
     if r.get("mode") == "connections":
         return None if r["ok"] else f"{r['opened']} opened, {r['closed_ok']} closed cleanly of {r['connections']}"
-    if not r.get("ok"):
-        return (f"missing {r['missing']}, duplicates {r['duplicates']}, misrouted {r['misrouted']}, "
-                f"nacked {r['nacked']}")
+    for part, r in (("probe: ", r.get("probe")), ("", r)):
+        if r and not r["ok"]:
+            return (f"{part}missing {r['missing']}, duplicates {r['duplicates']}, misrouted {r['misrouted']}, "
+                    f"nacked {r['nacked']}")
     return None
 
 

@@ -5,6 +5,8 @@
     python tools/loadgen.py --exchange-type fanout --queues 4 --consumers 4    # each message 4 times
     python tools/loadgen.py --backlog --count 1000000    # fill the queue first, then drain it
     python tools/loadgen.py --connections 1000 --hold 10 # open and hold idle connections
+    python tools/loadgen.py --consumers 0 --message-ttl 10000 --probe-rate 1000   # a TTL'd backlog expiring
+    python tools/loadgen.py --dead-letter                # consumers reject, a dead-letter queue drains
 
 Each producer and each consumer runs in its own OS process, speaking AMQP through the
 small blocking client below (hand-built frames, one sendall per batch of publishes,
@@ -22,6 +24,7 @@ knows which queues must receive it).  See tools/README.md.
 
 import argparse
 import array
+import copy
 import functools
 import json
 import multiprocessing as mp
@@ -44,7 +47,7 @@ ACK = struct.Struct(">BHIHHQBB")           # a whole basic.ack frame on channel 
 FRAME_END = 0xCE
 MAX_FRAME = 131072
 RECV_SIZE = 1 << 18
-GO, STOP, DRAIN = 0, 1, 2                  # flags at the start of the shared array
+GO, STOP, DRAIN, PROBE_STOP = 0, 1, 2, 3   # flags at the start of the shared array
 HEADER = 4                                 # then 4 slots per process: ready, progress
 now_ns = time.monotonic_ns
 
@@ -73,6 +76,8 @@ def table(d):
         out += shortstr(key)
         if isinstance(value, bool):
             out += b"t" + bytes([value])
+        elif isinstance(value, int):
+            out += b"l" + struct.pack(">q", value)
         elif isinstance(value, dict):
             out += b"F" + table(value)
         else:
@@ -209,8 +214,8 @@ class Conn:
         self.send(1, cls, mid, args)
         return self.expect(cls, mid + 1)
 
-    def queue_declare(self, name, durable=False, passive=False):
-        args = self.rpc(50, 10, b"\0\0" + shortstr(name) + bytes([durable << 1 | passive]) + table({}))
+    def queue_declare(self, name, durable=False, passive=False, arguments=None):
+        args = self.rpc(50, 10, b"\0\0" + shortstr(name) + bytes([durable << 1 | passive]) + table(arguments or {}))
         n = args[0]
         return struct.unpack_from(">II", args, 1 + n)               # message count, consumer count
 
@@ -300,6 +305,17 @@ def plan(cfg, base):
     else:
         cfg.routes = [(q,) for q in range(n)]
     cfg.matching_bindings = sum(any(reaches(pattern, key) for key in cfg.keys) for _, pattern in binds)
+    if cfg.dead_letter:                    # every message is rejected once, then dead-lettered into queue n
+        cfg.dead_letter_exchange = base + "-dlx"
+        cfg.queue_names.append(base + "-dlq")
+        cfg.routes = [route + (n,) for route in cfg.routes]
+
+
+def queue_arguments(cfg):
+    """The x- arguments of the queues the producers publish to (not of the dead-letter queue)."""
+    args = {"x-message-ttl": cfg.message_ttl, "x-max-priority": cfg.max_priority,
+            "x-dead-letter-exchange": cfg.dead_letter_exchange if cfg.dead_letter else None}
+    return {key: value for key, value in args.items() if value is not None}
 
 
 def expected_copies(cfg, published):
@@ -310,13 +326,19 @@ def expected_copies(cfg, published):
 
 
 def declare(cfg):
-    """Declare the exchange, the queues and the bindings; return the messages already queued."""
+    """Declare the exchanges, the queues and the bindings; return the messages already queued."""
     conn = Conn(cfg.url, timeout=cfg.timeout)
     try:
         if cfg.exchange:
             conn.exchange_declare(cfg.exchange, cfg.exchange_type, cfg.durable, passive=cfg.exchange.startswith("amq."))
-        stale = sum(conn.queue_declare(name, durable=cfg.durable)[0] for name in cfg.queue_names)
-        conn.queue_bind_many([(cfg.queue_names[q], cfg.exchange, key) for q, key in cfg.binding_list])
+        bindings = [(cfg.queue_names[q], cfg.exchange, key) for q, key in cfg.binding_list]
+        if cfg.dead_letter:
+            conn.exchange_declare(cfg.dead_letter_exchange, "fanout", cfg.durable)
+            bindings.append((cfg.queue_names[-1], cfg.dead_letter_exchange, ""))
+        args = queue_arguments(cfg)
+        stale = sum(conn.queue_declare(name, durable=cfg.durable, arguments=args if q < cfg.queues else None)[0]
+                    for q, name in enumerate(cfg.queue_names))
+        conn.queue_bind_many(bindings)
     finally:
         conn.close()
     return stale
@@ -324,6 +346,14 @@ def declare(cfg):
 
 # ---------------------------------------------------------------------------------------
 # Producers.
+
+def priority_draws(cfg, idx):
+    """--priorities P: message seq gets priority draws[seq % len(draws)], drawn at random from 0..P-1."""
+    if not cfg.priorities:
+        return None
+    rng = random.Random(cfg.run_tag << 16 | idx)
+    return bytes(rng.randrange(cfg.priorities) for _ in range(4093))
+
 
 class RawPublisher:
     def __init__(self, cfg, idx):
@@ -336,8 +366,10 @@ class RawPublisher:
         # One message = method frame + header frame + body frame(s), one template per
         # routing key (message seq uses key seq % K).  The batch buffer holds the templates
         # cycled for batch + K - 1 messages, so a batch starting at any seq is one slice of
-        # it; messages are stamped in place before each sendall.
-        props = b"\x10\x00\x02" if cfg.persistent else b"\x00\x00"   # delivery-mode 2 / none
+        # it; messages are stamped (and given their priority) in place before each sendall.
+        self.priorities = priority_draws(cfg, idx)
+        flags = (0x1000 if cfg.persistent else 0) | (0x0800 if self.priorities else 0)   # delivery-mode, priority
+        props = struct.pack(">H", flags) + b"\x02" * cfg.persistent + b"\x00" * bool(self.priorities)
         header = frame(2, 1, struct.pack(">HHQ", 60, 0, cfg.size) + props)
         chunk = conn.frame_max - 8
         body = b"".join(frame(3, 1, bytes(min(chunk, cfg.size - i))) for i in range(0, cfg.size, chunk))
@@ -348,11 +380,12 @@ class RawPublisher:
         if cfg.confirms:
             batch = min(batch, self.window)
         self.batch, self.keys = batch, keys
-        self.offsets, self.stamps, parts, off = [], [], [], 0
+        self.offsets, self.stamps, self.priority_at, parts, off = [], [], [], [], 0
         for i in range(batch + keys - 1):
             pub = pubs[i % keys]
             self.offsets.append(off)
             self.stamps.append(off + len(pub) + len(header) + 7)
+            self.priority_at.append(off + len(pub) + len(header) - 2)   # the header's last octet
             parts += (pub, header, body)
             off += len(pub) + len(header) + len(body)
         self.offsets.append(off)
@@ -372,6 +405,10 @@ class RawPublisher:
         first, ident = seq % self.keys, self.id_base | seq
         for i, off in enumerate(self.stamps[first:first + n]):
             pack(buf, off, ts, ident + i)
+        if self.priorities:
+            draws = self.priorities
+            for i, off in enumerate(self.priority_at[first:first + n], seq):
+                buf[off] = draws[i % len(draws)]
         self.conn.sock.sendall(self.view[self.offsets[first]:self.offsets[first + n]])
         self.drain(block=False)
         return n
@@ -440,7 +477,9 @@ class PikaPublisher:
         self.confirms = cfg.confirms
         if cfg.confirms:
             self.ch.confirm_delivery()
-        self.props = pika.BasicProperties(delivery_mode=2) if cfg.persistent else None
+        self.delivery_mode = 2 if cfg.persistent else None
+        self.priorities = priority_draws(cfg, idx)
+        self.properties = pika.BasicProperties
         self.exchange, self.keys = cfg.exchange, cfg.keys
         self.pad, self.id_base = bytes(cfg.size - STAMP.size), cfg.run_tag << 48 | idx << 32
         self.nacked = 0
@@ -449,8 +488,10 @@ class PikaPublisher:
     def publish(self, seq, n):
         for i in range(n):
             body = STAMP.pack(now_ns(), self.id_base | (seq + i)) + self.pad
+            priority = self.priorities[(seq + i) % len(self.priorities)] if self.priorities else None
+            props = self.properties(delivery_mode=self.delivery_mode, priority=priority)
             try:
-                self.ch.basic_publish(self.exchange, self.keys[(seq + i) % len(self.keys)], body, self.props)
+                self.ch.basic_publish(self.exchange, self.keys[(seq + i) % len(self.keys)], body, props)
             except self.nack_error:
                 self.nacked += 1
         return n
@@ -473,7 +514,7 @@ def producer_main(cfg, idx, shared, slot):
     # --rate: publish in small batches, sleeping whenever ahead of schedule.
     batch = max(1, min(cfg.batch, int(cfg.rate / 1000))) if cfg.rate else cfg.batch
     seq = 0
-    while seq < limit and not shared[STOP] and (deadline is None or now_ns() < deadline):
+    while seq < limit and not (shared[STOP] or shared[cfg.stop_flag]) and (deadline is None or now_ns() < deadline):
         if cfg.rate:
             ahead = start + seq * 1e9 / cfg.rate - now_ns()
             if ahead > 0:
@@ -521,11 +562,24 @@ class Tally:
                 "seen": {(k >> 32, k & 0xFFFF): bytes(v) for k, v in self.seen.items()}}
 
 
+def consumer_processes(cfg):
+    """--consumers, plus with --dead-letter the one consumer of the dead-letter queue."""
+    return cfg.consumers + cfg.dead_letter
+
+
 def consumer_queues(cfg, idx):
-    """The queue indexes consumer idx subscribes to: consumers spread round-robin over queues."""
+    """The queue indexes consumer idx subscribes to: consumers spread round-robin over queues
+    (with --dead-letter, the last consumer takes the dead-letter queue, number cfg.queues)."""
+    if idx == cfg.consumers:
+        return [cfg.queues]
     if cfg.consumers >= cfg.queues:
         return [idx % cfg.queues]
     return list(range(idx, cfg.queues, cfg.consumers))
+
+
+def rejects(cfg, queues):
+    """With --dead-letter, the consumers of the source queues reject every message (requeue=false)."""
+    return cfg.dead_letter and queues[0] < cfg.queues
 
 
 def wait_for_drain(cfg, shared, slot):
@@ -551,6 +605,9 @@ def raw_consume(cfg, tally, shared, slot, queues):
     if not cfg.backlog:
         wait_for_drain(cfg, shared, slot)
     manual, ack_every = not cfg.auto_ack, cfg.ack_every
+    # With --dead-letter the source queues' consumers settle by rejecting (requeue=false):
+    # basic.reject per message, or basic.nack multiple=true per --ack-every messages.
+    settle = 80 if not rejects(cfg, queues) else 90 if ack_every == 1 else 120
     q, by_tag = queues[0], {str(q).encode(): q for q in queues} if len(queues) > 1 else None
     buf, add = conn.buf, tally.add
     unpack_hdr, unpack_cm, unpack_u64, unpack_stamp = (
@@ -603,7 +660,7 @@ def raw_consume(cfg, tally, shared, slot, queues):
                 if manual:
                     pending += 1
                     if pending >= ack_every:
-                        acks.append(ACK.pack(1, 1, 13, 60, 80, tag, ack_every > 1, FRAME_END))
+                        acks.append(ACK.pack(1, 1, 13, 60, settle, tag, ack_every > 1, FRAME_END))
                         pending = 0
             p = end + 1
         buf = buf[p:]
@@ -611,7 +668,7 @@ def raw_consume(cfg, tally, shared, slot, queues):
             sock.sendall(b"".join(acks))
         shared[slot + 1] = tally.own
     if pending:
-        sock.sendall(ACK.pack(1, 1, 13, 60, 80, tag, 1, FRAME_END))
+        sock.sendall(ACK.pack(1, 1, 13, 60, settle, tag, 1, FRAME_END))
     conn.buf = buf
     conn.close()
 
@@ -622,6 +679,12 @@ def pika_consume(cfg, tally, shared, slot, queues):
     ch = conn.channel()
     ch.basic_qos(prefetch_count=cfg.prefetch)
     pending = 0
+    multiple = cfg.ack_every > 1
+    if rejects(cfg, queues):
+        settle = functools.partial(ch.basic_nack, multiple=True, requeue=False) if multiple else \
+            functools.partial(ch.basic_reject, requeue=False)
+    else:
+        settle = functools.partial(ch.basic_ack, multiple=multiple)
 
     def on_message(q, channel, deliver, properties, body):
         nonlocal pending
@@ -631,7 +694,7 @@ def pika_consume(cfg, tally, shared, slot, queues):
         if not cfg.auto_ack:
             pending += 1
             if pending >= cfg.ack_every:
-                channel.basic_ack(deliver.delivery_tag, multiple=cfg.ack_every > 1)
+                settle(deliver.delivery_tag)
                 pending = 0
 
     if cfg.backlog:
@@ -834,35 +897,99 @@ def run(cfg):
     cfg.queue = cfg.queue or unique_name
     cfg.exchange = cfg.exchange or (unique_name + "-x" if cfg.exchange_type else "")
     plan(cfg, cfg.queue)
+    cfg.probe = probe_config(cfg, cfg.queue + "-probe") if cfg.probe_rate else None
     try:
         stale = declare(cfg)
+        if cfg.probe:
+            declare(cfg.probe)
         return run_messages(cfg, stats, stale)
     finally:
         if own_queue or own_exchange:
             try:
+                queues = cfg.queue_names + (cfg.probe.queue_names if cfg.probe else []) if own_queue else []
+                exchanges = [cfg.exchange] if own_exchange else []
+                if own_queue and cfg.dead_letter:
+                    exchanges.append(cfg.dead_letter_exchange)
                 cleanup = Conn(cfg.url, timeout=5)
-                for name in cfg.queue_names if own_queue else ():
+                for name in queues:
                     cleanup.queue_delete(name)
-                if own_exchange:
-                    cleanup.exchange_delete(cfg.exchange)
+                for name in exchanges:
+                    cleanup.exchange_delete(name)
                 cleanup.close()
             except (OSError, AMQPError):
                 pass
 
 
+def probe_config(cfg, name):
+    """--probe-rate: one producer at that rate -> queue `name` -> one consumer, beside the run, whose
+    latency shows whether the broker keeps serving other connections while it works on the run."""
+    probe = copy.copy(cfg)
+    probe.queue, probe.queues, probe.producers, probe.consumers = name, 1, 1, 1
+    probe.exchange, probe.exchange_type, probe.bindings = "", None, 1
+    probe.rate, probe.count, probe.duration, probe.probe_rate = cfg.probe_rate, None, None, None
+    probe.confirms = probe.persistent = probe.durable = probe.backlog = probe.dead_letter = False
+    probe.message_ttl = probe.max_priority = probe.priorities = None
+    probe.stop_flag = PROBE_STOP
+    plan(probe, name)
+    return probe
+
+
+def as_probe(fn, cfg, idx, shared, slot):
+    return fn(cfg.probe, idx, shared, slot)
+
+
+def queued(conn, names):
+    """The message count the queues report (passive queue.declare)."""
+    return sum(conn.queue_declare(name, passive=True)[0] for name in names)
+
+
+class ExpiryWatch:
+    """--message-ttl with no consumers: after the last publish, poll the queues' message counts
+    until every message has expired; `empty_at` is when they first report none."""
+
+    def __init__(self, cfg):
+        self.cfg, self.conn = cfg, None
+        self.first_left = self.left = self.empty_at = None
+
+    def poll(self):
+        if self.conn is None:
+            self.conn = Conn(self.cfg.url, self.cfg.timeout)
+        self.left = queued(self.conn, self.cfg.queue_names)
+        self.first_left = self.left if self.first_left is None else self.first_left
+        if self.left == 0:
+            self.empty_at = now_ns()
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+
+
+def probe_done(workers):
+    """Stop the probe's producer; True once its consumer has received all it published."""
+    workers.shared[PROBE_STOP] = 1
+    finished = workers.done.get(("probe-producer", 0))
+    return finished is not None and sum(workers.progress("probe-consumer")) >= finished["published"]
+
+
 def run_messages(cfg, stats, stale):
-    specs = [("consumer", i, consumer_main) for i in range(cfg.consumers)]
+    specs = [("consumer", i, consumer_main) for i in range(consumer_processes(cfg))]
     specs += [("producer", i, producer_main) for i in range(cfg.producers)]
+    if cfg.probe:
+        specs += [("probe-consumer", 0, functools.partial(as_probe, consumer_main)),
+                  ("probe-producer", 0, functools.partial(as_probe, producer_main))]
     workers = Workers(cfg, specs)
+    expiry = ExpiryWatch(cfg) if cfg.message_ttl is not None and not cfg.consumers else None
+    # Waiting for messages to expire is progress for as long as their TTL.
+    patience = cfg.timeout + (cfg.message_ttl or 0) / 1000
     fill = None
     try:
         workers.wait_ready(cfg.timeout)
         stats.mark("start")
         stats.mark_cpu()
         workers.shared[GO] = 1
-        progress, progress_at, backlog = None, time.monotonic(), 0
+        progress, progress_at, backlog, wait = None, time.monotonic(), 0, 0.05
         while True:
-            workers.poll(0.05)
+            workers.poll(wait)
             stats.sample()
             published = workers.progress("producer")
             expected = sum(expected_copies(cfg, n) for n in published)
@@ -871,18 +998,25 @@ def run_messages(cfg, stats, stale):
             producers_done = workers.finished("producer")
             if producers_done and cfg.backlog and fill is None:
                 fill = start_drain(cfg, workers, stats, expected)
-            if producers_done and (consumed >= expected or not cfg.consumers):
+            if producers_done and expiry and expiry.empty_at is None:
+                expiry.poll()
+                wait = 0.01                  # times the moment the queues are empty more finely
+            if (producers_done and (consumed >= expected or not cfg.consumers)
+                    and (not expiry or expiry.empty_at) and (not cfg.probe or probe_done(workers))):
                 stats.mark_cpu()
                 break
-            if (published, consumed) != progress:
-                progress, progress_at = (published, consumed), time.monotonic()
-            elif time.monotonic() - progress_at > cfg.timeout:
-                raise RunError(f"no progress for {cfg.timeout} s: published {sum(published)}, consumed {consumed}")
+            if (published, consumed, expiry and expiry.left) != progress:
+                progress, progress_at = (published, consumed, expiry and expiry.left), time.monotonic()
+            elif time.monotonic() - progress_at > patience:
+                raise RunError(f"no progress for {patience:g} s: published {sum(published)}, consumed {consumed}"
+                               + (f", {expiry.left} not expired" if expiry else ""))
         workers.collect(cfg.timeout)
     finally:
         workers.close()
+        if expiry:
+            expiry.close()
     stats.sample()
-    return report(cfg, workers.done, stats, stale, backlog, fill)
+    return report(cfg, workers.done, stats, stale, backlog, fill, expiry)
 
 
 def start_drain(cfg, workers, stats, expected):
@@ -892,9 +1026,9 @@ def start_drain(cfg, workers, stats, expected):
     try:
         deadline = time.monotonic() + min(cfg.timeout, 10)
         while True:
-            queued = sum(conn.queue_declare(name, passive=True)[0] for name in cfg.queue_names)
+            count = queued(conn, cfg.queue_names)
             stats.sample()
-            if queued >= expected or time.monotonic() > deadline:
+            if count >= expected or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
     finally:
@@ -902,20 +1036,16 @@ def start_drain(cfg, workers, stats, expected):
     stats.mark("full")
     drain_start = now_ns()
     workers.shared[DRAIN] = 1
-    return {"queued_reported": queued, "drain_start": drain_start}
+    return {"queued_reported": count, "drain_start": drain_start}
 
 
-def report(cfg, done, stats=None, stale=0, backlog=0, fill=None):
-    stats = stats or BrokerStats(None)
-    prods = [done[("producer", i)] for i in range(cfg.producers)]
-    cons = [done[("consumer", i)] for i in range(cfg.consumers)]
+def account(cfg, prods, cons):
+    """Publishes and deliveries of one set of producers and consumers, checked exactly once per queue."""
     published = sum(p["published"] for p in prods)
-    expected = sum(expected_copies(cfg, p["published"]) for p in prods) if cfg.consumers else 0
-    t0 = min(p["start"] for p in prods)
-    pub_elapsed = (max(p["end"] for p in prods) - t0) / 1e9
+    expected = sum(expected_copies(cfg, p["published"]) for p in prods) if cons else 0
     consumed = sum(c["consumed"] for c in cons)
-    # Exactly once per queue: OR the consumers' bitmaps per (queue, producer) (one 0/1 byte
-    # per sequence number, so OR-ing them as ints works), then count per routing key.
+    # OR the consumers' bitmaps per (queue, producer) (one 0/1 byte per sequence number, so
+    # OR-ing them as ints works), then count per routing key.
     unions = {}
     for c in cons:
         for key, bits in c["seen"].items():
@@ -928,38 +1058,52 @@ def report(cfg, done, stats=None, stale=0, backlog=0, fill=None):
             n = bits[k::nkeys].count(1)
             unique += n
             routed += n if q in cfg.routes[k] else 0
-    last = max((c["last"] for c in cons if c["last"]), default=0)
-    elapsed = (last - t0) / 1e9 if last else pub_elapsed
     lat = array.array("q")
     for c in cons:
         lat.frombytes(c["lat"])
+    out = {"published": published, "nacked": sum(p["nacked"] for p in prods),
+           "expected": expected, "consumed": consumed, "unique": unique, "duplicates": consumed - unique,
+           "missing": expected - routed, "misrouted": unique - routed,
+           "foreign": sum(c["foreign"] for c in cons), "latency_ms": latency_summary(lat)}
+    out["ok"] = out["missing"] == out["duplicates"] == out["misrouted"] == out["nacked"] == 0
+    return out
+
+
+def report(cfg, done, stats=None, stale=0, backlog=0, fill=None, expiry=None):
+    stats = stats or BrokerStats(None)
+    prods = [done[("producer", i)] for i in range(cfg.producers)]
+    cons = [done[("consumer", i)] for i in range(consumer_processes(cfg))]
+    counts = account(cfg, prods, cons)
+    published, expected, consumed = counts["published"], counts["expected"], counts["consumed"]
+    t0 = min(p["start"] for p in prods)
+    last_publish = max(p["end"] for p in prods)
+    pub_elapsed = (last_publish - t0) / 1e9
+    last = max((c["last"] for c in cons if c["last"]), default=0)
+    elapsed = (last - t0) / 1e9 if last else pub_elapsed
     out = {
-        "mode": "backlog" if cfg.backlog else "flow",
+        "mode": "backlog" if cfg.backlog else "expire" if expiry else "flow",
         "client": cfg.client, "url": redact(cfg.url), "queue": cfg.queue, "queues": cfg.queues,
         "exchange": cfg.exchange, "exchange_type": cfg.exchange_type or "default",
-        "bindings": len(cfg.binding_list), "matching_bindings": cfg.matching_bindings, "routing_keys": nkeys,
+        "bindings": len(cfg.binding_list), "matching_bindings": cfg.matching_bindings, "routing_keys": len(cfg.keys),
         "producers": cfg.producers, "consumers": cfg.consumers, "size": cfg.size,
         "count": cfg.count, "duration": cfg.duration, "confirms": cfg.confirms,
         "confirm_window": cfg.confirm_window if cfg.confirms else None,
         "persistent": cfg.persistent, "durable": cfg.durable, "auto_ack": cfg.auto_ack,
         "ack_every": None if cfg.auto_ack else cfg.ack_every, "prefetch": cfg.prefetch,
-        "published": published, "nacked": sum(p["nacked"] for p in prods),
-        "expected": expected, "consumed": consumed, "unique": unique, "duplicates": consumed - unique,
-        "missing": expected - routed, "misrouted": unique - routed,
-        "foreign": sum(c["foreign"] for c in cons), "stale_at_start": stale,
+        "queue_arguments": queue_arguments(cfg), "priorities": cfg.priorities,
+        **counts, "stale_at_start": stale,
         "max_backlog": backlog if cfg.consumers else None,
         "publish_elapsed_s": round(pub_elapsed, 4),
         "publish_rate": round(published / pub_elapsed, 1) if pub_elapsed > 0 else None,
         "elapsed_s": round(elapsed, 4),
         "consume_rate": round(consumed / elapsed, 1) if cons and elapsed > 0 else None,
-        "latency_ms": latency_summary(lat),
         "client_cpu_s": {"producers": round(sum(p["cpu"] for p in prods), 3),
                          "consumers": round(sum(c["cpu"] for c in cons), 3)},
         "broker_cpu_s": stats.cpu_s(),
         "broker_rss_kib": stats.rss_kib(),
     }
+    queued = expected if cfg.consumers else sum(expected_copies(cfg, p["published"]) for p in prods)
     if cfg.backlog:
-        queued = expected if cfg.consumers else sum(expected_copies(cfg, p["published"]) for p in prods)
         start, full = stats.marks.get("start"), stats.marks.get("full")
         drain_s = (last - fill["drain_start"]) / 1e9 if fill and last else None
         out["backlog"] = {
@@ -970,7 +1114,20 @@ def report(cfg, done, stats=None, stale=0, backlog=0, fill=None):
             "rss_full_kib": full,
             "rss_per_msg_bytes": round((full - start) * 1024 / queued, 1) if full and start and queued else None,
         }
-    out["ok"] = out["missing"] == 0 and out["duplicates"] == 0 and out["misrouted"] == 0 and out["nacked"] == 0
+    if expiry:
+        empty_s = (expiry.empty_at - last_publish) / 1e9
+        out["expiry"] = {"ttl_ms": cfg.message_ttl, "queued": queued, "left_at_last_publish": expiry.first_left,
+                         "empty_after_s": round(empty_s, 4), "lag_s": round(empty_s - cfg.message_ttl / 1000, 4)}
+    if cfg.dead_letter:
+        dlq = cons[-1]
+        dl_s = (dlq["last"] - t0) / 1e9 if dlq["last"] else None
+        out["dead_letter"] = {"exchange": cfg.dead_letter_exchange, "queue": cfg.queue_names[-1],
+                              "dead_lettered": dlq["consumed"], "elapsed_s": dl_s and round(dl_s, 4),
+                              "rate": round(dlq["consumed"] / dl_s, 1) if dl_s else None}
+    if cfg.probe:
+        probe = account(cfg.probe, [done[("probe-producer", 0)]], [done[("probe-consumer", 0)]])
+        out["probe"] = dict(probe, queue=cfg.probe.queue, rate=cfg.probe_rate)
+        out["ok"] = out["ok"] and probe["ok"]
     return out
 
 
@@ -1042,6 +1199,9 @@ def print_human(r):
         via = (f"{r['exchange_type']} exchange {r['exchange']!r}, {r['bindings']} bindings ({r['matching_bindings']} "
                f"matching the {r['routing_keys']} routing keys)") if r["exchange_type"] != "default" else "default exchange"
         print(f"routing   {via} -> {r['queues']} queue(s); {r['expected']:,} deliveries expected")
+    if r["queue_arguments"] or r["priorities"]:
+        print(f"queues    {r['queue_arguments']}" + (f", priorities 0..{r['priorities'] - 1} at random"
+                                                     if r["priorities"] else ""))
     print(f"published {r['published']:>10,} msgs in {r['publish_elapsed_s']:8.3f} s = "
           f"{r['publish_rate'] or 0:>10,.0f} msgs/s" + (f"  (nacked {r['nacked']})" if r["nacked"] else ""))
     if r["consumers"]:
@@ -1058,6 +1218,19 @@ def print_human(r):
         if b["rss_per_msg_bytes"] is not None:
             print(f"memory    RSS with the backlog queued {b['rss_full_kib'] / 1024:.1f} MiB = "
                   f"{b['rss_per_msg_bytes']:,.0f} bytes per queued message over the start")
+    e = r.get("expiry")
+    if e:
+        print(f"expiry    {e['queued']:,} msgs with a TTL of {e['ttl_ms']} ms ({e['left_at_last_publish']:,} left at the "
+              f"last publish): queues empty {e['empty_after_s']:.3f} s after it (TTL {e['lag_s']:+.3f} s)")
+    d = r.get("dead_letter")
+    if d:
+        print(f"dead-letter {d['dead_lettered']:,} msgs rejected to {d['exchange']!r} and consumed from {d['queue']!r} "
+              f"in {d['elapsed_s'] or 0:.3f} s = {d['rate'] or 0:,.0f} msgs/s")
+    p = r.get("probe")
+    if p:
+        print(f"probe     {p['consumed']:,} of {p['published']:,} msgs at {p['rate']:g} msgs/s through {p['queue']!r}"
+              + (": latency " + "  ".join(f"{k} {v:.2f} ms" for k, v in p["latency_ms"].items())
+                 if p["latency_ms"] else ""))
     if r["latency_ms"]:
         print("latency   " + "  ".join(f"{k} {v:.2f} ms" for k, v in r["latency_ms"].items()))
     if r["broker_rss_kib"]:
@@ -1105,6 +1278,14 @@ def parse_args(argv=None):
                                                  "the published keys (default: one per queue)")
     ap.add_argument("--backlog", action="store_true",
                     help="publish everything first, then start the consumers and drain (fill and drain rates)")
+    ap.add_argument("--message-ttl", type=int, metavar="MS", help="declare the queues with x-message-ttl; with "
+                    "--consumers 0, wait until every message has expired")
+    ap.add_argument("--max-priority", type=int, help="declare the queues with x-max-priority")
+    ap.add_argument("--priorities", type=int, metavar="P", help="publish with priorities drawn at random from 0..P-1")
+    ap.add_argument("--dead-letter", action="store_true", help="the consumers reject every message (requeue=false) "
+                    "to a dead-letter exchange; one more consumer drains its dead-letter queue")
+    ap.add_argument("--probe-rate", type=float, metavar="R", help="meanwhile, one producer at R msgs/s -> its own "
+                    "queue -> one consumer: the latency other connections see")
     ap.add_argument("--connections", type=int, help="connections mode: open this many connections, hold, close")
     ap.add_argument("--hold", type=float, default=10.0, help="connections mode: seconds to hold them open")
     ap.add_argument("--connectors", type=int, default=1, help="connections mode: processes opening connections")
@@ -1139,6 +1320,15 @@ def parse_args(argv=None):
     cfg.bindings = cfg.queues if cfg.bindings is None else cfg.bindings
     if cfg.bindings < cfg.queues:
         ap.error("--bindings must be at least --queues (one matching binding per queue)")
+    if cfg.priorities is not None and not 1 <= cfg.priorities <= 256:
+        ap.error("--priorities must be between 1 and 256")
+    if cfg.message_ttl is not None and cfg.message_ttl < 0:
+        ap.error("--message-ttl must be >= 0")
+    if cfg.dead_letter and (cfg.consumers < 1 or cfg.auto_ack or cfg.backlog or cfg.exchange_type == "fanout"):
+        ap.error("--dead-letter needs consumers that ack (no --auto-ack) and excludes --backlog and fanout")
+    if cfg.probe_rate is not None and cfg.probe_rate <= 0:
+        ap.error("--probe-rate must be > 0")
+    cfg.probe, cfg.stop_flag = None, STOP
     if cfg.connections is not None:
         if cfg.connections < 1 or not 1 <= cfg.connectors <= cfg.connections:
             ap.error("--connections must be >= 1, and --connectors between 1 and --connections")

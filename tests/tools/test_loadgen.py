@@ -70,6 +70,14 @@ SCENARIOS = [
                   "--prefetch", "10"], id="backlog-fanout"),
     pytest.param(["--client", "pika", "--count", "60", "--exchange-type", "topic", "--queues", "2", "--consumers", "1",
                   "--backlog"], id="pika-topic-backlog"),
+    pytest.param(["--producers", "2", "--consumers", "2", "--count", "100", "--max-priority", "10", "--priorities", "10"],
+                 id="priority"),
+    pytest.param(["--count", "200", "--dead-letter"], id="dead-letter"),
+    pytest.param(["--count", "100", "--dead-letter", "--exchange-type", "direct", "--queues", "2", "--consumers", "2",
+                  "--prefetch", "20", "--ack-every", "10"], id="dead-letter-2-queues-nack-multiple"),
+    pytest.param(["--client", "pika", "--count", "50", "--dead-letter", "--max-priority", "5", "--priorities", "6"],
+                 id="pika-dead-letter-priority"),
+    pytest.param(["--count", "200", "--probe-rate", "200"], id="probe"),
 ]
 
 
@@ -78,7 +86,8 @@ def test_every_message_consumed_exactly_once(amqp_url, args):
     returncode, r = run_loadgen(amqp_url, *args)
     published = r["producers"] * r["count"]
     copies = r["queues"] if r["exchange_type"] == "fanout" else 1
-    expected = published * copies
+    dead_letter = r.get("dead_letter")
+    expected = published * (copies + bool(dead_letter))              # each message rejected, then dead-lettered
     assert (r["published"], r["expected"], r["consumed"], r["unique"]) == (published, expected, expected, expected), r
     assert (r["duplicates"], r["missing"], r["misrouted"], r["nacked"], r["foreign"]) == (0, 0, 0, 0, 0), r
     assert r["ok"] and returncode == 0, r
@@ -87,7 +96,51 @@ def test_every_message_consumed_exactly_once(amqp_url, args):
         b = r["backlog"]
         assert b["queued"] == b["queued_reported"] == expected, r
         assert b["fill_rate"] and b["drain_rate"], r
+    if dead_letter:
+        assert r["queue_arguments"] == {"x-dead-letter-exchange": dead_letter["exchange"]} | (
+            {"x-max-priority": 5} if "--max-priority" in args else {}), r
+        assert dead_letter["dead_lettered"] == published and dead_letter["rate"], r
+    if "--probe-rate" in args:
+        assert r["probe"]["ok"] and r["probe"]["consumed"] == r["probe"]["published"], r
 
+
+def test_messages_carry_random_priorities(amqp_url):
+    import pika
+
+    queue = f"loadgen-test-priorities-{os.getpid()}"
+    returncode, r = run_loadgen(amqp_url, "--consumers", "0", "--count", "300", "--queue", queue,
+                                "--max-priority", "10", "--priorities", "10")
+    assert returncode == 0 and r["queue_arguments"] == {"x-max-priority": 10}, r
+    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        channel = conn.channel()
+        priorities = []
+        while (got := channel.basic_get(queue, auto_ack=True))[0] is not None:
+            priorities.append(got[1].priority)
+        channel.queue_delete(queue)
+    finally:
+        conn.close()
+    assert len(priorities) == 300 and set(priorities) == set(range(10))
+    assert priorities == sorted(priorities, reverse=True)              # the queue delivers the highest first
+
+
+def test_a_ttl_backlog_expires_while_the_probe_flows(amqp_url):
+    returncode, r = run_loadgen(amqp_url, "--consumers", "0", "--count", "300", "--message-ttl", "200",
+                                "--probe-rate", "200")
+    assert returncode == 0 and r["ok"] and r["mode"] == "expire", r
+    e, probe = r["expiry"], r["probe"]
+    assert (e["ttl_ms"], e["queued"], r["queue_arguments"]) == (200, 300, {"x-message-ttl": 200}), r
+    assert e["empty_after_s"] is not None and e["left_at_last_publish"] <= 300, r
+    assert probe["ok"] and probe["consumed"] == probe["published"] and probe["missing"] == 0, r
+
+
+@pytest.mark.parametrize("args", [["--dead-letter", "--auto-ack"], ["--dead-letter", "--consumers", "0"],
+                                  ["--dead-letter", "--backlog"], ["--dead-letter", "--exchange-type", "fanout"],
+                                  ["--priorities", "0"], ["--message-ttl", "-1"], ["--probe-rate", "0"]])
+def test_queue_feature_options_are_checked(args):
+    lg = load_module()
+    with pytest.raises(SystemExit):
+        lg.parse_args(args)
 
 def test_connections_mode(amqp_url):
     embedded = "AMQP_TEST_URL" not in os.environ             # then the broker runs in this process
@@ -173,8 +226,9 @@ def test_topic_matches():
 
 def test_server_properties_are_decoded():
     lg = load_module()
-    encoded = lg.table({"product": "X", "capabilities": {"publisher_confirms": True}})
-    assert lg.decode_table(encoded[4:]) == {"product": "X", "capabilities": {"publisher_confirms": True}}
+    encoded = lg.table({"product": "X", "capabilities": {"publisher_confirms": True}, "x-max-priority": 10})
+    assert lg.decode_table(encoded[4:]) == {"product": "X", "capabilities": {"publisher_confirms": True},
+                                            "x-max-priority": 10}
 
 
 def test_parse_url():
