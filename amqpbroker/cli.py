@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import signal
@@ -152,6 +153,9 @@ def default_data_dir() -> str:
     return os.path.join(base, "amqpbroker")
 
 
+GC_THRESHOLDS = (100_000, 50, 100)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(
@@ -164,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"amqpbroker: {exc}", file=sys.stderr)
         return 1
     log.info("storage: %s", "in memory" if args.in_memory else args.data_dir)
+    # A backlog is many long-lived objects that the collector's default thresholds walk again and
+    # again for nothing (full collections of 80 ms with 200k messages queued, stalling every client).
+    gc.set_threshold(*GC_THRESHOLDS)
     limits = Limits(
         max_message_size=args.max_message_size,
         handshake_timeout=args.handshake_timeout,
