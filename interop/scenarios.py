@@ -52,6 +52,12 @@ SCENARIOS = (
         "quorum_queue",
         "a durable quorum queue with x-delivery-limit 1: redelivery counts, then dead-letters (delivery_limit)",
     ),
+    Scenario(
+        "consumer_priority",
+        "consumers with x-priority 10 and 0 and room to spare: every message goes to the higher one",
+    ),
+    Scenario("cc_bcc", "CC and BCC headers route copies to more keys; the copies keep CC and lose BCC"),
+    Scenario("queue_expires", "a queue with x-expires 300 left unused is deleted: a passive declare then fails 404"),
 )
 
 NAMES = tuple(scenario.name for scenario in SCENARIOS)
@@ -102,6 +108,19 @@ SAC_FIRST = 3
 SAC_REST = 2
 # quorum_queue: rejected with requeue once (redelivered with x-delivery-count 1), then again: dead.
 DELIVERY_LIMIT = 1
+
+# consumer_priority: each consumer's prefetch holds all the messages, so the high one never runs out
+# of credit and the low one gets nothing.
+CONSUMER_PRIORITIES = {"high": 10, "low": 0}
+CONSUMER_PRIORITY_MESSAGES = 3
+# cc_bcc: queues bound to a direct exchange with their own name as the key; one publish with key "a"
+# and these headers reaches all three, and every copy arrives with CC_BCC_DELIVERED as its headers.
+CC_BCC_QUEUES = ("a", "b", "c")
+CC_BCC_HEADERS = {"CC": ["b"], "BCC": ["c"]}
+CC_BCC_DELIVERED = {"CC": ["b"]}
+# queue_expires: declared, then left alone for EXPIRES_WAIT (several times its x-expires).
+QUEUE_EXPIRES = 300  # ms
+EXPIRES_WAIT = 1.0  # s
 
 # How long a client waits for something the broker should do promptly.
 PATIENCE = 10

@@ -10,10 +10,16 @@ from aio_pika import ExchangeType, Message
 from interop.clients.common import Names, expect, expect_dead_lettered, large_body, main, wrong_password
 from interop.scenarios import (
     ACK_MESSAGES,
+    CC_BCC_DELIVERED,
+    CC_BCC_HEADERS,
+    CC_BCC_QUEUES,
     CHANNELS,
     CONFIRMED_MESSAGES,
+    CONSUMER_PRIORITIES,
+    CONSUMER_PRIORITY_MESSAGES,
     DEAD_LETTER_KEY,
     DELIVERY_LIMIT,
+    EXPIRES_WAIT,
     HEARTBEAT,
     IDLE,
     MAX_LENGTH,
@@ -24,6 +30,7 @@ from interop.scenarios import (
     PREFETCH_MESSAGES,
     PRIORITY_EXPECTED,
     PRIORITY_PUBLISHES,
+    QUEUE_EXPIRES,
     QUEUE_TTL,
     QUIET,
     ROUTING_BINDINGS,
@@ -412,10 +419,59 @@ async def quorum_queue(url: str, names: Names) -> None:
         await channel.queue_delete(queue.name)
 
 
+async def consumer_priority(url: str, names: Names) -> None:
+    async with await aio_pika.connect(url) as connection:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(names("q"), exclusive=True)
+        received = {}
+        for name, level in CONSUMER_PRIORITIES.items():
+            consumer = await connection.channel()
+            await consumer.set_qos(prefetch_count=CONSUMER_PRIORITY_MESSAGES)
+            received[name] = asyncio.Queue()
+            on_their_channel = await consumer.get_queue(queue.name, ensure=False)
+            await on_their_channel.consume(received[name].put, arguments={"x-priority": level})
+        for n in range(CONSUMER_PRIORITY_MESSAGES):
+            await channel.default_exchange.publish(Message(f"m{n}".encode()), routing_key=queue.name)
+        bodies = [
+            (await asyncio.wait_for(received["high"].get(), PATIENCE)).body.decode()
+            for _ in range(CONSUMER_PRIORITY_MESSAGES)
+        ]
+        await asyncio.sleep(QUIET)
+        expected = ([f"m{n}" for n in range(CONSUMER_PRIORITY_MESSAGES)], 0)
+        expect((bodies, received["low"].qsize()), expected, "deliveries to the high and the low consumer")
+
+
+async def cc_bcc(url: str, names: Names) -> None:
+    async with await aio_pika.connect(url) as connection:
+        channel = await connection.channel()
+        exchange = await channel.declare_exchange(names("x"), ExchangeType.DIRECT, auto_delete=True)
+        queues = {}
+        for key in CC_BCC_QUEUES:
+            queues[key] = await channel.declare_queue(names(key), exclusive=True)
+            await queues[key].bind(exchange, routing_key=key)
+        await exchange.publish(Message(b"copied", headers=CC_BCC_HEADERS), routing_key=CC_BCC_QUEUES[0])
+        for key, queue in queues.items():
+            message = await _get(queue, no_ack=True)
+            delivered = (message.routing_key, message.headers, message.body)
+            expect(delivered, (CC_BCC_QUEUES[0], CC_BCC_DELIVERED, b"copied"), f"copy on queue {key}")
+
+
+async def queue_expires(url: str, names: Names) -> None:
+    async with await aio_pika.connect(url) as connection:
+        channel = await connection.channel()
+        await channel.declare_queue(names("q"), arguments={"x-expires": QUEUE_EXPIRES})
+        await asyncio.sleep(EXPIRES_WAIT)
+        try:
+            await channel.declare_queue(names("q"), passive=True)
+            raise AssertionError("the queue outlived its x-expires")
+        except aiormq.exceptions.ChannelNotFoundEntity:  # aiormq's class for reply code 404
+            pass
+
+
 if __name__ == "__main__":
     main({scenario.__name__: scenario for scenario in (
         connect, auth_refused, routing, ack, requeue, discard, prefetch, confirms, mandatory, rpc,
         large_message, many_channels, not_found, precondition_failed, heartbeat, consumer_cancel,
         dead_letter_ttl, dead_letter_reject, max_length, priority, single_active_consumer, alternate_exchange,
-        quorum_queue,
+        quorum_queue, consumer_priority, cc_bcc, queue_expires,
     )})

@@ -5,8 +5,9 @@ only after the command has exited successfully, so a command that never exits ho
 unacked. The tools cannot declare exchanges, so `routing` binds to the predeclared amq.direct,
 amq.fanout and amq.topic with routing keys unique to the run; they cannot passive-declare, so
 `not_found` provokes 404 with basic.get on a missing queue; and they never reject or nack. They pass
-no arguments to a declaration and set no priority, so none of the queue-feature scenarios (dead
-letters, length limits, priorities, single active consumer, alternate exchange, quorum) applies.
+no arguments to a declaration or a consume, set no priority and no array headers, so none of the
+queue-feature scenarios (dead letters, length limits, priorities, single active consumer, alternate
+exchange, quorum, consumer priorities, CC/BCC, x-expires) applies.
 """
 
 import os

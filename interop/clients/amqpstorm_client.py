@@ -18,10 +18,16 @@ from interop.clients.common import (
 )
 from interop.scenarios import (
     ACK_MESSAGES,
+    CC_BCC_DELIVERED,
+    CC_BCC_HEADERS,
+    CC_BCC_QUEUES,
     CHANNELS,
     CONFIRMED_MESSAGES,
+    CONSUMER_PRIORITIES,
+    CONSUMER_PRIORITY_MESSAGES,
     DEAD_LETTER_KEY,
     DELIVERY_LIMIT,
+    EXPIRES_WAIT,
     HEARTBEAT,
     IDLE,
     MAX_LENGTH,
@@ -31,6 +37,7 @@ from interop.scenarios import (
     PREFETCH_MESSAGES,
     PRIORITY_EXPECTED,
     PRIORITY_PUBLISHES,
+    QUEUE_EXPIRES,
     QUEUE_TTL,
     QUIET,
     ROUTING_BINDINGS,
@@ -41,9 +48,10 @@ from interop.scenarios import (
 )
 
 
-def _pump(channel):
+def _pump(*channels):
     def pump() -> None:
-        channel.process_data_events(auto_decode=False)
+        for channel in channels:
+            channel.process_data_events(auto_decode=False)
         time.sleep(0.01)
 
     return pump
@@ -57,10 +65,10 @@ def _raise_returns(channel):
     return pump
 
 
-def _quiet(channel) -> None:
+def _quiet(*channels) -> None:
     deadline = time.monotonic() + QUIET
     while time.monotonic() < deadline:
-        _pump(channel)()
+        _pump(*channels)()
 
 
 def _get(channel, queue: str, *, no_ack: bool = False) -> Message:
@@ -361,12 +369,7 @@ def single_active_consumer(url: str, names: Names) -> None:
         received = {"first": [], "second": []}
         for (name, got), channel in zip(received.items(), (first, second)):
             channel.basic.consume(lambda message, got=got: got.append(message.body), queue, name, no_ack=True)
-
-        def pump() -> None:
-            first.process_data_events(auto_decode=False)
-            second.process_data_events(auto_decode=False)
-            time.sleep(0.01)
-
+        pump = _pump(first, second)
         for n in range(SAC_FIRST):
             first.basic.publish(f"m{n}".encode(), queue)
         pump_until(lambda: sum(map(len, received.values())) == SAC_FIRST, pump, "deliveries")
@@ -414,10 +417,55 @@ def quorum_queue(url: str, names: Names) -> None:
         channel.queue.delete(queue)
 
 
+def consumer_priority(url: str, names: Names) -> None:
+    with UriConnection(url) as connection, connection.channel() as high, connection.channel() as low:
+        queue = high.queue.declare(names("q"), exclusive=True)["queue"]
+        received = {name: [] for name in CONSUMER_PRIORITIES}
+        consumers = {"high": high, "low": low}
+        for name, channel in consumers.items():
+            channel.basic.qos(prefetch_count=CONSUMER_PRIORITY_MESSAGES)
+            channel.basic.consume(
+                lambda message, got=received[name]: got.append(message.body), queue,
+                arguments={"x-priority": CONSUMER_PRIORITIES[name]},
+            )
+        for n in range(CONSUMER_PRIORITY_MESSAGES):
+            high.basic.publish(f"m{n}".encode(), queue)
+        pump_until(lambda: len(received["high"]) == CONSUMER_PRIORITY_MESSAGES, _pump(high, low), "deliveries")
+        _quiet(high, low)
+        expected = {"high": [f"m{n}".encode() for n in range(CONSUMER_PRIORITY_MESSAGES)], "low": []}
+        expect(received, expected, "deliveries")
+
+
+def cc_bcc(url: str, names: Names) -> None:
+    with UriConnection(url) as connection, connection.channel() as channel:
+        channel.exchange.declare(names("x"), "direct", auto_delete=True)
+        for key in CC_BCC_QUEUES:
+            channel.queue.declare(names(key), exclusive=True)
+            channel.queue.bind(names(key), names("x"), routing_key=key)
+        properties = {"headers": CC_BCC_HEADERS}
+        channel.basic.publish(b"copied", CC_BCC_QUEUES[0], exchange=names("x"), properties=properties)
+        for key in CC_BCC_QUEUES:
+            message = _get(channel, names(key), no_ack=True)
+            delivered = (message.method["routing_key"], message.properties["headers"], message.body)
+            expect(delivered, (CC_BCC_QUEUES[0], CC_BCC_DELIVERED, b"copied"), f"copy on queue {key}")
+
+
+def queue_expires(url: str, names: Names) -> None:
+    with UriConnection(url) as connection:
+        with connection.channel() as channel:
+            channel.queue.declare(names("q"), arguments={"x-expires": QUEUE_EXPIRES})
+        time.sleep(EXPIRES_WAIT)
+        try:
+            connection.channel().queue.declare(names("q"), passive=True)
+            raise AssertionError("the queue outlived its x-expires")
+        except AMQPChannelError as exc:
+            expect(exc.error_code, 404, "reply code")
+
+
 if __name__ == "__main__":
     main({scenario.__name__: scenario for scenario in (
         connect, auth_refused, routing, ack, requeue, discard, prefetch, confirms, mandatory, rpc,
         large_message, many_channels, not_found, precondition_failed, heartbeat, consumer_cancel,
         dead_letter_ttl, dead_letter_reject, max_length, priority, single_active_consumer, alternate_exchange,
-        quorum_queue,
+        quorum_queue, consumer_priority, cc_bcc, queue_expires,
     )})

@@ -19,10 +19,16 @@ from interop.clients.common import (
 )
 from interop.scenarios import (
     ACK_MESSAGES,
+    CC_BCC_DELIVERED,
+    CC_BCC_HEADERS,
+    CC_BCC_QUEUES,
     CHANNELS,
     CONFIRMED_MESSAGES,
+    CONSUMER_PRIORITIES,
+    CONSUMER_PRIORITY_MESSAGES,
     DEAD_LETTER_KEY,
     DELIVERY_LIMIT,
+    EXPIRES_WAIT,
     HEARTBEAT,
     IDLE,
     MAX_LENGTH,
@@ -32,6 +38,7 @@ from interop.scenarios import (
     PREFETCH_MESSAGES,
     PRIORITY_EXPECTED,
     PRIORITY_PUBLISHES,
+    QUEUE_EXPIRES,
     QUEUE_TTL,
     QUIET,
     ROUTING_BINDINGS,
@@ -454,10 +461,56 @@ def quorum_queue(url: str, names: Names) -> None:
         queue.delete()
 
 
+def consumer_priority(url: str, names: Names) -> None:
+    with Connection(url) as connection:
+        received = {name: [] for name in CONSUMER_PRIORITIES}
+        for name, level in CONSUMER_PRIORITIES.items():
+            queue = Queue(names("q"), exclusive=True, consumer_arguments={"x-priority": level})
+            consumer = Consumer(
+                connection.channel(), queues=[queue],
+                callbacks=[lambda body, message, got=received[name]: got.append(body.decode())],
+            )
+            consumer.qos(prefetch_count=CONSUMER_PRIORITY_MESSAGES)
+            consumer.consume()
+        producer = Producer(connection.channel())
+        for n in range(CONSUMER_PRIORITY_MESSAGES):
+            producer.publish(f"m{n}".encode(), routing_key=names("q"))
+        pump_until(lambda: len(received["high"]) == CONSUMER_PRIORITY_MESSAGES, lambda: _drain(connection), "deliveries")
+        _quiet(connection)
+        expect(received, {"high": [f"m{n}" for n in range(CONSUMER_PRIORITY_MESSAGES)], "low": []}, "deliveries")
+
+
+def cc_bcc(url: str, names: Names) -> None:
+    with Connection(url) as connection:
+        channel = connection.channel()
+        exchange = Exchange(names("x"), "direct", auto_delete=True)
+        queues = {
+            key: Queue(names(key), exchange, routing_key=key, exclusive=True, channel=channel) for key in CC_BCC_QUEUES
+        }
+        for queue in queues.values():
+            queue.declare()
+        Producer(channel).publish(b"copied", exchange=exchange, routing_key=CC_BCC_QUEUES[0], headers=CC_BCC_HEADERS)
+        for key, queue in queues.items():
+            message = _get(connection, queue, no_ack=True)
+            delivered = (message.delivery_info["routing_key"], message.headers, message.body)
+            expect(delivered, (CC_BCC_QUEUES[0], CC_BCC_DELIVERED, b"copied"), f"copy on queue {key}")
+
+
+def queue_expires(url: str, names: Names) -> None:
+    with Connection(url) as connection:
+        Queue(names("q"), queue_arguments={"x-expires": QUEUE_EXPIRES}, channel=connection.channel()).declare()
+        time.sleep(EXPIRES_WAIT)
+        try:
+            Queue(names("q"), channel=connection.channel()).queue_declare(passive=True)
+            raise AssertionError("the queue outlived its x-expires")
+        except amqp.exceptions.NotFound as exc:
+            expect(exc.reply_code, 404, "reply code")
+
+
 if __name__ == "__main__":
     main({scenario.__name__: scenario for scenario in (
         connect, auth_refused, routing, ack, requeue, discard, prefetch, confirms, mandatory, rpc,
         large_message, many_channels, not_found, precondition_failed, heartbeat, consumer_cancel,
         dead_letter_ttl, dead_letter_reject, max_length, priority, single_active_consumer, alternate_exchange,
-        quorum_queue,
+        quorum_queue, consumer_priority, cc_bcc, queue_expires,
     )})

@@ -14,10 +14,16 @@ from pika.exceptions import AuthenticationError, ChannelClosedByBroker, Probable
 from interop.clients.common import Names, expect, expect_dead_lettered, large_body, main, wrong_password
 from interop.scenarios import (
     ACK_MESSAGES,
+    CC_BCC_DELIVERED,
+    CC_BCC_HEADERS,
+    CC_BCC_QUEUES,
     CHANNELS,
     CONFIRMED_MESSAGES,
+    CONSUMER_PRIORITIES,
+    CONSUMER_PRIORITY_MESSAGES,
     DEAD_LETTER_KEY,
     DELIVERY_LIMIT,
+    EXPIRES_WAIT,
     HEARTBEAT,
     IDLE,
     MAX_LENGTH,
@@ -28,6 +34,7 @@ from interop.scenarios import (
     PREFETCH_MESSAGES,
     PRIORITY_EXPECTED,
     PRIORITY_PUBLISHES,
+    QUEUE_EXPIRES,
     QUEUE_TTL,
     QUIET,
     ROUTING_BINDINGS,
@@ -79,13 +86,18 @@ async def _call(channel, method, *args, **kwargs):
     return replied.result()
 
 
-async def _consume(channel, queue: str, *, auto_ack: bool = False, consumer_tag: str | None = None) -> asyncio.Queue:
+async def _consume(
+    channel, queue: str, *, auto_ack: bool = False, consumer_tag: str | None = None, arguments: dict | None = None
+) -> asyncio.Queue:
     deliveries = asyncio.Queue()
 
     def on_message(channel, *delivery) -> None:
         deliveries.put_nowait(delivery)
 
-    await _call(channel, channel.basic_consume, queue, on_message, auto_ack=auto_ack, consumer_tag=consumer_tag)
+    await _call(
+        channel, channel.basic_consume, queue, on_message, auto_ack=auto_ack, consumer_tag=consumer_tag,
+        arguments=arguments,
+    )
     return deliveries
 
 
@@ -514,10 +526,56 @@ async def quorum_queue(url: str, names: Names) -> None:
     await _close(connection)
 
 
+async def consumer_priority(url: str, names: Names) -> None:
+    connection = await _connect(pika.URLParameters(url))
+    channel = await _channel(connection)
+    queue = await _queue(channel, names("q"))
+    received = {}
+    for name, level in CONSUMER_PRIORITIES.items():
+        consumer = await _channel(connection)
+        await _call(consumer, consumer.basic_qos, prefetch_count=CONSUMER_PRIORITY_MESSAGES)
+        received[name] = await _consume(consumer, queue, arguments={"x-priority": level})
+    for n in range(CONSUMER_PRIORITY_MESSAGES):
+        channel.basic_publish("", queue, f"m{n}".encode())
+    bodies = [(await _next(received["high"]))[2].decode() for _ in range(CONSUMER_PRIORITY_MESSAGES)]
+    await asyncio.sleep(QUIET)
+    expected = ([f"m{n}" for n in range(CONSUMER_PRIORITY_MESSAGES)], 0)
+    expect((bodies, received["low"].qsize()), expected, "deliveries to the high and the low consumer")
+    await _close(connection)
+
+
+async def cc_bcc(url: str, names: Names) -> None:
+    connection = await _connect(pika.URLParameters(url))
+    channel = await _channel(connection)
+    await _call(channel, channel.exchange_declare, names("x"), "direct", auto_delete=True)
+    for key in CC_BCC_QUEUES:
+        await _queue(channel, names(key))
+        await _call(channel, channel.queue_bind, names(key), names("x"), routing_key=key)
+    channel.basic_publish(names("x"), CC_BCC_QUEUES[0], b"copied", pika.BasicProperties(headers=CC_BCC_HEADERS))
+    for key in CC_BCC_QUEUES:
+        method, properties, body = await _next(await _consume(channel, names(key), auto_ack=True))
+        delivered = (method.routing_key, properties.headers, body)
+        expect(delivered, (CC_BCC_QUEUES[0], CC_BCC_DELIVERED, b"copied"), f"copy on queue {key}")
+    await _close(connection)
+
+
+async def queue_expires(url: str, names: Names) -> None:
+    connection = await _connect(pika.URLParameters(url))
+    channel = await _channel(connection)
+    await _call(channel, channel.queue_declare, names("q"), arguments={"x-expires": QUEUE_EXPIRES})
+    await asyncio.sleep(EXPIRES_WAIT)
+    try:
+        await _call(channel, channel.queue_declare, names("q"), passive=True)
+        raise AssertionError("the queue outlived its x-expires")
+    except ChannelClosedByBroker as exc:
+        expect(exc.reply_code, 404, "reply code")
+    await _close(connection)
+
+
 if __name__ == "__main__":
     main({scenario.__name__: scenario for scenario in (
         connect, auth_refused, routing, ack, requeue, discard, prefetch, confirms, mandatory, rpc,
         large_message, many_channels, not_found, precondition_failed, heartbeat, consumer_cancel,
         dead_letter_ttl, dead_letter_reject, max_length, priority, single_active_consumer, alternate_exchange,
-        quorum_queue,
+        quorum_queue, consumer_priority, cc_bcc, queue_expires,
     )})

@@ -17,10 +17,16 @@ from interop.clients.common import (
 )
 from interop.scenarios import (
     ACK_MESSAGES,
+    CC_BCC_DELIVERED,
+    CC_BCC_HEADERS,
+    CC_BCC_QUEUES,
     CHANNELS,
     CONFIRMED_MESSAGES,
+    CONSUMER_PRIORITIES,
+    CONSUMER_PRIORITY_MESSAGES,
     DEAD_LETTER_KEY,
     DELIVERY_LIMIT,
+    EXPIRES_WAIT,
     HEARTBEAT,
     IDLE,
     MAX_LENGTH,
@@ -30,6 +36,7 @@ from interop.scenarios import (
     PREFETCH_MESSAGES,
     PRIORITY_EXPECTED,
     PRIORITY_PUBLISHES,
+    QUEUE_EXPIRES,
     QUEUE_TTL,
     QUIET,
     ROUTING_BINDINGS,
@@ -425,10 +432,55 @@ def quorum_queue(url: str, names: Names) -> None:
         channel.queue_delete(queue)
 
 
+def consumer_priority(url: str, names: Names) -> None:
+    with _connect(url) as connection:
+        queue = connection.channel().queue_declare(names("q"), exclusive=True).method.queue
+        received = {name: [] for name in CONSUMER_PRIORITIES}
+        for name, level in CONSUMER_PRIORITIES.items():
+            channel = connection.channel()
+            channel.basic_qos(prefetch_count=CONSUMER_PRIORITY_MESSAGES)
+            channel.basic_consume(
+                queue, lambda ch, method, props, body, got=received[name]: got.append(body.decode()),
+                arguments={"x-priority": level},
+            )
+        channel = connection.channel()
+        for n in range(CONSUMER_PRIORITY_MESSAGES):
+            channel.basic_publish("", queue, f"m{n}".encode())
+        pump_until(lambda: len(received["high"]) == CONSUMER_PRIORITY_MESSAGES, _pump(connection), "deliveries")
+        connection.process_data_events(time_limit=QUIET)
+        expect(received, {"high": [f"m{n}" for n in range(CONSUMER_PRIORITY_MESSAGES)], "low": []}, "deliveries")
+
+
+def cc_bcc(url: str, names: Names) -> None:
+    with _connect(url) as connection:
+        channel = connection.channel()
+        channel.exchange_declare(names("x"), "direct", auto_delete=True)
+        for key in CC_BCC_QUEUES:
+            channel.queue_declare(names(key), exclusive=True)
+            channel.queue_bind(names(key), names("x"), routing_key=key)
+        channel.basic_publish(names("x"), CC_BCC_QUEUES[0], b"copied", pika.BasicProperties(headers=CC_BCC_HEADERS))
+        for key in CC_BCC_QUEUES:
+            method, properties, body = _get(connection, channel, names(key), auto_ack=True)
+            delivered = (method.routing_key, properties.headers, body)
+            expect(delivered, (CC_BCC_QUEUES[0], CC_BCC_DELIVERED, b"copied"), f"copy on queue {key}")
+
+
+def queue_expires(url: str, names: Names) -> None:
+    with _connect(url) as connection:
+        channel = connection.channel()
+        channel.queue_declare(names("q"), arguments={"x-expires": QUEUE_EXPIRES})
+        connection.sleep(EXPIRES_WAIT)
+        try:
+            channel.queue_declare(names("q"), passive=True)
+            raise AssertionError("the queue outlived its x-expires")
+        except ChannelClosedByBroker as exc:
+            expect(exc.reply_code, 404, "reply code")
+
+
 if __name__ == "__main__":
     main({scenario.__name__: scenario for scenario in (
         connect, auth_refused, routing, ack, requeue, discard, prefetch, confirms, mandatory, rpc,
         large_message, many_channels, not_found, precondition_failed, heartbeat, consumer_cancel,
         dead_letter_ttl, dead_letter_reject, max_length, priority, single_active_consumer, alternate_exchange,
-        quorum_queue,
+        quorum_queue, consumer_priority, cc_bcc, queue_expires,
     )})

@@ -74,6 +74,13 @@ public final class Scenarios {
     static final int SAC_FIRST = 3;
     static final int SAC_REST = 2;
     static final int DELIVERY_LIMIT = 1;
+    static final Map<String, Integer> CONSUMER_PRIORITIES = Map.of("high", 10, "low", 0);
+    static final int CONSUMER_PRIORITY_MESSAGES = 3;
+    static final List<String> CC_BCC_QUEUES = List.of("a", "b", "c");
+    static final Map<String, Object> CC_BCC_HEADERS = Map.of("CC", List.of("b"), "BCC", List.of("c"));
+    static final Map<String, Object> CC_BCC_DELIVERED = Map.of("CC", List.of("b"));
+    static final int QUEUE_EXPIRES = 300;
+    static final long EXPIRES_WAIT_MILLIS = 1000;
     static final int PATIENCE = 10;
     static final long QUIET_MILLIS = 500;
 
@@ -665,6 +672,61 @@ public final class Scenarios {
         }
     }
 
+    static void consumer_priority(String url, Names names) throws Exception {
+        try (Connection connection = connect(url)) {
+            Channel channel = connection.createChannel();
+            String queue = channel.queueDeclare(names.of("q"), false, true, false, null).getQueue();
+            Map<String, Collector> consumers = new HashMap<>();
+            for (Map.Entry<String, Integer> priority : CONSUMER_PRIORITIES.entrySet()) {
+                Channel consumerChannel = connection.createChannel();
+                consumerChannel.basicQos(CONSUMER_PRIORITY_MESSAGES);
+                Collector consumer = new Collector(consumerChannel);
+                consumerChannel.basicConsume(queue, false, Map.of("x-priority", priority.getValue()), consumer);
+                consumers.put(priority.getKey(), consumer);
+            }
+            for (int n = 0; n < CONSUMER_PRIORITY_MESSAGES; n++) {
+                channel.basicPublish("", queue, null, bytes("m" + n));
+            }
+            waitFor(() -> consumers.get("high").deliveries.size() == CONSUMER_PRIORITY_MESSAGES, "deliveries");
+            Thread.sleep(QUIET_MILLIS);
+            expect(List.of(bodies(consumers.get("high")), bodies(consumers.get("low"))),
+                    List.of(numbered(CONSUMER_PRIORITY_MESSAGES), List.of()), "deliveries to the high and the low");
+        }
+    }
+
+    static void cc_bcc(String url, Names names) throws Exception {
+        try (Connection connection = connect(url)) {
+            Channel channel = connection.createChannel();
+            channel.exchangeDeclare(names.of("x"), "direct", false, true, null);
+            for (String key : CC_BCC_QUEUES) {
+                channel.queueDeclare(names.of(key), false, true, false, null);
+                channel.queueBind(names.of(key), names.of("x"), key);
+            }
+            AMQP.BasicProperties properties = new AMQP.BasicProperties.Builder().headers(CC_BCC_HEADERS).build();
+            channel.basicPublish(names.of("x"), CC_BCC_QUEUES.get(0), properties, bytes("copied"));
+            for (String key : CC_BCC_QUEUES) {
+                GetResponse message = get(channel, names.of(key), true);
+                Object headers = plain(message.getProps().getHeaders());
+                expect(Arrays.asList(message.getEnvelope().getRoutingKey(), headers, text(message.getBody())),
+                        List.of(CC_BCC_QUEUES.get(0), CC_BCC_DELIVERED, "copied"), "copy on queue " + key);
+            }
+        }
+    }
+
+    static void queue_expires(String url, Names names) throws Exception {
+        try (Connection connection = connect(url)) {
+            Map<String, Object> arguments = Map.of("x-expires", QUEUE_EXPIRES);
+            connection.createChannel().queueDeclare(names.of("q"), false, false, false, arguments);
+            Thread.sleep(EXPIRES_WAIT_MILLIS);
+            try {
+                connection.createChannel().queueDeclarePassive(names.of("q"));
+                throw new AssertionError("the queue outlived its x-expires");
+            } catch (IOException error) {
+                expect(replyCode(error), 404, "reply code");
+            }
+        }
+    }
+
     static final Map<String, Scenario> SCENARIOS = new LinkedHashMap<>();
 
     static {
@@ -691,6 +753,9 @@ public final class Scenarios {
         SCENARIOS.put("single_active_consumer", Scenarios::single_active_consumer);
         SCENARIOS.put("alternate_exchange", Scenarios::alternate_exchange);
         SCENARIOS.put("quorum_queue", Scenarios::quorum_queue);
+        SCENARIOS.put("consumer_priority", Scenarios::consumer_priority);
+        SCENARIOS.put("cc_bcc", Scenarios::cc_bcc);
+        SCENARIOS.put("queue_expires", Scenarios::queue_expires);
     }
 
     static String json(String text) {

@@ -40,6 +40,13 @@ const PRIORITY_EXPECTED = ['p9', 'p5', 'p1', 'none'];
 const SAC_FIRST = 3;
 const SAC_REST = 2;
 const DELIVERY_LIMIT = 1;
+const CONSUMER_PRIORITIES = { high: 10, low: 0 };
+const CONSUMER_PRIORITY_MESSAGES = 3;
+const CC_BCC_QUEUES = ['a', 'b', 'c'];
+const CC_BCC_HEADERS = { CC: ['b'], BCC: ['c'] };
+const CC_BCC_DELIVERED = { CC: ['b'] };
+const QUEUE_EXPIRES = 300;
+const EXPIRES_WAIT = 1.0;
 const PATIENCE = 10;
 const QUIET = 0.5;
 
@@ -490,11 +497,55 @@ async function quorum_queue(url, names) {
   });
 }
 
+async function consumer_priority(url, names) {
+  await withConnection(url, async (connection) => {
+    const channel = await connection.createChannel();
+    const { queue } = await channel.assertQueue(names('q'), { exclusive: true });
+    const received = { high: [], low: [] };
+    for (const [name, priority] of Object.entries(CONSUMER_PRIORITIES)) {
+      const consumer = await connection.createChannel();
+      await consumer.prefetch(CONSUMER_PRIORITY_MESSAGES);
+      await consumer.consume(queue, (message) => received[name].push(message.content.toString()), { priority });
+    }
+    for (const n of range(CONSUMER_PRIORITY_MESSAGES)) channel.sendToQueue(queue, Buffer.from(`m${n}`));
+    await waitFor(() => received.high.length === CONSUMER_PRIORITY_MESSAGES, 'deliveries');
+    await sleep(QUIET * 1000);
+    assert.deepEqual(received, { high: numbered(0, CONSUMER_PRIORITY_MESSAGES), low: [] }, 'deliveries');
+  });
+}
+
+async function cc_bcc(url, names) {
+  await withConnection(url, async (connection) => {
+    const channel = await connection.createChannel();
+    await channel.assertExchange(names('x'), 'direct', { autoDelete: true });
+    for (const key of CC_BCC_QUEUES) {
+      await channel.assertQueue(names(key), { exclusive: true });
+      await channel.bindQueue(names(key), names('x'), key);
+    }
+    channel.publish(names('x'), CC_BCC_QUEUES[0], Buffer.from('copied'), { headers: CC_BCC_HEADERS });
+    for (const key of CC_BCC_QUEUES) {
+      const { fields, properties, content } = await get(channel, names(key), { noAck: true });
+      const delivered = [fields.routingKey, properties.headers, content.toString()];
+      assert.deepEqual(delivered, [CC_BCC_QUEUES[0], CC_BCC_DELIVERED, 'copied'], `copy on queue ${key}`);
+    }
+  });
+}
+
+async function queue_expires(url, names) {
+  await withConnection(url, async (connection) => {
+    const channel = await connection.createChannel();
+    channel.on('error', ignore);
+    await channel.assertQueue(names('q'), { arguments: { 'x-expires': QUEUE_EXPIRES } });
+    await sleep(EXPIRES_WAIT * 1000);
+    await assert.rejects(channel.checkQueue(names('q')), (error) => error.code === 404);
+  });
+}
+
 const SCENARIOS = {
   connect, auth_refused, routing, ack, requeue, discard, prefetch, confirms, mandatory, rpc,
   large_message, many_channels, not_found, precondition_failed, heartbeat, consumer_cancel,
   dead_letter_ttl, dead_letter_reject, max_length, priority, single_active_consumer, alternate_exchange,
-  quorum_queue,
+  quorum_queue, consumer_priority, cc_bcc, queue_expires,
 };
 
 async function main(argv) {
