@@ -42,7 +42,7 @@ log = logging.getLogger("amqpbroker.connection")
 # Bytes queued for one client above which its consumers get no more deliveries and its socket
 # is not read, until the writer has caught up.
 HIGH_WATERMARK = 4 * 1024 * 1024
-_RECEIVE_SIZE = 256 * 1024
+_RECEIVE_SIZE = 64 * 1024
 # Bytes read from a client holding publishes before its socket is not read either; with the chunk
 # that crosses it, at most twice this much.
 HELD_LIMIT = _RECEIVE_SIZE
