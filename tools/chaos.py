@@ -22,7 +22,10 @@ Every queue is a `QueueSpec`; the accounting is by message id, not by queue. Bes
 queues, one queue's consumer rejects some messages and one queue has a message TTL and no consumer;
 both dead-letter into a dead-letter queue, whose deliveries are a message's second life: a
 rejected or expired message must arrive there, is acked there, and is checked there as above
-(except for order, which expiry and rejection interleave). Prints per-cycle and total figures;
+(except for order, which expiry and rejection interleave). A dead letter is delivered before its
+move is committed, like any delivery; when a kill loses the move, the message dies again in its
+source and arrives once more, unflagged: counted as "dead lettered again", allowed only across a
+kill. Prints per-cycle and total figures;
 exits 1 on a violation, 2 when the broker cannot start.
 
     python tools/chaos.py --cycles 100 --seconds 3 --seed 1
@@ -65,7 +68,8 @@ SYNC_EVERY = 20  # acks between two proofs (a confirmed persistent publish on th
 GONE = (pika.exceptions.AMQPError, OSError, ValueError)
 # "duplicates" counts every delivery of a message seen before: the requeued ones, and those a kill
 # left unacked.
-FIGURES = ("confirmed", "nacked", "delivered", "requeued", "rejected", "dead_lettered", "duplicates")
+FIGURES = ("confirmed", "nacked", "delivered", "requeued", "rejected", "dead_lettered", "dead_lettered_again",
+           "duplicates")
 VIOLATIONS = ("lost", "acked_redelivered", "duplicates_without_redelivered", "order", "foreign")
 
 
@@ -141,8 +145,11 @@ class Ledger:
 
     published: set[str] = field(default_factory=set)
     confirmed: set[str] = field(default_factory=set)
-    seen: set[tuple[str, bool]] = field(default_factory=set)
-    """(message id, dead-lettered) of every life of a message delivered so far."""
+    seen: dict[tuple[str, bool], int] = field(default_factory=dict)
+    """(message id, dead-lettered) of every life of a message delivered so far, with the broker
+    life (epoch, counted in kills) it was first delivered in."""
+    epoch: int = 0
+    """How many times the broker has been killed."""
     ack_sent: set[str] = field(default_factory=set)
     ack_proven: set[str] = field(default_factory=set)
     last_first: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -161,6 +168,10 @@ class Ledger:
     def requeued(self) -> None:
         with self.lock:
             self.figures["requeued"] += 1
+
+    def killed(self) -> None:
+        with self.lock:
+            self.epoch += 1
 
     def rejected(self) -> None:
         with self.lock:
@@ -184,12 +195,16 @@ class Ledger:
             life = (message_id, dead)
             if life in self.seen:
                 self.figures["duplicates"] += 1
-                if not redelivered:
+                if not redelivered and dead and self.seen[life] < self.epoch:
+                    # Its first dead-lettering was delivered before it was committed, and a kill lost
+                    # it: the message went back to its source and died again, a new dead letter.
+                    self.figures["dead_lettered_again"] += 1
+                elif not redelivered:
                     self._violation("duplicates_without_redelivered", f"{message_id} in {queue} again, not redelivered")
                 if message_id in self.ack_proven:
                     self._violation("acked_redelivered", f"{message_id} in {queue} again after its ack was committed")
                 return
-            self.seen.add(life)
+            self.seen[life] = self.epoch
             if dead:
                 self.figures["dead_lettered"] += 1
                 return
@@ -472,12 +487,14 @@ def soak(cycles: int, seconds: float, seed: int, data_dir: Path, log_path: Path,
             run.publishing.set()
             time.sleep(rng.uniform(0.2, 1.0) * seconds)
             broker.kill()
+            run.ledger.killed()
             run.publishing.clear()
             broker.start()
             if rng.random() < RECOVERY_KILL_RATE:
                 # Killed again while recovering and redelivering what the first kill left.
                 time.sleep(rng.uniform(0, 0.5))
                 broker.kill()
+                run.ledger.killed()
                 broker.start()
             drain(run, consumers)
             declare(broker, specs)  # and empty the queue of proofs, which would only slow recovery down

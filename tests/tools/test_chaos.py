@@ -69,3 +69,17 @@ def test_a_dead_lettered_message_starts_a_second_life():
     ledger.deliver("dlq", "p:1", redelivered=False, dead=True)  # its second life delivered twice
     figures = ledger.snapshot()
     assert (figures["dead_lettered"], figures["duplicates"], figures["duplicates_without_redelivered"]) == (1, 1, 1)
+
+
+def test_a_dead_letter_lost_in_a_kill_may_come_again_unflagged_but_not_without_a_kill():
+    ledger = load_chaos().Ledger()
+    ledger.publishing("p:1")
+    ledger.deliver("dlq", "p:1", redelivered=False, dead=True)
+    ledger.killed()  # the move to the dead-letter queue was not committed: the message dies again
+    ledger.deliver("dlq", "p:1", redelivered=False, dead=True)
+    figures = ledger.snapshot()
+    assert (figures["dead_lettered_again"], figures["duplicates_without_redelivered"]) == (1, 0)
+    ledger.publishing("p:3")
+    ledger.deliver("dlq", "p:3", redelivered=False, dead=True)
+    ledger.deliver("dlq", "p:3", redelivered=False, dead=True)
+    assert ledger.snapshot()["duplicates_without_redelivered"] == 1
