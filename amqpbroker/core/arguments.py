@@ -349,6 +349,9 @@ def settings_from_arguments(arguments: Mapping[str, Any]) -> QueueSettings:
     ignored, as RabbitMQ's queues ignore one they find in a queue declared before it was checked."""
     queue_type = arguments.get("x-queue-type")
     overflow = arguments.get("x-overflow")
+    if overflow not in _OVERFLOW_MODES or (overflow == "reject-publish-dlx" and queue_type == "quorum"):
+        # RabbitMQ 3.10's quorum queues take reject-publish-dlx (and anything they do not know) as drop-head.
+        overflow = "drop-head"
     max_priority = _integer(arguments, "x-max-priority")
     delivery_limit = _integer(arguments, "x-delivery-limit")
     return QueueSettings(
@@ -359,7 +362,7 @@ def settings_from_arguments(arguments: Mapping[str, Any]) -> QueueSettings:
         dead_letter_routing_key=_string(arguments, "x-dead-letter-routing-key"),
         max_length=_integer(arguments, "x-max-length"),
         max_length_bytes=_integer(arguments, "x-max-length-bytes"),
-        overflow=overflow if overflow in _OVERFLOW_MODES else "drop-head",
+        overflow=overflow,
         max_priority=None if max_priority is None or max_priority < 0 else min(max_priority, MAX_PRIORITY),
         single_active_consumer=arguments.get("x-single-active-consumer") is True,
         # Not validated by RabbitMQ 3.10; a negative limit dead-letters on the first return, like 0.

@@ -11,7 +11,7 @@ import pika
 import pytest
 from pika.exceptions import ChannelClosedByBroker, NackError
 
-from .support import drain, reply, unique, wait_until
+from .support import drain, get_within, reply, unique, wait_until
 
 
 def declared(cleanup, channel, prefix: str, **arguments: object) -> str:
@@ -168,3 +168,15 @@ def test_a_requeued_message_keeps_its_place_within_its_priority(channel, cleanup
     assert taken == [b"c2", b"a1", b"b1"]
     channel.basic_recover(requeue=True)
     assert drain(channel, queue) == [b"c2", b"a1", b"b1", b"d1"]
+
+
+def test_a_quorum_queue_takes_reject_publish_dlx_as_drop_head(channel, cleanup):
+    queue = cleanup.queue(unique("qq-overflow"))
+    channel.queue_declare(queue, durable=True, arguments={
+        "x-queue-type": "quorum", "x-max-length": 1, "x-overflow": "reject-publish-dlx",
+    })
+    channel.confirm_delivery()
+    channel.basic_publish("", queue, b"m0")
+    channel.basic_publish("", queue, b"m1")  # confirmed: nothing is refused
+    _, _, body = get_within(channel, queue, auto_ack=True)
+    assert body == b"m1"
