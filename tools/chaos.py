@@ -244,6 +244,13 @@ class Run:
     stop: threading.Event = field(default_factory=threading.Event)
     publishing: threading.Event = field(default_factory=threading.Event)
     draining: threading.Event = field(default_factory=threading.Event)
+    raw_sessions: int = 0
+    """Raw client sessions under way: one dying as consumer holds deliveries the drain cannot see."""
+    raw_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def raw_session(self, delta: int) -> None:
+        with self.raw_lock:
+            self.raw_sessions += delta
 
     @property
     def targets(self) -> list[QueueSpec]:
@@ -356,6 +363,7 @@ def raw_killer(run: Run, name: str, rng: random.Random) -> None:
         if not run.publishing.wait(0.1):
             continue
         session += 1
+        run.raw_session(+1)
         try:
             with socket.create_connection(("127.0.0.1", run.broker.port), timeout=2) as sock:
                 sock.sendall(HANDSHAKE)
@@ -365,6 +373,8 @@ def raw_killer(run: Run, name: str, rng: random.Random) -> None:
                     _die_consuming(run, sock, rng)
         except OSError:
             pass
+        finally:
+            run.raw_session(-1)
         time.sleep(rng.uniform(0.01, 0.1))
 
 
@@ -447,7 +457,8 @@ def ready_counts(broker: BrokerProcess, queues: list[QueueSpec]) -> list[int]:
 
 
 def drain(run: Run, consumers: list[Consumer]) -> None:
-    """Waits until the queues are empty and every consumer's acks are proven, twice in a row."""
+    """Waits until the queues are empty, no raw client is dying and every consumer's acks are proven,
+    twice in a row."""
     run.draining.set()
     deadline = time.monotonic() + DRAIN_SECONDS
     calm = 0
@@ -459,7 +470,9 @@ def drain(run: Run, consumers: list[Consumer]) -> None:
             empty = not any(ready_counts(run.broker, run.queues))
         except GONE:
             empty = False
-        calm = calm + 1 if empty and all(c.idle for c in consumers) else 0
+        # A raw consumer still dying holds deliveries that are neither ready nor acked: wait for it.
+        settled = empty and run.raw_sessions == 0 and all(c.idle for c in consumers)
+        calm = calm + 1 if settled else 0
     run.draining.clear()
 
 
