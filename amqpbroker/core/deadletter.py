@@ -124,22 +124,21 @@ def record_death(
         # Not a record RabbitMQ or we wrote (a client republished it changed): start it again.
         headers["x-death"] = [death]
     else:
-        same = next((d for d in deaths if _is_death(d) and d.get("queue") == queue and d.get("reason") == reason), None)
+        same = next(
+            (d for d in deaths if isinstance(d, dict) and d.get("queue") == queue and d.get("reason") == reason),
+            None,
+        )
         if same is not None:
             death = dict(same, count=Long(same.get("count", 0) + 1))
         headers["x-death"] = [_sorted(death), *(d for d in deaths if d is not same)]
     return _sorted(headers)
 
 
-def _is_death(entry: Any) -> bool:
-    return isinstance(entry, dict)
-
-
 def is_cycle(queue: str, deaths: Collection[Any]) -> bool:
     """Whether dead-lettering to `queue` closes a cycle with no rejection in it (the newest death first)."""
     for index, death in enumerate(deaths):
-        if not _is_death(death):
+        if not isinstance(death, dict):
             return False
         if death.get("queue") == queue:
-            return all(_is_death(d) and d.get("reason") != "rejected" for d in list(deaths)[: index + 1])
+            return all(isinstance(d, dict) and d.get("reason") != "rejected" for d in list(deaths)[: index + 1])
     return False

@@ -121,7 +121,6 @@ class Delivery:
             no_ack=method.no_ack,
             exclusive=method.exclusive,
             prefetch_count=self._prefetch_count,
-            arguments=method.arguments,
             priority=settings.priority,
         )
         if not method.no_wait:

@@ -44,7 +44,7 @@ class Consumer:
     """A basic.consume subscription of one channel to one queue."""
 
     __slots__ = (
-        "tag", "queue", "channel", "no_ack", "exclusive", "prefetch_count", "unacked", "arguments", "priority"
+        "tag", "queue", "channel", "no_ack", "exclusive", "prefetch_count", "unacked", "priority"
     )
 
     def __init__(
@@ -56,7 +56,6 @@ class Consumer:
         no_ack: bool,
         exclusive: bool,
         prefetch_count: int,
-        arguments: dict,
         priority: int = 0,
     ) -> None:
         self.tag = tag
@@ -66,7 +65,6 @@ class Consumer:
         self.exclusive = exclusive
         self.prefetch_count = prefetch_count
         self.unacked = 0
-        self.arguments = arguments
         self.priority = priority
 
     def has_credit(self) -> bool:
@@ -162,7 +160,6 @@ class Queue:
         # The arguments are kept as declared; `settings` is what they ask of the queue, validated.
         self.arguments = arguments or {}
         self.consumers = Consumers(settings.single_active_consumer)
-        self.had_consumers = False
         self.deleted = False
         self.paused = False
         self._backlog: Lane | PriorityLanes = Lane()
@@ -466,7 +463,6 @@ class Queue:
 
     def add_consumer(self, consumer: Consumer) -> None:
         self.consumers.add(consumer)
-        self.had_consumers = True
 
     def remove_consumer(self, consumer: Consumer) -> None:
         if self.consumers.discard(consumer) and not self.consumers:
