@@ -25,6 +25,7 @@ from .message import Message, QueueEntry
 from .queue import Consumer, Queue
 from .session import Session
 from .timers import Timers
+from .users import Users
 from .vhost import VHost
 
 # Messages the timer drops in one turn at most, so that a large backlog expiring leaves the
@@ -58,7 +59,7 @@ class Broker:
 
     def __init__(
         self,
-        users: dict[str, str] | None = None,
+        users: Users | None = None,
         store: Store | None = None,
         memory_limit: int | None = None,
         *,
@@ -66,7 +67,7 @@ class Broker:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        self.users = {"guest": "guest"} if users is None else users
+        self.users = Users() if users is None else users
         self.timers = Timers(clock, wall_clock)
         """The broker's clock, and when each queue next needs it (message TTL, `x-expires`)."""
         self.consumer_timeout = consumer_timeout
@@ -195,7 +196,7 @@ class Broker:
                 exchange.bind(destination, record.routing_key, record.arguments)
 
     def authenticate(self, username: str, password: str) -> bool:
-        return self.users.get(username) == password
+        return self.users.authenticate(username, password) is not None
 
     def can_open_vhost(self, username: str, vhost: str) -> bool:
         return vhost in self.vhosts and username in self.users
