@@ -112,9 +112,23 @@ class MarkDelivered(NamedTuple):
     seq: int
 
 
+class PutRecord(NamedTuple):
+    """A piece of broker configuration (a user, a permission, a policy, a runtime parameter),
+    kept as JSON-able data under `kind` and a key of names; replaces what was stored there."""
+
+    kind: str
+    key: tuple[str, ...]
+    value: dict
+
+
+class DeleteRecord(NamedTuple):
+    kind: str
+    key: tuple[str, ...]
+
+
 Op = (
     PutVHost | DeleteVHost | PutExchange | DeleteExchange | PutQueue | DeleteQueue | PutBinding
-    | DeleteBinding | PutMessage | DeleteMessage | Enqueue | Dequeue | MarkDelivered
+    | DeleteBinding | PutMessage | DeleteMessage | Enqueue | Dequeue | MarkDelivered | PutRecord | DeleteRecord
 )
 
 
@@ -133,6 +147,7 @@ class Recovered:
     exchanges: list[PutExchange] = field(default_factory=list)
     queues: list[PutQueue] = field(default_factory=list)
     bindings: list[PutBinding] = field(default_factory=list)
+    records: list[PutRecord] = field(default_factory=list)
 
 
 @dataclass

@@ -33,6 +33,7 @@ from .base import (
     DeleteExchange,
     DeleteMessage,
     DeleteQueue,
+    DeleteRecord,
     DeleteVHost,
     Dequeue,
     Enqueue,
@@ -43,6 +44,7 @@ from .base import (
     PutExchange,
     PutMessage,
     PutQueue,
+    PutRecord,
     PutVHost,
     Recovered,
     Store,
@@ -62,7 +64,7 @@ _U64 = struct.Struct(">Q")
 # An entry that expires: its message id and its expiry in milliseconds since the epoch.
 _ENTRY_EXPIRING = struct.Struct(">QQ")
 _DATABASES = (b"meta", b"vhosts", b"exchanges", b"queues", b"bindings", b"messages", b"bodies", b"entries",
-              b"delivered")
+              b"delivered", b"records")
 
 
 def _name_key(*names: str) -> bytes:
@@ -278,6 +280,10 @@ class LmdbStore(Store):
                 txn.put(_binding_key(op), _dump(op), db=db["bindings"])
             elif kind is DeleteBinding:
                 txn.delete(_binding_key(op), db=db["bindings"])
+            elif kind is PutRecord:
+                txn.put(_record_key(op), _dump((op.kind, list(op.key), op.value)), db=db["records"])
+            elif kind is DeleteRecord:
+                txn.delete(_record_key(op), db=db["records"])
 
     @staticmethod
     def _delete_prefix(txn: lmdb.Transaction, db: Any, prefix: bytes) -> None:
@@ -350,6 +356,7 @@ class LmdbStore(Store):
                 exchanges=[PutExchange(*_load(value)) for _, value in txn.cursor(db=db["exchanges"])],
                 queues=[PutQueue(*_load(value)) for _, value in txn.cursor(db=db["queues"])],
                 bindings=[PutBinding(*_load(value)) for _, value in txn.cursor(db=db["bindings"])],
+                records=[_load_record(value) for _, value in txn.cursor(db=db["records"])],
             )
 
     def queue_entries(self, vhost: str, queue: str) -> Iterator[tuple[int, int, int | None]]:
@@ -426,3 +433,13 @@ def _binding_key(op: PutBinding | DeleteBinding) -> bytes:
     arguments = json.dumps(_to_json(op.arguments), sort_keys=True).encode()
     identity = _name_key(op.vhost, op.exchange, op.destination_type, op.destination, op.routing_key) + arguments
     return hashlib.blake2b(identity, digest_size=32).digest()
+
+
+def _record_key(op: PutRecord | DeleteRecord) -> bytes:
+    # Like a binding's: the names may outgrow LMDB's keys, so the key is their digest.
+    return hashlib.blake2b(_name_key(op.kind, *op.key), digest_size=32).digest()
+
+
+def _load_record(data: bytes) -> PutRecord:
+    kind, key, value = _load(data)
+    return PutRecord(kind, tuple(key), value)

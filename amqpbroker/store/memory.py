@@ -13,6 +13,7 @@ from .base import (
     DeleteExchange,
     DeleteMessage,
     DeleteQueue,
+    DeleteRecord,
     DeleteVHost,
     Dequeue,
     Enqueue,
@@ -23,6 +24,7 @@ from .base import (
     PutExchange,
     PutMessage,
     PutQueue,
+    PutRecord,
     PutVHost,
     Recovered,
     Store,
@@ -39,6 +41,7 @@ class MemoryStore(Store):
         self._messages: dict[int, StoredMessage] = {}
         self._entries: dict[tuple[str, str], dict[int, tuple[int, int | None]]] = {}
         self._delivered: dict[tuple[str, str], int] = {}
+        self._records: dict[tuple[str, tuple[str, ...]], PutRecord] = {}
         self._crashed = False
 
     def apply(self, ops: Sequence[Op]) -> None:
@@ -58,6 +61,10 @@ class MemoryStore(Store):
                 self._vhosts[op.name] = None
             elif kind is DeleteVHost:
                 self._vhosts.pop(op.name, None)
+            elif kind is PutRecord:
+                self._records[op.kind, op.key] = op
+            elif kind is DeleteRecord:
+                self._records.pop((op.kind, op.key), None)
             elif kind is PutExchange:
                 self._exchanges[op.vhost, op.name] = op
             elif kind is DeleteExchange:
@@ -101,6 +108,7 @@ class MemoryStore(Store):
             exchanges=list(self._exchanges.values()),
             queues=list(self._queues.values()),
             bindings=list(self._bindings.values()),
+            records=list(self._records.values()),
         )
 
     def queue_entries(self, vhost: str, queue: str) -> Iterator[tuple[int, int, int | None]]:

@@ -22,6 +22,7 @@ from amqpbroker.store.base import (
     DeleteExchange,
     DeleteMessage,
     DeleteQueue,
+    DeleteRecord,
     DeleteVHost,
     Dequeue,
     Enqueue,
@@ -30,6 +31,7 @@ from amqpbroker.store.base import (
     PutExchange,
     PutMessage,
     PutQueue,
+    PutRecord,
     PutVHost,
 )
 from amqpbroker.store.lmdb_store import LmdbStore
@@ -113,6 +115,25 @@ def test_vhosts_are_put_and_deleted(store: Store) -> None:
     store.apply([PutVHost("/"), PutVHost("other"), PutVHost("third")])
     store.apply([DeleteVHost("other"), DeleteVHost("never-existed")])
     assert sorted(store.recover().vhosts) == ["/", "third"]
+
+
+def test_records_are_kept_by_kind_and_key_and_outlive_a_restart(restartable: Restartable) -> None:
+    store = restartable.store
+    long_name = "n" * 255
+    store.apply([
+        PutRecord("user", ("alice",), {"password_hash": "x", "tags": ["administrator"]}),
+        PutRecord("permission", ("/", "alice"), {"configure": ".*", "write": "", "read": ".*"}),
+        PutRecord("policy", (long_name, long_name), {"pattern": "^q", "priority": 1, "definition": {"x": 1.5}}),
+        PutRecord("user", ("bob",), {"tags": []}),
+    ])
+    store.apply([PutRecord("user", ("alice",), {"tags": []}), DeleteRecord("user", ("bob",)),
+                 DeleteRecord("user", ("never-existed",))])
+    records = sorted(restartable.reopen().recover().records)
+    assert records == [
+        PutRecord("permission", ("/", "alice"), {"configure": ".*", "write": "", "read": ".*"}),
+        PutRecord("policy", (long_name, long_name), {"pattern": "^q", "priority": 1, "definition": {"x": 1.5}}),
+        PutRecord("user", ("alice",), {"tags": []}),
+    ]
 
 
 def test_exchanges_come_back_with_every_attribute(store: Store) -> None:
