@@ -114,7 +114,7 @@ class StreamQueue(Queue):
             self._size -= oldest.size
             for _ in range(oldest.count):
                 self._stamps.popleft()
-                Queue.forget(self, self._log.popleft())
+                self._remove(self._log.popleft())
 
     def start_offset(self, start: StreamOffset) -> int:
         """The offset a consumer asking for `start` reads first."""
@@ -137,6 +137,10 @@ class StreamQueue(Queue):
         # RabbitMQ's queue.declare-ok counts neither a stream's messages nor its consumers.
         return 0, 0
 
+    def _remove(self, entry: QueueEntry) -> None:
+        """The entry leaves the log for good (retention, or the stream is deleted), and the store."""
+        super().forget(entry)
+
     def forget(self, entry: QueueEntry) -> None:
         """An ack or a delivery that could not go out: the entry stays in the log all the same."""
 
@@ -149,7 +153,7 @@ class StreamQueue(Queue):
     def purge(self) -> int:
         """Forgets the whole log (the queue is deleted); 0, the count RabbitMQ reports for a stream."""
         for entry in self._log:
-            Queue.forget(self, entry)
+            self._remove(entry)
         self._log.clear()
         self._stamps.clear()
         self._segments = deque([_Segment()])
