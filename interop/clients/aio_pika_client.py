@@ -7,7 +7,7 @@ import aio_pika
 import aiormq
 from aio_pika import ExchangeType, Message
 
-from interop.clients.common import Names, expect, expect_dead_lettered, large_body, main, wrong_password
+from interop.clients.common import Names, expect, expect_dead_lettered, large_body, main, stream_read, wrong_password
 from interop.scenarios import (
     ACK_MESSAGES,
     CC_BCC_DELIVERED,
@@ -55,6 +55,18 @@ async def _get(queue: aio_pika.abc.AbstractQueue, *, no_ack: bool = False) -> ai
     except TimeoutError:
         raise TimeoutError(f"no message on {queue.name} within {PATIENCE} s") from None
     return message
+
+
+async def _expect_last_nacked(channel: aio_pika.abc.AbstractChannel, queue: str) -> None:
+    """Publishes m0.. one over the queue's x-max-length, with confirms: the last one must be nacked."""
+    outcomes = []
+    for n in range(MAX_LENGTH + 1):
+        try:
+            await channel.default_exchange.publish(Message(f"m{n}".encode()), routing_key=queue)
+            outcomes.append("ack")
+        except aiormq.exceptions.DeliveryError:  # aiormq's answer to basic.nack
+            outcomes.append("nack")
+    expect(outcomes, ["ack"] * MAX_LENGTH + ["nack"], "confirms")
 
 
 async def _dead_letter_queue(channel: aio_pika.abc.AbstractChannel, names: Names) -> aio_pika.abc.AbstractQueue:
@@ -341,14 +353,7 @@ async def max_length(url: str, names: Names) -> None:
         expect(await drop.get(fail=False), None, "message left")
         arguments = {"x-max-length": MAX_LENGTH, "x-overflow": "reject-publish"}
         reject = await channel.declare_queue(names("reject"), exclusive=True, arguments=arguments)
-        outcomes = []
-        for n in range(MAX_LENGTH + 1):
-            try:
-                await channel.default_exchange.publish(Message(f"m{n}".encode()), routing_key=reject.name)
-                outcomes.append("ack")
-            except aiormq.exceptions.DeliveryError:  # aiormq's answer to basic.nack
-                outcomes.append("nack")
-        expect(outcomes, ["ack"] * MAX_LENGTH + ["nack"], "confirms")
+        await _expect_last_nacked(channel, reject.name)
         reject = await channel.declare_queue(names("reject"), passive=True)
         expect(reject.declaration_result.message_count, MAX_LENGTH, "messages in queue")
 
@@ -491,14 +496,7 @@ async def reject_publish_dlx(url: str, names: Names) -> None:
         dead_letters = await _dead_letter_queue(channel, names)
         arguments = {"x-max-length": MAX_LENGTH, "x-overflow": "reject-publish-dlx", **_dead_letter_arguments(names)}
         queue = await channel.declare_queue(names("q"), exclusive=True, arguments=arguments)
-        outcomes = []
-        for n in range(MAX_LENGTH + 1):
-            try:
-                await channel.default_exchange.publish(Message(f"m{n}".encode()), routing_key=queue.name)
-                outcomes.append("ack")
-            except aiormq.exceptions.DeliveryError:  # aiormq's answer to basic.nack
-                outcomes.append("nack")
-        expect(outcomes, ["ack"] * MAX_LENGTH + ["nack"], "confirms")
+        await _expect_last_nacked(channel, queue.name)
         message = await _get_dead_letter(dead_letters, names)
         expect(message.body, f"m{MAX_LENGTH}".encode(), "dead letter")
         expect_dead_lettered(message.headers, "maxlen", queue.name)
@@ -546,13 +544,13 @@ async def stream(url: str, names: Names) -> None:
             return [await asyncio.wait_for(received.get(), PATIENCE) for _ in range(count)]
 
         first = await taken(await reader("first", STREAM_MESSAGES), STREAM_MESSAGES)
-        expect(first, [(f"s{n}", n) for n in range(STREAM_MESSAGES)], "from first")
+        expect(first, stream_read(0), "from first")
         rest = STREAM_MESSAGES - STREAM_OFFSET
         middle = await taken(await reader(STREAM_OFFSET, rest), rest)
-        expect(middle, [(f"s{n}", n) for n in range(STREAM_OFFSET, STREAM_MESSAGES)], f"from {STREAM_OFFSET}")
+        expect(middle, stream_read(STREAM_OFFSET), f"from {STREAM_OFFSET}")
         following = await reader("next", 1)
         await channel.default_exchange.publish(Message(f"s{STREAM_MESSAGES}".encode()), routing_key=queue.name)
-        expect(await taken(following, 1), [(f"s{STREAM_MESSAGES}", STREAM_MESSAGES)], "from next")
+        expect(await taken(following, 1), stream_read(STREAM_MESSAGES, STREAM_MESSAGES + 1), "from next")
         await channel.queue_delete(queue.name)
 
 

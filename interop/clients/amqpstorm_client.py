@@ -14,6 +14,7 @@ from interop.clients.common import (
     nap,
     poll,
     pump_until,
+    stream_read,
     wrong_password,
 )
 from interop.scenarios import (
@@ -533,12 +534,12 @@ def stream(url: str, names: Names) -> None:
         rest = STREAM_MESSAGES - STREAM_OFFSET
         first, middle = reader("first", STREAM_MESSAGES), reader(STREAM_OFFSET, rest)
         pump_until(lambda: (len(first), len(middle)) == (STREAM_MESSAGES, rest), _pump(*readers), "deliveries")
-        expect(first, [(f"s{n}", n) for n in range(STREAM_MESSAGES)], "from first")
-        expect(middle, [(f"s{n}", n) for n in range(STREAM_OFFSET, STREAM_MESSAGES)], f"from {STREAM_OFFSET}")
+        expect(first, stream_read(0), "from first")
+        expect(middle, stream_read(STREAM_OFFSET), f"from {STREAM_OFFSET}")
         following = reader("next", 1)
         channel.basic.publish(f"s{STREAM_MESSAGES}".encode(), queue)
         pump_until(lambda: following, _pump(*readers), "the delivery from next")
-        expect(following, [(f"s{STREAM_MESSAGES}", STREAM_MESSAGES)], "from next")
+        expect(following, stream_read(STREAM_MESSAGES, STREAM_MESSAGES + 1), "from next")
         channel.queue.delete(queue)
 
 

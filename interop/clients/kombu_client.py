@@ -15,6 +15,7 @@ from interop.clients.common import (
     main,
     poll,
     pump_until,
+    stream_read,
     wrong_password,
 )
 from interop.scenarios import (
@@ -74,6 +75,19 @@ def _get(connection: Connection, queue: Queue, *, no_ack: bool = False):
 
 def _message_count(channel, name: str) -> int:
     return Queue(name, channel=channel).queue_declare(passive=True).message_count
+
+
+def _expect_last_nacked(producer: Producer, queue: str) -> None:
+    """Publishes m0.. one over the queue's x-max-length on a confirming connection: the last one must
+    be nacked."""
+    outcomes = []
+    for n in range(MAX_LENGTH + 1):
+        try:
+            producer.publish(f"m{n}".encode(), routing_key=queue)  # waits for the confirm
+            outcomes.append("ack")
+        except amqp.exceptions.MessageNacked:
+            outcomes.append("nack")
+    expect(outcomes, ["ack"] * MAX_LENGTH + ["nack"], "confirms")
 
 
 def _dead_letter_queue(channel, names: Names) -> tuple[Queue, dict]:
@@ -373,14 +387,7 @@ def max_length(url: str, names: Names) -> None:
         arguments = {"x-max-length": MAX_LENGTH, "x-overflow": "reject-publish"}
         reject = Queue(names("reject"), exclusive=True, queue_arguments=arguments, channel=channel)
         reject.declare()
-        outcomes = []
-        for n in range(MAX_LENGTH + 1):
-            try:
-                producer.publish(f"m{n}".encode(), routing_key=reject.name)  # waits for the confirm
-                outcomes.append("ack")
-            except amqp.exceptions.MessageNacked:
-                outcomes.append("nack")
-        expect(outcomes, ["ack"] * MAX_LENGTH + ["nack"], "confirms")
+        _expect_last_nacked(producer, reject.name)
         expect(_message_count(channel, reject.name), MAX_LENGTH, "messages in queue")
 
 
@@ -533,15 +540,7 @@ def reject_publish_dlx(url: str, names: Names) -> None:
         arguments = {"x-max-length": MAX_LENGTH, "x-overflow": "reject-publish-dlx", **arguments}
         queue = Queue(names("q"), exclusive=True, queue_arguments=arguments, channel=channel)
         queue.declare()
-        producer = Producer(channel)
-        outcomes = []
-        for n in range(MAX_LENGTH + 1):
-            try:
-                producer.publish(f"m{n}".encode(), routing_key=queue.name)  # waits for the confirm
-                outcomes.append("ack")
-            except amqp.exceptions.MessageNacked:
-                outcomes.append("nack")
-        expect(outcomes, ["ack"] * MAX_LENGTH + ["nack"], "confirms")
+        _expect_last_nacked(Producer(channel), queue.name)
         message = _get_dead_letter(connection, dead_letters, names)
         expect(message.body, f"m{MAX_LENGTH}".encode(), "dead letter")
         expect_dead_lettered(message.headers, "maxlen", queue.name)
@@ -597,12 +596,12 @@ def stream(url: str, names: Names) -> None:
         first, middle = reader("first", STREAM_MESSAGES), reader(STREAM_OFFSET, rest)
         delivered = (STREAM_MESSAGES, rest)
         pump_until(lambda: (len(first), len(middle)) == delivered, lambda: _drain(connection), "deliveries")
-        expect(first, [(f"s{n}", n) for n in range(STREAM_MESSAGES)], "from first")
-        expect(middle, [(f"s{n}", n) for n in range(STREAM_OFFSET, STREAM_MESSAGES)], f"from {STREAM_OFFSET}")
+        expect(first, stream_read(0), "from first")
+        expect(middle, stream_read(STREAM_OFFSET), f"from {STREAM_OFFSET}")
         following = reader("next", 1)
         producer.publish(f"s{STREAM_MESSAGES}".encode(), routing_key=queue.name)
         pump_until(lambda: following, lambda: _drain(connection), "the delivery from next")
-        expect(following, [(f"s{STREAM_MESSAGES}", STREAM_MESSAGES)], "from next")
+        expect(following, stream_read(STREAM_MESSAGES, STREAM_MESSAGES + 1), "from next")
         for consumer in consumers:
             # Cancelled first: py-amqp raises on a server's basic.cancel, which deleting the stream sends.
             consumer.cancel()

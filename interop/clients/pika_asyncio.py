@@ -11,7 +11,7 @@ import pika
 from pika.adapters.asyncio_connection import AsyncioConnection
 from pika.exceptions import AuthenticationError, ChannelClosedByBroker, ProbableAuthenticationError
 
-from interop.clients.common import Names, expect, expect_dead_lettered, large_body, main, wrong_password
+from interop.clients.common import Names, expect, expect_dead_lettered, large_body, main, stream_read, wrong_password
 from interop.scenarios import (
     ACK_MESSAGES,
     CC_BCC_DELIVERED,
@@ -136,6 +136,16 @@ async def _confirms(channel) -> asyncio.Queue:
 
     await _call(channel, channel.confirm_delivery, on_confirm)
     return outcomes
+
+
+async def _expect_last_nacked(channel, queue: str) -> None:
+    """Publishes m0.. one over the queue's x-max-length, with confirms: the last one must be nacked."""
+    outcomes = await _confirms(channel)
+    confirms = []
+    for n in range(MAX_LENGTH + 1):
+        channel.basic_publish("", queue, f"m{n}".encode())
+        confirms.append(await asyncio.wait_for(outcomes.get(), PATIENCE))
+    expect(confirms, [("Ack", n) for n in range(1, MAX_LENGTH + 1)] + [("Nack", MAX_LENGTH + 1)], "confirms")
 
 
 async def _dead_letter_queue(channel, names: Names) -> dict:
@@ -446,12 +456,7 @@ async def max_length(url: str, names: Names) -> None:
     expect(deliveries.qsize(), 0, "more deliveries")
     confirming = await _channel(connection)
     reject = await _queue(confirming, names("reject"), {"x-max-length": MAX_LENGTH, "x-overflow": "reject-publish"})
-    outcomes = await _confirms(confirming)
-    confirms = []
-    for n in range(MAX_LENGTH + 1):
-        confirming.basic_publish("", reject, f"m{n}".encode())
-        confirms.append(await asyncio.wait_for(outcomes.get(), PATIENCE))
-    expect(confirms, [("Ack", n) for n in range(1, MAX_LENGTH + 1)] + [("Nack", MAX_LENGTH + 1)], "confirms")
+    await _expect_last_nacked(confirming, reject)
     expect(await _message_count(connection, reject), MAX_LENGTH, "messages in queue")
     await _close(connection)
 
@@ -598,12 +603,7 @@ async def reject_publish_dlx(url: str, names: Names) -> None:
     dead_letters = await _consume(channel, names("dlq"), auto_ack=True)
     arguments = {"x-max-length": MAX_LENGTH, "x-overflow": "reject-publish-dlx", **dead_letter}
     queue = await _queue(channel, names("q"), arguments)
-    outcomes = await _confirms(channel)
-    confirms = []
-    for n in range(MAX_LENGTH + 1):
-        channel.basic_publish("", queue, f"m{n}".encode())
-        confirms.append(await asyncio.wait_for(outcomes.get(), PATIENCE))
-    expect(confirms, [("Ack", n) for n in range(1, MAX_LENGTH + 1)] + [("Nack", MAX_LENGTH + 1)], "confirms")
+    await _expect_last_nacked(channel, queue)
     properties, body = await _next_dead_letter(dead_letters, names)
     expect(body, f"m{MAX_LENGTH}".encode(), "dead letter")
     expect_dead_lettered(properties.headers, "maxlen", queue)
@@ -656,13 +656,13 @@ async def stream(url: str, names: Names) -> None:
         return got
 
     first = await taken(await reader("first", STREAM_MESSAGES), STREAM_MESSAGES)
-    expect(first, [(f"s{n}", n) for n in range(STREAM_MESSAGES)], "from first")
+    expect(first, stream_read(0), "from first")
     rest = STREAM_MESSAGES - STREAM_OFFSET
     middle = await taken(await reader(STREAM_OFFSET, rest), rest)
-    expect(middle, [(f"s{n}", n) for n in range(STREAM_OFFSET, STREAM_MESSAGES)], f"from {STREAM_OFFSET}")
+    expect(middle, stream_read(STREAM_OFFSET), f"from {STREAM_OFFSET}")
     following = await reader("next", 1)
     channel.basic_publish("", queue, f"s{STREAM_MESSAGES}".encode())
-    expect(await taken(following, 1), [(f"s{STREAM_MESSAGES}", STREAM_MESSAGES)], "from next")
+    expect(await taken(following, 1), stream_read(STREAM_MESSAGES, STREAM_MESSAGES + 1), "from next")
     await _call(channel, channel.queue_delete, queue)
     await _close(connection)
 

@@ -13,6 +13,7 @@ from interop.clients.common import (
     main,
     poll,
     pump_until,
+    stream_read,
     wrong_password,
 )
 from interop.scenarios import (
@@ -72,6 +73,18 @@ def _get(connection, channel, queue: str, *, auto_ack: bool = False):
 
 def _message_count(channel, queue: str) -> int:
     return channel.queue_declare(queue, passive=True).method.message_count
+
+
+def _expect_last_nacked(channel, queue: str) -> None:
+    """Publishes m0.. one over the queue's x-max-length, with confirms: the last one must be nacked."""
+    outcomes = []
+    for n in range(MAX_LENGTH + 1):
+        try:
+            channel.basic_publish("", queue, f"m{n}".encode())
+            outcomes.append("ack")
+        except NackError:
+            outcomes.append("nack")
+    expect(outcomes, ["ack"] * MAX_LENGTH + ["nack"], "confirms")
 
 
 def _dead_letter_queue(channel, names: Names) -> dict:
@@ -354,14 +367,7 @@ def max_length(url: str, names: Names) -> None:
         arguments = {"x-max-length": MAX_LENGTH, "x-overflow": "reject-publish"}
         channel.queue_declare(names("reject"), exclusive=True, arguments=arguments)
         channel.confirm_delivery()
-        outcomes = []
-        for n in range(MAX_LENGTH + 1):
-            try:
-                channel.basic_publish("", names("reject"), f"m{n}".encode())
-                outcomes.append("ack")
-            except NackError:
-                outcomes.append("nack")
-        expect(outcomes, ["ack"] * MAX_LENGTH + ["nack"], "confirms")
+        _expect_last_nacked(channel, names("reject"))
         expect(_message_count(channel, names("reject")), MAX_LENGTH, "messages in queue")
 
 
@@ -500,14 +506,7 @@ def reject_publish_dlx(url: str, names: Names) -> None:
         arguments = {"x-max-length": MAX_LENGTH, "x-overflow": "reject-publish-dlx", **dead_letter}
         channel.queue_declare(names("q"), exclusive=True, arguments=arguments)
         channel.confirm_delivery()
-        outcomes = []
-        for n in range(MAX_LENGTH + 1):
-            try:
-                channel.basic_publish("", names("q"), f"m{n}".encode())
-                outcomes.append("ack")
-            except NackError:
-                outcomes.append("nack")
-        expect(outcomes, ["ack"] * MAX_LENGTH + ["nack"], "confirms")
+        _expect_last_nacked(channel, names("q"))
         properties, body = _get_dead_letter(connection, channel, names)
         expect(body, f"m{MAX_LENGTH}".encode(), "dead letter")
         expect_dead_lettered(properties.headers, "maxlen", names("q"))
@@ -553,12 +552,12 @@ def stream(url: str, names: Names) -> None:
         first, middle = reader("first", STREAM_MESSAGES), reader(STREAM_OFFSET, STREAM_MESSAGES - STREAM_OFFSET)
         pump_until(lambda: len(first) == STREAM_MESSAGES and len(middle) == STREAM_MESSAGES - STREAM_OFFSET,
                    _pump(connection), "deliveries")
-        expect(first, [(f"s{n}", n) for n in range(STREAM_MESSAGES)], "from first")
-        expect(middle, [(f"s{n}", n) for n in range(STREAM_OFFSET, STREAM_MESSAGES)], f"from {STREAM_OFFSET}")
+        expect(first, stream_read(0), "from first")
+        expect(middle, stream_read(STREAM_OFFSET), f"from {STREAM_OFFSET}")
         following = reader("next", 1)
         channel.basic_publish("", queue, f"s{STREAM_MESSAGES}".encode())
         pump_until(lambda: following, _pump(connection), "the delivery from next")
-        expect(following, [(f"s{STREAM_MESSAGES}", STREAM_MESSAGES)], "from next")
+        expect(following, stream_read(STREAM_MESSAGES, STREAM_MESSAGES + 1), "from next")
         channel.queue_delete(queue)
 
 

@@ -233,6 +233,21 @@ public final class Scenarios {
         expect(first, Map.of("reason", reason, "queue", queue, "exchange", ""), "x-first-death-*");
     }
 
+    /** Publishes m0.. one over the queue's x-max-length, with confirms: the last one must be nacked. */
+    static void expectLastNacked(Channel channel, String queue) throws Exception {
+        channel.confirmSelect();
+        List<String> outcomes = new ArrayList<>();
+        for (int n = 0; n <= MAX_LENGTH; n++) {
+            channel.basicPublish("", queue, null, bytes("m" + n));
+            // true when everything published since the last call was acked, false when one was nacked
+            boolean acked = channel.waitForConfirms(TimeUnit.SECONDS.toMillis(PATIENCE));
+            outcomes.add(acked ? "ack" : "nack");
+        }
+        List<String> expected = new ArrayList<>(Collections.nCopies(MAX_LENGTH, "ack"));
+        expected.add("nack");
+        expect(outcomes, expected, "confirms");
+    }
+
     /** A DLX with its queue; returns the arguments that make a queue dead-letter there. */
     static Map<String, Object> deadLetterQueue(Channel channel, Names names) throws IOException {
         channel.exchangeDeclare(names.of("dlx"), "direct", false, true, null);
@@ -584,17 +599,7 @@ public final class Scenarios {
             expect(channel.basicGet(drop, true), null, "message left");
             Map<String, Object> arguments = Map.of("x-max-length", MAX_LENGTH, "x-overflow", "reject-publish");
             String reject = channel.queueDeclare(names.of("reject"), false, true, false, arguments).getQueue();
-            channel.confirmSelect();
-            List<String> outcomes = new ArrayList<>();
-            for (int n = 0; n <= MAX_LENGTH; n++) {
-                channel.basicPublish("", reject, null, bytes("m" + n));
-                // true when everything published since the last call was acked, false when one was nacked
-                boolean acked = channel.waitForConfirms(TimeUnit.SECONDS.toMillis(PATIENCE));
-                outcomes.add(acked ? "ack" : "nack");
-            }
-            List<String> expected = new ArrayList<>(Collections.nCopies(MAX_LENGTH, "ack"));
-            expected.add("nack");
-            expect(outcomes, expected, "confirms");
+            expectLastNacked(channel, reject);
             expect(channel.queueDeclarePassive(reject).getMessageCount(), MAX_LENGTH, "messages in queue");
         }
     }
@@ -766,17 +771,7 @@ public final class Scenarios {
             arguments.put("x-max-length", MAX_LENGTH);
             arguments.put("x-overflow", "reject-publish-dlx");
             String queue = channel.queueDeclare(names.of("q"), false, true, false, arguments).getQueue();
-            channel.confirmSelect();
-            List<String> outcomes = new ArrayList<>();
-            for (int n = 0; n <= MAX_LENGTH; n++) {
-                channel.basicPublish("", queue, null, bytes("m" + n));
-                // true when everything published since the last call was acked, false when one was nacked
-                boolean acked = channel.waitForConfirms(TimeUnit.SECONDS.toMillis(PATIENCE));
-                outcomes.add(acked ? "ack" : "nack");
-            }
-            List<String> expected = new ArrayList<>(Collections.nCopies(MAX_LENGTH, "ack"));
-            expected.add("nack");
-            expect(outcomes, expected, "confirms");
+            expectLastNacked(channel, queue);
             GetResponse dead = getDeadLetter(channel, names);
             expect(text(dead.getBody()), "m" + MAX_LENGTH, "dead letter");
             expectDeadLettered(dead.getProps().getHeaders(), "maxlen", queue, null);
