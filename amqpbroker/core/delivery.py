@@ -107,13 +107,10 @@ class Delivery:
             self._refuse_global_qos(queue)
         settings = consumer_settings(method.arguments, queue_type, queue=queue.name, vhost=self.vhost.name)
         if queue_type == "stream":
+            # Every consumer of a stream reads all of it: RabbitMQ ignores `exclusive` there.
             self._check_stream_consumer(queue, method)
-        # A single-active-consumer queue refuses an exclusive consumer even while it has none.
-        exclusive_wanted = method.exclusive and (queue.consumers or queue.settings.single_active_consumer)
-        if exclusive_wanted or (queue.consumers and queue.consumers[0].exclusive):
-            raise ChannelException.access_refused(
-                f"queue '{queue.name}' in vhost '{self.vhost.name}' in exclusive use"
-            )
+        else:
+            self._check_exclusive(queue, method)
         options = {"no_ack": method.no_ack, "exclusive": method.exclusive, "prefetch_count": self._prefetch_count}
         if isinstance(queue, StreamQueue):
             consumer: Consumer = StreamConsumer(
@@ -127,6 +124,14 @@ class Delivery:
         queue.add_consumer(consumer)
         queue.dispatch()
 
+    def _check_exclusive(self, queue: Queue, method: spec.BasicConsume) -> None:
+        # A single-active-consumer queue refuses an exclusive consumer even while it has none.
+        exclusive_wanted = method.exclusive and (queue.consumers or queue.settings.single_active_consumer)
+        if exclusive_wanted or (queue.consumers and queue.consumers[0].exclusive):
+            raise ChannelException.access_refused(
+                f"queue '{queue.name}' in vhost '{self.vhost.name}' in exclusive use"
+            )
+
     def _refuse_global_qos(self, queue: Queue) -> None:
         if self._global_prefetch_count:
             raise ConnectionException.not_implemented(
@@ -134,14 +139,15 @@ class Delivery:
             )
 
     def _check_stream_consumer(self, queue: Queue, method: spec.BasicConsume) -> None:
-        """A stream is read with acknowledgements and a per-consumer prefetch, as RabbitMQ requires."""
-        if method.no_ack:
-            raise ConnectionException.not_implemented(
-                f"automatic acknowledgement not supported by stream queues {_describe(queue)}"
-            )
+        """A stream is read with a per-consumer prefetch and acknowledgements, as RabbitMQ requires
+        (checked in its order)."""
         if not self._prefetch_count:
             raise ChannelException.precondition_failed(
                 f"consumer prefetch count is not set for '{_describe(queue)}'"
+            )
+        if method.no_ack:
+            raise ConnectionException.not_implemented(
+                f"automatic acknowledgement not supported by stream queues {_describe(queue)}"
             )
         self._refuse_global_qos(queue)
 

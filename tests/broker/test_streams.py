@@ -158,6 +158,7 @@ def test_get_and_purge_are_not_implemented(peer: Peer, method: object, code: int
         ((0, False), {}, 406, f"PRECONDITION_FAILED - consumer prefetch count is not set for '{Q}'"),
         ((5, True), {}, 406, f"PRECONDITION_FAILED - consumer prefetch count is not set for '{Q}'"),
         ((5, False), {"no_ack": True}, 540, f"NOT_IMPLEMENTED - automatic acknowledgement not supported by stream queues {Q}"),
+        (None, {"no_ack": True}, 406, f"PRECONDITION_FAILED - consumer prefetch count is not set for '{Q}'"),
         (
             (5, False),
             {"arguments": {"x-priority": 1}},
@@ -186,6 +187,16 @@ def test_consume_is_refused_as_rabbitmq_refuses_it(peer: Peer, qos, flags: dict,
         )
     with refused(code, text):
         peer.consume("s", **flags)
+
+
+def test_an_exclusive_consumer_does_not_keep_others_away(peer: Peer) -> None:
+    declare(peer)
+    publish(peer, b"a")
+    peer.qos(5)
+    peer.consume("s", exclusive=True, arguments={"x-stream-offset": "first"})
+    peer.consume("s", arguments={"x-stream-offset": "first"})
+    peer.consume("s", exclusive=True, arguments={"x-stream-offset": "first"})
+    assert [body for body, _ in delivered(peer)] == [b"a", b"a", b"a"]
 
 
 def test_a_global_prefetch_on_top_of_a_consumer_prefetch_is_not_implemented(peer: Peer) -> None:

@@ -115,6 +115,22 @@ def test_consuming_needs_a_prefetch(channel, stream) -> None:
     )
 
 
+def test_the_prefetch_is_checked_before_automatic_acknowledgement(channel, stream) -> None:
+    with pytest.raises(ChannelClosedByBroker) as closed:
+        channel.basic_consume(stream, Inbox(), auto_ack=True)
+    assert reply(closed)[0] == 406
+
+
+def test_exclusive_consumers_share_a_stream(connection, channel, stream) -> None:
+    publish(channel, stream, b"m")
+    channel.basic_qos(prefetch_count=2)
+    inbox = Inbox()
+    channel.basic_consume(stream, inbox, exclusive=True, arguments={"x-stream-offset": "first"})
+    channel.basic_consume(stream, inbox, exclusive=True, arguments={"x-stream-offset": "first"})
+    wait_until(connection, lambda: len(inbox.bodies) == 2, what="a delivery to each consumer")
+    assert inbox.bodies == [b"m", b"m"]
+
+
 def test_an_invalid_offset_is_refused(channel, stream) -> None:
     channel.basic_qos(prefetch_count=1)
     with pytest.raises(ChannelClosedByBroker) as closed:
