@@ -64,10 +64,6 @@ class StreamQueue(Queue):
     def first_offset(self) -> int:
         return self._log[0].seq if self._log else self._next_seq
 
-    @property
-    def next_offset(self) -> int:
-        return self._next_seq
-
     def push(self, message: Message) -> bool:
         stamp = int(self.timers.wall_clock() * 1000)
         entry = QueueEntry(self._next_seq, message)
