@@ -24,6 +24,7 @@ from .memory import MemoryWatermark
 from .message import Message, QueueEntry
 from .queue import Consumer, Queue
 from .session import Session
+from .stream import StreamQueue
 from .timers import Timers
 from .users import Users
 from .vhost import VHost
@@ -161,19 +162,21 @@ class Broker:
         messages: dict[int, Message] = {}
         for record in recovered.queues:
             vhost = self.vhosts[record.vhost]
-            queue = vhost.queues[record.name] = Queue(
+            settings = settings_from_arguments(record.arguments)
+            stream = settings.queue_type == "stream"
+            queue = vhost.queues[record.name] = (StreamQueue if stream else Queue)(
                 record.name,
                 record.vhost,
                 durable=True,
                 auto_delete=record.auto_delete,
                 arguments=record.arguments,
-                settings=settings_from_arguments(record.arguments),
+                settings=settings,
                 journal=self.journal,
                 memory=self.memory,
                 dead_letters=self.dead_letters,
                 timers=self.timers,
             )
-            count_bytes = queue.settings.max_length_bytes is not None
+            count_bytes = settings.max_length_bytes is not None or (stream and settings.max_age is not None)
             delivered = store.delivered_upto(record.vhost, record.name)
             queue.restore_delivered(delivered)
             for seq, message_id, expires in store.queue_entries(record.vhost, record.name):
@@ -181,8 +184,13 @@ class Broker:
                 if message is None:
                     message = messages[message_id] = Message(*store.load_header(message_id), None, message_id)
                 if count_bytes and not message.size:
-                    # Only a queue limited in bytes needs the size of bodies that stay on disk.
+                    # Only a queue limited in bytes, or a stream cut into segments by size for its
+                    # retention by age, needs the size of bodies that stay on disk.
                     message.size = len(store.load_body(message_id))
+                if stream:
+                    # A stream's entry keeps when it was appended where others keep their expiry.
+                    queue.restore_appended(QueueEntry(seq, message), expires)
+                    continue
                 entry = QueueEntry(seq, message, None if expires is None else self.timers.from_wall_ms(expires))
                 entry.redelivered = seq <= delivered
                 queue.restore(entry)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..protocol import spec
-from .errors import ChannelException
+from .errors import ChannelException, ConnectionException
 from .queue import Queue
 
 if TYPE_CHECKING:
@@ -91,10 +91,9 @@ class Topology:
         connection.broker.queue_declared(queue)
         self._last_queue = queue.name
         if not method.no_wait:
+            message_count, consumer_count = queue.counts()
             self._output.method(
-                spec.QueueDeclareOk(
-                    queue=queue.name, message_count=queue.message_count, consumer_count=len(queue.consumers)
-                )
+                spec.QueueDeclareOk(queue=queue.name, message_count=message_count, consumer_count=consumer_count)
             )
 
     def queue_bind(self, method: spec.QueueBind) -> None:
@@ -110,7 +109,12 @@ class Topology:
         self._output.method(spec.QueueUnbindOk())
 
     def queue_purge(self, method: spec.QueuePurge) -> None:
-        count = self.queue(method.queue).purge()
+        queue = self.queue(method.queue)
+        if queue.settings.queue_type == "stream":
+            raise ConnectionException.not_implemented(
+                f"queue.purge not supported by stream queues queue '{queue.name}' in vhost '{self._vhost.name}'"
+            )
+        count = queue.purge()
         if not method.no_wait:
             self._output.method(spec.QueuePurgeOk(message_count=count))
 

@@ -27,6 +27,7 @@ from .journal import Journal
 from .memory import MemoryWatermark
 from .message import Message
 from .queue import DeadLetterer, Queue
+from .stream import StreamQueue
 
 DEFAULT_EXCHANGES = {
     "amq.direct": "direct",
@@ -200,18 +201,27 @@ class VHost:
 
     def enqueue(self, message: Message, queues: Collection[Queue]) -> tuple[bool, bool]:
         """Puts a routed message on its queues, stored first if it is persistent and one of them is
-        durable. Returns whether it was stored (a confirm for it then waits for the commit) and
-        whether a queue refused it (x-overflow reject-publish)."""
-        stored = False
+        durable, or if one of them is a stream. Returns whether it was stored (a confirm for it then
+        waits for the commit) and whether a queue refused it (x-overflow reject-publish)."""
+        first_stored: Queue | None = None
+        """The queue before whose push the message is stored: a persistent one before any."""
         if any(queue.journal is not None for queue in queues):
             if BasicProperties.decode(message.properties).delivery_mode == 2:
+                first_stored = next(iter(queues))
+            elif any(isinstance(queue, StreamQueue) for queue in queues):
+                # A stream keeps every message on disk, as RabbitMQ's do; the other queues take a
+                # transient one first, while it has no store id, so that they keep it in memory only.
+                queues = sorted(queues, key=lambda queue: isinstance(queue, StreamQueue))
+                first_stored = next(queue for queue in queues if isinstance(queue, StreamQueue))
+        stored = False
+        refused = False
+        for queue in queues:
+            if queue is first_stored:
                 self.journal.store_message(message)
                 # Held while it is routed: a queue that drops its copy at once (a no-ack delivery,
                 # an overflow) must not cancel the message the next durable queue still enqueues.
                 message.refs += 1
                 stored = True
-        refused = False
-        for queue in queues:
             if queue.push(message):
                 queue.dispatch()
             else:
@@ -272,13 +282,7 @@ class VHost:
                 queue=name,
                 vhost=self.name,
             )
-            if settings.queue_type == "stream":
-                # RabbitMQ serves streams to 0-9-1 consumers by offset; we have no stream store, and a
-                # classic queue in its place would hand out destructively what readers expect to keep.
-                raise ConnectionException.not_implemented(
-                    f"queue type 'stream' is not supported: cannot declare {self._describe('queue', name)}"
-                )
-            queue = Queue(
+            queue = (StreamQueue if settings.queue_type == "stream" else Queue)(
                 name,
                 self.name,
                 durable=durable and not exclusive,
