@@ -12,13 +12,13 @@ import time
 from typing import Any, Callable, Protocol
 
 from ..store import MemoryStore, Store
-from ..store.base import DeleteVHost, PutVHost
+from ..store.base import DeleteRecord, DeleteVHost, PutRecord, PutVHost
+from . import dedup, delayed
 from .arguments import settings_from_arguments
 from .commits import Batch, CommitTracker
 from .confirms import Confirms
 from .deadletter import DeadLetters
 from .errors import ChannelException, ConnectionException
-from .exchanges import make_exchange
 from .journal import Journal
 from .memory import MemoryWatermark
 from .message import Message, QueueEntry
@@ -90,7 +90,7 @@ class Broker:
     def add_vhost(self, name: str) -> VHost:
         vhost = self.vhosts.get(name)
         if vhost is None:
-            vhost = self.vhosts[name] = VHost(name, self.journal, self.memory, self.dead_letters)
+            vhost = self.vhosts[name] = VHost(name, self.journal, self.memory, self.dead_letters, self.timers)
             self.journal.append(PutVHost(name))
         return vhost
 
@@ -127,20 +127,24 @@ class Broker:
         return self.timers.next_deadline()
 
     def expire(self, now: float | None = None, budget: int = EXPIRE_SLICE) -> bool:
-        """Gives the queues whose deadline has come their turn: expired messages leave them, and
-        queues unused past their `x-expires` are deleted. At most `budget` messages go in one call;
-        returns True if more is due already, for another call once others had their turn."""
+        """Gives the queues and delayed exchanges whose deadline has come their turn: expired
+        messages leave queues, queues unused past their `x-expires` are deleted, and held messages
+        now due are routed. At most `budget` messages go in one call; returns True if more is due
+        already, for another call once others had their turn."""
         timers = self.timers
         if now is None:
             now = timers.clock()
         while budget > 0:
-            queue = timers.due(now)
-            if queue is None:
+            due = timers.due(now)
+            if due is None:
                 return False
-            if queue.idle(now):
-                self.delete_queue(self.vhosts[queue.vhost], queue)
-            else:
-                budget -= queue.expire(now, budget)
+            if isinstance(due, delayed.DelayedExchange):
+                budget -= self.vhosts[due.vhost].release(due, now, budget)
+            elif isinstance(due, Queue):
+                if due.idle(now):
+                    self.delete_queue(self.vhosts[due.vhost], due)
+                else:
+                    budget -= due.expire(now, budget)
         deadline = timers.next_deadline()
         return deadline is not None and deadline <= now
 
@@ -148,10 +152,10 @@ class Broker:
         store = self.store
         recovered = store.recover()
         for name in recovered.vhosts:
-            self.vhosts[name] = VHost(name, self.journal, self.memory, self.dead_letters)
+            self.vhosts[name] = VHost(name, self.journal, self.memory, self.dead_letters, self.timers)
         for record in recovered.exchanges:
             vhost = self.vhosts[record.vhost]
-            vhost.exchanges[record.name] = make_exchange(
+            vhost.exchanges[record.name] = vhost.make_exchange(
                 record.name,
                 record.type,
                 durable=True,
@@ -202,6 +206,22 @@ class Broker:
             destination = destinations.get(record.destination)
             if exchange is not None and destination is not None:
                 exchange.bind(destination, record.routing_key, record.arguments)
+        for record in recovered.records:
+            if record.kind in (delayed.RECORD_KIND, dedup.RECORD_KIND):
+                self._recover_exchange_record(record)
+
+    def _recover_exchange_record(self, record: PutRecord) -> None:
+        """Gives a delayed exchange a held message back, or a deduplication exchange a cache entry;
+        a record whose exchange is gone is deleted."""
+        vhost_name, exchange_name, _ = record.key
+        vhost = self.vhosts.get(vhost_name)
+        exchange = vhost.exchanges.get(exchange_name) if vhost is not None else None
+        if isinstance(exchange, delayed.DelayedExchange) and record.kind == delayed.RECORD_KIND:
+            exchange.restore(record.key, record.value)
+        elif isinstance(exchange, dedup.DeduplicationExchange) and record.kind == dedup.RECORD_KIND:
+            exchange.restore(record.key[2], record.value["expires"])
+        else:
+            self.journal.append(DeleteRecord(record.kind, record.key))
 
     def authenticate(self, username: str, password: str) -> bool:
         return self.users.authenticate(username, password) is not None
