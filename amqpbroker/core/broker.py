@@ -32,6 +32,8 @@ from .vhost import VHost
 # Messages the timer drops in one turn at most, so that a large backlog expiring leaves the
 # other connections their share of the event loop.
 EXPIRE_SLICE = 2000
+_EXCHANGE_RECORDS = (delayed.RECORD_KIND, dedup.RECORD_KIND)
+"""The kinds of store records that plugin exchanges keep: held messages, deduplication caches."""
 
 
 class Sink(Protocol):
@@ -206,9 +208,11 @@ class Broker:
             destination = destinations.get(record.destination)
             if exchange is not None and destination is not None:
                 exchange.bind(destination, record.routing_key, record.arguments)
-        for record in recovered.records:
-            if record.kind in (delayed.RECORD_KIND, dedup.RECORD_KIND):
-                self._recover_exchange_record(record)
+        exchange_records = [record for record in recovered.records if record.kind in _EXCHANGE_RECORDS]
+        # A deduplication cache forgets its oldest values first: it takes them back in their order.
+        exchange_records.sort(key=lambda record: record.value.get("added", 0))
+        for record in exchange_records:
+            self._recover_exchange_record(record)
 
     def _recover_exchange_record(self, record: PutRecord) -> None:
         """Gives a delayed exchange a held message back, or a deduplication exchange a cache entry;
@@ -219,7 +223,7 @@ class Broker:
         if isinstance(exchange, delayed.DelayedExchange) and record.kind == delayed.RECORD_KIND:
             exchange.restore(record.key, record.value)
         elif isinstance(exchange, dedup.DeduplicationExchange) and record.kind == dedup.RECORD_KIND:
-            exchange.restore(record.key[2], record.value["expires"])
+            exchange.restore(record.key[2], record.value)
         else:
             self.journal.append(DeleteRecord(record.kind, record.key))
 

@@ -29,7 +29,8 @@ from .journal import Journal
 DEDUP_HEADER = "x-deduplication-header"
 _TTL_HEADER = "x-cache-ttl"
 RECORD_KIND = "dedup"
-"""The store records of exchange caches: key (vhost, exchange, value), value {"expires": ms or None}."""
+"""The store records of exchange caches: key (vhost, exchange, value), value {"expires": ms or None,
+"added": how many values the cache had taken before}, which orders them again at start."""
 
 
 def dedup_key(headers: dict | None) -> str | None:
@@ -56,6 +57,8 @@ class DeduplicationCache:
         self.ttl = ttl
         self._wall_clock = wall_clock
         self._entries: OrderedDict[str, int | None] = OrderedDict()
+        self.added = 0
+        """How many values the cache has taken: each one's number orders it among the others."""
 
     def seen(self, key: str) -> bool:
         """Whether `key` is in the cache and has not expired; an expired one is forgotten."""
@@ -77,10 +80,13 @@ class DeduplicationCache:
         while len(self._entries) >= self.size:
             evicted.append(self._entries.popitem(last=False)[0])
         self._entries[key] = expires
+        self.added += 1
         return expires, evicted
 
-    def restore(self, key: str, expires: int | None) -> None:
+    def restore(self, key: str, expires: int | None, added: int) -> None:
+        """An entry recovered from the store; entries are restored oldest first."""
         self._entries[key] = expires
+        self.added = max(self.added, added + 1)
 
     def keys(self) -> list[str]:
         return list(self._entries)
@@ -117,16 +123,18 @@ class DeduplicationExchange(FanoutExchange):
             if self.cache.seen(key):
                 return ()
             ttl = headers.get(_TTL_HEADER) if headers else None
+            added = self.cache.added
             expires, evicted = self.cache.add(key, ttl if _is_ttl(ttl) else None)
             if self._persistent:
                 for old in evicted:
                     self._journal.append(DeleteRecord(RECORD_KIND, (self._vhost, self.name, old)))
-                self._journal.append(PutRecord(RECORD_KIND, (self._vhost, self.name, key), {"expires": expires}))
+                record = {"expires": expires, "added": added}
+                self._journal.append(PutRecord(RECORD_KIND, (self._vhost, self.name, key), record))
         return super().route(routing_key, headers)
 
-    def restore(self, key: str, expires: int | None) -> None:
-        """A cache entry recovered from the store."""
-        self.cache.restore(key, expires)
+    def restore(self, key: str, value: dict) -> None:
+        """A cache entry recovered from its record; records are restored oldest first."""
+        self.cache.restore(key, value["expires"], value["added"])
 
     def removed(self) -> None:
         """The exchange was deleted: so is its stored cache."""
