@@ -69,6 +69,8 @@ class Held(NamedTuple):
 
 
 class DelayedExchange(Exchange):
+    """`x-delayed-message`: routes as its `x-delayed-type`, and holds what asks to be delayed."""
+
     type = "x-delayed-message"
     reads_headers = True
 
