@@ -100,7 +100,7 @@ class Delivery:
         if method.queue == REPLY_TO:
             self._consume_replies(tag, method)
             return
-        queue = self._topology.queue(method.queue)
+        queue = self._topology.queue_to_read(method.queue)
         if queue.settings.queue_type == "quorum" and self._global_prefetch_count:
             raise ConnectionException.not_implemented(
                 f"queue '{queue.name}' in vhost '{self.vhost.name}' does not support global qos"
@@ -204,7 +204,7 @@ class Delivery:
             queue.dispatch()
 
     def get(self, method: spec.BasicGet) -> None:
-        queue = self._topology.queue(method.queue)
+        queue = self._topology.queue_to_read(method.queue)
         entry = queue.take()
         if entry is None:
             self._output.method(spec.BasicGetEmpty())

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import os
-from typing import Any, Collection
+from typing import Any, Callable, Collection
 
 from ..protocol import BasicProperties
 from ..store.base import DeleteBinding, DeleteExchange, DeleteQueue, PutBinding, PutExchange, PutQueue
@@ -252,8 +252,13 @@ class VHost:
         exclusive: bool = False,
         auto_delete: bool = False,
         arguments: dict | None = None,
+        authorize: Callable[[str, bool], None] | None = None,
     ) -> Queue:
-        """Declares a queue; an empty `name` asks for a server-named `amq.gen-` queue."""
+        """Declares a queue; an empty `name` asks for a server-named `amq.gen-` queue.
+
+        `authorize(name, new)` is asked once the name is known and before anything else, as RabbitMQ
+        checks permissions; it raises to refuse.
+        """
         if passive:
             return self.get_queue(name, connection)
         if not name:
@@ -263,6 +268,8 @@ class VHost:
             # Like RabbitMQ, refused even if such a queue exists: only the server names `amq.` queues.
             raise ChannelException.access_refused(f"queue name '{name}' contains reserved prefix 'amq.*'")
         existing = self.queues.get(name)
+        if authorize is not None:
+            authorize(name, existing is None)
         if existing is None:
             settings = queue_settings(
                 arguments or {},

@@ -96,7 +96,7 @@ def test_messages_of_a_queue_deleted_while_they_were_unacked_are_collected_after
 
 
 def test_a_vhost_survives_a_restart(node: Node) -> None:
-    node.broker.add_vhost("extra")
+    node.broker.add_vhost("extra", granted_to="guest")
     # No AMQP method creates a vhost; the core does, for the management interface and tests.
     connection = node.broker.connect("extra", "guest", Sink(), {})
     connection.open_channel(1).handle(spec.QueueDeclare(queue="q", durable=True))
@@ -106,7 +106,7 @@ def test_a_vhost_survives_a_restart(node: Node) -> None:
 
 
 def test_a_deleted_vhost_stays_deleted_with_everything_in_it(node: Node) -> None:
-    node.broker.add_vhost("extra")
+    node.broker.add_vhost("extra", granted_to="guest")
     connection = node.broker.connect("extra", "guest", Sink(), {})
     session = connection.open_channel(1)
     session.handle(spec.ExchangeDeclare(exchange="x", type="fanout", durable=True))
