@@ -12,7 +12,7 @@ import time
 from typing import Any, Callable, Iterable, Protocol
 
 from ..store import MemoryStore, Store
-from ..store.base import DeleteVHost, PutRecord, PutVHost
+from ..store.base import DeleteRecord, DeleteVHost, PutRecord, PutVHost
 from .arguments import settings_from_arguments
 from .commits import Batch, CommitTracker
 from .confirms import Confirms
@@ -56,6 +56,9 @@ class Sink(Protocol):
 # database. A data directory from before users were stored has none, and gets them once.
 _DEFAULTS_MADE = PutRecord("defaults", ("made",), {})
 
+VHOST = "vhost"
+"""The store record kind of a vhost's description, tags and tracing flag, keyed by its name."""
+
 DEFAULT_CONSUMER_TIMEOUT = 1_800_000
 """Milliseconds a delivery may stay unacknowledged before its channel is closed: RabbitMQ's default."""
 
@@ -94,7 +97,9 @@ class Broker:
             self._make_defaults()
 
     def _make_defaults(self) -> None:
-        self.add_vhost("/")
+        if "/" not in self.vhosts:
+            self.add_vhost("/")
+            self.describe_vhost("/", "Default virtual host", [], False)
         if "guest" not in self.users:
             self.users.put(User("guest", hash_password("guest"), ["administrator"]))
         if self.permissions.get("/", "guest") is None:
@@ -112,6 +117,10 @@ class Broker:
                 self.permissions.set(name, granted_to, ".*", ".*", ".*")
         return vhost
 
+    def describe_vhost(self, name: str, description: str, tags: list[str], tracing: bool) -> None:
+        self.vhosts[name].describe(description, tags, tracing)
+        self.journal.append(PutRecord(VHOST, (name,), {"description": description, "tags": tags, "tracing": tracing}))
+
     def delete_vhost(self, name: str) -> None:
         """Deletes the vhost with everything in it and every permission in it; its connections are
         closed with 320, as RabbitMQ closes them."""
@@ -124,6 +133,7 @@ class Broker:
             for exchange in list(vhost.exchanges.values()):
                 if exchange.name and not exchange.name.startswith("amq."):
                     vhost.delete_exchange(exchange.name)
+            self.journal.append(DeleteRecord(VHOST, (name,)))
             self.journal.append(DeleteVHost(name))
 
     # Durability
@@ -184,16 +194,19 @@ class Broker:
         """Recovers everything durable from the store; True if the defaults are still to be made."""
         store = self.store
         recovered = store.recover()
-        defaults_made = False
-        for record in recovered.records:
-            if record.kind == USER:
-                self.users.restore(record)
-            elif record.kind == PERMISSION:
-                self.permissions.restore(record)
-            elif record.kind == _DEFAULTS_MADE.kind:
-                defaults_made = True
         for name in recovered.vhosts:
             self.vhosts[name] = VHost(name, self.journal, self.memory, self.dead_letters)
+        defaults_made = False
+        for record in recovered.records:
+            kind = record.kind
+            if kind == USER:
+                self.users.restore(record)
+            elif kind == PERMISSION:
+                self.permissions.restore(record)
+            elif kind == VHOST and record.key[0] in self.vhosts:
+                self.vhosts[record.key[0]].describe(**record.value)
+            elif kind == _DEFAULTS_MADE.kind:
+                defaults_made = True
         for record in recovered.exchanges:
             vhost = self.vhosts[record.vhost]
             vhost.exchanges[record.name] = make_exchange(

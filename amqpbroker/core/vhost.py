@@ -70,6 +70,10 @@ class VHost:
         dead_letters: DeadLetterer | None = None,
     ) -> None:
         self.name = name
+        self.description = ""
+        self.tags: list[str] = []
+        self.tracing = False
+        """Only shown and kept: messages are not traced."""
         self._dead_letters = dead_letters
         self.journal = journal if journal is not None else Journal()
         self.memory = memory if memory is not None else MemoryWatermark()
@@ -77,6 +81,10 @@ class VHost:
         for exchange_name, type in DEFAULT_EXCHANGES.items():
             self.exchanges[exchange_name] = make_exchange(exchange_name, type, durable=True)
         self.queues: dict[str, Queue] = {}
+
+    def describe(self, description: str, tags: list[str], tracing: bool) -> None:
+        """Sets what the management API shows of the vhost."""
+        self.description, self.tags, self.tracing = description, tags, tracing
 
     def _describe(self, kind: str, name: str) -> str:
         return f"{kind} '{name}' in vhost '{self.name}'"

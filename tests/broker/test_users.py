@@ -106,3 +106,20 @@ def test_guest_logs_in_from_loopback_only(address: str, allowed: bool):
 
 def test_loopback_users_can_be_lifted():
     assert core.Broker(loopback_users=()).authenticate("guest", "guest", "192.0.2.2")
+
+
+def test_a_vhost_description_survives_a_restart_and_goes_with_the_vhost():
+    store = MemoryStore()
+    broker = core.Broker(store=store)
+    assert broker.vhosts["/"].description == "Default virtual host"
+    broker.add_vhost("v")
+    broker.describe_vhost("v", "for tests", ["a", "b"], True)
+    broker.add_vhost("gone")
+    broker.describe_vhost("gone", "deleted", [], False)
+    broker.delete_vhost("gone")
+    broker.commit()
+    restarted = core.Broker(store=store)
+    v = restarted.vhosts["v"]
+    assert (v.description, v.tags, v.tracing) == ("for tests", ["a", "b"], True)
+    restarted.add_vhost("gone")
+    assert restarted.vhosts["gone"].description == ""
