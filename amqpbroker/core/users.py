@@ -29,6 +29,10 @@ _ALGORITHMS = {
 }
 
 
+def known_algorithm(algorithm: str) -> bool:
+    return algorithm in _ALGORITHMS
+
+
 def hash_password(password: str, algorithm: str = SHA256, salt: bytes | None = None) -> str:
     salt = os.urandom(4) if salt is None else salt
     digest = _ALGORITHMS[algorithm](salt + password.encode()).digest()
