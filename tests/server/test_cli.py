@@ -16,7 +16,7 @@ import pytest
 def start_broker(*args: str) -> tuple[subprocess.Popen, int]:
     """Starts the command on 127.0.0.1 (unless `args` name another --host) and a free port."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "amqpbroker", "--host", "127.0.0.1", "--port", "0", *args],
+        [sys.executable, "-m", "amqpbroker", "--no-http", "--host", "127.0.0.1", "--port", "0", *args],
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -61,7 +61,7 @@ def test_port_in_use_is_reported() -> None:
         taken.listen()
         port = taken.getsockname()[1]
         result = subprocess.run(
-            [sys.executable, "-m", "amqpbroker", "--host", "127.0.0.1", "--port", str(port), "--in-memory"],
+            [sys.executable, "-m", "amqpbroker", "--no-http", "--host", "127.0.0.1", "--port", str(port), "--in-memory"],
             capture_output=True,
             text=True,
             timeout=30,
