@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -66,7 +67,7 @@ def import_access(broker: Broker, definitions: Mapping[str, Any], acting_user: s
         created = name not in broker.vhosts
         broker.add_vhost(name, granted_to=acting_user)
         if created and ("description" in item or "tags" in item):
-            broker.describe_vhost(name, _text(item, "description", ""), parse_tags(item.get("tags")), False)
+            broker.describe_vhost(name, _text(item, "description", ""), parse_tags(item.get("tags", [])), False)
     for item in _items(definitions, "permissions"):
         set_permission(
             broker, _text(item, "vhost"), _text(item, "user"),
@@ -75,17 +76,25 @@ def import_access(broker: Broker, definitions: Mapping[str, Any], acting_user: s
 
 
 def user_from_definition(name: str, item: Mapping[str, Any], default_algorithm: str = SHA256) -> User:
-    """A user from a definitions item or an HTTP API body: `password` (hashed here) or `password_hash`
-    with `hashing_algorithm`, and `tags` as a list or a comma-separated string."""
-    tags = parse_tags(item.get("tags"))
+    """A user from a definitions item or an HTTP API body, with RabbitMQ's rules: `tags` (a list or a
+    comma-separated string) must be there; `password` (hashed here) or `password_hash` with
+    `hashing_algorithm`, or neither for a user who cannot log in with a password."""
+    if "tags" not in item:
+        raise InvalidDefinitions("tags_not_present")
+    tags = parse_tags(item["tags"])
+    if "password" in item and "password_hash" in item:
+        raise InvalidDefinitions("both_password_and_password_hash_are_provided")
     if "password" in item:
         return User(name, hash_password(_text(item, "password")), tags)
-    if "password_hash" not in item:
-        raise InvalidDefinitions(f"user '{name}': password or password_hash must be given")
+    password_hash = _text(item, "password_hash", "")
+    try:
+        base64.b64decode(password_hash, validate=True)
+    except ValueError:
+        raise InvalidDefinitions(f"not_base64: '{password_hash}'") from None
     algorithm = _text(item, "hashing_algorithm", default_algorithm)
     if not known_algorithm(algorithm):
-        raise InvalidDefinitions(f"user '{name}': unknown hashing_algorithm '{algorithm}'")
-    return User(name, _text(item, "password_hash"), tags, algorithm)
+        raise InvalidDefinitions(f"unknown hashing_algorithm '{algorithm}'")
+    return User(name, password_hash, tags, algorithm)
 
 
 def set_permission(broker: Broker, vhost: str, user: str, configure: str, write: str, read: str) -> None:
@@ -100,10 +109,8 @@ def set_permission(broker: Broker, vhost: str, user: str, configure: str, write:
         raise InvalidDefinitions(f"invalid_regexp: '{exc.pattern}': {exc.msg}") from None
 
 
-def parse_tags(tags: Any) -> list[str]:
-    """Tags as RabbitMQ takes them: a list, or a string of comma-separated names; None for none."""
-    if tags is None:
-        return []
+def parse_tags(tags: object) -> list[str]:
+    """Tags as RabbitMQ takes them: a list, or a string of comma-separated names."""
     if isinstance(tags, str):
         return [tag.strip() for tag in tags.split(",") if tag.strip()]
     if isinstance(tags, list) and all(isinstance(tag, str) for tag in tags):

@@ -44,7 +44,9 @@ def test_a_rabbitmq_export_imports_logs_in_and_exports_back_the_same():
 
 def test_plain_passwords_comma_tags_and_old_md5_files():
     broker = core.Broker()
-    import_access(broker, {"users": [{"name": "a", "password": "pw", "tags": "management, monitoring"}]})
+    import_access(broker, {"users": [{"name": "a", "password": "pw", "tags": "management, monitoring"},
+                                     {"name": "nopass", "tags": []}]})
+    assert broker.users.get("nopass").password_hash == ""
     a = broker.users.get("a")
     assert a.tags == ["management", "monitoring"] and broker.authenticate("a", "pw")
     md5_hash = hash_password("pw", "rabbit_password_hashing_md5")
@@ -69,8 +71,12 @@ def test_a_new_vhost_gives_the_importing_user_every_permission():
          "no_such_vhost: 'none'"),
         ({"permissions": [{"user": "guest", "vhost": "/", "configure": "(", "write": "", "read": ""}]},
          "invalid_regexp: '('"),
-        ({"users": [{"name": "u"}]}, "password or password_hash must be given"),
-        ({"users": [{"name": "u", "password_hash": "", "hashing_algorithm": "rot13"}]}, "unknown hashing_algorithm"),
+        ({"users": [{"name": "u", "password": "p"}]}, "tags_not_present"),
+        ({"users": [{"name": "u", "password": "p", "password_hash": "", "tags": ""}]},
+         "both_password_and_password_hash_are_provided"),
+        ({"users": [{"name": "u", "password_hash": "abc", "tags": ""}]}, "not_base64: 'abc'"),
+        ({"users": [{"name": "u", "password_hash": "", "hashing_algorithm": "rot13", "tags": ""}]},
+         "unknown hashing_algorithm"),
         ({"users": [{"name": "u", "password": "p", "tags": 3}]}, "tags must be"),
         ({"vhosts": "/"}, "'vhosts' must be a list"),
         ({"vhosts": [{"description": "no name"}]}, "'name' is missing"),
