@@ -110,9 +110,11 @@ class Users:
         user = self.users.get(name)
         if user is None or not user.check_password(password):
             return None
-        if address is not None and name in self.loopback_users and not is_loopback(address):
-            return None
-        return user
+        return user if address is None or self.may_log_in_from(name, address) else None
+
+    def may_log_in_from(self, name: str, address: str) -> bool:
+        """False for a loopback-only user at an address that is not loopback (or unknown: '')."""
+        return name not in self.loopback_users or is_loopback(address)
 
 
 def is_loopback(address: str) -> bool:

@@ -3,11 +3,8 @@ protocol header negotiation, framing errors and the close handshake."""
 
 from __future__ import annotations
 
-import os
 import struct
-import subprocess
 import time
-from collections.abc import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import pika
@@ -55,40 +52,6 @@ def _with_wrong_password(url: str) -> str:
     parts = urlsplit(url)
     netloc = f"{parts.username}:{unique('wrong')}@{parts.hostname}:{parts.port or 5672}"
     return urlunsplit(parts._replace(netloc=netloc))
-
-
-def _non_loopback_address() -> str | None:
-    """An IPv4 address of this machine other than a loopback one, if it has any."""
-    try:
-        addresses = subprocess.run(["hostname", "-I"], capture_output=True, text=True, timeout=10).stdout.split()
-    except OSError:
-        return None
-    return next((a for a in addresses if "." in a and not a.startswith("127.")), None)
-
-
-@pytest.fixture
-def all_interfaces_port() -> Iterator[int]:
-    """The AMQP port of a broker listening on every interface: the reference's own, or an embedded one."""
-    url = os.environ.get("AMQP_TEST_URL")
-    if url:
-        yield urlsplit(url).port or 5672
-        return
-    from amqpbroker.testing import Broker
-
-    with Broker(host="0.0.0.0", port=0) as broker:
-        yield broker.port
-
-
-def test_guest_logs_in_from_loopback_only(all_interfaces_port):
-    address = _non_loopback_address()
-    if address is None:
-        pytest.skip("this machine has no non-loopback IPv4 address to connect from")
-    credentials = pika.PlainCredentials("guest", "guest")
-    pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", all_interfaces_port, credentials=credentials)).close()
-    # As RabbitMQ's loopback_users default: refused as a wrong password is, so the client cannot tell.
-    with pytest.raises(pika.exceptions.ProbableAuthenticationError) as refused:
-        pika.BlockingConnection(pika.ConnectionParameters(address, all_interfaces_port, credentials=credentials))
-    assert "(403) 'ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN" in str(refused.value)
 
 
 def test_auth_failure_is_reported_with_connection_close_when_client_asks_for_it(amqp_url):

@@ -1,14 +1,15 @@
 """Permissions set over the API and enforced on AMQP, seen from pika: 403 ACCESS_REFUSED with RabbitMQ's
-texts."""
+texts; and guest, over AMQP and over the API, from loopback addresses only."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from urllib.parse import urlsplit
 
 import pika
 import pytest
 
-from .client import ApiClient, segment
+from .client import ApiClient, non_loopback_address, segment
 from .test_users_vhosts import amqp_connect
 
 
@@ -94,3 +95,30 @@ def test_without_configure_a_declare_is_refused(restricted, amqp, unique, cleanu
     assert connection.channel().queue_declare(queue, passive=True).method.queue == queue
     connection.close()
 
+
+
+@pytest.fixture
+def all_interfaces(reference: bool, api: ApiClient, amqp_url: str) -> Iterator[tuple[int, int]]:
+    """The AMQP and API ports of a broker listening on every interface: the reference, or an embedded one."""
+    if reference:
+        yield urlsplit(amqp_url).port or 5672, api.port
+        return
+    from amqpbroker.testing import Broker
+
+    with Broker(host="0.0.0.0", port=0, http_port=0) as broker:
+        yield broker.port, broker.http_port
+
+
+def test_guest_logs_in_from_loopback_only(all_interfaces: tuple[int, int]) -> None:
+    address = non_loopback_address()
+    if address is None:
+        pytest.skip("this machine has no non-loopback IPv4 address to connect from")
+    amqp_port, api_port = all_interfaces
+    amqp_connect(f"amqp://127.0.0.1:{amqp_port}/", "guest", "guest").close()
+    # As RabbitMQ's loopback_users default: refused as a wrong password is, so the client cannot tell.
+    with pytest.raises(pika.exceptions.ProbableAuthenticationError) as refused:
+        amqp_connect(f"amqp://{address}:{amqp_port}/", "guest", "guest")
+    assert "(403) 'ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN" in str(refused.value)
+    assert ApiClient(f"http://127.0.0.1:{api_port}").get("/api/whoami").status == 200
+    reply = ApiClient(f"http://{address}:{api_port}").get("/api/whoami")
+    assert (reply.status, reply.json) == (401, {"error": "not_authorised", "reason": "User can only log in via localhost"})
