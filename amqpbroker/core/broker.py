@@ -264,7 +264,7 @@ class Broker:
         return vhost in self.vhosts and username in self.users and self.permissions.get(vhost, username) is not None
 
     def connect(self, vhost: str, username: str, sink: Sink, capabilities: dict) -> ClientConnection:
-        access = Access(self.permissions, vhost, username)
+        access = self.permissions.access(vhost, username)
         connection = ClientConnection(self, self.vhosts[vhost], username, sink, capabilities, access)
         self.connections.add(connection)
         return connection

@@ -10,6 +10,7 @@ order of checks and 403 texts.
 from __future__ import annotations
 
 import re
+import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterator
 
@@ -57,18 +58,29 @@ CONFIGURE, WRITE, READ = 0, 1, 2
 
 
 class Permissions:
-    """Every user's permissions in every vhost; `generation` changes whenever any of them does."""
+    """Every user's permissions in every vhost, and the `Access` of each connection, told to forget
+    what it remembers whenever any permission changes."""
 
     def __init__(self, journal: Journal | None = None) -> None:
         self._permissions: dict[tuple[str, str], Permission] = {}
         self._journal = journal
-        self.generation = 0
+        self._accesses: weakref.WeakSet[Access] = weakref.WeakSet()
+
+    def access(self, vhost: str, user: str) -> Access:
+        """What `user` may do in `vhost`, for one connection."""
+        access = Access(self, vhost, user)
+        self._accesses.add(access)
+        return access
+
+    def _changed(self) -> None:
+        for access in self._accesses:
+            access.forget()
 
     def set(self, vhost: str, user: str, configure: str, write: str, read: str) -> Permission:
         """Grants (or replaces) `user`'s permissions in `vhost`; raises re.error for a malformed expression."""
         permission = Permission(vhost, user, configure, write, read)
         self._permissions[vhost, user] = permission
-        self.generation += 1
+        self._changed()
         if self._journal is not None:
             self._journal.append(PutRecord(PERMISSION, (vhost, user), permission.record()))
         return permission
@@ -77,7 +89,7 @@ class Permissions:
         """Takes `user`'s permissions in `vhost` away; False if there were none."""
         if self._permissions.pop((vhost, user), None) is None:
             return False
-        self.generation += 1
+        self._changed()
         if self._journal is not None:
             self._journal.append(DeleteRecord(PERMISSION, (vhost, user)))
         return True
@@ -95,7 +107,6 @@ class Permissions:
         vhost, user = record.key
         value = record.value
         self._permissions[vhost, user] = Permission(vhost, user, value["configure"], value["write"], value["read"])
-        self.generation += 1
 
     def get(self, vhost: str, user: str) -> Permission | None:
         return self._permissions.get((vhost, user))
@@ -114,8 +125,9 @@ class Access:
     """What one connection's user may do in its vhost: each method checks one AMQP operation and
     raises 403 ACCESS_REFUSED as RabbitMQ does.
 
-    Allowed accesses are remembered until any permission changes, so a publish costs a set lookup,
-    not a regular expression.
+    Allowed accesses are remembered until any permission changes. `writable` holds the exchanges
+    publishes were allowed to, for the publish path to look in before it calls `publish`: a set
+    lookup per message, not a regular expression. Made by `Permissions.access`.
     """
 
     def __init__(self, permissions: Permissions, vhost: str, user: str) -> None:
@@ -123,12 +135,15 @@ class Access:
         self._vhost = vhost
         self._user = user
         self._allowed: set[tuple[int, str, str]] = set()
-        self._generation = -1
+        self.writable: set[str] = set()
+
+    def forget(self) -> None:
+        """A permission changed: check everything again (the sets are cleared in place, as the
+        publish path holds `writable`)."""
+        self._allowed.clear()
+        self.writable.clear()
 
     def _check(self, access: int, kind: str, name: str) -> None:
-        if self._generation != self._permissions.generation:
-            self._allowed.clear()
-            self._generation = self._permissions.generation
         if (access, kind, name) in self._allowed:
             return
         if kind == EXCHANGE and not name:
@@ -139,11 +154,12 @@ class Access:
                 f"access to {kind} '{name}' in vhost '{self._vhost}' refused for user '{self._user}'"
             )
         if len(self._allowed) >= _CACHE_LIMIT:
-            self._allowed.clear()
+            self.forget()
         self._allowed.add((access, kind, name))
 
     def publish(self, exchange: str) -> None:
         self._check(WRITE, EXCHANGE, exchange)
+        self.writable.add(exchange)
 
     def read_queue(self, queue: str) -> None:
         """basic.consume, basic.get and queue.purge."""

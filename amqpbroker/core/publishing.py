@@ -33,6 +33,7 @@ class Publisher:
         self._connection = connection
         self._vhost = connection.vhost
         self._access = connection.access
+        self._writable = connection.access.writable
         self._output = output
         self._delivery = delivery
         self._confirms = confirms
@@ -52,7 +53,8 @@ class Publisher:
             raise ConnectionException.not_implemented("immediate=true")
         vhost = self._vhost
         exchange_name = method.exchange
-        self._access.publish(exchange_name)
+        if exchange_name not in self._writable:
+            self._access.publish(exchange_name)
         exchange = None
         if exchange_name:
             exchange = vhost.exchanges.get(exchange_name)
