@@ -26,6 +26,9 @@ PERMISSION = "permission"
 QUEUE = "queue"
 EXCHANGE = "exchange"
 
+# The argument naming the exchange a queue or an exchange passes messages on to.
+_ONWARD_ARGUMENTS = {QUEUE: "x-dead-letter-exchange", EXCHANGE: "alternate-exchange"}
+
 # Accesses an `Access` remembers as allowed before it forgets them all: a client naming ever new
 # exchanges must not grow a connection without bound.
 _CACHE_LIMIT = 1024
@@ -169,23 +172,14 @@ class Access:
         """queue.delete and exchange.delete."""
         self._check(CONFIGURE, kind, name)
 
-    def declare_queue(self, name: str, new: bool, arguments: dict) -> None:
-        """queue.declare (not passive); a new queue that dead-letters also needs read on itself and
-        write on its dead-letter exchange."""
-        self._check(CONFIGURE, QUEUE, name)
-        dead_letter_exchange = arguments.get("x-dead-letter-exchange")
-        if new and isinstance(dead_letter_exchange, str):
-            self._check(READ, QUEUE, name)
-            self._check(WRITE, EXCHANGE, dead_letter_exchange)
-
-    def declare_exchange(self, name: str, new: bool, arguments: dict) -> None:
-        """exchange.declare (not passive); a new exchange with an alternate exchange also needs read
-        on itself and write on the alternate."""
-        self._check(CONFIGURE, EXCHANGE, name)
-        alternate = arguments.get("alternate-exchange")
-        if new and isinstance(alternate, str):
-            self._check(READ, EXCHANGE, name)
-            self._check(WRITE, EXCHANGE, alternate)
+    def declare(self, kind: str, name: str, new: bool, arguments: dict) -> None:
+        """queue.declare and exchange.declare (not passive). A new queue with a dead-letter exchange,
+        or a new exchange with an alternate one, also needs read on itself and write on that exchange."""
+        self._check(CONFIGURE, kind, name)
+        onward = arguments.get(_ONWARD_ARGUMENTS[kind])
+        if new and isinstance(onward, str):
+            self._check(READ, kind, name)
+            self._check(WRITE, EXCHANGE, onward)
 
     def bind(self, kind: str, destination: str, source: str) -> None:
         """queue.bind/unbind and exchange.bind/unbind: write on the destination, read on the source.

@@ -38,7 +38,7 @@ class Topology:
         if name and not method.passive:
             # A new `amq.` name is refused by the vhost before an alternate exchange is looked at.
             new = name not in self._vhost.exchanges and not name.startswith("amq.")
-            self._access.declare_exchange(name, new, method.arguments)
+            self._access.declare(EXCHANGE, name, new, method.arguments)
         self._vhost.declare_exchange(
             method.exchange,
             method.type,
@@ -106,7 +106,7 @@ class Topology:
             exclusive=method.exclusive,
             auto_delete=method.auto_delete,
             arguments=method.arguments,
-            authorize=partial(self._access.declare_queue, arguments=method.arguments),
+            authorize=partial(self._access.declare, QUEUE, arguments=method.arguments),
         )
         if queue.exclusive_owner is connection:
             connection.exclusive_queues.add(queue)
