@@ -97,9 +97,8 @@ class Broker:
             self._make_defaults()
 
     def _make_defaults(self) -> None:
-        if "/" not in self.vhosts:
-            self.add_vhost("/")
-            self.describe_vhost("/", "Default virtual host", [], False)
+        self.add_vhost("/")
+        self.describe_vhost("/", "Default virtual host", [], False)
         if "guest" not in self.users:
             self.users.put(User("guest", hash_password("guest"), ["administrator"]))
         if self.permissions.get("/", "guest") is None:

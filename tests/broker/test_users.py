@@ -5,6 +5,7 @@ import pytest
 from amqpbroker import core
 from amqpbroker.core.users import User, hash_password
 from amqpbroker.store import MemoryStore
+from amqpbroker.store.base import PutVHost
 
 from .conftest import Peer
 
@@ -42,6 +43,14 @@ def test_guest_is_made_once_in_a_fresh_store_with_all_permissions_on_the_default
     # As RabbitMQ: the defaults are made in a fresh database only, not again after they were deleted.
     assert "guest" not in restarted.users
     assert "/" not in restarted.vhosts
+
+
+def test_a_store_from_before_users_were_stored_gets_guest():
+    store = MemoryStore()
+    store.apply([PutVHost("/")])
+    broker = core.Broker(store=store)
+    assert broker.authenticate("guest", "guest")
+    assert broker.can_open_vhost("guest", "/")
 
 
 def test_users_and_permissions_survive_a_restart():
