@@ -26,6 +26,9 @@ PERMISSION = "permission"
 QUEUE = "queue"
 EXCHANGE = "exchange"
 
+CONFIGURE, WRITE, READ = 0, 1, 2
+"""The three accesses, as indexes into a permission's expressions."""
+
 # The argument naming the exchange a queue or an exchange passes messages on to.
 _ONWARD_ARGUMENTS = {QUEUE: "x-dead-letter-exchange", EXCHANGE: "alternate-exchange"}
 
@@ -57,14 +60,12 @@ class Permission:
         return {"configure": self.configure, "write": self.write, "read": self.read}
 
 
-CONFIGURE, WRITE, READ = 0, 1, 2
-
 
 class Permissions:
     """Every user's permissions in every vhost, and the `Access` of each connection, told to forget
     what it remembers whenever any permission changes."""
 
-    def __init__(self, journal: Journal | None = None) -> None:
+    def __init__(self, journal: Journal) -> None:
         self._permissions: dict[tuple[str, str], Permission] = {}
         self._journal = journal
         self._accesses: weakref.WeakSet[Access] = weakref.WeakSet()
@@ -84,8 +85,7 @@ class Permissions:
         permission = Permission(vhost, user, configure, write, read)
         self._permissions[vhost, user] = permission
         self._changed()
-        if self._journal is not None:
-            self._journal.append(PutRecord(PERMISSION, (vhost, user), permission.record()))
+        self._journal.append(PutRecord(PERMISSION, (vhost, user), permission.record()))
         return permission
 
     def clear(self, vhost: str, user: str) -> bool:
@@ -93,8 +93,7 @@ class Permissions:
         if self._permissions.pop((vhost, user), None) is None:
             return False
         self._changed()
-        if self._journal is not None:
-            self._journal.append(DeleteRecord(PERMISSION, (vhost, user)))
+        self._journal.append(DeleteRecord(PERMISSION, (vhost, user)))
         return True
 
     def clear_vhost(self, vhost: str) -> None:

@@ -66,13 +66,13 @@ class User:
 
 
 class Users:
-    """The broker's users by name, written to the journal as `user` records when one is given.
+    """The broker's users by name, written to the journal as `user` records.
 
     Users in `loopback_users` may log in only from a loopback address (RabbitMQ's `loopback_users`,
     `guest` by default), so a broker listening on every interface is not open to guest/guest.
     """
 
-    def __init__(self, journal: Journal | None = None, loopback_users: Iterable[str] = ("guest",)) -> None:
+    def __init__(self, journal: Journal, loopback_users: Iterable[str] = ("guest",)) -> None:
         self.users: dict[str, User] = {}
         self.loopback_users = frozenset(loopback_users)
         self._journal = journal
@@ -80,15 +80,13 @@ class Users:
     def put(self, user: User) -> None:
         """Adds `user`, or replaces the user of that name."""
         self.users[user.name] = user
-        if self._journal is not None:
-            self._journal.append(PutRecord(USER, (user.name,), user.record()))
+        self._journal.append(PutRecord(USER, (user.name,), user.record()))
 
     def delete(self, name: str) -> bool:
         """Removes the user `name`; False if there was none."""
         if self.users.pop(name, None) is None:
             return False
-        if self._journal is not None:
-            self._journal.append(DeleteRecord(USER, (name,)))
+        self._journal.append(DeleteRecord(USER, (name,)))
         return True
 
     def restore(self, record: PutRecord) -> None:
