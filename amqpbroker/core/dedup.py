@@ -62,9 +62,9 @@ class DeduplicationCache:
 
     def seen(self, key: str) -> bool:
         """Whether `key` is in the cache and has not expired; an expired one is forgotten."""
-        expires = self._entries.get(key, 0)
-        if expires == 0:
+        if key not in self._entries:
             return False
+        expires = self._entries[key]
         if expires is not None and expires <= self._wall_clock() * 1000:
             del self._entries[key]
             return False
