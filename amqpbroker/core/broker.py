@@ -19,6 +19,7 @@ from .commits import Batch, CommitTracker
 from .confirms import Confirms
 from .deadletter import DeadLetters
 from .errors import ChannelException, ConnectionException
+from .history import History
 from .journal import Journal
 from .memory import MemoryWatermark
 from .message import Message, QueueEntry
@@ -78,9 +79,12 @@ class Broker:
         loopback_users: Iterable[str] = ("guest",),
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        history: History | None = None,
     ) -> None:
         self.timers = Timers(clock, wall_clock)
         """The broker's clock, and when each queue next needs it (message TTL, `x-expires`)."""
+        self.history = history
+        """Where what happens to messages is recorded, for tests; None records nothing."""
         self.consumer_timeout = consumer_timeout
         """Milliseconds a delivery may stay unacknowledged; None never times out."""
         self.connections: set[ClientConnection] = set()
@@ -113,7 +117,7 @@ class Broker:
         RabbitMQ's HTTP API grants them to the user who creates a vhost."""
         vhost = self.vhosts.get(name)
         if vhost is None:
-            vhost = self.vhosts[name] = VHost(name, self.journal, self.memory, self.dead_letters, self.timers)
+            vhost = self.vhosts[name] = VHost(name, self.journal, self.memory, self.dead_letters, self.timers, self.history)
             self.journal.append(PutVHost(name))
             if granted_to is not None:
                 self.permissions.set(name, granted_to, ".*", ".*", ".*")
@@ -201,7 +205,7 @@ class Broker:
         store = self.store
         recovered = store.recover()
         for name in recovered.vhosts:
-            self.vhosts[name] = VHost(name, self.journal, self.memory, self.dead_letters, self.timers)
+            self.vhosts[name] = VHost(name, self.journal, self.memory, self.dead_letters, self.timers, self.history)
         defaults_made = False
         for record in recovered.records:
             kind = record.kind
@@ -239,6 +243,7 @@ class Broker:
                 memory=self.memory,
                 dead_letters=self.dead_letters,
                 timers=self.timers,
+                history=self.history,
             )
             count_bytes = settings.max_length_bytes is not None or (stream and settings.max_age is not None)
             delivered = store.delivered_upto(record.vhost, record.name)

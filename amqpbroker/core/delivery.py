@@ -31,6 +31,9 @@ log = logging.getLogger("amqpbroker.delivery")
 ACK = "ack"
 REQUEUE = "requeue"
 REJECT = "reject"
+# The history's name for each: a message given back to its queue is "nacked" whether basic.nack or
+# basic.reject gave it back; one refused for good is "rejected" either way.
+_SETTLED = {ACK: "acked", REQUEUE: "nacked", REJECT: "rejected"}
 
 
 class _Unacked:
@@ -210,6 +213,9 @@ class Delivery:
         elif queue_type == "stream":
             properties = _with_header(properties, "x-stream-offset", entry.seq)
         self._output.content(method, properties, body)
+        history = self.vhost.history
+        if history is not None:
+            history.record("delivered", self.vhost.name, message, queue.name)
         if no_ack:
             queue.forget(entry)
             return True
@@ -282,6 +288,11 @@ class Delivery:
                     raise ConnectionException.not_implemented(
                         f"basic.nack and basic.reject not supported by stream queues {_describe(item.queue)}"
                     )
+        history = self.vhost.history
+        if history is not None:
+            kind = _SETTLED[outcome]
+            for _, item in taken:
+                history.record(kind, self.vhost.name, item.entry.message, item.queue.name)
         self._settle([item for _, item in taken], outcome)
 
     def _settle(self, taken: Iterable[_Unacked], outcome: str) -> None:

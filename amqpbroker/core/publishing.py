@@ -92,6 +92,9 @@ class Publisher:
     ) -> None:
         vhost = self._vhost
         routing_key = method.routing_key
+        history = vhost.history
+        if history is not None:
+            history.record("published", vhost.name, Message(method.exchange, routing_key, properties, body))
         if exchange is not None:
             headers = None
             if exchange.reads_headers or exchange.exchange_bindings or exchange.alternate_exchange is not None:
@@ -155,6 +158,10 @@ class Publisher:
             self._connection.pending_confirms.add(confirms)
 
     def _return_unroutable(self, method: spec.BasicPublish, properties: bytes, body: bytes) -> None:
+        history = self._vhost.history
+        if history is not None:
+            message = Message(method.exchange, method.routing_key, properties, body)
+            history.record("returned", self._vhost.name, message, reason="NO_ROUTE")
         self._output.content(
             spec.BasicReturn(
                 reply_code=312, reply_text="NO_ROUTE", exchange=method.exchange, routing_key=method.routing_key

@@ -27,6 +27,7 @@ from ..store.base import DeleteMessage, Dequeue, Enqueue
 from .arguments import QueueSettings
 from .backlog import Lane, PriorityLanes
 from .dedup import dedup_key
+from .history import History
 from .memory import MemoryWatermark
 from .message import Message, QueueEntry
 from .timers import Timers
@@ -153,6 +154,7 @@ class Queue:
         memory: MemoryWatermark | None = None,
         dead_letters: DeadLetterer | None = None,
         timers: Timers | None = None,
+        history: History | None = None,
     ) -> None:
         self.name = name
         self.vhost = vhost
@@ -174,6 +176,7 @@ class Queue:
         self.delivered_seq = -1
         self.memory = memory if memory is not None else MemoryWatermark()
         self._dead_letters = dead_letters
+        self.history = history
         self.timers = timers if timers is not None else Timers()
         self.deadline: float | None = None
         """When this queue has its next turn on the timers, if it asked for one."""
@@ -425,7 +428,12 @@ class Queue:
 
         It is out of the backlog already (or, refused by reject-publish-dlx, never joined it).
         """
+        history = self.history
+        if history is not None and reason == "expired":
+            history.record("expired", self.vhost, entry.message, self.name)
         if self._dead_letters is not None and self.settings.dead_letter_exchange is not None:
+            if history is not None:
+                history.record("dead-lettered", self.vhost, entry.message, self.name, reason)
             self._dead_letters(self, entry, reason)
         self.forget(entry)
 

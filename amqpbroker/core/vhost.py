@@ -26,6 +26,7 @@ from .dedup import DeduplicationExchange
 from .delayed import DelayedExchange
 from .errors import ChannelException, ConnectionException
 from .exchanges import EXCHANGE_TYPES, Binding, Exchange, make_exchange
+from .history import History
 from .journal import Journal
 from .memory import MemoryWatermark
 from .message import Message
@@ -76,6 +77,7 @@ class VHost:
         memory: MemoryWatermark | None = None,
         dead_letters: DeadLetterer | None = None,
         timers: Timers | None = None,
+        history: History | None = None,
     ) -> None:
         self.name = name
         self.description = ""
@@ -86,6 +88,7 @@ class VHost:
         self.journal = journal if journal is not None else Journal()
         self.memory = memory if memory is not None else MemoryWatermark()
         self.timers = timers if timers is not None else Timers()
+        self.history = history
         self.exchanges: dict[str, Exchange] = {"": make_exchange("", "direct", durable=True)}
         for exchange_name, type in DEFAULT_EXCHANGES.items():
             self.exchanges[exchange_name] = make_exchange(exchange_name, type, durable=True)
@@ -266,6 +269,8 @@ class VHost:
                 message.refs += 1
                 stored = True
             if queue.push(message):
+                if self.history is not None:
+                    self.history.record("routed", self.name, message, queue.name)
                 queue.dispatch()
             else:
                 refused = True
@@ -343,6 +348,7 @@ class VHost:
                 journal=self.journal,
                 memory=self.memory,
                 dead_letters=self._dead_letters,
+                history=self.history,
             )
             self.queues[name] = queue
             if queue.durable:
