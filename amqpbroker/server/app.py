@@ -48,7 +48,9 @@ def node_name() -> str:
 class Server:
     """Serves `broker`. With a `data_dir`, publishers are blocked while its disk has less than
     `limits.disk_free_limit` bytes free, as `free_space(data_dir)` reports. With an `http_port`
-    (0: any free one), the management HTTP API is served on it too."""
+    (0: any free one), the management HTTP API is served on it too. With `timers=False` nothing
+    runs the broker's timers (TTL, `x-expires`, delayed messages, consumer timeouts): whoever moves
+    its clock does, as a test's manual clock."""
 
     def __init__(
         self,
@@ -62,6 +64,7 @@ class Server:
         free_space: Callable[[str], int] = disk_free_bytes,
         http_port: int | None = None,
         http_limits: mgmt.HTTPLimits = mgmt.HTTPLimits(),
+        timers: bool = True,
     ) -> None:
         self.broker = broker if broker is not None else core.Broker()
         self.host = host
@@ -72,6 +75,7 @@ class Server:
         self.limits = limits
         self.data_dir = data_dir
         self.free_space = free_space
+        self.timers = timers
         self.connections: set[AMQPConnection] = set()
         self._gate = PublishGate(self.broker.memory)
         self._persister = Persister(self.broker)
@@ -93,12 +97,13 @@ class Server:
             if http_listeners:
                 nursery.start_soon(mgmt.serve, self.broker, http_listeners, self._node(), self.http_limits)
             nursery.start_soon(self._persister.run)
-            nursery.start_soon(run_timers, self.broker)
+            if self.timers:
+                nursery.start_soon(run_timers, self.broker)
             nursery.start_soon(self._gate.run)
             if self.data_dir is not None and self.limits.disk_free_limit is not None:
                 monitor = DiskMonitor(self.data_dir, self.limits.disk_free_limit, self.free_space)
                 nursery.start_soon(monitor.run, functools.partial(self._gate.set_alarm, "disk"))
-            if self.broker.consumer_timeout is not None:
+            if self.timers and self.broker.consumer_timeout is not None:
                 nursery.start_soon(self._expire_deliveries, self.broker.consumer_timeout)
             nursery.start_soon(trio.serve_listeners, self._handle, listeners)
             task_status.started(self.port)

@@ -5,6 +5,8 @@ builds its fixtures on `Broker`.
 """
 
 from ._embedded import Broker
-from ._served import BindingInfo, ExchangeInfo, MessageInfo, QueueInfo, TrioBroker, serve_broker
+from ._served import BindingInfo, Event, ExchangeInfo, MessageInfo, QueueInfo, TrioBroker, serve_broker
 
-__all__ = ["BindingInfo", "Broker", "ExchangeInfo", "MessageInfo", "QueueInfo", "TrioBroker", "serve_broker"]
+__all__ = [
+    "BindingInfo", "Broker", "Event", "ExchangeInfo", "MessageInfo", "QueueInfo", "TrioBroker", "serve_broker"
+]

@@ -14,15 +14,28 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 from typing import Any, Callable, TypeVar
 
 import trio
 
 from .. import core
 from ..server import Limits, Server, single_error
+from ..core.history import DEFAULT_LIMIT
 from ..server.disk import disk_free_bytes
 from ..store import open_store
-from ._served import CLOSED_TEXT, BindingInfo, ExchangeInfo, MessageInfo, QueueInfo, TrioBroker, amqp_url, http_url
+from ._served import (
+    CLOSED_TEXT,
+    WAIT_TIMEOUT,
+    BindingInfo,
+    Event,
+    ExchangeInfo,
+    MessageInfo,
+    QueueInfo,
+    TrioBroker,
+    amqp_url,
+    http_url,
+)
 
 T = TypeVar("T")
 
@@ -38,6 +51,8 @@ class Broker:
     A channel holding a delivery unacknowledged for more than `consumer_timeout` milliseconds
     (default: RabbitMQ's 30 minutes; None: never) is closed with 406. With `http_port` (0: any
     free one; default: not served) the management HTTP API is served too, at `http_url`.
+    With `clock="manual"` the broker's time moves only by `advance(seconds)`; `history()` keeps
+    the newest `history_limit` events.
     """
 
     def __init__(
@@ -54,8 +69,15 @@ class Broker:
         free_space: Callable[[str], int] = disk_free_bytes,
         consumer_timeout: int | None = core.DEFAULT_CONSUMER_TIMEOUT,
         http_port: int | None = None,
+        clock: str = "real",
+        history_limit: int = DEFAULT_LIMIT,
     ) -> None:
         self.host = host
+        self._clock = clock
+        self._history_limit = history_limit
+        # Broker events so far, counted in the broker's thread; waiters in other threads wait on it.
+        self._events = threading.Condition()
+        self._event_count = 0
         self._http_port = http_port
         self._port = port
         self._heartbeat = heartbeat
@@ -117,7 +139,10 @@ class Broker:
             free_space=self._free_space,
             consumer_timeout=self._consumer_timeout,
             http_port=self._http_port,
+            clock=self._clock,
+            history_limit=self._history_limit,
         )
+        self._served.listen(self._event_happened)
         self._started.clear()
         self._error = None
         self._thread = threading.Thread(target=self._run, name="amqpbroker", daemon=True)
@@ -232,6 +257,62 @@ class Broker:
         """Restarts on the same port with the same store; see `TrioBroker.restart`."""
         served = self._running()
         trio.from_thread.run(functools.partial(served.restart, close_timeout=close_timeout), trio_token=self._token)
+
+    # Time and history: see TrioBroker. `advance` and `history` only take a round trip to the
+    # broker's thread, so asyncio code calls them directly too; waiting has a variant for each.
+
+    def advance(self, seconds: float) -> None:
+        """Moves the manual clock on by `seconds`, expiring what is due by then in deadline order."""
+        self.call(self._running().advance, seconds)
+
+    def history(self, vhost: str = "/") -> list[Event]:
+        return self.call(self._running().history, vhost)
+
+    def count(self, kind: str, queue: str, vhost: str = "/") -> int:
+        return self.call(self._running().count, kind, queue, vhost)
+
+    def wait_for(self, predicate: Callable[[], object], timeout: float = WAIT_TIMEOUT) -> None:
+        """Blocks until `predicate()` is true, asking it again after each broker event (no polling);
+        TimeoutError after `timeout` seconds. From asyncio code use `async_wait_for`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            seen = self._event_count
+            if predicate():
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self._wait_event(seen, remaining):
+                raise TimeoutError(f"{predicate!r} still false after {timeout} s")
+
+    def wait_acked(self, queue: str, n: int, vhost: str = "/", timeout: float = WAIT_TIMEOUT) -> None:
+        """Blocks until `n` messages have been acknowledged from `queue` since the broker started."""
+        self.wait_for(lambda: self.count("acked", queue, vhost) >= n, timeout)
+
+    async def async_wait_for(self, predicate: Callable[[], object], timeout: float = WAIT_TIMEOUT) -> None:
+        """`wait_for` for asyncio code: the predicate runs on the event loop, which keeps running."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            seen = self._event_count
+            if predicate():
+                return
+            remaining = deadline - loop.time()
+            if remaining <= 0 or not await asyncio.to_thread(self._wait_event, seen, remaining):
+                raise TimeoutError(f"{predicate!r} still false after {timeout} s")
+
+    async def async_wait_acked(self, queue: str, n: int, vhost: str = "/", timeout: float = WAIT_TIMEOUT) -> None:
+        await self.async_wait_for(lambda: self.count("acked", queue, vhost) >= n, timeout)
+
+    def _wait_event(self, seen: int, timeout: float) -> bool:
+        """Whether a broker event came after the `seen`-th within `timeout` seconds."""
+        with self._events:
+            return self._events.wait_for(lambda: self._event_count != seen, timeout)
+
+    def _event_happened(self) -> None:
+        with self._events:
+            self._event_count += 1
+            self._events.notify_all()
 
     def pause(self, queue: str, vhost: str = "/") -> None:
         """Stops deliveries from the queue to its consumers until `resume`."""

@@ -7,6 +7,7 @@ changes broker state, so it runs in the trio thread that serves the broker and n
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -15,12 +16,16 @@ from urllib.parse import quote
 import trio
 
 from .. import core
+from ..core.history import DEFAULT_LIMIT, History, Record
 from ..protocol import BasicProperties
 from ..server import Limits, Server
 from ..server.disk import disk_free_bytes
 from ..store import Store, open_store
+from ._clock import ManualClock, advance
 
 CLOSED_TEXT = "CONNECTION_FORCED - Closed via amqpbroker.testing"
+WAIT_TIMEOUT = 5.0
+"""Seconds `wait_for` and `wait_acked` wait by default before giving up."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,25 @@ class MessageInfo:
     redelivered: bool
 
 
+@dataclass(frozen=True)
+class Event:
+    """One entry of the broker's history: see `TrioBroker.history`."""
+
+    kind: str
+    """published, routed, returned, delivered, acked, nacked, rejected, expired or dead-lettered."""
+    exchange: str
+    routing_key: str
+    queue: str | None
+    """The queue it happened in; None for published and returned."""
+    properties: BasicProperties
+    body: bytes | None
+    """None only for a message recovered at a restart whose body the store no longer holds."""
+    reason: str | None
+    """Why it was dead-lettered (expired, rejected, maxlen, delivery_limit) or returned (NO_ROUTE)."""
+    at: float
+    """When, in seconds on the broker's clock (with a manual clock: since the broker started)."""
+
+
 def amqp_url(host: str, port: int, vhost: str | None = None) -> str:
     """The guest URL of `vhost`; None gives the form without a path segment, which clients read as '/'."""
     path = "" if vhost is None else quote(vhost, safe="")
@@ -82,7 +106,8 @@ def http_url(host: str, port: int | None) -> str:
 class TrioBroker:
     """A broker served in the current trio run; made by `serve_broker`.
 
-    A restart replaces `server` (and its `core.Broker`) and keeps `store`, the host and the port.
+    A restart replaces `server` (and its `core.Broker`) and keeps `store`, the host, the port, the
+    clock and the history.
     """
 
     def __init__(
@@ -98,11 +123,27 @@ class TrioBroker:
         free_space: Callable[[str], int] = disk_free_bytes,
         consumer_timeout: int | None = core.DEFAULT_CONSUMER_TIMEOUT,
         http_port: int | None = None,
+        clock: str = "real",
+        history_limit: int = DEFAULT_LIMIT,
     ) -> None:
+        if clock not in ("real", "manual"):
+            raise ValueError(f"clock must be 'real' or 'manual', not {clock!r}")
         self.store = store
         self.host = host
+        self.clock = ManualClock() if clock == "manual" else None
+        """The manual clock that `advance` moves; None on the real clock."""
+        clocks = {} if self.clock is None else {"clock": self.clock.monotonic, "wall_clock": self.clock.wall}
+        self._history = History(clocks.get("clock", time.monotonic), history_limit)
+        self._history.listeners.append(self._event_happened)
+        self._event_waited: trio.Event | None = None
         self.server = Server(
-            core.Broker(store=store, memory_limit=memory_limit, consumer_timeout=consumer_timeout),
+            core.Broker(
+                store=store,
+                memory_limit=memory_limit,
+                consumer_timeout=consumer_timeout,
+                history=self._history,
+                **clocks,
+            ),
             host=host,
             port=port,
             heartbeat=heartbeat,
@@ -110,6 +151,7 @@ class TrioBroker:
             data_dir=data_dir,
             free_space=free_space,
             http_port=http_port,
+            timers=self.clock is None,
         )
         self._stop_requested = trio.Event()
         self._close_timeout = 1.0
@@ -180,11 +222,15 @@ class TrioBroker:
         """
         old = self.server
         await self._stop_server(close_timeout)
+        timers = old.broker.timers
         broker = core.Broker(
             store=self.store,
             memory_limit=old.broker.memory.limit,
             consumer_timeout=old.broker.consumer_timeout,
             loopback_users=old.broker.users.loopback_users,
+            clock=timers.clock,
+            wall_clock=timers.wall_clock,
+            history=self._history,
         )
         self.server = Server(
             broker,
@@ -196,6 +242,7 @@ class TrioBroker:
             free_space=old.free_space,
             http_port=old.http_port,
             http_limits=old.http_limits,
+            timers=old.timers,
         )
         assert self._nursery is not None, "restart() before run()"
         await self._nursery.start(self._serve, self.server)
@@ -251,6 +298,64 @@ class TrioBroker:
             properties = BasicProperties.decode(message.properties)
             found.append(MessageInfo(message.exchange, message.routing_key, properties, body, entry.redelivered))
         return found
+
+    # Time
+
+    def advance(self, seconds: float) -> None:
+        """Moves the manual clock on by `seconds`: what RabbitMQ would have expired, dead-lettered,
+        deleted (`x-expires`), released (delayed messages) or timed out (consumer timeouts) by then
+        happens now, in deadline order. Clients see the results as soon as they read them."""
+        if self.clock is None:
+            raise RuntimeError("the broker runs on the real clock: start it with clock='manual' to advance it")
+        advance(self.server.broker, self.clock, seconds)
+
+    # History
+
+    def history(self, vhost: str = "/") -> list[Event]:
+        """What happened to messages in `vhost`, oldest first: the newest `history_limit` events of
+        the whole broker (10,000 by default), so a long-running broker forgets the oldest."""
+        return [self._event(record) for record in self._history.records if record.vhost == vhost]
+
+    def count(self, kind: str, queue: str, vhost: str = "/") -> int:
+        """How many events of `kind` happened in `queue` since the broker started, forgotten ones included."""
+        return self._history.totals[vhost, queue, kind]
+
+    async def wait_for(self, predicate: Callable[[], object], timeout: float = WAIT_TIMEOUT) -> None:
+        """Returns once `predicate()` is true, asking it again after each broker event, without
+        polling; TimeoutError after `timeout` seconds."""
+        with trio.move_on_after(timeout):
+            while not predicate():
+                if self._event_waited is None:
+                    self._event_waited = trio.Event()
+                await self._event_waited.wait()
+            return
+        raise TimeoutError(f"{predicate!r} still false after {timeout} s")
+
+    async def wait_acked(self, queue: str, n: int, vhost: str = "/", timeout: float = WAIT_TIMEOUT) -> None:
+        """Returns once `n` messages have been acknowledged from `queue` since the broker started."""
+        await self.wait_for(lambda: self.count("acked", queue, vhost) >= n, timeout)
+
+    def listen(self, listener: Callable[[], None]) -> None:
+        """Calls `listener()` after each event, in this thread: how another thread waits for events."""
+        self._history.listeners.append(listener)
+
+    def _event_happened(self) -> None:
+        waited = self._event_waited
+        if waited is not None:
+            self._event_waited = None
+            waited.set()
+
+    def _event(self, record: Record) -> Event:
+        body = record.body
+        if body is None:
+            try:
+                body = self.store.load_body(record.message_id)
+            except KeyError:
+                pass
+        properties = BasicProperties.decode(record.properties)
+        return Event(
+            record.kind, record.exchange, record.routing_key, record.queue, properties, body, record.reason, record.at
+        )
 
     # Faults
 
@@ -318,6 +423,8 @@ async def serve_broker(
     free_space: Callable[[str], int] = disk_free_bytes,
     consumer_timeout: int | None = core.DEFAULT_CONSUMER_TIMEOUT,
     http_port: int | None = None,
+    clock: str = "real",
+    history_limit: int = DEFAULT_LIMIT,
 ) -> AsyncIterator[TrioBroker]:
     """Serves a broker in the current trio run while the context is open.
 
@@ -327,8 +434,9 @@ async def serve_broker(
     larger than `max_message_size` is refused; a client has `handshake_timeout` seconds to connect.
     A channel holding a delivery unacknowledged for more than `consumer_timeout` milliseconds
     (None: never) is closed with 406, as RabbitMQ does. With `http_port` (0: any free one) the
-    management HTTP API is served, at `http_url`. The broker's methods are called directly
-    (this is its thread); `restart()` is awaited.
+    management HTTP API is served, at `http_url`. With `clock="manual"` the broker's time moves only
+    by `advance(seconds)`. `history()` keeps the newest `history_limit` events. The broker's methods
+    are called directly (this is its thread); `restart()`, `wait_for` and `wait_acked` are awaited.
     """
     store = open_store(data_dir)
     clean = False
@@ -347,6 +455,8 @@ async def serve_broker(
             free_space=free_space,
             consumer_timeout=consumer_timeout,
             http_port=http_port,
+            clock=clock,
+            history_limit=history_limit,
         )
         async with trio.open_nursery() as nursery:
             await nursery.start(broker.run)
