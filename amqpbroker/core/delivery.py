@@ -59,6 +59,8 @@ class ReplyTo:
         self.delivery = delivery
         self.consumer_tag = consumer_tag
         self.token = random_name("")
+        self.name = f"{REPLY_TO}.{self.token}"
+        """The routing key that reaches it, which the history names it by."""
 
     def push(self, message: Message) -> bool:
         self.delivery.deliver_reply(self.consumer_tag, message)
@@ -332,8 +334,13 @@ class Delivery:
         self.requeue_all()
 
     def requeue_all(self) -> None:
+        """Puts back every unacknowledged delivery: the channel closed, or the client asked (basic.recover)."""
         taken = list(self._unacked.values())
         self._unacked.clear()
+        history = self.vhost.history
+        if history is not None:
+            for item in taken:
+                history.record("requeued", self.vhost.name, item.entry.message, item.queue.name)
         self._settle(taken, REQUEUE)
 
     # direct reply-to

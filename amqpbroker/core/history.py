@@ -2,11 +2,12 @@
 
 A broker made with a `History` records one `Record` at each point where a message changes hands:
 published, routed (one per queue it joined), returned, delivered, acked, nacked (put back by the
-client), rejected (refused for good by the client), expired, dead-lettered. Without one (the
+client), rejected (refused for good by the client), requeued (put back because its channel closed,
+or by basic.recover), expired, dead-lettered. Without one (the
 default outside tests) those points cost one `is None` check.
 
-The history is bounded: it keeps the newest `limit` records (with references to their bodies), and
-counts what it let go (`dropped`), so a broker under test cannot grow without end. Running totals per vhost, queue and kind are kept
+The history is bounded: it keeps the newest `limit` records, holding at most BODY_BYTES_LIMIT bytes
+of bodies, and counts what it let go (`dropped`), so a broker under test cannot grow without end. Running totals per vhost, queue and kind are kept
 apart from the records, so waiting for the n-th ack does not depend on the bound.
 """
 
@@ -20,18 +21,9 @@ from .message import Message
 
 DEFAULT_LIMIT = 10_000
 """Records a history keeps by default: the newest ones."""
-
-KINDS = (
-    "published",
-    "routed",
-    "returned",
-    "delivered",
-    "acked",
-    "nacked",
-    "rejected",
-    "expired",
-    "dead-lettered",
-)
+BODY_BYTES_LIMIT = 64 * 1024 * 1024
+"""Bytes of bodies the kept records may hold (a body shared by several records counts for each);
+the oldest records go first when a new one would pass it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +47,9 @@ class Record:
 class History:
     def __init__(self, clock: Callable[[], float], limit: int = DEFAULT_LIMIT) -> None:
         self.clock = clock
-        self.records: deque[Record] = deque(maxlen=limit)
+        self.records: deque[Record] = deque()
+        self.limit = limit
+        self._body_bytes = 0
         self.dropped = 0
         """Records let go to keep within the limit, oldest first."""
         self.totals: Counter[tuple[str, str | None, str]] = Counter()
@@ -67,14 +61,19 @@ class History:
         self, kind: str, vhost: str, message: Message, queue: str | None = None, reason: str | None = None
     ) -> None:
         records = self.records
-        if len(records) == records.maxlen:
-            self.dropped += 1
+        body = message.body
+        size = len(body) if body is not None else 0
+        self._body_bytes += size
         records.append(
             Record(
-                kind, vhost, queue, message.exchange, message.routing_key, message.properties, message.body,
+                kind, vhost, queue, message.exchange, message.routing_key, message.properties, body,
                 message.message_id, reason, self.clock(),
             )
         )
+        while len(records) > self.limit or (self._body_bytes > BODY_BYTES_LIMIT and len(records) > 1):
+            oldest = records.popleft().body
+            self._body_bytes -= len(oldest) if oldest is not None else 0
+            self.dropped += 1
         self.totals[vhost, queue, kind] += 1
         for listener in self.listeners:
             listener()

@@ -303,15 +303,14 @@ class AMQPConnection:
         self._start_closing()
         self._data_ready.set()
 
+    @property
+    def stream(self) -> trio.abc.Stream:
+        return self._stream
+
     def abort(self) -> None:
         """Drops the connection with a TCP reset and no connection.close, as a crash or a cut cable would."""
-        sock = self._stream.socket
-        if sock.fileno() == -1:
-            return
-        # A zero linger time makes close() send RST instead of FIN.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         # Closing wakes the reader with ClosedResourceError; the connection then finishes as on EOF.
-        sock.close()
+        reset_socket(self._stream.socket)
 
     def _start_closing(self) -> None:
         self._closing = True
@@ -332,3 +331,12 @@ class AMQPConnection:
             self._held_channels = set()
         if self.client is not None:
             self.client.close()
+
+
+def reset_socket(sock: trio.socket.SocketType) -> None:
+    """Closes `sock` with a TCP reset (RST) instead of an orderly FIN; nothing if it is closed already."""
+    if sock.fileno() == -1:
+        return
+    # A zero linger time makes close() send RST instead of FIN.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()

@@ -50,7 +50,9 @@ class Server:
     `limits.disk_free_limit` bytes free, as `free_space(data_dir)` reports. With an `http_port`
     (0: any free one), the management HTTP API is served on it too. With `timers=False` nothing
     runs the broker's timers (TTL, `x-expires`, delayed messages, consumer timeouts): whoever moves
-    its clock does, as a test's manual clock."""
+    its clock does, as a test's manual clock. `wrap_stream`, if given, gets each accepted client
+    socket and returns the stream to serve it through (a test's network faults), or None to close
+    the client's connection at once."""
 
     def __init__(
         self,
@@ -65,6 +67,7 @@ class Server:
         http_port: int | None = None,
         http_limits: mgmt.HTTPLimits = mgmt.HTTPLimits(),
         timers: bool = True,
+        wrap_stream: Callable[[trio.SocketStream], trio.abc.Stream | None] | None = None,
     ) -> None:
         self.broker = broker if broker is not None else core.Broker()
         self.host = host
@@ -76,6 +79,7 @@ class Server:
         self.data_dir = data_dir
         self.free_space = free_space
         self.timers = timers
+        self.wrap_stream = wrap_stream
         self.connections: set[AMQPConnection] = set()
         self._gate = PublishGate(self.broker.memory)
         self._persister = Persister(self.broker)
@@ -157,8 +161,18 @@ class Server:
             peer = f"{host}:{port}"
         except OSError:
             host, peer = "", "?"  # an unknown address is not loopback
+        served: trio.abc.Stream = stream
+        if self.wrap_stream is not None:
+            wrapped = self.wrap_stream(stream)
+            if wrapped is None:
+                # Closed, not reset: a client reset before it has even looked at its new socket
+                # can fail in ways of its own (pika raises ValueError) instead of reporting a
+                # failed connection.
+                await stream.aclose()
+                return
+            served = wrapped
         connection = AMQPConnection(
-            stream, self.broker, peer, self._gate, heartbeat=self.heartbeat, limits=self.limits, address=host
+            served, self.broker, peer, self._gate, heartbeat=self.heartbeat, limits=self.limits, address=host
         )
         self.connections.add(connection)
         self._all_closed = trio.Event()

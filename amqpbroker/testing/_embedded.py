@@ -13,6 +13,7 @@ The broker runs its own trio loop in its thread; each method below runs there th
 from __future__ import annotations
 
 import functools
+import math
 import threading
 import time
 from typing import Any, Callable, TypeVar
@@ -28,6 +29,7 @@ from ._served import (
     CLOSED_TEXT,
     WAIT_TIMEOUT,
     BindingInfo,
+    ConnectionInfo,
     Event,
     ExchangeInfo,
     MessageInfo,
@@ -252,6 +254,35 @@ class Broker:
     def reset_connections(self) -> int:
         """Drops every client connection with a TCP reset; returns how many there were."""
         return self.call(self._running().reset_connections)
+
+    def connections(self, vhost: str | None = None) -> list[ConnectionInfo]:
+        return self.call(self._running().connections, vhost)
+
+    # Network faults: see TrioBroker. Without `vhost` or `connection` they are for the whole
+    # broker, new connections included.
+
+    def set_latency(self, seconds: float, *, vhost: str | None = None, connection: str | None = None) -> None:
+        self.call(functools.partial(self._running().set_latency, seconds, vhost=vhost, connection=connection))
+
+    def stall(self, *, vhost: str | None = None, connection: str | None = None) -> int:
+        return self.call(functools.partial(self._running().stall, vhost=vhost, connection=connection))
+
+    def unstall(self, *, vhost: str | None = None, connection: str | None = None) -> None:
+        self.call(functools.partial(self._running().unstall, vhost=vhost, connection=connection))
+
+    def cut(self, *, vhost: str | None = None, connection: str | None = None) -> int:
+        """Cuts connections mid-frame; returns once they are reset."""
+        cut = functools.partial(self._running().cut, vhost=vhost, connection=connection)
+        return trio.from_thread.run(cut, trio_token=self._token)
+
+    def refuse_connections(self, seconds: float = math.inf) -> None:
+        self.call(self._running().refuse_connections, seconds)
+
+    def accept_connections(self) -> None:
+        self.call(self._running().accept_connections)
+
+    def heal(self) -> None:
+        self.call(self._running().heal)
 
     def restart(self, *, close_timeout: float = 1.0) -> None:
         """Restarts on the same port with the same store; see `TrioBroker.restart`."""

@@ -7,6 +7,7 @@ changes broker state, so it runs in the trio thread that serves the broker and n
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -19,9 +20,11 @@ from .. import core
 from ..core.history import DEFAULT_LIMIT, History, Record
 from ..protocol import BasicProperties
 from ..server import Limits, Server
+from ..server.amqp import AMQPConnection
 from ..server.disk import disk_free_bytes
 from ..store import Store, open_store
 from ._clock import ManualClock, advance
+from ._faults import Faults, FaultyStream
 
 CLOSED_TEXT = "CONNECTION_FORCED - Closed via amqpbroker.testing"
 WAIT_TIMEOUT = 5.0
@@ -73,11 +76,22 @@ class MessageInfo:
 
 
 @dataclass(frozen=True)
+class ConnectionInfo:
+    peer: str
+    """The client's address and port, `127.0.0.1:54321`."""
+    vhost: str
+    """Empty until the client has opened its connection."""
+    user: str
+    name: str | None
+    """The `connection_name` the client gave in its client properties, if any."""
+
+
+@dataclass(frozen=True)
 class Event:
     """One entry of the broker's history: see `TrioBroker.history`."""
 
     kind: str
-    """published, routed, returned, delivered, acked, nacked, rejected, expired or dead-lettered."""
+    """published, routed, returned, delivered, acked, nacked, rejected, requeued, expired or dead-lettered."""
     exchange: str
     routing_key: str
     queue: str | None
@@ -136,6 +150,7 @@ class TrioBroker:
         self._history = History(clocks.get("clock", time.monotonic), history_limit)
         self._history.listeners.append(self._event_happened)
         self._event_waited: trio.Event | None = None
+        self._faults = Faults()
         self.server = Server(
             core.Broker(
                 store=store,
@@ -152,6 +167,7 @@ class TrioBroker:
             free_space=free_space,
             http_port=http_port,
             timers=self.clock is None,
+            wrap_stream=self._faults.wrap,
         )
         self._stop_requested = trio.Event()
         self._close_timeout = 1.0
@@ -198,6 +214,8 @@ class TrioBroker:
         self._stop_requested.set()
 
     async def _stop_server(self, close_timeout: float) -> None:
+        # A stalled client could not be told, nor be reset: the faults end with the server.
+        self._faults.heal()
         server = self.server
         server.shutdown()
         with trio.move_on_after(close_timeout):
@@ -243,6 +261,7 @@ class TrioBroker:
             http_port=old.http_port,
             http_limits=old.http_limits,
             timers=old.timers,
+            wrap_stream=old.wrap_stream,
         )
         assert self._nursery is not None, "restart() before run()"
         await self._nursery.start(self._serve, self.server)
@@ -371,7 +390,82 @@ class TrioBroker:
         connections = list(self.server.connections)
         for connection in connections:
             connection.abort()
+        self._faults.changed()
         return len(connections)
+
+    def connections(self, vhost: str | None = None) -> list[ConnectionInfo]:
+        """The client connections, or those opened on `vhost`."""
+        return [
+            ConnectionInfo(
+                connection.peer,
+                connection.protocol.vhost,
+                connection.protocol.username,
+                connection.protocol.client_properties.get("connection_name"),
+            )
+            for connection in self._connections(vhost, None)
+        ]
+
+    # Network faults: without `vhost` or `connection`, for the whole broker (new connections too);
+    # with them, for the connections opened on `vhost`, or the one whose peer (`127.0.0.1:54321`)
+    # or `connection_name` is `connection`.
+
+    def set_latency(self, seconds: float, *, vhost: str | None = None, connection: str | None = None) -> None:
+        """Delays every read and write by `seconds` (0: none)."""
+        if vhost is None and connection is None:
+            self._faults.latency = seconds
+        for stream in self._streams(vhost, connection):
+            stream.latency = seconds
+
+    def stall(self, *, vhost: str | None = None, connection: str | None = None) -> int:
+        """No bytes go either way until `unstall`: the client's heartbeats must notice. Returns how
+        many connections are stalled now."""
+        streams = self._streams(vhost, connection)
+        if vhost is None and connection is None:
+            self._faults.stalled = True
+        for stream in streams:
+            stream.stalled = True
+        return len(streams)
+
+    def unstall(self, *, vhost: str | None = None, connection: str | None = None) -> None:
+        """Lets bytes flow again; without arguments, on every connection."""
+        if vhost is None and connection is None:
+            self._faults.stalled = False
+        for stream in self._streams(vhost, connection):
+            stream.stalled = False
+        self._faults.changed()
+
+    async def cut(self, *, vhost: str | None = None, connection: str | None = None) -> int:
+        """Cuts connections in the middle of a frame: the client gets the first bytes of a frame,
+        then a TCP reset. Returns how many."""
+        streams = self._streams(vhost, connection)
+        for stream in streams:
+            await stream.cut()
+        return len(streams)
+
+    def refuse_connections(self, seconds: float = math.inf) -> None:
+        """Resets every new connection at once, for `seconds` or until `accept_connections`."""
+        self._faults.refusing_until = trio.current_time() + seconds
+
+    def accept_connections(self) -> None:
+        self._faults.refusing_until = None
+
+    def heal(self) -> None:
+        """Ends every network fault: latency, stalls and refusals."""
+        self._faults.heal()
+
+    def _connections(self, vhost: str | None, connection: str | None) -> list[AMQPConnection]:
+        return [
+            found
+            for found in self.server.connections
+            if (vhost is None or found.protocol.vhost == vhost)
+            and (
+                connection is None
+                or connection in (found.peer, found.protocol.client_properties.get("connection_name"))
+            )
+        ]
+
+    def _streams(self, vhost: str | None, connection: str | None) -> list[FaultyStream]:
+        return [found.stream for found in self._connections(vhost, connection)]
 
     def pause(self, queue: str, vhost: str = "/") -> None:
         """Stops deliveries from the queue to its consumers; publishes and basic.get still work."""

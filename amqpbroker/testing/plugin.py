@@ -38,6 +38,8 @@ def amqp_vhost(amqp_broker: Broker, request: pytest.FixtureRequest) -> Iterator[
     name = f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', request.node.name)[:80]}-{secrets.token_hex(4)}"
     amqp_broker.add_vhost(name)
     yield name
+    # The session's broker is shared: network faults the test left on must not reach the next one.
+    amqp_broker.heal()
     amqp_broker.delete_vhost(name)
 
 

@@ -7,6 +7,9 @@ import threading
 import pika
 import pytest
 
+from amqpbroker.core import history as core_history
+from amqpbroker.core.message import Message
+
 
 def kinds(events, queue=None):
     return [(event.kind, event.queue) for event in events if queue is None or event.queue in (None, queue)]
@@ -105,3 +108,13 @@ def test_wait_for_wakes_on_broker_events(amqp_broker, amqp_vhost, amqp_url, conn
 def test_wait_for_gives_up_with_a_timeout_error(amqp_broker):
     with pytest.raises(TimeoutError, match="still false after 0.05 s"):
         amqp_broker.wait_for(lambda: False, timeout=0.05)
+
+
+def test_the_history_lets_its_oldest_records_go_past_its_bytes_of_bodies(monkeypatch):
+    monkeypatch.setattr(core_history, "BODY_BYTES_LIMIT", 10)
+    recorded = core_history.History(clock=lambda: 0.0)
+    for body in (b"aaaa", b"bbbb", b"cccc"):
+        recorded.record("published", "/", Message("", "q", b"", body))
+
+    assert [record.body for record in recorded.records] == [b"bbbb", b"cccc"]
+    assert recorded.dropped == 1
