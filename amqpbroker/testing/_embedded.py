@@ -12,6 +12,7 @@ The broker runs its own trio loop in its thread; each method below runs there th
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import math
 import threading
@@ -176,9 +177,26 @@ class Broker:
             raise self._error
 
     def call(self, fn: Callable[..., T], *args: Any) -> T:
-        """Runs `fn(*args)` in the broker's thread, where the broker's state may be touched."""
+        """Runs `fn(*args)` in the broker's thread, where the broker's state may be touched.
+
+        It blocks the calling thread for that one round trip, from any thread but the broker's:
+        also from a trio run of its own (a pytest-trio or anyio test), where `trio.from_thread`
+        would refuse to block.
+        """
         self._running()
-        return trio.from_thread.run_sync(fn, *args, trio_token=self._token)
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("Broker.call from the broker's own thread would wait for itself")
+        result: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                result.set_result(fn(*args))
+            except BaseException as exc:
+                result.set_exception(exc)
+
+        assert self._token is not None
+        self._token.run_sync_soon(run)
+        return result.result()
 
     def _run(self) -> None:
         try:
@@ -319,17 +337,15 @@ class Broker:
         self.wait_for(lambda: self.count("acked", queue, vhost) >= n, timeout)
 
     async def async_wait_for(self, predicate: Callable[[], object], timeout: float = WAIT_TIMEOUT) -> None:
-        """`wait_for` for asyncio code: the predicate runs on the event loop, which keeps running."""
-        import asyncio
-
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        """`wait_for` for async code (asyncio, trio, anyio on either): the predicate runs in the
+        caller's event loop, which keeps running while a thread waits for the next broker event."""
+        deadline = time.monotonic() + timeout
         while True:
             seen = self._event_count
             if predicate():
                 return
-            remaining = deadline - loop.time()
-            if remaining <= 0 or not await asyncio.to_thread(self._wait_event, seen, remaining):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not await _in_thread(self._wait_event, seen, remaining):
                 raise TimeoutError(f"{predicate!r} still false after {timeout} s")
 
     async def async_wait_acked(self, queue: str, n: int, vhost: str = "/", timeout: float = WAIT_TIMEOUT) -> None:
@@ -356,3 +372,14 @@ class Broker:
         if self._thread is None or self._served is None:
             raise RuntimeError("the broker is not running: use `with Broker() as broker:` or start()")
         return self._served
+
+
+async def _in_thread(fn: Callable[..., T], *args: Any) -> T:
+    """Runs `fn(*args)` in a worker thread of the running event loop, trio's or asyncio's."""
+    import sniffio
+
+    if sniffio.current_async_library() == "trio":
+        return await trio.to_thread.run_sync(fn, *args)
+    import asyncio
+
+    return await asyncio.to_thread(fn, *args)
