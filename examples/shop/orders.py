@@ -51,8 +51,9 @@ class OrderService:
         self._first, self._started = self._next, time.monotonic()
 
     def place_due(self, send) -> None:
-        due = self.count if not self.rate else self._first + (time.monotonic() - self._started) * self.rate
-        for order_id in range(self._next, min(int(due), self.count + 1, self._next + 50)):
+        due = self.count if not self.rate else self._first + int((time.monotonic() - self._started) * self.rate)
+        # A few at a time, so that the outcomes coming in are recorded meanwhile.
+        for order_id in range(self._next, min(due, self.count, self._next + 49) + 1):
             # If the connection drops before the confirm, this raises, and the order is placed
             # again on the next connection: maybe twice, never not at all.
             send("order.placed", make_order(order_id))

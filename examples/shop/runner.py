@@ -141,7 +141,7 @@ class Step:
 @dataclass
 class Report:
     snapshot: shop_state.Snapshot
-    seconds: float  # from starting the services to the last order ended, or to the last move before giving up
+    seconds: float  # from the first order placed to the last one ended, or to the last move before giving up
     complete: bool  # every order placed and ended, and an email for every payment
     events: list[str]
     broker_back_seconds: list[float]  # after each kill -9: until the new broker listened
@@ -185,7 +185,7 @@ class _Run:
         self.broker_back: list[float] = []
         self.flowing_again: list[float] = []
         self._awaiting_flow: tuple[float, tuple[int, ...]] | None = None
-        self._start = time.monotonic()
+        self._start = self._first_order = time.monotonic()
 
     def watch(self) -> Report:
         options = self.options
@@ -203,6 +203,8 @@ class _Run:
             time.sleep(0.1)
             latest = shop_state.read(self.directory / "state")
             now = time.monotonic()
+            if latest.placed and not snapshot.placed:
+                self._first_order = now
             if latest.progress != snapshot.progress:
                 moved = now
                 self._note_flow(latest, now)
@@ -220,7 +222,7 @@ class _Run:
         self._print(snapshot.line())
         return Report(
             snapshot=snapshot,
-            seconds=time.monotonic() - self._start if self._complete(snapshot) else moved - self._start,
+            seconds=(time.monotonic() if self._complete(snapshot) else moved) - self._first_order,
             complete=self._complete(snapshot),
             events=self.events,
             broker_back_seconds=self.broker_back,
