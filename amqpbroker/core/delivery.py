@@ -101,7 +101,7 @@ class Delivery:
         if method.queue == REPLY_TO:
             self._consume_replies(tag, method)
             return
-        queue = self._topology.queue(method.queue)
+        queue = self._topology.queue_to_read(method.queue)
         queue_type = queue.settings.queue_type
         if queue_type == "quorum":
             self._refuse_global_qos(queue)
@@ -229,7 +229,7 @@ class Delivery:
             queue.dispatch()
 
     def get(self, method: spec.BasicGet) -> None:
-        queue = self._topology.queue(method.queue)
+        queue = self._topology.queue_to_read(method.queue)
         if queue.settings.queue_type == "stream":
             raise ConnectionException.not_implemented(f"basic.get not supported by stream queues {_describe(queue)}")
         entry = queue.take()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import os
-from typing import Any, Collection
+from typing import Any, Callable, Collection
 
 from ..protocol import BasicProperties
 from ..store.base import DeleteBinding, DeleteExchange, DeleteQueue, PutBinding, PutExchange, PutQueue
@@ -71,6 +71,10 @@ class VHost:
         dead_letters: DeadLetterer | None = None,
     ) -> None:
         self.name = name
+        self.description = ""
+        self.tags: list[str] = []
+        self.tracing = False
+        """Only shown and kept: messages are not traced."""
         self._dead_letters = dead_letters
         self.journal = journal if journal is not None else Journal()
         self.memory = memory if memory is not None else MemoryWatermark()
@@ -78,6 +82,10 @@ class VHost:
         for exchange_name, type in DEFAULT_EXCHANGES.items():
             self.exchanges[exchange_name] = make_exchange(exchange_name, type, durable=True)
         self.queues: dict[str, Queue] = {}
+
+    def describe(self, description: str, tags: list[str], tracing: bool) -> None:
+        """Sets what the management API shows of the vhost."""
+        self.description, self.tags, self.tracing = description, tags, tracing
 
     def _describe(self, kind: str, name: str) -> str:
         return f"{kind} '{name}' in vhost '{self.name}'"
@@ -262,8 +270,13 @@ class VHost:
         exclusive: bool = False,
         auto_delete: bool = False,
         arguments: dict | None = None,
+        authorize: Callable[[str, bool], None] | None = None,
     ) -> Queue:
-        """Declares a queue; an empty `name` asks for a server-named `amq.gen-` queue."""
+        """Declares a queue; an empty `name` asks for a server-named `amq.gen-` queue.
+
+        `authorize(name, new)` is asked once the name is known and before anything else, as RabbitMQ
+        checks permissions; it raises to refuse.
+        """
         if passive:
             return self.get_queue(name, connection)
         if not name:
@@ -273,6 +286,8 @@ class VHost:
             # Like RabbitMQ, refused even if such a queue exists: only the server names `amq.` queues.
             raise ChannelException.access_refused(f"queue name '{name}' contains reserved prefix 'amq.*'")
         existing = self.queues.get(name)
+        if authorize is not None:
+            authorize(name, existing is None)
         if existing is None:
             settings = queue_settings(
                 arguments or {},
