@@ -18,7 +18,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[runner.Options, str | Non
     )
     parser.add_argument("--orders", type=int, default=defaults.orders, help="orders to place (default: %(default)s)")
     parser.add_argument(
-        "--rate", type=float, default=defaults.rate, help="orders a second, 0 as fast as possible (default: %(default)s)"
+        "--rate", type=float, default=defaults.rate,
+        help="orders a second, 0 as fast as possible (default: %(default)s)",
     )
     parser.add_argument(
         "--inventory-workers", type=int, default=defaults.inventory_workers,
@@ -30,8 +31,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[runner.Options, str | Non
     parser.add_argument("--kill-email", action="store_true", help="kill -9 the email service, start it 2 s later")
     parser.add_argument("--kill-payment", action="store_true", help="kill -9 the payment service, start it 1 s later")
     parser.add_argument("--kill-broker", action="store_true", help="kill -9 the broker, start it 1 s later")
-    parser.add_argument("--dir", type=Path, help="for the broker's data, the state and the logs (default: a new temporary one)")
-    parser.add_argument("--url", help="use this broker (e.g. a RabbitMQ) instead of starting one; --kill-broker needs ours")
+    parser.add_argument(
+        "--dir", type=Path, help="for the broker's data, the state and the logs (default: a new temporary one)"
+    )
+    parser.add_argument(
+        "--url", help="use this broker (e.g. a RabbitMQ) instead of starting one; --kill-broker needs ours"
+    )
     args = parser.parse_args(argv)
     if args.url and args.kill_broker:
         parser.error("--kill-broker kills the broker this command starts, so not with --url")
@@ -45,9 +50,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[runner.Options, str | Non
 def describe(report: runner.Report, options: runner.Options) -> str:
     snapshot = report.snapshot
     ended = len(snapshot.outcomes)
+    per_second = ended / max(report.seconds, 0.1)
     lines = [
         f"{'done' if report.complete else 'stopped: nothing moved for %.0f s' % options.stall_seconds}: "
-        f"{ended} of {options.orders} orders ended in {report.seconds:.1f} s ({ended / max(report.seconds, 0.1):.0f} orders/s)",
+        f"{ended} of {options.orders} orders ended in {report.seconds:.1f} s ({per_second:.0f} orders/s)",
         f"  shipped {snapshot.count('shipped')}, payment failed {snapshot.count('failed')}, "
         f"dead-lettered {snapshot.count('dead-lettered')}",
         f"  never ended: {options.orders - ended}; ended otherwise than expected: {len(snapshot.unexpected())}",

@@ -3,9 +3,10 @@ it drops, publishing with confirms, consuming with manual acknowledgements, and 
 SQLite file) that makes a consumer idempotent.
 
 A service is a set of handlers, one per queue it consumes. A handler takes the message's routing
-key and its event (a dict) and returns the events to publish because of it; `serve` publishes them, waits for the broker's
-confirms, and only then acknowledges the message. A handler that raises has its message returned
-to the queue; the queue counts the failure, and the third one dead-letters the message.
+key and its event (a dict) and returns the events to publish because of it; `serve` publishes
+them, waits for the broker's confirms, and only then acknowledges the message. A handler that
+raises has its message returned to the queue; the queue counts the failure, and the third one
+dead-letters the message.
 """
 
 from __future__ import annotations

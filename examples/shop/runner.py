@@ -175,7 +175,9 @@ def run(options: Options, broker: Broker | str | None = None, out: TextIO = sys.
 
 
 class _Run:
-    def __init__(self, options: Options, broker: Broker | str, services: Services, directory: Path, out: TextIO) -> None:
+    def __init__(
+        self, options: Options, broker: Broker | str, services: Services, directory: Path, out: TextIO
+    ) -> None:
         self.options = options
         self.broker = broker
         self.services = services
