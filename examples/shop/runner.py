@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -152,7 +153,8 @@ def run(options: Options, broker: Broker | str | None = None, out: TextIO = sys.
     """Runs the shop until every order has ended or nothing has moved for `stall_seconds`.
 
     `broker` is one to crash on purpose, or the URL of one that is not ours to crash, or None to
-    start our own."""
+    start our own. A temporary directory is removed after a complete run, and kept for its logs
+    otherwise."""
     if isinstance(broker, str) and options.kill_broker:
         raise ValueError("kill_broker needs a broker that can be crashed, not a URL")
     directory = options.directory or Path(tempfile.mkdtemp(prefix="shop-"))
@@ -167,11 +169,14 @@ def run(options: Options, broker: Broker | str | None = None, out: TextIO = sys.
     print(f"broker at {url}; data, state and logs in {directory}", file=out)
     services = Services(url, directory)
     try:
-        return _Run(options, broker, services, directory, out).watch()
+        report = _Run(options, broker, services, directory, out).watch()
     finally:
         services.stop_all()
         if own_broker is not None:
             own_broker.stop()
+    if options.directory is None and report.complete:
+        shutil.rmtree(directory)
+    return report
 
 
 class _Run:

@@ -3,8 +3,8 @@ across a broker killed with SIGKILL and services killed while they work.
 
 Each test runs the services as processes, as `python -m examples.shop` does. The first runs the
 broker as a process too (the `amqpbroker` command), so it can be killed as a crash would; the
-second runs on the plugin's embedded broker and restarts it, then looks at the topology the
-services declared. Run with `pytest examples/shop`.
+second runs on the plugin's embedded broker, restarts it and kills the payment service, then
+looks at the topology the services declared. Run with `pytest examples/shop`.
 """
 
 from __future__ import annotations
@@ -53,8 +53,10 @@ class EmbeddedBroker:
         self.broker.restart(close_timeout=0)
 
 
-def test_the_shop_on_the_embedded_broker_through_a_restart(amqp_broker, amqp_url, amqp_vhost, tmp_path):
-    options = runner.Options(orders=ORDERS, rate=80, inventory_workers=2, kill_broker=True, directory=tmp_path)
+def test_the_shop_on_the_embedded_broker_through_a_restart_and_a_consumer_crash(amqp_broker, amqp_url, amqp_vhost, tmp_path):
+    options = runner.Options(
+        orders=ORDERS, rate=80, inventory_workers=2, kill_payment=True, kill_broker=True, directory=tmp_path
+    )
 
     report = runner.run(options, EmbeddedBroker(amqp_broker, amqp_url), out=io.StringIO())
 
