@@ -97,6 +97,16 @@ def serve(
 
 def _session(url: str, handlers: dict[str, Handler], prefetch: int, auto_ack: bool, idle) -> None:
     connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        _consume(connection, handlers, prefetch, auto_ack, idle)
+    finally:
+        # After a channel error (a publish refused), the connection is still open, holding the
+        # unacknowledged messages: closing it returns them to their queues.
+        if connection.is_open:
+            connection.close()
+
+
+def _consume(connection, handlers: dict[str, Handler], prefetch: int, auto_ack: bool, idle) -> None:
     channel = connection.channel()
     channel.confirm_delivery()
     declare_topology(channel)
