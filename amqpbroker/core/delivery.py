@@ -79,6 +79,23 @@ class Delivery:
         self._prefetch_count = 0
         self._global_prefetch_count = 0
 
+    @property
+    def channel_number(self) -> int:
+        return self._output.channel
+
+    @property
+    def prefetch_count(self) -> int:
+        """The per-consumer prefetch the next consumer gets (basic.qos global=false)."""
+        return self._prefetch_count
+
+    @property
+    def global_prefetch_count(self) -> int:
+        return self._global_prefetch_count
+
+    @property
+    def unacked_count(self) -> int:
+        return len(self._unacked)
+
     # consumers
 
     def qos(self, method: spec.BasicQos) -> None:
@@ -122,6 +139,7 @@ class Delivery:
             exclusive=method.exclusive,
             prefetch_count=self._prefetch_count,
             priority=settings.priority,
+            arguments=method.arguments,
         )
         if not method.no_wait:
             self._output.method(spec.BasicConsumeOk(consumer_tag=tag))

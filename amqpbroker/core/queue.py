@@ -44,7 +44,7 @@ class Consumer:
     """A basic.consume subscription of one channel to one queue."""
 
     __slots__ = (
-        "tag", "queue", "channel", "no_ack", "exclusive", "prefetch_count", "unacked", "priority"
+        "tag", "queue", "channel", "no_ack", "exclusive", "prefetch_count", "unacked", "priority", "arguments"
     )
 
     def __init__(
@@ -57,6 +57,7 @@ class Consumer:
         exclusive: bool,
         prefetch_count: int,
         priority: int = 0,
+        arguments: dict | None = None,
     ) -> None:
         self.tag = tag
         self.queue = queue
@@ -66,6 +67,8 @@ class Consumer:
         self.prefetch_count = prefetch_count
         self.unacked = 0
         self.priority = priority
+        self.arguments = arguments or {}
+        """As basic.consume gave them, for the management API."""
 
     def has_credit(self) -> bool:
         if not self.no_ack and self.prefetch_count and self.unacked >= self.prefetch_count:

@@ -9,12 +9,17 @@ from __future__ import annotations
 import trio
 
 from .. import core
-from . import overview
+from . import bindings, connections, exchanges, nodes, overview, queues
 from .api import Api, Node, Routes
 from .http import HTTPLimits, HTTPServer
 
 ROUTES = Routes(
     overview.routes,
+    nodes.routes,
+    queues.routes,
+    exchanges.routes,
+    bindings.routes,
+    connections.routes,
 )
 
 

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime
+import decimal
 import json
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import trio
@@ -47,7 +49,7 @@ _ACCESS = {
 class HTTPError(Exception):
     """Answers `status` with RabbitMQ's `{"error": error, "reason": reason}`."""
 
-    def __init__(self, status: int, error: str, reason: str) -> None:
+    def __init__(self, status: int, error: str, reason: Any) -> None:
         super().__init__(reason)
         self.status = status
         self.error = error
@@ -58,7 +60,7 @@ def not_found(reason: str = "Not Found") -> HTTPError:
     return HTTPError(404, "Object Not Found", reason)
 
 
-def bad_request(reason: str) -> HTTPError:
+def bad_request(reason: Any) -> HTTPError:
     return HTTPError(400, "bad_request", reason)
 
 
@@ -82,6 +84,11 @@ class Node:
     name: str
     listeners: list[dict[str, Any]]
     """RabbitMQ's shape: {node, protocol, ip_address, port}."""
+    alarms: Callable[[], Collection[str]] = frozenset
+    """The resources whose alarm is on: "memory", "disk"."""
+    disk_free: Callable[[], int | None] = lambda: None
+    """Free bytes on the data directory's disk as last checked; None when it is not checked."""
+    disk_free_limit: int | None = None
     started_at: float = field(default_factory=time.monotonic)
 
 
@@ -91,6 +98,8 @@ class Request:
     params: dict[str, str]
     """The route's path parameters, percent-decoded."""
     query: dict[str, str]
+    headers: dict[str, str]
+    """Lower-case names."""
     body: bytes
     user: User
     node: Node
@@ -209,9 +218,12 @@ class Api:
             if not tags.intersection(user.tags):
                 raise HTTPError(401, "not_authorised", refusal)
         query = dict(parse_qsl(target.query, keep_blank_values=True))
-        request = Request(http.method, params, query, http.body, user, self.node)
+        request = Request(http.method, params, query, http.headers, http.body, user, self.node)
         with self.broker.commits.change() as change:
-            result = route.handler(request, self.broker)
+            try:
+                result = route.handler(request, self.broker)
+            except core.AMQPException as exc:
+                raise _from_amqp(exc) from None
         if change.batch is not None:
             await _committed(self.broker.commits, change.batch)
         if isinstance(result, Response):
@@ -247,6 +259,18 @@ class Api:
         if user is None:
             raise HTTPError(401, "not_authorized", "Login failed")
         return user
+
+
+def _from_amqp(exc: core.AMQPException) -> HTTPError:
+    """A core refusal as RabbitMQ's management plugin reports it: access refused is 401, a missing
+    object 404, anything else (inequivalent arguments, an object in use, ...) 400, with the reply
+    text less its code's name."""
+    reason = exc.reply_text.partition(" - ")[2]
+    if exc.reply_code == 403:
+        return HTTPError(401, "not_authorised", "Access refused.")
+    if exc.reply_code == 404:
+        return HTTPError(404, "not_found", reason)
+    return bad_request(reason)
 
 
 class _Unauthorised(HTTPError):
@@ -295,24 +319,44 @@ def _columns(item: Any, wanted: set[str]) -> Any:
     return {key: value for key, value in item.items() if key in wanted}
 
 
-def boolean(body: dict[str, Any], key: str, default: bool) -> bool:
-    """A flag as rabbitmqadmin sends them: JSON true or false, or the strings "true" and "false"."""
-    value = body.get(key, default)
+def required(body: dict[str, Any], *keys: str) -> None:
+    """400 naming every missing key, in RabbitMQ's words."""
+    missing = [key for key in keys if key not in body]
+    if missing:
+        raise bad_request("[" + ",".join(f"{{key_missing,{key}}}" for key in missing) + "]")
+
+
+def boolean(value: Any) -> bool:
+    """A flag as tools send them: JSON true or false, or the strings "true" and "false"."""
     if isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    raise bad_request(f"{key} must be true or false, not {json.dumps(value)}")
+    if isinstance(value, str) and value in ("true", "false"):
+        return value == "true"
+    raise bad_request(["not_boolean", value])
 
 
-def integer(body: dict[str, Any], key: str, default: int) -> int:
-    """A number as rabbitmqadmin sends them: JSON, or a string of digits."""
-    value = body.get(key, default)
+def integer(value: Any) -> int:
+    """A number as tools send them: JSON, or a string of digits ("1")."""
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     if isinstance(value, str) and value.strip().isdigit():
         return int(value)
-    raise bad_request(f"{key} must be an integer, not {json.dumps(value)}")
+    raise bad_request(["not_integer", value])
+
+
+def jsonable(value: Any) -> Any:
+    """An AMQP field value (arguments, headers) as JSON: byte strings as text, timestamps as seconds."""
+    if isinstance(value, dict):
+        return {key: jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(item) for item in value]
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8", "replace")
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, datetime.datetime):
+        return int(value.timestamp())
+    return value
 
 
 def vhost(broker: core.Broker, name: str) -> core.VHost:

@@ -90,14 +90,15 @@ class Server:
             self.http_port = http_listeners[0].socket.getsockname()[1]
             log.info("management API on http://%s:%d/api/", self.host, self.http_port)
         async with trio.open_nursery() as nursery:
-            if http_listeners:
-                nursery.start_soon(mgmt.serve, self.broker, http_listeners, self._node(), self.http_limits)
             nursery.start_soon(self._persister.run)
             nursery.start_soon(run_timers, self.broker)
             nursery.start_soon(self._gate.run)
+            monitor = None
             if self.data_dir is not None and self.limits.disk_free_limit is not None:
                 monitor = DiskMonitor(self.data_dir, self.limits.disk_free_limit, self.free_space)
                 nursery.start_soon(monitor.run, functools.partial(self._gate.set_alarm, "disk"))
+            if http_listeners:
+                nursery.start_soon(mgmt.serve, self.broker, http_listeners, self._node(monitor), self.http_limits)
             if self.broker.consumer_timeout is not None:
                 nursery.start_soon(self._expire_deliveries, self.broker.consumer_timeout)
             nursery.start_soon(trio.serve_listeners, self._handle, listeners)
@@ -114,12 +115,18 @@ class Server:
             raise StoreError("the store did not take the last writes at shutdown; they may not be durable")
         log.info("stopped")
 
-    def _node(self) -> mgmt.Node:
+    def _node(self, disk: DiskMonitor | None) -> mgmt.Node:
         name = node_name()
         listeners = [{"node": name, "protocol": "amqp", "ip_address": self.host, "port": self.port}]
         if self.http_port is not None:
             listeners.append({"node": name, "protocol": "http", "ip_address": self.host, "port": self.http_port})
-        return mgmt.Node(name, listeners)
+        return mgmt.Node(
+            name,
+            listeners,
+            alarms=lambda: self._gate.alarms,
+            disk_free=lambda: disk.free if disk is not None else None,
+            disk_free_limit=disk.limit if disk is not None else None,
+        )
 
     @property
     def store_hung(self) -> bool:
@@ -149,10 +156,15 @@ class Server:
             return
         try:
             host, port = stream.socket.getpeername()[:2]
+            local_host, local_port = stream.socket.getsockname()[:2]
             peer = f"{host}:{port}"
+            addresses = (host, port, local_host, local_port)
         except OSError:
             peer = "?"
-        connection = AMQPConnection(stream, self.broker, peer, self._gate, heartbeat=self.heartbeat, limits=self.limits)
+            addresses = ("?", 0, "?", 0)
+        connection = AMQPConnection(
+            stream, self.broker, peer, self._gate, heartbeat=self.heartbeat, limits=self.limits, addresses=addresses
+        )
         self.connections.add(connection)
         self._all_closed = trio.Event()
         try:

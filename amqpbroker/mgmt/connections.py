@@ -1,0 +1,174 @@
+"""`/api/connections`, `/api/channels` and `/api/consumers`: the clients attached, as RabbitMQ
+lists them. A connection is named `peer -> local`, a channel `connection (number)`."""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+from .. import core
+from ..core.queue import Consumer
+from .api import NO_CONTENT, Node, Request, Routes, jsonable, not_found, vhost
+
+routes = Routes()
+
+CLOSED_TEXT = "CONNECTION_FORCED - Closed via management plugin"
+
+
+def _connections(broker: core.Broker) -> list[core.ClientConnection]:
+    return sorted(broker.connections, key=lambda connection: connection.info.name)
+
+
+def _connection(broker: core.Broker, name: str) -> core.ClientConnection:
+    for connection in broker.connections:
+        if connection.info.name == name:
+            return connection
+    raise not_found()
+
+
+def connection_json(connection: core.ClientConnection, node: Node) -> dict[str, Any]:
+    info = connection.info
+    properties = jsonable(info.client_properties)
+    found = {
+        "name": info.name,
+        "node": node.name,
+        "type": "network",
+        "protocol": "AMQP 0-9-1",
+        "state": "closing" if connection.closed else "running",
+        "vhost": connection.vhost.name,
+        "user": connection.username,
+        "user_who_performed_action": connection.username,
+        "auth_mechanism": "PLAIN",
+        "channels": len(connection.sessions),
+        "channel_max": info.channel_max,
+        "frame_max": info.frame_max,
+        "timeout": info.heartbeat,
+        "connected_at": info.connected_at,
+        "host": info.host,
+        "port": info.port,
+        "peer_host": info.peer_host,
+        "peer_port": info.peer_port,
+        "ssl": False,
+        "client_properties": properties,
+    }
+    if "connection_name" in properties:
+        found["user_provided_name"] = properties["connection_name"]
+    return found
+
+
+def channel_name(session: core.Session) -> str:
+    return f"{session.connection.info.name} ({session.channel})"
+
+
+def channel_details(session: core.Session, node: Node) -> dict[str, Any]:
+    """A channel as a consumer or queue names it."""
+    info = session.connection.info
+    return {
+        "name": channel_name(session),
+        "number": session.channel,
+        "connection_name": info.name,
+        "peer_host": info.peer_host,
+        "peer_port": info.peer_port,
+        "user": session.connection.username,
+        "node": node.name,
+    }
+
+
+def channel_json(session: core.Session, node: Node) -> dict[str, Any]:
+    connection = session.connection
+    info = connection.info
+    delivery = session.delivery
+    return {
+        "name": channel_name(session),
+        "number": session.channel,
+        "node": node.name,
+        "user": connection.username,
+        "user_who_performed_action": connection.username,
+        "vhost": connection.vhost.name,
+        "state": "running",
+        "consumer_count": len(delivery.consumers),
+        "messages_unacknowledged": delivery.unacked_count,
+        "messages_unconfirmed": 0,
+        "messages_uncommitted": 0,
+        "acks_uncommitted": 0,
+        "prefetch_count": delivery.prefetch_count,
+        "global_prefetch_count": delivery.global_prefetch_count,
+        "confirm": session.publisher.confirm_mode,
+        "transactional": session.transactional,
+        "connection_details": {"name": info.name, "peer_host": info.peer_host, "peer_port": info.peer_port},
+    }
+
+
+def consumer_json(consumer: Consumer, node: Node) -> dict[str, Any]:
+    delivery = consumer.channel
+    session = delivery.connection.sessions[delivery.channel_number]
+    return {
+        "consumer_tag": consumer.tag,
+        "queue": {"name": consumer.queue.name, "vhost": consumer.queue.vhost},
+        "channel_details": channel_details(session, node),
+        "ack_required": not consumer.no_ack,
+        "exclusive": consumer.exclusive,
+        "prefetch_count": consumer.prefetch_count,
+        "active": True,
+        "activity_status": "up",
+        "arguments": jsonable(consumer.arguments),
+    }
+
+
+def _sessions(broker: core.Broker) -> Iterator[core.Session]:
+    for connection in _connections(broker):
+        yield from sorted(connection.sessions.values(), key=lambda session: session.channel)
+
+
+@routes.get("/api/connections")
+def list_connections(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
+    return [connection_json(connection, request.node) for connection in _connections(broker)]
+
+
+@routes.get("/api/connections/{name}")
+def get_connection(request: Request, broker: core.Broker) -> dict[str, Any]:
+    return connection_json(_connection(broker, request.params["name"]), request.node)
+
+
+@routes.delete("/api/connections/{name}")
+def close_connection(request: Request, broker: core.Broker) -> object:
+    """Closes the connection with 320 CONNECTION_FORCED; an `X-Reason` header gives the text."""
+    connection = _connection(broker, request.params["name"])
+    reason = request.headers.get("x-reason")
+    connection.sink.close(320, f"CONNECTION_FORCED - {reason}" if reason else CLOSED_TEXT)
+    return NO_CONTENT
+
+
+@routes.get("/api/connections/{name}/channels")
+def connection_channels(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
+    connection = _connection(broker, request.params["name"])
+    return [channel_json(session, request.node) for session in sorted(connection.sessions.values(),
+                                                                        key=lambda session: session.channel)]
+
+
+@routes.get("/api/channels")
+def list_channels(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
+    return [channel_json(session, request.node) for session in _sessions(broker)]
+
+
+@routes.get("/api/channels/{name}")
+def get_channel(request: Request, broker: core.Broker) -> dict[str, Any]:
+    for session in _sessions(broker):
+        if channel_name(session) == request.params["name"]:
+            return channel_json(session, request.node)
+    raise not_found()
+
+
+def _consumers(broker: core.Broker) -> Iterator[Consumer]:
+    for session in _sessions(broker):
+        yield from session.delivery.consumers.values()
+
+
+@routes.get("/api/consumers")
+def list_consumers(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
+    return [consumer_json(consumer, request.node) for consumer in _consumers(broker)]
+
+
+@routes.get("/api/consumers/{vhost}")
+def vhost_consumers(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
+    name = vhost(broker, request.params["vhost"]).name
+    return [consumer_json(consumer, request.node) for consumer in _consumers(broker) if consumer.queue.vhost == name]

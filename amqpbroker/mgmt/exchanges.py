@@ -1,0 +1,127 @@
+"""`/api/exchanges`: exchanges, including the default one (named `amq.default` in paths, `""` in
+JSON) and the `amq.*` ones; declare, delete, and publish a message with `POST .../publish`."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from .. import core
+from ..core.publishing import publish_unconfirmed
+from ..protocol import BasicProperties
+from .api import CREATED, NO_CONTENT, Request, Routes, bad_request, boolean, exchange_name, jsonable, not_found, required, vhost
+
+routes = Routes()
+
+
+def exchange_json(exchange: Any, vhost_name: str) -> dict[str, Any]:
+    return {
+        "name": exchange.name,
+        "vhost": vhost_name,
+        "type": exchange.type,
+        "durable": exchange.durable,
+        "auto_delete": exchange.auto_delete,
+        "internal": exchange.internal,
+        "arguments": jsonable(exchange.arguments),
+    }
+
+
+def find_exchange(broker: core.Broker, vhost_name: str, name: str) -> Any:
+    exchange = vhost(broker, vhost_name).exchanges.get(exchange_name(name))
+    if exchange is None:
+        raise not_found()
+    return exchange
+
+
+def _sorted(where: core.VHost) -> list[dict[str, Any]]:
+    return [exchange_json(where.exchanges[name], where.name) for name in sorted(where.exchanges)]
+
+
+@routes.get("/api/exchanges")
+def list_exchanges(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
+    return [found for name in sorted(broker.vhosts) for found in _sorted(broker.vhosts[name])]
+
+
+@routes.get("/api/exchanges/{vhost}")
+def vhost_exchanges(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
+    return _sorted(vhost(broker, request.params["vhost"]))
+
+
+@routes.get("/api/exchanges/{vhost}/{name}")
+def get_exchange(request: Request, broker: core.Broker) -> dict[str, Any]:
+    exchange = find_exchange(broker, request.params["vhost"], request.params["name"])
+    return {**exchange_json(exchange, request.params["vhost"]), "incoming": [], "outgoing": []}
+
+
+@routes.put("/api/exchanges/{vhost}/{name}")
+def put_exchange(request: Request, broker: core.Broker) -> object:
+    """Declares the exchange (type `direct` unless given): 201 if new, 204 if it was there alike."""
+    body = request.json()
+    where = vhost(broker, request.params["vhost"])
+    name = exchange_name(request.params["name"])
+    existed = name in where.exchanges
+    arguments = body.get("arguments") or {}
+    if not isinstance(arguments, dict):
+        raise bad_request("arguments must be an object")
+    where.declare_exchange(
+        name,
+        str(body.get("type", "direct")),
+        durable=boolean(body.get("durable", False)),
+        auto_delete=boolean(body.get("auto_delete", False)),
+        internal=boolean(body.get("internal", False)),
+        arguments=arguments,
+    )
+    return NO_CONTENT if existed else CREATED
+
+
+@routes.delete("/api/exchanges/{vhost}/{name}")
+def delete_exchange(request: Request, broker: core.Broker) -> object:
+    """Deletes the exchange; `?if-unused=true` as exchange.delete's flag."""
+    where = vhost(broker, request.params["vhost"])
+    name = exchange_name(request.params["name"])
+    if name and not name.startswith("amq.") and name not in where.exchanges:
+        raise not_found()
+    where.delete_exchange(name, if_unused=boolean(request.query.get("if-unused", "false")))
+    return NO_CONTENT
+
+
+@routes.post("/api/exchanges/{vhost}/{name}/publish")
+def publish(request: Request, broker: core.Broker) -> dict[str, bool]:
+    """Publishes one message: {routing_key, properties, payload, payload_encoding string|base64}."""
+    body = request.json()
+    required(body, "routing_key", "properties", "payload", "payload_encoding")
+    where = vhost(broker, request.params["vhost"])
+    exchange = where.exchanges.get(exchange_name(request.params["name"]))
+    if exchange is None:
+        # RabbitMQ publishes through a channel, and reports what closed it.
+        raise bad_request(f"404 NOT_FOUND - no exchange '{request.params['name']}' in vhost '{where.name}'")
+    payload = body["payload"]
+    if not isinstance(payload, str):
+        raise bad_request(["not_string", payload])
+    if body["payload_encoding"] == "base64":
+        try:
+            data = base64.b64decode(payload, validate=True)
+        except binascii.Error:
+            raise bad_request(["not_base64", payload]) from None
+    elif body["payload_encoding"] == "string":
+        data = payload.encode()
+    else:
+        raise bad_request(["payload_encoding", body["payload_encoding"]])
+    properties = _properties(body["properties"])
+    routed = publish_unconfirmed(where, exchange if exchange.name else None, str(body["routing_key"]), properties, data)
+    return {"routed": routed}
+
+
+def _properties(given: Any) -> bytes:
+    if given in ([], None):
+        given = {}
+    if not isinstance(given, dict):
+        raise bad_request("properties must be an object")
+    unknown = set(given) - set(BasicProperties.__slots__)
+    if unknown:
+        raise bad_request(f"unknown properties: {', '.join(sorted(unknown))}")
+    try:
+        return BasicProperties(**given).encode()
+    except (TypeError, ValueError, OverflowError, AttributeError) as exc:
+        raise bad_request(f"invalid properties: {exc}") from None
