@@ -7,7 +7,7 @@ import base64
 import hashlib
 import json
 from typing import Any, Iterator
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus, unquote_plus
 
 from .. import core
 from ..core.exchanges import Binding
@@ -21,16 +21,31 @@ _KINDS = {"q": "queue", "e": "exchange"}
 
 
 def properties_key(routing_key: str, arguments: dict) -> str:
-    """What names one binding among those between the same two ends: its routing key, and a hash of
-    its arguments when it has any (`~` alone for an empty key without arguments)."""
-    key = quote(routing_key, safe="")
+    """What names one binding among those between the same two ends, as RabbitMQ writes it: its
+    routing key form-encoded (`~` too), then `~` and a hash of its arguments if it has any; `~`
+    alone for an empty key without arguments."""
+    key = quote_plus(routing_key, safe="").replace("~", "%7E")
+    digest = _digest(arguments)
+    return f"{key}~{digest}" if digest else key or "~"
+
+
+def _digest(arguments: dict) -> str:
     if not arguments:
-        return key or "~"
+        return ""
     canonical = json.dumps(jsonable(arguments), sort_keys=True).encode()
-    return f"{key}~{base64.urlsafe_b64encode(hashlib.sha256(canonical).digest()[:4]).rstrip(b'=').decode()}"
+    return base64.urlsafe_b64encode(hashlib.sha256(canonical).digest()[:4]).rstrip(b"=").decode()
 
 
-def _json(vhost_name: str, source: str, destination: str, kind: str, routing_key: str, arguments: dict) -> dict[str, Any]:
+def _named(props: str, routing_key: str, arguments: dict) -> bool:
+    """Whether `props`, a properties key as a path gave it (decoded once, so its routing key may or
+    may not be encoded still, as tools differ), names this binding."""
+    key, _, digest = props.partition("~")
+    return unquote_plus(key) == routing_key and digest == _digest(arguments)
+
+
+def _json(
+    vhost_name: str, source: str, destination: str, kind: str, routing_key: str, arguments: dict
+) -> dict[str, Any]:
     return {
         "source": source,
         "vhost": vhost_name,
@@ -44,7 +59,8 @@ def _json(vhost_name: str, source: str, destination: str, kind: str, routing_key
 
 def _binding_json(vhost_name: str, binding: Binding) -> dict[str, Any]:
     kind = "queue" if isinstance(binding.destination, core.Queue) else "exchange"
-    return _json(vhost_name, binding.source.name, binding.destination.name, kind, binding.routing_key, binding.arguments)
+    source, destination = binding.source.name, binding.destination.name
+    return _json(vhost_name, source, destination, kind, binding.routing_key, binding.arguments)
 
 
 def _vhost_bindings(where: core.VHost) -> Iterator[dict[str, Any]]:
@@ -123,14 +139,14 @@ def add_binding(request: Request, broker: core.Broker) -> Response:
         raise bad_request("arguments must be an object")
     # Binding to the default exchange is refused, as over AMQP.
     where.bind(destination, source.name, routing_key, arguments)
-    location = f"{quote(destination.name, safe='')}/{properties_key(routing_key, arguments)}"
+    location = f"{quote(destination.name, safe='')}/{quote(properties_key(routing_key, arguments), safe='')}"
     return Response(201, None, [("location", location)])
 
 
 @routes.get("/api/bindings/{vhost}/e/{source}/{kind}/{destination}/{props}")
 def get_binding(request: Request, broker: core.Broker) -> dict[str, Any]:
     for found in _bindings_between(*_between(request, broker)):
-        if found["properties_key"] == request.params["props"]:
+        if _named(request.params["props"], found["routing_key"], found["arguments"]):
             return found
     raise not_found()
 
@@ -139,9 +155,8 @@ def get_binding(request: Request, broker: core.Broker) -> dict[str, Any]:
 def delete_binding(request: Request, broker: core.Broker) -> Response:
     where, source, destination = _between(request, broker)
     for binding in list(source.bindings.values()):
-        if binding.destination is destination and (
-            properties_key(binding.routing_key, binding.arguments) == request.params["props"]
-        ):
+        props = request.params["props"]
+        if binding.destination is destination and _named(props, binding.routing_key, binding.arguments):
             if isinstance(destination, core.Queue):
                 # The management API may unbind an exclusive queue, as its owner could.
                 where.unbind(destination.name, source.name, binding.routing_key, binding.arguments,

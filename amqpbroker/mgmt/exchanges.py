@@ -10,7 +10,19 @@ from typing import Any
 from .. import core
 from ..core.publishing import publish_unconfirmed
 from ..protocol import BasicProperties
-from .api import CREATED, NO_CONTENT, Request, Routes, bad_request, boolean, exchange_name, jsonable, not_found, required, vhost
+from .api import (
+    CREATED,
+    NO_CONTENT,
+    Request,
+    Routes,
+    bad_request,
+    boolean,
+    exchange_name,
+    jsonable,
+    not_found,
+    required,
+    vhost,
+)
 
 routes = Routes()
 

@@ -8,7 +8,20 @@ from typing import Any
 
 from .. import core
 from ..protocol import DECODE_ERRORS, BasicProperties
-from .api import CREATED, NO_CONTENT, Node, Request, Routes, bad_request, boolean, integer, jsonable, not_found, required, vhost
+from .api import (
+    CREATED,
+    NO_CONTENT,
+    Node,
+    Request,
+    Routes,
+    bad_request,
+    boolean,
+    integer,
+    jsonable,
+    not_found,
+    required,
+    vhost,
+)
 from .connections import consumer_json
 
 routes = Routes()

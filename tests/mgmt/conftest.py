@@ -125,7 +125,8 @@ def make_user(api: ApiClient, _broker, unique) -> Iterator[Callable[[list[str]],
             run = ["rabbitmqctl", "-q"]
             subprocess.run([*run, "add_user", name, password], check=True, capture_output=True)
             subprocess.run([*run, "set_user_tags", name, *tags], check=True, capture_output=True)
-            subprocess.run([*run, "set_permissions", "-p", "/", name, ".*", ".*", ".*"], check=True, capture_output=True)
+            permissions = ["set_permissions", "-p", "/", name, ".*", ".*", ".*"]
+            subprocess.run([*run, *permissions], check=True, capture_output=True)
         else:
             user = User(name, hash_password(password), list(tags))
             _broker.call(lambda: _broker.server.broker.users.put(user))

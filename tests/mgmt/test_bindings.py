@@ -79,3 +79,16 @@ def test_binding_a_missing_exchange_or_queue_is_404(api: ApiClient, unique, clea
     exchange, queue = _pair(api, unique, cleanup)
     assert api.post(f"/api/bindings/%2F/e/{unique('missing')}/q/{segment(queue)}", {}).status == 404
     assert api.post(f"/api/bindings/%2F/e/{segment(exchange)}/q/{unique('missing')}", {}).status == 404
+
+
+def test_routing_keys_are_encoded_in_properties_keys(api: ApiClient, unique, cleanup) -> None:
+    exchange, queue = _pair(api, unique, cleanup)
+    between = f"/api/bindings/%2F/e/{segment(exchange)}/q/{segment(queue)}"
+    for routing_key in ("a.*", "a b%", "~x"):
+        api.post(between, {"routing_key": routing_key})
+    keys = {binding["routing_key"]: binding["properties_key"] for binding in api.get(between).json}
+    assert keys == {"a.*": "a.%2A", "a b%": "a+b%25", "~x": "%7Ex"}
+    # rabbitmqadmin quotes whatever it is given: the routing key itself, or the properties key.
+    assert api.delete(f"{between}/{segment('a.*')}").status == 204
+    assert api.delete(f"{between}/{segment('a+b%25')}").status == 204
+    assert [binding["routing_key"] for binding in api.get(between).json] == ["~x"]

@@ -148,7 +148,7 @@ def test_one_queue_details_its_consumers(api: ApiClient, amqp, unique, cleanup) 
         return queue["consumer_details"][0]
 
     consumer = eventually(detailed)
-    assert {"consumer_tag", "ack_required", "prefetch_count", "channel_details", "queue", "exclusive"} <= consumer.keys()
+    assert {"consumer_tag", "ack_required", "prefetch_count", "channel_details", "queue", "exclusive"} <= set(consumer)
     assert (consumer["consumer_tag"], consumer["ack_required"], consumer["prefetch_count"]) == ("mgmt-tag", True, 7)
     assert consumer["queue"] == {"name": name, "vhost": "/"}
     assert {"name", "number", "connection_name", "peer_host", "peer_port", "user"} <= consumer["channel_details"].keys()
@@ -252,7 +252,8 @@ def test_get_encodes_binary_as_base64_and_truncates(api: ApiClient, amqp, unique
 @pytest.mark.parametrize(("body", "reason"), [
     ({"ackmode": "ack_requeue_true", "encoding": "auto"}, "[{key_missing,count}]"),
     ({"count": 1, "ackmode": "ack_requeue_true"}, "[{key_missing,encoding}]"),
-    ({"count": 1, "ackmode": "ack_requeue_true", "encoding": "hex"}, "Unsupported encoding. Please use auto or base64."),
+    ({"count": 1, "ackmode": "ack_requeue_true", "encoding": "hex"},
+     "Unsupported encoding. Please use auto or base64."),
 ])
 def test_get_with_a_bad_request_is_400(api: ApiClient, unique, cleanup, body: dict, reason: str) -> None:
     name = cleanup.queue(unique("q"))
