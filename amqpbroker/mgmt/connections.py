@@ -1,5 +1,6 @@
 """`/api/connections`, `/api/channels` and `/api/consumers`: the clients attached, as RabbitMQ
-lists them. A connection is named `peer -> local`, a channel `connection (number)`."""
+lists them. A connection is named `peer -> local`, a channel `connection (number)`. As in RabbitMQ,
+a user tagged neither `monitoring` nor `administrator` sees only their own connections and channels."""
 
 from __future__ import annotations
 
@@ -7,20 +8,31 @@ from typing import Any, Iterator
 
 from .. import core
 from ..core.queue import Consumer
-from .api import NO_CONTENT, Node, Request, Routes, jsonable, not_found, vhost
+from .api import NO_CONTENT, HTTPError, Node, Request, Routes, jsonable, not_found, vhost
 
 routes = Routes()
 
 CLOSED_TEXT = "CONNECTION_FORCED - Closed via management plugin"
 
 
-def _connections(broker: core.Broker) -> list[core.ClientConnection]:
-    return sorted(broker.connections, key=lambda connection: connection.info.name)
+_SEE_ALL = {"monitoring", "administrator"}
 
 
-def _connection(broker: core.Broker, name: str) -> core.ClientConnection:
+def _connections(request: Request, broker: core.Broker) -> list[core.ClientConnection]:
+    """The connections `request`'s user may see, by name."""
+    user = request.user
+    connections = broker.connections
+    if not _SEE_ALL.intersection(user.tags):
+        connections = {connection for connection in connections if connection.username == user.name}
+    return sorted(connections, key=lambda connection: connection.info.name)
+
+
+def _connection(request: Request, broker: core.Broker) -> core.ClientConnection:
+    name = request.params["name"]
     for connection in broker.connections:
         if connection.info.name == name:
+            if connection not in _connections(request, broker):
+                raise HTTPError(401, "not_authorised", "User not authorised to access object")
             return connection
     raise not_found()
 
@@ -114,25 +126,25 @@ def consumer_json(consumer: Consumer, node: Node) -> dict[str, Any]:
     }
 
 
-def _sessions(broker: core.Broker) -> Iterator[core.Session]:
-    for connection in _connections(broker):
+def _sessions(connections: list[core.ClientConnection]) -> Iterator[core.Session]:
+    for connection in connections:
         yield from sorted(connection.sessions.values(), key=lambda session: session.channel)
 
 
 @routes.get("/api/connections")
 def list_connections(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
-    return [connection_json(connection, request.node) for connection in _connections(broker)]
+    return [connection_json(connection, request.node) for connection in _connections(request, broker)]
 
 
 @routes.get("/api/connections/{name}")
 def get_connection(request: Request, broker: core.Broker) -> dict[str, Any]:
-    return connection_json(_connection(broker, request.params["name"]), request.node)
+    return connection_json(_connection(request, broker), request.node)
 
 
 @routes.delete("/api/connections/{name}")
 def close_connection(request: Request, broker: core.Broker) -> object:
     """Closes the connection with 320 CONNECTION_FORCED; an `X-Reason` header gives the text."""
-    connection = _connection(broker, request.params["name"])
+    connection = _connection(request, broker)
     reason = request.headers.get("x-reason")
     connection.sink.close(320, f"CONNECTION_FORCED - {reason}" if reason else CLOSED_TEXT)
     return NO_CONTENT
@@ -140,26 +152,26 @@ def close_connection(request: Request, broker: core.Broker) -> object:
 
 @routes.get("/api/connections/{name}/channels")
 def connection_channels(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
-    connection = _connection(broker, request.params["name"])
-    return [channel_json(session, request.node) for session in sorted(connection.sessions.values(),
-                                                                        key=lambda session: session.channel)]
+    return [channel_json(session, request.node) for session in _sessions([_connection(request, broker)])]
 
 
 @routes.get("/api/channels")
 def list_channels(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
-    return [channel_json(session, request.node) for session in _sessions(broker)]
+    return [channel_json(session, request.node) for session in _sessions(_connections(request, broker))]
 
 
 @routes.get("/api/channels/{name}")
 def get_channel(request: Request, broker: core.Broker) -> dict[str, Any]:
-    for session in _sessions(broker):
+    for session in _sessions(_connections(request, broker)):
         if channel_name(session) == request.params["name"]:
             return channel_json(session, request.node)
     raise not_found()
 
 
 def _consumers(broker: core.Broker) -> Iterator[Consumer]:
-    for session in _sessions(broker):
+    """Every consumer, whoever's: RabbitMQ shows them by vhost, not by user."""
+    connections = sorted(broker.connections, key=lambda connection: connection.info.name)
+    for session in _sessions(connections):
         yield from session.delivery.consumers.values()
 
 

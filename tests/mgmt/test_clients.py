@@ -121,3 +121,35 @@ def test_consumers_all_and_per_vhost(api: ApiClient, amqp, unique, cleanup) -> N
         assert (consumer["ack_required"], consumer["exclusive"]) == (False, False)
         assert consumer["arguments"] == {"x-priority": 5}
     assert api.get(f"/api/consumers/{unique('vhost')}").status == 404
+
+
+def test_a_management_user_sees_only_their_own_connections(api: ApiClient, make_user, amqp_url: str, named) -> None:
+    guests, provided = named
+    guests.channel()
+    manager = make_user(["management"])
+    params = pika.URLParameters(amqp_url)
+    params.credentials = pika.PlainCredentials(manager.user, manager.password)
+    own = pika.BlockingConnection(params)
+    try:
+        own.channel()
+        guest_name = eventually(lambda: _find(api, provided))["name"]
+
+        def listed() -> list[dict]:
+            found = manager.get("/api/connections").json
+            assert found and {c["user"] for c in found} == {manager.user}
+            return found
+
+        eventually(listed)
+        assert {c["user"] for c in eventually(lambda: _some(manager.get("/api/channels").json))} == {manager.user}
+        refused = manager.get(f"/api/connections/{segment(guest_name)}")
+        assert refused.status == 401
+        assert refused.json == {"error": "not_authorised", "reason": "User not authorised to access object"}
+        assert manager.delete(f"/api/connections/{segment(guest_name)}").status == 401
+        assert guests.is_open
+    finally:
+        own.close()
+
+
+def _some(items: list) -> list:
+    assert items
+    return items
