@@ -145,6 +145,8 @@ def test_one_queue_details_its_consumers(api: ApiClient, amqp, unique, cleanup) 
         queue = api.get(path(name)).json
         assert queue["consumers"] == 1
         assert len(queue["consumer_details"]) == 1
+        # RabbitMQ gives [] for channel_details until its statistics know the channel.
+        assert queue["consumer_details"][0]["channel_details"]
         return queue["consumer_details"][0]
 
     consumer = eventually(detailed)
