@@ -15,6 +15,7 @@ import binascii
 import datetime
 import decimal
 import json
+import re
 import logging
 import time
 from dataclasses import dataclass, field
@@ -228,7 +229,7 @@ class Api:
             await _committed(self.broker.commits, change.batch)
         if isinstance(result, Response):
             return result.status, result.body, result.headers
-        return 200, select_columns(result, query.get("columns")), []
+        return 200, listing(result, query), []
 
     def _match(self, method: str, segments: list[str]) -> tuple[Route | None, dict[str, str], set[str]]:
         allowed: set[str] = set()
@@ -247,7 +248,7 @@ class Api:
 
     def _authenticate(self, header: str | None) -> User:
         if header is None:
-            raise _unauthorised()
+            raise _Unauthorised()
         scheme, _, credentials = header.partition(" ")
         if scheme.lower() != "basic":
             raise HTTPError(401, "not_authorized", "Login failed")
@@ -276,9 +277,8 @@ def _from_amqp(exc: core.AMQPException) -> HTTPError:
 class _Unauthorised(HTTPError):
     """No credentials: RabbitMQ answers 401 without a body."""
 
-
-def _unauthorised() -> HTTPError:
-    return _Unauthorised(401, "", "")
+    def __init__(self) -> None:
+        super().__init__(401, "", "")
 
 
 class _Commit:
@@ -300,6 +300,66 @@ async def _committed(tracker: CommitTracker, batch: int) -> None:
         tracker.forget(commit)
     if not commit.ok:
         raise HTTPError(500, "internal_server_error", "the store failed to commit the change")
+
+
+def listing(result: Any, query: dict[str, str]) -> Any:
+    """A 200's JSON as the query asks: a list sorted (`?sort=key&sort_reverse=true`) and paginated
+    (`?page=N&page_size=M`, filtered by `?name=` as a substring or with `use_regex=true` a regular
+    expression, in RabbitMQ's envelope); then only `?columns=`."""
+    columns = query.get("columns")
+    if not isinstance(result, list):
+        return select_columns(result, columns)
+    if "sort" in query:
+        key = query["sort"]
+        result = sorted(result, key=lambda item: _sort_value(item, key), reverse=query.get("sort_reverse") == "true")
+    if "page" in query:
+        return _page(result, query, columns)
+    return select_columns(result, columns)
+
+
+def _sort_value(item: Any, key: str) -> tuple:
+    """`item`'s value at a dotted key, comparable with any other's: numbers before strings."""
+    for part in key.split("."):
+        item = item.get(part) if isinstance(item, dict) else None
+    if isinstance(item, (int, float)) and not isinstance(item, bool):
+        return (1, item, "")
+    return (0, 0, "" if item is None else str(item))
+
+
+def _page(items: list[Any], query: dict[str, str], columns: str | None) -> dict[str, Any]:
+    page, size = query["page"], query.get("page_size", "100")
+    if not (page.isdigit() and size.isdigit()):
+        raise bad_request("Pagination parameters are invalid")
+    number, page_size = int(page), int(size)
+    if number < 1 or not 1 <= page_size <= 500:
+        raise HTTPError(400, "invalid_pagination_parameters",
+                        f"Invalid pagination parameters: page number {number}, page size {page_size}")
+    name = query.get("name")
+    filtered = items
+    if name:
+        if query.get("use_regex") == "true":
+            try:
+                pattern = re.compile(name)
+            except re.error as exc:
+                raise bad_request(f"invalid regular expression {name!r}: {exc}") from None
+            filtered = [item for item in items if pattern.search(str(item.get("name", "")))]
+        else:
+            filtered = [item for item in items if name in str(item.get("name", ""))]
+    start = (number - 1) * page_size
+    # As RabbitMQ: the page just past the end is empty, the ones after it out of range.
+    if number > 1 and start > len(filtered):
+        raise HTTPError(400, "page_out_of_range",
+                        f"Page out of range, page: {number} page size: {page_size}, len: {len(filtered)}")
+    shown = filtered[start:start + page_size]
+    return {
+        "filtered_count": len(filtered),
+        "item_count": len(shown),
+        "items": select_columns(shown, columns),
+        "page": number,
+        "page_count": -(-len(filtered) // page_size),
+        "page_size": page_size,
+        "total_count": len(items),
+    }
 
 
 def select_columns(result: Any, columns: str | None) -> Any:

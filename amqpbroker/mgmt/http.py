@@ -157,7 +157,7 @@ class _Connection:
                     assert head is not None
                     headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in head.headers}
                     return HTTPRequest(head.method.decode("ascii"), head.target.decode("latin-1"), headers, bytes(body))
-                elif isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
+                elif isinstance(event, h11.ConnectionClosed):
                     return None
         # Timed out: a client that sent part of a request is told, one that sent nothing is not.
         if started:
