@@ -419,11 +419,19 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def vhost(broker: core.Broker, name: str) -> core.VHost:
-    found = broker.vhosts.get(name)
+def vhost(request: Request, broker: core.Broker, name: str | None = None) -> core.VHost:
+    """The vhost named `name` (by default the path's `{vhost}`) for `request`'s user; 404 if there is
+    none. Handlers find a path's vhost here and list through `vhosts`, so what a user may see of
+    each vhost is decided in these two places."""
+    found = broker.vhosts.get(request.params["vhost"] if name is None else name)
     if found is None:
         raise not_found()
     return found
+
+
+def vhosts(request: Request, broker: core.Broker) -> list[core.VHost]:
+    """The vhosts whose contents `request`'s user may list, by name."""
+    return [broker.vhosts[name] for name in sorted(broker.vhosts)]
 
 
 def exchange_name(name: str) -> str:

@@ -11,7 +11,7 @@ from urllib.parse import quote, quote_plus, unquote_plus
 
 from .. import core
 from ..core.exchanges import Binding
-from .api import NO_CONTENT, Request, Response, Routes, bad_request, jsonable, not_found, vhost
+from .api import NO_CONTENT, Request, Response, Routes, bad_request, jsonable, not_found, vhost, vhosts
 from .exchanges import find_exchange
 from .queues import find_queue
 
@@ -74,30 +74,30 @@ def _vhost_bindings(where: core.VHost) -> Iterator[dict[str, Any]]:
 
 @routes.get("/api/bindings")
 def list_bindings(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
-    return [found for name in sorted(broker.vhosts) for found in _vhost_bindings(broker.vhosts[name])]
+    return [found for where in vhosts(request, broker) for found in _vhost_bindings(where)]
 
 
 @routes.get("/api/bindings/{vhost}")
 def vhost_bindings(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
-    return list(_vhost_bindings(vhost(broker, request.params["vhost"])))
+    return list(_vhost_bindings(vhost(request, broker)))
 
 
 @routes.get("/api/queues/{vhost}/{name}/bindings")
 def queue_bindings(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
-    queue = find_queue(broker, request.params["vhost"], request.params["name"])
-    return [b for b in _vhost_bindings(broker.vhosts[queue.vhost])
+    queue = find_queue(request, broker)
+    return [b for b in _vhost_bindings(vhost(request, broker))
             if b["destination_type"] == "queue" and b["destination"] == queue.name]
 
 
 @routes.get("/api/exchanges/{vhost}/{name}/bindings/source")
 def exchange_source_bindings(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
-    exchange = find_exchange(broker, request.params["vhost"], request.params["name"])
+    exchange = find_exchange(request, broker)
     return [b for b in vhost_bindings(request, broker) if b["source"] == exchange.name]
 
 
 @routes.get("/api/exchanges/{vhost}/{name}/bindings/destination")
 def exchange_destination_bindings(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
-    exchange = find_exchange(broker, request.params["vhost"], request.params["name"])
+    exchange = find_exchange(request, broker)
     return [b for b in vhost_bindings(request, broker)
             if b["destination_type"] == "exchange" and b["destination"] == exchange.name]
 
@@ -108,12 +108,12 @@ def _between(request: Request, broker: core.Broker) -> tuple[core.VHost, Any, An
     kind = _KINDS.get(params["kind"])
     if kind is None:
         raise not_found()
-    where = vhost(broker, params["vhost"])
-    source = find_exchange(broker, params["vhost"], params["source"])
+    where = vhost(request, broker)
+    source = find_exchange(request, broker, params["source"])
     if kind == "queue":
-        destination = find_queue(broker, params["vhost"], params["destination"])
+        destination = find_queue(request, broker, params["destination"])
     else:
-        destination = find_exchange(broker, params["vhost"], params["destination"])
+        destination = find_exchange(request, broker, params["destination"])
     return where, source, destination
 
 

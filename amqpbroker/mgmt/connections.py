@@ -182,5 +182,5 @@ def list_consumers(request: Request, broker: core.Broker) -> list[dict[str, Any]
 
 @routes.get("/api/consumers/{vhost}")
 def vhost_consumers(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
-    name = vhost(broker, request.params["vhost"]).name
+    name = vhost(request, broker).name
     return [consumer_json(consumer, request.node) for consumer in _consumers(broker) if consumer.queue.vhost == name]

@@ -22,6 +22,7 @@ from .api import (
     not_found,
     required,
     vhost,
+    vhosts,
 )
 
 routes = Routes()
@@ -39,8 +40,11 @@ def exchange_json(exchange: Any, vhost_name: str) -> dict[str, Any]:
     }
 
 
-def find_exchange(broker: core.Broker, vhost_name: str, name: str) -> Any:
-    exchange = vhost(broker, vhost_name).exchanges.get(exchange_name(name))
+def find_exchange(request: Request, broker: core.Broker, name: str | None = None) -> Any:
+    """The exchange `name` (by default the path's `{name}`; `amq.default` is `""`) in the path's
+    vhost; 404 if there is none."""
+    name = request.params["name"] if name is None else name
+    exchange = vhost(request, broker).exchanges.get(exchange_name(name))
     if exchange is None:
         raise not_found()
     return exchange
@@ -52,17 +56,17 @@ def _sorted(where: core.VHost) -> list[dict[str, Any]]:
 
 @routes.get("/api/exchanges")
 def list_exchanges(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
-    return [found for name in sorted(broker.vhosts) for found in _sorted(broker.vhosts[name])]
+    return [found for where in vhosts(request, broker) for found in _sorted(where)]
 
 
 @routes.get("/api/exchanges/{vhost}")
 def vhost_exchanges(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
-    return _sorted(vhost(broker, request.params["vhost"]))
+    return _sorted(vhost(request, broker))
 
 
 @routes.get("/api/exchanges/{vhost}/{name}")
 def get_exchange(request: Request, broker: core.Broker) -> dict[str, Any]:
-    exchange = find_exchange(broker, request.params["vhost"], request.params["name"])
+    exchange = find_exchange(request, broker)
     return {**exchange_json(exchange, request.params["vhost"]), "incoming": [], "outgoing": []}
 
 
@@ -70,7 +74,7 @@ def get_exchange(request: Request, broker: core.Broker) -> dict[str, Any]:
 def put_exchange(request: Request, broker: core.Broker) -> object:
     """Declares the exchange (type `direct` unless given): 201 if new, 204 if it was there alike."""
     body = request.json()
-    where = vhost(broker, request.params["vhost"])
+    where = vhost(request, broker)
     name = exchange_name(request.params["name"])
     existed = name in where.exchanges
     arguments = body.get("arguments") or {}
@@ -90,7 +94,7 @@ def put_exchange(request: Request, broker: core.Broker) -> object:
 @routes.delete("/api/exchanges/{vhost}/{name}")
 def delete_exchange(request: Request, broker: core.Broker) -> object:
     """Deletes the exchange; `?if-unused=true` as exchange.delete's flag."""
-    where = vhost(broker, request.params["vhost"])
+    where = vhost(request, broker)
     name = exchange_name(request.params["name"])
     if name and not name.startswith("amq.") and name not in where.exchanges:
         raise not_found()
@@ -103,7 +107,7 @@ def publish(request: Request, broker: core.Broker) -> dict[str, bool]:
     """Publishes one message: {routing_key, properties, payload, payload_encoding string|base64}."""
     body = request.json()
     required(body, "routing_key", "properties", "payload", "payload_encoding")
-    where = vhost(broker, request.params["vhost"])
+    where = vhost(request, broker)
     exchange = where.exchanges.get(exchange_name(request.params["name"]))
     if exchange is None:
         # RabbitMQ publishes through a channel, and reports what closed it.

@@ -127,7 +127,7 @@ def protocol_listener_health(request: Request, broker: core.Broker) -> object:
 @routes.get("/api/aliveness-test/{vhost}")
 def aliveness_test(request: Request, broker: core.Broker) -> object:
     """Declares the `aliveness-test` queue, publishes a message to it and takes it back, as RabbitMQ does."""
-    where = vhost(broker, request.params["vhost"])
+    where = vhost(request, broker)
     queue = where.declare_queue(ALIVENESS_QUEUE, None)
     broker.queue_declared(queue)
     body = b"test_message"

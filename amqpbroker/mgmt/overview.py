@@ -7,7 +7,7 @@ from typing import Any
 
 from .. import __version__, core
 from ..core.exchanges import EXCHANGE_TYPES
-from .api import Request, Routes
+from .api import Request, Routes, vhosts
 
 routes = Routes()
 
@@ -25,6 +25,7 @@ _EXCHANGE_DESCRIPTIONS = {
 @routes.get("/api/overview")
 def overview(request: Request, broker: core.Broker) -> dict[str, Any]:
     node = request.node
+    visible = vhosts(request, broker)
     return {
         "management_version": RABBITMQ_VERSION,
         "rates_mode": "basic",
@@ -37,8 +38,8 @@ def overview(request: Request, broker: core.Broker) -> dict[str, Any]:
         "disable_stats": False,
         "enable_queue_totals": False,
         "message_stats": {},
-        "queue_totals": queue_totals(broker),
-        "object_totals": object_totals(broker),
+        "queue_totals": queue_totals(visible),
+        "object_totals": object_totals(broker, visible),
         "statistics_db_event_queue": 0,
         "node": node.name,
         "listeners": node.listeners,
@@ -52,23 +53,23 @@ def exchange_types() -> list[dict[str, Any]]:
     ]
 
 
-def queue_totals(broker: core.Broker) -> dict[str, int]:
+def queue_totals(vhosts: list[core.VHost]) -> dict[str, int]:
     ready = unacked = 0
-    for vhost in broker.vhosts.values():
+    for vhost in vhosts:
         for queue in vhost.queues.values():
             ready += queue.message_count
             unacked += queue.unacked_count
     return {"messages": ready + unacked, "messages_ready": ready, "messages_unacknowledged": unacked}
 
 
-def object_totals(broker: core.Broker) -> dict[str, int]:
+def object_totals(broker: core.Broker, vhosts: list[core.VHost]) -> dict[str, int]:
     connections = broker.connections
     return {
         "channels": sum(len(connection.sessions) for connection in connections),
         "connections": len(connections),
-        "consumers": sum(len(queue.consumers) for vhost in broker.vhosts.values() for queue in vhost.queues.values()),
-        "exchanges": sum(len(vhost.exchanges) for vhost in broker.vhosts.values()),
-        "queues": sum(len(vhost.queues) for vhost in broker.vhosts.values()),
+        "consumers": sum(len(queue.consumers) for vhost in vhosts for queue in vhost.queues.values()),
+        "exchanges": sum(len(vhost.exchanges) for vhost in vhosts),
+        "queues": sum(len(vhost.queues) for vhost in vhosts),
     }
 
 

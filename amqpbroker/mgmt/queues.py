@@ -21,6 +21,7 @@ from .api import (
     not_found,
     required,
     vhost,
+    vhosts,
 )
 from .connections import consumer_json
 
@@ -57,8 +58,9 @@ def queue_json(queue: core.Queue, node: Node) -> dict[str, Any]:
     }
 
 
-def find_queue(broker: core.Broker, vhost_name: str, name: str) -> core.Queue:
-    queue = vhost(broker, vhost_name).queues.get(name)
+def find_queue(request: Request, broker: core.Broker, name: str | None = None) -> core.Queue:
+    """The queue `name` (by default the path's `{name}`) in the path's vhost; 404 if there is none."""
+    queue = vhost(request, broker).queues.get(request.params["name"] if name is None else name)
     if queue is None:
         raise not_found()
     return queue
@@ -68,20 +70,20 @@ def find_queue(broker: core.Broker, vhost_name: str, name: str) -> core.Queue:
 def list_queues(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
     return [
         queue_json(queue, request.node)
-        for name in sorted(broker.vhosts)
-        for queue in sorted(broker.vhosts[name].queues.values(), key=lambda queue: queue.name)
+        for where in vhosts(request, broker)
+        for queue in sorted(where.queues.values(), key=lambda queue: queue.name)
     ]
 
 
 @routes.get("/api/queues/{vhost}")
 def vhost_queues(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
-    queues = vhost(broker, request.params["vhost"]).queues.values()
+    queues = vhost(request, broker).queues.values()
     return [queue_json(queue, request.node) for queue in sorted(queues, key=lambda queue: queue.name)]
 
 
 @routes.get("/api/queues/{vhost}/{name}")
 def get_queue(request: Request, broker: core.Broker) -> dict[str, Any]:
-    queue = find_queue(broker, request.params["vhost"], request.params["name"])
+    queue = find_queue(request, broker)
     found = queue_json(queue, request.node)
     found["consumer_details"] = [consumer_json(consumer, request.node) for consumer in queue.consumers]
     found["deliveries"] = []
@@ -93,7 +95,7 @@ def get_queue(request: Request, broker: core.Broker) -> dict[str, Any]:
 def put_queue(request: Request, broker: core.Broker) -> object:
     """Declares the queue: 201 if it is new, 204 if it was there with the same properties."""
     body = request.json()
-    where = vhost(broker, request.params["vhost"])
+    where = vhost(request, broker)
     name = request.params["name"]
     existed = name in where.queues
     arguments = body.get("arguments") or {}
@@ -113,19 +115,19 @@ def put_queue(request: Request, broker: core.Broker) -> object:
 @routes.delete("/api/queues/{vhost}/{name}")
 def delete_queue(request: Request, broker: core.Broker) -> object:
     """Deletes the queue; `?if-empty=true` and `?if-unused=true` as queue.delete's flags."""
-    queue = find_queue(broker, request.params["vhost"], request.params["name"])
+    queue = find_queue(request, broker)
     what = f"queue '{queue.name}' in vhost '{queue.vhost}'"
     if boolean(request.query.get("if-unused", "false")) and queue.consumers:
         raise bad_request(f"{what} in use")
     if boolean(request.query.get("if-empty", "false")) and queue.message_count:
         raise bad_request(f"{what} not empty")
-    broker.delete_queue(broker.vhosts[queue.vhost], queue)
+    broker.delete_queue(vhost(request, broker), queue)
     return NO_CONTENT
 
 
 @routes.delete("/api/queues/{vhost}/{name}/contents")
 def purge_queue(request: Request, broker: core.Broker) -> object:
-    find_queue(broker, request.params["vhost"], request.params["name"]).purge()
+    find_queue(request, broker).purge()
     return NO_CONTENT
 
 
@@ -133,7 +135,7 @@ def purge_queue(request: Request, broker: core.Broker) -> object:
 def get_messages(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
     """Takes up to `count` messages, then acknowledges, rejects (dead-lettering them) or requeues
     them, where they were, marked redelivered."""
-    queue = find_queue(broker, request.params["vhost"], request.params["name"])
+    queue = find_queue(request, broker)
     body = request.json()
     required(body, "count", "ackmode", "encoding")
     count = integer(body["count"])
