@@ -40,6 +40,20 @@ def single_error(exc: BaseException) -> BaseException:
     return exc
 
 
+class ListenError(OSError):
+    """A port the server could not listen on, named in the message."""
+
+    def __init__(self, host: str, port: int, cause: OSError) -> None:
+        super().__init__(cause.errno, f"cannot listen on {host}:{port}: {cause.strerror or cause}")
+
+
+async def _listen(host: str, port: int) -> list[trio.SocketListener]:
+    try:
+        return await trio.open_tcp_listeners(port, host=host)
+    except OSError as exc:
+        raise ListenError(host, port, exc) from exc
+
+
 def node_name() -> str:
     """This broker's name in the management API, as RabbitMQ's `rabbit@host`."""
     return f"amqpbroker@{socket.gethostname().split('.')[0]}"
@@ -81,12 +95,12 @@ class Server:
 
     async def serve(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
         """Listens and serves clients; reports the bound port through `task_status`."""
-        listeners = await trio.open_tcp_listeners(self.port, host=self.host)
+        listeners = await _listen(self.host, self.port)
         self.port = listeners[0].socket.getsockname()[1]
         log.info("listening on %s:%d", self.host, self.port)
         http_listeners = []
         if self.http_port is not None:
-            http_listeners = await trio.open_tcp_listeners(self.http_port, host=self.host)
+            http_listeners = await _listen(self.host, self.http_port)
             self.http_port = http_listeners[0].socket.getsockname()[1]
             log.info("management API on http://%s:%d/api/", self.host, self.http_port)
         async with trio.open_nursery() as nursery:

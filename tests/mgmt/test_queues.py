@@ -33,6 +33,15 @@ def publish(channel, queue: str, *bodies: bytes, **properties) -> None:
         channel.basic_publish("", queue, body, pika.BasicProperties(**properties))
 
 
+def filled(api: ApiClient, amqp, name: str, *bodies: bytes):
+    """A channel on which `name` was declared and given `bodies`, once the API counts them."""
+    channel = amqp.channel()
+    channel.queue_declare(name)
+    publish(channel, name, *bodies)
+    eventually(lambda: _assert_equal(api.get(path(name)).json["messages"], len(bodies)))
+    return channel
+
+
 def test_put_creates_with_201_then_redeclares_with_204(api: ApiClient, unique, cleanup) -> None:
     name = cleanup.queue(unique("q"))
     assert api.put(path(name), {"durable": True, "arguments": {"x-max-length": 10}}).status == 201
@@ -166,10 +175,7 @@ def test_delete_is_204_then_404(api: ApiClient, unique) -> None:
 
 def test_delete_if_empty_refuses_a_queue_with_messages(api: ApiClient, amqp, unique, cleanup) -> None:
     name = cleanup.queue(unique("q"))
-    channel = amqp.channel()
-    channel.queue_declare(name)
-    publish(channel, name, b"x")
-    eventually(lambda: _assert_equal(api.get(path(name)).json["messages"], 1))
+    filled(api, amqp, name, b"x")
     reply = api.delete(path(name) + "?if-empty=true")
     assert reply.status == 400
     assert reply.json["reason"] == f"queue '{name}' in vhost '/' not empty"
@@ -186,10 +192,7 @@ def _with_keys(found: dict, keys: set[str]) -> dict:
 
 def test_purge_empties_the_queue(api: ApiClient, amqp, unique, cleanup) -> None:
     name = cleanup.queue(unique("q"))
-    channel = amqp.channel()
-    channel.queue_declare(name)
-    publish(channel, name, b"1", b"2")
-    eventually(lambda: _assert_equal(api.get(path(name)).json["messages"], 2))
+    channel = filled(api, amqp, name, b"1", b"2")
     assert api.delete(path(name) + "/contents").status == 204
     assert channel.queue_declare(name, passive=True).method.message_count == 0
     assert api.delete(path(unique("missing")) + "/contents").status == 404
@@ -197,10 +200,7 @@ def test_purge_empties_the_queue(api: ApiClient, amqp, unique, cleanup) -> None:
 
 def test_get_with_requeue_keeps_the_order_and_marks_redelivered(api: ApiClient, amqp, unique, cleanup) -> None:
     name = cleanup.queue(unique("q"))
-    channel = amqp.channel()
-    channel.queue_declare(name)
-    publish(channel, name, b"m0", b"m1", b"m2")
-    eventually(lambda: _assert_equal(api.get(path(name)).json["messages"], 3))
+    channel = filled(api, amqp, name, b"m0", b"m1", b"m2")
     first = get(api, name, 2)
     assert [(m["payload"], m["redelivered"], m["message_count"]) for m in first] == [("m0", False, 2), ("m1", False, 1)]
     assert MESSAGE_KEYS <= first[0].keys()
@@ -212,10 +212,7 @@ def test_get_with_requeue_keeps_the_order_and_marks_redelivered(api: ApiClient, 
 
 def test_get_with_ack_takes_the_messages(api: ApiClient, amqp, unique, cleanup) -> None:
     name = cleanup.queue(unique("q"))
-    channel = amqp.channel()
-    channel.queue_declare(name)
-    publish(channel, name, b"m0", b"m1")
-    eventually(lambda: _assert_equal(api.get(path(name)).json["messages"], 2))
+    channel = filled(api, amqp, name, b"m0", b"m1")
     assert [m["payload"] for m in get(api, name, 1, "ack_requeue_false")] == ["m0"]
     assert channel.basic_get(name, auto_ack=True)[2] == b"m1"
     assert get(api, name, 1, "ack_requeue_false") == []
