@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import struct
 from typing import Any
 
 from .. import core
@@ -18,6 +19,7 @@ from .api import (
     bad_request,
     boolean,
     exchange_name,
+    integer,
     jsonable,
     not_found,
     required,
@@ -129,6 +131,10 @@ def publish(request: Request, broker: core.Broker) -> dict[str, bool]:
     return {"routed": routed}
 
 
+# Properties that are numbers, which a tool may send as strings of digits.
+_NUMBERS = ("delivery_mode", "priority", "timestamp")
+
+
 def _properties(given: Any) -> bytes:
     if given in ([], None):
         given = {}
@@ -137,7 +143,8 @@ def _properties(given: Any) -> bytes:
     unknown = set(given) - set(BasicProperties.__slots__)
     if unknown:
         raise bad_request(f"unknown properties: {', '.join(sorted(unknown))}")
+    numbers = {name: integer(given[name]) for name in _NUMBERS if name in given}
     try:
-        return BasicProperties(**given).encode()
-    except (TypeError, ValueError, OverflowError, AttributeError) as exc:
+        return BasicProperties(**{**given, **numbers}).encode()
+    except (TypeError, ValueError, OverflowError, AttributeError, struct.error) as exc:
         raise bad_request(f"invalid properties: {exc}") from None

@@ -128,3 +128,14 @@ def test_an_exchange_declared_over_amqp_is_listed(api: ApiClient, amqp, unique, 
     amqp.channel().exchange_declare(name, "fanout", auto_delete=False, internal=True)
     exchange = eventually(lambda: api.get(path(name)).json)
     assert (exchange["type"], exchange["internal"], exchange["durable"]) == ("fanout", True, False)
+
+
+@pytest.mark.parametrize("properties", [
+    {"timestamp": "x"}, {"headers": "x"}, {"expiration": 5}, {"content_type": 5}, {"priority": 999},
+    {"headers": {"x": 2**70}}, {"nosuch": 1},
+])
+def test_publish_with_bad_properties_is_400(api: ApiClient, embedded, properties: dict) -> None:
+    # RabbitMQ answers some of these with 500 (headers "x"), or publishes them (priority 999).
+    reply = api.post(path("amq.default") + "/publish", publish_body("k", properties=properties))
+    assert reply.status == 400
+    assert reply.json["error"] == "bad_request"
