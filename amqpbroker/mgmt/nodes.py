@@ -28,6 +28,10 @@ def resident_memory_bytes() -> int:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def physical_memory_bytes() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
 def open_file_descriptors() -> int | None:
     try:
         return len(os.listdir("/proc/self/fd"))
@@ -47,7 +51,8 @@ def node_json(node: Node, broker: core.Broker) -> dict[str, Any]:
         "rates_mode": "basic",
         "partitions": [],
         "mem_used": resident_memory_bytes(),
-        "mem_limit": broker.memory.limit,
+        # Without a limit, the machine's memory: tools divide by it.
+        "mem_limit": broker.memory.limit if broker.memory.limit is not None else physical_memory_bytes(),
         "mem_alarm": "memory" in alarms,
         "disk_free": node.disk_free(),
         "disk_free_limit": node.disk_free_limit,

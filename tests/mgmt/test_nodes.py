@@ -19,6 +19,7 @@ def test_nodes_list_this_node(api: ApiClient) -> None:
     assert NODE_KEYS <= node.keys()
     assert node["running"] is True
     assert (node["mem_alarm"], node["disk_free_alarm"]) == (False, False)
+    assert all(isinstance(node[key], int) and node[key] > 0 for key in ("mem_used", "mem_limit", "fd_used", "fd_total"))
     assert node["name"] == api.get("/api/overview").json["node"]
     one = api.get(f"/api/nodes/{segment(node['name'])}")
     assert one.status == 200 and one.json["name"] == node["name"]
