@@ -6,8 +6,7 @@ broker serving the API on a free port is started for the session. The tests comp
 and the keys tools read, so the same assertions hold against both.
 
 - `api`: an `ApiClient` as guest (administrator) for the broker under test.
-- `amqp_url`: the same broker's AMQP URL (vhost `/`).
-- `reference`: True when the broker under test is RabbitMQ.
+- `amqp_url`: the same broker's AMQP URL (vhost `/`); `amqp`: a pika connection to it.
 - `embedded`: the embedded `Broker` (the test is skipped in reference mode: it needs our internals).
 - `unique`: a name no other test uses, for queues and exchanges (cleaned up by `cleanup`).
 - `cleanup`: queues and exchanges registered here are deleted over the API after the test.
@@ -29,11 +28,6 @@ from amqpbroker.core.users import User, hash_password
 from .client import ApiClient, segment
 
 MGMT_TEST_URL = os.environ.get("MGMT_TEST_URL")
-
-
-@pytest.fixture(scope="session")
-def reference() -> bool:
-    return bool(MGMT_TEST_URL)
 
 
 @pytest.fixture(scope="session")
