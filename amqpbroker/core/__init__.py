@@ -2,8 +2,10 @@
 
 from .broker import DEFAULT_CONSUMER_TIMEOUT, Broker, ClientConnection, ConnectionInfo, Sink
 from .errors import AMQPException, ChannelException, ConnectionException
+from .permissions import Permission, Permissions
 from .queue import Consumer, Queue
 from .session import Session
+from .users import User, Users
 from .vhost import VHost
 
 __all__ = [
@@ -15,8 +17,12 @@ __all__ = [
     "ConnectionInfo",
     "ConnectionException",
     "Consumer",
+    "Permission",
+    "Permissions",
     "Queue",
     "Session",
     "Sink",
+    "User",
+    "Users",
     "VHost",
 ]

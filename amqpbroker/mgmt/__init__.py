@@ -19,7 +19,7 @@ from __future__ import annotations
 import trio
 
 from .. import core
-from . import bindings, connections, exchanges, nodes, overview, queues
+from . import bindings, connections, exchanges, nodes, overview, queues, users, vhosts
 from .api import Api, Node, Routes
 from .http import HTTPLimits, HTTPServer
 
@@ -30,6 +30,8 @@ ROUTES = Routes(
     exchanges.routes,
     bindings.routes,
     connections.routes,
+    users.routes,
+    vhosts.routes,
 )
 
 

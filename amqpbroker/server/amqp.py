@@ -14,6 +14,7 @@ while anything is held, the socket is not read either until the alarms clear.
 
 from __future__ import annotations
 
+import functools
 import logging
 import socket
 import struct
@@ -66,8 +67,10 @@ class AMQPConnection:
         *,
         heartbeat: int = 60,
         limits: Limits = Limits(),
+        address: str | None = None,
         addresses: tuple[str, int, str, int] = ("?", 0, "?", 0),
     ) -> None:
+        """`address` is the client's IP address, which decides whether a loopback-only user may log in."""
         self._stream = stream
         self._broker = broker
         self._gate = gate
@@ -76,7 +79,7 @@ class AMQPConnection:
         """Peer host and port, then our own: what the management API shows."""
         self._connected_at = int(time.time() * 1000)
         self.protocol = ServerConnection(
-            authenticate=broker.authenticate,
+            authenticate=functools.partial(broker.authenticate, address=address),
             can_open_vhost=broker.can_open_vhost,
             vhost_exists=broker.vhosts.__contains__,
             heartbeat=heartbeat,

@@ -174,10 +174,11 @@ class Server:
             peer = f"{host}:{port}"
             addresses = (host, port, local_host, local_port)
         except OSError:
-            peer = "?"
+            host, peer = "", "?"  # an unknown address is not loopback
             addresses = ("?", 0, "?", 0)
         connection = AMQPConnection(
-            stream, self.broker, peer, self._gate, heartbeat=self.heartbeat, limits=self.limits, addresses=addresses
+            stream, self.broker, peer, self._gate, heartbeat=self.heartbeat, limits=self.limits, address=host,
+            addresses=addresses,
         )
         self.connections.add(connection)
         self._all_closed = trio.Event()

@@ -7,6 +7,7 @@ and the keys tools read, so the same assertions hold against both.
 
 - `api`: an `ApiClient` as guest (administrator) for the broker under test.
 - `amqp_url`: the same broker's AMQP URL (vhost `/`); `amqp`: a pika connection to it.
+- `reference`: True when the broker under test is RabbitMQ.
 - `embedded`: the embedded `Broker` (the test is skipped in reference mode: it needs our internals).
 - `unique`: a name no other test uses, for queues and exchanges (cleaned up by `cleanup`).
 - `cleanup`: queues and exchanges registered here are deleted over the API after the test.
@@ -28,6 +29,11 @@ from amqpbroker.core.users import User, hash_password
 from .client import ApiClient, segment
 
 MGMT_TEST_URL = os.environ.get("MGMT_TEST_URL")
+
+
+@pytest.fixture(scope="session")
+def reference() -> bool:
+    return bool(MGMT_TEST_URL)
 
 
 @pytest.fixture(scope="session")
@@ -124,6 +130,7 @@ def make_user(api: ApiClient, _broker, unique) -> Iterator[Callable[[list[str]],
         else:
             user = User(name, hash_password(password), list(tags))
             _broker.call(lambda: _broker.server.broker.users.put(user))
+            _broker.call(lambda: _broker.server.broker.permissions.set("/", name, ".*", ".*", ".*"))
         return api.as_user(name, password)
 
     yield make
@@ -131,4 +138,4 @@ def make_user(api: ApiClient, _broker, unique) -> Iterator[Callable[[list[str]],
         if _broker is None:
             subprocess.run(["rabbitmqctl", "-q", "delete_user", name], capture_output=True)
         else:
-            _broker.call(lambda: _broker.server.broker.users.users.pop(name, None))
+            _broker.call(_broker.server.broker.delete_user, name)

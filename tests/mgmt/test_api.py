@@ -19,6 +19,10 @@ _GUEST = {"authorization": "Basic Z3Vlc3Q6Z3Vlc3Q="}
 routes = Routes()
 
 
+def _request(method: str, target: str, headers: dict[str, str]) -> HTTPRequest:
+    return HTTPRequest(method, target, headers, b"", "127.0.0.1")
+
+
 @routes.get("/api/broken")
 def broken(request, broker):
     raise RuntimeError("a bug")
@@ -45,25 +49,25 @@ def api() -> Api:
 
 
 async def test_a_handlers_bug_is_a_500_for_that_request_only(api: Api) -> None:
-    failed = await api.handle(HTTPRequest("GET", "/api/broken", _GUEST, b""))
+    failed = await api.handle(_request("GET", "/api/broken", _GUEST))
     assert failed.status == 500
     assert json.loads(failed.body)["error"] == "internal_server_error"
-    assert (await api.handle(HTTPRequest("GET", "/api/fine", _GUEST, b""))).status == 200
+    assert (await api.handle(_request("GET", "/api/fine", _GUEST))).status == 200
 
 
 async def test_head_is_get_without_a_body(api: Api) -> None:
-    response = await api.handle(HTTPRequest("HEAD", "/api/fine?columns=a", _GUEST, b""))
+    response = await api.handle(_request("HEAD", "/api/fine?columns=a", _GUEST))
     assert response.status == 200 and json.loads(response.body) == {"a": 1}
 
 
 async def test_a_literal_segment_wins_over_a_parameter(api: Api) -> None:
-    literal = await api.handle(HTTPRequest("GET", "/api/users/without-permissions", _GUEST, b""))
-    named = await api.handle(HTTPRequest("GET", "/api/users/someone%2Felse", _GUEST, b""))
+    literal = await api.handle(_request("GET", "/api/users/without-permissions", _GUEST))
+    named = await api.handle(_request("GET", "/api/users/someone%2Felse", _GUEST))
     assert (json.loads(literal.body), json.loads(named.body)) == ("literal", "someone/else")
 
 
 async def test_malformed_credentials_are_400(api: Api) -> None:
-    response = await api.handle(HTTPRequest("GET", "/api/fine", {"authorization": "Basic !!!"}, b""))
+    response = await api.handle(_request("GET", "/api/fine", {"authorization": "Basic !!!"}))
     assert response.status == 400
 
 
