@@ -26,6 +26,7 @@ import trio
 
 from .. import core
 from ..core.commits import CommitTracker
+from ..core.permissions import Access
 from ..core.users import User
 from .http import HTTPRequest, HTTPResponse
 
@@ -423,18 +424,33 @@ def jsonable(value: Any) -> Any:
 
 
 def vhost(request: Request, broker: core.Broker, name: str | None = None) -> core.VHost:
-    """The vhost named `name` (by default the path's `{vhost}`) for `request`'s user; 404 if there is
-    none. Handlers find a path's vhost here and list through `vhosts`, so what a user may see of
-    each vhost is decided in these two places."""
+    """The vhost named `name` (by default the path's `{vhost}`); 404 if there is none, and 401 for a
+    user other than an administrator without a permission in it, as RabbitMQ answers. Handlers find
+    a path's vhost here and list through `vhosts`, so what a user may see is decided in these two."""
     found = broker.vhosts.get(request.params["vhost"] if name is None else name)
     if found is None:
         raise not_found()
+    user = request.user
+    if ADMINISTRATOR not in user.tags and broker.permissions.get(found.name, user.name) is None:
+        raise HTTPError(401, "not_authorised", "User not authorised to access virtual host")
     return found
 
 
 def vhosts(request: Request, broker: core.Broker) -> list[core.VHost]:
-    """The vhosts whose contents `request`'s user may list, by name."""
-    return [broker.vhosts[name] for name in sorted(broker.vhosts)]
+    """The vhosts whose queues, exchanges and bindings `request`'s user sees in listings, by name:
+    all of them for administrators; for others, monitoring users too, as in RabbitMQ, those they hold
+    a permission in."""
+    user = request.user
+    names = sorted(broker.vhosts)
+    if ADMINISTRATOR not in user.tags:
+        names = [name for name in names if broker.permissions.get(name, user.name) is not None]
+    return [broker.vhosts[name] for name in names]
+
+
+def access(request: Request, broker: core.Broker, where: core.VHost) -> Access:
+    """What `request`'s user may do in `where`, checked as for an AMQP connection of theirs: a
+    refusal is 401 "Access refused.", as RabbitMQ's management plugin answers it."""
+    return broker.permissions.access(where.name, request.user.name)
 
 
 def exchange_name(name: str) -> str:

@@ -11,7 +11,8 @@ from urllib.parse import quote, quote_plus, unquote_plus
 
 from .. import core
 from ..core.exchanges import Binding
-from .api import NO_CONTENT, Request, Response, Routes, bad_request, jsonable, not_found, vhost, vhosts
+from ..core.permissions import EXCHANGE, QUEUE
+from .api import NO_CONTENT, Request, Response, Routes, access, bad_request, jsonable, not_found, vhost, vhosts
 from .exchanges import find_exchange
 from .queues import find_queue
 
@@ -57,8 +58,12 @@ def _json(
     }
 
 
+def _kind(destination: Any) -> str:
+    return QUEUE if isinstance(destination, core.Queue) else EXCHANGE
+
+
 def _binding_json(vhost_name: str, binding: Binding) -> dict[str, Any]:
-    kind = "queue" if isinstance(binding.destination, core.Queue) else "exchange"
+    kind = _kind(binding.destination)
     source, destination = binding.source.name, binding.destination.name
     return _json(vhost_name, source, destination, kind, binding.routing_key, binding.arguments)
 
@@ -118,7 +123,7 @@ def _between(request: Request, broker: core.Broker) -> tuple[core.VHost, Any, An
 
 
 def _bindings_between(where: core.VHost, source: Any, destination: Any) -> list[dict[str, Any]]:
-    kind = "queue" if isinstance(destination, core.Queue) else "exchange"
+    kind = _kind(destination)
     return [b for b in _vhost_bindings(where)
             if b["source"] == source.name and b["destination_type"] == kind and b["destination"] == destination.name]
 
@@ -137,6 +142,7 @@ def add_binding(request: Request, broker: core.Broker) -> Response:
     arguments = body.get("arguments") or {}
     if not isinstance(arguments, dict):
         raise bad_request("arguments must be an object")
+    access(request, broker, where).bind(_kind(destination), destination.name, source.name)
     # Binding to the default exchange is refused, as over AMQP.
     where.bind(destination, source.name, routing_key, arguments)
     location = f"{quote(destination.name, safe='')}/{quote(properties_key(routing_key, arguments), safe='')}"
@@ -154,6 +160,7 @@ def get_binding(request: Request, broker: core.Broker) -> dict[str, Any]:
 @routes.delete("/api/bindings/{vhost}/e/{source}/{kind}/{destination}/{props}")
 def delete_binding(request: Request, broker: core.Broker) -> Response:
     where, source, destination = _between(request, broker)
+    access(request, broker, where).bind(_kind(destination), destination.name, source.name)
     for binding in list(source.bindings.values()):
         props = request.params["props"]
         if binding.destination is destination and _named(props, binding.routing_key, binding.arguments):

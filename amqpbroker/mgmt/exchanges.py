@@ -9,6 +9,7 @@ import struct
 from typing import Any
 
 from .. import core
+from ..core.permissions import EXCHANGE
 from ..core.publishing import publish_unconfirmed
 from ..protocol import BasicProperties
 from .api import (
@@ -16,6 +17,7 @@ from .api import (
     NO_CONTENT,
     Request,
     Routes,
+    access,
     bad_request,
     boolean,
     exchange_name,
@@ -82,6 +84,7 @@ def put_exchange(request: Request, broker: core.Broker) -> object:
     arguments = body.get("arguments") or {}
     if not isinstance(arguments, dict):
         raise bad_request("arguments must be an object")
+    access(request, broker, where).declare(EXCHANGE, name, not existed, arguments)
     where.declare_exchange(
         name,
         str(body.get("type", "direct")),
@@ -100,6 +103,7 @@ def delete_exchange(request: Request, broker: core.Broker) -> object:
     name = exchange_name(request.params["name"])
     if name and not name.startswith("amq.") and name not in where.exchanges:
         raise not_found()
+    access(request, broker, where).delete(EXCHANGE, name)
     where.delete_exchange(name, if_unused=boolean(request.query.get("if-unused", "false")))
     return NO_CONTENT
 
@@ -110,10 +114,12 @@ def publish(request: Request, broker: core.Broker) -> dict[str, bool]:
     body = request.json()
     required(body, "routing_key", "properties", "payload", "payload_encoding")
     where = vhost(request, broker)
-    exchange = where.exchanges.get(exchange_name(request.params["name"]))
-    if exchange is None:
-        # RabbitMQ publishes through a channel, and reports what closed it.
-        raise bad_request(f"404 NOT_FOUND - no exchange '{request.params['name']}' in vhost '{where.name}'")
+    try:
+        exchange = where.get_exchange(exchange_name(request.params["name"]))
+        access(request, broker, where).publish(exchange.name)
+    except core.ChannelException as exc:
+        # RabbitMQ publishes through a channel of its own, and reports what closed it.
+        raise bad_request(f"{exc.reply_code} {exc.reply_text}") from None
     payload = body["payload"]
     if not isinstance(payload, str):
         raise bad_request(["not_string", payload])

@@ -7,7 +7,7 @@ from typing import Any
 
 from .. import __version__, core
 from ..core.exchanges import EXCHANGE_TYPES
-from .api import Request, Routes, vhosts
+from .api import ADMINISTRATOR, MONITORING, Request, Routes, vhosts
 
 routes = Routes()
 
@@ -25,7 +25,11 @@ _EXCHANGE_DESCRIPTIONS = {
 @routes.get("/api/overview")
 def overview(request: Request, broker: core.Broker) -> dict[str, Any]:
     node = request.node
-    visible = vhosts(request, broker)
+    # Monitoring users see the whole broker's totals, as in RabbitMQ; others those of their vhosts.
+    if {MONITORING, ADMINISTRATOR}.intersection(request.user.tags):
+        visible = list(broker.vhosts.values())
+    else:
+        visible = vhosts(request, broker)
     return {
         "management_version": RABBITMQ_VERSION,
         "rates_mode": "basic",

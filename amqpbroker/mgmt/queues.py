@@ -8,12 +8,15 @@ from typing import Any
 
 from .. import core
 from ..protocol import DECODE_ERRORS, BasicProperties
+from ..core.permissions import QUEUE
 from .api import (
     CREATED,
     NO_CONTENT,
+    HTTPError,
     Node,
     Request,
     Routes,
+    access,
     bad_request,
     boolean,
     integer,
@@ -101,6 +104,7 @@ def put_queue(request: Request, broker: core.Broker) -> object:
     arguments = body.get("arguments") or {}
     if not isinstance(arguments, dict):
         raise bad_request("arguments must be an object")
+    access(request, broker, where).declare(QUEUE, name, not existed, arguments)
     queue = where.declare_queue(
         name,
         None,
@@ -116,18 +120,22 @@ def put_queue(request: Request, broker: core.Broker) -> object:
 def delete_queue(request: Request, broker: core.Broker) -> object:
     """Deletes the queue; `?if-empty=true` and `?if-unused=true` as queue.delete's flags."""
     queue = find_queue(request, broker)
+    where = vhost(request, broker)
+    access(request, broker, where).delete(QUEUE, queue.name)
     what = f"queue '{queue.name}' in vhost '{queue.vhost}'"
     if boolean(request.query.get("if-unused", "false")) and queue.consumers:
         raise bad_request(f"{what} in use")
     if boolean(request.query.get("if-empty", "false")) and queue.message_count:
         raise bad_request(f"{what} not empty")
-    broker.delete_queue(vhost(request, broker), queue)
+    broker.delete_queue(where, queue)
     return NO_CONTENT
 
 
 @routes.delete("/api/queues/{vhost}/{name}/contents")
 def purge_queue(request: Request, broker: core.Broker) -> object:
-    find_queue(request, broker).purge()
+    queue = find_queue(request, broker)
+    access(request, broker, vhost(request, broker)).read_queue(queue.name)
+    queue.purge()
     return NO_CONTENT
 
 
@@ -136,6 +144,11 @@ def get_messages(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
     """Takes up to `count` messages, then acknowledges, rejects (dead-lettering them) or requeues
     them, where they were, marked redelivered."""
     queue = find_queue(request, broker)
+    try:
+        access(request, broker, vhost(request, broker)).read_queue(queue.name)
+    except core.ChannelException as exc:
+        # RabbitMQ gets through a channel of its own, and reports what closed it.
+        raise HTTPError(401, "not_authorised", exc.reply_text) from None
     body = request.json()
     required(body, "count", "ackmode", "encoding")
     count = integer(body["count"])
