@@ -8,7 +8,7 @@ from typing import Any, Iterator
 
 from .. import core
 from ..core.queue import Consumer
-from .api import NO_CONTENT, HTTPError, Node, Request, Routes, jsonable, not_found, vhost
+from .api import NO_CONTENT, HTTPError, Node, Request, Routes, jsonable, not_found, vhost, vhosts
 
 routes = Routes()
 
@@ -169,7 +169,7 @@ def get_channel(request: Request, broker: core.Broker) -> dict[str, Any]:
 
 
 def _consumers(broker: core.Broker) -> Iterator[Consumer]:
-    """Every consumer, whoever's: RabbitMQ shows them by vhost, not by user."""
+    """Every consumer, whoever's: RabbitMQ shows them by vhost, not by connection."""
     connections = sorted(broker.connections, key=lambda connection: connection.info.name)
     for session in _sessions(connections):
         yield from session.delivery.consumers.values()
@@ -177,7 +177,8 @@ def _consumers(broker: core.Broker) -> Iterator[Consumer]:
 
 @routes.get("/api/consumers")
 def list_consumers(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
-    return [consumer_json(consumer, request.node) for consumer in _consumers(broker)]
+    visible = {where.name for where in vhosts(request, broker)}
+    return [consumer_json(consumer, request.node) for consumer in _consumers(broker) if consumer.queue.vhost in visible]
 
 
 @routes.get("/api/consumers/{vhost}")
