@@ -136,6 +136,16 @@ def list_connections(request: Request, broker: core.Broker) -> list[dict[str, An
     return [connection_json(connection, request.node) for connection in _connections(request, broker)]
 
 
+@routes.get("/api/vhosts/{vhost}/connections")
+def vhost_connections(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
+    name = vhost(request, broker).name
+    return [
+        connection_json(connection, request.node)
+        for connection in _connections(request, broker)
+        if connection.vhost.name == name
+    ]
+
+
 @routes.get("/api/connections/{name}")
 def get_connection(request: Request, broker: core.Broker) -> dict[str, Any]:
     return connection_json(_connection(request, broker), request.node)
@@ -158,6 +168,13 @@ def connection_channels(request: Request, broker: core.Broker) -> list[dict[str,
 @routes.get("/api/channels")
 def list_channels(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
     return [channel_json(session, request.node) for session in _sessions(_connections(request, broker))]
+
+
+@routes.get("/api/vhosts/{vhost}/channels")
+def vhost_channels(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
+    name = vhost(request, broker).name
+    connections = [connection for connection in _connections(request, broker) if connection.vhost.name == name]
+    return [channel_json(session, request.node) for session in _sessions(connections)]
 
 
 @routes.get("/api/channels/{name}")

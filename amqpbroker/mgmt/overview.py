@@ -1,4 +1,4 @@
-"""`/api/overview` and `/api/whoami`: the broker at a glance, and who is asking."""
+"""`/api/overview`, `/api/cluster-name` and `/api/whoami`: the broker at a glance, and who is asking."""
 
 from __future__ import annotations
 
@@ -75,6 +75,11 @@ def object_totals(broker: core.Broker, vhosts: list[core.VHost]) -> dict[str, in
         "exchanges": sum(len(vhost.exchanges) for vhost in vhosts),
         "queues": sum(len(vhost.queues) for vhost in vhosts),
     }
+
+
+@routes.get("/api/cluster-name")
+def cluster_name(request: Request, broker: core.Broker) -> dict[str, Any]:
+    return {"name": request.node.name}
 
 
 @routes.get("/api/whoami")

@@ -153,3 +153,16 @@ def test_a_management_user_sees_only_their_own_connections(api: ApiClient, make_
 def _some(items: list) -> list:
     assert items
     return items
+
+
+def test_connections_and_channels_per_vhost(api: ApiClient, named, unique) -> None:
+    connection, provided = named
+    connection.channel()
+    name = eventually(lambda: _find(api, provided))["name"]
+
+    def listed() -> None:
+        assert name in {c["name"] for c in api.get("/api/vhosts/%2F/connections").json}
+        assert name in {c["connection_details"]["name"] for c in api.get("/api/vhosts/%2F/channels").json}
+
+    eventually(listed)
+    assert api.get(f"/api/vhosts/{unique('vhost')}/connections").status == 404

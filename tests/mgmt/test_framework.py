@@ -120,3 +120,7 @@ def test_lists_paginate_with_a_name_filter(api: ApiClient) -> None:
     assert beyond.status == 400 and beyond.json["error"] == "page_out_of_range"
     assert api.get("/api/exchanges/%2F?page=0").json["error"] == "invalid_pagination_parameters"
     assert api.get("/api/exchanges/%2F?page=x").status == 400
+
+
+def test_cluster_name_is_the_overviews(api: ApiClient) -> None:
+    assert api.get("/api/cluster-name").json == {"name": api.get("/api/overview").json["cluster_name"]}
