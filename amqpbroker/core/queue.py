@@ -116,6 +116,13 @@ class Consumers(list):
                 break
         return True
 
+    @property
+    def single_active(self) -> Consumer | None:
+        """The one consumer that receives, in a single-active-consumer queue; None in another queue."""
+        if not self._single_active or not self._rings:
+            return None
+        return self._rings[0][1][0]
+
     def ready(self) -> Consumer | None:
         """The next in turn of the highest priority that has a consumer with credit, or None."""
         for _, ring in self._rings:

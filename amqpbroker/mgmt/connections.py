@@ -113,6 +113,10 @@ def channel_json(session: core.Session, node: Node) -> dict[str, Any]:
 def consumer_json(consumer: Consumer, node: Node) -> dict[str, Any]:
     delivery = consumer.channel
     session = delivery.connection.sessions[delivery.channel_number]
+    # In a single-active-consumer queue the others wait their turn.
+    single_active = consumer.queue.consumers.single_active
+    active = single_active is None or single_active is consumer
+    status = "up" if single_active is None else "single_active" if active else "waiting"
     return {
         "consumer_tag": consumer.tag,
         "queue": {"name": consumer.queue.name, "vhost": consumer.queue.vhost},
@@ -120,8 +124,8 @@ def consumer_json(consumer: Consumer, node: Node) -> dict[str, Any]:
         "ack_required": not consumer.no_ack,
         "exclusive": consumer.exclusive,
         "prefetch_count": consumer.prefetch_count,
-        "active": True,
-        "activity_status": "up",
+        "active": active,
+        "activity_status": status,
         "arguments": jsonable(consumer.arguments),
     }
 

@@ -42,6 +42,7 @@ _ACKMODES = {
 def queue_json(queue: core.Queue, node: Node) -> dict[str, Any]:
     consumers = queue.consumers
     exclusive_tag = consumers[0].tag if consumers and consumers[0].exclusive else None
+    single_active = consumers.single_active
     return {
         "name": queue.name,
         "vhost": queue.vhost,
@@ -54,6 +55,7 @@ def queue_json(queue: core.Queue, node: Node) -> dict[str, Any]:
         "state": "running",
         "consumers": len(consumers),
         "exclusive_consumer_tag": exclusive_tag,
+        "single_active_consumer_tag": single_active.tag if single_active is not None else None,
         "policy": None,
         "messages": queue.message_count + queue.unacked_count,
         "messages_ready": queue.message_count,

@@ -260,3 +260,21 @@ def test_get_with_a_bad_request_is_400(api: ApiClient, unique, cleanup, body: di
     reply = api.post(path(name) + "/get", body)
     assert reply.status == 400
     assert reply.json == {"error": "bad_request", "reason": reason}
+
+
+def test_a_single_active_consumer_queue_names_its_active_consumer(api: ApiClient, amqp, unique, cleanup) -> None:
+    name = cleanup.queue(unique("q"))
+    channel = amqp.channel()
+    channel.queue_declare(name, arguments={"x-single-active-consumer": True})
+    channel.basic_consume(name, lambda *args: None, consumer_tag="first")
+    channel.basic_consume(name, lambda *args: None, consumer_tag="second")
+
+    def detailed() -> dict:
+        queue = api.get(path(name)).json
+        assert len(queue["consumer_details"]) == 2
+        return queue
+
+    queue = eventually(detailed)
+    assert queue["single_active_consumer_tag"] == "first"
+    activity = {c["consumer_tag"]: (c["active"], c["activity_status"]) for c in queue["consumer_details"]}
+    assert activity == {"first": (True, "single_active"), "second": (False, "waiting")}
