@@ -184,10 +184,12 @@ class Publisher:
         return properties
 
 
-def publish_unconfirmed(vhost: VHost, exchange: Exchange | None, routing_key: str, properties: bytes, body: bytes) -> bool:
+def publish_unconfirmed(
+    vhost: VHost, exchange: Exchange | None, routing_key: str, properties: bytes, body: bytes
+) -> bool:
     """A publish from no channel (the management API's): routed by its routing key and its CC and
-    BCC headers as basic.publish is, with no confirm and no return; whether a queue took it.
-    `exchange` None is the default exchange."""
+    BCC headers as basic.publish is (or held by a delayed exchange), with no confirm and no return;
+    whether a queue took it. `exchange` None is the default exchange."""
     cc: tuple[str, ...] = ()
     decoded = BasicProperties.decode(properties)
     headers = decoded.headers or {}
@@ -197,6 +199,10 @@ def publish_unconfirmed(vhost: VHost, exchange: Exchange | None, routing_key: st
         cc, properties = _routing_headers(properties)
     if exchange is None:
         queues: Collection[Queue] = _named_queues(vhost.queues, (routing_key, *cc))
+    elif isinstance(exchange, DelayedExchange) and (delay := delay_of(headers)) is not None:
+        # Held, it is routed nowhere for now, as basic.publish's mandatory flag would find.
+        exchange.hold(Message(exchange.name, routing_key, properties, body), delay, cc)
+        return False
     else:
         queues = vhost.route(exchange, routing_key, headers, cc)
     if queues:

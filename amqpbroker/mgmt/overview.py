@@ -7,6 +7,7 @@ from typing import Any
 
 from .. import __version__, core
 from ..core.exchanges import EXCHANGE_TYPES
+from ..core.vhost import PLUGIN_EXCHANGE_TYPES
 from .api import ADMINISTRATOR, MONITORING, Request, Routes, vhosts
 
 routes = Routes()
@@ -19,6 +20,8 @@ _EXCHANGE_DESCRIPTIONS = {
     "fanout": "AMQP fanout exchange, as per the AMQP specification",
     "headers": "AMQP headers exchange, as per the AMQP specification",
     "topic": "AMQP topic exchange, as per the AMQP specification",
+    "x-delayed-message": "Delayed Message Exchange.",
+    "x-message-deduplication": "Message Deduplication Exchange.",
 }
 
 
@@ -53,7 +56,7 @@ def overview(request: Request, broker: core.Broker) -> dict[str, Any]:
 def exchange_types() -> list[dict[str, Any]]:
     return [
         {"name": name, "description": _EXCHANGE_DESCRIPTIONS.get(name, ""), "enabled": True}
-        for name in sorted(EXCHANGE_TYPES)
+        for name in sorted(EXCHANGE_TYPES + PLUGIN_EXCHANGE_TYPES)
     ]
 
 

@@ -139,3 +139,19 @@ def test_publish_with_bad_properties_is_400(api: ApiClient, embedded, properties
     reply = api.post(path("amq.default") + "/publish", publish_body("k", properties=properties))
     assert reply.status == 400
     assert reply.json["error"] == "bad_request"
+
+
+def test_publish_to_a_delayed_exchange_is_held(api: ApiClient, amqp, embedded, unique, cleanup) -> None:
+    # RabbitMQ needs its delayed-message plugin for this, which the reference broker has not.
+    exchange, queue = cleanup.exchange(unique("x")), cleanup.queue(unique("q"))
+    channel = amqp.channel()
+    channel.exchange_declare(exchange, "x-delayed-message", arguments={"x-delayed-type": "direct"})
+    channel.queue_declare(queue)
+    channel.queue_bind(queue, exchange, "k")
+    body = publish_body("k", properties={"headers": {"x-delay": 50}})
+    assert api.post(path(exchange) + "/publish", body).json == {"routed": False}
+    eventually(lambda: _assert_ready(api, queue, 1))
+
+
+def _assert_ready(api: ApiClient, queue: str, count: int) -> None:
+    assert api.get(f"/api/queues/%2F/{segment(queue)}").json["messages_ready"] == count
