@@ -19,7 +19,7 @@ import logging
 import socket
 import struct
 import time
-from typing import Any
+from typing import Any, Callable
 
 import trio
 
@@ -69,9 +69,12 @@ class AMQPConnection:
         limits: Limits = Limits(),
         address: str | None = None,
         addresses: tuple[str, int, str, int] = ("?", 0, "?", 0),
+        heartbeat_clock: Callable[[], float] = trio.current_time,
     ) -> None:
-        """`address` is the client's IP address, which decides whether a loopback-only user may log in."""
+        """`address` is the client's IP address, which decides whether a loopback-only user may log
+        in. Heartbeats are sent and expected by `heartbeat_clock` (a test may move it on)."""
         self._stream = stream
+        self._heartbeat_clock = heartbeat_clock
         self._broker = broker
         self._gate = gate
         self.peer = peer
@@ -83,7 +86,7 @@ class AMQPConnection:
             can_open_vhost=broker.can_open_vhost,
             vhost_exists=broker.vhosts.__contains__,
             heartbeat=heartbeat,
-            now=trio.current_time(),
+            now=heartbeat_clock(),
             max_message_size=limits.max_message_size,
         )
         self.client: core.ClientConnection | None = None
@@ -169,7 +172,7 @@ class AMQPConnection:
                 data = await self._stream.receive_some(_RECEIVE_SIZE)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 data = b""
-            self._handle(protocol.receive_data(data, trio.current_time()))
+            self._handle(protocol.receive_data(data, self._heartbeat_clock()))
             if self._held:
                 self._held_bytes += len(data)
             if not data:
@@ -218,16 +221,20 @@ class AMQPConnection:
             waiting = self.client is None or self._closing
             interval = protocol.heartbeat / 2 if not waiting and protocol.heartbeat else 0.5
             await trio.sleep(interval)
-            now = trio.current_time()
-            if self._reading_paused:
-                protocol.pause_receive_timeout(now)
             # Asked again: the handshake may have completed during the sleep.
             waiting = self.client is None or self._closing
-            if waiting and now > self._close_deadline:
+            if waiting and trio.current_time() > self._close_deadline:
                 log.info("connection %s: no %s in time", self.peer, "close-ok" if self._closing else "handshake")
                 self._finish()
                 return
-            self._handle(protocol.tick(now))
+            self.check_heartbeats()
+
+    def check_heartbeats(self) -> None:
+        """Sends a heartbeat if one is due, and ends the connection if the client's are overdue."""
+        now = self._heartbeat_clock()
+        if self._reading_paused:
+            self.protocol.pause_receive_timeout(now)
+        self._handle(self.protocol.tick(now))
 
     # Events
 

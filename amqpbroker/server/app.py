@@ -66,7 +66,7 @@ class Server:
     runs the broker's timers (TTL, `x-expires`, delayed messages, consumer timeouts): whoever moves
     its clock does, as a test's manual clock. `wrap_stream`, if given, gets each accepted client
     socket and returns the stream to serve it through (a test's network faults), or None to close
-    the client's connection at once."""
+    the client's connection at once. Connections keep their heartbeats by `heartbeat_clock`."""
 
     def __init__(
         self,
@@ -82,6 +82,7 @@ class Server:
         http_limits: mgmt.HTTPLimits = mgmt.HTTPLimits(),
         timers: bool = True,
         wrap_stream: Callable[[trio.SocketStream], trio.abc.Stream | None] | None = None,
+        heartbeat_clock: Callable[[], float] = trio.current_time,
     ) -> None:
         self.broker = broker if broker is not None else core.Broker()
         self.host = host
@@ -94,6 +95,7 @@ class Server:
         self.free_space = free_space
         self.timers = timers
         self.wrap_stream = wrap_stream
+        self.heartbeat_clock = heartbeat_clock
         self.connections: set[AMQPConnection] = set()
         self._gate = PublishGate(self.broker.memory)
         self._persister = Persister(self.broker)
@@ -197,7 +199,7 @@ class Server:
             served = wrapped
         connection = AMQPConnection(
             served, self.broker, peer, self._gate, heartbeat=self.heartbeat, limits=self.limits, address=host,
-            addresses=addresses,
+            addresses=addresses, heartbeat_clock=self.heartbeat_clock,
         )
         self.connections.add(connection)
         self._all_closed = trio.Event()

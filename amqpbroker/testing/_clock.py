@@ -11,15 +11,25 @@ from __future__ import annotations
 
 import time
 
+import trio
+
 from .. import core
 
 
 class ManualClock:
-    """Seconds since the broker started, moved only by `advance`; the time of day moves with it."""
+    """Seconds since the broker started, moved only by `advance`; the time of day moves with it.
+
+    Heartbeats keep real time (clients send theirs by their own clocks) plus `heartbeats_skipped`:
+    the seconds that an `advance` asked to count for them too.
+    """
 
     def __init__(self) -> None:
         self.now = 0.0
         self._wall_start = time.time()
+        self.heartbeats_skipped = 0.0
+
+    def heartbeat_time(self) -> float:
+        return trio.current_time() + self.heartbeats_skipped
 
     def monotonic(self) -> float:
         return self.now

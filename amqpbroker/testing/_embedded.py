@@ -310,9 +310,10 @@ class Broker:
     # Time and history: see TrioBroker. `advance` and `history` only take a round trip to the
     # broker's thread, so asyncio code calls them directly too; waiting has a variant for each.
 
-    def advance(self, seconds: float) -> None:
-        """Moves the manual clock on by `seconds`, expiring what is due by then in deadline order."""
-        self.call(self._running().advance, seconds)
+    def advance(self, seconds: float, *, heartbeats: bool = False) -> None:
+        """Moves the manual clock on by `seconds`, expiring what is due by then in deadline order;
+        with `heartbeats`, connections whose clients missed their heartbeats by then are closed."""
+        self.call(functools.partial(self._running().advance, seconds, heartbeats=heartbeats))
 
     def history(self, vhost: str = "/") -> list[Event]:
         return self.call(self._running().history, vhost)

@@ -168,6 +168,7 @@ class TrioBroker:
             http_port=http_port,
             timers=self.clock is None,
             wrap_stream=self._faults.wrap,
+            **({} if self.clock is None else {"heartbeat_clock": self.clock.heartbeat_time}),
         )
         self._stop_requested = trio.Event()
         self._close_timeout = 1.0
@@ -262,6 +263,7 @@ class TrioBroker:
             http_limits=old.http_limits,
             timers=old.timers,
             wrap_stream=old.wrap_stream,
+            heartbeat_clock=old.heartbeat_clock,
         )
         assert self._nursery is not None, "restart() before run()"
         await self._nursery.start(self._serve, self.server)
@@ -320,13 +322,23 @@ class TrioBroker:
 
     # Time
 
-    def advance(self, seconds: float) -> None:
+    def advance(self, seconds: float, *, heartbeats: bool = False) -> None:
         """Moves the manual clock on by `seconds`: what RabbitMQ would have expired, dead-lettered,
         deleted (`x-expires`), released (delayed messages) or timed out (consumer timeouts) by then
-        happens now, in deadline order. Clients see the results as soon as they read them."""
-        if self.clock is None:
+        happens now, in deadline order. Clients see the results as soon as they read them.
+
+        With `heartbeats`, the seconds count for heartbeats too: a connection whose client has sent
+        nothing for two heartbeat timeouts by then is closed as RabbitMQ closes it ("missed
+        heartbeats from client"). Otherwise heartbeats keep real time, so clients stay connected.
+        """
+        clock = self.clock
+        if clock is None:
             raise RuntimeError("the broker runs on the real clock: start it with clock='manual' to advance it")
-        advance(self.server.broker, self.clock, seconds)
+        advance(self.server.broker, clock, seconds)
+        if heartbeats:
+            clock.heartbeats_skipped += seconds
+            for connection in list(self.server.connections):
+                connection.check_heartbeats()
 
     # History
 

@@ -150,3 +150,16 @@ def test_a_restart_keeps_the_manual_clock(amqp_broker_factory, connect, tmp_path
 def test_the_default_wait_gives_up_with_a_timeout_error(broker):
     with pytest.raises(TimeoutError):
         broker.wait_for(lambda: False, timeout=0.05)
+
+
+def test_advancing_heartbeats_too_drops_a_client_that_missed_them(broker):
+    params = pika.URLParameters(broker.url)
+    params.heartbeat = 60
+    connection = pika.BlockingConnection(params)
+    broker.advance(3600)
+    connection.process_data_events(time_limit=0.05)
+    assert connection.is_open  # heartbeats keep real time unless asked
+
+    broker.advance(121, heartbeats=True)
+    with pytest.raises(pika.exceptions.StreamLostError):
+        connection.process_data_events(time_limit=5)
