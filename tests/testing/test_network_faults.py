@@ -96,6 +96,23 @@ def test_broker_wide_latency_reaches_new_connections(amqp_broker, amqp_url):
     asyncio.run(main())
 
 
+def test_a_stalled_vhost_passes_nothing_until_unstalled(amqp_broker, amqp_vhost, amqp_url):
+    async def main():
+        connection = await aio_pika.connect(amqp_url)
+        async with connection:
+            channel = await connection.channel()
+            assert amqp_broker.stall(vhost=amqp_vhost) == 1
+            with pytest.raises(asyncio.TimeoutError):
+                await channel.declare_queue("held", timeout=0.05)
+            amqp_broker.unstall(vhost=amqp_vhost)
+            channel = await connection.channel()
+            await channel.declare_queue("flowing")
+        return [queue.name for queue in amqp_broker.queues(amqp_vhost)]
+
+    # The declare that timed out was held, not lost: it reached the broker once unstalled.
+    assert sorted(asyncio.run(main())) == ["flowing", "held"]
+
+
 @pytest.mark.slow
 def test_a_stalled_connection_is_noticed_by_pika_heartbeats_and_the_worker_reconnects(
     amqp_broker, amqp_vhost, amqp_url, connect
