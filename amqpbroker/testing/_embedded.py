@@ -17,7 +17,7 @@ import functools
 import math
 import threading
 import time
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 import trio
 
@@ -324,14 +324,8 @@ class Broker:
     def wait_for(self, predicate: Callable[[], object], timeout: float = WAIT_TIMEOUT) -> None:
         """Blocks until `predicate()` is true, asking it again after each broker event (no polling);
         TimeoutError after `timeout` seconds. From asyncio code use `async_wait_for`."""
-        deadline = time.monotonic() + timeout
-        while True:
-            seen = self._event_count
-            if predicate():
-                return
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not self._wait_event(seen, remaining):
-                raise TimeoutError(f"{predicate!r} still false after {timeout} s")
+        for seen, remaining in self._waits(predicate, timeout):
+            self._wait_event(seen, remaining)
 
     def wait_acked(self, queue: str, n: int, vhost: str = "/", timeout: float = WAIT_TIMEOUT) -> None:
         """Blocks until `n` messages have been acknowledged from `queue` since the broker started."""
@@ -340,22 +334,29 @@ class Broker:
     async def async_wait_for(self, predicate: Callable[[], object], timeout: float = WAIT_TIMEOUT) -> None:
         """`wait_for` for async code (asyncio, trio, anyio on either): the predicate runs in the
         caller's event loop, which keeps running while a thread waits for the next broker event."""
+        for seen, remaining in self._waits(predicate, timeout):
+            await _in_thread(self._wait_event, seen, remaining)
+
+    async def async_wait_acked(self, queue: str, n: int, vhost: str = "/", timeout: float = WAIT_TIMEOUT) -> None:
+        await self.async_wait_for(lambda: self.count("acked", queue, vhost) >= n, timeout)
+
+    def _waits(self, predicate: Callable[[], object], timeout: float) -> Iterator[tuple[int, float]]:
+        """The waits for broker events until `predicate()` is true: for each, the count of events
+        seen and the seconds left; TimeoutError once none are left."""
         deadline = time.monotonic() + timeout
         while True:
             seen = self._event_count
             if predicate():
                 return
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or not await _in_thread(self._wait_event, seen, remaining):
+            if remaining <= 0:
                 raise TimeoutError(f"{predicate!r} still false after {timeout} s")
+            yield seen, remaining
 
-    async def async_wait_acked(self, queue: str, n: int, vhost: str = "/", timeout: float = WAIT_TIMEOUT) -> None:
-        await self.async_wait_for(lambda: self.count("acked", queue, vhost) >= n, timeout)
-
-    def _wait_event(self, seen: int, timeout: float) -> bool:
-        """Whether a broker event came after the `seen`-th within `timeout` seconds."""
+    def _wait_event(self, seen: int, timeout: float) -> None:
+        """Returns once a broker event came after the `seen`-th, or after `timeout` seconds."""
         with self._events:
-            return self._events.wait_for(lambda: self._event_count != seen, timeout)
+            self._events.wait_for(lambda: self._event_count != seen, timeout)
 
     def _event_happened(self) -> None:
         with self._events:
