@@ -4,7 +4,8 @@
 same reply texts, which quote Erlang terms such as `{value_negative,-1}`) and turns them into a
 `QueueSettings` that the queue reads. `settings_from_arguments` is the same translation without
 the checks, for queues recovered from disk. The argument names map to policy names by dropping
-`x-`, so a policy can later feed the same table.
+`x-`; `settings_from_arguments` also takes the definition of the queue's policy and combines the
+two as RabbitMQ 3.10 does.
 
 Field tables reach us as Python values, so an integer's wire type (byte, short, long ...) is gone;
 in reply texts an integer is called 'signedint' when it fits 32 bits and 'long' otherwise, which is
@@ -59,7 +60,7 @@ _CONSUMER_TYPE_ARGUMENTS: dict[str, tuple[str, ...]] = {
 
 @dataclass(frozen=True)
 class QueueSettings:
-    """What a queue's arguments (and later its policy) ask of it, typed and validated."""
+    """What a queue's arguments and its policy ask of it, typed and validated."""
 
     queue_type: str = "classic"  # "classic" | "quorum" | "stream"
     message_ttl: int | None = None  # ms
@@ -307,8 +308,10 @@ def queue_settings(
     auto_delete: bool,
     queue: str = "",
     vhost: str = "/",
+    policy: Mapping[str, Any] | None = None,
 ) -> QueueSettings:
-    """The settings of a new queue, or the 406 RabbitMQ answers to its declaration.
+    """The settings of a new queue, with those of its `policy`, or the 406 RabbitMQ answers to its
+    declaration.
 
     `queue` and `vhost` only name the queue in reply texts. A durable exclusive queue is not durable,
     as in RabbitMQ.
@@ -341,33 +344,53 @@ def queue_settings(
                 raise ChannelException.precondition_failed(f"invalid property '{flag}' for {what}")
     if queue_type == "stream" and arguments.get("x-stream-max-segment-size-bytes", 0) > _MAX_STREAM_SEGMENT_SIZE:
         raise ChannelException.precondition_failed("Exceeded max value for x-stream-max-segment-size-bytes")
-    return settings_from_arguments(arguments)
+    return settings_from_arguments(arguments, policy)
 
 
-def settings_from_arguments(arguments: Mapping[str, Any]) -> QueueSettings:
-    """The settings stored arguments give, without validating them: a value of the wrong type is
-    ignored, as RabbitMQ's queues ignore one they find in a queue declared before it was checked."""
+def settings_from_arguments(arguments: Mapping[str, Any], policy: Mapping[str, Any] | None = None) -> QueueSettings:
+    """The settings stored arguments give, with those of the queue's `policy` (a validated policy
+    definition), without validating the arguments: a value of the wrong type is ignored, as RabbitMQ's
+    queues ignore one they find in a queue declared before it was checked.
+
+    Where both set a limit (a TTL, an expiry, a length, a delivery limit) the smaller wins; for the
+    dead-letter exchange and routing key the argument wins; `overflow` comes from the argument in a
+    classic queue and from the policy in a quorum queue. That is RabbitMQ 3.10's behaviour, checked
+    against it.
+    """
+    policy = policy or {}
     queue_type = arguments.get("x-queue-type")
-    overflow = arguments.get("x-overflow")
+    overflow = _string(arguments, "x-overflow")
+    if queue_type == "quorum" or overflow is None:
+        overflow = policy.get("overflow", overflow)
     if overflow not in _OVERFLOW_MODES or (overflow == "reject-publish-dlx" and queue_type == "quorum"):
         # RabbitMQ 3.10's quorum queues take reject-publish-dlx (and anything they do not know) as drop-head.
         overflow = "drop-head"
     max_priority = _integer(arguments, "x-max-priority")
-    delivery_limit = _integer(arguments, "x-delivery-limit")
+    delivery_limit = _smallest(arguments, policy, "delivery-limit")
+    dead_letter_exchange = _string(arguments, "x-dead-letter-exchange")
+    dead_letter_routing_key = _string(arguments, "x-dead-letter-routing-key")
     return QueueSettings(
         queue_type=queue_type if queue_type in _TYPE_MODULES else "classic",
-        message_ttl=_integer(arguments, "x-message-ttl"),
-        expires=_integer(arguments, "x-expires"),
-        dead_letter_exchange=_string(arguments, "x-dead-letter-exchange"),
-        dead_letter_routing_key=_string(arguments, "x-dead-letter-routing-key"),
-        max_length=_integer(arguments, "x-max-length"),
-        max_length_bytes=_integer(arguments, "x-max-length-bytes"),
+        message_ttl=_smallest(arguments, policy, "message-ttl"),
+        expires=_smallest(arguments, policy, "expires"),
+        dead_letter_exchange=policy.get("dead-letter-exchange") if dead_letter_exchange is None else dead_letter_exchange,
+        dead_letter_routing_key=(
+            policy.get("dead-letter-routing-key") if dead_letter_routing_key is None else dead_letter_routing_key
+        ),
+        max_length=_smallest(arguments, policy, "max-length"),
+        max_length_bytes=_smallest(arguments, policy, "max-length-bytes"),
         overflow=overflow,
         max_priority=None if max_priority is None or max_priority < 0 else min(max_priority, MAX_PRIORITY),
         single_active_consumer=arguments.get("x-single-active-consumer") is True,
         # Not validated by RabbitMQ 3.10; a negative limit dead-letters on the first return, like 0.
         delivery_limit=None if delivery_limit is None else max(delivery_limit, 0),
     )
+
+
+def _smallest(arguments: Mapping[str, Any], policy: Mapping[str, Any], key: str) -> int | None:
+    """The smaller of the argument `x-<key>` and the policy's `key`, or whichever is set."""
+    values = [value for value in (_integer(arguments, "x-" + key), policy.get(key)) if value is not None]
+    return min(values) if values else None
 
 
 def _integer(arguments: Mapping[str, Any], key: str) -> int | None:

@@ -12,7 +12,7 @@ import time
 from typing import Any, Callable, Protocol
 
 from ..store import MemoryStore, Store
-from ..store.base import DeleteVHost, PutVHost
+from ..store.base import DeleteRecord, DeleteVHost, PutRecord, PutVHost
 from .arguments import settings_from_arguments
 from .commits import Batch, CommitTracker
 from .confirms import Confirms
@@ -22,6 +22,7 @@ from .exchanges import make_exchange
 from .journal import Journal
 from .memory import MemoryWatermark
 from .message import Message, QueueEntry
+from .policies import Policy
 from .queue import Consumer, Queue
 from .session import Session
 from .timers import Timers
@@ -101,7 +102,46 @@ class Broker:
             for exchange in list(vhost.exchanges.values()):
                 if exchange.name and not exchange.name.startswith("amq."):
                     vhost.delete_exchange(exchange.name)
+            for policy in vhost.policies:
+                self.journal.append(DeleteRecord("policy", (name, policy.name)))
             self.journal.append(DeleteVHost(name))
+
+    # Policies
+
+    def set_policy(self, policy: Policy) -> None:
+        """Adds or replaces a policy (validated by `parse_policy`) in its existing vhost; the queues and
+        exchanges it now applies to, or no longer applies to, take their new settings at once."""
+        vhost = self.vhosts[policy.vhost]
+        vhost.policies.put(policy)
+        self.journal.append(PutRecord("policy", (policy.vhost, policy.name), policy.as_json()))
+        self._apply_policies(vhost)
+
+    def clear_policy(self, vhost_name: str, name: str) -> bool:
+        """Deletes a policy; False if there is no such policy."""
+        vhost = self.vhosts.get(vhost_name)
+        if vhost is None or vhost.policies.delete(name) is None:
+            return False
+        self.journal.append(DeleteRecord("policy", (vhost_name, name)))
+        self._apply_policies(vhost)
+        return True
+
+    def _apply_policies(self, vhost: VHost) -> None:
+        policies = vhost.policies
+        for queue in list(vhost.queues.values()):
+            settings = settings_from_arguments(queue.arguments, policies.definition(queue.name, "queues"))
+            if settings.max_length_bytes is not None and queue.settings.max_length_bytes is None:
+                self._load_sizes(queue)
+            queue.configure(settings)
+        for exchange in vhost.exchanges.values():
+            if exchange.name:
+                exchange.configure(policies.definition(exchange.name, "exchanges"))
+
+    def _load_sizes(self, queue: Queue) -> None:
+        """Reads the sizes of the bodies that stayed on disk at recovery, for a new limit in bytes."""
+        for entry in queue.peek():
+            message = entry.message
+            if message.body is None and not message.size and message.message_id is not None:
+                message.size = len(self.store.load_body(message.message_id))
 
     # Durability
 
@@ -148,6 +188,12 @@ class Broker:
         recovered = store.recover()
         for name in recovered.vhosts:
             self.vhosts[name] = VHost(name, self.journal, self.memory, self.dead_letters)
+        for record in recovered.records:
+            if record.kind == "policy" and record.key[0] in self.vhosts:
+                value = record.value
+                self.vhosts[record.key[0]].policies.put(
+                    Policy(*record.key, value["pattern"], value["apply-to"], value["priority"], value["definition"])
+                )
         for record in recovered.exchanges:
             vhost = self.vhosts[record.vhost]
             vhost.exchanges[record.name] = make_exchange(
@@ -158,6 +204,10 @@ class Broker:
                 internal=record.internal,
                 arguments=record.arguments,
             )
+        for vhost in self.vhosts.values():
+            for exchange in vhost.exchanges.values():
+                if exchange.name:
+                    exchange.configure(vhost.policies.definition(exchange.name, "exchanges"))
         messages: dict[int, Message] = {}
         for record in recovered.queues:
             vhost = self.vhosts[record.vhost]
@@ -167,7 +217,7 @@ class Broker:
                 durable=True,
                 auto_delete=record.auto_delete,
                 arguments=record.arguments,
-                settings=settings_from_arguments(record.arguments),
+                settings=settings_from_arguments(record.arguments, vhost.policies.definition(record.name, "queues")),
                 journal=self.journal,
                 memory=self.memory,
                 dead_letters=self.dead_letters,

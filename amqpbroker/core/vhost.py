@@ -26,6 +26,7 @@ from .exchanges import EXCHANGE_TYPES, Binding, Exchange, make_exchange
 from .journal import Journal
 from .memory import MemoryWatermark
 from .message import Message
+from .policies import Policies
 from .queue import DeadLetterer, Queue
 
 DEFAULT_EXCHANGES = {
@@ -77,6 +78,7 @@ class VHost:
         for exchange_name, type in DEFAULT_EXCHANGES.items():
             self.exchanges[exchange_name] = make_exchange(exchange_name, type, durable=True)
         self.queues: dict[str, Queue] = {}
+        self.policies = Policies()
 
     def _describe(self, kind: str, name: str) -> str:
         return f"{kind} '{name}' in vhost '{self.name}'"
@@ -116,6 +118,7 @@ class VHost:
             exchange = make_exchange(
                 name, type, durable=durable, auto_delete=auto_delete, internal=internal, arguments=arguments
             )
+            exchange.configure(self.policies.definition(name, "exchanges"))
             self.exchanges[name] = exchange
             if durable:
                 self.journal.append(PutExchange(self.name, name, type, auto_delete, internal, exchange.arguments))
@@ -271,6 +274,7 @@ class VHost:
                 auto_delete=auto_delete,
                 queue=name,
                 vhost=self.name,
+                policy=self.policies.definition(name, "queues"),
             )
             if settings.queue_type == "stream":
                 # RabbitMQ serves streams to 0-9-1 consumers by offset; we have no stream store, and a
