@@ -22,6 +22,7 @@ from .exchanges import make_exchange
 from .journal import Journal
 from .memory import MemoryWatermark
 from .message import Message, QueueEntry
+from .parameters import Parameters
 from .policies import Policy
 from .queue import Consumer, Queue
 from .session import Session
@@ -83,6 +84,7 @@ class Broker:
         """Direct reply-to addresses (`amq.rabbitmq.reply-to.<token>`) by token."""
         self.journal.next_message_id = self.store.max_message_id() + 1
         self.dead_letters = DeadLetters(self.vhosts, self.store, self.timers.wall_clock)
+        self.parameters = Parameters(self.journal)
         self._recover()
         if "/" not in self.vhosts:
             self.add_vhost("/")
@@ -104,6 +106,7 @@ class Broker:
                     vhost.delete_exchange(exchange.name)
             for policy in vhost.policies:
                 self.journal.append(DeleteRecord("policy", (name, policy.name)))
+            self.parameters.clear_vhost(name)
             self.journal.append(DeleteVHost(name))
 
     # Policies
@@ -188,6 +191,7 @@ class Broker:
         recovered = store.recover()
         for name in recovered.vhosts:
             self.vhosts[name] = VHost(name, self.journal, self.memory, self.dead_letters)
+        self.parameters.recover(recovered.records)
         for record in recovered.records:
             if record.kind == "policy" and record.key[0] in self.vhosts:
                 value = record.value
