@@ -46,17 +46,13 @@ class DefinitionsError(ValueError):
 # Export
 
 
-def export_definitions(broker: Broker, version: str, vhost: str | None = None) -> dict[str, Any]:
-    """Everything (or one vhost's part) as RabbitMQ 3.10 exports it; `version` is the RabbitMQ version
-    we answer for. Users, vhosts and permissions are not part of this module's export."""
+def export_definitions(broker: Broker, vhost: str | None = None) -> dict[str, Any]:
+    """Everything (or one vhost's part) as RabbitMQ 3.10 exports it, but for the versions at its head,
+    which are the API's to say. Users, vhosts and permissions are not part of this module's export."""
     if vhost is not None:
-        return {"rabbit_version": version, **_export_vhosts(broker, [broker.vhosts[vhost]], scoped=True)}
+        return _export_vhosts(broker, [broker.vhosts[vhost]], scoped=True)
     exported = _export_vhosts(broker, list(broker.vhosts.values()), scoped=False)
     return {
-        "rabbit_version": version,
-        "rabbitmq_version": version,
-        "product_name": "amqpbroker",
-        "product_version": version,
         "topic_permissions": [],
         "parameters": exported["parameters"],
         "global_parameters": [

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import core
+from .. import __version__, core
 from ..core.definitions import DefinitionsError, export_definitions, import_definitions
 from .api import ADMINISTRATOR, NO_CONTENT, HTTPError, Request, Response, Routes, bad_request
 from .overview import RABBITMQ_VERSION
@@ -15,14 +15,20 @@ routes = Routes()
 
 @routes.get("/api/definitions", ADMINISTRATOR)
 def export_all(request: Request, broker: core.Broker) -> dict[str, Any]:
-    return export_definitions(broker, RABBITMQ_VERSION)
+    return {
+        "rabbit_version": RABBITMQ_VERSION,
+        "rabbitmq_version": RABBITMQ_VERSION,
+        "product_name": "amqpbroker",
+        "product_version": __version__,
+        **export_definitions(broker),
+    }
 
 
 @routes.get("/api/definitions/{vhost}", ADMINISTRATOR)
 def export_vhost(request: Request, broker: core.Broker) -> dict[str, Any]:
     if request.params["vhost"] not in broker.vhosts:
         raise bad_request("vhost_not_found")  # RabbitMQ's answer here, where an import's is 404
-    return export_definitions(broker, RABBITMQ_VERSION, request.params["vhost"])
+    return {"rabbit_version": RABBITMQ_VERSION, **export_definitions(broker, request.params["vhost"])}
 
 
 @routes.post("/api/definitions", ADMINISTRATOR)

@@ -47,11 +47,10 @@ def imported() -> core.Broker:
 
 def test_a_rabbitmq_export_imports_and_exports_back_the_same(imported) -> None:
     original = rabbitmq_definitions()
-    exported = export_definitions(imported, "3.10.8")
+    exported = export_definitions(imported)
     for section in TOPOLOGY:
         assert same_items(exported[section], original[section]), section
     assert exported["topic_permissions"] == []
-    assert exported["rabbit_version"] == "3.10.8"
 
 
 def test_imported_objects_work(imported) -> None:
@@ -76,7 +75,7 @@ def test_the_export_leaves_out_what_the_broker_makes_and_exclusive_queues() -> N
     peer.declare("mine", exclusive=True)
     peer.bind("mine", "amq.direct", "k")
     peer.bind("shared", "amq.direct", "k")
-    exported = export_definitions(broker, "3.10.8")
+    exported = export_definitions(broker)
     assert exported["exchanges"] == []
     assert exported["queues"] == [
         {"name": "shared", "vhost": "/", "durable": False, "auto_delete": False, "arguments": {}}
@@ -88,8 +87,8 @@ def test_the_export_leaves_out_what_the_broker_makes_and_exclusive_queues() -> N
 
 
 def test_one_vhosts_export_names_no_vhost_but_in_its_policies(imported) -> None:
-    exported = export_definitions(imported, "3.10.8", vhost="pd-defs")
-    assert list(exported) == ["rabbit_version", *TOPOLOGY[:1], *TOPOLOGY[2:]]
+    exported = export_definitions(imported, vhost="pd-defs")
+    assert list(exported) == ["parameters", "policies", "queues", "exchanges", "bindings"]
     for section in ("queues", "exchanges", "bindings"):
         assert exported[section] and all("vhost" not in item for item in exported[section])
     assert all(policy["vhost"] == "pd-defs" for policy in exported["policies"])
@@ -156,7 +155,7 @@ def test_imported_definitions_are_durable() -> None:
     broker.add_vhost("pd-defs")
     import_definitions(broker, rabbitmq_definitions())
     broker.commit()
-    exported = export_definitions(core.Broker(store=store), "3.10.8")
+    exported = export_definitions(core.Broker(store=store))
     original = rabbitmq_definitions()
     # The transient queue and exchange go with the broker that had them, as in RabbitMQ.
     for section in TOPOLOGY:
