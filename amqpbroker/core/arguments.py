@@ -359,24 +359,21 @@ def settings_from_arguments(arguments: Mapping[str, Any], policy: Mapping[str, A
     """
     policy = policy or {}
     queue_type = arguments.get("x-queue-type")
-    overflow = _string(arguments, "x-overflow")
-    if queue_type == "quorum" or overflow is None:
-        overflow = policy.get("overflow", overflow)
+    if queue_type == "quorum":
+        overflow = policy.get("overflow", arguments.get("x-overflow"))
+    else:
+        overflow = _argument_first(arguments, policy, "overflow")
     if overflow not in _OVERFLOW_MODES or (overflow == "reject-publish-dlx" and queue_type == "quorum"):
         # RabbitMQ 3.10's quorum queues take reject-publish-dlx (and anything they do not know) as drop-head.
         overflow = "drop-head"
     max_priority = _integer(arguments, "x-max-priority")
     delivery_limit = _smallest(arguments, policy, "delivery-limit")
-    dead_letter_exchange = _string(arguments, "x-dead-letter-exchange")
-    dead_letter_routing_key = _string(arguments, "x-dead-letter-routing-key")
     return QueueSettings(
         queue_type=queue_type if queue_type in _TYPE_MODULES else "classic",
         message_ttl=_smallest(arguments, policy, "message-ttl"),
         expires=_smallest(arguments, policy, "expires"),
-        dead_letter_exchange=policy.get("dead-letter-exchange") if dead_letter_exchange is None else dead_letter_exchange,
-        dead_letter_routing_key=(
-            policy.get("dead-letter-routing-key") if dead_letter_routing_key is None else dead_letter_routing_key
-        ),
+        dead_letter_exchange=_argument_first(arguments, policy, "dead-letter-exchange"),
+        dead_letter_routing_key=_argument_first(arguments, policy, "dead-letter-routing-key"),
         max_length=_smallest(arguments, policy, "max-length"),
         max_length_bytes=_smallest(arguments, policy, "max-length-bytes"),
         overflow=overflow,
@@ -385,6 +382,12 @@ def settings_from_arguments(arguments: Mapping[str, Any], policy: Mapping[str, A
         # Not validated by RabbitMQ 3.10; a negative limit dead-letters on the first return, like 0.
         delivery_limit=None if delivery_limit is None else max(delivery_limit, 0),
     )
+
+
+def _argument_first(arguments: Mapping[str, Any], policy: Mapping[str, Any], key: str) -> str | None:
+    """The argument `x-<key>` if it is set, else the policy's `key`."""
+    value = _string(arguments, "x-" + key)
+    return policy.get(key) if value is None else value
 
 
 def _smallest(arguments: Mapping[str, Any], policy: Mapping[str, Any], key: str) -> int | None:

@@ -165,7 +165,7 @@ class _Plan:
         self.bindings: list[_Binding] = []
 
 
-def check_definitions(broker: Broker, definitions: Any, vhost: str | None = None) -> _Plan:
+def _checked(broker: Broker, definitions: Any, vhost: str | None) -> _Plan:
     """Checks a whole document (one vhost's, with `vhost`) and returns what importing it does, or
     raises DefinitionsError naming the first thing wrong with it."""
     if not isinstance(definitions, dict):
@@ -267,11 +267,10 @@ def _check(declare: Any) -> None:
 def import_definitions(broker: Broker, definitions: Any, vhost: str | None = None) -> None:
     """Imports a document (into one vhost, with `vhost`), after checking all of it; DefinitionsError
     if it is wrong, and then nothing changed."""
-    apply_plan(broker, check_definitions(broker, definitions, vhost))
+    _apply(broker, _checked(broker, definitions, vhost))
 
 
-def apply_plan(broker: Broker, plan: _Plan) -> None:
-    """Carries out a checked document. The vhosts it names must exist by now."""
+def _apply(broker: Broker, plan: _Plan) -> None:
     for vhost, component, name, value in plan.parameters:
         broker.parameters.set(vhost, component, name, value)
     for name, value in plan.global_parameters:
