@@ -17,7 +17,7 @@ import pytest
 
 from amqpbroker import core
 from amqpbroker.core.definitions import DefinitionsError, export_definitions, import_definitions
-from amqpbroker.store import MemoryStore
+from amqpbroker.store import open_store
 
 from .conftest import Peer
 
@@ -149,13 +149,18 @@ def test_a_bad_document_is_refused_and_changes_nothing(definitions: Any, reason:
     assert broker.journal.ops == []
 
 
-def test_imported_definitions_are_durable() -> None:
-    store = MemoryStore()
+@pytest.mark.parametrize("lmdb", [False, True], ids=["memory", "lmdb"])
+def test_imported_definitions_are_durable(tmp_path, lmdb: bool) -> None:
+    store = open_store(str(tmp_path) if lmdb else None)
     broker = core.Broker(store=store)
     broker.add_vhost("pd-defs")
     import_definitions(broker, rabbitmq_definitions())
     broker.commit()
+    if lmdb:
+        store.close()
+        store = open_store(str(tmp_path))
     exported = export_definitions(core.Broker(store=store))
+    store.close()
     original = rabbitmq_definitions()
     # The transient queue and exchange go with the broker that had them, as in RabbitMQ.
     for section in TOPOLOGY:

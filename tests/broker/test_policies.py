@@ -14,7 +14,7 @@ from amqpbroker import core
 from amqpbroker.core.arguments import QueueSettings, settings_from_arguments
 from amqpbroker.core.policies import Policies, PolicyError, parse_policy
 from amqpbroker.protocol import spec
-from amqpbroker.store import MemoryStore
+from amqpbroker.store import MemoryStore, open_store
 
 from .conftest import Peer
 from .test_ttl import dropped, queue  # noqa: F401 (the fixture)
@@ -270,8 +270,9 @@ def test_alternate_exchange_from_a_policy_unless_the_argument_names_one(peer, br
     assert bodies(broker, "ae-q") == [b"1"]
 
 
-def test_policies_are_durable_and_apply_at_recovery() -> None:
-    store = MemoryStore()
+@pytest.mark.parametrize("lmdb", [False, True], ids=["memory", "lmdb"])
+def test_policies_are_durable_and_apply_at_recovery(tmp_path, lmdb: bool) -> None:
+    store = open_store(str(tmp_path) if lmdb else None)
     broker = core.Broker(store=store)
     broker.set_policy(policy(definition={"max-length": 1}, priority=3))
     broker.set_policy(policy("ae", "^x", {"alternate-exchange": "ae"}))
@@ -281,6 +282,9 @@ def test_policies_are_durable_and_apply_at_recovery() -> None:
     peer.declare("q1", durable=True)
     peer.exchange("x1", durable=True)
     broker.commit()
+    if lmdb:
+        store.close()
+        store = open_store(str(tmp_path))
     recovered = core.Broker(store=store)
     vhost = recovered.vhosts["/"]
     assert [p.as_json() for p in vhost.policies] == [
@@ -289,6 +293,7 @@ def test_policies_are_durable_and_apply_at_recovery() -> None:
     ]
     assert vhost.queues["q1"].settings.max_length == 1
     assert vhost.exchanges["x1"].alternate_exchange == "ae"
+    store.close()
 
 
 def test_a_byte_limit_counts_bodies_left_on_disk_at_recovery() -> None:
