@@ -114,3 +114,10 @@ def test_a_missing_vhost(api: ApiClient, unique) -> None:
     assert (reply.status, reply.json) == (400, {"error": "bad_request", "reason": "vhost_not_found"})
     reply = api.post(f"/api/definitions/{missing}", {})
     assert (reply.status, reply.json) == (404, {"error": "not_found", "reason": "vhost_not_found"})
+
+
+def test_definitions_are_for_administrators(make_user) -> None:
+    policymaker = make_user(["policymaker"])
+    for path in ("/api/definitions", "/api/definitions/%2F"):
+        reply = policymaker.get(path)
+        assert (reply.status, reply.json) == (401, {"error": "not_authorised", "reason": "Not administrator user"})

@@ -202,3 +202,17 @@ def test_alternate_exchange_from_a_policy(amqp, policies, unique, cleanup) -> No
     assert policies.put(unique("policy"), body) == 201
     channel.basic_publish(exchange, "unrouted", b"x")
     assert eventually(lambda: depth(channel, caught), 1) == 1
+
+
+def test_a_management_user_reads_policies_and_a_policymaker_changes_them(make_user, policies, unique) -> None:
+    name = unique("policy")
+    body = {"pattern": "^nothing-matches-this$", "definition": {"max-length": 1}}
+    manager = make_user(["management"])
+    assert manager.get("/api/policies").status == 200
+    refused = manager.put(f"/api/policies/%2F/{name}", body)
+    assert (refused.status, refused.json) == (
+        401, {"error": "not_authorised", "reason": "User not authorised to access object"}
+    )
+    policies.names.append(name)
+    assert make_user(["policymaker"]).put(f"/api/policies/%2F/{name}", body).status == 201
+    assert manager.delete(f"/api/policies/%2F/{name}").status == 401
