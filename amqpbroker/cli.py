@@ -86,6 +86,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "consumer_timeout; 0 never does (default: %(default)s, 30 minutes)",
     )
     parser.add_argument(
+        "--loopback-users",
+        type=_names,
+        default=("guest",),
+        metavar="NAMES",
+        help="comma-separated users who may log in only from a loopback address, as RabbitMQ's "
+        "loopback_users; '' for none, letting guest in from anywhere (default: guest)",
+    )
+    parser.add_argument(
         "--load-definitions",
         metavar="FILE",
         help="import this definitions file (RabbitMQ's format, as GET /api/definitions exports it) at start, "
@@ -104,6 +112,10 @@ def _port(text: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"port must be between 0 and 65535, not {port}")
     return port
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
 def _timeout(text: str) -> int | None:
@@ -213,7 +225,12 @@ def main(argv: list[str] | None = None) -> int:
     clean = False
     server: Server | None = None
     try:
-        broker = core.Broker(store=store, memory_limit=args.memory_limit, consumer_timeout=args.consumer_timeout)
+        broker = core.Broker(
+            store=store,
+            memory_limit=args.memory_limit,
+            consumer_timeout=args.consumer_timeout,
+            loopback_users=args.loopback_users,
+        )
         if args.load_definitions is not None:
             error = _load_definitions(broker, args.load_definitions)
             if error is not None:

@@ -17,6 +17,9 @@ from typing import Any, Callable, Iterator, Mapping
 
 APPLY_TO = ("queues", "exchanges", "all")
 
+POLICY = "policy"
+"""The store record kind of a policy, keyed by its vhost and name."""
+
 
 class PolicyError(ValueError):
     """A policy RabbitMQ would refuse; `reason` is its explanation, word for word."""

@@ -317,4 +317,4 @@ def test_deleting_a_vhost_deletes_its_policies() -> None:
     broker.commit()
     broker.delete_vhost("v")
     broker.commit()
-    assert store.recover().records == []
+    assert [record for record in store.recover().records if record.kind == "policy"] == []
