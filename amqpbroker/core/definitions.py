@@ -1,15 +1,16 @@
 """Definitions: the broker's setup in RabbitMQ's definitions format, exported and imported.
 
 A definitions document lists users, vhosts, permissions, runtime parameters, policies, queues,
-exchanges and bindings, as RabbitMQ's management API and `load_definitions` read and write it. The
-export leaves out what a broker makes for itself (the default exchange, the `amq.*` exchanges, the
-default exchange's implicit bindings) and what lives only as long as a connection (exclusive
-queues and their bindings). One vhost's export (`vhost=`) has no users, vhosts or permissions,
-and its queues, exchanges and bindings name no vhost, as RabbitMQ's has none.
+exchanges and bindings, as RabbitMQ's management API and `load_definitions` read and write it
+(users, vhosts and permissions through `access_definitions`). The export leaves out what a broker
+makes for itself (the default exchange, the `amq.*` exchanges, the default exchange's implicit
+bindings) and what lives only as long as a connection (exclusive queues and their bindings). One
+vhost's export (`vhost=`) has no users, vhosts or permissions, and its queues, exchanges and
+bindings name no vhost, as RabbitMQ's has none.
 
-An import checks the whole document (every item's fields, names, arguments and policy) before it
-changes anything, so a bad document changes nothing. What exists already stays as it is (a queue of that name keeps its own arguments), and
-a binding whose source or destination is missing is skipped, as RabbitMQ does.
+An import checks every item's fields, names, arguments and policy before it changes anything;
+what exists already stays as it is (a queue of that name keeps its own arguments), and a binding
+whose source or destination is missing is skipped, as RabbitMQ does.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import decimal
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping
 
+from .access_definitions import InvalidDefinitions, export_access, import_access
 from .arguments import alternate_exchange, queue_settings
 from .errors import AMQPException
 from .exchanges import EXCHANGE_TYPES
@@ -48,11 +50,12 @@ class DefinitionsError(ValueError):
 
 def export_definitions(broker: Broker, vhost: str | None = None) -> dict[str, Any]:
     """Everything (or one vhost's part) as RabbitMQ 3.10 exports it, but for the versions at its head,
-    which are the API's to say. Users, vhosts and permissions are not part of this module's export."""
+    which are the API's to say."""
     if vhost is not None:
         return _export_vhosts(broker, [broker.vhosts[vhost]], scoped=True)
     exported = _export_vhosts(broker, list(broker.vhosts.values()), scoped=False)
     return {
+        **export_access(broker),
         "topic_permissions": [],
         "parameters": exported["parameters"],
         "global_parameters": [
@@ -174,7 +177,10 @@ def _checked(broker: Broker, definitions: Any, vhost: str | None) -> _Plan:
         items = definitions.get(section, [])
         if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
             raise DefinitionsError(f"'{section}' must be a list of objects")
+    # The document's own vhosts exist by the time the rest is imported.
     known = set(broker.vhosts)
+    if vhost is None:
+        known.update(item["name"] for item in definitions.get("vhosts", []) if isinstance(item.get("name"), str))
     plan = _Plan()
 
     def where(item: Mapping[str, Any], section: str) -> str:
@@ -264,10 +270,23 @@ def _check(declare: Any) -> None:
         raise DefinitionsError(f"{name.lower()}: {text}") from None
 
 
-def import_definitions(broker: Broker, definitions: Any, vhost: str | None = None) -> None:
-    """Imports a document (into one vhost, with `vhost`), after checking all of it; DefinitionsError
-    if it is wrong, and then nothing changed."""
-    _apply(broker, _checked(broker, definitions, vhost))
+def import_definitions(
+    broker: Broker, definitions: Any, vhost: str | None = None, acting_user: str | None = None
+) -> None:
+    """Imports a document (into one vhost, with `vhost`); DefinitionsError if it is wrong.
+
+    The users, vhosts and permissions come first (`import_access`: a vhost it makes gives
+    `acting_user` every permission in it, as an import over RabbitMQ's HTTP API does), then the
+    rest. Everything but the users, vhosts and permissions is checked before anything changes; an
+    error in those leaves what came before it imported, as RabbitMQ does.
+    """
+    plan = _checked(broker, definitions, vhost)
+    if vhost is None:
+        try:
+            import_access(broker, definitions, acting_user)
+        except InvalidDefinitions as error:
+            raise DefinitionsError(str(error)) from None
+    _apply(broker, plan)
 
 
 def _apply(broker: Broker, plan: _Plan) -> None:

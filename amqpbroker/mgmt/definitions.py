@@ -45,7 +45,7 @@ def import_vhost(request: Request, broker: core.Broker) -> Response:
 
 def _import(request: Request, broker: core.Broker, vhost_name: str | None) -> Response:
     try:
-        import_definitions(broker, request.json(), vhost_name)
+        import_definitions(broker, request.json(), vhost_name, acting_user=request.user.name)
     except DefinitionsError as error:
         raise bad_request(error.reason) from None
     return NO_CONTENT

@@ -3,8 +3,9 @@
 The fixture `tests/fixtures/rabbitmq-3.10.8-definitions.json` is RabbitMQ's `GET /api/definitions`
 after declaring a vhost `pd-defs` with every exchange type, classic, quorum, priority and
 transient queues with arguments, queue and exchange-to-exchange bindings (headers arguments, a
-binding from `amq.direct`), four policies, a user and permissions; only the objects of `pd-defs`
-(and the users guest and pd-user) were kept from the export.
+binding from `amq.direct`), four policies, and a user `pd-user` (password `pd-secret`) with
+permissions; of the export, only the vhosts `/` and `pd-defs`, the users guest and pd-user, their
+permissions in those vhosts and the objects of `pd-defs` were kept.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from .conftest import Peer
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "rabbitmq-3.10.8-definitions.json"
 TOPOLOGY = ("parameters", "global_parameters", "policies", "queues", "exchanges", "bindings")
+SECTIONS = ("users", "vhosts", "permissions", "topic_permissions", *TOPOLOGY)
 
 
 def rabbitmq_definitions() -> dict[str, Any]:
@@ -40,7 +42,6 @@ def same_items(a: list[dict], b: list[dict]) -> bool:
 @pytest.fixture
 def imported() -> core.Broker:
     broker = core.Broker()
-    broker.add_vhost("pd-defs")
     import_definitions(broker, rabbitmq_definitions())
     return broker
 
@@ -48,9 +49,15 @@ def imported() -> core.Broker:
 def test_a_rabbitmq_export_imports_and_exports_back_the_same(imported) -> None:
     original = rabbitmq_definitions()
     exported = export_definitions(imported)
-    for section in TOPOLOGY:
+    assert list(exported) == list(SECTIONS)
+    for section in SECTIONS:
         assert same_items(exported[section], original[section]), section
-    assert exported["topic_permissions"] == []
+
+
+def test_imported_users_log_in_with_their_rabbitmq_passwords(imported) -> None:
+    assert imported.authenticate("pd-user", "pd-secret")
+    assert imported.authenticate("guest", "guest")
+    assert not imported.authenticate("pd-user", "guest")
 
 
 def test_imported_objects_work(imported) -> None:
@@ -133,6 +140,8 @@ def test_what_exists_stays_and_bindings_to_nothing_are_skipped() -> None:
          'Validation failed\n\n[{<<"foo">>,1}] are not recognised policy settings\n (//p)'),
         ({"bindings": [{"source": "a", "vhost": "/", "destination": "b", "destination_type": "thing"}]},
          "invalid destination_type 'thing' in 'bindings'"),
+        ({"permissions": [{"user": "nobody", "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}]},
+         "no_such_user: 'nobody'"),
     ],
 )
 def test_a_bad_document_is_refused_and_changes_nothing(definitions: Any, reason: str) -> None:
@@ -153,7 +162,6 @@ def test_a_bad_document_is_refused_and_changes_nothing(definitions: Any, reason:
 def test_imported_definitions_are_durable(tmp_path, lmdb: bool) -> None:
     store = open_store(str(tmp_path) if lmdb else None)
     broker = core.Broker(store=store)
-    broker.add_vhost("pd-defs")
     import_definitions(broker, rabbitmq_definitions())
     broker.commit()
     if lmdb:
@@ -163,6 +171,6 @@ def test_imported_definitions_are_durable(tmp_path, lmdb: bool) -> None:
     store.close()
     original = rabbitmq_definitions()
     # The transient queue and exchange go with the broker that had them, as in RabbitMQ.
-    for section in TOPOLOGY:
+    for section in SECTIONS:
         durable = [item for item in original[section] if item.get("durable", True)]
         assert same_items(exported[section], durable), section

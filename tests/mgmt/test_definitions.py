@@ -57,9 +57,32 @@ def test_an_import_exports_back_the_same(api: ApiClient, topology) -> None:
 
 def test_the_export_has_rabbitmqs_sections(api: ApiClient) -> None:
     exported = api.get("/api/definitions").json
-    assert {"rabbit_version", "topic_permissions", "parameters", "global_parameters", *VHOST_SECTIONS} <= set(exported)
+    sections = {"users", "vhosts", "permissions", "topic_permissions", "global_parameters", *VHOST_SECTIONS}
+    assert sections <= set(exported)
     assert not [x for x in exported["exchanges"] if x["name"] == "" or x["name"].startswith("amq.")]
     assert all(x["source"] != "" for x in exported["bindings"])
+
+
+def test_an_import_makes_its_vhosts_users_and_permissions_first(api: ApiClient, unique) -> None:
+    vhost, user = unique("vhost"), unique("user")
+    document = {
+        "users": [{"name": user, "password_hash": "kI3GCqW5JLMJa4iX1lo7X4D6XbYqlLgxIs30+P6tENUV2POR",
+                   "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": ["management"], "limits": {}}],
+        "vhosts": [{"name": vhost}],
+        "permissions": [{"user": user, "vhost": vhost, "configure": "", "write": ".*", "read": ".*"}],
+        "queues": [{"name": "q", "vhost": vhost, "durable": True, "auto_delete": False, "arguments": {}}],
+    }
+    try:
+        assert api.post("/api/definitions", document).status == 204
+        exported = api.get("/api/definitions").json
+        assert {"name": vhost} in exported["vhosts"]
+        assert document["permissions"][0] in exported["permissions"]
+        assert document["queues"][0] in exported["queues"]
+        # As RabbitMQ, the user who imports a new vhost gets every permission in it.
+        assert api.get(f"/api/permissions/{vhost}/guest").status == 200
+    finally:
+        api.delete(f"/api/vhosts/{vhost}")
+        api.delete(f"/api/users/{user}")
 
 
 def test_one_vhosts_export_and_import(api: ApiClient, topology) -> None:
