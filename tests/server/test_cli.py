@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pika
 import pytest
@@ -170,6 +171,22 @@ def test_load_definitions_imports_a_file_at_start(tmp_path) -> None:
         channel.basic_publish("shop", "order.paid", b"second")
         assert channel.queue_declare("orders", passive=True).method.message_count == 1
         assert channel.basic_get("orders", auto_ack=True)[2] == b"second"
+        connection.close()
+    finally:
+        process.kill()
+        process.stderr.close()
+
+
+def test_load_definitions_takes_a_file_rabbitmq_exported() -> None:
+    fixture = Path(__file__).parent.parent / "fixtures" / "rabbitmq-3.10.8-definitions.json"
+    process, port = start_broker("--in-memory", "--load-definitions", str(fixture))
+    try:
+        url = f"amqp://pd-user:pd-secret@127.0.0.1:{port}/pd-defs"
+        connection = pika.BlockingConnection(pika.URLParameters(url))
+        channel = connection.channel()
+        channel.confirm_delivery()
+        channel.basic_publish("pd.direct", "plain", b"routed")
+        assert channel.basic_get("pd.plain", auto_ack=True)[2] == b"routed"
         connection.close()
     finally:
         process.kill()
