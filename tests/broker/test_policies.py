@@ -17,6 +17,11 @@ from amqpbroker.protocol import spec
 from amqpbroker.store import MemoryStore, open_store
 
 from .conftest import Peer
+from .test_streams import body as stream_body
+from .test_streams import consume as consume_stream
+from .test_streams import declare as declare_stream
+from .test_streams import delivered
+from .test_streams import publish as publish_stream
 from .test_ttl import dropped, queue  # noqa: F401 (the fixture)
 
 
@@ -318,3 +323,12 @@ def test_deleting_a_vhost_deletes_its_policies() -> None:
     broker.delete_vhost("v")
     broker.commit()
     assert [record for record in store.recover().records if record.kind == "policy"] == []
+
+
+def test_a_stream_takes_its_retention_in_bytes_from_a_policy(peer, broker) -> None:
+    declare_stream(peer, **{"x-stream-max-segment-size-bytes": 300})
+    broker.set_policy(policy(pattern="^s$", definition={"max-length-bytes": 700}))
+    publish_stream(peer, *[stream_body(100)] * 20)
+    consume_stream(peer, "first")
+    # As with the argument (test_streams): segments of 3 messages, at most 7 messages' worth.
+    assert [offset for _, offset in delivered(peer)] == [12, 13, 14, 15, 16, 17, 18, 19]
