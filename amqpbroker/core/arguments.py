@@ -4,8 +4,8 @@
 same reply texts, which quote Erlang terms such as `{value_negative,-1}`) and turns them into a
 `QueueSettings` that the queue reads. `settings_from_arguments` is the same translation without
 the checks, for queues recovered from disk. The argument names map to policy names by dropping
-`x-`; `settings_from_arguments` also takes the definition of the queue's policy and combines the
-two as RabbitMQ 3.10 does.
+`x-`; `settings_from_arguments` also takes the policy applied to the queue and combines the two as
+RabbitMQ 3.10 does.
 
 Field tables reach us as Python values, so an integer's wire type (byte, short, long ...) is gone;
 in reply texts an integer is called 'signedint' when it fits 32 bits and 'long' otherwise, which is
@@ -18,9 +18,12 @@ import datetime
 import decimal
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, Mapping, NamedTuple
 
 from .errors import ChannelException, ConnectionException
+
+if TYPE_CHECKING:
+    from .policies import Policy
 
 # RabbitMQ names queue types after the Erlang modules that implement them.
 _TYPE_MODULES = {"classic": "rabbit_classic_queue", "quorum": "rabbit_quorum_queue", "stream": "rabbit_stream_queue"}
@@ -76,6 +79,8 @@ class QueueSettings:
     delivery_limit: int | None = None  # quorum only
     max_age: int | None = None  # ms; stream only
     max_segment_size_bytes: int = DEFAULT_STREAM_SEGMENT_SIZE  # stream only
+    deduplication: bool = False  # x-message-deduplication, the plugin's; classic only
+    policy: Policy | None = None  # the policy that applies to the queue
 
 
 class StreamOffset(NamedTuple):
@@ -370,7 +375,7 @@ def queue_settings(
     auto_delete: bool,
     queue: str = "",
     vhost: str = "/",
-    policy: Mapping[str, Any] | None = None,
+    policy: Policy | None = None,
 ) -> QueueSettings:
     """The settings of a new queue, with those of its `policy`, or the 406 RabbitMQ answers to its
     declaration.
@@ -409,17 +414,17 @@ def queue_settings(
     return settings_from_arguments(arguments, policy)
 
 
-def settings_from_arguments(arguments: Mapping[str, Any], policy: Mapping[str, Any] | None = None) -> QueueSettings:
-    """The settings stored arguments give, with those of the queue's `policy` (a validated policy
-    definition), without validating the arguments: a value of the wrong type is ignored, as RabbitMQ's
-    queues ignore one they find in a queue declared before it was checked.
+def settings_from_arguments(arguments: Mapping[str, Any], applied: Policy | None = None) -> QueueSettings:
+    """The settings stored arguments give, with those of the policy `applied` to the queue, without
+    validating the arguments: a value of the wrong type is ignored, as RabbitMQ's queues ignore one
+    they find in a queue declared before it was checked.
 
     Where both set a limit (a TTL, an expiry, a length, a delivery limit) the smaller wins; for the
     dead-letter exchange and routing key the argument wins; `overflow` comes from the argument in a
     classic queue and from the policy in a quorum queue. That is RabbitMQ 3.10's behaviour, checked
     against it.
     """
-    policy = policy or {}
+    policy = {} if applied is None else applied.definition
     queue_type = arguments.get("x-queue-type")
     if queue_type == "quorum":
         overflow = policy.get("overflow", arguments.get("x-overflow"))
@@ -448,6 +453,9 @@ def settings_from_arguments(arguments: Mapping[str, Any], policy: Mapping[str, A
         delivery_limit=None if delivery_limit is None else max(delivery_limit, 0),
         max_age=None if max_age_seconds is None else max_age_seconds * 1000,
         max_segment_size_bytes=DEFAULT_STREAM_SEGMENT_SIZE if segment_size is None else segment_size,
+        # The plugin checks nothing: only true enables it, and it does not serve quorum queues.
+        deduplication=arguments.get("x-message-deduplication") is True and queue_type in (None, "classic"),
+        policy=applied,
     )
 
 
@@ -502,6 +510,53 @@ def alternate_exchange(arguments: Mapping[str, Any], *, exchange: str, vhost: st
             f"invalid type '{type_name(name)}' for arg 'alternate-exchange' in exchange '{exchange}' in vhost '{vhost}'"
         )
     return name
+
+
+def cache_argument(arguments: Mapping[str, Any], key: str) -> int | None:
+    """A deduplication exchange's `x-cache-size` or `x-cache-ttl`: an integer, or a string of one,
+    as the plugin takes them; None when absent or neither."""
+    value = arguments.get(key)
+    if _is_integer(value):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            return None
+    return None
+
+
+def check_exchange_type_arguments(type: str, arguments: Mapping[str, Any], exchange_types: tuple[str, ...]) -> None:
+    """The 406 the deduplication and delayed-message plugins answer to a new exchange of their
+    types whose arguments they refuse, in their words; `exchange_types` are those a delayed
+    exchange may route as."""
+    if type == "x-message-deduplication":
+        size = cache_argument(arguments, "x-cache-size")
+        if size is None or size <= 0:
+            raise ChannelException.precondition_failed(
+                "Missing or invalid argument, 'x-cache-size' must be an integer greater than 0"
+            )
+        ttl = cache_argument(arguments, "x-cache-ttl")
+        if "x-cache-ttl" in arguments and (ttl is None or ttl <= 0):
+            raise ChannelException.precondition_failed(
+                "Invalid argument, 'x-cache-ttl' must be an integer greater than 0"
+            )
+        if arguments.get("x-cache-persistence", "memory") not in ("disk", "memory"):
+            raise ChannelException.precondition_failed(
+                "Invalid argument, 'x-cache-persistence' must be either 'disk' or 'memory'"
+            )
+    elif type == "x-delayed-message":
+        delayed_type = arguments.get("x-delayed-type")
+        if delayed_type == "x-delayed-message":
+            raise ChannelException.precondition_failed(
+                "Invalid argument, 'x-delayed-message' can't be used for 'x-delayed-type'"
+            )
+        if not isinstance(delayed_type, str):
+            raise ChannelException.precondition_failed(
+                "Invalid argument, 'x-delayed-type' must be an existing exchange type"
+            )
+        if delayed_type not in exchange_types:
+            raise ConnectionException.command_invalid(f"invalid exchange type '{delayed_type}'")
 
 
 _EXPIRATION = re.compile(r"([+-]?[0-9]+)(.*)", re.DOTALL)

@@ -9,16 +9,17 @@ server's timers call it (`expire`, `expire_deliveries`).
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Protocol
 
 from ..store import MemoryStore, Store
 from ..store.base import DeleteRecord, DeleteVHost, PutRecord, PutVHost
+from . import dedup, delayed
 from .arguments import settings_from_arguments
 from .commits import Batch, CommitTracker
 from .confirms import Confirms
 from .deadletter import DeadLetters
 from .errors import ChannelException, ConnectionException
-from .exchanges import make_exchange
 from .journal import Journal
 from .memory import MemoryWatermark
 from .message import Message, QueueEntry
@@ -35,6 +36,8 @@ from .vhost import VHost
 # Messages the timer drops in one turn at most, so that a large backlog expiring leaves the
 # other connections their share of the event loop.
 EXPIRE_SLICE = 2000
+_EXCHANGE_RECORDS = (delayed.RECORD_KIND, dedup.RECORD_KIND)
+"""The kinds of store records that plugin exchanges keep: held messages, deduplication caches."""
 
 
 class Sink(Protocol):
@@ -52,6 +55,29 @@ class Sink(Protocol):
 
     def close_channel(self, channel: int, reply_code: int, reply_text: str) -> None:
         """Closes one channel from the broker's side with a channel.close, and its session with it."""
+
+
+@dataclass(frozen=True)
+class ConnectionInfo:
+    """Where a client connection comes from and what it said at the handshake, for the management
+    API; the server glue knows it, the broker only keeps it."""
+
+    peer_host: str = "?"
+    peer_port: int = 0
+    host: str = "?"
+    """The broker's side: the address and port the client connected to."""
+    port: int = 0
+    client_properties: dict = field(default_factory=dict)
+    connected_at: int = 0
+    """Milliseconds since the epoch."""
+    channel_max: int = 0
+    frame_max: int = 0
+    heartbeat: int = 0
+
+    @property
+    def name(self) -> str:
+        """RabbitMQ's name for a connection: `peer -> local`."""
+        return f"{self.peer_host}:{self.peer_port} -> {self.host}:{self.port}"
 
 
 # Written once the defaults (vhost '/', user guest with all permissions on it) are made, so that a
@@ -114,7 +140,7 @@ class Broker:
         RabbitMQ's HTTP API grants them to the user who creates a vhost."""
         vhost = self.vhosts.get(name)
         if vhost is None:
-            vhost = self.vhosts[name] = VHost(name, self.journal, self.memory, self.dead_letters)
+            vhost = self.vhosts[name] = VHost(name, self.journal, self.memory, self.dead_letters, self.timers)
             self.journal.append(PutVHost(name))
             if granted_to is not None:
                 self.permissions.set(name, granted_to, ".*", ".*", ".*")
@@ -164,7 +190,7 @@ class Broker:
     def _apply_policies(self, vhost: VHost) -> None:
         policies = vhost.policies
         for queue in list(vhost.queues.values()):
-            settings = settings_from_arguments(queue.arguments, policies.definition(queue.name, "queues"))
+            settings = settings_from_arguments(queue.arguments, policies.match(queue.name, "queues"))
             if settings.max_length_bytes is not None and queue.settings.max_length_bytes is None:
                 self._load_sizes(queue)
             queue.configure(settings)
@@ -202,20 +228,24 @@ class Broker:
         return self.timers.next_deadline()
 
     def expire(self, now: float | None = None, budget: int = EXPIRE_SLICE) -> bool:
-        """Gives the queues whose deadline has come their turn: expired messages leave them, and
-        queues unused past their `x-expires` are deleted. At most `budget` messages go in one call;
-        returns True if more is due already, for another call once others had their turn."""
+        """Gives the queues and delayed exchanges whose deadline has come their turn: expired
+        messages leave queues, queues unused past their `x-expires` are deleted, and held messages
+        now due are routed. At most `budget` messages go in one call; returns True if more is due
+        already, for another call once others had their turn."""
         timers = self.timers
         if now is None:
             now = timers.clock()
         while budget > 0:
-            queue = timers.due(now)
-            if queue is None:
+            due = timers.due(now)
+            if due is None:
                 return False
-            if queue.idle(now):
-                self.delete_queue(self.vhosts[queue.vhost], queue)
-            else:
-                budget -= queue.expire(now, budget)
+            if isinstance(due, delayed.DelayedExchange):
+                budget -= self.vhosts[due.vhost].release(due, now, budget)
+            elif isinstance(due, Queue):
+                if due.idle(now):
+                    self.delete_queue(self.vhosts[due.vhost], due)
+                else:
+                    budget -= due.expire(now, budget)
         deadline = timers.next_deadline()
         return deadline is not None and deadline <= now
 
@@ -238,7 +268,7 @@ class Broker:
         store = self.store
         recovered = store.recover()
         for name in recovered.vhosts:
-            self.vhosts[name] = VHost(name, self.journal, self.memory, self.dead_letters)
+            self.vhosts[name] = VHost(name, self.journal, self.memory, self.dead_letters, self.timers)
         self.parameters.recover(recovered.records)
         defaults_made = False
         for record in recovered.records:
@@ -258,7 +288,7 @@ class Broker:
                 )
         for record in recovered.exchanges:
             vhost = self.vhosts[record.vhost]
-            vhost.exchanges[record.name] = make_exchange(
+            vhost.exchanges[record.name] = vhost.make_exchange(
                 record.name,
                 record.type,
                 durable=True,
@@ -273,7 +303,7 @@ class Broker:
         messages: dict[int, Message] = {}
         for record in recovered.queues:
             vhost = self.vhosts[record.vhost]
-            settings = settings_from_arguments(record.arguments, vhost.policies.definition(record.name, "queues"))
+            settings = settings_from_arguments(record.arguments, vhost.policies.match(record.name, "queues"))
             stream = settings.queue_type == "stream"
             queue = vhost.queues[record.name] = (StreamQueue if stream else Queue)(
                 record.name,
@@ -313,7 +343,25 @@ class Broker:
             destination = destinations.get(record.destination)
             if exchange is not None and destination is not None:
                 exchange.bind(destination, record.routing_key, record.arguments)
+        exchange_records = [record for record in recovered.records if record.kind in _EXCHANGE_RECORDS]
+        # A deduplication cache forgets its oldest values first: it takes them back in their order.
+        exchange_records.sort(key=lambda record: record.value.get("added", 0))
+        for record in exchange_records:
+            self._recover_exchange_record(record)
         return not defaults_made
+
+    def _recover_exchange_record(self, record: PutRecord) -> None:
+        """Gives a delayed exchange a held message back, or a deduplication exchange a cache entry;
+        a record whose exchange is gone is deleted."""
+        vhost_name, exchange_name, _ = record.key
+        vhost = self.vhosts.get(vhost_name)
+        exchange = vhost.exchanges.get(exchange_name) if vhost is not None else None
+        if isinstance(exchange, delayed.DelayedExchange) and record.kind == delayed.RECORD_KIND:
+            exchange.restore(record.key, record.value)
+        elif isinstance(exchange, dedup.DeduplicationExchange) and record.kind == dedup.RECORD_KIND:
+            exchange.restore(record.key[2], record.value)
+        else:
+            self.journal.append(DeleteRecord(record.kind, record.key))
 
     def authenticate(self, username: str, password: str, address: str | None = None) -> bool:
         """Whether the password is the user's and the user may log in from `address`, the client's IP."""
@@ -323,9 +371,11 @@ class Broker:
         """As RabbitMQ, a user with any permission in the vhost (even all empty) may open it."""
         return vhost in self.vhosts and username in self.users and self.permissions.get(vhost, username) is not None
 
-    def connect(self, vhost: str, username: str, sink: Sink, capabilities: dict) -> ClientConnection:
+    def connect(
+        self, vhost: str, username: str, sink: Sink, capabilities: dict, info: ConnectionInfo | None = None
+    ) -> ClientConnection:
         access = self.permissions.access(vhost, username)
-        connection = ClientConnection(self, self.vhosts[vhost], username, sink, capabilities, access)
+        connection = ClientConnection(self, self.vhosts[vhost], username, sink, capabilities, access, info)
         self.connections.add(connection)
         return connection
 
@@ -374,13 +424,21 @@ class ClientConnection:
     """A client's authenticated connection to one virtual host: its channels and exclusive queues."""
 
     def __init__(
-        self, broker: Broker, vhost: VHost, username: str, sink: Sink, capabilities: dict, access: Access
+        self,
+        broker: Broker,
+        vhost: VHost,
+        username: str,
+        sink: Sink,
+        capabilities: dict,
+        access: Access,
+        info: ConnectionInfo | None = None,
     ) -> None:
         self.broker = broker
         self.vhost = vhost
         self.username = username
         self.access = access
         self.sink = sink
+        self.info = info if info is not None else ConnectionInfo()
         self.consumer_cancel_notify = bool(capabilities.get("consumer_cancel_notify"))
         self.sessions: dict[int, Session] = {}
         self.exclusive_queues: set[Queue] = set()

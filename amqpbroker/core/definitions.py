@@ -15,17 +15,16 @@ whose source or destination is missing is skipped, as RabbitMQ does.
 
 from __future__ import annotations
 
-import datetime
-import decimal
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping
 
 from .access_definitions import InvalidDefinitions, export_access, import_access
-from .arguments import alternate_exchange, queue_settings
+from .arguments import alternate_exchange, check_exchange_type_arguments, queue_settings
 from .errors import AMQPException
 from .exchanges import EXCHANGE_TYPES
 from .policies import Policy, PolicyError, parse_policy
 from .queue import Queue
+from .vhost import PLUGIN_EXCHANGE_TYPES
 
 if TYPE_CHECKING:
     from .broker import Broker
@@ -50,7 +49,8 @@ class DefinitionsError(ValueError):
 
 def export_definitions(broker: Broker, vhost: str | None = None) -> dict[str, Any]:
     """Everything (or one vhost's part) as RabbitMQ 3.10 exports it, but for the versions at its head,
-    which are the API's to say."""
+    which are the API's to say. Arguments are as AMQP gave them (byte strings, timestamps): JSON is
+    the API's business too."""
     if vhost is not None:
         return _export_vhosts(broker, [broker.vhosts[vhost]], scoped=True)
     exported = _export_vhosts(broker, list(broker.vhosts.values()), scoped=False)
@@ -84,14 +84,14 @@ def _export_vhosts(broker: Broker, vhosts: list[VHost], *, scoped: bool) -> dict
             if not queue.exclusive:
                 exported["queues"].append(
                     {"name": queue.name, **where, "durable": queue.durable, "auto_delete": queue.auto_delete,
-                     "arguments": _json(queue.arguments)}
+                     "arguments": queue.arguments}
                 )
         for exchange in vhost.exchanges.values():
             if exchange.name and not exchange.name.startswith("amq."):
                 exported["exchanges"].append(
                     {"name": exchange.name, **where, "type": exchange.type, "durable": exchange.durable,
                      "auto_delete": exchange.auto_delete, "internal": exchange.internal,
-                     "arguments": _json(exchange.arguments)}
+                     "arguments": exchange.arguments}
                 )
             if not exchange.name:
                 continue
@@ -103,24 +103,9 @@ def _export_vhosts(broker: Broker, vhosts: list[VHost], *, scoped: bool) -> dict
                 exported["bindings"].append(
                     {"source": exchange.name, **where, "destination": destination.name,
                      "destination_type": "queue" if is_queue else "exchange", "routing_key": binding.routing_key,
-                     "arguments": _json(binding.arguments)}
+                     "arguments": binding.arguments}
                 )
     return exported
-
-
-def _json(value: Any) -> Any:
-    """A field-table value as JSON: RabbitMQ exports byte strings as strings."""
-    if isinstance(value, dict):
-        return {key: _json(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json(item) for item in value]
-    if isinstance(value, (bytes, bytearray)):
-        return bytes(value).decode("utf-8", "replace")
-    if isinstance(value, decimal.Decimal):
-        return float(value)
-    if isinstance(value, datetime.datetime):
-        return int(value.timestamp())
-    return value
 
 
 # Import
@@ -224,10 +209,11 @@ def _checked(broker: Broker, definitions: Any, vhost: str | None) -> _Plan:
             _field(item, "exchanges", "durable", bool, True), _field(item, "exchanges", "auto_delete", bool, False),
             _field(item, "exchanges", "internal", bool, False), _field(item, "exchanges", "arguments", dict, {}),
         )
-        if exchange.type not in EXCHANGE_TYPES:
+        if exchange.type not in EXCHANGE_TYPES and exchange.type not in PLUGIN_EXCHANGE_TYPES:
             raise DefinitionsError(f"command_invalid: unknown exchange type '{exchange.type}'")
         _check_name(broker, exchange.vhost, exchange.name, "exchange")
         _check(lambda: alternate_exchange(exchange.arguments, exchange=exchange.name, vhost=exchange.vhost))
+        _check(lambda: check_exchange_type_arguments(exchange.type, exchange.arguments, EXCHANGE_TYPES))
         plan.exchanges.append(exchange)
     for item in definitions.get("bindings", []):
         binding = _Binding(

@@ -7,7 +7,7 @@ from typing import Any
 
 from .. import __version__, core
 from ..core.definitions import DefinitionsError, export_definitions, import_definitions
-from .api import ADMINISTRATOR, NO_CONTENT, HTTPError, Request, Response, Routes, bad_request
+from .api import ADMINISTRATOR, NO_CONTENT, HTTPError, Request, Response, Routes, bad_request, jsonable
 from .overview import RABBITMQ_VERSION
 
 routes = Routes()
@@ -20,7 +20,7 @@ def export_all(request: Request, broker: core.Broker) -> dict[str, Any]:
         "rabbitmq_version": RABBITMQ_VERSION,
         "product_name": "amqpbroker",
         "product_version": __version__,
-        **export_definitions(broker),
+        **jsonable(export_definitions(broker)),
     }
 
 
@@ -28,7 +28,7 @@ def export_all(request: Request, broker: core.Broker) -> dict[str, Any]:
 def export_vhost(request: Request, broker: core.Broker) -> dict[str, Any]:
     if request.params["vhost"] not in broker.vhosts:
         raise bad_request("vhost_not_found")  # RabbitMQ's answer here, where an import's is 404
-    return {"rabbit_version": RABBITMQ_VERSION, **export_definitions(broker, request.params["vhost"])}
+    return {"rabbit_version": RABBITMQ_VERSION, **jsonable(export_definitions(broker, request.params["vhost"]))}
 
 
 @routes.post("/api/definitions", ADMINISTRATOR)

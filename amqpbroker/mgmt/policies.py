@@ -7,9 +7,16 @@ from typing import Any
 
 from .. import core
 from ..core.policies import Policy, PolicyError, parse_policy
-from .api import CREATED, NO_CONTENT, HTTPError, Request, Response, Routes, bad_request, not_found, vhost
+from .api import CREATED, NO_CONTENT, HTTPError, Request, Response, Routes, bad_request, not_found, vhost, vhosts
 
 routes = Routes()
+
+
+def applied_json(policy: Policy | None) -> dict[str, Any]:
+    """A queue's `policy` and `effective_policy_definition`, as RabbitMQ shows them."""
+    if policy is None:
+        return {"policy": None, "effective_policy_definition": {}}
+    return {"policy": policy.name, "effective_policy_definition": policy.definition}
 
 
 def _listed(policies: list[Policy]) -> list[dict[str, Any]]:
@@ -19,17 +26,17 @@ def _listed(policies: list[Policy]) -> list[dict[str, Any]]:
 
 @routes.get("/api/policies")
 def list_all(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
-    return _listed([policy for found in broker.vhosts.values() for policy in found.policies])
+    return _listed([policy for found in vhosts(request, broker) for policy in found.policies])
 
 
 @routes.get("/api/policies/{vhost}")
 def list_vhost(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
-    return _listed(list(vhost(broker, request.params["vhost"]).policies))
+    return _listed(list(vhost(request, broker).policies))
 
 
 @routes.get("/api/policies/{vhost}/{name}")
 def get(request: Request, broker: core.Broker) -> dict[str, Any]:
-    policy = vhost(broker, request.params["vhost"]).policies.get(request.params["name"])
+    policy = vhost(request, broker).policies.get(request.params["name"])
     if policy is None:
         raise not_found()
     return policy.as_json()
@@ -61,6 +68,6 @@ def put(request: Request, broker: core.Broker) -> Response:
 @routes.delete("/api/policies/{vhost}/{name}")
 def delete(request: Request, broker: core.Broker) -> Response:
     _check_policymaker(request)
-    if not broker.clear_policy(vhost(broker, request.params["vhost"]).name, request.params["name"]):
+    if not broker.clear_policy(vhost(request, broker).name, request.params["name"]):
         raise not_found()
     return NO_CONTENT

@@ -154,9 +154,10 @@ def test_the_pattern_is_searched_case_sensitively_and_apply_to_filters() -> None
     ],
 )
 def test_how_a_policy_combines_with_arguments(arguments: dict, definition: dict, expected: dict) -> None:
-    settings = settings_from_arguments(arguments, definition)
+    applied = policy(definition=definition)
+    settings = settings_from_arguments(arguments, applied)
     queue_type = arguments.get("x-queue-type", "classic")
-    assert settings == QueueSettings(queue_type=queue_type, **expected)
+    assert settings == QueueSettings(queue_type=queue_type, policy=applied, **expected)
 
 
 # Policies on a broker

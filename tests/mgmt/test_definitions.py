@@ -7,7 +7,7 @@ import json
 import pytest
 
 from .client import ApiClient, segment
-from .test_policies import depth, eventually
+from .test_policies import wait_for_depth
 
 VHOST_SECTIONS = ["rabbit_version", "parameters", "policies", "queues", "exchanges", "bindings"]
 
@@ -108,7 +108,7 @@ def test_an_imported_policy_applies(api: ApiClient, amqp, topology) -> None:
     queue = topology["queues"][0]["name"]
     for _ in range(9):
         channel.basic_publish("amq.direct", queue, b"m")
-    assert eventually(lambda: depth(channel, queue), 7) == 7
+    wait_for_depth(channel, queue, 7)
 
 
 @pytest.mark.parametrize(

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pika
 import pytest
 
-from .client import ApiClient, segment
+from .client import ApiClient, eventually, segment
 
 POLICY_KEYS = {"vhost", "name", "pattern", "apply-to", "definition", "priority"}
 
@@ -40,20 +40,21 @@ def policies(api: ApiClient) -> Iterator[Policies]:
     made.clear()
 
 
-def eventually(probe: Callable[[], Any], expected: Any) -> Any:
-    """Polls `probe` until it returns `expected`, for at most 5 seconds; returns its last answer."""
-    deadline = time.monotonic() + 5
-    while (value := probe()) != expected and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return value
-
-
 def only(name: str) -> str:
     return f"^{re.escape(name)}$"
 
 
 def depth(channel: Any, queue: str) -> int:
     return channel.queue_declare(queue, passive=True).method.message_count
+
+
+def wait_for_depth(channel: Any, queue: str, count: int) -> None:
+    """Until `queue` holds `count` ready messages: RabbitMQ counts a publish a moment after it."""
+
+    def check() -> None:
+        assert depth(channel, queue) == count
+
+    eventually(check)
 
 
 def test_put_get_list_delete(api: ApiClient, policies, unique) -> None:
@@ -120,12 +121,12 @@ def test_a_new_length_limit_trims_a_queue_and_clearing_it_lifts_it(api, amqp, po
         channel.basic_publish("", queue, str(n).encode())
     name = unique("policy")
     assert policies.put(name, {"pattern": only(queue), "definition": {"max-length": 2}}) == 201
-    assert eventually(lambda: depth(channel, queue), 2) == 2
+    wait_for_depth(channel, queue, 2)
     assert channel.basic_get(queue, auto_ack=True)[2] == b"3"
     assert api.delete(f"/api/policies/%2F/{name}").status == 204
     for n in range(5):
         channel.basic_publish("", queue, b"more")
-    assert eventually(lambda: depth(channel, queue), 6) == 6
+    wait_for_depth(channel, queue, 6)
 
 
 def test_the_smaller_length_wins_and_the_argument_overflow_wins(amqp, policies, unique, cleanup) -> None:
@@ -171,7 +172,7 @@ def test_dead_letter_exchange_from_a_policy_unless_an_argument_names_one(amqp, p
         method, _, _ = channel.basic_get(queue)
         channel.basic_reject(method.delivery_tag, requeue=False)
     # The argument's exchange does not exist, so only the policy's dead letter arrives.
-    assert eventually(lambda: depth(channel, dead), 1) == 1
+    wait_for_depth(channel, dead, 1)
     assert channel.basic_get(dead, auto_ack=True)[2] == from_policy.encode()
 
 
@@ -186,7 +187,7 @@ def test_a_policy_ttl_applies_to_messages_arriving_after_it(amqp, policies, uniq
     channel.basic_publish("", queue, b"after")
     # The message from before has no expiry and stays; one arriving with a TTL of 0 and no consumer
     # expires at once.
-    assert eventually(lambda: depth(channel, queue), 1) == 1
+    wait_for_depth(channel, queue, 1)
     assert channel.basic_get(queue, auto_ack=True)[2] == b"before"
 
 
@@ -201,7 +202,7 @@ def test_alternate_exchange_from_a_policy(amqp, policies, unique, cleanup) -> No
     body = {"pattern": only(exchange), "apply-to": "exchanges", "definition": {"alternate-exchange": alternate}}
     assert policies.put(unique("policy"), body) == 201
     channel.basic_publish(exchange, "unrouted", b"x")
-    assert eventually(lambda: depth(channel, caught), 1) == 1
+    wait_for_depth(channel, caught, 1)
 
 
 def test_a_management_user_reads_policies_and_a_policymaker_changes_them(make_user, policies, unique) -> None:
@@ -216,3 +217,21 @@ def test_a_management_user_reads_policies_and_a_policymaker_changes_them(make_us
     policies.names.append(name)
     assert make_user(["policymaker"]).put(f"/api/policies/%2F/{name}", body).status == 201
     assert manager.delete(f"/api/policies/%2F/{name}").status == 401
+
+
+def test_a_queue_shows_the_policy_that_applies_to_it(api: ApiClient, amqp, policies, unique, cleanup) -> None:
+    shown, plain = cleanup.queue(unique("shown")), cleanup.queue(unique("plain"))
+    channel = amqp.channel()
+    channel.queue_declare(shown)
+    channel.queue_declare(plain)
+    name = unique("policy")
+    assert policies.put(name, {"pattern": only(shown), "definition": {"max-length": 3}}) == 201
+
+    def check() -> None:
+        # RabbitMQ shows a queue's policy from statistics it gathers every few seconds.
+        found = api.get(f"/api/queues/%2F/{shown}").json
+        assert (found["policy"], found["effective_policy_definition"]) == (name, {"max-length": 3})
+        found = api.get(f"/api/queues/%2F/{plain}").json
+        assert (found["policy"], found["effective_policy_definition"]) == (None, {})
+
+    eventually(check)
