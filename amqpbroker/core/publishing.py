@@ -118,6 +118,9 @@ class Publisher:
                 )
         else:
             stored, refused = vhost.enqueue(Message(exchange_name, routing_key, properties, body), queues)
+            for queue in queues:
+                if queue.flow is not None:
+                    self._connection.published_into(queue)
             if confirms is not None:
                 # As with RabbitMQ, one queue refusing the message (x-overflow reject-publish) is
                 # enough for a basic.nack, whatever the others did.

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 from ..store.base import DeleteMessage, Dequeue, Enqueue
 from .arguments import QueueSettings
 from .backlog import Lane, PriorityLanes
+from .credit import FLOW_HIGH, FLOW_LOW, QueueFlow
 from .memory import MemoryWatermark
 from .message import Message, QueueEntry
 from .timers import Timers
@@ -187,6 +188,8 @@ class Queue:
         """Bytes of the bodies of ready messages, counted while a length limit is set."""
         # Set once anything makes taking slower than popping the backlog: an expiry, a limit.
         self._checked = self._limited or self._idle_expires is not None
+        self.flow: QueueFlow | None = None
+        """Set while the queue presses its publishers, or is left slack (see `credit`)."""
         if settings.max_priority:
             self._backlog = PriorityLanes(settings.max_priority)
 
@@ -223,6 +226,8 @@ class Queue:
             return self._admit(entry)
         self._backlog.append(entry)
         self.message_count += 1
+        if self.message_count > FLOW_HIGH:
+            self._press()
         return True
 
     def _admit(self, entry: QueueEntry) -> bool:
@@ -247,6 +252,8 @@ class Queue:
         if limited:
             self._bytes += message.size
             self._drop_over_limits()
+        if self.message_count > FLOW_HIGH:
+            self._press()
         return True
 
     def _expiry(self, message: Message) -> float:
@@ -329,10 +336,13 @@ class Queue:
     def take(self) -> QueueEntry | None:
         """The next ready message, or None; one that expired on the way is dropped instead."""
         if self._checked:
-            return self._take_checked()
-        entry = self._backlog.take()
-        if entry is not None:
-            self.message_count -= 1
+            entry = self._take_checked()
+        else:
+            entry = self._backlog.take()
+            if entry is not None:
+                self.message_count -= 1
+        if self.flow is not None and self.message_count <= FLOW_LOW:
+            self._relieve()
         return entry
 
     def _take_checked(self) -> QueueEntry | None:
@@ -409,6 +419,8 @@ class Queue:
         self._backlog.clear()
         self.message_count = 0
         self._bytes = 0
+        if self.flow is not None:
+            self._relieve()
         return count
 
     def peek(self) -> list[QueueEntry]:
@@ -457,6 +469,8 @@ class Queue:
         self._schedule_expiry()
         if self._idle_expires is not None and not self.consumers:
             self._want(self._idle_since + self._idle_expires)
+        if self.flow is not None and self.message_count <= FLOW_LOW:
+            self._relieve()
         return dropped
 
     # consumers
@@ -467,6 +481,9 @@ class Queue:
     def remove_consumer(self, consumer: Consumer) -> None:
         if self.consumers.discard(consumer) and not self.consumers:
             self._used()
+            if self.flow is not None:
+                # Without consumers the queue is not behind anyone: its length is the memory alarm's.
+                self._relieve()
 
     def dispatch(self) -> None:
         """Delivers ready messages to consumers that have credit, by priority and round-robin."""
@@ -477,14 +494,40 @@ class Queue:
         while consumers and self.message_count:
             consumer = consumers.ready()
             if consumer is None:
-                return
+                break
             if self._checked:
                 entry = self._take_checked()
                 if entry is None:
-                    return
+                    break
             else:
                 # Not empty, and nothing to check: the next entry is the one.
                 entry = backlog.take()
                 self.message_count -= 1
             if not consumer.channel.deliver(consumer, self, entry):
-                return
+                break
+        if self.flow is not None and self.message_count <= FLOW_LOW:
+            self._relieve()
+
+    # credit flow (see `credit`)
+
+    @property
+    def pressing(self) -> bool:
+        """True while the connections publishing into the queue wait for it to drain."""
+        flow = self.flow
+        return flow is not None and not flow.slack
+
+    def _press(self) -> None:
+        """Over FLOW_HIGH: a queue with consumers presses its publishers, unless left slack."""
+        if self.flow is None and self.consumers:
+            self.flow = QueueFlow()
+
+    def _relieve(self) -> None:
+        """Back at FLOW_LOW, or without consumers: the queue presses nobody, and is slack no more."""
+        flow, self.flow = self.flow, None
+        flow.release(self)
+
+    def slacken(self) -> None:
+        """A publisher waited too long for the queue to drain: its consumers are slow, not busy.
+        It presses nobody until it is back at FLOW_LOW."""
+        self.flow.slack = True
+        self.flow.release(self)

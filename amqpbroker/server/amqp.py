@@ -10,11 +10,16 @@ frames go on being read, so a client that consumes on its publishing connection 
 it got (and so free the memory behind the alarm). Held publishes keep their channel's order: what
 follows them on their channel, acks excepted, is held too. Once HELD_LIMIT bytes have been read
 while anything is held, the socket is not read either until the alarms clear.
+
+Credit flow slows one publisher instead, long before an alarm: a client that published into a
+queue whose consumers are behind (see `core.credit`) is not read from until that queue has caught
+up, or for FLOW_PAUSE_LIMIT at most.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import socket
 import struct
 from typing import Any
@@ -22,6 +27,7 @@ from typing import Any
 import trio
 
 from .. import core
+from ..core.credit import FlowWait
 from ..protocol import (
     ChannelClosed,
     ChannelClosing,
@@ -51,6 +57,9 @@ HELD_LIMIT = _RECEIVE_SIZE
 _ACKS = (spec.BasicAck, spec.BasicNack, spec.BasicReject)
 # How long a client gets to answer our connection.close before the socket is closed anyway.
 CLOSE_TIMEOUT = 3.0
+# Seconds a publisher waits at most for the pressing queues it published into: a queue that does
+# not drain to FLOW_LOW in that time has slow consumers rather than busy ones (see core.credit).
+FLOW_PAUSE_LIMIT = 1.0
 
 
 class AMQPConnection:
@@ -91,6 +100,8 @@ class AMQPConnection:
         self._held_channels: set[int] = set()
         self._held_bytes = 0
         self._reading_paused = False
+        self._flow = FlowWait(self._flow_released)
+        self._flow_deadline = math.inf
         self._close_deadline = trio.current_time() + limits.handshake_timeout
 
     # Sink
@@ -104,6 +115,12 @@ class AMQPConnection:
     def held_bytes(self) -> int:
         """Bytes read from the client since its publishes began to be held by an alarm."""
         return self._held_bytes
+
+    @property
+    def in_flow(self) -> bool:
+        """True while credit flow keeps the client waiting for a queue it published into (what
+        RabbitMQ shows as the connection state `flow`)."""
+        return not self._flow.done
 
     @property
     def writable(self) -> bool:
@@ -155,7 +172,10 @@ class AMQPConnection:
                     break
                 # Not reading on purpose: the peer's silence meanwhile is no missed heartbeat.
                 self._reading_paused = True
-                await self._resume.wait()
+                with trio.move_on_at(self._flow_deadline):
+                    await self._resume.wait()
+                if not self._flow.done and trio.current_time() >= self._flow_deadline:
+                    self._flow.give_up()
             self._reading_paused = False
             try:
                 data = await self._stream.receive_some(_RECEIVE_SIZE)
@@ -169,9 +189,26 @@ class AMQPConnection:
                 return
 
     def _may_read(self) -> bool:
-        """False while the client's output is backed up, or while it has sent too much since its
-        publishes began to be held."""
-        return self.writable and self._held_bytes < HELD_LIMIT
+        """False while the client's output is backed up, while it has sent too much since its
+        publishes began to be held, or while a queue it published into presses it."""
+        return self.writable and self._held_bytes < HELD_LIMIT and not self._pressed()
+
+    def _pressed(self) -> bool:
+        """Takes the pressing queues the client published into since the last look: True while
+        any of them has not let it go."""
+        client = self.client
+        flow = self._flow
+        if client is not None and client.pressed_by:
+            waiting = not flow.done
+            flow.add(client.pressed_by)
+            client.pressed_by.clear()
+            if not waiting and not flow.done:
+                self._flow_deadline = trio.current_time() + FLOW_PAUSE_LIMIT
+        return not flow.done
+
+    def _flow_released(self) -> None:
+        self._flow_deadline = math.inf
+        self._resume.set()
 
     def release_held(self) -> None:
         """Every alarm has cleared: routes what was held, in order (or holds it again if an alarm
@@ -322,6 +359,7 @@ class AMQPConnection:
 
     def _teardown(self) -> None:
         self._gate.forget(self)
+        self._flow.cancel()
         if self._held:
             # The client has gone (or broke the protocol) while blocked, as one that gives up waiting would.
             log.info("connection %s: %d held frames dropped", self.peer, len(self._held))
