@@ -41,6 +41,9 @@ CLOSE_TIMEOUT = 30.0
 _HH = struct.Struct(">HH")
 _PUBLISH_IDS = _HH.pack(spec.BasicPublish.CLASS_ID, spec.BasicPublish.METHOD_ID)
 _PUBLISH_CACHE_SIZE = 256
+_DELIVER_IDS = _HH.pack(spec.BasicDeliver.CLASS_ID, spec.BasicDeliver.METHOD_ID)
+_DELIVERY_TAG_AND_BITS = struct.Struct(">QB")
+_DELIVER_CACHE_SIZE = 256
 _CONTENT_HEADER = struct.Struct(">HHQ")
 _CHANNEL_CLOSE_IDS = (20, 40)
 _CHANNEL_CLOSE_OK_IDS = (20, 41)
@@ -152,6 +155,7 @@ class ServerConnection:
         self._reader = FrameReader(INITIAL_FRAME_MAX)
         self._channels: dict[int, _Channel] = {}
         self._publish_cache: dict[bytes, spec.Method] = {}
+        self._deliver_cache: dict[tuple[str, str, str], tuple[bytes, bytes]] = {}
         self._out: list[bytes] = []
         self._now = now
         self._last_recv = now
@@ -184,9 +188,25 @@ class ServerConnection:
         """Queue a content-bearing method with raw property bytes; the body is split at frame_max."""
         if self._state >= _CLOSING:
             return
-        self._out.append(
-            content_frames(channel, method.CLASS_ID, method.encode(), properties, body, self.frame_max)
-        )
+        payload = self._encode_deliver(method) if type(method) is spec.BasicDeliver else method.encode()
+        self._out.append(content_frames(channel, method.CLASS_ID, payload, properties, body, self.frame_max))
+
+    def _encode_deliver(self, method: spec.BasicDeliver) -> bytes:
+        """basic.deliver's payload, with the encoded consumer tag, exchange and routing key of
+        earlier deliveries: a consumer receives from few exchange/routing-key pairs."""
+        key = (method.consumer_tag, method.exchange, method.routing_key)
+        encoded = self._deliver_cache.get(key)
+        if encoded is None:
+            tag, exchange, routing_key = (text.encode() for text in key)
+            encoded = (
+                _DELIVER_IDS + bytes((len(tag),)) + tag,
+                bytes((len(exchange),)) + exchange + bytes((len(routing_key),)) + routing_key,
+            )
+            if len(self._deliver_cache) >= _DELIVER_CACHE_SIZE:
+                self._deliver_cache.clear()
+            self._deliver_cache[key] = encoded
+        head, tail = encoded
+        return head + _DELIVERY_TAG_AND_BITS.pack(method.delivery_tag, method.redelivered) + tail
 
     def close_channel(
         self, channel: int, reply_code: int, reply_text: str, class_id: int = 0, method_id: int = 0

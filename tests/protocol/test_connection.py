@@ -515,6 +515,22 @@ def test_send_content_splits_at_negotiated_frame_max():
     assert [len(p) for _, _, p in frames[2:]] == [4088, 4088, 10000 - 2 * 4088]
 
 
+def test_deliveries_reusing_an_encoded_consumer_tag_exchange_and_routing_key_encode_as_any_other():
+    conn = open_connection()
+    deliveries = [
+        spec.BasicDeliver(consumer_tag=tag, delivery_tag=number, redelivered=number % 2 == 0, exchange=exchange,
+                          routing_key=routing_key)
+        for number, (tag, exchange, routing_key) in enumerate(
+            [("c1", "", "q"), ("c1", "", "q"), ("c2", "", "q"), ("c1", "ex", "q"), ("c1", "", "ré"), ("", "", "")],
+            start=1,
+        )
+    ] + [spec.BasicDeliver(consumer_tag="c1", delivery_tag=2**63, exchange="", routing_key="q")]
+    for deliver in deliveries:
+        conn.send_content(1, deliver, PROPS, b"body")
+    frames = split_frames(conn.data_to_send())
+    assert [payload for kind, _, payload in frames if kind == 1] == [deliver.encode() for deliver in deliveries]
+
+
 def test_send_method():
     conn = open_connection()
     conn.send_method(1, spec.BasicAck(delivery_tag=1))
