@@ -16,7 +16,7 @@ from typing import Any
 
 from . import _spec as spec
 from ._codec import decode_table_items
-from ._frames import HEARTBEAT_FRAME, FrameReader, content_frames, method_frame
+from ._frames import HEARTBEAT_FRAME, FrameReader, content_frame_parts, method_frame
 from ._spec import FRAME_BODY, FRAME_HEADER, FRAME_HEARTBEAT, FRAME_METHOD, METHODS, PROTOCOL_HEADER, ReplyCode
 from .events import (
     ChannelClosed,
@@ -44,6 +44,9 @@ _PUBLISH_CACHE_SIZE = 256
 _DELIVER_IDS = _HH.pack(spec.BasicDeliver.CLASS_ID, spec.BasicDeliver.METHOD_ID)
 _DELIVERY_TAG_AND_BITS = struct.Struct(">QB")
 _DELIVER_CACHE_SIZE = 256
+# Bodies from this size on are sent as slices of themselves (see buffers_to_send), not copied into
+# the joined frames; below it, one copy costs less than another buffer for the system call.
+SCATTER_MIN = 64 * 1024
 _CONTENT_HEADER = struct.Struct(">HHQ")
 _CHANNEL_CLOSE_IDS = (20, 40)
 _CHANNEL_CLOSE_OK_IDS = (20, 41)
@@ -156,7 +159,9 @@ class ServerConnection:
         self._channels: dict[int, _Channel] = {}
         self._publish_cache: dict[bytes, spec.Method] = {}
         self._deliver_cache: dict[tuple[str, str, str], tuple[bytes, bytes]] = {}
-        self._out: list[bytes] = []
+        self._out: list[bytes | memoryview] = []
+        self._scattered = False
+        """Whether `_out` holds body slices of SCATTER_MIN or more, which buffers_to_send keeps apart."""
         self._now = now
         self._last_recv = now
         self._last_send = now
@@ -172,12 +177,30 @@ class ServerConnection:
 
     def data_to_send(self) -> bytes:
         """Everything queued for the socket since the last call (possibly b"")."""
-        if not self._out:
-            return b""
-        out = b"".join(self._out)
-        self._out.clear()
+        return b"".join(self.buffers_to_send())
+
+    def buffers_to_send(self) -> list[bytes | memoryview]:
+        """What `data_to_send` would return, as buffers for one scatter-gather write (`sendmsg`):
+        the slices of large bodies as they are, what lies between them joined."""
+        out = self._out
+        if not out:
+            return []
+        self._out = []
         self._last_send = self._now
-        return out
+        if not self._scattered:
+            return [b"".join(out)]
+        self._scattered = False
+        buffers: list[bytes | memoryview] = []
+        start = 0
+        for index, part in enumerate(out):
+            if len(part) >= SCATTER_MIN:
+                if start < index:
+                    buffers.append(b"".join(out[start:index]))
+                buffers.append(part)
+                start = index + 1
+        if start < len(out):
+            buffers.append(b"".join(out[start:]))
+        return buffers
 
     def send_method(self, channel: int, method: spec.Method) -> None:
         if self._state >= _CLOSING:
@@ -189,7 +212,12 @@ class ServerConnection:
         if self._state >= _CLOSING:
             return
         payload = self._encode_deliver(method) if type(method) is spec.BasicDeliver else method.encode()
-        self._out.append(content_frames(channel, method.CLASS_ID, payload, properties, body, self.frame_max))
+        parts = content_frame_parts(channel, method.CLASS_ID, payload, properties, body, self.frame_max)
+        if len(body) < SCATTER_MIN:
+            self._out.append(b"".join(parts))
+        else:
+            self._out += parts
+            self._scattered = True
 
     def _encode_deliver(self, method: spec.BasicDeliver) -> bytes:
         """basic.deliver's payload, with the encoded consumer tag, exchange and routing key of

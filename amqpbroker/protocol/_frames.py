@@ -110,9 +110,17 @@ def content_frames(
 
     `properties` is the raw property list (flags and values), e.g. as received from the publisher.
     """
+    return b"".join(content_frame_parts(channel, class_id, method_payload, properties, body, frame_max))
+
+
+def content_frame_parts(
+    channel: int, class_id: int, method_payload: bytes, properties: bytes, body: bytes, frame_max: int
+) -> list[bytes | memoryview]:
+    """The buffers of `content_frames` in order, before they are joined: the body's pieces are
+    slices of `body` itself, for a scatter-gather write that does not copy them."""
     pack = _FRAME_HEADER.pack
     header_payload_size = 12 + len(properties)
-    parts = [
+    parts: list[bytes | memoryview] = [
         pack(FRAME_METHOD, channel, len(method_payload)), method_payload, _FRAME_END_BYTE,
         pack(FRAME_HEADER, channel, header_payload_size),
         _CONTENT_HEADER.pack(class_id, 0, len(body)), properties, _FRAME_END_BYTE,
@@ -127,4 +135,4 @@ def content_frames(
         for start in range(0, body_size, chunk):
             piece = view[start:start + chunk]
             parts += (pack(FRAME_BODY, channel, len(piece)), piece, _FRAME_END_BYTE)
-    return b"".join(parts)
+    return parts

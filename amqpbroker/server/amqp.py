@@ -55,11 +55,29 @@ HELD_LIMIT = _RECEIVE_SIZE
 # Methods that may overtake a held publish on its channel: they settle deliveries already made,
 # which nothing unrouted can change.
 _ACKS = (spec.BasicAck, spec.BasicNack, spec.BasicReject)
+# Buffers in one sendmsg at most (the kernel's IOV_MAX).
+_IOV_MAX = 1024
 # How long a client gets to answer our connection.close before the socket is closed anyway.
 CLOSE_TIMEOUT = 3.0
 # Seconds a publisher waits at most for the pressing queues it published into: a queue that does
 # not drain to FLOW_LOW in that time has slow consumers rather than busy ones (see core.credit).
 FLOW_PAUSE_LIMIT = 1.0
+
+
+async def _send_buffers(sock: trio.socket.SocketType, buffers: list) -> None:
+    """Writes `buffers` in order with scatter-gather system calls, as `send_all` writes one."""
+    try:
+        while buffers:
+            sent = await sock.sendmsg(buffers[:_IOV_MAX])
+            done = 0
+            while done < len(buffers) and sent >= len(buffers[done]):
+                sent -= len(buffers[done])
+                done += 1
+            del buffers[:done]
+            if sent:
+                buffers[0] = memoryview(buffers[0])[sent:]
+    except OSError as exc:
+        raise trio.BrokenResourceError(f"socket connection broken: {exc}") from exc
 
 
 class AMQPConnection:
@@ -76,6 +94,8 @@ class AMQPConnection:
         limits: Limits = Limits(),
     ) -> None:
         self._stream = stream
+        # Several buffers go out in one scatter-gather call where the stream is a socket.
+        self._socket = stream.socket if isinstance(stream, trio.SocketStream) else None
         self._broker = broker
         self._gate = gate
         self.peer = peer
@@ -226,11 +246,13 @@ class AMQPConnection:
         while True:
             await self._data_ready.wait()
             self._data_ready = trio.Event()
-            data = protocol.data_to_send()
-            self._in_flight = len(data)
+            buffers = protocol.buffers_to_send()
+            self._in_flight = sum(map(len, buffers))
             self._queued = 0
-            if data:
-                await stream.send_all(data)
+            if len(buffers) > 1 and self._socket is not None:
+                await _send_buffers(self._socket, buffers)
+            elif buffers:
+                await stream.send_all(b"".join(buffers))
             self._in_flight = 0
             if self._throttled and self.writable:
                 self._throttled = False
