@@ -173,6 +173,12 @@ class ServerConnection:
     def is_closed(self) -> bool:
         return self._state == _CLOSED
 
+    @property
+    def frame_bytes_missing(self) -> int:
+        """Bytes still to come of a frame partly received (at most frame_max), which a caller may
+        read in one go."""
+        return self._reader.missing
+
     # -- output -----------------------------------------------------------------------------------
 
     def data_to_send(self) -> bytes:

@@ -46,6 +46,13 @@ class FrameReader:
         self._size = 0
         self._need = 7  # bytes needed before parsing can make progress
 
+    @property
+    def missing(self) -> int:
+        """Bytes still to come of a frame partly received; 0 if none is, or after an error."""
+        if not self._size or self._need == 0xFFFFFFFF:
+            return 0
+        return max(0, self._need - self._size)
+
     def feed(self, data: bytes) -> None:
         self._chunks.append(data)
         self._size += len(data)

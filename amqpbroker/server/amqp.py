@@ -48,10 +48,13 @@ log = logging.getLogger("amqpbroker.connection")
 # Bytes queued for one client above which its consumers get no more deliveries and its socket
 # is not read, until the writer has caught up.
 HIGH_WATERMARK = 4 * 1024 * 1024
-_RECEIVE_SIZE = 64 * 1024
-# Bytes read from a client holding publishes before its socket is not read either; with the chunk
-# that crosses it, at most twice this much.
-HELD_LIMIT = _RECEIVE_SIZE
+# Bytes read from a client at a time, unless more of a frame partly received are missing (a large
+# body's frames are read whole). A read's frames are handled in one event-loop step: 16 KiB of
+# small publishes take about a millisecond, so other connections wait that long at most.
+_RECEIVE_SIZE = 16 * 1024
+# Bytes read from a client holding publishes before its socket is not read either; with the read
+# that crosses it, at most this much more plus a frame.
+HELD_LIMIT = 64 * 1024
 # Methods that may overtake a held publish on its channel: they settle deliveries already made,
 # which nothing unrouted can change.
 _ACKS = (spec.BasicAck, spec.BasicNack, spec.BasicReject)
@@ -198,7 +201,7 @@ class AMQPConnection:
                     self._flow.give_up()
             self._reading_paused = False
             try:
-                data = await self._stream.receive_some(_RECEIVE_SIZE)
+                data = await self._stream.receive_some(max(_RECEIVE_SIZE, protocol.frame_bytes_missing))
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 data = b""
             self._handle(protocol.receive_data(data, trio.current_time()))
