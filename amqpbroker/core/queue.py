@@ -79,11 +79,13 @@ class Consumers(list):
 
     Consumers receive by priority, highest first, round-robin among equals; one without credit lets
     the next receive. In a single-active-consumer queue only the active one receives; when it goes,
-    the waiting consumer of highest priority, first registered among equals, takes over.
+    the waiting consumer of highest priority, first registered among equals, takes over. While they
+    are behind, `flow` is the queue's credit flow state (see `credit`): only a queue with consumers
+    has one.
     A list, so that a queue's attribute count stays where CPython reads attributes fastest.
     """
 
-    __slots__ = ("_rings", "_single_active")
+    __slots__ = ("_rings", "_single_active", "flow")
 
     def __init__(self, single_active: bool) -> None:
         super().__init__()
@@ -91,6 +93,7 @@ class Consumers(list):
         """The consumers that may receive, by priority, highest first, each priority's rotated
         round-robin. In a single-active-consumer queue, only the active consumer."""
         self._single_active = single_active
+        self.flow: QueueFlow | None = None
 
     def add(self, consumer: Consumer) -> None:
         self.append(consumer)
@@ -188,8 +191,6 @@ class Queue:
         """Bytes of the bodies of ready messages, counted while a length limit is set."""
         # Set once anything makes taking slower than popping the backlog: an expiry, a limit.
         self._checked = self._limited or self._idle_expires is not None
-        self.flow: QueueFlow | None = None
-        """Set while the queue presses its publishers, or is left slack (see `credit`)."""
         if settings.max_priority:
             self._backlog = PriorityLanes(settings.max_priority)
 
@@ -341,7 +342,7 @@ class Queue:
             entry = self._backlog.take()
             if entry is not None:
                 self.message_count -= 1
-        if self.flow is not None and self.message_count <= FLOW_LOW:
+        if self.consumers.flow is not None and self.message_count <= FLOW_LOW:
             self._relieve()
         return entry
 
@@ -419,7 +420,7 @@ class Queue:
         self._backlog.clear()
         self.message_count = 0
         self._bytes = 0
-        if self.flow is not None:
+        if self.consumers.flow is not None:
             self._relieve()
         return count
 
@@ -469,7 +470,7 @@ class Queue:
         self._schedule_expiry()
         if self._idle_expires is not None and not self.consumers:
             self._want(self._idle_since + self._idle_expires)
-        if self.flow is not None and self.message_count <= FLOW_LOW:
+        if self.consumers.flow is not None and self.message_count <= FLOW_LOW:
             self._relieve()
         return dropped
 
@@ -481,7 +482,7 @@ class Queue:
     def remove_consumer(self, consumer: Consumer) -> None:
         if self.consumers.discard(consumer) and not self.consumers:
             self._used()
-            if self.flow is not None:
+            if self.consumers.flow is not None:
                 # Without consumers the queue is not behind anyone: its length is the memory alarm's.
                 self._relieve()
 
@@ -505,29 +506,37 @@ class Queue:
                 self.message_count -= 1
             if not consumer.channel.deliver(consumer, self, entry):
                 break
-        if self.flow is not None and self.message_count <= FLOW_LOW:
+        if consumers.flow is not None and self.message_count <= FLOW_LOW:
             self._relieve()
 
     # credit flow (see `credit`)
 
     @property
+    def flow(self) -> QueueFlow | None:
+        """Set while the queue presses its publishers, or is left slack."""
+        return self.consumers.flow
+
+    @property
     def pressing(self) -> bool:
         """True while the connections publishing into the queue wait for it to drain."""
-        flow = self.flow
+        flow = self.consumers.flow
         return flow is not None and not flow.slack
 
     def _press(self) -> None:
         """Over FLOW_HIGH: a queue with consumers presses its publishers, unless left slack."""
-        if self.flow is None and self.consumers:
-            self.flow = QueueFlow()
+        consumers = self.consumers
+        if consumers.flow is None and consumers:
+            consumers.flow = QueueFlow()
 
     def _relieve(self) -> None:
         """Back at FLOW_LOW, or without consumers: the queue presses nobody, and is slack no more."""
-        flow, self.flow = self.flow, None
+        consumers = self.consumers
+        flow, consumers.flow = consumers.flow, None
         flow.release(self)
 
     def slacken(self) -> None:
         """A publisher waited too long for the queue to drain: its consumers are slow, not busy.
         It presses nobody until it is back at FLOW_LOW."""
-        self.flow.slack = True
-        self.flow.release(self)
+        flow = self.consumers.flow
+        flow.slack = True
+        flow.release(self)
