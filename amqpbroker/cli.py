@@ -24,6 +24,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default: %(default)s)")
     parser.add_argument("--port", type=_port, default=5672, help="AMQP port, 0 for any free one (default: %(default)s)")
     parser.add_argument(
+        "--http-port",
+        type=_port,
+        default=15672,
+        help="management HTTP API port, 0 for any free one (default: %(default)s)",
+    )
+    parser.add_argument("--no-http", action="store_true", help="do not serve the management HTTP API")
+    parser.add_argument(
         "--data-dir",
         default=default_data_dir(),
         help="where durable exchanges, queues, bindings and persistent messages live (default: %(default)s)",
@@ -76,6 +83,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="close a channel whose delivery stays unacknowledged longer than this, as RabbitMQ's "
         "consumer_timeout; 0 never does (default: %(default)s, 30 minutes)",
     )
+    parser.add_argument(
+        "--loopback-users",
+        type=_names,
+        default=("guest",),
+        metavar="NAMES",
+        help="comma-separated users who may log in only from a loopback address, as RabbitMQ's "
+        "loopback_users; '' for none, letting guest in from anywhere (default: guest)",
+    )
     parser.add_argument("--log-level", choices=LOG_LEVELS, default="info", help="(default: %(default)s)")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser.parse_args(argv)
@@ -89,6 +104,10 @@ def _port(text: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"port must be between 0 and 65535, not {port}")
     return port
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
 def _timeout(text: str) -> int | None:
@@ -182,9 +201,15 @@ def main(argv: list[str] | None = None) -> int:
     clean = False
     server: Server | None = None
     try:
-        broker = core.Broker(store=store, memory_limit=args.memory_limit, consumer_timeout=args.consumer_timeout)
+        broker = core.Broker(
+            store=store,
+            memory_limit=args.memory_limit,
+            consumer_timeout=args.consumer_timeout,
+            loopback_users=args.loopback_users,
+        )
         data_dir = None if args.in_memory else args.data_dir
-        server = Server(broker, host=args.host, port=args.port, limits=limits, data_dir=data_dir)
+        http_port = None if args.no_http else args.http_port
+        server = Server(broker, host=args.host, port=args.port, limits=limits, data_dir=data_dir, http_port=http_port)
         trio.run(_serve, server)
         clean = True
     except (StoreError, OSError, BaseExceptionGroup) as raised:
@@ -193,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"amqpbroker: {exc}", file=sys.stderr)
         elif isinstance(exc, OSError):
             clean = True  # it never listened, so it delivered nothing
-            print(f"amqpbroker: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+            # A ListenError names the port, AMQP's or the management API's.
+            print(f"amqpbroker: {exc.strerror or exc}", file=sys.stderr)
         else:
             raise
         return 1

@@ -1,9 +1,11 @@
 """The broker core: pure, synchronous AMQP semantics with no sockets, threads or files."""
 
-from .broker import DEFAULT_CONSUMER_TIMEOUT, Broker, ClientConnection, Sink
+from .broker import DEFAULT_CONSUMER_TIMEOUT, Broker, ClientConnection, ConnectionInfo, Sink
 from .errors import AMQPException, ChannelException, ConnectionException
+from .permissions import Permission, Permissions
 from .queue import Consumer, Queue
 from .session import Session
+from .users import User, Users
 from .vhost import VHost
 
 __all__ = [
@@ -12,10 +14,15 @@ __all__ = [
     "Broker",
     "ChannelException",
     "ClientConnection",
+    "ConnectionInfo",
     "ConnectionException",
     "Consumer",
+    "Permission",
+    "Permissions",
     "Queue",
     "Session",
     "Sink",
+    "User",
+    "Users",
     "VHost",
 ]

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Collection
 
 from ..protocol import BasicProperties, remove_header, spec
 from .arguments import parse_expiration, type_name
+from .delayed import DelayedExchange, delay_of
 from .errors import ChannelException, ConnectionException
 from .exchanges import Exchange
 from .message import Message
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from .confirms import Confirms
     from .delivery import Delivery
     from .output import ChannelOutput
+    from .vhost import VHost
 
 _REPLY_TO_PREFIX = REPLY_TO + "."
 _ROUTING_HEADERS = ("CC", "BCC")
@@ -32,6 +34,8 @@ class Publisher:
     ) -> None:
         self._connection = connection
         self._vhost = connection.vhost
+        self._access = connection.access
+        self._writable = connection.access.writable
         self._output = output
         self._delivery = delivery
         self._confirms = confirms
@@ -43,14 +47,16 @@ class Publisher:
         """The exchange a publish goes to (None for the default one), its properties as routed, and
         the routing keys its CC and BCC headers add.
 
-        Raises what RabbitMQ answers at once, even on a transactional channel: a missing or internal
-        exchange, a forged user_id, a direct reply-to request without a reply consumer, a CC or BCC
-        header that is not an array.
+        Raises what RabbitMQ answers at once, even on a transactional channel: no write permission on
+        the exchange, a missing or internal exchange, a forged user_id, a direct reply-to request
+        without a reply consumer, a CC or BCC header that is not an array.
         """
         if method.immediate:
             raise ConnectionException.not_implemented("immediate=true")
         vhost = self._vhost
         exchange_name = method.exchange
+        if exchange_name not in self._writable:
+            self._access.publish(exchange_name)
         exchange = None
         if exchange_name:
             exchange = vhost.exchanges.get(exchange_name)
@@ -86,12 +92,14 @@ class Publisher:
         cc: tuple[str, ...] = (),
     ) -> None:
         vhost = self._vhost
-        exchange_name = method.exchange
         routing_key = method.routing_key
         if exchange is not None:
             headers = None
-            if exchange.type == "headers" or exchange.exchange_bindings or exchange.alternate_exchange is not None:
+            if exchange.reads_headers or exchange.exchange_bindings or exchange.alternate_exchange is not None:
                 headers = BasicProperties.decode(properties).headers
+                if isinstance(exchange, DelayedExchange) and (delay := delay_of(headers)) is not None:
+                    self._hold(exchange, method, properties, body, cc, delay)
+                    return
             queues: Collection[Queue] = vhost.route(exchange, routing_key, headers, cc)
         elif cc:
             queues = _named_queues(vhost.queues, (routing_key, *cc))
@@ -109,15 +117,9 @@ class Publisher:
             confirms.published()
         if not queues:
             if method.mandatory:
-                self._output.content(
-                    spec.BasicReturn(
-                        reply_code=312, reply_text="NO_ROUTE", exchange=exchange_name, routing_key=routing_key
-                    ),
-                    properties,
-                    body,
-                )
+                self._return_unroutable(method, properties, body)
         else:
-            stored, refused = vhost.enqueue(Message(exchange_name, routing_key, properties, body), queues)
+            stored, refused = vhost.enqueue(Message(method.exchange, routing_key, properties, body), queues)
             for queue in queues:
                 if queue.flow is not None:
                     self._connection.published_into(queue)
@@ -130,6 +132,40 @@ class Publisher:
                     confirms.await_commit()
         if confirms is not None:
             self._connection.pending_confirms.add(confirms)
+
+    def _hold(
+        self,
+        exchange: DelayedExchange,
+        method: spec.BasicPublish,
+        properties: bytes,
+        body: bytes,
+        cc: tuple[str, ...],
+        delay: int,
+    ) -> None:
+        """A delayed exchange holds the message; its confirm waits for the store if it was stored.
+
+        As with the plugin, a held message is routed nowhere for now: a mandatory one is returned
+        at once, and still routed when it is due.
+        """
+        stored = exchange.hold(Message(method.exchange, method.routing_key, properties, body), delay, cc)
+        confirms = self._confirms if self.confirm_mode else None
+        if confirms is not None:
+            confirms.published()
+        if method.mandatory:
+            self._return_unroutable(method, properties, body)
+        if confirms is not None:
+            if stored:
+                confirms.await_commit()
+            self._connection.pending_confirms.add(confirms)
+
+    def _return_unroutable(self, method: spec.BasicPublish, properties: bytes, body: bytes) -> None:
+        self._output.content(
+            spec.BasicReturn(
+                reply_code=312, reply_text="NO_ROUTE", exchange=method.exchange, routing_key=method.routing_key
+            ),
+            properties,
+            body,
+        )
 
     def _check_properties(self, properties: bytes) -> bytes:
         """Refuses a forged user_id or an invalid expiration; gives a direct reply-to request its
@@ -149,6 +185,32 @@ class Publisher:
             decoded.reply_to = _REPLY_TO_PREFIX + reply_to.token
             return decoded.encode()
         return properties
+
+
+def publish_unconfirmed(
+    vhost: VHost, exchange: Exchange | None, routing_key: str, properties: bytes, body: bytes
+) -> bool:
+    """A publish from no channel (the management API's): routed by its routing key and its CC and
+    BCC headers as basic.publish is (or held by a delayed exchange), with no confirm and no return;
+    whether a queue took it. `exchange` None is the default exchange."""
+    cc: tuple[str, ...] = ()
+    decoded = BasicProperties.decode(properties)
+    headers = decoded.headers or {}
+    if decoded.expiration is not None:
+        parse_expiration(decoded.expiration)
+    if any(name in headers for name in _ROUTING_HEADERS):
+        cc, properties = _routing_headers(properties)
+    if exchange is None:
+        queues: Collection[Queue] = _named_queues(vhost.queues, (routing_key, *cc))
+    elif isinstance(exchange, DelayedExchange) and (delay := delay_of(headers)) is not None:
+        # Held, it is routed nowhere for now, as basic.publish's mandatory flag would find.
+        exchange.hold(Message(exchange.name, routing_key, properties, body), delay, cc)
+        return False
+    else:
+        queues = vhost.route(exchange, routing_key, headers, cc)
+    if queues:
+        vhost.enqueue(Message(exchange.name if exchange is not None else "", routing_key, properties, body), queues)
+    return bool(queues)
 
 
 def _named_queues(queues: dict[str, Queue], names: tuple[str, ...]) -> set[Queue]:

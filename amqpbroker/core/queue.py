@@ -22,10 +22,12 @@ from collections import deque
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
+from ..protocol import BasicProperties
 from ..store.base import DeleteMessage, Dequeue, Enqueue
 from .arguments import QueueSettings
 from .backlog import Lane, PriorityLanes
 from .credit import FLOW_HIGH, FLOW_LOW, QueueFlow
+from .dedup import dedup_key
 from .memory import MemoryWatermark
 from .message import Message, QueueEntry
 from .timers import Timers
@@ -45,7 +47,7 @@ class Consumer:
     """A basic.consume subscription of one channel to one queue."""
 
     __slots__ = (
-        "tag", "queue", "channel", "no_ack", "exclusive", "prefetch_count", "unacked", "priority"
+        "tag", "queue", "channel", "no_ack", "exclusive", "prefetch_count", "unacked", "priority", "arguments"
     )
 
     def __init__(
@@ -58,6 +60,7 @@ class Consumer:
         exclusive: bool,
         prefetch_count: int,
         priority: int = 0,
+        arguments: dict | None = None,
     ) -> None:
         self.tag = tag
         self.queue = queue
@@ -67,6 +70,8 @@ class Consumer:
         self.prefetch_count = prefetch_count
         self.unacked = 0
         self.priority = priority
+        self.arguments = arguments or {}
+        """As basic.consume gave them, for the management API."""
 
     def has_credit(self) -> bool:
         if not self.no_ack and self.prefetch_count and self.unacked >= self.prefetch_count:
@@ -116,6 +121,13 @@ class Consumers(list):
                     self._may_receive(max(self, key=attrgetter("priority")))
                 break
         return True
+
+    @property
+    def single_active(self) -> Consumer | None:
+        """The one consumer that receives, in a single-active-consumer queue; None in another queue."""
+        if not self._single_active or not self._rings:
+            return None
+        return self._rings[0][1][0]
 
     def ready(self) -> Consumer | None:
         """The next in turn of the highest priority that has a consumer with credit, or None."""
@@ -193,6 +205,10 @@ class Queue:
         self._checked = self._limited or self._idle_expires is not None
         if settings.max_priority:
             self._backlog = PriorityLanes(settings.max_priority)
+        self._dedup: dict[str, int] | None = {} if settings.deduplication else None
+        """With `x-message-deduplication`: the deduplication value of each message in the queue
+        (ready or unacknowledged), with its entry's seq."""
+        self._dedup_seqs: dict[int, str] = {}
 
     def __repr__(self) -> str:
         return f"<Queue {self.name!r} in {self.vhost!r}>"
@@ -211,8 +227,13 @@ class Queue:
         self._used()
 
     def push(self, message: Message) -> bool:
-        """Adds a message at the end; False if the queue refuses it (`x-overflow` reject-publish)."""
+        """Adds a message at the end; False if the queue refuses it (`x-overflow` reject-publish).
+
+        A deduplication queue drops a duplicate of a message it holds, and counts it as taken.
+        """
         entry = QueueEntry(self._next_seq, message)
+        if self._dedup is not None and not self._deduplicate(self._dedup, entry):
+            return True
         self._next_seq += 1
         if self._ttl is not None or message.expiration is not None:
             entry.expires = self._expiry(message)
@@ -229,6 +250,18 @@ class Queue:
         self.message_count += 1
         if self.message_count > FLOW_HIGH:
             self._press()
+        return True
+
+    def _deduplicate(self, dedup: dict[str, int], entry: QueueEntry) -> bool:
+        """Whether `entry` may join a deduplication queue, whose values are `dedup` (no message it
+        holds has its value); the queue then knows its value until it leaves (`forget`)."""
+        key = dedup_key(BasicProperties.decode(entry.message.properties).headers)
+        if key is None:
+            return True
+        if key in dedup:
+            return False
+        dedup[key] = entry.seq
+        self._dedup_seqs[entry.seq] = key
         return True
 
     def _admit(self, entry: QueueEntry) -> bool:
@@ -295,6 +328,8 @@ class Queue:
 
     def restore(self, entry: QueueEntry) -> None:
         """Appends an entry recovered from the store, keeping its sequence number and expiry."""
+        if self._dedup is not None:
+            self._deduplicate(self._dedup, entry)
         entry.message.refs += 1
         entry.message.holders += 1
         self._backlog.append(entry)
@@ -317,6 +352,8 @@ class Queue:
 
     def forget(self, entry: QueueEntry) -> None:
         """The entry is done with (acknowledged, or dropped): the store must not bring it back."""
+        if self._dedup is not None and entry.seq in self._dedup_seqs:
+            del self._dedup[self._dedup_seqs.pop(entry.seq)]
         message = entry.message
         message.holders -= 1
         if message.holders == 0 and message.body is not None:
@@ -423,6 +460,10 @@ class Queue:
         if self.consumers.flow is not None:
             self._relieve()
         return count
+
+    def counts(self) -> tuple[int, int]:
+        """The message and consumer counts queue.declare-ok reports."""
+        return self.message_count, len(self.consumers)
 
     def peek(self) -> list[QueueEntry]:
         """The ready messages in delivery order, without taking them."""

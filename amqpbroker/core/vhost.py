@@ -8,25 +8,30 @@ from __future__ import annotations
 
 import base64
 import os
-from typing import Any, Collection
+from typing import Any, Callable, Collection
 
 from ..protocol import BasicProperties
 from ..store.base import DeleteBinding, DeleteExchange, DeleteQueue, PutBinding, PutExchange, PutQueue
 from .arguments import (
     QUEUE_TYPE_ARGUMENTS,
     alternate_exchange,
+    check_exchange_type_arguments,
     check_server_named,
     erlang_text,
     queue_settings,
     same_argument,
     type_name,
 )
+from .dedup import DeduplicationExchange
+from .delayed import DelayedExchange
 from .errors import ChannelException, ConnectionException
 from .exchanges import EXCHANGE_TYPES, Binding, Exchange, make_exchange
 from .journal import Journal
 from .memory import MemoryWatermark
 from .message import Message
 from .queue import DeadLetterer, Queue
+from .stream import StreamQueue
+from .timers import Timers
 
 DEFAULT_EXCHANGES = {
     "amq.direct": "direct",
@@ -35,6 +40,8 @@ DEFAULT_EXCHANGES = {
     "amq.headers": "headers",
     "amq.match": "headers",
 }
+PLUGIN_EXCHANGE_TYPES = (DelayedExchange.type, DeduplicationExchange.type)
+"""Exchange types of RabbitMQ plugins: the delayed-message exchange and the deduplication exchange."""
 
 
 def random_name(prefix: str) -> str:
@@ -68,15 +75,25 @@ class VHost:
         journal: Journal | None = None,
         memory: MemoryWatermark | None = None,
         dead_letters: DeadLetterer | None = None,
+        timers: Timers | None = None,
     ) -> None:
         self.name = name
+        self.description = ""
+        self.tags: list[str] = []
+        self.tracing = False
+        """Only shown and kept: messages are not traced."""
         self._dead_letters = dead_letters
         self.journal = journal if journal is not None else Journal()
         self.memory = memory if memory is not None else MemoryWatermark()
+        self.timers = timers if timers is not None else Timers()
         self.exchanges: dict[str, Exchange] = {"": make_exchange("", "direct", durable=True)}
         for exchange_name, type in DEFAULT_EXCHANGES.items():
             self.exchanges[exchange_name] = make_exchange(exchange_name, type, durable=True)
         self.queues: dict[str, Queue] = {}
+
+    def describe(self, description: str, tags: list[str], tracing: bool) -> None:
+        """Sets what the management API shows of the vhost."""
+        self.description, self.tags, self.tracing = description, tags, tracing
 
     def _describe(self, kind: str, name: str) -> str:
         return f"{kind} '{name}' in vhost '{self.name}'"
@@ -110,11 +127,12 @@ class VHost:
                 raise ChannelException.access_refused(
                     f"exchange name '{name}' contains reserved prefix 'amq.*'"
                 )
-            if type not in EXCHANGE_TYPES:
+            if type not in EXCHANGE_TYPES and type not in PLUGIN_EXCHANGE_TYPES:
                 raise ConnectionException.command_invalid(f"invalid exchange type '{type}'")
             alternate_exchange(arguments or {}, exchange=name, vhost=self.name)
-            exchange = make_exchange(
-                name, type, durable=durable, auto_delete=auto_delete, internal=internal, arguments=arguments
+            check_exchange_type_arguments(type, arguments or {}, EXCHANGE_TYPES)
+            exchange = self.make_exchange(
+                name, type, durable=durable, auto_delete=auto_delete, internal=internal, arguments=arguments or {}
             )
             self.exchanges[name] = exchange
             if durable:
@@ -133,6 +151,19 @@ class VHost:
                 )
         self._check_arguments(what, arguments or {}, existing.arguments, ("alternate-exchange",))
         return existing
+
+    def make_exchange(self, name: str, type: str, **kwargs: Any) -> Exchange:
+        """A new exchange of `type`, not yet in the vhost; a plugin's type gets the broker services
+        it keeps its messages or its cache with."""
+        if type == DelayedExchange.type:
+            return DelayedExchange(
+                name, vhost=self.name, journal=self.journal, timers=self.timers, memory=self.memory, **kwargs
+            )
+        if type == DeduplicationExchange.type:
+            return DeduplicationExchange(
+                name, vhost=self.name, journal=self.journal, wall_clock=self.timers.wall_clock, **kwargs
+            )
+        return make_exchange(name, type, **kwargs)
 
     def delete_exchange(self, name: str, *, if_unused: bool = False) -> None:
         if name == "":
@@ -155,6 +186,7 @@ class VHost:
                 for binding in source.unbind_destination(exchange):
                     self._unpersist_binding(binding)
                 self._auto_delete_exchange(source)
+        exchange.removed()
         if exchange.durable:
             self.journal.append(DeleteExchange(self.name, exchange.name))
 
@@ -198,20 +230,41 @@ class VHost:
             found = None
         return queues
 
+    def release(self, exchange: DelayedExchange, now: float, budget: int) -> int:
+        """Routes the messages `exchange` holds that are due at `now`, at most `budget` of them;
+        returns how many it routed."""
+        due = exchange.take_due(now, budget)
+        for held in due:
+            message = held.message
+            headers = BasicProperties.decode(message.properties).headers
+            queues = self.route(exchange, message.routing_key, headers, held.cc)
+            if queues:
+                self.enqueue(message, queues)
+        return len(due)
+
     def enqueue(self, message: Message, queues: Collection[Queue]) -> tuple[bool, bool]:
         """Puts a routed message on its queues, stored first if it is persistent and one of them is
-        durable. Returns whether it was stored (a confirm for it then waits for the commit) and
-        whether a queue refused it (x-overflow reject-publish)."""
-        stored = False
+        durable, or if one of them is a stream. Returns whether it was stored (a confirm for it then
+        waits for the commit) and whether a queue refused it (x-overflow reject-publish)."""
+        first_stored: Queue | None = None
+        """The queue before whose push the message is stored: a persistent one before any."""
         if any(queue.journal is not None for queue in queues):
             if BasicProperties.decode(message.properties).delivery_mode == 2:
+                first_stored = next(iter(queues))
+            elif any(isinstance(queue, StreamQueue) for queue in queues):
+                # A stream keeps every message on disk, as RabbitMQ's do; the other queues take a
+                # transient one first, while it has no store id, so that they keep it in memory only.
+                queues = sorted(queues, key=lambda queue: isinstance(queue, StreamQueue))
+                first_stored = next(queue for queue in queues if isinstance(queue, StreamQueue))
+        stored = False
+        refused = False
+        for queue in queues:
+            if queue is first_stored:
                 self.journal.store_message(message)
                 # Held while it is routed: a queue that drops its copy at once (a no-ack delivery,
                 # an overflow) must not cancel the message the next durable queue still enqueues.
                 message.refs += 1
                 stored = True
-        refused = False
-        for queue in queues:
             if queue.push(message):
                 queue.dispatch()
             else:
@@ -252,8 +305,13 @@ class VHost:
         exclusive: bool = False,
         auto_delete: bool = False,
         arguments: dict | None = None,
+        authorize: Callable[[str, bool], None] | None = None,
     ) -> Queue:
-        """Declares a queue; an empty `name` asks for a server-named `amq.gen-` queue."""
+        """Declares a queue; an empty `name` asks for a server-named `amq.gen-` queue.
+
+        `authorize(name, new)` is asked once the name is known and before anything else, as RabbitMQ
+        checks permissions; it raises to refuse.
+        """
         if passive:
             return self.get_queue(name, connection)
         if not name:
@@ -263,6 +321,8 @@ class VHost:
             # Like RabbitMQ, refused even if such a queue exists: only the server names `amq.` queues.
             raise ChannelException.access_refused(f"queue name '{name}' contains reserved prefix 'amq.*'")
         existing = self.queues.get(name)
+        if authorize is not None:
+            authorize(name, existing is None)
         if existing is None:
             settings = queue_settings(
                 arguments or {},
@@ -272,13 +332,7 @@ class VHost:
                 queue=name,
                 vhost=self.name,
             )
-            if settings.queue_type == "stream":
-                # RabbitMQ serves streams to 0-9-1 consumers by offset; we have no stream store, and a
-                # classic queue in its place would hand out destructively what readers expect to keep.
-                raise ConnectionException.not_implemented(
-                    f"queue type 'stream' is not supported: cannot declare {self._describe('queue', name)}"
-                )
-            queue = Queue(
+            queue = (StreamQueue if settings.queue_type == "stream" else Queue)(
                 name,
                 self.name,
                 durable=durable and not exclusive,

@@ -18,10 +18,12 @@ up, or for FLOW_PAUSE_LIMIT at most.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import socket
 import struct
+import time
 from typing import Any
 
 import trio
@@ -95,15 +97,21 @@ class AMQPConnection:
         *,
         heartbeat: int = 60,
         limits: Limits = Limits(),
+        address: str | None = None,
+        addresses: tuple[str, int, str, int] = ("?", 0, "?", 0),
     ) -> None:
+        """`address` is the client's IP address, which decides whether a loopback-only user may log in."""
         self._stream = stream
         # Several buffers go out in one scatter-gather call where the stream is a socket.
         self._socket = stream.socket if isinstance(stream, trio.SocketStream) else None
         self._broker = broker
         self._gate = gate
         self.peer = peer
+        self._addresses = addresses
+        """Peer host and port, then our own: what the management API shows."""
+        self._connected_at = int(time.time() * 1000)
         self.protocol = ServerConnection(
-            authenticate=broker.authenticate,
+            authenticate=functools.partial(broker.authenticate, address=address),
             can_open_vhost=broker.can_open_vhost,
             vhost_exists=broker.vhosts.__contains__,
             heartbeat=heartbeat,
@@ -307,7 +315,9 @@ class AMQPConnection:
                 client.close_channel(event.channel)
             elif kind is Handshaken:
                 capabilities = event.client_properties.get("capabilities") or {}
-                client = self.client = self._broker.connect(event.vhost, event.username, self, capabilities)
+                client = self.client = self._broker.connect(
+                    event.vhost, event.username, self, capabilities, self._info(event.client_properties)
+                )
                 log.debug("connection %s: user %r opened vhost %r", self.peer, event.username, event.vhost)
             elif kind is ConnectionClosing:
                 log.info("connection %s closing: %s", self.peer, event.reply_text)
@@ -317,6 +327,14 @@ class AMQPConnection:
         if client is not None:
             client.flush_confirms()
         self._data_ready.set()
+
+    def _info(self, client_properties: dict) -> core.ConnectionInfo:
+        peer_host, peer_port, host, port = self._addresses
+        protocol = self.protocol
+        return core.ConnectionInfo(
+            peer_host, peer_port, host, port, client_properties, self._connected_at,
+            protocol.channel_max, protocol.frame_max, protocol.heartbeat,
+        )
 
     def _hold(self, event: Any) -> bool:
         """Holds a publish while an alarm is on, and what follows a held one on its channel."""

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import functools
 import logging
+import socket
 from typing import Callable
 
 import trio
 
-from .. import core
+from .. import core, mgmt
 from ..store import StoreError
 from .amqp import CLOSE_TIMEOUT, AMQPConnection
 from .disk import DiskMonitor, disk_free_bytes
@@ -39,9 +40,29 @@ def single_error(exc: BaseException) -> BaseException:
     return exc
 
 
+class ListenError(OSError):
+    """A port the server could not listen on, named in the message."""
+
+    def __init__(self, host: str, port: int, cause: OSError) -> None:
+        super().__init__(cause.errno, f"cannot listen on {host}:{port}: {cause.strerror or cause}")
+
+
+async def _listen(host: str, port: int) -> list[trio.SocketListener]:
+    try:
+        return await trio.open_tcp_listeners(port, host=host)
+    except OSError as exc:
+        raise ListenError(host, port, exc) from exc
+
+
+def node_name() -> str:
+    """This broker's name in the management API, as RabbitMQ's `rabbit@host`."""
+    return f"amqpbroker@{socket.gethostname().split('.')[0]}"
+
+
 class Server:
     """Serves `broker`. With a `data_dir`, publishers are blocked while its disk has less than
-    `limits.disk_free_limit` bytes free, as `free_space(data_dir)` reports."""
+    `limits.disk_free_limit` bytes free, as `free_space(data_dir)` reports. With an `http_port`
+    (0: any free one), the management HTTP API is served on it too."""
 
     def __init__(
         self,
@@ -53,10 +74,14 @@ class Server:
         limits: Limits = Limits(),
         data_dir: str | None = None,
         free_space: Callable[[str], int] = disk_free_bytes,
+        http_port: int | None = None,
+        http_limits: mgmt.HTTPLimits = mgmt.HTTPLimits(),
     ) -> None:
         self.broker = broker if broker is not None else core.Broker()
         self.host = host
         self.port = port
+        self.http_port = http_port
+        self.http_limits = http_limits
         self.heartbeat = heartbeat
         self.limits = limits
         self.data_dir = data_dir
@@ -70,16 +95,24 @@ class Server:
 
     async def serve(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
         """Listens and serves clients; reports the bound port through `task_status`."""
-        listeners = await trio.open_tcp_listeners(self.port, host=self.host)
+        listeners = await _listen(self.host, self.port)
         self.port = listeners[0].socket.getsockname()[1]
         log.info("listening on %s:%d", self.host, self.port)
+        http_listeners = []
+        if self.http_port is not None:
+            http_listeners = await _listen(self.host, self.http_port)
+            self.http_port = http_listeners[0].socket.getsockname()[1]
+            log.info("management API on http://%s:%d/api/", self.host, self.http_port)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._persister.run)
             nursery.start_soon(run_timers, self.broker)
             nursery.start_soon(self._gate.run)
+            monitor = None
             if self.data_dir is not None and self.limits.disk_free_limit is not None:
                 monitor = DiskMonitor(self.data_dir, self.limits.disk_free_limit, self.free_space)
                 nursery.start_soon(monitor.run, functools.partial(self._gate.set_alarm, "disk"))
+            if http_listeners:
+                nursery.start_soon(mgmt.serve, self.broker, http_listeners, self._node(monitor), self.http_limits)
             if self.broker.consumer_timeout is not None:
                 nursery.start_soon(self._expire_deliveries, self.broker.consumer_timeout)
             nursery.start_soon(trio.serve_listeners, self._handle, listeners)
@@ -95,6 +128,19 @@ class Server:
         if not await self._persister.flush():
             raise StoreError("the store did not take the last writes at shutdown; they may not be durable")
         log.info("stopped")
+
+    def _node(self, disk: DiskMonitor | None) -> mgmt.Node:
+        name = node_name()
+        listeners = [{"node": name, "protocol": "amqp", "ip_address": self.host, "port": self.port}]
+        if self.http_port is not None:
+            listeners.append({"node": name, "protocol": "http", "ip_address": self.host, "port": self.http_port})
+        return mgmt.Node(
+            name,
+            listeners,
+            alarms=lambda: self._gate.alarms,
+            disk_free=lambda: disk.free if disk is not None else None,
+            disk_free_limit=disk.limit if disk is not None else None,
+        )
 
     @property
     def store_hung(self) -> bool:
@@ -124,10 +170,16 @@ class Server:
             return
         try:
             host, port = stream.socket.getpeername()[:2]
+            local_host, local_port = stream.socket.getsockname()[:2]
             peer = f"{host}:{port}"
+            addresses = (host, port, local_host, local_port)
         except OSError:
-            peer = "?"
-        connection = AMQPConnection(stream, self.broker, peer, self._gate, heartbeat=self.heartbeat, limits=self.limits)
+            host, peer = "", "?"  # an unknown address is not loopback
+            addresses = ("?", 0, "?", 0)
+        connection = AMQPConnection(
+            stream, self.broker, peer, self._gate, heartbeat=self.heartbeat, limits=self.limits, address=host,
+            addresses=addresses,
+        )
         self.connections.add(connection)
         self._all_closed = trio.Event()
         try:

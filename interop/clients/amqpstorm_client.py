@@ -14,6 +14,7 @@ from interop.clients.common import (
     nap,
     poll,
     pump_until,
+    stream_read,
     wrong_password,
 )
 from interop.scenarios import (
@@ -26,11 +27,18 @@ from interop.scenarios import (
     CONSUMER_PRIORITIES,
     CONSUMER_PRIORITY_MESSAGES,
     DEAD_LETTER_KEY,
+    DEDUP_CACHE_SIZE,
+    DEDUP_EXPECTED,
+    DEDUP_PUBLISHES,
+    DELAY,
+    DELAYED_KEY,
     DELIVERY_LIMIT,
     EXPIRES_WAIT,
     HEARTBEAT,
     IDLE,
     MAX_LENGTH,
+    MAX_LENGTH_BYTES,
+    MAX_LENGTH_BYTES_BODIES,
     MAX_PRIORITY,
     MESSAGE_EXPIRATION,
     PREFETCH_COUNT,
@@ -40,11 +48,14 @@ from interop.scenarios import (
     QUEUE_EXPIRES,
     QUEUE_TTL,
     QUIET,
+    QUORUM_REFUSALS,
     ROUTING_BINDINGS,
     ROUTING_EXPECTED,
     ROUTING_PUBLISHES,
     SAC_FIRST,
     SAC_REST,
+    STREAM_MESSAGES,
+    STREAM_OFFSET,
 )
 
 
@@ -462,10 +473,122 @@ def queue_expires(url: str, names: Names) -> None:
             expect(exc.error_code, 404, "reply code")
 
 
+def max_length_bytes(url: str, names: Names) -> None:
+    with UriConnection(url) as connection, connection.channel() as channel:
+        arguments = {"x-max-length-bytes": MAX_LENGTH_BYTES}
+        queue = channel.queue.declare(names("q"), exclusive=True, arguments=arguments)["queue"]
+        for body in MAX_LENGTH_BYTES_BODIES:
+            channel.basic.publish(body.encode(), queue)
+        kept = [_get(channel, queue, no_ack=True).body.decode() for _ in range(2)]
+        expect(kept, list(MAX_LENGTH_BYTES_BODIES[1:]), "messages kept by drop-head")
+        expect(channel.basic.get(queue, no_ack=True), None, "message left")
+
+
+def reject_publish_dlx(url: str, names: Names) -> None:
+    with UriConnection(url) as connection, connection.channel() as channel:
+        dead_letter = _dead_letter_queue(channel, names)
+        arguments = {"x-max-length": MAX_LENGTH, "x-overflow": "reject-publish-dlx", **dead_letter}
+        queue = channel.queue.declare(names("q"), exclusive=True, arguments=arguments)["queue"]
+        channel.confirm_deliveries()
+        acked = [channel.basic.publish(f"m{n}".encode(), queue) for n in range(MAX_LENGTH + 1)]  # False: nacked
+        expect(acked, [True] * MAX_LENGTH + [False], "confirms")
+        message = _get_dead_letter(channel, names)
+        expect(message.body, f"m{MAX_LENGTH}".encode(), "dead letter")
+        expect_dead_lettered(message.properties["headers"], "maxlen", queue)
+        expect(_message_count(channel, queue), MAX_LENGTH, "messages in queue")
+
+
+def quorum_declare_rules(url: str, names: Names) -> None:
+    with UriConnection(url) as connection:
+        for flags, arguments, text in QUORUM_REFUSALS:
+            try:
+                connection.channel().queue.declare(
+                    names("q"), **{"durable": True, **flags}, arguments={"x-queue-type": "quorum", **arguments}
+                )
+                raise AssertionError(f"declared a quorum queue with {flags} {arguments}")
+            except AMQPChannelError as exc:
+                refused = (exc.error_code, f"{text} for queue '{names('q')}'" in str(exc))
+                expect(refused, (406, True), f"refusal of {flags} {arguments} ({exc})")
+        with connection.channel() as channel:
+            channel.queue.declare(names("q"), durable=True, arguments={"x-queue-type": "quorum"})
+            channel.queue.delete(names("q"))
+
+
+def stream(url: str, names: Names) -> None:
+    with UriConnection(url) as connection, connection.channel() as channel:
+        arguments = {"x-queue-type": "stream"}
+        queue = channel.queue.declare(names("stream"), durable=True, arguments=arguments)["queue"]
+        channel.confirm_deliveries()
+        for n in range(STREAM_MESSAGES):
+            channel.basic.publish(f"s{n}".encode(), queue)
+        readers = []
+
+        def reader(offset, count: int) -> list:
+            consuming = connection.channel()
+            consuming.basic.qos(prefetch_count=count)
+            got = []
+
+            def on_message(message: Message) -> None:
+                got.append((message.body.decode(), message.properties["headers"]["x-stream-offset"]))
+                message.ack()
+
+            consuming.basic.consume(on_message, queue, arguments={"x-stream-offset": offset})
+            readers.append(consuming)
+            return got
+
+        rest = STREAM_MESSAGES - STREAM_OFFSET
+        first, middle = reader("first", STREAM_MESSAGES), reader(STREAM_OFFSET, rest)
+        pump_until(lambda: (len(first), len(middle)) == (STREAM_MESSAGES, rest), _pump(*readers), "deliveries")
+        expect(first, stream_read(0), "from first")
+        expect(middle, stream_read(STREAM_OFFSET), f"from {STREAM_OFFSET}")
+        following = reader("next", 1)
+        channel.basic.publish(f"s{STREAM_MESSAGES}".encode(), queue)
+        pump_until(lambda: following, _pump(*readers), "the delivery from next")
+        expect(following, stream_read(STREAM_MESSAGES, STREAM_MESSAGES + 1), "from next")
+        channel.queue.delete(queue)
+
+
+
+def deduplication(url: str, names: Names) -> None:
+    with UriConnection(url) as connection, connection.channel() as channel:
+        channel.confirm_deliveries()
+        queue = channel.queue.declare(names("dedup-q"), exclusive=True,
+                                      arguments={"x-message-deduplication": True})["queue"]
+        channel.exchange.declare(names("dedup-x"), "x-message-deduplication", auto_delete=True,
+                                 arguments={"x-cache-size": DEDUP_CACHE_SIZE})
+        bound = channel.queue.declare(names("dedup-bound"), exclusive=True)["queue"]
+        channel.queue.bind(bound, names("dedup-x"))
+        for exchange, routing_key, target in (("", queue, queue), (names("dedup-x"), "", bound)):
+            for body, value in DEDUP_PUBLISHES:
+                properties = {"headers": {"x-deduplication-header": value}}
+                acked = channel.basic.publish(body.encode(), routing_key, exchange=exchange, properties=properties)
+                expect(acked, True, "confirm")
+            got = []
+            while (message := channel.basic.get(target, no_ack=True, auto_decode=False)) is not None:
+                got.append(message.body.decode())
+            expect(tuple(got), DEDUP_EXPECTED, f"messages in {target}")
+
+
+def delayed_message(url: str, names: Names) -> None:
+    with UriConnection(url) as connection, connection.channel() as channel:
+        channel.exchange.declare(names("delayed"), "x-delayed-message", auto_delete=True,
+                                 arguments={"x-delayed-type": "direct"})
+        queue = channel.queue.declare(names("delayed-q"), exclusive=True)["queue"]
+        channel.queue.bind(queue, names("delayed"), DELAYED_KEY)
+        channel.basic.publish(b"late", DELAYED_KEY, exchange=names("delayed"), properties={"headers": {"x-delay": DELAY}})
+        channel.basic.publish(b"now", DELAYED_KEY, exchange=names("delayed"))
+        got = []
+        for _ in range(2):
+            message = _get(channel, queue, no_ack=True)
+            got.append((message.body, message.properties["headers"]))
+        expect(got, [(b"now", None), (b"late", {"x-delay": -DELAY})], "deliveries (body, headers)")
+
+
 if __name__ == "__main__":
     main({scenario.__name__: scenario for scenario in (
         connect, auth_refused, routing, ack, requeue, discard, prefetch, confirms, mandatory, rpc,
         large_message, many_channels, not_found, precondition_failed, heartbeat, consumer_cancel,
         dead_letter_ttl, dead_letter_reject, max_length, priority, single_active_consumer, alternate_exchange,
-        quorum_queue, consumer_priority, cc_bcc, queue_expires,
+        quorum_queue, consumer_priority, cc_bcc, queue_expires, max_length_bytes, reject_publish_dlx,
+        quorum_declare_rules, stream, deduplication, delayed_message,
     )})

@@ -12,17 +12,20 @@ import time
 import pika
 import pytest
 
+from amqpbroker.cli import parse_args
+
 
 def start_broker(*args: str) -> tuple[subprocess.Popen, int]:
+    """Starts the command on 127.0.0.1 (unless `args` name another --host) and a free port."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "amqpbroker", "--host", "127.0.0.1", "--port", "0", *args],
+        [sys.executable, "-m", "amqpbroker", "--no-http", "--host", "127.0.0.1", "--port", "0", *args],
         stderr=subprocess.PIPE,
         text=True,
     )
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         line = process.stderr.readline()
-        found = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
+        found = re.search(r"listening on \S+:(\d+)", line)
         if found:
             return process, int(found.group(1))
     process.kill()
@@ -60,7 +63,7 @@ def test_port_in_use_is_reported() -> None:
         taken.listen()
         port = taken.getsockname()[1]
         result = subprocess.run(
-            [sys.executable, "-m", "amqpbroker", "--host", "127.0.0.1", "--port", str(port), "--in-memory"],
+            [sys.executable, "-m", "amqpbroker", "--no-http", "--host", "127.0.0.1", "--port", str(port), "--in-memory"],
             capture_output=True,
             text=True,
             timeout=30,
@@ -144,3 +147,9 @@ def test_bad_consumer_timeout_flag_says_what_is_wrong() -> None:
     )
     assert result.returncode == 2
     assert "not a number of milliseconds: '1s'" in result.stderr
+
+
+
+@pytest.mark.parametrize(("flag", "names"), [([], ("guest",)), (["--loopback-users", ""], ()), (["--loopback-users", "guest, ops"], ("guest", "ops"))])
+def test_loopback_users_flag(flag: list[str], names: tuple[str, ...]) -> None:
+    assert parse_args(flag).loopback_users == names
