@@ -69,6 +69,7 @@ async def test_a_pika_worker_in_a_thread_acks(amqp_broker, amqp_vhost, amqp_url)
 
 TRIO_TEST = """
 import pika
+import pika.exceptions
 import pytest
 import trio
 
@@ -95,7 +96,8 @@ async def test_a_broker_in_the_test_s_own_run_with_a_manual_clock():
         channel = await trio.to_thread.run_sync(connection.channel)
         await trio.to_thread.run_sync(lambda: channel.queue_declare("later", arguments={"x-expires": 1000}))
         broker.advance(1)
-        await broker.wait_for(lambda: "later" not in [queue.name for queue in broker.queues()])
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker, match="NOT_FOUND"):
+            await trio.to_thread.run_sync(lambda: channel.queue_declare("later", passive=True))
         await trio.to_thread.run_sync(connection.close)
 """
 
