@@ -8,6 +8,9 @@ import aio_pika
 import pika
 import pika.exceptions
 import pytest
+import trio
+
+from amqpbroker.testing import serve_broker
 
 from .conftest import WAIT_SECONDS
 
@@ -139,3 +142,11 @@ def test_a_stalled_connection_is_noticed_by_pika_heartbeats_and_the_worker_recon
         except pika.exceptions.AMQPConnectionError:
             continue
     assert attempts == 2 and done == [b"job"]
+
+
+async def test_a_trio_broker_cuts_a_connection_mid_frame():
+    async with serve_broker() as broker:
+        connection = await trio.to_thread.run_sync(pika.BlockingConnection, named(broker.url, "client"))
+        assert await broker.cut(connection="client") == 1
+        with pytest.raises(pika.exceptions.StreamLostError):
+            await trio.to_thread.run_sync(lambda: connection.process_data_events(time_limit=WAIT_SECONDS))
