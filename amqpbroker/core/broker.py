@@ -24,6 +24,7 @@ from .memory import MemoryWatermark
 from .message import Message, QueueEntry
 from .queue import Consumer, Queue
 from .session import Session
+from .stats import BrokerStats, ChannelStats
 from .timers import Timers
 from .users import Users
 from .vhost import VHost
@@ -73,6 +74,7 @@ class Broker:
         self.consumer_timeout = consumer_timeout
         """Milliseconds a delivery may stay unacknowledged; None never times out."""
         self.connections: set[ClientConnection] = set()
+        self.stats = BrokerStats()
         self.store = store if store is not None else MemoryStore()
         self.journal = Journal()
         self.memory = MemoryWatermark(memory_limit)
@@ -89,7 +91,7 @@ class Broker:
     def add_vhost(self, name: str) -> VHost:
         vhost = self.vhosts.get(name)
         if vhost is None:
-            vhost = self.vhosts[name] = VHost(name, self.journal, self.memory, self.dead_letters)
+            vhost = self.vhosts[name] = VHost(name, self.journal, self.memory, self.dead_letters, self.stats)
             self.journal.append(PutVHost(name))
         return vhost
 
@@ -147,7 +149,7 @@ class Broker:
         store = self.store
         recovered = store.recover()
         for name in recovered.vhosts:
-            self.vhosts[name] = VHost(name, self.journal, self.memory, self.dead_letters)
+            self.vhosts[name] = VHost(name, self.journal, self.memory, self.dead_letters, self.stats)
         for record in recovered.exchanges:
             vhost = self.vhosts[record.vhost]
             vhost.exchanges[record.name] = make_exchange(
@@ -204,7 +206,32 @@ class Broker:
     def connect(self, vhost: str, username: str, sink: Sink, capabilities: dict) -> ClientConnection:
         connection = ClientConnection(self, self.vhosts[vhost], username, sink, capabilities)
         self.connections.add(connection)
+        self.stats.connections_opened += 1
         return connection
+
+    # Statistics
+
+    def channel_stats(self) -> list[ChannelStats]:
+        """The counts of every open channel."""
+        return [session.stats for connection in self.connections for session in connection.sessions.values()]
+
+    def message_totals(self) -> ChannelStats:
+        """The broker's message counts since it started, with the overview's rates."""
+        return self.stats.message_totals(self.channel_stats())
+
+    def sample_stats(self, now: float | None = None) -> None:
+        """Samples every count for its rate: the overview's, and every queue's, exchange's and channel's."""
+        if now is None:
+            now = self.timers.clock()
+        channels = self.channel_stats()
+        self.stats.overview_rates.sample(self.stats.message_totals(channels).counts(), now)
+        for stats in channels:
+            stats.sample(now)
+        for vhost in self.vhosts.values():
+            for queue in vhost.queues.values():
+                queue.stats.sample(now)
+            for exchange in vhost.exchanges.values():
+                exchange.stats.sample(now)
 
     def expire_deliveries(self) -> None:
         """Closes every channel whose oldest unacknowledged delivery is older than `consumer_timeout`.
@@ -266,12 +293,14 @@ class ClientConnection:
         if channel in self.sessions:
             raise ConnectionException.channel_error("second 'channel.open' seen")
         session = self.sessions[channel] = Session(self, channel)
+        self.broker.stats.channels_opened += 1
         return session
 
     def close_channel(self, channel: int) -> None:
         session = self.sessions.pop(channel, None)
         if session is not None:
             session.close()
+            self.broker.stats.channel_closed(session.stats)
 
     def flush_confirms(self) -> None:
         for confirms in self.pending_confirms:
@@ -288,6 +317,7 @@ class ClientConnection:
             return
         self.closed = True
         self.broker.connections.discard(self)
+        self.broker.stats.connections_closed += 1
         for channel in list(self.sessions):
             self.close_channel(channel)
         for queue in list(self.exclusive_queues):

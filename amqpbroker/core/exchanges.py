@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .stats import ExchangeStats
 from .topic import TopicTrie
 
 EXCHANGE_TYPES = ("direct", "fanout", "topic", "headers")
@@ -62,6 +63,7 @@ class Exchange:
         self.bindings: dict[tuple, Binding] = {}
         self.exchange_bindings = 0
         """How many bindings lead to other exchanges; routing follows them only when there are any."""
+        self.stats = ExchangeStats()
 
     def bind(self, destination: Any, routing_key: str, arguments: dict) -> Binding | None:
         """Adds a binding and returns it; None if it was already there."""

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .confirms import Confirms
     from .delivery import Delivery
     from .output import ChannelOutput
+    from .stats import ChannelStats
 
 _REPLY_TO_PREFIX = REPLY_TO + "."
 _ROUTING_HEADERS = ("CC", "BCC")
@@ -28,10 +29,17 @@ _ROUTING_HEADERS = ("CC", "BCC")
 
 class Publisher:
     def __init__(
-        self, connection: ClientConnection, output: ChannelOutput, delivery: Delivery, confirms: Confirms
+        self,
+        connection: ClientConnection,
+        output: ChannelOutput,
+        delivery: Delivery,
+        confirms: Confirms,
+        stats: ChannelStats,
     ) -> None:
         self._connection = connection
         self._vhost = connection.vhost
+        self._stats = stats
+        self._default_exchange = connection.vhost.exchanges[""]
         self._output = output
         self._delivery = delivery
         self._confirms = confirms
@@ -93,22 +101,27 @@ class Publisher:
             if exchange.type == "headers" or exchange.exchange_bindings or exchange.alternate_exchange is not None:
                 headers = BasicProperties.decode(properties).headers
             queues: Collection[Queue] = vhost.route(exchange, routing_key, headers, cc)
-        elif cc:
-            queues = _named_queues(vhost.queues, (routing_key, *cc))
         else:
-            queue = vhost.queues.get(routing_key)
-            if queue is not None:
-                queues = (queue,)
-            elif routing_key.startswith(_REPLY_TO_PREFIX):
-                reply_to = self._connection.broker.reply_to.get(routing_key[len(_REPLY_TO_PREFIX) :])
-                queues = (reply_to,) if reply_to is not None else ()
+            exchange = self._default_exchange
+            if cc:
+                queues = _named_queues(vhost.queues, (routing_key, *cc))
             else:
-                queues = ()
+                queue = vhost.queues.get(routing_key)
+                if queue is not None:
+                    queues = (queue,)
+                elif routing_key.startswith(_REPLY_TO_PREFIX):
+                    reply_to = self._connection.broker.reply_to.get(routing_key[len(_REPLY_TO_PREFIX) :])
+                    queues = (reply_to,) if reply_to is not None else ()
+                else:
+                    queues = ()
+        self._stats.publish += 1
+        exchange.stats.publish_in += 1
         confirms = self._confirms if self.confirm_mode else None
         if confirms is not None:
             confirms.published()
         if not queues:
             if method.mandatory:
+                self._stats.return_unroutable += 1
                 self._output.content(
                     spec.BasicReturn(
                         reply_code=312, reply_text="NO_ROUTE", exchange=exchange_name, routing_key=routing_key
@@ -116,7 +129,10 @@ class Publisher:
                     properties,
                     body,
                 )
+            else:
+                self._stats.drop_unroutable += 1
         else:
+            exchange.stats.publish_out += len(queues)
             stored, refused = vhost.enqueue(Message(exchange_name, routing_key, properties, body), queues)
             if confirms is not None:
                 # As with RabbitMQ, one queue refusing the message (x-overflow reject-publish) is

@@ -27,6 +27,7 @@ from .arguments import QueueSettings
 from .backlog import Lane, PriorityLanes
 from .memory import MemoryWatermark
 from .message import Message, QueueEntry
+from .stats import QueueStats
 from .timers import Timers
 
 if TYPE_CHECKING:
@@ -167,6 +168,7 @@ class Queue:
         """How many messages are ready (in the backlog)."""
         self._next_seq = 0
         self.unacked_count = 0
+        self.stats = QueueStats()
         # Durable queues record their persistent messages here; transient ones have no journal.
         self.journal = journal if durable else None
         self.delivered_seq = -1
@@ -210,6 +212,7 @@ class Queue:
         """Adds a message at the end; False if the queue refuses it (`x-overflow` reject-publish)."""
         entry = QueueEntry(self._next_seq, message)
         self._next_seq += 1
+        self.stats.publish += 1
         if self._ttl is not None or message.expiration is not None:
             entry.expires = self._expiry(message)
         message.holders += 1

@@ -27,6 +27,7 @@ from .journal import Journal
 from .memory import MemoryWatermark
 from .message import Message
 from .queue import DeadLetterer, Queue
+from .stats import BrokerStats
 
 DEFAULT_EXCHANGES = {
     "amq.direct": "direct",
@@ -68,9 +69,11 @@ class VHost:
         journal: Journal | None = None,
         memory: MemoryWatermark | None = None,
         dead_letters: DeadLetterer | None = None,
+        stats: BrokerStats | None = None,
     ) -> None:
         self.name = name
         self._dead_letters = dead_letters
+        self.stats = stats if stats is not None else BrokerStats()
         self.journal = journal if journal is not None else Journal()
         self.memory = memory if memory is not None else MemoryWatermark()
         self.exchanges: dict[str, Exchange] = {"": make_exchange("", "direct", durable=True)}
@@ -262,6 +265,7 @@ class VHost:
         elif name.startswith("amq."):
             # Like RabbitMQ, refused even if such a queue exists: only the server names `amq.` queues.
             raise ChannelException.access_refused(f"queue name '{name}' contains reserved prefix 'amq.*'")
+        self.stats.queues_declared += 1
         existing = self.queues.get(name)
         if existing is None:
             settings = queue_settings(
@@ -291,6 +295,7 @@ class VHost:
                 dead_letters=self._dead_letters,
             )
             self.queues[name] = queue
+            self.stats.queues_created += 1
             if queue.durable:
                 self.journal.append(PutQueue(self.name, name, auto_delete, queue.arguments))
             return queue
@@ -333,6 +338,8 @@ class VHost:
         """Removes the queue and its bindings; returns how many ready messages went with it."""
         count = queue.message_count
         self.queues.pop(queue.name, None)
+        if not queue.deleted:
+            self.stats.queue_deleted(queue.settings.queue_type, queue.stats)
         queue.deleted = True
         for exchange in list(self.exchanges.values()):
             removed = exchange.unbind_destination(queue)

@@ -3,7 +3,8 @@
 `Server.serve()` runs until cancelled or until `shutdown()`; shutdown tells every client
 `connection.close` 320 CONNECTION_FORCED, waits briefly for their close-ok, then for the store's
 last writes up to `Limits.shutdown_timeout` (StoreError if they failed or did not finish). A timer
-closes channels whose deliveries stay unacknowledged longer than the broker's consumer timeout.
+closes channels whose deliveries stay unacknowledged longer than the broker's consumer timeout;
+another samples the statistics for their rates.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Callable
 import trio
 
 from .. import core
+from ..core.stats import SAMPLE_INTERVAL
 from ..store import StoreError
 from .amqp import CLOSE_TIMEOUT, AMQPConnection
 from .disk import DiskMonitor, disk_free_bytes
@@ -82,6 +84,7 @@ class Server:
                 nursery.start_soon(monitor.run, functools.partial(self._gate.set_alarm, "disk"))
             if self.broker.consumer_timeout is not None:
                 nursery.start_soon(self._expire_deliveries, self.broker.consumer_timeout)
+            nursery.start_soon(self._sample_stats)
             nursery.start_soon(trio.serve_listeners, self._handle, listeners)
             task_status.started(self.port)
             await self._stopped.wait()
@@ -111,6 +114,15 @@ class Server:
             except Exception:
                 # A bug here must cost one turn of the check, not the broker.
                 log.exception("checking for deliveries past the consumer timeout failed")
+
+    async def _sample_stats(self) -> None:
+        """Samples the statistics for their rates, as RabbitMQ's management does, every few seconds."""
+        while True:
+            await trio.sleep(SAMPLE_INTERVAL)
+            try:
+                self.broker.sample_stats()
+            except Exception:
+                log.exception("sampling the statistics failed")
 
     def shutdown(self) -> None:
         """Starts a graceful shutdown; `serve()` returns once clients are told."""
