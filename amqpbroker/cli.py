@@ -24,6 +24,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default: %(default)s)")
     parser.add_argument("--port", type=_port, default=5672, help="AMQP port, 0 for any free one (default: %(default)s)")
     parser.add_argument(
+        "--http-port",
+        type=_port,
+        default=15672,
+        help="management HTTP API port, 0 for any free one (default: %(default)s)",
+    )
+    parser.add_argument("--no-http", action="store_true", help="do not serve the management HTTP API")
+    parser.add_argument(
         "--data-dir",
         default=default_data_dir(),
         help="where durable exchanges, queues, bindings and persistent messages live (default: %(default)s)",
@@ -184,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         broker = core.Broker(store=store, memory_limit=args.memory_limit, consumer_timeout=args.consumer_timeout)
         data_dir = None if args.in_memory else args.data_dir
-        server = Server(broker, host=args.host, port=args.port, limits=limits, data_dir=data_dir)
+        http_port = None if args.no_http else args.http_port
+        server = Server(broker, host=args.host, port=args.port, limits=limits, data_dir=data_dir, http_port=http_port)
         trio.run(_serve, server)
         clean = True
     except (StoreError, OSError, BaseExceptionGroup) as raised:

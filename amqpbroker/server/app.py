@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import functools
 import logging
+import socket
 from typing import Callable
 
 import trio
 
-from .. import core
+from .. import core, mgmt
 from ..core.stats import SAMPLE_INTERVAL
 from ..store import StoreError
 from .amqp import CLOSE_TIMEOUT, AMQPConnection
@@ -41,9 +42,15 @@ def single_error(exc: BaseException) -> BaseException:
     return exc
 
 
+def node_name() -> str:
+    """This broker's name in the management API, as RabbitMQ's `rabbit@host`."""
+    return f"amqpbroker@{socket.gethostname().split('.')[0]}"
+
+
 class Server:
     """Serves `broker`. With a `data_dir`, publishers are blocked while its disk has less than
-    `limits.disk_free_limit` bytes free, as `free_space(data_dir)` reports."""
+    `limits.disk_free_limit` bytes free, as `free_space(data_dir)` reports. With an `http_port`
+    (0: any free one), the management HTTP API is served on it too."""
 
     def __init__(
         self,
@@ -55,10 +62,14 @@ class Server:
         limits: Limits = Limits(),
         data_dir: str | None = None,
         free_space: Callable[[str], int] = disk_free_bytes,
+        http_port: int | None = None,
+        http_limits: mgmt.HTTPLimits = mgmt.HTTPLimits(),
     ) -> None:
         self.broker = broker if broker is not None else core.Broker()
         self.host = host
         self.port = port
+        self.http_port = http_port
+        self.http_limits = http_limits
         self.heartbeat = heartbeat
         self.limits = limits
         self.data_dir = data_dir
@@ -75,7 +86,14 @@ class Server:
         listeners = await trio.open_tcp_listeners(self.port, host=self.host)
         self.port = listeners[0].socket.getsockname()[1]
         log.info("listening on %s:%d", self.host, self.port)
+        http_listeners = []
+        if self.http_port is not None:
+            http_listeners = await trio.open_tcp_listeners(self.http_port, host=self.host)
+            self.http_port = http_listeners[0].socket.getsockname()[1]
+            log.info("management API on http://%s:%d/api/", self.host, self.http_port)
         async with trio.open_nursery() as nursery:
+            if http_listeners:
+                nursery.start_soon(mgmt.serve, self.broker, http_listeners, self._node(), self.http_limits)
             nursery.start_soon(self._persister.run)
             nursery.start_soon(run_timers, self.broker)
             nursery.start_soon(self._gate.run)
@@ -98,6 +116,13 @@ class Server:
         if not await self._persister.flush():
             raise StoreError("the store did not take the last writes at shutdown; they may not be durable")
         log.info("stopped")
+
+    def _node(self) -> mgmt.Node:
+        name = node_name()
+        listeners = [{"node": name, "protocol": "amqp", "ip_address": self.host, "port": self.port}]
+        if self.http_port is not None:
+            listeners.append({"node": name, "protocol": "http", "ip_address": self.host, "port": self.http_port})
+        return mgmt.Node(name, listeners)
 
     @property
     def store_hung(self) -> bool:

@@ -22,7 +22,7 @@ from .. import core
 from ..server import Limits, Server, single_error
 from ..server.disk import disk_free_bytes
 from ..store import open_store
-from ._served import CLOSED_TEXT, BindingInfo, ExchangeInfo, MessageInfo, QueueInfo, TrioBroker, amqp_url
+from ._served import CLOSED_TEXT, BindingInfo, ExchangeInfo, MessageInfo, QueueInfo, TrioBroker, amqp_url, http_url
 
 T = TypeVar("T")
 
@@ -36,7 +36,8 @@ class Broker:
     (default: no limits). A publish larger than `max_message_size` gets 406 PRECONDITION_FAILED; a
     client that has not opened its connection within `handshake_timeout` seconds is dropped.
     A channel holding a delivery unacknowledged for more than `consumer_timeout` milliseconds
-    (default: RabbitMQ's 30 minutes; None: never) is closed with 406.
+    (default: RabbitMQ's 30 minutes; None: never) is closed with 406. With `http_port` (0: any
+    free one; default: not served) the management HTTP API is served too, at `http_url`.
     """
 
     def __init__(
@@ -52,8 +53,10 @@ class Broker:
         disk_free_limit: int | None = None,
         free_space: Callable[[str], int] = disk_free_bytes,
         consumer_timeout: int | None = core.DEFAULT_CONSUMER_TIMEOUT,
+        http_port: int | None = None,
     ) -> None:
         self.host = host
+        self._http_port = http_port
         self._port = port
         self._heartbeat = heartbeat
         self._memory_limit = memory_limit
@@ -86,6 +89,16 @@ class Broker:
     def vhost_url(self, vhost: str) -> str:
         return amqp_url(self.host, self.port, vhost)
 
+    @property
+    def http_port(self) -> int | None:
+        """The management API's bound port once started; None when it is not served."""
+        return self._served.http_port if self._served is not None else self._http_port
+
+    @property
+    def http_url(self) -> str:
+        """`http://HOST:PORT`, the management API's base (its paths start with `/api/`)."""
+        return http_url(self.host, self.http_port)
+
     # Running
 
     def start(self) -> Broker:
@@ -103,6 +116,7 @@ class Broker:
             data_dir=self._data_dir,
             free_space=self._free_space,
             consumer_timeout=self._consumer_timeout,
+            http_port=self._http_port,
         )
         self._started.clear()
         self._error = None

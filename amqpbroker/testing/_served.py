@@ -73,6 +73,12 @@ def amqp_url(host: str, port: int, vhost: str | None = None) -> str:
     return f"amqp://guest:guest@{host}:{port}/{path}"
 
 
+def http_url(host: str, port: int | None) -> str:
+    if port is None:
+        raise RuntimeError("the management API is not served: start the broker with http_port=0")
+    return f"http://{host}:{port}"
+
+
 class TrioBroker:
     """A broker served in the current trio run; made by `serve_broker`.
 
@@ -91,6 +97,7 @@ class TrioBroker:
         data_dir: str | None = None,
         free_space: Callable[[str], int] = disk_free_bytes,
         consumer_timeout: int | None = core.DEFAULT_CONSUMER_TIMEOUT,
+        http_port: int | None = None,
     ) -> None:
         self.store = store
         self.host = host
@@ -102,6 +109,7 @@ class TrioBroker:
             limits=limits,
             data_dir=data_dir,
             free_space=free_space,
+            http_port=http_port,
         )
         self._stop_requested = trio.Event()
         self._close_timeout = 1.0
@@ -119,6 +127,16 @@ class TrioBroker:
 
     def vhost_url(self, vhost: str) -> str:
         return amqp_url(self.host, self.port, vhost)
+
+    @property
+    def http_port(self) -> int | None:
+        """The management API's port, None when it is not served."""
+        return self.server.http_port
+
+    @property
+    def http_url(self) -> str:
+        """`http://HOST:PORT`, the management API's base (its paths start with `/api/`)."""
+        return http_url(self.host, self.server.http_port)
 
     # Running
 
@@ -176,6 +194,8 @@ class TrioBroker:
             limits=old.limits,
             data_dir=old.data_dir,
             free_space=old.free_space,
+            http_port=old.http_port,
+            http_limits=old.http_limits,
         )
         assert self._nursery is not None, "restart() before run()"
         await self._nursery.start(self._serve, self.server)
@@ -300,6 +320,7 @@ async def serve_broker(
     disk_free_limit: int | None = None,
     free_space: Callable[[str], int] = disk_free_bytes,
     consumer_timeout: int | None = core.DEFAULT_CONSUMER_TIMEOUT,
+    http_port: int | None = None,
 ) -> AsyncIterator[TrioBroker]:
     """Serves a broker in the current trio run while the context is open.
 
@@ -308,7 +329,8 @@ async def serve_broker(
     `disk_free_limit` bytes free as `free_space(data_dir)` reports (no limits by default). A publish
     larger than `max_message_size` is refused; a client has `handshake_timeout` seconds to connect.
     A channel holding a delivery unacknowledged for more than `consumer_timeout` milliseconds
-    (None: never) is closed with 406, as RabbitMQ does. The broker's methods are called directly
+    (None: never) is closed with 406, as RabbitMQ does. With `http_port` (0: any free one) the
+    management HTTP API is served, at `http_url`. The broker's methods are called directly
     (this is its thread); `restart()` is awaited.
     """
     store = open_store(data_dir)
@@ -327,6 +349,7 @@ async def serve_broker(
             data_dir=data_dir,
             free_space=free_space,
             consumer_timeout=consumer_timeout,
+            http_port=http_port,
         )
         async with trio.open_nursery() as nursery:
             await nursery.start(broker.run)

@@ -1,0 +1,77 @@
+"""`/api/overview` and `/api/whoami`: the broker at a glance, and who is asking."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from .. import __version__, core
+from ..core.exchanges import EXCHANGE_TYPES
+from .api import Request, Routes
+
+routes = Routes()
+
+RABBITMQ_VERSION = "3.10.8"
+"""The RabbitMQ release whose management API this one answers as; tools read it to pick features."""
+
+_EXCHANGE_DESCRIPTIONS = {
+    "direct": "AMQP direct exchange, as per the AMQP specification",
+    "fanout": "AMQP fanout exchange, as per the AMQP specification",
+    "headers": "AMQP headers exchange, as per the AMQP specification",
+    "topic": "AMQP topic exchange, as per the AMQP specification",
+}
+
+
+@routes.get("/api/overview")
+def overview(request: Request, broker: core.Broker) -> dict[str, Any]:
+    node = request.node
+    return {
+        "management_version": RABBITMQ_VERSION,
+        "rates_mode": "basic",
+        "exchange_types": exchange_types(),
+        "product_version": __version__,
+        "product_name": "amqpbroker",
+        "rabbitmq_version": RABBITMQ_VERSION,
+        "cluster_name": node.name,
+        "erlang_version": f"Python {sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}",
+        "disable_stats": False,
+        "enable_queue_totals": False,
+        "message_stats": {},
+        "queue_totals": queue_totals(broker),
+        "object_totals": object_totals(broker),
+        "statistics_db_event_queue": 0,
+        "node": node.name,
+        "listeners": node.listeners,
+    }
+
+
+def exchange_types() -> list[dict[str, Any]]:
+    return [
+        {"name": name, "description": _EXCHANGE_DESCRIPTIONS.get(name, ""), "enabled": True}
+        for name in sorted(EXCHANGE_TYPES)
+    ]
+
+
+def queue_totals(broker: core.Broker) -> dict[str, int]:
+    ready = unacked = 0
+    for vhost in broker.vhosts.values():
+        for queue in vhost.queues.values():
+            ready += queue.message_count
+            unacked += queue.unacked_count
+    return {"messages": ready + unacked, "messages_ready": ready, "messages_unacknowledged": unacked}
+
+
+def object_totals(broker: core.Broker) -> dict[str, int]:
+    connections = broker.connections
+    return {
+        "channels": sum(len(connection.sessions) for connection in connections),
+        "connections": len(connections),
+        "consumers": sum(len(queue.consumers) for vhost in broker.vhosts.values() for queue in vhost.queues.values()),
+        "exchanges": sum(len(vhost.exchanges) for vhost in broker.vhosts.values()),
+        "queues": sum(len(vhost.queues) for vhost in broker.vhosts.values()),
+    }
+
+
+@routes.get("/api/whoami")
+def whoami(request: Request, broker: core.Broker) -> dict[str, Any]:
+    return {"name": request.user.name, "tags": list(request.user.tags)}
