@@ -106,9 +106,9 @@ def render(broker: core.Broker, node: NodeStatus, *, per_object: bool = False) -
 
 
 def _queue_series(out: _Exposition, queues: list[core.Queue], per_object: bool) -> None:
-    def series(value: Callable[[core.Queue], float]) -> Samples:
+    def series(value: Callable[[core.Queue], float], vhost_label: str = "vhost") -> Samples:
         if per_object:
-            return [({"vhost": queue.vhost, "queue": queue.name}, value(queue)) for queue in queues]
+            return [({vhost_label: queue.vhost, "queue": queue.name}, value(queue)) for queue in queues]
         return [({}, sum(value(queue) for queue in queues))]
 
     out.family("rabbitmq_queue_messages_ready", "gauge", "Messages ready to be delivered to consumers",
@@ -121,7 +121,8 @@ def _queue_series(out: _Exposition, queues: list[core.Queue], per_object: bool) 
     out.family("rabbitmq_queue_consumers", "gauge", "Consumers on a queue",
                series(lambda queue: len(queue.consumers)))
     out.family("rabbitmq_queue_messages_published_total", "counter", "Total number of messages published to queues",
-               series(lambda queue: queue.stats.publish))
+               # RabbitMQ's labels here also name the channel and the exchange, which we do not count by.
+               series(lambda queue: queue.stats.publish, "queue_vhost"))
 
 
 # Channel counters as RabbitMQ's aggregated endpoint sums them: over the channels open now.
@@ -143,7 +144,8 @@ _CHANNEL_COUNTERS = (
      "Total number of messages delivered to consumers in manual acknowledgement mode"),
     ("rabbitmq_channel_messages_delivered_total", ("deliver_no_ack",),
      "Total number of messages delivered to consumers in automatic acknowledgement mode"),
-    ("rabbitmq_channel_messages_redelivered_total", ("redeliver",), "Total number of messages redelivered to consumers"),
+    ("rabbitmq_channel_messages_redelivered_total", ("redeliver",),
+     "Total number of messages redelivered to consumers"),
     ("rabbitmq_channel_messages_acked_total", ("ack",), "Total number of messages acknowledged by consumers"),
     ("rabbitmq_channel_get_empty_total", ("get_empty",),
      "Total number of times basic.get operations fetched no message"),

@@ -16,9 +16,13 @@ from typing import Callable
 
 import trio
 
-from .. import core, mgmt
+from .. import __version__, core, mgmt
 from ..core.stats import SAMPLE_INTERVAL
+from ..mgmt.metrics import serve_metrics
+from ..mgmt.overview import RABBITMQ_VERSION
+from ..mgmt.prometheus import NodeStatus
 from ..store import StoreError
+from . import process
 from .amqp import CLOSE_TIMEOUT, AMQPConnection
 from .disk import DiskMonitor, disk_free_bytes
 from .flow import PublishGate
@@ -50,7 +54,8 @@ def node_name() -> str:
 class Server:
     """Serves `broker`. With a `data_dir`, publishers are blocked while its disk has less than
     `limits.disk_free_limit` bytes free, as `free_space(data_dir)` reports. With an `http_port`
-    (0: any free one), the management HTTP API is served on it too."""
+    (0: any free one), the management HTTP API is served on it too; with a `metrics_port`, the
+    Prometheus metrics."""
 
     def __init__(
         self,
@@ -64,12 +69,14 @@ class Server:
         free_space: Callable[[str], int] = disk_free_bytes,
         http_port: int | None = None,
         http_limits: mgmt.HTTPLimits = mgmt.HTTPLimits(),
+        metrics_port: int | None = None,
     ) -> None:
         self.broker = broker if broker is not None else core.Broker()
         self.host = host
         self.port = port
         self.http_port = http_port
         self.http_limits = http_limits
+        self.metrics_port = metrics_port
         self.heartbeat = heartbeat
         self.limits = limits
         self.data_dir = data_dir
@@ -91,9 +98,16 @@ class Server:
             http_listeners = await trio.open_tcp_listeners(self.http_port, host=self.host)
             self.http_port = http_listeners[0].socket.getsockname()[1]
             log.info("management API on http://%s:%d/api/", self.host, self.http_port)
+        metrics_listeners = []
+        if self.metrics_port is not None:
+            metrics_listeners = await trio.open_tcp_listeners(self.metrics_port, host=self.host)
+            self.metrics_port = metrics_listeners[0].socket.getsockname()[1]
+            log.info("Prometheus metrics on http://%s:%d/metrics", self.host, self.metrics_port)
         async with trio.open_nursery() as nursery:
             if http_listeners:
                 nursery.start_soon(mgmt.serve, self.broker, http_listeners, self._node(), self.http_limits)
+            if metrics_listeners:
+                nursery.start_soon(serve_metrics, self.broker, metrics_listeners, self._node_status, self.http_limits)
             nursery.start_soon(self._persister.run)
             nursery.start_soon(run_timers, self.broker)
             nursery.start_soon(self._gate.run)
@@ -123,6 +137,30 @@ class Server:
         if self.http_port is not None:
             listeners.append({"node": name, "protocol": "http", "ip_address": self.host, "port": self.http_port})
         return mgmt.Node(name, listeners)
+
+    def _node_status(self) -> NodeStatus:
+        """The process and its disk for a scrape; reads the system, so it runs in a thread."""
+        data_dir = self.data_dir
+        disk_free = store_size = None
+        if data_dir is not None:
+            try:
+                disk_free = self.free_space(data_dir)
+                store_size = process.directory_size_bytes(data_dir)
+            except OSError:
+                log.warning("cannot read the disk space of %s", data_dir, exc_info=True)
+        return NodeStatus(
+            node=node_name(),
+            version=RABBITMQ_VERSION,
+            product_version=__version__,
+            start_time=process.start_time(),
+            resident_memory_bytes=process.resident_memory_bytes(),
+            open_fds=process.open_fds(),
+            max_fds=process.max_fds(),
+            disk_free_bytes=disk_free,
+            disk_free_limit_bytes=None if data_dir is None else self.limits.disk_free_limit,
+            disk_alarm="disk" in self._gate.alarms,
+            store_size_bytes=store_size,
+        )
 
     @property
     def store_hung(self) -> bool:

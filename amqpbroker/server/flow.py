@@ -37,6 +37,11 @@ class PublishGate:
         return bool(self._alarms)
 
     @property
+    def alarms(self) -> frozenset[str]:
+        """The resources whose alarm is on: "memory", "disk"."""
+        return frozenset(self._alarms)
+
+    @property
     def reason(self) -> str:
         """What `connection.blocked` says, e.g. "low on disk"."""
         return "low on " + " & ".join(resource for resource in RESOURCES if resource in self._alarms)

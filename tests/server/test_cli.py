@@ -15,7 +15,7 @@ import pytest
 
 def start_broker(*args: str) -> tuple[subprocess.Popen, int]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "amqpbroker", "--no-http", "--host", "127.0.0.1", "--port", "0", *args],
+        [sys.executable, "-m", "amqpbroker", "--no-http", "--no-metrics", "--host", "127.0.0.1", "--port", "0", *args],
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -60,7 +60,8 @@ def test_port_in_use_is_reported() -> None:
         taken.listen()
         port = taken.getsockname()[1]
         result = subprocess.run(
-            [sys.executable, "-m", "amqpbroker", "--no-http", "--host", "127.0.0.1", "--port", str(port), "--in-memory"],
+            [sys.executable, "-m", "amqpbroker", "--no-http", "--no-metrics", "--host", "127.0.0.1",
+             "--port", str(port), "--in-memory"],
             capture_output=True,
             text=True,
             timeout=30,
