@@ -4,7 +4,24 @@ from __future__ import annotations
 
 from amqpbroker import core
 from amqpbroker.core.stats import Rates
+from amqpbroker.mgmt import message_stats
 from amqpbroker.protocol import spec
+
+# The counts RabbitMQ 3.10 reports, each also as `N_details` (seen on it with pika traffic).
+QUEUE_KEYS = {"ack", "deliver", "deliver_get", "deliver_no_ack", "get", "get_empty", "get_no_ack", "publish",
+              "redeliver"}
+CHANNEL_KEYS = QUEUE_KEYS | {"confirm", "drop_unroutable", "return_unroutable"}
+EXCHANGE_KEYS = {"publish_in", "publish_out"}
+# The overview has a channel's, and the queues' disk reads and writes, which we do not count.
+NOT_COUNTED = {"disk_reads", "disk_writes"}
+
+
+def keys(stats: dict) -> set[str]:
+    """The counts' names, after checking that each has its details with a rate."""
+    names = {key for key in stats if not key.endswith("_details")}
+    assert {key for key in stats if key.endswith("_details")} == {f"{name}_details" for name in names}
+    assert all(isinstance(stats[f"{name}_details"]["rate"], float) for name in names)
+    return names
 
 
 def counts(stats) -> dict[str, int]:
@@ -191,3 +208,46 @@ def test_active_once_anything_was_counted(broker: core.Broker, peer) -> None:
     assert not queue.stats.active()
     peer.publish("", "q")
     assert queue.stats.active()
+
+
+# message_stats, as the management API reports them
+
+
+def test_objects_that_counted_nothing_have_no_message_stats(broker: core.Broker, peer) -> None:
+    peer.declare("q")
+    vhost = broker.vhosts["/"]
+    assert message_stats.of(vhost.queues["q"].stats) == {}
+    assert message_stats.of(vhost.exchanges["amq.direct"].stats) == {}
+    assert message_stats.of(peer.channel(1).stats) == {}
+    assert keys(message_stats.overview(broker)) == CHANNEL_KEYS
+
+
+def test_queue_exchange_and_channel_message_stats_are_keyed_as_rabbitmqs(broker: core.Broker, peer) -> None:
+    peer.declare("q")
+    peer.publish("", "q")
+    vhost = broker.vhosts["/"]
+    assert keys(message_stats.of(vhost.queues["q"].stats)["message_stats"]) == QUEUE_KEYS
+    assert keys(message_stats.of(vhost.exchanges[""].stats)["message_stats"]) == EXCHANGE_KEYS
+    assert keys(message_stats.of(peer.channel(1).stats)["message_stats"]) == CHANNEL_KEYS
+
+
+def test_rates_are_per_second_over_the_last_interval_and_deliver_get_sums_deliveries(
+    broker: core.Broker, peer, clock
+) -> None:
+    peer.declare("q")
+    broker.sample_stats()
+    for _ in range(7):
+        peer.publish("", "q")
+    peer.get("q", no_ack=True)
+    peer.get("q", no_ack=False)
+    peer.consume("q", "c", ch=2)
+    peer.handle(spec.BasicAck(delivery_tag=5, multiple=True), ch=2)
+    clock.advance(5)
+    broker.sample_stats()
+    stats = message_stats.of(broker.vhosts["/"].queues["q"].stats)["message_stats"]
+    assert (stats["publish"], stats["publish_details"]) == (7, {"rate": 1.4})
+    assert (stats["deliver_get"], stats["deliver_get_details"]) == (7, {"rate": 1.4})
+    assert (stats["ack"], stats["ack_details"]) == (5, {"rate": 1.0})
+    overview = message_stats.overview(broker)
+    assert (overview["deliver"], overview["get"], overview["get_no_ack"]) == (5, 1, 1)
+    assert overview["deliver_get_details"] == {"rate": 1.4}
