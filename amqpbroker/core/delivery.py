@@ -177,9 +177,6 @@ class Delivery:
         else:
             queue_stats.deliver += 1
             stats.deliver += 1
-        if entry.redelivered:
-            queue_stats.redeliver += 1
-            stats.redeliver += 1
         return True
 
     def _hand_over(self, method: Any, queue: Queue, entry: QueueEntry, consumer: Consumer | None, no_ack: bool) -> bool:
@@ -202,6 +199,9 @@ class Delivery:
         if queue.settings.queue_type == "quorum":
             properties = _with_delivery_count(properties, entry.delivery_count)
         self._output.content(method, properties, body)
+        if entry.redelivered:
+            queue.stats.redeliver += 1
+            self._stats.redeliver += 1
         if no_ack:
             queue.forget(entry)
             return True
@@ -246,9 +246,6 @@ class Delivery:
         else:
             queue_stats.get += 1
             stats.get += 1
-        if entry.redelivered:
-            queue_stats.redeliver += 1
-            stats.redeliver += 1
 
     # acknowledgements
 

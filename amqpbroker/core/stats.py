@@ -73,15 +73,11 @@ class Counters:
 _DELIVERIES = ("deliver", "deliver_no_ack", "get", "get_no_ack", "get_empty", "redeliver", "ack")
 
 
-class ChannelStats(Counters):
-    """What one channel did: received publishes and what became of them, deliveries and acks."""
+class _Deliveries(Counters):
+    """The counts channels and queues both keep: messages published, delivered and acknowledged."""
 
-    NAMES = ("publish", "confirm", "return_unroutable", "drop_unroutable", *_DELIVERIES)
-    __slots__ = NAMES
+    __slots__ = ()
     publish: int
-    confirm: int
-    return_unroutable: int
-    drop_unroutable: int
     deliver: int
     """Deliveries to consumers that acknowledge; `deliver_no_ack` to those that do not."""
     deliver_no_ack: int
@@ -95,19 +91,21 @@ class ChannelStats(Counters):
     """Messages acknowledged (one basic.ack with multiple counts each message it settles)."""
 
 
-class QueueStats(Counters):
+class ChannelStats(_Deliveries):
+    """What one channel did: publishes received and what became of them, deliveries and acks."""
+
+    NAMES = ("publish", "confirm", "return_unroutable", "drop_unroutable", *_DELIVERIES)
+    __slots__ = NAMES
+    confirm: int
+    return_unroutable: int
+    drop_unroutable: int
+
+
+class QueueStats(_Deliveries):
     """What one queue did: messages routed to it, and its deliveries and acks."""
 
     NAMES = ("publish", *_DELIVERIES)
     __slots__ = NAMES
-    publish: int
-    deliver: int
-    deliver_no_ack: int
-    get: int
-    get_no_ack: int
-    get_empty: int
-    redeliver: int
-    ack: int
 
 
 class ExchangeStats(Counters):

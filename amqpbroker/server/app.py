@@ -51,6 +51,16 @@ def node_name() -> str:
     return f"amqpbroker@{socket.gethostname().split('.')[0]}"
 
 
+async def _every(interval: float, action: Callable[[], None], what: str) -> None:
+    """Calls `action` every `interval` seconds; a bug in it costs one turn, not the broker."""
+    while True:
+        await trio.sleep(interval)
+        try:
+            action()
+        except Exception:
+            log.exception("%s failed", what)
+
+
 class Server:
     """Serves `broker`. With a `data_dir`, publishers are blocked while its disk has less than
     `limits.disk_free_limit` bytes free, as `free_space(data_dir)` reports. With an `http_port`
@@ -114,9 +124,13 @@ class Server:
             if self.data_dir is not None and self.limits.disk_free_limit is not None:
                 monitor = DiskMonitor(self.data_dir, self.limits.disk_free_limit, self.free_space)
                 nursery.start_soon(monitor.run, functools.partial(self._gate.set_alarm, "disk"))
-            if self.broker.consumer_timeout is not None:
-                nursery.start_soon(self._expire_deliveries, self.broker.consumer_timeout)
-            nursery.start_soon(self._sample_stats)
+            timeout = self.broker.consumer_timeout
+            if timeout is not None:
+                interval = min(CONSUMER_TIMEOUT_CHECK_INTERVAL, timeout / 1000 / 4)
+                nursery.start_soon(
+                    _every, interval, self.broker.expire_deliveries, "checking for deliveries past the consumer timeout"
+                )
+            nursery.start_soon(_every, SAMPLE_INTERVAL, self.broker.sample_stats, "sampling the statistics")
             nursery.start_soon(trio.serve_listeners, self._handle, listeners)
             task_status.started(self.port)
             await self._stopped.wait()
@@ -167,25 +181,6 @@ class Server:
         """Shutdown gave up on a store write that is still running in a thread: the store must not
         be closed under it."""
         return self._persister.hung
-
-    async def _expire_deliveries(self, timeout: int) -> None:
-        interval = min(CONSUMER_TIMEOUT_CHECK_INTERVAL, timeout / 1000 / 4)
-        while True:
-            await trio.sleep(interval)
-            try:
-                self.broker.expire_deliveries()
-            except Exception:
-                # A bug here must cost one turn of the check, not the broker.
-                log.exception("checking for deliveries past the consumer timeout failed")
-
-    async def _sample_stats(self) -> None:
-        """Samples the statistics for their rates, as RabbitMQ's management does, every few seconds."""
-        while True:
-            await trio.sleep(SAMPLE_INTERVAL)
-            try:
-                self.broker.sample_stats()
-            except Exception:
-                log.exception("sampling the statistics failed")
 
     def shutdown(self) -> None:
         """Starts a graceful shutdown; `serve()` returns once clients are told."""
