@@ -90,6 +90,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="close a channel whose delivery stays unacknowledged longer than this, as RabbitMQ's "
         "consumer_timeout; 0 never does (default: %(default)s, 30 minutes)",
     )
+    parser.add_argument(
+        "--loopback-users",
+        type=_names,
+        default=("guest",),
+        metavar="NAMES",
+        help="comma-separated users who may log in only from a loopback address, as RabbitMQ's "
+        "loopback_users; '' for none, letting guest in from anywhere (default: guest)",
+    )
     parser.add_argument("--log-level", choices=LOG_LEVELS, default="info", help="(default: %(default)s)")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser.parse_args(argv)
@@ -103,6 +111,10 @@ def _port(text: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"port must be between 0 and 65535, not {port}")
     return port
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
 def _timeout(text: str) -> int | None:
@@ -196,7 +208,12 @@ def main(argv: list[str] | None = None) -> int:
     clean = False
     server: Server | None = None
     try:
-        broker = core.Broker(store=store, memory_limit=args.memory_limit, consumer_timeout=args.consumer_timeout)
+        broker = core.Broker(
+            store=store,
+            memory_limit=args.memory_limit,
+            consumer_timeout=args.consumer_timeout,
+            loopback_users=args.loopback_users,
+        )
         data_dir = None if args.in_memory else args.data_dir
         server = Server(
             broker,

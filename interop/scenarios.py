@@ -58,6 +58,22 @@ SCENARIOS = (
     ),
     Scenario("cc_bcc", "CC and BCC headers route copies to more keys; the copies keep CC and lose BCC"),
     Scenario("queue_expires", "a queue with x-expires 300 left unused is deleted: a passive declare then fails 404"),
+    Scenario(
+        "max_length_bytes",
+        "x-max-length-bytes 10 holds two 5-byte messages: a third drops the oldest (drop-head)",
+    ),
+    Scenario(
+        "reject_publish_dlx",
+        "x-overflow reject-publish-dlx: a publish over x-max-length 2 is nacked and dead-lettered (maxlen)",
+    ),
+    Scenario(
+        "quorum_declare_rules",
+        "a quorum queue declared non-durable, exclusive, auto-delete or with x-max-priority is refused with 406",
+    ),
+    Scenario(
+        "stream",
+        "a stream read with x-stream-offset first, 3 and next: every reader gets its part, offsets in a header",
+    ),
 )
 
 NAMES = tuple(scenario.name for scenario in SCENARIOS)
@@ -121,6 +137,23 @@ CC_BCC_DELIVERED = {"CC": ["b"]}
 # queue_expires: declared, then left alone for EXPIRES_WAIT (several times its x-expires).
 QUEUE_EXPIRES = 300  # ms
 EXPIRES_WAIT = 1.0  # s
+# max_length_bytes: the bodies are 5 bytes each, so the queue holds the last two.
+MAX_LENGTH_BYTES = 10
+MAX_LENGTH_BYTES_BODIES = ("msg-0", "msg-1", "msg-2")
+# reject_publish_dlx: m0..m2 to a queue of at most MAX_LENGTH; m2 is nacked and dead-lettered.
+# quorum_declare_rules: declarations of a quorum queue, as (flags other than durable=True, arguments other
+# than x-queue-type), each with the start of RabbitMQ's reply text, which goes on " for queue '<name>' ...".
+QUORUM_REFUSALS = (
+    ({"durable": False}, {}, "PRECONDITION_FAILED - invalid property 'non-durable'"),
+    ({"exclusive": True}, {}, "PRECONDITION_FAILED - invalid property 'exclusive-owner'"),
+    ({"auto_delete": True}, {}, "PRECONDITION_FAILED - invalid property 'auto-delete'"),
+    ({}, {"x-max-priority": 5}, "PRECONDITION_FAILED - invalid arg 'x-max-priority'"),
+)
+# stream: STREAM_MESSAGES published with confirms (s0 ...); a reader from "first" gets them all with
+# x-stream-offset 0.., one from STREAM_OFFSET the rest, one from "next" only the one published after.
+# Each reader's prefetch is what it should get, and it acks everything, which takes nothing away.
+STREAM_MESSAGES = 5
+STREAM_OFFSET = 3
 
 # How long a client waits for something the broker should do promptly.
 PATIENCE = 10

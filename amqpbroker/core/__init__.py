@@ -2,8 +2,10 @@
 
 from .broker import DEFAULT_CONSUMER_TIMEOUT, Broker, ClientConnection, Sink
 from .errors import AMQPException, ChannelException, ConnectionException
+from .permissions import Permission, Permissions
 from .queue import Consumer, Queue
 from .session import Session
+from .users import User, Users
 from .vhost import VHost
 
 __all__ = [
@@ -14,8 +16,12 @@ __all__ = [
     "ClientConnection",
     "ConnectionException",
     "Consumer",
+    "Permission",
+    "Permissions",
     "Queue",
     "Session",
     "Sink",
+    "User",
+    "Users",
     "VHost",
 ]

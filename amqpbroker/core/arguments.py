@@ -17,9 +17,9 @@ import datetime
 import decimal
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, NamedTuple
 
-from .errors import ChannelException
+from .errors import ChannelException, ConnectionException
 
 # RabbitMQ names queue types after the Erlang modules that implement them.
 _TYPE_MODULES = {"classic": "rabbit_classic_queue", "quorum": "rabbit_quorum_queue", "stream": "rabbit_stream_queue"}
@@ -28,6 +28,7 @@ MAX_PRIORITY = 255
 # rabbit_misc:check_expiry: ten years in milliseconds.
 _MAX_EXPIRY = 315_360_000_000
 _MAX_STREAM_SEGMENT_SIZE = 3_000_000_000
+DEFAULT_STREAM_SEGMENT_SIZE = 500_000_000
 _OVERFLOW_MODES = ("drop-head", "reject-publish", "reject-publish-dlx")
 
 # The arguments each queue type knows (RabbitMQ's capabilities/0 of each type). An argument another
@@ -72,15 +73,28 @@ class QueueSettings:
     max_priority: int | None = None  # 0..255
     single_active_consumer: bool = False
     delivery_limit: int | None = None  # quorum only
+    max_age: int | None = None  # ms; stream only
+    max_segment_size_bytes: int = DEFAULT_STREAM_SEGMENT_SIZE  # stream only
+
+
+class StreamOffset(NamedTuple):
+    """Where a stream consumer starts (`x-stream-offset`): `kind` is "first", "last" or "next"
+    (`value` unused), "offset" (`value` an offset), "timestamp" (`value` ms since the epoch) or
+    "interval" (`value` an age in ms, counted back from when the consumer starts)."""
+
+    kind: str
+    value: int = 0
 
 
 @dataclass(frozen=True)
 class ConsumerSettings:
-    """What a basic.consume's arguments ask: its priority among the queue's consumers, and whether it is
-    cancelled rather than moved when its (mirrored) queue fails over, which a single node never does."""
+    """What a basic.consume's arguments ask: its priority among the queue's consumers, whether it is
+    cancelled rather than moved when its (mirrored) queue fails over, which a single node never does,
+    and where in a stream it starts reading."""
 
     priority: int = 0
     cancel_on_ha_failover: bool = False
+    stream_offset: StreamOffset = StreamOffset("next")
 
 
 def type_name(value: Any) -> str:
@@ -221,11 +235,30 @@ def _check_queue_version(value: Any, arguments: Mapping[str, Any]) -> str | None
     return error
 
 
+# The units of an age such as x-max-age's "7D", in seconds, as RabbitMQ counts them.
+_AGE_UNITS = {"Y": 365 * 86400, "M": 30 * 86400, "D": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def _age_seconds(text: str) -> int | None:
+    """The seconds an age such as "1h" stands for, or None if it is not one."""
+    match = re.fullmatch(r"([0-9]+)(.*)", text, re.DOTALL)
+    if match is None or match[2] not in _AGE_UNITS or int(match[1]) == 0:
+        return None
+    return int(match[1]) * _AGE_UNITS[match[2]]
+
+
+def _checked_age_seconds(text: str) -> int | None:
+    """`_age_seconds` for a value a client sent: text without leading digits crashes RabbitMQ's
+    parser, which its clients see as 541 INTERNAL_ERROR; so do they here."""
+    if not re.match(r"[0-9]", text):
+        raise ConnectionException.internal_error()
+    return _age_seconds(text)
+
+
 def _check_max_age(value: Any, arguments: Mapping[str, Any]) -> str | None:
     if not isinstance(value, str):
         return f"{{unacceptable_type,{type_name(value)}}}"
-    match = re.fullmatch(r"([0-9]+)([YMDhms])", value)
-    return None if match and int(match[1]) > 0 else "invalid_max_age"
+    return None if _checked_age_seconds(value) is not None else "invalid_max_age"
 
 
 # RabbitMQ's declare_args(), in its order: the first failing check is the one reported.
@@ -254,9 +287,38 @@ _DECLARE_VALIDATORS: tuple[tuple[str, Validator], ...] = (
     ),
 )
 _CHECK_QUEUE_TYPE = _one_of(tuple(_TYPE_MODULES), lambda value: _erlang_string(f"unsupported queue type '{value}'"))
+_STREAM_OFFSET_WORDS = ("first", "last", "next")
+
+
+def _stream_offset(value: Any) -> StreamOffset | None:
+    """The start an `x-stream-offset` value asks for, or None if RabbitMQ refuses it."""
+    if isinstance(value, (bytes, bytearray)):
+        value = bytes(value).decode("utf-8", "replace")
+    if _is_integer(value):
+        return StreamOffset("offset", value)
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=datetime.timezone.utc)
+        return StreamOffset("timestamp", int(value.timestamp() * 1000))
+    if isinstance(value, str):
+        if value in _STREAM_OFFSET_WORDS:
+            return StreamOffset(value)
+        seconds = _checked_age_seconds(value)
+        return None if seconds is None else StreamOffset("interval", seconds * 1000)
+    # RabbitMQ crashes on other types (a boolean, a table ...): 541 INTERNAL_ERROR.
+    raise ConnectionException.internal_error()
+
+
+def _check_stream_offset(value: Any, arguments: Mapping[str, Any]) -> str | None:
+    if _stream_offset(value) is not None:
+        return None
+    return f"{{invalid_stream_offset_arg,{{{type_name(value)},<<{_erlang_string(erlang_text(value))}>>}}}}"
+
+
 _CONSUME_VALIDATORS: tuple[tuple[str, Validator], ...] = (
     ("x-priority", _check_int),
     ("x-cancel-on-ha-failover", _check_bool),
+    ("x-stream-offset", _check_stream_offset),
 )
 
 
@@ -354,6 +416,9 @@ def settings_from_arguments(arguments: Mapping[str, Any]) -> QueueSettings:
         overflow = "drop-head"
     max_priority = _integer(arguments, "x-max-priority")
     delivery_limit = _integer(arguments, "x-delivery-limit")
+    max_age = _string(arguments, "x-max-age")
+    max_age_seconds = None if max_age is None else _age_seconds(max_age)
+    segment_size = _integer(arguments, "x-stream-max-segment-size-bytes")
     return QueueSettings(
         queue_type=queue_type if queue_type in _TYPE_MODULES else "classic",
         message_ttl=_integer(arguments, "x-message-ttl"),
@@ -367,6 +432,8 @@ def settings_from_arguments(arguments: Mapping[str, Any]) -> QueueSettings:
         single_active_consumer=arguments.get("x-single-active-consumer") is True,
         # Not validated by RabbitMQ 3.10; a negative limit dead-letters on the first return, like 0.
         delivery_limit=None if delivery_limit is None else max(delivery_limit, 0),
+        max_age=None if max_age_seconds is None else max_age_seconds * 1000,
+        max_segment_size_bytes=DEFAULT_STREAM_SEGMENT_SIZE if segment_size is None else segment_size,
     )
 
 
@@ -390,9 +457,11 @@ def consumer_settings(arguments: Mapping[str, Any], queue_type: str, *, queue: s
         queue_type,
         _describe(queue, vhost),
     )
+    offset = arguments.get("x-stream-offset")
     return ConsumerSettings(
         priority=arguments.get("x-priority", 0),
         cancel_on_ha_failover=arguments.get("x-cancel-on-ha-failover", False),
+        stream_offset=StreamOffset("next") if offset is None else _stream_offset(offset),
     )
 
 

@@ -1,4 +1,4 @@
-"""The broker: virtual hosts, users, and the client connections attached to them.
+"""The broker: virtual hosts, users and their permissions, and the client connections attached to them.
 
 Everything here is plain synchronous Python. The server glue creates a `ClientConnection` when a
 client has completed the handshake, feeds it the client's methods, and implements its `Sink`.
@@ -9,10 +9,10 @@ server's timers call it (`expire`, `expire_deliveries`).
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Iterable, Protocol
 
 from ..store import MemoryStore, Store
-from ..store.base import DeleteVHost, PutVHost
+from ..store.base import DeleteRecord, DeleteVHost, PutRecord, PutVHost
 from .arguments import settings_from_arguments
 from .commits import Batch, CommitTracker
 from .confirms import Confirms
@@ -22,11 +22,13 @@ from .exchanges import make_exchange
 from .journal import Journal
 from .memory import MemoryWatermark
 from .message import Message, QueueEntry
+from .permissions import PERMISSION, Access, Permissions
 from .queue import Consumer, Queue
 from .session import Session
 from .stats import BrokerStats, ChannelStats
+from .stream import StreamQueue
 from .timers import Timers
-from .users import Users
+from .users import USER, User, Users, hash_password
 from .vhost import VHost
 
 # Messages the timer drops in one turn at most, so that a large backlog expiring leaves the
@@ -51,6 +53,14 @@ class Sink(Protocol):
         """Closes one channel from the broker's side with a channel.close, and its session with it."""
 
 
+# Written once the defaults (vhost '/', user guest with all permissions on it) are made, so that a
+# restart does not make them again after they were deleted, as RabbitMQ makes them only in a fresh
+# database. A data directory from before users were stored has none, and gets them once.
+_DEFAULTS_MADE = PutRecord("defaults", ("made",), {})
+
+VHOST = "vhost"
+"""The store record kind of a vhost's description, tags and tracing flag, keyed by its name."""
+
 DEFAULT_CONSUMER_TIMEOUT = 1_800_000
 """Milliseconds a delivery may stay unacknowledged before its channel is closed: RabbitMQ's default."""
 
@@ -60,15 +70,14 @@ class Broker:
 
     def __init__(
         self,
-        users: Users | None = None,
         store: Store | None = None,
         memory_limit: int | None = None,
         *,
         consumer_timeout: int | None = DEFAULT_CONSUMER_TIMEOUT,
+        loopback_users: Iterable[str] = ("guest",),
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        self.users = Users() if users is None else users
         self.timers = Timers(clock, wall_clock)
         """The broker's clock, and when each queue next needs it (message TTL, `x-expires`)."""
         self.consumer_timeout = consumer_timeout
@@ -77,6 +86,9 @@ class Broker:
         self.stats = BrokerStats()
         self.store = store if store is not None else MemoryStore()
         self.journal = Journal()
+        self.users = Users(self.journal, loopback_users)
+        """Users may log in from anywhere except those in `loopback_users`: only from a loopback address."""
+        self.permissions = Permissions(self.journal)
         self.memory = MemoryWatermark(memory_limit)
         self.commits = CommitTracker(self.journal, self.memory)
         self.vhosts: dict[str, VHost] = {}
@@ -84,25 +96,46 @@ class Broker:
         """Direct reply-to addresses (`amq.rabbitmq.reply-to.<token>`) by token."""
         self.journal.next_message_id = self.store.max_message_id() + 1
         self.dead_letters = DeadLetters(self.vhosts, self.store, self.timers.wall_clock)
-        self._recover()
-        if "/" not in self.vhosts:
-            self.add_vhost("/")
+        if self._recover():
+            self._make_defaults()
 
-    def add_vhost(self, name: str) -> VHost:
+    def _make_defaults(self) -> None:
+        self.add_vhost("/")
+        self.describe_vhost("/", "Default virtual host", [], False)
+        if "guest" not in self.users:
+            self.users.put(User("guest", hash_password("guest"), ["administrator"]))
+        if self.permissions.get("/", "guest") is None:
+            self.permissions.set("/", "guest", ".*", ".*", ".*")
+        self.journal.append(_DEFAULTS_MADE)
+
+    def add_vhost(self, name: str, granted_to: str | None = None) -> VHost:
+        """The vhost `name`, made if it is new; `granted_to` then gets every permission in it, as
+        RabbitMQ's HTTP API grants them to the user who creates a vhost."""
         vhost = self.vhosts.get(name)
         if vhost is None:
             vhost = self.vhosts[name] = VHost(name, self.journal, self.memory, self.dead_letters, self.stats)
             self.journal.append(PutVHost(name))
+            if granted_to is not None:
+                self.permissions.set(name, granted_to, ".*", ".*", ".*")
         return vhost
 
+    def describe_vhost(self, name: str, description: str, tags: list[str], tracing: bool) -> None:
+        self.vhosts[name].describe(description, tags, tracing)
+        self.journal.append(PutRecord(VHOST, (name,), {"description": description, "tags": tags, "tracing": tracing}))
+
     def delete_vhost(self, name: str) -> None:
+        """Deletes the vhost with everything in it and every permission in it; its connections are
+        closed with 320, as RabbitMQ closes them."""
         vhost = self.vhosts.pop(name, None)
         if vhost is not None:
+            self._close_connections(lambda connection: connection.vhost is vhost, f"vhost '{name}' is deleted")
+            self.permissions.clear_vhost(name)
             for queue in list(vhost.queues.values()):
                 self.delete_queue(vhost, queue)
             for exchange in list(vhost.exchanges.values()):
                 if exchange.name and not exchange.name.startswith("amq."):
                     vhost.delete_exchange(exchange.name)
+            self.journal.append(DeleteRecord(VHOST, (name,)))
             self.journal.append(DeleteVHost(name))
 
     # Durability
@@ -145,11 +178,37 @@ class Broker:
         deadline = timers.next_deadline()
         return deadline is not None and deadline <= now
 
-    def _recover(self) -> None:
+    def delete_user(self, name: str) -> bool:
+        """Deletes the user and their permissions; their connections are closed with 320, as RabbitMQ
+        closes them. False if there was no such user."""
+        if not self.users.delete(name):
+            return False
+        self.permissions.clear_user(name)
+        self._close_connections(lambda connection: connection.username == name, f"user '{name}' is deleted")
+        return True
+
+    def _close_connections(self, which: Callable[[ClientConnection], bool], reason: str) -> None:
+        for connection in list(self.connections):
+            if which(connection):
+                connection.sink.close(320, f"CONNECTION_FORCED - {reason}")
+
+    def _recover(self) -> bool:
+        """Recovers everything durable from the store; True if the defaults are still to be made."""
         store = self.store
         recovered = store.recover()
         for name in recovered.vhosts:
             self.vhosts[name] = VHost(name, self.journal, self.memory, self.dead_letters, self.stats)
+        defaults_made = False
+        for record in recovered.records:
+            kind = record.kind
+            if kind == USER:
+                self.users.restore(record)
+            elif kind == PERMISSION:
+                self.permissions.restore(record)
+            elif kind == VHOST and record.key[0] in self.vhosts:
+                self.vhosts[record.key[0]].describe(**record.value)
+            elif kind == _DEFAULTS_MADE.kind:
+                defaults_made = True
         for record in recovered.exchanges:
             vhost = self.vhosts[record.vhost]
             vhost.exchanges[record.name] = make_exchange(
@@ -163,19 +222,21 @@ class Broker:
         messages: dict[int, Message] = {}
         for record in recovered.queues:
             vhost = self.vhosts[record.vhost]
-            queue = vhost.queues[record.name] = Queue(
+            settings = settings_from_arguments(record.arguments)
+            stream = settings.queue_type == "stream"
+            queue = vhost.queues[record.name] = (StreamQueue if stream else Queue)(
                 record.name,
                 record.vhost,
                 durable=True,
                 auto_delete=record.auto_delete,
                 arguments=record.arguments,
-                settings=settings_from_arguments(record.arguments),
+                settings=settings,
                 journal=self.journal,
                 memory=self.memory,
                 dead_letters=self.dead_letters,
                 timers=self.timers,
             )
-            count_bytes = queue.settings.max_length_bytes is not None
+            count_bytes = settings.max_length_bytes is not None or (stream and settings.max_age is not None)
             delivered = store.delivered_upto(record.vhost, record.name)
             queue.restore_delivered(delivered)
             for seq, message_id, expires in store.queue_entries(record.vhost, record.name):
@@ -183,8 +244,13 @@ class Broker:
                 if message is None:
                     message = messages[message_id] = Message(*store.load_header(message_id), None, message_id)
                 if count_bytes and not message.size:
-                    # Only a queue limited in bytes needs the size of bodies that stay on disk.
+                    # Only a queue limited in bytes, or a stream cut into segments by size for its
+                    # retention by age, needs the size of bodies that stay on disk.
                     message.size = len(store.load_body(message_id))
+                if stream:
+                    # A stream's entry keeps when it was appended where others keep their expiry.
+                    queue.restore_appended(QueueEntry(seq, message), expires)
+                    continue
                 entry = QueueEntry(seq, message, None if expires is None else self.timers.from_wall_ms(expires))
                 entry.redelivered = seq <= delivered
                 queue.restore(entry)
@@ -196,15 +262,19 @@ class Broker:
             destination = destinations.get(record.destination)
             if exchange is not None and destination is not None:
                 exchange.bind(destination, record.routing_key, record.arguments)
+        return not defaults_made
 
-    def authenticate(self, username: str, password: str) -> bool:
-        return self.users.authenticate(username, password) is not None
+    def authenticate(self, username: str, password: str, address: str | None = None) -> bool:
+        """Whether the password is the user's and the user may log in from `address`, the client's IP."""
+        return self.users.authenticate(username, password, address) is not None
 
     def can_open_vhost(self, username: str, vhost: str) -> bool:
-        return vhost in self.vhosts and username in self.users
+        """As RabbitMQ, a user with any permission in the vhost (even all empty) may open it."""
+        return vhost in self.vhosts and username in self.users and self.permissions.get(vhost, username) is not None
 
     def connect(self, vhost: str, username: str, sink: Sink, capabilities: dict) -> ClientConnection:
-        connection = ClientConnection(self, self.vhosts[vhost], username, sink, capabilities)
+        access = self.permissions.access(vhost, username)
+        connection = ClientConnection(self, self.vhosts[vhost], username, sink, capabilities, access)
         self.connections.add(connection)
         self.stats.connections_opened += 1
         return connection
@@ -277,10 +347,13 @@ class Broker:
 class ClientConnection:
     """A client's authenticated connection to one virtual host: its channels and exclusive queues."""
 
-    def __init__(self, broker: Broker, vhost: VHost, username: str, sink: Sink, capabilities: dict) -> None:
+    def __init__(
+        self, broker: Broker, vhost: VHost, username: str, sink: Sink, capabilities: dict, access: Access
+    ) -> None:
         self.broker = broker
         self.vhost = vhost
         self.username = username
+        self.access = access
         self.sink = sink
         self.consumer_cancel_notify = bool(capabilities.get("consumer_cancel_notify"))
         self.sessions: dict[int, Session] = {}

@@ -16,6 +16,7 @@ from .arguments import consumer_settings
 from .errors import ChannelException, ConnectionException
 from .message import Message, QueueEntry
 from .queue import Consumer, Queue
+from .stream import StreamConsumer, StreamQueue
 from .topology import REPLY_TO
 from .vhost import random_name
 
@@ -104,34 +105,55 @@ class Delivery:
         if method.queue == REPLY_TO:
             self._consume_replies(tag, method)
             return
-        queue = self._topology.queue(method.queue)
-        if queue.settings.queue_type == "quorum" and self._global_prefetch_count:
-            raise ConnectionException.not_implemented(
-                f"queue '{queue.name}' in vhost '{self.vhost.name}' does not support global qos"
+        queue = self._topology.queue_to_read(method.queue)
+        queue_type = queue.settings.queue_type
+        if queue_type == "quorum":
+            self._refuse_global_qos(queue)
+        settings = consumer_settings(method.arguments, queue_type, queue=queue.name, vhost=self.vhost.name)
+        if queue_type == "stream":
+            # Every consumer of a stream reads all of it: RabbitMQ ignores `exclusive` there.
+            self._check_stream_consumer(queue, method)
+        else:
+            self._check_exclusive(queue, method)
+        options = {"no_ack": method.no_ack, "exclusive": method.exclusive, "prefetch_count": self._prefetch_count}
+        if isinstance(queue, StreamQueue):
+            consumer: Consumer = StreamConsumer(
+                tag, queue, self, offset=queue.start_offset(settings.stream_offset), **options
             )
-        settings = consumer_settings(
-            method.arguments, queue.settings.queue_type, queue=queue.name, vhost=self.vhost.name
-        )
+        else:
+            consumer = Consumer(tag, queue, self, priority=settings.priority, **options)
+        if not method.no_wait:
+            self._output.method(spec.BasicConsumeOk(consumer_tag=tag))
+        self.consumers[tag] = consumer
+        queue.add_consumer(consumer)
+        queue.dispatch()
+
+    def _check_exclusive(self, queue: Queue, method: spec.BasicConsume) -> None:
         # A single-active-consumer queue refuses an exclusive consumer even while it has none.
         exclusive_wanted = method.exclusive and (queue.consumers or queue.settings.single_active_consumer)
         if exclusive_wanted or (queue.consumers and queue.consumers[0].exclusive):
             raise ChannelException.access_refused(
                 f"queue '{queue.name}' in vhost '{self.vhost.name}' in exclusive use"
             )
-        consumer = Consumer(
-            tag,
-            queue,
-            self,
-            no_ack=method.no_ack,
-            exclusive=method.exclusive,
-            prefetch_count=self._prefetch_count,
-            priority=settings.priority,
-        )
-        if not method.no_wait:
-            self._output.method(spec.BasicConsumeOk(consumer_tag=tag))
-        self.consumers[tag] = consumer
-        queue.add_consumer(consumer)
-        queue.dispatch()
+
+    def _refuse_global_qos(self, queue: Queue) -> None:
+        if self._global_prefetch_count:
+            raise ConnectionException.not_implemented(
+                f"queue '{queue.name}' in vhost '{self.vhost.name}' does not support global qos"
+            )
+
+    def _check_stream_consumer(self, queue: Queue, method: spec.BasicConsume) -> None:
+        """A stream is read with a per-consumer prefetch and acknowledgements, as RabbitMQ requires
+        (checked in its order)."""
+        if not self._prefetch_count:
+            raise ChannelException.precondition_failed(
+                f"consumer prefetch count is not set for '{_describe(queue)}'"
+            )
+        if method.no_ack:
+            raise ConnectionException.not_implemented(
+                f"automatic acknowledgement not supported by stream queues {_describe(queue)}"
+            )
+        self._refuse_global_qos(queue)
 
     def cancel(self, method: spec.BasicCancel) -> None:
         if self.reply_to is not None and self.reply_to.consumer_tag == method.consumer_tag:
@@ -196,8 +218,11 @@ class Delivery:
             queue.delivered_seq = entry.seq
             queue.journal.mark_delivered(queue)
         properties = message.properties
-        if queue.settings.queue_type == "quorum":
-            properties = _with_delivery_count(properties, entry.delivery_count)
+        queue_type = queue.settings.queue_type
+        if queue_type == "quorum":
+            properties = _with_header(properties, "x-delivery-count", entry.delivery_count)
+        elif queue_type == "stream":
+            properties = _with_header(properties, "x-stream-offset", entry.seq)
         self._output.content(method, properties, body)
         if entry.redelivered:
             queue.stats.redeliver += 1
@@ -221,7 +246,9 @@ class Delivery:
             queue.dispatch()
 
     def get(self, method: spec.BasicGet) -> None:
-        queue = self._topology.queue(method.queue)
+        queue = self._topology.queue_to_read(method.queue)
+        if queue.settings.queue_type == "stream":
+            raise ConnectionException.not_implemented(f"basic.get not supported by stream queues {_describe(queue)}")
         entry = queue.take()
         queue_stats, stats = queue.stats, self._stats
         if entry is None:
@@ -275,6 +302,12 @@ class Delivery:
         self._unacked = OrderedDict(sorted([*self._unacked.items(), *taken]))
 
     def settle_taken(self, taken: list[tuple[int, _Unacked]], outcome: str) -> None:
+        if outcome != ACK:
+            for _, item in taken:
+                if item.queue.settings.queue_type == "stream":
+                    raise ConnectionException.not_implemented(
+                        f"basic.nack and basic.reject not supported by stream queues {_describe(item.queue)}"
+                    )
         self._settle([item for _, item in taken], outcome)
 
     def _settle(self, taken: Iterable[_Unacked], outcome: str) -> None:
@@ -304,6 +337,9 @@ class Delivery:
     def recover(self, method: spec.BasicRecover) -> None:
         if not method.requeue:
             raise ConnectionException.not_implemented("requeue=false")
+        if any(item.queue.settings.queue_type == "stream" for item in self._unacked.values()):
+            # RabbitMQ's stream queues crash on it.
+            raise ConnectionException.internal_error()
         # The reply goes first, as with RabbitMQ, whose queues redeliver after the channel answered.
         self._output.method(spec.BasicRecoverOk())
         self.requeue_all()
@@ -361,12 +397,17 @@ class Delivery:
         self.requeue_all()
 
 
-def _with_delivery_count(properties: bytes, count: int) -> bytes:
-    """The properties with the `x-delivery-count` header a quorum queue adds to every delivery;
-    malformed ones (nothing checked them at publish) go out as they came."""
+def _describe(queue: Queue) -> str:
+    return f"queue '{queue.name}' in vhost '{queue.vhost}'"
+
+
+def _with_header(properties: bytes, name: str, value: int) -> bytes:
+    """The properties with a header a queue adds to every delivery (a quorum queue's
+    `x-delivery-count`, a stream's `x-stream-offset`); malformed ones (nothing checked them at
+    publish) go out as they came."""
     try:
         decoded = BasicProperties.decode(properties)
     except DECODE_ERRORS:
         return properties
-    decoded.headers = {**(decoded.headers or {}), "x-delivery-count": Long(count)}
+    decoded.headers = {**(decoded.headers or {}), name: Long(value)}
     return decoded.encode()

@@ -13,9 +13,11 @@ from ..protocol import ReplyCode
 class AMQPException(Exception):
     """An error that is reported to the client with a reply code."""
 
-    def __init__(self, reply_code: int, text: str) -> None:
+    def __init__(self, reply_code: int, text: str | None) -> None:
         self.reply_code = reply_code
-        self.reply_text = f"{ReplyCode(reply_code).name} - {text}"
+        name = ReplyCode(reply_code).name
+        # Without a text, the code's name alone: what RabbitMQ sends when a channel process crashed.
+        self.reply_text = name if text is None else f"{name} - {text}"
         super().__init__(self.reply_text)
 
 
@@ -49,6 +51,11 @@ class ConnectionException(AMQPException):
     @classmethod
     def not_implemented(cls, text: str) -> ConnectionException:
         return cls(540, text)
+
+    @classmethod
+    def internal_error(cls) -> ConnectionException:
+        """RabbitMQ's answer when its channel crashed on a value it did not expect: 541 without a text."""
+        return cls(541, None)
 
     @classmethod
     def command_invalid(cls, text: str) -> ConnectionException:

@@ -40,6 +40,8 @@ class Publisher:
         self._vhost = connection.vhost
         self._stats = stats
         self._default_exchange = connection.vhost.exchanges[""]
+        self._access = connection.access
+        self._writable = connection.access.writable
         self._output = output
         self._delivery = delivery
         self._confirms = confirms
@@ -51,14 +53,16 @@ class Publisher:
         """The exchange a publish goes to (None for the default one), its properties as routed, and
         the routing keys its CC and BCC headers add.
 
-        Raises what RabbitMQ answers at once, even on a transactional channel: a missing or internal
-        exchange, a forged user_id, a direct reply-to request without a reply consumer, a CC or BCC
-        header that is not an array.
+        Raises what RabbitMQ answers at once, even on a transactional channel: no write permission on
+        the exchange, a missing or internal exchange, a forged user_id, a direct reply-to request
+        without a reply consumer, a CC or BCC header that is not an array.
         """
         if method.immediate:
             raise ConnectionException.not_implemented("immediate=true")
         vhost = self._vhost
         exchange_name = method.exchange
+        if exchange_name not in self._writable:
+            self._access.publish(exchange_name)
         exchange = None
         if exchange_name:
             exchange = vhost.exchanges.get(exchange_name)

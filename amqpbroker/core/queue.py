@@ -414,6 +414,10 @@ class Queue:
         self._bytes = 0
         return count
 
+    def counts(self) -> tuple[int, int]:
+        """The message and consumer counts queue.declare-ok reports."""
+        return self.message_count, len(self.consumers)
+
     def peek(self) -> list[QueueEntry]:
         """The ready messages in delivery order, without taking them."""
         return list(self._backlog.entries())

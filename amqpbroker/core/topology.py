@@ -1,15 +1,19 @@
 """A channel's topology methods: exchanges, queues and bindings declared, bound and deleted.
 
 The rules themselves (names, equivalence, exclusivity) are the virtual host's; this part of a
-channel adds what is per channel: the queue last declared on it, which an empty queue name means.
+channel adds what is per channel: the queue last declared on it, which an empty queue name means,
+and the user's permissions, checked where RabbitMQ checks them (after its checks of reserved names,
+before anything is looked up).
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING
 
 from ..protocol import spec
-from .errors import ChannelException
+from .errors import ChannelException, ConnectionException
+from .permissions import EXCHANGE, QUEUE
 from .queue import Queue
 
 if TYPE_CHECKING:
@@ -23,12 +27,18 @@ class Topology:
     def __init__(self, connection: ClientConnection, output: ChannelOutput) -> None:
         self._connection = connection
         self._vhost = connection.vhost
+        self._access = connection.access
         self._output = output
         self._last_queue = ""
 
     # exchange
 
     def exchange_declare(self, method: spec.ExchangeDeclare) -> None:
+        name = method.exchange
+        if name and not method.passive:
+            # A new `amq.` name is refused by the vhost before an alternate exchange is looked at.
+            new = name not in self._vhost.exchanges and not name.startswith("amq.")
+            self._access.declare(EXCHANGE, name, new, method.arguments)
         self._vhost.declare_exchange(
             method.exchange,
             method.type,
@@ -42,16 +52,21 @@ class Topology:
             self._output.method(spec.ExchangeDeclareOk())
 
     def exchange_delete(self, method: spec.ExchangeDelete) -> None:
+        name = method.exchange
+        if name and not name.startswith("amq."):  # the vhost refuses to delete those whatever the permissions
+            self._access.delete(EXCHANGE, name)
         self._vhost.delete_exchange(method.exchange, if_unused=method.if_unused)
         if not method.no_wait:
             self._output.method(spec.ExchangeDeleteOk())
 
     def exchange_bind(self, method: spec.ExchangeBind) -> None:
+        self._access.bind(EXCHANGE, method.destination, method.source)
         self._vhost.bind_exchange(method.destination, method.source, method.routing_key, method.arguments)
         if not method.no_wait:
             self._output.method(spec.ExchangeBindOk())
 
     def exchange_unbind(self, method: spec.ExchangeUnbind) -> None:
+        self._access.bind(EXCHANGE, method.destination, method.source)
         self._vhost.unbind_exchange(method.destination, method.source, method.routing_key, method.arguments)
         if not method.no_wait:
             self._output.method(spec.ExchangeUnbindOk())
@@ -69,6 +84,12 @@ class Topology:
     def queue(self, name: str) -> Queue:
         return self._vhost.get_queue(self.queue_name(name), self._connection)
 
+    def queue_to_read(self, name: str) -> Queue:
+        """The queue queue.purge, basic.consume or basic.get names, if the user may read it."""
+        name = self.queue_name(name)
+        self._access.read_queue(name)
+        return self.queue(name)
+
     def queue_declare(self, method: spec.QueueDeclare) -> None:
         name = method.queue
         if name == REPLY_TO and method.passive:
@@ -85,40 +106,49 @@ class Topology:
             exclusive=method.exclusive,
             auto_delete=method.auto_delete,
             arguments=method.arguments,
+            authorize=partial(self._access.declare, QUEUE, arguments=method.arguments),
         )
         if queue.exclusive_owner is connection:
             connection.exclusive_queues.add(queue)
         connection.broker.queue_declared(queue)
         self._last_queue = queue.name
         if not method.no_wait:
+            message_count, consumer_count = queue.counts()
             self._output.method(
-                spec.QueueDeclareOk(
-                    queue=queue.name, message_count=queue.message_count, consumer_count=len(queue.consumers)
-                )
+                spec.QueueDeclareOk(queue=queue.name, message_count=message_count, consumer_count=consumer_count)
             )
 
     def queue_bind(self, method: spec.QueueBind) -> None:
-        queue = self.queue(method.queue)
+        name = self.queue_name(method.queue)
+        self._access.bind(QUEUE, name, method.exchange)
+        queue = self.queue(name)
         self._vhost.bind(queue, method.exchange, method.routing_key, method.arguments)
         if not method.no_wait:
             self._output.method(spec.QueueBindOk())
 
     def queue_unbind(self, method: spec.QueueUnbind) -> None:
-        self._vhost.unbind(
-            self.queue_name(method.queue), method.exchange, method.routing_key, method.arguments, self._connection
-        )
+        name = self.queue_name(method.queue)
+        self._access.bind(QUEUE, name, method.exchange)
+        self._vhost.unbind(name, method.exchange, method.routing_key, method.arguments, self._connection)
         self._output.method(spec.QueueUnbindOk())
 
     def queue_purge(self, method: spec.QueuePurge) -> None:
-        count = self.queue(method.queue).purge()
+        queue = self.queue_to_read(method.queue)
+        if queue.settings.queue_type == "stream":
+            raise ConnectionException.not_implemented(
+                f"queue.purge not supported by stream queues queue '{queue.name}' in vhost '{self._vhost.name}'"
+            )
+        count = queue.purge()
         if not method.no_wait:
             self._output.method(spec.QueuePurgeOk(message_count=count))
 
     def queue_delete(self, method: spec.QueueDelete) -> None:
         vhost = self._vhost
         count = 0
-        if self.queue_name(method.queue) in vhost.queues:
-            queue = self.queue(method.queue)
+        name = self.queue_name(method.queue)
+        self._access.delete(QUEUE, name)
+        if name in vhost.queues:
+            queue = self.queue(name)
             what = f"queue '{queue.name}' in vhost '{vhost.name}'"
             if method.if_unused and queue.consumers:
                 raise ChannelException.precondition_failed(f"{what} in use")

@@ -9,15 +9,28 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Iterable, Iterator
 
+from ..store.base import DeleteRecord, PutRecord
+
+if TYPE_CHECKING:
+    from .journal import Journal
+
+USER = "user"
+"""The store record kind of a user, keyed by name."""
 SHA256 = "rabbit_password_hashing_sha256"
 _ALGORITHMS = {
     SHA256: hashlib.sha256,
     "rabbit_password_hashing_sha512": hashlib.sha512,
     "rabbit_password_hashing_md5": hashlib.md5,
 }
+
+
+def known_algorithm(algorithm: str) -> bool:
+    return algorithm in _ALGORITHMS
 
 
 def hash_password(password: str, algorithm: str = SHA256, salt: bytes | None = None) -> str:
@@ -44,17 +57,41 @@ class User:
         expected = hash_password(password, self.hashing_algorithm, stored[:4])
         return hmac.compare_digest(expected, self.password_hash)
 
+    def record(self) -> dict:
+        return {"password_hash": self.password_hash, "hashing_algorithm": self.hashing_algorithm, "tags": self.tags}
+
+    @classmethod
+    def from_record(cls, name: str, value: dict) -> User:
+        return cls(name, value["password_hash"], list(value["tags"]), value["hashing_algorithm"])
+
 
 class Users:
-    """The broker's users by name; `guest`/`guest`, tagged administrator, unless told otherwise."""
+    """The broker's users by name, written to the journal as `user` records.
 
-    def __init__(self, passwords: dict[str, str] | None = None) -> None:
+    Users in `loopback_users` may log in only from a loopback address (RabbitMQ's `loopback_users`,
+    `guest` by default), so a broker listening on every interface is not open to guest/guest.
+    """
+
+    def __init__(self, journal: Journal, loopback_users: Iterable[str] = ("guest",)) -> None:
         self.users: dict[str, User] = {}
-        for name, password in ({"guest": "guest"} if passwords is None else passwords).items():
-            self.put(User(name, hash_password(password), ["administrator"]))
+        self.loopback_users = frozenset(loopback_users)
+        self._journal = journal
 
     def put(self, user: User) -> None:
+        """Adds `user`, or replaces the user of that name."""
         self.users[user.name] = user
+        self._journal.append(PutRecord(USER, (user.name,), user.record()))
+
+    def delete(self, name: str) -> bool:
+        """Removes the user `name`; False if there was none."""
+        if self.users.pop(name, None) is None:
+            return False
+        self._journal.append(DeleteRecord(USER, (name,)))
+        return True
+
+    def restore(self, record: PutRecord) -> None:
+        """A user recovered from the store."""
+        self.users[record.key[0]] = User.from_record(record.key[0], record.value)
 
     def get(self, name: str) -> User | None:
         return self.users.get(name)
@@ -62,7 +99,27 @@ class Users:
     def __contains__(self, name: str) -> bool:
         return name in self.users
 
-    def authenticate(self, name: str, password: str) -> User | None:
-        """The user `name` if `password` is theirs."""
+    def __iter__(self) -> Iterator[User]:
+        return iter(list(self.users.values()))
+
+    def authenticate(self, name: str, password: str, address: str | None = None) -> User | None:
+        """The user `name` if `password` is theirs and they may log in from `address` (the client's
+        IP address; None for a caller that is not a network client)."""
         user = self.users.get(name)
-        return user if user is not None and user.check_password(password) else None
+        if user is None or not user.check_password(password):
+            return None
+        return user if address is None or self.may_log_in_from(name, address) else None
+
+    def may_log_in_from(self, name: str, address: str) -> bool:
+        """False for a loopback-only user at an address that is not loopback (or unknown: '')."""
+        return name not in self.loopback_users or is_loopback(address)
+
+
+def is_loopback(address: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import os
-from typing import Any, Collection
+from typing import Any, Callable, Collection
 
 from ..protocol import BasicProperties
 from ..store.base import DeleteBinding, DeleteExchange, DeleteQueue, PutBinding, PutExchange, PutQueue
@@ -28,6 +28,7 @@ from .memory import MemoryWatermark
 from .message import Message
 from .queue import DeadLetterer, Queue
 from .stats import BrokerStats
+from .stream import StreamQueue
 
 DEFAULT_EXCHANGES = {
     "amq.direct": "direct",
@@ -72,6 +73,10 @@ class VHost:
         stats: BrokerStats | None = None,
     ) -> None:
         self.name = name
+        self.description = ""
+        self.tags: list[str] = []
+        self.tracing = False
+        """Only shown and kept: messages are not traced."""
         self._dead_letters = dead_letters
         self.stats = stats if stats is not None else BrokerStats()
         self.journal = journal if journal is not None else Journal()
@@ -80,6 +85,10 @@ class VHost:
         for exchange_name, type in DEFAULT_EXCHANGES.items():
             self.exchanges[exchange_name] = make_exchange(exchange_name, type, durable=True)
         self.queues: dict[str, Queue] = {}
+
+    def describe(self, description: str, tags: list[str], tracing: bool) -> None:
+        """Sets what the management API shows of the vhost."""
+        self.description, self.tags, self.tracing = description, tags, tracing
 
     def _describe(self, kind: str, name: str) -> str:
         return f"{kind} '{name}' in vhost '{self.name}'"
@@ -203,18 +212,27 @@ class VHost:
 
     def enqueue(self, message: Message, queues: Collection[Queue]) -> tuple[bool, bool]:
         """Puts a routed message on its queues, stored first if it is persistent and one of them is
-        durable. Returns whether it was stored (a confirm for it then waits for the commit) and
-        whether a queue refused it (x-overflow reject-publish)."""
-        stored = False
+        durable, or if one of them is a stream. Returns whether it was stored (a confirm for it then
+        waits for the commit) and whether a queue refused it (x-overflow reject-publish)."""
+        first_stored: Queue | None = None
+        """The queue before whose push the message is stored: a persistent one before any."""
         if any(queue.journal is not None for queue in queues):
             if BasicProperties.decode(message.properties).delivery_mode == 2:
+                first_stored = next(iter(queues))
+            elif any(isinstance(queue, StreamQueue) for queue in queues):
+                # A stream keeps every message on disk, as RabbitMQ's do; the other queues take a
+                # transient one first, while it has no store id, so that they keep it in memory only.
+                queues = sorted(queues, key=lambda queue: isinstance(queue, StreamQueue))
+                first_stored = next(queue for queue in queues if isinstance(queue, StreamQueue))
+        stored = False
+        refused = False
+        for queue in queues:
+            if queue is first_stored:
                 self.journal.store_message(message)
                 # Held while it is routed: a queue that drops its copy at once (a no-ack delivery,
                 # an overflow) must not cancel the message the next durable queue still enqueues.
                 message.refs += 1
                 stored = True
-        refused = False
-        for queue in queues:
             if queue.push(message):
                 queue.dispatch()
             else:
@@ -255,8 +273,13 @@ class VHost:
         exclusive: bool = False,
         auto_delete: bool = False,
         arguments: dict | None = None,
+        authorize: Callable[[str, bool], None] | None = None,
     ) -> Queue:
-        """Declares a queue; an empty `name` asks for a server-named `amq.gen-` queue."""
+        """Declares a queue; an empty `name` asks for a server-named `amq.gen-` queue.
+
+        `authorize(name, new)` is asked once the name is known and before anything else, as RabbitMQ
+        checks permissions; it raises to refuse.
+        """
         if passive:
             return self.get_queue(name, connection)
         if not name:
@@ -265,8 +288,10 @@ class VHost:
         elif name.startswith("amq."):
             # Like RabbitMQ, refused even if such a queue exists: only the server names `amq.` queues.
             raise ChannelException.access_refused(f"queue name '{name}' contains reserved prefix 'amq.*'")
-        self.stats.queues_declared += 1
         existing = self.queues.get(name)
+        if authorize is not None:
+            authorize(name, existing is None)
+        self.stats.queues_declared += 1
         if existing is None:
             settings = queue_settings(
                 arguments or {},
@@ -276,13 +301,7 @@ class VHost:
                 queue=name,
                 vhost=self.name,
             )
-            if settings.queue_type == "stream":
-                # RabbitMQ serves streams to 0-9-1 consumers by offset; we have no stream store, and a
-                # classic queue in its place would hand out destructively what readers expect to keep.
-                raise ConnectionException.not_implemented(
-                    f"queue type 'stream' is not supported: cannot declare {self._describe('queue', name)}"
-                )
-            queue = Queue(
+            queue = (StreamQueue if settings.queue_type == "stream" else Queue)(
                 name,
                 self.name,
                 durable=durable and not exclusive,

@@ -9,12 +9,14 @@ from __future__ import annotations
 import trio
 
 from .. import core
-from . import overview
+from . import overview, users, vhosts
 from .api import Api, Node, Routes
 from .http import HTTPLimits, HTTPServer
 
 ROUTES = Routes(
     overview.routes,
+    users.routes,
+    vhosts.routes,
 )
 
 

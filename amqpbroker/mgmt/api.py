@@ -203,7 +203,7 @@ class Api:
             if "GET" in allowed:
                 allowed.add("HEAD")
             return 405, None, [("allow", ", ".join(sorted(allowed)))]
-        user = self._authenticate(http.headers.get("authorization"))
+        user = self._authenticate(http.headers.get("authorization"), http.peer_address)
         for level in {MANAGEMENT, route.access}:
             tags, refusal = _ACCESS[level]
             if not tags.intersection(user.tags):
@@ -233,7 +233,7 @@ class Api:
             allowed.add(route.method)
         return None, {}, allowed
 
-    def _authenticate(self, header: str | None) -> User:
+    def _authenticate(self, header: str | None, address: str) -> User:
         if header is None:
             raise _unauthorised()
         scheme, _, credentials = header.partition(" ")
@@ -243,9 +243,12 @@ class Api:
             name, _, password = base64.b64decode(credentials.strip(), validate=True).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
             raise HTTPError(400, "bad_request", "malformed authorization header") from None
-        user = self.broker.users.authenticate(name, password)
+        users = self.broker.users
+        user = users.authenticate(name, password)
         if user is None:
             raise HTTPError(401, "not_authorized", "Login failed")
+        if not users.may_log_in_from(name, address):
+            raise HTTPError(401, "not_authorised", "User can only log in via localhost")
         return user
 
 

@@ -47,6 +47,8 @@ class HTTPRequest:
     headers: dict[str, str]
     """Lower-case names; a repeated header keeps its last value."""
     body: bytes
+    peer_address: str = ""
+    """The client's IP address ('' if unknown), for users who may log in only from loopback."""
 
 
 @dataclass
@@ -105,6 +107,10 @@ class _Connection:
         self._handle = handle
         self._limits = limits
         self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_head)
+        try:
+            self._peer_address = stream.socket.getpeername()[0]
+        except OSError:
+            self._peer_address = ""
 
     async def run(self) -> None:
         while True:
@@ -156,7 +162,9 @@ class _Connection:
                 elif isinstance(event, h11.EndOfMessage):
                     assert head is not None
                     headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in head.headers}
-                    return HTTPRequest(head.method.decode("ascii"), head.target.decode("latin-1"), headers, bytes(body))
+                    return HTTPRequest(
+                        head.method.decode("ascii"), head.target.decode("latin-1"), headers, bytes(body), self._peer_address
+                    )
                 elif isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
                     return None
         # Timed out: a client that sent part of a request is told, one that sent nothing is not.

@@ -14,6 +14,7 @@ while anything is held, the socket is not read either until the alarms clear.
 
 from __future__ import annotations
 
+import functools
 import logging
 import socket
 import struct
@@ -65,13 +66,15 @@ class AMQPConnection:
         *,
         heartbeat: int = 60,
         limits: Limits = Limits(),
+        address: str | None = None,
     ) -> None:
+        """`address` is the client's IP address, which decides whether a loopback-only user may log in."""
         self._stream = stream
         self._broker = broker
         self._gate = gate
         self.peer = peer
         self.protocol = ServerConnection(
-            authenticate=broker.authenticate,
+            authenticate=functools.partial(broker.authenticate, address=address),
             can_open_vhost=broker.can_open_vhost,
             vhost_exists=broker.vhosts.__contains__,
             heartbeat=heartbeat,

@@ -196,8 +196,10 @@ class Server:
             host, port = stream.socket.getpeername()[:2]
             peer = f"{host}:{port}"
         except OSError:
-            peer = "?"
-        connection = AMQPConnection(stream, self.broker, peer, self._gate, heartbeat=self.heartbeat, limits=self.limits)
+            host, peer = "", "?"  # an unknown address is not loopback
+        connection = AMQPConnection(
+            stream, self.broker, peer, self._gate, heartbeat=self.heartbeat, limits=self.limits, address=host
+        )
         self.connections.add(connection)
         self._all_closed = trio.Event()
         try:

@@ -93,7 +93,9 @@ class Enqueue(NamedTuple):
     seq: int
     message_id: int
     expires: int | None = None
-    """When the entry expires, in milliseconds since the epoch; None if it never does."""
+    """When the entry expires, in milliseconds since the epoch; None if it never does. A stream's
+    entries never expire: theirs is when they were appended, which the stream's retention by age
+    and its timestamp offsets read."""
 
 
 class Dequeue(NamedTuple):

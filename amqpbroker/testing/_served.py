@@ -188,10 +188,10 @@ class TrioBroker:
         old = self.server
         await self._stop_server(close_timeout)
         broker = core.Broker(
-            users=old.broker.users,
             store=self.store,
             memory_limit=old.broker.memory.limit,
             consumer_timeout=old.broker.consumer_timeout,
+            loopback_users=old.broker.users.loopback_users,
         )
         self.server = Server(
             broker,
@@ -214,14 +214,11 @@ class TrioBroker:
         return sorted(self.server.broker.vhosts)
 
     def add_vhost(self, name: str) -> None:
-        self.server.broker.add_vhost(name)
+        """Adds a vhost where guest may do anything (as RabbitMQ's HTTP API grants its creator)."""
+        self.server.broker.add_vhost(name, granted_to="guest")
 
     def delete_vhost(self, name: str) -> None:
         """Deletes the vhost with everything in it; connections to it get connection.close 320."""
-        text = f"CONNECTION_FORCED - vhost '{name}' is deleted"
-        for connection in list(self.server.connections):
-            if connection.client is not None and connection.client.vhost.name == name:
-                connection.close(320, text)
         self.server.broker.delete_vhost(name)
 
     # Inspection

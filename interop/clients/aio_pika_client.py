@@ -7,7 +7,7 @@ import aio_pika
 import aiormq
 from aio_pika import ExchangeType, Message
 
-from interop.clients.common import Names, expect, expect_dead_lettered, large_body, main, wrong_password
+from interop.clients.common import Names, expect, expect_dead_lettered, large_body, main, stream_read, wrong_password
 from interop.scenarios import (
     ACK_MESSAGES,
     CC_BCC_DELIVERED,
@@ -23,6 +23,8 @@ from interop.scenarios import (
     HEARTBEAT,
     IDLE,
     MAX_LENGTH,
+    MAX_LENGTH_BYTES,
+    MAX_LENGTH_BYTES_BODIES,
     MAX_PRIORITY,
     MESSAGE_EXPIRATION,
     PATIENCE,
@@ -33,11 +35,14 @@ from interop.scenarios import (
     QUEUE_EXPIRES,
     QUEUE_TTL,
     QUIET,
+    QUORUM_REFUSALS,
     ROUTING_BINDINGS,
     ROUTING_EXPECTED,
     ROUTING_PUBLISHES,
     SAC_FIRST,
     SAC_REST,
+    STREAM_MESSAGES,
+    STREAM_OFFSET,
 )
 
 
@@ -50,6 +55,18 @@ async def _get(queue: aio_pika.abc.AbstractQueue, *, no_ack: bool = False) -> ai
     except TimeoutError:
         raise TimeoutError(f"no message on {queue.name} within {PATIENCE} s") from None
     return message
+
+
+async def _expect_last_nacked(channel: aio_pika.abc.AbstractChannel, queue: str) -> None:
+    """Publishes m0.. one over the queue's x-max-length, with confirms: the last one must be nacked."""
+    outcomes = []
+    for n in range(MAX_LENGTH + 1):
+        try:
+            await channel.default_exchange.publish(Message(f"m{n}".encode()), routing_key=queue)
+            outcomes.append("ack")
+        except aiormq.exceptions.DeliveryError:  # aiormq's answer to basic.nack
+            outcomes.append("nack")
+    expect(outcomes, ["ack"] * MAX_LENGTH + ["nack"], "confirms")
 
 
 async def _dead_letter_queue(channel: aio_pika.abc.AbstractChannel, names: Names) -> aio_pika.abc.AbstractQueue:
@@ -336,14 +353,7 @@ async def max_length(url: str, names: Names) -> None:
         expect(await drop.get(fail=False), None, "message left")
         arguments = {"x-max-length": MAX_LENGTH, "x-overflow": "reject-publish"}
         reject = await channel.declare_queue(names("reject"), exclusive=True, arguments=arguments)
-        outcomes = []
-        for n in range(MAX_LENGTH + 1):
-            try:
-                await channel.default_exchange.publish(Message(f"m{n}".encode()), routing_key=reject.name)
-                outcomes.append("ack")
-            except aiormq.exceptions.DeliveryError:  # aiormq's answer to basic.nack
-                outcomes.append("nack")
-        expect(outcomes, ["ack"] * MAX_LENGTH + ["nack"], "confirms")
+        await _expect_last_nacked(channel, reject.name)
         reject = await channel.declare_queue(names("reject"), passive=True)
         expect(reject.declaration_result.message_count, MAX_LENGTH, "messages in queue")
 
@@ -468,10 +478,87 @@ async def queue_expires(url: str, names: Names) -> None:
             pass
 
 
+async def max_length_bytes(url: str, names: Names) -> None:
+    async with await aio_pika.connect(url) as connection:
+        channel = await connection.channel(publisher_confirms=True)
+        arguments = {"x-max-length-bytes": MAX_LENGTH_BYTES}
+        queue = await channel.declare_queue(names("q"), exclusive=True, arguments=arguments)
+        for body in MAX_LENGTH_BYTES_BODIES:
+            await channel.default_exchange.publish(Message(body.encode()), routing_key=queue.name)
+        kept = [(await _get(queue, no_ack=True)).body.decode() for _ in range(2)]
+        expect(kept, list(MAX_LENGTH_BYTES_BODIES[1:]), "messages kept by drop-head")
+        expect(await queue.get(fail=False), None, "message left")
+
+
+async def reject_publish_dlx(url: str, names: Names) -> None:
+    async with await aio_pika.connect(url) as connection:
+        channel = await connection.channel(publisher_confirms=True)
+        dead_letters = await _dead_letter_queue(channel, names)
+        arguments = {"x-max-length": MAX_LENGTH, "x-overflow": "reject-publish-dlx", **_dead_letter_arguments(names)}
+        queue = await channel.declare_queue(names("q"), exclusive=True, arguments=arguments)
+        await _expect_last_nacked(channel, queue.name)
+        message = await _get_dead_letter(dead_letters, names)
+        expect(message.body, f"m{MAX_LENGTH}".encode(), "dead letter")
+        expect_dead_lettered(message.headers, "maxlen", queue.name)
+        queue = await channel.declare_queue(names("q"), passive=True)
+        expect(queue.declaration_result.message_count, MAX_LENGTH, "messages in queue")
+
+
+async def quorum_declare_rules(url: str, names: Names) -> None:
+    async with await aio_pika.connect(url) as connection:
+        for flags, arguments, text in QUORUM_REFUSALS:
+            channel = await connection.channel()
+            try:
+                await channel.declare_queue(
+                    names("q"), **{"durable": True, **flags}, arguments={"x-queue-type": "quorum", **arguments}
+                )
+                raise AssertionError(f"declared a quorum queue with {flags} {arguments}")
+            except aiormq.exceptions.ChannelPreconditionFailed as exc:  # aiormq's class for reply code 406
+                expect(exc.args[0].startswith(f"{text} for queue '{names('q')}'"), True, f"reply text {exc.args[0]!r}")
+        channel = await connection.channel()
+        await channel.declare_queue(names("q"), durable=True, arguments={"x-queue-type": "quorum"})
+        await channel.queue_delete(names("q"))
+
+
+async def stream(url: str, names: Names) -> None:
+    async with await aio_pika.connect(url) as connection:
+        channel = await connection.channel(publisher_confirms=True)
+        queue = await channel.declare_queue(names("stream"), durable=True, arguments={"x-queue-type": "stream"})
+        for n in range(STREAM_MESSAGES):
+            await channel.default_exchange.publish(Message(f"s{n}".encode()), routing_key=queue.name)
+
+        async def reader(offset, count: int) -> asyncio.Queue:
+            consuming = await connection.channel()
+            await consuming.set_qos(prefetch_count=count)
+            received = asyncio.Queue()
+
+            async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+                await message.ack()
+                await received.put((message.body.decode(), message.headers["x-stream-offset"]))
+
+            on_their_channel = await consuming.get_queue(queue.name, ensure=False)
+            await on_their_channel.consume(on_message, arguments={"x-stream-offset": offset})
+            return received
+
+        async def taken(received: asyncio.Queue, count: int) -> list:
+            return [await asyncio.wait_for(received.get(), PATIENCE) for _ in range(count)]
+
+        first = await taken(await reader("first", STREAM_MESSAGES), STREAM_MESSAGES)
+        expect(first, stream_read(0), "from first")
+        rest = STREAM_MESSAGES - STREAM_OFFSET
+        middle = await taken(await reader(STREAM_OFFSET, rest), rest)
+        expect(middle, stream_read(STREAM_OFFSET), f"from {STREAM_OFFSET}")
+        following = await reader("next", 1)
+        await channel.default_exchange.publish(Message(f"s{STREAM_MESSAGES}".encode()), routing_key=queue.name)
+        expect(await taken(following, 1), stream_read(STREAM_MESSAGES, STREAM_MESSAGES + 1), "from next")
+        await channel.queue_delete(queue.name)
+
+
 if __name__ == "__main__":
     main({scenario.__name__: scenario for scenario in (
         connect, auth_refused, routing, ack, requeue, discard, prefetch, confirms, mandatory, rpc,
         large_message, many_channels, not_found, precondition_failed, heartbeat, consumer_cancel,
         dead_letter_ttl, dead_letter_reject, max_length, priority, single_active_consumer, alternate_exchange,
-        quorum_queue, consumer_priority, cc_bcc, queue_expires,
+        quorum_queue, consumer_priority, cc_bcc, queue_expires, max_length_bytes, reject_publish_dlx,
+        quorum_declare_rules, stream,
     )})

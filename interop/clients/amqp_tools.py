@@ -7,7 +7,8 @@ amq.fanout and amq.topic with routing keys unique to the run; they cannot passiv
 `not_found` provokes 404 with basic.get on a missing queue; and they never reject or nack. They pass
 no arguments to a declaration or a consume, set no priority and no array headers, so none of the
 queue-feature scenarios (dead letters, length limits, priorities, single active consumer, alternate
-exchange, quorum, consumer priorities, CC/BCC, x-expires) applies.
+exchange, quorum queues and their declaration rules, consumer priorities, CC/BCC, x-expires, streams)
+applies.
 """
 
 import os

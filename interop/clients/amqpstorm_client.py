@@ -14,6 +14,7 @@ from interop.clients.common import (
     nap,
     poll,
     pump_until,
+    stream_read,
     wrong_password,
 )
 from interop.scenarios import (
@@ -31,6 +32,8 @@ from interop.scenarios import (
     HEARTBEAT,
     IDLE,
     MAX_LENGTH,
+    MAX_LENGTH_BYTES,
+    MAX_LENGTH_BYTES_BODIES,
     MAX_PRIORITY,
     MESSAGE_EXPIRATION,
     PREFETCH_COUNT,
@@ -40,11 +43,14 @@ from interop.scenarios import (
     QUEUE_EXPIRES,
     QUEUE_TTL,
     QUIET,
+    QUORUM_REFUSALS,
     ROUTING_BINDINGS,
     ROUTING_EXPECTED,
     ROUTING_PUBLISHES,
     SAC_FIRST,
     SAC_REST,
+    STREAM_MESSAGES,
+    STREAM_OFFSET,
 )
 
 
@@ -462,10 +468,86 @@ def queue_expires(url: str, names: Names) -> None:
             expect(exc.error_code, 404, "reply code")
 
 
+def max_length_bytes(url: str, names: Names) -> None:
+    with UriConnection(url) as connection, connection.channel() as channel:
+        arguments = {"x-max-length-bytes": MAX_LENGTH_BYTES}
+        queue = channel.queue.declare(names("q"), exclusive=True, arguments=arguments)["queue"]
+        for body in MAX_LENGTH_BYTES_BODIES:
+            channel.basic.publish(body.encode(), queue)
+        kept = [_get(channel, queue, no_ack=True).body.decode() for _ in range(2)]
+        expect(kept, list(MAX_LENGTH_BYTES_BODIES[1:]), "messages kept by drop-head")
+        expect(channel.basic.get(queue, no_ack=True), None, "message left")
+
+
+def reject_publish_dlx(url: str, names: Names) -> None:
+    with UriConnection(url) as connection, connection.channel() as channel:
+        dead_letter = _dead_letter_queue(channel, names)
+        arguments = {"x-max-length": MAX_LENGTH, "x-overflow": "reject-publish-dlx", **dead_letter}
+        queue = channel.queue.declare(names("q"), exclusive=True, arguments=arguments)["queue"]
+        channel.confirm_deliveries()
+        acked = [channel.basic.publish(f"m{n}".encode(), queue) for n in range(MAX_LENGTH + 1)]  # False: nacked
+        expect(acked, [True] * MAX_LENGTH + [False], "confirms")
+        message = _get_dead_letter(channel, names)
+        expect(message.body, f"m{MAX_LENGTH}".encode(), "dead letter")
+        expect_dead_lettered(message.properties["headers"], "maxlen", queue)
+        expect(_message_count(channel, queue), MAX_LENGTH, "messages in queue")
+
+
+def quorum_declare_rules(url: str, names: Names) -> None:
+    with UriConnection(url) as connection:
+        for flags, arguments, text in QUORUM_REFUSALS:
+            try:
+                connection.channel().queue.declare(
+                    names("q"), **{"durable": True, **flags}, arguments={"x-queue-type": "quorum", **arguments}
+                )
+                raise AssertionError(f"declared a quorum queue with {flags} {arguments}")
+            except AMQPChannelError as exc:
+                refused = (exc.error_code, f"{text} for queue '{names('q')}'" in str(exc))
+                expect(refused, (406, True), f"refusal of {flags} {arguments} ({exc})")
+        with connection.channel() as channel:
+            channel.queue.declare(names("q"), durable=True, arguments={"x-queue-type": "quorum"})
+            channel.queue.delete(names("q"))
+
+
+def stream(url: str, names: Names) -> None:
+    with UriConnection(url) as connection, connection.channel() as channel:
+        arguments = {"x-queue-type": "stream"}
+        queue = channel.queue.declare(names("stream"), durable=True, arguments=arguments)["queue"]
+        channel.confirm_deliveries()
+        for n in range(STREAM_MESSAGES):
+            channel.basic.publish(f"s{n}".encode(), queue)
+        readers = []
+
+        def reader(offset, count: int) -> list:
+            consuming = connection.channel()
+            consuming.basic.qos(prefetch_count=count)
+            got = []
+
+            def on_message(message: Message) -> None:
+                got.append((message.body.decode(), message.properties["headers"]["x-stream-offset"]))
+                message.ack()
+
+            consuming.basic.consume(on_message, queue, arguments={"x-stream-offset": offset})
+            readers.append(consuming)
+            return got
+
+        rest = STREAM_MESSAGES - STREAM_OFFSET
+        first, middle = reader("first", STREAM_MESSAGES), reader(STREAM_OFFSET, rest)
+        pump_until(lambda: (len(first), len(middle)) == (STREAM_MESSAGES, rest), _pump(*readers), "deliveries")
+        expect(first, stream_read(0), "from first")
+        expect(middle, stream_read(STREAM_OFFSET), f"from {STREAM_OFFSET}")
+        following = reader("next", 1)
+        channel.basic.publish(f"s{STREAM_MESSAGES}".encode(), queue)
+        pump_until(lambda: following, _pump(*readers), "the delivery from next")
+        expect(following, stream_read(STREAM_MESSAGES, STREAM_MESSAGES + 1), "from next")
+        channel.queue.delete(queue)
+
+
 if __name__ == "__main__":
     main({scenario.__name__: scenario for scenario in (
         connect, auth_refused, routing, ack, requeue, discard, prefetch, confirms, mandatory, rpc,
         large_message, many_channels, not_found, precondition_failed, heartbeat, consumer_cancel,
         dead_letter_ttl, dead_letter_reject, max_length, priority, single_active_consumer, alternate_exchange,
-        quorum_queue, consumer_priority, cc_bcc, queue_expires,
+        quorum_queue, consumer_priority, cc_bcc, queue_expires, max_length_bytes, reject_publish_dlx,
+        quorum_declare_rules, stream,
     )})

@@ -29,6 +29,7 @@ from interop.scenarios import (
     PRIORITY_EXPECTED,
     PRIORITY_PUBLISHES,
     QUEUE_TTL,
+    QUORUM_REFUSALS,
 )
 
 app = Celery("interop")
@@ -228,7 +229,55 @@ def quorum_queue(url: str, names: Names) -> None:
         Queue(names("tasks"), channel=connection.channel()).delete()
 
 
+def _publish_outcome(task, queue: str, *args) -> str:
+    """'ack' or 'nack': how the broker answered a task published with confirms."""
+    try:
+        task.apply_async(args, queue=queue)
+        return "ack"
+    except kombu.exceptions.OperationalError as exc:
+        expect(type(exc.__cause__), amqp.exceptions.MessageNacked, f"cause of {exc!r}")
+        return "nack"
+
+
+def reject_publish_dlx(url: str, names: Names) -> None:
+    with Connection(url) as connection:
+        dead_letters, arguments = _dead_letter_queue(connection, names)
+        arguments = {"x-max-length": MAX_LENGTH, "x-overflow": "reject-publish-dlx", **arguments}
+        tasks = Queue(names("tasks"), queue_arguments=arguments)
+        _configure(url, names, tasks, broker_transport_options={"confirm_publish": True})
+        outcomes = [_publish_outcome(shout, tasks.name, f"m{n}") for n in range(MAX_LENGTH + 1)]
+        expect(outcomes, ["ack"] * MAX_LENGTH + ["nack"], "confirms")
+        message = _get_dead_letter(dead_letters, names)
+        expect(message.headers["argsrepr"], repr((f"m{MAX_LENGTH}",)), "dead letter's task arguments")
+        expect_dead_lettered(message.headers, "maxlen", tasks.name)
+        tasks(connection.channel()).delete()
+
+
+def quorum_declare_rules(url: str, names: Names) -> None:
+    """A task queue declared as an application would, through task_queues; Celery declares it when a
+    task is sent. kombu makes an exclusive queue auto-delete too, which RabbitMQ reports first, so the
+    exclusive declaration is left out (it would be the auto-delete one again). The app keeps the task
+    queues it was first configured with, so they are all configured at once, each under its own name."""
+    refusals = [refusal for refusal in QUORUM_REFUSALS if not refusal[0].get("exclusive")]
+    queues = [
+        Queue(
+            names(f"tasks{n}"), **{"durable": True, "auto_delete": False, **flags},
+            queue_arguments={"x-queue-type": "quorum", **arguments},
+        )
+        for n, (flags, arguments, _) in enumerate(refusals)
+    ]
+    _configure(url, names, *queues)
+    for tasks, (flags, arguments, text) in zip(queues, refusals):
+        try:
+            shout.apply_async(("refused",), queue=tasks.name)
+            raise AssertionError(f"declared a quorum queue with {flags} {arguments}")
+        except amqp.exceptions.PreconditionFailed as exc:
+            refused = exc.reply_text.startswith(f"{text} for queue '{tasks.name}'")
+            expect(refused, True, f"reply text {exc.reply_text!r}")
+
+
 if __name__ == "__main__":
     main({scenario.__name__: scenario for scenario in (
         connect, auth_refused, rpc, dead_letter_ttl, dead_letter_reject, max_length, priority, quorum_queue,
+        reject_publish_dlx, quorum_declare_rules,
     )})

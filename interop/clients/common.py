@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from interop.scenarios import LARGE_MESSAGE_SIZE, NAMES, PATIENCE
+from interop.scenarios import LARGE_MESSAGE_SIZE, NAMES, PATIENCE, STREAM_MESSAGES
 
 T = TypeVar("T")
 RESULT_MARK = "INTEROP-RESULT "
@@ -36,6 +36,11 @@ class Names:
 def large_body() -> bytes:
     pattern = bytes(range(251))
     return (pattern * (LARGE_MESSAGE_SIZE // len(pattern) + 1))[:LARGE_MESSAGE_SIZE]
+
+
+def stream_read(start: int, stop: int = STREAM_MESSAGES) -> list[tuple[str, int]]:
+    """What a reader of the `stream` scenario gets: (body, x-stream-offset) of offsets start to stop - 1."""
+    return [(f"s{n}", n) for n in range(start, stop)]
 
 
 def wrong_password(url: str) -> str:

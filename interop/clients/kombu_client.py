@@ -15,6 +15,7 @@ from interop.clients.common import (
     main,
     poll,
     pump_until,
+    stream_read,
     wrong_password,
 )
 from interop.scenarios import (
@@ -32,6 +33,8 @@ from interop.scenarios import (
     HEARTBEAT,
     IDLE,
     MAX_LENGTH,
+    MAX_LENGTH_BYTES,
+    MAX_LENGTH_BYTES_BODIES,
     MAX_PRIORITY,
     MESSAGE_EXPIRATION,
     PREFETCH_COUNT,
@@ -41,11 +44,14 @@ from interop.scenarios import (
     QUEUE_EXPIRES,
     QUEUE_TTL,
     QUIET,
+    QUORUM_REFUSALS,
     ROUTING_BINDINGS,
     ROUTING_EXPECTED,
     ROUTING_PUBLISHES,
     SAC_FIRST,
     SAC_REST,
+    STREAM_MESSAGES,
+    STREAM_OFFSET,
 )
 
 
@@ -69,6 +75,19 @@ def _get(connection: Connection, queue: Queue, *, no_ack: bool = False):
 
 def _message_count(channel, name: str) -> int:
     return Queue(name, channel=channel).queue_declare(passive=True).message_count
+
+
+def _expect_last_nacked(producer: Producer, queue: str) -> None:
+    """Publishes m0.. one over the queue's x-max-length on a confirming connection: the last one must
+    be nacked."""
+    outcomes = []
+    for n in range(MAX_LENGTH + 1):
+        try:
+            producer.publish(f"m{n}".encode(), routing_key=queue)  # waits for the confirm
+            outcomes.append("ack")
+        except amqp.exceptions.MessageNacked:
+            outcomes.append("nack")
+    expect(outcomes, ["ack"] * MAX_LENGTH + ["nack"], "confirms")
 
 
 def _dead_letter_queue(channel, names: Names) -> tuple[Queue, dict]:
@@ -368,14 +387,7 @@ def max_length(url: str, names: Names) -> None:
         arguments = {"x-max-length": MAX_LENGTH, "x-overflow": "reject-publish"}
         reject = Queue(names("reject"), exclusive=True, queue_arguments=arguments, channel=channel)
         reject.declare()
-        outcomes = []
-        for n in range(MAX_LENGTH + 1):
-            try:
-                producer.publish(f"m{n}".encode(), routing_key=reject.name)  # waits for the confirm
-                outcomes.append("ack")
-            except amqp.exceptions.MessageNacked:
-                outcomes.append("nack")
-        expect(outcomes, ["ack"] * MAX_LENGTH + ["nack"], "confirms")
+        _expect_last_nacked(producer, reject.name)
         expect(_message_count(channel, reject.name), MAX_LENGTH, "messages in queue")
 
 
@@ -507,10 +519,100 @@ def queue_expires(url: str, names: Names) -> None:
             expect(exc.reply_code, 404, "reply code")
 
 
+def max_length_bytes(url: str, names: Names) -> None:
+    with Connection(url, transport_options={"confirm_publish": True}) as connection:
+        channel = connection.channel()
+        arguments = {"x-max-length-bytes": MAX_LENGTH_BYTES}
+        queue = Queue(names("q"), exclusive=True, queue_arguments=arguments, channel=channel)
+        queue.declare()
+        producer = Producer(channel)
+        for body in MAX_LENGTH_BYTES_BODIES:
+            producer.publish(body.encode(), routing_key=queue.name)
+        kept = [_get(connection, queue, no_ack=True).body.decode() for _ in range(2)]
+        expect(kept, list(MAX_LENGTH_BYTES_BODIES[1:]), "messages kept by drop-head")
+        expect(queue.get(), None, "message left")
+
+
+def reject_publish_dlx(url: str, names: Names) -> None:
+    with Connection(url, transport_options={"confirm_publish": True}) as connection:
+        channel = connection.channel()
+        dead_letters, arguments = _dead_letter_queue(channel, names)
+        arguments = {"x-max-length": MAX_LENGTH, "x-overflow": "reject-publish-dlx", **arguments}
+        queue = Queue(names("q"), exclusive=True, queue_arguments=arguments, channel=channel)
+        queue.declare()
+        _expect_last_nacked(Producer(channel), queue.name)
+        message = _get_dead_letter(connection, dead_letters, names)
+        expect(message.body, f"m{MAX_LENGTH}".encode(), "dead letter")
+        expect_dead_lettered(message.headers, "maxlen", queue.name)
+        expect(_message_count(channel, queue.name), MAX_LENGTH, "messages in queue")
+
+
+def quorum_declare_rules(url: str, names: Names) -> None:
+    with Connection(url) as connection:
+        for flags, arguments, text in QUORUM_REFUSALS:
+            # The channel's own queue_declare: kombu's Queue makes every exclusive queue auto-delete too.
+            declaration = {"durable": True, "auto_delete": False, **flags}
+            try:
+                connection.channel().queue_declare(
+                    names("q"), **declaration, arguments={"x-queue-type": "quorum", **arguments}
+                )
+                raise AssertionError(f"declared a quorum queue with {flags} {arguments}")
+            except amqp.exceptions.PreconditionFailed as exc:
+                refused = exc.reply_text.startswith(f"{text} for queue '{names('q')}'")
+                expect(refused, True, f"reply text {exc.reply_text!r}")
+        queue = Queue(names("q"), durable=True, auto_delete=False, queue_arguments={"x-queue-type": "quorum"},
+                      channel=connection.channel())
+        queue.declare()
+        queue.delete()
+
+
+def stream(url: str, names: Names) -> None:
+    with Connection(url, transport_options={"confirm_publish": True}) as connection:
+        channel = connection.channel()
+        arguments = {"x-queue-type": "stream"}
+        queue = Queue(names("stream"), durable=True, auto_delete=False, queue_arguments=arguments, channel=channel)
+        queue.declare()
+        producer = Producer(channel)
+        for n in range(STREAM_MESSAGES):
+            producer.publish(f"s{n}".encode(), routing_key=queue.name)
+
+        consumers = []
+
+        def reader(offset, count: int) -> list:
+            got = []
+
+            def on_message(body, message) -> None:
+                got.append((body.decode(), message.headers["x-stream-offset"]))
+                message.ack()
+
+            reading = Queue(queue.name, no_declare=True, consumer_arguments={"x-stream-offset": offset})
+            consumer = Consumer(connection.channel(), queues=[reading], callbacks=[on_message], auto_declare=False)
+            consumer.qos(prefetch_count=count)
+            consumer.consume()
+            consumers.append(consumer)
+            return got
+
+        rest = STREAM_MESSAGES - STREAM_OFFSET
+        first, middle = reader("first", STREAM_MESSAGES), reader(STREAM_OFFSET, rest)
+        delivered = (STREAM_MESSAGES, rest)
+        pump_until(lambda: (len(first), len(middle)) == delivered, lambda: _drain(connection), "deliveries")
+        expect(first, stream_read(0), "from first")
+        expect(middle, stream_read(STREAM_OFFSET), f"from {STREAM_OFFSET}")
+        following = reader("next", 1)
+        producer.publish(f"s{STREAM_MESSAGES}".encode(), routing_key=queue.name)
+        pump_until(lambda: following, lambda: _drain(connection), "the delivery from next")
+        expect(following, stream_read(STREAM_MESSAGES, STREAM_MESSAGES + 1), "from next")
+        for consumer in consumers:
+            # Cancelled first: py-amqp raises on a server's basic.cancel, which deleting the stream sends.
+            consumer.cancel()
+        queue.delete()
+
+
 if __name__ == "__main__":
     main({scenario.__name__: scenario for scenario in (
         connect, auth_refused, routing, ack, requeue, discard, prefetch, confirms, mandatory, rpc,
         large_message, many_channels, not_found, precondition_failed, heartbeat, consumer_cancel,
         dead_letter_ttl, dead_letter_reject, max_length, priority, single_active_consumer, alternate_exchange,
-        quorum_queue, consumer_priority, cc_bcc, queue_expires,
+        quorum_queue, consumer_priority, cc_bcc, queue_expires, max_length_bytes, reject_publish_dlx,
+        quorum_declare_rules, stream,
     )})

@@ -11,7 +11,7 @@ import pika
 from pika.adapters.asyncio_connection import AsyncioConnection
 from pika.exceptions import AuthenticationError, ChannelClosedByBroker, ProbableAuthenticationError
 
-from interop.clients.common import Names, expect, expect_dead_lettered, large_body, main, wrong_password
+from interop.clients.common import Names, expect, expect_dead_lettered, large_body, main, stream_read, wrong_password
 from interop.scenarios import (
     ACK_MESSAGES,
     CC_BCC_DELIVERED,
@@ -27,6 +27,8 @@ from interop.scenarios import (
     HEARTBEAT,
     IDLE,
     MAX_LENGTH,
+    MAX_LENGTH_BYTES,
+    MAX_LENGTH_BYTES_BODIES,
     MAX_PRIORITY,
     MESSAGE_EXPIRATION,
     PATIENCE,
@@ -37,11 +39,14 @@ from interop.scenarios import (
     QUEUE_EXPIRES,
     QUEUE_TTL,
     QUIET,
+    QUORUM_REFUSALS,
     ROUTING_BINDINGS,
     ROUTING_EXPECTED,
     ROUTING_PUBLISHES,
     SAC_FIRST,
     SAC_REST,
+    STREAM_MESSAGES,
+    STREAM_OFFSET,
 )
 
 _closed: dict[object, asyncio.Future] = {}  # each channel's close reason, once it is closed
@@ -131,6 +136,16 @@ async def _confirms(channel) -> asyncio.Queue:
 
     await _call(channel, channel.confirm_delivery, on_confirm)
     return outcomes
+
+
+async def _expect_last_nacked(channel, queue: str) -> None:
+    """Publishes m0.. one over the queue's x-max-length, with confirms: the last one must be nacked."""
+    outcomes = await _confirms(channel)
+    confirms = []
+    for n in range(MAX_LENGTH + 1):
+        channel.basic_publish("", queue, f"m{n}".encode())
+        confirms.append(await asyncio.wait_for(outcomes.get(), PATIENCE))
+    expect(confirms, [("Ack", n) for n in range(1, MAX_LENGTH + 1)] + [("Nack", MAX_LENGTH + 1)], "confirms")
 
 
 async def _dead_letter_queue(channel, names: Names) -> dict:
@@ -441,12 +456,7 @@ async def max_length(url: str, names: Names) -> None:
     expect(deliveries.qsize(), 0, "more deliveries")
     confirming = await _channel(connection)
     reject = await _queue(confirming, names("reject"), {"x-max-length": MAX_LENGTH, "x-overflow": "reject-publish"})
-    outcomes = await _confirms(confirming)
-    confirms = []
-    for n in range(MAX_LENGTH + 1):
-        confirming.basic_publish("", reject, f"m{n}".encode())
-        confirms.append(await asyncio.wait_for(outcomes.get(), PATIENCE))
-    expect(confirms, [("Ack", n) for n in range(1, MAX_LENGTH + 1)] + [("Nack", MAX_LENGTH + 1)], "confirms")
+    await _expect_last_nacked(confirming, reject)
     expect(await _message_count(connection, reject), MAX_LENGTH, "messages in queue")
     await _close(connection)
 
@@ -572,10 +582,96 @@ async def queue_expires(url: str, names: Names) -> None:
     await _close(connection)
 
 
+async def max_length_bytes(url: str, names: Names) -> None:
+    connection = await _connect(pika.URLParameters(url))
+    channel = await _channel(connection)
+    queue = await _queue(channel, names("q"), {"x-max-length-bytes": MAX_LENGTH_BYTES})
+    for body in MAX_LENGTH_BYTES_BODIES:
+        channel.basic_publish("", queue, body.encode())
+    deliveries = await _consume(channel, queue, auto_ack=True)
+    kept = [(await _next(deliveries))[2].decode() for _ in range(2)]
+    expect(kept, list(MAX_LENGTH_BYTES_BODIES[1:]), "messages kept by drop-head")
+    await asyncio.sleep(QUIET)
+    expect(deliveries.qsize(), 0, "more deliveries")
+    await _close(connection)
+
+
+async def reject_publish_dlx(url: str, names: Names) -> None:
+    connection = await _connect(pika.URLParameters(url))
+    channel = await _channel(connection)
+    dead_letter = await _dead_letter_queue(channel, names)
+    dead_letters = await _consume(channel, names("dlq"), auto_ack=True)
+    arguments = {"x-max-length": MAX_LENGTH, "x-overflow": "reject-publish-dlx", **dead_letter}
+    queue = await _queue(channel, names("q"), arguments)
+    await _expect_last_nacked(channel, queue)
+    properties, body = await _next_dead_letter(dead_letters, names)
+    expect(body, f"m{MAX_LENGTH}".encode(), "dead letter")
+    expect_dead_lettered(properties.headers, "maxlen", queue)
+    expect(await _message_count(connection, queue), MAX_LENGTH, "messages in queue")
+    await _close(connection)
+
+
+async def quorum_declare_rules(url: str, names: Names) -> None:
+    connection = await _connect(pika.URLParameters(url))
+    for flags, arguments, text in QUORUM_REFUSALS:
+        channel = await _channel(connection)
+        try:
+            await _call(
+                channel, channel.queue_declare, names("q"), **{"durable": True, **flags},
+                arguments={"x-queue-type": "quorum", **arguments},
+            )
+            raise AssertionError(f"declared a quorum queue with {flags} {arguments}")
+        except ChannelClosedByBroker as exc:
+            refused = (exc.reply_code, exc.reply_text.startswith(f"{text} for queue '{names('q')}'"))
+            expect(refused, (406, True), f"refusal of {flags} {arguments} ({exc.reply_text})")
+    channel = await _channel(connection)
+    await _call(channel, channel.queue_declare, names("q"), durable=True, arguments={"x-queue-type": "quorum"})
+    await _call(channel, channel.queue_delete, names("q"))
+    await _close(connection)
+
+
+async def stream(url: str, names: Names) -> None:
+    connection = await _connect(pika.URLParameters(url))
+    channel = await _channel(connection)
+    queue = names("stream")
+    await _call(channel, channel.queue_declare, queue, durable=True, arguments={"x-queue-type": "stream"})
+    outcomes = await _confirms(channel)
+    for n in range(STREAM_MESSAGES):
+        channel.basic_publish("", queue, f"s{n}".encode())
+        expect(await asyncio.wait_for(outcomes.get(), PATIENCE), ("Ack", n + 1), "confirm")
+
+    async def reader(offset, count: int):
+        """A consumer from `offset` on a channel of its own, once the broker has it."""
+        consuming = await _channel(connection)
+        await _call(consuming, consuming.basic_qos, prefetch_count=count)
+        return consuming, await _consume(consuming, queue, arguments={"x-stream-offset": offset})
+
+    async def taken(consumer, count: int) -> list:
+        consuming, deliveries = consumer
+        got = []
+        for _ in range(count):
+            method, properties, body = await _next(deliveries)
+            got.append((body.decode(), properties.headers["x-stream-offset"]))
+            consuming.basic_ack(method.delivery_tag)
+        return got
+
+    first = await taken(await reader("first", STREAM_MESSAGES), STREAM_MESSAGES)
+    expect(first, stream_read(0), "from first")
+    rest = STREAM_MESSAGES - STREAM_OFFSET
+    middle = await taken(await reader(STREAM_OFFSET, rest), rest)
+    expect(middle, stream_read(STREAM_OFFSET), f"from {STREAM_OFFSET}")
+    following = await reader("next", 1)
+    channel.basic_publish("", queue, f"s{STREAM_MESSAGES}".encode())
+    expect(await taken(following, 1), stream_read(STREAM_MESSAGES, STREAM_MESSAGES + 1), "from next")
+    await _call(channel, channel.queue_delete, queue)
+    await _close(connection)
+
+
 if __name__ == "__main__":
     main({scenario.__name__: scenario for scenario in (
         connect, auth_refused, routing, ack, requeue, discard, prefetch, confirms, mandatory, rpc,
         large_message, many_channels, not_found, precondition_failed, heartbeat, consumer_cancel,
         dead_letter_ttl, dead_letter_reject, max_length, priority, single_active_consumer, alternate_exchange,
-        quorum_queue, consumer_priority, cc_bcc, queue_expires,
+        quorum_queue, consumer_priority, cc_bcc, queue_expires, max_length_bytes, reject_publish_dlx,
+        quorum_declare_rules, stream,
     )})

@@ -13,6 +13,7 @@ from interop.clients.common import (
     main,
     poll,
     pump_until,
+    stream_read,
     wrong_password,
 )
 from interop.scenarios import (
@@ -30,6 +31,8 @@ from interop.scenarios import (
     HEARTBEAT,
     IDLE,
     MAX_LENGTH,
+    MAX_LENGTH_BYTES,
+    MAX_LENGTH_BYTES_BODIES,
     MAX_PRIORITY,
     MESSAGE_EXPIRATION,
     PREFETCH_COUNT,
@@ -39,11 +42,14 @@ from interop.scenarios import (
     QUEUE_EXPIRES,
     QUEUE_TTL,
     QUIET,
+    QUORUM_REFUSALS,
     ROUTING_BINDINGS,
     ROUTING_EXPECTED,
     ROUTING_PUBLISHES,
     SAC_FIRST,
     SAC_REST,
+    STREAM_MESSAGES,
+    STREAM_OFFSET,
 )
 
 
@@ -67,6 +73,18 @@ def _get(connection, channel, queue: str, *, auto_ack: bool = False):
 
 def _message_count(channel, queue: str) -> int:
     return channel.queue_declare(queue, passive=True).method.message_count
+
+
+def _expect_last_nacked(channel, queue: str) -> None:
+    """Publishes m0.. one over the queue's x-max-length, with confirms: the last one must be nacked."""
+    outcomes = []
+    for n in range(MAX_LENGTH + 1):
+        try:
+            channel.basic_publish("", queue, f"m{n}".encode())
+            outcomes.append("ack")
+        except NackError:
+            outcomes.append("nack")
+    expect(outcomes, ["ack"] * MAX_LENGTH + ["nack"], "confirms")
 
 
 def _dead_letter_queue(channel, names: Names) -> dict:
@@ -349,14 +367,7 @@ def max_length(url: str, names: Names) -> None:
         arguments = {"x-max-length": MAX_LENGTH, "x-overflow": "reject-publish"}
         channel.queue_declare(names("reject"), exclusive=True, arguments=arguments)
         channel.confirm_delivery()
-        outcomes = []
-        for n in range(MAX_LENGTH + 1):
-            try:
-                channel.basic_publish("", names("reject"), f"m{n}".encode())
-                outcomes.append("ack")
-            except NackError:
-                outcomes.append("nack")
-        expect(outcomes, ["ack"] * MAX_LENGTH + ["nack"], "confirms")
+        _expect_last_nacked(channel, names("reject"))
         expect(_message_count(channel, names("reject")), MAX_LENGTH, "messages in queue")
 
 
@@ -477,10 +488,84 @@ def queue_expires(url: str, names: Names) -> None:
             expect(exc.reply_code, 404, "reply code")
 
 
+def max_length_bytes(url: str, names: Names) -> None:
+    with _connect(url) as connection:
+        channel = connection.channel()
+        channel.queue_declare(names("q"), exclusive=True, arguments={"x-max-length-bytes": MAX_LENGTH_BYTES})
+        for body in MAX_LENGTH_BYTES_BODIES:
+            channel.basic_publish("", names("q"), body.encode())
+        kept = [_get(connection, channel, names("q"), auto_ack=True)[2].decode() for _ in range(2)]
+        expect(kept, list(MAX_LENGTH_BYTES_BODIES[1:]), "messages kept by drop-head")
+        expect(_message_count(channel, names("q")), 0, "messages left")
+
+
+def reject_publish_dlx(url: str, names: Names) -> None:
+    with _connect(url) as connection:
+        channel = connection.channel()
+        dead_letter = _dead_letter_queue(channel, names)
+        arguments = {"x-max-length": MAX_LENGTH, "x-overflow": "reject-publish-dlx", **dead_letter}
+        channel.queue_declare(names("q"), exclusive=True, arguments=arguments)
+        channel.confirm_delivery()
+        _expect_last_nacked(channel, names("q"))
+        properties, body = _get_dead_letter(connection, channel, names)
+        expect(body, f"m{MAX_LENGTH}".encode(), "dead letter")
+        expect_dead_lettered(properties.headers, "maxlen", names("q"))
+        expect(_message_count(channel, names("q")), MAX_LENGTH, "messages in queue")
+
+
+def quorum_declare_rules(url: str, names: Names) -> None:
+    with _connect(url) as connection:
+        for flags, arguments, text in QUORUM_REFUSALS:
+            try:
+                connection.channel().queue_declare(
+                    names("q"), **{"durable": True, **flags}, arguments={"x-queue-type": "quorum", **arguments}
+                )
+                raise AssertionError(f"declared a quorum queue with {flags} {arguments}")
+            except ChannelClosedByBroker as exc:
+                refused = (exc.reply_code, exc.reply_text.startswith(f"{text} for queue '{names('q')}'"))
+                expect(refused, (406, True), f"refusal of {flags} {arguments} ({exc.reply_text})")
+        channel = connection.channel()
+        channel.queue_declare(names("q"), durable=True, arguments={"x-queue-type": "quorum"})
+        channel.queue_delete(names("q"))
+
+
+def stream(url: str, names: Names) -> None:
+    with _connect(url) as connection:
+        channel = connection.channel()
+        queue = channel.queue_declare(names("stream"), durable=True, arguments={"x-queue-type": "stream"}).method.queue
+        channel.confirm_delivery()
+        for n in range(STREAM_MESSAGES):
+            channel.basic_publish("", queue, f"s{n}".encode())
+
+        def reader(offset, count: int) -> list:
+            consuming = connection.channel()
+            consuming.basic_qos(prefetch_count=count)
+            got = []
+
+            def on_message(ch, method, properties, body) -> None:
+                got.append((body.decode(), properties.headers["x-stream-offset"]))
+                ch.basic_ack(method.delivery_tag)
+
+            consuming.basic_consume(queue, on_message, arguments={"x-stream-offset": offset})
+            return got
+
+        first, middle = reader("first", STREAM_MESSAGES), reader(STREAM_OFFSET, STREAM_MESSAGES - STREAM_OFFSET)
+        pump_until(lambda: len(first) == STREAM_MESSAGES and len(middle) == STREAM_MESSAGES - STREAM_OFFSET,
+                   _pump(connection), "deliveries")
+        expect(first, stream_read(0), "from first")
+        expect(middle, stream_read(STREAM_OFFSET), f"from {STREAM_OFFSET}")
+        following = reader("next", 1)
+        channel.basic_publish("", queue, f"s{STREAM_MESSAGES}".encode())
+        pump_until(lambda: following, _pump(connection), "the delivery from next")
+        expect(following, stream_read(STREAM_MESSAGES, STREAM_MESSAGES + 1), "from next")
+        channel.queue_delete(queue)
+
+
 if __name__ == "__main__":
     main({scenario.__name__: scenario for scenario in (
         connect, auth_refused, routing, ack, requeue, discard, prefetch, confirms, mandatory, rpc,
         large_message, many_channels, not_found, precondition_failed, heartbeat, consumer_cancel,
         dead_letter_ttl, dead_letter_reject, max_length, priority, single_active_consumer, alternate_exchange,
-        quorum_queue, consumer_priority, cc_bcc, queue_expires,
+        quorum_queue, consumer_priority, cc_bcc, queue_expires, max_length_bytes, reject_publish_dlx,
+        quorum_declare_rules, stream,
     )})

@@ -81,6 +81,17 @@ public final class Scenarios {
     static final Map<String, Object> CC_BCC_DELIVERED = Map.of("CC", List.of("b"));
     static final int QUEUE_EXPIRES = 300;
     static final long EXPIRES_WAIT_MILLIS = 1000;
+    static final int MAX_LENGTH_BYTES = 10;
+    static final List<String> MAX_LENGTH_BYTES_BODIES = List.of("msg-0", "msg-1", "msg-2");
+    /** Declarations of a quorum queue: durable, exclusive, auto-delete, extra arguments, reply text start. */
+    static final Object[][] QUORUM_REFUSALS = {
+        {false, false, false, Map.of(), "PRECONDITION_FAILED - invalid property 'non-durable'"},
+        {true, true, false, Map.of(), "PRECONDITION_FAILED - invalid property 'exclusive-owner'"},
+        {true, false, true, Map.of(), "PRECONDITION_FAILED - invalid property 'auto-delete'"},
+        {true, false, false, Map.of("x-max-priority", 5), "PRECONDITION_FAILED - invalid arg 'x-max-priority'"},
+    };
+    static final int STREAM_MESSAGES = 5;
+    static final int STREAM_OFFSET = 3;
     static final int PATIENCE = 10;
     static final long QUIET_MILLIS = 500;
 
@@ -153,8 +164,12 @@ public final class Scenarios {
     }
 
     static int replyCode(IOException error) {
+        return channelClose(error).getReplyCode();
+    }
+
+    static AMQP.Channel.Close channelClose(IOException error) {
         ShutdownSignalException shutdown = (ShutdownSignalException) error.getCause();
-        return ((AMQP.Channel.Close) shutdown.getReason()).getReplyCode();
+        return (AMQP.Channel.Close) shutdown.getReason();
     }
 
     /** A consumer that collects its deliveries. */
@@ -216,6 +231,21 @@ public final class Scenarios {
             first.put(key, plainHeaders.get("x-first-death-" + key));
         }
         expect(first, Map.of("reason", reason, "queue", queue, "exchange", ""), "x-first-death-*");
+    }
+
+    /** Publishes m0.. one over the queue's x-max-length, with confirms: the last one must be nacked. */
+    static void expectLastNacked(Channel channel, String queue) throws Exception {
+        channel.confirmSelect();
+        List<String> outcomes = new ArrayList<>();
+        for (int n = 0; n <= MAX_LENGTH; n++) {
+            channel.basicPublish("", queue, null, bytes("m" + n));
+            // true when everything published since the last call was acked, false when one was nacked
+            boolean acked = channel.waitForConfirms(TimeUnit.SECONDS.toMillis(PATIENCE));
+            outcomes.add(acked ? "ack" : "nack");
+        }
+        List<String> expected = new ArrayList<>(Collections.nCopies(MAX_LENGTH, "ack"));
+        expected.add("nack");
+        expect(outcomes, expected, "confirms");
     }
 
     /** A DLX with its queue; returns the arguments that make a queue dead-letter there. */
@@ -569,17 +599,7 @@ public final class Scenarios {
             expect(channel.basicGet(drop, true), null, "message left");
             Map<String, Object> arguments = Map.of("x-max-length", MAX_LENGTH, "x-overflow", "reject-publish");
             String reject = channel.queueDeclare(names.of("reject"), false, true, false, arguments).getQueue();
-            channel.confirmSelect();
-            List<String> outcomes = new ArrayList<>();
-            for (int n = 0; n <= MAX_LENGTH; n++) {
-                channel.basicPublish("", reject, null, bytes("m" + n));
-                // true when everything published since the last call was acked, false when one was nacked
-                boolean acked = channel.waitForConfirms(TimeUnit.SECONDS.toMillis(PATIENCE));
-                outcomes.add(acked ? "ack" : "nack");
-            }
-            List<String> expected = new ArrayList<>(Collections.nCopies(MAX_LENGTH, "ack"));
-            expected.add("nack");
-            expect(outcomes, expected, "confirms");
+            expectLastNacked(channel, reject);
             expect(channel.queueDeclarePassive(reject).getMessageCount(), MAX_LENGTH, "messages in queue");
         }
     }
@@ -727,6 +747,108 @@ public final class Scenarios {
         }
     }
 
+    static void max_length_bytes(String url, Names names) throws Exception {
+        try (Connection connection = connect(url)) {
+            Channel channel = connection.createChannel();
+            Map<String, Object> arguments = Map.of("x-max-length-bytes", MAX_LENGTH_BYTES);
+            String queue = channel.queueDeclare(names.of("q"), false, true, false, arguments).getQueue();
+            for (String body : MAX_LENGTH_BYTES_BODIES) {
+                channel.basicPublish("", queue, null, bytes(body));
+            }
+            List<String> kept = new ArrayList<>();
+            for (int n = 0; n < 2; n++) {
+                kept.add(text(get(channel, queue, true).getBody()));
+            }
+            expect(kept, MAX_LENGTH_BYTES_BODIES.subList(1, 3), "messages kept by drop-head");
+            expect(channel.basicGet(queue, true), null, "message left");
+        }
+    }
+
+    static void reject_publish_dlx(String url, Names names) throws Exception {
+        try (Connection connection = connect(url)) {
+            Channel channel = connection.createChannel();
+            Map<String, Object> arguments = new HashMap<>(deadLetterQueue(channel, names));
+            arguments.put("x-max-length", MAX_LENGTH);
+            arguments.put("x-overflow", "reject-publish-dlx");
+            String queue = channel.queueDeclare(names.of("q"), false, true, false, arguments).getQueue();
+            expectLastNacked(channel, queue);
+            GetResponse dead = getDeadLetter(channel, names);
+            expect(text(dead.getBody()), "m" + MAX_LENGTH, "dead letter");
+            expectDeadLettered(dead.getProps().getHeaders(), "maxlen", queue, null);
+            expect(channel.queueDeclarePassive(queue).getMessageCount(), MAX_LENGTH, "messages in queue");
+        }
+    }
+
+    @SuppressWarnings("unchecked")
+    static void quorum_declare_rules(String url, Names names) throws Exception {
+        try (Connection connection = connect(url)) {
+            String queue = names.of("q");
+            for (Object[] refusal : QUORUM_REFUSALS) {
+                Map<String, Object> arguments = new HashMap<>((Map<String, Object>) refusal[3]);
+                arguments.put("x-queue-type", "quorum");
+                try {
+                    connection.createChannel().queueDeclare(
+                            queue, (boolean) refusal[0], (boolean) refusal[1], (boolean) refusal[2], arguments);
+                    throw new AssertionError("declared a quorum queue with " + Arrays.toString(refusal));
+                } catch (IOException error) {
+                    AMQP.Channel.Close close = channelClose(error);
+                    boolean expected = close.getReplyText().startsWith(refusal[4] + " for queue '" + queue + "'");
+                    expect(List.of(close.getReplyCode(), expected), List.of(406, true), close.getReplyText());
+                }
+            }
+            Channel channel = connection.createChannel();
+            channel.queueDeclare(queue, true, false, false, Map.of("x-queue-type", "quorum"));
+            channel.queueDelete(queue);
+        }
+    }
+
+    /** A consumer of the stream on a channel of its own, from {@code offset}, with room for {@code count}. */
+    static Collector streamReader(Connection connection, String queue, Object offset, int count) throws IOException {
+        Channel channel = connection.createChannel();
+        channel.basicQos(count);
+        Collector consumer = new Collector(channel);
+        channel.basicConsume(queue, false, Map.of("x-stream-offset", offset), consumer);
+        return consumer;
+    }
+
+    /** Each delivery as [body, x-stream-offset], all acknowledged. */
+    static List<List<Object>> streamRead(Collector consumer) throws IOException {
+        List<List<Object>> read = new ArrayList<>();
+        for (GetResponse message : consumer.deliveries) {
+            read.add(List.of(text(message.getBody()), message.getProps().getHeaders().get("x-stream-offset")));
+            consumer.getChannel().basicAck(message.getEnvelope().getDeliveryTag(), false);
+        }
+        return read;
+    }
+
+    static List<List<Object>> streamExpected(int from, int to) {
+        return IntStream.range(from, to).mapToObj(n -> List.<Object>of("s" + n, (long) n)).toList();
+    }
+
+    static void stream(String url, Names names) throws Exception {
+        try (Connection connection = connect(url)) {
+            Channel channel = connection.createChannel();
+            Map<String, Object> arguments = Map.of("x-queue-type", "stream");
+            String queue = channel.queueDeclare(names.of("stream"), true, false, false, arguments).getQueue();
+            channel.confirmSelect();
+            for (int n = 0; n < STREAM_MESSAGES; n++) {
+                channel.basicPublish("", queue, null, bytes("s" + n));
+            }
+            channel.waitForConfirmsOrDie(TimeUnit.SECONDS.toMillis(PATIENCE));
+            Collector first = streamReader(connection, queue, "first", STREAM_MESSAGES);
+            Collector middle = streamReader(connection, queue, STREAM_OFFSET, STREAM_MESSAGES - STREAM_OFFSET);
+            waitFor(() -> first.deliveries.size() == STREAM_MESSAGES
+                    && middle.deliveries.size() == STREAM_MESSAGES - STREAM_OFFSET, "deliveries");
+            expect(streamRead(first), streamExpected(0, STREAM_MESSAGES), "from first");
+            expect(streamRead(middle), streamExpected(STREAM_OFFSET, STREAM_MESSAGES), "from " + STREAM_OFFSET);
+            Collector following = streamReader(connection, queue, "next", 1);
+            channel.basicPublish("", queue, null, bytes("s" + STREAM_MESSAGES));
+            waitFor(() -> following.deliveries.size() == 1, "the delivery from next");
+            expect(streamRead(following), streamExpected(STREAM_MESSAGES, STREAM_MESSAGES + 1), "from next");
+            channel.queueDelete(queue);
+        }
+    }
+
     static final Map<String, Scenario> SCENARIOS = new LinkedHashMap<>();
 
     static {
@@ -756,6 +878,10 @@ public final class Scenarios {
         SCENARIOS.put("consumer_priority", Scenarios::consumer_priority);
         SCENARIOS.put("cc_bcc", Scenarios::cc_bcc);
         SCENARIOS.put("queue_expires", Scenarios::queue_expires);
+        SCENARIOS.put("max_length_bytes", Scenarios::max_length_bytes);
+        SCENARIOS.put("reject_publish_dlx", Scenarios::reject_publish_dlx);
+        SCENARIOS.put("quorum_declare_rules", Scenarios::quorum_declare_rules);
+        SCENARIOS.put("stream", Scenarios::stream);
     }
 
     static String json(String text) {

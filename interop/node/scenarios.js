@@ -47,6 +47,16 @@ const CC_BCC_HEADERS = { CC: ['b'], BCC: ['c'] };
 const CC_BCC_DELIVERED = { CC: ['b'] };
 const QUEUE_EXPIRES = 300;
 const EXPIRES_WAIT = 1.0;
+const MAX_LENGTH_BYTES = 10;
+const MAX_LENGTH_BYTES_BODIES = ['msg-0', 'msg-1', 'msg-2'];
+const QUORUM_REFUSALS = [
+  [{ durable: false }, {}, "PRECONDITION_FAILED - invalid property 'non-durable'"],
+  [{ exclusive: true }, {}, "PRECONDITION_FAILED - invalid property 'exclusive-owner'"],
+  [{ autoDelete: true }, {}, "PRECONDITION_FAILED - invalid property 'auto-delete'"],
+  [{}, { 'x-max-priority': 5 }, "PRECONDITION_FAILED - invalid arg 'x-max-priority'"],
+];
+const STREAM_MESSAGES = 5;
+const STREAM_OFFSET = 3;
 const PATIENCE = 10;
 const QUIET = 0.5;
 
@@ -541,11 +551,93 @@ async function queue_expires(url, names) {
   });
 }
 
+async function max_length_bytes(url, names) {
+  await withConnection(url, async (connection) => {
+    const channel = await connection.createConfirmChannel();
+    const queue = names('q');
+    await channel.assertQueue(queue, { exclusive: true, arguments: { 'x-max-length-bytes': MAX_LENGTH_BYTES } });
+    for (const body of MAX_LENGTH_BYTES_BODIES) channel.sendToQueue(queue, Buffer.from(body));
+    await channel.waitForConfirms();
+    const kept = [];
+    for (const _ of range(2)) kept.push((await get(channel, queue, { noAck: true })).content.toString());
+    assert.deepEqual(kept, MAX_LENGTH_BYTES_BODIES.slice(1), 'messages kept by drop-head');
+    assert.equal(await channel.get(queue), false, 'message left');
+  });
+}
+
+async function reject_publish_dlx(url, names) {
+  await withConnection(url, async (connection) => {
+    const channel = await connection.createConfirmChannel();
+    const deadLetter = await deadLetterQueue(channel, names);
+    const arguments_ = { 'x-max-length': MAX_LENGTH, 'x-overflow': 'reject-publish-dlx', ...deadLetter };
+    const { queue } = await channel.assertQueue(names('q'), { exclusive: true, arguments: arguments_ });
+    const outcomes = [];
+    for (const n of range(MAX_LENGTH + 1)) {
+      outcomes.push(await publishConfirmed(channel, '', queue, Buffer.from(`m${n}`)));
+    }
+    assert.deepEqual(outcomes, [...Array(MAX_LENGTH).fill('ack'), 'nack'], 'confirms');
+    const dead = await getDeadLetter(channel, names);
+    assert.equal(dead.content.toString(), `m${MAX_LENGTH}`, 'dead letter');
+    expectDeadLettered(dead.properties.headers, 'maxlen', queue);
+    assert.equal((await channel.checkQueue(queue)).messageCount, MAX_LENGTH, 'messages in queue');
+  });
+}
+
+async function quorum_declare_rules(url, names) {
+  await withConnection(url, async (connection) => {
+    const queue = names('q');
+    for (const [flags, arguments_, text] of QUORUM_REFUSALS) {
+      const channel = await connection.createChannel();
+      channel.on('error', ignore);
+      const options = { durable: true, ...flags, arguments: { 'x-queue-type': 'quorum', ...arguments_ } };
+      const refused = (error) => error.code === 406 && error.message.includes(`${text} for queue '${queue}'`);
+      await assert.rejects(channel.assertQueue(queue, options), refused);
+    }
+    const channel = await connection.createChannel();
+    await channel.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
+    await channel.deleteQueue(queue);
+  });
+}
+
+async function stream(url, names) {
+  await withConnection(url, async (connection) => {
+    const channel = await connection.createConfirmChannel();
+    const options = { durable: true, arguments: { 'x-queue-type': 'stream' } };
+    const { queue } = await channel.assertQueue(names('stream'), options);
+    for (const n of range(STREAM_MESSAGES)) channel.sendToQueue(queue, Buffer.from(`s${n}`));
+    await channel.waitForConfirms();
+    const reader = async (offset, count) => {
+      const consuming = await connection.createChannel();
+      await consuming.prefetch(count);
+      const got = [];
+      const onMessage = (message) => {
+        if (message === null) return; // cancelled by the server when the stream is deleted
+        got.push([message.content.toString(), Number(message.properties.headers['x-stream-offset'])]);
+        consuming.ack(message);
+      };
+      await consuming.consume(queue, onMessage, { arguments: { 'x-stream-offset': offset } });
+      return got;
+    };
+    const expected = (from, to) => range(to - from).map((n) => [`s${from + n}`, from + n]);
+    const first = await reader('first', STREAM_MESSAGES);
+    const middle = await reader(STREAM_OFFSET, STREAM_MESSAGES - STREAM_OFFSET);
+    await waitFor(() => first.length + middle.length === 2 * STREAM_MESSAGES - STREAM_OFFSET, 'deliveries');
+    assert.deepEqual(first, expected(0, STREAM_MESSAGES), 'from first');
+    assert.deepEqual(middle, expected(STREAM_OFFSET, STREAM_MESSAGES), `from ${STREAM_OFFSET}`);
+    const following = await reader('next', 1);
+    channel.sendToQueue(queue, Buffer.from(`s${STREAM_MESSAGES}`));
+    await waitFor(() => following.length === 1, 'the delivery from next');
+    assert.deepEqual(following, expected(STREAM_MESSAGES, STREAM_MESSAGES + 1), 'from next');
+    await channel.deleteQueue(queue);
+  });
+}
+
 const SCENARIOS = {
   connect, auth_refused, routing, ack, requeue, discard, prefetch, confirms, mandatory, rpc,
   large_message, many_channels, not_found, precondition_failed, heartbeat, consumer_cancel,
   dead_letter_ttl, dead_letter_reject, max_length, priority, single_active_consumer, alternate_exchange,
-  quorum_queue, consumer_priority, cc_bcc, queue_expires,
+  quorum_queue, consumer_priority, cc_bcc, queue_expires, max_length_bytes, reject_publish_dlx,
+  quorum_declare_rules, stream,
 };
 
 async function main(argv) {

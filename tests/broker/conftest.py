@@ -67,9 +67,9 @@ class FakeSink:
 class Peer:
     """One client connection and its sink, with shorthands for the methods tests send most."""
 
-    def __init__(self, broker: core.Broker, *, notify: bool = True, vhost: str = "/") -> None:
+    def __init__(self, broker: core.Broker, *, notify: bool = True, vhost: str = "/", user: str = "guest") -> None:
         self.sink = FakeSink()
-        self.client = self.sink.client = broker.connect(vhost, "guest", self.sink, {"consumer_cancel_notify": notify})
+        self.client = self.sink.client = broker.connect(vhost, user, self.sink, {"consumer_cancel_notify": notify})
 
     def channel(self, number: int = 1) -> core.Session:
         """The session of an open channel, opening it first if needed."""

@@ -245,7 +245,9 @@ def test_stream_declaration_refused(flags: dict, arguments: dict, text: str) -> 
 
 def test_valid_stream_arguments_give_stream_settings() -> None:
     arguments = {**STREAM, "x-max-age": "1D", "x-max-length-bytes": 10, "x-stream-max-segment-size-bytes": 3_000_000_000}
-    assert queue_settings(arguments, **REPLICATED) == QueueSettings(queue_type="stream", max_length_bytes=10)
+    assert queue_settings(arguments, **REPLICATED) == QueueSettings(
+        queue_type="stream", max_length_bytes=10, max_age=86_400_000, max_segment_size_bytes=3_000_000_000
+    )
 
 
 # Through the vhost: new queues validate, passive ones do not, redeclares compare
@@ -279,10 +281,9 @@ def test_server_named_queue_is_named_in_argument_errors(peer) -> None:
         peer.declare("", arguments={"x-message-ttl": -1})
 
 
-def test_valid_stream_declaration_is_not_implemented(broker, peer) -> None:
-    with refused(540, f"NOT_IMPLEMENTED - queue type 'stream' is not supported: cannot declare {Q}"):
-        peer.declare("q", durable=True, arguments=STREAM)
-    assert "q" not in broker.vhosts["/"].queues
+def test_valid_stream_declaration_declares_a_stream(broker, peer) -> None:
+    peer.declare("q", durable=True, arguments=STREAM)
+    assert broker.vhosts["/"].queues["q"].settings.queue_type == "stream"
 
 
 @pytest.mark.parametrize(

@@ -96,7 +96,7 @@ def test_messages_of_a_queue_deleted_while_they_were_unacked_are_collected_after
 
 
 def test_a_vhost_survives_a_restart(node: Node) -> None:
-    node.broker.add_vhost("extra")
+    node.broker.add_vhost("extra", granted_to="guest")
     # No AMQP method creates a vhost; the core does, for the management interface and tests.
     connection = node.broker.connect("extra", "guest", Sink(), {})
     connection.open_channel(1).handle(spec.QueueDeclare(queue="q", durable=True))
@@ -106,7 +106,7 @@ def test_a_vhost_survives_a_restart(node: Node) -> None:
 
 
 def test_a_deleted_vhost_stays_deleted_with_everything_in_it(node: Node) -> None:
-    node.broker.add_vhost("extra")
+    node.broker.add_vhost("extra", granted_to="guest")
     connection = node.broker.connect("extra", "guest", Sink(), {})
     session = connection.open_channel(1)
     session.handle(spec.ExchangeDeclare(exchange="x", type="fanout", durable=True))
@@ -120,6 +120,23 @@ def test_a_deleted_vhost_stays_deleted_with_everything_in_it(node: Node) -> None
     assert set(broker.vhosts) == {"/"}
     assert node.store.recover().exchanges == [] and node.store.recover().queues == []
     assert node.store.max_message_id() == -1
+
+
+def test_users_permissions_and_vhost_descriptions_survive_and_deletions_stay(node: Node) -> None:
+    broker = node.broker
+    broker.users.put(core.User("alice", "", ["management"]))
+    broker.add_vhost("extra", granted_to="alice")
+    broker.describe_vhost("extra", "kept", ["t"], True)
+    broker.permissions.set("/", "alice", "^a", "^b", "^c")
+    broker.delete_user("guest")
+    restarted = node.restart()
+    assert [user.name for user in restarted.users] == ["alice"]
+    assert {(p.vhost, p.configure) for p in restarted.permissions} == {("extra", ".*"), ("/", "^a")}
+    assert (restarted.vhosts["extra"].description, restarted.vhosts["extra"].tags) == ("kept", ["t"])
+    restarted.delete_vhost("extra")
+    again = node.restart()
+    assert "guest" not in again.users and "extra" not in again.vhosts
+    assert [(p.vhost, p.user) for p in again.permissions] == [("/", "alice")]
 
 
 def test_persistent_messages_on_durable_queues_survive_and_others_do_not(node: Node) -> None:

@@ -1,4 +1,4 @@
-"""Durable queues' TTL and priorities across a broker process restart (SIGTERM or SIGKILL)."""
+"""Durable queues' TTL, priorities and streams across a broker process restart (SIGTERM or SIGKILL)."""
 
 from __future__ import annotations
 
@@ -32,4 +32,36 @@ def test_expired_messages_do_not_come_back_and_priorities_do(broker_process: Bro
     channel = connection.channel()
     assert get_all(channel, "ttl") == []
     assert [body for body, _ in get_all(channel, "prio")] == [b"high", b"mid", b"low"]
+    connection.close()
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_a_stream_keeps_its_log_and_offsets(broker_process: BrokerProcess, how: str) -> None:
+    connection = broker_process.connect()
+    channel = connection.channel()
+    channel.queue_declare("stream", durable=True, arguments={"x-queue-type": "stream"})
+    channel.confirm_delivery()
+    for body in (b"s0", b"s1"):
+        # Transient: a stream keeps every message.
+        channel.basic_publish("", "stream", body)
+    connection.close()
+
+    broker_process.restart(how)
+
+    connection = broker_process.connect()
+    channel = connection.channel()
+    channel.confirm_delivery()
+    channel.basic_publish("", "stream", b"s2")
+    channel.basic_qos(prefetch_count=3)
+    read = []
+    channel.basic_consume(
+        "stream",
+        lambda ch, method, properties, body: read.append((body, properties.headers["x-stream-offset"])),
+        arguments={"x-stream-offset": "first"},
+    )
+    deadline = time.monotonic() + 10
+    while len(read) < 3 and time.monotonic() < deadline:
+        connection.process_data_events(time_limit=0.05)
+    assert read == [(b"s0", 0), (b"s1", 1), (b"s2", 2)]
+    channel.basic_ack(3, multiple=True)
     connection.close()

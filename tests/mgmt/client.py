@@ -1,5 +1,5 @@
-"""A small client for the management API (http.client, one connection per request), and raw-socket
-helpers for requests no client library would send."""
+"""A small client for the management API (http.client, one connection per request), raw-socket
+helpers for requests no client library would send, and this machine's non-loopback address."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import base64
 import http.client
 import json
 import socket
+import subprocess
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -102,3 +103,12 @@ def raw_exchange(host: str, port: int, data: bytes, timeout: float = TIMEOUT) ->
 def status_of(response: bytes) -> int:
     """The status code of a raw HTTP/1.1 response."""
     return int(response.split(b" ", 2)[1])
+
+
+def non_loopback_address() -> str | None:
+    """An IPv4 address of this machine other than a loopback one, to connect from; None if it has none."""
+    try:
+        addresses = subprocess.run(["hostname", "-I"], capture_output=True, text=True, timeout=10).stdout.split()
+    except OSError:
+        return None
+    return next((a for a in addresses if "." in a and not a.startswith("127.")), None)

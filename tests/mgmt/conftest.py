@@ -129,6 +129,7 @@ def make_user(api: ApiClient, _broker, unique) -> Iterator[Callable[[list[str]],
         else:
             user = User(name, hash_password(password), list(tags))
             _broker.call(lambda: _broker.server.broker.users.put(user))
+            _broker.call(lambda: _broker.server.broker.permissions.set("/", name, ".*", ".*", ".*"))
         return api.as_user(name, password)
 
     yield make
@@ -136,4 +137,4 @@ def make_user(api: ApiClient, _broker, unique) -> Iterator[Callable[[list[str]],
         if _broker is None:
             subprocess.run(["rabbitmqctl", "-q", "delete_user", name], capture_output=True)
         else:
-            _broker.call(lambda: _broker.server.broker.users.users.pop(name, None))
+            _broker.call(_broker.server.broker.delete_user, name)

@@ -12,8 +12,11 @@ import time
 import pika
 import pytest
 
+from amqpbroker.cli import parse_args
+
 
 def start_broker(*args: str) -> tuple[subprocess.Popen, int]:
+    """Starts the command on 127.0.0.1 (unless `args` name another --host) and a free port."""
     process = subprocess.Popen(
         [sys.executable, "-m", "amqpbroker", "--no-http", "--no-metrics", "--host", "127.0.0.1", "--port", "0", *args],
         stderr=subprocess.PIPE,
@@ -22,7 +25,7 @@ def start_broker(*args: str) -> tuple[subprocess.Popen, int]:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         line = process.stderr.readline()
-        found = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
+        found = re.search(r"listening on \S+:(\d+)", line)
         if found:
             return process, int(found.group(1))
     process.kill()
@@ -145,3 +148,9 @@ def test_bad_consumer_timeout_flag_says_what_is_wrong() -> None:
     )
     assert result.returncode == 2
     assert "not a number of milliseconds: '1s'" in result.stderr
+
+
+
+@pytest.mark.parametrize(("flag", "names"), [([], ("guest",)), (["--loopback-users", ""], ()), (["--loopback-users", "guest, ops"], ("guest", "ops"))])
+def test_loopback_users_flag(flag: list[str], names: tuple[str, ...]) -> None:
+    assert parse_args(flag).loopback_users == names
