@@ -87,7 +87,10 @@ def main(argv: list[str] | None = None) -> int:
             product = brokers.server_product(url)
             size = f"{len(clients)} clients × {len(args.scenarios)} scenarios"
             print(f"{product} at {_redacted(url)}: {size}", flush=True)
-            cells = run(url, clients, args.scenarios, timeout=args.timeout, jobs=args.jobs, on_cell=_print_failure)
+            # RabbitMQ here has neither the deduplication nor the delayed-message plugin.
+            plugins = not product.startswith("RabbitMQ")
+            cells = run(url, clients, args.scenarios, timeout=args.timeout, jobs=args.jobs, on_cell=_print_failure,
+                        plugins=plugins)
     except brokers.BrokerError as exc:
         print(f"interop: {exc}", file=sys.stderr)
         return 2

@@ -32,6 +32,12 @@ def _failures(cells: list[Cell], clients: list[Client], scenarios: list[str]) ->
     return sorted(failed, key=lambda cell: order.index((cell.client, cell.scenario)))
 
 
+def _skipped(cells: list[Cell], scenarios: list[str]) -> list[str]:
+    """Scenarios left out with a reason (one the broker cannot run), each with it, in table order."""
+    reasons = {cell.scenario: cell.detail for cell in cells if cell.status == NA and cell.detail}
+    return [f"{scenario}: {reasons[scenario]}" for scenario in scenarios if scenario in reasons]
+
+
 def _summary_line(summary: dict[str, int]) -> str:
     return (
         f"{summary['passed']} of {summary['applicable']} applicable cells passed, {summary['failed']} failed "
@@ -45,6 +51,7 @@ def text(cells: list[Cell], clients: list[Client], scenarios: list[str]) -> str:
     lines = ["  ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))
     lines += ["", _summary_line(summarize(cells))]
+    lines += [f"n/a {line}" for line in _skipped(cells, scenarios)]
     return "\n".join(lines)
 
 
@@ -69,6 +76,9 @@ def write(out: Path, meta: dict, cells: list[Cell], clients: list[Client], scena
         "|" + "---|" * len(rows[0]),
         *("| " + " | ".join(row) + " |" for row in rows[1:]),
     ]
+    skipped = _skipped(cells, scenarios)
+    if skipped:
+        lines += ["", "## Not run on this broker", ""] + [f"- {line}" for line in skipped]
     failures = _failures(cells, clients, scenarios)
     if failures:
         lines += ["", "## Failures", ""]

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from interop.clients import INTEROP_DIR, Client, Unavailable
 from interop.clients.common import RESULT_MARK
+from interop.scenarios import SCENARIOS
 
 PASS, FAIL, NA = "pass", "FAIL", "n/a"
 _BATCH_STARTUP = 60  # a batch client's own start-up (a JVM) on top of its scenarios' limits
@@ -108,6 +109,19 @@ def _run_task(task: _Task, url: str, prefix: str) -> list[Cell]:
     return cells
 
 
+def without_plugins(clients: list[Client], scenarios: list[str]) -> tuple[list[str], list[Cell]]:
+    """For a broker without RabbitMQ's community plugins (the reference RabbitMQ): the scenarios
+    that need none, and a not-applicable cell saying why for each client of the others."""
+    plugins = {scenario.name: scenario.plugin for scenario in SCENARIOS}
+    skipped = [
+        Cell(client.name, scenario, NA, f"the reference broker lacks the plugin {plugins[scenario]}")
+        for client in clients
+        for scenario in scenarios
+        if plugins[scenario] is not None
+    ]
+    return [scenario for scenario in scenarios if plugins[scenario] is None], skipped
+
+
 def run(
     url: str,
     clients: list[Client],
@@ -116,10 +130,14 @@ def run(
     timeout: float,
     jobs: int,
     on_cell: Callable[[Cell], None],
+    plugins: bool = True,
 ) -> list[Cell]:
-    """Run every applicable (client, scenario) cell against the broker at `url`."""
+    """Run every applicable (client, scenario) cell against the broker at `url`; without `plugins`,
+    the scenarios that need a RabbitMQ plugin are not applicable."""
     prefix = f"interop-{uuid.uuid4().hex[:8]}"
     cells: list[Cell] = []
+    if not plugins:
+        scenarios, cells = without_plugins(clients, scenarios)
     tasks: list[_Task] = []
     with ThreadPoolExecutor(jobs) as pool:
         for client, plan in zip(clients, pool.map(_plan, clients)):

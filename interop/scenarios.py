@@ -11,6 +11,9 @@ from dataclasses import dataclass
 class Scenario:
     name: str
     summary: str
+    plugin: str | None = None
+    """The RabbitMQ plugin the scenario needs, which the reference broker lacks: the scenario then
+    runs against amqpbroker only."""
 
 
 SCENARIOS = (
@@ -73,6 +76,18 @@ SCENARIOS = (
     Scenario(
         "stream",
         "a stream read with x-stream-offset first, 3 and next: every reader gets its part, offsets in a header",
+    ),
+    Scenario(
+        "deduplication",
+        "a queue with x-message-deduplication and an x-message-deduplication exchange drop a message whose "
+        "x-deduplication-header they have seen; every publish is confirmed",
+        plugin="rabbitmq_message_deduplication",
+    ),
+    Scenario(
+        "delayed_message",
+        "an x-delayed-message exchange (x-delayed-type direct) holds a message for its x-delay: one published "
+        "after it without delay arrives first, and it arrives with x-delay negated",
+        plugin="rabbitmq_delayed_message_exchange",
     ),
 )
 
@@ -154,6 +169,17 @@ QUORUM_REFUSALS = (
 # Each reader's prefetch is what it should get, and it acks everything, which takes nothing away.
 STREAM_MESSAGES = 5
 STREAM_OFFSET = 3
+
+# deduplication: DEDUP_PUBLISHES as (body, x-deduplication-header) go with confirms to a queue with
+# x-message-deduplication, then to an exchange of type x-message-deduplication (x-cache-size
+# DEDUP_CACHE_SIZE) with one queue bound; each queue then holds DEDUP_EXPECTED.
+DEDUP_PUBLISHES = (("m0", "order-1"), ("m1", "order-1"), ("m2", "order-2"))
+DEDUP_EXPECTED = ("m0", "m2")
+DEDUP_CACHE_SIZE = 10
+# delayed_message: "late" is published with x-delay DELAY to a delayed exchange bound with key
+# DELAYED_KEY, then "now" without one; a consumer gets "now", then "late" with x-delay -DELAY.
+DELAY = 300  # ms
+DELAYED_KEY = "k"
 
 # How long a client waits for something the broker should do promptly.
 PATIENCE = 10

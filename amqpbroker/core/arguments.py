@@ -75,6 +75,7 @@ class QueueSettings:
     delivery_limit: int | None = None  # quorum only
     max_age: int | None = None  # ms; stream only
     max_segment_size_bytes: int = DEFAULT_STREAM_SEGMENT_SIZE  # stream only
+    deduplication: bool = False  # x-message-deduplication, the plugin's; classic only
 
 
 class StreamOffset(NamedTuple):
@@ -434,6 +435,8 @@ def settings_from_arguments(arguments: Mapping[str, Any]) -> QueueSettings:
         delivery_limit=None if delivery_limit is None else max(delivery_limit, 0),
         max_age=None if max_age_seconds is None else max_age_seconds * 1000,
         max_segment_size_bytes=DEFAULT_STREAM_SEGMENT_SIZE if segment_size is None else segment_size,
+        # The plugin checks nothing: only true enables it, and it does not serve quorum queues.
+        deduplication=arguments.get("x-message-deduplication") is True and queue_type in (None, "classic"),
     )
 
 
@@ -476,6 +479,53 @@ def alternate_exchange(arguments: Mapping[str, Any], *, exchange: str, vhost: st
             f"invalid type '{type_name(name)}' for arg 'alternate-exchange' in exchange '{exchange}' in vhost '{vhost}'"
         )
     return name
+
+
+def cache_argument(arguments: Mapping[str, Any], key: str) -> int | None:
+    """A deduplication exchange's `x-cache-size` or `x-cache-ttl`: an integer, or a string of one,
+    as the plugin takes them; None when absent or neither."""
+    value = arguments.get(key)
+    if _is_integer(value):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            return None
+    return None
+
+
+def check_exchange_type_arguments(type: str, arguments: Mapping[str, Any], exchange_types: tuple[str, ...]) -> None:
+    """The 406 the deduplication and delayed-message plugins answer to a new exchange of their
+    types whose arguments they refuse, in their words; `exchange_types` are those a delayed
+    exchange may route as."""
+    if type == "x-message-deduplication":
+        size = cache_argument(arguments, "x-cache-size")
+        if size is None or size <= 0:
+            raise ChannelException.precondition_failed(
+                "Missing or invalid argument, 'x-cache-size' must be an integer greater than 0"
+            )
+        ttl = cache_argument(arguments, "x-cache-ttl")
+        if "x-cache-ttl" in arguments and (ttl is None or ttl <= 0):
+            raise ChannelException.precondition_failed(
+                "Invalid argument, 'x-cache-ttl' must be an integer greater than 0"
+            )
+        if arguments.get("x-cache-persistence", "memory") not in ("disk", "memory"):
+            raise ChannelException.precondition_failed(
+                "Invalid argument, 'x-cache-persistence' must be either 'disk' or 'memory'"
+            )
+    elif type == "x-delayed-message":
+        delayed_type = arguments.get("x-delayed-type")
+        if delayed_type == "x-delayed-message":
+            raise ChannelException.precondition_failed(
+                "Invalid argument, 'x-delayed-message' can't be used for 'x-delayed-type'"
+            )
+        if not isinstance(delayed_type, str):
+            raise ChannelException.precondition_failed(
+                "Invalid argument, 'x-delayed-type' must be an existing exchange type"
+            )
+        if delayed_type not in exchange_types:
+            raise ConnectionException.command_invalid(f"invalid exchange type '{delayed_type}'")
 
 
 _EXPIRATION = re.compile(r"([+-]?[0-9]+)(.*)", re.DOTALL)

@@ -13,12 +13,12 @@ from typing import Any, Callable, Iterable, Protocol
 
 from ..store import MemoryStore, Store
 from ..store.base import DeleteRecord, DeleteVHost, PutRecord, PutVHost
+from . import dedup, delayed
 from .arguments import settings_from_arguments
 from .commits import Batch, CommitTracker
 from .confirms import Confirms
 from .deadletter import DeadLetters
 from .errors import ChannelException, ConnectionException
-from .exchanges import make_exchange
 from .journal import Journal
 from .memory import MemoryWatermark
 from .message import Message, QueueEntry
@@ -34,6 +34,8 @@ from .vhost import VHost
 # Messages the timer drops in one turn at most, so that a large backlog expiring leaves the
 # other connections their share of the event loop.
 EXPIRE_SLICE = 2000
+_EXCHANGE_RECORDS = (delayed.RECORD_KIND, dedup.RECORD_KIND)
+"""The kinds of store records that plugin exchanges keep: held messages, deduplication caches."""
 
 
 class Sink(Protocol):
@@ -113,7 +115,9 @@ class Broker:
         RabbitMQ's HTTP API grants them to the user who creates a vhost."""
         vhost = self.vhosts.get(name)
         if vhost is None:
-            vhost = self.vhosts[name] = VHost(name, self.journal, self.memory, self.dead_letters, self.stats)
+            vhost = self.vhosts[name] = VHost(
+                name, self.journal, self.memory, self.dead_letters, self.timers, self.stats
+            )
             self.journal.append(PutVHost(name))
             if granted_to is not None:
                 self.permissions.set(name, granted_to, ".*", ".*", ".*")
@@ -161,20 +165,24 @@ class Broker:
         return self.timers.next_deadline()
 
     def expire(self, now: float | None = None, budget: int = EXPIRE_SLICE) -> bool:
-        """Gives the queues whose deadline has come their turn: expired messages leave them, and
-        queues unused past their `x-expires` are deleted. At most `budget` messages go in one call;
-        returns True if more is due already, for another call once others had their turn."""
+        """Gives the queues and delayed exchanges whose deadline has come their turn: expired
+        messages leave queues, queues unused past their `x-expires` are deleted, and held messages
+        now due are routed. At most `budget` messages go in one call; returns True if more is due
+        already, for another call once others had their turn."""
         timers = self.timers
         if now is None:
             now = timers.clock()
         while budget > 0:
-            queue = timers.due(now)
-            if queue is None:
+            due = timers.due(now)
+            if due is None:
                 return False
-            if queue.idle(now):
-                self.delete_queue(self.vhosts[queue.vhost], queue)
-            else:
-                budget -= queue.expire(now, budget)
+            if isinstance(due, delayed.DelayedExchange):
+                budget -= self.vhosts[due.vhost].release(due, now, budget)
+            elif isinstance(due, Queue):
+                if due.idle(now):
+                    self.delete_queue(self.vhosts[due.vhost], due)
+                else:
+                    budget -= due.expire(now, budget)
         deadline = timers.next_deadline()
         return deadline is not None and deadline <= now
 
@@ -197,7 +205,9 @@ class Broker:
         store = self.store
         recovered = store.recover()
         for name in recovered.vhosts:
-            self.vhosts[name] = VHost(name, self.journal, self.memory, self.dead_letters, self.stats)
+            self.vhosts[name] = VHost(
+                name, self.journal, self.memory, self.dead_letters, self.timers, self.stats
+            )
         defaults_made = False
         for record in recovered.records:
             kind = record.kind
@@ -211,7 +221,7 @@ class Broker:
                 defaults_made = True
         for record in recovered.exchanges:
             vhost = self.vhosts[record.vhost]
-            vhost.exchanges[record.name] = make_exchange(
+            vhost.exchanges[record.name] = vhost.make_exchange(
                 record.name,
                 record.type,
                 durable=True,
@@ -262,7 +272,25 @@ class Broker:
             destination = destinations.get(record.destination)
             if exchange is not None and destination is not None:
                 exchange.bind(destination, record.routing_key, record.arguments)
+        exchange_records = [record for record in recovered.records if record.kind in _EXCHANGE_RECORDS]
+        # A deduplication cache forgets its oldest values first: it takes them back in their order.
+        exchange_records.sort(key=lambda record: record.value.get("added", 0))
+        for record in exchange_records:
+            self._recover_exchange_record(record)
         return not defaults_made
+
+    def _recover_exchange_record(self, record: PutRecord) -> None:
+        """Gives a delayed exchange a held message back, or a deduplication exchange a cache entry;
+        a record whose exchange is gone is deleted."""
+        vhost_name, exchange_name, _ = record.key
+        vhost = self.vhosts.get(vhost_name)
+        exchange = vhost.exchanges.get(exchange_name) if vhost is not None else None
+        if isinstance(exchange, delayed.DelayedExchange) and record.kind == delayed.RECORD_KIND:
+            exchange.restore(record.key, record.value)
+        elif isinstance(exchange, dedup.DeduplicationExchange) and record.kind == dedup.RECORD_KIND:
+            exchange.restore(record.key[2], record.value)
+        else:
+            self.journal.append(DeleteRecord(record.kind, record.key))
 
     def authenticate(self, username: str, password: str, address: str | None = None) -> bool:
         """Whether the password is the user's and the user may log in from `address`, the client's IP."""

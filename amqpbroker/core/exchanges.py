@@ -42,6 +42,8 @@ class Exchange:
     """Common state of every exchange type; subclasses keep the routing table."""
 
     type = ""
+    reads_headers = False
+    """Whether routing reads the message's headers, so a publish decodes them for it."""
 
     def __init__(
         self,
@@ -89,6 +91,9 @@ class Exchange:
         for binding in removed:
             self._removed(binding)
         return removed
+
+    def removed(self) -> None:
+        """The exchange was deleted: what it keeps besides its bindings goes with it."""
 
     def _removed(self, binding: Binding) -> None:
         self._remove_route(binding)
@@ -171,6 +176,7 @@ class HeadersExchange(Exchange):
     """Routes on message headers: `x-match` `all` (default) or `any`; `x-` keys are not matched."""
 
     type = "headers"
+    reads_headers = True
 
     def route(self, routing_key: str, headers: dict | None) -> Any:
         headers = headers or {}

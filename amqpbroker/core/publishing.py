@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Collection
 
 from ..protocol import BasicProperties, remove_header, spec
 from .arguments import parse_expiration, type_name
+from .delayed import DelayedExchange, delay_of
 from .errors import ChannelException, ConnectionException
 from .exchanges import Exchange
 from .message import Message
@@ -98,15 +99,20 @@ class Publisher:
         cc: tuple[str, ...] = (),
     ) -> None:
         vhost = self._vhost
-        exchange_name = method.exchange
         routing_key = method.routing_key
+        self._stats.publish += 1
         if exchange is not None:
+            exchange.stats.publish_in += 1
             headers = None
-            if exchange.type == "headers" or exchange.exchange_bindings or exchange.alternate_exchange is not None:
+            if exchange.reads_headers or exchange.exchange_bindings or exchange.alternate_exchange is not None:
                 headers = BasicProperties.decode(properties).headers
+                if isinstance(exchange, DelayedExchange) and (delay := delay_of(headers)) is not None:
+                    self._hold(exchange, method, properties, body, cc, delay)
+                    return
             queues: Collection[Queue] = vhost.route(exchange, routing_key, headers, cc)
         else:
             exchange = self._default_exchange
+            exchange.stats.publish_in += 1
             if cc:
                 queues = _named_queues(vhost.queues, (routing_key, *cc))
             else:
@@ -118,26 +124,17 @@ class Publisher:
                     queues = (reply_to,) if reply_to is not None else ()
                 else:
                     queues = ()
-        self._stats.publish += 1
-        exchange.stats.publish_in += 1
         confirms = self._confirms if self.confirm_mode else None
         if confirms is not None:
             confirms.published()
         if not queues:
             if method.mandatory:
-                self._stats.return_unroutable += 1
-                self._output.content(
-                    spec.BasicReturn(
-                        reply_code=312, reply_text="NO_ROUTE", exchange=exchange_name, routing_key=routing_key
-                    ),
-                    properties,
-                    body,
-                )
+                self._return_unroutable(method, properties, body)
             else:
                 self._stats.drop_unroutable += 1
         else:
             exchange.stats.publish_out += len(queues)
-            stored, refused = vhost.enqueue(Message(exchange_name, routing_key, properties, body), queues)
+            stored, refused = vhost.enqueue(Message(method.exchange, routing_key, properties, body), queues)
             if confirms is not None:
                 # As with RabbitMQ, one queue refusing the message (x-overflow reject-publish) is
                 # enough for a basic.nack, whatever the others did.
@@ -147,6 +144,41 @@ class Publisher:
                     confirms.await_commit()
         if confirms is not None:
             self._connection.pending_confirms.add(confirms)
+
+    def _hold(
+        self,
+        exchange: DelayedExchange,
+        method: spec.BasicPublish,
+        properties: bytes,
+        body: bytes,
+        cc: tuple[str, ...],
+        delay: int,
+    ) -> None:
+        """A delayed exchange holds the message; its confirm waits for the store if it was stored.
+
+        As with the plugin, a held message is routed nowhere for now: a mandatory one is returned
+        at once, and still routed when it is due.
+        """
+        stored = exchange.hold(Message(method.exchange, method.routing_key, properties, body), delay, cc)
+        confirms = self._confirms if self.confirm_mode else None
+        if confirms is not None:
+            confirms.published()
+        if method.mandatory:
+            self._return_unroutable(method, properties, body)
+        if confirms is not None:
+            if stored:
+                confirms.await_commit()
+            self._connection.pending_confirms.add(confirms)
+
+    def _return_unroutable(self, method: spec.BasicPublish, properties: bytes, body: bytes) -> None:
+        self._stats.return_unroutable += 1
+        self._output.content(
+            spec.BasicReturn(
+                reply_code=312, reply_text="NO_ROUTE", exchange=method.exchange, routing_key=method.routing_key
+            ),
+            properties,
+            body,
+        )
 
     def _check_properties(self, properties: bytes) -> bytes:
         """Refuses a forged user_id or an invalid expiration; gives a direct reply-to request its

@@ -22,9 +22,11 @@ from collections import deque
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
+from ..protocol import BasicProperties
 from ..store.base import DeleteMessage, Dequeue, Enqueue
 from .arguments import QueueSettings
 from .backlog import Lane, PriorityLanes
+from .dedup import dedup_key
 from .memory import MemoryWatermark
 from .message import Message, QueueEntry
 from .stats import QueueStats
@@ -191,6 +193,10 @@ class Queue:
         self._checked = self._limited or self._idle_expires is not None
         if settings.max_priority:
             self._backlog = PriorityLanes(settings.max_priority)
+        self._dedup: dict[str, int] | None = {} if settings.deduplication else None
+        """With `x-message-deduplication`: the deduplication value of each message in the queue
+        (ready or unacknowledged), with its entry's seq."""
+        self._dedup_seqs: dict[int, str] = {}
 
     def __repr__(self) -> str:
         return f"<Queue {self.name!r} in {self.vhost!r}>"
@@ -209,8 +215,13 @@ class Queue:
         self._used()
 
     def push(self, message: Message) -> bool:
-        """Adds a message at the end; False if the queue refuses it (`x-overflow` reject-publish)."""
+        """Adds a message at the end; False if the queue refuses it (`x-overflow` reject-publish).
+
+        A deduplication queue drops a duplicate of a message it holds, and counts it as taken.
+        """
         entry = QueueEntry(self._next_seq, message)
+        if self._dedup is not None and not self._deduplicate(self._dedup, entry):
+            return True
         self._next_seq += 1
         self.stats.publish += 1
         if self._ttl is not None or message.expiration is not None:
@@ -226,6 +237,18 @@ class Queue:
             return self._admit(entry)
         self._backlog.append(entry)
         self.message_count += 1
+        return True
+
+    def _deduplicate(self, dedup: dict[str, int], entry: QueueEntry) -> bool:
+        """Whether `entry` may join a deduplication queue, whose values are `dedup` (no message it
+        holds has its value); the queue then knows its value until it leaves (`forget`)."""
+        key = dedup_key(BasicProperties.decode(entry.message.properties).headers)
+        if key is None:
+            return True
+        if key in dedup:
+            return False
+        dedup[key] = entry.seq
+        self._dedup_seqs[entry.seq] = key
         return True
 
     def _admit(self, entry: QueueEntry) -> bool:
@@ -290,6 +313,8 @@ class Queue:
 
     def restore(self, entry: QueueEntry) -> None:
         """Appends an entry recovered from the store, keeping its sequence number and expiry."""
+        if self._dedup is not None:
+            self._deduplicate(self._dedup, entry)
         entry.message.refs += 1
         entry.message.holders += 1
         self._backlog.append(entry)
@@ -312,6 +337,8 @@ class Queue:
 
     def forget(self, entry: QueueEntry) -> None:
         """The entry is done with (acknowledged, or dropped): the store must not bring it back."""
+        if self._dedup is not None and entry.seq in self._dedup_seqs:
+            del self._dedup[self._dedup_seqs.pop(entry.seq)]
         message = entry.message
         message.holders -= 1
         if message.holders == 0 and message.body is not None:

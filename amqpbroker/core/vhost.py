@@ -15,12 +15,15 @@ from ..store.base import DeleteBinding, DeleteExchange, DeleteQueue, PutBinding,
 from .arguments import (
     QUEUE_TYPE_ARGUMENTS,
     alternate_exchange,
+    check_exchange_type_arguments,
     check_server_named,
     erlang_text,
     queue_settings,
     same_argument,
     type_name,
 )
+from .dedup import DeduplicationExchange
+from .delayed import DelayedExchange
 from .errors import ChannelException, ConnectionException
 from .exchanges import EXCHANGE_TYPES, Binding, Exchange, make_exchange
 from .journal import Journal
@@ -29,6 +32,7 @@ from .message import Message
 from .queue import DeadLetterer, Queue
 from .stats import BrokerStats
 from .stream import StreamQueue
+from .timers import Timers
 
 DEFAULT_EXCHANGES = {
     "amq.direct": "direct",
@@ -37,6 +41,8 @@ DEFAULT_EXCHANGES = {
     "amq.headers": "headers",
     "amq.match": "headers",
 }
+PLUGIN_EXCHANGE_TYPES = (DelayedExchange.type, DeduplicationExchange.type)
+"""Exchange types of RabbitMQ plugins: the delayed-message exchange and the deduplication exchange."""
 
 
 def random_name(prefix: str) -> str:
@@ -70,6 +76,7 @@ class VHost:
         journal: Journal | None = None,
         memory: MemoryWatermark | None = None,
         dead_letters: DeadLetterer | None = None,
+        timers: Timers | None = None,
         stats: BrokerStats | None = None,
     ) -> None:
         self.name = name
@@ -81,6 +88,7 @@ class VHost:
         self.stats = stats if stats is not None else BrokerStats()
         self.journal = journal if journal is not None else Journal()
         self.memory = memory if memory is not None else MemoryWatermark()
+        self.timers = timers if timers is not None else Timers()
         self.exchanges: dict[str, Exchange] = {"": make_exchange("", "direct", durable=True)}
         for exchange_name, type in DEFAULT_EXCHANGES.items():
             self.exchanges[exchange_name] = make_exchange(exchange_name, type, durable=True)
@@ -122,11 +130,12 @@ class VHost:
                 raise ChannelException.access_refused(
                     f"exchange name '{name}' contains reserved prefix 'amq.*'"
                 )
-            if type not in EXCHANGE_TYPES:
+            if type not in EXCHANGE_TYPES and type not in PLUGIN_EXCHANGE_TYPES:
                 raise ConnectionException.command_invalid(f"invalid exchange type '{type}'")
             alternate_exchange(arguments or {}, exchange=name, vhost=self.name)
-            exchange = make_exchange(
-                name, type, durable=durable, auto_delete=auto_delete, internal=internal, arguments=arguments
+            check_exchange_type_arguments(type, arguments or {}, EXCHANGE_TYPES)
+            exchange = self.make_exchange(
+                name, type, durable=durable, auto_delete=auto_delete, internal=internal, arguments=arguments or {}
             )
             self.exchanges[name] = exchange
             if durable:
@@ -145,6 +154,19 @@ class VHost:
                 )
         self._check_arguments(what, arguments or {}, existing.arguments, ("alternate-exchange",))
         return existing
+
+    def make_exchange(self, name: str, type: str, **kwargs: Any) -> Exchange:
+        """A new exchange of `type`, not yet in the vhost; a plugin's type gets the broker services
+        it keeps its messages or its cache with."""
+        if type == DelayedExchange.type:
+            return DelayedExchange(
+                name, vhost=self.name, journal=self.journal, timers=self.timers, memory=self.memory, **kwargs
+            )
+        if type == DeduplicationExchange.type:
+            return DeduplicationExchange(
+                name, vhost=self.name, journal=self.journal, wall_clock=self.timers.wall_clock, **kwargs
+            )
+        return make_exchange(name, type, **kwargs)
 
     def delete_exchange(self, name: str, *, if_unused: bool = False) -> None:
         if name == "":
@@ -167,6 +189,7 @@ class VHost:
                 for binding in source.unbind_destination(exchange):
                     self._unpersist_binding(binding)
                 self._auto_delete_exchange(source)
+        exchange.removed()
         if exchange.durable:
             self.journal.append(DeleteExchange(self.name, exchange.name))
 
@@ -209,6 +232,18 @@ class VHost:
                     pending.append(destination)
             found = None
         return queues
+
+    def release(self, exchange: DelayedExchange, now: float, budget: int) -> int:
+        """Routes the messages `exchange` holds that are due at `now`, at most `budget` of them;
+        returns how many it routed."""
+        due = exchange.take_due(now, budget)
+        for held in due:
+            message = held.message
+            headers = BasicProperties.decode(message.properties).headers
+            queues = self.route(exchange, message.routing_key, headers, held.cc)
+            if queues:
+                self.enqueue(message, queues)
+        return len(due)
 
     def enqueue(self, message: Message, queues: Collection[Queue]) -> tuple[bool, bool]:
         """Puts a routed message on its queues, stored first if it is persistent and one of them is

@@ -216,26 +216,31 @@ def encode_table(table: dict[str, Any]) -> bytes:
 
 
 
-def remove_header(properties: bytes, key: str) -> bytes:
-    """Basic properties without one key of their headers table, every other byte as it was.
-
-    Re-encoding the decoded properties instead would change type letters (a short int read back is
-    written as a long one) and the consumer would not see what the publisher sent.
-    """
+def _headers_at(properties: bytes) -> tuple[int, int]:
+    """The property flags and where the headers table starts (or would start, if there is none)."""
     (flags,) = _H.unpack_from(properties, 0)
     o = 2
     last = flags
     while last & 1:
         (last,) = _H.unpack_from(properties, o)
         o += 2
-    if not flags & 0x2000:
-        return properties
     for present in (flags & 0x8000, flags & 0x4000):  # content-type and content-encoding come first
         if present:
             o += 1 + properties[o]
-    table_start = o
-    (size,) = _I.unpack_from(properties, o)
-    o += 4
+    return flags, o
+
+
+def remove_header(properties: bytes, key: str) -> bytes:
+    """Basic properties without one key of their headers table, every other byte as it was.
+
+    Re-encoding the decoded properties instead would change type letters (a short int read back is
+    written as a long one) and the consumer would not see what the publisher sent.
+    """
+    flags, table_start = _headers_at(properties)
+    if not flags & 0x2000:
+        return properties
+    (size,) = _I.unpack_from(properties, table_start)
+    o = table_start + 4
     end = o + size
     kept: list[bytes] = []
     while o < end:
@@ -246,3 +251,21 @@ def remove_header(properties: bytes, key: str) -> bytes:
             kept.append(properties[item:o])
     items = b"".join(kept)
     return properties[:table_start] + _I.pack(len(items)) + items + properties[end:]
+
+
+def set_header(properties: bytes, key: str, value: Any) -> bytes:
+    """Basic properties with one header set to `value` (last in the table), every other byte as it was."""
+    properties = remove_header(properties, key)
+    flags, table_start = _headers_at(properties)
+    raw = key.encode()
+    out = [_B.pack(len(raw)), raw]
+    _encode_value(value, out)
+    item = b"".join(out)
+    if not flags & 0x2000:
+        properties = _H.pack(flags | 0x2000) + properties[2:table_start] + _I.pack(0) + properties[table_start:]
+    (size,) = _I.unpack_from(properties, table_start)
+    end = table_start + 4 + size
+    return (
+        properties[:table_start] + _I.pack(size + len(item)) + properties[table_start + 4 : end] + item
+        + properties[end:]
+    )

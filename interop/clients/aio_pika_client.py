@@ -18,6 +18,11 @@ from interop.scenarios import (
     CONSUMER_PRIORITIES,
     CONSUMER_PRIORITY_MESSAGES,
     DEAD_LETTER_KEY,
+    DEDUP_CACHE_SIZE,
+    DEDUP_EXPECTED,
+    DEDUP_PUBLISHES,
+    DELAY,
+    DELAYED_KEY,
     DELIVERY_LIMIT,
     EXPIRES_WAIT,
     HEARTBEAT,
@@ -554,11 +559,48 @@ async def stream(url: str, names: Names) -> None:
         await channel.queue_delete(queue.name)
 
 
+
+async def deduplication(url: str, names: Names) -> None:
+    async with await aio_pika.connect(url) as connection:
+        # With confirms, publish raises if the broker nacks.
+        channel = await connection.channel(publisher_confirms=True)
+        queue = await channel.declare_queue(names("dedup-q"), exclusive=True,
+                                            arguments={"x-message-deduplication": True})
+        exchange = await channel.declare_exchange(names("dedup-x"), "x-message-deduplication", auto_delete=True,
+                                                  arguments={"x-cache-size": DEDUP_CACHE_SIZE})
+        bound = await channel.declare_queue(names("dedup-bound"), exclusive=True)
+        await bound.bind(exchange)
+        for target, publish in ((queue, channel.default_exchange.publish), (bound, exchange.publish)):
+            for body, value in DEDUP_PUBLISHES:
+                routing_key = queue.name if target is queue else ""
+                await publish(Message(body.encode(), headers={"x-deduplication-header": value}), routing_key)
+            got = []
+            while (message := await target.get(no_ack=True, fail=False)) is not None:
+                got.append(message.body.decode())
+            expect(tuple(got), DEDUP_EXPECTED, f"messages in {target.name}")
+
+
+async def delayed_message(url: str, names: Names) -> None:
+    async with await aio_pika.connect(url) as connection:
+        channel = await connection.channel()
+        exchange = await channel.declare_exchange(names("delayed"), "x-delayed-message", auto_delete=True,
+                                                  arguments={"x-delayed-type": "direct"})
+        queue = await channel.declare_queue(names("delayed-q"), exclusive=True)
+        await queue.bind(exchange, DELAYED_KEY)
+        await exchange.publish(Message(b"late", headers={"x-delay": DELAY}), DELAYED_KEY)
+        await exchange.publish(Message(b"now"), DELAYED_KEY)
+        got = []
+        for _ in range(2):
+            message = await _get(queue, no_ack=True)
+            got.append((message.body, message.headers))
+        expect(got, [(b"now", {}), (b"late", {"x-delay": -DELAY})], "deliveries (body, headers)")
+
+
 if __name__ == "__main__":
     main({scenario.__name__: scenario for scenario in (
         connect, auth_refused, routing, ack, requeue, discard, prefetch, confirms, mandatory, rpc,
         large_message, many_channels, not_found, precondition_failed, heartbeat, consumer_cancel,
         dead_letter_ttl, dead_letter_reject, max_length, priority, single_active_consumer, alternate_exchange,
         quorum_queue, consumer_priority, cc_bcc, queue_expires, max_length_bytes, reject_publish_dlx,
-        quorum_declare_rules, stream,
+        quorum_declare_rules, stream, deduplication, delayed_message,
     )})

@@ -27,6 +27,11 @@ from interop.scenarios import (
     CONSUMER_PRIORITIES,
     CONSUMER_PRIORITY_MESSAGES,
     DEAD_LETTER_KEY,
+    DEDUP_CACHE_SIZE,
+    DEDUP_EXPECTED,
+    DEDUP_PUBLISHES,
+    DELAY,
+    DELAYED_KEY,
     DELIVERY_LIMIT,
     EXPIRES_WAIT,
     HEARTBEAT,
@@ -543,11 +548,47 @@ def stream(url: str, names: Names) -> None:
         channel.queue.delete(queue)
 
 
+
+def deduplication(url: str, names: Names) -> None:
+    with UriConnection(url) as connection, connection.channel() as channel:
+        channel.confirm_deliveries()
+        queue = channel.queue.declare(names("dedup-q"), exclusive=True,
+                                      arguments={"x-message-deduplication": True})["queue"]
+        channel.exchange.declare(names("dedup-x"), "x-message-deduplication", auto_delete=True,
+                                 arguments={"x-cache-size": DEDUP_CACHE_SIZE})
+        bound = channel.queue.declare(names("dedup-bound"), exclusive=True)["queue"]
+        channel.queue.bind(bound, names("dedup-x"))
+        for exchange, routing_key, target in (("", queue, queue), (names("dedup-x"), "", bound)):
+            for body, value in DEDUP_PUBLISHES:
+                properties = {"headers": {"x-deduplication-header": value}}
+                acked = channel.basic.publish(body.encode(), routing_key, exchange=exchange, properties=properties)
+                expect(acked, True, "confirm")
+            got = []
+            while (message := channel.basic.get(target, no_ack=True, auto_decode=False)) is not None:
+                got.append(message.body.decode())
+            expect(tuple(got), DEDUP_EXPECTED, f"messages in {target}")
+
+
+def delayed_message(url: str, names: Names) -> None:
+    with UriConnection(url) as connection, connection.channel() as channel:
+        channel.exchange.declare(names("delayed"), "x-delayed-message", auto_delete=True,
+                                 arguments={"x-delayed-type": "direct"})
+        queue = channel.queue.declare(names("delayed-q"), exclusive=True)["queue"]
+        channel.queue.bind(queue, names("delayed"), DELAYED_KEY)
+        channel.basic.publish(b"late", DELAYED_KEY, exchange=names("delayed"), properties={"headers": {"x-delay": DELAY}})
+        channel.basic.publish(b"now", DELAYED_KEY, exchange=names("delayed"))
+        got = []
+        for _ in range(2):
+            message = _get(channel, queue, no_ack=True)
+            got.append((message.body, message.properties["headers"]))
+        expect(got, [(b"now", None), (b"late", {"x-delay": -DELAY})], "deliveries (body, headers)")
+
+
 if __name__ == "__main__":
     main({scenario.__name__: scenario for scenario in (
         connect, auth_refused, routing, ack, requeue, discard, prefetch, confirms, mandatory, rpc,
         large_message, many_channels, not_found, precondition_failed, heartbeat, consumer_cancel,
         dead_letter_ttl, dead_letter_reject, max_length, priority, single_active_consumer, alternate_exchange,
         quorum_queue, consumer_priority, cc_bcc, queue_expires, max_length_bytes, reject_publish_dlx,
-        quorum_declare_rules, stream,
+        quorum_declare_rules, stream, deduplication, delayed_message,
     )})

@@ -28,6 +28,11 @@ from interop.scenarios import (
     CONSUMER_PRIORITIES,
     CONSUMER_PRIORITY_MESSAGES,
     DEAD_LETTER_KEY,
+    DEDUP_CACHE_SIZE,
+    DEDUP_EXPECTED,
+    DEDUP_PUBLISHES,
+    DELAY,
+    DELAYED_KEY,
     DELIVERY_LIMIT,
     EXPIRES_WAIT,
     HEARTBEAT,
@@ -608,11 +613,50 @@ def stream(url: str, names: Names) -> None:
         queue.delete()
 
 
+
+def deduplication(url: str, names: Names) -> None:
+    with Connection(url, transport_options={"confirm_publish": True}) as connection:
+        channel = connection.channel()
+        queue = Queue(names("dedup-q"), exclusive=True, queue_arguments={"x-message-deduplication": True},
+                      channel=channel)
+        queue.declare()
+        exchange = Exchange(names("dedup-x"), "x-message-deduplication", auto_delete=True,
+                            arguments={"x-cache-size": DEDUP_CACHE_SIZE}, channel=channel)
+        bound = Queue(names("dedup-bound"), exchange, exclusive=True, channel=channel)
+        bound.declare()
+        producer = Producer(channel)
+        for target, publish_to in ((queue, {"routing_key": queue.name}), (bound, {"exchange": exchange})):
+            for body, value in DEDUP_PUBLISHES:
+                # Waits for the confirm; a nack would raise.
+                producer.publish(body.encode(), headers={"x-deduplication-header": value}, **publish_to)
+            got = []
+            while (message := target.get(no_ack=True)) is not None:
+                got.append(message.body.decode())
+            expect(tuple(got), DEDUP_EXPECTED, f"messages in {target.name}")
+
+
+def delayed_message(url: str, names: Names) -> None:
+    with Connection(url) as connection:
+        channel = connection.channel()
+        exchange = Exchange(names("delayed"), "x-delayed-message", auto_delete=True,
+                            arguments={"x-delayed-type": "direct"}, channel=channel)
+        queue = Queue(names("delayed-q"), exchange, routing_key=DELAYED_KEY, exclusive=True, channel=channel)
+        queue.declare()
+        producer = Producer(channel)
+        producer.publish(b"late", exchange=exchange, routing_key=DELAYED_KEY, headers={"x-delay": DELAY})
+        producer.publish(b"now", exchange=exchange, routing_key=DELAYED_KEY)
+        got = []
+        for _ in range(2):
+            message = _get(connection, queue, no_ack=True)
+            got.append((message.body, message.headers))
+        expect(got, [(b"now", {}), (b"late", {"x-delay": -DELAY})], "deliveries (body, headers)")
+
+
 if __name__ == "__main__":
     main({scenario.__name__: scenario for scenario in (
         connect, auth_refused, routing, ack, requeue, discard, prefetch, confirms, mandatory, rpc,
         large_message, many_channels, not_found, precondition_failed, heartbeat, consumer_cancel,
         dead_letter_ttl, dead_letter_reject, max_length, priority, single_active_consumer, alternate_exchange,
         quorum_queue, consumer_priority, cc_bcc, queue_expires, max_length_bytes, reject_publish_dlx,
-        quorum_declare_rules, stream,
+        quorum_declare_rules, stream, deduplication, delayed_message,
     )})

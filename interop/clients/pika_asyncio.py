@@ -22,6 +22,11 @@ from interop.scenarios import (
     CONSUMER_PRIORITIES,
     CONSUMER_PRIORITY_MESSAGES,
     DEAD_LETTER_KEY,
+    DEDUP_CACHE_SIZE,
+    DEDUP_EXPECTED,
+    DEDUP_PUBLISHES,
+    DELAY,
+    DELAYED_KEY,
     DELIVERY_LIMIT,
     EXPIRES_WAIT,
     HEARTBEAT,
@@ -667,11 +672,50 @@ async def stream(url: str, names: Names) -> None:
     await _close(connection)
 
 
+
+async def deduplication(url: str, names: Names) -> None:
+    connection = await _connect(pika.URLParameters(url))
+    channel = await _channel(connection)
+    outcomes = await _confirms(channel)
+    queue = await _queue(channel, names("dedup-q"), {"x-message-deduplication": True})
+    await _call(channel, channel.exchange_declare, names("dedup-x"), "x-message-deduplication", auto_delete=True,
+                arguments={"x-cache-size": DEDUP_CACHE_SIZE})
+    bound = await _queue(channel, names("dedup-bound"))
+    await _call(channel, channel.queue_bind, bound, names("dedup-x"))
+    tag = 0
+    for exchange, routing_key, target in (("", queue, queue), (names("dedup-x"), "", bound)):
+        for body, value in DEDUP_PUBLISHES:
+            channel.basic_publish(exchange, routing_key, body.encode(),
+                                  pika.BasicProperties(headers={"x-deduplication-header": value}))
+            tag += 1
+            expect(await asyncio.wait_for(outcomes.get(), PATIENCE), ("Ack", tag), "confirm")
+        expect(await _message_count(connection, target), len(DEDUP_EXPECTED), f"messages in {target}")
+        deliveries = await _consume(channel, target, auto_ack=True)
+        got = [(await _next(deliveries))[2].decode() for _ in DEDUP_EXPECTED]
+        expect(tuple(got), DEDUP_EXPECTED, f"messages in {target}")
+    await _close(connection)
+
+
+async def delayed_message(url: str, names: Names) -> None:
+    connection = await _connect(pika.URLParameters(url))
+    channel = await _channel(connection)
+    await _call(channel, channel.exchange_declare, names("delayed"), "x-delayed-message", auto_delete=True,
+                arguments={"x-delayed-type": "direct"})
+    queue = await _queue(channel, names("delayed-q"))
+    await _call(channel, channel.queue_bind, queue, names("delayed"), DELAYED_KEY)
+    channel.basic_publish(names("delayed"), DELAYED_KEY, b"late", pika.BasicProperties(headers={"x-delay": DELAY}))
+    channel.basic_publish(names("delayed"), DELAYED_KEY, b"now")
+    deliveries = await _consume(channel, queue, auto_ack=True)
+    got = [(body, properties.headers) for _, properties, body in [await _next(deliveries), await _next(deliveries)]]
+    expect(got, [(b"now", None), (b"late", {"x-delay": -DELAY})], "deliveries (body, headers)")
+    await _close(connection)
+
+
 if __name__ == "__main__":
     main({scenario.__name__: scenario for scenario in (
         connect, auth_refused, routing, ack, requeue, discard, prefetch, confirms, mandatory, rpc,
         large_message, many_channels, not_found, precondition_failed, heartbeat, consumer_cancel,
         dead_letter_ttl, dead_letter_reject, max_length, priority, single_active_consumer, alternate_exchange,
         quorum_queue, consumer_priority, cc_bcc, queue_expires, max_length_bytes, reject_publish_dlx,
-        quorum_declare_rules, stream,
+        quorum_declare_rules, stream, deduplication, delayed_message,
     )})

@@ -26,6 +26,11 @@ from interop.scenarios import (
     CONSUMER_PRIORITIES,
     CONSUMER_PRIORITY_MESSAGES,
     DEAD_LETTER_KEY,
+    DEDUP_CACHE_SIZE,
+    DEDUP_EXPECTED,
+    DEDUP_PUBLISHES,
+    DELAY,
+    DELAYED_KEY,
     DELIVERY_LIMIT,
     EXPIRES_WAIT,
     HEARTBEAT,
@@ -561,11 +566,48 @@ def stream(url: str, names: Names) -> None:
         channel.queue_delete(queue)
 
 
+def deduplication(url: str, names: Names) -> None:
+    with _connect(url) as connection:
+        channel = connection.channel()
+        channel.confirm_delivery()
+        queue = channel.queue_declare(names("dedup-q"), exclusive=True,
+                                      arguments={"x-message-deduplication": True}).method.queue
+        channel.exchange_declare(names("dedup-x"), "x-message-deduplication", auto_delete=True,
+                                 arguments={"x-cache-size": DEDUP_CACHE_SIZE})
+        bound = channel.queue_declare(names("dedup-bound"), exclusive=True).method.queue
+        channel.queue_bind(bound, names("dedup-x"))
+        for exchange, routing_key, target in (("", queue, queue), (names("dedup-x"), "", bound)):
+            for body, value in DEDUP_PUBLISHES:
+                # Returns once confirmed; a nack would raise NackError.
+                channel.basic_publish(exchange, routing_key, body.encode(),
+                                      pika.BasicProperties(headers={"x-deduplication-header": value}))
+            got = []
+            while (message := channel.basic_get(target, auto_ack=True))[0] is not None:
+                got.append(message[2].decode())
+            expect(tuple(got), DEDUP_EXPECTED, f"messages in {target}")
+
+
+def delayed_message(url: str, names: Names) -> None:
+    with _connect(url) as connection:
+        channel = connection.channel()
+        channel.exchange_declare(names("delayed"), "x-delayed-message", auto_delete=True,
+                                 arguments={"x-delayed-type": "direct"})
+        queue = channel.queue_declare(names("delayed-q"), exclusive=True).method.queue
+        channel.queue_bind(queue, names("delayed"), DELAYED_KEY)
+        channel.basic_publish(names("delayed"), DELAYED_KEY, b"late", pika.BasicProperties(headers={"x-delay": DELAY}))
+        channel.basic_publish(names("delayed"), DELAYED_KEY, b"now")
+        got = []
+        channel.basic_consume(queue, lambda ch, method, properties, body: got.append((body, properties.headers)),
+                              auto_ack=True)
+        pump_until(lambda: len(got) == 2, _pump(connection), "both messages")
+        expect(got, [(b"now", None), (b"late", {"x-delay": -DELAY})], "deliveries (body, headers)")
+
+
 if __name__ == "__main__":
     main({scenario.__name__: scenario for scenario in (
         connect, auth_refused, routing, ack, requeue, discard, prefetch, confirms, mandatory, rpc,
         large_message, many_channels, not_found, precondition_failed, heartbeat, consumer_cancel,
         dead_letter_ttl, dead_letter_reject, max_length, priority, single_active_consumer, alternate_exchange,
         quorum_queue, consumer_priority, cc_bcc, queue_expires, max_length_bytes, reject_publish_dlx,
-        quorum_declare_rules, stream,
+        quorum_declare_rules, stream, deduplication, delayed_message,
     )})

@@ -92,6 +92,11 @@ public final class Scenarios {
     };
     static final int STREAM_MESSAGES = 5;
     static final int STREAM_OFFSET = 3;
+    static final String[][] DEDUP_PUBLISHES = {{"m0", "order-1"}, {"m1", "order-1"}, {"m2", "order-2"}};
+    static final List<String> DEDUP_EXPECTED = List.of("m0", "m2");
+    static final int DEDUP_CACHE_SIZE = 10;
+    static final int DELAY = 300;
+    static final String DELAYED_KEY = "k";
     static final int PATIENCE = 10;
     static final long QUIET_MILLIS = 500;
 
@@ -670,6 +675,57 @@ public final class Scenarios {
         }
     }
 
+    static void deduplication(String url, Names names) throws Exception {
+        try (Connection connection = connect(url)) {
+            Channel channel = connection.createChannel();
+            channel.confirmSelect();
+            String queue = names.of("dedup-q");
+            channel.queueDeclare(queue, false, true, false, Map.of("x-message-deduplication", true));
+            channel.exchangeDeclare(names.of("dedup-x"), "x-message-deduplication", false, true,
+                    Map.of("x-cache-size", DEDUP_CACHE_SIZE));
+            String bound = names.of("dedup-bound");
+            channel.queueDeclare(bound, false, true, false, null);
+            channel.queueBind(bound, names.of("dedup-x"), "");
+            String[][] targets = {{"", queue, queue}, {names.of("dedup-x"), "", bound}};
+            for (String[] target : targets) {
+                for (String[] publish : DEDUP_PUBLISHES) {
+                    AMQP.BasicProperties properties = new AMQP.BasicProperties.Builder()
+                            .headers(Map.of("x-deduplication-header", publish[1])).build();
+                    channel.basicPublish(target[0], target[1], properties, bytes(publish[0]));
+                    // Throws if the publish is nacked.
+                    channel.waitForConfirmsOrDie(TimeUnit.SECONDS.toMillis(PATIENCE));
+                }
+                List<String> got = new ArrayList<>();
+                for (GetResponse message; (message = channel.basicGet(target[2], true)) != null; ) {
+                    got.add(text(message.getBody()));
+                }
+                expect(got, DEDUP_EXPECTED, "messages in " + target[2]);
+            }
+        }
+    }
+
+    static void delayed_message(String url, Names names) throws Exception {
+        try (Connection connection = connect(url)) {
+            Channel channel = connection.createChannel();
+            channel.exchangeDeclare(names.of("delayed"), "x-delayed-message", false, true,
+                    Map.of("x-delayed-type", "direct"));
+            String queue = names.of("delayed-q");
+            channel.queueDeclare(queue, false, true, false, null);
+            channel.queueBind(queue, names.of("delayed"), DELAYED_KEY);
+            AMQP.BasicProperties delayed = new AMQP.BasicProperties.Builder()
+                    .headers(Map.of("x-delay", DELAY)).build();
+            channel.basicPublish(names.of("delayed"), DELAYED_KEY, delayed, bytes("late"));
+            channel.basicPublish(names.of("delayed"), DELAYED_KEY, null, bytes("now"));
+            List<Object> got = new ArrayList<>();
+            for (int n = 0; n < 2; n++) {
+                GetResponse message = get(channel, queue, true);
+                got.add(Arrays.asList(text(message.getBody()), plain(message.getProps().getHeaders())));
+            }
+            expect(got, List.of(Arrays.asList("now", null), Arrays.asList("late", Map.of("x-delay", -DELAY))),
+                    "deliveries (body, headers)");
+        }
+    }
+
     static void quorum_queue(String url, Names names) throws Exception {
         try (Connection connection = connect(url)) {
             Channel channel = connection.createChannel();
@@ -882,6 +938,8 @@ public final class Scenarios {
         SCENARIOS.put("reject_publish_dlx", Scenarios::reject_publish_dlx);
         SCENARIOS.put("quorum_declare_rules", Scenarios::quorum_declare_rules);
         SCENARIOS.put("stream", Scenarios::stream);
+        SCENARIOS.put("deduplication", Scenarios::deduplication);
+        SCENARIOS.put("delayed_message", Scenarios::delayed_message);
     }
 
     static String json(String text) {

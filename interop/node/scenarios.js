@@ -57,6 +57,11 @@ const QUORUM_REFUSALS = [
 ];
 const STREAM_MESSAGES = 5;
 const STREAM_OFFSET = 3;
+const DEDUP_PUBLISHES = [['m0', 'order-1'], ['m1', 'order-1'], ['m2', 'order-2']];
+const DEDUP_EXPECTED = ['m0', 'm2'];
+const DEDUP_CACHE_SIZE = 10;
+const DELAY = 300;
+const DELAYED_KEY = 'k';
 const PATIENCE = 10;
 const QUIET = 0.5;
 
@@ -632,12 +637,55 @@ async function stream(url, names) {
   });
 }
 
+async function deduplication(url, names) {
+  await withConnection(url, async (connection) => {
+    const channel = await connection.createConfirmChannel();
+    const { queue } = await channel.assertQueue(names('dedup-q'), {
+      exclusive: true, arguments: { 'x-message-deduplication': true },
+    });
+    await channel.assertExchange(names('dedup-x'), 'x-message-deduplication', {
+      autoDelete: true, arguments: { 'x-cache-size': DEDUP_CACHE_SIZE },
+    });
+    const { queue: bound } = await channel.assertQueue(names('dedup-bound'), { exclusive: true });
+    await channel.bindQueue(bound, names('dedup-x'), '');
+    for (const [exchange, routingKey, target] of [['', queue, queue], [names('dedup-x'), '', bound]]) {
+      for (const [body, value] of DEDUP_PUBLISHES) {
+        const headers = { 'x-deduplication-header': value };
+        const outcome = await publishConfirmed(channel, exchange, routingKey, Buffer.from(body), { headers });
+        assert.equal(outcome, 'ack', 'confirm');
+      }
+      const got = [];
+      for (let message; (message = await channel.get(target, { noAck: true }));) got.push(message.content.toString());
+      assert.deepEqual(got, DEDUP_EXPECTED, `messages in ${target}`);
+    }
+  });
+}
+
+async function delayed_message(url, names) {
+  await withConnection(url, async (connection) => {
+    const channel = await connection.createChannel();
+    await channel.assertExchange(names('delayed'), 'x-delayed-message', {
+      autoDelete: true, arguments: { 'x-delayed-type': 'direct' },
+    });
+    const { queue } = await channel.assertQueue(names('delayed-q'), { exclusive: true });
+    await channel.bindQueue(queue, names('delayed'), DELAYED_KEY);
+    channel.publish(names('delayed'), DELAYED_KEY, Buffer.from('late'), { headers: { 'x-delay': DELAY } });
+    channel.publish(names('delayed'), DELAYED_KEY, Buffer.from('now'));
+    const got = [];
+    for (const _ of range(2)) {
+      const { properties, content } = await get(channel, queue, { noAck: true });
+      got.push([content.toString(), properties.headers]);
+    }
+    assert.deepEqual(got, [['now', {}], ['late', { 'x-delay': -DELAY }]], 'deliveries (body, headers)');
+  });
+}
+
 const SCENARIOS = {
   connect, auth_refused, routing, ack, requeue, discard, prefetch, confirms, mandatory, rpc,
   large_message, many_channels, not_found, precondition_failed, heartbeat, consumer_cancel,
   dead_letter_ttl, dead_letter_reject, max_length, priority, single_active_consumer, alternate_exchange,
   quorum_queue, consumer_priority, cc_bcc, queue_expires, max_length_bytes, reject_publish_dlx,
-  quorum_declare_rules, stream,
+  quorum_declare_rules, stream, deduplication, delayed_message,
 };
 
 async function main(argv) {

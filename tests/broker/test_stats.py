@@ -251,3 +251,10 @@ def test_rates_are_per_second_over_the_last_interval_and_deliver_get_sums_delive
     overview = message_stats.overview(broker)
     assert (overview["deliver"], overview["get"], overview["get_no_ack"]) == (5, 1, 1)
     assert overview["deliver_get_details"] == {"rate": 1.4}
+
+
+def test_a_publish_a_delayed_exchange_holds_is_counted_when_it_arrives(broker, peer) -> None:
+    peer.exchange("later", "x-delayed-message", arguments={"x-delayed-type": "direct"})
+    peer.publish("later", "k", headers={"x-delay": 60_000}, mandatory=True)
+    assert counts(peer.channel(1).stats) == {"publish": 1, "return_unroutable": 1}
+    assert counts(broker.vhosts["/"].exchanges["later"].stats) == {"publish_in": 1}

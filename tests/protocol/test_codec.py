@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from amqpbroker.protocol import DecodeError, decode_table, encode_table
+from amqpbroker.protocol import BasicProperties, DecodeError, decode_table, encode_table, set_header
 from amqpbroker.protocol._codec import decode_table_items, encode_reply_text
 
 UTC = datetime.timezone.utc
@@ -171,3 +171,26 @@ def test_cut_reply_text_is_a_utf8_prefix_that_fits(text):
     assert len(encoded) <= 255
     if encoded != text.encode():
         assert encoded.endswith(b"...") and text.startswith(encoded[:-3].decode())
+
+
+@pytest.mark.parametrize(
+    "properties",
+    [
+        BasicProperties(),
+        BasicProperties(content_type="text/plain", content_encoding="gzip", delivery_mode=2),
+        BasicProperties(content_type="a", headers={"x-delay": 5, "kept": "b"}, priority=3),
+    ],
+)
+def test_set_header_replaces_or_adds_one_header_and_keeps_the_rest(properties: BasicProperties) -> None:
+    encoded = properties.encode()
+    decoded = BasicProperties.decode(set_header(encoded, "x-delay", -5000))
+    assert decoded.headers == {**(properties.headers or {}), "x-delay": -5000}
+    decoded.headers = properties.headers
+    assert decoded == properties
+
+
+def test_set_header_keeps_the_other_headers_bytes() -> None:
+    # A short int ('s') would become a long one if the table were decoded and encoded again.
+    headers = table_bytes(b"\x01as\x00\x07")
+    properties = b"\x20\x00" + headers
+    assert set_header(properties, "b", 1) == b"\x20\x00" + table_bytes(b"\x01as\x00\x07\x01bI\x00\x00\x00\x01")
