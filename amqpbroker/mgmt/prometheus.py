@@ -127,33 +127,33 @@ def _queue_series(out: _Exposition, queues: list[core.Queue], per_object: bool) 
 
 # Channel counters as RabbitMQ's aggregated endpoint sums them: over the channels open now.
 _CHANNEL_COUNTERS = (
-    ("rabbitmq_channel_messages_published_total", ("publish",),
+    ("rabbitmq_channel_messages_published_total", "publish",
      "Total number of messages published into an exchange on a channel"),
-    ("rabbitmq_channel_messages_confirmed_total", ("confirm",),
+    ("rabbitmq_channel_messages_confirmed_total", "confirm",
      "Total number of messages published into an exchange and confirmed on the channel"),
-    ("rabbitmq_channel_messages_unroutable_returned_total", ("return_unroutable",),
+    ("rabbitmq_channel_messages_unroutable_returned_total", "return_unroutable",
      "Total number of messages published as mandatory into an exchange and returned to the publisher as "
      "unroutable"),
-    ("rabbitmq_channel_messages_unroutable_dropped_total", ("drop_unroutable",),
+    ("rabbitmq_channel_messages_unroutable_dropped_total", "drop_unroutable",
      "Total number of messages published as non-mandatory into an exchange and dropped as unroutable"),
-    ("rabbitmq_channel_get_ack_total", ("get",),
+    ("rabbitmq_channel_get_ack_total", "get",
      "Total number of messages fetched with basic.get in manual acknowledgement mode"),
-    ("rabbitmq_channel_get_total", ("get_no_ack",),
+    ("rabbitmq_channel_get_total", "get_no_ack",
      "Total number of messages fetched with basic.get in automatic acknowledgement mode"),
-    ("rabbitmq_channel_messages_delivered_ack_total", ("deliver",),
+    ("rabbitmq_channel_messages_delivered_ack_total", "deliver",
      "Total number of messages delivered to consumers in manual acknowledgement mode"),
-    ("rabbitmq_channel_messages_delivered_total", ("deliver_no_ack",),
+    ("rabbitmq_channel_messages_delivered_total", "deliver_no_ack",
      "Total number of messages delivered to consumers in automatic acknowledgement mode"),
-    ("rabbitmq_channel_messages_redelivered_total", ("redeliver",),
+    ("rabbitmq_channel_messages_redelivered_total", "redeliver",
      "Total number of messages redelivered to consumers"),
-    ("rabbitmq_channel_messages_acked_total", ("ack",), "Total number of messages acknowledged by consumers"),
-    ("rabbitmq_channel_get_empty_total", ("get_empty",),
+    ("rabbitmq_channel_messages_acked_total", "ack", "Total number of messages acknowledged by consumers"),
+    ("rabbitmq_channel_get_empty_total", "get_empty",
      "Total number of times basic.get operations fetched no message"),
 )
 
 
 def _channel_series(out: _Exposition, channels: list[ChannelStats]) -> None:
-    for name, (counter,), help in _CHANNEL_COUNTERS:
+    for name, counter, help in _CHANNEL_COUNTERS:
         out.counter(name, help, sum(getattr(stats, counter) for stats in channels))
 
 
