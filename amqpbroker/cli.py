@@ -232,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"amqpbroker: {exc}", file=sys.stderr)
         elif isinstance(exc, OSError):
             clean = True  # it never listened, so it delivered nothing
-            print(f"amqpbroker: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+            # A ListenError names the port, AMQP's or the management API's.
+            print(f"amqpbroker: {exc.strerror or exc}", file=sys.stderr)
         else:
             raise
         return 1

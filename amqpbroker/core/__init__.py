@@ -1,6 +1,6 @@
 """The broker core: pure, synchronous AMQP semantics with no sockets, threads or files."""
 
-from .broker import DEFAULT_CONSUMER_TIMEOUT, Broker, ClientConnection, Sink
+from .broker import DEFAULT_CONSUMER_TIMEOUT, Broker, ClientConnection, ConnectionInfo, Sink
 from .errors import AMQPException, ChannelException, ConnectionException
 from .permissions import Permission, Permissions
 from .queue import Consumer, Queue
@@ -14,6 +14,7 @@ __all__ = [
     "Broker",
     "ChannelException",
     "ClientConnection",
+    "ConnectionInfo",
     "ConnectionException",
     "Consumer",
     "Permission",

@@ -9,6 +9,7 @@ server's timers call it (`expire`, `expire_deliveries`).
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Protocol
 
 from ..store import MemoryStore, Store
@@ -53,6 +54,29 @@ class Sink(Protocol):
 
     def close_channel(self, channel: int, reply_code: int, reply_text: str) -> None:
         """Closes one channel from the broker's side with a channel.close, and its session with it."""
+
+
+@dataclass(frozen=True)
+class ConnectionInfo:
+    """Where a client connection comes from and what it said at the handshake, for the management
+    API; the server glue knows it, the broker only keeps it."""
+
+    peer_host: str = "?"
+    peer_port: int = 0
+    host: str = "?"
+    """The broker's side: the address and port the client connected to."""
+    port: int = 0
+    client_properties: dict = field(default_factory=dict)
+    connected_at: int = 0
+    """Milliseconds since the epoch."""
+    channel_max: int = 0
+    frame_max: int = 0
+    heartbeat: int = 0
+
+    @property
+    def name(self) -> str:
+        """RabbitMQ's name for a connection: `peer -> local`."""
+        return f"{self.peer_host}:{self.peer_port} -> {self.host}:{self.port}"
 
 
 # Written once the defaults (vhost '/', user guest with all permissions on it) are made, so that a
@@ -300,9 +324,11 @@ class Broker:
         """As RabbitMQ, a user with any permission in the vhost (even all empty) may open it."""
         return vhost in self.vhosts and username in self.users and self.permissions.get(vhost, username) is not None
 
-    def connect(self, vhost: str, username: str, sink: Sink, capabilities: dict) -> ClientConnection:
+    def connect(
+        self, vhost: str, username: str, sink: Sink, capabilities: dict, info: ConnectionInfo | None = None
+    ) -> ClientConnection:
         access = self.permissions.access(vhost, username)
-        connection = ClientConnection(self, self.vhosts[vhost], username, sink, capabilities, access)
+        connection = ClientConnection(self, self.vhosts[vhost], username, sink, capabilities, access, info)
         self.connections.add(connection)
         self.stats.connections_opened += 1
         return connection
@@ -376,13 +402,21 @@ class ClientConnection:
     """A client's authenticated connection to one virtual host: its channels and exclusive queues."""
 
     def __init__(
-        self, broker: Broker, vhost: VHost, username: str, sink: Sink, capabilities: dict, access: Access
+        self,
+        broker: Broker,
+        vhost: VHost,
+        username: str,
+        sink: Sink,
+        capabilities: dict,
+        access: Access,
+        info: ConnectionInfo | None = None,
     ) -> None:
         self.broker = broker
         self.vhost = vhost
         self.username = username
         self.access = access
         self.sink = sink
+        self.info = info if info is not None else ConnectionInfo()
         self.consumer_cancel_notify = bool(capabilities.get("consumer_cancel_notify"))
         self.sessions: dict[int, Session] = {}
         self.exclusive_queues: set[Queue] = set()

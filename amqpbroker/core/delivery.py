@@ -84,6 +84,23 @@ class Delivery:
         self._prefetch_count = 0
         self._global_prefetch_count = 0
 
+    @property
+    def channel_number(self) -> int:
+        return self._output.channel
+
+    @property
+    def prefetch_count(self) -> int:
+        """The per-consumer prefetch the next consumer gets (basic.qos global=false)."""
+        return self._prefetch_count
+
+    @property
+    def global_prefetch_count(self) -> int:
+        return self._global_prefetch_count
+
+    @property
+    def unacked_count(self) -> int:
+        return len(self._unacked)
+
     # consumers
 
     def qos(self, method: spec.BasicQos) -> None:
@@ -115,7 +132,12 @@ class Delivery:
             self._check_stream_consumer(queue, method)
         else:
             self._check_exclusive(queue, method)
-        options = {"no_ack": method.no_ack, "exclusive": method.exclusive, "prefetch_count": self._prefetch_count}
+        options = {
+            "no_ack": method.no_ack,
+            "exclusive": method.exclusive,
+            "prefetch_count": self._prefetch_count,
+            "arguments": method.arguments,
+        }
         if isinstance(queue, StreamQueue):
             consumer: Consumer = StreamConsumer(
                 tag, queue, self, offset=queue.start_offset(settings.stream_offset), **options

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from .delivery import Delivery
     from .output import ChannelOutput
     from .stats import ChannelStats
+    from .vhost import VHost
 
 _REPLY_TO_PREFIX = REPLY_TO + "."
 _ROUTING_HEADERS = ("CC", "BCC")
@@ -198,6 +199,32 @@ class Publisher:
             decoded.reply_to = _REPLY_TO_PREFIX + reply_to.token
             return decoded.encode()
         return properties
+
+
+def publish_unconfirmed(
+    vhost: VHost, exchange: Exchange | None, routing_key: str, properties: bytes, body: bytes
+) -> bool:
+    """A publish from no channel (the management API's): routed by its routing key and its CC and
+    BCC headers as basic.publish is (or held by a delayed exchange), with no confirm and no return;
+    whether a queue took it. `exchange` None is the default exchange."""
+    cc: tuple[str, ...] = ()
+    decoded = BasicProperties.decode(properties)
+    headers = decoded.headers or {}
+    if decoded.expiration is not None:
+        parse_expiration(decoded.expiration)
+    if any(name in headers for name in _ROUTING_HEADERS):
+        cc, properties = _routing_headers(properties)
+    if exchange is None:
+        queues: Collection[Queue] = _named_queues(vhost.queues, (routing_key, *cc))
+    elif isinstance(exchange, DelayedExchange) and (delay := delay_of(headers)) is not None:
+        # Held, it is routed nowhere for now, as basic.publish's mandatory flag would find.
+        exchange.hold(Message(exchange.name, routing_key, properties, body), delay, cc)
+        return False
+    else:
+        queues = vhost.route(exchange, routing_key, headers, cc)
+    if queues:
+        vhost.enqueue(Message(exchange.name if exchange is not None else "", routing_key, properties, body), queues)
+    return bool(queues)
 
 
 def _named_queues(queues: dict[str, Queue], names: tuple[str, ...]) -> set[Queue]:

@@ -47,7 +47,7 @@ class Consumer:
     """A basic.consume subscription of one channel to one queue."""
 
     __slots__ = (
-        "tag", "queue", "channel", "no_ack", "exclusive", "prefetch_count", "unacked", "priority"
+        "tag", "queue", "channel", "no_ack", "exclusive", "prefetch_count", "unacked", "priority", "arguments"
     )
 
     def __init__(
@@ -60,6 +60,7 @@ class Consumer:
         exclusive: bool,
         prefetch_count: int,
         priority: int = 0,
+        arguments: dict | None = None,
     ) -> None:
         self.tag = tag
         self.queue = queue
@@ -69,6 +70,8 @@ class Consumer:
         self.prefetch_count = prefetch_count
         self.unacked = 0
         self.priority = priority
+        self.arguments = arguments or {}
+        """As basic.consume gave them, for the management API."""
 
     def has_credit(self) -> bool:
         if not self.no_ack and self.prefetch_count and self.unacked >= self.prefetch_count:
@@ -115,6 +118,13 @@ class Consumers(list):
                     self._may_receive(max(self, key=attrgetter("priority")))
                 break
         return True
+
+    @property
+    def single_active(self) -> Consumer | None:
+        """The one consumer that receives, in a single-active-consumer queue; None in another queue."""
+        if not self._single_active or not self._rings:
+            return None
+        return self._rings[0][1][0]
 
     def ready(self) -> Consumer | None:
         """The next in turn of the highest priority that has a consumer with credit, or None."""

@@ -39,6 +39,10 @@ class Session:
         self.publisher = Publisher(connection, self.output, self.delivery, self.confirms, self.stats)
         self._tx: Transaction | None = None
 
+    @property
+    def transactional(self) -> bool:
+        return self._tx is not None
+
     def handle(self, method: Any) -> None:
         handler = _HANDLERS.get(type(method))
         if handler is None:

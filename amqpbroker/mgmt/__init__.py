@@ -1,7 +1,17 @@
 """The management HTTP API, as RabbitMQ's management plugin serves it.
 
-`http` moves bytes (h11 on trio), `api` turns requests into answers (routing, authentication,
-errors), and each resource module holds its own routes; `ROUTES` lists them, one line each.
+`http` moves bytes (h11 on trio), `api` turns requests into answers (routing, authentication, tag
+gating, errors, `?columns=`, sorting and pagination), and each resource module holds its own
+routes; `ROUTES` lists them, one line each. A resource module looks like:
+
+    routes = Routes()
+
+    @routes.put("/api/things/{vhost}/{name}", access=ADMINISTRATOR)
+    def put_thing(request: Request, broker: core.Broker) -> object:
+        body = request.json()                  # 400 not_json unless a JSON object
+        where = vhost(request, broker)         # the path's vhost, 404 if missing
+        ...                                    # core operations; raise HTTPError, not_found(), ...
+        return CREATED                         # or NO_CONTENT, Response(...), or JSON-able data (200)
 """
 
 from __future__ import annotations
@@ -9,12 +19,17 @@ from __future__ import annotations
 import trio
 
 from .. import core
-from . import overview, users, vhosts
+from . import bindings, connections, exchanges, nodes, overview, queues, users, vhosts
 from .api import Api, Node, Routes
 from .http import HTTPLimits, HTTPServer
 
 ROUTES = Routes(
     overview.routes,
+    nodes.routes,
+    queues.routes,
+    exchanges.routes,
+    bindings.routes,
+    connections.routes,
     users.routes,
     vhosts.routes,
 )

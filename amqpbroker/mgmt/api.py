@@ -12,17 +12,21 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime
+import decimal
 import json
+import re
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import trio
 
 from .. import core
 from ..core.commits import CommitTracker
+from ..core.permissions import Access
 from ..core.users import User
 from .http import HTTPRequest, HTTPResponse
 
@@ -47,7 +51,7 @@ _ACCESS = {
 class HTTPError(Exception):
     """Answers `status` with RabbitMQ's `{"error": error, "reason": reason}`."""
 
-    def __init__(self, status: int, error: str, reason: str) -> None:
+    def __init__(self, status: int, error: str, reason: Any) -> None:
         super().__init__(reason)
         self.status = status
         self.error = error
@@ -58,7 +62,7 @@ def not_found(reason: str = "Not Found") -> HTTPError:
     return HTTPError(404, "Object Not Found", reason)
 
 
-def bad_request(reason: str) -> HTTPError:
+def bad_request(reason: Any) -> HTTPError:
     return HTTPError(400, "bad_request", reason)
 
 
@@ -82,6 +86,11 @@ class Node:
     name: str
     listeners: list[dict[str, Any]]
     """RabbitMQ's shape: {node, protocol, ip_address, port}."""
+    alarms: Callable[[], Collection[str]] = frozenset
+    """The resources whose alarm is on: "memory", "disk"."""
+    disk_free: Callable[[], int | None] = lambda: None
+    """Free bytes on the data directory's disk as last checked; None when it is not checked."""
+    disk_free_limit: int | None = None
     started_at: float = field(default_factory=time.monotonic)
 
 
@@ -91,6 +100,8 @@ class Request:
     params: dict[str, str]
     """The route's path parameters, percent-decoded."""
     query: dict[str, str]
+    headers: dict[str, str]
+    """Lower-case names."""
     body: bytes
     user: User
     node: Node
@@ -209,14 +220,17 @@ class Api:
             if not tags.intersection(user.tags):
                 raise HTTPError(401, "not_authorised", refusal)
         query = dict(parse_qsl(target.query, keep_blank_values=True))
-        request = Request(http.method, params, query, http.body, user, self.node)
+        request = Request(http.method, params, query, http.headers, http.body, user, self.node)
         with self.broker.commits.change() as change:
-            result = route.handler(request, self.broker)
+            try:
+                result = route.handler(request, self.broker)
+            except core.AMQPException as exc:
+                raise _from_amqp(exc) from None
         if change.batch is not None:
             await _committed(self.broker.commits, change.batch)
         if isinstance(result, Response):
             return result.status, result.body, result.headers
-        return 200, select_columns(result, query.get("columns")), []
+        return 200, listing(result, query), []
 
     def _match(self, method: str, segments: list[str]) -> tuple[Route | None, dict[str, str], set[str]]:
         allowed: set[str] = set()
@@ -235,7 +249,7 @@ class Api:
 
     def _authenticate(self, header: str | None, address: str) -> User:
         if header is None:
-            raise _unauthorised()
+            raise _Unauthorised()
         scheme, _, credentials = header.partition(" ")
         if scheme.lower() != "basic":
             raise HTTPError(401, "not_authorized", "Login failed")
@@ -252,12 +266,23 @@ class Api:
         return user
 
 
+def _from_amqp(exc: core.AMQPException) -> HTTPError:
+    """A core refusal as RabbitMQ's management plugin reports it: access refused is 401, a missing
+    object 404, anything else (inequivalent arguments, an object in use, ...) 400, with the reply
+    text less its code's name."""
+    reason = exc.reply_text.partition(" - ")[2]
+    if exc.reply_code == 403:
+        return HTTPError(401, "not_authorised", "Access refused.")
+    if exc.reply_code == 404:
+        return HTTPError(404, "not_found", reason)
+    return bad_request(reason)
+
+
 class _Unauthorised(HTTPError):
     """No credentials: RabbitMQ answers 401 without a body."""
 
-
-def _unauthorised() -> HTTPError:
-    return _Unauthorised(401, "", "")
+    def __init__(self) -> None:
+        super().__init__(401, "", "")
 
 
 class _Commit:
@@ -281,6 +306,66 @@ async def _committed(tracker: CommitTracker, batch: int) -> None:
         raise HTTPError(500, "internal_server_error", "the store failed to commit the change")
 
 
+def listing(result: Any, query: dict[str, str]) -> Any:
+    """A 200's JSON as the query asks: a list sorted (`?sort=key&sort_reverse=true`) and paginated
+    (`?page=N&page_size=M`, filtered by `?name=` as a substring or with `use_regex=true` a regular
+    expression, in RabbitMQ's envelope); then only `?columns=`."""
+    columns = query.get("columns")
+    if not isinstance(result, list):
+        return select_columns(result, columns)
+    if "sort" in query:
+        key = query["sort"]
+        result = sorted(result, key=lambda item: _sort_value(item, key), reverse=query.get("sort_reverse") == "true")
+    if "page" in query:
+        return _page(result, query, columns)
+    return select_columns(result, columns)
+
+
+def _sort_value(item: Any, key: str) -> tuple:
+    """`item`'s value at a dotted key, comparable with any other's: numbers before strings."""
+    for part in key.split("."):
+        item = item.get(part) if isinstance(item, dict) else None
+    if isinstance(item, (int, float)) and not isinstance(item, bool):
+        return (1, item, "")
+    return (0, 0, "" if item is None else str(item))
+
+
+def _page(items: list[Any], query: dict[str, str], columns: str | None) -> dict[str, Any]:
+    page, size = query["page"], query.get("page_size", "100")
+    if not (page.isdigit() and size.isdigit()):
+        raise bad_request("Pagination parameters are invalid")
+    number, page_size = int(page), int(size)
+    if number < 1 or not 1 <= page_size <= 500:
+        raise HTTPError(400, "invalid_pagination_parameters",
+                        f"Invalid pagination parameters: page number {number}, page size {page_size}")
+    name = query.get("name")
+    filtered = items
+    if name:
+        if query.get("use_regex") == "true":
+            try:
+                pattern = re.compile(name)
+            except re.error as exc:
+                raise bad_request(f"invalid regular expression {name!r}: {exc}") from None
+            filtered = [item for item in items if pattern.search(str(item.get("name", "")))]
+        else:
+            filtered = [item for item in items if name in str(item.get("name", ""))]
+    start = (number - 1) * page_size
+    # As RabbitMQ: the page just past the end is empty, the ones after it out of range.
+    if number > 1 and start > len(filtered):
+        raise HTTPError(400, "page_out_of_range",
+                        f"Page out of range, page: {number} page size: {page_size}, len: {len(filtered)}")
+    shown = filtered[start:start + page_size]
+    return {
+        "filtered_count": len(filtered),
+        "item_count": len(shown),
+        "items": select_columns(shown, columns),
+        "page": number,
+        "page_count": -(-len(filtered) // page_size),
+        "page_size": page_size,
+        "total_count": len(items),
+    }
+
+
 def select_columns(result: Any, columns: str | None) -> Any:
     """`?columns=a,b.c`: only those keys of an object, or of each object in a list. As RabbitMQ,
     a dotted name keeps the whole of its first part."""
@@ -298,31 +383,74 @@ def _columns(item: Any, wanted: set[str]) -> Any:
     return {key: value for key, value in item.items() if key in wanted}
 
 
-def boolean(body: dict[str, Any], key: str, default: bool) -> bool:
-    """A flag as rabbitmqadmin sends them: JSON true or false, or the strings "true" and "false"."""
-    value = body.get(key, default)
+def required(body: dict[str, Any], *keys: str) -> None:
+    """400 naming every missing key, in RabbitMQ's words."""
+    missing = [key for key in keys if key not in body]
+    if missing:
+        raise bad_request("[" + ",".join(f"{{key_missing,{key}}}" for key in missing) + "]")
+
+
+def boolean(value: Any) -> bool:
+    """A flag as tools send them: JSON true or false, or the strings "true" and "false"."""
     if isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    raise bad_request(f"{key} must be true or false, not {json.dumps(value)}")
+    if isinstance(value, str) and value in ("true", "false"):
+        return value == "true"
+    raise bad_request(["not_boolean", value])
 
 
-def integer(body: dict[str, Any], key: str, default: int) -> int:
-    """A number as rabbitmqadmin sends them: JSON, or a string of digits."""
-    value = body.get(key, default)
+def integer(value: Any) -> int:
+    """A number as tools send them: JSON, or a string of digits ("1")."""
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     if isinstance(value, str) and value.strip().isdigit():
         return int(value)
-    raise bad_request(f"{key} must be an integer, not {json.dumps(value)}")
+    raise bad_request(["not_integer", value])
 
 
-def vhost(broker: core.Broker, name: str) -> core.VHost:
-    found = broker.vhosts.get(name)
+def jsonable(value: Any) -> Any:
+    """An AMQP field value (arguments, headers) as JSON: byte strings as text, timestamps as seconds."""
+    if isinstance(value, dict):
+        return {key: jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(item) for item in value]
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8", "replace")
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, datetime.datetime):
+        return int(value.timestamp())
+    return value
+
+
+def vhost(request: Request, broker: core.Broker, name: str | None = None) -> core.VHost:
+    """The vhost named `name` (by default the path's `{vhost}`); 404 if there is none, and 401 for a
+    user other than an administrator without a permission in it, as RabbitMQ answers. Handlers find
+    a path's vhost here and list through `vhosts`, so what a user may see is decided in these two."""
+    found = broker.vhosts.get(request.params["vhost"] if name is None else name)
     if found is None:
         raise not_found()
+    user = request.user
+    if ADMINISTRATOR not in user.tags and broker.permissions.get(found.name, user.name) is None:
+        raise HTTPError(401, "not_authorised", "User not authorised to access virtual host")
     return found
+
+
+def vhosts(request: Request, broker: core.Broker) -> list[core.VHost]:
+    """The vhosts whose queues, exchanges and bindings `request`'s user sees in listings, by name:
+    all of them for administrators; for others, monitoring users too, as in RabbitMQ, those they hold
+    a permission in."""
+    user = request.user
+    names = sorted(broker.vhosts)
+    if ADMINISTRATOR not in user.tags:
+        names = [name for name in names if broker.permissions.get(name, user.name) is not None]
+    return [broker.vhosts[name] for name in names]
+
+
+def access(request: Request, broker: core.Broker, where: core.VHost) -> Access:
+    """What `request`'s user may do in `where`, checked as for an AMQP connection of theirs: a
+    refusal is 401 "Access refused.", as RabbitMQ's management plugin answers it."""
+    return broker.permissions.access(where.name, request.user.name)
 
 
 def exchange_name(name: str) -> str:

@@ -1,4 +1,4 @@
-"""`/api/overview` and `/api/whoami`: the broker at a glance, and who is asking."""
+"""`/api/overview`, `/api/cluster-name` and `/api/whoami`: the broker at a glance, and who is asking."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from typing import Any
 
 from .. import __version__, core
 from ..core.exchanges import EXCHANGE_TYPES
+from ..core.vhost import PLUGIN_EXCHANGE_TYPES
 from . import message_stats
-from .api import Request, Routes
+from .api import ADMINISTRATOR, MONITORING, Request, Routes, vhosts
 
 routes = Routes()
 
@@ -20,12 +21,19 @@ _EXCHANGE_DESCRIPTIONS = {
     "fanout": "AMQP fanout exchange, as per the AMQP specification",
     "headers": "AMQP headers exchange, as per the AMQP specification",
     "topic": "AMQP topic exchange, as per the AMQP specification",
+    "x-delayed-message": "Delayed Message Exchange.",
+    "x-message-deduplication": "Message Deduplication Exchange.",
 }
 
 
 @routes.get("/api/overview")
 def overview(request: Request, broker: core.Broker) -> dict[str, Any]:
     node = request.node
+    # Monitoring users see the whole broker's totals, as in RabbitMQ; others those of their vhosts.
+    if {MONITORING, ADMINISTRATOR}.intersection(request.user.tags):
+        visible = list(broker.vhosts.values())
+    else:
+        visible = vhosts(request, broker)
     return {
         "management_version": RABBITMQ_VERSION,
         "rates_mode": "basic",
@@ -38,8 +46,8 @@ def overview(request: Request, broker: core.Broker) -> dict[str, Any]:
         "disable_stats": False,
         "enable_queue_totals": False,
         "message_stats": message_stats.overview(broker),
-        "queue_totals": queue_totals(broker),
-        "object_totals": object_totals(broker),
+        "queue_totals": queue_totals(visible),
+        "object_totals": object_totals(broker, visible),
         "statistics_db_event_queue": 0,
         "node": node.name,
         "listeners": node.listeners,
@@ -49,28 +57,33 @@ def overview(request: Request, broker: core.Broker) -> dict[str, Any]:
 def exchange_types() -> list[dict[str, Any]]:
     return [
         {"name": name, "description": _EXCHANGE_DESCRIPTIONS.get(name, ""), "enabled": True}
-        for name in sorted(EXCHANGE_TYPES)
+        for name in sorted(EXCHANGE_TYPES + PLUGIN_EXCHANGE_TYPES)
     ]
 
 
-def queue_totals(broker: core.Broker) -> dict[str, int]:
+def queue_totals(vhosts: list[core.VHost]) -> dict[str, int]:
     ready = unacked = 0
-    for vhost in broker.vhosts.values():
+    for vhost in vhosts:
         for queue in vhost.queues.values():
             ready += queue.message_count
             unacked += queue.unacked_count
     return {"messages": ready + unacked, "messages_ready": ready, "messages_unacknowledged": unacked}
 
 
-def object_totals(broker: core.Broker) -> dict[str, int]:
+def object_totals(broker: core.Broker, vhosts: list[core.VHost]) -> dict[str, int]:
     connections = broker.connections
     return {
         "channels": sum(len(connection.sessions) for connection in connections),
         "connections": len(connections),
-        "consumers": sum(len(queue.consumers) for vhost in broker.vhosts.values() for queue in vhost.queues.values()),
-        "exchanges": sum(len(vhost.exchanges) for vhost in broker.vhosts.values()),
-        "queues": sum(len(vhost.queues) for vhost in broker.vhosts.values()),
+        "consumers": sum(len(queue.consumers) for vhost in vhosts for queue in vhost.queues.values()),
+        "exchanges": sum(len(vhost.exchanges) for vhost in vhosts),
+        "queues": sum(len(vhost.queues) for vhost in vhosts),
     }
+
+
+@routes.get("/api/cluster-name")
+def cluster_name(request: Request, broker: core.Broker) -> dict[str, Any]:
+    return {"name": request.node.name}
 
 
 @routes.get("/api/whoami")

@@ -48,7 +48,7 @@ def list_vhosts(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
 
 @routes.get("/api/vhosts/{vhost}", access=ADMINISTRATOR)
 def get_vhost(request: Request, broker: core.Broker) -> dict[str, Any]:
-    return vhost_json(broker, vhost(broker, request.params["vhost"]), request.node.name)
+    return vhost_json(broker, vhost(request, broker), request.node.name)
 
 
 @routes.put("/api/vhosts/{vhost}", access=ADMINISTRATOR)
@@ -65,7 +65,7 @@ def put_vhost(request: Request, broker: core.Broker) -> Response:
     except InvalidDefinitions as exc:
         raise bad_request(str(exc)) from None
     existing = broker.vhosts.get(name)
-    tracing = boolean(body, "tracing", existing.tracing if existing is not None else False)
+    tracing = boolean(body.get("tracing", existing.tracing if existing is not None else False))
     broker.add_vhost(name, granted_to=request.user.name)
     broker.describe_vhost(name, description, tags, tracing)
     return CREATED if existing is None else NO_CONTENT
@@ -74,11 +74,11 @@ def put_vhost(request: Request, broker: core.Broker) -> Response:
 @routes.delete("/api/vhosts/{vhost}", access=ADMINISTRATOR)
 def delete_vhost(request: Request, broker: core.Broker) -> Response:
     """Deletes the vhost with everything in it; its connections are closed with 320."""
-    broker.delete_vhost(vhost(broker, request.params["vhost"]).name)
+    broker.delete_vhost(vhost(request, broker).name)
     return NO_CONTENT
 
 
 @routes.get("/api/vhosts/{vhost}/permissions", access=ADMINISTRATOR)
 def vhost_permissions(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
-    name = vhost(broker, request.params["vhost"]).name
+    name = vhost(request, broker).name
     return [permission_json(permission) for permission in broker.permissions.of_vhost(name)]

@@ -18,6 +18,7 @@ import functools
 import logging
 import socket
 import struct
+import time
 from typing import Any
 
 import trio
@@ -67,12 +68,16 @@ class AMQPConnection:
         heartbeat: int = 60,
         limits: Limits = Limits(),
         address: str | None = None,
+        addresses: tuple[str, int, str, int] = ("?", 0, "?", 0),
     ) -> None:
         """`address` is the client's IP address, which decides whether a loopback-only user may log in."""
         self._stream = stream
         self._broker = broker
         self._gate = gate
         self.peer = peer
+        self._addresses = addresses
+        """Peer host and port, then our own: what the management API shows."""
+        self._connected_at = int(time.time() * 1000)
         self.protocol = ServerConnection(
             authenticate=functools.partial(broker.authenticate, address=address),
             can_open_vhost=broker.can_open_vhost,
@@ -248,7 +253,9 @@ class AMQPConnection:
                 client.close_channel(event.channel)
             elif kind is Handshaken:
                 capabilities = event.client_properties.get("capabilities") or {}
-                client = self.client = self._broker.connect(event.vhost, event.username, self, capabilities)
+                client = self.client = self._broker.connect(
+                    event.vhost, event.username, self, capabilities, self._info(event.client_properties)
+                )
                 log.debug("connection %s: user %r opened vhost %r", self.peer, event.username, event.vhost)
             elif kind is ConnectionClosing:
                 log.info("connection %s closing: %s", self.peer, event.reply_text)
@@ -258,6 +265,14 @@ class AMQPConnection:
         if client is not None:
             client.flush_confirms()
         self._data_ready.set()
+
+    def _info(self, client_properties: dict) -> core.ConnectionInfo:
+        peer_host, peer_port, host, port = self._addresses
+        protocol = self.protocol
+        return core.ConnectionInfo(
+            peer_host, peer_port, host, port, client_properties, self._connected_at,
+            protocol.channel_max, protocol.frame_max, protocol.heartbeat,
+        )
 
     def _hold(self, event: Any) -> bool:
         """Holds a publish while an alarm is on, and what follows a held one on its channel."""

@@ -16,13 +16,10 @@ from typing import Callable
 
 import trio
 
-from .. import __version__, core, mgmt
+from .. import core, mgmt
 from ..core.stats import SAMPLE_INTERVAL
 from ..mgmt.metrics import serve_metrics
-from ..mgmt.overview import RABBITMQ_VERSION
-from ..mgmt.prometheus import NodeStatus
 from ..store import StoreError
-from . import process
 from .amqp import CLOSE_TIMEOUT, AMQPConnection
 from .disk import DiskMonitor, disk_free_bytes
 from .flow import PublishGate
@@ -44,6 +41,20 @@ def single_error(exc: BaseException) -> BaseException:
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
         exc = exc.exceptions[0]
     return exc
+
+
+class ListenError(OSError):
+    """A port the server could not listen on, named in the message."""
+
+    def __init__(self, host: str, port: int, cause: OSError) -> None:
+        super().__init__(cause.errno, f"cannot listen on {host}:{port}: {cause.strerror or cause}")
+
+
+async def _listen(host: str, port: int) -> list[trio.SocketListener]:
+    try:
+        return await trio.open_tcp_listeners(port, host=host)
+    except OSError as exc:
+        raise ListenError(host, port, exc) from exc
 
 
 def node_name() -> str:
@@ -100,30 +111,32 @@ class Server:
 
     async def serve(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
         """Listens and serves clients; reports the bound port through `task_status`."""
-        listeners = await trio.open_tcp_listeners(self.port, host=self.host)
+        listeners = await _listen(self.host, self.port)
         self.port = listeners[0].socket.getsockname()[1]
         log.info("listening on %s:%d", self.host, self.port)
         http_listeners = []
         if self.http_port is not None:
-            http_listeners = await trio.open_tcp_listeners(self.http_port, host=self.host)
+            http_listeners = await _listen(self.host, self.http_port)
             self.http_port = http_listeners[0].socket.getsockname()[1]
             log.info("management API on http://%s:%d/api/", self.host, self.http_port)
         metrics_listeners = []
         if self.metrics_port is not None:
-            metrics_listeners = await trio.open_tcp_listeners(self.metrics_port, host=self.host)
+            metrics_listeners = await _listen(self.host, self.metrics_port)
             self.metrics_port = metrics_listeners[0].socket.getsockname()[1]
             log.info("Prometheus metrics on http://%s:%d/metrics", self.host, self.metrics_port)
         async with trio.open_nursery() as nursery:
-            if http_listeners:
-                nursery.start_soon(mgmt.serve, self.broker, http_listeners, self._node(), self.http_limits)
-            if metrics_listeners:
-                nursery.start_soon(serve_metrics, self.broker, metrics_listeners, self._node_status, self.http_limits)
             nursery.start_soon(self._persister.run)
             nursery.start_soon(run_timers, self.broker)
             nursery.start_soon(self._gate.run)
+            monitor = None
             if self.data_dir is not None and self.limits.disk_free_limit is not None:
                 monitor = DiskMonitor(self.data_dir, self.limits.disk_free_limit, self.free_space)
                 nursery.start_soon(monitor.run, functools.partial(self._gate.set_alarm, "disk"))
+            node = self._node(monitor)
+            if http_listeners:
+                nursery.start_soon(mgmt.serve, self.broker, http_listeners, node, self.http_limits)
+            if metrics_listeners:
+                nursery.start_soon(serve_metrics, self.broker, metrics_listeners, node, self.http_limits)
             timeout = self.broker.consumer_timeout
             if timeout is not None:
                 interval = min(CONSUMER_TIMEOUT_CHECK_INTERVAL, timeout / 1000 / 4)
@@ -145,35 +158,17 @@ class Server:
             raise StoreError("the store did not take the last writes at shutdown; they may not be durable")
         log.info("stopped")
 
-    def _node(self) -> mgmt.Node:
+    def _node(self, disk: DiskMonitor | None) -> mgmt.Node:
         name = node_name()
         listeners = [{"node": name, "protocol": "amqp", "ip_address": self.host, "port": self.port}]
         if self.http_port is not None:
             listeners.append({"node": name, "protocol": "http", "ip_address": self.host, "port": self.http_port})
-        return mgmt.Node(name, listeners)
-
-    def _node_status(self) -> NodeStatus:
-        """The process and its disk for a scrape; reads the system, so it runs in a thread."""
-        data_dir = self.data_dir
-        disk_free = store_size = None
-        if data_dir is not None:
-            try:
-                disk_free = self.free_space(data_dir)
-                store_size = process.directory_size_bytes(data_dir)
-            except OSError:
-                log.warning("cannot read the disk space of %s", data_dir, exc_info=True)
-        return NodeStatus(
-            node=node_name(),
-            version=RABBITMQ_VERSION,
-            product_version=__version__,
-            start_time=process.start_time(),
-            resident_memory_bytes=process.resident_memory_bytes(),
-            open_fds=process.open_fds(),
-            max_fds=process.max_fds(),
-            disk_free_bytes=disk_free,
-            disk_free_limit_bytes=None if data_dir is None else self.limits.disk_free_limit,
-            disk_alarm="disk" in self._gate.alarms,
-            store_size_bytes=store_size,
+        return mgmt.Node(
+            name,
+            listeners,
+            alarms=lambda: self._gate.alarms,
+            disk_free=lambda: disk.free if disk is not None else None,
+            disk_free_limit=disk.limit if disk is not None else None,
         )
 
     @property
@@ -194,11 +189,15 @@ class Server:
             return
         try:
             host, port = stream.socket.getpeername()[:2]
+            local_host, local_port = stream.socket.getsockname()[:2]
             peer = f"{host}:{port}"
+            addresses = (host, port, local_host, local_port)
         except OSError:
             host, peer = "", "?"  # an unknown address is not loopback
+            addresses = ("?", 0, "?", 0)
         connection = AMQPConnection(
-            stream, self.broker, peer, self._gate, heartbeat=self.heartbeat, limits=self.limits, address=host
+            stream, self.broker, peer, self._gate, heartbeat=self.heartbeat, limits=self.limits, address=host,
+            addresses=addresses,
         )
         self.connections.add(connection)
         self._all_closed = trio.Event()

@@ -29,6 +29,8 @@ class DiskMonitor:
         self.path = path
         self.limit = limit
         self._free_space = free_space
+        self.free: int | None = None
+        """Free bytes at the last check; None before the first."""
 
     async def run(self, set_alarm: Callable[[bool], None]) -> None:
         """Checks until cancelled; reports every change of the alarm to `set_alarm`."""
@@ -41,6 +43,7 @@ class DiskMonitor:
                 log.warning("cannot read the free space of %s: %s", self.path, exc)
                 interval = _MAX_INTERVAL
             else:
+                self.free = free
                 low = free < self.limit
                 if low != alarm:
                     alarm = low

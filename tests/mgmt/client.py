@@ -8,11 +8,14 @@ import http.client
 import json
 import socket
 import subprocess
+import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, TypeVar
 from urllib.parse import quote, urlsplit
 
 TIMEOUT = 10.0
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -103,6 +106,20 @@ def raw_exchange(host: str, port: int, data: bytes, timeout: float = TIMEOUT) ->
 def status_of(response: bytes) -> int:
     """The status code of a raw HTTP/1.1 response."""
     return int(response.split(b" ", 2)[1])
+
+
+def eventually(check: Callable[[], T], timeout: float = 15.0) -> T:
+    """`check()`'s result once it stops failing an assertion or missing a key. RabbitMQ's management
+    API shows counts and connections from statistics it gathers every few seconds (a new queue has
+    no `messages` key until then); ours are current."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return check()
+        except (AssertionError, KeyError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def non_loopback_address() -> str | None:

@@ -6,7 +6,7 @@ broker serving the API on a free port is started for the session. The tests comp
 and the keys tools read, so the same assertions hold against both.
 
 - `api`: an `ApiClient` as guest (administrator) for the broker under test.
-- `amqp_url`: the same broker's AMQP URL (vhost `/`).
+- `amqp_url`: the same broker's AMQP URL (vhost `/`); `amqp`: a pika connection to it.
 - `reference`: True when the broker under test is RabbitMQ.
 - `embedded`: the embedded `Broker` (the test is skipped in reference mode: it needs our internals).
 - `unique`: a name no other test uses, for queues and exchanges (cleaned up by `cleanup`).
@@ -125,7 +125,8 @@ def make_user(api: ApiClient, _broker, unique) -> Iterator[Callable[[list[str]],
             run = ["rabbitmqctl", "-q"]
             subprocess.run([*run, "add_user", name, password], check=True, capture_output=True)
             subprocess.run([*run, "set_user_tags", name, *tags], check=True, capture_output=True)
-            subprocess.run([*run, "set_permissions", "-p", "/", name, ".*", ".*", ".*"], check=True, capture_output=True)
+            permissions = ["set_permissions", "-p", "/", name, ".*", ".*", ".*"]
+            subprocess.run([*run, *permissions], check=True, capture_output=True)
         else:
             user = User(name, hash_password(password), list(tags))
             _broker.call(lambda: _broker.server.broker.users.put(user))

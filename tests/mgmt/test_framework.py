@@ -99,3 +99,28 @@ def test_every_management_tag_may_read_the_overview(make_user, tag: str) -> None
     whoami = client.get("/api/whoami").json
     assert whoami["name"] == client.user
     assert whoami["tags"] == [tag]
+
+
+def test_lists_sort_by_a_key_and_reverse(api: ApiClient) -> None:
+    exchanges = api.get("/api/exchanges/%2F?sort=type&columns=name,type").json
+    assert [e["type"] for e in exchanges] == sorted(e["type"] for e in exchanges)
+    reverse = api.get("/api/exchanges/%2F?sort=name&sort_reverse=true&columns=name").json
+    assert [e["name"] for e in reverse] == sorted((e["name"] for e in reverse), reverse=True)
+
+
+def test_lists_paginate_with_a_name_filter(api: ApiClient) -> None:
+    query = "/api/exchanges/%2F?page={}&page_size=1&name=^amq%5C.(topic|fanout)$&use_regex=true&sort=name&columns=name"
+    first = api.get(query.format(1)).json
+    assert {k: v for k, v in first.items() if k != "total_count"} == {
+        "filtered_count": 2, "item_count": 1, "items": [{"name": "amq.fanout"}], "page": 1, "page_count": 2,
+        "page_size": 1}
+    assert api.get(query.format(2)).json["items"] == [{"name": "amq.topic"}]
+    assert api.get(query.format(3)).json["items"] == []
+    beyond = api.get(query.format(4))
+    assert beyond.status == 400 and beyond.json["error"] == "page_out_of_range"
+    assert api.get("/api/exchanges/%2F?page=0").json["error"] == "invalid_pagination_parameters"
+    assert api.get("/api/exchanges/%2F?page=x").status == 400
+
+
+def test_cluster_name_is_the_overviews(api: ApiClient) -> None:
+    assert api.get("/api/cluster-name").json == {"name": api.get("/api/overview").json["cluster_name"]}

@@ -148,3 +148,22 @@ def test_amqp_traffic_goes_on_under_bad_http_clients(api: ApiClient, amqp, uniqu
     assert received == list(range(200))
     assert not errors
     assert api.get("/api/overview").status == 200
+
+
+async def test_a_client_that_does_not_read_its_response_is_dropped() -> None:
+    async def large(request: HTTPRequest) -> HTTPResponse:
+        return HTTPResponse(200, b"x" * (32 * 1024 * 1024))
+
+    server = HTTPServer(large, _SMALL)
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(server.serve, listeners)
+        stream = await trio.open_tcp_stream("127.0.0.1", listeners[0].socket.getsockname()[1])
+        await stream.send_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        with trio.fail_after(10):
+            while server.open_connections == 0:
+                await trio.sleep(0.01)
+            while server.open_connections:
+                await trio.sleep(0.05)
+        await stream.aclose()
+        nursery.cancel_scope.cancel()

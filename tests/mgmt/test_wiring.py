@@ -4,6 +4,7 @@ broker's `http_port` (off unless asked for)."""
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -59,6 +60,20 @@ def test_no_http_serves_no_api() -> None:
         assert not any("management API" in line for line in lines)
     finally:
         _stop(process)
+
+
+def test_an_http_port_in_use_is_named() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "amqpbroker", "--host", "127.0.0.1", "--port", "0", "--in-memory",
+             "--http-port", str(port)],
+            capture_output=True, text=True, timeout=30,
+        )
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
 
 
 def test_the_default_http_port_is_rabbitmqs() -> None:

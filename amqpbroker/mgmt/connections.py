@@ -1,0 +1,210 @@
+"""`/api/connections`, `/api/channels` and `/api/consumers`: the clients attached, as RabbitMQ
+lists them. A connection is named `peer -> local`, a channel `connection (number)`. As in RabbitMQ,
+a user tagged neither `monitoring` nor `administrator` sees only their own connections and channels."""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+from .. import core
+from ..core.queue import Consumer
+from . import message_stats
+from .api import NO_CONTENT, HTTPError, Node, Request, Routes, jsonable, not_found, vhost, vhosts
+
+routes = Routes()
+
+CLOSED_TEXT = "CONNECTION_FORCED - Closed via management plugin"
+
+
+_SEE_ALL = {"monitoring", "administrator"}
+
+
+def _connections(request: Request, broker: core.Broker) -> list[core.ClientConnection]:
+    """The connections `request`'s user may see, by name."""
+    user = request.user
+    connections = broker.connections
+    if not _SEE_ALL.intersection(user.tags):
+        connections = {connection for connection in connections if connection.username == user.name}
+    return sorted(connections, key=lambda connection: connection.info.name)
+
+
+def _connection(request: Request, broker: core.Broker) -> core.ClientConnection:
+    name = request.params["name"]
+    for connection in broker.connections:
+        if connection.info.name == name:
+            if connection not in _connections(request, broker):
+                raise HTTPError(401, "not_authorised", "User not authorised to access object")
+            return connection
+    raise not_found()
+
+
+def connection_json(connection: core.ClientConnection, node: Node) -> dict[str, Any]:
+    info = connection.info
+    properties = jsonable(info.client_properties)
+    found = {
+        "name": info.name,
+        "node": node.name,
+        "type": "network",
+        "protocol": "AMQP 0-9-1",
+        "state": "closing" if connection.closed else "running",
+        "vhost": connection.vhost.name,
+        "user": connection.username,
+        "user_who_performed_action": connection.username,
+        "auth_mechanism": "PLAIN",
+        "channels": len(connection.sessions),
+        "channel_max": info.channel_max,
+        "frame_max": info.frame_max,
+        "timeout": info.heartbeat,
+        "connected_at": info.connected_at,
+        "host": info.host,
+        "port": info.port,
+        "peer_host": info.peer_host,
+        "peer_port": info.peer_port,
+        "ssl": False,
+        "client_properties": properties,
+    }
+    if "connection_name" in properties:
+        found["user_provided_name"] = properties["connection_name"]
+    return found
+
+
+def channel_name(session: core.Session) -> str:
+    return f"{session.connection.info.name} ({session.channel})"
+
+
+def channel_details(session: core.Session, node: Node) -> dict[str, Any]:
+    """A channel as a consumer or queue names it."""
+    info = session.connection.info
+    return {
+        "name": channel_name(session),
+        "number": session.channel,
+        "connection_name": info.name,
+        "peer_host": info.peer_host,
+        "peer_port": info.peer_port,
+        "user": session.connection.username,
+        "node": node.name,
+    }
+
+
+def channel_json(session: core.Session, node: Node) -> dict[str, Any]:
+    connection = session.connection
+    info = connection.info
+    delivery = session.delivery
+    return {
+        "name": channel_name(session),
+        "number": session.channel,
+        "node": node.name,
+        "user": connection.username,
+        "user_who_performed_action": connection.username,
+        "vhost": connection.vhost.name,
+        "state": "running",
+        "consumer_count": len(delivery.consumers),
+        "messages_unacknowledged": delivery.unacked_count,
+        "messages_unconfirmed": 0,
+        "messages_uncommitted": 0,
+        "acks_uncommitted": 0,
+        "prefetch_count": delivery.prefetch_count,
+        "global_prefetch_count": delivery.global_prefetch_count,
+        "confirm": session.publisher.confirm_mode,
+        "transactional": session.transactional,
+        "connection_details": {"name": info.name, "peer_host": info.peer_host, "peer_port": info.peer_port},
+        **message_stats.of(session.stats),
+    }
+
+
+def consumer_json(consumer: Consumer, node: Node) -> dict[str, Any]:
+    delivery = consumer.channel
+    session = delivery.connection.sessions[delivery.channel_number]
+    # In a single-active-consumer queue the others wait their turn.
+    single_active = consumer.queue.consumers.single_active
+    active = single_active is None or single_active is consumer
+    status = "up" if single_active is None else "single_active" if active else "waiting"
+    return {
+        "consumer_tag": consumer.tag,
+        "queue": {"name": consumer.queue.name, "vhost": consumer.queue.vhost},
+        "channel_details": channel_details(session, node),
+        "ack_required": not consumer.no_ack,
+        "exclusive": consumer.exclusive,
+        "prefetch_count": consumer.prefetch_count,
+        "active": active,
+        "activity_status": status,
+        "arguments": jsonable(consumer.arguments),
+    }
+
+
+def _sessions(connections: list[core.ClientConnection]) -> Iterator[core.Session]:
+    for connection in connections:
+        yield from sorted(connection.sessions.values(), key=lambda session: session.channel)
+
+
+@routes.get("/api/connections")
+def list_connections(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
+    return [connection_json(connection, request.node) for connection in _connections(request, broker)]
+
+
+@routes.get("/api/vhosts/{vhost}/connections")
+def vhost_connections(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
+    name = vhost(request, broker).name
+    return [
+        connection_json(connection, request.node)
+        for connection in _connections(request, broker)
+        if connection.vhost.name == name
+    ]
+
+
+@routes.get("/api/connections/{name}")
+def get_connection(request: Request, broker: core.Broker) -> dict[str, Any]:
+    return connection_json(_connection(request, broker), request.node)
+
+
+@routes.delete("/api/connections/{name}")
+def close_connection(request: Request, broker: core.Broker) -> object:
+    """Closes the connection with 320 CONNECTION_FORCED; an `X-Reason` header gives the text."""
+    connection = _connection(request, broker)
+    reason = request.headers.get("x-reason")
+    connection.sink.close(320, f"CONNECTION_FORCED - {reason}" if reason else CLOSED_TEXT)
+    return NO_CONTENT
+
+
+@routes.get("/api/connections/{name}/channels")
+def connection_channels(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
+    return [channel_json(session, request.node) for session in _sessions([_connection(request, broker)])]
+
+
+@routes.get("/api/channels")
+def list_channels(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
+    return [channel_json(session, request.node) for session in _sessions(_connections(request, broker))]
+
+
+@routes.get("/api/vhosts/{vhost}/channels")
+def vhost_channels(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
+    name = vhost(request, broker).name
+    connections = [connection for connection in _connections(request, broker) if connection.vhost.name == name]
+    return [channel_json(session, request.node) for session in _sessions(connections)]
+
+
+@routes.get("/api/channels/{name}")
+def get_channel(request: Request, broker: core.Broker) -> dict[str, Any]:
+    for session in _sessions(_connections(request, broker)):
+        if channel_name(session) == request.params["name"]:
+            return channel_json(session, request.node)
+    raise not_found()
+
+
+def _consumers(broker: core.Broker) -> Iterator[Consumer]:
+    """Every consumer, whoever's: RabbitMQ shows them by vhost, not by connection."""
+    connections = sorted(broker.connections, key=lambda connection: connection.info.name)
+    for session in _sessions(connections):
+        yield from session.delivery.consumers.values()
+
+
+@routes.get("/api/consumers")
+def list_consumers(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
+    visible = {where.name for where in vhosts(request, broker)}
+    return [consumer_json(consumer, request.node) for consumer in _consumers(broker) if consumer.queue.vhost in visible]
+
+
+@routes.get("/api/consumers/{vhost}")
+def vhost_consumers(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
+    name = vhost(request, broker).name
+    return [consumer_json(consumer, request.node) for consumer in _consumers(broker) if consumer.queue.vhost == name]

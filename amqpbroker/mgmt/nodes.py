@@ -1,0 +1,144 @@
+"""`/api/nodes`, the health checks and `/api/aliveness-test`: is this broker well, and what does
+it use. One node: this process."""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from typing import Any
+
+from .. import core
+from ..core.publishing import publish_unconfirmed
+from ..protocol import BasicProperties
+from .api import MONITORING, Node, Request, Response, Routes, not_found, vhost
+from .overview import exchange_types
+
+routes = Routes()
+
+ALIVENESS_QUEUE = "aliveness-test"
+
+
+def resident_memory_bytes() -> int:
+    """This process's resident set size (Linux's /proc; elsewhere its peak, from getrusage)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def physical_memory_bytes() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def open_file_descriptors() -> int | None:
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:
+        return None
+
+
+def node_json(node: Node, broker: core.Broker) -> dict[str, Any]:
+    alarms = node.alarms()
+    return {
+        "name": node.name,
+        "type": "disc",
+        "running": True,
+        "os_pid": str(os.getpid()),
+        "uptime": int((time.monotonic() - node.started_at) * 1000),
+        "processors": os.cpu_count() or 1,
+        "rates_mode": "basic",
+        "partitions": [],
+        "mem_used": resident_memory_bytes(),
+        # Without a limit, the machine's memory: tools divide by it.
+        "mem_limit": broker.memory.limit if broker.memory.limit is not None else physical_memory_bytes(),
+        "mem_alarm": "memory" in alarms,
+        "disk_free": node.disk_free(),
+        "disk_free_limit": node.disk_free_limit,
+        "disk_free_alarm": "disk" in alarms,
+        "fd_used": open_file_descriptors(),
+        "fd_total": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+        "sockets_used": len(broker.connections),
+        "exchange_types": exchange_types(),
+    }
+
+
+@routes.get("/api/nodes", access=MONITORING)
+def list_nodes(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
+    return [node_json(request.node, broker)]
+
+
+@routes.get("/api/nodes/{name}", access=MONITORING)
+def get_node(request: Request, broker: core.Broker) -> dict[str, Any]:
+    if request.params["name"] != request.node.name:
+        raise not_found()
+    return node_json(request.node, broker)
+
+
+_OK = {"status": "ok"}
+
+
+@routes.get("/api/healthchecks/node")
+def node_health(request: Request, broker: core.Broker) -> dict[str, Any]:
+    return _OK
+
+
+@routes.get("/api/health/checks/virtual-hosts")
+def virtual_hosts_health(request: Request, broker: core.Broker) -> dict[str, Any]:
+    return _OK
+
+
+@routes.get("/api/health/checks/alarms")
+def alarms_health(request: Request, broker: core.Broker) -> object:
+    return _alarms(request.node)
+
+
+@routes.get("/api/health/checks/local-alarms")
+def local_alarms_health(request: Request, broker: core.Broker) -> object:
+    return _alarms(request.node)
+
+
+def _alarms(node: Node) -> object:
+    alarms = sorted(node.alarms())
+    if not alarms:
+        return _OK
+    return Response(503, {
+        "status": "failed",
+        "reason": "resource alarm(s) in effect in the cluster",
+        "alarms": [{"node": node.name, "resource": resource} for resource in alarms],
+    })
+
+
+@routes.get("/api/health/checks/port-listener/{port}")
+def port_listener_health(request: Request, broker: core.Broker) -> object:
+    ports = sorted(listener["port"] for listener in request.node.listeners)
+    port = request.params["port"]
+    if port.isdigit() and int(port) in ports:
+        return {"status": "ok", "port": int(port)}
+    return Response(503, {"status": "failed", "reason": "No active listener", "missing": port, "ports": ports})
+
+
+@routes.get("/api/health/checks/protocol-listener/{protocol}")
+def protocol_listener_health(request: Request, broker: core.Broker) -> object:
+    protocols = sorted({listener["protocol"] for listener in request.node.listeners})
+    protocol = request.params["protocol"]
+    if protocol in protocols:
+        return {"status": "ok", "protocol": protocol}
+    return Response(503, {"status": "failed", "reason": "No active listener", "missing": protocol,
+                          "protocols": protocols})
+
+
+@routes.get("/api/aliveness-test/{vhost}")
+def aliveness_test(request: Request, broker: core.Broker) -> object:
+    """Declares the `aliveness-test` queue, publishes a message to it and takes it back, as RabbitMQ does."""
+    where = vhost(request, broker)
+    queue = where.declare_queue(ALIVENESS_QUEUE, None)
+    broker.queue_declared(queue)
+    body = b"test_message"
+    publish_unconfirmed(where, None, ALIVENESS_QUEUE, BasicProperties().encode(), body)
+    entry = queue.take()
+    if entry is None or entry.message.body != body:
+        return Response(503, {"status": "failed", "reason": "the test message did not come back"})
+    queue.forget(entry)
+    return _OK

@@ -1,0 +1,222 @@
+"""`/api/queues`: queues with their depth and consumers; declare, delete, purge, and peek at
+messages with `POST .../get` as RabbitMQ's management plugin does."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from .. import core
+from ..protocol import DECODE_ERRORS, BasicProperties
+from ..core.permissions import QUEUE
+from .api import (
+    CREATED,
+    NO_CONTENT,
+    HTTPError,
+    Node,
+    Request,
+    Routes,
+    access,
+    bad_request,
+    boolean,
+    integer,
+    jsonable,
+    not_found,
+    required,
+    vhost,
+    vhosts,
+)
+from . import message_stats
+from .connections import consumer_json
+
+routes = Routes()
+
+# What `POST .../get` does with the messages it took: acknowledge or reject them, and requeue or not.
+_ACKMODES = {
+    "ack_requeue_true": True,
+    "reject_requeue_true": True,
+    "ack_requeue_false": False,
+    "reject_requeue_false": False,
+}
+
+
+def queue_json(queue: core.Queue, node: Node) -> dict[str, Any]:
+    consumers = queue.consumers
+    exclusive_tag = consumers[0].tag if consumers and consumers[0].exclusive else None
+    single_active = consumers.single_active
+    return {
+        "name": queue.name,
+        "vhost": queue.vhost,
+        "durable": queue.durable,
+        "auto_delete": queue.auto_delete,
+        "exclusive": queue.exclusive,
+        "arguments": jsonable(queue.arguments),
+        "node": node.name,
+        "type": queue.settings.queue_type,
+        "state": "running",
+        "consumers": len(consumers),
+        "exclusive_consumer_tag": exclusive_tag,
+        "single_active_consumer_tag": single_active.tag if single_active is not None else None,
+        "policy": None,
+        "messages": queue.message_count + queue.unacked_count,
+        "messages_ready": queue.message_count,
+        "messages_unacknowledged": queue.unacked_count,
+        **message_stats.of(queue.stats),
+    }
+
+
+def find_queue(request: Request, broker: core.Broker, name: str | None = None) -> core.Queue:
+    """The queue `name` (by default the path's `{name}`) in the path's vhost; 404 if there is none."""
+    queue = vhost(request, broker).queues.get(request.params["name"] if name is None else name)
+    if queue is None:
+        raise not_found()
+    return queue
+
+
+@routes.get("/api/queues")
+def list_queues(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
+    return [
+        queue_json(queue, request.node)
+        for where in vhosts(request, broker)
+        for queue in sorted(where.queues.values(), key=lambda queue: queue.name)
+    ]
+
+
+@routes.get("/api/queues/{vhost}")
+def vhost_queues(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
+    queues = vhost(request, broker).queues.values()
+    return [queue_json(queue, request.node) for queue in sorted(queues, key=lambda queue: queue.name)]
+
+
+@routes.get("/api/queues/{vhost}/{name}")
+def get_queue(request: Request, broker: core.Broker) -> dict[str, Any]:
+    queue = find_queue(request, broker)
+    found = queue_json(queue, request.node)
+    found["consumer_details"] = [consumer_json(consumer, request.node) for consumer in queue.consumers]
+    found["deliveries"] = []
+    found["incoming"] = []
+    return found
+
+
+@routes.put("/api/queues/{vhost}/{name}")
+def put_queue(request: Request, broker: core.Broker) -> object:
+    """Declares the queue: 201 if it is new, 204 if it was there with the same properties."""
+    body = request.json()
+    where = vhost(request, broker)
+    name = request.params["name"]
+    existed = name in where.queues
+    arguments = body.get("arguments") or {}
+    if not isinstance(arguments, dict):
+        raise bad_request("arguments must be an object")
+    access(request, broker, where).declare(QUEUE, name, not existed, arguments)
+    queue = where.declare_queue(
+        name,
+        None,
+        durable=boolean(body.get("durable", False)),
+        auto_delete=boolean(body.get("auto_delete", False)),
+        arguments=arguments,
+    )
+    broker.queue_declared(queue)
+    return NO_CONTENT if existed else CREATED
+
+
+@routes.delete("/api/queues/{vhost}/{name}")
+def delete_queue(request: Request, broker: core.Broker) -> object:
+    """Deletes the queue; `?if-empty=true` and `?if-unused=true` as queue.delete's flags."""
+    queue = find_queue(request, broker)
+    where = vhost(request, broker)
+    access(request, broker, where).delete(QUEUE, queue.name)
+    what = f"queue '{queue.name}' in vhost '{queue.vhost}'"
+    if boolean(request.query.get("if-unused", "false")) and queue.consumers:
+        raise bad_request(f"{what} in use")
+    if boolean(request.query.get("if-empty", "false")) and queue.message_count:
+        raise bad_request(f"{what} not empty")
+    broker.delete_queue(where, queue)
+    return NO_CONTENT
+
+
+@routes.delete("/api/queues/{vhost}/{name}/contents")
+def purge_queue(request: Request, broker: core.Broker) -> object:
+    queue = find_queue(request, broker)
+    access(request, broker, vhost(request, broker)).read_queue(queue.name)
+    queue.purge()
+    return NO_CONTENT
+
+
+@routes.post("/api/queues/{vhost}/{name}/get")
+def get_messages(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
+    """Takes up to `count` messages, then acknowledges, rejects (dead-lettering them) or requeues
+    them, where they were, marked redelivered."""
+    queue = find_queue(request, broker)
+    try:
+        access(request, broker, vhost(request, broker)).read_queue(queue.name)
+    except core.ChannelException as exc:
+        # RabbitMQ gets through a channel of its own, and reports what closed it.
+        raise HTTPError(401, "not_authorised", exc.reply_text) from None
+    body = request.json()
+    required(body, "count", "ackmode", "encoding")
+    count = integer(body["count"])
+    requeue = _ACKMODES.get(body["ackmode"])
+    if requeue is None:
+        raise bad_request(f"Unsupported ackmode {body['ackmode']!r}. Please use one of {', '.join(_ACKMODES)}.")
+    encoding = body["encoding"]
+    if encoding not in ("auto", "base64"):
+        raise bad_request("Unsupported encoding. Please use auto or base64.")
+    truncate = integer(body["truncate"]) if body.get("truncate") not in (None, "") else None
+    reject = body["ackmode"].startswith("reject")
+    taken: list[Any] = []
+    found = []
+    while len(taken) < count and (entry := queue.take()) is not None:
+        taken.append(entry)
+        found.append(_message_json(broker, queue, entry, encoding, truncate))
+    if requeue:
+        queue.requeue(taken)
+        queue.dispatch()
+    else:
+        for entry in taken:
+            if reject:
+                queue.drop(entry, "rejected")
+            else:
+                queue.forget(entry)
+    return found
+
+
+def _message_json(
+    broker: core.Broker, queue: core.Queue, entry: Any, encoding: str, truncate: int | None
+) -> dict[str, Any]:
+    message = entry.message
+    payload = message.body if message.body is not None else broker.store.load_body(message.message_id)
+    size = len(payload)
+    if truncate is not None:
+        payload = payload[:truncate]
+    payload_encoding = "base64"
+    text = None
+    if encoding == "auto":
+        try:
+            text = payload.decode("utf-8")
+            payload_encoding = "string"
+        except UnicodeDecodeError:
+            pass
+    return {
+        "payload_bytes": size,
+        "redelivered": entry.redelivered,
+        "exchange": message.exchange,
+        "routing_key": message.routing_key,
+        "message_count": queue.message_count,
+        "properties": properties_json(message.properties),
+        "payload": text if text is not None else base64.b64encode(payload).decode(),
+        "payload_encoding": payload_encoding,
+    }
+
+
+def properties_json(encoded: bytes) -> dict[str, Any]:
+    """The message's properties by name; malformed ones (nothing checked them at publish) as none."""
+    try:
+        properties = BasicProperties.decode(encoded)
+    except DECODE_ERRORS:
+        return {}
+    return {
+        name: jsonable(getattr(properties, name))
+        for name in BasicProperties.__slots__
+        if getattr(properties, name) is not None
+    }

@@ -1,0 +1,59 @@
+"""`/api/nodes`, the health checks and the aliveness test."""
+
+from __future__ import annotations
+
+import pytest
+
+from .client import ApiClient, segment
+
+NODE_KEYS = {
+    "name", "type", "running", "uptime", "mem_used", "mem_limit", "mem_alarm", "disk_free", "disk_free_limit",
+    "disk_free_alarm", "fd_used", "fd_total",
+}
+
+
+def test_nodes_list_this_node(api: ApiClient) -> None:
+    nodes = api.get("/api/nodes").json
+    assert len(nodes) == 1
+    node = nodes[0]
+    assert NODE_KEYS <= node.keys()
+    assert node["running"] is True
+    assert (node["mem_alarm"], node["disk_free_alarm"]) == (False, False)
+    assert all(isinstance(node[key], int) and node[key] > 0 for key in ("mem_used", "mem_limit", "fd_used", "fd_total"))
+    assert node["name"] == api.get("/api/overview").json["node"]
+    one = api.get(f"/api/nodes/{segment(node['name'])}")
+    assert one.status == 200 and one.json["name"] == node["name"]
+
+
+def test_a_missing_node_is_404(api: ApiClient, embedded) -> None:
+    # RabbitMQ 3.10 answers 500, from a crash looking the node up.
+    assert api.get("/api/nodes/nosuch@nowhere").status == 404
+
+
+def test_nodes_need_the_monitoring_tag(make_user) -> None:
+    reply = make_user(["management"]).get("/api/nodes")
+    assert reply.status == 401
+    assert reply.json == {"error": "not_authorised", "reason": "Not monitor user"}
+    assert make_user(["monitoring"]).get("/api/nodes").status == 200
+
+
+@pytest.mark.parametrize("path", [
+    "/api/healthchecks/node", "/api/health/checks/alarms", "/api/health/checks/local-alarms",
+    "/api/health/checks/virtual-hosts", "/api/aliveness-test/%2F",
+])
+def test_health_checks_are_ok(api: ApiClient, path: str) -> None:
+    reply = api.get(path)
+    assert (reply.status, reply.json) == (200, {"status": "ok"})
+
+
+def test_listener_checks(api: ApiClient) -> None:
+    amqp_port = next(listener["port"] for listener in api.get("/api/overview").json["listeners"]
+                     if listener["protocol"] == "amqp")
+    assert api.get(f"/api/health/checks/port-listener/{amqp_port}").json == {"status": "ok", "port": amqp_port}
+    assert api.get("/api/health/checks/port-listener/1").status == 503
+    assert api.get("/api/health/checks/protocol-listener/amqp").json == {"status": "ok", "protocol": "amqp"}
+    assert api.get("/api/health/checks/protocol-listener/nosuch").status == 503
+
+
+def test_aliveness_test_of_a_missing_vhost_is_404(api: ApiClient, unique) -> None:
+    assert api.get(f"/api/aliveness-test/{unique('vhost')}").status == 404
