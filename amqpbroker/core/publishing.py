@@ -136,6 +136,9 @@ class Publisher:
         else:
             exchange.stats.publish_out += len(queues)
             stored, refused = vhost.enqueue(Message(method.exchange, routing_key, properties, body), queues)
+            for queue in queues:
+                if queue.flow is not None:
+                    self._connection.published_into(queue)
             if confirms is not None:
                 # As with RabbitMQ, one queue refusing the message (x-overflow reject-publish) is
                 # enough for a basic.nack, whatever the others did.
