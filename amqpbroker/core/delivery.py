@@ -215,7 +215,7 @@ class Delivery:
         if not self._hand_over(method, queue, entry, consumer, consumer.no_ack):
             return False
         # Counted on the queue and on the channel, as RabbitMQ reports both.
-        queue_stats, stats = queue.stats, self._stats
+        queue_stats, stats = queue.consumers.stats, self._stats
         if consumer.no_ack:
             queue_stats.deliver_no_ack += 1
             stats.deliver_no_ack += 1
