@@ -28,9 +28,9 @@ from .arguments import QueueSettings
 from .backlog import Lane, PriorityLanes
 from .credit import FLOW_HIGH, FLOW_LOW, QueueFlow
 from .dedup import dedup_key
-from .history import History
 from .memory import MemoryWatermark
 from .message import Message, QueueEntry
+from .stats import QueueStats
 from .timers import Timers
 
 if TYPE_CHECKING:
@@ -41,7 +41,8 @@ _DEFAULT_SETTINGS = QueueSettings()
 
 
 DeadLetterer = Callable[["Queue", QueueEntry, str], None]
-"""Dead-letters an entry leaving its queue for a reason ('rejected', 'expired', 'maxlen', 'delivery_limit')."""
+"""Told of every entry that leaves its queue for a reason ('rejected', 'expired', 'maxlen',
+'delivery_limit'): dead-letters it if the queue has a dead-letter exchange."""
 
 
 class Consumer:
@@ -87,11 +88,11 @@ class Consumers(list):
     the next receive. In a single-active-consumer queue only the active one receives; when it goes,
     the waiting consumer of highest priority, first registered among equals, takes over. While they
     are behind, `flow` is the queue's credit flow state (see `credit`): only a queue with consumers
-    has one.
+    has one. `stats` are the queue's statistics, here for the same reason.
     A list, so that a queue's attribute count stays where CPython reads attributes fastest.
     """
 
-    __slots__ = ("_rings", "_single_active", "flow")
+    __slots__ = ("_rings", "_single_active", "flow", "stats")
 
     def __init__(self, single_active: bool) -> None:
         super().__init__()
@@ -100,6 +101,7 @@ class Consumers(list):
         round-robin. In a single-active-consumer queue, only the active consumer."""
         self._single_active = single_active
         self.flow: QueueFlow | None = None
+        self.stats = QueueStats()
 
     def add(self, consumer: Consumer) -> None:
         self.append(consumer)
@@ -168,7 +170,6 @@ class Queue:
         memory: MemoryWatermark | None = None,
         dead_letters: DeadLetterer | None = None,
         timers: Timers | None = None,
-        history: History | None = None,
     ) -> None:
         self.name = name
         self.vhost = vhost
@@ -190,7 +191,6 @@ class Queue:
         self.delivered_seq = -1
         self.memory = memory if memory is not None else MemoryWatermark()
         self._dead_letters = dead_letters
-        self.history = history
         self.timers = timers if timers is not None else Timers()
         self.deadline: float | None = None
         """When this queue has its next turn on the timers, if it asked for one."""
@@ -257,6 +257,7 @@ class Queue:
         if self._dedup is not None and not self._deduplicate(self._dedup, entry):
             return True
         self._next_seq += 1
+        self.consumers.stats.publish += 1
         if self._ttl is not None or message.expiration is not None:
             entry.expires = self._expiry(message)
         message.holders += 1
@@ -468,12 +469,7 @@ class Queue:
 
         It is out of the backlog already (or, refused by reject-publish-dlx, never joined it).
         """
-        history = self.history
-        if history is not None and reason == "expired":
-            history.record("expired", self.vhost, entry.message, self.name)
-        if self._dead_letters is not None and self.settings.dead_letter_exchange is not None:
-            if history is not None:
-                history.record("dead-lettered", self.vhost, entry.message, self.name, reason)
+        if self._dead_letters is not None:
             self._dead_letters(self, entry, reason)
         self.forget(entry)
 
@@ -578,6 +574,11 @@ class Queue:
             self._relieve()
 
     # credit flow (see `credit`)
+
+    @property
+    def stats(self) -> QueueStats:
+        """What the queue counted (kept by `consumers`: the hot paths reach it there directly)."""
+        return self.consumers.stats
 
     @property
     def flow(self) -> QueueFlow | None:

@@ -32,6 +32,7 @@ from .memory import MemoryWatermark
 from .message import Message
 from .policies import Policies
 from .queue import DeadLetterer, Queue
+from .stats import BrokerStats
 from .stream import StreamQueue
 from .timers import Timers
 
@@ -78,6 +79,7 @@ class VHost:
         memory: MemoryWatermark | None = None,
         dead_letters: DeadLetterer | None = None,
         timers: Timers | None = None,
+        stats: BrokerStats | None = None,
         history: History | None = None,
     ) -> None:
         self.name = name
@@ -86,6 +88,7 @@ class VHost:
         self.tracing = False
         """Only shown and kept: messages are not traced."""
         self._dead_letters = dead_letters
+        self.stats = stats if stats is not None else BrokerStats()
         self.journal = journal if journal is not None else Journal()
         self.memory = memory if memory is not None else MemoryWatermark()
         self.timers = timers if timers is not None else Timers()
@@ -331,6 +334,7 @@ class VHost:
         existing = self.queues.get(name)
         if authorize is not None:
             authorize(name, existing is None)
+        self.stats.queues_declared += 1
         if existing is None:
             settings = queue_settings(
                 arguments or {},
@@ -352,9 +356,9 @@ class VHost:
                 journal=self.journal,
                 memory=self.memory,
                 dead_letters=self._dead_letters,
-                history=self.history,
             )
             self.queues[name] = queue
+            self.stats.queues_created += 1
             if queue.durable:
                 self.journal.append(PutQueue(self.name, name, auto_delete, queue.arguments))
             return queue
@@ -397,6 +401,8 @@ class VHost:
         """Removes the queue and its bindings; returns how many ready messages went with it."""
         count = queue.message_count
         self.queues.pop(queue.name, None)
+        if not queue.deleted:
+            self.stats.queue_deleted(queue.settings.queue_type, queue.stats)
         queue.deleted = True
         for exchange in list(self.exchanges.values()):
             removed = exchange.unbind_destination(queue)

@@ -53,9 +53,9 @@ class Broker:
     client that has not opened its connection within `handshake_timeout` seconds is dropped.
     A channel holding a delivery unacknowledged for more than `consumer_timeout` milliseconds
     (default: RabbitMQ's 30 minutes; None: never) is closed with 406. With `http_port` (0: any
-    free one; default: not served) the management HTTP API is served too, at `http_url`.
-    With `clock="manual"` the broker's time moves only by `advance(seconds)`; `history()` keeps
-    the newest `history_limit` events.
+    free one; default: not served) the management HTTP API is served too, at `http_url`; with
+    `metrics_port` likewise the Prometheus metrics (`/metrics`). With `clock="manual"` the broker's
+    time moves only by `advance(seconds)`; `history()` keeps the newest `history_limit` events.
     """
 
     def __init__(
@@ -72,6 +72,7 @@ class Broker:
         free_space: Callable[[str], int] = disk_free_bytes,
         consumer_timeout: int | None = core.DEFAULT_CONSUMER_TIMEOUT,
         http_port: int | None = None,
+        metrics_port: int | None = None,
         clock: str = "real",
         history_limit: int = DEFAULT_LIMIT,
     ) -> None:
@@ -82,6 +83,7 @@ class Broker:
         self._events = threading.Condition()
         self._event_count = 0
         self._http_port = http_port
+        self._metrics_port = metrics_port
         self._port = port
         self._heartbeat = heartbeat
         self._memory_limit = memory_limit
@@ -124,6 +126,11 @@ class Broker:
         """`http://HOST:PORT`, the management API's base (its paths start with `/api/`)."""
         return http_url(self.host, self.http_port)
 
+    @property
+    def metrics_port(self) -> int | None:
+        """The Prometheus metrics' bound port once started; None when they are not served."""
+        return self._served.metrics_port if self._served is not None else self._metrics_port
+
     # Running
 
     def start(self) -> Broker:
@@ -142,6 +149,7 @@ class Broker:
             free_space=self._free_space,
             consumer_timeout=self._consumer_timeout,
             http_port=self._http_port,
+            metrics_port=self._metrics_port,
             clock=self._clock,
             history_limit=self._history_limit,
         )

@@ -137,6 +137,7 @@ class TrioBroker:
         free_space: Callable[[str], int] = disk_free_bytes,
         consumer_timeout: int | None = core.DEFAULT_CONSUMER_TIMEOUT,
         http_port: int | None = None,
+        metrics_port: int | None = None,
         clock: str = "real",
         history_limit: int = DEFAULT_LIMIT,
     ) -> None:
@@ -166,6 +167,7 @@ class TrioBroker:
             data_dir=data_dir,
             free_space=free_space,
             http_port=http_port,
+            metrics_port=metrics_port,
             timers=self.clock is None,
             wrap_stream=self._faults.wrap,
             **({} if self.clock is None else {"heartbeat_clock": self.clock.heartbeat_time}),
@@ -196,6 +198,11 @@ class TrioBroker:
     def http_url(self) -> str:
         """`http://HOST:PORT`, the management API's base (its paths start with `/api/`)."""
         return http_url(self.host, self.server.http_port)
+
+    @property
+    def metrics_port(self) -> int | None:
+        """The Prometheus metrics' port, None when they are not served."""
+        return self.server.metrics_port
 
     # Running
 
@@ -261,6 +268,7 @@ class TrioBroker:
             free_space=old.free_space,
             http_port=old.http_port,
             http_limits=old.http_limits,
+            metrics_port=old.metrics_port,
             timers=old.timers,
             wrap_stream=old.wrap_stream,
             heartbeat_clock=old.heartbeat_clock,
@@ -529,6 +537,7 @@ async def serve_broker(
     free_space: Callable[[str], int] = disk_free_bytes,
     consumer_timeout: int | None = core.DEFAULT_CONSUMER_TIMEOUT,
     http_port: int | None = None,
+    metrics_port: int | None = None,
     clock: str = "real",
     history_limit: int = DEFAULT_LIMIT,
 ) -> AsyncIterator[TrioBroker]:
@@ -540,9 +549,10 @@ async def serve_broker(
     larger than `max_message_size` is refused; a client has `handshake_timeout` seconds to connect.
     A channel holding a delivery unacknowledged for more than `consumer_timeout` milliseconds
     (None: never) is closed with 406, as RabbitMQ does. With `http_port` (0: any free one) the
-    management HTTP API is served, at `http_url`. With `clock="manual"` the broker's time moves only
-    by `advance(seconds)`. `history()` keeps the newest `history_limit` events. The broker's methods
-    are called directly (this is its thread); `restart()`, `wait_for` and `wait_acked` are awaited.
+    management HTTP API is served, at `http_url`; with `metrics_port`, the Prometheus metrics
+    (`/metrics`). With `clock="manual"` the broker's time moves only by `advance(seconds)`.
+    `history()` keeps the newest `history_limit` events. The broker's methods are called directly
+    (this is its thread); `restart()`, `wait_for` and `wait_acked` are awaited.
     """
     store = open_store(data_dir)
     clean = False
@@ -561,6 +571,7 @@ async def serve_broker(
             free_space=free_space,
             consumer_timeout=consumer_timeout,
             http_port=http_port,
+            metrics_port=metrics_port,
             clock=clock,
             history_limit=history_limit,
         )
