@@ -35,8 +35,11 @@ export function api(method, path, body, headers = {}) {
 }
 
 async function call(method, path, body, encoded, headers = {}) {
+  // The credentials are the header's alone: with the browser's own left out, a 401 comes back to
+  // the page instead of opening the browser's login dialog (where a headless one waits forever).
   const response = await fetch(path, {
     method,
+    credentials: "omit",
     headers: { authorization: `Basic ${encoded}`, "content-type": "application/json", ...headers },
     body: body === undefined ? undefined : JSON.stringify(body),
   });

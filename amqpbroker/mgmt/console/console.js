@@ -86,11 +86,11 @@ document.getElementById("logout").addEventListener("click", () => {
   notify("");
   loggedOut();
 });
+// A notice stays when a change moves to another page (a deleted queue's page goes to the list),
+// and goes when the user moves on.
+document.getElementById("nav").addEventListener("click", () => notify(""));
 window.addEventListener("hashchange", () => {
-  if (credentials()) {
-    notify("");
-    show();
-  }
+  if (credentials()) show();
 });
 
 if (credentials()) {

@@ -5,15 +5,15 @@ import { api, seg } from "./api.js";
 import { History, lineChart } from "./chart.js";
 import { button, facts, form, h, notify, number, rate, table } from "./dom.js";
 
-// Runs an API change, then says what happened and refreshes; a refusal is shown with its reason.
+// Runs an API change and refreshes, then says `what` happened; a refusal is shown with its reason.
 async function act(what, change, refresh) {
   try {
     const result = await change();
-    notify(what);
     if (refresh) await refresh();
+    notify(what);
     return result;
   } catch (error) {
-    notify(`${what.replace(/\.$/, "")} failed: ${error.message}`, true);
+    notify(`Failed: ${error.message}`, true);
     return undefined;
   }
 }
