@@ -64,6 +64,7 @@ def browser(broker: Broker) -> Iterator[WebDriver]:
     try:
         started.get(broker.http_url + "/")
         _log_in(started, "guest", "guest")
+        WebDriverWait(started, WAIT).until(lambda b: b.find_element(By.ID, "user").text == "guest")
         yield started
     finally:
         started.quit()
@@ -114,7 +115,11 @@ class Console:
     def open(self, link: str) -> None:
         """Clicks a navigation link, as a person would."""
         self.browser.find_element(By.LINK_TEXT, link).click()
-        self.until(lambda b: b.find_element(By.CSS_SELECTOR, "#page h1").text == link)
+        self.shows(link)
+
+    def shows(self, heading: str) -> None:
+        """Waits for the page headed `heading`."""
+        self.until(lambda b: b.find_element(By.CSS_SELECTOR, "#page h1").text == heading)
 
     def go(self, route: str) -> None:
         self.browser.get(f"{self.url}/#/{route}")
@@ -132,11 +137,18 @@ class Console:
 
         return self.until(found)
 
+    def row_in(self, title: str, text: str) -> WebElement:
+        """The row of section `title`'s table with a cell reading exactly `text`."""
+        return self.browser.find_element(By.XPATH, f"//section[h2='{title}']//tr[td='{text}']")
+
     def cells(self, text: str) -> list[str]:
         return [cell.text for cell in self.row(text).find_elements(By.TAG_NAME, "td")]
 
     def section(self, title: str) -> WebElement:
         return self.until(lambda b: b.find_element(By.XPATH, f"//section[h2[normalize-space()='{title}']]"))
+
+    def form(self, title: str) -> WebElement:
+        return self.section(title).find_element(By.TAG_NAME, "form")
 
     def fill(self, form: WebElement, **values: str | bool) -> None:
         for name, value in values.items():
@@ -220,7 +232,7 @@ def test_queue_depth_follows_amqp_and_purge_empties_it(console: Console, amqp, t
     consumer.close()
 
     console.row(queue).find_element(By.LINK_TEXT, queue).click()
-    console.until(lambda b: b.find_element(By.CSS_SELECTOR, "#page h1").text == f"Queue {queue}")
+    console.shows(f"Queue {queue}")
     purge = console.browser.find_element(By.XPATH, "//button[.='Purge']")
     assert console.press(purge) == "Queue purged."
     assert _message_count(amqp, queue) == 0
@@ -235,22 +247,22 @@ def test_names_are_shown_as_text(console: Console, amqp) -> None:
     assert link.text == queue
     assert console.browser.find_elements(By.CSS_SELECTOR, "#page script, #page img") == []
     link.click()
-    console.until(lambda b: b.find_element(By.CSS_SELECTOR, "#page h1").text == f"Queue {queue}")
+    console.shows(f"Queue {queue}")
     assert console.browser.execute_script("return window.injected") is None
 
 
 def test_a_queue_is_added_published_to_peeked_at_and_deleted(console: Console, amqp) -> None:
     queue = _name("tasks")
     console.go("queues")
-    add = console.section("Add a queue").find_element(By.TAG_NAME, "form")
+    add = console.form("Add a queue")
     assert console.submit(add, name=queue, durable=False) == f"Queue {queue} added."
     console.row(queue).find_element(By.LINK_TEXT, queue).click()
-    console.until(lambda b: b.find_element(By.CSS_SELECTOR, "#page h1").text == f"Queue {queue}")
+    console.shows(f"Queue {queue}")
 
-    publish = console.section("Publish a message").find_element(By.TAG_NAME, "form")
+    publish = console.form("Publish a message")
     assert console.submit(publish, payload="hello <b>there</b>") == "Message published."
     assert _message_count(amqp, queue) == 1
-    get = console.section("Get messages").find_element(By.TAG_NAME, "form")
+    get = console.form("Get messages")
     assert console.submit(get, ackmode="reject_requeue_true", count="5") == "Messages fetched."
     payload = console.until(lambda _: console.section("Get messages").find_element(By.TAG_NAME, "pre"))
     assert payload.text == "hello <b>there</b>"
@@ -260,7 +272,7 @@ def test_a_queue_is_added_published_to_peeked_at_and_deleted(console: Console, a
 
     delete = console.browser.find_element(By.XPATH, "//button[.='Delete']")
     assert console.press(delete, confirm=True) == "Queue deleted."
-    console.until(lambda b: b.find_element(By.CSS_SELECTOR, "#page h1").text == "Queues")
+    console.shows("Queues")
     with pytest.raises(pika.exceptions.ChannelClosedByBroker):
         _message_count(amqp, queue)
 
@@ -269,15 +281,15 @@ def test_an_exchange_is_added_bound_published_to_and_deleted(console: Console, a
     exchange, queue = _name("events"), _name("audit")
     amqp.queue_declare(queue, auto_delete=True)
     console.open("Exchanges")
-    add = console.section("Add an exchange").find_element(By.TAG_NAME, "form")
+    add = console.form("Add an exchange")
     assert console.submit(add, name=exchange, type="topic") == f"Exchange {exchange} added."
     console.row(exchange).find_element(By.LINK_TEXT, exchange).click()
-    console.until(lambda b: b.find_element(By.CSS_SELECTOR, "#page h1").text == f"Exchange {exchange}")
+    console.shows(f"Exchange {exchange}")
 
-    bind = console.section("Bindings from this exchange").find_element(By.TAG_NAME, "form")
+    bind = console.form("Bindings from this exchange")
     assert console.submit(bind, destination=queue, routing_key="order.*") == "Binding added."
     assert console.cells("order.*")[:2] == [f"queue {queue}", "order.*"]
-    publish = console.section("Publish a message").find_element(By.TAG_NAME, "form")
+    publish = console.form("Publish a message")
     assert console.submit(publish, routing_key="order.paid", payload="paid") == "Message published."
     assert console.browser.find_element(By.ID, "routed").text == "Routed to at least one queue."
     method, _, body = amqp.basic_get(queue, auto_ack=True)
@@ -319,8 +331,7 @@ def test_connections_and_channels_are_listed_and_closed(console: Console, broker
 def test_users_vhosts_and_permissions_are_added_and_deleted(console: Console, api: ApiClient) -> None:
     user, vhost = _name("alice"), _name("staging")
     console.open("Admin")
-    forms = {title: console.section(title).find_element(By.TAG_NAME, "form")
-             for title in ("Users", "Virtual hosts", "Permissions")}
+    forms = {title: console.form(title) for title in ("Users", "Virtual hosts", "Permissions")}
     assert console.submit(forms["Users"], name=user, password="s3cret", tags="monitoring") == f"User {user} added."
     assert console.cells(user)[1] == "monitoring"
     assert console.submit(forms["Virtual hosts"], name=vhost, description="for tests") == f"Virtual host {vhost} added."
@@ -330,22 +341,21 @@ def test_users_vhosts_and_permissions_are_added_and_deleted(console: Console, ap
     assert api.get(f"/api/permissions/{segment(vhost)}/{segment(user)}").json["read"] == "^app"
     assert api.as_user(user, "s3cret").get("/api/whoami").status == 200
 
-    permission_row = console.browser.find_element(
-        By.XPATH, f"//section[h2='Permissions']//tr[td='{user}']")
-    assert console.press(permission_row.find_element(By.TAG_NAME, "button")) == (
+    permission = console.row_in("Permissions", user).find_element(By.TAG_NAME, "button")
+    assert console.press(permission) == (
         f"Permissions of {user} in {vhost} cleared.")
     assert api.get(f"/api/permissions/{segment(vhost)}/{segment(user)}").status == 404
-    vhost_row = console.browser.find_element(By.XPATH, f"//section[h2='Virtual hosts']//tr[td='{vhost}']")
-    assert console.press(vhost_row.find_element(By.TAG_NAME, "button"), confirm=True) == f"Virtual host {vhost} deleted."
-    user_row = console.browser.find_element(By.XPATH, f"//section[h2='Users']//tr[td='{user}']")
-    assert console.press(user_row.find_element(By.TAG_NAME, "button"), confirm=True) == f"User {user} deleted."
+    delete_vhost = console.row_in("Virtual hosts", vhost).find_element(By.TAG_NAME, "button")
+    assert console.press(delete_vhost, confirm=True) == f"Virtual host {vhost} deleted."
+    delete_user = console.row_in("Users", user).find_element(By.TAG_NAME, "button")
+    assert console.press(delete_user, confirm=True) == f"User {user} deleted."
     assert api.get(f"/api/vhosts/{segment(vhost)}").status == 404
     assert api.get(f"/api/users/{segment(user)}").status == 404
 
 
 def test_a_refused_change_shows_the_reason(console: Console) -> None:
     console.go("queues")
-    console.until(lambda b: b.find_element(By.CSS_SELECTOR, "#page h1").text == "Queues")
-    add = console.section("Add a queue").find_element(By.TAG_NAME, "form")
+    console.shows("Queues")
+    add = console.form("Add a queue")
     assert console.submit(add, name="amq.reserved") == "Failed: Access refused."
     assert "error" in console.browser.find_element(By.ID, "notice").get_attribute("class")
