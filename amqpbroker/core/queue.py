@@ -26,6 +26,7 @@ from ..protocol import BasicProperties
 from ..store.base import DeleteMessage, Dequeue, Enqueue
 from .arguments import QueueSettings
 from .backlog import Lane, PriorityLanes
+from .credit import FLOW_HIGH, FLOW_LOW, QueueFlow
 from .dedup import dedup_key
 from .memory import MemoryWatermark
 from .message import Message, QueueEntry
@@ -83,11 +84,13 @@ class Consumers(list):
 
     Consumers receive by priority, highest first, round-robin among equals; one without credit lets
     the next receive. In a single-active-consumer queue only the active one receives; when it goes,
-    the waiting consumer of highest priority, first registered among equals, takes over.
+    the waiting consumer of highest priority, first registered among equals, takes over. While they
+    are behind, `flow` is the queue's credit flow state (see `credit`): only a queue with consumers
+    has one.
     A list, so that a queue's attribute count stays where CPython reads attributes fastest.
     """
 
-    __slots__ = ("_rings", "_single_active")
+    __slots__ = ("_rings", "_single_active", "flow")
 
     def __init__(self, single_active: bool) -> None:
         super().__init__()
@@ -95,6 +98,7 @@ class Consumers(list):
         """The consumers that may receive, by priority, highest first, each priority's rotated
         round-robin. In a single-active-consumer queue, only the active consumer."""
         self._single_active = single_active
+        self.flow: QueueFlow | None = None
 
     def add(self, consumer: Consumer) -> None:
         self.append(consumer)
@@ -187,18 +191,14 @@ class Queue:
         self.timers = timers if timers is not None else Timers()
         self.deadline: float | None = None
         """When this queue has its next turn on the timers, if it asked for one."""
-        # What the arguments ask of the queue, read here once: the limits below follow from it.
-        self.settings = settings
-        self._ttl = None if settings.message_ttl is None else settings.message_ttl / 1000
-        self._idle_expires = None if settings.expires is None else settings.expires / 1000
         self._idle_since = 0.0
-        self._max_length = settings.max_length
-        self._max_bytes = settings.max_length_bytes
-        self._limited = self._max_length is not None or self._max_bytes is not None
+        self._idle_expires: float | None = None
+        self._limited = False
         self._bytes = 0
         """Bytes of the bodies of ready messages, counted while a length limit is set."""
         # Set once anything makes taking slower than popping the backlog: an expiry, a limit.
-        self._checked = self._limited or self._idle_expires is not None
+        self._checked = False
+        self.configure(settings)
         if settings.max_priority:
             self._backlog = PriorityLanes(settings.max_priority)
         self._dedup: dict[str, int] | None = {} if settings.deduplication else None
@@ -212,6 +212,29 @@ class Queue:
     @property
     def exclusive(self) -> bool:
         return self.exclusive_owner is not None
+
+    def configure(self, settings: QueueSettings) -> None:
+        """Takes what the arguments and the policy ask of the queue: at creation, and again whenever
+        its policy changes, when the new limits act at once as RabbitMQ's do: a length limit with
+        drop-head drops the oldest messages over it, and a new `expires` counts from now. A new
+        message TTL applies to messages that arrive from now on; those already queued keep the
+        expiry they got on arrival, as in RabbitMQ. The type, priorities and single active consumer
+        never change: no policy sets them."""
+        self.settings = settings
+        self._ttl = None if settings.message_ttl is None else settings.message_ttl / 1000
+        idle_expires = None if settings.expires is None else settings.expires / 1000
+        self._max_length = settings.max_length
+        self._max_bytes = settings.max_length_bytes
+        limited = self._max_length is not None or self._max_bytes is not None
+        if limited and not self._limited:
+            self._bytes = sum(entry.message.size for entry in self._backlog.entries())
+        self._limited = limited
+        self._checked = self._checked or limited or idle_expires is not None
+        if idle_expires != self._idle_expires:
+            self._idle_expires = idle_expires
+            self._used()
+        if limited and settings.overflow == "drop-head":
+            self._drop_over_limits()
 
     def declared(self, timers: Timers) -> None:
         """Declared (again), or recovered: the queue keeps its deadlines on the broker's `timers`,
@@ -244,6 +267,8 @@ class Queue:
             return self._admit(entry)
         self._backlog.append(entry)
         self.message_count += 1
+        if self.message_count > FLOW_HIGH:
+            self._press()
         return True
 
     def _deduplicate(self, dedup: dict[str, int], entry: QueueEntry) -> bool:
@@ -280,6 +305,8 @@ class Queue:
         if limited:
             self._bytes += message.size
             self._drop_over_limits()
+        if self.message_count > FLOW_HIGH:
+            self._press()
         return True
 
     def _expiry(self, message: Message) -> float:
@@ -366,10 +393,13 @@ class Queue:
     def take(self) -> QueueEntry | None:
         """The next ready message, or None; one that expired on the way is dropped instead."""
         if self._checked:
-            return self._take_checked()
-        entry = self._backlog.take()
-        if entry is not None:
-            self.message_count -= 1
+            entry = self._take_checked()
+        else:
+            entry = self._backlog.take()
+            if entry is not None:
+                self.message_count -= 1
+        if self.consumers.flow is not None and self.message_count <= FLOW_LOW:
+            self._relieve()
         return entry
 
     def _take_checked(self) -> QueueEntry | None:
@@ -446,6 +476,8 @@ class Queue:
         self._backlog.clear()
         self.message_count = 0
         self._bytes = 0
+        if self.consumers.flow is not None:
+            self._relieve()
         return count
 
     def counts(self) -> tuple[int, int]:
@@ -498,6 +530,8 @@ class Queue:
         self._schedule_expiry()
         if self._idle_expires is not None and not self.consumers:
             self._want(self._idle_since + self._idle_expires)
+        if self.consumers.flow is not None and self.message_count <= FLOW_LOW:
+            self._relieve()
         return dropped
 
     # consumers
@@ -508,6 +542,9 @@ class Queue:
     def remove_consumer(self, consumer: Consumer) -> None:
         if self.consumers.discard(consumer) and not self.consumers:
             self._used()
+            if self.consumers.flow is not None:
+                # Without consumers the queue is not behind anyone: its length is the memory alarm's.
+                self._relieve()
 
     def dispatch(self) -> None:
         """Delivers ready messages to consumers that have credit, by priority and round-robin."""
@@ -518,14 +555,48 @@ class Queue:
         while consumers and self.message_count:
             consumer = consumers.ready()
             if consumer is None:
-                return
+                break
             if self._checked:
                 entry = self._take_checked()
                 if entry is None:
-                    return
+                    break
             else:
                 # Not empty, and nothing to check: the next entry is the one.
                 entry = backlog.take()
                 self.message_count -= 1
             if not consumer.channel.deliver(consumer, self, entry):
-                return
+                break
+        if consumers.flow is not None and self.message_count <= FLOW_LOW:
+            self._relieve()
+
+    # credit flow (see `credit`)
+
+    @property
+    def flow(self) -> QueueFlow | None:
+        """Set while the queue presses its publishers, or is left slack."""
+        return self.consumers.flow
+
+    @property
+    def pressing(self) -> bool:
+        """True while the connections publishing into the queue wait for it to drain."""
+        flow = self.consumers.flow
+        return flow is not None and not flow.slack
+
+    def _press(self) -> None:
+        """Over FLOW_HIGH: a queue with consumers presses its publishers, unless left slack."""
+        consumers = self.consumers
+        if consumers.flow is None and consumers:
+            consumers.flow = QueueFlow()
+
+    def _relieve(self) -> None:
+        """Back at FLOW_LOW, or without consumers: the queue presses nobody, and is slack no more."""
+        consumers = self.consumers
+        flow, consumers.flow = consumers.flow, None
+        flow.release(self)
+
+    def slacken(self) -> None:
+        """A publisher waited too long for the queue to drain: its consumers are slow, not busy.
+        It presses nobody until it is back at FLOW_LOW."""
+        flow = self.consumers.flow
+        flow.slack = True
+        flow.release(self)
