@@ -359,3 +359,22 @@ def test_a_refused_change_shows_the_reason(console: Console) -> None:
     add = console.form("Add a queue")
     assert console.submit(add, name="amq.reserved") == "Failed: Access refused."
     assert "error" in console.browser.find_element(By.ID, "notice").get_attribute("class")
+
+
+def test_a_policy_is_added_applied_and_deleted(console: Console, amqp, api: ApiClient) -> None:
+    policy, queue = _name("cap"), _name("capped")
+    amqp.queue_declare(queue, auto_delete=True)
+    console.open("Policies")
+    add = console.form("Add a policy")
+    assert console.submit(add, name=policy, pattern=f"^{queue}$", apply_to="queues", priority="5",
+                          definition='{"max-length": 1}') == f"Policy {policy} added."
+    assert console.cells(policy)[1:6] == [policy, f"^{queue}$", "queues", '{"max-length":1}', "5"]
+    _publish(amqp, queue, 3)
+    assert _message_count(amqp, queue) == 1
+
+    assert console.submit(add, name=_name("bad"), definition="{not json").startswith("Failed: ")
+    delete = console.row(policy).find_element(By.XPATH, ".//button[.='Delete']")
+    assert console.press(delete) == f"Policy {policy} deleted."
+    assert api.get(f"/api/policies/%2F/{segment(policy)}").status == 404
+    _publish(amqp, queue, 2)
+    assert _message_count(amqp, queue) == 3
