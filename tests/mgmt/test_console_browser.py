@@ -304,6 +304,12 @@ def test_an_exchange_is_added_bound_published_to_and_deleted(console: Console, a
     assert console.press(delete, confirm=True) == "Exchange deleted."
     with pytest.raises(pika.exceptions.ChannelClosedByBroker):
         amqp.exchange_declare(exchange, passive=True)
+    console.row("amq.topic").find_element(By.LINK_TEXT, "amq.topic").click()
+    console.shows("Exchange amq.topic")
+    console.section("Publish a message")
+    assert [h.text for h in console.browser.find_elements(By.CSS_SELECTOR, "#page h2")] == [
+        "Bindings from this exchange", "Bindings to this exchange", "Publish a message"]
+    assert console.browser.find_element(By.ID, "page").text.endswith("Publish message")
 
 
 def test_connections_and_channels_are_listed_and_closed(console: Console, broker: Broker) -> None:

@@ -222,8 +222,8 @@ export async function exchange(page, vhost, name) {
       { label: "To", value: (b) => `${b.destination_type} ${b.destination}` },
       { label: "Routing key", value: (b) => b.routing_key },
       { label: "Arguments", value: (b) => json(b.arguments) },
-      { label: "", value: (b) => source && button("Unbind", () => act("Binding removed.", () => api("DELETE",
-        `/api/bindings/${seg(vhost)}/e/${seg(source)}/${b.destination_type[0]}/${seg(b.destination)}/${seg(b.properties_key)}`), refresh)) },
+      { label: "", value: (b) => source ? button("Unbind", () => act("Binding removed.", () => api("DELETE",
+        `/api/bindings/${seg(vhost)}/e/${seg(source)}/${b.destination_type[0]}/${seg(b.destination)}/${seg(b.properties_key)}`), refresh)) : null },
     ], await api("GET", `${path}/bindings/source`), "No bindings from this exchange."));
     incoming.replaceChildren(table([
       { label: "From", value: (b) => exchangeLabel(b.source) },
@@ -252,9 +252,10 @@ export async function exchange(page, vhost, name) {
     if (await act("Exchange deleted.", () => api("DELETE", path).then(() => true))) location.hash = "#/exchanges";
   }, "danger");
   page.append(h("h1", {}, `Exchange ${exchangeLabel(source)}`), h("section", {}, about),
-    part("Bindings from this exchange", outgoing, source && bind), part("Bindings to this exchange", incoming),
-    part("Publish a message", publish, h("p", { class: "muted", id: "routed" }, routed)),
-    source && !source.startsWith("amq.") && part("Delete", remove));
+    part("Bindings from this exchange", outgoing, source ? bind : null), part("Bindings to this exchange", incoming),
+    part("Publish a message", publish, h("p", { class: "muted", id: "routed" }, routed)));
+  // The default exchange and the amq.* ones cannot be deleted.
+  if (source && !source.startsWith("amq.")) page.append(part("Delete", remove));
   return refresh;
 }
 
