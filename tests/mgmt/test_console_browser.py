@@ -32,6 +32,9 @@ from amqpbroker.testing import Broker
 
 from .client import ApiClient, segment
 
+# A browser and pages that refresh every 5 seconds: each test takes a few.
+pytestmark = pytest.mark.slow
+
 WAIT = 20.0
 """Seconds a page has to show something: the console refreshes every 5."""
 
