@@ -31,8 +31,9 @@ async function show() {
   for (const link of document.querySelectorAll("#nav a")) {
     link.classList.toggle("current", link.getAttribute("href") === `#/${section}`);
   }
-  const page = document.getElementById("page");
-  page.replaceChildren();
+  // Each view builds into its own element: a slower one left behind builds into a detached one.
+  const page = document.createElement("div");
+  document.getElementById("page").replaceChildren(page);
   const tick = async (refresh) => {
     try {
       await refresh();
