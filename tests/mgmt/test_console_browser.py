@@ -387,3 +387,17 @@ def test_a_policy_is_added_applied_and_deleted(console: Console, amqp, api: ApiC
     assert api.get(f"/api/policies/%2F/{segment(policy)}").status == 404
     _publish(amqp, queue, 2)
     assert _message_count(amqp, queue) == 3
+
+
+def test_the_overview_charts_message_rates(console: Console, amqp) -> None:
+    queue = _name("rates")
+    amqp.queue_declare(queue)
+    console.open("Overview")
+
+    def publishing(browser: WebDriver) -> float:
+        # Publishes while it waits, so that every statistics interval counts some.
+        _publish(amqp, queue, 5)
+        return float(browser.find_element(By.CSS_SELECTOR, "[data-series=publish] .figure").text.removesuffix("/s"))
+
+    assert console.until(publishing) > 0
+    amqp.queue_delete(queue)
