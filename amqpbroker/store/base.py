@@ -114,6 +114,16 @@ class MarkDelivered(NamedTuple):
     seq: int
 
 
+class SetDeliveryCount(NamedTuple):
+    """The entry has been returned to its quorum queue `delivery_count` times; an entry no longer
+    stored (acknowledged in the meantime) is left alone."""
+
+    vhost: str
+    queue: str
+    seq: int
+    delivery_count: int
+
+
 class PutRecord(NamedTuple):
     """A piece of broker configuration (a user, a permission, a policy, a runtime parameter),
     kept as JSON-able data under `kind` and a key of names; replaces what was stored there."""
@@ -130,7 +140,8 @@ class DeleteRecord(NamedTuple):
 
 Op = (
     PutVHost | DeleteVHost | PutExchange | DeleteExchange | PutQueue | DeleteQueue | PutBinding
-    | DeleteBinding | PutMessage | DeleteMessage | Enqueue | Dequeue | MarkDelivered | PutRecord | DeleteRecord
+    | DeleteBinding | PutMessage | DeleteMessage | Enqueue | Dequeue | MarkDelivered | SetDeliveryCount | PutRecord
+    | DeleteRecord
 )
 
 
@@ -213,6 +224,10 @@ class Store(ABC):
     @abstractmethod
     def queue_entries(self, vhost: str, queue: str) -> Iterator[tuple[int, int, int | None]]:
         """The queue's `(seq, message_id, expires)` entries in order."""
+
+    @abstractmethod
+    def delivery_counts(self, vhost: str, queue: str) -> dict[int, int]:
+        """The delivery counts SetDeliveryCount stored for the queue's entries, by seq."""
 
     @abstractmethod
     def delivered_upto(self, vhost: str, queue: str) -> int:

@@ -33,6 +33,7 @@ from amqpbroker.store.base import (
     PutQueue,
     PutRecord,
     PutVHost,
+    SetDeliveryCount,
 )
 from amqpbroker.store.lmdb_store import LmdbStore
 
@@ -318,6 +319,39 @@ def test_an_entry_keeps_its_expiry(store: Store) -> None:
     store.apply([message(1), Enqueue("/", "q", 0, 1), Enqueue("/", "q", 1, 1, expires), Enqueue("/", "r", 0, 1, 0)])
     assert list(store.queue_entries("/", "q")) == [(0, 1, None), (1, 1, expires)]
     assert list(store.queue_entries("/", "r")) == [(0, 1, 0)]
+
+
+def test_an_entry_keeps_its_latest_delivery_count_and_its_expiry(restartable: Restartable) -> None:
+    store = restartable.store
+    expires = 1_700_000_000_123
+    store.apply([
+        PutQueue("/", "q", False, {}), message(1), Enqueue("/", "q", 0, 1), Enqueue("/", "q", 1, 1, expires),
+        Enqueue("/", "q", 2, 1), SetDeliveryCount("/", "q", 0, 1),
+    ])
+    store.apply([SetDeliveryCount("/", "q", 0, 2), SetDeliveryCount("/", "q", 1, 2**32 - 1)])
+    assert store.delivery_counts("/", "q") == {0: 2, 1: 2**32 - 1}
+    store = restartable.reopen()
+    store.recover()
+    assert store.delivery_counts("/", "q") == {0: 2, 1: 2**32 - 1}
+    assert list(store.queue_entries("/", "q")) == [(0, 1, None), (1, 1, expires), (2, 1, None)]
+    store.apply([Dequeue("/", "q", 0)])
+    assert store.delivery_counts("/", "q") == {1: 2**32 - 1}
+    assert store.delivery_counts("/", "other") == {}
+
+
+def test_a_delivery_count_for_an_entry_not_stored_is_ignored(store: Store) -> None:
+    store.apply([message(1), Enqueue("/", "q", 0, 1), Dequeue("/", "q", 0), SetDeliveryCount("/", "q", 0, 1)])
+    store.apply([SetDeliveryCount("/", "q", 5, 1), SetDeliveryCount("/", "nowhere", 0, 1)])
+    assert entries(store) == []
+    assert store.delivery_counts("/", "q") == {}
+    store.apply([Enqueue("/", "q", 0, 1)])
+    assert store.delivery_counts("/", "q") == {}  # an entry entered again starts uncounted
+
+
+def test_delete_queue_removes_its_delivery_counts(store: Store) -> None:
+    store.apply([PutQueue("/", "q", False, {}), message(1), Enqueue("/", "q", 0, 1), SetDeliveryCount("/", "q", 0, 3)])
+    store.apply([DeleteQueue("/", "q"), PutQueue("/", "q", False, {}), Enqueue("/", "q", 0, 1)])
+    assert store.delivery_counts("/", "q") == {}
 
 
 def test_one_message_may_be_entered_in_many_queues(store: Store) -> None:
