@@ -115,8 +115,9 @@ class MarkDelivered(NamedTuple):
 
 
 class SetDeliveryCount(NamedTuple):
-    """The entry has been returned to its quorum queue `delivery_count` times; an entry no longer
-    stored (acknowledged in the meantime) is left alone."""
+    """The entry of a quorum queue has been returned `delivery_count` times, counting a delivery
+    under way that may end in a crash; an entry no longer stored (acknowledged in the meantime)
+    is left alone."""
 
     vhost: str
     queue: str
@@ -175,7 +176,8 @@ class Mended:
     """Messages deleted because no entry refers to them (their queue was deleted while they were
     delivered and unacknowledged, and the broker stopped before the acknowledgement)."""
     crashed: bool = False
-    """The store was not closed cleanly: every entry was marked as possibly delivered."""
+    """The store was not closed cleanly: every entry was marked as possibly delivered, and each
+    entry of a quorum queue that was delivered but never counted got its first return counted."""
 
     def report(self) -> None:
         for vhost, queue, seq, message_id in self.missing:
@@ -192,6 +194,16 @@ class Mended:
                 "the store was not closed cleanly (a crash, a kill or a failed write): every recovered "
                 "message may have been delivered and is marked redelivered"
             )
+
+
+def counts_deliveries(queue: PutQueue) -> bool:
+    """Whether the queue counts its entries' returns (quorum queues do, for their delivery limit).
+
+    After a crash the store counts a return for each entry such a queue had delivered (at or
+    below its mark) but never counted: a first delivery is not written, and one under way at a
+    crash counts, as it does in RabbitMQ, whose recovery returns what the crashed node's consumers
+    held. A later delivery of a counted entry is written ahead (`SetDeliveryCount`)."""
+    return queue.arguments.get("x-queue-type") == "quorum"
 
 
 class StoreError(Exception):

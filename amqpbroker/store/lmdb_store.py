@@ -50,6 +50,7 @@ from .base import (
     SetDeliveryCount,
     Store,
     StoreError,
+    counts_deliveries,
     log,
 )
 from .dirlock import LOCK_FILE, DirectoryLock
@@ -354,10 +355,30 @@ class LmdbStore(Store):
                 txn.delete(key, db=db["bodies"])
         if mended.crashed:
             for queue, seq in last_seq.items():
+                if counts_deliveries(PutQueue(*_load(txn.get(queue, db=db["queues"])))):
+                    self._count_delivered(txn, queue)
                 # Stored as seq + 1, as MarkDelivered writes it.
                 mark = _U64.pack(_U64.unpack(seq)[0] + 1)
                 txn.put(queue, max(mark, txn.get(queue, b"", db=db["delivered"])), db=db["delivered"])
         return mended
+
+    def _count_delivered(self, txn: lmdb.Transaction, queue: bytes) -> None:
+        """Counts a return for each entry of `queue` at or below its delivered mark that has no count."""
+        db = self._db
+        found = txn.get(queue, db=db["delivered"])
+        if found is None:
+            return
+        end = queue + found  # the key of the first entry above the mark (stored as seq + 1)
+        cursor = txn.cursor(db=db["entries"])
+        counted = []
+        if cursor.set_range(queue):
+            for key, value in cursor:
+                if key >= end or not key.startswith(queue):
+                    break
+                if not len(value) % 8:
+                    counted.append((key, value + _DELIVERY_COUNT.pack(1)))
+        for key, value in counted:
+            txn.put(key, value, db=db["entries"])
 
     def _topology(self) -> Recovered:
         with self._reading(), self._env.begin() as txn:

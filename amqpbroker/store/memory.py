@@ -30,6 +30,7 @@ from .base import (
     SetDeliveryCount,
     Store,
     StoredMessage,
+    counts_deliveries,
 )
 
 
@@ -102,7 +103,12 @@ class MemoryStore(Store):
                     continue
                 del entries[seq]
             if self._crashed and entries:
-                self._delivered[vhost, queue] = max(self._delivered.get((vhost, queue), -1), max(entries))
+                delivered = self._delivered.get((vhost, queue), -1)
+                if counts_deliveries(self._queues[vhost, queue]):
+                    for seq, (message_id, expires, count) in entries.items():
+                        if seq <= delivered and not count:
+                            entries[seq] = (message_id, expires, 1)
+                self._delivered[vhost, queue] = max(delivered, max(entries))
         for message_id in self._messages.keys() - referenced:
             del self._messages[message_id]
             mended.unreferenced += 1

@@ -480,6 +480,29 @@ def test_after_an_unclean_close_every_entry_is_marked_delivered(restartable: Res
     assert store.delivered_upto("/", "q") == 2
 
 
+QUORUM = {"x-queue-type": "quorum"}
+
+
+@pytest.mark.parametrize("clean", [False, True])
+def test_after_an_unclean_close_a_quorum_entry_delivered_and_never_counted_counts_one_return(
+    restartable: Restartable, clean: bool
+) -> None:
+    store = restartable.store
+    store.apply([
+        PutQueue("/", "quorum", False, QUORUM), PutQueue("/", "classic", False, {}), message(1),
+        *(Enqueue("/", "quorum", seq, 1, 1_700_000_000_000 if seq == 1 else None) for seq in range(5)),
+        *(Enqueue("/", "classic", seq, 1) for seq in range(2)),
+        SetDeliveryCount("/", "quorum", 2, 3), MarkDelivered("/", "quorum", 2), MarkDelivered("/", "classic", 1),
+    ])
+    store = restartable.reopen(clean=clean)
+    store.recover()
+    # After a crash, 0 and 1 count as out when it came; 2 was out again (or waiting) with its count
+    # written ahead; 3 and 4 were never delivered. A clean stop returned (and counted) what was out.
+    assert store.delivery_counts("/", "quorum") == ({2: 3} if clean else {0: 1, 1: 1, 2: 3})
+    assert list(store.queue_entries("/", "quorum"))[1] == (1, 1, 1_700_000_000_000)
+    assert store.delivery_counts("/", "classic") == {}
+
+
 def test_after_a_clean_close_the_marks_stay_as_they_were(restartable: Restartable) -> None:
     store = restartable.store
     store.apply([PutQueue("/", "q", False, {}), message(1), *(Enqueue("/", "q", seq, 1) for seq in range(3))])
