@@ -37,7 +37,8 @@ class Broker:
     client that has not opened its connection within `handshake_timeout` seconds is dropped.
     A channel holding a delivery unacknowledged for more than `consumer_timeout` milliseconds
     (default: RabbitMQ's 30 minutes; None: never) is closed with 406. With `http_port` (0: any
-    free one; default: not served) the management HTTP API is served too, at `http_url`.
+    free one; default: not served) the management HTTP API is served too, at `http_url`; with
+    `metrics_port` likewise the Prometheus metrics (`/metrics`).
     """
 
     def __init__(
@@ -54,9 +55,11 @@ class Broker:
         free_space: Callable[[str], int] = disk_free_bytes,
         consumer_timeout: int | None = core.DEFAULT_CONSUMER_TIMEOUT,
         http_port: int | None = None,
+        metrics_port: int | None = None,
     ) -> None:
         self.host = host
         self._http_port = http_port
+        self._metrics_port = metrics_port
         self._port = port
         self._heartbeat = heartbeat
         self._memory_limit = memory_limit
@@ -99,6 +102,11 @@ class Broker:
         """`http://HOST:PORT`, the management API's base (its paths start with `/api/`)."""
         return http_url(self.host, self.http_port)
 
+    @property
+    def metrics_port(self) -> int | None:
+        """The Prometheus metrics' bound port once started; None when they are not served."""
+        return self._served.metrics_port if self._served is not None else self._metrics_port
+
     # Running
 
     def start(self) -> Broker:
@@ -117,6 +125,7 @@ class Broker:
             free_space=self._free_space,
             consumer_timeout=self._consumer_timeout,
             http_port=self._http_port,
+            metrics_port=self._metrics_port,
         )
         self._started.clear()
         self._error = None

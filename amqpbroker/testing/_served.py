@@ -98,6 +98,7 @@ class TrioBroker:
         free_space: Callable[[str], int] = disk_free_bytes,
         consumer_timeout: int | None = core.DEFAULT_CONSUMER_TIMEOUT,
         http_port: int | None = None,
+        metrics_port: int | None = None,
     ) -> None:
         self.store = store
         self.host = host
@@ -110,6 +111,7 @@ class TrioBroker:
             data_dir=data_dir,
             free_space=free_space,
             http_port=http_port,
+            metrics_port=metrics_port,
         )
         self._stop_requested = trio.Event()
         self._close_timeout = 1.0
@@ -137,6 +139,11 @@ class TrioBroker:
     def http_url(self) -> str:
         """`http://HOST:PORT`, the management API's base (its paths start with `/api/`)."""
         return http_url(self.host, self.server.http_port)
+
+    @property
+    def metrics_port(self) -> int | None:
+        """The Prometheus metrics' port, None when they are not served."""
+        return self.server.metrics_port
 
     # Running
 
@@ -196,6 +203,7 @@ class TrioBroker:
             free_space=old.free_space,
             http_port=old.http_port,
             http_limits=old.http_limits,
+            metrics_port=old.metrics_port,
         )
         assert self._nursery is not None, "restart() before run()"
         await self._nursery.start(self._serve, self.server)
@@ -318,6 +326,7 @@ async def serve_broker(
     free_space: Callable[[str], int] = disk_free_bytes,
     consumer_timeout: int | None = core.DEFAULT_CONSUMER_TIMEOUT,
     http_port: int | None = None,
+    metrics_port: int | None = None,
 ) -> AsyncIterator[TrioBroker]:
     """Serves a broker in the current trio run while the context is open.
 
@@ -327,7 +336,8 @@ async def serve_broker(
     larger than `max_message_size` is refused; a client has `handshake_timeout` seconds to connect.
     A channel holding a delivery unacknowledged for more than `consumer_timeout` milliseconds
     (None: never) is closed with 406, as RabbitMQ does. With `http_port` (0: any free one) the
-    management HTTP API is served, at `http_url`. The broker's methods are called directly
+    management HTTP API is served, at `http_url`; with `metrics_port`, the Prometheus metrics
+    (`/metrics`). The broker's methods are called directly
     (this is its thread); `restart()` is awaited.
     """
     store = open_store(data_dir)
@@ -347,6 +357,7 @@ async def serve_broker(
             free_space=free_space,
             consumer_timeout=consumer_timeout,
             http_port=http_port,
+            metrics_port=metrics_port,
         )
         async with trio.open_nursery() as nursery:
             await nursery.start(broker.run)
