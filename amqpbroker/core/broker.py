@@ -311,6 +311,7 @@ class Broker:
                 if exchange.name:
                     exchange.configure(vhost.policies.definition(exchange.name, "exchanges"))
         messages: dict[int, Message] = {}
+        over_limit: list[tuple[Queue, QueueEntry]] = []
         for record in recovered.queues:
             vhost = self.vhosts[record.vhost]
             settings = settings_from_arguments(record.arguments, vhost.policies.match(record.name, "queues"))
@@ -330,6 +331,7 @@ class Broker:
             count_bytes = settings.max_length_bytes is not None or (stream and settings.max_age is not None)
             delivered = store.delivered_upto(record.vhost, record.name)
             queue.restore_delivered(delivered)
+            counts = store.delivery_counts(record.vhost, record.name) if settings.queue_type == "quorum" else {}
             for seq, message_id, expires in store.queue_entries(record.vhost, record.name):
                 message = messages.get(message_id)
                 if message is None:
@@ -344,6 +346,11 @@ class Broker:
                     continue
                 entry = QueueEntry(seq, message, None if expires is None else self.timers.from_wall_ms(expires))
                 entry.redelivered = seq <= delivered
+                entry.delivery_count = counts.get(seq, 0)
+                if settings.delivery_limit is not None and entry.delivery_count > settings.delivery_limit:
+                    # Dropped once the queue it is dead-lettered to, and the bindings there, are back.
+                    over_limit.append((queue, entry))
+                    continue
                 queue.restore(entry)
             queue.declared(self.timers)
         for record in recovered.bindings:
@@ -353,6 +360,8 @@ class Broker:
             destination = destinations.get(record.destination)
             if exchange is not None and destination is not None:
                 exchange.bind(destination, record.routing_key, record.arguments)
+        for queue, entry in over_limit:
+            queue.drop_recovered(entry, "delivery_limit")
         exchange_records = [record for record in recovered.records if record.kind in _EXCHANGE_RECORDS]
         # A deduplication cache forgets its oldest values first: it takes them back in their order.
         exchange_records.sort(key=lambda record: record.value.get("added", 0))

@@ -249,6 +249,8 @@ class Delivery:
         queue_type = queue.settings.queue_type
         if queue_type == "quorum":
             properties = _with_header(properties, "x-delivery-count", entry.delivery_count)
+            if entry.delivery_count and not no_ack:
+                queue.redelivering(entry)
         elif queue_type == "stream":
             properties = _with_header(properties, "x-stream-offset", entry.seq)
         self._output.content(method, properties, body)

@@ -23,7 +23,7 @@ from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from ..protocol import BasicProperties
-from ..store.base import DeleteMessage, Dequeue, Enqueue
+from ..store.base import DeleteMessage, Dequeue, Enqueue, SetDeliveryCount
 from .arguments import QueueSettings
 from .backlog import Lane, PriorityLanes
 from .credit import FLOW_HIGH, FLOW_LOW, QueueFlow
@@ -364,6 +364,13 @@ class Queue:
             self._checked = True
             self._want(entry.expires)
 
+    def drop_recovered(self, entry: QueueEntry, reason: str) -> None:
+        """Drops an entry recovered from the store instead of restoring it: a quorum entry that
+        came back past its delivery limit (its last deliveries ended in crashes, which count)."""
+        entry.message.refs += 1
+        entry.message.holders += 1
+        self.drop(entry, reason)
+
     def restore_delivered(self, seq: int) -> None:
         """Takes the store's mark: every entry up to `seq` was delivered before the restart.
 
@@ -438,7 +445,8 @@ class Queue:
         """Puts delivered-but-unacked messages back where they were, marked redelivered; they keep
         their expiry.
 
-        A quorum queue counts every return; one returned more often than its delivery limit
+        A quorum queue counts every return, durably for a stored message, so that a restart does
+        not give a message its delivery limit afresh; one returned more often than the limit
         allows is dead-lettered instead.
         """
         backlog = self._backlog
@@ -451,11 +459,23 @@ class Queue:
                 if limit is not None and entry.delivery_count > limit:
                     self.drop(entry, "delivery_limit")
                     continue
+                self._store_delivery_count(entry, entry.delivery_count)
             entry.redelivered = True
             backlog.put_back(entry)
             self.message_count += 1
             if self._checked:
                 self._returned(entry)
+
+    def redelivering(self, entry: QueueEntry) -> None:
+        """A quorum entry returned before goes out again: the store counts this delivery as a
+        return already, so that a crash before it is settled counts it, as RabbitMQ's log does
+        (its recovery returns what the consumers of the crashed node had). A first delivery is
+        not written: the store counts it from the delivered mark after a crash."""
+        self._store_delivery_count(entry, entry.delivery_count + 1)
+
+    def _store_delivery_count(self, entry: QueueEntry, delivery_count: int) -> None:
+        if entry.message.message_id is not None and self.journal is not None:
+            self.journal.append(SetDeliveryCount(self.vhost, self.name, entry.seq, delivery_count))
 
     def _returned(self, entry: QueueEntry) -> None:
         if self._limited:

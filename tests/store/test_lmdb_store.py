@@ -28,6 +28,7 @@ from amqpbroker.store.base import (
     PutMessage,
     PutQueue,
     PutVHost,
+    SetDeliveryCount,
 )
 from amqpbroker.store.lmdb_store import FORMAT_VERSION, LmdbStore
 
@@ -191,6 +192,28 @@ def test_a_version_1_directory_is_upgraded_and_its_messages_marked_delivered(tmp
         assert list(store.queue_entries("/", "q")) == [(0, 1, None), (1, 1, None)]
         assert store.delivered_upto("/", "q") == 1
         assert store.load_body(1) == b"kept"
+    finally:
+        store.close()
+    formats = []
+    raw_edit(path, lambda txn, env: formats.append(txn.get(b"format", db=env.open_db(b"meta", txn=txn))))
+    assert formats == [str(FORMAT_VERSION).encode()]
+
+
+def test_a_version_2_directory_is_upgraded_and_its_entries_take_delivery_counts(tmp_path: Path) -> None:
+    path = tmp_path / "data"
+    store = LmdbStore(str(path))
+    store.apply([PutQueue("/", "q", False, {}), PutMessage(1, "", "q", b"", b"kept")])
+    store.apply([Enqueue("/", "q", 0, 1), Enqueue("/", "q", 1, 1, 1_700_000_000_000), MarkDelivered("/", "q", 0)])
+    store.close()
+    raw_edit(path, lambda txn, env: txn.put(b"format", b"2", db=env.open_db(b"meta", txn=txn)))
+    store = LmdbStore(str(path))
+    try:
+        store.recover()
+        assert list(store.queue_entries("/", "q")) == [(0, 1, None), (1, 1, 1_700_000_000_000)]
+        assert store.delivered_upto("/", "q") == 0  # version 2 was stopped cleanly
+        assert store.delivery_counts("/", "q") == {}
+        store.apply([SetDeliveryCount("/", "q", 0, 1), SetDeliveryCount("/", "q", 1, 2)])
+        assert store.delivery_counts("/", "q") == {0: 1, 1: 2}
     finally:
         store.close()
     formats = []
