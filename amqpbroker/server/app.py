@@ -22,6 +22,7 @@ from .disk import DiskMonitor, disk_free_bytes
 from .flow import PublishGate
 from .limits import Limits
 from .persister import Persister
+from .shovels import Shovels
 from .timers import run_timers
 
 log = logging.getLogger("amqpbroker")
@@ -89,6 +90,7 @@ class Server:
         self.connections: set[AMQPConnection] = set()
         self._gate = PublishGate(self.broker.memory)
         self._persister = Persister(self.broker)
+        self.shovels = Shovels(node_name())
         self._stopped = trio.Event()
         self._all_closed = trio.Event()
         self._all_closed.set()
@@ -107,6 +109,7 @@ class Server:
             nursery.start_soon(self._persister.run)
             nursery.start_soon(run_timers, self.broker)
             nursery.start_soon(self._gate.run)
+            nursery.start_soon(self.shovels.run)
             monitor = None
             if self.data_dir is not None and self.limits.disk_free_limit is not None:
                 monitor = DiskMonitor(self.data_dir, self.limits.disk_free_limit, self.free_space)
@@ -118,6 +121,7 @@ class Server:
             nursery.start_soon(trio.serve_listeners, self._handle, listeners)
             task_status.started(self.port)
             await self._stopped.wait()
+            self.shovels.stop()
             for connection in list(self.connections):
                 connection.close(320, SHUTDOWN_TEXT)
             with trio.move_on_after(CLOSE_TIMEOUT):

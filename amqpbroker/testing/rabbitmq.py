@@ -1,0 +1,113 @@
+"""A private RabbitMQ node for tests and benchmarks: Debian's `rabbitmq-server` on free ports, with
+its own node name, data and log directories, started, killed (SIGKILL) and started again.
+
+It never touches the machine's own node: the name, the AMQP and distribution ports, the cookie
+(HOME) and every directory are its own. Plugins: none unless asked (e.g. `rabbitmq_shovel`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+START_SECONDS = 90
+STOP_SECONDS = 30
+
+
+def installed() -> bool:
+    return os.path.exists(SERVER) and shutil.which("erl") is not None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class RabbitMQNode:
+    """One node, `amqp://guest:guest@127.0.0.1:{port}/`; its port stays the same across restarts."""
+
+    def __init__(self, base: Path, plugins: tuple[str, ...] = ()) -> None:
+        self.base = base
+        self.name = f"amqpbrokertest-{uuid.uuid4().hex[:8]}@localhost"
+        self.port = _free_port()
+        self.dist_port = _free_port()
+        self.process: subprocess.Popen | None = None
+        self.starts = 0
+        base.mkdir(parents=True, exist_ok=True)
+        (base / "enabled_plugins").write_text(f"[{','.join(plugins)}].\n")
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}/"
+
+    def _env(self) -> dict[str, str]:
+        base = self.base
+        return {
+            **os.environ,
+            "HOME": str(base),  # its own Erlang cookie
+            "RABBITMQ_NODENAME": self.name,
+            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(base / "log"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(base / "enabled_plugins"),
+            # No system-wide configuration: /etc/rabbitmq belongs to the machine's node.
+            "RABBITMQ_CONF_ENV_FILE": str(base / "rabbitmq-env.conf"),
+            "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq"),
+            "RABBITMQ_ADVANCED_CONFIG_FILE": str(base / "advanced.config"),
+        }
+
+    def start(self) -> RabbitMQNode:
+        """Starts the node and waits until it accepts AMQP connections."""
+        assert self.process is None, "already running"
+        self.starts += 1
+        with open(self.base / f"server-{self.starts}.out", "wb") as out:
+            # Its own process group: a kill reaches the Erlang VM under the start script too.
+            self.process = subprocess.Popen(
+                [SERVER], env=self._env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        deadline = time.monotonic() + START_SECONDS
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                break
+            if self._accepts_amqp():
+                return self
+            time.sleep(0.2)
+        self.kill()
+        output = (self.base / f"server-{self.starts}.out").read_text(errors="replace")
+        raise RuntimeError(f"RabbitMQ node {self.name} did not start:\n{output[-3000:]}")
+
+    def _accepts_amqp(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                sock.sendall(b"AMQP\x00\x00\x09\x01")
+                return sock.recv(1) == b"\x01"  # the first byte of connection.start's method frame
+        except OSError:
+            return False
+
+    def kill(self) -> None:
+        """SIGKILL to the whole node: no shutdown, connections drop."""
+        if self.process is not None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=STOP_SECONDS)
+            self.process = None
+
+    def stop(self) -> None:
+        """A clean stop (SIGTERM), falling back to SIGKILL."""
+        if self.process is None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=STOP_SECONDS)
+            self.process = None
+        except subprocess.TimeoutExpired:
+            self.kill()
