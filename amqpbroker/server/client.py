@@ -320,7 +320,12 @@ async def _handshake(stream: trio.SocketStream, reader: FrameReader, uri: URI, n
         "product": "amqpbroker",
         "version": __version__,
         "connection_name": name,
-        "capabilities": {"publisher_confirms": True, "consumer_cancel_notify": True, "basic.nack": True},
+        "capabilities": {
+            "publisher_confirms": True,
+            "consumer_cancel_notify": True,
+            "basic.nack": True,
+            "authentication_failure_close": True,
+        },
     }
     response = b"\x00" + uri.username.encode() + b"\x00" + uri.password.encode()
     await stream.send_all(method_frame(0, spec.ConnectionStartOk(properties, "PLAIN", response, "en_US").encode()))

@@ -1,0 +1,165 @@
+"""Dynamic shovels between amqpbroker and a real RabbitMQ node started by the tests: into RabbitMQ
+and back, the x-shovelled header, src-delete-after, and at-least-once in order when RabbitMQ is
+killed (SIGKILL) and restarted mid-stream."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+
+import pika
+import pytest
+
+from amqpbroker.core.shovels import ShovelConfig
+from amqpbroker.testing import Broker
+from amqpbroker.testing.rabbitmq import RabbitMQNode
+
+from .support import DEADLINE_SECONDS, Publisher, check_at_least_once_in_order, drain, persistent, shovel_uri
+
+
+@pytest.fixture
+def broker() -> Iterator[Broker]:
+    with Broker(port=0) as broker:
+        yield broker
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def set_shovel(broker: Broker, name: str, **value: object) -> None:
+    config = ShovelConfig.from_value({key.replace("_", "-"): field for key, field in value.items()})
+    broker.call(broker.server.shovels.set, "/", name, config)
+
+
+def shovel_state(broker: Broker, name: str) -> tuple[str, str | None] | None:
+    def read() -> tuple[str, str | None] | None:
+        shovel = broker.server.shovels.get("/", name)
+        return None if shovel is None else (shovel.status.state, shovel.status.reason)
+
+    return broker.call(read)
+
+
+def wait_for(predicate, what: str) -> None:
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def publish(url: str, queue: str, count: int) -> None:
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    channel = connection.channel()
+    channel.confirm_delivery()
+    channel.queue_declare(queue, durable=True)
+    for i in range(count):
+        channel.basic_publish("", queue, str(i).encode(), persistent(i))
+    connection.close()
+
+
+def test_into_rabbitmq_and_back(broker: Broker, remote: RabbitMQNode) -> None:
+    out, middle, back = unique("out"), unique("middle"), unique("back")
+    set_shovel(broker, "there", src_uri=shovel_uri(broker.url), src_queue=out, dest_uri=shovel_uri(remote.url),
+               dest_queue=middle, add_forward_headers=True)
+    set_shovel(broker, "home", src_uri=shovel_uri(remote.url), src_queue=middle, dest_uri=shovel_uri(broker.url),
+               dest_queue=back, add_forward_headers=True)
+    publish(broker.url, out, 300)
+
+    connection = pika.BlockingConnection(pika.URLParameters(broker.url))
+    channel = connection.channel()
+    channel.queue_declare(back, durable=True)
+    received = []
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while len(received) < 300 and time.monotonic() < deadline:
+        method, properties, body = channel.basic_get(back, auto_ack=True)
+        if method is None:
+            connection.sleep(0.05)
+            continue
+        received.append((int(body), properties))
+    connection.close()
+
+    assert [i for i, _ in received] == list(range(300))
+    properties = received[0][1]
+    assert properties.delivery_mode == 2 and properties.message_id == "0"
+    # Newest hop first, as RabbitMQ prepends its entry.
+    there_uri = shovel_uri(broker.url).replace("guest:guest@", "")
+    remote_uri = shovel_uri(remote.url).replace("guest:guest@", "")
+    assert properties.headers["x-shovelled"] == [
+        {"shovelled-by": broker.call(lambda: broker.server.shovels.get("/", "home").node),
+         "shovel-type": "dynamic", "shovel-name": "home", "shovel-vhost": "/",
+         "src-uri": remote_uri, "dest-uri": there_uri, "src-queue": middle, "dest-queue": back},
+        {"shovelled-by": broker.call(lambda: broker.server.shovels.get("/", "there").node),
+         "shovel-type": "dynamic", "shovel-name": "there", "shovel-vhost": "/",
+         "src-uri": there_uri, "dest-uri": remote_uri, "src-queue": out, "dest-queue": middle},
+    ]
+    assert shovel_state(broker, "there") == ("running", None)
+
+
+def test_exchange_to_exchange_with_keys(broker: Broker, remote: RabbitMQNode) -> None:
+    """src-exchange + key: a private queue bound there; dest-exchange + key: published there with it."""
+    source_exchange, dest_exchange, queue = unique("src-x"), unique("dest-x"), unique("q")
+    connection = pika.BlockingConnection(pika.URLParameters(remote.url))
+    channel = connection.channel()
+    channel.exchange_declare(dest_exchange, "direct")
+    channel.queue_declare(queue, durable=True)
+    channel.queue_bind(queue, dest_exchange, "routed")
+    connection.close()
+    mine = pika.BlockingConnection(pika.URLParameters(broker.url))
+    channel = mine.channel()
+    channel.exchange_declare(source_exchange, "topic")
+    set_shovel(broker, "x2x", src_uri=shovel_uri(broker.url), src_exchange=source_exchange,
+               src_exchange_key="a.*", dest_uri=shovel_uri(remote.url), dest_exchange=dest_exchange,
+               dest_exchange_key="routed", ack_mode="on-publish")
+    wait_for(lambda: shovel_state(broker, "x2x") == ("running", None), "the shovel to run")
+    channel.confirm_delivery()
+    for i, key in enumerate(["a.b", "b.b", "a.c"]):
+        channel.basic_publish(source_exchange, key, str(i).encode())
+    mine.close()
+    assert drain(remote.url, queue, {0, 2}) == [0, 2]
+
+
+def test_src_delete_after_queue_length(broker: Broker, remote: RabbitMQNode) -> None:
+    """It moves the messages there when it starts, then deletes itself; later ones stay."""
+    source, dest = unique("src"), unique("dest")
+    publish(broker.url, source, 50)
+    set_shovel(broker, "once", src_uri=shovel_uri(broker.url), src_queue=source, dest_uri=shovel_uri(remote.url),
+               dest_queue=dest, src_delete_after="queue-length", prefetch_count=7)
+    wait_for(lambda: shovel_state(broker, "once") is None, "the shovel to delete itself")
+    publish(broker.url, source, 5)
+    assert drain(remote.url, dest, set(range(50))) == list(range(50))
+    connection = pika.BlockingConnection(pika.URLParameters(broker.url))
+    assert connection.channel().queue_declare(source, passive=True).method.message_count == 5
+    connection.close()
+
+
+def test_terminated_with_reason_then_running(broker: Broker, remote: RabbitMQNode) -> None:
+    """A shovel whose destination refuses it reports terminated with the reason, and retries."""
+    source = unique("src")
+    set_shovel(broker, "refused", src_uri=shovel_uri(broker.url), src_queue=source,
+               dest_uri=shovel_uri(remote.url).replace("guest:guest", "guest:wrong"), dest_queue="q",
+               reconnect_delay=0.2)
+    wait_for(lambda: (shovel_state(broker, "refused") or ("",))[0] == "terminated", "terminated")
+    state, reason = shovel_state(broker, "refused")
+    assert "ACCESS_REFUSED" in reason
+    set_shovel(broker, "refused", src_uri=shovel_uri(broker.url), src_queue=source,
+               dest_uri=shovel_uri(remote.url), dest_queue=unique("dest"))
+    wait_for(lambda: shovel_state(broker, "refused") == ("running", None), "running")
+
+
+@pytest.mark.slow
+def test_remote_killed_and_restarted_mid_stream(broker: Broker, remote: RabbitMQNode) -> None:
+    """SIGKILL to RabbitMQ while the shovel feeds it: every message our publisher had confirmed
+    arrives, at least once, first arrivals in publish order."""
+    source, dest = unique("src"), unique("dest")
+    set_shovel(broker, "survivor", src_uri=shovel_uri(broker.url), src_queue=source,
+               dest_uri=shovel_uri(remote.url), dest_queue=dest, reconnect_delay=0.5, prefetch_count=100)
+    publisher = Publisher(broker.url, source, 4000)
+    publisher.start()
+    publisher.wait_for(1000)
+    remote.kill()
+    wait_for(lambda: (shovel_state(broker, "survivor") or ("",))[0] == "terminated", "the shovel to notice")
+    remote.start()
+    confirmed = publisher.finish()
+    check_at_least_once_in_order(drain(remote.url, dest, set(confirmed)), confirmed)
+    assert shovel_state(broker, "survivor") == ("running", None)
