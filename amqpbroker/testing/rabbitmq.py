@@ -8,6 +8,7 @@ It never touches the machine's own node: the name, the AMQP and distribution por
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -25,10 +26,26 @@ def installed() -> bool:
     return os.path.exists(SERVER) and shutil.which("erl") is not None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def free_port() -> int:
+    """A free port below the kernel's ephemeral range, so that no outgoing connection takes it while
+    the process that listens there restarts."""
+    low = _ephemeral_low()
+    while True:
+        port = random.randrange(10000, low)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+
+
+def _ephemeral_low() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as ports:
+            return int(ports.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 class RabbitMQNode:
@@ -37,8 +54,8 @@ class RabbitMQNode:
     def __init__(self, base: Path, plugins: tuple[str, ...] = ()) -> None:
         self.base = base
         self.name = f"amqpbrokertest-{uuid.uuid4().hex[:8]}@localhost"
-        self.port = _free_port()
-        self.dist_port = _free_port()
+        self.port = free_port()
+        self.dist_port = free_port()
         self.process: subprocess.Popen | None = None
         self.starts = 0
         base.mkdir(parents=True, exist_ok=True)

@@ -1,19 +1,25 @@
 """Dynamic shovels between amqpbroker and a real RabbitMQ node started by the tests: into RabbitMQ
 and back, the x-shovelled header, src-delete-after, and at-least-once in order when RabbitMQ is
-killed (SIGKILL) and restarted mid-stream."""
+killed (SIGKILL) and restarted mid-stream, and when amqpbroker (a subprocess on a data directory)
+is."""
 
 from __future__ import annotations
 
+import json
+import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pika
 import pytest
 
 from amqpbroker.core.shovels import ShovelConfig
 from amqpbroker.testing import Broker
-from amqpbroker.testing.rabbitmq import RabbitMQNode
+from amqpbroker.testing.rabbitmq import RabbitMQNode, free_port
 
 from .support import DEADLINE_SECONDS, Publisher, check_at_least_once_in_order, drain, persistent, shovel_uri
 
@@ -154,12 +160,81 @@ def test_remote_killed_and_restarted_mid_stream(broker: Broker, remote: RabbitMQ
     source, dest = unique("src"), unique("dest")
     set_shovel(broker, "survivor", src_uri=shovel_uri(broker.url), src_queue=source,
                dest_uri=shovel_uri(remote.url), dest_queue=dest, reconnect_delay=0.5, prefetch_count=100)
-    publisher = Publisher(broker.url, source, 4000)
+    publisher = Publisher(broker.url, source, 2000)
     publisher.start()
-    publisher.wait_for(1000)
+    publisher.wait_for(700)
     remote.kill()
     wait_for(lambda: (shovel_state(broker, "survivor") or ("",))[0] == "terminated", "the shovel to notice")
     remote.start()
     confirmed = publisher.finish()
     check_at_least_once_in_order(drain(remote.url, dest, set(confirmed)), confirmed)
     assert shovel_state(broker, "survivor") == ("running", None)
+
+
+class BrokerProcess:
+    """amqpbroker in a subprocess on a data directory and a fixed port, with shovels, killed with
+    SIGKILL and started again."""
+
+    def __init__(self, data_dir: Path, shovels: dict[str, dict]) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.shovels = shovels
+        self.process: subprocess.Popen | None = None
+        self.starts = 0
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}/"
+
+    def start(self) -> None:
+        self.starts += 1
+        with open(self.data_dir.parent / f"broker-{self.starts}.log", "wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "tests.links.shovel_broker", str(self.data_dir), str(self.port),
+                 json.dumps(self.shovels)],
+                stdout=log, stderr=subprocess.STDOUT,
+            )
+        process = self.process
+        wait_for(lambda: accepts(self.port) or process.poll() is not None, "the broker to listen")
+        assert process.poll() is None, (self.data_dir.parent / f"broker-{self.starts}.log").read_text()
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+
+def accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+def test_amqpbroker_killed_and_restarted_mid_stream(tmp_path: Path, remote: RabbitMQNode) -> None:
+    """SIGKILL to amqpbroker, the shovel's source, while it shovels into RabbitMQ and a publisher
+    feeds it: after its restart on the same data directory, every message the publisher had
+    confirmed arrives, at least once, first arrivals in publish order."""
+    source, dest = unique("src"), unique("dest")
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    process = BrokerProcess(data_dir, {})
+    process.shovels["crashing"] = {
+        "src-uri": shovel_uri(process.url), "src-queue": source, "dest-uri": shovel_uri(remote.url),
+        "dest-queue": dest, "reconnect-delay": 0.5, "prefetch-count": 100,
+    }
+    process.start()
+    try:
+        publisher = Publisher(process.url, source, 2000)
+        publisher.start()
+        publisher.wait_for(700)
+        process.kill()
+        process.start()
+        confirmed = publisher.finish()
+        check_at_least_once_in_order(drain(remote.url, dest, set(confirmed)), confirmed)
+        assert publisher.reconnects
+    finally:
+        process.kill()
