@@ -19,7 +19,7 @@ import re
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Collection
+from typing import TYPE_CHECKING, Any, Callable, Collection
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import trio
@@ -29,6 +29,9 @@ from ..core.commits import CommitTracker
 from ..core.permissions import Access
 from ..core.users import User
 from .http import HTTPRequest, HTTPResponse
+
+if TYPE_CHECKING:
+    from .shovels import ShovelView
 
 log = logging.getLogger("amqpbroker.mgmt")
 
@@ -92,6 +95,8 @@ class Node:
     """Free bytes on the data directory's disk as last checked; None when it is not checked."""
     disk_free_limit: int | None = None
     started_at: float = field(default_factory=time.monotonic)
+    shovels: ShovelView | None = None
+    """The running shovels; None where there are none."""
 
 
 @dataclass

@@ -144,6 +144,7 @@ class Server:
             alarms=lambda: self._gate.alarms,
             disk_free=lambda: disk.free if disk is not None else None,
             disk_free_limit=disk.limit if disk is not None else None,
+            shovels=self.shovels,
         )
 
     @property

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import trio
 
@@ -241,7 +241,7 @@ class Shovels:
         running = self._running.get((vhost, name))
         return running[0] if running is not None else None
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Shovel]:
         return iter([shovel for shovel, _ in self._running.values()])
 
     def _start(self, vhost: str, name: str, config: ShovelConfig) -> None:

@@ -5,11 +5,14 @@ is."""
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,8 +29,19 @@ from .support import DEADLINE_SECONDS, Publisher, check_at_least_once_in_order, 
 
 @pytest.fixture
 def broker() -> Iterator[Broker]:
-    with Broker(port=0) as broker:
+    with Broker(port=0, http_port=0) as broker:
         yield broker
+
+
+def api(broker: Broker, method: str, path: str) -> tuple[int, object]:
+    request = urllib.request.Request(broker.http_url + path, method=method)
+    request.add_header("authorization", "Basic " + base64.b64encode(b"guest:guest").decode())
+    try:
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            body = reply.read()
+            return reply.status, json.loads(body) if body else None
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
 
 
 def unique(prefix: str) -> str:
@@ -100,6 +114,16 @@ def test_into_rabbitmq_and_back(broker: Broker, remote: RabbitMQNode) -> None:
          "src-uri": there_uri, "dest-uri": remote_uri, "src-queue": out, "dest-queue": middle},
     ]
     assert shovel_state(broker, "there") == ("running", None)
+    status, shovels = api(broker, "GET", "/api/shovels/%2F")
+    assert status == 200
+    there = next(shovel for shovel in shovels if shovel["name"] == "there")
+    del there["timestamp"]
+    assert there == {
+        "node": there["node"], "name": "there", "vhost": "/", "type": "dynamic", "state": "running",
+        "src_uri": there_uri, "src_protocol": "amqp091", "dest_protocol": "amqp091", "dest_uri": remote_uri,
+        "src_queue": out, "dest_queue": middle,
+    }
+    assert sorted(shovel["name"] for shovel in api(broker, "GET", "/api/shovels")[1]) == ["home", "there"]
 
 
 def test_exchange_to_exchange_with_keys(broker: Broker, remote: RabbitMQNode) -> None:
@@ -148,6 +172,10 @@ def test_terminated_with_reason_then_running(broker: Broker, remote: RabbitMQNod
     wait_for(lambda: (shovel_state(broker, "refused") or ("",))[0] == "terminated", "terminated")
     state, reason = shovel_state(broker, "refused")
     assert "ACCESS_REFUSED" in reason
+    [listed] = api(broker, "GET", "/api/shovels")[1]
+    assert listed["state"] in ("terminated", "starting") and set(listed) >= {"name", "vhost", "node", "type"}
+    assert api(broker, "DELETE", "/api/shovels/vhost/%2F/refused/restart") == (204, None)
+    assert api(broker, "DELETE", "/api/shovels/vhost/%2F/nosuch/restart")[0] == 404
     set_shovel(broker, "refused", src_uri=shovel_uri(broker.url), src_queue=source,
                dest_uri=shovel_uri(remote.url), dest_queue=unique("dest"))
     wait_for(lambda: shovel_state(broker, "refused") == ("running", None), "running")
