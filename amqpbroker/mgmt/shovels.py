@@ -34,7 +34,8 @@ class Shovel(Protocol):
 class ShovelView(Protocol):
     def __iter__(self) -> Iterator[Shovel]: ...
 
-    def get(self, vhost: str, name: str) -> Shovel | None: ...
+    def get(self, key: tuple[str, str]) -> Shovel | None:
+        """The shovel of a (vhost, name)."""
 
 
 def shovel_json(shovel: Shovel) -> dict[str, Any]:
@@ -87,7 +88,7 @@ def list_vhost_shovels(request: Request, broker: core.Broker) -> list[dict[str, 
 def restart_shovel(request: Request, broker: core.Broker) -> Response:
     where = vhost(request, broker)
     running = request.node.shovels
-    shovel = running.get(where.name, request.params["name"]) if running is not None else None
+    shovel = running.get((where.name, request.params["name"])) if running is not None else None
     if shovel is None:
         raise not_found()
     shovel.request_restart()

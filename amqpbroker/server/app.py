@@ -16,13 +16,15 @@ from typing import Callable
 import trio
 
 from .. import core, mgmt
+from ..core.shovels import ShovelConfig
 from ..store import StoreError
 from .amqp import CLOSE_TIMEOUT, AMQPConnection
 from .disk import DiskMonitor, disk_free_bytes
 from .flow import PublishGate
 from .limits import Limits
 from .persister import Persister
-from .shovels import Shovels
+from .links import Links
+from .shovels import Shovel
 from .timers import run_timers
 
 log = logging.getLogger("amqpbroker")
@@ -90,7 +92,8 @@ class Server:
         self.connections: set[AMQPConnection] = set()
         self._gate = PublishGate(self.broker.memory)
         self._persister = Persister(self.broker)
-        self.shovels = Shovels(node_name())
+        self.shovels: Links[Shovel] = Links()
+        """The running shovels by (vhost, name)."""
         self._stopped = trio.Event()
         self._all_closed = trio.Event()
         self._all_closed.set()
@@ -132,6 +135,10 @@ class Server:
         if not await self._persister.flush():
             raise StoreError("the store did not take the last writes at shutdown; they may not be durable")
         log.info("stopped")
+
+    def set_shovel(self, vhost: str, name: str, config: ShovelConfig) -> None:
+        """Starts the shovel `name` of `vhost`, replacing the one of that name."""
+        self.shovels.set((vhost, name), Shovel(vhost, name, config, node_name()))
 
     def _node(self, disk: DiskMonitor | None) -> mgmt.Node:
         name = node_name()

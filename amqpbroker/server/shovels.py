@@ -1,5 +1,5 @@
-"""Dynamic shovels at run time: one supervisor task per shovel, moving messages from a source broker
-to a destination broker over two client connections, reconnecting after either goes away.
+"""Dynamic shovels at run time: a link (see `links`) moving messages from a source broker to a
+destination broker over two client connections, reconnecting after either goes away.
 
 With ack-mode on-confirm the destination runs in confirm mode and a message is acked at the source
 only once the destination confirmed it, so nothing is lost when either side dies: what was not
@@ -8,66 +8,27 @@ confirmed is still unacked at the source and comes back (possibly twice: at-leas
 
 from __future__ import annotations
 
-import datetime
-import logging
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import trio
 
 from ..core.shovels import ShovelConfig
 from ..protocol import set_header, spec
-from .client import URI, Channel, Delivery, ChannelClosed, Connection, LinkError, connect
-
-log = logging.getLogger("amqpbroker.shovel")
-
-
-@dataclass
-class ShovelStatus:
-    state: str = "starting"
-    reason: str | None = None
-    timestamp: datetime.datetime = field(default_factory=datetime.datetime.now)
+from .client import URI, Channel, ChannelClosed, Connection, Delivery, connect
+from .links import Link
 
 
-class Shovel:
-    """One shovel: `run()` keeps it going until it is cancelled or its src-delete-after is reached."""
+class Shovel(Link):
+    """One shovel, keyed (vhost, name) in `Links`; done when its src-delete-after is reached."""
 
     def __init__(self, vhost: str, name: str, config: ShovelConfig, node: str) -> None:
+        super().__init__(f"shovel {name!r} in vhost {vhost!r}", config.reconnect_delay)
         self.vhost = vhost
         self.name = name
         self.config = config
         self.node = node
-        self.status = ShovelStatus()
-        self.restart = trio.Event()
-        self._restart_scope = trio.CancelScope()
         self._attempt = 0
         self._forward_header = config.forward_header(node, vhost, name)
-
-    def _set(self, state: str, reason: str | None = None) -> None:
-        self.status = ShovelStatus(state, reason)
-
-    async def run(self) -> None:
-        """Returns when the shovel is done (src-delete-after reached); otherwise runs until cancelled."""
-        while True:
-            self._set("starting")
-            self.restart = trio.Event()
-            try:
-                with trio.CancelScope() as self._restart_scope:
-                    if await self._session():
-                        return
-            except Exception as exc:
-                reason = _reason(exc)
-                if not isinstance(_leaf(exc), LinkError):
-                    log.exception("shovel %r in vhost %r failed", self.name, self.vhost)
-                log.warning("shovel %r in vhost %r terminated: %s", self.name, self.vhost, reason)
-                self._set("terminated", reason)
-                with trio.move_on_after(self.config.reconnect_delay):
-                    await self.restart.wait()
-
-    def request_restart(self) -> None:
-        """Drops the connections and starts over now (DELETE /api/shovels/vhost/{vhost}/{name}/restart)."""
-        self.restart.set()
-        self._restart_scope.cancel()
 
     def _publish(self, dest: Channel, delivery: Delivery) -> None:
         config = self.config
@@ -100,8 +61,7 @@ class Shovel:
             if config.ack_mode != "no-ack":
                 await src.call(spec.BasicQos(prefetch_count=config.prefetch_count))
             await src.call(spec.BasicConsume(queue=queue, no_ack=config.ack_mode == "no-ack"))
-            self._set("running")
-            log.info("shovel %r in vhost %r running", self.name, self.vhost)
+            self._running()
             limit = config.src_delete_after
             if limit == "queue-length":
                 limit = length
@@ -196,76 +156,3 @@ async def _declare_queue(connection: Connection, queue: str) -> int:
         ok = await channel.call(spec.QueueDeclare(queue, durable=True))
     assert isinstance(ok, spec.QueueDeclareOk)
     return ok.message_count
-
-
-class Shovels:
-    """The running shovels by (vhost, name): started and stopped as their definitions come and go."""
-
-    def __init__(self, node: str, on_done: Callable[[str, str], None] = lambda vhost, name: None) -> None:
-        self._node = node
-        self._on_done = on_done
-        self._nursery: trio.Nursery | None = None
-        self._scope = trio.CancelScope()
-        self._running: dict[tuple[str, str], tuple[Shovel, trio.CancelScope]] = {}
-        self._pending: dict[tuple[str, str], ShovelConfig] = {}
-
-    async def run(self) -> None:
-        """Supervises the shovels until cancelled or stopped."""
-        with self._scope:
-            async with trio.open_nursery() as nursery:
-                self._nursery = nursery
-                for (vhost, name), config in self._pending.items():
-                    self._start(vhost, name, config)
-                self._pending.clear()
-                await trio.sleep_forever()
-
-    def stop(self) -> None:
-        """Stops every shovel (at shutdown, before clients are told: a shovel must not reconnect)."""
-        self._scope.cancel()
-
-    def set(self, vhost: str, name: str, config: ShovelConfig) -> None:
-        """Starts the shovel, or restarts it with its new definition."""
-        self.delete(vhost, name)
-        if self._nursery is None:
-            self._pending[(vhost, name)] = config
-        else:
-            self._start(vhost, name, config)
-
-    def delete(self, vhost: str, name: str) -> None:
-        self._pending.pop((vhost, name), None)
-        running = self._running.pop((vhost, name), None)
-        if running is not None:
-            running[1].cancel()
-
-    def get(self, vhost: str, name: str) -> Shovel | None:
-        running = self._running.get((vhost, name))
-        return running[0] if running is not None else None
-
-    def __iter__(self) -> Iterator[Shovel]:
-        return iter([shovel for shovel, _ in self._running.values()])
-
-    def _start(self, vhost: str, name: str, config: ShovelConfig) -> None:
-        assert self._nursery is not None
-        shovel = Shovel(vhost, name, config, self._node)
-        scope = trio.CancelScope()
-        self._running[(vhost, name)] = (shovel, scope)
-        self._nursery.start_soon(self._supervise, shovel, scope)
-
-    async def _supervise(self, shovel: Shovel, scope: trio.CancelScope) -> None:
-        with scope:
-            await shovel.run()
-            log.info("shovel %r in vhost %r is done and deletes itself", shovel.name, shovel.vhost)
-            if self._running.get((shovel.vhost, shovel.name), (None,))[0] is shovel:
-                del self._running[(shovel.vhost, shovel.name)]
-                self._on_done(shovel.vhost, shovel.name)
-
-
-def _leaf(exc: BaseException) -> BaseException:
-    while isinstance(exc, BaseExceptionGroup):
-        exc = exc.exceptions[0]
-    return exc
-
-
-def _reason(exc: BaseException) -> str:
-    leaf = _leaf(exc)
-    return str(leaf) or type(leaf).__name__

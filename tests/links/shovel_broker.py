@@ -24,7 +24,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     server = Server(core.Broker(store=open_store(data_dir)), host="127.0.0.1", port=port, data_dir=data_dir)
     for name, value in shovels.items():
-        server.shovels.set("/", name, ShovelConfig.from_value(value))
+        server.set_shovel("/", name, ShovelConfig.from_value(value))
     trio.run(server.serve)
 
 

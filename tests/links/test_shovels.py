@@ -50,12 +50,12 @@ def unique(prefix: str) -> str:
 
 def set_shovel(broker: Broker, name: str, **value: object) -> None:
     config = ShovelConfig.from_value({key.replace("_", "-"): field for key, field in value.items()})
-    broker.call(broker.server.shovels.set, "/", name, config)
+    broker.call(broker.server.set_shovel, "/", name, config)
 
 
 def shovel_state(broker: Broker, name: str) -> tuple[str, str | None] | None:
     def read() -> tuple[str, str | None] | None:
-        shovel = broker.server.shovels.get("/", name)
+        shovel = broker.server.shovels.get(("/", name))
         return None if shovel is None else (shovel.status.state, shovel.status.reason)
 
     return broker.call(read)
@@ -106,10 +106,10 @@ def test_into_rabbitmq_and_back(broker: Broker, remote: RabbitMQNode) -> None:
     there_uri = shovel_uri(broker.url).replace("guest:guest@", "")
     remote_uri = shovel_uri(remote.url).replace("guest:guest@", "")
     assert properties.headers["x-shovelled"] == [
-        {"shovelled-by": broker.call(lambda: broker.server.shovels.get("/", "home").node),
+        {"shovelled-by": broker.call(lambda: broker.server.shovels.get(("/", "home")).node),
          "shovel-type": "dynamic", "shovel-name": "home", "shovel-vhost": "/",
          "src-uri": remote_uri, "dest-uri": there_uri, "src-queue": middle, "dest-queue": back},
-        {"shovelled-by": broker.call(lambda: broker.server.shovels.get("/", "there").node),
+        {"shovelled-by": broker.call(lambda: broker.server.shovels.get(("/", "there")).node),
          "shovel-type": "dynamic", "shovel-name": "there", "shovel-vhost": "/",
          "src-uri": there_uri, "dest-uri": remote_uri, "src-queue": out, "dest-queue": middle},
     ]
