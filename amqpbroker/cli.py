@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import logging
 import os
 import signal
@@ -12,6 +13,7 @@ import sys
 import trio
 
 from . import __version__, core
+from .core.definitions import DefinitionsError, import_definitions
 from .protocol import MAX_MESSAGE_SIZE_CEILING
 from .server import Limits, Server, single_error
 from .store import StoreError, open_store
@@ -91,6 +93,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="comma-separated users who may log in only from a loopback address, as RabbitMQ's "
         "loopback_users; '' for none, letting guest in from anywhere (default: guest)",
     )
+    parser.add_argument(
+        "--load-definitions",
+        metavar="FILE",
+        help="import this definitions file (RabbitMQ's format, as GET /api/definitions exports it) at start, "
+        "as RabbitMQ's load_definitions; what exists already is kept",
+    )
     parser.add_argument("--log-level", choices=LOG_LEVELS, default="info", help="(default: %(default)s)")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser.parse_args(argv)
@@ -162,6 +170,22 @@ def _seconds(text: str) -> float:
     return seconds
 
 
+def _load_definitions(broker: core.Broker, path: str) -> str | None:
+    """Imports a definitions file; what is wrong with it, or None."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            definitions = json.load(file)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    except ValueError as exc:
+        return f"not JSON: {exc}"
+    try:
+        import_definitions(broker, definitions)
+    except DefinitionsError as exc:
+        return exc.reason
+    return None
+
+
 def default_memory_limit() -> int:
     """40% of physical memory, RabbitMQ's default high watermark."""
     return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 0.4)
@@ -207,6 +231,12 @@ def main(argv: list[str] | None = None) -> int:
             consumer_timeout=args.consumer_timeout,
             loopback_users=args.loopback_users,
         )
+        if args.load_definitions is not None:
+            error = _load_definitions(broker, args.load_definitions)
+            if error is not None:
+                clean = True  # it never listened, so it delivered nothing
+                print(f"amqpbroker: cannot load definitions from {args.load_definitions}: {error}", file=sys.stderr)
+                return 1
         data_dir = None if args.in_memory else args.data_dir
         http_port = None if args.no_http else args.http_port
         server = Server(broker, host=args.host, port=args.port, limits=limits, data_dir=data_dir, http_port=http_port)

@@ -19,7 +19,9 @@ from __future__ import annotations
 import trio
 
 from .. import core
-from . import bindings, connections, exchanges, nodes, overview, queues, shovels, users, vhosts
+from . import (
+    bindings, connections, definitions, exchanges, nodes, overview, policies, queues, shovels, users, vhosts,
+)
 from .api import Api, Node, Routes
 from .http import HTTPLimits, HTTPServer
 
@@ -32,6 +34,8 @@ ROUTES = Routes(
     connections.routes,
     users.routes,
     vhosts.routes,
+    policies.routes,
+    definitions.routes,
     shovels.routes,
 )
 
