@@ -10,6 +10,8 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
+from .policies import erlang_term
+
 ACK_MODES = ("no-ack", "on-publish", "on-confirm")
 DEFAULT_PREFETCH_COUNT = 1000
 DEFAULT_RECONNECT_DELAY = 5.0
@@ -57,17 +59,20 @@ class ShovelConfig:
             problems.append("Cannot specify 'dest-exchange' and 'dest-queue'")
         ack_mode = value.get("ack-mode", "on-confirm")
         if ack_mode not in ACK_MODES:
-            problems.append(f"ack-mode should be one of {list(ACK_MODES)}, actually was {ack_mode!r}")
+            problems.append(
+                f"ack-mode should be one of {erlang_term(list(ACK_MODES))}, actually was {erlang_term(ack_mode)}"
+            )
         prefetch_count = _number(value, "prefetch-count", DEFAULT_PREFETCH_COUNT, problems)
         reconnect_delay = _number(value, "reconnect-delay", DEFAULT_RECONNECT_DELAY, problems)
         delete_after = value.get("src-delete-after", "never")
         if not (delete_after in ("never", "queue-length") or _is_count(delete_after)):
             problems.append(
-                f"src-delete-after should be never, queue-length or a number, actually was {delete_after!r}"
+                "src-delete-after should be a number greater than or equal to 0 or one of "
+                f'[<<"never">>,<<"queue-length">>], actually was {erlang_term(delete_after)}'
             )
         add_forward_headers = value.get("add-forward-headers", False)
         if not isinstance(add_forward_headers, bool):
-            problems.append(f"add-forward-headers should be boolean, actually was {add_forward_headers!r}")
+            problems.append(f"add-forward-headers should be boolean, actually was {erlang_term(add_forward_headers)}")
         if problems:
             raise ShovelDefinitionError("Validation failed\n\n" + "".join(p + "\n" for p in problems))
         return cls(
@@ -129,7 +134,7 @@ def _uris(value: dict, key: str, problems: list[str]) -> tuple[str, ...]:
     if isinstance(uris, str):
         uris = [uris]
     if not isinstance(uris, list) or not uris or not all(isinstance(u, str) for u in uris):
-        problems.append(f"Key {key!r} not found" if uris is None else f"{key} should be a URI or a list of URIs")
+        problems.append(f'Key "{key}" not found' if uris is None else f"{key} should be a URI or a list of URIs")
         return ()
     for uri in uris:
         if not uri.startswith("amqp://"):
@@ -140,7 +145,7 @@ def _uris(value: dict, key: str, problems: list[str]) -> tuple[str, ...]:
 def _optional_str(value: dict, key: str, problems: list[str]) -> str | None:
     field = value.get(key)
     if field is not None and not isinstance(field, str):
-        problems.append(f"{key} should be a string, actually was {field!r}")
+        problems.append(f"{key} should be binary, actually was {erlang_term(field)}")
         return None
     return field
 
@@ -148,7 +153,7 @@ def _optional_str(value: dict, key: str, problems: list[str]) -> str | None:
 def _number(value: dict, key: str, default: float, problems: list[str]) -> float:
     number = value.get(key, default)
     if isinstance(number, bool) or not isinstance(number, (int, float)) or number < 0:
-        problems.append(f"{key} should be a number, actually was {number!r}")
+        problems.append(f"{key} should be a number, actually was {erlang_term(number)}")
         return default
     return number
 

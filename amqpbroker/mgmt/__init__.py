@@ -20,7 +20,18 @@ import trio
 
 from .. import core
 from . import (
-    bindings, connections, definitions, exchanges, nodes, overview, policies, queues, shovels, users, vhosts,
+    bindings,
+    connections,
+    definitions,
+    exchanges,
+    nodes,
+    overview,
+    parameters,
+    policies,
+    queues,
+    shovels,
+    users,
+    vhosts,
 )
 from .api import Api, Node, Routes
 from .http import HTTPLimits, HTTPServer
@@ -36,6 +47,7 @@ ROUTES = Routes(
     vhosts.routes,
     policies.routes,
     definitions.routes,
+    parameters.routes,
     shovels.routes,
 )
 

@@ -22,12 +22,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Collection
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-import trio
-
 from .. import core
-from ..core.commits import CommitTracker
 from ..core.permissions import Access
 from ..core.users import User
+from ..server.persister import committed
 from .http import HTTPRequest, HTTPResponse
 
 if TYPE_CHECKING:
@@ -231,8 +229,8 @@ class Api:
                 result = route.handler(request, self.broker)
             except core.AMQPException as exc:
                 raise _from_amqp(exc) from None
-        if change.batch is not None:
-            await _committed(self.broker.commits, change.batch)
+        if change.batch is not None and not await committed(self.broker.commits, change.batch):
+            raise HTTPError(500, "internal_server_error", "the store failed to commit the change")
         if isinstance(result, Response):
             return result.status, result.body, result.headers
         return 200, listing(result, query), []
@@ -288,27 +286,6 @@ class _Unauthorised(HTTPError):
 
     def __init__(self) -> None:
         super().__init__(401, "", "")
-
-
-class _Commit:
-    def __init__(self) -> None:
-        self.done = trio.Event()
-        self.ok = False
-
-    def batch_resolved(self, batch: int, ok: bool) -> None:
-        self.ok = ok
-        self.done.set()
-
-
-async def _committed(tracker: CommitTracker, batch: int) -> None:
-    commit = _Commit()
-    tracker.wait(commit, batch)
-    try:
-        await commit.done.wait()
-    finally:
-        tracker.forget(commit)
-    if not commit.ok:
-        raise HTTPError(500, "internal_server_error", "the store failed to commit the change")
 
 
 def listing(result: Any, query: dict[str, str]) -> Any:

@@ -16,15 +16,13 @@ from typing import Callable
 import trio
 
 from .. import core, mgmt
-from ..core.shovels import ShovelConfig
 from ..store import StoreError
 from .amqp import CLOSE_TIMEOUT, AMQPConnection
 from .disk import DiskMonitor, disk_free_bytes
 from .flow import PublishGate
 from .limits import Limits
 from .persister import Persister
-from .links import Links
-from .shovels import Shovel
+from .link_definitions import LinkDefinitions
 from .timers import run_timers
 
 log = logging.getLogger("amqpbroker")
@@ -92,8 +90,8 @@ class Server:
         self.connections: set[AMQPConnection] = set()
         self._gate = PublishGate(self.broker.memory)
         self._persister = Persister(self.broker)
-        self.shovels: Links[Shovel] = Links()
-        """The running shovels by (vhost, name)."""
+        self.links = LinkDefinitions(self.broker, node_name())
+        """The running shovels and federation links."""
         self._stopped = trio.Event()
         self._all_closed = trio.Event()
         self._all_closed.set()
@@ -112,7 +110,7 @@ class Server:
             nursery.start_soon(self._persister.run)
             nursery.start_soon(run_timers, self.broker)
             nursery.start_soon(self._gate.run)
-            nursery.start_soon(self.shovels.run)
+            nursery.start_soon(self.links.run)
             monitor = None
             if self.data_dir is not None and self.limits.disk_free_limit is not None:
                 monitor = DiskMonitor(self.data_dir, self.limits.disk_free_limit, self.free_space)
@@ -124,7 +122,7 @@ class Server:
             nursery.start_soon(trio.serve_listeners, self._handle, listeners)
             task_status.started(self.port)
             await self._stopped.wait()
-            self.shovels.stop()
+            self.links.stop()
             for connection in list(self.connections):
                 connection.close(320, SHUTDOWN_TEXT)
             with trio.move_on_after(CLOSE_TIMEOUT):
@@ -135,10 +133,6 @@ class Server:
         if not await self._persister.flush():
             raise StoreError("the store did not take the last writes at shutdown; they may not be durable")
         log.info("stopped")
-
-    def set_shovel(self, vhost: str, name: str, config: ShovelConfig) -> None:
-        """Starts the shovel `name` of `vhost`, replacing the one of that name."""
-        self.shovels.set((vhost, name), Shovel(vhost, name, config, node_name()))
 
     def _node(self, disk: DiskMonitor | None) -> mgmt.Node:
         name = node_name()
@@ -151,7 +145,7 @@ class Server:
             alarms=lambda: self._gate.alarms,
             disk_free=lambda: disk.free if disk is not None else None,
             disk_free_limit=disk.limit if disk is not None else None,
-            shovels=self.shovels,
+            shovels=self.links.shovels,
         )
 
     @property

@@ -167,8 +167,11 @@ def _ignore_confirm(delivery_tag: int, multiple: bool, acked: bool) -> None:
 class Connection:
     """An open client connection; made by `connect`, which also runs its reader and writer."""
 
-    def __init__(self, stream: trio.SocketStream, reader: FrameReader, frame_max: int, heartbeat: int) -> None:
+    def __init__(
+        self, stream: trio.SocketStream, reader: FrameReader, start: spec.ConnectionStart, frame_max: int, heartbeat: int
+    ) -> None:
         self._stream = stream
+        self.server_properties = start.server_properties
         self.frame_max = frame_max
         self.heartbeat = heartbeat
         self._reader = reader
@@ -276,12 +279,12 @@ async def connect(uri: URI, name: str) -> AsyncIterator[Connection]:
         try:
             reader = FrameReader(_FRAME_MAX)
             with trio.fail_after(CONNECT_TIMEOUT):
-                frame_max, heartbeat = await _handshake(stream, reader, uri, name)
+                start, frame_max, heartbeat = await _handshake(stream, reader, uri, name)
         except trio.TooSlowError as exc:
             raise LinkError(f"no handshake from {uri.host}:{uri.port}") from exc
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             raise LinkError(f"connection lost during the handshake: {exc}") from exc
-        connection = Connection(stream, reader, frame_max, heartbeat)
+        connection = Connection(stream, reader, start, frame_max, heartbeat)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(connection._read)
             nursery.start_soon(connection._write)
@@ -292,7 +295,9 @@ async def connect(uri: URI, name: str) -> AsyncIterator[Connection]:
             nursery.cancel_scope.cancel()
 
 
-async def _handshake(stream: trio.SocketStream, reader: FrameReader, uri: URI, name: str) -> tuple[int, int]:
+async def _handshake(
+    stream: trio.SocketStream, reader: FrameReader, uri: URI, name: str
+) -> tuple[spec.ConnectionStart, int, int]:
 
     async def next_method() -> spec.Method:
         while True:
@@ -340,4 +345,4 @@ async def _handshake(stream: trio.SocketStream, reader: FrameReader, uri: URI, n
     opened = await next_method()
     if not isinstance(opened, spec.ConnectionOpenOk):
         raise LinkError(f"expected connection.open-ok, got {opened.NAME}")
-    return frame_max, heartbeat
+    return start, frame_max, heartbeat

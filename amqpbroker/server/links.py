@@ -78,23 +78,17 @@ class Links(Generic[L]):
     def __init__(self, on_done: Callable[[Hashable], None] = lambda key: None) -> None:
         self._on_done = on_done
         self._nursery: trio.Nursery | None = None
-        self._scope = trio.CancelScope()
         self._running: dict[Hashable, tuple[L, trio.CancelScope]] = {}
         self._pending: dict[Hashable, L] = {}
 
     async def run(self) -> None:
-        """Supervises the links until cancelled or stopped."""
-        with self._scope:
-            async with trio.open_nursery() as nursery:
-                self._nursery = nursery
-                for key, link in self._pending.items():
-                    self._start(key, link)
-                self._pending.clear()
-                await trio.sleep_forever()
-
-    def stop(self) -> None:
-        """Stops every link (at shutdown, before clients are told: a link must not reconnect)."""
-        self._scope.cancel()
+        """Supervises the links until cancelled."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            for key, link in self._pending.items():
+                self._start(key, link)
+            self._pending.clear()
+            await trio.sleep_forever()
 
     def set(self, key: Hashable, link: L) -> None:
         """Starts `link` under `key`, stopping the one there was."""

@@ -3,13 +3,40 @@ restarts, and the at-least-once, in-order check of what arrived."""
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
 import time
+import urllib.error
+import urllib.request
+from typing import Any
 
 import pika
 import pika.exceptions
 
 DEADLINE_SECONDS = 90
+
+
+def api(http_url: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    """A management API request as guest: the status and the JSON answer (None without a body)."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(http_url + path, method=method, data=data)
+    request.add_header("authorization", "Basic " + base64.b64encode(b"guest:guest").decode())
+    request.add_header("content-type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            answer = reply.read()
+            return reply.status, json.loads(answer) if answer else None
+    except urllib.error.HTTPError as error:
+        answer = error.read()
+        return error.code, json.loads(answer) if answer else None
+
+
+def wait_for(predicate: Any, what: str) -> None:
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
 
 
 def shovel_uri(url: str) -> str:

@@ -5,14 +5,10 @@ is."""
 
 from __future__ import annotations
 
-import base64
-import json
 import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,11 +16,19 @@ from pathlib import Path
 import pika
 import pytest
 
-from amqpbroker.core.shovels import ShovelConfig
 from amqpbroker.testing import Broker
 from amqpbroker.testing.rabbitmq import RabbitMQNode, free_port
 
-from .support import DEADLINE_SECONDS, Publisher, check_at_least_once_in_order, drain, persistent, shovel_uri
+from .support import (
+    DEADLINE_SECONDS,
+    Publisher,
+    api,
+    check_at_least_once_in_order,
+    drain,
+    persistent,
+    shovel_uri,
+    wait_for,
+)
 
 
 @pytest.fixture
@@ -33,39 +37,22 @@ def broker() -> Iterator[Broker]:
         yield broker
 
 
-def api(broker: Broker, method: str, path: str) -> tuple[int, object]:
-    request = urllib.request.Request(broker.http_url + path, method=method)
-    request.add_header("authorization", "Basic " + base64.b64encode(b"guest:guest").decode())
-    try:
-        with urllib.request.urlopen(request, timeout=10) as reply:
-            body = reply.read()
-            return reply.status, json.loads(body) if body else None
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
-
-
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-def set_shovel(broker: Broker, name: str, **value: object) -> None:
-    config = ShovelConfig.from_value({key.replace("_", "-"): field for key, field in value.items()})
-    broker.call(broker.server.set_shovel, "/", name, config)
+def set_shovel(http_url: str, name: str, **value: object) -> None:
+    """PUT /api/parameters/shovel/%2F/{name}, keys written with underscores."""
+    body = {"value": {key.replace("_", "-"): field for key, field in value.items()}}
+    assert api(http_url, "PUT", f"/api/parameters/shovel/%2F/{name}", body)[0] in (201, 204)
 
 
 def shovel_state(broker: Broker, name: str) -> tuple[str, str | None] | None:
     def read() -> tuple[str, str | None] | None:
-        shovel = broker.server.shovels.get(("/", name))
+        shovel = broker.server.links.shovels.get(("/", name))
         return None if shovel is None else (shovel.status.state, shovel.status.reason)
 
     return broker.call(read)
-
-
-def wait_for(predicate, what: str) -> None:
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def publish(url: str, queue: str, count: int) -> None:
@@ -80,9 +67,9 @@ def publish(url: str, queue: str, count: int) -> None:
 
 def test_into_rabbitmq_and_back(broker: Broker, remote: RabbitMQNode) -> None:
     out, middle, back = unique("out"), unique("middle"), unique("back")
-    set_shovel(broker, "there", src_uri=shovel_uri(broker.url), src_queue=out, dest_uri=shovel_uri(remote.url),
+    set_shovel(broker.http_url, "there", src_uri=shovel_uri(broker.url), src_queue=out, dest_uri=shovel_uri(remote.url),
                dest_queue=middle, add_forward_headers=True)
-    set_shovel(broker, "home", src_uri=shovel_uri(remote.url), src_queue=middle, dest_uri=shovel_uri(broker.url),
+    set_shovel(broker.http_url, "home", src_uri=shovel_uri(remote.url), src_queue=middle, dest_uri=shovel_uri(broker.url),
                dest_queue=back, add_forward_headers=True)
     publish(broker.url, out, 300)
 
@@ -106,15 +93,15 @@ def test_into_rabbitmq_and_back(broker: Broker, remote: RabbitMQNode) -> None:
     there_uri = shovel_uri(broker.url).replace("guest:guest@", "")
     remote_uri = shovel_uri(remote.url).replace("guest:guest@", "")
     assert properties.headers["x-shovelled"] == [
-        {"shovelled-by": broker.call(lambda: broker.server.shovels.get(("/", "home")).node),
+        {"shovelled-by": broker.call(lambda: broker.server.links.shovels.get(("/", "home")).node),
          "shovel-type": "dynamic", "shovel-name": "home", "shovel-vhost": "/",
          "src-uri": remote_uri, "dest-uri": there_uri, "src-queue": middle, "dest-queue": back},
-        {"shovelled-by": broker.call(lambda: broker.server.shovels.get(("/", "there")).node),
+        {"shovelled-by": broker.call(lambda: broker.server.links.shovels.get(("/", "there")).node),
          "shovel-type": "dynamic", "shovel-name": "there", "shovel-vhost": "/",
          "src-uri": there_uri, "dest-uri": remote_uri, "src-queue": out, "dest-queue": middle},
     ]
     assert shovel_state(broker, "there") == ("running", None)
-    status, shovels = api(broker, "GET", "/api/shovels/%2F")
+    status, shovels = api(broker.http_url, "GET", "/api/shovels/%2F")
     assert status == 200
     there = next(shovel for shovel in shovels if shovel["name"] == "there")
     del there["timestamp"]
@@ -123,7 +110,7 @@ def test_into_rabbitmq_and_back(broker: Broker, remote: RabbitMQNode) -> None:
         "src_uri": there_uri, "src_protocol": "amqp091", "dest_protocol": "amqp091", "dest_uri": remote_uri,
         "src_queue": out, "dest_queue": middle,
     }
-    assert sorted(shovel["name"] for shovel in api(broker, "GET", "/api/shovels")[1]) == ["home", "there"]
+    assert sorted(shovel["name"] for shovel in api(broker.http_url, "GET", "/api/shovels")[1]) == ["home", "there"]
 
 
 def test_exchange_to_exchange_with_keys(broker: Broker, remote: RabbitMQNode) -> None:
@@ -138,7 +125,7 @@ def test_exchange_to_exchange_with_keys(broker: Broker, remote: RabbitMQNode) ->
     mine = pika.BlockingConnection(pika.URLParameters(broker.url))
     channel = mine.channel()
     channel.exchange_declare(source_exchange, "topic")
-    set_shovel(broker, "x2x", src_uri=shovel_uri(broker.url), src_exchange=source_exchange,
+    set_shovel(broker.http_url, "x2x", src_uri=shovel_uri(broker.url), src_exchange=source_exchange,
                src_exchange_key="a.*", dest_uri=shovel_uri(remote.url), dest_exchange=dest_exchange,
                dest_exchange_key="routed", ack_mode="on-publish")
     wait_for(lambda: shovel_state(broker, "x2x") == ("running", None), "the shovel to run")
@@ -153,9 +140,11 @@ def test_src_delete_after_queue_length(broker: Broker, remote: RabbitMQNode) -> 
     """It moves the messages there when it starts, then deletes itself; later ones stay."""
     source, dest = unique("src"), unique("dest")
     publish(broker.url, source, 50)
-    set_shovel(broker, "once", src_uri=shovel_uri(broker.url), src_queue=source, dest_uri=shovel_uri(remote.url),
+    set_shovel(broker.http_url, "once", src_uri=shovel_uri(broker.url), src_queue=source, dest_uri=shovel_uri(remote.url),
                dest_queue=dest, src_delete_after="queue-length", prefetch_count=7)
-    wait_for(lambda: shovel_state(broker, "once") is None, "the shovel to delete itself")
+    wait_for(lambda: api(broker.http_url, "GET", "/api/parameters/shovel/%2F/once")[0] == 404,
+             "the shovel to delete its definition")
+    assert shovel_state(broker, "once") is None
     publish(broker.url, source, 5)
     assert drain(remote.url, dest, set(range(50))) == list(range(50))
     connection = pika.BlockingConnection(pika.URLParameters(broker.url))
@@ -166,17 +155,17 @@ def test_src_delete_after_queue_length(broker: Broker, remote: RabbitMQNode) -> 
 def test_terminated_with_reason_then_running(broker: Broker, remote: RabbitMQNode) -> None:
     """A shovel whose destination refuses it reports terminated with the reason, and retries."""
     source = unique("src")
-    set_shovel(broker, "refused", src_uri=shovel_uri(broker.url), src_queue=source,
+    set_shovel(broker.http_url, "refused", src_uri=shovel_uri(broker.url), src_queue=source,
                dest_uri=shovel_uri(remote.url).replace("guest:guest", "guest:wrong"), dest_queue="q",
                reconnect_delay=0.2)
     wait_for(lambda: (shovel_state(broker, "refused") or ("",))[0] == "terminated", "terminated")
     state, reason = shovel_state(broker, "refused")
     assert "ACCESS_REFUSED" in reason
-    [listed] = api(broker, "GET", "/api/shovels")[1]
+    [listed] = api(broker.http_url, "GET", "/api/shovels")[1]
     assert listed["state"] in ("terminated", "starting") and set(listed) >= {"name", "vhost", "node", "type"}
-    assert api(broker, "DELETE", "/api/shovels/vhost/%2F/refused/restart") == (204, None)
-    assert api(broker, "DELETE", "/api/shovels/vhost/%2F/nosuch/restart")[0] == 404
-    set_shovel(broker, "refused", src_uri=shovel_uri(broker.url), src_queue=source,
+    assert api(broker.http_url, "DELETE", "/api/shovels/vhost/%2F/refused/restart") == (204, None)
+    assert api(broker.http_url, "DELETE", "/api/shovels/vhost/%2F/nosuch/restart")[0] == 404
+    set_shovel(broker.http_url, "refused", src_uri=shovel_uri(broker.url), src_queue=source,
                dest_uri=shovel_uri(remote.url), dest_queue=unique("dest"))
     wait_for(lambda: shovel_state(broker, "refused") == ("running", None), "running")
 
@@ -186,7 +175,7 @@ def test_remote_killed_and_restarted_mid_stream(broker: Broker, remote: RabbitMQ
     """SIGKILL to RabbitMQ while the shovel feeds it: every message our publisher had confirmed
     arrives, at least once, first arrivals in publish order."""
     source, dest = unique("src"), unique("dest")
-    set_shovel(broker, "survivor", src_uri=shovel_uri(broker.url), src_queue=source,
+    set_shovel(broker.http_url, "survivor", src_uri=shovel_uri(broker.url), src_queue=source,
                dest_uri=shovel_uri(remote.url), dest_queue=dest, reconnect_delay=0.5, prefetch_count=100)
     publisher = Publisher(broker.url, source, 2000)
     publisher.start()
@@ -200,13 +189,12 @@ def test_remote_killed_and_restarted_mid_stream(broker: Broker, remote: RabbitMQ
 
 
 class BrokerProcess:
-    """amqpbroker in a subprocess on a data directory and a fixed port, with shovels, killed with
-    SIGKILL and started again."""
+    """`python -m amqpbroker` on a data directory and fixed ports, killed with SIGKILL and started again."""
 
-    def __init__(self, data_dir: Path, shovels: dict[str, dict]) -> None:
+    def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
         self.port = free_port()
-        self.shovels = shovels
+        self.http_port = free_port()
         self.process: subprocess.Popen | None = None
         self.starts = 0
 
@@ -214,17 +202,22 @@ class BrokerProcess:
     def url(self) -> str:
         return f"amqp://guest:guest@127.0.0.1:{self.port}/"
 
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
     def start(self) -> None:
         self.starts += 1
-        with open(self.data_dir.parent / f"broker-{self.starts}.log", "wb") as log:
+        log_path = self.data_dir.parent / f"broker-{self.starts}.log"
+        with open(log_path, "wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "tests.links.shovel_broker", str(self.data_dir), str(self.port),
-                 json.dumps(self.shovels)],
+                [sys.executable, "-m", "amqpbroker", "--host", "127.0.0.1", "--port", str(self.port),
+                 "--http-port", str(self.http_port), "--data-dir", str(self.data_dir)],
                 stdout=log, stderr=subprocess.STDOUT,
             )
         process = self.process
-        wait_for(lambda: accepts(self.port) or process.poll() is not None, "the broker to listen")
-        assert process.poll() is None, (self.data_dir.parent / f"broker-{self.starts}.log").read_text()
+        wait_for(lambda: accepts(self.http_port) or process.poll() is not None, "the broker to listen")
+        assert process.poll() is None, log_path.read_text()
 
     def kill(self) -> None:
         if self.process is not None:
@@ -244,18 +237,17 @@ def accepts(port: int) -> bool:
 @pytest.mark.slow
 def test_amqpbroker_killed_and_restarted_mid_stream(tmp_path: Path, remote: RabbitMQNode) -> None:
     """SIGKILL to amqpbroker, the shovel's source, while it shovels into RabbitMQ and a publisher
-    feeds it: after its restart on the same data directory, every message the publisher had
-    confirmed arrives, at least once, first arrivals in publish order."""
+    feeds it: restarted on the same data directory, it runs the shovel again (its definition is
+    durable), and every message the publisher had confirmed arrives, at least once, first arrivals
+    in publish order."""
     source, dest = unique("src"), unique("dest")
     data_dir = tmp_path / "data"
     data_dir.mkdir()
-    process = BrokerProcess(data_dir, {})
-    process.shovels["crashing"] = {
-        "src-uri": shovel_uri(process.url), "src-queue": source, "dest-uri": shovel_uri(remote.url),
-        "dest-queue": dest, "reconnect-delay": 0.5, "prefetch-count": 100,
-    }
+    process = BrokerProcess(data_dir)
     process.start()
     try:
+        set_shovel(process.http_url, "crashing", src_uri=shovel_uri(process.url), src_queue=source,
+                   dest_uri=shovel_uri(remote.url), dest_queue=dest, reconnect_delay=0.5, prefetch_count=100)
         publisher = Publisher(process.url, source, 2000)
         publisher.start()
         publisher.wait_for(700)
@@ -264,5 +256,7 @@ def test_amqpbroker_killed_and_restarted_mid_stream(tmp_path: Path, remote: Rabb
         confirmed = publisher.finish()
         check_at_least_once_in_order(drain(remote.url, dest, set(confirmed)), confirmed)
         assert publisher.reconnects
+        [shovel] = api(process.http_url, "GET", "/api/shovels")[1]
+        assert (shovel["name"], shovel["state"]) == ("crashing", "running")
     finally:
         process.kill()
