@@ -50,14 +50,15 @@ def persistent(i: int) -> pika.BasicProperties:
 
 
 class Publisher(threading.Thread):
-    """Publishes 0..count-1 as persistent messages with confirms to `queue` (declared durable),
-    reconnecting when the broker goes away and publishing again what was not confirmed.
-    `confirmed` lists what the broker confirmed, in order."""
+    """Publishes 0..count-1 as persistent messages with confirms to `queue` (declared durable), or
+    to `exchange` with the routing key `queue`, reconnecting when the broker goes away and
+    publishing again what was not confirmed. `confirmed` lists what the broker confirmed, in order."""
 
-    def __init__(self, url: str, queue: str, count: int) -> None:
+    def __init__(self, url: str, queue: str, count: int, exchange: str = "") -> None:
         super().__init__(daemon=True)
         self.url = url
         self.queue = queue
+        self.exchange = exchange
         self.count = count
         self.confirmed: list[int] = []
         self.reconnects = 0
@@ -89,10 +90,11 @@ class Publisher(threading.Thread):
         try:
             channel = connection.channel()
             channel.confirm_delivery()
-            channel.queue_declare(self.queue, durable=True)
+            if not self.exchange:
+                channel.queue_declare(self.queue, durable=True)
             while len(self.confirmed) < self.count:
                 i = len(self.confirmed)
-                channel.basic_publish("", self.queue, str(i).encode(), persistent(i))
+                channel.basic_publish(self.exchange, self.queue, str(i).encode(), persistent(i))
                 self.confirmed.append(i)
         finally:
             if connection.is_open:
