@@ -18,6 +18,7 @@ import uuid
 from pathlib import Path
 
 SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+CTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
 START_SECONDS = 90
 STOP_SECONDS = 30
 
@@ -110,6 +111,15 @@ class RabbitMQNode:
                 return sock.recv(1) == b"\x01"  # the first byte of connection.start's method frame
         except OSError:
             return False
+
+    def ctl(self, *args: str) -> str:
+        """`rabbitmqctl ARGS...` against this node; its output."""
+        result = subprocess.run(
+            [CTL, "-n", self.name, *args], env=self._env(), capture_output=True, text=True, timeout=60
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {result.stderr or result.stdout}")
+        return result.stdout
 
     def kill(self) -> None:
         """SIGKILL to the whole node: no shutdown, connections drop."""
