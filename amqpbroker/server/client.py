@@ -18,6 +18,7 @@ from typing import AsyncIterator, Callable
 import trio
 
 from .. import __version__
+from ..core.shovels import redact_uri
 from ..protocol import spec
 from ..protocol._frames import HEARTBEAT_FRAME, FrameReader, content_frames, method_frame
 from ..protocol._spec import FRAME_BODY, FRAME_HEADER, FRAME_HEARTBEAT, FRAME_METHOD, METHODS, PROTOCOL_HEADER
@@ -31,6 +32,10 @@ _FRAME_MAX = 131072
 
 class LinkError(Exception):
     """The link to the other broker is gone: socket lost, connection or channel closed by the peer."""
+
+
+class BadURI(LinkError, ValueError):
+    """A URI this client cannot connect to (another scheme, no host)."""
 
 
 class ChannelClosed(LinkError):
@@ -56,18 +61,22 @@ class URI:
     def parse(cls, uri: str) -> URI:
         parts = urllib.parse.urlsplit(uri)
         if parts.scheme != "amqp":
-            raise ValueError(f"unsupported URI scheme {parts.scheme!r} in {uri!r}")
+            raise BadURI(f"unsupported URI scheme {parts.scheme!r} in {redact_uri(uri)!r}")
         if not parts.hostname:
-            raise ValueError(f"URI {uri!r} names no host")
+            raise BadURI(f"URI {redact_uri(uri)!r} names no host (amqpbroker has no direct local connections)")
+        try:
+            port = parts.port or 5672
+        except ValueError as exc:
+            raise BadURI(f"bad port in {redact_uri(uri)!r}") from exc
         query = urllib.parse.parse_qs(parts.query)
         path = parts.path[1:] if parts.path.startswith("/") else parts.path
         return cls(
             host=parts.hostname,
-            port=parts.port or 5672,
+            port=port,
             username=urllib.parse.unquote(parts.username) if parts.username is not None else "guest",
             password=urllib.parse.unquote(parts.password) if parts.password is not None else "guest",
             vhost=urllib.parse.unquote(path) if parts.path else "/",
-            heartbeat=int(query["heartbeat"][0]) if "heartbeat" in query else 60,
+            heartbeat=int(query["heartbeat"][0]) if query.get("heartbeat", [""])[0].isdigit() else 60,
         )
 
 
@@ -112,7 +121,7 @@ class Channel:
     def publish(self, exchange: str, routing_key: str, properties: bytes, body: bytes) -> None:
         method = spec.BasicPublish(exchange=exchange, routing_key=routing_key)
         self._connection.send(
-            content_frames(self.number, 60, method.encode(), properties, body, self._connection.frame_max)
+            content_frames(self.number, method.CLASS_ID, method.encode(), properties, body, self._connection.frame_max)
         )
 
     def ack(self, delivery_tag: int, multiple: bool = False) -> None:

@@ -40,17 +40,14 @@ class Shovel(Link):
             routing_key = config.dest_queue if config.dest_queue is not None else delivery.routing_key
         dest.publish(config.dest_exchange or "", routing_key, properties, delivery.body)
 
-    def _uris(self, uris: tuple[str, ...]) -> URI:
-        # Several URIs: try the next one on each attempt, as RabbitMQ picks one per connection.
-        return URI.parse(uris[self._attempt % len(uris)])
-
     async def _session(self) -> bool:
         config = self.config
+        # Several URIs: the next one on each attempt, as RabbitMQ picks one per connection.
+        src_uri = URI.parse(config.src_uris[self._attempt % len(config.src_uris)])
+        dest_uri = URI.parse(config.dest_uris[self._attempt % len(config.dest_uris)])
         self._attempt += 1
         name = f"Shovel {self.name}"
-        async with connect(self._uris(config.src_uris), name) as source, connect(
-            self._uris(config.dest_uris), name
-        ) as destination:
+        async with connect(src_uri, name) as source, connect(dest_uri, name) as destination:
             queue, length = await self._declare_source(source)
             if config.dest_queue is not None:
                 await _declare_queue(destination, config.dest_queue)

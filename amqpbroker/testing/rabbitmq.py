@@ -15,6 +15,7 @@ import socket
 import subprocess
 import time
 import uuid
+from contextlib import suppress
 from pathlib import Path
 
 SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
@@ -52,8 +53,10 @@ def _ephemeral_low() -> int:
 class RabbitMQNode:
     """One node, `amqp://guest:guest@127.0.0.1:{port}/`; its port stays the same across restarts."""
 
-    def __init__(self, base: Path, plugins: tuple[str, ...] = ()) -> None:
+    def __init__(self, base: Path, plugins: tuple[str, ...] = (), log: Path | None = None) -> None:
         self.base = base
+        self.log = log
+        """Where the server's output goes (default: `base/server-N.out` for the Nth start)."""
         self.name = f"amqpbrokertest-{uuid.uuid4().hex[:8]}@localhost"
         self.port = free_port()
         self.dist_port = free_port()
@@ -88,7 +91,8 @@ class RabbitMQNode:
         """Starts the node and waits until it accepts AMQP connections."""
         assert self.process is None, "already running"
         self.starts += 1
-        with open(self.base / f"server-{self.starts}.out", "wb") as out:
+        output = self.log or self.base / f"server-{self.starts}.out"
+        with open(output, "wb") as out:
             # Its own process group: a kill reaches the Erlang VM under the start script too.
             self.process = subprocess.Popen(
                 [SERVER], env=self._env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
@@ -101,8 +105,7 @@ class RabbitMQNode:
                 return self
             time.sleep(0.2)
         self.kill()
-        output = (self.base / f"server-{self.starts}.out").read_text(errors="replace")
-        raise RuntimeError(f"RabbitMQ node {self.name} did not start:\n{output[-3000:]}")
+        raise RuntimeError(f"RabbitMQ node {self.name} did not start:\n{output.read_text(errors='replace')[-3000:]}")
 
     def _accepts_amqp(self) -> bool:
         try:
@@ -124,17 +127,27 @@ class RabbitMQNode:
     def kill(self) -> None:
         """SIGKILL to the whole node: no shutdown, connections drop."""
         if self.process is not None:
-            os.killpg(self.process.pid, signal.SIGKILL)
+            with suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=STOP_SECONDS)
             self.process = None
 
     def stop(self) -> None:
-        """A clean stop (SIGTERM), falling back to SIGKILL."""
-        if self.process is None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=STOP_SECONDS)
-            self.process = None
-        except subprocess.TimeoutExpired:
-            self.kill()
+        """A clean stop of the whole node."""
+        process, self.process = self.process, None
+        if process is not None:
+            stop_group(process)
+
+
+def stop_group(process: subprocess.Popen) -> None:
+    """SIGTERM a process group led by `process` (started with start_new_session), let it shut
+    down, then SIGKILL whatever is left of it."""
+    with suppress(ProcessLookupError):  # raised once no process of the group is left
+        os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_SECONDS
+        while time.monotonic() < deadline:
+            process.poll()  # reap the group leader: a zombie still counts as a member
+            os.killpg(process.pid, 0)
+            time.sleep(0.1)
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
