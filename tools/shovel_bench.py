@@ -96,29 +96,23 @@ def value(ours: Ours, node: RabbitMQNode, source: str, dest: str, prefetch: int)
             "ack-mode": "on-confirm", "prefetch-count": prefetch, "src-delete-after": "never"}
 
 
-def run_ours(ours: Ours, node: RabbitMQNode, count: int, run: int, prefetch: int) -> float:
-    source, dest = f"bench-ours-src-{run}", f"bench-ours-dest-{run}"
+def run(shovel: str, ours: Ours, node: RabbitMQNode, count: int, number: int, prefetch: int) -> float:
+    """Messages/s for one run of `shovel` ("amqpbroker" or "RabbitMQ")."""
+    source, dest = f"bench-{shovel}-src-{number}", f"bench-{shovel}-dest-{number}"
     fill(ours.url, source, count)
     remote = pika.BlockingConnection(pika.URLParameters(node.url))
     remote.channel().queue_declare(dest, durable=True)
+    definition = value(ours, node, source, dest, prefetch)
     started = time.monotonic()
-    api(ours.http_url, "PUT", f"/api/parameters/shovel/%2F/{source}", {"value": value(ours, node, source, dest, prefetch)})
+    if shovel == "amqpbroker":
+        api(ours.http_url, "PUT", f"/api/parameters/shovel/%2F/{source}", {"value": definition})
+    else:
+        node.ctl("set_parameter", "shovel", source, json.dumps(definition))
     done = wait_length(remote, dest, count)
-    api(ours.http_url, "DELETE", f"/api/parameters/shovel/%2F/{source}")
-    remote.channel().queue_delete(dest)
-    remote.close()
-    return count / (done - started)
-
-
-def run_rabbitmq(ours: Ours, node: RabbitMQNode, count: int, run: int, prefetch: int) -> float:
-    source, dest = f"bench-rabbit-src-{run}", f"bench-rabbit-dest-{run}"
-    fill(ours.url, source, count)
-    remote = pika.BlockingConnection(pika.URLParameters(node.url))
-    remote.channel().queue_declare(dest, durable=True)
-    started = time.monotonic()
-    node.ctl("set_parameter", "shovel", source, json.dumps(value(ours, node, source, dest, prefetch)))
-    done = wait_length(remote, dest, count)
-    node.ctl("clear_parameter", "shovel", source)
+    if shovel == "amqpbroker":
+        api(ours.http_url, "DELETE", f"/api/parameters/shovel/%2F/{source}")
+    else:
+        node.ctl("clear_parameter", "shovel", source)
     remote.channel().queue_delete(dest)
     remote.close()
     return count / (done - started)
@@ -173,10 +167,10 @@ def main() -> None:
     ours = Ours(base)
     try:
         rates: dict[str, list[float]] = {"amqpbroker": [], "RabbitMQ": []}
-        for run in range(args.repeat):
-            rates["amqpbroker"].append(run_ours(ours, node, args.count, run, args.prefetch))
-            rates["RabbitMQ"].append(run_rabbitmq(ours, node, args.count, run, args.prefetch))
-            print(f"run {run + 1}: amqpbroker {rates['amqpbroker'][-1]:,.0f} msgs/s, "
+        for number in range(args.repeat):
+            for shovel, values in rates.items():
+                values.append(run(shovel, ours, node, args.count, number, args.prefetch))
+            print(f"run {number + 1}: amqpbroker {rates['amqpbroker'][-1]:,.0f} msgs/s, "
                   f"RabbitMQ {rates['RabbitMQ'][-1]:,.0f} msgs/s", flush=True)
         to_running, to_first = recovery(ours, node, args.prefetch)
         print(f"\n{args.count:,} persistent 100 B messages, amqpbroker -> RabbitMQ, on-confirm, "

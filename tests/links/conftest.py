@@ -1,5 +1,5 @@
-"""Fixtures for the links to other brokers (shovels): a private RabbitMQ node per test module, as
-the remote side.
+"""Fixtures for the links to other brokers (shovels, federation): a private RabbitMQ node per test
+module, as the remote side, and amqpbroker embedded.
 
 Debian's rabbitmq-server must be installed (`.ci/run` installs it); elsewhere these tests are
 skipped when it is absent, unless AMQPBROKER_REQUIRE_TOOLS is set, where its absence fails them.
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from amqpbroker.testing import rabbitmq
+from amqpbroker.testing import Broker, rabbitmq
 
 
 @pytest.fixture(scope="module")
@@ -30,3 +30,10 @@ def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[rabbitmq.Rabbit
         yield node
     finally:
         node.stop()
+
+
+@pytest.fixture
+def broker() -> Iterator[Broker]:
+    """amqpbroker, embedded, with its management API."""
+    with Broker(port=0, http_port=0) as broker:
+        yield broker

@@ -9,12 +9,18 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 from typing import Any
 
 import pika
 import pika.exceptions
 
 DEADLINE_SECONDS = 90
+
+
+def unique(prefix: str) -> str:
+    """A name no other test uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 def api(http_url: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:

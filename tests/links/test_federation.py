@@ -5,8 +5,6 @@ the upstream being killed (SIGKILL) and restarted."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 
 import pika
 import pytest
@@ -14,17 +12,7 @@ import pytest
 from amqpbroker.testing import Broker
 from amqpbroker.testing.rabbitmq import RabbitMQNode
 
-from .support import Publisher, api, check_at_least_once_in_order, drain, shovel_uri, wait_for
-
-
-@pytest.fixture
-def broker() -> Iterator[Broker]:
-    with Broker(port=0, http_port=0) as broker:
-        yield broker
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+from .support import Publisher, api, check_at_least_once_in_order, drain, shovel_uri, unique, wait_for
 
 
 def federate(broker: Broker, remote: RabbitMQNode, exchange: str, upstream_exchange: str, **settings: object) -> str:
@@ -45,20 +33,25 @@ def link_state(broker: Broker, exchange: str, upstream: str) -> str | None:
     return broker.call(read)
 
 
-def declare_upstream_exchange(remote: RabbitMQNode, name: str, exchange_type: str = "topic") -> None:
-    connection = pika.BlockingConnection(pika.URLParameters(remote.url))
-    connection.channel().exchange_declare(name, exchange_type, durable=True)
-    connection.close()
+def declare(broker: Broker, remote: RabbitMQNode, exchange_type: str, binding_key: str | None = None
+            ) -> tuple[str, str, str, pika.BlockingConnection]:
+    """An exchange upstream, an exchange here of the same type with a queue bound to it (with
+    `binding_key`, by default the queue's name): their names and a connection here."""
+    upstream_exchange, exchange, queue = unique("up"), unique("fed"), unique("q")
+    theirs = pika.BlockingConnection(pika.URLParameters(remote.url))
+    theirs.channel().exchange_declare(upstream_exchange, exchange_type, durable=True)
+    theirs.close()
+    mine = pika.BlockingConnection(pika.URLParameters(broker.url))
+    channel = mine.channel()
+    channel.exchange_declare(exchange, exchange_type, durable=True)
+    channel.queue_declare(queue, durable=True)
+    channel.queue_bind(queue, exchange, binding_key)
+    return upstream_exchange, exchange, queue, mine
 
 
 def test_messages_published_upstream_arrive_for_the_bindings_here(broker: Broker, remote: RabbitMQNode) -> None:
-    upstream_exchange, exchange, queue = unique("up"), unique("fed"), unique("q")
-    declare_upstream_exchange(remote, upstream_exchange)
-    mine = pika.BlockingConnection(pika.URLParameters(broker.url))
+    upstream_exchange, exchange, queue, mine = declare(broker, remote, "topic", "a.*")
     channel = mine.channel()
-    channel.exchange_declare(exchange, "topic", durable=True)
-    channel.queue_declare(queue, durable=True)
-    channel.queue_bind(queue, exchange, "a.*")
     upstream = federate(broker, remote, exchange, upstream_exchange)
     wait_for(lambda: link_state(broker, exchange, upstream) == "running", "the link to run")
 
@@ -115,13 +108,8 @@ def published_and_came(connection: pika.BlockingConnection, publisher, channel, 
 
 
 def test_hops_beyond_max_hops_are_not_forwarded(broker: Broker, remote: RabbitMQNode) -> None:
-    upstream_exchange, exchange, queue = unique("up"), unique("fed"), unique("q")
-    declare_upstream_exchange(remote, upstream_exchange, "fanout")
-    mine = pika.BlockingConnection(pika.URLParameters(broker.url))
+    upstream_exchange, exchange, queue, mine = declare(broker, remote, "fanout")
     channel = mine.channel()
-    channel.exchange_declare(exchange, "fanout")
-    channel.queue_declare(queue)
-    channel.queue_bind(queue, exchange)
     upstream = federate(broker, remote, exchange, upstream_exchange, **{"max-hops": 1})
     wait_for(lambda: link_state(broker, exchange, upstream) == "running", "the link to run")
     theirs = pika.BlockingConnection(pika.URLParameters(remote.url))
@@ -140,13 +128,7 @@ def test_hops_beyond_max_hops_are_not_forwarded(broker: Broker, remote: RabbitMQ
 def test_upstream_killed_and_restarted_mid_stream(broker: Broker, remote: RabbitMQNode) -> None:
     """SIGKILL to the upstream while a publisher there feeds the federated exchange: every message
     the upstream confirmed to it arrives here, at least once, first arrivals in publish order."""
-    upstream_exchange, exchange, queue = unique("up"), unique("fed"), unique("q")
-    declare_upstream_exchange(remote, upstream_exchange)
-    mine = pika.BlockingConnection(pika.URLParameters(broker.url))
-    channel = mine.channel()
-    channel.exchange_declare(exchange, "topic", durable=True)
-    channel.queue_declare(queue, durable=True)
-    channel.queue_bind(queue, exchange, queue)
+    upstream_exchange, exchange, queue, mine = declare(broker, remote, "topic")
     mine.close()
     upstream = federate(broker, remote, exchange, upstream_exchange, **{"prefetch-count": 100})
     wait_for(lambda: link_state(broker, exchange, upstream) == "running", "the link to run")

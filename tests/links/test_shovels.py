@@ -9,8 +9,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pika
@@ -27,18 +25,9 @@ from .support import (
     drain,
     persistent,
     shovel_uri,
+    unique,
     wait_for,
 )
-
-
-@pytest.fixture
-def broker() -> Iterator[Broker]:
-    with Broker(port=0, http_port=0) as broker:
-        yield broker
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 def set_shovel(http_url: str, name: str, **value: object) -> None:
