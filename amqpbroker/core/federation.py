@@ -22,6 +22,12 @@ DEFAULT_RECONNECT_DELAY = 5.0
 DEFAULT_MAX_HOPS = 1
 
 
+_KEYS = frozenset(("uri", "exchange", "prefetch-count", "reconnect-delay", "ack-mode", "max-hops", "expires",
+                   "message-ttl"))
+"""The keys we act on. RabbitMQ 3.10 knows a few more (trust-user-id, queue federation's): they are
+refused as unrecognised rather than ignored."""
+
+
 class UpstreamDefinitionError(ValueError):
     """The value is not a valid upstream; the message lists every problem, as RabbitMQ's validation does."""
 
@@ -45,6 +51,10 @@ class UpstreamConfig:
         if not isinstance(value, dict):
             raise UpstreamDefinitionError("Validation failed\n\nupstream value must be an object\n")
         problems: list[str] = []
+        unknown = [(key, field) for key, field in value.items() if key not in _KEYS]
+        if unknown:
+            terms = ",".join(f"{{{erlang_term(key)},{erlang_term(field)}}}" for key, field in unknown)
+            problems.append(f"Unrecognised terms [{terms}] in {name}")
         uris = value.get("uri")
         if isinstance(uris, str):
             uris = [uris]

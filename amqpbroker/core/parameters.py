@@ -74,7 +74,7 @@ def check_value(component: str, name: str, value: Any) -> None:
     from .shovels import ShovelConfig
 
     if component == "shovel":
-        ShovelConfig.from_value(value)
+        ShovelConfig.from_value(name, value)
     elif component == UPSTREAM:
         UpstreamConfig.from_value(name, value)
     elif component == UPSTREAM_SET:

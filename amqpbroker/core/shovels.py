@@ -40,11 +40,20 @@ class ShovelConfig:
     add_forward_headers: bool
 
     @classmethod
-    def from_value(cls, value: Any) -> ShovelConfig:
-        """The shovel a parameter value describes; ShovelDefinitionError naming every problem."""
+    def from_value(cls, name: str, value: Any) -> ShovelConfig:
+        """The shovel `name` a parameter value describes; ShovelDefinitionError naming every problem.
+        RabbitMQ 3.10's older key names are taken too (`prefetch-count` for `src-prefetch-count`,
+        `add-forward-headers` for `dest-add-forward-headers`, `delete-after` for `src-delete-after`)."""
         if not isinstance(value, dict):
             raise ShovelDefinitionError("Validation failed\n\nshovel value must be an object\n")
         problems: list[str] = []
+        unknown = [(key, field) for key, field in value.items() if key not in _KEYS]
+        if unknown:
+            terms = ",".join(f"{{{erlang_term(key)},{erlang_term(field)}}}" for key, field in unknown)
+            problems.append(f"Unrecognised terms [{terms}] in {name}")
+        for key in ("src-protocol", "dest-protocol"):
+            if value.get(key, "amqp091") != "amqp091":
+                problems.append(f"{key}: only amqp091 is supported, actually was {erlang_term(value[key])}")
         src_uris = _uris(value, "src-uri", problems)
         dest_uris = _uris(value, "dest-uri", problems)
         src_queue = _optional_str(value, "src-queue", problems)
@@ -62,17 +71,20 @@ class ShovelConfig:
             problems.append(
                 f"ack-mode should be one of {erlang_term(list(ACK_MODES))}, actually was {erlang_term(ack_mode)}"
             )
-        prefetch_count = _number(value, "prefetch-count", DEFAULT_PREFETCH_COUNT, problems)
+        prefetch_key = _key(value, "src-prefetch-count", "prefetch-count")
+        prefetch_count = _number(value, prefetch_key, DEFAULT_PREFETCH_COUNT, problems)
         reconnect_delay = _number(value, "reconnect-delay", DEFAULT_RECONNECT_DELAY, problems)
-        delete_after = value.get("src-delete-after", "never")
+        delete_key = _key(value, "src-delete-after", "delete-after")
+        delete_after = value.get(delete_key, "never")
         if not (delete_after in ("never", "queue-length") or _is_count(delete_after)):
             problems.append(
-                "src-delete-after should be a number greater than or equal to 0 or one of "
-                f'[<<"never">>,<<"queue-length">>], actually was {erlang_term(delete_after)}'
+                f'{delete_key} should be a number greater than or equal to 0, "never" or "queue-length", '
+                f"actually was {erlang_term(delete_after)}"
             )
-        add_forward_headers = value.get("add-forward-headers", False)
+        headers_key = _key(value, "dest-add-forward-headers", "add-forward-headers")
+        add_forward_headers = value.get(headers_key, False)
         if not isinstance(add_forward_headers, bool):
-            problems.append(f"add-forward-headers should be boolean, actually was {erlang_term(add_forward_headers)}")
+            problems.append(f"{headers_key} should be boolean, actually was {erlang_term(add_forward_headers)}")
         if problems:
             raise ShovelDefinitionError("Validation failed\n\n" + "".join(p + "\n" for p in problems))
         return cls(
@@ -118,6 +130,21 @@ class ShovelConfig:
             "shovel-vhost": vhost,
             **self.endpoints(),
         }
+
+
+_KEYS = frozenset((
+    "src-uri", "src-queue", "src-exchange", "src-exchange-key", "src-prefetch-count", "prefetch-count",
+    "src-delete-after", "delete-after", "src-protocol", "dest-uri", "dest-queue", "dest-exchange",
+    "dest-exchange-key", "dest-add-forward-headers", "add-forward-headers", "dest-protocol", "ack-mode",
+    "reconnect-delay",
+))
+"""The keys we act on. RabbitMQ 3.10 knows a few more (queue and consumer arguments, publish
+properties, timestamp headers): they are refused as unrecognised rather than ignored."""
+
+
+def _key(value: dict, key: str, older: str) -> str:
+    """`key`, or the older name RabbitMQ 3.10 still takes for it if only that is given."""
+    return older if older in value and key not in value else key
 
 
 def redact_uri(uri: str) -> str:

@@ -79,7 +79,7 @@ class LinkDefinitions:
     def _shovel(self, key: tuple[str, str], value: Any) -> Shovel | None:
         vhost, name = key
         try:
-            return Shovel(vhost, name, ShovelConfig.from_value(value), self.node)
+            return Shovel(vhost, name, ShovelConfig.from_value(name, value), self.node)
         except ShovelDefinitionError as exc:
             # Definitions imported from a file are not checked as the API checks them.
             log.warning("shovel %r in vhost %r is not valid: %s", name, vhost, exc)

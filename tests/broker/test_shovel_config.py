@@ -11,7 +11,7 @@ MINIMAL = {"src-uri": "amqp://h1", "src-queue": "q", "dest-uri": "amqp://u:p@h2:
 
 
 def test_defaults_are_rabbitmqs() -> None:
-    config = ShovelConfig.from_value(MINIMAL)
+    config = ShovelConfig.from_value("s", MINIMAL)
     assert (config.ack_mode, config.prefetch_count, config.reconnect_delay) == ("on-confirm", 1000, 5.0)
     assert (config.src_delete_after, config.add_forward_headers) == ("never", False)
     assert config.dest_queue is None and config.dest_exchange_key is None
@@ -20,7 +20,7 @@ def test_defaults_are_rabbitmqs() -> None:
 
 def test_every_problem_is_named() -> None:
     with pytest.raises(ShovelDefinitionError) as caught:
-        ShovelConfig.from_value({**MINIMAL, "src-exchange": "x", "ack-mode": "bogus", "prefetch-count": "x"})
+        ShovelConfig.from_value("s", {**MINIMAL, "src-exchange": "x", "ack-mode": "bogus", "prefetch-count": "x"})
     message = str(caught.value)
     assert message.startswith("Validation failed\n\n")
     assert "Cannot specify 'src-exchange' and 'src-queue'" in message
@@ -37,11 +37,11 @@ def test_every_problem_is_named() -> None:
 ])
 def test_invalid(value: dict) -> None:
     with pytest.raises(ShovelDefinitionError):
-        ShovelConfig.from_value(value)
+        ShovelConfig.from_value("s", value)
 
 
 def test_forward_header_as_rabbitmq_writes_it() -> None:
-    config = ShovelConfig.from_value({
+    config = ShovelConfig.from_value("s", {
         "src-uri": "amqp://guest:guest@127.0.0.1:5672", "src-exchange": "ex", "src-exchange-key": "k",
         "dest-uri": ["amqp://guest:guest@127.0.0.1"], "dest-exchange": "dex",
     })
@@ -50,6 +50,20 @@ def test_forward_header_as_rabbitmq_writes_it() -> None:
         "src-uri": "amqp://127.0.0.1:5672", "dest-uri": "amqp://127.0.0.1",
         "src-exchange": "ex", "src-exchange-key": "k", "dest-exchange": "dex",
     }
+
+
+def test_older_key_names_and_unrecognised_terms() -> None:
+    config = ShovelConfig.from_value("s", {**MINIMAL, "prefetch-count": 5, "delete-after": 3, "add-forward-headers": True})
+    assert (config.prefetch_count, config.src_delete_after, config.add_forward_headers) == (5, 3, True)
+    config = ShovelConfig.from_value("s", {**MINIMAL, "src-prefetch-count": 6, "dest-add-forward-headers": True})
+    assert (config.prefetch_count, config.add_forward_headers) == (6, True)
+    with pytest.raises(ShovelDefinitionError) as caught:
+        ShovelConfig.from_value("s", {**MINIMAL, "foo": 1, "src-delete-after": "x"})
+    assert str(caught.value) == (
+        'Validation failed\n\nUnrecognised terms [{<<"foo">>,1}] in s\n'
+        'src-delete-after should be a number greater than or equal to 0, "never" or "queue-length", '
+        'actually was <<"x">>\n'
+    )
 
 
 def test_redact_uri() -> None:

@@ -40,6 +40,10 @@ def test_set_read_list_clear(api: ApiClient, upstream: str) -> None:
     ("federation-upstream", {"uri": "amqp://127.0.0.1:1", "ack-mode": "x"},
      'Validation failed\n\nack-mode should be one of [&lt;&lt;"no-ack"&gt;&gt;,&lt;&lt;"on-publish"&gt;&gt;,'
      '&lt;&lt;"on-confirm"&gt;&gt;], actually was &lt;&lt;"x"&gt;&gt;\n'),
+    ("federation-upstream", {"uri": "amqp://127.0.0.1:1", "foo": 1},
+     'Validation failed\n\nUnrecognised terms [{&lt;&lt;"foo"&gt;&gt;,1}] in {name}\n'),
+    ("shovel", {"src-uri": "amqp://127.0.0.1:1", "src-queue": "q", "dest-uri": "amqp://127.0.0.1:1", "foo": 1},
+     'Validation failed\n\nUnrecognised terms [{&lt;&lt;"foo"&gt;&gt;,1}] in {name}\n'),
     ("shovel", {"src-uri": "amqp://127.0.0.1:1", "src-queue": "q", "src-exchange": "x",
                 "dest-uri": "amqp://127.0.0.1:1"},
      "Validation failed\n\nCannot specify 'src-exchange' and 'src-queue'\n"),
@@ -49,7 +53,7 @@ def test_invalid_values_are_refused_as_rabbitmq_does(
 ) -> None:
     path = f"/api/parameters/{component}/%2F/{segment(upstream)}"
     reply = api.put(path, {"value": value})
-    assert (reply.status, reply.json) == (400, {"error": "bad_request", "reason": reason.format(name=upstream)})
+    assert (reply.status, reply.json) == (400, {"error": "bad_request", "reason": reason.replace("{name}", upstream)})
     assert api.get(path).status == 404
 
 
