@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from .policies import erlang_term
-from .shovels import ACK_MODES, redact_uri
+from .shovels import ACK_MODES, redact_uri, unrecognised_terms
 
 UPSTREAM = "federation-upstream"
 UPSTREAM_SET = "federation-upstream-set"
@@ -50,11 +50,7 @@ class UpstreamConfig:
     def from_value(cls, name: str, value: Any) -> UpstreamConfig:
         if not isinstance(value, dict):
             raise UpstreamDefinitionError("Validation failed\n\nupstream value must be an object\n")
-        problems: list[str] = []
-        unknown = [(key, field) for key, field in value.items() if key not in _KEYS]
-        if unknown:
-            terms = ",".join(f"{{{erlang_term(key)},{erlang_term(field)}}}" for key, field in unknown)
-            problems.append(f"Unrecognised terms [{terms}] in {name}")
+        problems = unrecognised_terms(value, _KEYS, name)
         uris = value.get("uri")
         if isinstance(uris, str):
             uris = [uris]

@@ -46,11 +46,7 @@ class ShovelConfig:
         `add-forward-headers` for `dest-add-forward-headers`, `delete-after` for `src-delete-after`)."""
         if not isinstance(value, dict):
             raise ShovelDefinitionError("Validation failed\n\nshovel value must be an object\n")
-        problems: list[str] = []
-        unknown = [(key, field) for key, field in value.items() if key not in _KEYS]
-        if unknown:
-            terms = ",".join(f"{{{erlang_term(key)},{erlang_term(field)}}}" for key, field in unknown)
-            problems.append(f"Unrecognised terms [{terms}] in {name}")
+        problems: list[str] = unrecognised_terms(value, _KEYS, name)
         for key in ("src-protocol", "dest-protocol"):
             if value.get(key, "amqp091") != "amqp091":
                 problems.append(f"{key}: only amqp091 is supported, actually was {erlang_term(value[key])}")
@@ -140,6 +136,15 @@ _KEYS = frozenset((
 ))
 """The keys we act on. RabbitMQ 3.10 knows a few more (queue and consumer arguments, publish
 properties, timestamp headers): they are refused as unrecognised rather than ignored."""
+
+
+def unrecognised_terms(value: dict, known: frozenset[str], name: str) -> list[str]:
+    """RabbitMQ's complaint about keys it does not know in a parameter's value, if there are any."""
+    unknown = [(key, field) for key, field in value.items() if key not in known]
+    if not unknown:
+        return []
+    terms = ",".join(f"{{{erlang_term(key)},{erlang_term(field)}}}" for key, field in unknown)
+    return [f"Unrecognised terms [{terms}] in {name}"]
 
 
 def _key(value: dict, key: str, older: str) -> str:

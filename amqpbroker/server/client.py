@@ -118,6 +118,16 @@ class Channel:
             raise ChannelClosed(reply.reply_code, reply.reply_text)
         return reply
 
+    async def next_deliveries(self) -> list[Delivery]:
+        """The deliveries received so far, at least one: handled together, what they cause is
+        written in one batch."""
+        batch = [await self.deliveries.receive()]
+        while True:
+            try:
+                batch.append(self.deliveries.receive_nowait())
+            except trio.WouldBlock:
+                return batch
+
     def publish(self, exchange: str, routing_key: str, properties: bytes, body: bytes) -> None:
         method = spec.BasicPublish(exchange=exchange, routing_key=routing_key)
         self._connection.send(

@@ -101,12 +101,7 @@ class FederationLink(Link):
     async def _forward(self, channel: Channel, entry: dict[str, Any]) -> None:
         ack_mode = self.config.ack_mode
         while True:
-            batch = [await channel.deliveries.receive()]
-            while True:
-                try:
-                    batch.append(channel.deliveries.receive_nowait())
-                except trio.WouldBlock:
-                    break
+            batch = await channel.next_deliveries()
             vhost, exchange = self._here()
             with self.broker.commits.change() as change:
                 for delivery in batch:

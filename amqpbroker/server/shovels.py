@@ -112,14 +112,7 @@ class Shovel(Link):
             return True
         published = 0
         while limit is None or published < limit:
-            batch = [await src.deliveries.receive()]
-            # Everything received together is published before the writer runs: one write per batch.
-            while True:
-                try:
-                    batch.append(src.deliveries.receive_nowait())
-                except trio.WouldBlock:
-                    break
-            for delivery in batch:
+            for delivery in await src.next_deliveries():
                 if limit is not None and published >= limit:
                     break
                 self._publish(dest, delivery)
