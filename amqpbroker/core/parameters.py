@@ -1,7 +1,9 @@
 """Runtime parameters: vhost-scoped (component, name, value) and global (name, value), kept durably.
 
-RabbitMQ keeps plugin settings here (federation upstreams, shovels, the cluster's name). We run no
-plugin that reads them; they are kept so that definitions imported from RabbitMQ export back whole.
+RabbitMQ keeps plugin settings here (federation upstreams, shovels, the cluster's name). The server
+runs the shovels (component `shovel`) and federation links (`federation-upstream`) they define, and
+follows `version` to notice changes; other components are kept so that definitions imported from
+RabbitMQ export back whole. `check_value` validates a value of a component we act on.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ from ..store.base import DeleteRecord, PutRecord
 from .journal import Journal
 
 
+_MISSING = object()
+
+
 class Parameters:
     def __init__(self, journal: Journal) -> None:
         self._journal = journal
@@ -19,18 +24,35 @@ class Parameters:
         """Values by (vhost, component, name)."""
         self.global_: dict[str, Any] = {}
         """Values by name."""
+        self.version = 0
+        """Counts the changes to scoped parameters: who acts on them compares it with what it saw."""
 
     def recover(self, records: Iterable[PutRecord]) -> None:
         for record in records:
             if record.kind == "parameter":
                 self.scoped[record.key] = record.value["value"]
+                self.version += 1
             elif record.kind == "global_parameter":
                 self.global_[record.key[0]] = record.value["value"]
 
     def set(self, vhost: str, component: str, name: str, value: Any) -> None:
         key = (vhost, component, name)
         self.scoped[key] = value
+        self.version += 1
         self._journal.append(PutRecord("parameter", key, {"value": value}))
+
+    def delete(self, vhost: str, component: str, name: str) -> bool:
+        """Clears a parameter; False if there was none."""
+        key = (vhost, component, name)
+        if self.scoped.pop(key, _MISSING) is _MISSING:
+            return False
+        self.version += 1
+        self._journal.append(DeleteRecord("parameter", key))
+        return True
+
+    def of(self, component: str) -> dict[tuple[str, str], Any]:
+        """The values of one component by (vhost, name)."""
+        return {(vhost, name): value for (vhost, kind, name), value in self.scoped.items() if kind == component}
 
     def set_global(self, name: str, value: Any) -> None:
         self.global_[name] = value
@@ -40,4 +62,22 @@ class Parameters:
         """Forgets every parameter of a deleted vhost."""
         for key in [key for key in self.scoped if key[0] == vhost]:
             del self.scoped[key]
+            self.version += 1
             self._journal.append(DeleteRecord("parameter", key))
+
+
+def check_value(component: str, name: str, value: Any) -> None:
+    """Raises ValueError, with RabbitMQ's reason, unless `value` is a valid value of `component`
+    (one we act on: shovel, federation-upstream, federation-upstream-set)."""
+    # Imported here: these components' modules are the parameters' readers, not their keepers.
+    from .federation import UPSTREAM, UPSTREAM_SET, UpstreamConfig, check_upstream_set
+    from .shovels import ShovelConfig
+
+    if component == "shovel":
+        ShovelConfig.from_value(name, value)
+    elif component == UPSTREAM:
+        UpstreamConfig.from_value(name, value)
+    elif component == UPSTREAM_SET:
+        check_upstream_set(value)
+    else:
+        raise ValueError(f"Validation failed\n\ncomponent {component} not found\n")

@@ -19,7 +19,21 @@ from __future__ import annotations
 import trio
 
 from .. import core
-from . import bindings, connections, console, definitions, exchanges, nodes, overview, policies, queues, users, vhosts
+from . import (
+    bindings,
+    connections,
+    console,
+    definitions,
+    exchanges,
+    nodes,
+    overview,
+    parameters,
+    policies,
+    queues,
+    shovels,
+    users,
+    vhosts,
+)
 from .api import Api, Node, Routes
 from .http import HTTPLimits, HTTPServer
 
@@ -35,6 +49,8 @@ ROUTES = Routes(
     policies.routes,
     definitions.routes,
     console.routes,
+    parameters.routes,
+    shovels.routes,
 )
 
 

@@ -19,16 +19,17 @@ import re
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Collection
+from typing import TYPE_CHECKING, Any, Callable, Collection
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-import trio
-
 from .. import core
-from ..core.commits import CommitTracker
 from ..core.permissions import Access
 from ..core.users import User
+from ..server.persister import committed
 from .http import HTTPRequest, HTTPResponse
+
+if TYPE_CHECKING:
+    from .shovels import ShovelView
 
 log = logging.getLogger("amqpbroker.mgmt")
 
@@ -95,6 +96,8 @@ class Node:
     """Free bytes on the data directory's disk as last checked; None when it is not checked."""
     disk_free_limit: int | None = None
     started_at: float = field(default_factory=time.monotonic)
+    shovels: ShovelView | None = None
+    """The running shovels; None where there are none."""
 
 
 @dataclass
@@ -228,8 +231,8 @@ class Api:
                 result = route.handler(request, self.broker)
             except core.AMQPException as exc:
                 raise _from_amqp(exc) from None
-        if change.batch is not None:
-            await _committed(self.broker.commits, change.batch)
+        if change.batch is not None and not await committed(self.broker.commits, change.batch):
+            raise HTTPError(500, "internal_server_error", "the store failed to commit the change")
         if isinstance(result, Response):
             return result.status, result.body, result.headers
         return 200, listing(result, query), []
@@ -294,27 +297,6 @@ class _Unauthorised(HTTPError):
 
     def __init__(self) -> None:
         super().__init__(401, "", "")
-
-
-class _Commit:
-    def __init__(self) -> None:
-        self.done = trio.Event()
-        self.ok = False
-
-    def batch_resolved(self, batch: int, ok: bool) -> None:
-        self.ok = ok
-        self.done.set()
-
-
-async def _committed(tracker: CommitTracker, batch: int) -> None:
-    commit = _Commit()
-    tracker.wait(commit, batch)
-    try:
-        await commit.done.wait()
-    finally:
-        tracker.forget(commit)
-    if not commit.ok:
-        raise HTTPError(500, "internal_server_error", "the store failed to commit the change")
 
 
 def listing(result: Any, query: dict[str, str]) -> Any:

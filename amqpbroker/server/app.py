@@ -25,6 +25,7 @@ from .disk import DiskMonitor, disk_free_bytes
 from .flow import PublishGate
 from .limits import Limits
 from .persister import Persister
+from .link_definitions import LinkDefinitions
 from .timers import run_timers
 
 log = logging.getLogger("amqpbroker")
@@ -115,6 +116,8 @@ class Server:
         self.connections: set[AMQPConnection] = set()
         self._gate = PublishGate(self.broker.memory)
         self._persister = Persister(self.broker)
+        self.links = LinkDefinitions(self.broker, node_name())
+        """The running shovels and federation links."""
         self._stopped = trio.Event()
         self._all_closed = trio.Event()
         self._all_closed.set()
@@ -139,6 +142,7 @@ class Server:
             if self.timers:
                 nursery.start_soon(run_timers, self.broker)
             nursery.start_soon(self._gate.run)
+            nursery.start_soon(self.links.run)
             monitor = None
             if self.data_dir is not None and self.limits.disk_free_limit is not None:
                 monitor = DiskMonitor(self.data_dir, self.limits.disk_free_limit, self.free_space)
@@ -158,6 +162,7 @@ class Server:
             nursery.start_soon(trio.serve_listeners, self._handle, listeners)
             task_status.started(self.port)
             await self._stopped.wait()
+            self.links.stop()
             for connection in list(self.connections):
                 connection.close(320, SHUTDOWN_TEXT)
             with trio.move_on_after(CLOSE_TIMEOUT):
@@ -180,6 +185,7 @@ class Server:
             alarms=lambda: self._gate.alarms,
             disk_free=lambda: disk.free if disk is not None else None,
             disk_free_limit=disk.limit if disk is not None else None,
+            shovels=self.links.shovels,
         )
 
     @property

@@ -16,7 +16,7 @@ import math
 import trio
 
 from .. import core
-from ..core.commits import Batch
+from ..core.commits import Batch, CommitTracker
 from ..store import StoreError
 
 log = logging.getLogger("amqpbroker.store")
@@ -106,3 +106,25 @@ class Persister:
             return False
         return ok
 
+
+
+class _Commit:
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.ok = False
+
+    def batch_resolved(self, batch: int, ok: bool) -> None:
+        self.ok = ok
+        self.done.set()
+
+
+async def committed(tracker: CommitTracker, batch: int) -> bool:
+    """Waits until the store wrote `batch`: True, or failed to: False (for what answers only
+    once a change is durable, outside a channel: the management API, federation links)."""
+    commit = _Commit()
+    tracker.wait(commit, batch)
+    try:
+        await commit.done.wait()
+    finally:
+        tracker.forget(commit)
+    return commit.ok

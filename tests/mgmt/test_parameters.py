@@ -1,0 +1,62 @@
+"""`/api/parameters/{component}/{vhost}/{name}`: runtime parameters set, read, listed and cleared,
+with RabbitMQ's validation of the components we act on (federation upstreams, shovels)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from .client import ApiClient, segment
+
+UPSTREAM = {"uri": "amqp://127.0.0.1:1", "max-hops": 2}
+
+
+@pytest.fixture
+def upstream(api: ApiClient, unique: Callable[[str], str]) -> Iterator[str]:
+    name = unique("upstream")
+    yield name
+    api.delete(f"/api/parameters/federation-upstream/%2F/{segment(name)}")
+
+
+def test_set_read_list_clear(api: ApiClient, upstream: str) -> None:
+    path = f"/api/parameters/federation-upstream/%2F/{segment(upstream)}"
+    assert api.put(path, {"value": UPSTREAM}).status == 201
+    expected = {"value": UPSTREAM, "vhost": "/", "component": "federation-upstream", "name": upstream}
+    assert api.get(path).json == expected
+    assert expected in api.get("/api/parameters/federation-upstream/%2F").json
+    assert expected in api.get("/api/parameters/federation-upstream").json
+    assert expected in api.get("/api/parameters").json
+    assert api.put(path, {"value": {**UPSTREAM, "max-hops": 3}}).status == 204
+    assert api.get(path).json["value"]["max-hops"] == 3
+    assert api.delete(path).status == 204
+    assert api.delete(path).status == 404
+    assert api.get(path).status == 404
+
+
+@pytest.mark.parametrize(("component", "value", "reason"), [
+    ("nosuchcomponent", {"a": 1}, "Validation failed\n\ncomponent nosuchcomponent not found\n"),
+    ("federation-upstream", {"exchange": "x"}, 'Validation failed\n\nKey "uri" not found in {name}\n'),
+    ("federation-upstream", {"uri": "amqp://127.0.0.1:1", "ack-mode": "x"},
+     'Validation failed\n\nack-mode should be one of [&lt;&lt;"no-ack"&gt;&gt;,&lt;&lt;"on-publish"&gt;&gt;,'
+     '&lt;&lt;"on-confirm"&gt;&gt;], actually was &lt;&lt;"x"&gt;&gt;\n'),
+    ("federation-upstream", {"uri": "amqp://127.0.0.1:1", "foo": 1},
+     'Validation failed\n\nUnrecognised terms [{&lt;&lt;"foo"&gt;&gt;,1}] in {name}\n'),
+    ("shovel", {"src-uri": "amqp://127.0.0.1:1", "src-queue": "q", "dest-uri": "amqp://127.0.0.1:1", "foo": 1},
+     'Validation failed\n\nUnrecognised terms [{&lt;&lt;"foo"&gt;&gt;,1}] in {name}\n'),
+    ("shovel", {"src-uri": "amqp://127.0.0.1:1", "src-queue": "q", "src-exchange": "x",
+                "dest-uri": "amqp://127.0.0.1:1"},
+     "Validation failed\n\nCannot specify 'src-exchange' and 'src-queue'\n"),
+])
+def test_invalid_values_are_refused_as_rabbitmq_does(
+    api: ApiClient, upstream: str, component: str, value: dict, reason: str
+) -> None:
+    path = f"/api/parameters/{component}/%2F/{segment(upstream)}"
+    reply = api.put(path, {"value": value})
+    assert (reply.status, reply.json) == (400, {"error": "bad_request", "reason": reason.replace("{name}", upstream)})
+    assert api.get(path).status == 404
+
+
+def test_a_value_is_required(api: ApiClient, upstream: str) -> None:
+    reply = api.put(f"/api/parameters/federation-upstream/%2F/{segment(upstream)}", {})
+    assert (reply.status, reply.json) == (400, {"error": "bad_request", "reason": "[{key_missing,value}]"})
