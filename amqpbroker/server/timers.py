@@ -37,7 +37,7 @@ async def run_timers(broker: core.Broker) -> None:
                 while broker.expire():
                     await trio.sleep(0)
             except Exception:
-                # A bug in expiry must cost this turn, not the broker; the next deadline comes again.
-                log.exception("expiring messages and queues failed")
+                # A bug in a timer's turn must cost this turn, not the broker; the next deadline comes again.
+                log.exception("a timer's turn (expiring messages or queues, routing delayed messages) failed")
     finally:
         timers.wake = None
