@@ -38,6 +38,7 @@ from ..protocol import (
 )
 from .flow import PublishGate
 from .limits import Limits
+from .tls import transport_socket
 
 log = logging.getLogger("amqpbroker.connection")
 
@@ -69,8 +70,10 @@ class AMQPConnection:
         limits: Limits = Limits(),
         address: str | None = None,
         addresses: tuple[str, int, str, int] = ("?", 0, "?", 0),
+        certificate_login: str | None = None,
     ) -> None:
-        """`address` is the client's IP address, which decides whether a loopback-only user may log in."""
+        """`address` is the client's IP address, which decides whether a loopback-only user may log in;
+        `certificate_login` the user a verified TLS client certificate names, whom EXTERNAL logs in."""
         self._stream = stream
         self._broker = broker
         self._gate = gate
@@ -85,6 +88,8 @@ class AMQPConnection:
             heartbeat=heartbeat,
             now=trio.current_time(),
             max_message_size=limits.max_message_size,
+            certificate_login=certificate_login,
+            authenticate_external=functools.partial(broker.authenticate_external, address=address),
         )
         self.client: core.ClientConnection | None = None
         self._queued = 0
@@ -320,7 +325,7 @@ class AMQPConnection:
 
     def abort(self) -> None:
         """Drops the connection with a TCP reset and no connection.close, as a crash or a cut cable would."""
-        sock = self._stream.socket
+        sock = transport_socket(self._stream)
         if sock.fileno() == -1:
             return
         # A zero linger time makes close() send RST instead of FIN.

@@ -13,6 +13,7 @@ The broker runs its own trio loop in its thread; each method below runs there th
 from __future__ import annotations
 
 import functools
+import ssl
 import threading
 from typing import Any, Callable, TypeVar
 
@@ -22,7 +23,17 @@ from .. import core
 from ..server import Limits, Server, single_error
 from ..server.disk import disk_free_bytes
 from ..store import open_store
-from ._served import CLOSED_TEXT, BindingInfo, ExchangeInfo, MessageInfo, QueueInfo, TrioBroker, amqp_url, http_url
+from ._served import (
+    CLOSED_TEXT,
+    BindingInfo,
+    ExchangeInfo,
+    MessageInfo,
+    QueueInfo,
+    TrioBroker,
+    amqp_url,
+    amqps_url,
+    http_url,
+)
 
 T = TypeVar("T")
 
@@ -37,7 +48,9 @@ class Broker:
     client that has not opened its connection within `handshake_timeout` seconds is dropped.
     A channel holding a delivery unacknowledged for more than `consumer_timeout` milliseconds
     (default: RabbitMQ's 30 minutes; None: never) is closed with 406. With `http_port` (0: any
-    free one; default: not served) the management HTTP API is served too, at `http_url`.
+    free one; default: not served) the management HTTP API is served too, at `http_url`. With a
+    `tls_context` (`amqpbroker.server.tls.server_context`), AMQPS is served on `tls_port` (0: any
+    free one), at `amqps_url`, and with `http_tls` the management API over HTTPS.
     """
 
     def __init__(
@@ -54,9 +67,13 @@ class Broker:
         free_space: Callable[[str], int] = disk_free_bytes,
         consumer_timeout: int | None = core.DEFAULT_CONSUMER_TIMEOUT,
         http_port: int | None = None,
+        tls_context: ssl.SSLContext | None = None,
+        tls_port: int = 0,
+        http_tls: bool = False,
     ) -> None:
         self.host = host
         self._http_port = http_port
+        self._tls = {"tls_context": tls_context, "tls_port": tls_port, "http_tls": http_tls}
         self._port = port
         self._heartbeat = heartbeat
         self._memory_limit = memory_limit
@@ -90,14 +107,24 @@ class Broker:
         return amqp_url(self.host, self.port, vhost)
 
     @property
+    def tls_port(self) -> int | None:
+        """The AMQPS port once started; None when AMQPS is not served."""
+        return self._running().tls_port
+
+    @property
+    def amqps_url(self) -> str:
+        """`amqps://guest:guest@HOST:PORT/`: the default vhost '/' over TLS."""
+        return amqps_url(self.host, self.tls_port)
+
+    @property
     def http_port(self) -> int | None:
         """The management API's bound port once started; None when it is not served."""
         return self._served.http_port if self._served is not None else self._http_port
 
     @property
     def http_url(self) -> str:
-        """`http://HOST:PORT`, the management API's base (its paths start with `/api/`)."""
-        return http_url(self.host, self.http_port)
+        """`http://HOST:PORT` (`https://` over TLS), the management API's base (its paths start with `/api/`)."""
+        return http_url(self.host, self.http_port, self._tls["http_tls"])
 
     # Running
 
@@ -117,6 +144,7 @@ class Broker:
             free_space=self._free_space,
             consumer_timeout=self._consumer_timeout,
             http_port=self._http_port,
+            **self._tls,
         )
         self._started.clear()
         self._error = None

@@ -7,6 +7,7 @@ changes broker state, so it runs in the trio thread that serves the broker and n
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -73,10 +74,16 @@ def amqp_url(host: str, port: int, vhost: str | None = None) -> str:
     return f"amqp://guest:guest@{host}:{port}/{path}"
 
 
-def http_url(host: str, port: int | None) -> str:
+def amqps_url(host: str, port: int | None) -> str:
+    if port is None:
+        raise RuntimeError("AMQPS is not served: start the broker with a tls_context")
+    return f"amqps://guest:guest@{host}:{port}/"
+
+
+def http_url(host: str, port: int | None, tls: bool = False) -> str:
     if port is None:
         raise RuntimeError("the management API is not served: start the broker with http_port=0")
-    return f"http://{host}:{port}"
+    return f"http{'s' if tls else ''}://{host}:{port}"
 
 
 class TrioBroker:
@@ -98,6 +105,9 @@ class TrioBroker:
         free_space: Callable[[str], int] = disk_free_bytes,
         consumer_timeout: int | None = core.DEFAULT_CONSUMER_TIMEOUT,
         http_port: int | None = None,
+        tls_context: ssl.SSLContext | None = None,
+        tls_port: int = 0,
+        http_tls: bool = False,
     ) -> None:
         self.store = store
         self.host = host
@@ -110,6 +120,9 @@ class TrioBroker:
             data_dir=data_dir,
             free_space=free_space,
             http_port=http_port,
+            tls_context=tls_context,
+            tls_port=tls_port,
+            http_tls=http_tls,
         )
         self._stop_requested = trio.Event()
         self._close_timeout = 1.0
@@ -129,14 +142,24 @@ class TrioBroker:
         return amqp_url(self.host, self.port, vhost)
 
     @property
+    def tls_port(self) -> int | None:
+        """The AMQPS port, None when AMQPS is not served."""
+        return self.server.tls_port
+
+    @property
+    def amqps_url(self) -> str:
+        """`amqps://guest:guest@HOST:PORT/`: the default vhost '/' over TLS."""
+        return amqps_url(self.host, self.server.tls_port)
+
+    @property
     def http_port(self) -> int | None:
         """The management API's port, None when it is not served."""
         return self.server.http_port
 
     @property
     def http_url(self) -> str:
-        """`http://HOST:PORT`, the management API's base (its paths start with `/api/`)."""
-        return http_url(self.host, self.server.http_port)
+        """`http://HOST:PORT` (`https://` over TLS), the management API's base (its paths start with `/api/`)."""
+        return http_url(self.host, self.server.http_port, self.server.http_tls)
 
     # Running
 
@@ -196,6 +219,9 @@ class TrioBroker:
             free_space=old.free_space,
             http_port=old.http_port,
             http_limits=old.http_limits,
+            tls_context=old.tls_context,
+            tls_port=old.tls_port,
+            http_tls=old.http_tls,
         )
         assert self._nursery is not None, "restart() before run()"
         await self._nursery.start(self._serve, self.server)
@@ -318,6 +344,9 @@ async def serve_broker(
     free_space: Callable[[str], int] = disk_free_bytes,
     consumer_timeout: int | None = core.DEFAULT_CONSUMER_TIMEOUT,
     http_port: int | None = None,
+    tls_context: ssl.SSLContext | None = None,
+    tls_port: int = 0,
+    http_tls: bool = False,
 ) -> AsyncIterator[TrioBroker]:
     """Serves a broker in the current trio run while the context is open.
 
@@ -327,7 +356,9 @@ async def serve_broker(
     larger than `max_message_size` is refused; a client has `handshake_timeout` seconds to connect.
     A channel holding a delivery unacknowledged for more than `consumer_timeout` milliseconds
     (None: never) is closed with 406, as RabbitMQ does. With `http_port` (0: any free one) the
-    management HTTP API is served, at `http_url`. The broker's methods are called directly
+    management HTTP API is served, at `http_url`. With a `tls_context` (`amqpbroker.server.tls.server_context`)
+    AMQPS is served on `tls_port` (0: any free one), at `amqps_url`, and with `http_tls` the API
+    over HTTPS. The broker's methods are called directly
     (this is its thread); `restart()` is awaited.
     """
     store = open_store(data_dir)
@@ -347,6 +378,9 @@ async def serve_broker(
             free_space=free_space,
             consumer_timeout=consumer_timeout,
             http_port=http_port,
+            tls_context=tls_context,
+            tls_port=tls_port,
+            http_tls=http_tls,
         )
         async with trio.open_nursery() as nursery:
             await nursery.start(broker.run)
