@@ -19,6 +19,8 @@ import trustme
 from amqpbroker import Broker
 from amqpbroker.server.tls import server_context
 
+from .test_cli import start_broker
+
 EXTERNAL_REFUSED = (
     "ACCESS_REFUSED - Login was refused using authentication mechanism EXTERNAL. For details see the broker logfile."
 )
@@ -178,6 +180,23 @@ def test_the_management_api_over_https(files, ca) -> None:
             {"protocol": listener["protocol"], "port": listener["port"]} for listener in overview["listeners"]
         ]
         assert "https" in [listener["protocol"] for listener in overview["listeners"]]
+
+
+def test_the_command_serves_only_amqps_from_a_config_file(files, ca, tmp_path) -> None:
+    path = tmp_path / "amqpbroker.toml"
+    path.write_text(
+        f"[amqp]\nenabled = false\n[storage]\nin_memory = true\n"
+        f"[tls]\nport = 0\ncertfile = '{files['valid']}'\nkeyfile = '{files['valid']}'\n"
+    )
+    process, port = start_broker("--config", str(path), listening="listening for AMQPS on")
+    try:
+        parameters = pika.ConnectionParameters(
+            "127.0.0.1", port, ssl_options=pika.SSLOptions(client_context(files, ca), "localhost")
+        )
+        assert round_trip(pika.BlockingConnection(parameters)) == b"over TLS"
+    finally:
+        process.kill()
+        process.stderr.close()
 
 
 def _get(broker: Broker, path: str, open_url) -> bytes:
