@@ -1,4 +1,5 @@
-"""The `amqpbroker` command: read the settings, configure logging, serve until SIGINT or SIGTERM."""
+"""The `amqpbroker` command: read the settings, configure logging, serve until SIGINT or SIGTERM;
+`amqpbroker ctl ...` runs the command-line client of a running broker instead (`ctl`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import sys
 
 import trio
 
-from . import config, core
+from . import config, core, ctl
 from .server import Limits, Server, single_error
 from .server.tls import server_context
 from .store import StoreError, open_store
@@ -36,6 +37,9 @@ GC_THRESHOLDS = (100_000, 50, 100)
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["ctl"]:
+        return ctl.main(argv[1:])
     try:
         settings = config.load(argv)
         tls_context = _tls_context(settings)

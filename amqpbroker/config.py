@@ -237,7 +237,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="amqpbroker",
         description="An AMQP 0-9-1 message broker. Settings: flags > AMQPBROKER_* environment > --config file "
-        "> defaults; every key is in docs/configuration.md.",
+        "> defaults; every key is in docs/configuration.md. `amqpbroker ctl --help`: the command-line client "
+        "of a running broker.",
     )
     parser.add_argument("--config", metavar="FILE", help=f"a TOML config file (or ${CONFIG_ENV})")
     for key in KEYS:
