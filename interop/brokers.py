@@ -14,6 +14,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 
 import amqp.exceptions
@@ -28,6 +29,16 @@ _SHUTDOWN = 30
 
 class BrokerError(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class TLSListener:
+    """An AMQPS listener for a started broker: its port and PEM files (no client certificates asked)."""
+
+    port: int
+    certfile: str
+    keyfile: str
+    cafile: str
 
 
 def free_port() -> int:
@@ -80,8 +91,9 @@ def _stop_group(process: subprocess.Popen) -> None:
 
 
 @contextmanager
-def rabbitmq(log: Path) -> Iterator[str]:
-    """A private RabbitMQ node: its own name, ports, data and logs, no plugins, no management listener."""
+def rabbitmq(log: Path, tls: TLSListener | None = None) -> Iterator[str]:
+    """A private RabbitMQ node: its own name, ports, data and logs, no plugins, no management listener;
+    with `tls`, AMQPS too."""
     if not RABBITMQ_SERVER.is_file():
         raise BrokerError(f"{RABBITMQ_SERVER} not found (install rabbitmq-server)")
     port, dist_port = free_port(), free_port()
@@ -89,6 +101,15 @@ def rabbitmq(log: Path) -> Iterator[str]:
         base = Path(home)
         (base / "enabled_plugins").write_text("[].\n")
         (base / "rabbitmq-env.conf").write_text("")
+        if tls is not None:
+            (base / "rabbitmq.conf").write_text(
+                f"listeners.ssl.default = {tls.port}\n"
+                f"ssl_options.certfile = {tls.certfile}\n"
+                f"ssl_options.keyfile = {tls.keyfile}\n"
+                f"ssl_options.cacertfile = {tls.cafile}\n"
+                "ssl_options.verify = verify_none\n"
+                "ssl_options.fail_if_no_peer_cert = false\n"
+            )
         env = {
             **os.environ,
             "HOME": home,  # the Erlang cookie goes here
@@ -109,10 +130,13 @@ def rabbitmq(log: Path) -> Iterator[str]:
 
 
 @contextmanager
-def ours(log: Path) -> Iterator[str]:
-    """amqpbroker from this checkout, as a subprocess with a fresh data directory."""
+def ours(log: Path, tls: TLSListener | None = None) -> Iterator[str]:
+    """amqpbroker from this checkout, as a subprocess with a fresh data directory; with `tls`, AMQPS too."""
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="interop-amqpbroker-") as data:
         argv = [sys.executable, "-m", "amqpbroker", "--no-http", "--host", "127.0.0.1", "--port", str(port), "--data-dir", data]
+        if tls is not None:
+            argv += ["--tls-port", str(tls.port), "--tls-certfile", tls.certfile, "--tls-keyfile", tls.keyfile,
+                     "--tls-cafile", tls.cafile]
         with _process(argv, log, f"amqp://guest:guest@127.0.0.1:{port}/%2F", cwd=INTEROP_DIR.parent) as url:
             yield url
