@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import signal
 import ssl
@@ -12,6 +13,7 @@ import sys
 import trio
 
 from . import config, core, ctl
+from .core.definitions import DefinitionsError, import_definitions
 from .server import Limits, Server, single_error
 from .server.tls import server_context
 from .store import StoreError, open_store
@@ -77,6 +79,13 @@ def main(argv: list[str] | None = None) -> int:
             consumer_timeout=settings["limits.consumer_timeout"],
             loopback_users=settings["auth.loopback_users"],
         )
+        if settings["definitions.load"] is not None:
+            error = _load_definitions(broker, settings["definitions.load"])
+            if error is not None:
+                clean = True  # it never listened, so it delivered nothing
+                print(f"amqpbroker: cannot load definitions from {settings['definitions.load']}: {error}",
+                      file=sys.stderr)
+                return 1
         server = Server(
             broker,
             host=settings["amqp.host"],
@@ -107,6 +116,22 @@ def main(argv: list[str] | None = None) -> int:
         if server is None or not server.store_hung:
             store.close(clean=clean)
     return 0
+
+
+def _load_definitions(broker: core.Broker, path: str) -> str | None:
+    """Imports a definitions file; what is wrong with it, or None."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            definitions = json.load(file)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    except ValueError as exc:
+        return f"not JSON: {exc}"
+    try:
+        import_definitions(broker, definitions)
+    except DefinitionsError as exc:
+        return exc.reason
+    return None
 
 
 def _tls_context(settings: config.Settings) -> ssl.SSLContext | None:

@@ -195,6 +195,9 @@ KEYS: tuple[Key, ...] = (
     Key("auth.loopback_users", _names, ("guest",),
         "users who may log in only from a loopback address (a list, or comma-separated text)",
         "--loopback-users", metavar="NAMES"),
+    Key("definitions.load", _path, None,
+        "a definitions file (RabbitMQ's JSON format) imported at every start, as RabbitMQ's load_definitions; "
+        "what exists already is kept", "--load-definitions", metavar="FILE"),
     Key("log.level", _log_level, "info", "one of " + ", ".join(LOG_LEVELS), "--log-level"),
 )
 _BY_NAME = {key.name: key for key in KEYS}

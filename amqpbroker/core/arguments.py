@@ -4,7 +4,8 @@
 same reply texts, which quote Erlang terms such as `{value_negative,-1}`) and turns them into a
 `QueueSettings` that the queue reads. `settings_from_arguments` is the same translation without
 the checks, for queues recovered from disk. The argument names map to policy names by dropping
-`x-`, so a policy can later feed the same table.
+`x-`; `settings_from_arguments` also takes the policy applied to the queue and combines the two as
+RabbitMQ 3.10 does.
 
 Field tables reach us as Python values, so an integer's wire type (byte, short, long ...) is gone;
 in reply texts an integer is called 'signedint' when it fits 32 bits and 'long' otherwise, which is
@@ -17,9 +18,12 @@ import datetime
 import decimal
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, Mapping, NamedTuple
 
 from .errors import ChannelException, ConnectionException
+
+if TYPE_CHECKING:
+    from .policies import Policy
 
 # RabbitMQ names queue types after the Erlang modules that implement them.
 _TYPE_MODULES = {"classic": "rabbit_classic_queue", "quorum": "rabbit_quorum_queue", "stream": "rabbit_stream_queue"}
@@ -60,7 +64,7 @@ _CONSUMER_TYPE_ARGUMENTS: dict[str, tuple[str, ...]] = {
 
 @dataclass(frozen=True)
 class QueueSettings:
-    """What a queue's arguments (and later its policy) ask of it, typed and validated."""
+    """What a queue's arguments and its policy ask of it, typed and validated."""
 
     queue_type: str = "classic"  # "classic" | "quorum" | "stream"
     message_ttl: int | None = None  # ms
@@ -76,6 +80,7 @@ class QueueSettings:
     max_age: int | None = None  # ms; stream only
     max_segment_size_bytes: int = DEFAULT_STREAM_SEGMENT_SIZE  # stream only
     deduplication: bool = False  # x-message-deduplication, the plugin's; classic only
+    policy: Policy | None = None  # the policy that applies to the queue
 
 
 class StreamOffset(NamedTuple):
@@ -370,8 +375,10 @@ def queue_settings(
     auto_delete: bool,
     queue: str = "",
     vhost: str = "/",
+    policy: Policy | None = None,
 ) -> QueueSettings:
-    """The settings of a new queue, or the 406 RabbitMQ answers to its declaration.
+    """The settings of a new queue, with those of its `policy`, or the 406 RabbitMQ answers to its
+    declaration.
 
     `queue` and `vhost` only name the queue in reply texts. A durable exclusive queue is not durable,
     as in RabbitMQ.
@@ -404,30 +411,41 @@ def queue_settings(
                 raise ChannelException.precondition_failed(f"invalid property '{flag}' for {what}")
     if queue_type == "stream" and arguments.get("x-stream-max-segment-size-bytes", 0) > _MAX_STREAM_SEGMENT_SIZE:
         raise ChannelException.precondition_failed("Exceeded max value for x-stream-max-segment-size-bytes")
-    return settings_from_arguments(arguments)
+    return settings_from_arguments(arguments, policy)
 
 
-def settings_from_arguments(arguments: Mapping[str, Any]) -> QueueSettings:
-    """The settings stored arguments give, without validating them: a value of the wrong type is
-    ignored, as RabbitMQ's queues ignore one they find in a queue declared before it was checked."""
+def settings_from_arguments(arguments: Mapping[str, Any], applied: Policy | None = None) -> QueueSettings:
+    """The settings stored arguments give, with those of the policy `applied` to the queue, without
+    validating the arguments: a value of the wrong type is ignored, as RabbitMQ's queues ignore one
+    they find in a queue declared before it was checked.
+
+    Where both set a limit (a TTL, an expiry, a length, a delivery limit) the smaller wins; for the
+    dead-letter exchange and routing key the argument wins; `overflow` comes from the argument in a
+    classic queue and from the policy in a quorum queue. That is RabbitMQ 3.10's behaviour, checked
+    against it.
+    """
+    policy = {} if applied is None else applied.definition
     queue_type = arguments.get("x-queue-type")
-    overflow = arguments.get("x-overflow")
+    if queue_type == "quorum":
+        overflow = policy.get("overflow", arguments.get("x-overflow"))
+    else:
+        overflow = _argument_first(arguments, policy, "overflow")
     if overflow not in _OVERFLOW_MODES or (overflow == "reject-publish-dlx" and queue_type == "quorum"):
         # RabbitMQ 3.10's quorum queues take reject-publish-dlx (and anything they do not know) as drop-head.
         overflow = "drop-head"
     max_priority = _integer(arguments, "x-max-priority")
-    delivery_limit = _integer(arguments, "x-delivery-limit")
+    delivery_limit = _smallest(arguments, policy, "delivery-limit")
     max_age = _string(arguments, "x-max-age")
     max_age_seconds = None if max_age is None else _age_seconds(max_age)
     segment_size = _integer(arguments, "x-stream-max-segment-size-bytes")
     return QueueSettings(
         queue_type=queue_type if queue_type in _TYPE_MODULES else "classic",
-        message_ttl=_integer(arguments, "x-message-ttl"),
-        expires=_integer(arguments, "x-expires"),
-        dead_letter_exchange=_string(arguments, "x-dead-letter-exchange"),
-        dead_letter_routing_key=_string(arguments, "x-dead-letter-routing-key"),
-        max_length=_integer(arguments, "x-max-length"),
-        max_length_bytes=_integer(arguments, "x-max-length-bytes"),
+        message_ttl=_smallest(arguments, policy, "message-ttl"),
+        expires=_smallest(arguments, policy, "expires"),
+        dead_letter_exchange=_argument_first(arguments, policy, "dead-letter-exchange"),
+        dead_letter_routing_key=_argument_first(arguments, policy, "dead-letter-routing-key"),
+        max_length=_smallest(arguments, policy, "max-length"),
+        max_length_bytes=_smallest(arguments, policy, "max-length-bytes"),
         overflow=overflow,
         max_priority=None if max_priority is None or max_priority < 0 else min(max_priority, MAX_PRIORITY),
         single_active_consumer=arguments.get("x-single-active-consumer") is True,
@@ -437,7 +455,20 @@ def settings_from_arguments(arguments: Mapping[str, Any]) -> QueueSettings:
         max_segment_size_bytes=DEFAULT_STREAM_SEGMENT_SIZE if segment_size is None else segment_size,
         # The plugin checks nothing: only true enables it, and it does not serve quorum queues.
         deduplication=arguments.get("x-message-deduplication") is True and queue_type in (None, "classic"),
+        policy=applied,
     )
+
+
+def _argument_first(arguments: Mapping[str, Any], policy: Mapping[str, Any], key: str) -> str | None:
+    """The argument `x-<key>` if it is set, else the policy's `key`."""
+    value = _string(arguments, "x-" + key)
+    return policy.get(key) if value is None else value
+
+
+def _smallest(arguments: Mapping[str, Any], policy: Mapping[str, Any], key: str) -> int | None:
+    """The smaller of the argument `x-<key>` and the policy's `key`, or whichever is set."""
+    values = [value for value in (_integer(arguments, "x-" + key), policy.get(key)) if value is not None]
+    return min(values) if values else None
 
 
 def _integer(arguments: Mapping[str, Any], key: str) -> int | None:

@@ -23,7 +23,9 @@ from .errors import ChannelException, ConnectionException
 from .journal import Journal
 from .memory import MemoryWatermark
 from .message import Message, QueueEntry
+from .parameters import Parameters
 from .permissions import PERMISSION, Access, Permissions
+from .policies import POLICY, Policy
 from .queue import Consumer, Queue
 from .session import Session
 from .stream import StreamQueue
@@ -120,6 +122,7 @@ class Broker:
         """Direct reply-to addresses (`amq.rabbitmq.reply-to.<token>`) by token."""
         self.journal.next_message_id = self.store.max_message_id() + 1
         self.dead_letters = DeadLetters(self.vhosts, self.store, self.timers.wall_clock)
+        self.parameters = Parameters(self.journal)
         if self._recover():
             self._make_defaults()
 
@@ -159,8 +162,48 @@ class Broker:
             for exchange in list(vhost.exchanges.values()):
                 if exchange.name and not exchange.name.startswith("amq."):
                     vhost.delete_exchange(exchange.name)
+            for policy in vhost.policies:
+                self.journal.append(DeleteRecord(POLICY, (name, policy.name)))
+            self.parameters.clear_vhost(name)
             self.journal.append(DeleteRecord(VHOST, (name,)))
             self.journal.append(DeleteVHost(name))
+
+    # Policies
+
+    def set_policy(self, policy: Policy) -> None:
+        """Adds or replaces a policy (validated by `parse_policy`) in its existing vhost; the queues and
+        exchanges it now applies to, or no longer applies to, take their new settings at once."""
+        vhost = self.vhosts[policy.vhost]
+        vhost.policies.put(policy)
+        self.journal.append(PutRecord(POLICY, (policy.vhost, policy.name), policy.as_json()))
+        self._apply_policies(vhost)
+
+    def clear_policy(self, vhost_name: str, name: str) -> bool:
+        """Deletes a policy; False if there is no such policy."""
+        vhost = self.vhosts.get(vhost_name)
+        if vhost is None or vhost.policies.delete(name) is None:
+            return False
+        self.journal.append(DeleteRecord(POLICY, (vhost_name, name)))
+        self._apply_policies(vhost)
+        return True
+
+    def _apply_policies(self, vhost: VHost) -> None:
+        policies = vhost.policies
+        for queue in list(vhost.queues.values()):
+            settings = settings_from_arguments(queue.arguments, policies.match(queue.name, "queues"))
+            if settings.max_length_bytes is not None and queue.settings.max_length_bytes is None:
+                self._load_sizes(queue)
+            queue.configure(settings)
+        for exchange in vhost.exchanges.values():
+            if exchange.name:
+                exchange.configure(policies.definition(exchange.name, "exchanges"))
+
+    def _load_sizes(self, queue: Queue) -> None:
+        """Reads the sizes of the bodies that stayed on disk at recovery, for a new limit in bytes."""
+        for entry in queue.peek():
+            message = entry.message
+            if message.body is None and not message.size and message.message_id is not None:
+                message.size = len(self.store.load_body(message.message_id))
 
     # Durability
 
@@ -226,6 +269,7 @@ class Broker:
         recovered = store.recover()
         for name in recovered.vhosts:
             self.vhosts[name] = VHost(name, self.journal, self.memory, self.dead_letters, self.timers)
+        self.parameters.recover(recovered.records)
         defaults_made = False
         for record in recovered.records:
             kind = record.kind
@@ -237,6 +281,11 @@ class Broker:
                 self.vhosts[record.key[0]].describe(**record.value)
             elif kind == _DEFAULTS_MADE.kind:
                 defaults_made = True
+            elif kind == POLICY and record.key[0] in self.vhosts:
+                value = record.value
+                self.vhosts[record.key[0]].policies.put(
+                    Policy(*record.key, value["pattern"], value["apply-to"], value["priority"], value["definition"])
+                )
         for record in recovered.exchanges:
             vhost = self.vhosts[record.vhost]
             vhost.exchanges[record.name] = vhost.make_exchange(
@@ -247,10 +296,14 @@ class Broker:
                 internal=record.internal,
                 arguments=record.arguments,
             )
+        for vhost in self.vhosts.values():
+            for exchange in vhost.exchanges.values():
+                if exchange.name:
+                    exchange.configure(vhost.policies.definition(exchange.name, "exchanges"))
         messages: dict[int, Message] = {}
         for record in recovered.queues:
             vhost = self.vhosts[record.vhost]
-            settings = settings_from_arguments(record.arguments)
+            settings = settings_from_arguments(record.arguments, vhost.policies.match(record.name, "queues"))
             stream = settings.queue_type == "stream"
             queue = vhost.queues[record.name] = (StreamQueue if stream else Queue)(
                 record.name,

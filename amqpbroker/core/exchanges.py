@@ -6,7 +6,7 @@ derived from them. `route()` returns each destination queue at most once.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 from .topic import TopicTrie
 
@@ -58,12 +58,20 @@ class Exchange:
         self.auto_delete = auto_delete
         self.internal = internal
         self.arguments = arguments or {}
-        alternate = self.arguments.get("alternate-exchange")
-        self.alternate_exchange: str | None = alternate if isinstance(alternate, str) else None
+        self.alternate_exchange: str | None = None
         """Where messages this exchange routes nowhere go instead, by name: it may be declared later."""
+        self.configure({})
         self.bindings: dict[tuple, Binding] = {}
         self.exchange_bindings = 0
         """How many bindings lead to other exchanges; routing follows them only when there are any."""
+
+    def configure(self, policy: Mapping[str, Any]) -> None:
+        """Takes the alternate exchange from the `alternate-exchange` argument, else from the
+        definition of the exchange's policy: in RabbitMQ the argument wins."""
+        alternate = self.arguments.get("alternate-exchange")
+        if not isinstance(alternate, str):
+            alternate = policy.get("alternate-exchange")
+        self.alternate_exchange = alternate
 
     def bind(self, destination: Any, routing_key: str, arguments: dict) -> Binding | None:
         """Adds a binding and returns it; None if it was already there."""

@@ -187,18 +187,14 @@ class Queue:
         self.timers = timers if timers is not None else Timers()
         self.deadline: float | None = None
         """When this queue has its next turn on the timers, if it asked for one."""
-        # What the arguments ask of the queue, read here once: the limits below follow from it.
-        self.settings = settings
-        self._ttl = None if settings.message_ttl is None else settings.message_ttl / 1000
-        self._idle_expires = None if settings.expires is None else settings.expires / 1000
         self._idle_since = 0.0
-        self._max_length = settings.max_length
-        self._max_bytes = settings.max_length_bytes
-        self._limited = self._max_length is not None or self._max_bytes is not None
+        self._idle_expires: float | None = None
+        self._limited = False
         self._bytes = 0
         """Bytes of the bodies of ready messages, counted while a length limit is set."""
         # Set once anything makes taking slower than popping the backlog: an expiry, a limit.
-        self._checked = self._limited or self._idle_expires is not None
+        self._checked = False
+        self.configure(settings)
         if settings.max_priority:
             self._backlog = PriorityLanes(settings.max_priority)
         self._dedup: dict[str, int] | None = {} if settings.deduplication else None
@@ -212,6 +208,29 @@ class Queue:
     @property
     def exclusive(self) -> bool:
         return self.exclusive_owner is not None
+
+    def configure(self, settings: QueueSettings) -> None:
+        """Takes what the arguments and the policy ask of the queue: at creation, and again whenever
+        its policy changes, when the new limits act at once as RabbitMQ's do: a length limit with
+        drop-head drops the oldest messages over it, and a new `expires` counts from now. A new
+        message TTL applies to messages that arrive from now on; those already queued keep the
+        expiry they got on arrival, as in RabbitMQ. The type, priorities and single active consumer
+        never change: no policy sets them."""
+        self.settings = settings
+        self._ttl = None if settings.message_ttl is None else settings.message_ttl / 1000
+        idle_expires = None if settings.expires is None else settings.expires / 1000
+        self._max_length = settings.max_length
+        self._max_bytes = settings.max_length_bytes
+        limited = self._max_length is not None or self._max_bytes is not None
+        if limited and not self._limited:
+            self._bytes = sum(entry.message.size for entry in self._backlog.entries())
+        self._limited = limited
+        self._checked = self._checked or limited or idle_expires is not None
+        if idle_expires != self._idle_expires:
+            self._idle_expires = idle_expires
+            self._used()
+        if limited and settings.overflow == "drop-head":
+            self._drop_over_limits()
 
     def declared(self, timers: Timers) -> None:
         """Declared (again), or recovered: the queue keeps its deadlines on the broker's `timers`,

@@ -29,6 +29,7 @@ from .exchanges import EXCHANGE_TYPES, Binding, Exchange, make_exchange
 from .journal import Journal
 from .memory import MemoryWatermark
 from .message import Message
+from .policies import Policies
 from .queue import DeadLetterer, Queue
 from .stream import StreamQueue
 from .timers import Timers
@@ -90,6 +91,7 @@ class VHost:
         for exchange_name, type in DEFAULT_EXCHANGES.items():
             self.exchanges[exchange_name] = make_exchange(exchange_name, type, durable=True)
         self.queues: dict[str, Queue] = {}
+        self.policies = Policies()
 
     def describe(self, description: str, tags: list[str], tracing: bool) -> None:
         """Sets what the management API shows of the vhost."""
@@ -134,6 +136,7 @@ class VHost:
             exchange = self.make_exchange(
                 name, type, durable=durable, auto_delete=auto_delete, internal=internal, arguments=arguments or {}
             )
+            exchange.configure(self.policies.definition(name, "exchanges"))
             self.exchanges[name] = exchange
             if durable:
                 self.journal.append(PutExchange(self.name, name, type, auto_delete, internal, exchange.arguments))
@@ -331,6 +334,7 @@ class VHost:
                 auto_delete=auto_delete,
                 queue=name,
                 vhost=self.name,
+                policy=self.policies.match(name, "queues"),
             )
             queue = (StreamQueue if settings.queue_type == "stream" else Queue)(
                 name,

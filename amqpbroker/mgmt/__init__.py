@@ -19,7 +19,7 @@ from __future__ import annotations
 import trio
 
 from .. import core
-from . import bindings, connections, exchanges, nodes, overview, queues, users, vhosts
+from . import bindings, connections, definitions, exchanges, nodes, overview, policies, queues, users, vhosts
 from .api import Api, Node, Routes
 from .http import HTTPLimits, HTTPServer
 
@@ -32,6 +32,8 @@ ROUTES = Routes(
     connections.routes,
     users.routes,
     vhosts.routes,
+    policies.routes,
+    definitions.routes,
 )
 
 

@@ -27,6 +27,7 @@ from .api import (
     vhosts,
 )
 from .connections import consumer_json
+from .policies import applied_json
 
 routes = Routes()
 
@@ -56,7 +57,7 @@ def queue_json(queue: core.Queue, node: Node) -> dict[str, Any]:
         "consumers": len(consumers),
         "exclusive_consumer_tag": exclusive_tag,
         "single_active_consumer_tag": single_active.tag if single_active is not None else None,
-        "policy": None,
+        **applied_json(queue.settings.policy),
         "messages": queue.message_count + queue.unacked_count,
         "messages_ready": queue.message_count,
         "messages_unacknowledged": queue.unacked_count,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pika
 import pytest
@@ -146,6 +148,69 @@ def test_bad_consumer_timeout_flag_says_what_is_wrong() -> None:
     )
     assert result.returncode == 2
     assert "not a number of milliseconds: '1s'" in result.stderr
+
+
+def test_load_definitions_imports_a_file_at_start(tmp_path) -> None:
+    definitions = tmp_path / "definitions.json"
+    definitions.write_text(json.dumps({
+        "policies": [{"vhost": "/", "name": "short", "pattern": "^orders$", "apply-to": "queues",
+                      "definition": {"max-length": 1}, "priority": 0}],
+        "queues": [{"name": "orders", "vhost": "/", "durable": True, "auto_delete": False, "arguments": {}}],
+        "exchanges": [{"name": "shop", "vhost": "/", "type": "topic", "durable": True, "auto_delete": False,
+                       "internal": False, "arguments": {}}],
+        "bindings": [{"source": "shop", "vhost": "/", "destination": "orders", "destination_type": "queue",
+                      "routing_key": "order.#", "arguments": {}}],
+    }))
+    process, port = start_broker("--in-memory", "--load-definitions", str(definitions))
+    try:
+        connection = pika.BlockingConnection(pika.URLParameters(f"amqp://guest:guest@127.0.0.1:{port}/"))
+        channel = connection.channel()
+        channel.confirm_delivery()
+        channel.basic_publish("shop", "order.created", b"first")
+        channel.basic_publish("shop", "order.paid", b"second")
+        assert channel.queue_declare("orders", passive=True).method.message_count == 1
+        assert channel.basic_get("orders", auto_ack=True)[2] == b"second"
+        connection.close()
+    finally:
+        process.kill()
+        process.stderr.close()
+
+
+def test_load_definitions_takes_a_file_rabbitmq_exported() -> None:
+    fixture = Path(__file__).parent.parent / "fixtures" / "rabbitmq-3.10.8-definitions.json"
+    process, port = start_broker("--in-memory", "--load-definitions", str(fixture))
+    try:
+        url = f"amqp://pd-user:pd-secret@127.0.0.1:{port}/pd-defs"
+        connection = pika.BlockingConnection(pika.URLParameters(url))
+        channel = connection.channel()
+        channel.confirm_delivery()
+        channel.basic_publish("pd.direct", "plain", b"routed")
+        assert channel.basic_get("pd.plain", auto_ack=True)[2] == b"routed"
+        connection.close()
+    finally:
+        process.kill()
+        process.stderr.close()
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "No such file or directory"),
+        ("{not json", "not JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"),
+        ('{"exchanges": [{"name": "x", "vhost": "/", "type": "nope"}]}', "command_invalid: unknown exchange type 'nope'"),
+    ],
+)
+def test_a_bad_definitions_file_stops_the_start(tmp_path, content: str | None, message: str) -> None:
+    definitions = tmp_path / "definitions.json"
+    if content is not None:
+        definitions.write_text(content)
+    result = subprocess.run(
+        [sys.executable, "-m", "amqpbroker", "--no-http", "--port", "0", "--in-memory",
+         "--load-definitions", str(definitions)],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert result.returncode == 1
+    assert result.stderr.endswith(f"amqpbroker: cannot load definitions from {definitions}: {message}\n")
 
 
 

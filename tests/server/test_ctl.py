@@ -174,3 +174,43 @@ def test_a_policy_definition_that_is_not_json_is_refused_before_any_request(brok
     status, _, err = ctl(broker, capsys, "set", "policy", "p", ".*", "{max-length: 1}")
     assert status == 1
     assert err.startswith("amqpbroker ctl: error: the definition is not JSON: ")
+
+
+def test_set_policy_lists_it_and_it_applies(broker, channel, capsys) -> None:
+    assert ctl(broker, capsys, "set", "policy", "ctl-limit", "^ctl-limited$", '{"max-length": 1}',
+               "--apply-to", "queues", "--priority", "2") == (0, "set policy 'ctl-limit' in vhost '/'\n", "")
+    _, out, _ = ctl(broker, capsys, "list", "policies")
+    assert {"vhost": "/", "name": "ctl-limit", "pattern": "^ctl-limited$", "apply_to": "queues", "priority": "2",
+            "definition": '{"max-length":1}'} in rows(out)
+    channel.queue_declare("ctl-limited")
+    channel.basic_publish("", "ctl-limited", b"dropped")
+    channel.basic_publish("", "ctl-limited", b"kept")
+    assert channel.queue_declare("ctl-limited", passive=True).method.message_count == 1
+    channel.queue_delete("ctl-limited")
+
+
+def test_a_policy_the_api_refuses_prints_its_reason(broker, capsys) -> None:
+    status, _, err = ctl(broker, capsys, "set", "policy", "ctl-bad", ".*", '{"max-priority": 10}')
+    assert status == 1
+    assert err.startswith("amqpbroker ctl: error: PUT /api/policies/%2F/ctl-bad: 400 bad_request: ")
+    assert "max-priority" in err
+
+
+def test_export_then_import(broker, channel, capsys, tmp_path) -> None:
+    channel.queue_declare("ctl-kept", durable=True)
+    path = tmp_path / "definitions.json"
+    assert ctl(broker, capsys, "export", str(path)) == (0, f"exported definitions to {path}\n", "")
+    assert "ctl-kept" in [queue["name"] for queue in json.loads(path.read_text())["queues"]]
+    channel.queue_delete("ctl-kept")
+    assert ctl(broker, capsys, "import", str(path)) == (0, f"imported definitions from {path}\n", "")
+    assert channel.queue_declare("ctl-kept", passive=True).method.queue == "ctl-kept"
+    channel.queue_delete("ctl-kept")
+
+
+def test_import_of_a_file_the_api_refuses(broker, capsys, tmp_path) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({"queues": [{"name": "q", "vhost": "no-such-vhost", "durable": True,
+                                            "auto_delete": False, "arguments": {}}]}))
+    status, _, err = ctl(broker, capsys, "import", str(path))
+    assert status == 1
+    assert err.startswith("amqpbroker ctl: error: POST /api/definitions: 400 bad_request: ")

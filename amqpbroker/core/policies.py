@@ -1,0 +1,240 @@
+"""Policies: named sets of queue and exchange settings that apply to the names a pattern matches.
+
+A policy belongs to a vhost and has a pattern (a regular expression searched for anywhere in a
+name, case-sensitive), what it applies to (`queues`, `exchanges` or `all`), a priority and a
+definition (`{"max-length": 10, ...}`). At most one policy applies to a queue or exchange: the
+matching one of highest priority; among equal priorities the one whose name sorts first, as RabbitMQ
+3.10 picks (its documentation calls the choice undefined). `parse_policy` validates a policy as
+RabbitMQ does, with its error texts; how a definition combines with a queue's own arguments is in
+`arguments.settings_from_arguments`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Mapping
+
+APPLY_TO = ("queues", "exchanges", "all")
+
+POLICY = "policy"
+"""The store record kind of a policy, keyed by its vhost and name."""
+
+
+class PolicyError(ValueError):
+    """A policy RabbitMQ would refuse; `reason` is its explanation, word for word."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Policy:
+    vhost: str
+    name: str
+    pattern: str
+    apply_to: str
+    priority: int | float
+    definition: dict[str, Any]
+    _regex: re.Pattern = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_regex", re.compile(self.pattern))
+
+    def applies(self, name: str, kind: str) -> bool:
+        """Whether the policy applies to the queue (`kind` "queues") or exchange ("exchanges") `name`."""
+        return self.apply_to in (kind, "all") and self._regex.search(name) is not None
+
+    def as_json(self) -> dict[str, Any]:
+        """The policy as RabbitMQ lists it (the HTTP API, definitions, the store)."""
+        return {
+            "vhost": self.vhost,
+            "name": self.name,
+            "pattern": self.pattern,
+            "apply-to": self.apply_to,
+            "definition": self.definition,
+            "priority": self.priority,
+        }
+
+
+class Policies:
+    """One vhost's policies by name."""
+
+    def __init__(self) -> None:
+        self._by_name: dict[str, Policy] = {}
+
+    def put(self, policy: Policy) -> None:
+        self._by_name[policy.name] = policy
+
+    def delete(self, name: str) -> Policy | None:
+        return self._by_name.pop(name, None)
+
+    def get(self, name: str) -> Policy | None:
+        return self._by_name.get(name)
+
+    def __iter__(self) -> Iterator[Policy]:
+        """The policies in name order."""
+        return iter(sorted(self._by_name.values(), key=lambda policy: policy.name.encode()))
+
+    def __len__(self) -> int:
+        return len(self._by_name)
+
+    def match(self, name: str, kind: str) -> Policy | None:
+        """The policy that applies to the queue or exchange `name` (`kind` "queues" or "exchanges")."""
+        best = None
+        for policy in self:
+            if policy.applies(name, kind) and (best is None or policy.priority > best.priority):
+                best = policy
+        return best
+
+    def definition(self, name: str, kind: str) -> Mapping[str, Any]:
+        """The definition of the policy that applies to `name`, or an empty one."""
+        policy = self.match(name, kind)
+        return {} if policy is None else policy.definition
+
+
+def erlang_term(value: Any) -> str:
+    """A JSON value as RabbitMQ's error texts print it (Erlang's ~p of the decoded term)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return '<<"' + value.replace("\\", "\\\\").replace('"', '\\"') + '">>'
+    if isinstance(value, list):
+        return "[" + ",".join(erlang_term(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "#{" + ",".join(f"{erlang_term(k)} => {erlang_term(v)}" for k, v in sorted(value.items())) + "}"
+    return str(value)
+
+
+# Each check returns None for an acceptable value, else RabbitMQ's message about it.
+Check = Callable[[Any], "str | None"]
+
+
+def _integer(minimum: int, what: str) -> Check:
+    def check(value: Any) -> str | None:
+        if isinstance(value, int) and not isinstance(value, bool) and value >= minimum:
+            return None
+        return f"{erlang_term(value)} is not a valid {what}"
+
+    return check
+
+
+def _string(what: str) -> Check:
+    return lambda value: None if isinstance(value, str) else f"{erlang_term(value)} is not a valid {what}"
+
+
+def _choice(choices: tuple[Any, ...], message: str) -> Check:
+    return lambda value: None if value in choices and type(value) is type(choices[0]) else message.format(
+        erlang_term(value)
+    )
+
+
+def _max_age(value: Any) -> str | None:
+    valid = isinstance(value, str) and re.fullmatch(r"[0-9]+[YMDhms]", value) and int(value[:-1]) > 0
+    return None if valid else f"{erlang_term(value)} is not a valid max age"
+
+
+def _ha_mode(value: Any) -> str | None:
+    return None if value in ("all", "exactly", "nodes") else f"{erlang_term(value)} is not a valid ha-mode value"
+
+
+# The definition keys RabbitMQ 3.10 recognises (its own and those of the plugins a default install
+# validates: mirroring, federation), whether or not we act on them: a definitions file exported
+# from RabbitMQ must import, and export back the same.
+_CHECKS: dict[str, Check] = {
+    "alternate-exchange": _string("alternate exchange name"),
+    "dead-letter-exchange": _string("dead letter exchange name"),
+    "dead-letter-routing-key": _string("dead letter routing key"),
+    "dead-letter-strategy": _choice(("at-most-once", "at-least-once"), "{} is not a valid dead letter strategy"),
+    "delivery-limit": _integer(0, "delivery limit"),
+    "expires": _integer(1, "queue expiry"),
+    "federation-upstream": _string("federation upstream name"),
+    "federation-upstream-set": _string("federation upstream set name"),
+    "ha-mode": _ha_mode,
+    "ha-params": lambda value: None,
+    "ha-promote-on-failure": lambda value: None,
+    "ha-promote-on-shutdown": lambda value: None,
+    "ha-sync-batch-size": _integer(1, "ha-sync-batch-size value"),
+    "ha-sync-mode": _choice(("manual", "automatic"), 'ha-sync-mode must be "manual" or "automatic", got {}'),
+    "initial-cluster-size": _integer(0, "cluster size"),
+    "max-age": _max_age,
+    "max-in-memory-bytes": _integer(0, "maximum memory in bytes"),
+    "max-in-memory-length": _integer(0, "maximum memory in bytes"),
+    "max-length": _integer(0, "maximum length"),
+    "max-length-bytes": _integer(0, "maximum length in bytes"),
+    "message-ttl": _integer(0, "message TTL"),
+    "overflow": _choice(("drop-head", "reject-publish", "reject-publish-dlx"), "{} is not a valid overflow value"),
+    "queue-leader-locator": _choice(
+        ("client-local", "balanced", "random", "least-leaders"), "{} is not a valid queue leader locator value"
+    ),
+    "queue-master-locator": _choice(("min-masters", "client-local", "random"), "{} invalid queue-master-locator value"),
+    "queue-mode": _choice(("default", "lazy"), "{} is not a valid queue-mode value"),
+    "queue-version": _choice((1, 2), "{} is not a valid queue-version value"),
+    "stream-max-segment-size-bytes": _integer(0, "segment size"),
+}
+_HA_DEPENDENT = ("ha-params", "ha-sync-mode", "ha-sync-batch-size", "ha-promote-on-shutdown", "ha-promote-on-failure")
+_FEDERATION = ("federation-upstream", "federation-upstream-set")
+
+
+def _definition_error(definition: Any) -> str | None:
+    if not isinstance(definition, dict):
+        return f"definition must be a dictionary: {erlang_term(definition)}"
+    if not definition:
+        return "no policy provided"
+    for key in sorted(definition):
+        check = _CHECKS.get(key)
+        error = None if check is None else check(definition[key])
+        if error is not None:
+            return error
+    mode = definition.get("ha-mode")
+    if mode is None and any(key in definition for key in _HA_DEPENDENT):
+        return "ha-mode must be specified to specify ha-params, ha-sync-mode or ha-promote-on-shutdown"
+    if mode == "all" and "ha-params" in definition:
+        return 'ha-mode="all" does not take parameters'
+    if mode == "exactly" and _integer(1, "")(definition.get("ha-params")) is not None:
+        given = erlang_term(definition["ha-params"]) if "ha-params" in definition else "none"
+        return f'ha-mode="exactly" takes an integer, {given} given'
+    if mode == "nodes" and not isinstance(definition.get("ha-params"), list):
+        given = erlang_term(definition["ha-params"]) if "ha-params" in definition else "none"
+        return f'ha-mode="nodes" takes a list of strings, {given} given'
+    if all(key in definition for key in _FEDERATION):
+        return "cannot specify federation-upstream, federation-upstream-set or federation-upstream-pattern together"
+    unknown = [(key, value) for key, value in sorted(definition.items()) if key not in _CHECKS]
+    if unknown:
+        listed = ",".join(f"{{{erlang_term(key)},{erlang_term(value)}}}" for key, value in unknown)
+        return f"[{listed}] are not recognised policy settings"
+    return None
+
+
+def _validation_error(body: Mapping[str, Any]) -> str | None:
+    priority = body.get("priority", 0)
+    if not isinstance(priority, (int, float)) or isinstance(priority, bool):
+        return f"priority should be a number, actually was {erlang_term(priority)}"
+    pattern = body["pattern"]
+    if not isinstance(pattern, str):
+        return f"pattern should be a binary but was {erlang_term(pattern)}"
+    try:
+        re.compile(pattern)
+    except re.error as error:
+        return f"pattern should be regular expression but is invalid: {error}"
+    apply_to = body.get("apply-to", "all")
+    if apply_to not in APPLY_TO:
+        return f"apply-to '{apply_to}' unrecognised; should be 'queues', 'exchanges' or 'all'"
+    return _definition_error(body["definition"])
+
+
+def parse_policy(vhost: str, name: str, body: Mapping[str, Any]) -> Policy:
+    """The policy `body` (pattern, definition, and optionally apply-to and priority) describes, or the
+    PolicyError RabbitMQ answers it with."""
+    missing = [key for key in ("pattern", "definition") if key not in body]
+    if missing:
+        raise PolicyError("[" + ",".join(f"{{key_missing,{key}}}" for key in missing) + "]")
+    error = _validation_error(body)
+    if error is not None:
+        raise PolicyError(f"Validation failed\n\n{error}\n")
+    return Policy(
+        vhost, name, body["pattern"], body.get("apply-to", "all"), body.get("priority", 0), dict(body["definition"])
+    )

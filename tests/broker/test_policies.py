@@ -1,0 +1,335 @@
+"""Policies: validation as RabbitMQ 3.10 validates them, which policy applies to a name, how a policy
+combines with a queue's own arguments, and the queue's limits changing at once when policies change.
+
+Each rule here was first checked against RabbitMQ 3.10.8.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from amqpbroker import core
+from amqpbroker.core.arguments import QueueSettings, settings_from_arguments
+from amqpbroker.core.policies import Policies, PolicyError, parse_policy
+from amqpbroker.protocol import spec
+from amqpbroker.store import MemoryStore, open_store
+
+from .conftest import Peer
+from .test_streams import body as stream_body
+from .test_streams import consume as consume_stream
+from .test_streams import declare as declare_stream
+from .test_streams import delivered
+from .test_streams import publish as publish_stream
+from .test_ttl import dropped, queue  # noqa: F401 (the fixture)
+
+
+def policy(name: str = "p", pattern: str = "^q", definition: dict | None = None, vhost: str = "/", **body: Any):
+    return parse_policy(vhost, name, {"pattern": pattern, "definition": definition or {"max-length": 1}, **body})
+
+
+def bodies(broker: core.Broker, name: str) -> list[bytes]:
+    return [entry.message.body for entry in queue(broker, name).peek()]
+
+
+# Validation
+
+
+def test_defaults_apply_to_all_with_priority_0() -> None:
+    parsed = policy(definition={"message-ttl": 5})
+    assert parsed.as_json() == {
+        "vhost": "/", "name": "p", "pattern": "^q", "apply-to": "all", "definition": {"message-ttl": 5}, "priority": 0
+    }
+
+
+@pytest.mark.parametrize(
+    "body, reason",
+    [
+        ({"definition": {"max-length": 1}}, "[{key_missing,pattern}]"),
+        ({"pattern": "x"}, "[{key_missing,definition}]"),
+        ({"pattern": "x", "definition": {"foo": 1}}, '[{<<"foo">>,1}] are not recognised policy settings'),
+        ({"pattern": "x", "definition": {"zzz": 1, "aaa": "b"}},
+         '[{<<"aaa">>,<<"b">>},{<<"zzz">>,1}] are not recognised policy settings'),
+        ({"pattern": "x", "definition": {"max-priority": 5}}, '[{<<"max-priority">>,5}] are not recognised policy settings'),
+        ({"pattern": "x", "definition": {"message-ttl": "x"}}, '<<"x">> is not a valid message TTL'),
+        ({"pattern": "x", "definition": {"message-ttl": 1.5}}, "1.5 is not a valid message TTL"),
+        ({"pattern": "x", "definition": {"message-ttl": True}}, "true is not a valid message TTL"),
+        ({"pattern": "x", "definition": {"max-length": -1}}, "-1 is not a valid maximum length"),
+        ({"pattern": "x", "definition": {"max-length": {"a": 1}}}, '#{<<"a">> => 1} is not a valid maximum length'),
+        ({"pattern": "x", "definition": {"max-length-bytes": -2}}, "-2 is not a valid maximum length in bytes"),
+        ({"pattern": "x", "definition": {"expires": 0}}, "0 is not a valid queue expiry"),
+        # Known keys are checked in name order, before unknown ones are reported.
+        ({"pattern": "x", "definition": {"max-length": -1, "expires": 0, "foo": 1}}, "0 is not a valid queue expiry"),
+        ({"pattern": "x", "definition": {"overflow": "foo"}}, '<<"foo">> is not a valid overflow value'),
+        ({"pattern": "x", "definition": {"delivery-limit": "a"}}, '<<"a">> is not a valid delivery limit'),
+        ({"pattern": "x", "definition": {"dead-letter-exchange": 1}}, "1 is not a valid dead letter exchange name"),
+        ({"pattern": "x", "definition": {"dead-letter-routing-key": 1}}, "1 is not a valid dead letter routing key"),
+        ({"pattern": "x", "definition": {"alternate-exchange": 1}}, "1 is not a valid alternate exchange name"),
+        ({"pattern": "x", "definition": {"queue-version": "2"}}, '<<"2">> is not a valid queue-version value'),
+        ({"pattern": "x", "definition": {"ha-mode": "x"}}, '<<"x">> is not a valid ha-mode value'),
+        ({"pattern": "x", "definition": {"ha-params": 1}},
+         "ha-mode must be specified to specify ha-params, ha-sync-mode or ha-promote-on-shutdown"),
+        ({"pattern": "x", "definition": {"ha-mode": "exactly"}}, 'ha-mode="exactly" takes an integer, none given'),
+        ({"pattern": "x", "definition": {"ha-mode": "all", "ha-params": 1}}, 'ha-mode="all" does not take parameters'),
+        ({"pattern": "x", "definition": {}}, "no policy provided"),
+        ({"pattern": 1, "definition": {"max-length": 1}}, "pattern should be a binary but was 1"),
+        ({"pattern": "x", "priority": "5", "definition": {"max-length": 1}},
+         'priority should be a number, actually was <<"5">>'),
+        ({"pattern": "x", "apply-to": "foo", "definition": {"max-length": 1}},
+         "apply-to 'foo' unrecognised; should be 'queues', 'exchanges' or 'all'"),
+    ],
+)
+def test_invalid_policies_are_refused_with_rabbitmqs_reason(body: dict, reason: str) -> None:
+    with pytest.raises(PolicyError) as raised:
+        parse_policy("/", "p", body)
+    expected = reason if reason.startswith("[{key_missing") else f"Validation failed\n\n{reason}\n"
+    assert raised.value.reason == expected
+
+
+def test_an_invalid_pattern_is_refused() -> None:
+    with pytest.raises(PolicyError, match="pattern should be regular expression but is invalid"):
+        policy(pattern="[")
+
+
+def test_settings_rabbitmq_knows_but_we_do_not_act_on_are_accepted() -> None:
+    definition = {"ha-mode": "all", "queue-mode": "lazy", "federation-upstream-set": "all", "max-age": "1D"}
+    assert policy(definition=definition).definition == definition
+
+
+# Which policy applies
+
+
+def test_the_highest_priority_applies_and_ties_go_to_the_first_name() -> None:
+    policies = Policies()
+    policies.put(policy("b", "^q", priority=1))
+    policies.put(policy("a", "q", priority=1))
+    policies.put(policy("low", "", priority=0))
+    assert policies.match("q1", "queues").name == "a"
+    policies.put(policy("c", "1$", priority=2))
+    assert policies.match("q1", "queues").name == "c"
+    assert policies.match("other", "queues").name == "low"
+
+
+def test_the_pattern_is_searched_case_sensitively_and_apply_to_filters() -> None:
+    policies = Policies()
+    policies.put(policy("x", "Q", **{"apply-to": "queues"}))
+    assert policies.match("aQb", "queues").name == "x"
+    assert policies.match("aqb", "queues") is None
+    assert policies.match("aQb", "exchanges") is None
+    assert policies.definition("aqb", "queues") == {}
+
+
+# Policy and arguments
+
+
+@pytest.mark.parametrize(
+    "arguments, definition, expected",
+    [
+        ({"x-max-length": 10}, {"max-length": 5}, {"max_length": 5}),
+        ({"x-max-length": 3}, {"max-length": 5}, {"max_length": 3}),
+        ({"x-max-length-bytes": 3}, {"max-length-bytes": 5}, {"max_length_bytes": 3}),
+        ({"x-message-ttl": 60000}, {"message-ttl": 500}, {"message_ttl": 500}),
+        ({"x-expires": 60000}, {"expires": 800}, {"expires": 800}),
+        ({}, {"message-ttl": 500, "expires": 800}, {"message_ttl": 500, "expires": 800}),
+        ({"x-overflow": "drop-head"}, {"overflow": "reject-publish"}, {}),
+        ({}, {"overflow": "reject-publish"}, {"overflow": "reject-publish"}),
+        ({"x-dead-letter-exchange": "arg"}, {"dead-letter-exchange": "pol"}, {"dead_letter_exchange": "arg"}),
+        (
+            {"x-dead-letter-exchange": "arg"},
+            {"dead-letter-exchange": "pol", "dead-letter-routing-key": "rk"},
+            {"dead_letter_exchange": "arg", "dead_letter_routing_key": "rk"},
+        ),
+        ({"x-dead-letter-routing-key": "a"}, {"dead-letter-routing-key": "b"}, {"dead_letter_routing_key": "a"}),
+        # A quorum queue takes its overflow from the policy, and its smaller delivery limit.
+        ({"x-queue-type": "quorum", "x-overflow": "reject-publish"}, {"overflow": "drop-head"}, {}),
+        (
+            {"x-queue-type": "quorum", "x-overflow": "drop-head"},
+            {"overflow": "reject-publish"},
+            {"overflow": "reject-publish"},
+        ),
+        ({"x-queue-type": "quorum"}, {"overflow": "reject-publish-dlx"}, {}),
+        ({"x-queue-type": "quorum", "x-delivery-limit": 3}, {"delivery-limit": 1}, {"delivery_limit": 1}),
+        ({"x-queue-type": "quorum", "x-delivery-limit": 1}, {"delivery-limit": 3}, {"delivery_limit": 1}),
+    ],
+)
+def test_how_a_policy_combines_with_arguments(arguments: dict, definition: dict, expected: dict) -> None:
+    applied = policy(definition=definition)
+    settings = settings_from_arguments(arguments, applied)
+    queue_type = arguments.get("x-queue-type", "classic")
+    assert settings == QueueSettings(queue_type=queue_type, policy=applied, **expected)
+
+
+# Policies on a broker
+
+
+def test_a_new_queue_gets_its_policy_and_redeclares_ignore_it(peer, broker) -> None:
+    broker.set_policy(policy(definition={"max-length": 2}))
+    peer.declare("q1", arguments={"x-max-length": 5})
+    for body in (b"1", b"2", b"3"):
+        peer.publish("", "q1", body)
+    assert bodies(broker, "q1") == [b"2", b"3"]
+    peer.declare("q1", arguments={"x-max-length": 5})
+    assert peer.sink.closed_channels == []
+
+
+def test_a_new_length_limit_drops_the_oldest_at_once(peer, broker, dropped) -> None:
+    peer.declare("q1")
+    for body in (b"1", b"2", b"3", b"4"):
+        peer.publish("", "q1", body)
+    broker.set_policy(policy(definition={"max-length": 1}))
+    assert bodies(broker, "q1") == [b"4"]
+    assert [reason for _, _, reason in dropped] == ["maxlen"] * 3
+    broker.set_policy(policy(definition={"max-length-bytes": 3}))
+    peer.publish("", "q1", b"55")
+    assert bodies(broker, "q1") == [b"4", b"55"]
+    peer.publish("", "q1", b"6")
+    assert bodies(broker, "q1") == [b"55", b"6"]
+
+
+def test_reject_publish_keeps_what_is_queued_over_a_new_limit(peer, broker) -> None:
+    peer.declare("q1")
+    for body in (b"1", b"2", b"3"):
+        peer.publish("", "q1", body)
+    broker.set_policy(policy(definition={"max-length": 1, "overflow": "reject-publish"}))
+    peer.publish("", "q1", b"4")
+    assert bodies(broker, "q1") == [b"1", b"2", b"3"]
+
+
+def test_clearing_a_policy_lifts_its_limit(peer, broker) -> None:
+    broker.set_policy(policy(definition={"max-length": 1}))
+    peer.declare("q1")
+    broker.commit()
+    assert broker.clear_policy("/", "p") is True
+    assert broker.clear_policy("/", "p") is False
+    peer.publish("", "q1", b"1")
+    peer.publish("", "q1", b"2")
+    assert bodies(broker, "q1") == [b"1", b"2"]
+
+
+def test_a_new_ttl_applies_to_messages_arriving_from_now(peer, broker, clock) -> None:
+    peer.declare("q1")
+    peer.publish("", "q1", b"old")
+    broker.set_policy(policy(definition={"message-ttl": 1000}))
+    peer.publish("", "q1", b"new")
+    clock.advance(2)
+    broker.expire()
+    # As in RabbitMQ: the old message has no expiry and, at the head, holds the new one back.
+    assert bodies(broker, "q1") == [b"old", b"new"]
+    assert peer.get("q1") == b"old"
+    assert peer.get("q1") is None
+
+
+def test_a_message_keeps_its_ttl_when_the_policy_goes(peer, broker, clock) -> None:
+    broker.set_policy(policy(definition={"message-ttl": 1000}))
+    peer.declare("q1")
+    peer.publish("", "q1", b"a")
+    broker.clear_policy("/", "p")
+    clock.advance(1)
+    broker.expire()
+    assert bodies(broker, "q1") == []
+
+
+def test_a_policy_expires_an_unused_queue_counting_from_when_it_applies(peer, broker, clock) -> None:
+    peer.declare("q1")
+    clock.advance(10)
+    broker.set_policy(policy(definition={"expires": 1000}))
+    clock.advance(0.9)
+    broker.expire()
+    assert "q1" in broker.vhosts["/"].queues
+    clock.advance(0.1)
+    broker.expire()
+    assert "q1" not in broker.vhosts["/"].queues
+
+
+def test_a_policy_dead_letter_exchange_applies_to_existing_queues(peer, broker) -> None:
+    peer.declare("q1")
+    peer.declare("dead")
+    peer.exchange("dlx", "fanout")
+    peer.bind("dead", "dlx")
+    broker.set_policy(policy(definition={"dead-letter-exchange": "dlx"}, **{"apply-to": "queues"}))
+    peer.publish("", "q1", b"a")
+    peer.handle(spec.BasicGet(queue="q1", no_ack=False))
+    tag = peer.sink.methods(spec.BasicGetOk)[-1].delivery_tag
+    peer.handle(spec.BasicReject(delivery_tag=tag, requeue=False))
+    assert bodies(broker, "dead") == [b"a"]
+
+
+def test_a_quorum_queue_takes_the_smaller_delivery_limit(peer, broker) -> None:
+    peer.declare("q1", durable=True, arguments={"x-queue-type": "quorum", "x-delivery-limit": 3})
+    broker.set_policy(policy(definition={"delivery-limit": 1}))
+    assert queue(broker, "q1").settings.delivery_limit == 1
+
+
+def test_alternate_exchange_from_a_policy_unless_the_argument_names_one(peer, broker) -> None:
+    peer.declare("ae-q")
+    peer.exchange("ae", "fanout")
+    peer.bind("ae-q", "ae")
+    peer.exchange("x1")
+    peer.exchange("x2", arguments={"alternate-exchange": "elsewhere"})
+    broker.set_policy(policy(pattern="^x", definition={"alternate-exchange": "ae"}, **{"apply-to": "exchanges"}))
+    peer.publish("x1", "nowhere", b"1")
+    peer.publish("x2", "nowhere", b"2")
+    assert bodies(broker, "ae-q") == [b"1"]
+    broker.clear_policy("/", "p")
+    peer.publish("x1", "nowhere", b"3")
+    assert bodies(broker, "ae-q") == [b"1"]
+
+
+@pytest.mark.parametrize("lmdb", [False, True], ids=["memory", "lmdb"])
+def test_policies_are_durable_and_apply_at_recovery(tmp_path, lmdb: bool) -> None:
+    store = open_store(str(tmp_path) if lmdb else None)
+    broker = core.Broker(store=store)
+    broker.set_policy(policy(definition={"max-length": 1}, priority=3))
+    broker.set_policy(policy("ae", "^x", {"alternate-exchange": "ae"}))
+    broker.set_policy(policy("gone", "^q", {"max-length": 9}))
+    broker.clear_policy("/", "gone")
+    peer = Peer(broker)
+    peer.declare("q1", durable=True)
+    peer.exchange("x1", durable=True)
+    broker.commit()
+    if lmdb:
+        store.close()
+        store = open_store(str(tmp_path))
+    recovered = core.Broker(store=store)
+    vhost = recovered.vhosts["/"]
+    assert [p.as_json() for p in vhost.policies] == [
+        policy("ae", "^x", {"alternate-exchange": "ae"}).as_json(),
+        policy(definition={"max-length": 1}, priority=3).as_json(),
+    ]
+    assert vhost.queues["q1"].settings.max_length == 1
+    assert vhost.exchanges["x1"].alternate_exchange == "ae"
+    store.close()
+
+
+def test_a_byte_limit_counts_bodies_left_on_disk_at_recovery() -> None:
+    store = MemoryStore()
+    broker = core.Broker(store=store)
+    peer = Peer(broker)
+    peer.declare("q1", durable=True)
+    for body in (b"aaaa", b"bbbb", b"cccc"):
+        peer.publish("", "q1", body, delivery_mode=2)
+    broker.commit()
+    recovered = core.Broker(store=store)
+    recovered.set_policy(policy(definition={"max-length-bytes": 8}))
+    assert recovered.vhosts["/"].queues["q1"].message_count == 2
+
+
+def test_deleting_a_vhost_deletes_its_policies() -> None:
+    store = MemoryStore()
+    broker = core.Broker(store=store)
+    broker.add_vhost("v")
+    broker.set_policy(policy(vhost="v"))
+    broker.commit()
+    broker.delete_vhost("v")
+    broker.commit()
+    assert [record for record in store.recover().records if record.kind == "policy"] == []
+
+
+def test_a_stream_takes_its_retention_in_bytes_from_a_policy(peer, broker) -> None:
+    declare_stream(peer, **{"x-stream-max-segment-size-bytes": 300})
+    broker.set_policy(policy(pattern="^s$", definition={"max-length-bytes": 700}))
+    publish_stream(peer, *[stream_body(100)] * 20)
+    consume_stream(peer, "first")
+    # As with the argument (test_streams): segments of 3 messages, at most 7 messages' worth.
+    assert [offset for _, offset in delivered(peer)] == [12, 13, 14, 15, 16, 17, 18, 19]
