@@ -206,6 +206,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--password", dest="api_password", default="guest", metavar="PASSWORD",
                         help="(default: %(default)s)")
     parser.add_argument("--cafile", metavar="FILE", help="CA certificates (PEM) to verify an https API with")
+    parser.add_argument("--certfile", metavar="FILE",
+                        help="a client certificate and its key (PEM), for an https API that requires one")
     # Accepted before the verb and after it; a value after it wins.
     vhost = argparse.ArgumentParser(add_help=False)
     vhost.add_argument("--vhost", "-p", default=argparse.SUPPRESS,
@@ -257,7 +259,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    context = ssl.create_default_context(cafile=args.cafile) if args.cafile else None
+    context = None
+    if args.cafile or args.certfile:
+        context = ssl.create_default_context(cafile=args.cafile)
+        if args.certfile:
+            context.load_cert_chain(args.certfile)
     try:
         print(args.run(Client(args.api, args.api_user, args.api_password, context), args))
     except ApiError as exc:

@@ -16,7 +16,7 @@ import pika
 import pytest
 import trustme
 
-from amqpbroker import Broker
+from amqpbroker import Broker, cli
 from amqpbroker.server.tls import server_context
 
 from .test_cli import start_broker
@@ -197,6 +197,18 @@ def test_the_command_serves_only_amqps_from_a_config_file(files, ca, tmp_path) -
     finally:
         process.kill()
         process.stderr.close()
+
+
+def test_ctl_over_https_with_a_client_certificate(files, ca, tmp_path, capsys) -> None:
+    certificate = tmp_path / "client.pem"
+    ca.issue_cert("ops@example.com", common_name="ops").private_key_and_cert_chain_pem.write_to_path(str(certificate))
+    with serving(files, http_port=0, http_tls=True, verify_peer=True) as broker:
+        api = broker.http_url.replace("127.0.0.1", "localhost")
+        assert cli.main(["ctl", "--api", api, "--cafile", files["ca"], "--certfile", str(certificate),
+                         "list", "users"]) == 0
+        assert capsys.readouterr().out.split("\n")[1].split() == ["guest", "administrator"]
+        assert cli.main(["ctl", "--api", api, "--cafile", files["ca"], "list", "users"]) == 1
+        assert capsys.readouterr().err.startswith(f"amqpbroker ctl: error: cannot reach the API at {api}: ")
 
 
 def _get(broker: Broker, path: str, open_url) -> bytes:
