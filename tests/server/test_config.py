@@ -117,3 +117,11 @@ def test_the_command_stops_with_one_line_and_status_2(tmp_path) -> None:
 def test_a_missing_config_file_stops_the_start(tmp_path) -> None:
     with pytest.raises(config.ConfigError, match="No such file or directory"):
         config.load(["--config", str(tmp_path / "absent.toml")], {})
+
+
+@pytest.mark.parametrize("document", [DOCS, Path(__file__).parents[2] / "README.md"])
+def test_the_documented_example_files_load(tmp_path, document: Path) -> None:
+    [example] = [block for block in re.findall(r"```toml\n(.*?)```", document.read_text(), re.DOTALL)]
+    settings = config.load(["--config", write(tmp_path, example)], {})
+    assert settings["tls.certfile"] == "/etc/amqpbroker/server.pem"
+    assert settings["http.tls"] is True
