@@ -449,6 +449,8 @@ class ClientConnection:
         self.exclusive_queues: set[Queue] = set()
         self.pending_confirms: set[Confirms] = set()
         """Confirms of channels that published since the last flush."""
+        self.pressed_by: list[Queue] = []
+        """Pressing queues this connection published into since the server last looked (see `credit`)."""
         self.closed = False
 
     def open_channel(self, channel: int) -> Session:
@@ -466,6 +468,12 @@ class ClientConnection:
         for confirms in self.pending_confirms:
             confirms.flush()
         self.pending_confirms.clear()
+
+    def published_into(self, queue: Queue) -> None:
+        """`queue` has a credit flow state: if it presses, the connection is to wait for it, unless
+        the connection consumes from it too (it would no longer read the acks that drain it)."""
+        if queue.pressing and not any(consumer.channel.connection is self for consumer in queue.consumers):
+            self.pressed_by.append(queue)
 
     def resume(self) -> None:
         """The client reads again: deliver what waited for it."""

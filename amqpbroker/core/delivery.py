@@ -51,6 +51,7 @@ class ReplyTo:
     """
 
     journal = None
+    flow = None
 
     def __init__(self, delivery: Delivery, consumer_tag: str) -> None:
         self.delivery = delivery

@@ -120,6 +120,9 @@ class Publisher:
                 self._return_unroutable(method, properties, body)
         else:
             stored, refused = vhost.enqueue(Message(method.exchange, routing_key, properties, body), queues)
+            for queue in queues:
+                if queue.flow is not None:
+                    self._connection.published_into(queue)
             if confirms is not None:
                 # As with RabbitMQ, one queue refusing the message (x-overflow reject-publish) is
                 # enough for a basic.nack, whatever the others did.

@@ -26,6 +26,7 @@ from ..protocol import BasicProperties
 from ..store.base import DeleteMessage, Dequeue, Enqueue
 from .arguments import QueueSettings
 from .backlog import Lane, PriorityLanes
+from .credit import FLOW_HIGH, FLOW_LOW, QueueFlow
 from .dedup import dedup_key
 from .memory import MemoryWatermark
 from .message import Message, QueueEntry
@@ -83,11 +84,13 @@ class Consumers(list):
 
     Consumers receive by priority, highest first, round-robin among equals; one without credit lets
     the next receive. In a single-active-consumer queue only the active one receives; when it goes,
-    the waiting consumer of highest priority, first registered among equals, takes over.
+    the waiting consumer of highest priority, first registered among equals, takes over. While they
+    are behind, `flow` is the queue's credit flow state (see `credit`): only a queue with consumers
+    has one.
     A list, so that a queue's attribute count stays where CPython reads attributes fastest.
     """
 
-    __slots__ = ("_rings", "_single_active")
+    __slots__ = ("_rings", "_single_active", "flow")
 
     def __init__(self, single_active: bool) -> None:
         super().__init__()
@@ -95,6 +98,7 @@ class Consumers(list):
         """The consumers that may receive, by priority, highest first, each priority's rotated
         round-robin. In a single-active-consumer queue, only the active consumer."""
         self._single_active = single_active
+        self.flow: QueueFlow | None = None
 
     def add(self, consumer: Consumer) -> None:
         self.append(consumer)
@@ -263,6 +267,8 @@ class Queue:
             return self._admit(entry)
         self._backlog.append(entry)
         self.message_count += 1
+        if self.message_count > FLOW_HIGH:
+            self._press()
         return True
 
     def _deduplicate(self, dedup: dict[str, int], entry: QueueEntry) -> bool:
@@ -299,6 +305,8 @@ class Queue:
         if limited:
             self._bytes += message.size
             self._drop_over_limits()
+        if self.message_count > FLOW_HIGH:
+            self._press()
         return True
 
     def _expiry(self, message: Message) -> float:
@@ -385,10 +393,13 @@ class Queue:
     def take(self) -> QueueEntry | None:
         """The next ready message, or None; one that expired on the way is dropped instead."""
         if self._checked:
-            return self._take_checked()
-        entry = self._backlog.take()
-        if entry is not None:
-            self.message_count -= 1
+            entry = self._take_checked()
+        else:
+            entry = self._backlog.take()
+            if entry is not None:
+                self.message_count -= 1
+        if self.consumers.flow is not None and self.message_count <= FLOW_LOW:
+            self._relieve()
         return entry
 
     def _take_checked(self) -> QueueEntry | None:
@@ -465,6 +476,8 @@ class Queue:
         self._backlog.clear()
         self.message_count = 0
         self._bytes = 0
+        if self.consumers.flow is not None:
+            self._relieve()
         return count
 
     def counts(self) -> tuple[int, int]:
@@ -517,6 +530,8 @@ class Queue:
         self._schedule_expiry()
         if self._idle_expires is not None and not self.consumers:
             self._want(self._idle_since + self._idle_expires)
+        if self.consumers.flow is not None and self.message_count <= FLOW_LOW:
+            self._relieve()
         return dropped
 
     # consumers
@@ -527,6 +542,9 @@ class Queue:
     def remove_consumer(self, consumer: Consumer) -> None:
         if self.consumers.discard(consumer) and not self.consumers:
             self._used()
+            if self.consumers.flow is not None:
+                # Without consumers the queue is not behind anyone: its length is the memory alarm's.
+                self._relieve()
 
     def dispatch(self) -> None:
         """Delivers ready messages to consumers that have credit, by priority and round-robin."""
@@ -537,14 +555,48 @@ class Queue:
         while consumers and self.message_count:
             consumer = consumers.ready()
             if consumer is None:
-                return
+                break
             if self._checked:
                 entry = self._take_checked()
                 if entry is None:
-                    return
+                    break
             else:
                 # Not empty, and nothing to check: the next entry is the one.
                 entry = backlog.take()
                 self.message_count -= 1
             if not consumer.channel.deliver(consumer, self, entry):
-                return
+                break
+        if consumers.flow is not None and self.message_count <= FLOW_LOW:
+            self._relieve()
+
+    # credit flow (see `credit`)
+
+    @property
+    def flow(self) -> QueueFlow | None:
+        """Set while the queue presses its publishers, or is left slack."""
+        return self.consumers.flow
+
+    @property
+    def pressing(self) -> bool:
+        """True while the connections publishing into the queue wait for it to drain."""
+        flow = self.consumers.flow
+        return flow is not None and not flow.slack
+
+    def _press(self) -> None:
+        """Over FLOW_HIGH: a queue with consumers presses its publishers, unless left slack."""
+        consumers = self.consumers
+        if consumers.flow is None and consumers:
+            consumers.flow = QueueFlow()
+
+    def _relieve(self) -> None:
+        """Back at FLOW_LOW, or without consumers: the queue presses nobody, and is slack no more."""
+        consumers = self.consumers
+        flow, consumers.flow = consumers.flow, None
+        flow.release(self)
+
+    def slacken(self) -> None:
+        """A publisher waited too long for the queue to drain: its consumers are slow, not busy.
+        It presses nobody until it is back at FLOW_LOW."""
+        flow = self.consumers.flow
+        flow.slack = True
+        flow.release(self)

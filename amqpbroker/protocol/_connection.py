@@ -16,7 +16,7 @@ from typing import Any
 
 from . import _spec as spec
 from ._codec import decode_table_items
-from ._frames import HEARTBEAT_FRAME, FrameReader, content_frames, method_frame
+from ._frames import HEARTBEAT_FRAME, FrameReader, content_frame_parts, method_frame
 from ._spec import FRAME_BODY, FRAME_HEADER, FRAME_HEARTBEAT, FRAME_METHOD, METHODS, PROTOCOL_HEADER, ReplyCode
 from .events import (
     ChannelClosed,
@@ -41,6 +41,12 @@ CLOSE_TIMEOUT = 30.0
 _HH = struct.Struct(">HH")
 _PUBLISH_IDS = _HH.pack(spec.BasicPublish.CLASS_ID, spec.BasicPublish.METHOD_ID)
 _PUBLISH_CACHE_SIZE = 256
+_DELIVER_IDS = _HH.pack(spec.BasicDeliver.CLASS_ID, spec.BasicDeliver.METHOD_ID)
+_DELIVERY_TAG_AND_BITS = struct.Struct(">QB")
+_DELIVER_CACHE_SIZE = 256
+# Bodies from this size on are sent as slices of themselves (see buffers_to_send), not copied into
+# the joined frames; below it, one copy costs less than another buffer for the system call.
+SCATTER_MIN = 64 * 1024
 _CONTENT_HEADER = struct.Struct(">HHQ")
 _CHANNEL_CLOSE_IDS = (20, 40)
 _CHANNEL_CLOSE_OK_IDS = (20, 41)
@@ -158,7 +164,10 @@ class ServerConnection:
         self._reader = FrameReader(INITIAL_FRAME_MAX)
         self._channels: dict[int, _Channel] = {}
         self._publish_cache: dict[bytes, spec.Method] = {}
-        self._out: list[bytes] = []
+        self._deliver_cache: dict[tuple[str, str, str], tuple[bytes, bytes]] = {}
+        self._out: list[bytes | memoryview] = []
+        self._scattered = False
+        """Whether `_out` holds body slices of SCATTER_MIN or more, which buffers_to_send keeps apart."""
         self._now = now
         self._last_recv = now
         self._last_send = now
@@ -170,16 +179,40 @@ class ServerConnection:
     def is_closed(self) -> bool:
         return self._state == _CLOSED
 
+    @property
+    def frame_bytes_missing(self) -> int:
+        """Bytes still to come of a frame partly received (at most frame_max), which a caller may
+        read in one go."""
+        return self._reader.missing
+
     # -- output -----------------------------------------------------------------------------------
 
     def data_to_send(self) -> bytes:
         """Everything queued for the socket since the last call (possibly b"")."""
-        if not self._out:
-            return b""
-        out = b"".join(self._out)
-        self._out.clear()
+        return b"".join(self.buffers_to_send())
+
+    def buffers_to_send(self) -> list[bytes | memoryview]:
+        """What `data_to_send` would return, as buffers for one scatter-gather write (`sendmsg`):
+        the slices of large bodies as they are, what lies between them joined."""
+        out = self._out
+        if not out:
+            return []
+        self._out = []
         self._last_send = self._now
-        return out
+        if not self._scattered:
+            return [b"".join(out)]
+        self._scattered = False
+        buffers: list[bytes | memoryview] = []
+        start = 0
+        for index, part in enumerate(out):
+            if len(part) >= SCATTER_MIN:
+                if start < index:
+                    buffers.append(b"".join(out[start:index]))
+                buffers.append(part)
+                start = index + 1
+        if start < len(out):
+            buffers.append(b"".join(out[start:]))
+        return buffers
 
     def send_method(self, channel: int, method: spec.Method) -> None:
         if self._state >= _CLOSING:
@@ -190,9 +223,30 @@ class ServerConnection:
         """Queue a content-bearing method with raw property bytes; the body is split at frame_max."""
         if self._state >= _CLOSING:
             return
-        self._out.append(
-            content_frames(channel, method.CLASS_ID, method.encode(), properties, body, self.frame_max)
-        )
+        payload = self._encode_deliver(method) if type(method) is spec.BasicDeliver else method.encode()
+        parts = content_frame_parts(channel, method.CLASS_ID, payload, properties, body, self.frame_max)
+        if len(body) < SCATTER_MIN:
+            self._out.append(b"".join(parts))
+        else:
+            self._out += parts
+            self._scattered = True
+
+    def _encode_deliver(self, method: spec.BasicDeliver) -> bytes:
+        """basic.deliver's payload, with the encoded consumer tag, exchange and routing key of
+        earlier deliveries: a consumer receives from few exchange/routing-key pairs."""
+        key = (method.consumer_tag, method.exchange, method.routing_key)
+        encoded = self._deliver_cache.get(key)
+        if encoded is None:
+            tag, exchange, routing_key = (text.encode() for text in key)
+            encoded = (
+                _DELIVER_IDS + bytes((len(tag),)) + tag,
+                bytes((len(exchange),)) + exchange + bytes((len(routing_key),)) + routing_key,
+            )
+            if len(self._deliver_cache) >= _DELIVER_CACHE_SIZE:
+                self._deliver_cache.clear()
+            self._deliver_cache[key] = encoded
+        head, tail = encoded
+        return head + _DELIVERY_TAG_AND_BITS.pack(method.delivery_tag, method.redelivered) + tail
 
     def close_channel(
         self, channel: int, reply_code: int, reply_text: str, class_id: int = 0, method_id: int = 0

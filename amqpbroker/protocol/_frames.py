@@ -46,6 +46,13 @@ class FrameReader:
         self._size = 0
         self._need = 7  # bytes needed before parsing can make progress
 
+    @property
+    def missing(self) -> int:
+        """Bytes still to come of a frame partly received; 0 if none is, or after an error."""
+        if not self._size or self._need == 0xFFFFFFFF:
+            return 0
+        return max(0, self._need - self._size)
+
     def feed(self, data: bytes) -> None:
         self._chunks.append(data)
         self._size += len(data)
@@ -110,9 +117,17 @@ def content_frames(
 
     `properties` is the raw property list (flags and values), e.g. as received from the publisher.
     """
+    return b"".join(content_frame_parts(channel, class_id, method_payload, properties, body, frame_max))
+
+
+def content_frame_parts(
+    channel: int, class_id: int, method_payload: bytes, properties: bytes, body: bytes, frame_max: int
+) -> list[bytes | memoryview]:
+    """The buffers of `content_frames` in order, before they are joined: the body's pieces are
+    slices of `body` itself, for a scatter-gather write that does not copy them."""
     pack = _FRAME_HEADER.pack
     header_payload_size = 12 + len(properties)
-    parts = [
+    parts: list[bytes | memoryview] = [
         pack(FRAME_METHOD, channel, len(method_payload)), method_payload, _FRAME_END_BYTE,
         pack(FRAME_HEADER, channel, header_payload_size),
         _CONTENT_HEADER.pack(class_id, 0, len(body)), properties, _FRAME_END_BYTE,
@@ -127,4 +142,4 @@ def content_frames(
         for start in range(0, body_size, chunk):
             piece = view[start:start + chunk]
             parts += (pack(FRAME_BODY, channel, len(piece)), piece, _FRAME_END_BYTE)
-    return b"".join(parts)
+    return parts

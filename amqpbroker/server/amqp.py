@@ -10,12 +10,17 @@ frames go on being read, so a client that consumes on its publishing connection 
 it got (and so free the memory behind the alarm). Held publishes keep their channel's order: what
 follows them on their channel, acks excepted, is held too. Once HELD_LIMIT bytes have been read
 while anything is held, the socket is not read either until the alarms clear.
+
+Credit flow slows one publisher instead, long before an alarm: a client that published into a
+queue whose consumers are behind (see `core.credit`) is not read from until that queue has caught
+up, or for FLOW_PAUSE_LIMIT at most.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import math
 import socket
 import struct
 import time
@@ -24,6 +29,7 @@ from typing import Any
 import trio
 
 from .. import core
+from ..core.credit import FlowWait
 from ..protocol import (
     ChannelClosed,
     ChannelClosing,
@@ -45,15 +51,39 @@ log = logging.getLogger("amqpbroker.connection")
 # Bytes queued for one client above which its consumers get no more deliveries and its socket
 # is not read, until the writer has caught up.
 HIGH_WATERMARK = 4 * 1024 * 1024
-_RECEIVE_SIZE = 64 * 1024
-# Bytes read from a client holding publishes before its socket is not read either; with the chunk
-# that crosses it, at most twice this much.
-HELD_LIMIT = _RECEIVE_SIZE
+# Bytes read from a client at a time, unless more of a frame partly received are missing (a large
+# body's frames are read whole). A read's frames are handled in one event-loop step: 16 KiB of
+# small publishes take about a millisecond, so other connections wait that long at most.
+_RECEIVE_SIZE = 16 * 1024
+# Bytes read from a client holding publishes before its socket is not read either; with the read
+# that crosses it, at most this much more plus a frame.
+HELD_LIMIT = 64 * 1024
 # Methods that may overtake a held publish on its channel: they settle deliveries already made,
 # which nothing unrouted can change.
 _ACKS = (spec.BasicAck, spec.BasicNack, spec.BasicReject)
+# Buffers in one sendmsg at most (the kernel's IOV_MAX).
+_IOV_MAX = 1024
 # How long a client gets to answer our connection.close before the socket is closed anyway.
 CLOSE_TIMEOUT = 3.0
+# Seconds a publisher waits at most for the pressing queues it published into: a queue that does
+# not drain to FLOW_LOW in that time has slow consumers rather than busy ones (see core.credit).
+FLOW_PAUSE_LIMIT = 1.0
+
+
+async def _send_buffers(sock: trio.socket.SocketType, buffers: list) -> None:
+    """Writes `buffers` in order with scatter-gather system calls, as `send_all` writes one."""
+    try:
+        while buffers:
+            sent = await sock.sendmsg(buffers[:_IOV_MAX])
+            done = 0
+            while done < len(buffers) and sent >= len(buffers[done]):
+                sent -= len(buffers[done])
+                done += 1
+            del buffers[:done]
+            if sent:
+                buffers[0] = memoryview(buffers[0])[sent:]
+    except OSError as exc:
+        raise trio.BrokenResourceError(f"socket connection broken: {exc}") from exc
 
 
 class AMQPConnection:
@@ -75,6 +105,8 @@ class AMQPConnection:
         """`address` is the client's IP address, which decides whether a loopback-only user may log in;
         `certificate_login` the user a verified TLS client certificate names, whom EXTERNAL logs in."""
         self._stream = stream
+        # Several buffers go out in one scatter-gather call where the stream is a socket.
+        self._socket = stream.socket if isinstance(stream, trio.SocketStream) else None
         self._broker = broker
         self._gate = gate
         self.peer = peer
@@ -104,6 +136,8 @@ class AMQPConnection:
         self._held_channels: set[int] = set()
         self._held_bytes = 0
         self._reading_paused = False
+        self._flow = FlowWait(self._flow_released)
+        self._flow_deadline = math.inf
         self._close_deadline = trio.current_time() + limits.handshake_timeout
 
     # Sink
@@ -117,6 +151,12 @@ class AMQPConnection:
     def held_bytes(self) -> int:
         """Bytes read from the client since its publishes began to be held by an alarm."""
         return self._held_bytes
+
+    @property
+    def in_flow(self) -> bool:
+        """True while credit flow keeps the client waiting for a queue it published into (what
+        RabbitMQ shows as the connection state `flow`)."""
+        return not self._flow.done
 
     @property
     def writable(self) -> bool:
@@ -168,10 +208,13 @@ class AMQPConnection:
                     break
                 # Not reading on purpose: the peer's silence meanwhile is no missed heartbeat.
                 self._reading_paused = True
-                await self._resume.wait()
+                with trio.move_on_at(self._flow_deadline):
+                    await self._resume.wait()
+                if not self._flow.done and trio.current_time() >= self._flow_deadline:
+                    self._flow.give_up()
             self._reading_paused = False
             try:
-                data = await self._stream.receive_some(_RECEIVE_SIZE)
+                data = await self._stream.receive_some(max(_RECEIVE_SIZE, protocol.frame_bytes_missing))
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 data = b""
             self._handle(protocol.receive_data(data, trio.current_time()))
@@ -182,9 +225,26 @@ class AMQPConnection:
                 return
 
     def _may_read(self) -> bool:
-        """False while the client's output is backed up, or while it has sent too much since its
-        publishes began to be held."""
-        return self.writable and self._held_bytes < HELD_LIMIT
+        """False while the client's output is backed up, while it has sent too much since its
+        publishes began to be held, or while a queue it published into presses it."""
+        return self.writable and self._held_bytes < HELD_LIMIT and not self._pressed()
+
+    def _pressed(self) -> bool:
+        """Takes the pressing queues the client published into since the last look: True while
+        any of them has not let it go."""
+        client = self.client
+        flow = self._flow
+        if client is not None and client.pressed_by:
+            waiting = not flow.done
+            flow.add(client.pressed_by)
+            client.pressed_by.clear()
+            if not waiting and not flow.done:
+                self._flow_deadline = trio.current_time() + FLOW_PAUSE_LIMIT
+        return not flow.done
+
+    def _flow_released(self) -> None:
+        self._flow_deadline = math.inf
+        self._resume.set()
 
     def release_held(self) -> None:
         """Every alarm has cleared: routes what was held, in order (or holds it again if an alarm
@@ -202,11 +262,13 @@ class AMQPConnection:
         while True:
             await self._data_ready.wait()
             self._data_ready = trio.Event()
-            data = protocol.data_to_send()
-            self._in_flight = len(data)
+            buffers = protocol.buffers_to_send()
+            self._in_flight = sum(map(len, buffers))
             self._queued = 0
-            if data:
-                await stream.send_all(data)
+            if len(buffers) > 1 and self._socket is not None:
+                await _send_buffers(self._socket, buffers)
+            elif buffers:
+                await stream.send_all(b"".join(buffers))
             self._in_flight = 0
             if self._throttled and self.writable:
                 self._throttled = False
@@ -345,6 +407,7 @@ class AMQPConnection:
 
     def _teardown(self) -> None:
         self._gate.forget(self)
+        self._flow.cancel()
         if self._held:
             # The client has gone (or broke the protocol) while blocked, as one that gives up waiting would.
             log.info("connection %s: %d held frames dropped", self.peer, len(self._held))

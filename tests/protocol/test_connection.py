@@ -534,6 +534,53 @@ def test_send_content_splits_at_negotiated_frame_max():
     assert [len(p) for _, _, p in frames[2:]] == [4088, 4088, 10000 - 2 * 4088]
 
 
+def test_deliveries_reusing_an_encoded_consumer_tag_exchange_and_routing_key_encode_as_any_other():
+    conn = open_connection()
+    deliveries = [
+        spec.BasicDeliver(consumer_tag=tag, delivery_tag=number, redelivered=number % 2 == 0, exchange=exchange,
+                          routing_key=routing_key)
+        for number, (tag, exchange, routing_key) in enumerate(
+            [("c1", "", "q"), ("c1", "", "q"), ("c2", "", "q"), ("c1", "ex", "q"), ("c1", "", "ré"), ("", "", "")],
+            start=1,
+        )
+    ] + [spec.BasicDeliver(consumer_tag="c1", delivery_tag=2**63, exchange="", routing_key="q")]
+    for deliver in deliveries:
+        conn.send_content(1, deliver, PROPS, b"body")
+    frames = split_frames(conn.data_to_send())
+    assert [payload for kind, _, payload in frames if kind == 1] == [deliver.encode() for deliver in deliveries]
+
+
+def test_large_bodies_are_queued_as_slices_of_themselves_between_joined_frames():
+    body = bytes(range(256)) * 1200  # 307,200 bytes: three body frames at frame_max 131072
+    deliver = spec.BasicDeliver(consumer_tag="c", delivery_tag=1, exchange="", routing_key="q")
+    sent = []
+    for take in ("buffers_to_send", "data_to_send"):
+        conn = open_connection()
+        conn.send_method(1, spec.BasicAck(delivery_tag=1))
+        conn.send_content(1, deliver, PROPS, b"small")
+        conn.send_content(1, deliver, PROPS, body)
+        conn.send_method(1, spec.BasicAck(delivery_tag=2))
+        sent.append(getattr(conn, take)())
+    buffers, data = sent
+    slices = [buffer for buffer in buffers if isinstance(buffer, memoryview)]
+    # The last piece, under SCATTER_MIN, is cheaper joined with the frames around it.
+    assert [len(piece) for piece in slices] == [131064, 131064]
+    assert all(piece.obj is body for piece in slices), "a body piece was copied"
+    assert len(buffers) == 2 * len(slices) + 1, "the frames between the pieces were not joined"
+    assert b"".join(buffers) == data
+    assert b"".join(payload for kind, _, payload in split_frames(data) if kind == 3) == b"small" + body
+
+
+def test_small_bodies_are_queued_joined_into_one_buffer():
+    conn = open_connection()
+    deliver = spec.BasicDeliver(consumer_tag="c", delivery_tag=1, exchange="", routing_key="q")
+    for _ in range(3):
+        conn.send_content(1, deliver, PROPS, b"x" * 1000)
+    [buffer] = conn.buffers_to_send()
+    assert isinstance(buffer, bytes) and len(split_frames(buffer)) == 9
+    assert conn.buffers_to_send() == []
+
+
 def test_send_method():
     conn = open_connection()
     conn.send_method(1, spec.BasicAck(delivery_tag=1))

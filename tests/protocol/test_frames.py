@@ -61,6 +61,27 @@ def test_frames_before_an_error_are_returned_then_reading_stops():
     assert reader.read_frames() == ([], None)
 
 
+def test_missing_is_what_remains_of_a_partly_received_frame():
+    body = frame(3, 1, b"x" * 100_000)
+    reader = FrameReader(131072)
+    assert reader.missing == 0
+    reader.feed(STREAM + body[:3])
+    assert len(reader.read_frames()[0]) == len(EXPECTED)
+    assert reader.missing == 4, "the rest of the frame header"
+    reader.feed(body[3:1000])
+    assert reader.read_frames() == ([], None)
+    assert reader.missing == len(body) - 1000
+    reader.feed(body[1000:])
+    assert len(reader.read_frames()[0]) == 1 and reader.missing == 0
+
+
+def test_missing_is_nothing_after_an_error():
+    reader = FrameReader(4096)
+    reader.feed(frame(3, 1, b"x" * 5000)[:100])
+    assert reader.read_frames()[1] is not None
+    assert reader.missing == 0
+
+
 def test_oversize_frame_rejected_from_its_header_alone():
     reader = FrameReader(4096)
     # payload 4097 > frame_max: the whole frame is 4105 = frame_max + 9, one byte over the fudge.

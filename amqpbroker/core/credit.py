@@ -1,0 +1,82 @@
+"""Credit flow: a publishing connection waits while a queue it published into is pressing.
+
+RabbitMQ grants each publishing channel credit per queue, replenished as the queue process gets
+through its messages, so a publisher cannot outrun the queues it feeds; a reader whose credit ran
+out stops reading its socket. Here every queue takes a publish at once, so what a queue cannot get
+through shows as its backlog instead: a queue with consumers whose ready messages pass FLOW_HIGH is
+*pressing*, and a connection that publishes into it stops reading until it is back at FLOW_LOW.
+Nothing is counted per message beyond the backlog length the queue keeps anyway.
+
+As with RabbitMQ, this is about pace, not length: a queue without consumers never presses (the
+memory alarm covers its length), and a wait that lasts longer than the server allows means the
+queue's consumers are slow rather than busy, so the queue is left *slack* (pressing nobody) until
+it gets back to FLOW_LOW. A connection never waits for a queue it consumes from itself, whose
+acks it would no longer read.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable, Iterable
+
+if TYPE_CHECKING:
+    from .queue import Queue
+
+FLOW_HIGH = 2000
+"""Ready messages above which a queue with consumers presses the connections publishing into it."""
+FLOW_LOW = 1000
+"""Ready messages at which a pressing queue lets them go on."""
+
+
+class QueueFlow:
+    """A queue's part while it presses (or is left slack): the waits to tell when it stops."""
+
+    __slots__ = ("waits", "slack")
+
+    def __init__(self) -> None:
+        self.waits: set[FlowWait] = set()
+        self.slack = False
+
+    def release(self, queue: Queue) -> None:
+        waits, self.waits = self.waits, set()
+        for wait in waits:
+            wait.released(queue)
+
+
+class FlowWait:
+    """One connection's pause: the queues it pressed that have not drained yet.
+
+    `wake` is called once the last of them has, or has stopped pressing.
+    """
+
+    __slots__ = ("queues", "_wake")
+
+    def __init__(self, wake: Callable[[], None]) -> None:
+        self.queues: set[Queue] = set()
+        self._wake = wake
+
+    @property
+    def done(self) -> bool:
+        return not self.queues
+
+    def add(self, queues: Iterable[Queue]) -> None:
+        for queue in queues:
+            if queue.pressing and queue not in self.queues:
+                self.queues.add(queue)
+                queue.flow.waits.add(self)
+
+    def released(self, queue: Queue) -> None:
+        """`queue` presses no more."""
+        self.queues.discard(queue)
+        if not self.queues:
+            self._wake()
+
+    def give_up(self) -> None:
+        """The wait lasted too long: the queues still pressing are slow, not busy; each is left slack."""
+        for queue in list(self.queues):
+            queue.slacken()
+
+    def cancel(self) -> None:
+        """The connection is gone: the queues have no one to tell."""
+        for queue in self.queues:
+            queue.flow.waits.discard(self)
+        self.queues.clear()
