@@ -96,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             tls_context=tls_context,
             tls_port=settings["tls.port"],
             http_tls=settings["http.tls"],
+            metrics_port=settings["metrics.port"] if settings["metrics.enabled"] else None,
         )
         trio.run(_serve, server)
         clean = True

@@ -163,6 +163,8 @@ KEYS: tuple[Key, ...] = (
     Key("http.enabled", _bool, True, "serve the management HTTP API", "--no-http", False),
     Key("http.tls", _bool, False, "serve the management API over HTTPS with tls.certfile and tls.keyfile",
         "--http-tls", True),
+    Key("metrics.port", _port, 15692, "Prometheus metrics port (/metrics), 0 for any free one", "--metrics-port"),
+    Key("metrics.enabled", _bool, True, "serve the Prometheus metrics", "--no-metrics", False),
     Key("tls.port", _port, 5671, "AMQPS port (AMQP over TLS, served when tls.certfile is set), 0 for any free one",
         "--tls-port"),
     Key("tls.certfile", _path, None, "the server's certificate chain (PEM); setting it serves AMQPS",

@@ -134,7 +134,8 @@ def ours(log: Path, tls: TLSListener | None = None) -> Iterator[str]:
     """amqpbroker from this checkout, as a subprocess with a fresh data directory; with `tls`, AMQPS too."""
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="interop-amqpbroker-") as data:
-        argv = [sys.executable, "-m", "amqpbroker", "--no-http", "--host", "127.0.0.1", "--port", str(port), "--data-dir", data]
+        argv = [sys.executable, "-m", "amqpbroker", "--no-http", "--no-metrics", "--host", "127.0.0.1",
+                "--port", str(port), "--data-dir", data]
         if tls is not None:
             argv += ["--tls-port", str(tls.port), "--tls-certfile", tls.certfile, "--tls-keyfile", tls.keyfile,
                      "--tls-cafile", tls.cafile]

@@ -28,6 +28,7 @@ from .permissions import PERMISSION, Access, Permissions
 from .policies import POLICY, Policy
 from .queue import Consumer, Queue
 from .session import Session
+from .stats import BrokerStats, ChannelStats
 from .stream import StreamQueue
 from .timers import Timers
 from .users import USER, User, Users, hash_password
@@ -110,6 +111,7 @@ class Broker:
         self.consumer_timeout = consumer_timeout
         """Milliseconds a delivery may stay unacknowledged; None never times out."""
         self.connections: set[ClientConnection] = set()
+        self.stats = BrokerStats()
         self.store = store if store is not None else MemoryStore()
         self.journal = Journal()
         self.users = Users(self.journal, loopback_users)
@@ -140,7 +142,9 @@ class Broker:
         RabbitMQ's HTTP API grants them to the user who creates a vhost."""
         vhost = self.vhosts.get(name)
         if vhost is None:
-            vhost = self.vhosts[name] = VHost(name, self.journal, self.memory, self.dead_letters, self.timers)
+            vhost = self.vhosts[name] = VHost(
+                name, self.journal, self.memory, self.dead_letters, self.timers, self.stats
+            )
             self.journal.append(PutVHost(name))
             if granted_to is not None:
                 self.permissions.set(name, granted_to, ".*", ".*", ".*")
@@ -268,7 +272,9 @@ class Broker:
         store = self.store
         recovered = store.recover()
         for name in recovered.vhosts:
-            self.vhosts[name] = VHost(name, self.journal, self.memory, self.dead_letters, self.timers)
+            self.vhosts[name] = VHost(
+                name, self.journal, self.memory, self.dead_letters, self.timers, self.stats
+            )
         self.parameters.recover(recovered.records)
         defaults_made = False
         for record in recovered.records:
@@ -382,7 +388,32 @@ class Broker:
         access = self.permissions.access(vhost, username)
         connection = ClientConnection(self, self.vhosts[vhost], username, sink, capabilities, access, info)
         self.connections.add(connection)
+        self.stats.connections_opened += 1
         return connection
+
+    # Statistics
+
+    def channel_stats(self) -> list[ChannelStats]:
+        """The counts of every open channel."""
+        return [session.stats for connection in self.connections for session in connection.sessions.values()]
+
+    def message_totals(self) -> ChannelStats:
+        """The broker's message counts since it started, with the overview's rates."""
+        return self.stats.message_totals(self.channel_stats())
+
+    def sample_stats(self, now: float | None = None) -> None:
+        """Samples every count for its rate: the overview's, and every queue's, exchange's and channel's."""
+        if now is None:
+            now = self.timers.clock()
+        channels = self.channel_stats()
+        self.stats.overview_rates.sample(self.stats.message_totals(channels).counts(), now)
+        for stats in channels:
+            stats.sample(now)
+        for vhost in self.vhosts.values():
+            for queue in vhost.queues.values():
+                queue.stats.sample(now)
+            for exchange in vhost.exchanges.values():
+                exchange.stats.sample(now)
 
     def expire_deliveries(self) -> None:
         """Closes every channel whose oldest unacknowledged delivery is older than `consumer_timeout`.
@@ -457,12 +488,14 @@ class ClientConnection:
         if channel in self.sessions:
             raise ConnectionException.channel_error("second 'channel.open' seen")
         session = self.sessions[channel] = Session(self, channel)
+        self.broker.stats.channels_opened += 1
         return session
 
     def close_channel(self, channel: int) -> None:
         session = self.sessions.pop(channel, None)
         if session is not None:
             session.close()
+            self.broker.stats.channel_closed(session.stats)
 
     def flush_confirms(self) -> None:
         for confirms in self.pending_confirms:
@@ -485,6 +518,7 @@ class ClientConnection:
             return
         self.closed = True
         self.broker.connections.discard(self)
+        self.broker.stats.connections_closed += 1
         for channel in list(self.sessions):
             self.close_channel(channel)
         for queue in list(self.exclusive_queues):

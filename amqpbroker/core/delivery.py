@@ -23,6 +23,7 @@ from .vhost import random_name
 if TYPE_CHECKING:
     from .broker import ClientConnection
     from .output import ChannelOutput
+    from .stats import ChannelStats
     from .topology import Topology
 
 log = logging.getLogger("amqpbroker.delivery")
@@ -67,8 +68,11 @@ class ReplyTo:
 
 
 class Delivery:
-    def __init__(self, connection: ClientConnection, output: ChannelOutput, topology: Topology) -> None:
+    def __init__(
+        self, connection: ClientConnection, output: ChannelOutput, topology: Topology, stats: ChannelStats
+    ) -> None:
         self.connection = connection
+        self._stats = stats
         self.vhost = connection.vhost
         self._clock = connection.broker.timers.clock
         self._sink = connection.sink
@@ -208,7 +212,17 @@ class Delivery:
             exchange=message.exchange,
             routing_key=message.routing_key,
         )
-        return self._hand_over(method, queue, entry, consumer, consumer.no_ack)
+        if not self._hand_over(method, queue, entry, consumer, consumer.no_ack):
+            return False
+        # Counted on the queue and on the channel, as RabbitMQ reports both.
+        queue_stats, stats = queue.consumers.stats, self._stats
+        if consumer.no_ack:
+            queue_stats.deliver_no_ack += 1
+            stats.deliver_no_ack += 1
+        else:
+            queue_stats.deliver += 1
+            stats.deliver += 1
+        return True
 
     def _hand_over(self, method: Any, queue: Queue, entry: QueueEntry, consumer: Consumer | None, no_ack: bool) -> bool:
         """Sends a message, then tracks it until it is acknowledged, or forgets it if no ack will come."""
@@ -233,6 +247,9 @@ class Delivery:
         elif queue_type == "stream":
             properties = _with_header(properties, "x-stream-offset", entry.seq)
         self._output.content(method, properties, body)
+        if entry.redelivered:
+            queue.stats.redeliver += 1
+            self._stats.redeliver += 1
         if no_ack:
             queue.forget(entry)
             return True
@@ -256,7 +273,10 @@ class Delivery:
         if queue.settings.queue_type == "stream":
             raise ConnectionException.not_implemented(f"basic.get not supported by stream queues {_describe(queue)}")
         entry = queue.take()
+        queue_stats, stats = queue.stats, self._stats
         if entry is None:
+            queue_stats.get_empty += 1
+            stats.get_empty += 1
             self._output.method(spec.BasicGetEmpty())
             return
         message = entry.message
@@ -270,6 +290,12 @@ class Delivery:
         self._delivery_tag += 1
         if not self._hand_over(get_ok, queue, entry, None, method.no_ack):
             raise ConnectionException(541, "could not read the message from the store")
+        if method.no_ack:
+            queue_stats.get_no_ack += 1
+            stats.get_no_ack += 1
+        else:
+            queue_stats.get += 1
+            stats.get += 1
 
     # acknowledgements
 
@@ -315,6 +341,9 @@ class Delivery:
             item.queue.unacked_count -= 1
             queues.setdefault(item.queue, []).append(item.entry)
         for queue, entries in queues.items():
+            if outcome == ACK:
+                queue.stats.ack += len(entries)
+                self._stats.ack += len(entries)
             if queue.deleted or outcome == ACK:
                 for entry in entries:
                     queue.forget(entry)

@@ -30,6 +30,7 @@ from .credit import FLOW_HIGH, FLOW_LOW, QueueFlow
 from .dedup import dedup_key
 from .memory import MemoryWatermark
 from .message import Message, QueueEntry
+from .stats import QueueStats
 from .timers import Timers
 
 if TYPE_CHECKING:
@@ -86,11 +87,11 @@ class Consumers(list):
     the next receive. In a single-active-consumer queue only the active one receives; when it goes,
     the waiting consumer of highest priority, first registered among equals, takes over. While they
     are behind, `flow` is the queue's credit flow state (see `credit`): only a queue with consumers
-    has one.
+    has one. `stats` are the queue's statistics, here for the same reason.
     A list, so that a queue's attribute count stays where CPython reads attributes fastest.
     """
 
-    __slots__ = ("_rings", "_single_active", "flow")
+    __slots__ = ("_rings", "_single_active", "flow", "stats")
 
     def __init__(self, single_active: bool) -> None:
         super().__init__()
@@ -99,6 +100,7 @@ class Consumers(list):
         round-robin. In a single-active-consumer queue, only the active consumer."""
         self._single_active = single_active
         self.flow: QueueFlow | None = None
+        self.stats = QueueStats()
 
     def add(self, consumer: Consumer) -> None:
         self.append(consumer)
@@ -254,6 +256,7 @@ class Queue:
         if self._dedup is not None and not self._deduplicate(self._dedup, entry):
             return True
         self._next_seq += 1
+        self.consumers.stats.publish += 1
         if self._ttl is not None or message.expiration is not None:
             entry.expires = self._expiry(message)
         message.holders += 1
@@ -570,6 +573,11 @@ class Queue:
             self._relieve()
 
     # credit flow (see `credit`)
+
+    @property
+    def stats(self) -> QueueStats:
+        """What the queue counted (kept by `consumers`: the hot paths reach it there directly)."""
+        return self.consumers.stats
 
     @property
     def flow(self) -> QueueFlow | None:

@@ -31,6 +31,7 @@ from .memory import MemoryWatermark
 from .message import Message
 from .policies import Policies
 from .queue import DeadLetterer, Queue
+from .stats import BrokerStats
 from .stream import StreamQueue
 from .timers import Timers
 
@@ -77,6 +78,7 @@ class VHost:
         memory: MemoryWatermark | None = None,
         dead_letters: DeadLetterer | None = None,
         timers: Timers | None = None,
+        stats: BrokerStats | None = None,
     ) -> None:
         self.name = name
         self.description = ""
@@ -84,6 +86,7 @@ class VHost:
         self.tracing = False
         """Only shown and kept: messages are not traced."""
         self._dead_letters = dead_letters
+        self.stats = stats if stats is not None else BrokerStats()
         self.journal = journal if journal is not None else Journal()
         self.memory = memory if memory is not None else MemoryWatermark()
         self.timers = timers if timers is not None else Timers()
@@ -326,6 +329,7 @@ class VHost:
         existing = self.queues.get(name)
         if authorize is not None:
             authorize(name, existing is None)
+        self.stats.queues_declared += 1
         if existing is None:
             settings = queue_settings(
                 arguments or {},
@@ -349,6 +353,7 @@ class VHost:
                 dead_letters=self._dead_letters,
             )
             self.queues[name] = queue
+            self.stats.queues_created += 1
             if queue.durable:
                 self.journal.append(PutQueue(self.name, name, auto_delete, queue.arguments))
             return queue
@@ -391,6 +396,8 @@ class VHost:
         """Removes the queue and its bindings; returns how many ready messages went with it."""
         count = queue.message_count
         self.queues.pop(queue.name, None)
+        if not queue.deleted:
+            self.stats.queue_deleted(queue.settings.queue_type, queue.stats)
         queue.deleted = True
         for exchange in list(self.exchanges.values()):
             removed = exchange.unbind_destination(queue)

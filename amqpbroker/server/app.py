@@ -3,7 +3,8 @@
 `Server.serve()` runs until cancelled or until `shutdown()`; shutdown tells every client
 `connection.close` 320 CONNECTION_FORCED, waits briefly for their close-ok, then for the store's
 last writes up to `Limits.shutdown_timeout` (StoreError if they failed or did not finish). A timer
-closes channels whose deliveries stay unacknowledged longer than the broker's consumer timeout.
+closes channels whose deliveries stay unacknowledged longer than the broker's consumer timeout;
+another samples the statistics for their rates.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Callable
 import trio
 
 from .. import core, mgmt
+from ..core.stats import SAMPLE_INTERVAL
+from ..mgmt.metrics import serve_metrics
 from ..store import StoreError
 from .amqp import CLOSE_TIMEOUT, AMQPConnection
 from .disk import DiskMonitor, disk_free_bytes
@@ -61,11 +64,22 @@ def node_name() -> str:
     return f"amqpbroker@{socket.gethostname().split('.')[0]}"
 
 
+async def _every(interval: float, action: Callable[[], None], what: str) -> None:
+    """Calls `action` every `interval` seconds; a bug in it costs one turn, not the broker."""
+    while True:
+        await trio.sleep(interval)
+        try:
+            action()
+        except Exception:
+            log.exception("%s failed", what)
+
+
 class Server:
     """Serves `broker`: AMQP on `port` unless it is None. With a `data_dir`, publishers are blocked
     while its disk has less than `limits.disk_free_limit` bytes free, as `free_space(data_dir)`
-    reports. With an `http_port` (0: any free one), the management HTTP API is served on it too.
-    With a `tls_context`, AMQPS is served on `tls_port`, and with `http_tls` the API is HTTPS."""
+    reports. With an `http_port` (0: any free one), the management HTTP API is served on it too;
+    with a `metrics_port`, the Prometheus metrics. With a `tls_context`, AMQPS is served on
+    `tls_port`, and with `http_tls` the API is HTTPS."""
 
     def __init__(
         self,
@@ -82,6 +96,7 @@ class Server:
         tls_context: ssl.SSLContext | None = None,
         tls_port: int = 5671,
         http_tls: bool = False,
+        metrics_port: int | None = None,
     ) -> None:
         if http_tls and tls_context is None:
             raise ValueError("http_tls needs a tls_context")
@@ -93,6 +108,7 @@ class Server:
         self.tls_context = tls_context
         self.tls_port = tls_port if tls_context is not None else None
         self.http_tls = http_tls
+        self.metrics_port = metrics_port
         self.heartbeat = heartbeat
         self.limits = limits
         self.data_dir = data_dir
@@ -122,6 +138,11 @@ class Server:
             if self.http_tls:
                 http_listeners = [trio.SSLListener(listener, self.tls_context, https_compatible=True)
                                   for listener in http_listeners]
+        metrics_listeners = []
+        if self.metrics_port is not None:
+            metrics_listeners = await _listen(self.host, self.metrics_port)
+            self.metrics_port = metrics_listeners[0].socket.getsockname()[1]
+            log.info("Prometheus metrics on http://%s:%d/metrics", self.host, self.metrics_port)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._persister.run)
             nursery.start_soon(run_timers, self.broker)
@@ -130,10 +151,18 @@ class Server:
             if self.data_dir is not None and self.limits.disk_free_limit is not None:
                 monitor = DiskMonitor(self.data_dir, self.limits.disk_free_limit, self.free_space)
                 nursery.start_soon(monitor.run, functools.partial(self._gate.set_alarm, "disk"))
+            node = self._node(monitor)
             if http_listeners:
-                nursery.start_soon(mgmt.serve, self.broker, http_listeners, self._node(monitor), self.http_limits)
-            if self.broker.consumer_timeout is not None:
-                nursery.start_soon(self._expire_deliveries, self.broker.consumer_timeout)
+                nursery.start_soon(mgmt.serve, self.broker, http_listeners, node, self.http_limits)
+            if metrics_listeners:
+                nursery.start_soon(serve_metrics, self.broker, metrics_listeners, node, self.http_limits)
+            timeout = self.broker.consumer_timeout
+            if timeout is not None:
+                interval = min(CONSUMER_TIMEOUT_CHECK_INTERVAL, timeout / 1000 / 4)
+                nursery.start_soon(
+                    _every, interval, self.broker.expire_deliveries, "checking for deliveries past the consumer timeout"
+                )
+            nursery.start_soon(_every, SAMPLE_INTERVAL, self.broker.sample_stats, "sampling the statistics")
             if listeners:
                 nursery.start_soon(trio.serve_listeners, self._handle, listeners)
             if tls_listeners:
@@ -172,16 +201,6 @@ class Server:
         """Shutdown gave up on a store write that is still running in a thread: the store must not
         be closed under it."""
         return self._persister.hung
-
-    async def _expire_deliveries(self, timeout: int) -> None:
-        interval = min(CONSUMER_TIMEOUT_CHECK_INTERVAL, timeout / 1000 / 4)
-        while True:
-            await trio.sleep(interval)
-            try:
-                self.broker.expire_deliveries()
-            except Exception:
-                # A bug here must cost one turn of the check, not the broker.
-                log.exception("checking for deliveries past the consumer timeout failed")
 
     def shutdown(self) -> None:
         """Starts a graceful shutdown; `serve()` returns once clients are told."""

@@ -231,6 +231,11 @@ class Store(ABC):
         """The highest message id in use, so new ids never collide with recovered ones."""
         return -1
 
+    def size_on_disk(self) -> int | None:
+        """Bytes the store's files take on disk; None for a store that keeps nothing on disk. Reads
+        the file system: not for the event loop."""
+        return None
+
     @abstractmethod
     def close(self, *, clean: bool = True) -> None:
         """Ends the use of the store. `clean=False` says the broker did not write all it had to

@@ -404,6 +404,15 @@ class LmdbStore(Store):
             cursor = txn.cursor(db=self._db["messages"])
             return _U64.unpack(cursor.key())[0] if cursor.last() else -1
 
+    def size_on_disk(self) -> int:
+        # Allocated blocks, so that LMDB's sparse map counts what it holds, not what it may grow to.
+        total = 0
+        with os.scandir(self.path) as entries:
+            for entry in entries:
+                if entry.is_file(follow_symlinks=False):
+                    total += entry.stat(follow_symlinks=False).st_blocks * 512
+        return total
+
     def close(self, *, clean: bool = True) -> None:
         if clean and not self._crashed and not self._failed:
             try:

@@ -48,9 +48,10 @@ class Broker:
     client that has not opened its connection within `handshake_timeout` seconds is dropped.
     A channel holding a delivery unacknowledged for more than `consumer_timeout` milliseconds
     (default: RabbitMQ's 30 minutes; None: never) is closed with 406. With `http_port` (0: any
-    free one; default: not served) the management HTTP API is served too, at `http_url`. With a
-    `tls_context` (`amqpbroker.server.tls.server_context`), AMQPS is served on `tls_port` (0: any
-    free one), at `amqps_url`, and with `http_tls` the management API over HTTPS.
+    free one; default: not served) the management HTTP API is served too, at `http_url`; with
+    `metrics_port` likewise the Prometheus metrics (`/metrics`). With a `tls_context`
+    (`amqpbroker.server.tls.server_context`), AMQPS is served on `tls_port` (0: any free one), at
+    `amqps_url`, and with `http_tls` the management API over HTTPS.
     """
 
     def __init__(
@@ -70,10 +71,12 @@ class Broker:
         tls_context: ssl.SSLContext | None = None,
         tls_port: int = 0,
         http_tls: bool = False,
+        metrics_port: int | None = None,
     ) -> None:
         self.host = host
         self._http_port = http_port
         self._tls = {"tls_context": tls_context, "tls_port": tls_port, "http_tls": http_tls}
+        self._metrics_port = metrics_port
         self._port = port
         self._heartbeat = heartbeat
         self._memory_limit = memory_limit
@@ -126,6 +129,11 @@ class Broker:
         """`http://HOST:PORT` (`https://` over TLS), the management API's base (its paths start with `/api/`)."""
         return http_url(self.host, self.http_port, self._tls["http_tls"])
 
+    @property
+    def metrics_port(self) -> int | None:
+        """The Prometheus metrics' bound port once started; None when they are not served."""
+        return self._served.metrics_port if self._served is not None else self._metrics_port
+
     # Running
 
     def start(self) -> Broker:
@@ -144,6 +152,7 @@ class Broker:
             free_space=self._free_space,
             consumer_timeout=self._consumer_timeout,
             http_port=self._http_port,
+            metrics_port=self._metrics_port,
             **self._tls,
         )
         self._started.clear()

@@ -108,6 +108,7 @@ class TrioBroker:
         tls_context: ssl.SSLContext | None = None,
         tls_port: int = 0,
         http_tls: bool = False,
+        metrics_port: int | None = None,
     ) -> None:
         self.store = store
         self.host = host
@@ -123,6 +124,7 @@ class TrioBroker:
             tls_context=tls_context,
             tls_port=tls_port,
             http_tls=http_tls,
+            metrics_port=metrics_port,
         )
         self._stop_requested = trio.Event()
         self._close_timeout = 1.0
@@ -160,6 +162,11 @@ class TrioBroker:
     def http_url(self) -> str:
         """`http://HOST:PORT` (`https://` over TLS), the management API's base (its paths start with `/api/`)."""
         return http_url(self.host, self.server.http_port, self.server.http_tls)
+
+    @property
+    def metrics_port(self) -> int | None:
+        """The Prometheus metrics' port, None when they are not served."""
+        return self.server.metrics_port
 
     # Running
 
@@ -222,6 +229,7 @@ class TrioBroker:
             tls_context=old.tls_context,
             tls_port=old.tls_port,
             http_tls=old.http_tls,
+            metrics_port=old.metrics_port,
         )
         assert self._nursery is not None, "restart() before run()"
         await self._nursery.start(self._serve, self.server)
@@ -347,6 +355,7 @@ async def serve_broker(
     tls_context: ssl.SSLContext | None = None,
     tls_port: int = 0,
     http_tls: bool = False,
+    metrics_port: int | None = None,
 ) -> AsyncIterator[TrioBroker]:
     """Serves a broker in the current trio run while the context is open.
 
@@ -356,9 +365,10 @@ async def serve_broker(
     larger than `max_message_size` is refused; a client has `handshake_timeout` seconds to connect.
     A channel holding a delivery unacknowledged for more than `consumer_timeout` milliseconds
     (None: never) is closed with 406, as RabbitMQ does. With `http_port` (0: any free one) the
-    management HTTP API is served, at `http_url`. With a `tls_context` (`amqpbroker.server.tls.server_context`)
-    AMQPS is served on `tls_port` (0: any free one), at `amqps_url`, and with `http_tls` the API
-    over HTTPS. The broker's methods are called directly
+    management HTTP API is served, at `http_url`; with `metrics_port`, the Prometheus metrics
+    (`/metrics`). With a `tls_context` (`amqpbroker.server.tls.server_context`) AMQPS is served on
+    `tls_port` (0: any free one), at `amqps_url`, and with `http_tls` the API over HTTPS. The
+    broker's methods are called directly
     (this is its thread); `restart()` is awaited.
     """
     store = open_store(data_dir)
@@ -381,6 +391,7 @@ async def serve_broker(
             tls_context=tls_context,
             tls_port=tls_port,
             http_tls=http_tls,
+            metrics_port=metrics_port,
         )
         async with trio.open_nursery() as nursery:
             await nursery.start(broker.run)

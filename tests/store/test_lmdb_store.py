@@ -295,7 +295,8 @@ def test_the_command_prints_why_and_exits_1(tmp_path: Path, case: str) -> None:
     make(directory)
     before = snapshot(directory)
     result = subprocess.run(
-        [sys.executable, "-m", "amqpbroker", "--no-http", "--host", "127.0.0.1", "--port", "0", "--data-dir", str(directory)],
+        [sys.executable, "-m", "amqpbroker", "--no-http", "--no-metrics", "--host", "127.0.0.1", "--port", "0",
+         "--data-dir", str(directory)],
         capture_output=True,
         text=True,
         timeout=30,
