@@ -180,6 +180,8 @@ def test_the_management_api_over_https(files, ca) -> None:
             {"protocol": listener["protocol"], "port": listener["port"]} for listener in overview["listeners"]
         ]
         assert "https" in [listener["protocol"] for listener in overview["listeners"]]
+        console = _get(broker, "/", lambda request: urllib.request.urlopen(request, context=context))
+        assert console.lstrip().lower().startswith(b"<!doctype html>")
 
 
 def test_the_command_serves_only_amqps_from_a_config_file(files, ca, tmp_path) -> None:
