@@ -11,6 +11,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import amqp.exceptions
@@ -24,6 +25,16 @@ _STARTUP = 90
 
 class BrokerError(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class TLSListener:
+    """An AMQPS listener for a started broker: its port and PEM files (no client certificates asked)."""
+
+    port: int
+    certfile: str
+    keyfile: str
+    cafile: str
 
 
 def server_product(url: str) -> str:
@@ -57,13 +68,22 @@ def _process(argv: list[str], log: Path, url: str, **popen) -> Iterator[str]:
 
 
 @contextmanager
-def rabbitmq(log: Path) -> Iterator[str]:
+def rabbitmq(log: Path, tls: TLSListener | None = None) -> Iterator[str]:
     """A private RabbitMQ node: its own name, ports, data and logs, no plugins, no management listener
-    (`amqpbroker.testing.rabbitmq`)."""
+    (`amqpbroker.testing.rabbitmq`); with `tls`, AMQPS too."""
     if not rabbitmq_node.installed():
         raise BrokerError(f"{rabbitmq_node.SERVER} not found (install rabbitmq-server)")
     with tempfile.TemporaryDirectory(prefix="interop-rabbitmq-") as home:
         node = rabbitmq_node.RabbitMQNode(Path(home), log=log)
+        if tls is not None:
+            (node.base / "rabbitmq.conf").write_text(
+                f"listeners.ssl.default = {tls.port}\n"
+                f"ssl_options.certfile = {tls.certfile}\n"
+                f"ssl_options.keyfile = {tls.keyfile}\n"
+                f"ssl_options.cacertfile = {tls.cafile}\n"
+                "ssl_options.verify = verify_none\n"
+                "ssl_options.fail_if_no_peer_cert = false\n"
+            )
         try:
             node.start()
         except RuntimeError as exc:
@@ -75,11 +95,14 @@ def rabbitmq(log: Path) -> Iterator[str]:
 
 
 @contextmanager
-def ours(log: Path) -> Iterator[str]:
-    """amqpbroker from this checkout, as a subprocess with a fresh data directory."""
+def ours(log: Path, tls: TLSListener | None = None) -> Iterator[str]:
+    """amqpbroker from this checkout, as a subprocess with a fresh data directory; with `tls`, AMQPS too."""
     port = rabbitmq_node.free_port()
     with tempfile.TemporaryDirectory(prefix="interop-amqpbroker-") as data:
         argv = [sys.executable, "-m", "amqpbroker", "--no-http", "--no-metrics", "--host", "127.0.0.1",
                 "--port", str(port), "--data-dir", data]
+        if tls is not None:
+            argv += ["--tls-port", str(tls.port), "--tls-certfile", tls.certfile, "--tls-keyfile", tls.keyfile,
+                     "--tls-cafile", tls.cafile]
         with _process(argv, log, f"amqp://guest:guest@127.0.0.1:{port}/%2F", cwd=INTEROP_DIR.parent) as url:
             yield url

@@ -4,6 +4,7 @@
     python tools/bench.py --url amqp://guest:guest@127.0.0.1:5672/          # one broker
     python tools/bench.py --compare --start-both --markdown tools/RESULTS.md  # ours vs a private RabbitMQ
     python tools/bench.py --compare --ours URL --rabbitmq URL --repeat 3 --scenarios fanout-4,size-10k
+    python tools/bench.py --start-both --scenarios tls-transient-1-1          # both over TLS (AMQPS)
 
 Every scenario is one run of tools/loadgen.py (its --json output is what gets compared); the
 table gives each scenario's figures, the ratio ours/RabbitMQ and whether higher or lower is
@@ -13,6 +14,7 @@ shows the median of the N runs.  See tools/README.md.
 """
 
 import argparse
+import functools
 import json
 import os
 import shlex
@@ -66,6 +68,7 @@ class Scenario:
     args: tuple                            # loadgen arguments; Scaled values follow --scale
     metrics: tuple
     fresh: bool = False                    # measures memory: brokers bench.py started are restarted first
+    tls: bool = False                      # over AMQPS: only against brokers bench.py started (--start-both)
 
     def loadgen_args(self, scale):
         return [a.render(scale) if isinstance(a, Scaled) else str(a) for a in self.args]
@@ -85,6 +88,8 @@ CONSUME = Metric("consumed msgs/s", True, _get("consume_rate"))
 SCENARIOS = (
     Scenario("transient-1-1", "1 producer -> 1 consumer, transient, 100 B",
              ("--count", Scaled(200_000, 100)), (CONSUME, PUBLISH)),
+    Scenario("tls-transient-1-1", "1 producer -> 1 consumer, transient, 100 B, over TLS (AMQPS)",
+             ("--count", Scaled(200_000, 100)), (CONSUME, PUBLISH), tls=True),
     Scenario("durable-confirms", "1 -> 1, durable queue, persistent, publisher confirms (window 100), 100 B",
              ("--count", Scaled(100_000, 100), "--confirms", "--persistent", "--durable"), (PUBLISH, CONSUME)),
     Scenario("fanout-4", "1 producer -> fanout exchange -> 4 queues, 1 consumer each, 100 B",
@@ -182,8 +187,9 @@ def process_name(pid):
 class Target:
     """One broker under test: given by URL (and maybe PID), or started (and restartable) by us."""
 
-    def __init__(self, label, url=None, pid=None, starter=None, log_dir=None):
+    def __init__(self, label, url=None, pid=None, starter=None, log_dir=None, tls_url=None):
         self.label, self.url, self.pid, self.starter, self.log_dir = label, url, pid, starter, log_dir
+        self.tls_url = tls_url             # its amqps:// URL, for the TLS scenarios
         self.started = 0
         self.used = False                  # has run a scenario since it was (re)started
         self._running = None
@@ -221,20 +227,43 @@ class Target:
         return "?"
 
 
-def started_targets(log_dir):
+def started_targets(log_dir, tls):
     """Our broker (python -m amqpbroker, fresh data directory) and a private RabbitMQ node,
-    both on free ports, started by interop/brokers.py."""
+    both on free ports, started by interop/brokers.py; with `tls`, each with an AMQPS listener
+    too, its certificate from a CA made here (with trustme)."""
     sys.path.insert(0, str(ROOT))
     from interop import brokers
-    return [Target("ours", starter=brokers.ours, log_dir=log_dir),
-            Target("RabbitMQ", starter=brokers.rabbitmq, log_dir=log_dir)]
+    targets = []
+    for label, starter in (("ours", brokers.ours), ("RabbitMQ", brokers.rabbitmq)):
+        tls_url = None
+        if tls:
+            listener = brokers.TLSListener(brokers.rabbitmq_node.free_port(), *tls_files(log_dir))
+            starter = functools.partial(starter, tls=listener)
+            tls_url = f"amqps://guest:guest@localhost:{listener.port}/?cacertfile={listener.cafile}"
+        targets.append(Target(label, starter=starter, log_dir=log_dir, tls_url=tls_url))
+    return targets
+
+
+def tls_files(directory):
+    """(certificate, key, CA) PEM files for a server on localhost, from a new CA."""
+    import trustme                         # a test dependency; only the TLS scenarios need it
+    ca = trustme.CA()
+    paths = [str(Path(directory) / name) for name in ("server.pem", "server.key", "ca.pem")]
+    certificate = ca.issue_cert("localhost", "127.0.0.1")
+    certificate.cert_chain_pems[0].write_to_path(paths[0])
+    certificate.private_key_pem.write_to_path(paths[1])
+    ca.cert_pem.write_to_path(paths[2])
+    return paths
 
 
 # ---------------------------------------------------------------------------------------
 # Running.
 
-def run_loadgen(target, args, timeout):
-    cmd = [sys.executable, str(LOADGEN), "--url", target.url, "--json", "--timeout", str(timeout), *args]
+def run_loadgen(target, args, timeout, tls=False):
+    url = target.tls_url if tls else target.url
+    if url is None:
+        return {"ok": False, "error": "no amqps:// URL: TLS scenarios run with --start-both"}, 0.0
+    cmd = [sys.executable, str(LOADGEN), "--url", url, "--json", "--timeout", str(timeout), *args]
     if target.pid:
         cmd += ["--broker-pid", str(target.pid)]
     t = time.monotonic()
@@ -252,7 +281,8 @@ def run_loadgen(target, args, timeout):
 
 
 def reproduce(scenario, scale):
-    return "python tools/loadgen.py --url $URL " + shlex.join(scenario.loadgen_args(scale))
+    url = "$AMQPS_URL" if scenario.tls else "$URL"
+    return f"python tools/loadgen.py --url {url} " + shlex.join(scenario.loadgen_args(scale))
 
 
 def fmt(value, digits):
@@ -378,7 +408,9 @@ def parse_args(argv=None):
             ap.error("--start-both starts both brokers: drop --ours/--rabbitmq")
     elif args.ours or args.rabbitmq:
         ap.error("--ours/--rabbitmq need --compare")
-    names = [n.strip() for n in (args.scenarios or ",".join(BY_NAME)).split(",") if n.strip()]
+    # TLS scenarios need the AMQPS listeners of brokers bench.py starts: by default they run only then.
+    default = ",".join(name for name, s in BY_NAME.items() if args.start_both or not s.tls)
+    names = [n.strip() for n in (args.scenarios or default).split(",") if n.strip()]
     unknown = [n for n in names if n not in BY_NAME]
     if unknown:
         ap.error(f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(BY_NAME)}")
@@ -398,7 +430,7 @@ def main(argv=None):
     log_dir = args.log_dir or tempfile.mkdtemp(prefix="bench-logs-")
     Path(log_dir).mkdir(parents=True, exist_ok=True)
     if args.start_both:
-        targets = started_targets(log_dir)
+        targets = started_targets(log_dir, any(s.tls for s in args.chosen))
     elif args.compare:
         targets = [Target("ours", args.ours, args.ours_pid or local_pid(args.ours)),
                    Target("RabbitMQ", args.rabbitmq, args.rabbitmq_pid or local_pid(args.rabbitmq))]
@@ -427,7 +459,7 @@ def main(argv=None):
                     if s.fresh and t.managed and t.used:
                         t.restart()                                  # memory figures from a fresh broker
                     load.append(os.getloadavg()[0])
-                    result, took = run_loadgen(t, s.loadgen_args(args.scale), args.timeout)
+                    result, took = run_loadgen(t, s.loadgen_args(args.scale), args.timeout, s.tls)
                     t.used = True
                     result["bench"] = {"run": n, "scenario": s.name, "broker": t.label, "seconds": round(took, 1),
                                        "load_1min": load[-1]}
@@ -454,7 +486,8 @@ def main(argv=None):
         print(f"ratio = {targets[0].label}/{targets[1].label}: for 'higher' rows above 1.00x favours "
               f"{targets[0].label}, for 'lower' rows below 1.00x does")
         print(f"{targets[0].label} behind, worst first: {', '.join(behind(rows)) or 'nowhere'}")
-    print("\nreproduce (URL = the broker's amqp:// URL; add --broker-pid PID for RSS/CPU):")
+    print("\nreproduce (URL = the broker's amqp:// URL, AMQPS_URL its amqps:// one with ?cacertfile=CA.pem; "
+          "add --broker-pid PID for RSS/CPU):")
     for s in done:
         print(f"  {s.name:17} {reproduce(s, args.scale)}")
     bad = failures(done, targets, runs)

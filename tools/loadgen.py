@@ -7,6 +7,7 @@
     python tools/loadgen.py --connections 1000 --hold 10 # open and hold idle connections
     python tools/loadgen.py --consumers 0 --message-ttl 10000 --probe-rate 1000   # a TTL'd backlog expiring
     python tools/loadgen.py --dead-letter                # consumers reject, a dead-letter queue drains
+    python tools/loadgen.py --url 'amqps://guest:guest@localhost:5671/?cacertfile=ca.pem'   # over TLS
 
 Each producer and each consumer runs in its own OS process, speaking AMQP through the
 small blocking client below (hand-built frames, one sendall per batch of publishes,
@@ -32,11 +33,13 @@ import os
 import queue as queue_mod
 import random
 import resource
+import select
 import socket
+import ssl
 import struct
 import sys
 import time
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 FRAME_HDR = struct.Struct(">BHI")          # type, channel, payload size
 CLASS_METHOD = struct.Struct(">HH")
@@ -119,13 +122,36 @@ def method_frame(channel, cls, mid, args=b""):
 
 
 def parse_url(url):
-    """amqp://user:pass@host:port/vhost -> (host, port, user, password, vhost)."""
+    """amqp[s]://user:pass@host:port/vhost -> (host, port, user, password, vhost)."""
     u = urlsplit(url)
-    if u.scheme != "amqp":
-        raise ValueError(f"only amqp:// URLs are supported, not {url!r}")
+    if u.scheme not in ("amqp", "amqps"):
+        raise ValueError(f"only amqp:// and amqps:// URLs are supported, not {url!r}")
     vhost = unquote(u.path[1:]) if len(u.path) > 1 else "/"
-    return (u.hostname or "localhost", u.port or 5672,
+    return (u.hostname or "localhost", u.port or (5671 if u.scheme == "amqps" else 5672),
             unquote(u.username or "guest"), unquote(u.password or "guest"), vhost)
+
+
+def tls_context(url):
+    """For an amqps:// URL, a client TLS context verifying the broker against the URL's
+    `cacertfile` query parameter (RabbitMQ's URI spec), or the system's CAs; else None."""
+    u = urlsplit(url)
+    if u.scheme != "amqps":
+        return None
+    cafile = parse_qs(u.query).get("cacertfile", [None])[0]
+    return ssl.create_default_context(cafile=cafile)
+
+
+def recv_ready(sock):
+    """What the broker has sent already, without waiting: None when nothing, b"" at EOF."""
+    if isinstance(sock, ssl.SSLSocket):
+        # MSG_DONTWAIT is refused on a TLS socket: ask select, and OpenSSL for what it decrypted already.
+        if not sock.pending() and not select.select([sock], [], [], 0)[0]:
+            return None
+        return sock.recv(65536)
+    try:
+        return sock.recv(65536, socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return None
 
 
 def redact(url):
@@ -147,6 +173,9 @@ class Conn:
         host, port, user, password, vhost = parse_url(url)
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        context = tls_context(url)
+        if context is not None:
+            self.sock = context.wrap_socket(self.sock, server_hostname=host)
         self.buf = b""
         self.sock.sendall(b"AMQP\x00\x00\x09\x01")
         start = self.expect(10, 10)                                  # connection.start
@@ -416,9 +445,8 @@ class RawPublisher:
     def drain(self, block):
         """Process whatever the broker sent: confirms, or a close that fails the run."""
         conn = self.conn
-        try:
-            data = conn.sock.recv(65536, 0 if block else socket.MSG_DONTWAIT)
-        except BlockingIOError:
+        data = conn.sock.recv(65536) if block else recv_ready(conn.sock)
+        if data is None:
             return
         if not data:
             raise ConnectionError("broker closed the connection")
@@ -600,8 +628,11 @@ def raw_consume(cfg, tally, shared, slot, queues):
                                             + bytes([cfg.auto_ack << 1]) + table({})) for q in queues))
     sock = conn.sock
     sock.settimeout(None)
-    # Blocking recv that gives up after 50 ms (to look at the stop flag); sends stay blocking.
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 0, 50000))
+    # Blocking recv that gives up after 50 ms (to look at the stop flag); sends stay blocking. Over
+    # TLS, OpenSSL would retry a recv that timed out for ever: select waits the 50 ms instead.
+    tls = isinstance(sock, ssl.SSLSocket)
+    if not tls:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 0, 50000))
     if not cfg.backlog:
         wait_for_drain(cfg, shared, slot)
     manual, ack_every = not cfg.auto_ack, cfg.ack_every
@@ -619,6 +650,8 @@ def raw_consume(cfg, tally, shared, slot, queues):
     buf = b""
     while not shared[STOP]:
         if not data:
+            if tls and not sock.pending() and not select.select([sock], [], [], 0.05)[0]:
+                continue
             try:
                 data = sock.recv(RECV_SIZE)
             except (BlockingIOError, TimeoutError):

@@ -386,6 +386,11 @@ class Broker:
         """Whether the password is the user's and the user may log in from `address`, the client's IP."""
         return self.users.authenticate(username, password, address) is not None
 
+    def authenticate_external(self, username: str, address: str | None = None) -> bool:
+        """Whether `username`, named by a verified TLS client certificate, is a user who may log in
+        from `address`: the certificate stands for the password, as RabbitMQ's EXTERNAL mechanism."""
+        return bool(username) and username in self.users and (address is None or self.users.may_log_in_from(username, address))
+
     def can_open_vhost(self, username: str, vhost: str) -> bool:
         """As RabbitMQ, a user with any permission in the vhost (even all empty) may open it."""
         return vhost in self.vhosts and username in self.users and self.permissions.get(vhost, username) is not None

@@ -107,8 +107,10 @@ class _Connection:
         self._handle = handle
         self._limits = limits
         self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_head)
+        # Over HTTPS the socket is under the TLS stream.
+        sock = getattr(stream, "transport_stream", stream).socket
         try:
-            self._peer_address = stream.socket.getpeername()[0]
+            self._peer_address = sock.getpeername()[0]
         except OSError:
             self._peer_address = ""
 

@@ -135,8 +135,14 @@ class ServerConnection:
         now: float = 0.0,
         max_message_size: int = MAX_MESSAGE_SIZE,
         vhost_exists: Callable[[str], bool] | None = None,
+        certificate_login: str | None = None,
+        authenticate_external: Callable[[str], bool] | None = None,
     ) -> None:
+        """With a `certificate_login` (the user a TLS client certificate names) and
+        `authenticate_external`, the EXTERNAL mechanism is offered and logs that user in."""
         self._authenticate = authenticate
+        self._certificate_login = certificate_login if authenticate_external is not None else None
+        self._authenticate_external = authenticate_external
         self._can_open_vhost = can_open_vhost
         self._vhost_exists = vhost_exists
         self._server_properties = {**default_server_properties(), **(server_properties or {})}
@@ -360,7 +366,7 @@ class ServerConnection:
             version_major=0,
             version_minor=9,
             server_properties=self._server_properties,
-            mechanisms=_MECHANISMS,
+            mechanisms=_MECHANISMS if self._certificate_login is None else _MECHANISMS + b" EXTERNAL",
             locales=b"en_US",
         ).encode()))
         return header[8:]
@@ -579,9 +585,16 @@ class ServerConnection:
         capabilities = method.client_properties.get("capabilities")
         self.client_capabilities = capabilities if isinstance(capabilities, dict) else {}
         mechanism = method.mechanism
-        credentials = _credentials(mechanism, method.response)
-        if credentials is not None and self._authenticate(*credentials):
-            self.username = credentials[0]
+        if mechanism == "EXTERNAL" and self._certificate_login is not None:
+            # The response is ignored, as RabbitMQ's rabbitmq_auth_mechanism_ssl ignores it.
+            username: str | None = self._certificate_login
+            accepted = self._authenticate_external(username)
+        else:
+            credentials = _credentials(mechanism, method.response)
+            username = credentials[0] if credentials is not None else None
+            accepted = credentials is not None and self._authenticate(*credentials)
+        if accepted:
+            self.username = username
             self._state = _TUNE_OK
             self._out.append(method_frame(0, spec.ConnectionTune(
                 channel_max=self._server_channel_max,

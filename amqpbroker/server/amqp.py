@@ -44,6 +44,7 @@ from ..protocol import (
 )
 from .flow import PublishGate
 from .limits import Limits
+from .tls import transport_socket
 
 log = logging.getLogger("amqpbroker.connection")
 
@@ -100,9 +101,11 @@ class AMQPConnection:
         address: str | None = None,
         addresses: tuple[str, int, str, int] = ("?", 0, "?", 0),
         heartbeat_clock: Callable[[], float] = trio.current_time,
+        certificate_login: str | None = None,
     ) -> None:
-        """`address` is the client's IP address, which decides whether a loopback-only user may log
-        in. Heartbeats are sent and expected by `heartbeat_clock` (a test may move it on)."""
+        """`address` is the client's IP address, which decides whether a loopback-only user may log in;
+        `certificate_login` the user a verified TLS client certificate names, whom EXTERNAL logs in.
+        Heartbeats are sent and expected by `heartbeat_clock` (a test may move it on)."""
         self._stream = stream
         self._heartbeat_clock = heartbeat_clock
         # Several buffers go out in one scatter-gather call where the stream is a socket.
@@ -120,6 +123,8 @@ class AMQPConnection:
             heartbeat=heartbeat,
             now=heartbeat_clock(),
             max_message_size=limits.max_message_size,
+            certificate_login=certificate_login,
+            authenticate_external=functools.partial(broker.authenticate_external, address=address),
         )
         self.client: core.ClientConnection | None = None
         self._queued = 0
@@ -394,7 +399,7 @@ class AMQPConnection:
     def abort(self) -> None:
         """Drops the connection with a TCP reset and no connection.close, as a crash or a cut cable would."""
         # Closing wakes the reader with ClosedResourceError; the connection then finishes as on EOF.
-        reset_socket(self._stream.socket)
+        reset_socket(transport_socket(self._stream))
 
     def _start_closing(self) -> None:
         self._closing = True

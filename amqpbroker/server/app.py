@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 import socket
+import ssl
 from typing import Callable
 
 import trio
@@ -27,6 +28,7 @@ from .limits import Limits
 from .persister import Persister
 from .link_definitions import LinkDefinitions
 from .timers import run_timers
+from .tls import certificate_login, transport_socket
 
 log = logging.getLogger("amqpbroker")
 
@@ -74,37 +76,46 @@ async def _every(interval: float, action: Callable[[], None], what: str) -> None
 
 
 class Server:
-    """Serves `broker`. With a `data_dir`, publishers are blocked while its disk has less than
-    `limits.disk_free_limit` bytes free, as `free_space(data_dir)` reports. With an `http_port`
-    (0: any free one), the management HTTP API is served on it too; with a `metrics_port`, the
-    Prometheus metrics. With `timers=False` nothing runs the broker's timers (TTL, `x-expires`,
-    delayed messages, consumer timeouts): whoever moves its clock does, as a test's manual clock.
-    `wrap_stream`, if given, gets each accepted client socket and returns the stream to serve it
-    through (a test's network faults), or None to close the client's connection at once.
-    Connections keep their heartbeats by `heartbeat_clock`."""
+    """Serves `broker`: AMQP on `port` unless it is None. With a `data_dir`, publishers are blocked
+    while its disk has less than `limits.disk_free_limit` bytes free, as `free_space(data_dir)`
+    reports. With an `http_port` (0: any free one), the management HTTP API is served on it too;
+    with a `metrics_port`, the Prometheus metrics. With a `tls_context`, AMQPS is served on
+    `tls_port`, and with `http_tls` the API is HTTPS. With `timers=False` nothing runs the broker's
+    timers (TTL, `x-expires`, delayed messages, consumer timeouts): whoever moves its clock does, as
+    a test's manual clock. `wrap_stream`, if given, gets each accepted client stream and returns the
+    stream to serve it through (a test's network faults), or None to close the client's connection
+    at once. Connections keep their heartbeats by `heartbeat_clock`."""
 
     def __init__(
         self,
         broker: core.Broker | None = None,
         *,
         host: str = "0.0.0.0",
-        port: int = 5672,
+        port: int | None = 5672,
         heartbeat: int = 60,
         limits: Limits = Limits(),
         data_dir: str | None = None,
         free_space: Callable[[str], int] = disk_free_bytes,
         http_port: int | None = None,
         http_limits: mgmt.HTTPLimits = mgmt.HTTPLimits(),
+        tls_context: ssl.SSLContext | None = None,
+        tls_port: int = 5671,
+        http_tls: bool = False,
         metrics_port: int | None = None,
         timers: bool = True,
         wrap_stream: Callable[[trio.SocketStream], trio.abc.Stream | None] | None = None,
         heartbeat_clock: Callable[[], float] = trio.current_time,
     ) -> None:
+        if http_tls and tls_context is None:
+            raise ValueError("http_tls needs a tls_context")
         self.broker = broker if broker is not None else core.Broker()
         self.host = host
         self.port = port
         self.http_port = http_port
         self.http_limits = http_limits
+        self.tls_context = tls_context
+        self.tls_port = tls_port if tls_context is not None else None
+        self.http_tls = http_tls
         self.metrics_port = metrics_port
         self.heartbeat = heartbeat
         self.limits = limits
@@ -124,14 +135,22 @@ class Server:
 
     async def serve(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
         """Listens and serves clients; reports the bound port through `task_status`."""
-        listeners = await _listen(self.host, self.port)
-        self.port = listeners[0].socket.getsockname()[1]
-        log.info("listening on %s:%d", self.host, self.port)
-        http_listeners = []
+        listeners = tls_listeners = http_listeners = []
+        if self.port is not None:
+            listeners = await _listen(self.host, self.port)
+            self.port = listeners[0].socket.getsockname()[1]
+            log.info("listening on %s:%d", self.host, self.port)
+        if self.tls_port is not None:
+            tls_listeners = await _listen(self.host, self.tls_port)
+            self.tls_port = tls_listeners[0].socket.getsockname()[1]
+            log.info("listening for AMQPS on %s:%d", self.host, self.tls_port)
         if self.http_port is not None:
             http_listeners = await _listen(self.host, self.http_port)
             self.http_port = http_listeners[0].socket.getsockname()[1]
-            log.info("management API on http://%s:%d/api/", self.host, self.http_port)
+            log.info("management API on http%s://%s:%d/api/", "s" if self.http_tls else "", self.host, self.http_port)
+            if self.http_tls:
+                http_listeners = [trio.SSLListener(listener, self.tls_context, https_compatible=True)
+                                  for listener in http_listeners]
         metrics_listeners = []
         if self.metrics_port is not None:
             metrics_listeners = await _listen(self.host, self.metrics_port)
@@ -159,7 +178,10 @@ class Server:
                     _every, interval, self.broker.expire_deliveries, "checking for deliveries past the consumer timeout"
                 )
             nursery.start_soon(_every, SAMPLE_INTERVAL, self.broker.sample_stats, "sampling the statistics")
-            nursery.start_soon(trio.serve_listeners, self._handle, listeners)
+            if listeners:
+                nursery.start_soon(trio.serve_listeners, self._handle, listeners)
+            if tls_listeners:
+                nursery.start_soon(trio.serve_listeners, self._handle_tls, tls_listeners)
             task_status.started(self.port)
             await self._stopped.wait()
             self.links.stop()
@@ -176,9 +198,12 @@ class Server:
 
     def _node(self, disk: DiskMonitor | None) -> mgmt.Node:
         name = node_name()
-        listeners = [{"node": name, "protocol": "amqp", "ip_address": self.host, "port": self.port}]
-        if self.http_port is not None:
-            listeners.append({"node": name, "protocol": "http", "ip_address": self.host, "port": self.http_port})
+        ports = {"amqp": self.port, "amqp/ssl": self.tls_port, "https" if self.http_tls else "http": self.http_port}
+        listeners = [
+            {"node": name, "protocol": protocol, "ip_address": self.host, "port": port}
+            for protocol, port in ports.items()
+            if port is not None
+        ]
         return mgmt.Node(
             name,
             listeners,
@@ -198,15 +223,34 @@ class Server:
         """Starts a graceful shutdown; `serve()` returns once clients are told."""
         self._stopped.set()
 
-    async def _handle(self, stream: trio.SocketStream) -> None:
+    async def _handle_tls(self, stream: trio.SocketStream) -> None:
+        """Serves an AMQPS client once its TLS handshake is done; one that fails or stalls past the
+        handshake timeout is dropped, as a plain client that never opens its connection."""
+        tls_stream = trio.SSLStream(stream, self.tls_context, server_side=True)
+        with trio.move_on_after(self.limits.handshake_timeout) as handshake:
+            try:
+                await tls_stream.do_handshake()
+            except trio.BrokenResourceError as exc:
+                log.info("connection %s: TLS handshake failed: %s", _peer(stream), exc.__cause__ or exc)
+                await trio.aclose_forcefully(stream)
+                return
+        if handshake.cancelled_caught:
+            log.info("connection %s: no TLS handshake in time", _peer(stream))
+            await trio.aclose_forcefully(stream)
+            return
+        await self._handle(tls_stream, certificate_login(tls_stream.getpeercert()))
+
+    async def _handle(self, stream: trio.SocketStream | trio.SSLStream, login: str | None = None) -> None:
+        """`login`: the user the client's TLS certificate names, None without one."""
         if self._stopped.is_set():
             # Accepted while shutting down: the client finds the broker gone and connects again
             # later, instead of opening a connection that shutdown would neither close nor wait for.
             await stream.aclose()
             return
+        sock = transport_socket(stream)
         try:
-            host, port = stream.socket.getpeername()[:2]
-            local_host, local_port = stream.socket.getsockname()[:2]
+            host, port = sock.getpeername()[:2]
+            local_host, local_port = sock.getsockname()[:2]
             peer = f"{host}:{port}"
             addresses = (host, port, local_host, local_port)
         except OSError:
@@ -224,7 +268,7 @@ class Server:
             served = wrapped
         connection = AMQPConnection(
             served, self.broker, peer, self._gate, heartbeat=self.heartbeat, limits=self.limits, address=host,
-            addresses=addresses, heartbeat_clock=self.heartbeat_clock,
+            addresses=addresses, heartbeat_clock=self.heartbeat_clock, certificate_login=login,
         )
         self.connections.add(connection)
         self._all_closed = trio.Event()
@@ -236,3 +280,11 @@ class Server:
             self.connections.discard(connection)
             if not self.connections:
                 self._all_closed.set()
+
+
+def _peer(stream: trio.SocketStream) -> str:
+    try:
+        host, port = stream.socket.getpeername()[:2]
+    except OSError:
+        return "?"
+    return f"{host}:{port}"

@@ -15,6 +15,7 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import math
+import ssl
 import threading
 import time
 from typing import Any, Callable, Iterator, TypeVar
@@ -37,6 +38,7 @@ from ._served import (
     QueueInfo,
     TrioBroker,
     amqp_url,
+    amqps_url,
     http_url,
 )
 
@@ -54,8 +56,10 @@ class Broker:
     A channel holding a delivery unacknowledged for more than `consumer_timeout` milliseconds
     (default: RabbitMQ's 30 minutes; None: never) is closed with 406. With `http_port` (0: any
     free one; default: not served) the management HTTP API is served too, at `http_url`; with
-    `metrics_port` likewise the Prometheus metrics (`/metrics`). With `clock="manual"` the broker's
-    time moves only by `advance(seconds)`; `history()` keeps the newest `history_limit` events.
+    `metrics_port` likewise the Prometheus metrics (`/metrics`). With a `tls_context`
+    (`amqpbroker.server.tls.server_context`), AMQPS is served on `tls_port` (0: any free one), at
+    `amqps_url`, and with `http_tls` the management API over HTTPS. With `clock="manual"` the
+    broker's time moves only by `advance(seconds)`; `history()` keeps the newest `history_limit` events.
     """
 
     def __init__(
@@ -72,6 +76,9 @@ class Broker:
         free_space: Callable[[str], int] = disk_free_bytes,
         consumer_timeout: int | None = core.DEFAULT_CONSUMER_TIMEOUT,
         http_port: int | None = None,
+        tls_context: ssl.SSLContext | None = None,
+        tls_port: int = 0,
+        http_tls: bool = False,
         metrics_port: int | None = None,
         clock: str = "real",
         history_limit: int = DEFAULT_LIMIT,
@@ -83,6 +90,7 @@ class Broker:
         self._events = threading.Condition()
         self._event_count = 0
         self._http_port = http_port
+        self._tls = {"tls_context": tls_context, "tls_port": tls_port, "http_tls": http_tls}
         self._metrics_port = metrics_port
         self._port = port
         self._heartbeat = heartbeat
@@ -117,14 +125,24 @@ class Broker:
         return amqp_url(self.host, self.port, vhost)
 
     @property
+    def tls_port(self) -> int | None:
+        """The AMQPS port once started; None when AMQPS is not served."""
+        return self._running().tls_port
+
+    @property
+    def amqps_url(self) -> str:
+        """`amqps://guest:guest@HOST:PORT/`: the default vhost '/' over TLS."""
+        return amqps_url(self.host, self.tls_port)
+
+    @property
     def http_port(self) -> int | None:
         """The management API's bound port once started; None when it is not served."""
         return self._served.http_port if self._served is not None else self._http_port
 
     @property
     def http_url(self) -> str:
-        """`http://HOST:PORT`, the management API's base (its paths start with `/api/`)."""
-        return http_url(self.host, self.http_port)
+        """`http://HOST:PORT` (`https://` over TLS), the management API's base (its paths start with `/api/`)."""
+        return http_url(self.host, self.http_port, self._tls["http_tls"])
 
     @property
     def metrics_port(self) -> int | None:
@@ -152,6 +170,7 @@ class Broker:
             metrics_port=self._metrics_port,
             clock=self._clock,
             history_limit=self._history_limit,
+            **self._tls,
         )
         self._served.listen(self._event_happened)
         self._started.clear()

@@ -8,6 +8,7 @@ changes broker state, so it runs in the trio thread that serves the broker and n
 from __future__ import annotations
 
 import math
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -111,10 +112,16 @@ def amqp_url(host: str, port: int, vhost: str | None = None) -> str:
     return f"amqp://guest:guest@{host}:{port}/{path}"
 
 
-def http_url(host: str, port: int | None) -> str:
+def amqps_url(host: str, port: int | None) -> str:
+    if port is None:
+        raise RuntimeError("AMQPS is not served: start the broker with a tls_context")
+    return f"amqps://guest:guest@{host}:{port}/"
+
+
+def http_url(host: str, port: int | None, tls: bool = False) -> str:
     if port is None:
         raise RuntimeError("the management API is not served: start the broker with http_port=0")
-    return f"http://{host}:{port}"
+    return f"http{'s' if tls else ''}://{host}:{port}"
 
 
 class TrioBroker:
@@ -137,6 +144,9 @@ class TrioBroker:
         free_space: Callable[[str], int] = disk_free_bytes,
         consumer_timeout: int | None = core.DEFAULT_CONSUMER_TIMEOUT,
         http_port: int | None = None,
+        tls_context: ssl.SSLContext | None = None,
+        tls_port: int = 0,
+        http_tls: bool = False,
         metrics_port: int | None = None,
         clock: str = "real",
         history_limit: int = DEFAULT_LIMIT,
@@ -167,6 +177,9 @@ class TrioBroker:
             data_dir=data_dir,
             free_space=free_space,
             http_port=http_port,
+            tls_context=tls_context,
+            tls_port=tls_port,
+            http_tls=http_tls,
             metrics_port=metrics_port,
             timers=self.clock is None,
             wrap_stream=self._faults.wrap,
@@ -190,14 +203,24 @@ class TrioBroker:
         return amqp_url(self.host, self.port, vhost)
 
     @property
+    def tls_port(self) -> int | None:
+        """The AMQPS port, None when AMQPS is not served."""
+        return self.server.tls_port
+
+    @property
+    def amqps_url(self) -> str:
+        """`amqps://guest:guest@HOST:PORT/`: the default vhost '/' over TLS."""
+        return amqps_url(self.host, self.server.tls_port)
+
+    @property
     def http_port(self) -> int | None:
         """The management API's port, None when it is not served."""
         return self.server.http_port
 
     @property
     def http_url(self) -> str:
-        """`http://HOST:PORT`, the management API's base (its paths start with `/api/`)."""
-        return http_url(self.host, self.server.http_port)
+        """`http://HOST:PORT` (`https://` over TLS), the management API's base (its paths start with `/api/`)."""
+        return http_url(self.host, self.server.http_port, self.server.http_tls)
 
     @property
     def metrics_port(self) -> int | None:
@@ -268,6 +291,9 @@ class TrioBroker:
             free_space=old.free_space,
             http_port=old.http_port,
             http_limits=old.http_limits,
+            tls_context=old.tls_context,
+            tls_port=old.tls_port,
+            http_tls=old.http_tls,
             metrics_port=old.metrics_port,
             timers=old.timers,
             wrap_stream=old.wrap_stream,
@@ -537,6 +563,9 @@ async def serve_broker(
     free_space: Callable[[str], int] = disk_free_bytes,
     consumer_timeout: int | None = core.DEFAULT_CONSUMER_TIMEOUT,
     http_port: int | None = None,
+    tls_context: ssl.SSLContext | None = None,
+    tls_port: int = 0,
+    http_tls: bool = False,
     metrics_port: int | None = None,
     clock: str = "real",
     history_limit: int = DEFAULT_LIMIT,
@@ -550,9 +579,11 @@ async def serve_broker(
     A channel holding a delivery unacknowledged for more than `consumer_timeout` milliseconds
     (None: never) is closed with 406, as RabbitMQ does. With `http_port` (0: any free one) the
     management HTTP API is served, at `http_url`; with `metrics_port`, the Prometheus metrics
-    (`/metrics`). With `clock="manual"` the broker's time moves only by `advance(seconds)`.
-    `history()` keeps the newest `history_limit` events. The broker's methods are called directly
-    (this is its thread); `restart()`, `wait_for` and `wait_acked` are awaited.
+    (`/metrics`). With a `tls_context` (`amqpbroker.server.tls.server_context`) AMQPS is served on
+    `tls_port` (0: any free one), at `amqps_url`, and with `http_tls` the API over HTTPS. With
+    `clock="manual"` the broker's time moves only by `advance(seconds)`. `history()` keeps the newest
+    `history_limit` events. The broker's methods are called directly (this is its thread);
+    `restart()`, `wait_for` and `wait_acked` are awaited.
     """
     store = open_store(data_dir)
     clean = False
@@ -571,6 +602,9 @@ async def serve_broker(
             free_space=free_space,
             consumer_timeout=consumer_timeout,
             http_port=http_port,
+            tls_context=tls_context,
+            tls_port=tls_port,
+            http_tls=http_tls,
             metrics_port=metrics_port,
             clock=clock,
             history_limit=history_limit,

@@ -12,7 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from amqpbroker import core
-from amqpbroker.cli import parse_args
+from amqpbroker.config import load
 from amqpbroker.mgmt.prometheus import NodeStatus, render
 from amqpbroker.testing import Broker
 
@@ -176,8 +176,8 @@ def test_the_embedded_broker_serves_no_metrics_unless_asked_and_keeps_the_port_a
 
 
 def test_the_default_metrics_port_is_rabbitmqs() -> None:
-    assert parse_args([]).metrics_port == 15692
-    assert parse_args(["--no-metrics"]).no_metrics
+    assert load([], {})["metrics.port"] == 15692
+    assert not load(["--no-metrics"], {})["metrics.enabled"]
 
 
 @pytest.mark.parametrize("args, served", [(("--metrics-port", "0"), True), (("--no-metrics",), False)])

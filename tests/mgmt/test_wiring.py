@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from amqpbroker.cli import parse_args
+from amqpbroker.config import load
 from amqpbroker.testing import Broker
 
 from .client import ApiClient
@@ -77,8 +77,8 @@ def test_an_http_port_in_use_is_named() -> None:
 
 
 def test_the_default_http_port_is_rabbitmqs() -> None:
-    assert parse_args([]).http_port == 15672
-    assert parse_args(["--no-http"]).no_http
+    assert load([], {})["http.port"] == 15672
+    assert not load(["--no-http"], {})["http.enabled"]
 
 
 def test_the_embedded_broker_serves_no_api_unless_asked() -> None:

@@ -185,6 +185,25 @@ def test_unknown_mechanism():
     closed_with(conn, 503)
 
 
+def test_external_is_offered_with_a_certificate_login_and_logs_that_user_in():
+    seen = []
+    conn = new_connection(certificate_login="carol", authenticate_external=lambda user: seen.append(user) or True)
+    conn.receive_data(HEADER, 0)
+    [(_, start)] = sent_methods(conn.data_to_send())
+    assert start.mechanisms == b"PLAIN AMQPLAIN EXTERNAL"
+    conn.receive_data(start_ok(mechanism="EXTERNAL", response=b"ignored"), 0)
+    assert seen == ["carol"] and conn.username == "carol"
+    assert isinstance(sent_methods(conn.data_to_send())[0][1], spec.ConnectionTune)
+
+
+def test_external_refused_as_rabbitmq_refuses_it():
+    conn = started(certificate_login="nobody", authenticate_external=lambda user: False)
+    events = conn.receive_data(start_ok(mechanism="EXTERNAL", response=b""), 0)
+    text = ("ACCESS_REFUSED - Login was refused using authentication mechanism EXTERNAL. "
+            "For details see the broker logfile.")
+    assert events == [ConnectionClosing(403, text)]
+
+
 def test_method_other_than_start_ok_during_handshake():
     conn = started()
     events = conn.receive_data(method(0, spec.ConnectionOpen("/")), 0)

@@ -14,11 +14,12 @@ from pathlib import Path
 import pika
 import pytest
 
-from amqpbroker.cli import parse_args
+from amqpbroker.config import load
 
 
-def start_broker(*args: str) -> tuple[subprocess.Popen, int]:
-    """Starts the command on 127.0.0.1 (unless `args` name another --host) and a free port."""
+def start_broker(*args: str, listening: str = "listening on") -> tuple[subprocess.Popen, int]:
+    """Starts the command on 127.0.0.1 (unless `args` name another --host) and a free port; the port
+    of the first log line saying `listening`."""
     process = subprocess.Popen(
         [sys.executable, "-m", "amqpbroker", "--no-http", "--no-metrics", "--host", "127.0.0.1", "--port", "0", *args],
         stderr=subprocess.PIPE,
@@ -27,7 +28,7 @@ def start_broker(*args: str) -> tuple[subprocess.Popen, int]:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         line = process.stderr.readline()
-        found = re.search(r"listening on \S+:(\d+)", line)
+        found = re.search(listening + r" \S+:(\d+)", line)
         if found:
             return process, int(found.group(1))
     process.kill()
@@ -138,10 +139,8 @@ def test_bad_limit_flag_says_what_is_wrong(flag: str, value: str, message: str) 
 
 
 def test_consumer_timeout_defaults_to_rabbitmqs_and_zero_turns_it_off() -> None:
-    from amqpbroker.cli import parse_args
-
-    assert parse_args([]).consumer_timeout == 1_800_000
-    assert parse_args(["--consumer-timeout", "0"]).consumer_timeout is None
+    assert load([], {})["limits.consumer_timeout"] == 1_800_000
+    assert load(["--consumer-timeout", "0"], {})["limits.consumer_timeout"] is None
 
 
 def test_bad_consumer_timeout_flag_says_what_is_wrong() -> None:
@@ -218,4 +217,4 @@ def test_a_bad_definitions_file_stops_the_start(tmp_path, content: str | None, m
 
 @pytest.mark.parametrize(("flag", "names"), [([], ("guest",)), (["--loopback-users", ""], ()), (["--loopback-users", "guest, ops"], ("guest", "ops"))])
 def test_loopback_users_flag(flag: list[str], names: tuple[str, ...]) -> None:
-    assert parse_args(flag).loopback_users == names
+    assert load(flag, {})["auth.loopback_users"] == names

@@ -60,7 +60,9 @@ def test_every_scenario_accounts_for_every_message(amqp_url, tmp_path):
     bench = load_bench()
     proc, runs, table = run_bench(tmp_path, "--url", amqp_url)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert list(runs) == [s.name for s in bench.SCENARIOS]
+    # The TLS scenarios need the AMQPS listeners of brokers bench.py starts (tests/tools/test_loadgen.py
+    # runs loadgen over TLS).
+    assert list(runs) == [s.name for s in bench.SCENARIOS if not s.tls]
     for name, per_broker in runs.items():
         (r,) = per_broker["broker"]
         assert_accounted(name, r)

@@ -236,4 +236,23 @@ def test_parse_url():
     assert lg.parse_url("amqp://u:p%40ss@example:5673/%2f") == ("example", 5673, "u", "p@ss", "/")
     assert lg.parse_url("amqp://h") == ("h", 5672, "guest", "guest", "/")
     assert lg.parse_url("amqp://h/vh")[4] == "vh"
+    assert lg.parse_url("amqps://h/?cacertfile=ca.pem") == ("h", 5671, "guest", "guest", "/")
     assert lg.redact("amqp://u:secret@h/") == "amqp://u:***@h/"
+
+
+@pytest.mark.parametrize("args", [["--count", "200"], ["--count", "200", "--confirms", "--confirm-window", "10"]])
+def test_over_tls(tmp_path, args):
+    import trustme
+
+    from amqpbroker.testing import Broker
+    from amqpbroker.server.tls import server_context
+
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    ca.issue_cert("localhost").private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "server.pem"))
+    context = server_context(str(tmp_path / "server.pem"), str(tmp_path / "server.pem"))
+    with Broker(tls_context=context) as broker:
+        url = f"amqps://guest:guest@localhost:{broker.tls_port}/?cacertfile={tmp_path / 'ca.pem'}"
+        code, r = run_loadgen(url, *args)
+    assert code == 0
+    assert r["consumed"] == r["unique"] == r["expected"] == 200
