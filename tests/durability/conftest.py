@@ -19,14 +19,19 @@ STOP_SECONDS = 15
 
 
 class BrokerProcess:
-    """`python -m amqpbroker --data-dir DIR` on a port of its choosing; one process at a time."""
+    """`python -m amqpbroker --data-dir DIR` on `listen_port` (0: a port of its choosing, new at
+    each start); one process at a time."""
 
-    def __init__(self, data_dir: Path, log_dir: Path) -> None:
+    def __init__(self, data_dir: Path, log_dir: Path, listen_port: int = 0) -> None:
         self.data_dir = data_dir
         self.log_dir = log_dir
+        self.listen_port = listen_port
         self.process: subprocess.Popen | None = None
         self.port = 0
         self.starts = 0
+        # Which start's process serves on `port`; None from the moment it is told to stop, after
+        # which its port may go to any other program on the machine (another test's broker).
+        self._serving: int | None = None
 
     def start(self) -> BrokerProcess:
         assert self.process is None, "already running"
@@ -34,8 +39,8 @@ class BrokerProcess:
         log_path = self.log_dir / f"broker-{self.starts}.log"
         with open(log_path, "wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "amqpbroker", "--no-http", "--no-metrics", "--host", "127.0.0.1", "--port", "0",
-                 "--data-dir", str(self.data_dir), "--log-level", "info"],
+                [sys.executable, "-m", "amqpbroker", "--no-http", "--no-metrics", "--host", "127.0.0.1",
+                 "--port", str(self.listen_port), "--data-dir", str(self.data_dir), "--log-level", "info"],
                 stderr=log,
                 stdout=subprocess.DEVNULL,
             )
@@ -44,6 +49,7 @@ class BrokerProcess:
             found = re.search(rb"listening on 127\.0\.0\.1:(\d+)", log_path.read_bytes())
             if found:
                 self.port = int(found.group(1))
+                self._serving = self.starts
                 return self
             if self.process.poll() is not None:
                 break
@@ -62,6 +68,7 @@ class BrokerProcess:
     def stop(self) -> None:
         """A graceful shutdown (SIGTERM), which must end in time and with status 0."""
         assert self.process is not None
+        self._serving = None
         self.process.send_signal(signal.SIGTERM)
         try:
             status = self.process.wait(timeout=STOP_SECONDS)
@@ -73,6 +80,7 @@ class BrokerProcess:
 
     def kill(self) -> None:
         """SIGKILL: no shutdown at all, as in a crash or a power cut (for the process)."""
+        self._serving = None
         if self.process is not None:
             self.process.kill()
             self.process.wait(timeout=STOP_SECONDS)
@@ -95,6 +103,24 @@ class BrokerProcess:
 
     def connect(self) -> pika.BlockingConnection:
         return pika.BlockingConnection(self.params())
+
+    def connect_current(self, **overrides: object) -> pika.BlockingConnection | None:
+        """A connection to the process of the moment, for a client running while the test stops
+        and starts it: None if no process is serving, or if it was told to stop while the client
+        connected. Its port is free from then on, and until the next process reports its own
+        port, `port` is the old one: a client connecting there may reach another program that
+        took it, a broker without this one's queues or with another test's messages."""
+        serving = self._serving
+        if serving is None:
+            return None
+        connection = pika.BlockingConnection(self.params(**overrides))
+        if self._serving == serving:
+            return connection
+        try:
+            connection.close()
+        except (pika.exceptions.AMQPError, OSError):
+            pass  # the process it reached is gone too
+        return None
 
     def status(self) -> dict[str, int]:
         """The memory figures of /proc/PID/status, in bytes."""

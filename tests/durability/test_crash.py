@@ -66,10 +66,10 @@ class Run:
         """A connection to the broker of the moment, or None once the run is over."""
         while not self.stop.is_set():
             try:
-                connection = pika.BlockingConnection(
-                    self.broker.params(socket_timeout=2, stack_timeout=3, heartbeat=0)
-                )
+                connection = self.broker.connect_current(socket_timeout=2, stack_timeout=3, heartbeat=0)
             except CONNECT_GONE:
+                connection = None
+            if connection is None:
                 time.sleep(0.02)
                 continue
             self.connections += 1
