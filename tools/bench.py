@@ -84,9 +84,15 @@ CONSUME = Metric("consumed msgs/s", True, _get("consume_rate"))
 
 SCENARIOS = (
     Scenario("transient-1-1", "1 producer -> 1 consumer, transient, 100 B",
-             ("--count", Scaled(200_000, 100)), (CONSUME, PUBLISH)),
+             ("--count", Scaled(200_000, 100)),
+             (CONSUME, PUBLISH, Metric("broker peak RSS MiB", False, _get("broker_rss_kib", "peak", scale=1 / 1024))),
+             fresh=True),
     Scenario("durable-confirms", "1 -> 1, durable queue, persistent, publisher confirms (window 100), 100 B",
              ("--count", Scaled(100_000, 100), "--confirms", "--persistent", "--durable"), (PUBLISH, CONSUME)),
+    Scenario("confirms-8x8", "8 producers with confirms (window 100) -> 8 durable queues (each producer "
+             "round-robin over all 8), persistent, 1 consumer each, 100 B",
+             ("--producers", 8, "--queues", 8, "--consumers", 8, "--count", Scaled(12_500, 20), "--confirms",
+              "--persistent", "--durable"), (PUBLISH, CONSUME)),
     Scenario("fanout-4", "1 producer -> fanout exchange -> 4 queues, 1 consumer each, 100 B",
              ("--count", Scaled(100_000, 100), "--exchange-type", "fanout", "--queues", 4, "--consumers", 4),
              (Metric("deliveries/s (4 per msg)", True, _get("consume_rate")), PUBLISH)),
@@ -104,6 +110,16 @@ SCENARIOS = (
     Scenario("latency-1000", "1 -> 1 at a fixed 1,000 msgs/s, 100 B: latency publish -> deliver",
              ("--rate", 1000, "--count", Scaled(20_000, 200)),
              (Metric("latency p50 ms", False, _get("latency_ms", "p50"), 2),
+              Metric("latency p99 ms", False, _get("latency_ms", "p99"), 2))),
+    Scenario("latency-10000", "1 -> 1 at a fixed 10,000 msgs/s, 100 B: latency publish -> deliver",
+             ("--rate", 10_000, "--count", Scaled(100_000, 1000)),
+             (Metric("latency p50 ms", False, _get("latency_ms", "p50"), 2),
+              Metric("latency p99 ms", False, _get("latency_ms", "p99"), 2))),
+    Scenario("fair-100", "1 producer at a fixed 10,000 msgs/s round-robin over 100 queues, 1 consumer on each "
+             "(100 consumers on 4 connections), 100 B: each queue's delivery rate",
+             ("--rate", 10_000, "--count", Scaled(100_000, 1000), "--queues", 100, "--consumers", 4),
+             (Metric("slowest queue / fastest", True, _get("queue_rates", "slowest_to_fastest"), 3),
+              Metric("slowest queue msgs/s", True, _get("queue_rates", "slowest"), 1),
               Metric("latency p99 ms", False, _get("latency_ms", "p99"), 2))),
     Scenario("backlog-1m", "1,000,000 x 100 B published with no consumer, then drained by 1 consumer",
              ("--backlog", "--count", Scaled(1_000_000, 1000)),
