@@ -18,6 +18,7 @@ import trio
 from .. import core, mgmt
 from ..store import StoreError
 from .amqp import CLOSE_TIMEOUT, AMQPConnection
+from .bodies import read_bodies
 from .disk import DiskMonitor, disk_free_bytes
 from .flow import PublishGate
 from .limits import Limits
@@ -106,6 +107,7 @@ class Server:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._persister.run)
             nursery.start_soon(run_timers, self.broker)
+            nursery.start_soon(read_bodies, self.broker)
             nursery.start_soon(self._gate.run)
             monitor = None
             if self.data_dir is not None and self.limits.disk_free_limit is not None:

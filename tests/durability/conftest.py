@@ -21,9 +21,11 @@ STOP_SECONDS = 15
 class BrokerProcess:
     """`python -m amqpbroker --data-dir DIR` on a port of its choosing; one process at a time."""
 
-    def __init__(self, data_dir: Path, log_dir: Path) -> None:
+    def __init__(self, data_dir: Path, log_dir: Path, options: tuple[str, ...] = ()) -> None:
         self.data_dir = data_dir
         self.log_dir = log_dir
+        self.options = options
+        """More command-line options for the broker."""
         self.process: subprocess.Popen | None = None
         self.port = 0
         self.starts = 0
@@ -35,7 +37,7 @@ class BrokerProcess:
         with open(log_path, "wb") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "amqpbroker", "--no-http", "--host", "127.0.0.1", "--port", "0",
-                 "--data-dir", str(self.data_dir), "--log-level", "info"],
+                 "--data-dir", str(self.data_dir), "--log-level", "info", *self.options],
                 stderr=log,
                 stdout=subprocess.DEVNULL,
             )

@@ -231,7 +231,17 @@ def test_the_delivered_mark_keeps_up_with_recovered_messages(node: Node) -> None
     assert node.client().drain("q") == [(b"0", True), (b"1", True), (b"4", False)]
 
 
-def test_committed_bodies_leave_memory_and_are_read_from_the_store(node: Node) -> None:
+def test_committed_bodies_stay_in_memory_while_there_is_room(node: Node) -> None:
+    client = node.client()
+    client.send(spec.QueueDeclare(queue="dq", durable=True))
+    client.publish("", "dq", b"durable")
+    node.broker.commit()
+    (entry,) = node.broker.vhosts["/"].queues["dq"].peek()
+    assert entry.message.body == b"durable"
+
+
+def test_under_pressure_committed_bodies_leave_memory_and_are_read_from_the_store(node: Node) -> None:
+    node.broker.memory.limit = 40  # the two bodies are past half of it
     client = node.client()
     client.send(spec.QueueDeclare(queue="dq", durable=True))
     client.send(spec.QueueDeclare(queue="tq"))
