@@ -66,3 +66,18 @@ def test_persistent_bodies_stop_counting_once_stored_past_half_the_limit() -> No
     assert broker.memory.used == 0
     peer.handle(spec.BasicGet(queue="durable", no_ack=True))
     assert broker.memory.used == 0
+
+
+def test_every_copy_of_a_fanout_is_the_one_body_buffer_received(broker, peer) -> None:
+    peer.exchange("fan", "fanout")
+    consumer = Peer(broker)
+    for name in ("a", "b", "c"):
+        peer.declare(name)
+        peer.bind(name, "fan")
+        consumer.handle(spec.BasicConsume(queue=name, no_ack=True))
+    body = bytes(range(256)) * 1024
+    peer.publish("fan", "", body)
+    delivered = consumer.sink.bodies()
+    assert len(delivered) == 3
+    assert all(copy is body for copy in delivered), "a copy of the body was made"
+    assert broker.memory.used == 0
