@@ -58,7 +58,9 @@ class BodyReads:
         # Still held by a queue: kept (and counted) until the last holder forgets it.
         if message.body is None and message.holders:
             message.body = body
-            self._memory.add(len(body))
+            # Recovery leaves `size` 0 unless a byte limit needed it; what is released must be what is added.
+            message.size = len(body)
+            self._memory.add(message.size)
         for queue in queues:
             queue.dispatch()
 

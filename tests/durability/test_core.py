@@ -257,6 +257,20 @@ def test_under_pressure_committed_bodies_leave_memory_and_are_read_from_the_stor
     assert [body for body, _ in client.drain("dq")] == [b"durable only", b"durable and transient"]
 
 
+def test_a_body_read_back_for_a_consumer_is_counted_until_acknowledged(node: Node) -> None:
+    client = node.client()
+    client.send(spec.QueueDeclare(queue="dq", durable=True))
+    client.publish("", "dq", b"read back")
+    node.restart()  # the body is now only in the store
+    memory = node.broker.memory
+    client = node.client()
+    client.send(spec.BasicConsume(queue="dq", consumer_tag="c"))
+    [(method, body)] = client.sink.contents(spec.BasicDeliver)
+    assert body == b"read back" and memory.used == len(body)
+    client.send(spec.BasicAck(delivery_tag=method.delivery_tag))
+    assert memory.used == 0
+
+
 def test_a_message_is_deleted_when_its_last_durable_queue_is_done_with_it(node: Node) -> None:
     client = node.client()
     client.send(spec.ExchangeDeclare(exchange="x", type="fanout"))
