@@ -28,7 +28,9 @@ async def read_bodies(broker: core.Broker) -> None:
             wake = trio.Event()
             due = bodies.take()
             if due:
-                found = await trio.to_thread.run_sync(read, broker.store, due, limiter=limiter)
+                # Abandoned at shutdown: a read changes nothing, and a hung disk must not keep the
+                # broker from exiting.
+                found = await trio.to_thread.run_sync(read, broker.store, due, limiter=limiter, abandon_on_cancel=True)
                 bodies.settle(due, found)
     finally:
         bodies.wake = None
