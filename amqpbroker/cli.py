@@ -33,6 +33,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--no-http", action="store_true", help="do not serve the management HTTP API")
     parser.add_argument(
+        "--metrics-port",
+        type=_port,
+        default=15692,
+        help="Prometheus metrics port (/metrics), 0 for any free one (default: %(default)s)",
+    )
+    parser.add_argument("--no-metrics", action="store_true", help="do not serve the Prometheus metrics")
+    parser.add_argument(
         "--data-dir",
         default=default_data_dir(),
         help="where durable exchanges, queues, bindings and persistent messages live (default: %(default)s)",
@@ -238,8 +245,15 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"amqpbroker: cannot load definitions from {args.load_definitions}: {error}", file=sys.stderr)
                 return 1
         data_dir = None if args.in_memory else args.data_dir
-        http_port = None if args.no_http else args.http_port
-        server = Server(broker, host=args.host, port=args.port, limits=limits, data_dir=data_dir, http_port=http_port)
+        server = Server(
+            broker,
+            host=args.host,
+            port=args.port,
+            limits=limits,
+            data_dir=data_dir,
+            http_port=None if args.no_http else args.http_port,
+            metrics_port=None if args.no_metrics else args.metrics_port,
+        )
         trio.run(_serve, server)
         clean = True
     except (StoreError, OSError, BaseExceptionGroup) as raised:

@@ -113,6 +113,7 @@ def ours(log: Path) -> Iterator[str]:
     """amqpbroker from this checkout, as a subprocess with a fresh data directory."""
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="interop-amqpbroker-") as data:
-        argv = [sys.executable, "-m", "amqpbroker", "--no-http", "--host", "127.0.0.1", "--port", str(port), "--data-dir", data]
+        argv = [sys.executable, "-m", "amqpbroker", "--no-http", "--no-metrics", "--host", "127.0.0.1",
+                "--port", str(port), "--data-dir", data]
         with _process(argv, log, f"amqp://guest:guest@127.0.0.1:{port}/%2F", cwd=INTEROP_DIR.parent) as url:
             yield url

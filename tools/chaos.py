@@ -110,7 +110,7 @@ class BrokerProcess:
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as log:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "amqpbroker", "--no-http", "--host", "127.0.0.1", "--port", "0",
+                [sys.executable, "-m", "amqpbroker", "--no-http", "--no-metrics", "--host", "127.0.0.1", "--port", "0",
                  "--data-dir", str(self.data_dir), "--log-level", "info"],
                 stdout=subprocess.DEVNULL, stderr=log,
             )

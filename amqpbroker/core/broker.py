@@ -22,6 +22,7 @@ from .commits import Batch, CommitTracker
 from .confirms import Confirms
 from .deadletter import DeadLetters
 from .errors import ChannelException, ConnectionException
+from .history import History
 from .journal import Journal
 from .memory import MemoryWatermark
 from .message import Message, QueueEntry
@@ -30,6 +31,7 @@ from .permissions import PERMISSION, Access, Permissions
 from .policies import POLICY, Policy
 from .queue import Consumer, Queue
 from .session import Session
+from .stats import BrokerStats, ChannelStats
 from .stream import StreamQueue
 from .timers import Timers
 from .users import USER, User, Users, hash_password
@@ -106,12 +108,16 @@ class Broker:
         loopback_users: Iterable[str] = ("guest",),
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        history: History | None = None,
     ) -> None:
         self.timers = Timers(clock, wall_clock)
         """The broker's clock, and when each queue next needs it (message TTL, `x-expires`)."""
+        self.history = history
+        """Where what happens to messages is recorded, for tests; None records nothing."""
         self.consumer_timeout = consumer_timeout
         """Milliseconds a delivery may stay unacknowledged; None never times out."""
         self.connections: set[ClientConnection] = set()
+        self.stats = BrokerStats()
         self.store = store if store is not None else MemoryStore()
         self.journal = Journal()
         self.users = Users(self.journal, loopback_users)
@@ -125,7 +131,7 @@ class Broker:
         self.reply_to: dict[str, Any] = {}
         """Direct reply-to addresses (`amq.rabbitmq.reply-to.<token>`) by token."""
         self.journal.next_message_id = self.store.max_message_id() + 1
-        self.dead_letters = DeadLetters(self.vhosts, self.store, self.timers.wall_clock)
+        self.dead_letters = DeadLetters(self.vhosts, self.store, self.timers.wall_clock, history)
         self.parameters = Parameters(self.journal)
         if self._recover():
             self._make_defaults()
@@ -144,7 +150,9 @@ class Broker:
         RabbitMQ's HTTP API grants them to the user who creates a vhost."""
         vhost = self.vhosts.get(name)
         if vhost is None:
-            vhost = self.vhosts[name] = VHost(name, self.journal, self.memory, self.dead_letters, self.timers)
+            vhost = self.vhosts[name] = VHost(
+                name, self.journal, self.memory, self.dead_letters, self.timers, self.stats, self.history
+            )
             self.journal.append(PutVHost(name))
             if granted_to is not None:
                 self.permissions.set(name, granted_to, ".*", ".*", ".*")
@@ -278,7 +286,9 @@ class Broker:
         store = self.store
         recovered = store.recover()
         for name in recovered.vhosts:
-            self.vhosts[name] = VHost(name, self.journal, self.memory, self.dead_letters, self.timers)
+            self.vhosts[name] = VHost(
+                name, self.journal, self.memory, self.dead_letters, self.timers, self.stats, self.history
+            )
         self.parameters.recover(recovered.records)
         defaults_made = False
         for record in recovered.records:
@@ -311,6 +321,7 @@ class Broker:
                 if exchange.name:
                     exchange.configure(vhost.policies.definition(exchange.name, "exchanges"))
         messages: dict[int, Message] = {}
+        over_limit: list[tuple[Queue, QueueEntry]] = []
         for record in recovered.queues:
             vhost = self.vhosts[record.vhost]
             settings = settings_from_arguments(record.arguments, vhost.policies.match(record.name, "queues"))
@@ -330,6 +341,7 @@ class Broker:
             count_bytes = settings.max_length_bytes is not None or (stream and settings.max_age is not None)
             delivered = store.delivered_upto(record.vhost, record.name)
             queue.restore_delivered(delivered)
+            counts = store.delivery_counts(record.vhost, record.name) if settings.queue_type == "quorum" else {}
             for seq, message_id, expires in store.queue_entries(record.vhost, record.name):
                 message = messages.get(message_id)
                 if message is None:
@@ -344,6 +356,11 @@ class Broker:
                     continue
                 entry = QueueEntry(seq, message, None if expires is None else self.timers.from_wall_ms(expires))
                 entry.redelivered = seq <= delivered
+                entry.delivery_count = counts.get(seq, 0)
+                if settings.delivery_limit is not None and entry.delivery_count > settings.delivery_limit:
+                    # Dropped once the queue it is dead-lettered to, and the bindings there, are back.
+                    over_limit.append((queue, entry))
+                    continue
                 queue.restore(entry)
             queue.declared(self.timers)
         for record in recovered.bindings:
@@ -353,6 +370,8 @@ class Broker:
             destination = destinations.get(record.destination)
             if exchange is not None and destination is not None:
                 exchange.bind(destination, record.routing_key, record.arguments)
+        for queue, entry in over_limit:
+            queue.drop_recovered(entry, "delivery_limit")
         exchange_records = [record for record in recovered.records if record.kind in _EXCHANGE_RECORDS]
         # A deduplication cache forgets its oldest values first: it takes them back in their order.
         exchange_records.sort(key=lambda record: record.value.get("added", 0))
@@ -387,7 +406,32 @@ class Broker:
         access = self.permissions.access(vhost, username)
         connection = ClientConnection(self, self.vhosts[vhost], username, sink, capabilities, access, info)
         self.connections.add(connection)
+        self.stats.connections_opened += 1
         return connection
+
+    # Statistics
+
+    def channel_stats(self) -> list[ChannelStats]:
+        """The counts of every open channel."""
+        return [session.stats for connection in self.connections for session in connection.sessions.values()]
+
+    def message_totals(self) -> ChannelStats:
+        """The broker's message counts since it started, with the overview's rates."""
+        return self.stats.message_totals(self.channel_stats())
+
+    def sample_stats(self, now: float | None = None) -> None:
+        """Samples every count for its rate: the overview's, and every queue's, exchange's and channel's."""
+        if now is None:
+            now = self.timers.clock()
+        channels = self.channel_stats()
+        self.stats.overview_rates.sample(self.stats.message_totals(channels).counts(), now)
+        for stats in channels:
+            stats.sample(now)
+        for vhost in self.vhosts.values():
+            for queue in vhost.queues.values():
+                queue.stats.sample(now)
+            for exchange in vhost.exchanges.values():
+                exchange.stats.sample(now)
 
     def expire_deliveries(self) -> None:
         """Closes every channel whose oldest unacknowledged delivery is older than `consumer_timeout`.
@@ -462,12 +506,14 @@ class ClientConnection:
         if channel in self.sessions:
             raise ConnectionException.channel_error("second 'channel.open' seen")
         session = self.sessions[channel] = Session(self, channel)
+        self.broker.stats.channels_opened += 1
         return session
 
     def close_channel(self, channel: int) -> None:
         session = self.sessions.pop(channel, None)
         if session is not None:
             session.close()
+            self.broker.stats.channel_closed(session.stats)
 
     def flush_confirms(self) -> None:
         for confirms in self.pending_confirms:
@@ -490,6 +536,7 @@ class ClientConnection:
             return
         self.closed = True
         self.broker.connections.discard(self)
+        self.broker.stats.connections_closed += 1
         for channel in list(self.sessions):
             self.close_channel(channel)
         for queue in list(self.exclusive_queues):

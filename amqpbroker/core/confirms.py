@@ -16,12 +16,14 @@ from ..protocol import spec
 if TYPE_CHECKING:
     from .commits import CommitTracker
     from .output import ChannelOutput
+    from .stats import ChannelStats
 
 
 class Confirms:
-    def __init__(self, output: ChannelOutput, tracker: CommitTracker) -> None:
+    def __init__(self, output: ChannelOutput, tracker: CommitTracker, stats: ChannelStats) -> None:
         self._output = output
         self._tracker = tracker
+        self._stats = stats
         self._published = 0
         self._confirmed_upto = 0
         self._awaiting: deque[tuple[int, int | None]] = deque()
@@ -70,5 +72,7 @@ class Confirms:
 
     def _ack_upto(self, seq: int) -> None:
         if seq > self._confirmed_upto:
-            self._output.method(spec.BasicAck(delivery_tag=seq, multiple=seq - self._confirmed_upto > 1))
+            count = seq - self._confirmed_upto
+            self._output.method(spec.BasicAck(delivery_tag=seq, multiple=count > 1))
+            self._stats.confirm += count
             self._confirmed_upto = seq

@@ -5,6 +5,9 @@ the queue's dead-letter exchange, with RabbitMQ's record of its deaths in the `x
 The record is kept the way RabbitMQ 3.x keeps it: one entry per queue and reason, most recent first,
 counting how often that happened; `x-first-death-*` name the first. A message that would go round a
 cycle of queues with no rejection in it is dropped instead, as RabbitMQ drops it.
+
+Every entry leaving a queue for a reason passes here, dead-letter exchange or not, so this is also
+where the broker's history (when it keeps one) records expiries and dead-lettering.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from .message import Message, QueueEntry
 
 if TYPE_CHECKING:
     from ..store import Store
+    from .history import History
     from .queue import Queue
     from .vhost import VHost
 
@@ -29,17 +33,29 @@ class DeadLetters:
     """What a queue calls to dead-letter one of its entries; owned by the broker."""
 
     def __init__(
-        self, vhosts: dict[str, VHost], store: Store, wall_clock: Callable[[], float] = time.time
+        self,
+        vhosts: dict[str, VHost],
+        store: Store,
+        wall_clock: Callable[[], float] = time.time,
+        history: History | None = None,
     ) -> None:
         self._vhosts = vhosts
         self._store = store
         self._wall_clock = wall_clock
+        self._history = history
 
     def __call__(self, queue: Queue, entry: QueueEntry, reason: str) -> None:
+        """Every entry leaving a queue for `reason` comes here (an expiry goes in the history),
+        and is dead-lettered if the queue has a dead-letter exchange."""
+        history = self._history
+        if history is not None and reason == "expired":
+            history.record("expired", queue.vhost, entry.message, queue.name)
         settings = queue.settings
-        vhost = self._vhosts.get(queue.vhost)
         exchange_name = settings.dead_letter_exchange
-        if vhost is None or exchange_name is None:
+        if exchange_name is None:
+            return
+        vhost = self._vhosts.get(queue.vhost)
+        if vhost is None:
             return
         exchange = vhost.exchanges.get(exchange_name)
         if exchange is None:
@@ -59,6 +75,8 @@ class DeadLetters:
             # happened to make it die (a timer, another client's reject).
             log.warning("message in %r has malformed properties: dropped, not dead-lettered", queue)
             return
+        if history is not None:
+            history.record("dead-lettered", queue.vhost, message, queue.name, reason)
         headers = properties.headers or {}
         routing_keys = [message.routing_key, *_cc(headers)]
         headers = record_death(

@@ -23,6 +23,7 @@ from .vhost import random_name
 if TYPE_CHECKING:
     from .broker import ClientConnection
     from .output import ChannelOutput
+    from .stats import ChannelStats
     from .topology import Topology
 
 log = logging.getLogger("amqpbroker.delivery")
@@ -31,6 +32,9 @@ log = logging.getLogger("amqpbroker.delivery")
 ACK = "ack"
 REQUEUE = "requeue"
 REJECT = "reject"
+# The history's name for each: a message given back to its queue is "nacked" whether basic.nack or
+# basic.reject gave it back; one refused for good is "rejected" either way.
+_SETTLED = {ACK: "acked", REQUEUE: "nacked", REJECT: "rejected"}
 
 
 class _Unacked:
@@ -57,6 +61,8 @@ class ReplyTo:
         self.delivery = delivery
         self.consumer_tag = consumer_tag
         self.token = random_name("")
+        self.name = f"{REPLY_TO}.{self.token}"
+        """The routing key that reaches it, which the history names it by."""
 
     def push(self, message: Message) -> bool:
         self.delivery.deliver_reply(self.consumer_tag, message)
@@ -67,8 +73,11 @@ class ReplyTo:
 
 
 class Delivery:
-    def __init__(self, connection: ClientConnection, output: ChannelOutput, topology: Topology) -> None:
+    def __init__(
+        self, connection: ClientConnection, output: ChannelOutput, topology: Topology, stats: ChannelStats
+    ) -> None:
         self.connection = connection
+        self._stats = stats
         self.vhost = connection.vhost
         self._clock = connection.broker.timers.clock
         self._sink = connection.sink
@@ -208,7 +217,17 @@ class Delivery:
             exchange=message.exchange,
             routing_key=message.routing_key,
         )
-        return self._hand_over(method, queue, entry, consumer, consumer.no_ack)
+        if not self._hand_over(method, queue, entry, consumer, consumer.no_ack):
+            return False
+        # Counted on the queue and on the channel, as RabbitMQ reports both.
+        queue_stats, stats = queue.consumers.stats, self._stats
+        if consumer.no_ack:
+            queue_stats.deliver_no_ack += 1
+            stats.deliver_no_ack += 1
+        else:
+            queue_stats.deliver += 1
+            stats.deliver += 1
+        return True
 
     def _hand_over(self, method: Any, queue: Queue, entry: QueueEntry, consumer: Consumer | None, no_ack: bool) -> bool:
         """Sends a message, then tracks it until it is acknowledged, or forgets it if no ack will come."""
@@ -237,9 +256,17 @@ class Delivery:
         queue_type = queue.settings.queue_type
         if queue_type == "quorum":
             properties = _with_header(properties, "x-delivery-count", entry.delivery_count)
+            if entry.delivery_count and not no_ack:
+                queue.redelivering(entry)
         elif queue_type == "stream":
             properties = _with_header(properties, "x-stream-offset", entry.seq)
         self._output.content(method, properties, body)
+        if entry.redelivered:
+            queue.stats.redeliver += 1
+            self._stats.redeliver += 1
+        history = self.vhost.history
+        if history is not None:
+            history.record("delivered", self.vhost.name, message, queue.name)
         if no_ack:
             queue.forget(entry)
             return True
@@ -263,7 +290,10 @@ class Delivery:
         if queue.settings.queue_type == "stream":
             raise ConnectionException.not_implemented(f"basic.get not supported by stream queues {_describe(queue)}")
         entry = queue.take()
+        queue_stats, stats = queue.stats, self._stats
         if entry is None:
+            queue_stats.get_empty += 1
+            stats.get_empty += 1
             self._output.method(spec.BasicGetEmpty())
             return
         message = entry.message
@@ -277,6 +307,12 @@ class Delivery:
         self._delivery_tag += 1
         if not self._hand_over(get_ok, queue, entry, None, method.no_ack):
             raise ConnectionException(541, "could not read the message from the store")
+        if method.no_ack:
+            queue_stats.get_no_ack += 1
+            stats.get_no_ack += 1
+        else:
+            queue_stats.get += 1
+            stats.get += 1
 
     # acknowledgements
 
@@ -312,6 +348,11 @@ class Delivery:
                     raise ConnectionException.not_implemented(
                         f"basic.nack and basic.reject not supported by stream queues {_describe(item.queue)}"
                     )
+        history = self.vhost.history
+        if history is not None:
+            kind = _SETTLED[outcome]
+            for _, item in taken:
+                history.record(kind, self.vhost.name, item.entry.message, item.queue.name)
         self._settle([item for _, item in taken], outcome)
 
     def _settle(self, taken: Iterable[_Unacked], outcome: str) -> None:
@@ -322,6 +363,9 @@ class Delivery:
             item.queue.unacked_count -= 1
             queues.setdefault(item.queue, []).append(item.entry)
         for queue, entries in queues.items():
+            if outcome == ACK:
+                queue.stats.ack += len(entries)
+                self._stats.ack += len(entries)
             if queue.deleted or outcome == ACK:
                 for entry in entries:
                     queue.forget(entry)
@@ -351,8 +395,13 @@ class Delivery:
         self.requeue_all()
 
     def requeue_all(self) -> None:
+        """Puts back every unacknowledged delivery: the channel closed, or the client asked (basic.recover)."""
         taken = list(self._unacked.values())
         self._unacked.clear()
+        history = self.vhost.history
+        if history is not None:
+            for item in taken:
+                history.record("requeued", self.vhost.name, item.entry.message, item.queue.name)
         self._settle(taken, REQUEUE)
 
     # direct reply-to

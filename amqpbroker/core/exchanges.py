@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from .stats import ExchangeStats
 from .topic import TopicTrie
 
 EXCHANGE_TYPES = ("direct", "fanout", "topic", "headers")
@@ -64,6 +65,7 @@ class Exchange:
         self.bindings: dict[tuple, Binding] = {}
         self.exchange_bindings = 0
         """How many bindings lead to other exchanges; routing follows them only when there are any."""
+        self.stats = ExchangeStats()
 
     def configure(self, policy: Mapping[str, Any]) -> None:
         """Takes the alternate exchange from the `alternate-exchange` argument, else from the

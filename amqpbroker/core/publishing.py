@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .confirms import Confirms
     from .delivery import Delivery
     from .output import ChannelOutput
+    from .stats import ChannelStats
     from .vhost import VHost
 
 _REPLY_TO_PREFIX = REPLY_TO + "."
@@ -30,10 +31,17 @@ _ROUTING_HEADERS = ("CC", "BCC")
 
 class Publisher:
     def __init__(
-        self, connection: ClientConnection, output: ChannelOutput, delivery: Delivery, confirms: Confirms
+        self,
+        connection: ClientConnection,
+        output: ChannelOutput,
+        delivery: Delivery,
+        confirms: Confirms,
+        stats: ChannelStats,
     ) -> None:
         self._connection = connection
         self._vhost = connection.vhost
+        self._stats = stats
+        self._default_exchange = connection.vhost.exchanges[""]
         self._access = connection.access
         self._writable = connection.access.writable
         self._output = output
@@ -93,7 +101,12 @@ class Publisher:
     ) -> None:
         vhost = self._vhost
         routing_key = method.routing_key
+        self._stats.publish += 1
+        history = vhost.history
+        if history is not None:
+            history.record("published", vhost.name, Message(method.exchange, routing_key, properties, body))
         if exchange is not None:
+            exchange.stats.publish_in += 1
             headers = None
             if exchange.reads_headers or exchange.exchange_bindings or exchange.alternate_exchange is not None:
                 headers = BasicProperties.decode(properties).headers
@@ -101,24 +114,30 @@ class Publisher:
                     self._hold(exchange, method, properties, body, cc, delay)
                     return
             queues: Collection[Queue] = vhost.route(exchange, routing_key, headers, cc)
-        elif cc:
-            queues = _named_queues(vhost.queues, (routing_key, *cc))
         else:
-            queue = vhost.queues.get(routing_key)
-            if queue is not None:
-                queues = (queue,)
-            elif routing_key.startswith(_REPLY_TO_PREFIX):
-                reply_to = self._connection.broker.reply_to.get(routing_key[len(_REPLY_TO_PREFIX) :])
-                queues = (reply_to,) if reply_to is not None else ()
+            exchange = self._default_exchange
+            exchange.stats.publish_in += 1
+            if cc:
+                queues = _named_queues(vhost.queues, (routing_key, *cc))
             else:
-                queues = ()
+                queue = vhost.queues.get(routing_key)
+                if queue is not None:
+                    queues = (queue,)
+                elif routing_key.startswith(_REPLY_TO_PREFIX):
+                    reply_to = self._connection.broker.reply_to.get(routing_key[len(_REPLY_TO_PREFIX) :])
+                    queues = (reply_to,) if reply_to is not None else ()
+                else:
+                    queues = ()
         confirms = self._confirms if self.confirm_mode else None
         if confirms is not None:
             confirms.published()
         if not queues:
             if method.mandatory:
                 self._return_unroutable(method, properties, body)
+            else:
+                self._stats.drop_unroutable += 1
         else:
+            exchange.stats.publish_out += len(queues)
             stored, refused = vhost.enqueue(Message(method.exchange, routing_key, properties, body), queues)
             for queue in queues:
                 if queue.flow is not None:
@@ -159,6 +178,11 @@ class Publisher:
             self._connection.pending_confirms.add(confirms)
 
     def _return_unroutable(self, method: spec.BasicPublish, properties: bytes, body: bytes) -> None:
+        self._stats.return_unroutable += 1
+        history = self._vhost.history
+        if history is not None:
+            message = Message(method.exchange, method.routing_key, properties, body)
+            history.record("returned", self._vhost.name, message, reason="NO_ROUTE")
         self._output.content(
             spec.BasicReturn(
                 reply_code=312, reply_text="NO_ROUTE", exchange=method.exchange, routing_key=method.routing_key

@@ -23,13 +23,14 @@ from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from ..protocol import BasicProperties
-from ..store.base import DeleteMessage, Dequeue, Enqueue
+from ..store.base import DeleteMessage, Dequeue, Enqueue, SetDeliveryCount
 from .arguments import QueueSettings
 from .backlog import Lane, PriorityLanes
 from .credit import FLOW_HIGH, FLOW_LOW, QueueFlow
 from .dedup import dedup_key
 from .memory import MemoryWatermark
 from .message import Message, QueueEntry
+from .stats import QueueStats
 from .timers import Timers
 
 if TYPE_CHECKING:
@@ -40,7 +41,8 @@ _DEFAULT_SETTINGS = QueueSettings()
 
 
 DeadLetterer = Callable[["Queue", QueueEntry, str], None]
-"""Dead-letters an entry leaving its queue for a reason ('rejected', 'expired', 'maxlen', 'delivery_limit')."""
+"""Told of every entry that leaves its queue for a reason ('rejected', 'expired', 'maxlen',
+'delivery_limit'): dead-letters it if the queue has a dead-letter exchange."""
 
 
 class Consumer:
@@ -86,11 +88,11 @@ class Consumers(list):
     the next receive. In a single-active-consumer queue only the active one receives; when it goes,
     the waiting consumer of highest priority, first registered among equals, takes over. While they
     are behind, `flow` is the queue's credit flow state (see `credit`): only a queue with consumers
-    has one.
+    has one. `stats` are the queue's statistics, here for the same reason.
     A list, so that a queue's attribute count stays where CPython reads attributes fastest.
     """
 
-    __slots__ = ("_rings", "_single_active", "flow")
+    __slots__ = ("_rings", "_single_active", "flow", "stats")
 
     def __init__(self, single_active: bool) -> None:
         super().__init__()
@@ -99,6 +101,7 @@ class Consumers(list):
         round-robin. In a single-active-consumer queue, only the active consumer."""
         self._single_active = single_active
         self.flow: QueueFlow | None = None
+        self.stats = QueueStats()
 
     def add(self, consumer: Consumer) -> None:
         self.append(consumer)
@@ -254,6 +257,7 @@ class Queue:
         if self._dedup is not None and not self._deduplicate(self._dedup, entry):
             return True
         self._next_seq += 1
+        self.consumers.stats.publish += 1
         if self._ttl is not None or message.expiration is not None:
             entry.expires = self._expiry(message)
         message.holders += 1
@@ -360,6 +364,13 @@ class Queue:
             self._checked = True
             self._want(entry.expires)
 
+    def drop_recovered(self, entry: QueueEntry, reason: str) -> None:
+        """Drops an entry recovered from the store instead of restoring it: a quorum entry that
+        came back past its delivery limit (its last deliveries ended in crashes, which count)."""
+        entry.message.refs += 1
+        entry.message.holders += 1
+        self.drop(entry, reason)
+
     def restore_delivered(self, seq: int) -> None:
         """Takes the store's mark: every entry up to `seq` was delivered before the restart.
 
@@ -434,7 +445,8 @@ class Queue:
         """Puts delivered-but-unacked messages back where they were, marked redelivered; they keep
         their expiry.
 
-        A quorum queue counts every return; one returned more often than its delivery limit
+        A quorum queue counts every return, durably for a stored message, so that a restart does
+        not give a message its delivery limit afresh; one returned more often than the limit
         allows is dead-lettered instead.
         """
         backlog = self._backlog
@@ -447,11 +459,23 @@ class Queue:
                 if limit is not None and entry.delivery_count > limit:
                     self.drop(entry, "delivery_limit")
                     continue
+                self._store_delivery_count(entry, entry.delivery_count)
             entry.redelivered = True
             backlog.put_back(entry)
             self.message_count += 1
             if self._checked:
                 self._returned(entry)
+
+    def redelivering(self, entry: QueueEntry) -> None:
+        """A quorum entry returned before goes out again: the store counts this delivery as a
+        return already, so that a crash before it is settled counts it, as RabbitMQ's log does
+        (its recovery returns what the consumers of the crashed node had). A first delivery is
+        not written: the store counts it from the delivered mark after a crash."""
+        self._store_delivery_count(entry, entry.delivery_count + 1)
+
+    def _store_delivery_count(self, entry: QueueEntry, delivery_count: int) -> None:
+        if entry.message.message_id is not None and self.journal is not None:
+            self.journal.append(SetDeliveryCount(self.vhost, self.name, entry.seq, delivery_count))
 
     def _returned(self, entry: QueueEntry) -> None:
         if self._limited:
@@ -465,7 +489,7 @@ class Queue:
 
         It is out of the backlog already (or, refused by reject-publish-dlx, never joined it).
         """
-        if self._dead_letters is not None and self.settings.dead_letter_exchange is not None:
+        if self._dead_letters is not None:
             self._dead_letters(self, entry, reason)
         self.forget(entry)
 
@@ -570,6 +594,11 @@ class Queue:
             self._relieve()
 
     # credit flow (see `credit`)
+
+    @property
+    def stats(self) -> QueueStats:
+        """What the queue counted (kept by `consumers`: the hot paths reach it there directly)."""
+        return self.consumers.stats
 
     @property
     def flow(self) -> QueueFlow | None:

@@ -18,6 +18,7 @@ from .delivery import ACK, REJECT, REQUEUE, Delivery
 from .errors import ChannelException, ConnectionException
 from .output import ChannelOutput
 from .publishing import Publisher
+from .stats import ChannelStats
 from .topology import Topology
 from .tx import Transaction
 
@@ -30,11 +31,12 @@ class Session:
         self.connection = connection
         self.channel = channel
         self.vhost = connection.vhost
+        self.stats = ChannelStats()
         self.output = ChannelOutput(connection, channel)
         self.topology = Topology(connection, self.output)
-        self.delivery = Delivery(connection, self.output, self.topology)
-        self.confirms = Confirms(self.output, connection.broker.commits)
-        self.publisher = Publisher(connection, self.output, self.delivery, self.confirms)
+        self.delivery = Delivery(connection, self.output, self.topology, self.stats)
+        self.confirms = Confirms(self.output, connection.broker.commits, self.stats)
+        self.publisher = Publisher(connection, self.output, self.delivery, self.confirms, self.stats)
         self._tx: Transaction | None = None
 
     @property

@@ -68,6 +68,7 @@ class StreamQueue(Queue):
         stamp = int(self.timers.wall_clock() * 1000)
         entry = QueueEntry(self._next_seq, message)
         self._next_seq += 1
+        self.consumers.stats.publish += 1
         message.holders += 1
         if message.holders == 1:
             self.memory.add(message.size)

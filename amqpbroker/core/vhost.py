@@ -26,11 +26,13 @@ from .dedup import DeduplicationExchange
 from .delayed import DelayedExchange
 from .errors import ChannelException, ConnectionException
 from .exchanges import EXCHANGE_TYPES, Binding, Exchange, make_exchange
+from .history import History
 from .journal import Journal
 from .memory import MemoryWatermark
 from .message import Message
 from .policies import Policies
 from .queue import DeadLetterer, Queue
+from .stats import BrokerStats
 from .stream import StreamQueue
 from .timers import Timers
 
@@ -77,6 +79,8 @@ class VHost:
         memory: MemoryWatermark | None = None,
         dead_letters: DeadLetterer | None = None,
         timers: Timers | None = None,
+        stats: BrokerStats | None = None,
+        history: History | None = None,
     ) -> None:
         self.name = name
         self.description = ""
@@ -84,9 +88,11 @@ class VHost:
         self.tracing = False
         """Only shown and kept: messages are not traced."""
         self._dead_letters = dead_letters
+        self.stats = stats if stats is not None else BrokerStats()
         self.journal = journal if journal is not None else Journal()
         self.memory = memory if memory is not None else MemoryWatermark()
         self.timers = timers if timers is not None else Timers()
+        self.history = history
         self.exchanges: dict[str, Exchange] = {"": make_exchange("", "direct", durable=True)}
         for exchange_name, type in DEFAULT_EXCHANGES.items():
             self.exchanges[exchange_name] = make_exchange(exchange_name, type, durable=True)
@@ -269,6 +275,8 @@ class VHost:
                 message.refs += 1
                 stored = True
             if queue.push(message):
+                if self.history is not None:
+                    self.history.record("routed", self.name, message, queue.name)
                 queue.dispatch()
             else:
                 refused = True
@@ -326,6 +334,7 @@ class VHost:
         existing = self.queues.get(name)
         if authorize is not None:
             authorize(name, existing is None)
+        self.stats.queues_declared += 1
         if existing is None:
             settings = queue_settings(
                 arguments or {},
@@ -349,6 +358,7 @@ class VHost:
                 dead_letters=self._dead_letters,
             )
             self.queues[name] = queue
+            self.stats.queues_created += 1
             if queue.durable:
                 self.journal.append(PutQueue(self.name, name, auto_delete, queue.arguments))
             return queue
@@ -391,6 +401,8 @@ class VHost:
         """Removes the queue and its bindings; returns how many ready messages went with it."""
         count = queue.message_count
         self.queues.pop(queue.name, None)
+        if not queue.deleted:
+            self.stats.queue_deleted(queue.settings.queue_type, queue.stats)
         queue.deleted = True
         for exchange in list(self.exchanges.values()):
             removed = exchange.unbind_destination(queue)

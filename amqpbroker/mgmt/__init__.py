@@ -19,7 +19,7 @@ from __future__ import annotations
 import trio
 
 from .. import core
-from . import bindings, connections, definitions, exchanges, nodes, overview, policies, queues, users, vhosts
+from . import bindings, connections, console, definitions, exchanges, nodes, overview, policies, queues, users, vhosts
 from .api import Api, Node, Routes
 from .http import HTTPLimits, HTTPServer
 
@@ -34,6 +34,7 @@ ROUTES = Routes(
     vhosts.routes,
     policies.routes,
     definitions.routes,
+    console.routes,
 )
 
 

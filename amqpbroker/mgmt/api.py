@@ -40,6 +40,8 @@ MANAGEMENT = "management"
 MONITORING = "monitoring"
 POLICYMAKER = "policymaker"
 ADMINISTRATOR = "administrator"
+PUBLIC = "public"
+"""A route anyone may call, without credentials: the console's static files."""
 _ACCESS = {
     MANAGEMENT: ({"management", "policymaker", "monitoring", "administrator"}, "Not management user"),
     MONITORING: ({"monitoring", "administrator"}, "Not monitor user"),
@@ -68,7 +70,8 @@ def bad_request(reason: Any) -> HTTPError:
 
 @dataclass
 class Response:
-    """A result other than 200 with JSON: `body` None sends no body."""
+    """A result other than 200 with JSON: `body` None sends no body, bytes are sent as they are
+    (with their content-type in `headers`)."""
 
     status: int
     body: Any = None
@@ -103,7 +106,8 @@ class Request:
     headers: dict[str, str]
     """Lower-case names."""
     body: bytes
-    user: User
+    user: User | None
+    """None only on a `PUBLIC` route."""
     node: Node
 
     def json(self) -> dict[str, Any]:
@@ -153,7 +157,7 @@ class Routes:
         self.routes: list[Route] = [route for part in parts for route in part.routes]
 
     def add(self, method: str, path: str, handler: Handler, access: str = MANAGEMENT) -> None:
-        self.routes.append(Route(method, tuple(path.split("/")[1:]), handler, access))
+        self.routes.append(Route(method, tuple(part for part in path.split("/") if part), handler, access))
 
     def _decorator(self, method: str, path: str, access: str) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
@@ -197,6 +201,8 @@ class Api:
             status, body, headers = 500, {"error": "internal_server_error", "reason": str(exc)}, []
         if body is None:
             return HTTPResponse(status, b"", headers)
+        if isinstance(body, bytes):
+            return HTTPResponse(status, body, headers)
         return HTTPResponse(status, json.dumps(body, separators=(",", ":")).encode(), [_JSON, *headers])
 
     async def _dispatch(self, http: HTTPRequest) -> tuple[int, Any, list[tuple[str, str]]]:
@@ -214,11 +220,7 @@ class Api:
             if "GET" in allowed:
                 allowed.add("HEAD")
             return 405, None, [("allow", ", ".join(sorted(allowed)))]
-        user = self._authenticate(http.headers.get("authorization"), http.peer_address)
-        for level in {MANAGEMENT, route.access}:
-            tags, refusal = _ACCESS[level]
-            if not tags.intersection(user.tags):
-                raise HTTPError(401, "not_authorised", refusal)
+        user = None if route.access == PUBLIC else self._authorise(http, route)
         query = dict(parse_qsl(target.query, keep_blank_values=True))
         request = Request(http.method, params, query, http.headers, http.body, user, self.node)
         with self.broker.commits.change() as change:
@@ -246,6 +248,15 @@ class Api:
                 return route, params, allowed
             allowed.add(route.method)
         return None, {}, allowed
+
+    def _authorise(self, http: HTTPRequest, route: Route) -> User:
+        """The user the request authenticates as, if the route's tags let them call it."""
+        user = self._authenticate(http.headers.get("authorization"), http.peer_address)
+        for level in {MANAGEMENT, route.access}:
+            tags, refusal = _ACCESS[level]
+            if not tags.intersection(user.tags):
+                raise HTTPError(401, "not_authorised", refusal)
+        return user
 
     def _authenticate(self, header: str | None, address: str) -> User:
         if header is None:

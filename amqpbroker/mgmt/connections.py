@@ -8,6 +8,7 @@ from typing import Any, Iterator
 
 from .. import core
 from ..core.queue import Consumer
+from . import message_stats
 from .api import NO_CONTENT, HTTPError, Node, Request, Routes, jsonable, not_found, vhost, vhosts
 
 routes = Routes()
@@ -107,6 +108,7 @@ def channel_json(session: core.Session, node: Node) -> dict[str, Any]:
         "confirm": session.publisher.confirm_mode,
         "transactional": session.transactional,
         "connection_details": {"name": info.name, "peer_host": info.peer_host, "peer_port": info.peer_port},
+        **message_stats.of(session.stats),
     }
 
 

@@ -12,6 +12,7 @@ from .. import core
 from ..core.permissions import EXCHANGE
 from ..core.publishing import publish_unconfirmed
 from ..protocol import BasicProperties
+from . import message_stats
 from .api import (
     CREATED,
     NO_CONTENT,
@@ -41,6 +42,7 @@ def exchange_json(exchange: Any, vhost_name: str) -> dict[str, Any]:
         "auto_delete": exchange.auto_delete,
         "internal": exchange.internal,
         "arguments": jsonable(exchange.arguments),
+        **message_stats.of(exchange.stats),
     }
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from .. import __version__, core
 from ..core.exchanges import EXCHANGE_TYPES
 from ..core.vhost import PLUGIN_EXCHANGE_TYPES
+from . import message_stats
 from .api import ADMINISTRATOR, MONITORING, Request, Routes, vhosts
 
 routes = Routes()
@@ -44,7 +45,7 @@ def overview(request: Request, broker: core.Broker) -> dict[str, Any]:
         "erlang_version": f"Python {sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}",
         "disable_stats": False,
         "enable_queue_totals": False,
-        "message_stats": {},
+        "message_stats": message_stats.overview(broker),
         "queue_totals": queue_totals(visible),
         "object_totals": object_totals(broker, visible),
         "statistics_db_event_queue": 0,

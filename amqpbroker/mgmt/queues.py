@@ -26,6 +26,7 @@ from .api import (
     vhost,
     vhosts,
 )
+from . import message_stats
 from .connections import consumer_json
 from .policies import applied_json
 
@@ -61,6 +62,7 @@ def queue_json(queue: core.Queue, node: Node) -> dict[str, Any]:
         "messages": queue.message_count + queue.unacked_count,
         "messages_ready": queue.message_count,
         "messages_unacknowledged": queue.unacked_count,
+        **message_stats.of(queue.stats),
     }
 
 

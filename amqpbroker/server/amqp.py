@@ -24,7 +24,7 @@ import math
 import socket
 import struct
 import time
-from typing import Any
+from typing import Any, Callable
 
 import trio
 
@@ -99,9 +99,12 @@ class AMQPConnection:
         limits: Limits = Limits(),
         address: str | None = None,
         addresses: tuple[str, int, str, int] = ("?", 0, "?", 0),
+        heartbeat_clock: Callable[[], float] = trio.current_time,
     ) -> None:
-        """`address` is the client's IP address, which decides whether a loopback-only user may log in."""
+        """`address` is the client's IP address, which decides whether a loopback-only user may log
+        in. Heartbeats are sent and expected by `heartbeat_clock` (a test may move it on)."""
         self._stream = stream
+        self._heartbeat_clock = heartbeat_clock
         # Several buffers go out in one scatter-gather call where the stream is a socket.
         self._socket = stream.socket if isinstance(stream, trio.SocketStream) else None
         self._broker = broker
@@ -115,7 +118,7 @@ class AMQPConnection:
             can_open_vhost=broker.can_open_vhost,
             vhost_exists=broker.vhosts.__contains__,
             heartbeat=heartbeat,
-            now=trio.current_time(),
+            now=heartbeat_clock(),
             max_message_size=limits.max_message_size,
         )
         self.client: core.ClientConnection | None = None
@@ -212,7 +215,7 @@ class AMQPConnection:
                 data = await self._stream.receive_some(max(_RECEIVE_SIZE, protocol.frame_bytes_missing))
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 data = b""
-            self._handle(protocol.receive_data(data, trio.current_time()))
+            self._handle(protocol.receive_data(data, self._heartbeat_clock()))
             if self._held:
                 self._held_bytes += len(data)
             if not data:
@@ -280,16 +283,20 @@ class AMQPConnection:
             waiting = self.client is None or self._closing
             interval = protocol.heartbeat / 2 if not waiting and protocol.heartbeat else 0.5
             await trio.sleep(interval)
-            now = trio.current_time()
-            if self._reading_paused:
-                protocol.pause_receive_timeout(now)
             # Asked again: the handshake may have completed during the sleep.
             waiting = self.client is None or self._closing
-            if waiting and now > self._close_deadline:
+            if waiting and trio.current_time() > self._close_deadline:
                 log.info("connection %s: no %s in time", self.peer, "close-ok" if self._closing else "handshake")
                 self._finish()
                 return
-            self._handle(protocol.tick(now))
+            self.check_heartbeats()
+
+    def check_heartbeats(self) -> None:
+        """Sends a heartbeat if one is due, and ends the connection if the client's are overdue."""
+        now = self._heartbeat_clock()
+        if self._reading_paused:
+            self.protocol.pause_receive_timeout(now)
+        self._handle(self.protocol.tick(now))
 
     # Events
 
@@ -380,15 +387,14 @@ class AMQPConnection:
         self._start_closing()
         self._data_ready.set()
 
+    @property
+    def stream(self) -> trio.abc.Stream:
+        return self._stream
+
     def abort(self) -> None:
         """Drops the connection with a TCP reset and no connection.close, as a crash or a cut cable would."""
-        sock = self._stream.socket
-        if sock.fileno() == -1:
-            return
-        # A zero linger time makes close() send RST instead of FIN.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         # Closing wakes the reader with ClosedResourceError; the connection then finishes as on EOF.
-        sock.close()
+        reset_socket(self._stream.socket)
 
     def _start_closing(self) -> None:
         self._closing = True
@@ -410,3 +416,12 @@ class AMQPConnection:
             self._held_channels = set()
         if self.client is not None:
             self.client.close()
+
+
+def reset_socket(sock: trio.socket.SocketType) -> None:
+    """Closes `sock` with a TCP reset (RST) instead of an orderly FIN; nothing if it is closed already."""
+    if sock.fileno() == -1:
+        return
+    # A zero linger time makes close() send RST instead of FIN.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()

@@ -3,7 +3,8 @@
 `Server.serve()` runs until cancelled or until `shutdown()`; shutdown tells every client
 `connection.close` 320 CONNECTION_FORCED, waits briefly for their close-ok, then for the store's
 last writes up to `Limits.shutdown_timeout` (StoreError if they failed or did not finish). A timer
-closes channels whose deliveries stay unacknowledged longer than the broker's consumer timeout.
+closes channels whose deliveries stay unacknowledged longer than the broker's consumer timeout;
+another samples the statistics for their rates.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Callable
 import trio
 
 from .. import core, mgmt
+from ..core.stats import SAMPLE_INTERVAL
+from ..mgmt.metrics import serve_metrics
 from ..store import StoreError
 from .amqp import CLOSE_TIMEOUT, AMQPConnection
 from .bodies import read_bodies
@@ -60,10 +63,25 @@ def node_name() -> str:
     return f"amqpbroker@{socket.gethostname().split('.')[0]}"
 
 
+async def _every(interval: float, action: Callable[[], None], what: str) -> None:
+    """Calls `action` every `interval` seconds; a bug in it costs one turn, not the broker."""
+    while True:
+        await trio.sleep(interval)
+        try:
+            action()
+        except Exception:
+            log.exception("%s failed", what)
+
+
 class Server:
     """Serves `broker`. With a `data_dir`, publishers are blocked while its disk has less than
     `limits.disk_free_limit` bytes free, as `free_space(data_dir)` reports. With an `http_port`
-    (0: any free one), the management HTTP API is served on it too."""
+    (0: any free one), the management HTTP API is served on it too; with a `metrics_port`, the
+    Prometheus metrics. With `timers=False` nothing runs the broker's timers (TTL, `x-expires`,
+    delayed messages, consumer timeouts): whoever moves its clock does, as a test's manual clock.
+    `wrap_stream`, if given, gets each accepted client socket and returns the stream to serve it
+    through (a test's network faults), or None to close the client's connection at once.
+    Connections keep their heartbeats by `heartbeat_clock`."""
 
     def __init__(
         self,
@@ -77,16 +95,24 @@ class Server:
         free_space: Callable[[str], int] = disk_free_bytes,
         http_port: int | None = None,
         http_limits: mgmt.HTTPLimits = mgmt.HTTPLimits(),
+        metrics_port: int | None = None,
+        timers: bool = True,
+        wrap_stream: Callable[[trio.SocketStream], trio.abc.Stream | None] | None = None,
+        heartbeat_clock: Callable[[], float] = trio.current_time,
     ) -> None:
         self.broker = broker if broker is not None else core.Broker()
         self.host = host
         self.port = port
         self.http_port = http_port
         self.http_limits = http_limits
+        self.metrics_port = metrics_port
         self.heartbeat = heartbeat
         self.limits = limits
         self.data_dir = data_dir
         self.free_space = free_space
+        self.timers = timers
+        self.wrap_stream = wrap_stream
+        self.heartbeat_clock = heartbeat_clock
         self.connections: set[AMQPConnection] = set()
         self._gate = PublishGate(self.broker.memory)
         self._persister = Persister(self.broker)
@@ -104,19 +130,33 @@ class Server:
             http_listeners = await _listen(self.host, self.http_port)
             self.http_port = http_listeners[0].socket.getsockname()[1]
             log.info("management API on http://%s:%d/api/", self.host, self.http_port)
+        metrics_listeners = []
+        if self.metrics_port is not None:
+            metrics_listeners = await _listen(self.host, self.metrics_port)
+            self.metrics_port = metrics_listeners[0].socket.getsockname()[1]
+            log.info("Prometheus metrics on http://%s:%d/metrics", self.host, self.metrics_port)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._persister.run)
-            nursery.start_soon(run_timers, self.broker)
+            if self.timers:
+                nursery.start_soon(run_timers, self.broker)
             nursery.start_soon(read_bodies, self.broker)
             nursery.start_soon(self._gate.run)
             monitor = None
             if self.data_dir is not None and self.limits.disk_free_limit is not None:
                 monitor = DiskMonitor(self.data_dir, self.limits.disk_free_limit, self.free_space)
                 nursery.start_soon(monitor.run, functools.partial(self._gate.set_alarm, "disk"))
+            node = self._node(monitor)
             if http_listeners:
-                nursery.start_soon(mgmt.serve, self.broker, http_listeners, self._node(monitor), self.http_limits)
-            if self.broker.consumer_timeout is not None:
-                nursery.start_soon(self._expire_deliveries, self.broker.consumer_timeout)
+                nursery.start_soon(mgmt.serve, self.broker, http_listeners, node, self.http_limits)
+            if metrics_listeners:
+                nursery.start_soon(serve_metrics, self.broker, metrics_listeners, node, self.http_limits)
+            timeout = self.broker.consumer_timeout
+            if self.timers and timeout is not None:
+                interval = min(CONSUMER_TIMEOUT_CHECK_INTERVAL, timeout / 1000 / 4)
+                nursery.start_soon(
+                    _every, interval, self.broker.expire_deliveries, "checking for deliveries past the consumer timeout"
+                )
+            nursery.start_soon(_every, SAMPLE_INTERVAL, self.broker.sample_stats, "sampling the statistics")
             nursery.start_soon(trio.serve_listeners, self._handle, listeners)
             task_status.started(self.port)
             await self._stopped.wait()
@@ -150,16 +190,6 @@ class Server:
         be closed under it."""
         return self._persister.hung
 
-    async def _expire_deliveries(self, timeout: int) -> None:
-        interval = min(CONSUMER_TIMEOUT_CHECK_INTERVAL, timeout / 1000 / 4)
-        while True:
-            await trio.sleep(interval)
-            try:
-                self.broker.expire_deliveries()
-            except Exception:
-                # A bug here must cost one turn of the check, not the broker.
-                log.exception("checking for deliveries past the consumer timeout failed")
-
     def shutdown(self) -> None:
         """Starts a graceful shutdown; `serve()` returns once clients are told."""
         self._stopped.set()
@@ -178,9 +208,19 @@ class Server:
         except OSError:
             host, peer = "", "?"  # an unknown address is not loopback
             addresses = ("?", 0, "?", 0)
+        served: trio.abc.Stream = stream
+        if self.wrap_stream is not None:
+            wrapped = self.wrap_stream(stream)
+            if wrapped is None:
+                # Closed, not reset: a client reset before it has even looked at its new socket
+                # can fail in ways of its own (pika raises ValueError) instead of reporting a
+                # failed connection.
+                await stream.aclose()
+                return
+            served = wrapped
         connection = AMQPConnection(
-            stream, self.broker, peer, self._gate, heartbeat=self.heartbeat, limits=self.limits, address=host,
-            addresses=addresses,
+            served, self.broker, peer, self._gate, heartbeat=self.heartbeat, limits=self.limits, address=host,
+            addresses=addresses, heartbeat_clock=self.heartbeat_clock,
         )
         self.connections.add(connection)
         self._all_closed = trio.Event()

@@ -114,6 +114,17 @@ class MarkDelivered(NamedTuple):
     seq: int
 
 
+class SetDeliveryCount(NamedTuple):
+    """The entry of a quorum queue has been returned `delivery_count` times, counting a delivery
+    under way that may end in a crash; an entry no longer stored (acknowledged in the meantime)
+    is left alone."""
+
+    vhost: str
+    queue: str
+    seq: int
+    delivery_count: int
+
+
 class PutRecord(NamedTuple):
     """A piece of broker configuration (a user, a permission, a policy, a runtime parameter),
     kept as JSON-able data under `kind` and a key of names; replaces what was stored there."""
@@ -130,7 +141,8 @@ class DeleteRecord(NamedTuple):
 
 Op = (
     PutVHost | DeleteVHost | PutExchange | DeleteExchange | PutQueue | DeleteQueue | PutBinding
-    | DeleteBinding | PutMessage | DeleteMessage | Enqueue | Dequeue | MarkDelivered | PutRecord | DeleteRecord
+    | DeleteBinding | PutMessage | DeleteMessage | Enqueue | Dequeue | MarkDelivered | SetDeliveryCount | PutRecord
+    | DeleteRecord
 )
 
 
@@ -164,7 +176,8 @@ class Mended:
     """Messages deleted because no entry refers to them (their queue was deleted while they were
     delivered and unacknowledged, and the broker stopped before the acknowledgement)."""
     crashed: bool = False
-    """The store was not closed cleanly: every entry was marked as possibly delivered."""
+    """The store was not closed cleanly: every entry was marked as possibly delivered, and each
+    entry of a quorum queue that was delivered but never counted got its first return counted."""
 
     def report(self) -> None:
         for vhost, queue, seq, message_id in self.missing:
@@ -181,6 +194,16 @@ class Mended:
                 "the store was not closed cleanly (a crash, a kill or a failed write): every recovered "
                 "message may have been delivered and is marked redelivered"
             )
+
+
+def counts_deliveries(queue: PutQueue) -> bool:
+    """Whether the queue counts its entries' returns (quorum queues do, for their delivery limit).
+
+    After a crash the store counts a return for each entry such a queue had delivered (at or
+    below its mark) but never counted: a first delivery is not written, and one under way at a
+    crash counts, as it does in RabbitMQ, whose recovery returns what the crashed node's consumers
+    held. A later delivery of a counted entry is written ahead (`SetDeliveryCount`)."""
+    return queue.arguments.get("x-queue-type") == "quorum"
 
 
 class StoreError(Exception):
@@ -215,6 +238,10 @@ class Store(ABC):
         """The queue's `(seq, message_id, expires)` entries in order."""
 
     @abstractmethod
+    def delivery_counts(self, vhost: str, queue: str) -> dict[int, int]:
+        """The delivery counts SetDeliveryCount stored for the queue's entries, by seq."""
+
+    @abstractmethod
     def delivered_upto(self, vhost: str, queue: str) -> int:
         """The highest seq recorded by MarkDelivered for the queue, or -1."""
 
@@ -230,6 +257,11 @@ class Store(ABC):
     def max_message_id(self) -> int:
         """The highest message id in use, so new ids never collide with recovered ones."""
         return -1
+
+    def size_on_disk(self) -> int | None:
+        """Bytes the store's files take on disk; None for a store that keeps nothing on disk. Reads
+        the file system: not for the event loop."""
+        return None
 
     @abstractmethod
     def close(self, *, clean: bool = True) -> None:

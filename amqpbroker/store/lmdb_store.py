@@ -47,22 +47,28 @@ from .base import (
     PutRecord,
     PutVHost,
     Recovered,
+    SetDeliveryCount,
     Store,
     StoreError,
+    counts_deliveries,
     log,
 )
 from .dirlock import LOCK_FILE, DirectoryLock
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """2: the `clean` key and the lock file. A version 1 directory is upgraded in place: it has no
 `clean` key, so its first recovery marks every entry delivered (version 1 did not say whether it
-was stopped cleanly)."""
-_UPGRADABLE = {1}
+was stopped cleanly).
+3: an entry may end in a delivery count. A version 2 directory has none and is read as it is; the
+new version keeps an older amqpbroker from misreading the entries that have one."""
+_UPGRADABLE = {1, 2}
 T = TypeVar("T")
 _INITIAL_MAP_SIZE = 256 * 1024 * 1024
 _U64 = struct.Struct(">Q")
-# An entry that expires: its message id and its expiry in milliseconds since the epoch.
+# An entry is its message id, then its expiry in milliseconds since the epoch if it expires, then
+# its delivery count if a quorum queue ever had it returned: 8, 16, 12 or 20 bytes.
 _ENTRY_EXPIRING = struct.Struct(">QQ")
+_DELIVERY_COUNT = struct.Struct(">I")
 _DATABASES = (b"meta", b"vhosts", b"exchanges", b"queues", b"bindings", b"messages", b"bodies", b"entries",
               b"delivered", b"records")
 
@@ -249,6 +255,12 @@ class LmdbStore(Store):
                 txn.put(_name_key(op.vhost, op.queue) + _U64.pack(op.seq), value, db=db["entries"])
             elif kind is Dequeue:
                 txn.delete(_name_key(op.vhost, op.queue) + _U64.pack(op.seq), db=db["entries"])
+            elif kind is SetDeliveryCount:
+                key = _name_key(op.vhost, op.queue) + _U64.pack(op.seq)
+                value = txn.get(key, db=db["entries"])
+                if value is not None:
+                    kept = value[: len(value) - len(value) % 8]  # without the count it had
+                    txn.put(key, kept + _DELIVERY_COUNT.pack(op.delivery_count), db=db["entries"])
             elif kind is PutMessage:
                 key = _U64.pack(op.message_id)
                 exchange, routing_key = op.exchange.encode(), op.routing_key.encode()
@@ -343,10 +355,30 @@ class LmdbStore(Store):
                 txn.delete(key, db=db["bodies"])
         if mended.crashed:
             for queue, seq in last_seq.items():
+                if counts_deliveries(PutQueue(*_load(txn.get(queue, db=db["queues"])))):
+                    self._count_delivered(txn, queue)
                 # Stored as seq + 1, as MarkDelivered writes it.
                 mark = _U64.pack(_U64.unpack(seq)[0] + 1)
                 txn.put(queue, max(mark, txn.get(queue, b"", db=db["delivered"])), db=db["delivered"])
         return mended
+
+    def _count_delivered(self, txn: lmdb.Transaction, queue: bytes) -> None:
+        """Counts a return for each entry of `queue` at or below its delivered mark that has no count."""
+        db = self._db
+        found = txn.get(queue, db=db["delivered"])
+        if found is None:
+            return
+        end = queue + found  # the key of the first entry above the mark (stored as seq + 1)
+        cursor = txn.cursor(db=db["entries"])
+        counted = []
+        if cursor.set_range(queue):
+            for key, value in cursor:
+                if key >= end or not key.startswith(queue):
+                    break
+                if not len(value) % 8:
+                    counted.append((key, value + _DELIVERY_COUNT.pack(1)))
+        for key, value in counted:
+            txn.put(key, value, db=db["entries"])
 
     def _topology(self) -> Recovered:
         with self._reading(), self._env.begin() as txn:
@@ -369,10 +401,24 @@ class LmdbStore(Store):
                 if not key.startswith(prefix):
                     return
                 seq = _U64.unpack_from(key, len(prefix))[0]
-                if len(value) == _U64.size:
-                    yield seq, _U64.unpack(value)[0], None
+                if len(value) < _ENTRY_EXPIRING.size:
+                    yield seq, _U64.unpack_from(value)[0], None
                 else:
-                    yield seq, *_ENTRY_EXPIRING.unpack(value)
+                    yield seq, *_ENTRY_EXPIRING.unpack_from(value)
+
+    def delivery_counts(self, vhost: str, queue: str) -> dict[int, int]:
+        prefix = _name_key(vhost, queue)
+        counts = {}
+        with self._reading(), self._env.begin() as txn:
+            cursor = txn.cursor(db=self._db["entries"])
+            if not cursor.set_range(prefix):
+                return counts
+            for key, value in cursor:
+                if not key.startswith(prefix):
+                    break
+                if len(value) % 8:
+                    counts[_U64.unpack_from(key, len(prefix))[0]] = _DELIVERY_COUNT.unpack_from(value, len(value) - 4)[0]
+        return counts
 
     def delivered_upto(self, vhost: str, queue: str) -> int:
         with self._lock, self._reading(), self._env.begin() as txn:
@@ -403,6 +449,15 @@ class LmdbStore(Store):
         with self._reading(), self._env.begin() as txn:
             cursor = txn.cursor(db=self._db["messages"])
             return _U64.unpack(cursor.key())[0] if cursor.last() else -1
+
+    def size_on_disk(self) -> int:
+        # Allocated blocks, so that LMDB's sparse map counts what it holds, not what it may grow to.
+        total = 0
+        with os.scandir(self.path) as entries:
+            for entry in entries:
+                if entry.is_file(follow_symlinks=False):
+                    total += entry.stat(follow_symlinks=False).st_blocks * 512
+        return total
 
     def close(self, *, clean: bool = True) -> None:
         if clean and not self._crashed and not self._failed:

@@ -27,8 +27,10 @@ from .base import (
     PutRecord,
     PutVHost,
     Recovered,
+    SetDeliveryCount,
     Store,
     StoredMessage,
+    counts_deliveries,
 )
 
 
@@ -39,7 +41,8 @@ class MemoryStore(Store):
         self._queues: dict[tuple[str, str], PutQueue] = {}
         self._bindings: dict[tuple, PutBinding] = {}
         self._messages: dict[int, StoredMessage] = {}
-        self._entries: dict[tuple[str, str], dict[int, tuple[int, int | None]]] = {}
+        self._entries: dict[tuple[str, str], dict[int, tuple[int, int | None, int]]] = {}
+        """Per queue, by seq: the entry's message id, expiry and delivery count."""
         self._delivered: dict[tuple[str, str], int] = {}
         self._records: dict[tuple[str, tuple[str, ...]], PutRecord] = {}
         self._crashed = False
@@ -48,9 +51,14 @@ class MemoryStore(Store):
         for op in ops:
             kind = type(op)
             if kind is Enqueue:
-                self._entries.setdefault((op.vhost, op.queue), {})[op.seq] = (op.message_id, op.expires)
+                self._entries.setdefault((op.vhost, op.queue), {})[op.seq] = (op.message_id, op.expires, 0)
             elif kind is Dequeue:
                 self._entries.get((op.vhost, op.queue), {}).pop(op.seq, None)
+            elif kind is SetDeliveryCount:
+                entries = self._entries.get((op.vhost, op.queue), {})
+                entry = entries.get(op.seq)
+                if entry is not None:
+                    entries[op.seq] = (entry[0], entry[1], op.delivery_count)
             elif kind is PutMessage:
                 self._messages[op.message_id] = StoredMessage(*op[1:])
             elif kind is DeleteMessage:
@@ -85,7 +93,7 @@ class MemoryStore(Store):
         referenced: set[int] = set()
         for (vhost, queue), entries in self._entries.items():
             stored_queue = (vhost, queue) in self._queues
-            for seq, (message_id, _) in list(entries.items()):
+            for seq, (message_id, _, _) in list(entries.items()):
                 if not stored_queue:
                     mended.queueless += 1
                 elif message_id not in self._messages:
@@ -95,7 +103,12 @@ class MemoryStore(Store):
                     continue
                 del entries[seq]
             if self._crashed and entries:
-                self._delivered[vhost, queue] = max(self._delivered.get((vhost, queue), -1), max(entries))
+                delivered = self._delivered.get((vhost, queue), -1)
+                if counts_deliveries(self._queues[vhost, queue]):
+                    for seq, (message_id, expires, count) in entries.items():
+                        if seq <= delivered and not count:
+                            entries[seq] = (message_id, expires, 1)
+                self._delivered[vhost, queue] = max(delivered, max(entries))
         for message_id in self._messages.keys() - referenced:
             del self._messages[message_id]
             mended.unreferenced += 1
@@ -112,8 +125,11 @@ class MemoryStore(Store):
         )
 
     def queue_entries(self, vhost: str, queue: str) -> Iterator[tuple[int, int, int | None]]:
-        for seq, (message_id, expires) in sorted(self._entries.get((vhost, queue), {}).items()):
+        for seq, (message_id, expires, _) in sorted(self._entries.get((vhost, queue), {}).items()):
             yield seq, message_id, expires
+
+    def delivery_counts(self, vhost: str, queue: str) -> dict[int, int]:
+        return {seq: count for seq, (_, _, count) in self._entries.get((vhost, queue), {}).items() if count}
 
     def delivered_upto(self, vhost: str, queue: str) -> int:
         return self._delivered.get((vhost, queue), -1)

@@ -5,6 +5,25 @@ builds its fixtures on `Broker`.
 """
 
 from ._embedded import Broker
-from ._served import BindingInfo, ExchangeInfo, MessageInfo, QueueInfo, TrioBroker, serve_broker
+from ._served import (
+    BindingInfo,
+    ConnectionInfo,
+    Event,
+    ExchangeInfo,
+    MessageInfo,
+    QueueInfo,
+    TrioBroker,
+    serve_broker,
+)
 
-__all__ = ["BindingInfo", "Broker", "ExchangeInfo", "MessageInfo", "QueueInfo", "TrioBroker", "serve_broker"]
+__all__ = [
+    "BindingInfo",
+    "Broker",
+    "ConnectionInfo",
+    "Event",
+    "ExchangeInfo",
+    "MessageInfo",
+    "QueueInfo",
+    "TrioBroker",
+    "serve_broker",
+]

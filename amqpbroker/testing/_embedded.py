@@ -12,17 +12,33 @@ The broker runs its own trio loop in its thread; each method below runs there th
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
+import math
 import threading
-from typing import Any, Callable, TypeVar
+import time
+from typing import Any, Callable, Iterator, TypeVar
 
 import trio
 
 from .. import core
 from ..server import Limits, Server, single_error
+from ..core.history import DEFAULT_LIMIT
 from ..server.disk import disk_free_bytes
 from ..store import open_store
-from ._served import CLOSED_TEXT, BindingInfo, ExchangeInfo, MessageInfo, QueueInfo, TrioBroker, amqp_url, http_url
+from ._served import (
+    CLOSED_TEXT,
+    WAIT_TIMEOUT,
+    BindingInfo,
+    ConnectionInfo,
+    Event,
+    ExchangeInfo,
+    MessageInfo,
+    QueueInfo,
+    TrioBroker,
+    amqp_url,
+    http_url,
+)
 
 T = TypeVar("T")
 
@@ -37,7 +53,9 @@ class Broker:
     client that has not opened its connection within `handshake_timeout` seconds is dropped.
     A channel holding a delivery unacknowledged for more than `consumer_timeout` milliseconds
     (default: RabbitMQ's 30 minutes; None: never) is closed with 406. With `http_port` (0: any
-    free one; default: not served) the management HTTP API is served too, at `http_url`.
+    free one; default: not served) the management HTTP API is served too, at `http_url`; with
+    `metrics_port` likewise the Prometheus metrics (`/metrics`). With `clock="manual"` the broker's
+    time moves only by `advance(seconds)`; `history()` keeps the newest `history_limit` events.
     """
 
     def __init__(
@@ -54,9 +72,18 @@ class Broker:
         free_space: Callable[[str], int] = disk_free_bytes,
         consumer_timeout: int | None = core.DEFAULT_CONSUMER_TIMEOUT,
         http_port: int | None = None,
+        metrics_port: int | None = None,
+        clock: str = "real",
+        history_limit: int = DEFAULT_LIMIT,
     ) -> None:
         self.host = host
+        self._clock = clock
+        self._history_limit = history_limit
+        # Broker events so far, counted in the broker's thread; waiters in other threads wait on it.
+        self._events = threading.Condition()
+        self._event_count = 0
         self._http_port = http_port
+        self._metrics_port = metrics_port
         self._port = port
         self._heartbeat = heartbeat
         self._memory_limit = memory_limit
@@ -99,6 +126,11 @@ class Broker:
         """`http://HOST:PORT`, the management API's base (its paths start with `/api/`)."""
         return http_url(self.host, self.http_port)
 
+    @property
+    def metrics_port(self) -> int | None:
+        """The Prometheus metrics' bound port once started; None when they are not served."""
+        return self._served.metrics_port if self._served is not None else self._metrics_port
+
     # Running
 
     def start(self) -> Broker:
@@ -117,7 +149,11 @@ class Broker:
             free_space=self._free_space,
             consumer_timeout=self._consumer_timeout,
             http_port=self._http_port,
+            metrics_port=self._metrics_port,
+            clock=self._clock,
+            history_limit=self._history_limit,
         )
+        self._served.listen(self._event_happened)
         self._started.clear()
         self._error = None
         self._thread = threading.Thread(target=self._run, name="amqpbroker", daemon=True)
@@ -149,9 +185,26 @@ class Broker:
             raise self._error
 
     def call(self, fn: Callable[..., T], *args: Any) -> T:
-        """Runs `fn(*args)` in the broker's thread, where the broker's state may be touched."""
+        """Runs `fn(*args)` in the broker's thread, where the broker's state may be touched.
+
+        It blocks the calling thread for that one round trip, from any thread but the broker's:
+        also from a trio run of its own (a pytest-trio or anyio test), where `trio.from_thread`
+        would refuse to block.
+        """
         self._running()
-        return trio.from_thread.run_sync(fn, *args, trio_token=self._token)
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("Broker.call from the broker's own thread would wait for itself")
+        result: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                result.set_result(fn(*args))
+            except BaseException as exc:
+                result.set_exception(exc)
+
+        assert self._token is not None
+        self._token.run_sync_soon(run)
+        return result.result()
 
     def _run(self) -> None:
         try:
@@ -228,10 +281,95 @@ class Broker:
         """Drops every client connection with a TCP reset; returns how many there were."""
         return self.call(self._running().reset_connections)
 
+    def connections(self, vhost: str | None = None) -> list[ConnectionInfo]:
+        return self.call(self._running().connections, vhost)
+
+    # Network faults: see TrioBroker. Without `vhost` or `connection` they are for the whole
+    # broker, new connections included.
+
+    def set_latency(self, seconds: float, *, vhost: str | None = None, connection: str | None = None) -> None:
+        self.call(functools.partial(self._running().set_latency, seconds, vhost=vhost, connection=connection))
+
+    def stall(self, *, vhost: str | None = None, connection: str | None = None) -> int:
+        return self.call(functools.partial(self._running().stall, vhost=vhost, connection=connection))
+
+    def unstall(self, *, vhost: str | None = None, connection: str | None = None) -> None:
+        self.call(functools.partial(self._running().unstall, vhost=vhost, connection=connection))
+
+    def cut(self, *, vhost: str | None = None, connection: str | None = None) -> int:
+        """Cuts connections mid-frame; returns once they are reset."""
+        cut = functools.partial(self._running().cut, vhost=vhost, connection=connection)
+        return trio.from_thread.run(cut, trio_token=self._token)
+
+    def refuse_connections(self, seconds: float = math.inf) -> None:
+        self.call(self._running().refuse_connections, seconds)
+
+    def accept_connections(self) -> None:
+        self.call(self._running().accept_connections)
+
+    def heal(self) -> None:
+        self.call(self._running().heal)
+
     def restart(self, *, close_timeout: float = 1.0) -> None:
         """Restarts on the same port with the same store; see `TrioBroker.restart`."""
         served = self._running()
         trio.from_thread.run(functools.partial(served.restart, close_timeout=close_timeout), trio_token=self._token)
+
+    # Time and history: see TrioBroker. `advance` and `history` only take a round trip to the
+    # broker's thread, so asyncio code calls them directly too; waiting has a variant for each.
+
+    def advance(self, seconds: float, *, heartbeats: bool = False) -> None:
+        """Moves the manual clock on by `seconds`, expiring what is due by then in deadline order;
+        with `heartbeats`, connections whose clients missed their heartbeats by then are closed."""
+        self.call(functools.partial(self._running().advance, seconds, heartbeats=heartbeats))
+
+    def history(self, vhost: str = "/") -> list[Event]:
+        return self.call(self._running().history, vhost)
+
+    def count(self, kind: str, queue: str, vhost: str = "/") -> int:
+        return self.call(self._running().count, kind, queue, vhost)
+
+    def wait_for(self, predicate: Callable[[], object], timeout: float = WAIT_TIMEOUT) -> None:
+        """Blocks until `predicate()` is true, asking it again after each broker event (no polling);
+        TimeoutError after `timeout` seconds. From asyncio code use `async_wait_for`."""
+        for seen, remaining in self._waits(predicate, timeout):
+            self._wait_event(seen, remaining)
+
+    def wait_acked(self, queue: str, n: int, vhost: str = "/", timeout: float = WAIT_TIMEOUT) -> None:
+        """Blocks until `n` messages have been acknowledged from `queue` since the broker started."""
+        self.wait_for(lambda: self.count("acked", queue, vhost) >= n, timeout)
+
+    async def async_wait_for(self, predicate: Callable[[], object], timeout: float = WAIT_TIMEOUT) -> None:
+        """`wait_for` for async code (asyncio, trio, anyio on either): the predicate runs in the
+        caller's event loop, which keeps running while a thread waits for the next broker event."""
+        for seen, remaining in self._waits(predicate, timeout):
+            await _in_thread(self._wait_event, seen, remaining)
+
+    async def async_wait_acked(self, queue: str, n: int, vhost: str = "/", timeout: float = WAIT_TIMEOUT) -> None:
+        await self.async_wait_for(lambda: self.count("acked", queue, vhost) >= n, timeout)
+
+    def _waits(self, predicate: Callable[[], object], timeout: float) -> Iterator[tuple[int, float]]:
+        """The waits for broker events until `predicate()` is true: for each, the count of events
+        seen and the seconds left; TimeoutError once none are left."""
+        deadline = time.monotonic() + timeout
+        while True:
+            seen = self._event_count
+            if predicate():
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"{predicate!r} still false after {timeout} s")
+            yield seen, remaining
+
+    def _wait_event(self, seen: int, timeout: float) -> None:
+        """Returns once a broker event came after the `seen`-th, or after `timeout` seconds."""
+        with self._events:
+            self._events.wait_for(lambda: self._event_count != seen, timeout)
+
+    def _event_happened(self) -> None:
+        with self._events:
+            self._event_count += 1
+            self._events.notify_all()
 
     def pause(self, queue: str, vhost: str = "/") -> None:
         """Stops deliveries from the queue to its consumers until `resume`."""
@@ -244,3 +382,14 @@ class Broker:
         if self._thread is None or self._served is None:
             raise RuntimeError("the broker is not running: use `with Broker() as broker:` or start()")
         return self._served
+
+
+async def _in_thread(fn: Callable[..., T], *args: Any) -> T:
+    """Runs `fn(*args)` in a worker thread of the running event loop, trio's or asyncio's."""
+    import sniffio
+
+    if sniffio.current_async_library() == "trio":
+        return await trio.to_thread.run_sync(fn, *args)
+    import asyncio
+
+    return await asyncio.to_thread(fn, *args)

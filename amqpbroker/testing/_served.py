@@ -7,6 +7,8 @@ changes broker state, so it runs in the trio thread that serves the broker and n
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -15,12 +17,18 @@ from urllib.parse import quote
 import trio
 
 from .. import core
+from ..core.history import DEFAULT_LIMIT, History, Record
 from ..protocol import BasicProperties
 from ..server import Limits, Server
+from ..server.amqp import AMQPConnection
 from ..server.disk import disk_free_bytes
 from ..store import Store, open_store
+from ._clock import ManualClock, advance
+from ._faults import Faults, FaultyStream
 
 CLOSED_TEXT = "CONNECTION_FORCED - Closed via amqpbroker.testing"
+WAIT_TIMEOUT = 5.0
+"""Seconds `wait_for` and `wait_acked` wait by default before giving up."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,36 @@ class MessageInfo:
     redelivered: bool
 
 
+@dataclass(frozen=True)
+class ConnectionInfo:
+    peer: str
+    """The client's address and port, `127.0.0.1:54321`."""
+    vhost: str
+    """Empty until the client has opened its connection."""
+    user: str
+    name: str | None
+    """The `connection_name` the client gave in its client properties, if any."""
+
+
+@dataclass(frozen=True)
+class Event:
+    """One entry of the broker's history: see `TrioBroker.history`."""
+
+    kind: str
+    """published, routed, returned, delivered, acked, nacked, rejected, requeued, expired or dead-lettered."""
+    exchange: str
+    routing_key: str
+    queue: str | None
+    """The queue it happened in; None for published and returned."""
+    properties: BasicProperties
+    body: bytes | None
+    """None only for a message recovered at a restart whose body the store no longer holds."""
+    reason: str | None
+    """Why it was dead-lettered (expired, rejected, maxlen, delivery_limit) or returned (NO_ROUTE)."""
+    at: float
+    """When, in seconds on the broker's clock (with a manual clock: since the broker started)."""
+
+
 def amqp_url(host: str, port: int, vhost: str | None = None) -> str:
     """The guest URL of `vhost`; None gives the form without a path segment, which clients read as '/'."""
     path = "" if vhost is None else quote(vhost, safe="")
@@ -82,7 +120,8 @@ def http_url(host: str, port: int | None) -> str:
 class TrioBroker:
     """A broker served in the current trio run; made by `serve_broker`.
 
-    A restart replaces `server` (and its `core.Broker`) and keeps `store`, the host and the port.
+    A restart replaces `server` (and its `core.Broker`) and keeps `store`, the host, the port, the
+    clock and the history.
     """
 
     def __init__(
@@ -98,11 +137,29 @@ class TrioBroker:
         free_space: Callable[[str], int] = disk_free_bytes,
         consumer_timeout: int | None = core.DEFAULT_CONSUMER_TIMEOUT,
         http_port: int | None = None,
+        metrics_port: int | None = None,
+        clock: str = "real",
+        history_limit: int = DEFAULT_LIMIT,
     ) -> None:
+        if clock not in ("real", "manual"):
+            raise ValueError(f"clock must be 'real' or 'manual', not {clock!r}")
         self.store = store
         self.host = host
+        self.clock = ManualClock() if clock == "manual" else None
+        """The manual clock that `advance` moves; None on the real clock."""
+        clocks = {} if self.clock is None else {"clock": self.clock.monotonic, "wall_clock": self.clock.wall}
+        self._history = History(clocks.get("clock", time.monotonic), history_limit)
+        self._history.listeners.append(self._event_happened)
+        self._event_waited: trio.Event | None = None
+        self._faults = Faults()
         self.server = Server(
-            core.Broker(store=store, memory_limit=memory_limit, consumer_timeout=consumer_timeout),
+            core.Broker(
+                store=store,
+                memory_limit=memory_limit,
+                consumer_timeout=consumer_timeout,
+                history=self._history,
+                **clocks,
+            ),
             host=host,
             port=port,
             heartbeat=heartbeat,
@@ -110,6 +167,10 @@ class TrioBroker:
             data_dir=data_dir,
             free_space=free_space,
             http_port=http_port,
+            metrics_port=metrics_port,
+            timers=self.clock is None,
+            wrap_stream=self._faults.wrap,
+            **({} if self.clock is None else {"heartbeat_clock": self.clock.heartbeat_time}),
         )
         self._stop_requested = trio.Event()
         self._close_timeout = 1.0
@@ -138,6 +199,11 @@ class TrioBroker:
         """`http://HOST:PORT`, the management API's base (its paths start with `/api/`)."""
         return http_url(self.host, self.server.http_port)
 
+    @property
+    def metrics_port(self) -> int | None:
+        """The Prometheus metrics' port, None when they are not served."""
+        return self.server.metrics_port
+
     # Running
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -156,6 +222,8 @@ class TrioBroker:
         self._stop_requested.set()
 
     async def _stop_server(self, close_timeout: float) -> None:
+        # A stalled client could not be told, nor be reset: the faults end with the server.
+        self._faults.heal()
         server = self.server
         server.shutdown()
         with trio.move_on_after(close_timeout):
@@ -180,11 +248,15 @@ class TrioBroker:
         """
         old = self.server
         await self._stop_server(close_timeout)
+        timers = old.broker.timers
         broker = core.Broker(
             store=self.store,
             memory_limit=old.broker.memory.limit,
             consumer_timeout=old.broker.consumer_timeout,
             loopback_users=old.broker.users.loopback_users,
+            clock=timers.clock,
+            wall_clock=timers.wall_clock,
+            history=self._history,
         )
         self.server = Server(
             broker,
@@ -196,6 +268,10 @@ class TrioBroker:
             free_space=old.free_space,
             http_port=old.http_port,
             http_limits=old.http_limits,
+            metrics_port=old.metrics_port,
+            timers=old.timers,
+            wrap_stream=old.wrap_stream,
+            heartbeat_clock=old.heartbeat_clock,
         )
         assert self._nursery is not None, "restart() before run()"
         await self._nursery.start(self._serve, self.server)
@@ -252,6 +328,74 @@ class TrioBroker:
             found.append(MessageInfo(message.exchange, message.routing_key, properties, body, entry.redelivered))
         return found
 
+    # Time
+
+    def advance(self, seconds: float, *, heartbeats: bool = False) -> None:
+        """Moves the manual clock on by `seconds`: what RabbitMQ would have expired, dead-lettered,
+        deleted (`x-expires`), released (delayed messages) or timed out (consumer timeouts) by then
+        happens now, in deadline order. Clients see the results as soon as they read them.
+
+        With `heartbeats`, the seconds count for heartbeats too: a connection whose client has sent
+        nothing for two heartbeat timeouts by then is closed as RabbitMQ closes it ("missed
+        heartbeats from client"). Otherwise heartbeats keep real time, so clients stay connected.
+        """
+        clock = self.clock
+        if clock is None:
+            raise RuntimeError("the broker runs on the real clock: start it with clock='manual' to advance it")
+        advance(self.server.broker, clock, seconds)
+        if heartbeats:
+            clock.heartbeats_skipped += seconds
+            for connection in list(self.server.connections):
+                connection.check_heartbeats()
+
+    # History
+
+    def history(self, vhost: str = "/") -> list[Event]:
+        """What happened to messages in `vhost`, oldest first: the newest `history_limit` events of
+        the whole broker (10,000 by default), so a long-running broker forgets the oldest."""
+        return [self._event(record) for record in self._history.records if record.vhost == vhost]
+
+    def count(self, kind: str, queue: str, vhost: str = "/") -> int:
+        """How many events of `kind` happened in `queue` since the broker started, forgotten ones included."""
+        return self._history.totals[vhost, queue, kind]
+
+    async def wait_for(self, predicate: Callable[[], object], timeout: float = WAIT_TIMEOUT) -> None:
+        """Returns once `predicate()` is true, asking it again after each broker event, without
+        polling; TimeoutError after `timeout` seconds."""
+        with trio.move_on_after(timeout):
+            while not predicate():
+                if self._event_waited is None:
+                    self._event_waited = trio.Event()
+                await self._event_waited.wait()
+            return
+        raise TimeoutError(f"{predicate!r} still false after {timeout} s")
+
+    async def wait_acked(self, queue: str, n: int, vhost: str = "/", timeout: float = WAIT_TIMEOUT) -> None:
+        """Returns once `n` messages have been acknowledged from `queue` since the broker started."""
+        await self.wait_for(lambda: self.count("acked", queue, vhost) >= n, timeout)
+
+    def listen(self, listener: Callable[[], None]) -> None:
+        """Calls `listener()` after each event, in this thread: how another thread waits for events."""
+        self._history.listeners.append(listener)
+
+    def _event_happened(self) -> None:
+        waited = self._event_waited
+        if waited is not None:
+            self._event_waited = None
+            waited.set()
+
+    def _event(self, record: Record) -> Event:
+        body = record.body
+        if body is None:
+            try:
+                body = self.store.load_body(record.message_id)
+            except KeyError:
+                pass
+        properties = BasicProperties.decode(record.properties)
+        return Event(
+            record.kind, record.exchange, record.routing_key, record.queue, properties, body, record.reason, record.at
+        )
+
     # Faults
 
     def close_connections(self, reply_text: str = CLOSED_TEXT) -> int:
@@ -266,7 +410,82 @@ class TrioBroker:
         connections = list(self.server.connections)
         for connection in connections:
             connection.abort()
+        self._faults.changed()
         return len(connections)
+
+    def connections(self, vhost: str | None = None) -> list[ConnectionInfo]:
+        """The client connections, or those opened on `vhost`."""
+        return [
+            ConnectionInfo(
+                connection.peer,
+                connection.protocol.vhost,
+                connection.protocol.username,
+                connection.protocol.client_properties.get("connection_name"),
+            )
+            for connection in self._connections(vhost, None)
+        ]
+
+    # Network faults: without `vhost` or `connection`, for the whole broker (new connections too);
+    # with them, for the connections opened on `vhost`, or the one whose peer (`127.0.0.1:54321`)
+    # or `connection_name` is `connection`.
+
+    def set_latency(self, seconds: float, *, vhost: str | None = None, connection: str | None = None) -> None:
+        """Delays every read and write by `seconds` (0: none)."""
+        if vhost is None and connection is None:
+            self._faults.latency = seconds
+        for stream in self._streams(vhost, connection):
+            stream.latency = seconds
+
+    def stall(self, *, vhost: str | None = None, connection: str | None = None) -> int:
+        """No bytes go either way until `unstall`: the client's heartbeats must notice. Returns how
+        many connections are stalled now."""
+        streams = self._streams(vhost, connection)
+        if vhost is None and connection is None:
+            self._faults.stalled = True
+        for stream in streams:
+            stream.stalled = True
+        return len(streams)
+
+    def unstall(self, *, vhost: str | None = None, connection: str | None = None) -> None:
+        """Lets bytes flow again; without arguments, on every connection."""
+        if vhost is None and connection is None:
+            self._faults.stalled = False
+        for stream in self._streams(vhost, connection):
+            stream.stalled = False
+        self._faults.changed()
+
+    async def cut(self, *, vhost: str | None = None, connection: str | None = None) -> int:
+        """Cuts connections in the middle of a frame: the client gets the first bytes of a frame,
+        then a TCP reset. Returns how many."""
+        streams = self._streams(vhost, connection)
+        for stream in streams:
+            await stream.cut()
+        return len(streams)
+
+    def refuse_connections(self, seconds: float = math.inf) -> None:
+        """Resets every new connection at once, for `seconds` or until `accept_connections`."""
+        self._faults.refusing_until = trio.current_time() + seconds
+
+    def accept_connections(self) -> None:
+        self._faults.refusing_until = None
+
+    def heal(self) -> None:
+        """Ends every network fault: latency, stalls and refusals."""
+        self._faults.heal()
+
+    def _connections(self, vhost: str | None, connection: str | None) -> list[AMQPConnection]:
+        return [
+            found
+            for found in self.server.connections
+            if (vhost is None or found.protocol.vhost == vhost)
+            and (
+                connection is None
+                or connection in (found.peer, found.protocol.client_properties.get("connection_name"))
+            )
+        ]
+
+    def _streams(self, vhost: str | None, connection: str | None) -> list[FaultyStream]:
+        return [found.stream for found in self._connections(vhost, connection)]
 
     def pause(self, queue: str, vhost: str = "/") -> None:
         """Stops deliveries from the queue to its consumers; publishes and basic.get still work."""
@@ -318,6 +537,9 @@ async def serve_broker(
     free_space: Callable[[str], int] = disk_free_bytes,
     consumer_timeout: int | None = core.DEFAULT_CONSUMER_TIMEOUT,
     http_port: int | None = None,
+    metrics_port: int | None = None,
+    clock: str = "real",
+    history_limit: int = DEFAULT_LIMIT,
 ) -> AsyncIterator[TrioBroker]:
     """Serves a broker in the current trio run while the context is open.
 
@@ -327,8 +549,10 @@ async def serve_broker(
     larger than `max_message_size` is refused; a client has `handshake_timeout` seconds to connect.
     A channel holding a delivery unacknowledged for more than `consumer_timeout` milliseconds
     (None: never) is closed with 406, as RabbitMQ does. With `http_port` (0: any free one) the
-    management HTTP API is served, at `http_url`. The broker's methods are called directly
-    (this is its thread); `restart()` is awaited.
+    management HTTP API is served, at `http_url`; with `metrics_port`, the Prometheus metrics
+    (`/metrics`). With `clock="manual"` the broker's time moves only by `advance(seconds)`.
+    `history()` keeps the newest `history_limit` events. The broker's methods are called directly
+    (this is its thread); `restart()`, `wait_for` and `wait_acked` are awaited.
     """
     store = open_store(data_dir)
     clean = False
@@ -347,6 +571,9 @@ async def serve_broker(
             free_space=free_space,
             consumer_timeout=consumer_timeout,
             http_port=http_port,
+            metrics_port=metrics_port,
+            clock=clock,
+            history_limit=history_limit,
         )
         async with trio.open_nursery() as nursery:
             await nursery.start(broker.run)

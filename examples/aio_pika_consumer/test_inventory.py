@@ -74,3 +74,26 @@ def test_orders_wait_while_the_queue_is_paused(amqp_url, amqp_broker, amqp_vhost
         assert service.stock == {"pear": 4}
 
     asyncio.run(scenario())
+
+
+def test_the_service_survives_a_stalled_connection(amqp_url, amqp_broker, amqp_vhost):
+    """The service's connection stops passing bytes either way, as behind a dead NAT entry: its
+    heartbeats (1 s here; aio-pika gives up after three missed ones and a second) notice, its robust
+    connection connects again, and the order that the stalled connection never saw is handled."""
+
+    async def scenario():
+        service = InventoryService(f"{amqp_url}?heartbeat=1&name=inventory", {"plum": 5})
+        await service.start()
+        async with await aio_pika.connect(amqp_url) as connection:
+            channel = await connection.channel()
+            events = await listen_for_events(channel)
+
+            assert amqp_broker.stall(connection="inventory") == 1
+            await publish_order(channel, "plum", 1)
+            assert await asyncio.wait_for(next_event(events), 30) == ("stock.reserved", {"item": "plum", "quantity": 1})
+        await service.stop()
+        assert service.stock == {"plum": 4}
+        assert [event.kind for event in amqp_broker.history(amqp_vhost) if event.queue == "orders"] == [
+            "routed", "delivered", "requeued", "delivered", "acked"]
+
+    asyncio.run(scenario())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+from contextlib import contextmanager
 
 import pytest
 from celery import states
@@ -25,18 +26,24 @@ def celery_app(amqp_url):
         yield app
 
 
-@pytest.fixture
-def celery_worker(celery_app):
+@contextmanager
+def running_worker(app):
     """A worker in a thread of this process (no ping check: that would need a result backend).
 
     Tasks run in the worker's thread pool, not in its event loop (`solo`): with kombu 5.7, an
     acknowledgement or rejection made in the event loop's thread can wait there until the loop's
     next timer, up to 10 s, and a retry would wait with it.
     """
-    with start_worker(celery_app, perform_ping_check=False, pool="threads") as worker:
+    with start_worker(app, perform_ping_check=False, pool="threads") as worker:
         yield worker
         # Wakes the worker to stop at once; left alone, it would notice only at its next timer.
-        celery_app.control.shutdown(destination=[worker.hostname])
+        app.control.shutdown(destination=[worker.hostname])
+
+
+@pytest.fixture
+def celery_worker(celery_app):
+    with running_worker(celery_app) as worker:
+        yield worker
 
 
 class FakeGateway:
@@ -124,3 +131,31 @@ def test_a_charge_with_a_countdown_waits_in_the_broker(celery_worker, monkeypatc
 
     assert gateway.got_one.wait(timeout=10)
     assert deaths == [[("celery_delayed_0", "expired", 1)]]
+
+
+@pytest.fixture
+def clock_broker(amqp_broker_factory):
+    """A broker of this test's own whose clock moves only when the test says: `advance(seconds)`."""
+    return amqp_broker_factory(clock="manual")
+
+
+def test_a_declined_charge_is_retried_five_minutes_later_without_waiting_for_them(
+    clock_broker, monkeypatch, deaths
+):
+    """The real retry delay (five minutes), no sleeping: the message waits in the retry queue until
+    the test moves the broker's clock past its TTL; the broker then dead-letters it back at once."""
+    gateway = FakeGateway(declines=1)
+    monkeypatch.setattr(billing, "gateway", gateway)
+    with billing.create_app(clock_broker.url, retry_delay=300) as app, running_worker(app):
+        billing.bill_order(7, 1999)
+        clock_broker.wait_for(lambda: clock_broker.queue("charges.retry").message_count == 1)
+
+        clock_broker.advance(299)
+        assert clock_broker.queue("charges.retry").message_count == 1
+        clock_broker.advance(1)
+        clock_broker.wait_acked("charges", 1)
+
+    assert gateway.charged == [(7, 1999)]
+    assert deaths == [[], [("charges.retry", "expired", 1), ("charges", "rejected", 1)]]
+    retry = [(event.kind, event.at) for event in clock_broker.history() if event.queue == "charges.retry"]
+    assert retry == [("routed", 0.0), ("expired", 300.0), ("dead-lettered", 300.0)]

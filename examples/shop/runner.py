@@ -64,8 +64,8 @@ class BrokerProcess:
     def start(self) -> None:
         self.starts += 1
         log_path = self.directory / "logs" / f"broker-{self.starts}.log"
-        command = [sys.executable, "-m", "amqpbroker", "--no-http", "--host", "127.0.0.1", "--port", str(self.port),
-                   "--data-dir", str(self.directory / "broker"), "--log-level", "info"]
+        command = [sys.executable, "-m", "amqpbroker", "--no-http", "--no-metrics", "--host", "127.0.0.1",
+                   "--port", str(self.port), "--data-dir", str(self.directory / "broker"), "--log-level", "info"]
         with open(log_path, "wb") as log:
             self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
         deadline = time.monotonic() + START_SECONDS

@@ -36,7 +36,7 @@ class BrokerProcess:
         log_path = self.log_dir / f"broker-{self.starts}.log"
         with open(log_path, "wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "amqpbroker", "--no-http", "--host", "127.0.0.1", "--port", "0",
+                [sys.executable, "-m", "amqpbroker", "--no-http", "--no-metrics", "--host", "127.0.0.1", "--port", "0",
                  "--data-dir", str(self.data_dir), "--log-level", "info", *self.options],
                 stderr=log,
                 stdout=subprocess.DEVNULL,

@@ -276,7 +276,7 @@ def test_messages_survive_restart_after_restart(broker_process: BrokerProcess) -
 
 def test_a_second_broker_on_the_same_data_directory_is_refused(broker_process: BrokerProcess) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "amqpbroker", "--no-http", "--host", "127.0.0.1", "--port", "0",
+        [sys.executable, "-m", "amqpbroker", "--no-http", "--no-metrics", "--host", "127.0.0.1", "--port", "0",
          "--data-dir", str(broker_process.data_dir)],
         capture_output=True, text=True, timeout=30,
     )

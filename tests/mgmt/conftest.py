@@ -43,7 +43,7 @@ def _broker() -> Iterator[object]:
         return
     from amqpbroker.testing import Broker
 
-    with Broker(http_port=0) as broker:
+    with Broker(http_port=0, metrics_port=0) as broker:
         yield broker
 
 

@@ -20,7 +20,8 @@ from .client import ApiClient
 def _start(*args: str) -> tuple[subprocess.Popen, list[str]]:
     """Starts the command and returns it with its log lines up to the AMQP listener's."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "amqpbroker", "--host", "127.0.0.1", "--port", "0", "--in-memory", *args],
+        [sys.executable, "-m", "amqpbroker", "--host", "127.0.0.1", "--port", "0", "--metrics-port", "0", "--in-memory",
+         *args],
         stderr=subprocess.PIPE,
         text=True,
     )

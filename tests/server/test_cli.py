@@ -20,7 +20,7 @@ from amqpbroker.cli import parse_args
 def start_broker(*args: str) -> tuple[subprocess.Popen, int]:
     """Starts the command on 127.0.0.1 (unless `args` name another --host) and a free port."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "amqpbroker", "--no-http", "--host", "127.0.0.1", "--port", "0", *args],
+        [sys.executable, "-m", "amqpbroker", "--no-http", "--no-metrics", "--host", "127.0.0.1", "--port", "0", *args],
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -65,7 +65,8 @@ def test_port_in_use_is_reported() -> None:
         taken.listen()
         port = taken.getsockname()[1]
         result = subprocess.run(
-            [sys.executable, "-m", "amqpbroker", "--no-http", "--host", "127.0.0.1", "--port", str(port), "--in-memory"],
+            [sys.executable, "-m", "amqpbroker", "--no-http", "--no-metrics", "--host", "127.0.0.1",
+             "--port", str(port), "--in-memory"],
             capture_output=True,
             text=True,
             timeout=30,
@@ -206,7 +207,7 @@ def test_a_bad_definitions_file_stops_the_start(tmp_path, content: str | None, m
     if content is not None:
         definitions.write_text(content)
     result = subprocess.run(
-        [sys.executable, "-m", "amqpbroker", "--no-http", "--port", "0", "--in-memory",
+        [sys.executable, "-m", "amqpbroker", "--no-http", "--no-metrics", "--port", "0", "--in-memory",
          "--load-definitions", str(definitions)],
         capture_output=True, text=True, timeout=30,
     )

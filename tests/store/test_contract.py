@@ -33,6 +33,7 @@ from amqpbroker.store.base import (
     PutQueue,
     PutRecord,
     PutVHost,
+    SetDeliveryCount,
 )
 from amqpbroker.store.lmdb_store import LmdbStore
 
@@ -320,6 +321,39 @@ def test_an_entry_keeps_its_expiry(store: Store) -> None:
     assert list(store.queue_entries("/", "r")) == [(0, 1, 0)]
 
 
+def test_an_entry_keeps_its_latest_delivery_count_and_its_expiry(restartable: Restartable) -> None:
+    store = restartable.store
+    expires = 1_700_000_000_123
+    store.apply([
+        PutQueue("/", "q", False, {}), message(1), Enqueue("/", "q", 0, 1), Enqueue("/", "q", 1, 1, expires),
+        Enqueue("/", "q", 2, 1), SetDeliveryCount("/", "q", 0, 1),
+    ])
+    store.apply([SetDeliveryCount("/", "q", 0, 2), SetDeliveryCount("/", "q", 1, 2**32 - 1)])
+    assert store.delivery_counts("/", "q") == {0: 2, 1: 2**32 - 1}
+    store = restartable.reopen()
+    store.recover()
+    assert store.delivery_counts("/", "q") == {0: 2, 1: 2**32 - 1}
+    assert list(store.queue_entries("/", "q")) == [(0, 1, None), (1, 1, expires), (2, 1, None)]
+    store.apply([Dequeue("/", "q", 0)])
+    assert store.delivery_counts("/", "q") == {1: 2**32 - 1}
+    assert store.delivery_counts("/", "other") == {}
+
+
+def test_a_delivery_count_for_an_entry_not_stored_is_ignored(store: Store) -> None:
+    store.apply([message(1), Enqueue("/", "q", 0, 1), Dequeue("/", "q", 0), SetDeliveryCount("/", "q", 0, 1)])
+    store.apply([SetDeliveryCount("/", "q", 5, 1), SetDeliveryCount("/", "nowhere", 0, 1)])
+    assert entries(store) == []
+    assert store.delivery_counts("/", "q") == {}
+    store.apply([Enqueue("/", "q", 0, 1)])
+    assert store.delivery_counts("/", "q") == {}  # an entry entered again starts uncounted
+
+
+def test_delete_queue_removes_its_delivery_counts(store: Store) -> None:
+    store.apply([PutQueue("/", "q", False, {}), message(1), Enqueue("/", "q", 0, 1), SetDeliveryCount("/", "q", 0, 3)])
+    store.apply([DeleteQueue("/", "q"), PutQueue("/", "q", False, {}), Enqueue("/", "q", 0, 1)])
+    assert store.delivery_counts("/", "q") == {}
+
+
 def test_one_message_may_be_entered_in_many_queues(store: Store) -> None:
     store.apply([message(9), Enqueue("/", "a", 0, 9), Enqueue("/", "b", 4, 9)])
     assert entries(store, "/", "a") == [(0, 9)]
@@ -444,6 +478,29 @@ def test_after_an_unclean_close_every_entry_is_marked_delivered(restartable: Res
     store = restartable.reopen()
     store.recover()
     assert store.delivered_upto("/", "q") == 2
+
+
+QUORUM = {"x-queue-type": "quorum"}
+
+
+@pytest.mark.parametrize("clean", [False, True])
+def test_after_an_unclean_close_a_quorum_entry_delivered_and_never_counted_counts_one_return(
+    restartable: Restartable, clean: bool
+) -> None:
+    store = restartable.store
+    store.apply([
+        PutQueue("/", "quorum", False, QUORUM), PutQueue("/", "classic", False, {}), message(1),
+        *(Enqueue("/", "quorum", seq, 1, 1_700_000_000_000 if seq == 1 else None) for seq in range(5)),
+        *(Enqueue("/", "classic", seq, 1) for seq in range(2)),
+        SetDeliveryCount("/", "quorum", 2, 3), MarkDelivered("/", "quorum", 2), MarkDelivered("/", "classic", 1),
+    ])
+    store = restartable.reopen(clean=clean)
+    store.recover()
+    # After a crash, 0 and 1 count as out when it came; 2 was out again (or waiting) with its count
+    # written ahead; 3 and 4 were never delivered. A clean stop returned (and counted) what was out.
+    assert store.delivery_counts("/", "quorum") == ({2: 3} if clean else {0: 1, 1: 1, 2: 3})
+    assert list(store.queue_entries("/", "quorum"))[1] == (1, 1, 1_700_000_000_000)
+    assert store.delivery_counts("/", "classic") == {}
 
 
 def test_after_a_clean_close_the_marks_stay_as_they_were(restartable: Restartable) -> None:

@@ -28,6 +28,7 @@ from amqpbroker.store.base import (
     PutMessage,
     PutQueue,
     PutVHost,
+    SetDeliveryCount,
 )
 from amqpbroker.store.lmdb_store import FORMAT_VERSION, LmdbStore
 
@@ -198,6 +199,28 @@ def test_a_version_1_directory_is_upgraded_and_its_messages_marked_delivered(tmp
     assert formats == [str(FORMAT_VERSION).encode()]
 
 
+def test_a_version_2_directory_is_upgraded_and_its_entries_take_delivery_counts(tmp_path: Path) -> None:
+    path = tmp_path / "data"
+    store = LmdbStore(str(path))
+    store.apply([PutQueue("/", "q", False, {}), PutMessage(1, "", "q", b"", b"kept")])
+    store.apply([Enqueue("/", "q", 0, 1), Enqueue("/", "q", 1, 1, 1_700_000_000_000), MarkDelivered("/", "q", 0)])
+    store.close()
+    raw_edit(path, lambda txn, env: txn.put(b"format", b"2", db=env.open_db(b"meta", txn=txn)))
+    store = LmdbStore(str(path))
+    try:
+        store.recover()
+        assert list(store.queue_entries("/", "q")) == [(0, 1, None), (1, 1, 1_700_000_000_000)]
+        assert store.delivered_upto("/", "q") == 0  # version 2 was stopped cleanly
+        assert store.delivery_counts("/", "q") == {}
+        store.apply([SetDeliveryCount("/", "q", 0, 1), SetDeliveryCount("/", "q", 1, 2)])
+        assert store.delivery_counts("/", "q") == {0: 1, 1: 2}
+    finally:
+        store.close()
+    formats = []
+    raw_edit(path, lambda txn, env: formats.append(txn.get(b"format", db=env.open_db(b"meta", txn=txn))))
+    assert formats == [str(FORMAT_VERSION).encode()]
+
+
 def test_a_directory_is_held_by_one_store_at_a_time(tmp_path: Path) -> None:
     path = str(tmp_path / "data")
     first = LmdbStore(path)
@@ -295,7 +318,8 @@ def test_the_command_prints_why_and_exits_1(tmp_path: Path, case: str) -> None:
     make(directory)
     before = snapshot(directory)
     result = subprocess.run(
-        [sys.executable, "-m", "amqpbroker", "--no-http", "--host", "127.0.0.1", "--port", "0", "--data-dir", str(directory)],
+        [sys.executable, "-m", "amqpbroker", "--no-http", "--no-metrics", "--host", "127.0.0.1", "--port", "0",
+         "--data-dir", str(directory)],
         capture_output=True,
         text=True,
         timeout=30,

@@ -13,7 +13,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 @pytest.mark.parametrize(
     ("example", "tests"),
-    [("celery_app", 2), ("celery_retries", 3), ("aio_pika_consumer", 2), ("pika_worker", 2), ("shop", 2)],
+    [("celery_app", 2), ("celery_retries", 4), ("aio_pika_consumer", 3), ("pika_worker", 2), ("shop", 2)],
 )
 def test_example_passes(pytester, example, tests):
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider", str(EXAMPLES / example))

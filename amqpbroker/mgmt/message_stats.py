@@ -1,0 +1,41 @@
+"""`message_stats` as RabbitMQ's management API gives it: each count `N` with `N_details: {rate}`,
+messages per second over the last statistics interval.
+
+The overview always has it; a queue, an exchange or a channel only once it counted anything, as
+with RabbitMQ (`of`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import core
+from ..core.stats import Counters
+
+_DELIVER_GET = ("deliver", "deliver_no_ack", "get", "get_no_ack")
+
+
+def message_stats(stats: Counters) -> dict[str, Any]:
+    """The counts of `stats` in RabbitMQ's shape, with `deliver_get` (every delivery and get with
+    a message) where deliveries are counted."""
+    report: dict[str, Any] = {}
+    rates = {}
+    for name, count, rate in stats.items():
+        report[name] = count
+        report[f"{name}_details"] = {"rate": round(rate, 1)}
+        rates[name] = rate
+    if "deliver" in rates:
+        report["deliver_get"] = sum(report[name] for name in _DELIVER_GET)
+        report["deliver_get_details"] = {"rate": round(sum(rates[name] for name in _DELIVER_GET), 1)}
+    return report
+
+
+def of(stats: Counters) -> dict[str, Any]:
+    """`{"message_stats": ...}` for an object that counted anything, else nothing: merge it into
+    the object's JSON."""
+    return {"message_stats": message_stats(stats)} if stats.active() else {}
+
+
+def overview(broker: core.Broker) -> dict[str, Any]:
+    """The overview's: every channel's counts since the broker started."""
+    return message_stats(broker.message_totals())

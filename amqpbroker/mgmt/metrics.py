@@ -1,0 +1,86 @@
+"""The Prometheus endpoint: `/metrics` and `/metrics/per-object` on a listener of their own (as
+RabbitMQ's `rabbitmq_prometheus` serves them on port 15692), through the management API's HTTP
+server. Like RabbitMQ's, it asks for no credentials.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from urllib.parse import urlsplit
+
+import trio
+
+from .. import __version__, core
+from .api import Node
+from .http import HTTPLimits, HTTPRequest, HTTPResponse, HTTPServer
+from .nodes import open_file_descriptors, resident_memory_bytes
+from .overview import RABBITMQ_VERSION
+from .prometheus import CONTENT_TYPE, NodeStatus, render
+
+_PATHS = {"/metrics": False, "/metrics/per-object": True}
+_ALLOW = ("allow", "HEAD, GET, OPTIONS")
+
+
+class MetricsEndpoint:
+    """Answers scrapes of `broker`, served as `node`."""
+
+    def __init__(self, broker: core.Broker, node: Node) -> None:
+        self._broker = broker
+        self._node = node
+
+    async def handle(self, request: HTTPRequest) -> HTTPResponse:
+        per_object = _PATHS.get(urlsplit(request.target).path)
+        if per_object is None:
+            return HTTPResponse(404)
+        if request.method == "OPTIONS":
+            return HTTPResponse(200, headers=[_ALLOW])
+        if request.method == "HEAD":
+            return HTTPResponse(204)  # as RabbitMQ answers it
+        if request.method != "GET":
+            return HTTPResponse(405, headers=[_ALLOW])
+        # In a thread: it reads the file system, and a hung disk must hang a scrape, not the broker.
+        status = await trio.to_thread.run_sync(self._status, abandon_on_cancel=True)
+        text = render(self._broker, status, per_object=per_object)
+        return HTTPResponse(200, text.encode(), [("content-type", CONTENT_TYPE)])
+
+    def _status(self) -> NodeStatus:
+        node = self._node
+        return NodeStatus(
+            node=node.name,
+            version=RABBITMQ_VERSION,
+            product_version=__version__,
+            start_time=_process_start_time(),
+            resident_memory_bytes=resident_memory_bytes(),
+            open_fds=open_file_descriptors() or 0,
+            max_fds=resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+            disk_free_bytes=node.disk_free(),
+            disk_free_limit_bytes=node.disk_free_limit,
+            disk_alarm="disk" in node.alarms(),
+            store_size_bytes=self._broker.store.size_on_disk(),
+        )
+
+
+async def serve_metrics(
+    broker: core.Broker, listeners: list[trio.SocketListener], node: Node, limits: HTTPLimits
+) -> None:
+    """Serves the metrics of `broker` on `listeners` until cancelled."""
+    await HTTPServer(MetricsEndpoint(broker, node).handle, limits).serve(listeners)
+
+
+_IMPORTED_AT = time.time()
+
+
+def _process_start_time() -> float:
+    """When the process started, in seconds since the epoch (about when the broker was imported
+    where Linux's /proc is not there)."""
+    try:
+        with open("/proc/self/stat", "rb") as stat:
+            # After the command name in parentheses, `starttime` (field 22) is the 20th field.
+            ticks = int(stat.read().rpartition(b")")[2].split()[19])
+        with open("/proc/stat", "rb") as system:
+            boot = next(int(line.split()[1]) for line in system if line.startswith(b"btime "))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return _IMPORTED_AT
+    return boot + ticks / os.sysconf("SC_CLK_TCK")

@@ -1,0 +1,250 @@
+"""Prometheus metrics in text format 0.0.4, named, typed and described as RabbitMQ's
+`rabbitmq_prometheus` plugin does, so dashboards and alerts made for RabbitMQ read them unchanged.
+
+`render` is pure: it reads the broker and a `NodeStatus` the server gathers at each scrape. As
+RabbitMQ's `/metrics`, it aggregates per-object series into one sample each; `per_object=True` (its
+`/metrics/per-object`) labels the queue series by vhost and queue instead. Series of our own (the
+store's size on disk) are named `amqpbroker_*`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+from .. import core
+from ..core.stats import ChannelStats, QueueStats
+
+CONTENT_TYPE = "text/plain; version=0.0.4"
+
+_QUEUE_TYPES = {"classic": "rabbit_classic_queue", "quorum": "rabbit_quorum_queue", "stream": "rabbit_stream_queue"}
+_AMQP = {"protocol": "amqp091"}
+
+Labels = dict[str, str]
+Samples = Iterable[tuple[Labels, float]]
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    """What the process and its disk look like at a scrape; the server gathers it."""
+
+    node: str
+    """The node's name, as the management API gives it."""
+    version: str
+    """The RabbitMQ version the broker answers as."""
+    product_version: str
+    start_time: float
+    """When the process started, in seconds since the epoch."""
+    resident_memory_bytes: int
+    open_fds: int
+    max_fds: int
+    disk_free_bytes: int | None = None
+    """Free space on the data directory's disk; None when the broker keeps nothing on disk."""
+    disk_free_limit_bytes: int | None = None
+    disk_alarm: bool = False
+    store_size_bytes: int | None = None
+    """Bytes the store's files take on disk; None for an in-memory store."""
+
+
+def render(broker: core.Broker, node: NodeStatus, *, per_object: bool = False) -> str:
+    out = _Exposition()
+    stats = broker.stats
+    memory = broker.memory
+    queues = [queue for vhost in broker.vhosts.values() for queue in vhost.queues.values()]
+
+    out.gauge("process_start_time_seconds", "Start time of the process since unix epoch in seconds.",
+              node.start_time)
+    out.untyped("rabbitmq_alarms_free_disk_space_watermark",
+                "is 1 if free disk space watermark alarm is in effect", int(node.disk_alarm))
+    out.untyped("rabbitmq_alarms_memory_used_watermark", "is 1 if VM memory watermark alarm is in effect",
+                int(memory.alarm))
+    out.counter("rabbitmq_connections_opened_total", "Total number of connections opened", stats.connections_opened)
+    out.counter("rabbitmq_connections_closed_total", "Total number of connections closed or terminated",
+                stats.connections_closed)
+    out.counter("rabbitmq_channels_opened_total", "Total number of channels opened", stats.channels_opened)
+    out.counter("rabbitmq_channels_closed_total", "Total number of channels closed", stats.channels_closed)
+    out.counter("rabbitmq_queues_declared_total", "Total number of queues declared", stats.queues_declared)
+    out.counter("rabbitmq_queues_created_total", "Total number of queues created", stats.queues_created)
+    out.counter("rabbitmq_queues_deleted_total", "Total number of queues deleted", stats.queues_deleted)
+    out.gauge("rabbitmq_process_open_fds", "Open file descriptors", node.open_fds)
+    out.gauge("rabbitmq_process_resident_memory_bytes", "Memory used in bytes", node.resident_memory_bytes)
+    if node.disk_free_bytes is not None:
+        out.gauge("rabbitmq_disk_space_available_bytes", "Disk space available in bytes", node.disk_free_bytes)
+    out.gauge("rabbitmq_process_max_fds", "Open file descriptors limit", node.max_fds)
+    if memory.limit is not None:
+        out.gauge("rabbitmq_resident_memory_limit_bytes", "Memory high watermark in bytes", memory.limit)
+    if node.disk_free_limit_bytes is not None:
+        out.gauge("rabbitmq_disk_space_available_limit_bytes", "Free disk space low watermark in bytes",
+                  node.disk_free_limit_bytes)
+
+    _queue_series(out, queues, per_object)
+    _channel_series(out, broker.channel_stats())
+
+    out.gauge("rabbitmq_connections", "Connections currently open", len(broker.connections))
+    out.gauge("rabbitmq_channels", "Channels currently open",
+              sum(len(connection.sessions) for connection in broker.connections))
+    consumers = sum(len(queue.consumers) for queue in queues)
+    out.gauge("rabbitmq_consumers", "Consumers currently connected", consumers)
+    out.gauge("rabbitmq_queues", "Queues available", len(queues))
+    out.untyped("rabbitmq_build_info", "RabbitMQ & Erlang/OTP version info", 1, {
+        "rabbitmq_version": node.version,
+        "prometheus_plugin_version": node.version,
+        "amqpbroker_version": node.product_version,
+    })
+    out.untyped("rabbitmq_identity_info", "RabbitMQ node & cluster identity info", 1, {
+        "rabbitmq_node": node.node,
+        "rabbitmq_cluster": node.node,
+    })
+
+    out.family("rabbitmq_global_consumers", "gauge", "Current number of consumers", [(_AMQP, consumers)])
+    _global_series(out, broker, queues)
+
+    if node.store_size_bytes is not None:
+        out.gauge("amqpbroker_store_size_bytes", "Bytes the message store's files take on disk",
+                  node.store_size_bytes)
+    return out.text()
+
+
+def _queue_series(out: _Exposition, queues: list[core.Queue], per_object: bool) -> None:
+    def series(value: Callable[[core.Queue], float], vhost_label: str = "vhost") -> Samples:
+        if per_object:
+            return [({vhost_label: queue.vhost, "queue": queue.name}, value(queue)) for queue in queues]
+        return [({}, sum(value(queue) for queue in queues))]
+
+    out.family("rabbitmq_queue_messages_ready", "gauge", "Messages ready to be delivered to consumers",
+               series(lambda queue: queue.message_count))
+    out.family("rabbitmq_queue_messages_unacked", "gauge",
+               "Messages delivered to consumers but not yet acknowledged",
+               series(lambda queue: queue.unacked_count))
+    out.family("rabbitmq_queue_messages", "gauge", "Sum of ready and unacknowledged messages - total queue depth",
+               series(lambda queue: queue.message_count + queue.unacked_count))
+    out.family("rabbitmq_queue_consumers", "gauge", "Consumers on a queue",
+               series(lambda queue: len(queue.consumers)))
+    out.family("rabbitmq_queue_messages_published_total", "counter", "Total number of messages published to queues",
+               # RabbitMQ's labels here also name the channel and the exchange, which we do not count by.
+               series(lambda queue: queue.stats.publish, "queue_vhost"))
+
+
+# Channel counters as RabbitMQ's aggregated endpoint sums them: over the channels open now.
+_CHANNEL_COUNTERS = (
+    ("rabbitmq_channel_messages_published_total", "publish",
+     "Total number of messages published into an exchange on a channel"),
+    ("rabbitmq_channel_messages_confirmed_total", "confirm",
+     "Total number of messages published into an exchange and confirmed on the channel"),
+    ("rabbitmq_channel_messages_unroutable_returned_total", "return_unroutable",
+     "Total number of messages published as mandatory into an exchange and returned to the publisher as "
+     "unroutable"),
+    ("rabbitmq_channel_messages_unroutable_dropped_total", "drop_unroutable",
+     "Total number of messages published as non-mandatory into an exchange and dropped as unroutable"),
+    ("rabbitmq_channel_get_ack_total", "get",
+     "Total number of messages fetched with basic.get in manual acknowledgement mode"),
+    ("rabbitmq_channel_get_total", "get_no_ack",
+     "Total number of messages fetched with basic.get in automatic acknowledgement mode"),
+    ("rabbitmq_channel_messages_delivered_ack_total", "deliver",
+     "Total number of messages delivered to consumers in manual acknowledgement mode"),
+    ("rabbitmq_channel_messages_delivered_total", "deliver_no_ack",
+     "Total number of messages delivered to consumers in automatic acknowledgement mode"),
+    ("rabbitmq_channel_messages_redelivered_total", "redeliver",
+     "Total number of messages redelivered to consumers"),
+    ("rabbitmq_channel_messages_acked_total", "ack", "Total number of messages acknowledged by consumers"),
+    ("rabbitmq_channel_get_empty_total", "get_empty",
+     "Total number of times basic.get operations fetched no message"),
+)
+
+
+def _channel_series(out: _Exposition, channels: list[ChannelStats]) -> None:
+    for name, counter, help in _CHANNEL_COUNTERS:
+        out.counter(name, help, sum(getattr(stats, counter) for stats in channels))
+
+
+# Counted by queue type, from every queue's counts, those of deleted queues included.
+_DELIVERED = ("deliver", "deliver_no_ack", "get", "get_no_ack")
+_GLOBAL_BY_QUEUE_TYPE = (
+    ("rabbitmq_global_messages_acknowledged_total", ("ack",), "Total number of messages acknowledged by consumers"),
+    ("rabbitmq_global_messages_delivered_consume_auto_ack_total", ("deliver_no_ack",),
+     "Total number of messages delivered to consumers using basic.consume with automatic acknowledgment"),
+    ("rabbitmq_global_messages_delivered_consume_manual_ack_total", ("deliver",),
+     "Total number of messages delivered to consumers using basic.consume with manual acknowledgment"),
+    ("rabbitmq_global_messages_delivered_get_auto_ack_total", ("get_no_ack",),
+     "Total number of messages delivered to consumers using basic.get with automatic acknowledgment"),
+    ("rabbitmq_global_messages_delivered_get_manual_ack_total", ("get",),
+     "Total number of messages delivered to consumers using basic.get with manual acknowledgment"),
+    ("rabbitmq_global_messages_delivered_total", _DELIVERED, "Total number of messages delivered to consumers"),
+    ("rabbitmq_global_messages_get_empty_total", ("get_empty",),
+     "Total number of times basic.get operations fetched no message"),
+    ("rabbitmq_global_messages_redelivered_total", ("redeliver",), "Total number of messages redelivered to consumers"),
+)
+
+
+def _global_series(out: _Exposition, broker: core.Broker, queues: list[core.Queue]) -> None:
+    by_type = broker.stats.queue_totals((queue.settings.queue_type, queue.stats) for queue in queues)
+    families = [
+        (name, help, [({**_AMQP, "queue_type": label}, _sum(by_type.get(kind), counters))
+                      for kind, label in _QUEUE_TYPES.items()])
+        for name, counters, help in _GLOBAL_BY_QUEUE_TYPE
+    ]
+    totals = broker.message_totals()
+    routed = totals.publish - totals.return_unroutable - totals.drop_unroutable
+    families += [
+        ("rabbitmq_global_messages_confirmed_total", "Total number of messages confirmed to publishers",
+         [(_AMQP, totals.confirm)]),
+        ("rabbitmq_global_messages_received_total", "Total number of messages received from publishers",
+         [(_AMQP, totals.publish)]),
+        ("rabbitmq_global_messages_routed_total", "Total number of messages routed to queues or streams",
+         [(_AMQP, routed)]),
+        ("rabbitmq_global_messages_unroutable_dropped_total",
+         "Total number of messages published as non-mandatory into an exchange and dropped as unroutable",
+         [(_AMQP, totals.drop_unroutable)]),
+        ("rabbitmq_global_messages_unroutable_returned_total",
+         "Total number of messages published as mandatory into an exchange and returned to the publisher as "
+         "unroutable", [(_AMQP, totals.return_unroutable)]),
+    ]
+    # In RabbitMQ's order: by name.
+    for name, help, samples in sorted(families, key=lambda family: family[0]):
+        out.family(name, "counter", help, samples)
+
+
+def _sum(stats: QueueStats | None, counters: tuple[str, ...]) -> int:
+    return 0 if stats is None else sum(getattr(stats, counter) for counter in counters)
+
+
+class _Exposition:
+    """Text format 0.0.4: per family a TYPE and a HELP line, then its samples."""
+
+    def __init__(self) -> None:
+        self._lines: list[str] = []
+
+    def family(self, name: str, kind: str, help: str, samples: Samples) -> None:
+        lines = self._lines
+        lines.append(f"# TYPE {name} {kind}")
+        lines.append(f"# HELP {name} {_escape_help(help)}")
+        for labels, value in samples:
+            if labels:
+                pairs = ",".join(f'{key}="{_escape_label(text)}"' for key, text in labels.items())
+                lines.append(f"{name}{{{pairs}}} {_number(value)}")
+            else:
+                lines.append(f"{name} {_number(value)}")
+
+    def gauge(self, name: str, help: str, value: float) -> None:
+        self.family(name, "gauge", help, [({}, value)])
+
+    def counter(self, name: str, help: str, value: float) -> None:
+        self.family(name, "counter", help, [({}, value)])
+
+    def untyped(self, name: str, help: str, value: float, labels: Labels | None = None) -> None:
+        self.family(name, "untyped", help, [(labels or {}, value)])
+
+    def text(self) -> str:
+        return "\n".join(self._lines) + "\n"
+
+
+def _escape_help(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def _escape_label(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _number(value: float) -> str:
+    return str(value) if isinstance(value, int) else repr(float(value))

@@ -1,0 +1,205 @@
+"""Prometheus metrics on their own port, read by `prometheus_client`'s text parser. With
+MGMT_TEST_URL set, the same tests read RabbitMQ's `rabbitmq_prometheus` endpoint (port 15692)."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import time
+from urllib.parse import urlsplit
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from amqpbroker import core
+from amqpbroker.cli import parse_args
+from amqpbroker.mgmt.prometheus import NodeStatus, render
+from amqpbroker.testing import Broker
+
+from .client import ApiClient, eventually
+from .conftest import MGMT_TEST_URL
+from .test_wiring import _start, _stop
+
+# The series the issue names, by type, as rabbitmq_prometheus serves them on /metrics (the disk's
+# free space only where the broker keeps data on disk, the memory limit only when it has one).
+GAUGES = (
+    "rabbitmq_queue_messages_ready",
+    "rabbitmq_queue_messages_unacked",
+    "rabbitmq_queue_messages",
+    "rabbitmq_queue_consumers",
+    "rabbitmq_queues",
+    "rabbitmq_connections",
+    "rabbitmq_channels",
+    "rabbitmq_consumers",
+    "rabbitmq_process_resident_memory_bytes",
+)
+COUNTERS = (
+    "rabbitmq_connections_opened",
+    "rabbitmq_connections_closed",
+    "rabbitmq_channels_opened",
+    "rabbitmq_channels_closed",
+    "rabbitmq_queues_declared",
+    "rabbitmq_queues_created",
+    "rabbitmq_queues_deleted",
+    "rabbitmq_queue_messages_published",
+    "rabbitmq_global_messages_received",
+    "rabbitmq_global_messages_routed",
+    "rabbitmq_global_messages_delivered",
+    "rabbitmq_global_messages_acknowledged",
+)
+INFOS = ("rabbitmq_build_info", "rabbitmq_identity_info")
+
+
+@pytest.fixture(scope="session")
+def metrics(_broker) -> ApiClient:
+    """A client of the metrics port: ours, or RabbitMQ's 15692 on the reference's host."""
+    if MGMT_TEST_URL:
+        return ApiClient(f"http://{urlsplit(MGMT_TEST_URL).hostname}:15692")
+    return ApiClient(f"http://127.0.0.1:{_broker.metrics_port}")
+
+
+def scrape(metrics: ApiClient, path: str = "/metrics") -> dict[str, object]:
+    """The metric families by name (counters without `_total`, as the parser names them)."""
+    reply = metrics.get(path, auth=None)
+    assert reply.status == 200
+    assert reply.headers["content-type"] == "text/plain; version=0.0.4"
+    return {family.name: family for family in text_string_to_metric_families(reply.body.decode())}
+
+
+def value(families: dict, name: str, **labels: str) -> float:
+    """The sum of the samples of `name` whose labels include `labels`."""
+    return sum(sample.value for sample in families[name].samples if labels.items() <= sample.labels.items())
+
+
+def test_metrics_parse_with_rabbitmqs_series_names_and_types(metrics) -> None:
+    families = scrape(metrics)
+    assert {name: families[name].type for name in GAUGES} == {name: "gauge" for name in GAUGES}
+    assert {name: families[name].type for name in COUNTERS} == {name: "counter" for name in COUNTERS}
+    for name in INFOS:
+        assert families[name].samples[0].value == 1
+    assert set(families["rabbitmq_build_info"].samples[0].labels) >= {"rabbitmq_version"}
+    assert set(families["rabbitmq_identity_info"].samples[0].labels) >= {"rabbitmq_node", "rabbitmq_cluster"}
+
+
+def test_metrics_follow_traffic(metrics, amqp, unique, cleanup) -> None:
+    queue = cleanup.queue(unique("metrics"))
+    before = scrape(metrics)
+    channel = amqp.channel()
+    channel.queue_declare(queue)
+    for _ in range(5):
+        channel.basic_publish("", queue, b"m")
+    channel.basic_publish("", unique("nowhere"), b"lost")
+    method, _, _ = channel.basic_get(queue)
+    channel.basic_ack(method.delivery_tag)
+    channel.basic_get(queue, auto_ack=True)
+    # RabbitMQ emits a queue's series at its statistics interval (5 s); ours are current.
+    deadline = time.monotonic() + 15
+    while True:
+        per_object = scrape(metrics, "/metrics/per-object")
+        found = (
+            value(per_object, "rabbitmq_queue_messages_ready", vhost="/", queue=queue),
+            value(per_object, "rabbitmq_queue_messages_published", queue_vhost="/", queue=queue),
+        )
+        if found == (3, 5) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert found == (3, 5)
+    after = scrape(metrics)
+    # The reference broker is shared with other tests: its totals grow by at least ours.
+    for name, grown in {
+        "rabbitmq_global_messages_received": 6,
+        "rabbitmq_global_messages_routed": 5,
+        "rabbitmq_global_messages_unroutable_dropped": 1,
+        "rabbitmq_global_messages_delivered": 2,
+        "rabbitmq_global_messages_delivered_get_manual_ack": 1,
+        "rabbitmq_global_messages_delivered_get_auto_ack": 1,
+        "rabbitmq_global_messages_acknowledged": 1,
+        "rabbitmq_queues_declared": 1,
+        "rabbitmq_queues_created": 1,
+        "rabbitmq_channels_opened": 1,
+    }.items():
+        assert value(after, name) - value(before, name) >= grown, name
+    assert value(after, "rabbitmq_connections") >= 1
+    assert value(after, "rabbitmq_channels") >= 1
+
+
+def test_other_paths_and_methods_are_refused(metrics) -> None:
+    assert metrics.get("/", auth=None).status == 404
+    assert metrics.get("/api/overview", auth=None).status == 404
+    refused = metrics.post("/metrics", auth=None)
+    assert refused.status == 405
+    assert refused.headers["allow"] == "HEAD, GET, OPTIONS"
+    assert metrics.request("HEAD", "/metrics", auth=None).status == 204
+
+
+def test_our_families_are_typed_and_described_as_rabbitmqs(reference, metrics) -> None:
+    if not reference:
+        pytest.skip("compares our series with RabbitMQ's: set MGMT_TEST_URL")
+    theirs = _type_and_help(metrics.get("/metrics", auth=None).body.decode())
+    status = NodeStatus("n", "3.10.8", "0", 0.0, 0, 0, 0, disk_free_bytes=0, disk_free_limit_bytes=0,
+                        store_size_bytes=0)
+    ours = _type_and_help(render(core.Broker(memory_limit=1), status))
+    ours = {name: described for name, described in ours.items() if not name.startswith("amqpbroker_")}
+    assert ours == {name: theirs[name] for name in ours}
+
+
+def _type_and_help(text: str) -> dict[str, tuple[str, str]]:
+    types = dict(re.findall(r"^# TYPE (\S+) (\S+)$", text, re.M))
+    return {name: (types[name], help) for name, help in re.findall(r"^# HELP (\S+) (.*)$", text, re.M)}
+
+
+def test_store_size_and_disk_space_are_reported_with_a_data_directory() -> None:
+    with tempfile.TemporaryDirectory() as data_dir, Broker(
+        data_dir=data_dir, disk_free_limit=1, metrics_port=0
+    ) as broker:
+        metrics = ApiClient(f"http://127.0.0.1:{broker.metrics_port}")
+
+        def checked() -> dict:
+            # The disk's free space, as the disk alarm last read it: once it has.
+            families = scrape(metrics)
+            assert value(families, "rabbitmq_disk_space_available_bytes") > 0
+            return families
+
+        families = eventually(checked)
+        assert value(families, "rabbitmq_disk_space_available_limit_bytes") == 1
+        assert value(families, "amqpbroker_store_size_bytes") > 0
+
+
+def test_the_embedded_broker_serves_no_metrics_unless_asked_and_keeps_the_port_across_a_restart() -> None:
+    with Broker() as broker:
+        assert broker.metrics_port is None
+    with Broker(metrics_port=0) as broker:
+        port = broker.metrics_port
+        broker.restart()
+        assert broker.metrics_port == port
+        assert ApiClient(f"http://127.0.0.1:{port}").get("/metrics", auth=None).status == 200
+
+
+def test_the_default_metrics_port_is_rabbitmqs() -> None:
+    assert parse_args([]).metrics_port == 15692
+    assert parse_args(["--no-metrics"]).no_metrics
+
+
+@pytest.mark.parametrize("args, served", [(("--metrics-port", "0"), True), (("--no-metrics",), False)])
+def test_the_command_serves_metrics_on_metrics_port_zero_and_none_with_no_metrics(
+    args: tuple[str, ...], served: bool
+) -> None:
+    process, lines = _start("--no-http", *args)
+    try:
+        if served:
+            line = _line_with(process, "Prometheus metrics on")
+            port = int(re.search(r"http://127\.0\.0\.1:(\d+)/metrics", line).group(1))
+            assert "rabbitmq_connections" in scrape(ApiClient(f"http://127.0.0.1:{port}"))
+        else:
+            assert not any("Prometheus" in line for line in lines)
+    finally:
+        _stop(process)
+
+
+def _line_with(process, text: str) -> str:
+    for _ in range(20):
+        line = process.stderr.readline()
+        if text in line:
+            return line
+    raise AssertionError(f"no log line with {text!r}")
+
