@@ -559,12 +559,14 @@ def producer_main(cfg, idx, shared, slot):
 # Consumers.
 
 class Tally:
-    """Counts one consumer's messages: exactly-once bitmaps per (queue, producer), latencies."""
+    """Counts one consumer's messages: exactly-once bitmaps per (queue, producer), latencies,
+    and per queue the count and the first and last receive times (for fairness)."""
 
     def __init__(self, run_tag, count):
         self.run_tag, self.count = run_tag, count
         self.lat = array.array("q")
         self.seen = {}
+        self.per_queue = {}                  # queue -> [count, first ns, last ns]
         self.own = self.foreign = self.first = self.last = 0
 
     def add(self, now, ts, ident, queue=0):
@@ -580,13 +582,19 @@ class Tally:
             bitmap.extend(bytes(max(seq + 1 - len(bitmap), len(bitmap))))
         bitmap[seq] = 1                      # duplicates show up as consumed > unique
         self.lat.append(now - ts)
+        mine = self.per_queue.get(queue)
+        if mine is None:
+            self.per_queue[queue] = [1, now, now]
+        else:
+            mine[0] += 1
+            mine[2] = now
         self.own += 1
         self.first = self.first or now
         self.last = now
 
     def result(self):
         return {"consumed": self.own, "foreign": self.foreign,
-                "first": self.first, "last": self.last, "lat": self.lat.tobytes(),
+                "first": self.first, "last": self.last, "lat": self.lat.tobytes(), "per_queue": self.per_queue,
                 "seen": {(k >> 32, k & 0xFFFF): bytes(v) for k, v in self.seen.items()}}
 
 
@@ -1102,6 +1110,21 @@ def account(cfg, prods, cons):
     return out
 
 
+def queue_rates(cons):
+    """Fairness over several queues: each queue's delivery rate (its deliveries over the time
+    from its first to its last), the slowest and fastest of them and their ratio."""
+    merged = {}
+    for c in cons:
+        for q, (n, first, last) in c["per_queue"].items():
+            m = merged.setdefault(q, [0, first, last])
+            m[0], m[1], m[2] = m[0] + n, min(m[1], first), max(m[2], last)
+    rates = [(n - 1) / ((last - first) / 1e9) for n, first, last in merged.values() if last > first]
+    if len(rates) < 2:
+        return None
+    return {"queues": len(rates), "slowest": round(min(rates), 1), "fastest": round(max(rates), 1),
+            "slowest_to_fastest": round(min(rates) / max(rates), 3)}
+
+
 def report(cfg, done, stats=None, stale=0, backlog=0, fill=None, expiry=None):
     stats = stats or BrokerStats(None)
     prods = [done[("producer", i)] for i in range(cfg.producers)]
@@ -1134,6 +1157,7 @@ def report(cfg, done, stats=None, stale=0, backlog=0, fill=None, expiry=None):
                          "consumers": round(sum(c["cpu"] for c in cons), 3)},
         "broker_cpu_s": stats.cpu_s(),
         "broker_rss_kib": stats.rss_kib(),
+        "queue_rates": queue_rates(cons) if cfg.queues > 1 and cons else None,
     }
     queued = expected if cfg.consumers else sum(expected_copies(cfg, p["published"]) for p in prods)
     if cfg.backlog:

@@ -16,6 +16,8 @@ from ..store import MemoryStore, Store
 from ..store.base import DeleteRecord, DeleteVHost, PutRecord, PutVHost
 from . import dedup, delayed
 from .arguments import settings_from_arguments
+from .bodies import BodyReads
+from .bodies import read as read_bodies
 from .commits import Batch, CommitTracker
 from .confirms import Confirms
 from .deadletter import DeadLetters
@@ -123,6 +125,8 @@ class Broker:
         self.permissions = Permissions(self.journal)
         self.memory = MemoryWatermark(memory_limit)
         self.commits = CommitTracker(self.journal, self.memory)
+        self.bodies = BodyReads(self.memory)
+        """Bodies due to consumers that are only in the store, for the server to read in a thread."""
         self.vhosts: dict[str, VHost] = {}
         self.reply_to: dict[str, Any] = {}
         """Direct reply-to addresses (`amq.rabbitmq.reply-to.<token>`) by token."""
@@ -222,6 +226,12 @@ class Broker:
     def batch_done(self, batch: Batch, ok: bool) -> None:
         """The store finished `batch`, successfully or not: everything that waited for it learns which."""
         self.commits.resolve(batch, ok)
+
+    def read_bodies(self) -> None:
+        """Reads the bodies asked for right here, and those the deliveries they let go on ask for
+        (tests; the server reads them in a thread)."""
+        while due := self.bodies.take():
+            self.bodies.settle(due, read_bodies(self.store, due))
 
     def commit(self) -> None:
         """Applies everything pending to the store right here (tests, and a final flush at shutdown)."""

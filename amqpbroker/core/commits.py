@@ -99,9 +99,12 @@ class CommitTracker:
         """The store finished `batch`: settle its messages and tell everyone who waited for it."""
         messages = self._taken.pop(batch.number)
         if ok:
+            memory = self._memory
             for message in messages:
-                # Held by durable queues only: the store has the body, and memory need not keep it.
-                if message.refs and message.refs == message.holders and message.body is not None:
+                # Held by durable queues only: the store has the body, and memory keeps it only while
+                # it has room.
+                if (message.refs and message.refs == message.holders and message.body is not None
+                        and memory.paging):
                     self._memory.release(len(message.body))
                     message.body = None
         else:

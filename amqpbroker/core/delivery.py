@@ -233,7 +233,14 @@ class Delivery:
         """Sends a message, then tracks it until it is acknowledged, or forgets it if no ack will come."""
         message = entry.message
         body = message.body
+        if body is None and consumer is not None:
+            # Only in the store: read off the event loop; the queue delivers it once it is back.
+            self.connection.broker.bodies.request(message, queue)
+            self._delivery_tag -= 1
+            queue.put_back(entry)
+            return False
         if body is None:
+            # basic.get answers at once: its body is read here, on the caller's thread.
             try:
                 body = self.connection.broker.store.load_body(message.message_id)
             except Exception:

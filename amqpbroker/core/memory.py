@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from typing import Callable
 
+# Past this share of the limit, bodies the store also holds leave memory (RabbitMQ pages queues
+# out at half its high watermark by default).
+PAGING_RATIO = 0.5
+
 
 class MemoryWatermark:
     def __init__(self, limit: int | None = None) -> None:
@@ -17,6 +21,11 @@ class MemoryWatermark:
         self.used = 0
         self.alarm = False
         self.on_alarm: Callable[[bool], None] | None = None
+
+    @property
+    def paging(self) -> bool:
+        """Whether bodies that are safe in the store should leave memory."""
+        return self.limit is not None and self.used >= self.limit * PAGING_RATIO
 
     def add(self, size: int) -> None:
         self.used += size

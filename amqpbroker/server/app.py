@@ -22,6 +22,7 @@ from ..core.stats import SAMPLE_INTERVAL
 from ..mgmt.metrics import serve_metrics
 from ..store import StoreError
 from .amqp import CLOSE_TIMEOUT, AMQPConnection
+from .bodies import read_bodies
 from .disk import DiskMonitor, disk_free_bytes
 from .flow import PublishGate
 from .limits import Limits
@@ -160,6 +161,7 @@ class Server:
             nursery.start_soon(self._persister.run)
             if self.timers:
                 nursery.start_soon(run_timers, self.broker)
+            nursery.start_soon(read_bodies, self.broker)
             nursery.start_soon(self._gate.run)
             nursery.start_soon(self.links.run)
             monitor = None

@@ -88,14 +88,28 @@ def test_waiters_learn_each_outcome_in_batch_order_and_once() -> None:
     assert forgotten.outcomes == []
 
 
-def test_a_committed_batch_drops_bodies_that_only_durable_queues_hold() -> None:
-    tracker, journal = make()
+def test_a_committed_batch_keeps_bodies_in_memory_while_there_is_room() -> None:
+    journal = Journal()
+    memory = MemoryWatermark(limit=100)
+    tracker = CommitTracker(journal, memory)
+    message = stored(journal, 1)
+    memory.add(len(message.body))
+    tracker.resolve(tracker.take(), True)
+    assert message.body == b"body" and memory.used == 4
+
+
+def test_under_memory_pressure_a_committed_batch_drops_bodies_that_only_durable_queues_hold() -> None:
+    journal = Journal()
+    memory = MemoryWatermark(limit=10)
+    tracker = CommitTracker(journal, memory)
     durable_only = stored(journal, 1)
     also_transient = stored(journal, 2)
     also_transient.holders = 2
+    memory.add(8)  # both bodies: past half the limit
     tracker.resolve(tracker.take(), True)
     assert durable_only.body is None
     assert also_transient.body == b"body"
+    assert memory.used == 4
 
 
 def test_a_failed_batch_makes_its_messages_transient_and_retries_everything_else_first() -> None:

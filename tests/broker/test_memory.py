@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from amqpbroker import core
 from amqpbroker.protocol import BasicProperties, spec
 
@@ -43,14 +45,32 @@ def test_alarm_rises_at_the_limit_and_clears_below_it() -> None:
     assert changes == [True, False] and not broker.memory.alarm
 
 
-def test_persistent_bodies_stop_counting_once_stored() -> None:
-    broker = core.Broker()
+@pytest.mark.parametrize(("limit", "counted_once_stored"), [(10_000, 500), (800, 0)])
+def test_persistent_bodies_stay_counted_while_there_is_room_and_not_once_stored_past_half_the_limit(
+    limit: int, counted_once_stored: int
+) -> None:
+    broker = core.Broker(memory_limit=limit)
     peer = Peer(broker)
     peer.declare("durable", durable=True)
     persistent = BasicProperties(delivery_mode=2).encode()
     peer.channel().publish(spec.BasicPublish(exchange="", routing_key="durable"), persistent, b"x" * 500)
     assert broker.memory.used == 500
     broker.commit()
-    assert broker.memory.used == 0
+    assert broker.memory.used == counted_once_stored
     peer.handle(spec.BasicGet(queue="durable", no_ack=True))
+    assert broker.memory.used == 0
+
+
+def test_every_copy_of_a_fanout_is_the_one_body_buffer_received(broker, peer) -> None:
+    peer.exchange("fan", "fanout")
+    consumer = Peer(broker)
+    for name in ("a", "b", "c"):
+        peer.declare(name)
+        peer.bind(name, "fan")
+        consumer.handle(spec.BasicConsume(queue=name, no_ack=True))
+    body = bytes(range(256)) * 1024
+    peer.publish("fan", "", body)
+    delivered = consumer.sink.bodies()
+    assert len(delivered) == 3
+    assert all(copy is body for copy in delivered), "a copy of the body was made"
     assert broker.memory.used == 0

@@ -22,10 +22,12 @@ class BrokerProcess:
     """`python -m amqpbroker --data-dir DIR` on `listen_port` (0: a port of its choosing, new at
     each start); one process at a time."""
 
-    def __init__(self, data_dir: Path, log_dir: Path, listen_port: int = 0) -> None:
+    def __init__(self, data_dir: Path, log_dir: Path, listen_port: int = 0, options: tuple[str, ...] = ()) -> None:
         self.data_dir = data_dir
         self.log_dir = log_dir
         self.listen_port = listen_port
+        self.options = options
+        """More command-line options for the broker."""
         self.process: subprocess.Popen | None = None
         self.port = 0
         self.starts = 0
@@ -40,7 +42,8 @@ class BrokerProcess:
         with open(log_path, "wb") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "amqpbroker", "--no-http", "--no-metrics", "--host", "127.0.0.1",
-                 "--port", str(self.listen_port), "--data-dir", str(self.data_dir), "--log-level", "info"],
+                 "--port", str(self.listen_port), "--data-dir", str(self.data_dir), "--log-level", "info",
+                 *self.options],
                 stderr=log,
                 stdout=subprocess.DEVNULL,
             )

@@ -63,6 +63,8 @@ class Client:
         if type(method) in DURABLE_REPLIES:
             # The persister would commit now: the reply to a durable change waits for that.
             self.connection.broker.commit()
+        # The server reads the bodies due to consumers from the store in a thread: here, at once.
+        self.connection.broker.read_bodies()
         self.connection.flush_confirms()
 
     def publish(self, exchange: str, routing_key: str, body: bytes, *, persistent: bool = True,

@@ -88,7 +88,7 @@ class UnreadableStore(MemoryStore):
 
 def test_a_body_that_cannot_be_read_stays_queued_and_costs_no_connection() -> None:
     store = UnreadableStore()
-    broker = core.Broker(store=store)
+    broker = core.Broker(store=store, memory_limit=10)  # a body of 5 bytes is past half of it
     publisher, consumer = Client(broker), Client(broker)
     publisher.send(spec.QueueDeclare(queue="q", durable=True))
     publisher.publish("", "q", b"first")

@@ -231,7 +231,17 @@ def test_the_delivered_mark_keeps_up_with_recovered_messages(node: Node) -> None
     assert node.client().drain("q") == [(b"0", True), (b"1", True), (b"4", False)]
 
 
-def test_committed_bodies_leave_memory_and_are_read_from_the_store(node: Node) -> None:
+def test_committed_bodies_stay_in_memory_while_there_is_room(node: Node) -> None:
+    client = node.client()
+    client.send(spec.QueueDeclare(queue="dq", durable=True))
+    client.publish("", "dq", b"durable")
+    node.broker.commit()
+    (entry,) = node.broker.vhosts["/"].queues["dq"].peek()
+    assert entry.message.body == b"durable"
+
+
+def test_under_pressure_committed_bodies_leave_memory_and_are_read_from_the_store(node: Node) -> None:
+    node.broker.memory.limit = 40  # the two bodies are past half of it
     client = node.client()
     client.send(spec.QueueDeclare(queue="dq", durable=True))
     client.send(spec.QueueDeclare(queue="tq"))
@@ -245,6 +255,20 @@ def test_committed_bodies_leave_memory_and_are_read_from_the_store(node: Node) -
     assert entries[0].message.body is None
     assert entries[1].message.body == b"durable and transient"  # a transient queue still needs it
     assert [body for body, _ in client.drain("dq")] == [b"durable only", b"durable and transient"]
+
+
+def test_a_body_read_back_for_a_consumer_is_counted_until_acknowledged(node: Node) -> None:
+    client = node.client()
+    client.send(spec.QueueDeclare(queue="dq", durable=True))
+    client.publish("", "dq", b"read back")
+    node.restart()  # the body is now only in the store
+    memory = node.broker.memory
+    client = node.client()
+    client.send(spec.BasicConsume(queue="dq", consumer_tag="c"))
+    [(method, body)] = client.sink.contents(spec.BasicDeliver)
+    assert body == b"read back" and memory.used == len(body)
+    client.send(spec.BasicAck(delivery_tag=method.delivery_tag))
+    assert memory.used == 0
 
 
 def test_a_message_is_deleted_when_its_last_durable_queue_is_done_with_it(node: Node) -> None:

@@ -1,9 +1,12 @@
-"""A durable queue much larger than what the broker keeps in memory: committed bodies live only
-in the store, so the broker's resident memory stays well under the data it holds."""
+"""A durable queue much larger than what the broker keeps in memory: past half its memory limit,
+committed bodies live only in the store, so the broker's resident memory stays well under the
+data it holds."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pika
 import pytest
@@ -14,6 +17,16 @@ from .conftest import BrokerProcess
 MESSAGES = 50_000
 BODY_SIZE = 1024
 WINDOW = 2000  # publishes awaiting their confirm, at most
+MEMORY_LIMIT = 2 * 1024 * 1024  # a twenty-fifth of the data
+
+
+@pytest.fixture
+def broker_process(tmp_path: Path) -> Iterator[BrokerProcess]:
+    """A broker subprocess on `tmp_path/data` whose memory limit is far below the queue's data."""
+    process = BrokerProcess(tmp_path / "data", tmp_path, options=("--memory-limit", str(MEMORY_LIMIT)))
+    process.start()
+    yield process
+    process.kill()
 
 
 def body(seq: int) -> bytes:
