@@ -201,7 +201,7 @@ class BrokerProcess:
         with open(log_path, "wb") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "amqpbroker", "--host", "127.0.0.1", "--port", str(self.port),
-                 "--http-port", str(self.http_port), "--data-dir", str(self.data_dir)],
+                 "--http-port", str(self.http_port), "--no-metrics", "--data-dir", str(self.data_dir)],
                 stdout=log, stderr=subprocess.STDOUT,
             )
         process = self.process
