@@ -95,8 +95,9 @@ def test_a_queue_bigger_than_memory_use_is_kept_and_given_back_in_order(broker_p
         f"{mb(baseline['VmRSS'])} (anonymous {mb(baseline['RssAnon'])}) at start, {mb(filled['VmRSS'])} when full "
         f"(anonymous {mb(filled['RssAnon'])}, file-backed {mb(filled['RssFile'])}), peak {mb(filled['VmHWM'])}"
     )
-    assert filled["VmRSS"] < baseline["VmRSS"] + data
     # Were the bodies still in memory, anonymous memory alone would have grown by more than the data.
+    # (VmRSS is not compared: it also counts the data file's mapped pages, 40-70 MB here, page cache
+    # the kernel may take back, which put it within a few MB of the data on a busy machine.)
     assert filled["RssAnon"] < baseline["RssAnon"] + data * 3 // 4
 
     # Recovery reads every entry and header, but no body.
