@@ -32,6 +32,10 @@ log = logging.getLogger("amqpbroker.deadletter")
 
 _LENGTH = struct.Struct(">I")
 
+Death = tuple[str, str, str, list[str], str | None, float]
+"""`record_death`'s arguments after the headers: reason, queue, exchange, routing keys, the
+message's expiration, and the time."""
+
 
 class DeadLetters:
     """What a queue calls to dead-letter one of its entries; owned by the broker."""
@@ -85,14 +89,14 @@ class DeadLetters:
         headers = properties.headers or {}
         routing_keys = [message.routing_key, *_cc(headers)]
         dead_letter_key = settings.dead_letter_routing_key
-        death = (reason, queue.name, message.exchange, routing_keys, properties.expiration, self._wall_clock())
+        death: Death = (reason, queue.name, message.exchange, routing_keys, properties.expiration, self._wall_clock())
         if "x-death" in headers:
             headers = record_death(headers, *death)
             if dead_letter_key is not None:
                 headers.pop("CC", None)
             table = encode_table(headers)
         else:
-            headers, table = self._first_deaths.record(headers, *death, keep_cc=dead_letter_key is None)
+            headers, table = self._first_deaths.record(headers, death, keep_cc=dead_letter_key is None)
         if dead_letter_key is not None:
             routing_keys = [dead_letter_key]
         if exchange.name:
@@ -126,21 +130,10 @@ class _FirstDeaths:
         self._records: dict[tuple, tuple[dict[str, Any], dict[bytes, bytes], bytes]] = {}
         """By death: the headers it adds, each encoded (by its key's bytes), and all of them as a table."""
 
-    def record(
-        self,
-        headers: dict[str, Any],
-        reason: str,
-        queue: str,
-        exchange: str,
-        routing_keys: list[str],
-        expiration: str | None,
-        now: float,
-        *,
-        keep_cc: bool,
-    ) -> tuple[dict[str, Any], bytes]:
-        """The headers of a message with no `x-death` dead-lettered from `queue` for `reason`,
-        and their table encoded as `encode_table(record_death(...))` would; less `CC` unless
-        `keep_cc`."""
+    def record(self, headers: dict[str, Any], death: Death, *, keep_cc: bool) -> tuple[dict[str, Any], bytes]:
+        """The headers of a message with no `x-death` that dies as `death` says, and their table
+        encoded as `encode_table(record_death(headers, *death))` would; less `CC` unless `keep_cc`."""
+        reason, queue, exchange, routing_keys, expiration, now = death
         second = int(now)
         records = self._records
         if second != self._second or len(records) >= self._KEPT:
