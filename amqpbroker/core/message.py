@@ -12,6 +12,22 @@ if TYPE_CHECKING:
 
 # Property flag bits in the first flags byte: expiration (bit 8) and priority (bit 11).
 _EXPIRATION_OR_PRIORITY = 0x01 | 0x08
+# Bits 15 to 12: content-type, content-encoding, headers, delivery-mode.
+_BEFORE_DELIVERY_MODE = 0xE0
+_DELIVERY_MODE = 0x10
+
+
+def is_persistent(properties: bytes) -> bool:
+    """Whether the properties say delivery-mode 2.
+
+    Decodes them only when a field precedes the delivery mode: otherwise it is the octet right
+    after the two flag octets.
+    """
+    if not properties or not properties[0] & _DELIVERY_MODE:
+        return False
+    if not properties[0] & _BEFORE_DELIVERY_MODE and len(properties) > 2:
+        return properties[2] == 2
+    return BasicProperties.decode(properties).delivery_mode == 2
 
 
 class Message:
