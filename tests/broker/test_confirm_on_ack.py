@@ -8,23 +8,11 @@ tests unless they say so: the persister's writes are the test's own steps.
 from __future__ import annotations
 
 from amqpbroker import core
-from amqpbroker.protocol import BasicProperties, spec
-from amqpbroker.store import MemoryStore
+from amqpbroker.protocol import spec
 from amqpbroker.store.base import Enqueue, PutMessage
 
 from .conftest import Peer
-
-PERSISTENT = BasicProperties(delivery_mode=2).encode()
-
-
-class RecordingStore(MemoryStore):
-    def __init__(self) -> None:
-        super().__init__()
-        self.applied: list = []
-
-    def apply(self, ops) -> None:
-        self.applied.extend(ops)
-        super().apply(ops)
+from .test_journal import PERSISTENT, RecordingStore
 
 
 def setup(*queues: str) -> tuple[core.Broker, RecordingStore, Peer, Peer]:
