@@ -521,9 +521,12 @@ class ClientConnection:
             self.broker.stats.channel_closed(session.stats)
 
     def flush_confirms(self) -> None:
+        """Sends the confirms due after the client's frames were handled: of this connection's
+        publishes, and of any channel's that this client's acks settled."""
         for confirms in self.pending_confirms:
             confirms.flush()
         self.pending_confirms.clear()
+        self.broker.commits.flush_settled()
 
     def published_into(self, queue: Queue) -> None:
         """`queue` has a credit flow state: if it presses, the connection is to wait for it, unless

@@ -3,7 +3,9 @@
 Core operations append store operations to the `Journal`. The tracker numbers the batches the
 persister takes from it, and it is the one place that knows what waits for a batch: a channel's
 publisher confirms, a channel's reply to a durable declaration. When the store has written a
-batch, or failed to, the tracker tells each waiter, in batch order, with the outcome.
+batch, or failed to, the tracker tells each waiter, in batch order, with the outcome. A publisher
+confirm may stop waiting before that (its message acknowledged on every durable queue): the
+tracker gathers such waiters and flushes them together once a client's frames were handled.
 
 Its rules:
 - Every change that needs durability is in a numbered batch, and `batch` is that number while
@@ -30,6 +32,11 @@ if TYPE_CHECKING:
 class Waiter(Protocol):
     def batch_resolved(self, batch: int, ok: bool) -> None:
         """The store wrote `batch` (ok) or failed to; called once per batch the waiter waits for."""
+
+
+class Flushable(Waiter, Protocol):
+    def flush(self) -> None:
+        """Sends what no longer waits for the store."""
 
 
 class Batch(NamedTuple):
@@ -65,6 +72,8 @@ class CommitTracker:
         """Per batch number, who waits for it, in the order they started waiting."""
         self._taken: dict[int, list[Message]] = {}
         """Batches handed to the persister and not resolved yet, with the messages they store."""
+        self._settled: dict[Flushable, None] = {}
+        """Waiters something of which no longer needs the store, to flush at `flush_settled`."""
 
     def change(self) -> Change:
         """`with tracker.change() as change:` around a core call; then `change.batch` says what to wait for."""
@@ -84,6 +93,20 @@ class CommitTracker:
         """`waiter` is gone (its channel closed): it is told nothing more."""
         for waiters in self._waiters.values():
             waiters.pop(waiter, None)
+        self._settled.pop(waiter, None)
+
+    def settled(self, waiter: Flushable) -> None:
+        """Something `waiter` waits for no longer needs the store (a message every durable queue
+        let go of before its commit): `waiter` is flushed at the next `flush_settled`, with whatever
+        else settled by then, rather than once for each."""
+        self._settled[waiter] = None
+
+    def flush_settled(self) -> None:
+        """Flushes the waiters something of which settled (after a client's acks were handled)."""
+        if self._settled:
+            settled, self._settled = self._settled, {}
+            for waiter in settled:
+                waiter.flush()
 
     def take(self) -> Batch | None:
         """Closes the batch being gathered, for the persister; None if nothing needs it."""

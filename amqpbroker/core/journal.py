@@ -30,6 +30,12 @@ class Journal:
         self._cancellable: dict[Hashable, int] = {}
         """Where in `ops` the writes that may still be cancelled are, by the key they were added with."""
         self._cancelled = False
+        self._cancellable_count = 0
+        self._cancelled_count = 0
+        self.acks_outrun_writes = False
+        """Most cancellable writes of the batch taken last were cancelled before it was taken:
+        consumers acknowledge messages sooner than the store writes them, so letting a batch
+        gather a little longer spares the store more of them."""
 
     def append(self, op: Op, key: Hashable = None) -> None:
         """Adds an operation to the batch being gathered; one added with a `key` can be cancelled
@@ -39,6 +45,7 @@ class Journal:
         self.appended += 1
         if key is not None:
             self._cancellable[key] = len(ops) - 1
+            self._cancellable_count += 1
         if len(ops) == 1:
             self.wake_persister()
 
@@ -63,6 +70,7 @@ class Journal:
             return False
         self.ops[index] = None
         self._cancelled = True
+        self._cancelled_count += 1
         return True
 
     def retry(self, ops: list[Op]) -> None:
@@ -96,6 +104,8 @@ class Journal:
             ops = [op for op in ops if op is not None]
             self._cancelled = False
         messages = self.messages
+        self.acks_outrun_writes = self._cancelled_count * 2 > self._cancellable_count
+        self._cancellable_count = self._cancelled_count = 0
         self._cancellable.clear()
         self.ops = []
         self.messages = []

@@ -2,11 +2,32 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..protocol import BasicProperties
 from .arguments import parse_expiration
 
+if TYPE_CHECKING:
+    from .confirms import Confirms
+
 # Property flag bits in the first flags byte: expiration (bit 8) and priority (bit 11).
 _EXPIRATION_OR_PRIORITY = 0x01 | 0x08
+# Bits 15 to 12: content-type, content-encoding, headers, delivery-mode.
+_BEFORE_DELIVERY_MODE = 0xE0
+_DELIVERY_MODE = 0x10
+
+
+def is_persistent(properties: bytes) -> bool:
+    """Whether the properties say delivery-mode 2.
+
+    Decodes them only when a field precedes the delivery mode: otherwise it is the octet right
+    after the two flag octets.
+    """
+    if not properties or not properties[0] & _DELIVERY_MODE:
+        return False
+    if not properties[0] & _BEFORE_DELIVERY_MODE and len(properties) > 2:
+        return properties[2] == 2
+    return BasicProperties.decode(properties).delivery_mode == 2
 
 
 class Message:
@@ -19,7 +40,7 @@ class Message:
 
     __slots__ = (
         "exchange", "routing_key", "properties", "body", "size", "message_id", "refs", "holders", "priority",
-        "expiration",
+        "expiration", "confirms",
     )
 
     def __init__(
@@ -43,6 +64,9 @@ class Message:
         self.refs = 0
         # Queue entries of any queue holding it; the body's memory is released when none is left.
         self.holders = 0
+        self.confirms: Confirms | None = None
+        """The publisher confirms waiting for this message to be safe, until it is in the store or
+        no durable queue holds it any more (each that took it acknowledged or dropped it)."""
         self.priority = 0
         self.expiration: int | None = None
         if properties and properties[0] & _EXPIRATION_OR_PRIORITY:

@@ -138,7 +138,8 @@ class Publisher:
                 self._stats.drop_unroutable += 1
         else:
             exchange.stats.publish_out += len(queues)
-            stored, refused = vhost.enqueue(Message(method.exchange, routing_key, properties, body), queues)
+            message = Message(method.exchange, routing_key, properties, body)
+            stored, refused = vhost.enqueue(message, queues)
             for queue in queues:
                 if queue.flow is not None:
                     self._connection.published_into(queue)
@@ -148,7 +149,7 @@ class Publisher:
                 if refused:
                     confirms.refuse()
                 elif stored:
-                    confirms.await_commit()
+                    confirms.await_commit(message)
         if confirms is not None:
             self._connection.pending_confirms.add(confirms)
 

@@ -400,6 +400,9 @@ class Queue:
                 journal.append(Dequeue(self.vhost, self.name, entry.seq))
                 if message.refs == 0:
                     journal.append(DeleteMessage(message.message_id))
+            if message.refs == 0 and message.confirms is not None:
+                # No durable queue holds it any more: its publisher need not wait for the store.
+                message.confirms.settled(message)
 
     def take(self) -> QueueEntry | None:
         """The next ready message, or None; one that expired on the way is dropped instead."""

@@ -29,7 +29,7 @@ from .exchanges import EXCHANGE_TYPES, Binding, Exchange, make_exchange
 from .history import History
 from .journal import Journal
 from .memory import MemoryWatermark
-from .message import Message
+from .message import Message, is_persistent
 from .policies import Policies
 from .queue import DeadLetterer, Queue
 from .stats import BrokerStats
@@ -258,7 +258,7 @@ class VHost:
         first_stored: Queue | None = None
         """The queue before whose push the message is stored: a persistent one before any."""
         if any(queue.journal is not None for queue in queues):
-            if BasicProperties.decode(message.properties).delivery_mode == 2:
+            if is_persistent(message.properties):
                 first_stored = next(iter(queues))
             elif any(isinstance(queue, StreamQueue) for queue in queues):
                 # A stream keeps every message on disk, as RabbitMQ's do; the other queues take a

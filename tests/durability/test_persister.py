@@ -9,9 +9,9 @@ import trio
 
 from amqpbroker import core
 from amqpbroker.protocol import spec
-from amqpbroker.server.persister import Persister
+from amqpbroker.server.persister import GATHER, Persister
 from amqpbroker.store import MemoryStore
-from amqpbroker.store.base import Op
+from amqpbroker.store.base import Op, PutMessage
 
 from .core_support import Client, confirmed_tags, confirms, wait_for
 
@@ -55,3 +55,57 @@ async def test_a_batch_taken_just_before_shutdown_is_still_written() -> None:
         nursery.cancel_scope.cancel()
     broker.commit()  # what the final flush at shutdown does after the tasks are done
     assert [queue.name for queue in store.recover().queues] == ["declared-last"]
+
+
+class RecordingStore(MemoryStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches = 0
+        self.written: list[bytes] = []
+
+    def apply(self, ops: Sequence[Op]) -> None:
+        self.batches += 1
+        self.written += [op.body for op in ops if type(op) is PutMessage]
+        super().apply(ops)
+
+
+async def _a_message_acked_half_a_gather_after_its_publish(*, acks_outran: bool) -> RecordingStore:
+    """What the store wrote when a consumer acks a persistent message `GATHER / 2` after its
+    publish; `acks_outran`: the batch before had most of its messages acked before it was taken."""
+    store = RecordingStore()
+    broker = core.Broker(store=store)
+    publisher, consumer = Client(broker), Client(broker)
+    publisher.send(spec.QueueDeclare(queue="q", durable=True))
+    publisher.send(spec.ConfirmSelect())
+    consumer.send(spec.BasicConsume(queue="q", consumer_tag="c"))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(Persister(broker).run)
+        await trio.sleep(0)
+        # The batch before: acked before the persister could take it, or not.
+        batches = store.batches
+        for i in range(4):
+            publisher.publish("", "q", b"before-%d" % i)
+        if acks_outran:
+            consumer.send(spec.BasicAck(delivery_tag=4, multiple=True))
+        await wait_for(lambda: store.batches == batches + 1, "the batch before")
+        if not acks_outran:
+            consumer.send(spec.BasicAck(delivery_tag=4, multiple=True))
+        publisher.publish("", "q", b"quick")
+        await trio.sleep(GATHER / 2)
+        consumer.send(spec.BasicAck(delivery_tag=5))
+        await wait_for(lambda: len(confirmed_tags(publisher)) == 5, "the confirm")
+        await trio.sleep(GATHER * 2)
+        nursery.cancel_scope.cancel()
+    return store
+
+
+async def test_while_acks_outrun_writes_a_batch_gathers_and_a_message_acked_meanwhile_is_never_written(
+    autojump_clock,
+) -> None:
+    store = await _a_message_acked_half_a_gather_after_its_publish(acks_outran=True)
+    assert b"quick" not in store.written
+
+
+async def test_while_writes_keep_up_a_batch_is_taken_at_once(autojump_clock) -> None:
+    store = await _a_message_acked_half_a_gather_after_its_publish(acks_outran=False)
+    assert b"quick" in store.written

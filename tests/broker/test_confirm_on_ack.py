@@ -1,0 +1,157 @@
+"""Publisher confirms of persistent messages that every durable queue let go of before their commit.
+
+As in RabbitMQ, a persistent message is confirmed once the store has it, or once each queue it went
+to has delivered it and had it acknowledged, whichever comes first. No batch is committed in these
+tests unless they say so: the persister's writes are the test's own steps.
+"""
+
+from __future__ import annotations
+
+from amqpbroker import core
+from amqpbroker.protocol import spec
+from amqpbroker.store.base import Enqueue, PutMessage
+
+from .conftest import Peer
+from .test_journal import PERSISTENT, RecordingStore
+
+
+def setup(*queues: str) -> tuple[core.Broker, RecordingStore, Peer, Peer]:
+    """A broker over a recording store, a publisher in confirm mode and a consumer, with a durable
+    queue of each name declared and committed."""
+    store = RecordingStore()
+    broker = core.Broker(store=store)
+    publisher, consumer = Peer(broker), Peer(broker)
+    for name in queues:
+        publisher.declare(name, durable=True)
+    publisher.handle(spec.ConfirmSelect())
+    store.applied.clear()
+    return broker, store, publisher, consumer
+
+
+def publish(peer: Peer, routing_key: str, exchange: str = "") -> None:
+    peer.channel().publish(spec.BasicPublish(exchange=exchange, routing_key=routing_key), PERSISTENT, b"m")
+    peer.client.flush_confirms()
+
+
+def consume(peer: Peer, queue: str, ch: int = 1) -> None:
+    peer.channel(ch).handle(spec.BasicConsume(queue=queue, consumer_tag=queue))
+
+
+def ack(peer: Peer, delivery_tag: int, ch: int = 1) -> None:
+    """The consumer acks, and the server flushes what its frames settled, without a commit."""
+    peer.channel(ch).handle(spec.BasicAck(delivery_tag=delivery_tag))
+    peer.client.flush_confirms()
+
+
+def confirms(peer: Peer) -> list[tuple[str, int, bool]]:
+    return [
+        (type(method).__name__, method.delivery_tag, method.multiple)
+        for method in peer.sink.methods()
+        if type(method) in (spec.BasicAck, spec.BasicNack)
+    ]
+
+
+def written(store: RecordingStore) -> list[type]:
+    return [type(op) for op in store.applied if type(op) in (PutMessage, Enqueue)]
+
+
+def test_a_message_acked_before_its_batch_is_written_is_confirmed_at_once_and_never_written() -> None:
+    broker, store, publisher, consumer = setup("q")
+    consume(consumer, "q")
+    publish(publisher, "q")
+    assert confirms(publisher) == []
+    ack(consumer, 1)
+    assert confirms(publisher) == [("BasicAck", 1, False)]
+    broker.commit()
+    assert written(store) == []
+    assert confirms(publisher) == [("BasicAck", 1, False)]
+
+
+def test_a_message_not_acked_is_confirmed_only_after_the_write() -> None:
+    broker, store, publisher, consumer = setup("q")
+    consume(consumer, "q")
+    publish(publisher, "q")
+    consumer.client.flush_confirms()
+    assert confirms(publisher) == []
+    batch = broker.take_batch()
+    assert confirms(publisher) == []
+    store.apply(batch.ops)
+    broker.batch_done(batch, ok=True)
+    assert written(store) == [PutMessage, Enqueue]
+    assert confirms(publisher) == [("BasicAck", 1, False)]
+
+
+def test_a_message_acked_while_its_batch_is_being_written_is_confirmed_at_the_ack_and_only_once() -> None:
+    broker, store, publisher, consumer = setup("q")
+    consume(consumer, "q")
+    publish(publisher, "q")
+    batch = broker.take_batch()
+    ack(consumer, 1)
+    assert confirms(publisher) == [("BasicAck", 1, False)]
+    store.apply(batch.ops)
+    broker.batch_done(batch, ok=True)
+    broker.commit()
+    assert confirms(publisher) == [("BasicAck", 1, False)]
+    assert list(store.queue_entries("/", "q")) == []
+
+
+def test_an_acked_message_waits_for_the_confirms_of_earlier_publishes() -> None:
+    # A multiple ack must never cover a publish that is not safe yet.
+    broker, store, publisher, consumer = setup("slow", "fast")
+    consume(consumer, "fast")
+    publish(publisher, "slow")
+    publish(publisher, "fast")
+    ack(consumer, 1)
+    assert confirms(publisher) == []
+    broker.commit()
+    assert confirms(publisher) == [("BasicAck", 2, True)]
+    assert written(store) == [PutMessage, Enqueue]
+
+
+def test_an_acked_message_is_confirmed_alone_before_a_later_publish_that_waits() -> None:
+    broker, store, publisher, consumer = setup("fast", "slow")
+    consume(consumer, "fast")
+    publish(publisher, "fast")
+    publish(publisher, "slow")
+    ack(consumer, 1)
+    assert confirms(publisher) == [("BasicAck", 1, False)]
+    broker.commit()
+    assert confirms(publisher) == [("BasicAck", 1, False), ("BasicAck", 2, False)]
+
+
+def test_a_fanout_message_is_confirmed_once_every_durable_queue_acked_it() -> None:
+    broker, store, publisher, consumer = setup("a", "b")
+    publisher.exchange("fan", "fanout", durable=True)
+    publisher.bind("a", "fan")
+    publisher.bind("b", "fan")
+    store.applied.clear()
+    consume(consumer, "a", ch=1)
+    consume(consumer, "b", ch=2)
+    publish(publisher, "", exchange="fan")
+    ack(consumer, 1, ch=1)
+    assert confirms(publisher) == []
+    ack(consumer, 1, ch=2)
+    assert confirms(publisher) == [("BasicAck", 1, False)]
+    broker.commit()
+    assert written(store) == []
+
+
+def test_an_acked_message_of_a_failed_batch_stays_acked_and_the_others_are_nacked() -> None:
+    broker, store, publisher, consumer = setup("fast", "slow")
+    consume(consumer, "fast")
+    publish(publisher, "slow")
+    publish(publisher, "fast")
+    batch = broker.take_batch()
+    ack(consumer, 1)
+    broker.batch_done(batch, ok=False)
+    assert confirms(publisher) == [("BasicNack", 1, False), ("BasicAck", 2, False)]
+
+
+def test_a_closed_publisher_channel_gets_nothing_when_its_message_is_acked() -> None:
+    broker, store, publisher, consumer = setup("q")
+    consume(consumer, "q")
+    publish(publisher, "q")
+    publisher.client.close_channel(1)
+    ack(consumer, 1)
+    broker.commit()
+    assert confirms(publisher) == []
