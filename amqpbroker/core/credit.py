@@ -12,6 +12,13 @@ memory alarm covers its length), and a wait that lasts longer than the server al
 queue's consumers are slow rather than busy, so the queue is left *slack* (pressing nobody) until
 it gets back to FLOW_LOW. A connection never waits for a queue it consumes from itself, whose
 acks it would no longer read.
+
+A queue whose consumers reject everything to a dead-letter exchange is paced like any other, though
+RabbitMQ's publisher runs ahead of such a queue (its queue process keeps up with the publishes while
+the consumers' round trips set the dead-letter rate). Here, each time such a queue starts to press,
+its consumers are at their prefetch limit with their deliveries written, just as in a plain 1 -> 1
+run where the broker is the bottleneck: nothing in the queue tells the two apart, so a rule that let
+this publisher run ahead would let every publisher outrun its consumers.
 """
 
 from __future__ import annotations

@@ -13,11 +13,13 @@ where the broker's history (when it keeps one) records expiries and dead-letteri
 from __future__ import annotations
 
 import datetime
+import functools
 import logging
+import struct
 import time
 from typing import TYPE_CHECKING, Any, Callable, Collection
 
-from ..protocol import DECODE_ERRORS, BasicProperties, Long
+from ..protocol import DECODE_ERRORS, BasicProperties, Long, encode_table, replace_headers
 from .message import Message, QueueEntry
 
 if TYPE_CHECKING:
@@ -27,6 +29,12 @@ if TYPE_CHECKING:
     from .vhost import VHost
 
 log = logging.getLogger("amqpbroker.deadletter")
+
+_LENGTH = struct.Struct(">I")
+
+Death = tuple[str, str, str, list[str], str | None, float]
+"""`record_death`'s arguments after the headers: reason, queue, exchange, routing keys, the
+message's expiration, and the time."""
 
 
 class DeadLetters:
@@ -43,6 +51,7 @@ class DeadLetters:
         self._store = store
         self._wall_clock = wall_clock
         self._history = history
+        self._first_deaths = _FirstDeaths()
 
     def __call__(self, queue: Queue, entry: QueueEntry, reason: str) -> None:
         """Every entry leaving a queue for `reason` comes here (an expiry goes in the history),
@@ -79,15 +88,17 @@ class DeadLetters:
             history.record("dead-lettered", queue.vhost, message, queue.name, reason)
         headers = properties.headers or {}
         routing_keys = [message.routing_key, *_cc(headers)]
-        headers = record_death(
-            headers, reason, queue.name, message.exchange, routing_keys, properties.expiration, self._wall_clock()
-        )
         dead_letter_key = settings.dead_letter_routing_key
+        death: Death = (reason, queue.name, message.exchange, routing_keys, properties.expiration, self._wall_clock())
+        if "x-death" in headers:
+            headers = record_death(headers, *death)
+            if dead_letter_key is not None:
+                headers.pop("CC", None)
+            table = encode_table(headers)
+        else:
+            headers, table = self._first_deaths.record(headers, death, keep_cc=dead_letter_key is None)
         if dead_letter_key is not None:
             routing_keys = [dead_letter_key]
-            headers.pop("CC", None)
-        properties.headers = headers
-        properties.expiration = None
         if exchange.name:
             # All keys in one routing, as RabbitMQ: the alternate exchange is for when none routes.
             queues = set(vhost.route(exchange, routing_keys[0], headers, tuple(routing_keys[1:])))
@@ -96,7 +107,58 @@ class DeadLetters:
         if reason != "rejected":
             queues = {target for target in queues if not is_cycle(target.name, headers["x-death"])}
         if queues:
-            vhost.enqueue(Message(exchange.name, routing_keys[0], properties.encode(), body), queues)
+            # The rest of the properties as they were, less the expiration, which died with it.
+            properties.headers = properties.expiration = None
+            raw = replace_headers(properties.encode(), table)
+            vhost.enqueue(Message(exchange.name, routing_keys[0], raw, body), queues)
+
+
+class _FirstDeaths:
+    """`record_death` for messages that have not died before, with the headers table encoded.
+
+    What a first death adds to the headers is the same for every message that dies in one queue,
+    for one reason, with one exchange, routing keys and expiration, in one second (the record's
+    time): it is built and encoded once for them all, and only the message's own headers are
+    encoded for each. The records are shared, so no one may change them.
+    """
+
+    _KEPT = 256
+    """Records kept at most within one second."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._records: dict[tuple, tuple[dict[str, Any], dict[bytes, bytes], bytes]] = {}
+        """By death: the headers it adds, each encoded (by its key's bytes), and all of them as a table."""
+
+    def record(self, headers: dict[str, Any], death: Death, *, keep_cc: bool) -> tuple[dict[str, Any], bytes]:
+        """The headers of a message with no `x-death` that dies as `death` says, and their table
+        encoded as `encode_table(record_death(headers, *death))` would; less `CC` unless `keep_cc`."""
+        reason, queue, exchange, routing_keys, expiration, now = death
+        second = int(now)
+        records = self._records
+        if second != self._second or len(records) >= self._KEPT:
+            self._second = second
+            records.clear()
+        key = (reason, queue, exchange, tuple(routing_keys), expiration)
+        found = records.get(key)
+        if found is None:
+            added = record_death({}, reason, queue, exchange, list(routing_keys), expiration, now)
+            items = {name.encode(): encode_table({name: value})[4:] for name, value in added.items()}
+            found = records[key] = (added, items, _table(items))
+        added, items, table = found
+        if not keep_cc and "CC" in headers:
+            headers = {name: value for name, value in headers.items() if name != "CC"}
+        if not headers:
+            return dict(added), table
+        own = {name.encode(): encode_table({name: value})[4:] for name, value in headers.items()}
+        # What the death writes replaces what the message had under the same name.
+        return {**headers, **added}, _table({**own, **items})
+
+
+def _table(items: dict[bytes, bytes]) -> bytes:
+    """A field table of encoded items (by their key's bytes), in key order as `_sorted` puts them."""
+    body = b"".join([items[key] for key in sorted(items)])
+    return _LENGTH.pack(len(body)) + body
 
 
 def _cc(headers: dict[str, Any]) -> list[str]:
@@ -107,8 +169,9 @@ def _cc(headers: dict[str, Any]) -> list[str]:
 
 
 def _sorted(table: dict[str, Any]) -> dict[str, Any]:
-    """The table in key order, as RabbitMQ stores a table it has changed."""
-    return dict(sorted(table.items(), key=lambda item: item[0].encode()))
+    """The table in key order, as RabbitMQ stores a table it has changed (the order of the keys'
+    UTF-8 bytes, which is their code points' order)."""
+    return {key: table[key] for key in sorted(table)}
 
 
 def record_death(
@@ -125,7 +188,7 @@ def record_death(
         "count": Long(1),
         "reason": reason,
         "queue": queue,
-        "time": datetime.datetime.fromtimestamp(int(now), datetime.timezone.utc),
+        "time": _utc(int(now)),
         "exchange": exchange,
         "routing-keys": routing_keys,
     }
@@ -150,6 +213,12 @@ def record_death(
             death = dict(same, count=Long(same.get("count", 0) + 1))
         headers["x-death"] = [_sorted(death), *(d for d in deaths if d is not same)]
     return _sorted(headers)
+
+
+@functools.lru_cache(maxsize=1)
+def _utc(second: int) -> datetime.datetime:
+    """The time of a death: the same for every death within one second."""
+    return datetime.datetime.fromtimestamp(second, datetime.timezone.utc)
 
 
 def is_cycle(queue: str, deaths: Collection[Any]) -> bool:

@@ -4,7 +4,7 @@
 """
 
 from . import _spec as spec
-from ._codec import DecodeError, Long, decode_table, encode_table, remove_header, set_header
+from ._codec import DecodeError, Long, decode_table, encode_table, remove_header, replace_headers, set_header
 from ._connection import DECODE_ERRORS, MAX_MESSAGE_SIZE, MAX_MESSAGE_SIZE_CEILING, ServerConnection
 from ._frames import FrameError
 from ._spec import BasicProperties, Method, ReplyCode
@@ -43,6 +43,7 @@ __all__ = [
     "decode_table",
     "encode_table",
     "remove_header",
+    "replace_headers",
     "set_header",
     "spec",
 ]

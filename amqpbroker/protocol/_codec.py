@@ -253,6 +253,18 @@ def remove_header(properties: bytes, key: str) -> bytes:
     return properties[:table_start] + _I.pack(len(items)) + items + properties[end:]
 
 
+def replace_headers(properties: bytes, table: bytes) -> bytes:
+    """Basic properties with `table` (an encoded field table, length first) as their headers table,
+    every other byte as it was."""
+    flags, table_start = _headers_at(properties)
+    end = table_start
+    if flags & 0x2000:
+        end += 4 + _I.unpack_from(properties, table_start)[0]
+    else:
+        properties = _H.pack(flags | 0x2000) + properties[2:]
+    return properties[:table_start] + table + properties[end:]
+
+
 def set_header(properties: bytes, key: str, value: Any) -> bytes:
     """Basic properties with one header set to `value` (last in the table), every other byte as it was."""
     properties = remove_header(properties, key)

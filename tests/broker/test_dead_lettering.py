@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import datetime
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from amqpbroker import core
+from amqpbroker.core.deadletter import record_death
 from amqpbroker.protocol import BasicProperties, Long, spec
 
-from .conftest import Peer
+from .conftest import Clock, Peer
 
 DLX = {"x-dead-letter-exchange": "dlx"}
 
@@ -180,3 +184,61 @@ def test_malformed_properties_cost_their_message_not_the_one_who_makes_it_die(br
     broker.expire()
     assert (count(broker, "src"), count(broker, "dlq")) == (0, 0)
     assert broker.memory.used == 0
+
+
+_header_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=6) | st.binary(max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=6,
+)
+_headers = st.dictionaries(
+    st.sampled_from(["a", "x-first-death-queue", "x-first-death-reason", "zz", "\u00e9"])
+    | st.text(min_size=1, max_size=6).filter(lambda key: key not in ("CC", "BCC", "x-death")),
+    _header_values,
+    max_size=5,
+)
+_cc_keys = st.none() | st.lists(st.text(max_size=4), max_size=2)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    headers=_headers, cc=_cc_keys, expiration=st.none() | st.just("60000"), dead_letter_key=st.none() | st.just("dlq")
+)
+def test_a_first_death_is_written_as_record_death_writes_it_whatever_the_other_headers(
+    headers: dict, cc: list[str] | None, expiration: str | None, dead_letter_key: str | None
+) -> None:
+    """A first death's record is built once per queue, reason, keys and second, and spliced into each
+    message's own headers: the bytes must be those of the headers re-encoded with `record_death`."""
+    clock = Clock()
+    broker = core.Broker(clock=clock, wall_clock=clock.wall)
+    peer = Peer(broker)
+    arguments = {**DLX, **({"x-dead-letter-routing-key": dead_letter_key} if dead_letter_key else {})}
+    setup(peer, arguments)
+    if cc is not None:
+        headers = {**headers, "CC": cc}
+    sent = BasicProperties(headers=headers, expiration=expiration, delivery_mode=2, app_id="app").encode()
+    for _ in range(2):  # the second dies with the record the first left for its second
+        peer.channel().publish(spec.BasicPublish(exchange="", routing_key="src"), sent, b"m")
+        reject(peer, "src")
+        peer.sink.take()
+        peer.handle(spec.BasicGet(queue="dlq", no_ack=True))
+        got = peer.sink.frames[-1].properties
+        published = BasicProperties.decode(sent)
+        own = published.headers or {}
+        expected = record_death(own, "rejected", "src", "", ["src", *(cc or [])], expiration, clock.wall())
+        if dead_letter_key is not None:
+            expected.pop("CC", None)
+        published.headers, published.expiration = expected, None
+        assert got == published.encode()
+
+
+def test_a_death_a_second_later_records_its_own_time(clock: Clock, peer: Peer) -> None:
+    setup(peer, DLX)
+    times = []
+    for _ in range(2):
+        publish(peer, "src")
+        reject(peer, "src")
+        _, properties, _ = get(peer, "dlq")
+        times.append(properties.headers["x-death"][0]["time"])
+        clock.now += 1
+    assert times[1] - times[0] == datetime.timedelta(seconds=1)
