@@ -89,6 +89,9 @@ async def _a_message_acked_half_a_gather_after_its_publish(*, acks_outran: bool)
             consumer.send(spec.BasicAck(delivery_tag=4, multiple=True))
         await wait_for(lambda: store.batches == batches + 1, "the batch before")
         if not acks_outran:
+            # Written, not only taken: a write still running in its thread would leave "quick" to
+            # gather behind it, and the ack below could then cancel it.
+            await wait_for(lambda: len(confirmed_tags(publisher)) == 4, "the batch before, confirmed")
             consumer.send(spec.BasicAck(delivery_tag=4, multiple=True))
         publisher.publish("", "q", b"quick")
         await trio.sleep(GATHER / 2)
