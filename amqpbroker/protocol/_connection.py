@@ -185,6 +185,11 @@ class ServerConnection:
         read in one go."""
         return self._reader.missing
 
+    @property
+    def frame_size(self) -> float:
+        """The average size of the frames received lately, envelope included."""
+        return self._reader.frame_size
+
     # -- output -----------------------------------------------------------------------------------
 
     def data_to_send(self) -> bytes:

@@ -22,6 +22,11 @@ FRAME_OVERHEAD = 8  # 7-byte frame header + frame-end octet
 # clients computed the limit on the payload rather than the whole frame.
 FRAME_SIZE_FUDGE = 8
 
+# FrameReader.frame_size before any frame arrived: a small publish's frames average about this.
+_SMALL_FRAME = 64
+# How much each read's frames move FrameReader.frame_size towards their own average.
+_FRAME_SIZE_WEIGHT = 0.25
+
 HEARTBEAT_FRAME = _FRAME_HEADER.pack(FRAME_HEARTBEAT, 0, 0) + _FRAME_END_BYTE
 
 Frame = tuple[int, int, memoryview]
@@ -38,10 +43,12 @@ class FrameReader:
     frame arriving in many small reads is copied once, not once per read.
     """
 
-    __slots__ = ("frame_max", "_chunks", "_size", "_need")
+    __slots__ = ("frame_max", "frame_size", "_chunks", "_size", "_need")
 
     def __init__(self, frame_max: int) -> None:
         self.frame_max = frame_max
+        self.frame_size = float(_SMALL_FRAME)
+        """The average size of the frames received lately, envelope included."""
         self._chunks: list[bytes] = []
         self._size = 0
         self._need = 7  # bytes needed before parsing can make progress
@@ -94,6 +101,8 @@ class FrameReader:
                 break
             frames.append((frame_type, channel, view[pos + 7:stop]))
             pos = stop + 1
+        if frames:
+            self.frame_size += (pos / len(frames) - self.frame_size) * _FRAME_SIZE_WEIGHT
         if error is not None:
             self._chunks = []
             self._size = 0

@@ -51,10 +51,15 @@ log = logging.getLogger("amqpbroker.connection")
 # Bytes queued for one client above which its consumers get no more deliveries and its socket
 # is not read, until the writer has caught up.
 HIGH_WATERMARK = 4 * 1024 * 1024
-# Bytes read from a client at a time, unless more of a frame partly received are missing (a large
-# body's frames are read whole). A read's frames are handled in one event-loop step: 16 KiB of
-# small publishes take about a millisecond, so other connections wait that long at most.
+# A read's frames are handled in one event-loop step, whose length grows mostly with the number of
+# frames: a read is sized to hold about _RECEIVE_FRAMES frames of the size the client sent lately,
+# from _RECEIVE_SIZE to _RECEIVE_MAX bytes, or more if more of a frame partly received are missing
+# (a large body's frames are read whole). 16 KiB of small publishes (256 frames) take about a
+# millisecond, so other connections wait that long at most; with larger messages, fewer reads and
+# event-loop steps carry the same bytes.
+_RECEIVE_FRAMES = 256
 _RECEIVE_SIZE = 16 * 1024
+_RECEIVE_MAX = 256 * 1024
 # Bytes read from a client holding publishes before its socket is not read either; with the read
 # that crosses it, at most this much more plus a frame.
 HELD_LIMIT = 64 * 1024
@@ -217,7 +222,7 @@ class AMQPConnection:
                     self._flow.give_up()
             self._reading_paused = False
             try:
-                data = await self._stream.receive_some(max(_RECEIVE_SIZE, protocol.frame_bytes_missing))
+                data = await self._stream.receive_some(self._receive_size())
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 data = b""
             self._handle(protocol.receive_data(data, self._heartbeat_clock()))
@@ -226,6 +231,11 @@ class AMQPConnection:
             if not data:
                 self._finish()
                 return
+
+    def _receive_size(self) -> int:
+        protocol = self.protocol
+        budget = min(_RECEIVE_MAX, max(_RECEIVE_SIZE, int(protocol.frame_size * _RECEIVE_FRAMES)))
+        return max(budget, protocol.frame_bytes_missing)
 
     def _may_read(self) -> bool:
         """False while the client's output is backed up, while it has sent too much since its
