@@ -91,6 +91,14 @@ async def _send_buffers(sock: trio.socket.SocketType, buffers: list) -> None:
         raise trio.BrokenResourceError(f"socket connection broken: {exc}") from exc
 
 
+async def _receive_into(sock: trio.socket.SocketType, buffers: list[memoryview]) -> int:
+    """Reads into `buffers` in order with one scatter-gather system call; the bytes read."""
+    try:
+        return (await sock.recvmsg_into(buffers))[0]
+    except OSError as exc:
+        raise trio.BrokenResourceError(f"socket connection broken: {exc}") from exc
+
+
 class AMQPConnection:
     """Implements the core's `Sink` for one socket and moves bytes between the two."""
 
@@ -207,7 +215,6 @@ class AMQPConnection:
                 await self._stream.aclose()
 
     async def _read_loop(self) -> None:
-        protocol = self.protocol
         while not self._finished:
             while True:
                 # Replaced before the check, so a wake-up between the check and the wait is not lost.
@@ -221,16 +228,28 @@ class AMQPConnection:
                 if not self._flow.done and trio.current_time() >= self._flow_deadline:
                     self._flow.give_up()
             self._reading_paused = False
-            try:
-                data = await self._stream.receive_some(self._receive_size())
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                data = b""
-            self._handle(protocol.receive_data(data, self._heartbeat_clock()))
+            count, events = await self._receive()
+            self._handle(events)
             if self._held:
-                self._held_bytes += len(data)
-            if not data:
+                self._held_bytes += count
+            if not count:
                 self._finish()
                 return
+
+    async def _receive(self) -> tuple[int, list]:
+        """Reads from the client once, and feeds the protocol: the bytes read (0 at EOF) and its
+        events. Where the protocol offers a large body's own buffer and the stream is a plain
+        socket, the read goes straight into it (the frames reach the buffer uncopied)."""
+        protocol = self.protocol
+        buffers = protocol.receive_buffers() if self._socket is not None else []
+        try:
+            if buffers:
+                count = await _receive_into(self._socket, buffers)
+                return count, protocol.received_into(count, self._heartbeat_clock())
+            data = await self._stream.receive_some(self._receive_size())
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            data = b""
+        return len(data), protocol.receive_data(data, self._heartbeat_clock())
 
     def _receive_size(self) -> int:
         protocol = self.protocol
