@@ -356,22 +356,28 @@ class ServerConnection:
     def received_into(self, count: int, now: float) -> list[Event]:
         """Report `count` bytes received into the buffers of receive_buffers(), filled in order
         (0 at EOF), and get back what happened, as receive_data does."""
+        if not count or self._state == _CLOSED:
+            return self.receive_data(b"", now)
         rest = self._reader.diverted_rest()
         into_body = min(count, len(rest)) if rest is not None else 0
         if into_body:
             self._reader.filled(into_body)
-        return self.receive_data(bytes(self._tail[:count - into_body]), now, count > 0)
+        return self._received(bytes(self._tail[:count - into_body]), now)
 
-    def receive_data(self, data: bytes, now: float, received: bool = False) -> list[Event]:
-        """Feed bytes from the socket (b"" at EOF, unless `received` says bytes went straight to a
-        body) and get back what happened, in order."""
+    def receive_data(self, data: bytes, now: float) -> list[Event]:
+        """Feed bytes from the socket (b"" at EOF) and get back what happened, in order."""
+        if data and self._state != _CLOSED:
+            return self._received(data, now)
         self._now = now
         events: list[Event] = []
-        if self._state == _CLOSED:
-            return events
-        if not data and not received:
+        if self._state != _CLOSED:
             self._closed(events, 0, "client unexpectedly closed TCP connection")
-            return events
+        return events
+
+    def _received(self, data: bytes, now: float) -> list[Event]:
+        """What bytes received (`data`, after any that went straight to a body) make happen."""
+        self._now = now
+        events: list[Event] = []
         self._last_recv = now
         if self._state == _HEADER:
             data = self._receive_header(data, events)
