@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import json
 import logging
@@ -36,6 +37,25 @@ async def _stop_on_signal(signals, server: Server) -> None:
 
 
 GC_THRESHOLDS = (100_000, 50, 100)
+# glibc's mallopt parameters and what the broker sets them to: blocks up to 4 MiB (large bodies)
+# come from the heap, and up to 64 MiB freed at its top stay there rather than go back to the system.
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+_MMAP_THRESHOLD = 4 * 1024 * 1024
+_TRIM_THRESHOLD = 64 * 1024 * 1024
+
+
+def _keep_freed_memory() -> None:
+    """Large bodies are allocated and freed at a high rate (1 MiB ones: a thousand a second). By
+    default glibc hands freed heap memory back to the system once 2 MiB of it lie at the heap's
+    top, and the next body faults every page in again: 7% of the broker's time with 1 MiB bodies.
+    Nothing where the C library is not glibc."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
+    mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     # A backlog is many long-lived objects that the collector's default thresholds walk again and
     # again for nothing (full collections of 80 ms with 200k messages queued, stalling every client).
     gc.set_threshold(*GC_THRESHOLDS)
+    _keep_freed_memory()
     limits = Limits(
         max_message_size=settings["limits.max_message_size"],
         handshake_timeout=settings["limits.handshake_timeout"],

@@ -47,6 +47,13 @@ _DELIVER_CACHE_SIZE = 256
 # Bodies from this size on are sent as slices of themselves (see buffers_to_send), not copied into
 # the joined frames; below it, one copy costs less than another buffer for the system call.
 SCATTER_MIN = 64 * 1024
+# Bodies from this size on are assembled in one buffer of their size, allocated at their header,
+# into which their frames' payloads are copied or received straight (see receive_buffers): never
+# joined from parts. Below it, the parts are joined (or the single payload copied) as bytes.
+BODY_BUFFER_MIN = 64 * 1024
+# Room after a diverted body payload in a scatter-gather read: its frame-end octet and the next
+# frame's header, which says where the read after goes.
+_TAIL_SIZE = 8
 _CONTENT_HEADER = struct.Struct(">HHQ")
 _CHANNEL_CLOSE_IDS = (20, 40)
 _CHANNEL_CLOSE_OK_IDS = (20, 41)
@@ -105,7 +112,7 @@ class _ProtocolError(Exception):
 class _Channel:
     """Per-channel state: whether we are closing it, and the content being assembled."""
 
-    __slots__ = ("closing", "method", "properties", "remaining", "parts")
+    __slots__ = ("closing", "method", "properties", "remaining", "parts", "body")
 
     def __init__(self) -> None:
         self.closing = False
@@ -113,12 +120,15 @@ class _Channel:
         self.properties: bytes | None = None  # None until the header frame arrived
         self.remaining = 0
         self.parts: list[memoryview] = []
+        self.body: bytearray | None = None
+        """The buffer a large body is assembled in (see BODY_BUFFER_MIN); `parts` stay empty."""
 
     def reset_content(self) -> None:
         self.method = None
         self.properties = None
         self.remaining = 0
         self.parts = []
+        self.body = None
 
 
 class ServerConnection:
@@ -162,6 +172,7 @@ class ServerConnection:
         self._state = _HEADER
         self._header = b""
         self._reader = FrameReader(INITIAL_FRAME_MAX)
+        self._tail = memoryview(bytearray(_TAIL_SIZE))
         self._channels: dict[int, _Channel] = {}
         self._publish_cache: dict[bytes, spec.Method] = {}
         self._deliver_cache: dict[tuple[str, str, str], tuple[bytes, bytes]] = {}
@@ -184,6 +195,11 @@ class ServerConnection:
         """Bytes still to come of a frame partly received (at most frame_max), which a caller may
         read in one go."""
         return self._reader.missing
+
+    @property
+    def frame_size(self) -> float:
+        """The average size of the frames received lately, envelope included."""
+        return self._reader.frame_size
 
     # -- output -----------------------------------------------------------------------------------
 
@@ -306,22 +322,70 @@ class ServerConnection:
 
     # -- input ------------------------------------------------------------------------------------
 
+    def receive_buffers(self) -> list[memoryview]:
+        """Where the next bytes received may go without an intermediate copy, for one scatter-gather
+        read (`recvmsg_into`) reported with received_into: the rest of the payload of a large body's
+        frame partly received, in the body's own buffer, then room for that frame's end and the next
+        frame's header. [] when the next bytes are for receive_data."""
+        reader = self._reader
+        rest = reader.diverted_rest()
+        if rest is None and self._state == _OPEN:
+            target = self._body_target()
+            if target is not None:
+                reader.divert(target)
+                rest = reader.diverted_rest()
+        if rest is None or self._state == _CLOSED:
+            return []
+        return [rest, self._tail]
+
+    def _body_target(self) -> memoryview | None:
+        """Where in its body's buffer the payload of the body frame partly received belongs, if it
+        is one for a large body its channel expects."""
+        partial = self._reader.partial_frame()
+        if partial is None:
+            return None
+        frame_type, channel, size = partial
+        chan = self._channels.get(channel)
+        if frame_type != FRAME_BODY or chan is None or chan.closing or chan.body is None:
+            return None
+        if not 0 < size <= chan.remaining:
+            return None  # an error the frame itself reports once read
+        start = len(chan.body) - chan.remaining
+        return memoryview(chan.body)[start:start + size]
+
+    def received_into(self, count: int, now: float) -> list[Event]:
+        """Report `count` bytes received into the buffers of receive_buffers(), filled in order
+        (0 at EOF), and get back what happened, as receive_data does."""
+        if not count or self._state == _CLOSED:
+            return self.receive_data(b"", now)
+        rest = self._reader.diverted_rest()
+        into_body = min(count, len(rest)) if rest is not None else 0
+        if into_body:
+            self._reader.filled(into_body)
+        return self._received(bytes(self._tail[:count - into_body]), now)
+
     def receive_data(self, data: bytes, now: float) -> list[Event]:
         """Feed bytes from the socket (b"" at EOF) and get back what happened, in order."""
+        if data and self._state != _CLOSED:
+            return self._received(data, now)
         self._now = now
         events: list[Event] = []
-        if self._state == _CLOSED:
-            return events
-        if not data:
+        if self._state != _CLOSED:
             self._closed(events, 0, "client unexpectedly closed TCP connection")
-            return events
+        return events
+
+    def _received(self, data: bytes, now: float) -> list[Event]:
+        """What bytes received (`data`, after any that went straight to a body) make happen."""
+        self._now = now
+        events: list[Event] = []
         self._last_recv = now
         if self._state == _HEADER:
             data = self._receive_header(data, events)
             if not data:
                 return events
         reader = self._reader
-        reader.feed(data)
+        if data:
+            reader.feed(data)
         while True:
             # Until the connection is open, one frame at a time: tune-ok changes frame_max, and the
             # frames after it must be held to the new limit even when they arrived in the same read.
@@ -431,18 +495,25 @@ class ServerConnection:
                     ReplyCode.UNEXPECTED_FRAME, f"content body frame on channel {channel}, no content expected"
                 )
             remaining = chan.remaining - len(payload)
-            if remaining > 0:
-                chan.parts.append(payload)
-                chan.remaining = remaining
-                return
             if remaining < 0:
                 raise _ProtocolError(
                     ReplyCode.UNEXPECTED_FRAME, f"content body on channel {channel} is longer than its declared size"
                 )
-            parts = chan.parts
-            if parts:
-                parts.append(payload)
-                body = b"".join(parts)
+            body = chan.body
+            if body is not None:
+                if payload.obj is not body:  # else the payload was received in place (receive_buffers)
+                    start = len(body) - chan.remaining
+                    body[start:start + len(payload)] = payload
+                if remaining:
+                    chan.remaining = remaining
+                    return
+            elif remaining:
+                chan.parts.append(payload)
+                chan.remaining = remaining
+                return
+            elif chan.parts:
+                chan.parts.append(payload)
+                body = b"".join(chan.parts)
             else:
                 body = bytes(payload)  # the common case: the whole body in one frame
             events.append(ContentReceived(channel, chan.method, chan.properties, body))
@@ -481,6 +552,8 @@ class ServerConnection:
             return
         chan.properties = properties
         chan.remaining = body_size
+        if body_size >= BODY_BUFFER_MIN:
+            chan.body = bytearray(body_size)
 
     def _channel_method(self, channel: int, method: spec.Method, events: list[Event]) -> None:
         cls = type(method)

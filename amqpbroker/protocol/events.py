@@ -63,12 +63,13 @@ class MethodReceived(Event):
 
 @dataclass(frozen=True, slots=True)
 class ContentReceived(Event):
-    """A content-bearing method (basic.publish) with its raw property bytes and its whole body."""
+    """A content-bearing method (basic.publish) with its raw property bytes and its whole body: a
+    bytearray from BODY_BUFFER_MIN bytes on (the buffer it was received into), else bytes."""
 
     channel: int
     method: Method
     properties: bytes
-    body: bytes
+    body: bytes | bytearray
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,10 +51,15 @@ log = logging.getLogger("amqpbroker.connection")
 # Bytes queued for one client above which its consumers get no more deliveries and its socket
 # is not read, until the writer has caught up.
 HIGH_WATERMARK = 4 * 1024 * 1024
-# Bytes read from a client at a time, unless more of a frame partly received are missing (a large
-# body's frames are read whole). A read's frames are handled in one event-loop step: 16 KiB of
-# small publishes take about a millisecond, so other connections wait that long at most.
+# A read's frames are handled in one event-loop step, whose length grows mostly with the number of
+# frames: a read is sized to hold about _RECEIVE_FRAMES frames of the size the client sent lately,
+# from _RECEIVE_SIZE to _RECEIVE_MAX bytes, or more if more of a frame partly received are missing
+# (a large body's frames are read whole). 16 KiB of small publishes (256 frames) take about a
+# millisecond, so other connections wait that long at most; with larger messages, fewer reads and
+# event-loop steps carry the same bytes.
+_RECEIVE_FRAMES = 256
 _RECEIVE_SIZE = 16 * 1024
+_RECEIVE_MAX = 256 * 1024
 # Bytes read from a client holding publishes before its socket is not read either; with the read
 # that crosses it, at most this much more plus a frame.
 HELD_LIMIT = 64 * 1024
@@ -82,6 +87,14 @@ async def _send_buffers(sock: trio.socket.SocketType, buffers: list) -> None:
             del buffers[:done]
             if sent:
                 buffers[0] = memoryview(buffers[0])[sent:]
+    except OSError as exc:
+        raise trio.BrokenResourceError(f"socket connection broken: {exc}") from exc
+
+
+async def _receive_into(sock: trio.socket.SocketType, buffers: list[memoryview]) -> int:
+    """Reads into `buffers` in order with one scatter-gather system call; the bytes read."""
+    try:
+        return (await sock.recvmsg_into(buffers))[0]
     except OSError as exc:
         raise trio.BrokenResourceError(f"socket connection broken: {exc}") from exc
 
@@ -202,7 +215,6 @@ class AMQPConnection:
                 await self._stream.aclose()
 
     async def _read_loop(self) -> None:
-        protocol = self.protocol
         while not self._finished:
             while True:
                 # Replaced before the check, so a wake-up between the check and the wait is not lost.
@@ -216,16 +228,33 @@ class AMQPConnection:
                 if not self._flow.done and trio.current_time() >= self._flow_deadline:
                     self._flow.give_up()
             self._reading_paused = False
-            try:
-                data = await self._stream.receive_some(max(_RECEIVE_SIZE, protocol.frame_bytes_missing))
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                data = b""
-            self._handle(protocol.receive_data(data, self._heartbeat_clock()))
+            count, events = await self._receive()
+            self._handle(events)
             if self._held:
-                self._held_bytes += len(data)
-            if not data:
+                self._held_bytes += count
+            if not count:
                 self._finish()
                 return
+
+    async def _receive(self) -> tuple[int, list]:
+        """Reads from the client once, and feeds the protocol: the bytes read (0 at EOF) and its
+        events. Where the protocol offers a large body's own buffer and the stream is a plain
+        socket, the read goes straight into it (the frames reach the buffer uncopied)."""
+        protocol = self.protocol
+        buffers = protocol.receive_buffers() if self._socket is not None else []
+        try:
+            if buffers:
+                count = await _receive_into(self._socket, buffers)
+                return count, protocol.received_into(count, self._heartbeat_clock())
+            data = await self._stream.receive_some(self._receive_size())
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            data = b""
+        return len(data), protocol.receive_data(data, self._heartbeat_clock())
+
+    def _receive_size(self) -> int:
+        protocol = self.protocol
+        budget = min(_RECEIVE_MAX, max(_RECEIVE_SIZE, int(protocol.frame_size * _RECEIVE_FRAMES)))
+        return max(budget, protocol.frame_bytes_missing)
 
     def _may_read(self) -> bool:
         """False while the client's output is backed up, while it has sent too much since its

@@ -92,7 +92,7 @@ def _to_json(value: Any) -> Any:
         return table
     if isinstance(value, list):
         return [_to_json(item) for item in value]
-    if isinstance(value, bytes):
+    if isinstance(value, (bytes, bytearray)):  # a large body is the bytearray it was received into
         return {"$bytes": base64.b64encode(value).decode()}
     if isinstance(value, decimal.Decimal):
         return {"$decimal": str(value)}

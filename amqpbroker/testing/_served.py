@@ -351,7 +351,10 @@ class TrioBroker:
             if body is None:
                 body = self.store.load_body(message.message_id)
             properties = BasicProperties.decode(message.properties)
-            found.append(MessageInfo(message.exchange, message.routing_key, properties, body, entry.redelivered))
+            found.append(
+                # bytes: a large body is kept as the bytearray it was received into.
+                MessageInfo(message.exchange, message.routing_key, properties, bytes(body), entry.redelivered)
+            )
         return found
 
     # Time
@@ -418,6 +421,8 @@ class TrioBroker:
             except KeyError:
                 pass
         properties = BasicProperties.decode(record.properties)
+        if body is not None:
+            body = bytes(body)  # a large body is kept as the bytearray it was received into
         return Event(
             record.kind, record.exchange, record.routing_key, record.queue, properties, body, record.reason, record.at
         )

@@ -75,6 +75,27 @@ def test_missing_is_what_remains_of_a_partly_received_frame():
     assert len(reader.read_frames()[0]) == 1 and reader.missing == 0
 
 
+def test_frame_size_follows_the_frames_received_lately():
+    reader = FrameReader(131072)
+    small = reader.frame_size
+    for _ in range(20):
+        reader.feed(frame(3, 1, b"x" * 10_000) * 4)
+        reader.read_frames()
+    assert 9_000 < reader.frame_size <= 10_008
+    for _ in range(40):
+        reader.feed(STREAM)
+        reader.read_frames()
+    assert reader.frame_size < 2 * small, "back down once the large frames stop"
+
+
+def test_frame_size_ignores_a_read_that_completes_no_frame():
+    reader = FrameReader(131072)
+    before = reader.frame_size
+    reader.feed(frame(3, 1, b"x" * 100_000)[:50_000])
+    reader.read_frames()
+    assert reader.frame_size == before
+
+
 def test_missing_is_nothing_after_an_error():
     reader = FrameReader(4096)
     reader.feed(frame(3, 1, b"x" * 5000)[:100])

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import datetime
 import json
+import os
 import socket
 import ssl
 import urllib.request
@@ -82,6 +83,24 @@ def test_pika_over_tls_with_a_trusted_certificate(files, ca) -> None:
     with serving(files) as broker:
         parameters = pika_parameters(broker, client_context(files, ca), credentials=pika.PlainCredentials("guest", "guest"))
         assert round_trip(pika.BlockingConnection(parameters)) == b"over TLS"
+
+
+def test_large_bodies_over_tls_arrive_intact(files, ca) -> None:
+    # A TLS stream is no plain socket: a large body is copied into its buffer frame by frame.
+    bodies = [os.urandom(size) for size in (1024 * 1024 + 1, 3 * 1024 * 1024 + 17)]
+    with serving(files) as broker:
+        connection = pika.BlockingConnection(pika_parameters(broker, client_context(files, ca)))
+        channel = connection.channel()
+        queue = channel.queue_declare("", exclusive=True).method.queue
+        for body in bodies:
+            channel.basic_publish("", queue, body)
+        received = []
+        while len(received) < len(bodies):
+            method, _, body = channel.basic_get(queue, auto_ack=True)
+            if method is not None:
+                received.append(body)
+        connection.close()
+    assert received == bodies
 
 
 def test_aio_pika_over_tls_with_a_trusted_certificate(files, ca) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 import aio_pika
 import pika
@@ -31,6 +32,23 @@ def test_connections_are_listed_with_the_name_the_client_gave(amqp_broker, amqp_
         assert info.peer == f"{host}:{port}"
     finally:
         connection.close()
+
+
+def test_a_large_body_passes_the_wrapped_stream_intact_and_is_inspected_as_bytes(
+    amqp_broker, amqp_vhost, amqp_url, connect
+):
+    # The wrapped stream is no plain socket: the body is copied into its buffer frame by frame.
+    channel = connect(amqp_url).channel()
+    channel.queue_declare("large")
+    body = os.urandom(3 * 1024 * 1024 + 17)
+    channel.basic_publish("", "large", body)
+    amqp_broker.wait_for(lambda: amqp_broker.queue("large", amqp_vhost).message_count == 1)
+    [message] = amqp_broker.messages("large", amqp_vhost)
+    assert type(message.body) is bytes and message.body == body
+    [published] = [event for event in amqp_broker.history(amqp_vhost) if event.kind == "published"]
+    assert type(published.body) is bytes and published.body == body
+    _, _, received = channel.basic_get("large", auto_ack=True)
+    assert received == body
 
 
 def test_a_cut_mid_frame_drops_the_client_and_requeues_what_it_held(amqp_broker, amqp_vhost, amqp_url, connect):

@@ -1,0 +1,157 @@
+"""Large bodies are assembled in one buffer of their size, never joined from their frames; where
+the caller reads with receive_buffers (a plain socket), body payloads are received into that buffer
+in place, and the frame reader sees only envelopes."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from amqpbroker.protocol import ConnectionClosed, ConnectionClosing, ContentReceived, spec
+from amqpbroker.protocol._connection import BODY_BUFFER_MIN
+
+from .helpers import body, header, method, open_channel, open_connection, publish
+
+FRAME_MAX = 16384
+LARGE = bytes(range(256)) * (BODY_BUFFER_MIN // 256 * 3)  # 12 body frames at FRAME_MAX
+
+
+def large_publish(channel: int, data: bytes) -> bytes:
+    """basic.publish with `data` cut into body frames of FRAME_MAX."""
+    chunk = FRAME_MAX - 8
+    return (method(channel, spec.BasicPublish(routing_key="q")) + header(channel, len(data))
+            + b"".join(body(channel, data[start:start + chunk]) for start in range(0, len(data), chunk)))
+
+
+def connection(*channels: int):
+    conn = open_connection(frame_max=FRAME_MAX)
+    for channel in channels or (1,):
+        open_channel(conn, channel)
+    return conn
+
+
+def read_as_a_socket(conn, stream: bytes, sizes: list[int]) -> tuple[list, int]:
+    """Feeds `stream` as the server's reader does on a plain socket: each read of at most the next
+    size (the last one repeated) goes into receive_buffers() where offered, as recvmsg_into fills
+    them, else to receive_data. The events, and how many bytes went in place."""
+    events = []
+    in_place = 0
+    pos = 0
+    for step in range(len(stream)):
+        if pos == len(stream):
+            break
+        size = sizes[min(step, len(sizes) - 1)]
+        buffers = conn.receive_buffers()
+        if not buffers:
+            events += conn.receive_data(stream[pos:pos + size], 0.0)
+            pos += len(stream[pos:pos + size])
+            continue
+        count = 0
+        for buffer in buffers:
+            piece = stream[pos + count:pos + min(size, count + len(buffer))]
+            buffer[:len(piece)] = piece
+            count += len(piece)
+        in_place += min(count, len(buffers[0]))
+        events += conn.received_into(count, 0.0)
+        pos += count
+    return events, in_place
+
+
+def contents(events: list) -> list[tuple[int, bytes]]:
+    assert all(isinstance(event, ContentReceived) for event in events), events
+    return [(event.channel, bytes(event.body)) for event in events]
+
+
+def test_a_large_body_is_received_in_place_into_the_buffer_it_is_handed_out_as() -> None:
+    conn = connection()
+    stream = large_publish(1, LARGE)
+    first = stream.index(body(1, LARGE[:FRAME_MAX - 8])) + 100  # header and 93 bytes of the first payload
+    assert conn.receive_data(stream[:first], 0.0) == []
+    view, tail = conn.receive_buffers()
+    assert len(view) == FRAME_MAX - 8 - 93 and len(tail) == 8
+    events, in_place = read_as_a_socket(conn, stream[first:], [len(stream)])
+    assert contents(events) == [(1, LARGE)]
+    assert type(events[0].body) is bytearray and events[0].body is view.obj, "the body is the buffer read into"
+    assert in_place == len(LARGE) - 93, "every payload byte but those read before went in place"
+
+
+def test_a_small_body_is_bytes_and_no_buffer_is_offered_for_it() -> None:
+    conn = connection()
+    small = b"x" * (BODY_BUFFER_MIN - 1)
+    stream = large_publish(1, small)
+    assert conn.receive_data(stream[:100], 0.0) == []
+    assert conn.receive_buffers() == []
+    events = conn.receive_data(stream[100:], 0.0)
+    assert contents(events) == [(1, small)] and type(events[0].body) is bytes
+
+
+def test_a_large_body_read_without_buffers_is_copied_into_its_buffer() -> None:
+    conn = connection()
+    events = conn.receive_data(large_publish(1, LARGE), 0.0)
+    assert contents(events) == [(1, LARGE)] and type(events[0].body) is bytearray
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.integers(1, 3 * FRAME_MAX), min_size=1, max_size=40),
+    st.integers(BODY_BUFFER_MIN, 3 * BODY_BUFFER_MIN),
+    st.booleans(),
+)
+def test_large_bodies_arrive_intact_however_the_reads_fall(sizes, size, interleaved) -> None:
+    conn = connection(1, 2)
+    first = bytes(range(256)) * (size // 256) + b"!" * (size % 256)
+    second = first[::-1]
+    if interleaved:
+        # Content of two channels may interleave frame by frame.
+        frames_1, frames_2 = _frames(large_publish(1, first)), _frames(large_publish(2, second))
+        stream = b"".join(a + b for a, b in zip(frames_1, frames_2))
+        stream += b"".join(frames_1[len(frames_2):] + frames_2[len(frames_1):])
+    else:
+        stream = large_publish(1, first) + publish(1, b"small") + large_publish(2, second)
+    events, _in_place = read_as_a_socket(conn, stream, sizes)
+    expected = [(1, first), (2, second)] if interleaved else [(1, first), (1, b"small"), (2, second)]
+    assert sorted(contents(events)) == sorted(expected)
+
+
+def _frames(stream: bytes) -> list[bytes]:
+    out = []
+    pos = 0
+    while pos < len(stream):
+        size = int.from_bytes(stream[pos + 3:pos + 7], "big")
+        out.append(stream[pos:pos + size + 8])
+        pos += size + 8
+    return out
+
+
+def test_a_bad_frame_end_after_a_payload_received_in_place_is_a_frame_error() -> None:
+    conn = connection()
+    stream = bytearray(large_publish(1, LARGE))
+    first_end = stream.index(body(1, LARGE[:FRAME_MAX - 8])) + FRAME_MAX - 1
+    stream[first_end] = 0
+    conn.receive_data(bytes(stream[:first_end - 1000]), 0.0)
+    assert conn.receive_buffers()
+    events, in_place = read_as_a_socket(conn, bytes(stream[first_end - 1000:]), [len(stream)])
+    assert in_place == 1000
+    assert len(events) == 1 and isinstance(events[0], ConnectionClosing), events
+    assert events[0].reply_code == 501 and "frame end octet 0x00" in events[0].reply_text
+
+
+def test_a_body_frame_longer_than_the_rest_of_the_body_is_not_received_in_place() -> None:
+    conn = connection()
+    whole_frames = (FRAME_MAX - 8) * (BODY_BUFFER_MIN // (FRAME_MAX - 8))
+    stream = large_publish(1, LARGE[:whole_frames]).replace(
+        header(1, whole_frames), header(1, whole_frames + 10)
+    ) + body(1, b"y" * 100)
+    conn.receive_data(stream[:-50], 0.0)
+    assert conn.receive_buffers() == []
+    events = conn.receive_data(stream[-50:], 0.0)
+    assert len(events) == 1 and events[0].reply_code == 505, events
+
+
+def test_the_end_of_the_stream_while_receiving_in_place_closes_the_connection() -> None:
+    conn = connection()
+    stream = large_publish(1, LARGE)
+    conn.receive_data(stream[:1000], 0.0)
+    assert conn.receive_buffers()
+    events = conn.received_into(0, 0.0)
+    assert len(events) == 1 and isinstance(events[0], ConnectionClosed)
