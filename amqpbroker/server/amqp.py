@@ -14,6 +14,11 @@ while anything is held, the socket is not read either until the alarms clear.
 Credit flow slows one publisher instead, long before an alarm: a client that published into a
 queue whose consumers are behind (see `core.credit`) is not read from until that queue has caught
 up, or for FLOW_PAUSE_LIMIT at most.
+
+Output is written through where it can be: bytes queued for a connection whose writer is idle are
+sent at the end of the reader step that queued them (a publisher's, for a delivery), in one
+non-blocking system call, instead of a scheduling batch later when the writer task runs; what the
+socket does not take is left to the writer, ahead of anything queued after it.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
 import socket
 import struct
 import time
@@ -68,6 +74,8 @@ HELD_LIMIT = 64 * 1024
 _ACKS = (spec.BasicAck, spec.BasicNack, spec.BasicReject)
 # Buffers in one sendmsg at most (the kernel's IOV_MAX).
 _IOV_MAX = 1024
+# The connections with output queued since the last write-through, in this trio run.
+_to_write: trio.lowlevel.RunVar[list[AMQPConnection]] = trio.lowlevel.RunVar("amqp_to_write")
 # How long a client gets to answer our connection.close before the socket is closed anyway.
 CLOSE_TIMEOUT = 3.0
 # Seconds a publisher waits at most for the pressing queues it published into: a queue that does
@@ -79,14 +87,7 @@ async def _send_buffers(sock: trio.socket.SocketType, buffers: list) -> None:
     """Writes `buffers` in order with scatter-gather system calls, as `send_all` writes one."""
     try:
         while buffers:
-            sent = await sock.sendmsg(buffers[:_IOV_MAX])
-            done = 0
-            while done < len(buffers) and sent >= len(buffers[done]):
-                sent -= len(buffers[done])
-                done += 1
-            del buffers[:done]
-            if sent:
-                buffers[0] = memoryview(buffers[0])[sent:]
+            _drop_sent(buffers, await sock.sendmsg(buffers[:_IOV_MAX]))
     except OSError as exc:
         raise trio.BrokenResourceError(f"socket connection broken: {exc}") from exc
 
@@ -97,6 +98,26 @@ async def _receive_into(sock: trio.socket.SocketType, buffers: list[memoryview])
         return (await sock.recvmsg_into(buffers))[0]
     except OSError as exc:
         raise trio.BrokenResourceError(f"socket connection broken: {exc}") from exc
+
+
+def _drop_sent(buffers: list, sent: int) -> None:
+    """Removes the first `sent` bytes from `buffers`."""
+    done = 0
+    while done < len(buffers) and sent >= len(buffers[done]):
+        sent -= len(buffers[done])
+        done += 1
+    del buffers[:done]
+    if sent:
+        buffers[0] = memoryview(buffers[0])[sent:]
+
+
+def write_through() -> None:
+    """Sends what was queued for each connection since the last call, where its writer is idle."""
+    connections = _to_write.get(None)
+    if connections:
+        _to_write.set([])
+        for connection in connections:
+            connection.write_through()
 
 
 class AMQPConnection:
@@ -142,6 +163,9 @@ class AMQPConnection:
         self.client: core.ClientConnection | None = None
         self._queued = 0
         self._in_flight = 0
+        """Bytes taken for the socket and not yet sent: by the writer, or left to it (`_unsent`)."""
+        self._unsent: list = []
+        self._to_write = False
         self._data_ready = trio.Event()
         # Set by whatever may let a paused reader go on; only the reader replaces it (see _read_loop).
         self._resume = trio.Event()
@@ -180,14 +204,24 @@ class AMQPConnection:
 
     def send_method(self, channel: int, method: Any) -> None:
         self.protocol.send_method(channel, method)
-        self._data_ready.set()
+        self._output_queued()
 
     def send_content(self, channel: int, method: Any, properties: bytes, body: bytes) -> None:
         self.protocol.send_content(channel, method, properties, body)
         self._queued += len(body) + len(properties) + 64
         if not self.writable:
             self._throttled = True
+        self._output_queued()
+
+    def _output_queued(self) -> None:
+        """Wakes the writer, and lists the connection for the next write-through."""
         self._data_ready.set()
+        if not self._to_write and self._socket is not None:
+            self._to_write = True
+            try:
+                _to_write.get().append(self)
+            except LookupError:
+                _to_write.set([self])
 
     def close_channel(
         self, channel: int, reply_code: int, reply_text: str, class_id: int = 0, method_id: int = 0
@@ -196,7 +230,7 @@ class AMQPConnection:
         log.debug("channel %d of %s closed: %s", channel, self.peer, reply_text)
         self.protocol.close_channel(channel, reply_code, reply_text, class_id, method_id)
         self.client.close_channel(channel)
-        self._data_ready.set()
+        self._output_queued()
 
     # Tasks
 
@@ -289,27 +323,57 @@ class AMQPConnection:
         self._resume.set()
 
     async def _write_loop(self, cancel_scope: trio.CancelScope) -> None:
-        protocol = self.protocol
         stream = self._stream
         while True:
             await self._data_ready.wait()
             self._data_ready = trio.Event()
-            buffers = protocol.buffers_to_send()
-            self._in_flight = sum(map(len, buffers))
-            self._queued = 0
+            buffers = self._take_output()
             if len(buffers) > 1 and self._socket is not None:
                 await _send_buffers(self._socket, buffers)
             elif buffers:
                 await stream.send_all(b"".join(buffers))
-            self._in_flight = 0
-            if self._throttled and self.writable:
-                self._throttled = False
-                self._resume.set()
-                if self.client is not None:
-                    self.client.resume()
+            self._sent()
             if self._finished and not self._data_ready.is_set():
                 cancel_scope.cancel()
                 return
+
+    def write_through(self) -> None:
+        """Sends what is queued now, in one non-blocking system call, unless the writer is sending
+        (or has bytes to send first); what the socket does not take is left to the writer."""
+        self._to_write = False
+        if self._in_flight or self._finished:
+            return
+        buffers = self._take_output()
+        if not buffers:
+            return
+        try:
+            sent = os.writev(self._socket.fileno(), buffers[:_IOV_MAX])
+        except OSError:
+            # Full (the writer waits for room), or broken (the writer's send raises it).
+            sent = 0
+        _drop_sent(buffers, sent)
+        if buffers:
+            self._unsent = buffers
+            self._in_flight = sum(map(len, buffers))
+            self._data_ready.set()
+        else:
+            self._sent()
+
+    def _take_output(self) -> list:
+        """Everything to send, in order: what a write-through left, then what is queued since."""
+        buffers, self._unsent = self._unsent, []
+        buffers += self.protocol.buffers_to_send()
+        self._in_flight = sum(map(len, buffers))
+        self._queued = 0
+        return buffers
+
+    def _sent(self) -> None:
+        self._in_flight = 0
+        if self._throttled and self.writable:
+            self._throttled = False
+            self._resume.set()
+            if self.client is not None:
+                self.client.resume()
 
     async def _timer_loop(self) -> None:
         protocol = self.protocol
@@ -367,7 +431,8 @@ class AMQPConnection:
                 self._finish()
         if client is not None:
             client.flush_confirms()
-        self._data_ready.set()
+        self._output_queued()
+        write_through()
 
     def _info(self, client_properties: dict) -> core.ConnectionInfo:
         peer_host, peer_port, host, port = self._addresses
@@ -419,7 +484,7 @@ class AMQPConnection:
         log.info("connection %s closing: %s", self.peer, reply_text)
         self.protocol.close(reply_code, reply_text, class_id, method_id)
         self._start_closing()
-        self._data_ready.set()
+        self._output_queued()
 
     @property
     def stream(self) -> trio.abc.Stream:
