@@ -218,12 +218,9 @@ class Delivery:
         """Sends `entry` to `consumer`; False if it could not be (it is back in its queue)."""
         self._delivery_tag += 1
         message = entry.message
+        # Positional: consumer tag, delivery tag, redelivered, exchange, routing key.
         method = spec.BasicDeliver(
-            consumer_tag=consumer.tag,
-            delivery_tag=self._delivery_tag,
-            redelivered=entry.redelivered,
-            exchange=message.exchange,
-            routing_key=message.routing_key,
+            consumer.tag, self._delivery_tag, entry.redelivered, message.exchange, message.routing_key
         )
         if not self._hand_over(method, queue, entry, consumer, consumer.no_ack):
             return False
