@@ -52,6 +52,7 @@ class DeadLetters:
         self._wall_clock = wall_clock
         self._history = history
         self._first_deaths = _FirstDeaths()
+        self._properties = _SplitProperties()
 
     def __call__(self, queue: Queue, entry: QueueEntry, reason: str) -> None:
         """Every entry leaving a queue for `reason` comes here (an expiry goes in the history),
@@ -78,7 +79,7 @@ class DeadLetters:
                 log.exception("could not read message %s to dead-letter it from %r", message.message_id, queue)
                 return
         try:
-            properties = BasicProperties.decode(message.properties)
+            own_headers, expiration, rest = self._properties.split(message.properties)
         except DECODE_ERRORS:
             # Nothing checked these bytes at publish; they must cost this message, not whoever
             # happened to make it die (a timer, another client's reject).
@@ -86,10 +87,10 @@ class DeadLetters:
             return
         if history is not None:
             history.record("dead-lettered", queue.vhost, message, queue.name, reason)
-        headers = properties.headers or {}
+        headers = own_headers or {}
         routing_keys = [message.routing_key, *_cc(headers)]
         dead_letter_key = settings.dead_letter_routing_key
-        death: Death = (reason, queue.name, message.exchange, routing_keys, properties.expiration, self._wall_clock())
+        death: Death = (reason, queue.name, message.exchange, routing_keys, expiration, self._wall_clock())
         if "x-death" in headers:
             headers = record_death(headers, *death)
             if dead_letter_key is not None:
@@ -107,9 +108,7 @@ class DeadLetters:
         if reason != "rejected":
             queues = {target for target in queues if not is_cycle(target.name, headers["x-death"])}
         if queues:
-            # The rest of the properties as they were, less the expiration, which died with it.
-            properties.headers = properties.expiration = None
-            raw = replace_headers(properties.encode(), table)
+            raw = replace_headers(rest, table)
             vhost.enqueue(Message(exchange.name, routing_keys[0], raw, body), queues)
 
 
@@ -153,6 +152,31 @@ class _FirstDeaths:
         own = {name.encode(): encode_table({name: value})[4:] for name, value in headers.items()}
         # What the death writes replaces what the message had under the same name.
         return {**headers, **added}, _table({**own, **items})
+
+
+class _SplitProperties:
+    """A dead message's properties split into what dead-lettering reads and rewrites (headers,
+    expiration) and the rest, encoded; decoded once for the many messages published with the same
+    properties bytes. The headers are shared, so no one may change them."""
+
+    _KEPT = 256
+    """Distinct properties kept at most; all are forgotten when more come."""
+
+    def __init__(self) -> None:
+        self._split: dict[bytes, tuple[dict[str, Any] | None, str | None, bytes]] = {}
+
+    def split(self, raw: bytes) -> tuple[dict[str, Any] | None, str | None, bytes]:
+        """Headers, expiration, and the rest of the properties encoded without either (the
+        expiration dies with the message); raises one of DECODE_ERRORS for malformed bytes."""
+        found = self._split.get(raw)
+        if found is None:
+            properties = BasicProperties.decode(raw)
+            headers, expiration = properties.headers, properties.expiration
+            properties.headers = properties.expiration = None
+            if len(self._split) >= self._KEPT:
+                self._split.clear()
+            found = self._split[bytes(raw)] = (headers, expiration, properties.encode())
+        return found
 
 
 def _table(items: dict[bytes, bytes]) -> bytes:

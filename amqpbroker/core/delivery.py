@@ -37,6 +37,14 @@ REJECT = "reject"
 _SETTLED = {ACK: "acked", REQUEUE: "nacked", REJECT: "rejected"}
 
 
+def _check_settleable(queue: Queue) -> None:
+    """basic.nack and basic.reject cannot settle a stream queue's deliveries (as RabbitMQ's)."""
+    if queue.settings.queue_type == "stream":
+        raise ConnectionException.not_implemented(
+            f"basic.nack and basic.reject not supported by stream queues {_describe(queue)}"
+        )
+
+
 class _Unacked:
     __slots__ = ("entry", "queue", "consumer", "delivered_at")
 
@@ -210,12 +218,9 @@ class Delivery:
         """Sends `entry` to `consumer`; False if it could not be (it is back in its queue)."""
         self._delivery_tag += 1
         message = entry.message
+        # Positional: consumer tag, delivery tag, redelivered, exchange, routing key.
         method = spec.BasicDeliver(
-            consumer_tag=consumer.tag,
-            delivery_tag=self._delivery_tag,
-            redelivered=entry.redelivered,
-            exchange=message.exchange,
-            routing_key=message.routing_key,
+            consumer.tag, self._delivery_tag, entry.redelivered, message.exchange, message.routing_key
         )
         if not self._hand_over(method, queue, entry, consumer, consumer.no_ack):
             return False
@@ -318,7 +323,22 @@ class Delivery:
 
     def settle(self, delivery_tag: int, multiple: bool, outcome: str) -> None:
         """Settles the deliveries a basic.ack, basic.nack or basic.reject names: ACK, REQUEUE or REJECT."""
-        self.settle_taken(self.take(delivery_tag, multiple), outcome)
+        if multiple:
+            self.settle_taken(self.take(delivery_tag, multiple), outcome)
+            return
+        # One delivery, the common case: settled without the lists and per-queue grouping of many.
+        item = self._pop(delivery_tag)
+        queue = item.queue
+        if outcome != ACK:
+            _check_settleable(queue)
+        history = self.vhost.history
+        if history is not None:
+            history.record(_SETTLED[outcome], self.vhost.name, item.entry.message, queue.name)
+        self._release(item)
+        self._settle_in(queue, [item.entry], outcome)
+        if self._global_prefetch_count:
+            self.dispatch_all()
+        queue.dispatch()
 
     def take(self, delivery_tag: int, multiple: bool) -> list[tuple[int, _Unacked]]:
         """Takes the deliveries a settlement names out of the unacknowledged ones, by tag; an unknown
@@ -332,10 +352,13 @@ class Delivery:
                     break
                 taken.append((tag, unacked.pop(tag)))
             return taken
-        found = unacked.pop(delivery_tag, None)
+        return [(delivery_tag, self._pop(delivery_tag))]
+
+    def _pop(self, delivery_tag: int) -> _Unacked:
+        found = self._unacked.pop(delivery_tag, None)
         if found is None:
             raise ChannelException.precondition_failed(f"unknown delivery tag {delivery_tag}")
-        return [(delivery_tag, found)]
+        return found
 
     def untake(self, taken: list[tuple[int, _Unacked]]) -> None:
         """Puts deliveries taken for a settlement that did not happen (tx.rollback) back, in tag order."""
@@ -344,10 +367,7 @@ class Delivery:
     def settle_taken(self, taken: list[tuple[int, _Unacked]], outcome: str) -> None:
         if outcome != ACK:
             for _, item in taken:
-                if item.queue.settings.queue_type == "stream":
-                    raise ConnectionException.not_implemented(
-                        f"basic.nack and basic.reject not supported by stream queues {_describe(item.queue)}"
-                    )
+                _check_settleable(item.queue)
         history = self.vhost.history
         if history is not None:
             kind = _SETTLED[outcome]
@@ -358,26 +378,35 @@ class Delivery:
     def _settle(self, taken: Iterable[_Unacked], outcome: str) -> None:
         queues: dict[Queue, list[QueueEntry]] = {}
         for item in taken:
-            if item.consumer is not None:
-                item.consumer.unacked -= 1
-            item.queue.unacked_count -= 1
+            self._release(item)
             queues.setdefault(item.queue, []).append(item.entry)
         for queue, entries in queues.items():
-            if outcome == ACK:
-                queue.stats.ack += len(entries)
-                self._stats.ack += len(entries)
-            if queue.deleted or outcome == ACK:
-                for entry in entries:
-                    queue.forget(entry)
-            elif outcome == REQUEUE:
-                queue.requeue(entries)
-            else:
-                for entry in entries:
-                    queue.drop(entry, "rejected")
+            self._settle_in(queue, entries, outcome)
         if self._global_prefetch_count:
             self.dispatch_all()
         for queue in queues:
             queue.dispatch()
+
+    @staticmethod
+    def _release(item: _Unacked) -> None:
+        """The delivery no longer counts against its consumer's and queue's unacknowledged ones."""
+        if item.consumer is not None:
+            item.consumer.unacked -= 1
+        item.queue.unacked_count -= 1
+
+    def _settle_in(self, queue: Queue, entries: list[QueueEntry], outcome: str) -> None:
+        """Settles `queue`'s `entries`: forgotten, requeued or dropped (dead-lettered) by `outcome`."""
+        if outcome == ACK:
+            queue.consumers.stats.ack += len(entries)
+            self._stats.ack += len(entries)
+        if queue.deleted or outcome == ACK:
+            for entry in entries:
+                queue.forget(entry)
+        elif outcome == REQUEUE:
+            queue.requeue(entries)
+        else:
+            for entry in entries:
+                queue.drop(entry, "rejected")
 
     def recover(self, method: spec.BasicRecover) -> None:
         if not method.requeue:

@@ -135,6 +135,12 @@ class Consumers(list):
     def ready(self) -> Consumer | None:
         """The next in turn of the highest priority that has a consumer with credit, or None."""
         for _, ring in self._rings:
+            if len(ring) == 1:
+                # A lone consumer in its priority: nothing to rotate.
+                consumer = ring[0]
+                if consumer.has_credit():
+                    return consumer
+                continue
             for _ in range(len(ring)):
                 consumer = ring[0]
                 ring.rotate(-1)

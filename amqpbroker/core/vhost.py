@@ -257,7 +257,13 @@ class VHost:
         waits for the commit) and whether a queue refused it (x-overflow reject-publish)."""
         first_stored: Queue | None = None
         """The queue before whose push the message is stored: a persistent one before any."""
-        if any(queue.journal is not None for queue in queues):
+        # A loop, not any() over a generator: this runs for every message routed.
+        for queue in queues:
+            if queue.journal is not None:
+                break
+        else:
+            queue = None
+        if queue is not None:
             if is_persistent(message.properties):
                 first_stored = next(iter(queues))
             elif any(isinstance(queue, StreamQueue) for queue in queues):

@@ -16,7 +16,7 @@ from typing import Any
 
 from . import _spec as spec
 from ._codec import decode_table_items
-from ._frames import HEARTBEAT_FRAME, FrameReader, content_frame_parts, method_frame
+from ._frames import HEARTBEAT_FRAME, FrameReader, content_frame_parts, content_frames, method_frame
 from ._spec import FRAME_BODY, FRAME_HEADER, FRAME_HEARTBEAT, FRAME_METHOD, METHODS, PROTOCOL_HEADER, ReplyCode
 from .events import (
     ChannelClosed,
@@ -240,11 +240,10 @@ class ServerConnection:
         if self._state >= _CLOSING:
             return
         payload = self._encode_deliver(method) if type(method) is spec.BasicDeliver else method.encode()
-        parts = content_frame_parts(channel, method.CLASS_ID, payload, properties, body, self.frame_max)
         if len(body) < SCATTER_MIN:
-            self._out.append(b"".join(parts))
+            self._out.append(content_frames(channel, method.CLASS_ID, payload, properties, body, self.frame_max))
         else:
-            self._out += parts
+            self._out += content_frame_parts(channel, method.CLASS_ID, payload, properties, body, self.frame_max)
             self._scattered = True
 
     def _encode_deliver(self, method: spec.BasicDeliver) -> bytes:

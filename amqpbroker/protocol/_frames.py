@@ -16,6 +16,10 @@ from ._spec import FRAME_BODY, FRAME_END, FRAME_HEADER, FRAME_HEARTBEAT, FRAME_M
 _FRAME_HEADER = Struct(">BHI")
 _CONTENT_HEADER = Struct(">HHQ")
 _FRAME_END_BYTE = bytes((FRAME_END,))
+_END_AND_CONTENT_HEADER = Struct(">BBHIHHQ")
+"""The method frame's frame-end, then the header frame's header, class id, weight and body size."""
+_END_AND_FRAME_HEADER = Struct(">BBHI")
+"""A frame's frame-end, then the next frame's header."""
 _FRAME_TYPES = frozenset((FRAME_METHOD, FRAME_HEADER, FRAME_BODY, FRAME_HEARTBEAT))
 
 FRAME_OVERHEAD = 8  # 7-byte frame header + frame-end octet
@@ -198,7 +202,16 @@ def content_frames(
 
     `properties` is the raw property list (flags and values), e.g. as received from the publisher.
     """
-    return b"".join(content_frame_parts(channel, class_id, method_payload, properties, body, frame_max))
+    body_size = len(body)
+    if not body_size or (frame_max and body_size > frame_max - FRAME_OVERHEAD):
+        return b"".join(content_frame_parts(channel, class_id, method_payload, properties, body, frame_max))
+    # One body frame, as for every small message: three packs and one join.
+    return b"".join((
+        _FRAME_HEADER.pack(FRAME_METHOD, channel, len(method_payload)), method_payload,
+        _END_AND_CONTENT_HEADER.pack(FRAME_END, FRAME_HEADER, channel, 12 + len(properties), class_id, 0, body_size),
+        properties,
+        _END_AND_FRAME_HEADER.pack(FRAME_END, FRAME_BODY, channel, body_size), body, _FRAME_END_BYTE,
+    ))
 
 
 def content_frame_parts(

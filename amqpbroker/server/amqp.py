@@ -200,7 +200,8 @@ class AMQPConnection:
 
     @property
     def writable(self) -> bool:
-        return self.pending_bytes < HIGH_WATERMARK
+        # pending_bytes, spelled out: this is read for every delivery.
+        return self._queued + self._in_flight < HIGH_WATERMARK
 
     def send_method(self, channel: int, method: Any) -> None:
         self.protocol.send_method(channel, method)
