@@ -155,3 +155,15 @@ def test_the_end_of_the_stream_while_receiving_in_place_closes_the_connection() 
     assert conn.receive_buffers()
     events = conn.received_into(0, 0.0)
     assert len(events) == 1 and isinstance(events[0], ConnectionClosed)
+
+
+def test_frames_received_in_place_leave_the_read_size_to_the_frames_that_are_not() -> None:
+    conn = connection()
+    small = conn.frame_size
+    stream = large_publish(1, LARGE) * 4
+    events, in_place = read_as_a_socket(conn, stream, [100])
+    assert len(contents(events)) == 4 and in_place > 3 * len(LARGE)
+    # Only envelopes went through the reader: reads sized by the payloads would copy them there.
+    assert conn.frame_size < 2 * small
+    conn.receive_data(large_publish(1, LARGE), 0.0)
+    assert conn.frame_size > 10 * small, "frames that went through the reader count"
