@@ -5,7 +5,9 @@ through its messages, so a publisher cannot outrun the queues it feeds; a reader
 out stops reading its socket. Here every queue takes a publish at once, so what a queue cannot get
 through shows as its backlog instead: a queue with consumers whose ready messages pass FLOW_HIGH is
 *pressing*, and a connection that publishes into it stops reading until it is back at FLOW_LOW.
-Nothing is counted per message beyond the backlog length the queue keeps anyway.
+Large messages press by their bytes long before their count: a backlog that holds more than
+FLOW_HIGH_BYTES, judged by the size of the message just published, presses until it is back at half
+its length then. Nothing is counted per message beyond the backlog length the queue keeps anyway.
 
 As with RabbitMQ, this is about pace, not length: a queue without consumers never presses (the
 memory alarm covers its length), and a wait that lasts longer than the server allows means the
@@ -32,16 +34,22 @@ FLOW_HIGH = 2000
 """Ready messages above which a queue with consumers presses the connections publishing into it."""
 FLOW_LOW = 1000
 """Ready messages at which a pressing queue lets them go on."""
+FLOW_HIGH_BYTES = 16 * 1024 * 1024
+"""Bytes of ready messages (their count times the size of the one just published) above which a
+queue with consumers presses too: a backlog of large bodies is a burden to memory, and a cold heap
+to fill, long before FLOW_HIGH of them."""
 
 
 class QueueFlow:
     """A queue's part while it presses (or is left slack): the waits to tell when it stops."""
 
-    __slots__ = ("waits", "slack")
+    __slots__ = ("waits", "slack", "low")
 
-    def __init__(self) -> None:
+    def __init__(self, low: int) -> None:
         self.waits: set[FlowWait] = set()
         self.slack = False
+        self.low = low
+        """Ready messages at which the queue lets its waiters go."""
 
     def release(self, queue: Queue) -> None:
         waits, self.waits = self.waits, set()

@@ -26,7 +26,7 @@ from ..protocol import BasicProperties
 from ..store.base import DeleteMessage, Dequeue, Enqueue, SetDeliveryCount
 from .arguments import QueueSettings
 from .backlog import Lane, PriorityLanes
-from .credit import FLOW_HIGH, FLOW_LOW, QueueFlow
+from .credit import FLOW_HIGH, FLOW_HIGH_BYTES, FLOW_LOW, QueueFlow
 from .dedup import dedup_key
 from .memory import MemoryWatermark
 from .message import Message, QueueEntry
@@ -277,7 +277,7 @@ class Queue:
             return self._admit(entry)
         self._backlog.append(entry)
         self.message_count += 1
-        if self.message_count > FLOW_HIGH:
+        if self.message_count > FLOW_HIGH or self.message_count * message.size > FLOW_HIGH_BYTES:
             self._press()
         return True
 
@@ -315,7 +315,7 @@ class Queue:
         if limited:
             self._bytes += message.size
             self._drop_over_limits()
-        if self.message_count > FLOW_HIGH:
+        if self.message_count > FLOW_HIGH or self.message_count * message.size > FLOW_HIGH_BYTES:
             self._press()
         return True
 
@@ -418,7 +418,8 @@ class Queue:
             entry = self._backlog.take()
             if entry is not None:
                 self.message_count -= 1
-        if self.consumers.flow is not None and self.message_count <= FLOW_LOW:
+        flow = self.consumers.flow
+        if flow is not None and self.message_count <= flow.low:
             self._relieve()
         return entry
 
@@ -563,7 +564,8 @@ class Queue:
         self._schedule_expiry()
         if self._idle_expires is not None and not self.consumers:
             self._want(self._idle_since + self._idle_expires)
-        if self.consumers.flow is not None and self.message_count <= FLOW_LOW:
+        flow = self.consumers.flow
+        if flow is not None and self.message_count <= flow.low:
             self._relieve()
         return dropped
 
@@ -599,7 +601,8 @@ class Queue:
                 self.message_count -= 1
             if not consumer.channel.deliver(consumer, self, entry):
                 break
-        if consumers.flow is not None and self.message_count <= FLOW_LOW:
+        flow = consumers.flow
+        if flow is not None and self.message_count <= flow.low:
             self._relieve()
 
     # credit flow (see `credit`)
@@ -621,20 +624,21 @@ class Queue:
         return flow is not None and not flow.slack
 
     def _press(self) -> None:
-        """Over FLOW_HIGH: a queue with consumers presses its publishers, unless left slack."""
+        """Over FLOW_HIGH (or FLOW_HIGH_BYTES): a queue with consumers presses its publishers,
+        unless left slack, until back at FLOW_LOW (or half its length now, if that is less)."""
         consumers = self.consumers
         if consumers.flow is None and consumers:
-            consumers.flow = QueueFlow()
+            consumers.flow = QueueFlow(min(FLOW_LOW, self.message_count // 2))
 
     def _relieve(self) -> None:
-        """Back at FLOW_LOW, or without consumers: the queue presses nobody, and is slack no more."""
+        """Back at its low mark, or without consumers: the queue presses nobody, and is slack no more."""
         consumers = self.consumers
         flow, consumers.flow = consumers.flow, None
         flow.release(self)
 
     def slacken(self) -> None:
         """A publisher waited too long for the queue to drain: its consumers are slow, not busy.
-        It presses nobody until it is back at FLOW_LOW."""
+        It presses nobody until it is back at its low mark."""
         flow = self.consumers.flow
         flow.slack = True
         flow.release(self)

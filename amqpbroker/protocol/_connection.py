@@ -323,7 +323,7 @@ class ServerConnection:
 
     def receive_buffers(self) -> list[memoryview]:
         """Where the next bytes received may go without an intermediate copy, for one scatter-gather
-        read (`recvmsg_into`) reported with received_into: the rest of the payload of a large body's
+        read (`readv`) reported with received_into: the rest of the payload of a large body's
         frame partly received, in the body's own buffer, then room for that frame's end and the next
         frame's header. [] when the next bytes are for receive_data."""
         reader = self._reader

@@ -121,14 +121,14 @@ class FrameReader:
         Frames before a bad one are returned so they are processed in order before the error.
         """
         frames: list[Frame] = []
-        counted = 0  # bytes of the diverted frame returned, if one is
+        diverted = 0  # 1 if the first frame returned is a diverted one
         if self._diverted is not None:
             if self._filled < len(self._diverted) or not self._size:
                 return frames, None
             error = self._end_diverted(frames)
             if error is not None:
                 return frames, error
-            counted = len(frames[0][2]) + FRAME_OVERHEAD
+            diverted = 1
         if self._size < self._need:
             return frames, None
         chunks = self._chunks
@@ -159,8 +159,8 @@ class FrameReader:
                 break
             frames.append((frame_type, channel, view[pos + 7:stop]))
             pos = stop + 1
-        if frames:
-            self.frame_size += ((pos + counted) / len(frames) - self.frame_size) * _FRAME_SIZE_WEIGHT
+        if len(frames) > diverted:
+            self.frame_size += (pos / (len(frames) - diverted) - self.frame_size) * _FRAME_SIZE_WEIGHT
         if error is not None:
             self._stop()
         else:

@@ -3,7 +3,7 @@ they let them go (the server's pausing of the socket is tested in tests/server/t
 
 from __future__ import annotations
 
-from amqpbroker.core.credit import FLOW_HIGH, FLOW_LOW, FlowWait
+from amqpbroker.core.credit import FLOW_HIGH, FLOW_HIGH_BYTES, FLOW_LOW, FlowWait
 from amqpbroker.protocol import spec
 
 
@@ -128,3 +128,28 @@ def test_transactional_publishes_press_at_commit(broker, connect, peer) -> None:
     assert peer.client.pressed_by == []
     peer.handle(spec.TxCommit())
     assert peer.client.pressed_by
+
+
+def test_large_messages_press_by_their_bytes_long_before_their_count(broker, connect, peer) -> None:
+    peer.declare("q")
+    consumer = slow_consumer(connect, "q")
+    body = b"x" * (1024 * 1024)
+    queue = broker.vhosts["/"].queues["q"]
+    over = FLOW_HIGH_BYTES // len(body) + 1
+    for _ in range(over):
+        peer.publish("", "q", body)
+    assert queue.message_count == over - 1  # one is out to the consumer
+    assert peer.client.pressed_by == []
+    peer.publish("", "q", body)
+    assert peer.client.pressed_by == [queue]
+    woken = []
+    wait = FlowWait(lambda: woken.append(True))
+    wait.add(peer.client.pressed_by)
+    # Let go at half the length it pressed at, not at FLOW_LOW.
+    tag = 0
+    while queue.message_count > over // 2 + 1:
+        tag += 1
+        consumer.ack(tag)
+    assert woken == [] and queue.pressing
+    consumer.ack(tag + 1)
+    assert woken == [True] and queue.flow is None

@@ -32,8 +32,8 @@ def connection(*channels: int):
 
 def read_as_a_socket(conn, stream: bytes, sizes: list[int]) -> tuple[list, int]:
     """Feeds `stream` as the server's reader does on a plain socket: each read of at most the next
-    size (the last one repeated) goes into receive_buffers() where offered, as recvmsg_into fills
-    them, else to receive_data. The events, and how many bytes went in place."""
+    size (the last one repeated) goes into receive_buffers() where offered, as readv fills them,
+    else to receive_data. The events, and how many bytes went in place."""
     events = []
     in_place = 0
     pos = 0
@@ -155,3 +155,36 @@ def test_the_end_of_the_stream_while_receiving_in_place_closes_the_connection() 
     assert conn.receive_buffers()
     events = conn.received_into(0, 0.0)
     assert len(events) == 1 and isinstance(events[0], ConnectionClosed)
+
+
+def test_frames_received_in_place_leave_the_read_size_to_the_frames_that_are_not() -> None:
+    conn = connection()
+    small = conn.frame_size
+    stream = large_publish(1, LARGE) * 4
+    events, in_place = read_as_a_socket(conn, stream, [100])
+    assert len(contents(events)) == 4 and in_place > 3 * len(LARGE)
+    # Only envelopes went through the reader: reads sized by the payloads would copy them there.
+    assert conn.frame_size < 2 * small
+    conn.receive_data(large_publish(1, LARGE), 0.0)
+    assert conn.frame_size > 10 * small, "frames that went through the reader count"
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.integers(512, FRAME_MAX - 8), min_size=1, max_size=30),
+    st.lists(st.integers(7, 3 * FRAME_MAX), min_size=1, max_size=20),
+    st.booleans(),
+)
+def test_a_body_cut_unevenly_arrives_intact(cuts, sizes, heartbeats) -> None:
+    conn = connection()
+    data = LARGE[:BODY_BUFFER_MIN + 1000]
+    frames, at = [], 0
+    while at < len(data):
+        chunk = cuts[len(frames) % len(cuts)]
+        frames.append(body(1, data[at:at + chunk]))
+        at += chunk
+    # A heartbeat between body frames, as a client may send one at any frame boundary.
+    between = b"\x08\x00\x00\x00\x00\x00\x00\xce" if heartbeats else b""
+    stream = method(1, spec.BasicPublish(routing_key="q")) + header(1, len(data)) + between.join(frames)
+    events, _in_place = read_as_a_socket(conn, stream, sizes)
+    assert contents(events) == [(1, data)]

@@ -1,17 +1,24 @@
-"""Large bodies over a plain socket: received into their own buffer (receive_buffers), and every
-copy of a fanout delivered intact."""
+"""Large bodies over a plain socket: received into their own buffer (receive_buffers), frame after
+frame in one event-loop step, and every copy of a fanout delivered intact."""
 
 from __future__ import annotations
 
 import os
+import struct
 
 import pika
 import trio
+import trio.testing
 
 from amqpbroker import core
-from amqpbroker.protocol import ServerConnection
+from amqpbroker.protocol import ServerConnection, spec
 from amqpbroker.protocol._connection import BODY_BUFFER_MIN
+from amqpbroker.protocol._frames import method_frame
 from amqpbroker.server import Server
+from amqpbroker.server.amqp import AMQPConnection
+from amqpbroker.server.flow import PublishGate
+
+from .raw import handshake, raw_frame
 
 BODIES = [os.urandom(size) for size in (BODY_BUFFER_MIN, 1024 * 1024 + 1, 100, 3 * 1024 * 1024 + 17)]
 QUEUES = ("a", "b", "c")
@@ -56,3 +63,33 @@ async def test_large_bodies_are_read_into_their_buffer_and_reach_every_queue_int
             server.shutdown()
     assert received == {name: BODIES for name in QUEUES}
     assert sum(in_place) > 3 * 1024 * 1024, "the large bodies were read into their buffers"
+
+
+async def test_body_frames_waiting_in_the_socket_are_read_in_one_step(monkeypatch) -> None:
+    steps: list[list[str]] = []
+    handle = AMQPConnection._handle
+
+    def recording(self: AMQPConnection, events: list) -> None:
+        steps.append([type(event).__name__ for event in events])
+        handle(self, events)
+
+    monkeypatch.setattr(AMQPConnection, "_handle", recording)
+    broker = core.Broker()
+    server_sock, client_sock = trio.socket.socketpair()
+    frame_max = 16 * 1024
+    body = os.urandom(8 * (frame_max - 8))
+    header = struct.pack(">HHQ", 60, 0, len(body)) + b"\x00\x00"
+    frames = [method_frame(1, spec.BasicPublish(routing_key="nowhere").encode()), raw_frame(2, 1, header)]
+    frames += [raw_frame(3, 1, body[at:at + frame_max - 8]) for at in range(0, len(body), frame_max - 8)]
+    connection = AMQPConnection(trio.SocketStream(server_sock), broker, "test", PublishGate(broker.memory))
+    with client_sock:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(connection.run)
+            await client_sock.send(handshake(frame_max=frame_max) + method_frame(1, spec.ChannelOpen().encode()))
+            await trio.testing.wait_all_tasks_blocked()
+            steps.clear()
+            await client_sock.send(b"".join(frames))  # all of it waits in the socket before the reader runs
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.cancel_scope.cancel()
+    # The read that got the method and header frames, then one for the eight body frames.
+    assert steps == [[], ["ContentReceived"]]
