@@ -61,6 +61,13 @@ class Sink(Protocol):
     def close_channel(self, channel: int, reply_code: int, reply_text: str) -> None:
         """Closes one channel from the broker's side with a channel.close, and its session with it."""
 
+    def hold_input(self, channel: int) -> None:
+        """What the client sends on `channel` from now on waits, in order, until `release_input`
+        (a basic.get waits for its body from the store)."""
+
+    def release_input(self, channel: int) -> None:
+        """What waited since `hold_input(channel)` is handled now, in order; nothing if nothing waits."""
+
 
 @dataclass(frozen=True)
 class ConnectionInfo:

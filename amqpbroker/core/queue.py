@@ -605,6 +605,12 @@ class Queue:
         if flow is not None and self.message_count <= flow.low:
             self._relieve()
 
+    def body_read(self, message: Message, body: bytes | None) -> None:
+        """The body of a message this queue was due to deliver is back from the store (see
+        `bodies`): delivery goes on. One the store could not give waits for the next dispatch."""
+        if body is not None:
+            self.dispatch()
+
     # credit flow (see `credit`)
 
     @property

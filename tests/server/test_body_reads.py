@@ -1,18 +1,22 @@
-"""A body that is only in the store is read in a thread: while the disk is slow, the consumer due
-that body waits for it, and every other connection goes on."""
+"""A body that is only in the store is read in a thread: while the disk is slow, the consumer or
+the basic.get due that body waits for it, and every other connection (and channel) goes on."""
 
 from __future__ import annotations
 
+import socket
 import threading
 
 import pika
 import trio
 
 from amqpbroker import core
-from amqpbroker.protocol import BasicProperties
+from amqpbroker.protocol import BasicProperties, spec
+from amqpbroker.protocol._frames import content_frames, method_frame
 from amqpbroker.server import Server
 from amqpbroker.store import MemoryStore
 from amqpbroker.store.base import Enqueue, PutMessage, PutQueue
+
+from .raw import FrameReader, handshake
 
 
 class SlowStore(MemoryStore):
@@ -22,8 +26,11 @@ class SlowStore(MemoryStore):
         super().__init__()
         self.reading = threading.Event()
         self.release = threading.Event()
+        self.threads: set[int] = set()
+        """The threads its body reads ran on."""
 
     def load_body(self, message_id: int) -> bytes:
+        self.threads.add(threading.get_ident())
         self.reading.set()
         # Bounded, so that a read wrongly made on the event loop ends the test instead of hanging it.
         self.release.wait(60)
@@ -90,3 +97,94 @@ async def test_a_slow_body_read_blocks_neither_the_event_loop_nor_other_connecti
     finally:
         store.release.set()
     assert consumed == [b"from the disk"]
+
+
+def get_then_declare(port: int, store: SlowStore) -> list[tuple[int, str]]:
+    """On channel 1, a basic.get of the message on disk, then a queue.declare; on channel 2, once the
+    get's read is under way, another queue.declare, whose answer lets the read go on. What the
+    broker answered on the two channels, in order ("released" where the read was let go)."""
+    answered: list = []
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.settimeout(60)
+        sock.sendall(handshake() + b"".join(method_frame(channel, method.encode()) for channel, method in (
+            (1, spec.ChannelOpen()),
+            (2, spec.ChannelOpen()),
+            (1, spec.BasicGet(queue="q", no_ack=True)),
+            (1, spec.QueueDeclare(queue="after the get")),
+        )))
+        assert store.reading.wait(60)
+        sock.sendall(method_frame(2, spec.QueueDeclare(queue="meanwhile").encode()))
+        for channel, method in FrameReader(sock).methods():
+            if channel:
+                answered.append((channel, type(method).__name__))
+            if (channel, type(method)) == (2, spec.QueueDeclareOk):
+                answered.append("released")
+                store.release.set()
+            elif (channel, type(method)) == (1, spec.QueueDeclareOk):
+                break
+    return answered
+
+
+async def test_a_basic_get_waits_for_its_body_in_a_thread_and_answers_in_its_channel_order() -> None:
+    store = SlowStore()
+    stored_queue(store)
+    server = Server(core.Broker(store=store), host="127.0.0.1", port=0)
+    try:
+        with trio.fail_after(60):  # a guard against a blocked loop, not a measured duration
+            async with trio.open_nursery() as nursery:
+                await nursery.start(server.serve)
+                answered = await trio.to_thread.run_sync(get_then_declare, server.port, store)
+                server.shutdown()
+    finally:
+        store.release.set()
+    # Channel 2 was answered while the read was held; channel 1's declare waited for the get-ok.
+    assert answered == [
+        (1, "ChannelOpenOk"), (2, "ChannelOpenOk"), (2, "QueueDeclareOk"), "released",
+        (1, "BasicGetOk"), (1, "QueueDeclareOk"),
+    ]
+    assert threading.get_ident() not in store.threads
+
+
+def get_publish_close(port: int, store: SlowStore) -> list[tuple[int, str]]:
+    """On channel 1, a basic.get of the message on disk, a publish and channel.close, sent at once;
+    the get's read goes on once the close is answered. What the broker answered on channel 1 by
+    the connection's close-ok."""
+    publish = spec.BasicPublish(exchange="", routing_key="q")
+    answered: list = []
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.settimeout(60)
+        sock.sendall(handshake() + b"".join((
+            method_frame(1, spec.ChannelOpen().encode()),
+            method_frame(1, spec.BasicGet(queue="q", no_ack=True).encode()),
+            content_frames(1, publish.CLASS_ID, publish.encode(), b"\x00\x00", b"published", 4096),
+            method_frame(1, spec.ChannelClose(reply_code=200, reply_text="bye").encode()),
+        )))
+        for channel, method in FrameReader(sock).methods():
+            answered.append((channel, type(method).__name__))
+            if type(method) is spec.ChannelCloseOk:
+                store.release.set()
+                sock.sendall(method_frame(0, spec.ConnectionClose(reply_code=200, reply_text="bye").encode()))
+            elif type(method) is spec.ConnectionCloseOk:
+                break
+    return [item for item in answered if item[0] == 1]
+
+
+async def test_a_channel_closed_while_its_get_waits_gets_no_get_ok_and_keeps_what_it_sent_before() -> None:
+    store = SlowStore()
+    stored_queue(store)
+    broker = core.Broker(store=store)
+    queue = broker.vhosts["/"].queues["q"]
+    server = Server(broker, host="127.0.0.1", port=0)
+    try:
+        with trio.fail_after(60):  # a guard against a blocked loop, not a measured duration
+            async with trio.open_nursery() as nursery:
+                await nursery.start(server.serve)
+                answered = await trio.to_thread.run_sync(get_publish_close, server.port, store)
+                server.shutdown()
+    finally:
+        store.release.set()
+    assert answered == [(1, "ChannelOpenOk"), (1, "ChannelCloseOk")]
+    # The message on disk is back in its place, not delivered; the publish sent before the close went in.
+    on_disk, published = queue.peek()
+    assert on_disk.message.message_id == 1000 and not on_disk.redelivered
+    assert published.message.body == b"published"
