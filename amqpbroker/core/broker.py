@@ -139,7 +139,7 @@ class Broker:
         self.reply_to: dict[str, Any] = {}
         """Direct reply-to addresses (`amq.rabbitmq.reply-to.<token>`) by token."""
         self.journal.next_message_id = self.store.max_message_id() + 1
-        self.dead_letters = DeadLetters(self.vhosts, self.store, self.timers.wall_clock, history)
+        self.dead_letters = DeadLetters(self.vhosts, self.bodies, self.timers.wall_clock, history)
         self.parameters = Parameters(self.journal)
         if self._recover():
             self._make_defaults()

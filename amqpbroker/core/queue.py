@@ -40,9 +40,10 @@ if TYPE_CHECKING:
 _DEFAULT_SETTINGS = QueueSettings()
 
 
-DeadLetterer = Callable[["Queue", QueueEntry, str], None]
+DeadLetterer = Callable[["Queue", QueueEntry, str], bool]
 """Told of every entry that leaves its queue for a reason ('rejected', 'expired', 'maxlen',
-'delivery_limit'): dead-letters it if the queue has a dead-letter exchange."""
+'delivery_limit'): dead-letters it if the queue has a dead-letter exchange. True if it takes the
+entry to forget once it is dead-lettered (its body is being read back from the store)."""
 
 
 class Consumer:
@@ -499,8 +500,9 @@ class Queue:
 
         It is out of the backlog already (or, refused by reject-publish-dlx, never joined it).
         """
-        if self._dead_letters is not None:
-            self._dead_letters(self, entry, reason)
+        dead_letters = self._dead_letters
+        if dead_letters is not None and dead_letters(self, entry, reason):
+            return  # forgotten once dead-lettered: its body is being read back from the store
         self.forget(entry)
 
     def purge(self) -> int:

@@ -127,3 +127,24 @@ def test_a_basic_get_whose_body_cannot_be_read_is_answered_empty_and_leaves_it_q
     store.unreadable = False
     method, body = client.get("q")
     assert body == b"first" and method.delivery_tag == 1 and not method.redelivered
+
+
+def test_a_dead_message_whose_body_cannot_be_read_is_dropped_and_those_behind_it_go_on() -> None:
+    store = UnreadableStore()
+    broker = core.Broker(store=store, memory_limit=10)
+    client = Client(broker)
+    client.send(spec.QueueDeclare(queue="dlq", durable=True))
+    client.send(spec.QueueDeclare(queue="q", durable=True, arguments={
+        "x-max-length": 1, "x-dead-letter-exchange": "", "x-dead-letter-routing-key": "dlq",
+    }))
+    client.publish("", "q", b"first")
+    broker.commit()  # the body now lives only in the store
+
+    store.unreadable = True
+    client.publish("", "q", b"second")  # pushes "first" out
+    client.publish("", "q", b"third")  # pushes "second" out, behind "first"
+    broker.read_bodies()
+    store.unreadable = False
+    assert [body for body, _ in client.drain("dlq")] == [b"second"]
+    assert [body for body, _ in client.drain("q")] == [b"third"]
+    assert client.sink.closed is None
