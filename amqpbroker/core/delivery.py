@@ -319,7 +319,7 @@ class Delivery:
         if body is None:
             # The store failed to give it: the message keeps its place, and the client hears the
             # queue had nothing for it, as it may ask again (and RabbitMQ's store does not fail).
-            self._put_back(get)
+            get.queue.give_back((get.entry,))
             self._get_empty(get.queue)
         else:
             self._answer(get, body)
@@ -332,18 +332,8 @@ class Delivery:
         if get is None:
             return
         self._waiting_get = None
-        self._put_back(get)
+        get.queue.give_back((get.entry,))
         self._sink.release_input(self.channel_number)
-
-    @staticmethod
-    def _put_back(get: _Get) -> None:
-        """The get's message returns to its place, as it was, unless its queue is gone meanwhile."""
-        queue = get.queue
-        if queue.deleted:
-            queue.forget(get.entry)
-        else:
-            queue.put_back(get.entry)
-            queue.dispatch()
 
     def _answer(self, get: _Get, body: bytes) -> None:
         queue, entry = get.queue, get.entry

@@ -452,6 +452,17 @@ class Queue:
         if self._checked:
             self._returned(entry)
 
+    def give_back(self, entries: Iterable[QueueEntry]) -> None:
+        """Entries taken and held a while (for a body read back from the store) that no one got:
+        back where they were, as they were, and delivered on; forgotten if the queue is gone."""
+        if self.deleted:
+            for entry in entries:
+                self.forget(entry)
+            return
+        for entry in entries:
+            self.put_back(entry)
+        self.dispatch()
+
     def requeue(self, entries: Iterable[QueueEntry]) -> None:
         """Puts delivered-but-unacked messages back where they were, marked redelivered; they keep
         their expiry.

@@ -1,8 +1,10 @@
-"""A body that is only in the store is read in a thread: while the disk is slow, the consumer or
-the basic.get due that body waits for it, and every other connection (and channel) goes on."""
+"""A body that is only in the store is read in a thread: while the disk is slow, the consumer,
+the basic.get or the management API's get due that body waits for it, and every other connection
+(and channel) goes on."""
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 
@@ -10,9 +12,12 @@ import pika
 import trio
 
 from amqpbroker import core
+from amqpbroker.mgmt import ROUTES, Api, Node
+from amqpbroker.mgmt.http import HTTPRequest, HTTPResponse
 from amqpbroker.protocol import BasicProperties, spec
 from amqpbroker.protocol._frames import content_frames, method_frame
 from amqpbroker.server import Server
+from amqpbroker.server.bodies import read_bodies
 from amqpbroker.store import MemoryStore
 from amqpbroker.store.base import Enqueue, PutMessage, PutQueue
 
@@ -188,3 +193,84 @@ async def test_a_channel_closed_while_its_get_waits_gets_no_get_ok_and_keeps_wha
     on_disk, published = queue.peek()
     assert on_disk.message.message_id == 1000 and not on_disk.redelivered
     assert published.message.body == b"published"
+
+
+class UnreadableStore(MemoryStore):
+    def load_body(self, message_id: int) -> bytes:
+        raise OSError("read error (simulated)")
+
+
+async def management_get(broker: core.Broker, responses: list[HTTPResponse]) -> None:
+    """POST /api/queues/%2F/q/get for one message, requeued."""
+    body = json.dumps({"count": 1, "ackmode": "ack_requeue_true", "encoding": "auto"}).encode()
+    request = HTTPRequest(
+        "POST", "/api/queues/%2F/q/get", {"authorization": "Basic Z3Vlc3Q6Z3Vlc3Q="}, body, "127.0.0.1"
+    )
+    responses.append(await Api(broker, ROUTES, Node("test@here", [])).handle(request))
+
+
+async def test_the_management_api_get_waits_for_a_body_read_in_a_thread() -> None:
+    store = SlowStore()
+    stored_queue(store)
+    broker = core.Broker(store=store)
+    queue = broker.vhosts["/"].queues["q"]
+    responses: list[HTTPResponse] = []
+    try:
+        with trio.fail_after(60):  # a guard against a blocked loop, not a measured duration
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(read_bodies, broker)
+                nursery.start_soon(management_get, broker, responses)
+                assert await trio.to_thread.run_sync(store.reading.wait, 60)
+                # The event loop runs this task while the read is held; the message is taken, not lost.
+                assert responses == [] and queue.message_count == 0
+                store.release.set()
+                while not responses:
+                    await trio.sleep(0.01)
+                nursery.cancel_scope.cancel()
+    finally:
+        store.release.set()
+    [response] = responses
+    assert response.status == 200
+    [message] = json.loads(response.body)
+    assert (message["payload"], message["message_count"], message["redelivered"]) == ("from the disk", 0, False)
+    [entry] = queue.peek()
+    assert entry.redelivered  # requeued, as the get asked
+    assert threading.get_ident() not in store.threads
+
+
+async def test_a_management_api_get_whose_body_cannot_be_read_is_a_500_and_takes_nothing() -> None:
+    store = UnreadableStore()
+    stored_queue(store)
+    broker = core.Broker(store=store)
+    queue = broker.vhosts["/"].queues["q"]
+    responses: list[HTTPResponse] = []
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(read_bodies, broker)
+            await management_get(broker, responses)
+            nursery.cancel_scope.cancel()
+    assert responses[0].status == 500
+    [entry] = queue.peek()
+    assert entry.message.message_id == 1000 and not entry.redelivered
+
+
+async def test_a_body_asked_for_before_the_reader_started_is_read() -> None:
+    """As recovery asks for the bodies of what it dead-letters past a delivery limit."""
+    store = MemoryStore()
+    stored_queue(store)
+    broker = core.Broker(store=store)
+    (entry,) = broker.vhosts["/"].queues["q"].peek()
+    found: list[bytes | None] = []
+
+    class Waiter:
+        def body_read(self, message: object, body: bytes | None) -> None:
+            found.append(body)
+
+    broker.bodies.request(entry.message, Waiter())
+    with trio.fail_after(60):  # a guard against a lost request, not a measured duration
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(read_bodies, broker)
+            while not found:
+                await trio.sleep(0.01)
+            nursery.cancel_scope.cancel()
+    assert found == [b"from the disk"]
