@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+from typing import Callable, TypeVar
 
 import pika
 import trio
@@ -22,6 +23,8 @@ from amqpbroker.store import MemoryStore
 from amqpbroker.store.base import Enqueue, PutMessage, PutQueue
 
 from .raw import FrameReader, handshake
+
+T = TypeVar("T")
 
 
 class SlowStore(MemoryStore):
@@ -42,12 +45,19 @@ class SlowStore(MemoryStore):
         return super().load_body(message_id)
 
 
-def stored_queue(store: SlowStore) -> None:
+def stored_queue(store: MemoryStore) -> None:
     """A durable queue "q" holding one persistent message, as a restart leaves it: the body on disk."""
     core.Broker(store=store).commit()  # the default vhost and user
     persistent = BasicProperties(delivery_mode=2).encode()
     store.apply([PutQueue("/", "q", False, {}), PutMessage(1000, "", "q", persistent, b"from the disk"),
                  Enqueue("/", "q", 0, 1000)])
+
+
+def recovered(store: MemoryStore) -> tuple[core.Broker, core.Queue]:
+    """A broker started over `store` with `stored_queue` in it, and its queue "q"."""
+    stored_queue(store)
+    broker = core.Broker(store=store)
+    return broker, broker.vhosts["/"].queues["q"]
 
 
 def consume_one(port: int) -> bytes:
@@ -130,18 +140,25 @@ def get_then_declare(port: int, store: SlowStore) -> list[tuple[int, str]]:
     return answered
 
 
-async def test_a_basic_get_waits_for_its_body_in_a_thread_and_answers_in_its_channel_order() -> None:
-    store = SlowStore()
-    stored_queue(store)
-    server = Server(core.Broker(store=store), host="127.0.0.1", port=0)
+async def run_client(broker: core.Broker, store: SlowStore, client: Callable[[int, SlowStore], T]) -> T:
+    """Serves `broker` while `client(port, store)` runs in a thread; what it returns. The store's
+    reads are let go at the end, whatever happened."""
+    server = Server(broker, host="127.0.0.1", port=0)
     try:
         with trio.fail_after(60):  # a guard against a blocked loop, not a measured duration
             async with trio.open_nursery() as nursery:
                 await nursery.start(server.serve)
-                answered = await trio.to_thread.run_sync(get_then_declare, server.port, store)
+                result = await trio.to_thread.run_sync(client, server.port, store)
                 server.shutdown()
     finally:
         store.release.set()
+    return result
+
+
+async def test_a_basic_get_waits_for_its_body_in_a_thread_and_answers_in_its_channel_order() -> None:
+    store = SlowStore()
+    stored_queue(store)
+    answered = await run_client(core.Broker(store=store), store, get_then_declare)
     # Channel 2 was answered while the read was held; channel 1's declare waited for the get-ok.
     assert answered == [
         (1, "ChannelOpenOk"), (2, "ChannelOpenOk"), (2, "QueueDeclareOk"), "released",
@@ -176,18 +193,8 @@ def get_publish_close(port: int, store: SlowStore) -> list[tuple[int, str]]:
 
 async def test_a_channel_closed_while_its_get_waits_gets_no_get_ok_and_keeps_what_it_sent_before() -> None:
     store = SlowStore()
-    stored_queue(store)
-    broker = core.Broker(store=store)
-    queue = broker.vhosts["/"].queues["q"]
-    server = Server(broker, host="127.0.0.1", port=0)
-    try:
-        with trio.fail_after(60):  # a guard against a blocked loop, not a measured duration
-            async with trio.open_nursery() as nursery:
-                await nursery.start(server.serve)
-                answered = await trio.to_thread.run_sync(get_publish_close, server.port, store)
-                server.shutdown()
-    finally:
-        store.release.set()
+    broker, queue = recovered(store)
+    answered = await run_client(broker, store, get_publish_close)
     assert answered == [(1, "ChannelOpenOk"), (1, "ChannelCloseOk")]
     # The message on disk is back in its place, not delivered; the publish sent before the close went in.
     on_disk, published = queue.peek()
@@ -211,9 +218,7 @@ async def management_get(broker: core.Broker, responses: list[HTTPResponse]) -> 
 
 async def test_the_management_api_get_waits_for_a_body_read_in_a_thread() -> None:
     store = SlowStore()
-    stored_queue(store)
-    broker = core.Broker(store=store)
-    queue = broker.vhosts["/"].queues["q"]
+    broker, queue = recovered(store)
     responses: list[HTTPResponse] = []
     try:
         with trio.fail_after(60):  # a guard against a blocked loop, not a measured duration
@@ -240,9 +245,7 @@ async def test_the_management_api_get_waits_for_a_body_read_in_a_thread() -> Non
 
 async def test_a_management_api_get_whose_body_cannot_be_read_is_a_500_and_takes_nothing() -> None:
     store = UnreadableStore()
-    stored_queue(store)
-    broker = core.Broker(store=store)
-    queue = broker.vhosts["/"].queues["q"]
+    broker, queue = recovered(store)
     responses: list[HTTPResponse] = []
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
