@@ -110,7 +110,7 @@ class DeadLetters:
                 log.warning("message %s in %r dropped, not dead-lettered: its body could not be read",
                             message.message_id, queue)
             elif target is not None:
-                self._publish(queue, message, letter.body, letter.reason, letter.time, *target)
+                self._publish(queue, message, letter.body, letter.reason, letter.died_at, *target)
             queue.forget(letter.entry)
         if not waiting:
             del self._waiting[queue]
@@ -158,16 +158,16 @@ class DeadLetters:
 class _DeadLetter:
     """A dead message that waits for its body from the store (see `bodies`), or behind one that does."""
 
-    __slots__ = ("_drain", "queue", "entry", "reason", "time", "ready", "body")
+    __slots__ = ("_drain", "queue", "entry", "reason", "died_at", "ready", "body")
 
     def __init__(
-        self, drain: Callable[[Queue], None], queue: Queue, entry: QueueEntry, reason: str, time: float
+        self, drain: Callable[[Queue], None], queue: Queue, entry: QueueEntry, reason: str, died_at: float
     ) -> None:
         self._drain = drain
         self.queue = queue
         self.entry = entry
         self.reason = reason
-        self.time = time
+        self.died_at = died_at
         """When it died, by the wall clock: what its death record says."""
         self.body = entry.message.body
         """Kept from its death (a commit may page it out meanwhile), or read back from the store."""
