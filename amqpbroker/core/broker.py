@@ -61,6 +61,13 @@ class Sink(Protocol):
     def close_channel(self, channel: int, reply_code: int, reply_text: str) -> None:
         """Closes one channel from the broker's side with a channel.close, and its session with it."""
 
+    def hold_input(self, channel: int) -> None:
+        """What the client sends on `channel` from now on waits, in order, until `release_input`
+        (a basic.get waits for its body from the store)."""
+
+    def release_input(self, channel: int) -> None:
+        """What waited since `hold_input(channel)` is handled now, in order; nothing if nothing waits."""
+
 
 @dataclass(frozen=True)
 class ConnectionInfo:
@@ -132,7 +139,7 @@ class Broker:
         self.reply_to: dict[str, Any] = {}
         """Direct reply-to addresses (`amq.rabbitmq.reply-to.<token>`) by token."""
         self.journal.next_message_id = self.store.max_message_id() + 1
-        self.dead_letters = DeadLetters(self.vhosts, self.store, self.timers.wall_clock, history)
+        self.dead_letters = DeadLetters(self.vhosts, self.bodies, self.timers.wall_clock, history)
         self.parameters = Parameters(self.journal)
         if self._recover():
             self._make_defaults()

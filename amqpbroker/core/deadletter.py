@@ -8,6 +8,11 @@ cycle of queues with no rejection in it is dropped instead, as RabbitMQ drops it
 
 Every entry leaving a queue for a reason passes here, dead-letter exchange or not, so this is also
 where the broker's history (when it keeps one) records expiries and dead-lettering.
+
+A dead message whose body is only in the store waits for it to be read back off the event loop
+(see `bodies`), and the queue's later dead messages wait behind it, so that they are dead-lettered
+in the order they died. A waiting entry stays the queue's until it is dead-lettered, and is
+forgotten in the same batch as its new copies are stored: a restart meanwhile finds it in its queue.
 """
 
 from __future__ import annotations
@@ -17,13 +22,15 @@ import functools
 import logging
 import struct
 import time
+from collections import deque
 from typing import TYPE_CHECKING, Any, Callable, Collection
 
 from ..protocol import DECODE_ERRORS, BasicProperties, Long, encode_table, replace_headers
 from .message import Message, QueueEntry
 
 if TYPE_CHECKING:
-    from ..store import Store
+    from .bodies import BodyReads
+    from .exchanges import Exchange
     from .history import History
     from .queue import Queue
     from .vhost import VHost
@@ -43,41 +50,75 @@ class DeadLetters:
     def __init__(
         self,
         vhosts: dict[str, VHost],
-        store: Store,
+        bodies: BodyReads,
         wall_clock: Callable[[], float] = time.time,
         history: History | None = None,
     ) -> None:
         self._vhosts = vhosts
-        self._store = store
+        self._bodies = bodies
         self._wall_clock = wall_clock
         self._history = history
         self._first_deaths = _FirstDeaths()
         self._properties = _SplitProperties()
+        self._waiting: dict[Queue, deque[_DeadLetter]] = {}
+        """Per queue, its dead messages that wait for a body from the store, or behind one that does."""
 
-    def __call__(self, queue: Queue, entry: QueueEntry, reason: str) -> None:
+    def __call__(self, queue: Queue, entry: QueueEntry, reason: str) -> bool:
         """Every entry leaving a queue for `reason` comes here (an expiry goes in the history),
-        and is dead-lettered if the queue has a dead-letter exchange."""
+        and is dead-lettered if the queue has a dead-letter exchange. True if it waits for its
+        body: the queue leaves it be, and it is forgotten here once it is dead-lettered."""
         history = self._history
         if history is not None and reason == "expired":
             history.record("expired", queue.vhost, entry.message, queue.name)
-        settings = queue.settings
-        exchange_name = settings.dead_letter_exchange
+        target = self._target(queue)
+        if target is None:
+            return False
+        body = entry.message.body
+        waiting = self._waiting.get(queue) if self._waiting else None
+        if waiting is None and body is not None:
+            self._publish(queue, entry.message, body, reason, self._wall_clock(), *target)
+            return False
+        letter = _DeadLetter(self._drain, queue, entry, reason, self._wall_clock())
+        if waiting is None:
+            waiting = self._waiting[queue] = deque()
+        waiting.append(letter)
+        if body is None:
+            self._bodies.request(entry.message, letter)
+        return True
+
+    def _target(self, queue: Queue) -> tuple[VHost, Exchange] | None:
+        """Where the queue's dead messages go: its vhost and dead-letter exchange, if it has one."""
+        exchange_name = queue.settings.dead_letter_exchange
         if exchange_name is None:
-            return
+            return None
         vhost = self._vhosts.get(queue.vhost)
         if vhost is None:
-            return
+            return None
         exchange = vhost.exchanges.get(exchange_name)
         if exchange is None:
-            return
-        message = entry.message
-        body = message.body
-        if body is None:
-            try:
-                body = self._store.load_body(message.message_id)
-            except Exception:
-                log.exception("could not read message %s to dead-letter it from %r", message.message_id, queue)
-                return
+            return None
+        return vhost, exchange
+
+    def _drain(self, queue: Queue) -> None:
+        """Dead-letters the queue's waiting messages, in order, up to the first whose body is not back."""
+        waiting = self._waiting[queue]
+        while waiting and waiting[0].ready:
+            letter = waiting.popleft()
+            message = letter.entry.message
+            target = self._target(queue)
+            if letter.body is None:
+                log.warning("message %s in %r dropped, not dead-lettered: its body could not be read",
+                            message.message_id, queue)
+            elif target is not None:
+                self._publish(queue, message, letter.body, letter.reason, letter.died_at, *target)
+            queue.forget(letter.entry)
+        if not waiting:
+            del self._waiting[queue]
+
+    def _publish(
+        self, queue: Queue, message: Message, body: bytes, reason: str, now: float, vhost: VHost, exchange: Exchange
+    ) -> None:
+        """Publishes the dead message to `exchange`, with its death recorded."""
         try:
             own_headers, expiration, rest = self._properties.split(message.properties)
         except DECODE_ERRORS:
@@ -85,12 +126,14 @@ class DeadLetters:
             # happened to make it die (a timer, another client's reject).
             log.warning("message in %r has malformed properties: dropped, not dead-lettered", queue)
             return
+        history = self._history
         if history is not None:
             history.record("dead-lettered", queue.vhost, message, queue.name, reason)
+        settings = queue.settings
         headers = own_headers or {}
         routing_keys = [message.routing_key, *_cc(headers)]
         dead_letter_key = settings.dead_letter_routing_key
-        death: Death = (reason, queue.name, message.exchange, routing_keys, expiration, self._wall_clock())
+        death: Death = (reason, queue.name, message.exchange, routing_keys, expiration, now)
         if "x-death" in headers:
             headers = record_death(headers, *death)
             if dead_letter_key is not None:
@@ -110,6 +153,30 @@ class DeadLetters:
         if queues:
             raw = replace_headers(rest, table)
             vhost.enqueue(Message(exchange.name, routing_keys[0], raw, body), queues)
+
+
+class _DeadLetter:
+    """A dead message that waits for its body from the store (see `bodies`), or behind one that does."""
+
+    __slots__ = ("_drain", "queue", "entry", "reason", "died_at", "ready", "body")
+
+    def __init__(
+        self, drain: Callable[[Queue], None], queue: Queue, entry: QueueEntry, reason: str, died_at: float
+    ) -> None:
+        self._drain = drain
+        self.queue = queue
+        self.entry = entry
+        self.reason = reason
+        self.died_at = died_at
+        """When it died, by the wall clock: what its death record says."""
+        self.body = entry.message.body
+        """Kept from its death (a commit may page it out meanwhile), or read back from the store."""
+        self.ready = self.body is not None
+
+    def body_read(self, message: Message, body: bytes | None) -> None:
+        self.ready = True
+        self.body = body
+        self._drain(self.queue)
 
 
 class _FirstDeaths:

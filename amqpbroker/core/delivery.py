@@ -7,7 +7,6 @@ Direct reply-to's pseudo-queue is a consumer of this channel too.
 
 from __future__ import annotations
 
-import logging
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -25,8 +24,6 @@ if TYPE_CHECKING:
     from .output import ChannelOutput
     from .stats import ChannelStats
     from .topology import Topology
-
-log = logging.getLogger("amqpbroker.delivery")
 
 # What a client's settlement does with the deliveries it names.
 ACK = "ack"
@@ -53,6 +50,18 @@ class _Unacked:
         self.queue = queue
         self.consumer = consumer
         self.delivered_at = delivered_at
+
+
+class _Get:
+    """A basic.get's message, taken from its queue, and what its get-ok will say."""
+
+    __slots__ = ("queue", "entry", "no_ack", "message_count")
+
+    def __init__(self, queue: Queue, entry: QueueEntry, no_ack: bool, message_count: int) -> None:
+        self.queue = queue
+        self.entry = entry
+        self.no_ack = no_ack
+        self.message_count = message_count
 
 
 class ReplyTo:
@@ -97,6 +106,8 @@ class Delivery:
         self._delivery_tag = 0
         self._prefetch_count = 0
         self._global_prefetch_count = 0
+        self._waiting_get: _Get | None = None
+        """The basic.get waiting for its body from the store, while the channel's input waits for it."""
 
     @property
     def channel_number(self) -> int:
@@ -216,14 +227,19 @@ class Delivery:
 
     def deliver(self, consumer: Consumer, queue: Queue, entry: QueueEntry) -> bool:
         """Sends `entry` to `consumer`; False if it could not be (it is back in its queue)."""
-        self._delivery_tag += 1
         message = entry.message
+        body = message.body
+        if body is None:
+            # Only in the store: read off the event loop; the queue delivers it once it is back.
+            self.connection.broker.bodies.request(message, queue)
+            queue.put_back(entry)
+            return False
+        self._delivery_tag += 1
         # Positional: consumer tag, delivery tag, redelivered, exchange, routing key.
         method = spec.BasicDeliver(
             consumer.tag, self._delivery_tag, entry.redelivered, message.exchange, message.routing_key
         )
-        if not self._hand_over(method, queue, entry, consumer, consumer.no_ack):
-            return False
+        self._hand_over(method, queue, entry, body, consumer, consumer.no_ack)
         # Counted on the queue and on the channel, as RabbitMQ reports both.
         queue_stats, stats = queue.consumers.stats, self._stats
         if consumer.no_ack:
@@ -234,26 +250,11 @@ class Delivery:
             stats.deliver += 1
         return True
 
-    def _hand_over(self, method: Any, queue: Queue, entry: QueueEntry, consumer: Consumer | None, no_ack: bool) -> bool:
+    def _hand_over(
+        self, method: Any, queue: Queue, entry: QueueEntry, body: bytes, consumer: Consumer | None, no_ack: bool
+    ) -> None:
         """Sends a message, then tracks it until it is acknowledged, or forgets it if no ack will come."""
         message = entry.message
-        body = message.body
-        if body is None and consumer is not None:
-            # Only in the store: read off the event loop; the queue delivers it once it is back.
-            self.connection.broker.bodies.request(message, queue)
-            self._delivery_tag -= 1
-            queue.put_back(entry)
-            return False
-        if body is None:
-            # basic.get answers at once: its body is read here, on the caller's thread.
-            try:
-                body = self.connection.broker.store.load_body(message.message_id)
-            except Exception:
-                # The message stays where it was; the store's failure is the operator's to see.
-                log.exception("could not read the body of message %s in %r", message.message_id, queue)
-                self._delivery_tag -= 1
-                queue.put_back(entry)
-                return False
         if queue.journal is not None and message.message_id is not None and entry.seq > queue.delivered_seq:
             queue.delivered_seq = entry.seq
             queue.journal.mark_delivered(queue)
@@ -274,12 +275,11 @@ class Delivery:
             history.record("delivered", self.vhost.name, message, queue.name)
         if no_ack:
             queue.forget(entry)
-            return True
+            return
         self._unacked[self._delivery_tag] = _Unacked(entry, queue, consumer, self._clock())
         if consumer is not None:
             consumer.unacked += 1
         queue.unacked_count += 1
-        return True
 
     def oldest_delivered_at(self) -> float | None:
         """When the oldest delivery still unacknowledged was made, on the broker's clock; None if none is."""
@@ -295,29 +295,70 @@ class Delivery:
         if queue.settings.queue_type == "stream":
             raise ConnectionException.not_implemented(f"basic.get not supported by stream queues {_describe(queue)}")
         entry = queue.take()
-        queue_stats, stats = queue.stats, self._stats
         if entry is None:
-            queue_stats.get_empty += 1
-            stats.get_empty += 1
-            self._output.method(spec.BasicGetEmpty())
+            self._get_empty(queue)
             return
+        get = _Get(queue, entry, method.no_ack, queue.message_count)
+        body = entry.message.body
+        if body is None:
+            # Only in the store: read off the event loop. The get-ok must come before the replies
+            # to what the client sent after the get, so the channel's input waits until it is sent.
+            self._waiting_get = get
+            self._sink.hold_input(self.channel_number)
+            self.connection.broker.bodies.request(entry.message, self)
+            return
+        self._answer(get, body)
+
+    def body_read(self, message: Message, body: bytes | None) -> None:
+        """The body the waiting basic.get needs is back from the store (see `bodies`): it is
+        answered, and the channel's input goes on. A get the channel gave up meanwhile is not."""
+        get = self._waiting_get
+        if get is None or get.entry.message is not message:
+            return
+        self._waiting_get = None
+        if body is None:
+            # The store failed to give it: the message keeps its place, and the client hears the
+            # queue had nothing for it, as it may ask again (and RabbitMQ's store does not fail).
+            get.queue.give_back((get.entry,))
+            self._get_empty(get.queue)
+        else:
+            self._answer(get, body)
+        self._sink.release_input(self.channel_number)
+
+    def give_up_get(self) -> None:
+        """The channel closes while its basic.get waits for a body: the message goes back to its
+        place unanswered (its close-ok went first), and the channel's input goes on."""
+        get = self._waiting_get
+        if get is None:
+            return
+        self._waiting_get = None
+        get.queue.give_back((get.entry,))
+        self._sink.release_input(self.channel_number)
+
+    def _answer(self, get: _Get, body: bytes) -> None:
+        queue, entry = get.queue, get.entry
         message = entry.message
+        self._delivery_tag += 1
         get_ok = spec.BasicGetOk(
-            delivery_tag=self._delivery_tag + 1,
+            delivery_tag=self._delivery_tag,
             redelivered=entry.redelivered,
             exchange=message.exchange,
             routing_key=message.routing_key,
-            message_count=queue.message_count,
+            message_count=get.message_count,
         )
-        self._delivery_tag += 1
-        if not self._hand_over(get_ok, queue, entry, None, method.no_ack):
-            raise ConnectionException(541, "could not read the message from the store")
-        if method.no_ack:
+        self._hand_over(get_ok, queue, entry, body, None, get.no_ack)
+        queue_stats, stats = queue.stats, self._stats
+        if get.no_ack:
             queue_stats.get_no_ack += 1
             stats.get_no_ack += 1
         else:
             queue_stats.get += 1
             stats.get += 1
+
+    def _get_empty(self, queue: Queue) -> None:
+        queue.stats.get_empty += 1
+        self._stats.get_empty += 1
+        self._output.method(spec.BasicGetEmpty())
 
     # acknowledgements
 
@@ -468,6 +509,7 @@ class Delivery:
 
     def close(self) -> None:
         """The channel is gone: cancel its consumers and requeue what it had not acknowledged."""
+        self.give_up_get()
         self._stop_replies()
         broker = self.connection.broker
         for consumer in list(self.consumers.values()):

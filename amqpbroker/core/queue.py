@@ -40,9 +40,10 @@ if TYPE_CHECKING:
 _DEFAULT_SETTINGS = QueueSettings()
 
 
-DeadLetterer = Callable[["Queue", QueueEntry, str], None]
+DeadLetterer = Callable[["Queue", QueueEntry, str], bool]
 """Told of every entry that leaves its queue for a reason ('rejected', 'expired', 'maxlen',
-'delivery_limit'): dead-letters it if the queue has a dead-letter exchange."""
+'delivery_limit'): dead-letters it if the queue has a dead-letter exchange. True if it takes the
+entry to forget once it is dead-lettered (its body is being read back from the store)."""
 
 
 class Consumer:
@@ -451,6 +452,17 @@ class Queue:
         if self._checked:
             self._returned(entry)
 
+    def give_back(self, entries: Iterable[QueueEntry]) -> None:
+        """Entries taken and held a while (for a body read back from the store) that no one got:
+        back where they were, as they were, and delivered on; forgotten if the queue is gone."""
+        if self.deleted:
+            for entry in entries:
+                self.forget(entry)
+            return
+        for entry in entries:
+            self.put_back(entry)
+        self.dispatch()
+
     def requeue(self, entries: Iterable[QueueEntry]) -> None:
         """Puts delivered-but-unacked messages back where they were, marked redelivered; they keep
         their expiry.
@@ -499,8 +511,9 @@ class Queue:
 
         It is out of the backlog already (or, refused by reject-publish-dlx, never joined it).
         """
-        if self._dead_letters is not None:
-            self._dead_letters(self, entry, reason)
+        dead_letters = self._dead_letters
+        if dead_letters is not None and dead_letters(self, entry, reason):
+            return  # forgotten once dead-lettered: its body is being read back from the store
         self.forget(entry)
 
     def purge(self) -> int:
@@ -604,6 +617,12 @@ class Queue:
         flow = consumers.flow
         if flow is not None and self.message_count <= flow.low:
             self._relieve()
+
+    def body_read(self, message: Message, body: bytes | None) -> None:
+        """The body of a message this queue was due to deliver is back from the store (see
+        `bodies`): delivery goes on. One the store could not give waits for the next dispatch."""
+        if body is not None:
+            self.dispatch()
 
     # credit flow (see `credit`)
 

@@ -4,8 +4,10 @@ basic authentication and tag gating, JSON in and out, errors, `?columns=`.
 Resources live in their own modules, each with a `Routes` of its handlers. A handler is a plain
 function `handler(request, broker) -> result` run on the broker's trio loop: it reads state, or
 changes it through the same core operations AMQP uses, and returns JSON-able data (200), or a
-`Response` for another status, or raises `HTTPError`. A change that the store must commit is
-answered once its batch is committed, as a channel's reply to a durable declaration is.
+`Response` for another status, or raises `HTTPError`. One that must wait (for message bodies read
+back from the store) is a coroutine function instead. A change that the store must commit is
+answered once its batch is committed, as a channel's reply to a durable declaration is (for a
+coroutine, the batch of whatever the journal gathered while it ran).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import base64
 import binascii
 import datetime
 import decimal
+import inspect
 import json
 import re
 import logging
@@ -229,6 +232,8 @@ class Api:
         with self.broker.commits.change() as change:
             try:
                 result = route.handler(request, self.broker)
+                if inspect.isawaitable(result):
+                    result = await result
             except core.AMQPException as exc:
                 raise _from_amqp(exc) from None
         if change.batch is not None and not await committed(self.broker.commits, change.batch):

@@ -8,7 +8,9 @@ from typing import Any
 
 from .. import core
 from ..protocol import DECODE_ERRORS, BasicProperties
+from ..core.message import QueueEntry
 from ..core.permissions import QUEUE
+from ..server.bodies import read_back
 from .api import (
     CREATED,
     NO_CONTENT,
@@ -145,9 +147,11 @@ def purge_queue(request: Request, broker: core.Broker) -> object:
 
 
 @routes.post("/api/queues/{vhost}/{name}/get")
-def get_messages(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
+async def get_messages(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
     """Takes up to `count` messages, then acknowledges, rejects (dead-lettering them) or requeues
-    them, where they were, marked redelivered."""
+    them, where they were, marked redelivered. Bodies only in the store are read back off the
+    event loop meanwhile; the messages taken stay their queue's (as unacknowledged ones do), so
+    nothing else takes them, and the store keeps them."""
     queue = find_queue(request, broker)
     try:
         access(request, broker, vhost(request, broker)).read_queue(queue.name)
@@ -165,12 +169,29 @@ def get_messages(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
         raise bad_request("Unsupported encoding. Please use auto or base64.")
     truncate = integer(body["truncate"]) if body.get("truncate") not in (None, "") else None
     reject = body["ackmode"].startswith("reject")
-    taken: list[Any] = []
-    found = []
+    taken: list[QueueEntry] = []
+    # The queue's message count after each was taken, which its JSON reports.
+    counts: list[int] = []
     while len(taken) < count and (entry := queue.take()) is not None:
         taken.append(entry)
-        found.append(_message_json(broker, queue, entry, encoding, truncate))
-    if requeue:
+        counts.append(queue.message_count)
+    payloads: list[bytes | None] = []
+    try:
+        payloads = await read_back(broker.bodies, [entry.message for entry in taken])
+    finally:
+        if None in payloads or len(payloads) < len(taken):
+            # Cancelled, or the store failed: the client sees none of them.
+            queue.give_back(taken)
+    if None in payloads:
+        raise HTTPError(500, "internal_server_error", "could not read a message from the store")
+    found = [
+        _message_json(entry, payload, message_count, encoding, truncate)
+        for entry, payload, message_count in zip(taken, payloads, counts)
+    ]
+    if queue.deleted:
+        for entry in taken:
+            queue.forget(entry)
+    elif requeue:
         queue.requeue(taken)
         queue.dispatch()
     else:
@@ -183,10 +204,9 @@ def get_messages(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
 
 
 def _message_json(
-    broker: core.Broker, queue: core.Queue, entry: Any, encoding: str, truncate: int | None
+    entry: QueueEntry, payload: bytes, message_count: int, encoding: str, truncate: int | None
 ) -> dict[str, Any]:
     message = entry.message
-    payload = message.body if message.body is not None else broker.store.load_body(message.message_id)
     size = len(payload)
     if truncate is not None:
         payload = payload[:truncate]
@@ -203,7 +223,7 @@ def _message_json(
         "redelivered": entry.redelivered,
         "exchange": message.exchange,
         "routing_key": message.routing_key,
-        "message_count": queue.message_count,
+        "message_count": message_count,
         "properties": properties_json(message.properties),
         "payload": text if text is not None else base64.b64encode(payload).decode(),
         "payload_encoding": payload_encoding,

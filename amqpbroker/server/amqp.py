@@ -11,6 +11,10 @@ it got (and so free the memory behind the alarm). Held publishes keep their chan
 follows them on their channel, acks excepted, is held too. Once HELD_LIMIT bytes have been read
 while anything is held, the socket is not read either until the alarms clear.
 
+A basic.get whose body must be read back from the store holds its own channel the same way (see
+`hold_input`): what the client sends on that channel after the get waits until the get-ok is out,
+while its other channels, and other connections, go on.
+
 Credit flow slows one publisher instead, long before an alarm: a client that published into a
 queue whose consumers are behind (see `core.credit`) is not read from until that queue has caught
 up, or for FLOW_PAUSE_LIMIT at most.
@@ -176,6 +180,8 @@ class AMQPConnection:
         self._held: list[Any] = []
         self._held_channels: set[int] = set()
         self._held_bytes = 0
+        self._waiting: dict[int, list[Any]] = {}
+        """Per channel whose basic.get waits for its body: what the client sent on it since, in order."""
         self._reading_paused = False
         self._flow = FlowWait(self._flow_released)
         self._flow_deadline = math.inf
@@ -231,8 +237,22 @@ class AMQPConnection:
         """Closes one channel from the broker's side; what it had not acknowledged is requeued."""
         log.debug("channel %d of %s closed: %s", channel, self.peer, reply_text)
         self.protocol.close_channel(channel, reply_code, reply_text, class_id, method_id)
+        # What waited on the channel is dropped with it, as the protocol drops what follows.
+        self._waiting.pop(channel, None)
         self.client.close_channel(channel)
         self._output_queued()
+
+    def hold_input(self, channel: int) -> None:
+        self._waiting.setdefault(channel, [])
+
+    def release_input(self, channel: int) -> None:
+        events = self._waiting.pop(channel, None)
+        if events is None:
+            return
+        if not self._waiting and not self._held:
+            self._held_bytes = 0
+            self._resume.set()
+        self._handle(events)
 
     # Tasks
 
@@ -266,7 +286,7 @@ class AMQPConnection:
             self._reading_paused = False
             count, events = await self._receive()
             self._handle(events)
-            if self._held:
+            if self._held or self._waiting:
                 self._held_bytes += count
             if not count:
                 self._finish()
@@ -440,6 +460,8 @@ class AMQPConnection:
     def _handle(self, events: list) -> None:
         client = self.client
         for event in events:
+            if self._waiting and self._wait(event):
+                continue
             if (self._held_channels or self._gate.closed) and self._hold(event):
                 continue
             kind = type(event)
@@ -480,6 +502,28 @@ class AMQPConnection:
             peer_host, peer_port, host, port, client_properties, self._connected_at,
             protocol.channel_max, protocol.frame_max, protocol.heartbeat,
         )
+
+    def _wait(self, event: Any) -> bool:
+        """Holds what the client sends on a channel whose basic.get waits for its body."""
+        channel = getattr(event, "channel", 0)
+        held = self._waiting.get(channel)
+        if held is None:
+            return False
+        kind = type(event)
+        if kind is ChannelClosed:
+            # The protocol has sent close-ok: the get goes unanswered (its message back in its
+            # place), and what the client sent before the close is handled before it. Each give-up
+            # releases the channel, unless a get released with it waits in turn.
+            delivery = self.client.sessions[channel].delivery
+            while channel in self._waiting:
+                delivery.give_up_get()
+            return False
+        if kind is ChannelClosing:
+            # The protocol closes the channel for an error: what waited goes with it.
+            del self._waiting[channel]
+            return False
+        held.append(event)
+        return True
 
     def _hold(self, event: Any) -> bool:
         """Holds a publish while an alarm is on, and what follows a held one on its channel."""
@@ -552,6 +596,7 @@ class AMQPConnection:
             log.info("connection %s: %d held frames dropped", self.peer, len(self._held))
             self._held = []
             self._held_channels = set()
+        self._waiting.clear()
         if self.client is not None:
             self.client.close()
 

@@ -28,6 +28,8 @@ class FakeSink:
     def __init__(self) -> None:
         self.writable = True
         self.closed: tuple[int, str] | None = None
+        self.held: set[int] = set()
+        """Channels whose input waits (for a basic.get's body), as the server would hold it."""
         self.closed_channels: list[tuple[int, int, str]] = []
         self.frames: list[Frame] = []
         self.client: core.ClientConnection | None = None
@@ -40,6 +42,12 @@ class FakeSink:
 
     def close(self, reply_code: int, reply_text: str) -> None:
         self.closed = (reply_code, reply_text)
+
+    def hold_input(self, channel: int) -> None:
+        self.held.add(channel)
+
+    def release_input(self, channel: int) -> None:
+        self.held.discard(channel)
 
     def close_channel(self, channel: int, reply_code: int, reply_text: str) -> None:
         self.closed_channels.append((channel, reply_code, reply_text))

@@ -29,6 +29,8 @@ class Sink:
     def __init__(self) -> None:
         self.writable = True
         self.closed: tuple[int, str] | None = None
+        self.held: set[int] = set()
+        """Channels whose input waits (for a basic.get's body), as the server would hold it."""
         self.sent: list[tuple[int, Any, bytes | None]] = []
         self.properties: list[bytes] = []
         """The properties of each content-bearing method sent, in order."""
@@ -42,6 +44,12 @@ class Sink:
 
     def close(self, reply_code: int, reply_text: str) -> None:
         self.closed = (reply_code, reply_text)
+
+    def hold_input(self, channel: int) -> None:
+        self.held.add(channel)
+
+    def release_input(self, channel: int) -> None:
+        self.held.discard(channel)
 
     def methods(self, kind: type, channel: int | None = None) -> list[Any]:
         return [m for ch, m, _ in self.sent if type(m) is kind and (channel is None or ch == channel)]

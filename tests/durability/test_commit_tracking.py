@@ -108,3 +108,43 @@ def test_a_body_that_cannot_be_read_stays_queued_and_costs_no_connection() -> No
     assert [body for _, body in deliveries] == [b"first", b"second"]
     assert [method.delivery_tag for method, _ in deliveries] == [1, 2]
     assert not any(method.redelivered for method, _ in deliveries)
+
+
+def test_a_basic_get_whose_body_cannot_be_read_is_answered_empty_and_leaves_it_queued() -> None:
+    store = UnreadableStore()
+    broker = core.Broker(store=store, memory_limit=10)
+    client = Client(broker)
+    client.send(spec.QueueDeclare(queue="q", durable=True))
+    client.publish("", "q", b"first")
+    broker.commit()  # the body now lives only in the store
+    queue = broker.vhosts["/"].queues["q"]
+
+    store.unreadable = True
+    assert client.get("q") is None
+    assert queue.message_count == 1 and queue.unacked_count == 0
+    assert client.sink.closed is None and client.sink.held == set()
+
+    store.unreadable = False
+    method, body = client.get("q")
+    assert body == b"first" and method.delivery_tag == 1 and not method.redelivered
+
+
+def test_a_dead_message_whose_body_cannot_be_read_is_dropped_and_those_behind_it_go_on() -> None:
+    store = UnreadableStore()
+    broker = core.Broker(store=store, memory_limit=10)
+    client = Client(broker)
+    client.send(spec.QueueDeclare(queue="dlq", durable=True))
+    client.send(spec.QueueDeclare(queue="q", durable=True, arguments={
+        "x-max-length": 1, "x-dead-letter-exchange": "", "x-dead-letter-routing-key": "dlq",
+    }))
+    client.publish("", "q", b"first")
+    broker.commit()  # the body now lives only in the store
+
+    store.unreadable = True
+    client.publish("", "q", b"second")  # pushes "first" out
+    client.publish("", "q", b"third")  # pushes "second" out, behind "first"
+    broker.read_bodies()
+    store.unreadable = False
+    assert [body for body, _ in client.drain("dlq")] == [b"second"]
+    assert [body for body, _ in client.drain("q")] == [b"third"]
+    assert client.sink.closed is None

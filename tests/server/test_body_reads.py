@@ -1,18 +1,30 @@
-"""A body that is only in the store is read in a thread: while the disk is slow, the consumer due
-that body waits for it, and every other connection goes on."""
+"""A body that is only in the store is read in a thread: while the disk is slow, the consumer,
+the basic.get or the management API's get due that body waits for it, and every other connection
+(and channel) goes on."""
 
 from __future__ import annotations
 
+import json
+import socket
 import threading
+from typing import Callable, TypeVar
 
 import pika
 import trio
 
 from amqpbroker import core
-from amqpbroker.protocol import BasicProperties
+from amqpbroker.mgmt import ROUTES, Api, Node
+from amqpbroker.mgmt.http import HTTPRequest, HTTPResponse
+from amqpbroker.protocol import BasicProperties, spec
+from amqpbroker.protocol._frames import content_frames, method_frame
 from amqpbroker.server import Server
+from amqpbroker.server.bodies import read_bodies
 from amqpbroker.store import MemoryStore
 from amqpbroker.store.base import Enqueue, PutMessage, PutQueue
+
+from .raw import FrameReader, handshake
+
+T = TypeVar("T")
 
 
 class SlowStore(MemoryStore):
@@ -22,20 +34,30 @@ class SlowStore(MemoryStore):
         super().__init__()
         self.reading = threading.Event()
         self.release = threading.Event()
+        self.threads: set[int] = set()
+        """The threads its body reads ran on."""
 
     def load_body(self, message_id: int) -> bytes:
+        self.threads.add(threading.get_ident())
         self.reading.set()
         # Bounded, so that a read wrongly made on the event loop ends the test instead of hanging it.
         self.release.wait(60)
         return super().load_body(message_id)
 
 
-def stored_queue(store: SlowStore) -> None:
+def stored_queue(store: MemoryStore) -> None:
     """A durable queue "q" holding one persistent message, as a restart leaves it: the body on disk."""
     core.Broker(store=store).commit()  # the default vhost and user
     persistent = BasicProperties(delivery_mode=2).encode()
     store.apply([PutQueue("/", "q", False, {}), PutMessage(1000, "", "q", persistent, b"from the disk"),
                  Enqueue("/", "q", 0, 1000)])
+
+
+def recovered(store: MemoryStore) -> tuple[core.Broker, core.Queue]:
+    """A broker started over `store` with `stored_queue` in it, and its queue "q"."""
+    stored_queue(store)
+    broker = core.Broker(store=store)
+    return broker, broker.vhosts["/"].queues["q"]
 
 
 def consume_one(port: int) -> bytes:
@@ -90,3 +112,168 @@ async def test_a_slow_body_read_blocks_neither_the_event_loop_nor_other_connecti
     finally:
         store.release.set()
     assert consumed == [b"from the disk"]
+
+
+def get_then_declare(port: int, store: SlowStore) -> list[tuple[int, str]]:
+    """On channel 1, a basic.get of the message on disk, then a queue.declare; on channel 2, once the
+    get's read is under way, another queue.declare, whose answer lets the read go on. What the
+    broker answered on the two channels, in order ("released" where the read was let go)."""
+    answered: list = []
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.settimeout(60)
+        sock.sendall(handshake() + b"".join(method_frame(channel, method.encode()) for channel, method in (
+            (1, spec.ChannelOpen()),
+            (2, spec.ChannelOpen()),
+            (1, spec.BasicGet(queue="q", no_ack=True)),
+            (1, spec.QueueDeclare(queue="after the get")),
+        )))
+        assert store.reading.wait(60)
+        sock.sendall(method_frame(2, spec.QueueDeclare(queue="meanwhile").encode()))
+        for channel, method in FrameReader(sock).methods():
+            if channel:
+                answered.append((channel, type(method).__name__))
+            if (channel, type(method)) == (2, spec.QueueDeclareOk):
+                answered.append("released")
+                store.release.set()
+            elif (channel, type(method)) == (1, spec.QueueDeclareOk):
+                break
+    return answered
+
+
+async def run_client(broker: core.Broker, store: SlowStore, client: Callable[[int, SlowStore], T]) -> T:
+    """Serves `broker` while `client(port, store)` runs in a thread; what it returns. The store's
+    reads are let go at the end, whatever happened."""
+    server = Server(broker, host="127.0.0.1", port=0)
+    try:
+        with trio.fail_after(60):  # a guard against a blocked loop, not a measured duration
+            async with trio.open_nursery() as nursery:
+                await nursery.start(server.serve)
+                result = await trio.to_thread.run_sync(client, server.port, store)
+                server.shutdown()
+    finally:
+        store.release.set()
+    return result
+
+
+async def test_a_basic_get_waits_for_its_body_in_a_thread_and_answers_in_its_channel_order() -> None:
+    store = SlowStore()
+    stored_queue(store)
+    answered = await run_client(core.Broker(store=store), store, get_then_declare)
+    # Channel 2 was answered while the read was held; channel 1's declare waited for the get-ok.
+    assert answered == [
+        (1, "ChannelOpenOk"), (2, "ChannelOpenOk"), (2, "QueueDeclareOk"), "released",
+        (1, "BasicGetOk"), (1, "QueueDeclareOk"),
+    ]
+    assert threading.get_ident() not in store.threads
+
+
+def get_publish_close(port: int, store: SlowStore) -> list[tuple[int, str]]:
+    """On channel 1, a basic.get of the message on disk, a publish and channel.close, sent at once;
+    the get's read goes on once the close is answered. What the broker answered on channel 1 by
+    the connection's close-ok."""
+    publish = spec.BasicPublish(exchange="", routing_key="q")
+    answered: list = []
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.settimeout(60)
+        sock.sendall(handshake() + b"".join((
+            method_frame(1, spec.ChannelOpen().encode()),
+            method_frame(1, spec.BasicGet(queue="q", no_ack=True).encode()),
+            content_frames(1, publish.CLASS_ID, publish.encode(), b"\x00\x00", b"published", 4096),
+            method_frame(1, spec.ChannelClose(reply_code=200, reply_text="bye").encode()),
+        )))
+        for channel, method in FrameReader(sock).methods():
+            answered.append((channel, type(method).__name__))
+            if type(method) is spec.ChannelCloseOk:
+                store.release.set()
+                sock.sendall(method_frame(0, spec.ConnectionClose(reply_code=200, reply_text="bye").encode()))
+            elif type(method) is spec.ConnectionCloseOk:
+                break
+    return [item for item in answered if item[0] == 1]
+
+
+async def test_a_channel_closed_while_its_get_waits_gets_no_get_ok_and_keeps_what_it_sent_before() -> None:
+    store = SlowStore()
+    broker, queue = recovered(store)
+    answered = await run_client(broker, store, get_publish_close)
+    assert answered == [(1, "ChannelOpenOk"), (1, "ChannelCloseOk")]
+    # The message on disk is back in its place, not delivered; the publish sent before the close went in.
+    on_disk, published = queue.peek()
+    assert on_disk.message.message_id == 1000 and not on_disk.redelivered
+    assert published.message.body == b"published"
+
+
+class UnreadableStore(MemoryStore):
+    def load_body(self, message_id: int) -> bytes:
+        raise OSError("read error (simulated)")
+
+
+async def management_get(broker: core.Broker, responses: list[HTTPResponse]) -> None:
+    """POST /api/queues/%2F/q/get for one message, requeued."""
+    body = json.dumps({"count": 1, "ackmode": "ack_requeue_true", "encoding": "auto"}).encode()
+    request = HTTPRequest(
+        "POST", "/api/queues/%2F/q/get", {"authorization": "Basic Z3Vlc3Q6Z3Vlc3Q="}, body, "127.0.0.1"
+    )
+    responses.append(await Api(broker, ROUTES, Node("test@here", [])).handle(request))
+
+
+async def test_the_management_api_get_waits_for_a_body_read_in_a_thread() -> None:
+    store = SlowStore()
+    broker, queue = recovered(store)
+    responses: list[HTTPResponse] = []
+    try:
+        with trio.fail_after(60):  # a guard against a blocked loop, not a measured duration
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(read_bodies, broker)
+                nursery.start_soon(management_get, broker, responses)
+                assert await trio.to_thread.run_sync(store.reading.wait, 60)
+                # The event loop runs this task while the read is held; the message is taken, not lost.
+                assert responses == [] and queue.message_count == 0
+                store.release.set()
+                while not responses:
+                    await trio.sleep(0.01)
+                nursery.cancel_scope.cancel()
+    finally:
+        store.release.set()
+    [response] = responses
+    assert response.status == 200
+    [message] = json.loads(response.body)
+    assert (message["payload"], message["message_count"], message["redelivered"]) == ("from the disk", 0, False)
+    [entry] = queue.peek()
+    assert entry.redelivered  # requeued, as the get asked
+    assert threading.get_ident() not in store.threads
+
+
+async def test_a_management_api_get_whose_body_cannot_be_read_is_a_500_and_takes_nothing() -> None:
+    store = UnreadableStore()
+    broker, queue = recovered(store)
+    responses: list[HTTPResponse] = []
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(read_bodies, broker)
+            await management_get(broker, responses)
+            nursery.cancel_scope.cancel()
+    assert responses[0].status == 500
+    [entry] = queue.peek()
+    assert entry.message.message_id == 1000 and not entry.redelivered
+
+
+async def test_a_body_asked_for_before_the_reader_started_is_read() -> None:
+    """As recovery asks for the bodies of what it dead-letters past a delivery limit."""
+    store = MemoryStore()
+    stored_queue(store)
+    broker = core.Broker(store=store)
+    (entry,) = broker.vhosts["/"].queues["q"].peek()
+    found: list[bytes | None] = []
+
+    class Waiter:
+        def body_read(self, message: object, body: bytes | None) -> None:
+            found.append(body)
+
+    broker.bodies.request(entry.message, Waiter())
+    with trio.fail_after(60):  # a guard against a lost request, not a measured duration
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(read_bodies, broker)
+            while not found:
+                await trio.sleep(0.01)
+            nursery.cancel_scope.cancel()
+    assert found == [b"from the disk"]
