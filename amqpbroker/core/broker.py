@@ -257,14 +257,16 @@ class Broker:
         """Gives the queues and delayed exchanges whose deadline has come their turn: expired
         messages leave queues, queues unused past their `x-expires` are deleted, and held messages
         now due are routed. At most `budget` messages go in one call; returns True if more is due
-        already, for another call once others had their turn."""
+        already, for another call once others had their turn. The confirms that messages leaving
+        their durable queues made due go out at the end of the turn, as those a client's acks made
+        due go out after its frames."""
         timers = self.timers
         if now is None:
             now = timers.clock()
         while budget > 0:
             due = timers.due(now)
             if due is None:
-                return False
+                break
             if isinstance(due, delayed.DelayedExchange):
                 budget -= self.vhosts[due.vhost].release(due, now, budget)
             elif isinstance(due, Queue):
@@ -272,6 +274,7 @@ class Broker:
                     self.delete_queue(self.vhosts[due.vhost], due)
                 else:
                     budget -= due.expire(now, budget)
+        self.commits.flush_settled()
         deadline = timers.next_deadline()
         return deadline is not None and deadline <= now
 

@@ -11,7 +11,7 @@ from amqpbroker import core
 from amqpbroker.protocol import spec
 from amqpbroker.store.base import Enqueue, PutMessage
 
-from .conftest import Peer
+from .conftest import Clock, Peer
 from .test_journal import PERSISTENT, RecordingStore
 
 
@@ -155,3 +155,21 @@ def test_a_closed_publisher_channel_gets_nothing_when_its_message_is_acked() -> 
     ack(consumer, 1)
     broker.commit()
     assert confirms(publisher) == []
+
+
+def test_a_message_that_expires_before_its_batch_is_confirmed_at_the_timers_turn() -> None:
+    clock = Clock()
+    store = RecordingStore()
+    broker = core.Broker(store=store, clock=clock, wall_clock=clock.wall)
+    publisher = Peer(broker)
+    publisher.declare("q", durable=True, arguments={"x-message-ttl": 1000})
+    publisher.handle(spec.ConfirmSelect())
+    store.applied.clear()
+    publish(publisher, "q")
+    assert confirms(publisher) == []
+    clock.advance(1.5)
+    broker.expire()
+    # No frame from any client follows, and no batch: the timer's turn sends the confirm itself.
+    assert confirms(publisher) == [("BasicAck", 1, False)]
+    broker.commit()
+    assert written(store) == []
