@@ -74,7 +74,7 @@ _RECEIVE_MAX = 256 * 1024
 # buffer: a fraction of a millisecond of copying, no longer than a read of small frames takes.
 _BODY_STEP = 1024 * 1024
 # Bytes read from a client holding publishes before its socket is not read either; with the read
-# that crosses it, at most this much more plus a frame.
+# that crosses it, at most this much more plus a frame (or plus _BODY_STEP, within a large body).
 HELD_LIMIT = 64 * 1024
 # Methods that may overtake a held publish on its channel: they settle deliveries already made,
 # which nothing unrouted can change.
