@@ -169,12 +169,18 @@ def test_remote_killed_and_restarted_mid_stream(broker: Broker, remote: RabbitMQ
     publisher = Publisher(broker.url, source, 2000)
     publisher.start()
     publisher.wait_for(700)
+    # RabbitMQ can lose a queue declared moments before a SIGKILL, and the messages it confirmed
+    # into it: its restart then recovers no queue (seen in 1 run of 10 under load). That is
+    # RabbitMQ's window, not the shovel's; its schema log is synced first, so that what this test
+    # checks is the shovel's at-least-once.
+    remote.ctl("eval", "mnesia:sync_log().")
     remote.kill()
     wait_for(lambda: (shovel_state(broker, "survivor") or ("",))[0] == "terminated", "the shovel to notice")
     remote.start()
     confirmed = publisher.finish()
     check_at_least_once_in_order(drain(remote.url, dest, set(confirmed)), confirmed)
-    assert shovel_state(broker, "survivor") == ("running", None)
+    # The drain may be done before the shovel's next attempt has connected.
+    wait_for(lambda: shovel_state(broker, "survivor") == ("running", None), "the shovel to run again")
 
 
 class BrokerProcess:
