@@ -362,9 +362,12 @@ def write_markdown(path, args, scenarios, targets, rows, runs, info):
     lines = [f"# Benchmark: {' vs '.join(t.label for t in targets)}", ""]
     lines += [f"Run {info['date']} with `{info['command']}` — {info['elapsed']:.0f} s in all.", ""]
     lines += [f"- {t.label}: {info['products'][t.label]}" for t in targets]
+    # The load at the start is the machine's own; after it, the brokers and load generators count in it.
+    busy = info["load_start"] >= 1.0
     lines += [f"- machine: {info['cpus']} CPUs, load average (1 min) {info['load_start']:.2f} at the start, "
               f"{info['load_end']:.2f} at the end, {info['load_max']:.2f} at most between runs "
-              "(other work was running: figures are noisy)",
+              + ("(other work was running at the start: figures are noisy)" if busy else
+                 "(the benchmark's own brokers and load generators count in the later figures)"),
               f"- scale {args.scale:g}, {args.repeat} run(s) per broker and scenario"
               + (", alternating brokers; each figure is the median" if len(targets) == 2 else ""),
               "- " + ("brokers started by bench.py; " + ", ".join(s.name for s in scenarios if s.fresh)

@@ -121,3 +121,17 @@ def test_scale_shrinks_counts_but_not_below_the_minimum():
     assert bench.BY_NAME["connections-1000"].loadgen_args(1e-6) == ["--connections", "2", "--hold", "0.2"]
     assert bench.BY_NAME["topic-1000"].loadgen_args(0.001)[:6] == ["--count", "100", "--exchange-type", "topic",
                                                                     "--bindings", "1000"]
+
+
+def test_the_table_says_other_work_ran_only_if_the_machine_was_busy_before_the_benchmark(tmp_path):
+    bench = load_bench()
+    args = bench.argparse.Namespace(scale=1.0, repeat=1)
+    machine = {}
+    for load in (0.4, 1.6):
+        info = {"date": "now", "command": "bench", "elapsed": 1.0, "products": {"ours": "amqpbroker"}, "cpus": 2,
+                "load_start": load, "load_end": 2.0, "load_max": 2.5, "fresh": False}
+        path = tmp_path / f"{load}.md"
+        bench.write_markdown(path, args, [], [bench.Target("ours", "amqp://a")], [], {}, info)
+        machine[load] = next(line for line in path.read_text().splitlines() if line.startswith("- machine"))
+    assert "other work was running" not in machine[0.4] and "own brokers and load generators" in machine[0.4]
+    assert "other work was running at the start" in machine[1.6]
