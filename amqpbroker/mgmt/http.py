@@ -23,6 +23,11 @@ import trio
 log = logging.getLogger("amqpbroker.http")
 
 _RECEIVE_SIZE = 64 * 1024
+# After an error reply to a request not read to its end, what the client still sends is read and
+# dropped for this long and this much at most before the socket is closed: closed with unread
+# bytes, it would be reset, and the client might lose the reply before reading it.
+_LINGER_SECONDS = 1.0
+_LINGER_BYTES = 1024 * 1024
 _SERVER = b"amqpbroker"
 
 
@@ -120,9 +125,11 @@ class _Connection:
                 request = await self._read_request()
             except _Reject as rejected:
                 await self._send_error(rejected.status)
+                await self._linger()
                 return
             except h11.RemoteProtocolError as exc:
                 await self._send_error(exc.error_status_hint)
+                await self._linger()
                 return
             if request is None:
                 return
@@ -130,6 +137,20 @@ class _Connection:
             if self._h11.our_state is h11.MUST_CLOSE:
                 return
             self._h11.start_next_cycle()
+
+    async def _linger(self) -> None:
+        """Stops sending, then drops what the client still sends (see _LINGER_SECONDS)."""
+        stream = self._stream
+        if not isinstance(stream, trio.SocketStream):
+            return  # TLS has no half-close; its close_notify goes with the reply's end
+        with trio.move_on_after(_LINGER_SECONDS):
+            await stream.send_eof()
+            dropped = 0
+            while dropped < _LINGER_BYTES:
+                data = await stream.receive_some(_RECEIVE_SIZE)
+                if not data:
+                    return
+                dropped += len(data)
 
     async def _read_request(self) -> HTTPRequest | None:
         """The next whole request; None when the client closed or went idle between requests."""

@@ -58,6 +58,12 @@ async def test_a_head_too_large_is_431(small_server: int) -> None:
     assert status_of(await _exchange(small_server, request)) == 431
 
 
+async def test_a_client_still_sending_a_refused_head_gets_the_431_not_a_reset(small_server: int) -> None:
+    # Closed with the rest unread, the socket would be reset under the client, reply and all.
+    request = b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 512 * 1024 + b"\r\n\r\n"
+    assert status_of(await _exchange(small_server, request)) == 431
+
+
 async def test_a_declared_body_too_large_is_413_before_it_is_sent(small_server: int) -> None:
     received = await _exchange(small_server, b"PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 101\r\n\r\n")
     assert status_of(received) == 413
