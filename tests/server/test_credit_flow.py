@@ -16,6 +16,7 @@ from .blocking import wait_for
 # Small bodies: every publish of a test fits in the socket buffers while its publisher waits,
 # so pika's basic_publish never blocks the test.
 COUNT = 3 * FLOW_HIGH
+PREFETCH = 10
 
 
 @pytest.fixture
@@ -32,27 +33,34 @@ def in_flow(broker: Broker) -> int:
 class Consumer:
     """A pika consumer that holds its deliveries until told to ack them, then acks as they come."""
 
-    def __init__(self, connection: pika.BlockingConnection, queue: str, prefetch: int = 10) -> None:
+    def __init__(self, connection: pika.BlockingConnection, queue: str, prefetch: int = PREFETCH) -> None:
         self.connection = connection
         self.channel = connection.channel()
         self.channel.queue_declare(queue)
         self.channel.basic_qos(prefetch_count=prefetch)
         self.bodies: list[bytes] = []
-        self.last_tag = 0
-        self.acking = False
+        self.acked = 0
+        self.ack_limit = 0
+        """How many deliveries it acks in all, as they come; it holds those past it."""
         self.channel.basic_consume(queue, self._on_message)
 
     def _on_message(self, channel, method, properties, body: bytes) -> None:
         self.bodies.append(body)
-        self.last_tag = method.delivery_tag
-        if self.acking:
+        if len(self.bodies) <= self.ack_limit:
             channel.basic_ack(method.delivery_tag)
+            self.acked = len(self.bodies)
+
+    def ack_until(self, count: int) -> None:
+        """Acks what it holds, up to `count` deliveries in all, and from now on those as they come."""
+        self.ack_limit = count
+        upto = min(len(self.bodies), count)
+        if upto > self.acked:
+            self.channel.basic_ack(upto, multiple=True)  # delivery tags count from 1 on its one channel
+            self.acked = upto
 
     def ack_all(self) -> None:
         """Acks what it holds, and from now on every delivery as it comes."""
-        self.acking = True
-        if self.last_tag:
-            self.channel.basic_ack(self.last_tag, multiple=True)
+        self.ack_until(COUNT)
 
 
 def publish(channel, queue: str, count: int = COUNT) -> None:
@@ -83,10 +91,12 @@ def test_publisher_faster_than_its_consumer_waits_while_another_publisher_does_n
         wait_for(lambda: broker.queue("other").message_count == COUNT, other)
         assert in_flow(broker) == 1
 
-        # The pressing queue's consumer receives and acks as usual while its publisher waits.
-        consumer.ack_all()
-        wait_for(lambda: len(consumer.bodies) >= 100, consumer.connection)
+        # The pressing queue's consumer receives and acks as usual while its publisher waits: 100
+        # acked, and its prefetch held, leave the queue far above FLOW_LOW.
+        consumer.ack_until(100)
+        wait_for(lambda: len(consumer.bodies) == 100 + PREFETCH, consumer.connection)
         assert in_flow(broker) == 1
+        consumer.ack_all()
         wait_for(lambda: len(consumer.bodies) == COUNT, consumer.connection)
         assert consumer.bodies == numbered()
         assert in_flow(broker) == 0
