@@ -79,7 +79,7 @@ HELD_LIMIT = 64 * 1024
 # Methods that may overtake a held publish on its channel: they settle deliveries already made,
 # which nothing unrouted can change.
 _ACKS = (spec.BasicAck, spec.BasicNack, spec.BasicReject)
-# Buffers in one sendmsg at most (the kernel's IOV_MAX).
+# Buffers in one writev at most (the kernel's IOV_MAX).
 _IOV_MAX = 1024
 # The connections with output queued since the last write-through, in this trio run.
 _to_write: trio.lowlevel.RunVar[list[AMQPConnection]] = trio.lowlevel.RunVar("amqp_to_write")
@@ -91,7 +91,8 @@ FLOW_PAUSE_LIMIT = 1.0
 
 
 async def _send_buffers(sock: trio.socket.SocketType, buffers: list) -> None:
-    """Writes `buffers` in order with scatter-gather system calls, as `send_all` writes one."""
+    """Writes `buffers` in order with scatter-gather system calls, as `send_all` writes one; a
+    partial write goes on at once, and only a full socket waits."""
     fd = sock.fileno()
     try:
         while buffers:
@@ -387,7 +388,7 @@ class AMQPConnection:
             await self._data_ready.wait()
             self._data_ready = trio.Event()
             buffers = self._take_output()
-            if len(buffers) > 1 and self._socket is not None:
+            if self._socket is not None:
                 await _send_buffers(self._socket, buffers)
             elif buffers:
                 await stream.send_all(b"".join(buffers))
