@@ -64,9 +64,9 @@ class RecordingStore(MemoryStore):
         self.written: list[bytes] = []
 
     def apply(self, ops: Sequence[Op]) -> None:
-        self.batches += 1
         self.written += [op.body for op in ops if type(op) is PutMessage]
         super().apply(ops)
+        self.batches += 1  # counted once written
 
 
 async def _a_message_acked_half_a_gather_after_its_publish(*, acks_outran: bool) -> RecordingStore:
@@ -80,14 +80,15 @@ async def _a_message_acked_half_a_gather_after_its_publish(*, acks_outran: bool)
     consumer.send(spec.BasicConsume(queue="q", consumer_tag="c"))
     async with trio.open_nursery() as nursery:
         nursery.start_soon(Persister(broker).run)
-        await trio.sleep(0)
+        # Written, so that the batch before is the next one: were the start-up batch still in its
+        # thread, it would be taken for the batch before, and gathering would follow its count.
+        await wait_for(lambda: store.batches == 1, "the start-up batch")
         # The batch before: acked before the persister could take it, or not.
-        batches = store.batches
         for i in range(4):
             publisher.publish("", "q", b"before-%d" % i)
         if acks_outran:
             consumer.send(spec.BasicAck(delivery_tag=4, multiple=True))
-        await wait_for(lambda: store.batches == batches + 1, "the batch before")
+        await wait_for(lambda: store.batches == 2, "the batch before")
         if not acks_outran:
             # Written, not only taken: a write still running in its thread would leave "quick" to
             # gather behind it, and the ack below could then cancel it.
