@@ -219,11 +219,11 @@ class Broker:
                 exchange.configure(policies.definition(exchange.name, "exchanges"))
 
     def _load_sizes(self, queue: Queue) -> None:
-        """Reads the sizes of the bodies that stayed on disk at recovery, for a new limit in bytes."""
+        """Looks up the sizes of the bodies that stayed on disk at recovery, for a new limit in bytes."""
         for entry in queue.peek():
             message = entry.message
             if message.body is None and not message.size and message.message_id is not None:
-                message.size = len(self.store.load_body(message.message_id))
+                message.size = self.store.body_size(message.message_id)
 
     # Durability
 
@@ -360,7 +360,7 @@ class Broker:
                 if count_bytes and not message.size:
                     # Only a queue limited in bytes, or a stream cut into segments by size for its
                     # retention by age, needs the size of bodies that stay on disk.
-                    message.size = len(store.load_body(message_id))
+                    message.size = store.body_size(message_id)
                 if stream:
                     # A stream's entry keeps when it was appended where others keep their expiry.
                     queue.restore_appended(QueueEntry(seq, message), expires)

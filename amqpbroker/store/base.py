@@ -254,6 +254,11 @@ class Store(ABC):
     @abstractmethod
     def load_body(self, message_id: int) -> bytes: ...
 
+    @abstractmethod
+    def body_size(self, message_id: int) -> int:
+        """The length of a stored message's body, without reading the body (a byte limit needs
+        the sizes of bodies that stay on disk). Raises KeyError as `load_body` does."""
+
     def max_message_id(self) -> int:
         """The highest message id in use, so new ids never collide with recovered ones."""
         return -1

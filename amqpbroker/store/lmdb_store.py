@@ -55,13 +55,15 @@ from .base import (
 )
 from .dirlock import LOCK_FILE, DirectoryLock
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 """2: the `clean` key and the lock file. A version 1 directory is upgraded in place: it has no
 `clean` key, so its first recovery marks every entry delivered (version 1 did not say whether it
 was stopped cleanly).
 3: an entry may end in a delivery count. A version 2 directory has none and is read as it is; the
-new version keeps an older amqpbroker from misreading the entries that have one."""
-_UPGRADABLE = {1, 2}
+new version keeps an older amqpbroker from misreading the entries that have one.
+4: each body's length in `sizes`, so that a limit in bytes is counted without reading the bodies.
+The messages of a version 3 directory have none, and their bodies are read for it."""
+_UPGRADABLE = {1, 2, 3}
 T = TypeVar("T")
 _INITIAL_MAP_SIZE = 256 * 1024 * 1024
 _U64 = struct.Struct(">Q")
@@ -69,8 +71,8 @@ _U64 = struct.Struct(">Q")
 # its delivery count if a quorum queue ever had it returned: 8, 16, 12 or 20 bytes.
 _ENTRY_EXPIRING = struct.Struct(">QQ")
 _DELIVERY_COUNT = struct.Struct(">I")
-_DATABASES = (b"meta", b"vhosts", b"exchanges", b"queues", b"bindings", b"messages", b"bodies", b"entries",
-              b"delivered", b"records")
+_DATABASES = (b"meta", b"vhosts", b"exchanges", b"queues", b"bindings", b"messages", b"bodies", b"sizes",
+              b"entries", b"delivered", b"records")
 
 
 def _name_key(*names: str) -> bytes:
@@ -267,10 +269,12 @@ class LmdbStore(Store):
                 header = bytes((len(exchange),)) + exchange + bytes((len(routing_key),)) + routing_key + op.properties
                 txn.put(key, header, db=db["messages"])
                 txn.put(key, op.body, db=db["bodies"])
+                txn.put(key, _U64.pack(len(op.body)), db=db["sizes"])
             elif kind is DeleteMessage:
                 key = _U64.pack(op.message_id)
                 txn.delete(key, db=db["messages"])
                 txn.delete(key, db=db["bodies"])
+                txn.delete(key, db=db["sizes"])
             elif kind is MarkDelivered:
                 txn.put(_name_key(op.vhost, op.queue), _U64.pack(op.seq + 1), db=db["delivered"])
             elif kind is PutVHost:
@@ -350,9 +354,10 @@ class LmdbStore(Store):
                 if complete.get(key) is not False:  # a header without its body is counted as missing
                     mended.unreferenced += 1
                 txn.delete(key, db=db["messages"])
-        for key in list(txn.cursor(db=db["bodies"]).iternext(values=False)):
-            if key not in referenced:
-                txn.delete(key, db=db["bodies"])
+        for name in ("bodies", "sizes"):
+            for key in list(txn.cursor(db=db[name]).iternext(values=False)):
+                if key not in referenced:
+                    txn.delete(key, db=db[name])
         if mended.crashed:
             for queue, seq in last_seq.items():
                 if counts_deliveries(PutQueue(*_load(txn.get(queue, db=db["queues"])))):
@@ -444,6 +449,14 @@ class LmdbStore(Store):
         if body is None:
             raise KeyError(message_id)
         return body
+
+    def body_size(self, message_id: int) -> int:
+        key = _U64.pack(message_id)
+        with self._lock, self._reading(), self._env.begin() as txn:
+            size = txn.get(key, db=self._db["sizes"])
+        if size is None:  # stored by format version 3, or not stored
+            return len(self.load_body(message_id))
+        return _U64.unpack(size)[0]
 
     def max_message_id(self) -> int:
         with self._reading(), self._env.begin() as txn:

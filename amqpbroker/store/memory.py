@@ -141,6 +141,9 @@ class MemoryStore(Store):
     def load_body(self, message_id: int) -> bytes:
         return self._messages[message_id].body
 
+    def body_size(self, message_id: int) -> int:
+        return len(self._messages[message_id].body)
+
     def max_message_id(self) -> int:
         return max(self._messages, default=-1)
 

@@ -302,16 +302,27 @@ def test_policies_are_durable_and_apply_at_recovery(tmp_path, lmdb: bool) -> Non
     store.close()
 
 
-def test_a_byte_limit_counts_bodies_left_on_disk_at_recovery() -> None:
-    store = MemoryStore()
+class BodylessStore(MemoryStore):
+    """A MemoryStore that fails the test if a body is read back."""
+
+    def load_body(self, message_id: int) -> bytes:
+        raise AssertionError(f"body {message_id} read")
+
+
+@pytest.mark.parametrize("limited", ["by the policy", "by its argument"])
+def test_a_byte_limit_counts_bodies_left_on_disk_at_recovery_without_reading_them(limited: str) -> None:
+    store = BodylessStore()
     broker = core.Broker(store=store)
     peer = Peer(broker)
-    peer.declare("q1", durable=True)
-    for body in (b"aaaa", b"bbbb", b"cccc"):
+    arguments = {"x-max-length-bytes": 8} if limited == "by its argument" else {}
+    peer.declare("q1", durable=True, arguments=arguments)
+    for body in (b"aaaa", b"bbbb"):
         peer.publish("", "q1", body, delivery_mode=2)
     broker.commit()
     recovered = core.Broker(store=store)
-    recovered.set_policy(policy(definition={"max-length-bytes": 8}))
+    if limited == "by the policy":
+        recovered.set_policy(policy(definition={"max-length-bytes": 8}))
+    Peer(recovered).publish("", "q1", b"cccc", delivery_mode=2)
     assert recovered.vhosts["/"].queues["q1"].message_count == 2
 
 

@@ -270,6 +270,13 @@ def test_empty_names_properties_and_body_are_kept(store: Store) -> None:
     store.apply([PutMessage(0, "", "", b"", b"")])
     assert store.load_header(0) == ("", "", b"")
     assert store.load_body(0) == b""
+    assert store.body_size(0) == 0
+
+
+def test_a_body_size_is_told_without_the_body(store: Store) -> None:
+    store.apply([PutMessage(7, "", "q", b"", b"x" * 300_000), message(8)])
+    assert store.body_size(7) == 300_000
+    assert store.body_size(8) == len(b"body")
 
 
 def test_a_deleted_message_cannot_be_loaded(store: Store) -> None:
@@ -279,6 +286,8 @@ def test_a_deleted_message_cannot_be_loaded(store: Store) -> None:
         store.load_body(1)
     with pytest.raises(KeyError):
         store.load_header(1)
+    with pytest.raises(KeyError):
+        store.body_size(1)
     assert store.load_body(2) == b"body"
 
 
