@@ -236,11 +236,17 @@ class ServerConnection:
     def send_method(self, channel: int, method: spec.Method) -> None:
         if self._state >= _CLOSING:
             return  # after connection.close only close-ok may be sent, and the protocol sends it
+        if channel and channel not in self._channels:
+            return  # after the channel's close-ok nothing more is sent on it (see `send_content`)
         self._out.append(method_frame(channel, method.encode()))
 
     def send_content(self, channel: int, method: spec.Method, properties: bytes, body: bytes) -> None:
-        """Queue a content-bearing method with raw property bytes; the body is split at frame_max."""
-        if self._state >= _CLOSING:
+        """Queue a content-bearing method with raw property bytes; the body is split at frame_max.
+        Nothing is sent on a channel closed already: a reply to what the client sent before its
+        channel.close, handled only after the close-ok (held for a body read, or for an alarm), goes
+        where the client would have dropped it, as it drops what comes between its close and the
+        close-ok."""
+        if self._state >= _CLOSING or channel not in self._channels:
             return
         payload = self._encode_deliver(method) if type(method) is spec.BasicDeliver else method.encode()
         if len(body) < SCATTER_MIN:

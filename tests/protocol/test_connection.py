@@ -525,6 +525,7 @@ def test_default_max_message_size_is_128_mib():
 
 def test_send_content_splits_at_negotiated_frame_max():
     conn = open_connection(frame_max=4096)
+    open_channel(conn)
     deliver = spec.BasicDeliver(consumer_tag="c", delivery_tag=1, exchange="", routing_key="q")
     conn.send_content(1, deliver, PROPS, b"z" * 10000)
     frames = split_frames(conn.data_to_send())
@@ -536,6 +537,7 @@ def test_send_content_splits_at_negotiated_frame_max():
 
 def test_deliveries_reusing_an_encoded_consumer_tag_exchange_and_routing_key_encode_as_any_other():
     conn = open_connection()
+    open_channel(conn)
     deliveries = [
         spec.BasicDeliver(consumer_tag=tag, delivery_tag=number, redelivered=number % 2 == 0, exchange=exchange,
                           routing_key=routing_key)
@@ -556,6 +558,7 @@ def test_large_bodies_are_queued_as_slices_of_themselves_between_joined_frames()
     sent = []
     for take in ("buffers_to_send", "data_to_send"):
         conn = open_connection()
+        open_channel(conn)
         conn.send_method(1, spec.BasicAck(delivery_tag=1))
         conn.send_content(1, deliver, PROPS, b"small")
         conn.send_content(1, deliver, PROPS, body)
@@ -573,6 +576,7 @@ def test_large_bodies_are_queued_as_slices_of_themselves_between_joined_frames()
 
 def test_small_bodies_are_queued_joined_into_one_buffer():
     conn = open_connection()
+    open_channel(conn)
     deliver = spec.BasicDeliver(consumer_tag="c", delivery_tag=1, exchange="", routing_key="q")
     for _ in range(3):
         conn.send_content(1, deliver, PROPS, b"x" * 1000)
@@ -583,10 +587,23 @@ def test_small_bodies_are_queued_joined_into_one_buffer():
 
 def test_send_method():
     conn = open_connection()
+    open_channel(conn)
     conn.send_method(1, spec.BasicAck(delivery_tag=1))
     conn.send_method(1, spec.BasicAck(delivery_tag=2))
     assert sent_methods(conn.data_to_send()) == [(1, spec.BasicAck(delivery_tag=1)), (1, spec.BasicAck(delivery_tag=2))]
     assert conn.data_to_send() == b""
+
+
+def test_nothing_is_sent_on_a_channel_after_its_close_ok():
+    conn = open_connection()
+    open_channel(conn)
+    conn.receive_data(method(1, spec.ChannelClose(reply_code=200, reply_text="bye")), 0.0)
+    assert sent_methods(conn.data_to_send()) == [(1, spec.ChannelCloseOk())]
+    deliver = spec.BasicDeliver(consumer_tag="c", delivery_tag=1, exchange="", routing_key="q")
+    conn.send_method(1, spec.QueueDeclareOk(queue="q", message_count=0, consumer_count=0))
+    conn.send_content(1, deliver, PROPS, b"late")
+    conn.send_method(0, spec.ConnectionBlocked(reason="low on memory"))
+    assert sent_methods(conn.data_to_send()) == [(0, spec.ConnectionBlocked(reason="low on memory"))]
 
 
 # -- frame errors ----------------------------------------------------------------------------------------
@@ -643,6 +660,7 @@ def test_heartbeat_on_a_channel():
 
 def test_heartbeat_sent_when_nothing_else_was():
     conn = open_connection(heartbeat=60)
+    open_channel(conn)
     assert conn.tick(29) == [] and conn.data_to_send() == b""
     assert conn.tick(30) == [] and conn.data_to_send() == HEARTBEAT
     assert conn.tick(45) == [] and conn.data_to_send() == b""

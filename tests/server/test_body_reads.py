@@ -168,9 +168,9 @@ async def test_a_basic_get_waits_for_its_body_in_a_thread_and_answers_in_its_cha
 
 
 def get_publish_close(port: int, store: SlowStore) -> list[tuple[int, str]]:
-    """On channel 1, a basic.get of the message on disk, a publish and channel.close, sent at once;
-    the get's read goes on once the close is answered. What the broker answered on channel 1 by
-    the connection's close-ok."""
+    """On channel 1, a basic.get of the message on disk, a publish, a queue.declare and
+    channel.close, sent at once; the get's read goes on once the close is answered. What the broker
+    answered on channel 1 by the connection's close-ok."""
     publish = spec.BasicPublish(exchange="", routing_key="q")
     answered: list = []
     with socket.create_connection(("127.0.0.1", port)) as sock:
@@ -179,6 +179,7 @@ def get_publish_close(port: int, store: SlowStore) -> list[tuple[int, str]]:
             method_frame(1, spec.ChannelOpen().encode()),
             method_frame(1, spec.BasicGet(queue="q", no_ack=True).encode()),
             content_frames(1, publish.CLASS_ID, publish.encode(), b"\x00\x00", b"published", 4096),
+            method_frame(1, spec.QueueDeclare(queue="declared before the close").encode()),
             method_frame(1, spec.ChannelClose(reply_code=200, reply_text="bye").encode()),
         )))
         for channel, method in FrameReader(sock).methods():
@@ -195,7 +196,9 @@ async def test_a_channel_closed_while_its_get_waits_gets_no_get_ok_and_keeps_wha
     store = SlowStore()
     broker, queue = recovered(store)
     answered = await run_client(broker, store, get_publish_close)
+    # Nothing follows the close-ok on the channel: a client drops what comes before it anyway.
     assert answered == [(1, "ChannelOpenOk"), (1, "ChannelCloseOk")]
+    assert "declared before the close" in broker.vhosts["/"].queues
     # The message on disk is back in its place, not delivered; the publish sent before the close went in.
     on_disk, published = queue.peek()
     assert on_disk.message.message_id == 1000 and not on_disk.redelivered

@@ -7,10 +7,11 @@ import trio.testing
 
 from amqpbroker import core
 from amqpbroker.protocol import spec
+from amqpbroker.protocol._frames import method_frame
 from amqpbroker.server.amqp import HIGH_WATERMARK, AMQPConnection
 from amqpbroker.server.flow import PublishGate
 
-PROTOCOL_HEADER = b"AMQP\x00\x00\x09\x01"
+from .raw import handshake
 
 
 def deliver(connection: AMQPConnection, size: int) -> None:
@@ -30,12 +31,15 @@ async def test_reader_resumes_after_sends_above_the_watermark_while_it_waits(aut
     connection = AMQPConnection(server_stream, broker, "test", PublishGate(broker.memory))
     async with trio.open_nursery() as nursery:
         nursery.start_soon(connection.run)
+        await client_stream.send_all(handshake() + method_frame(1, spec.ChannelOpen().encode()))
+        await trio.testing.wait_all_tasks_blocked()
+        await read_everything_sent(connection, client_stream)
         deliver(connection, HIGH_WATERMARK)
         await trio.testing.wait_all_tasks_blocked()  # the writer is in send_all, the reader paused
         deliver(connection, 100)  # still above the watermark while the first is in flight
         await read_everything_sent(connection, client_stream)
 
-        await client_stream.send_all(PROTOCOL_HEADER)
+        await client_stream.send_all(method_frame(2, spec.ChannelOpen().encode()))
         frame_type = await client_stream.receive_some(1)
-        assert frame_type == b"\x01", "no connection.start: the reader never resumed"
+        assert frame_type == b"\x01", "no channel.open-ok: the reader never resumed"
         nursery.cancel_scope.cancel()

@@ -11,19 +11,27 @@ import trio.testing
 
 from amqpbroker import core
 from amqpbroker.protocol import spec
+from amqpbroker.protocol._frames import method_frame
 from amqpbroker.server.amqp import AMQPConnection, write_through
 from amqpbroker.server.flow import PublishGate
+
+from .raw import handshake
 
 LARGE = 4 * 1024 * 1024  # far more than a socket pair's buffers hold
 
 
 def connection_over_socketpair() -> tuple[AMQPConnection, socket.socket]:
-    """A connection on one end of a socket pair (its tasks not started), and the client's end."""
+    """A connection on one end of a socket pair (its tasks not started), its protocol with channel 1
+    open and nothing to send, and the client's end."""
     server_end, client_end = socket.socketpair()
     client_end.setblocking(False)
     broker = core.Broker()
     stream = trio.SocketStream(trio.socket.from_stdlib_socket(server_end))
-    return AMQPConnection(stream, broker, "test", PublishGate(broker.memory)), client_end
+    connection = AMQPConnection(stream, broker, "test", PublishGate(broker.memory))
+    opened = handshake(frame_max=131072) + method_frame(1, spec.ChannelOpen().encode())
+    connection.protocol.receive_data(opened, 0.0)
+    connection.protocol.data_to_send()
+    return connection, client_end
 
 
 def deliver(connection: AMQPConnection, body: bytes) -> None:
