@@ -73,8 +73,10 @@ _RECEIVE_MAX = 256 * 1024
 # Bytes of a large body read in one event-loop step at most, frame after frame straight into its
 # buffer: a fraction of a millisecond of copying, no longer than a read of small frames takes.
 _BODY_STEP = 1024 * 1024
-# Bytes read from a client holding publishes before its socket is not read either; with the read
-# that crosses it, at most this much more plus a frame (or plus _BODY_STEP, within a large body).
+# Bytes read from a client holding publishes before its socket is not read either. While an alarm is
+# on or anything is held, a read takes at most what is left of it, or the rest of a frame if more
+# (_BODY_STEP, within a large body); so a client holds this much, plus a frame, plus what a read
+# taken before the hold began held (when a get's body read begins it).
 HELD_LIMIT = 64 * 1024
 # Methods that may overtake a held publish on its channel: they settle deliveries already made,
 # which nothing unrouted can change.
@@ -348,6 +350,8 @@ class AMQPConnection:
     def _receive_size(self) -> int:
         protocol = self.protocol
         budget = min(_RECEIVE_MAX, max(_RECEIVE_SIZE, int(protocol.frame_size * _RECEIVE_FRAMES)))
+        if self._held or self._waiting or self._gate.closed:
+            budget = min(budget, HELD_LIMIT - self._held_bytes)
         return max(budget, protocol.frame_bytes_missing)
 
     def _may_read(self) -> bool:
