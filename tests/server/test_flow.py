@@ -3,13 +3,19 @@ memory limit, and unblocked once consumers bring it back under."""
 
 from __future__ import annotations
 
+import socket
+import time
+
 import pika
 import pytest
 
+from amqpbroker.protocol import spec
+from amqpbroker.protocol._frames import content_frames, method_frame
 from amqpbroker.server.amqp import HELD_LIMIT
 from amqpbroker.testing import Broker
 
 from .blocking import wait_for, watch_blocking
+from .raw import handshake
 
 BODY = b"x" * 10_000
 
@@ -128,3 +134,28 @@ def test_held_publishes_are_bounded_and_routed_in_order_once_unblocked() -> None
         assert [int.from_bytes(body[:4], "big") for body in bodies] == list(range(count))
         filler.close()
         publisher.close()
+
+
+def test_a_client_that_sends_a_megabyte_at_once_under_an_alarm_holds_the_limit_and_a_frame() -> None:
+    with Broker(port=0, memory_limit=100_000) as broker:
+        filler = pika.BlockingConnection(pika.URLParameters(broker.url))
+        filler_channel = filler.channel()
+        filler_channel.queue_declare("fill")
+        filler_channel.basic_publish("", "fill", b"x" * 100_000)
+        wait_for(lambda: broker.queue("fill").message_count == 1, filler)
+
+        publish = spec.BasicPublish(exchange="", routing_key="q")
+        one = content_frames(1, publish.CLASS_ID, publish.encode(), b"\x00\x00", BODY, 131072)
+        with socket.create_connection(("127.0.0.1", broker.port)) as sock:
+            # Read by the broker as fast as it may: 100 publishes of 10 KB, all sent at once.
+            sock.sendall(handshake(frame_max=131072) + method_frame(1, spec.ChannelOpen().encode()) + one * 100)
+            held = 0
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                now = broker.call(lambda: max(c.held_bytes for c in broker.server.connections))
+                if now and now == held:
+                    break  # the reader has stopped
+                held = now
+                time.sleep(0.2)
+            assert 0 < held <= HELD_LIMIT + len(one)
+        filler.close()
