@@ -241,7 +241,7 @@ class AMQPConnection:
         log.debug("channel %d of %s closed: %s", channel, self.peer, reply_text)
         self.protocol.close_channel(channel, reply_code, reply_text, class_id, method_id)
         # What waited on the channel is dropped with it, as the protocol drops what follows.
-        self._waiting.pop(channel, None)
+        self._drop_waiting(channel)
         self.client.close_channel(channel)
         self._output_queued()
 
@@ -252,10 +252,20 @@ class AMQPConnection:
         events = self._waiting.pop(channel, None)
         if events is None:
             return
+        self._input_let_go()
+        self._handle(events)
+
+    def _drop_waiting(self, channel: int) -> None:
+        """Drops what waited on a channel closed for an error."""
+        if self._waiting.pop(channel, None) is not None:
+            self._input_let_go()
+
+    def _input_let_go(self) -> None:
+        """Once nothing waits and nothing is held, the count of what was read meanwhile starts again
+        and the reader goes on (it may have stopped at HELD_LIMIT)."""
         if not self._waiting and not self._held:
             self._held_bytes = 0
             self._resume.set()
-        self._handle(events)
 
     # Tasks
 
@@ -525,7 +535,7 @@ class AMQPConnection:
             return False
         if kind is ChannelClosing:
             # The protocol closes the channel for an error: what waited goes with it.
-            del self._waiting[channel]
+            self._drop_waiting(channel)
             return False
         held.append(event)
         return True

@@ -18,6 +18,7 @@ from amqpbroker.mgmt.http import HTTPRequest, HTTPResponse
 from amqpbroker.protocol import BasicProperties, spec
 from amqpbroker.protocol._frames import content_frames, method_frame
 from amqpbroker.server import Server
+from amqpbroker.server.amqp import HELD_LIMIT
 from amqpbroker.server.bodies import read_bodies
 from amqpbroker.store import MemoryStore
 from amqpbroker.store.base import Enqueue, PutMessage, PutQueue
@@ -203,6 +204,42 @@ async def test_a_channel_closed_while_its_get_waits_gets_no_get_ok_and_keeps_wha
     on_disk, published = queue.peek()
     assert on_disk.message.message_id == 1000 and not on_disk.redelivered
     assert published.message.body == b"published"
+
+
+def get_flood_then_timeout(port: int, store: SlowStore) -> list[str]:
+    """On channel 1, an unacknowledged delivery, a basic.get of the message on disk, then more than
+    HELD_LIMIT of publishes (held behind the get); once the consumer timeout closes channel 1,
+    channel 2 is opened. What happened, in order."""
+    publish = spec.BasicPublish(exchange="", routing_key="work")
+    one = content_frames(1, publish.CLASS_ID, publish.encode(), b"\x00\x00", b"x" * 4000, 4096)
+    happened: list[str] = []
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.settimeout(10)  # the guard against a reader that never goes on again
+        sock.sendall(
+            handshake()
+            + method_frame(1, spec.ChannelOpen().encode())
+            + method_frame(1, spec.QueueDeclare(queue="work").encode())
+            + one
+            + method_frame(1, spec.BasicConsume(queue="work", consumer_tag="unacked").encode())
+            + method_frame(1, spec.BasicGet(queue="q", no_ack=True).encode())
+            + one * (HELD_LIMIT // 4000 * 2)
+        )
+        for channel, method in FrameReader(sock).methods():
+            if (channel, type(method)) == (1, spec.ChannelClose):
+                happened.append(f"channel 1 closed: {method.reply_code}")
+                sock.sendall(method_frame(1, spec.ChannelCloseOk().encode())
+                             + method_frame(2, spec.ChannelOpen().encode()))
+            elif (channel, type(method)) == (2, spec.ChannelOpenOk):
+                happened.append("channel 2 opened")
+                break
+    return happened
+
+
+async def test_a_channel_closed_for_an_error_while_its_get_waits_lets_the_reader_go_on() -> None:
+    store = SlowStore()
+    stored_queue(store)
+    broker = core.Broker(store=store, consumer_timeout=200)
+    assert await run_client(broker, store, get_flood_then_timeout) == ["channel 1 closed: 406", "channel 2 opened"]
 
 
 class UnreadableStore(MemoryStore):
