@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import time
+from typing import Any
 
 import pika
 import pytest
@@ -18,6 +19,17 @@ from .blocking import wait_for, watch_blocking
 from .raw import handshake
 
 BODY = b"x" * 10_000
+
+
+def fill_memory(broker: Broker, size: int) -> tuple[pika.BlockingConnection, Any]:
+    """Sets off the memory alarm with one message of `size` bytes in queue "fill": the connection
+    that published it, and its channel."""
+    filler = pika.BlockingConnection(pika.URLParameters(broker.url))
+    channel = filler.channel()
+    channel.queue_declare("fill")
+    channel.basic_publish("", "fill", b"x" * size)
+    wait_for(lambda: broker.queue("fill").message_count == 1, filler)
+    return filler, channel
 
 
 def test_publisher_is_blocked_over_the_memory_limit_and_unblocked_when_drained() -> None:
@@ -110,11 +122,7 @@ def test_held_publishes_are_bounded_and_routed_in_order_once_unblocked() -> None
     limit = 2 * count * len(BODY)  # room for all of them once the filler is gone
     with Broker(port=0, memory_limit=limit) as broker:
         params = pika.URLParameters(broker.url)
-        filler = pika.BlockingConnection(params)
-        filler_channel = filler.channel()
-        filler_channel.queue_declare("fill")
-        filler_channel.basic_publish("", "fill", b"x" * limit)
-        wait_for(lambda: broker.queue("fill").message_count == 1, filler)
+        filler, filler_channel = fill_memory(broker, limit)
 
         publisher = pika.BlockingConnection(params)
         channel = publisher.channel()
@@ -138,11 +146,7 @@ def test_held_publishes_are_bounded_and_routed_in_order_once_unblocked() -> None
 
 def test_a_client_that_sends_a_megabyte_at_once_under_an_alarm_holds_the_limit_and_a_frame() -> None:
     with Broker(port=0, memory_limit=100_000) as broker:
-        filler = pika.BlockingConnection(pika.URLParameters(broker.url))
-        filler_channel = filler.channel()
-        filler_channel.queue_declare("fill")
-        filler_channel.basic_publish("", "fill", b"x" * 100_000)
-        wait_for(lambda: broker.queue("fill").message_count == 1, filler)
+        filler, _ = fill_memory(broker, 100_000)
 
         publish = spec.BasicPublish(exchange="", routing_key="q")
         one = content_frames(1, publish.CLASS_ID, publish.encode(), b"\x00\x00", BODY, 131072)
