@@ -185,6 +185,9 @@ class AMQPConnection:
         self._held_bytes = 0
         self._waiting: dict[int, list[Any]] = {}
         """Per channel whose basic.get waits for its body: what the client sent on it since, in order."""
+        self._muted = -1
+        """A channel the client has closed since it sent what is being handled: the protocol answered
+        that close at once, and the number may be open again, so nothing is sent on it (-1: none)."""
         self._reading_paused = False
         self._flow = FlowWait(self._flow_released)
         self._flow_deadline = math.inf
@@ -214,10 +217,14 @@ class AMQPConnection:
         return self._queued + self._in_flight < HIGH_WATERMARK
 
     def send_method(self, channel: int, method: Any) -> None:
+        if channel == self._muted:
+            return
         self.protocol.send_method(channel, method)
         self._output_queued()
 
     def send_content(self, channel: int, method: Any, properties: bytes, body: bytes) -> None:
+        if channel == self._muted:
+            return
         self.protocol.send_content(channel, method, properties, body)
         self._queued += len(body) + len(properties) + 64
         if not self.writable:
@@ -239,7 +246,8 @@ class AMQPConnection:
     ) -> None:
         """Closes one channel from the broker's side; what it had not acknowledged is requeued."""
         log.debug("channel %d of %s closed: %s", channel, self.peer, reply_text)
-        self.protocol.close_channel(channel, reply_code, reply_text, class_id, method_id)
+        if channel != self._muted:
+            self.protocol.close_channel(channel, reply_code, reply_text, class_id, method_id)
         # What waited on the channel is dropped with it, as the protocol drops what follows.
         self._drop_waiting(channel)
         self.client.close_channel(channel)
@@ -393,8 +401,30 @@ class AMQPConnection:
         self._held_channels = set()
         self._held_bytes = 0
         self.unblocked()
-        self._handle(events)
+        self._handle_held(events)
         self._resume.set()
+
+    def _handle_held(self, events: list) -> None:
+        """Handles what an alarm held, in order; what the client sent on a channel before closing it
+        is handled muted (see `_muted`)."""
+        closed_later: set[int] = set()
+        muted = [-1] * len(events)
+        for index in range(len(events) - 1, -1, -1):
+            event = events[index]
+            channel = getattr(event, "channel", 0)
+            if type(event) is ChannelClosed:
+                closed_later.add(channel)
+            elif channel in closed_later:
+                muted[index] = channel
+        if not closed_later:
+            self._handle(events)
+            return
+        for event, channel in zip(events, muted):
+            self._muted = channel
+            try:
+                self._handle([event])
+            finally:
+                self._muted = -1
 
     async def _write_loop(self, cancel_scope: trio.CancelScope) -> None:
         stream = self._stream
@@ -530,8 +560,12 @@ class AMQPConnection:
             # place), and what the client sent before the close is handled before it. Each give-up
             # releases the channel, unless a get released with it waits in turn.
             delivery = self.client.sessions[channel].delivery
-            while channel in self._waiting:
-                delivery.give_up_get()
+            self._muted = channel
+            try:
+                while channel in self._waiting:
+                    delivery.give_up_get()
+            finally:
+                self._muted = -1
             return False
         if kind is ChannelClosing:
             # The protocol closes the channel for an error: what waited goes with it.

@@ -206,6 +206,43 @@ async def test_a_channel_closed_while_its_get_waits_gets_no_get_ok_and_keeps_wha
     assert published.message.body == b"published"
 
 
+def get_close_reopen(port: int, store: SlowStore) -> list[tuple[int, str]]:
+    """On channel 1, a basic.get of the message on disk and a queue.declare, then channel.close,
+    channel.open and another queue.declare on the same number, sent at once; the get's read goes on
+    once the second open is answered. What the broker answered on channel 1, up to the declare-ok."""
+    answered: list = []
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.settimeout(60)
+        sock.sendall(handshake() + b"".join(method_frame(1, method.encode()) for method in (
+            spec.ChannelOpen(),
+            spec.BasicGet(queue="q", no_ack=True),
+            spec.QueueDeclare(queue="before the close"),
+            spec.ChannelClose(reply_code=200, reply_text="bye"),
+            spec.ChannelOpen(),
+            spec.QueueDeclare(queue="after the reopen"),
+        )))
+        opened = 0
+        for channel, method in FrameReader(sock).methods():
+            if channel != 1:
+                continue
+            answered.append((1, type(method).__name__))
+            opened += type(method) is spec.ChannelOpenOk
+            if opened == 2:
+                store.release.set()
+            if type(method) is spec.QueueDeclareOk:
+                answered[-1] = (1, method.queue)
+                break
+    return answered
+
+
+async def test_a_channel_reopened_while_its_get_waited_gets_no_reply_meant_for_the_old_one() -> None:
+    store = SlowStore()
+    broker, _queue = recovered(store)
+    answered = await run_client(broker, store, get_close_reopen)
+    assert answered == [(1, "ChannelOpenOk"), (1, "ChannelCloseOk"), (1, "ChannelOpenOk"), (1, "after the reopen")]
+    assert "before the close" in broker.vhosts["/"].queues
+
+
 def get_flood_then_timeout(port: int, store: SlowStore) -> list[str]:
     """On channel 1, an unacknowledged delivery, a basic.get of the message on disk, then more than
     HELD_LIMIT of publishes (held behind the get); once the consumer timeout closes channel 1,

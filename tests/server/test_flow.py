@@ -16,7 +16,7 @@ from amqpbroker.server.amqp import HELD_LIMIT
 from amqpbroker.testing import Broker
 
 from .blocking import wait_for, watch_blocking
-from .raw import handshake
+from .raw import FrameReader, handshake
 
 BODY = b"x" * 10_000
 
@@ -162,4 +162,32 @@ def test_a_client_that_sends_a_megabyte_at_once_under_an_alarm_holds_the_limit_a
                 held = now
                 time.sleep(0.2)
             assert 0 < held <= HELD_LIMIT + len(one)
+        filler.close()
+
+
+def test_a_channel_reopened_under_an_alarm_is_not_closed_for_the_old_one() -> None:
+    with Broker(port=0, memory_limit=100_000) as broker:
+        filler, filler_channel = fill_memory(broker, 100_000)
+        publish = spec.BasicPublish(exchange="missing", routing_key="q")
+        with socket.create_connection(("127.0.0.1", broker.port)) as sock:
+            sock.settimeout(30)
+            reader = FrameReader(sock).methods()
+
+            def answer(*methods: spec.Method) -> tuple[int, spec.Method]:
+                sock.sendall(b"".join(method_frame(1, method.encode()) for method in methods))
+                return next(reader)
+
+            sock.sendall(handshake(frame_max=131072))
+            assert next(method for channel, method in reader if channel == 0 and type(method) is spec.ConnectionOpenOk)
+            assert answer(spec.ChannelOpen(), spec.QueueDeclare(queue="q")) == (1, spec.ChannelOpenOk())
+            assert next(reader) == (1, spec.QueueDeclareOk("q", 0, 0))
+            # Held by the alarm, to fail once routed; the protocol answers the close, and the new
+            # open, at once.
+            sock.sendall(content_frames(1, publish.CLASS_ID, publish.encode(), b"\x00\x00", b"held", 131072))
+            assert answer(spec.ChannelClose(reply_code=200, reply_text="bye")) == (1, spec.ChannelCloseOk())
+            assert answer(spec.ChannelOpen()) == (1, spec.ChannelOpenOk())
+
+            assert filler_channel.basic_get("fill", auto_ack=True)[0] is not None  # the alarm clears
+            # The old channel's error (no exchange "missing") does not close the new one.
+            assert answer(spec.QueueDeclare(queue="q", passive=True)) == (1, spec.QueueDeclareOk("q", 0, 0))
         filler.close()
