@@ -240,20 +240,21 @@ class ServerConnection:
             return  # after the channel's close-ok nothing more is sent on it (see `send_content`)
         self._out.append(method_frame(channel, method.encode()))
 
-    def send_content(self, channel: int, method: spec.Method, properties: bytes, body: bytes) -> None:
+    def send_content(self, channel: int, method: spec.Method, properties: bytes, body: bytes) -> bool:
         """Queue a content-bearing method with raw property bytes; the body is split at frame_max.
         Nothing is sent on a channel closed already: a reply to what the client sent before its
         channel.close, handled only after the close-ok (held for a body read, or for an alarm), goes
         where the client would have dropped it, as it drops what comes between its close and the
-        close-ok."""
+        close-ok. Whether it was queued."""
         if self._state >= _CLOSING or channel not in self._channels:
-            return
+            return False
         payload = self._encode_deliver(method) if type(method) is spec.BasicDeliver else method.encode()
         if len(body) < SCATTER_MIN:
             self._out.append(content_frames(channel, method.CLASS_ID, payload, properties, body, self.frame_max))
         else:
             self._out += content_frame_parts(channel, method.CLASS_ID, payload, properties, body, self.frame_max)
             self._scattered = True
+        return True
 
     def _encode_deliver(self, method: spec.BasicDeliver) -> bytes:
         """basic.deliver's payload, with the encoded consumer tag, exchange and routing key of

@@ -223,9 +223,8 @@ class AMQPConnection:
         self._output_queued()
 
     def send_content(self, channel: int, method: Any, properties: bytes, body: bytes) -> None:
-        if channel == self._muted:
+        if channel == self._muted or not self.protocol.send_content(channel, method, properties, body):
             return
-        self.protocol.send_content(channel, method, properties, body)
         self._queued += len(body) + len(properties) + 64
         if not self.writable:
             self._throttled = True

@@ -111,3 +111,11 @@ async def test_what_the_socket_does_not_take_goes_first_and_stays_counted() -> N
         if body_bytes == LARGE:
             break
     assert partly_sent + unsent == first_delivery
+
+
+async def test_a_delivery_to_a_channel_closed_already_is_neither_sent_nor_counted() -> None:
+    connection, client = connection_over_socketpair()
+    connection.send_content(2, spec.BasicDeliver("ctag", 1), b"\x00\x00", b"x" * LARGE)
+    assert connection.pending_bytes == 0 and connection.writable
+    write_through()
+    assert read_available(client) == b""
