@@ -27,6 +27,7 @@ socket does not take is left to the writer, ahead of anything queued after it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
@@ -34,6 +35,7 @@ import os
 import socket
 import struct
 import time
+from collections.abc import Iterator
 from typing import Any, Callable
 
 import trio
@@ -419,11 +421,17 @@ class AMQPConnection:
             self._handle(events)
             return
         for event, channel in zip(events, muted):
-            self._muted = channel
-            try:
+            with self._muting(channel):
                 self._handle([event])
-            finally:
-                self._muted = -1
+
+    @contextlib.contextmanager
+    def _muting(self, channel: int) -> Iterator[None]:
+        """Nothing is sent on `channel` meanwhile (see `_muted`)."""
+        self._muted = channel
+        try:
+            yield
+        finally:
+            self._muted = -1
 
     async def _write_loop(self, cancel_scope: trio.CancelScope) -> None:
         stream = self._stream
@@ -559,12 +567,9 @@ class AMQPConnection:
             # place), and what the client sent before the close is handled before it. Each give-up
             # releases the channel, unless a get released with it waits in turn.
             delivery = self.client.sessions[channel].delivery
-            self._muted = channel
-            try:
+            with self._muting(channel):
                 while channel in self._waiting:
                     delivery.give_up_get()
-            finally:
-                self._muted = -1
             return False
         if kind is ChannelClosing:
             # The protocol closes the channel for an error: what waited goes with it.
