@@ -62,7 +62,7 @@ was stopped cleanly).
 3: an entry may end in a delivery count. A version 2 directory has none and is read as it is; the
 new version keeps an older amqpbroker from misreading the entries that have one.
 4: each body's length in `sizes`, so that a limit in bytes is counted without reading the bodies.
-The messages of a version 3 directory have none, and their bodies are read for it."""
+Upgrading an older directory reads each of its bodies once, at open, to write its length."""
 _UPGRADABLE = {1, 2, 3}
 T = TypeVar("T")
 _INITIAL_MAP_SIZE = 256 * 1024 * 1024
@@ -213,18 +213,33 @@ class LmdbStore(Store):
     def _start(self) -> bool:
         """Writes the format version into a new directory, upgrades an older one, and takes the
         `clean` key away; returns True if it was missing (the store was not closed cleanly)."""
+        return self._write_transaction(self._start_in)
+
+    def _start_in(self, txn: lmdb.Transaction) -> bool:
         meta = self._db["meta"]
-        with self._env.begin(write=True) as txn:
-            found = txn.get(b"format", db=meta)
-            if found is None:
-                if txn.stat(self._db["queues"])["entries"] or txn.stat(self._db["messages"])["entries"]:
-                    raise StoreError(f"data directory {self.path} has data but no format version; refusing it")
-                txn.put(b"format", str(FORMAT_VERSION).encode(), db=meta)
-                return False
-            if int(found) != FORMAT_VERSION:
-                log.info("data directory %s: format version %s upgraded to %d", self.path, found.decode(), FORMAT_VERSION)
-                txn.put(b"format", str(FORMAT_VERSION).encode(), db=meta)
-            return not txn.delete(b"clean", db=meta)
+        found = txn.get(b"format", db=meta)
+        if found is None:
+            if txn.stat(self._db["queues"])["entries"] or txn.stat(self._db["messages"])["entries"]:
+                raise StoreError(f"data directory {self.path} has data but no format version; refusing it")
+            txn.put(b"format", str(FORMAT_VERSION).encode(), db=meta)
+            return False
+        if int(found) != FORMAT_VERSION:
+            measured = self._measure_bodies(txn) if int(found) < 4 else 0
+            log.info(
+                "data directory %s: format version %s upgraded to %d (%d bodies measured)",
+                self.path, found.decode(), FORMAT_VERSION, measured,
+            )
+            txn.put(b"format", str(FORMAT_VERSION).encode(), db=meta)
+        return not txn.delete(b"clean", db=meta)
+
+    def _measure_bodies(self, txn: lmdb.Transaction) -> int:
+        """Writes the length of every stored body into `sizes` (format 4); how many there are."""
+        sizes = self._db["sizes"]
+        count = 0
+        for key, body in txn.cursor(db=self._db["bodies"]):
+            txn.put(key, _U64.pack(len(body)), db=sizes)
+            count += 1
+        return count
 
     def apply(self, ops: Sequence[Op]) -> None:
         self._write_transaction(self._write, ops)
@@ -454,8 +469,8 @@ class LmdbStore(Store):
         key = _U64.pack(message_id)
         with self._lock, self._reading(), self._env.begin() as txn:
             size = txn.get(key, db=self._db["sizes"])
-        if size is None:  # stored by format version 3, or not stored
-            return len(self.load_body(message_id))
+        if size is None:
+            raise KeyError(message_id)
         return _U64.unpack(size)[0]
 
     def max_message_id(self) -> int:

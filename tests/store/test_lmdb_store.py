@@ -221,10 +221,11 @@ def test_a_version_2_directory_is_upgraded_and_its_entries_take_delivery_counts(
     assert formats == [str(FORMAT_VERSION).encode()]
 
 
-def test_a_version_3_directory_is_upgraded_and_its_bodies_are_measured_by_reading_them(tmp_path: Path) -> None:
+def test_a_version_3_directory_is_upgraded_and_its_bodies_are_measured_once_at_open(tmp_path: Path) -> None:
     path = tmp_path / "data"
     store = LmdbStore(str(path))
     store.apply([PutQueue("/", "q", False, {}), PutMessage(1, "", "q", b"", b"kept"), Enqueue("/", "q", 0, 1)])
+    store.apply([PutMessage(2, "", "q", b"", b"x" * 300_000), Enqueue("/", "q", 1, 2)])
     store.close()
 
     def version_3(txn: lmdb.Transaction, env: lmdb.Environment) -> None:
@@ -232,19 +233,26 @@ def test_a_version_3_directory_is_upgraded_and_its_bodies_are_measured_by_readin
         txn.drop(env.open_db(b"sizes", txn=txn), delete=True)
 
     raw_edit(path, version_3)
+    LmdbStore(str(path)).close()  # opened and closed: nothing but the upgrade happened
+    found: dict[int, int] = {}
+
+    def read_sizes(txn: lmdb.Transaction, env: lmdb.Environment) -> None:
+        for key, value in txn.cursor(db=env.open_db(b"sizes", txn=txn)):
+            found[int.from_bytes(key, "big")] = int.from_bytes(value, "big")
+        found[-1] = int(txn.get(b"format", db=env.open_db(b"meta", txn=txn)))
+
+    raw_edit(path, read_sizes)
+    assert found == {1: len(b"kept"), 2: 300_000, -1: FORMAT_VERSION}
     store = LmdbStore(str(path))
     try:
         store.recover()
         assert store.body_size(1) == len(b"kept")
-        store.apply([PutMessage(2, "", "q", b"", b"new body")])
-        assert store.body_size(2) == len(b"new body")
+        store.apply([PutMessage(3, "", "q", b"", b"new body")])
+        assert store.body_size(3) == len(b"new body")
         with pytest.raises(KeyError):
-            store.body_size(3)
+            store.body_size(4)
     finally:
         store.close()
-    formats = []
-    raw_edit(path, lambda txn, env: formats.append(txn.get(b"format", db=env.open_db(b"meta", txn=txn))))
-    assert formats == [str(FORMAT_VERSION).encode()]
 
 
 def test_a_directory_is_held_by_one_store_at_a_time(tmp_path: Path) -> None:
