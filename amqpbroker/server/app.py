@@ -9,6 +9,7 @@ another samples the statistics for their rates.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import socket
@@ -19,6 +20,7 @@ import trio
 
 from .. import core, mgmt
 from ..core.stats import SAMPLE_INTERVAL
+from ..core.users import is_loopback
 from ..mgmt.metrics import serve_metrics
 from ..store import StoreError
 from .amqp import CLOSE_TIMEOUT, AMQPConnection
@@ -258,6 +260,8 @@ class Server:
         except OSError:
             host, peer = "", "?"  # an unknown address is not loopback
             addresses = ("?", 0, "?", 0)
+        else:
+            _unpaced_if_local(sock, host, local_host)
         served: trio.abc.Stream = stream
         if self.wrap_stream is not None:
             wrapped = self.wrap_stream(stream)
@@ -282,6 +286,18 @@ class Server:
             self.connections.discard(connection)
             if not self.connections:
                 self._all_closed.set()
+
+
+def _unpaced_if_local(sock: trio.socket.SocketType, host: str, local_host: str) -> None:
+    """A client on this host gets Reno as its connection's congestion control, which does not pace
+    what it sends. Pacing (BBR's, where it is the system's default) spares the queues of a network
+    that a local connection never crosses, and costs the broker's one thread a timer for each
+    burst of segments it sends: 0.2 ms of 0.85 per MiB delivered, on the reference machine. The
+    connections of other hosts keep the system's choice."""
+    option = getattr(socket, "TCP_CONGESTION", None)  # Linux only
+    if option is not None and (host == local_host or is_loopback(host)):
+        with contextlib.suppress(OSError):  # a socket reset meanwhile keeps what it has
+            sock.setsockopt(socket.IPPROTO_TCP, option, b"reno")
 
 
 def _peer(stream: trio.SocketStream) -> str:
