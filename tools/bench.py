@@ -358,13 +358,23 @@ def failures(scenarios, targets, runs):
     return out
 
 
+def congestion_control():
+    """The kernel's default TCP congestion control: whether it paces sends (BBR) moves the large-message
+    figures, and amqpbroker turns pacing off for clients on its own host (see README)."""
+    try:
+        return Path("/proc/sys/net/ipv4/tcp_congestion_control").read_text().strip()
+    except OSError:
+        return "unknown"
+
+
 def write_markdown(path, args, scenarios, targets, rows, runs, info):
     lines = [f"# Benchmark: {' vs '.join(t.label for t in targets)}", ""]
     lines += [f"Run {info['date']} with `{info['command']}` — {info['elapsed']:.0f} s in all.", ""]
     lines += [f"- {t.label}: {info['products'][t.label]}" for t in targets]
     # The load at the start is the machine's own; after it, the brokers and load generators count in it.
     busy = info["load_start"] >= 1.0
-    lines += [f"- machine: {info['cpus']} CPUs, load average (1 min) {info['load_start']:.2f} at the start, "
+    lines += [f"- machine: {info['cpus']} CPUs, TCP congestion control {info['congestion_control']} by default, "
+              f"load average (1 min) {info['load_start']:.2f} at the start, "
               f"{info['load_end']:.2f} at the end, {info['load_max']:.2f} at most between runs "
               + ("(other work was running at the start: figures are noisy)" if busy else
                  "(the benchmark's own brokers and load generators count in the later figures)"),
@@ -515,7 +525,8 @@ def main(argv=None):
     print(f"\n{elapsed:.0f} s; load average (1 min) {load[0]:.2f} at the start, {load[-1]:.2f} at the end, "
           f"{max(load):.2f} at most" + (f"; broker logs in {log_dir}" if any(t.managed for t in targets) else ""))
     info = {"date": started_at.strftime("%Y-%m-%d %H:%M UTC"), "elapsed": elapsed, "products": products,
-            "cpus": os.cpu_count(), "load_start": load[0], "load_end": load[-1], "load_max": max(load),
+            "cpus": os.cpu_count(), "congestion_control": congestion_control(),
+            "load_start": load[0], "load_end": load[-1], "load_max": max(load),
             "command": "python tools/bench.py " + shlex.join(
                 loadgen.redact(a) if a.startswith("amqp://") else a for a in (argv if argv is not None else sys.argv[1:])),
             "fresh": any(t.managed for t in targets)}

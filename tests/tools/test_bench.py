@@ -129,9 +129,10 @@ def test_the_table_says_other_work_ran_only_if_the_machine_was_busy_before_the_b
     machine = {}
     for load in (0.4, 1.6):
         info = {"date": "now", "command": "bench", "elapsed": 1.0, "products": {"ours": "amqpbroker"}, "cpus": 2,
-                "load_start": load, "load_end": 2.0, "load_max": 2.5, "fresh": False}
+                "congestion_control": "bbr", "load_start": load, "load_end": 2.0, "load_max": 2.5, "fresh": False}
         path = tmp_path / f"{load}.md"
         bench.write_markdown(path, args, [], [bench.Target("ours", "amqp://a")], [], {}, info)
         machine[load] = next(line for line in path.read_text().splitlines() if line.startswith("- machine"))
     assert "other work was running" not in machine[0.4] and "own brokers and load generators" in machine[0.4]
     assert "other work was running at the start" in machine[1.6]
+    assert "TCP congestion control bbr by default" in machine[0.4], "pacing moves the large-message figures"
