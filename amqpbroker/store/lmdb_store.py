@@ -224,7 +224,7 @@ class LmdbStore(Store):
             txn.put(b"format", str(FORMAT_VERSION).encode(), db=meta)
             return False
         if int(found) != FORMAT_VERSION:
-            measured = self._measure_bodies(txn) if int(found) < 4 else 0
+            measured = self._measure_bodies(txn)  # every version it upgrades is older than `sizes`
             log.info(
                 "data directory %s: format version %s upgraded to %d (%d bodies measured)",
                 self.path, found.decode(), FORMAT_VERSION, measured,
