@@ -55,6 +55,9 @@ BODY_BUFFER_MIN = 64 * 1024
 # Room after a diverted body payload in a scatter-gather read: its frame-end octet and the next
 # frame's header, which says where the read after goes.
 _TAIL_SIZE = 8
+# Body frames after the one partly received that one scatter-gather read may go on into, each
+# guessed to follow (see receive_buffers).
+_GUESSED_FRAMES_MAX = 64
 _CONTENT_HEADER = struct.Struct(">HHQ")
 _CHANNEL_CLOSE_IDS = (20, 40)
 _CHANNEL_CLOSE_OK_IDS = (20, 41)
@@ -175,7 +178,11 @@ class ServerConnection:
         self._state = _HEADER
         self._header = b""
         self._reader = FrameReader(INITIAL_FRAME_MAX)
-        self._tail = memoryview(bytearray(_TAIL_SIZE))
+        self._tails = memoryview(bytearray(_TAIL_SIZE * (_GUESSED_FRAMES_MAX + 1)))
+        self._offered: list[memoryview] = []
+        """What receive_buffers handed out last: a body payload's rest, then tail, payload, tail..."""
+        self._diverted_place: tuple[bytearray, int, int] = (bytearray(), 0, 0)
+        """The buffer, start and size of the body payload the reader diverts (see _body_place)."""
         self._channels: dict[int, _Channel] = {}
         self._publish_cache: dict[bytes, spec.Method] = {}
         self._deliver_cache: dict[tuple[str, str, str], tuple[bytes, bytes]] = {}
@@ -331,25 +338,48 @@ class ServerConnection:
 
     # -- input ------------------------------------------------------------------------------------
 
-    def receive_buffers(self) -> list[memoryview]:
+    def receive_buffers(self, limit: int = 0) -> list[memoryview]:
         """Where the next bytes received may go without an intermediate copy, for one scatter-gather
         read (`readv`) reported with received_into: the rest of the payload of a large body's
         frame partly received, in the body's own buffer, then room for that frame's end and the next
-        frame's header. [] when the next bytes are for receive_data."""
+        frame's header. [] when the next bytes are for receive_data.
+
+        While the whole offer stays within `limit` bytes, the body's next frames follow, each as its
+        payload's place in the body and room for its envelope: guessed the size of the frame partly
+        received (the rest of the body for the last). A guess the headers read do not bear out costs
+        a copy of what was read after it, as a read into a buffer of its own would have."""
         reader = self._reader
         rest = reader.diverted_rest()
         if rest is None and self._state == _OPEN:
-            target = self._body_target()
-            if target is not None:
-                reader.divert(target)
+            place = self._body_place()
+            if place is not None:
+                body, start, size = place
+                reader.divert(memoryview(body)[start:start + size])
+                self._diverted_place = place
                 rest = reader.diverted_rest()
         if rest is None or self._state == _CLOSED:
+            self._offered = []
             return []
-        return [rest, self._tail]
+        tails = self._tails
+        offered = [rest, tails[:_TAIL_SIZE]]
+        body, start, size = self._diverted_place
+        end = start + size
+        left = limit - len(rest) - _TAIL_SIZE
+        guessed = 1
+        while end < len(body) and guessed <= _GUESSED_FRAMES_MAX:
+            step = min(size, len(body) - end)
+            left -= step + _TAIL_SIZE
+            if left < 0:
+                break
+            offered += (memoryview(body)[end:end + step], tails[guessed * _TAIL_SIZE:(guessed + 1) * _TAIL_SIZE])
+            end += step
+            guessed += 1
+        self._offered = offered
+        return offered
 
-    def _body_target(self) -> memoryview | None:
-        """Where in its body's buffer the payload of the body frame partly received belongs, if it
-        is one for a large body its channel expects."""
+    def _body_place(self) -> tuple[bytearray, int, int] | None:
+        """Where in its body's buffer the payload of the body frame partly received belongs (the
+        buffer, the start and the size), if it is one for a large body its channel expects."""
         partial = self._reader.partial_frame()
         if partial is None:
             return None
@@ -359,19 +389,50 @@ class ServerConnection:
             return None
         if not 0 < size <= chan.remaining:
             return None  # an error the frame itself reports once read
-        start = len(chan.body) - chan.remaining
-        return memoryview(chan.body)[start:start + size]
+        return chan.body, len(chan.body) - chan.remaining, size
 
     def received_into(self, count: int, now: float) -> list[Event]:
         """Report `count` bytes received into the buffers of receive_buffers(), filled in order
         (0 at EOF), and get back what happened, as receive_data does."""
         if not count or self._state == _CLOSED:
             return self.receive_data(b"", now)
-        rest = self._reader.diverted_rest()
-        into_body = min(count, len(rest)) if rest is not None else 0
-        if into_body:
-            self._reader.filled(into_body)
-        return self._received(bytes(self._tail[:count - into_body]), now)
+        reader = self._reader
+        offered = self._offered
+        into_body = min(count, len(offered[0]))
+        reader.filled(into_body)
+        count -= into_body
+        events: list[Event] = []
+        index = 1
+        while count:
+            into_tail = min(count, _TAIL_SIZE)
+            count -= into_tail
+            events += self._received(bytes(offered[index][:into_tail]), now)
+            if not count:
+                break
+            guess = offered[index + 1]
+            body, start, size = self._diverted_place
+            place = self._body_place() if self._state == _OPEN else None
+            if place is None or place[0] is not body or place[1] != start + size or place[2] != len(guess):
+                # Not the frame guessed: what was read after the envelope goes through the reader.
+                events += self._received(b"".join(self._filled_parts(index + 1, count)), now)
+                break
+            reader.divert(guess)
+            self._diverted_place = place
+            into_body = min(count, len(guess))
+            reader.filled(into_body)
+            count -= into_body
+            index += 2
+        return events
+
+    def _filled_parts(self, index: int, count: int) -> list[memoryview]:
+        """What the first `count` bytes received into the buffers offered from `index` on filled."""
+        parts = []
+        for part in self._offered[index:]:
+            if not count:
+                break
+            parts.append(part[:count])
+            count -= len(parts[-1])
+        return parts
 
     def receive_data(self, data: bytes, now: float) -> list[Event]:
         """Feed bytes from the socket (b"" at EOF) and get back what happened, in order."""

@@ -77,7 +77,7 @@ _RECEIVE_MAX = 256 * 1024
 _BODY_STEP = 1024 * 1024
 # Bytes read from a client holding publishes before its socket is not read either. While an alarm is
 # on or anything is held, a read takes at most what is left of it, or the rest of a frame if more
-# (_BODY_STEP, within a large body); so a client holds this much, plus a frame, plus what a read
+# (a read into a large body's buffer); so a client holds this much, plus a frame, plus what a read
 # taken before the hold began held (when a get's body read begins it).
 HELD_LIMIT = 64 * 1024
 # Methods that may overtake a held publish on its channel: they settle deliveries already made,
@@ -319,7 +319,7 @@ class AMQPConnection:
         events. Where the protocol offers a large body's own buffer and the stream is a plain
         socket, the read goes straight into it (the frames reach the buffer uncopied)."""
         protocol = self.protocol
-        buffers = protocol.receive_buffers() if self._socket is not None else []
+        buffers = protocol.receive_buffers(self._body_limit(0)) if self._socket is not None else []
         try:
             if buffers:
                 return await self._receive_body(buffers)
@@ -330,7 +330,8 @@ class AMQPConnection:
 
     async def _receive_body(self, buffers: list[memoryview]) -> tuple[int, list]:
         """Reads a large body's frames straight into its buffer, for as long as the socket has them
-        (up to _BODY_STEP bytes), with no trip through the scheduler between one frame and the next:
+        (up to _BODY_STEP bytes, less while publishes are held; several frames per readv where the
+        protocol offers them), with no trip through the scheduler between one frame and the next:
         the bytes read (0 at EOF) and the protocol's events. An end or error met after some bytes
         is left for the next call, which meets it again."""
         protocol = self.protocol
@@ -357,14 +358,23 @@ class AMQPConnection:
                 break
             count += got
             events += protocol.received_into(got, now)
-            if not got or count >= _BODY_STEP:
+            limit = self._body_limit(count)
+            if not got or limit <= 0:
                 break
-            buffers = protocol.receive_buffers()
+            buffers = protocol.receive_buffers(limit)
             if not buffers:
                 break
         if not waited:
             await trio.lowlevel.checkpoint()
         return count, events
+
+    def _body_limit(self, read: int) -> int:
+        """Bytes the next read into a body's buffer may take, after `read` bytes in this step; the
+        rest of the frame partly received is offered whatever this says."""
+        limit = _BODY_STEP - read
+        if self._held or self._waiting or self._gate.closed:
+            limit = min(limit, HELD_LIMIT - self._held_bytes - read)
+        return limit
 
     def _receive_size(self) -> int:
         protocol = self.protocol

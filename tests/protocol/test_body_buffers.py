@@ -4,6 +4,7 @@ in place, and the frame reader sees only envelopes."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -13,7 +14,7 @@ from amqpbroker.protocol._connection import BODY_BUFFER_MIN
 from .helpers import body, header, method, open_channel, open_connection, publish
 
 FRAME_MAX = 16384
-LARGE = bytes(range(256)) * (BODY_BUFFER_MIN // 256 * 3)  # 12 body frames at FRAME_MAX
+LARGE = bytes(range(256)) * (BODY_BUFFER_MIN // 256 * 3)  # 13 body frames at FRAME_MAX, the last short
 
 
 def large_publish(channel: int, data: bytes) -> bytes:
@@ -30,10 +31,10 @@ def connection(*channels: int):
     return conn
 
 
-def read_as_a_socket(conn, stream: bytes, sizes: list[int]) -> tuple[list, int]:
+def read_as_a_socket(conn, stream: bytes, sizes: list[int], limit: int = 0) -> tuple[list, int]:
     """Feeds `stream` as the server's reader does on a plain socket: each read of at most the next
-    size (the last one repeated) goes into receive_buffers() where offered, as readv fills them,
-    else to receive_data. The events, and how many bytes went in place."""
+    size (the last one repeated) goes into receive_buffers(limit) where offered, as readv fills
+    them, else to receive_data. The events, and how many bytes went in place."""
     events = []
     in_place = 0
     pos = 0
@@ -41,7 +42,7 @@ def read_as_a_socket(conn, stream: bytes, sizes: list[int]) -> tuple[list, int]:
         if pos == len(stream):
             break
         size = sizes[min(step, len(sizes) - 1)]
-        buffers = conn.receive_buffers()
+        buffers = conn.receive_buffers(limit)
         if not buffers:
             events += conn.receive_data(stream[pos:pos + size], 0.0)
             pos += len(stream[pos:pos + size])
@@ -51,7 +52,8 @@ def read_as_a_socket(conn, stream: bytes, sizes: list[int]) -> tuple[list, int]:
             piece = stream[pos + count:pos + min(size, count + len(buffer))]
             buffer[:len(piece)] = piece
             count += len(piece)
-        in_place += min(count, len(buffers[0]))
+            if len(buffer.obj) >= BODY_BUFFER_MIN:  # a body's buffer, not room for an envelope
+                in_place += len(piece)
         events += conn.received_into(count, 0.0)
         pos += count
     return events, in_place
@@ -75,6 +77,63 @@ def test_a_large_body_is_received_in_place_into_the_buffer_it_is_handed_out_as()
     assert in_place == len(LARGE) - 93, "every payload byte but those read before went in place"
 
 
+def test_the_body_frames_after_the_one_partly_received_are_offered_in_place_for_one_read() -> None:
+    conn = connection()
+    stream = large_publish(1, LARGE)
+    first = stream.index(body(1, LARGE[:FRAME_MAX - 8])) + 100
+    conn.receive_data(stream[:first], 0.0)
+    buffers = conn.receive_buffers(len(stream))
+    payloads = buffers[::2]
+    frames = -(-len(LARGE) // (FRAME_MAX - 8))
+    assert len(payloads) == frames, "the rest of the first payload, then every payload after it"
+    assert all(payload.obj is payloads[0].obj for payload in payloads)
+    assert len(payloads[-1]) == len(LARGE) % (FRAME_MAX - 8), "the last guessed as the body's rest"
+    assert [len(envelope) for envelope in buffers[1::2]] == [8] * frames, "a frame end, the next header"
+    count = 0
+    for buffer in buffers:
+        piece = stream[first + count:first + count + len(buffer)]
+        buffer[:len(piece)] = piece
+        count += len(piece)
+    assert count == len(stream) - first
+    events = conn.received_into(count, 0.0)
+    assert contents(events) == [(1, LARGE)] and events[0].body is payloads[0].obj
+
+
+@pytest.mark.parametrize("limit", [0, FRAME_MAX, 5 * FRAME_MAX + 100])
+def test_a_read_into_a_body_goes_beyond_the_frame_partly_received_only_within_its_limit(limit) -> None:
+    conn = connection()
+    stream = large_publish(1, LARGE)
+    conn.receive_data(stream[:stream.index(body(1, LARGE[:FRAME_MAX - 8])) + 100], 0.0)
+    buffers = conn.receive_buffers(limit)
+    first = len(buffers[0]) + len(buffers[1])
+    assert sum(map(len, buffers)) <= max(limit, first)
+    assert len(buffers) == 2 + 2 * max(0, (limit - first) // FRAME_MAX), "as many whole frames as fit"
+
+
+def test_a_body_frame_other_than_guessed_goes_through_the_reader_and_the_body_arrives_intact() -> None:
+    conn = connection()
+    chunk = FRAME_MAX - 8
+    cuts = [0, chunk, chunk + 100, *range(2 * chunk + 100, len(LARGE), chunk), len(LARGE)]
+    stream = (method(1, spec.BasicPublish(routing_key="q")) + header(1, len(LARGE))
+              + b"".join(body(1, LARGE[a:b]) for a, b in zip(cuts, cuts[1:])))
+    first = stream.index(body(1, LARGE[:chunk])) + 100
+    # The second frame is 100 bytes where a whole frame is guessed; the reads after it guess again.
+    events, in_place = read_as_a_socket(conn, stream, [first, 2 * FRAME_MAX, len(stream)], len(stream))
+    assert contents(events) == [(1, LARGE)]
+    assert in_place > len(LARGE) // 2
+
+
+def test_a_bad_frame_end_after_a_guessed_payload_is_a_frame_error() -> None:
+    conn = connection()
+    stream = bytearray(large_publish(1, LARGE))
+    first = stream.index(body(1, LARGE[:FRAME_MAX - 8]))
+    stream[first + 2 * FRAME_MAX - 1] = 0  # the second body frame's end
+    conn.receive_data(bytes(stream[:first + 100]), 0.0)
+    events, _in_place = read_as_a_socket(conn, bytes(stream[first + 100:]), [len(stream)], len(stream))
+    assert len(events) == 1 and isinstance(events[0], ConnectionClosing), events
+    assert events[0].reply_code == 501 and "frame end octet 0x00" in events[0].reply_text
+
+
 def test_a_small_body_is_bytes_and_no_buffer_is_offered_for_it() -> None:
     conn = connection()
     small = b"x" * (BODY_BUFFER_MIN - 1)
@@ -91,13 +150,18 @@ def test_a_large_body_read_without_buffers_is_copied_into_its_buffer() -> None:
     assert contents(events) == [(1, LARGE)] and type(events[0].body) is bytearray
 
 
+# How much a read into a body may take beyond the frame partly received: 0 offers no frame after it.
+LIMITS = st.one_of(st.just(0), st.integers(1, 16 * FRAME_MAX))
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     st.lists(st.integers(1, 3 * FRAME_MAX), min_size=1, max_size=40),
     st.integers(BODY_BUFFER_MIN, 3 * BODY_BUFFER_MIN),
     st.booleans(),
+    LIMITS,
 )
-def test_large_bodies_arrive_intact_however_the_reads_fall(sizes, size, interleaved) -> None:
+def test_large_bodies_arrive_intact_however_the_reads_fall(sizes, size, interleaved, limit) -> None:
     conn = connection(1, 2)
     first = bytes(range(256)) * (size // 256) + b"!" * (size % 256)
     second = first[::-1]
@@ -108,7 +172,7 @@ def test_large_bodies_arrive_intact_however_the_reads_fall(sizes, size, interlea
         stream += b"".join(frames_1[len(frames_2):] + frames_2[len(frames_1):])
     else:
         stream = large_publish(1, first) + publish(1, b"small") + large_publish(2, second)
-    events, _in_place = read_as_a_socket(conn, stream, sizes)
+    events, _in_place = read_as_a_socket(conn, stream, sizes, limit)
     expected = [(1, first), (2, second)] if interleaved else [(1, first), (1, b"small"), (2, second)]
     assert sorted(contents(events)) == sorted(expected)
 
@@ -174,8 +238,9 @@ def test_frames_received_in_place_leave_the_read_size_to_the_frames_that_are_not
     st.lists(st.integers(512, FRAME_MAX - 8), min_size=1, max_size=30),
     st.lists(st.integers(7, 3 * FRAME_MAX), min_size=1, max_size=20),
     st.booleans(),
+    LIMITS,
 )
-def test_a_body_cut_unevenly_arrives_intact(cuts, sizes, heartbeats) -> None:
+def test_a_body_cut_unevenly_arrives_intact(cuts, sizes, heartbeats, limit) -> None:
     conn = connection()
     data = LARGE[:BODY_BUFFER_MIN + 1000]
     frames, at = [], 0
@@ -186,5 +251,5 @@ def test_a_body_cut_unevenly_arrives_intact(cuts, sizes, heartbeats) -> None:
     # A heartbeat between body frames, as a client may send one at any frame boundary.
     between = b"\x08\x00\x00\x00\x00\x00\x00\xce" if heartbeats else b""
     stream = method(1, spec.BasicPublish(routing_key="q")) + header(1, len(data)) + between.join(frames)
-    events, _in_place = read_as_a_socket(conn, stream, sizes)
+    events, _in_place = read_as_a_socket(conn, stream, sizes, limit)
     assert contents(events) == [(1, data)]

@@ -46,15 +46,21 @@ def fan_out_and_consume(port: int) -> dict[str, list[bytes]]:
         connection.close()
 
 
-async def test_large_bodies_are_read_into_their_buffer_and_reach_every_queue_intact(monkeypatch) -> None:
-    in_place: list[int] = []
+def count_reads_in_place(monkeypatch) -> list[int]:
+    """The bytes of each read into buffers the protocol offered (receive_buffers), as they happen."""
+    reads: list[int] = []
     received_into = ServerConnection.received_into
 
     def counting(self: ServerConnection, count: int, now: float) -> list:
-        in_place.append(count)
+        reads.append(count)
         return received_into(self, count, now)
 
     monkeypatch.setattr(ServerConnection, "received_into", counting)
+    return reads
+
+
+async def test_large_bodies_are_read_into_their_buffer_and_reach_every_queue_intact(monkeypatch) -> None:
+    in_place = count_reads_in_place(monkeypatch)
     server = Server(core.Broker(), host="127.0.0.1", port=0)
     with trio.fail_after(60):  # a guard against a hang, not a measured duration
         async with trio.open_nursery() as nursery:
@@ -74,6 +80,7 @@ async def test_body_frames_waiting_in_the_socket_are_read_in_one_step(monkeypatc
         handle(self, events)
 
     monkeypatch.setattr(AMQPConnection, "_handle", recording)
+    reads = count_reads_in_place(monkeypatch)
     broker = core.Broker()
     server_sock, client_sock = trio.socket.socketpair()
     frame_max = 16 * 1024
@@ -88,8 +95,10 @@ async def test_body_frames_waiting_in_the_socket_are_read_in_one_step(monkeypatc
             await client_sock.send(handshake(frame_max=frame_max) + method_frame(1, spec.ChannelOpen().encode()))
             await trio.testing.wait_all_tasks_blocked()
             steps.clear()
+            reads.clear()
             await client_sock.send(b"".join(frames))  # all of it waits in the socket before the reader runs
             await trio.testing.wait_all_tasks_blocked()
             nursery.cancel_scope.cancel()
     # The read that got the method and header frames, then one for the eight body frames.
     assert steps == [[], ["ContentReceived"]]
+    assert len(reads) == 1, f"one readv into the body's buffer, not one per frame: {reads}"
