@@ -30,16 +30,24 @@ def installed() -> bool:
 
 def free_port() -> int:
     """A free port below the kernel's ephemeral range, so that no outgoing connection takes it while
-    the process that listens there restarts."""
+    the process that listens there restarts; never one this process was given before, which may be
+    free now only because its listener is stopped (a node's AMQP and distribution ports, or a TLS
+    port kept across restarts, would otherwise meet)."""
     low = _ephemeral_low()
     while True:
         port = random.randrange(10000, low)
+        if port in _given:
+            continue
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 continue
+            _given.add(port)
             return port
+
+
+_given: set[int] = set()
 
 
 def _ephemeral_low() -> int:
