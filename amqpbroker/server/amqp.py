@@ -154,6 +154,8 @@ class AMQPConnection:
         self._heartbeat_clock = heartbeat_clock
         # Several buffers go out in one scatter-gather call where the stream is a socket.
         self._socket = stream.socket if isinstance(stream, trio.SocketStream) else None
+        self._emptied = False
+        """The last read from the plain socket came back short: nothing was left in it then."""
         self._broker = broker
         self._gate = gate
         self.peer = peer
@@ -323,10 +325,33 @@ class AMQPConnection:
         try:
             if buffers:
                 return await self._receive_body(buffers)
-            data = await self._stream.receive_some(self._receive_size())
+            if self._socket is not None:
+                data = await self._read_socket(self._receive_size())
+            else:
+                data = await self._stream.receive_some(self._receive_size())
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             data = b""
         return len(data), protocol.receive_data(data, self._heartbeat_clock())
+
+    async def _read_socket(self, size: int) -> bytes:
+        """One read of at most `size` bytes from the plain socket. After a read that came back short
+        (it emptied the socket) it waits until the socket is readable, rather than trying a read
+        bound to fail first; after a full one it lets other tasks run, then reads."""
+        sock = self._socket
+        if self._emptied:
+            await trio.lowlevel.wait_readable(sock)
+        else:
+            await trio.lowlevel.checkpoint()
+        while True:
+            try:
+                data = os.read(sock.fileno(), size)
+            except BlockingIOError:
+                await trio.lowlevel.wait_readable(sock)
+                continue
+            except OSError as exc:
+                raise trio.BrokenResourceError(f"socket connection broken: {exc}") from exc
+            self._emptied = len(data) < size
+            return data
 
     async def _receive_body(self, buffers: list[memoryview]) -> tuple[int, list]:
         """Reads a large body's frames straight into its buffer, for as long as the socket has them

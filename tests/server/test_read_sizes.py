@@ -1,8 +1,10 @@
 """How much the reader of one connection asks for at a time: about as many frames per read (and
-so per event-loop step) whatever their size, within bounds."""
+so per event-loop step) whatever their size, within bounds; and, on a socket, no read tried where a
+short read left it empty."""
 
 from __future__ import annotations
 
+import os
 import struct
 
 import trio
@@ -74,3 +76,34 @@ async def test_reads_grow_with_the_frames_up_to_a_bound() -> None:
     assert amqp._RECEIVE_SIZE < asked[0] < amqp._RECEIVE_MAX
     assert asked[-1] == amqp._RECEIVE_MAX, "10 KiB frames: 256 of them are more than the bound"
     assert asked == sorted(asked)
+
+
+async def test_after_a_read_that_emptied_the_socket_the_reader_waits_instead_of_reading(monkeypatch) -> None:
+    reads: list[str] = []
+    read = os.read
+
+    def recording(fd: int, size: int) -> bytes:
+        try:
+            data = read(fd, size)
+        except BlockingIOError:
+            reads.append("nothing")
+            raise
+        reads.append("data")
+        return data
+
+    broker = core.Broker()
+    server_sock, client_sock = trio.socket.socketpair()
+    connection = AMQPConnection(trio.SocketStream(server_sock), broker, "test", PublishGate(broker.memory))
+    with client_sock:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(connection.run)
+            await client_sock.send(handshake(frame_max=131072) + method_frame(1, spec.ChannelOpen().encode()))
+            await trio.testing.wait_all_tasks_blocked()
+            monkeypatch.setattr(amqp.os, "read", recording)
+            for _ in range(20):
+                await client_sock.send(publish(b"x" * 100))
+                await trio.testing.wait_all_tasks_blocked()
+            monkeypatch.undo()
+            nursery.cancel_scope.cancel()
+    # Each publish read whole at once; an empty socket is waited on, not read and found empty.
+    assert reads == ["data"] * 20
