@@ -178,7 +178,8 @@ class ServerConnection:
         self._state = _HEADER
         self._header = b""
         self._reader = FrameReader(INITIAL_FRAME_MAX)
-        self._tails = memoryview(bytearray(_TAIL_SIZE * (_GUESSED_FRAMES_MAX + 1)))
+        self._tails = [memoryview(bytearray(_TAIL_SIZE)) for _ in range(_GUESSED_FRAMES_MAX + 1)]
+        """Room for the envelope after each body payload one read may take (see receive_buffers)."""
         self._offered: list[memoryview] = []
         """What receive_buffers handed out last: a body payload's rest, then tail, payload, tail..."""
         self._diverted_place: tuple[bytearray, int, int] = (bytearray(), 0, 0)
@@ -361,7 +362,7 @@ class ServerConnection:
             self._offered = []
             return []
         tails = self._tails
-        offered = [rest, tails[:_TAIL_SIZE]]
+        offered = [rest, tails[0]]
         body, start, size = self._diverted_place
         end = start + size
         left = limit - len(rest) - _TAIL_SIZE
@@ -371,7 +372,7 @@ class ServerConnection:
             left -= step + _TAIL_SIZE
             if left < 0:
                 break
-            offered += (memoryview(body)[end:end + step], tails[guessed * _TAIL_SIZE:(guessed + 1) * _TAIL_SIZE])
+            offered += (memoryview(body)[end:end + step], tails[guessed])
             end += step
             guessed += 1
         self._offered = offered
