@@ -214,6 +214,11 @@ class ServerConnection:
 
     # -- output -----------------------------------------------------------------------------------
 
+    @property
+    def has_output(self) -> bool:
+        """True while something is queued for the socket (`buffers_to_send` would not be empty)."""
+        return bool(self._out)
+
     def data_to_send(self) -> bytes:
         """Everything queued for the socket since the last call (possibly b"")."""
         return b"".join(self.buffers_to_send())

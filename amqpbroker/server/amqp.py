@@ -85,8 +85,8 @@ HELD_LIMIT = 64 * 1024
 _ACKS = (spec.BasicAck, spec.BasicNack, spec.BasicReject)
 # Buffers in one writev at most (the kernel's IOV_MAX).
 _IOV_MAX = 1024
-# The connections with output queued since the last write-through, in this trio run.
-_to_write: trio.lowlevel.RunVar[list[AMQPConnection]] = trio.lowlevel.RunVar("amqp_to_write")
+# This trio run's `WriteThrough`.
+_write_through: trio.lowlevel.RunVar[WriteThrough] = trio.lowlevel.RunVar("amqp_write_through")
 # How long a client gets to answer our connection.close before the socket is closed anyway.
 CLOSE_TIMEOUT = 3.0
 # Seconds a publisher waits at most for the pressing queues it published into: a queue that does
@@ -121,13 +121,37 @@ def _drop_sent(buffers: list, sent: int) -> None:
         buffers[0] = memoryview(buffers[0])[sent:]
 
 
-def write_through() -> None:
-    """Sends what was queued for each connection since the last call, where its writer is idle."""
-    connections = _to_write.get(None)
-    if connections:
-        _to_write.set([])
-        for connection in connections:
-            connection.write_through()
+class WriteThrough:
+    """The connections with output queued during a handling of events (`with write_through():`):
+    when the handling ends, each one's output goes to its socket in one non-blocking call, with no
+    trip through the scheduler to wake its writer. Output queued at any other time wakes the
+    writer. One per trio run; a handling may begin inside another."""
+
+    def __init__(self) -> None:
+        self.connections: list[AMQPConnection] = []
+        self.handling = 0
+
+    def __enter__(self) -> None:
+        self.handling += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.handling -= 1
+        connections = self.connections
+        while connections:
+            listed = connections.copy()
+            connections.clear()
+            for connection in listed:
+                connection.write_through()
+
+
+def write_through() -> WriteThrough:
+    """This trio run's `WriteThrough`."""
+    try:
+        return _write_through.get()
+    except LookupError:
+        current = WriteThrough()
+        _write_through.set(current)
+        return current
 
 
 class AMQPConnection:
@@ -235,14 +259,16 @@ class AMQPConnection:
         self._output_queued()
 
     def _output_queued(self) -> None:
-        """Wakes the writer, and lists the connection for the next write-through."""
-        self._data_ready.set()
-        if not self._to_write and self._socket is not None:
+        """Lists the connection for the write-through that ends the event handling under way, or
+        wakes its writer if there is none (or the stream is not a plain socket)."""
+        if self._to_write:
+            return
+        current = write_through()
+        if current.handling and self._socket is not None:
             self._to_write = True
-            try:
-                _to_write.get().append(self)
-            except LookupError:
-                _to_write.set([self])
+            current.connections.append(self)
+        else:
+            self._data_ready.set()
 
     def close_channel(
         self, channel: int, reply_code: int, reply_text: str, class_id: int = 0, method_id: int = 0
@@ -488,6 +514,8 @@ class AMQPConnection:
         (or has bytes to send first); what the socket does not take is left to the writer."""
         self._to_write = False
         if self._in_flight or self._finished:
+            # The writer sends it after what it is sending (or before it stops).
+            self._data_ready.set()
             return
         buffers = self._take_output()
         if not buffers:
@@ -545,6 +573,10 @@ class AMQPConnection:
     # Events
 
     def _handle(self, events: list) -> None:
+        with write_through():
+            self._handle_events(events)
+
+    def _handle_events(self, events: list) -> None:
         client = self.client
         for event in events:
             if self._waiting and self._wait(event):
@@ -579,8 +611,9 @@ class AMQPConnection:
                 self._finish()
         if client is not None:
             client.flush_confirms()
-        self._output_queued()
-        write_through()
+        if self.protocol.has_output:
+            # What the protocol answered by itself (channel.open-ok, close-ok, heartbeats).
+            self._output_queued()
 
     def _info(self, client_properties: dict) -> core.ConnectionInfo:
         peer_host, peer_port, host, port = self._addresses

@@ -1,5 +1,6 @@
-"""Output is written through from the step that queued it, and a write-through never reorders
-frames or loses count of what is still to be sent."""
+"""Output queued while events are handled is written through when the handling ends, without
+waking the connection's writer task; a write-through never reorders frames or loses count of what
+is still to be sent; output queued at any other time is sent by the writer."""
 
 from __future__ import annotations
 
@@ -66,13 +67,49 @@ def bodies(data: bytes) -> bytes:
     return b"".join(payload for frame_type, payload in frames(data) if frame_type == 3)
 
 
+def delivered_in_a_handling(connection: AMQPConnection, body: bytes) -> None:
+    with write_through():
+        deliver(connection, body)
+
+
+class TaskSteps(trio.abc.Instrument):
+    """Names the tasks that run a step."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        self.names.append(task.name)
+
+
 async def test_a_write_through_sends_without_the_writer_task() -> None:
     connection, client = connection_over_socketpair()
-    deliver(connection, b"first")
-    assert read_available(client) == b"", "sent before the step ended"
-    write_through()
+    with write_through():
+        deliver(connection, b"first")
+        assert read_available(client) == b"", "sent before the handling ended"
     assert bodies(read_available(client)) == b"first"
     assert connection.pending_bytes == 0
+
+
+async def test_the_writer_task_wakes_only_for_output_queued_outside_a_handling() -> None:
+    connection, client = connection_over_socketpair()
+    steps = TaskSteps()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(connection.run)
+        await trio.testing.wait_all_tasks_blocked()
+        trio.lowlevel.add_instrument(steps)
+
+        delivered_in_a_handling(connection, b"handled")
+        await trio.testing.wait_all_tasks_blocked()
+        assert bodies(read_available(client)) == b"handled"
+        assert not any("_write_loop" in name for name in steps.names)
+
+        deliver(connection, b"timer")
+        await trio.testing.wait_all_tasks_blocked()
+        assert bodies(read_available(client)) == b"timer"
+        assert any("_write_loop" in name for name in steps.names)
+        trio.lowlevel.remove_instrument(steps)
+        nursery.cancel_scope.cancel()
 
 
 async def test_what_the_socket_does_not_take_goes_first_and_stays_counted() -> None:
@@ -80,21 +117,18 @@ async def test_what_the_socket_does_not_take_goes_first_and_stays_counted() -> N
     async with trio.open_nursery() as nursery:
         nursery.start_soon(connection.run)
         await trio.testing.wait_all_tasks_blocked()
-        deliver(connection, b"a" * LARGE)
-        write_through()
+        delivered_in_a_handling(connection, b"a" * LARGE)
         received = read_available(client)
         assert 0 < len(received) < LARGE
         partly_sent = len(received)
         unsent = connection.pending_bytes
 
         # Queued while the rest of the first waits for the writer, which has not run yet.
-        deliver(connection, b"b" * 100)
-        write_through()
+        delivered_in_a_handling(connection, b"b" * 100)
         await trio.testing.wait_all_tasks_blocked()
         # The writer is now sending the rest: its bytes, not the third's, must fill the room made here.
         received += read_available(client)
-        deliver(connection, b"c" * 100)
-        write_through()
+        delivered_in_a_handling(connection, b"c" * 100)
 
         while connection.pending_bytes:
             received += read_available(client)
@@ -115,7 +149,7 @@ async def test_what_the_socket_does_not_take_goes_first_and_stays_counted() -> N
 
 async def test_a_delivery_to_a_channel_closed_already_is_neither_sent_nor_counted() -> None:
     connection, client = connection_over_socketpair()
-    connection.send_content(2, spec.BasicDeliver("ctag", 1), b"\x00\x00", b"x" * LARGE)
-    assert connection.pending_bytes == 0 and connection.writable
-    write_through()
+    with write_through():
+        connection.send_content(2, spec.BasicDeliver("ctag", 1), b"\x00\x00", b"x" * LARGE)
+        assert connection.pending_bytes == 0 and connection.writable
     assert read_available(client) == b""
