@@ -136,12 +136,9 @@ class WriteThrough:
 
     def __exit__(self, *exc_info: object) -> None:
         self.handling -= 1
-        connections = self.connections
-        while connections:
-            listed = connections.copy()
-            connections.clear()
-            for connection in listed:
-                connection.write_through()
+        listed, self.connections = self.connections, []
+        for connection in listed:
+            connection.write_through()
 
 
 def write_through() -> WriteThrough:
