@@ -4,8 +4,10 @@ basic authentication and tag gating, JSON in and out, errors, `?columns=`.
 Resources live in their own modules, each with a `Routes` of its handlers. A handler is a plain
 function `handler(request, broker) -> result` run on the broker's trio loop: it reads state, or
 changes it through the same core operations AMQP uses, and returns JSON-able data (200), or a
-`Response` for another status, or raises `HTTPError`. One that must wait (for message bodies read
-back from the store) is a coroutine function instead. A change that the store must commit is
+`Response` for another status, or raises `HTTPError`. One that lists objects without bound
+(queues, exchanges, bindings, connections, channels, consumers) returns an iterator of their JSON
+instead, and the API takes it, and encodes the answer, in turns (`in_turns`). One that must wait
+(for message bodies read back from the store) is a coroutine function instead. A change that the store must commit is
 answered once its batch is committed, as a channel's reply to a durable declaration is (for a
 coroutine, the batch of whatever the journal gathered while it ran).
 """
@@ -22,8 +24,10 @@ import re
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Collection
+from typing import TYPE_CHECKING, Any, Callable, Collection, Iterable, Iterator, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
+
+import trio
 
 from .. import core
 from ..core.permissions import Access
@@ -38,6 +42,13 @@ log = logging.getLogger("amqpbroker.mgmt")
 
 _WWW_AUTHENTICATE = ("www-authenticate", 'Basic realm="RabbitMQ Management"')
 _JSON = ("content-type", "application/json")
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+TURN = 0.001
+"""Seconds a listing is built or encoded for before the broker's other tasks get a turn: listing
+a thousand queues takes tens of milliseconds, which no delivery should wait for."""
+
+T = TypeVar("T")
 
 # Who may call a route, by the user's tags, and RabbitMQ's words for those who may not.
 MANAGEMENT = "management"
@@ -209,7 +220,7 @@ class Api:
             return HTTPResponse(status, b"", headers)
         if isinstance(body, bytes):
             return HTTPResponse(status, body, headers)
-        return HTTPResponse(status, json.dumps(body, separators=(",", ":")).encode(), [_JSON, *headers])
+        return HTTPResponse(status, (await encode(body)).encode(), [_JSON, *headers])
 
     async def _dispatch(self, http: HTTPRequest) -> tuple[int, Any, list[tuple[str, str]]]:
         target = urlsplit(http.target)
@@ -238,6 +249,9 @@ class Api:
                 raise _from_amqp(exc) from None
         if change.batch is not None and not await committed(self.broker.commits, change.batch):
             raise HTTPError(500, "internal_server_error", "the store failed to commit the change")
+        if isinstance(result, Iterator):
+            # Outside the change: what the journal gathers meanwhile is other tasks' to wait for.
+            result = await in_turns(result)
         if isinstance(result, Response):
             return result.status, result.body, result.headers
         return 200, listing(result, query), []
@@ -302,6 +316,35 @@ class _Unauthorised(HTTPError):
 
     def __init__(self) -> None:
         super().__init__(401, "", "")
+
+
+async def in_turns(items: Iterable[T]) -> list[T]:
+    """`items` taken into a list, with a checkpoint whenever a `TURN` has passed since the last, so
+    that a long listing keeps the broker's other tasks waiting a `TURN` at a time, not throughout.
+    What a listing shows of each object is as of the turn that took it, as in RabbitMQ, whose
+    statistics are not one snapshot either."""
+    taken: list[T] = []
+    turn_ends = time.perf_counter() + TURN
+    for item in items:
+        taken.append(item)
+        if time.perf_counter() >= turn_ends:
+            await trio.lowlevel.checkpoint()
+            turn_ends = time.perf_counter() + TURN
+    return taken
+
+
+async def encode(body: Any) -> str:
+    """`body` as compact JSON, as `json.dumps(body, separators=(",", ":"))` writes it, encoded in
+    turns an item at a time where it is a list, or an object with lists as values (a page)."""
+    if isinstance(body, list):
+        return "[" + ",".join(await in_turns(map(_ENCODER.encode, body))) + "]"
+    if isinstance(body, dict) and all(isinstance(key, str) for key in body):
+        members = [
+            _ENCODER.encode(key) + ":" + (await encode(value) if isinstance(value, list) else _ENCODER.encode(value))
+            for key, value in body.items()
+        ]
+        return "{" + ",".join(members) + "}"
+    return _ENCODER.encode(body)
 
 
 def listing(result: Any, query: dict[str, str]) -> Any:

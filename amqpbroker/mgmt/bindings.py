@@ -78,13 +78,13 @@ def _vhost_bindings(where: core.VHost) -> Iterator[dict[str, Any]]:
 
 
 @routes.get("/api/bindings")
-def list_bindings(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
-    return [found for where in vhosts(request, broker) for found in _vhost_bindings(where)]
+def list_bindings(request: Request, broker: core.Broker) -> Iterator[dict[str, Any]]:
+    return (found for where in vhosts(request, broker) for found in _vhost_bindings(where))
 
 
 @routes.get("/api/bindings/{vhost}")
-def vhost_bindings(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
-    return list(_vhost_bindings(vhost(request, broker)))
+def vhost_bindings(request: Request, broker: core.Broker) -> Iterator[dict[str, Any]]:
+    return _vhost_bindings(vhost(request, broker))
 
 
 @routes.get("/api/queues/{vhost}/{name}/bindings")

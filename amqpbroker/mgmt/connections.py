@@ -138,18 +138,18 @@ def _sessions(connections: list[core.ClientConnection]) -> Iterator[core.Session
 
 
 @routes.get("/api/connections")
-def list_connections(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
-    return [connection_json(connection, request.node) for connection in _connections(request, broker)]
+def list_connections(request: Request, broker: core.Broker) -> Iterator[dict[str, Any]]:
+    return (connection_json(connection, request.node) for connection in _connections(request, broker))
 
 
 @routes.get("/api/vhosts/{vhost}/connections")
-def vhost_connections(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
+def vhost_connections(request: Request, broker: core.Broker) -> Iterator[dict[str, Any]]:
     name = vhost(request, broker).name
-    return [
+    return (
         connection_json(connection, request.node)
         for connection in _connections(request, broker)
         if connection.vhost.name == name
-    ]
+    )
 
 
 @routes.get("/api/connections/{name}")
@@ -167,20 +167,20 @@ def close_connection(request: Request, broker: core.Broker) -> object:
 
 
 @routes.get("/api/connections/{name}/channels")
-def connection_channels(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
-    return [channel_json(session, request.node) for session in _sessions([_connection(request, broker)])]
+def connection_channels(request: Request, broker: core.Broker) -> Iterator[dict[str, Any]]:
+    return (channel_json(session, request.node) for session in _sessions([_connection(request, broker)]))
 
 
 @routes.get("/api/channels")
-def list_channels(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
-    return [channel_json(session, request.node) for session in _sessions(_connections(request, broker))]
+def list_channels(request: Request, broker: core.Broker) -> Iterator[dict[str, Any]]:
+    return (channel_json(session, request.node) for session in _sessions(_connections(request, broker)))
 
 
 @routes.get("/api/vhosts/{vhost}/channels")
-def vhost_channels(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
+def vhost_channels(request: Request, broker: core.Broker) -> Iterator[dict[str, Any]]:
     name = vhost(request, broker).name
     connections = [connection for connection in _connections(request, broker) if connection.vhost.name == name]
-    return [channel_json(session, request.node) for session in _sessions(connections)]
+    return (channel_json(session, request.node) for session in _sessions(connections))
 
 
 @routes.get("/api/channels/{name}")

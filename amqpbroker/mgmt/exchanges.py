@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import struct
-from typing import Any
+from typing import Any, Iterator
 
 from .. import core
 from ..core.permissions import EXCHANGE
@@ -56,17 +56,18 @@ def find_exchange(request: Request, broker: core.Broker, name: str | None = None
     return exchange
 
 
-def _sorted(where: core.VHost) -> list[dict[str, Any]]:
-    return [exchange_json(where.exchanges[name], where.name) for name in sorted(where.exchanges)]
+def _sorted(where: core.VHost) -> Iterator[dict[str, Any]]:
+    exchanges = sorted(where.exchanges.items(), key=lambda item: item[0])
+    return (exchange_json(exchange, where.name) for _, exchange in exchanges)
 
 
 @routes.get("/api/exchanges")
-def list_exchanges(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
-    return [found for where in vhosts(request, broker) for found in _sorted(where)]
+def list_exchanges(request: Request, broker: core.Broker) -> Iterator[dict[str, Any]]:
+    return (found for where in vhosts(request, broker) for found in _sorted(where))
 
 
 @routes.get("/api/exchanges/{vhost}")
-def vhost_exchanges(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
+def vhost_exchanges(request: Request, broker: core.Broker) -> Iterator[dict[str, Any]]:
     return _sorted(vhost(request, broker))
 
 

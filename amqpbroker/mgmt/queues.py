@@ -4,7 +4,7 @@ messages with `POST .../get` as RabbitMQ's management plugin does."""
 from __future__ import annotations
 
 import base64
-from typing import Any
+from typing import Any, Iterator
 
 from .. import core
 from ..protocol import DECODE_ERRORS, BasicProperties
@@ -77,18 +77,17 @@ def find_queue(request: Request, broker: core.Broker, name: str | None = None) -
 
 
 @routes.get("/api/queues")
-def list_queues(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
-    return [
-        queue_json(queue, request.node)
-        for where in vhosts(request, broker)
-        for queue in sorted(where.queues.values(), key=lambda queue: queue.name)
-    ]
+def list_queues(request: Request, broker: core.Broker) -> Iterator[dict[str, Any]]:
+    return (queue for where in vhosts(request, broker) for queue in _sorted(where, request.node))
 
 
 @routes.get("/api/queues/{vhost}")
-def vhost_queues(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
-    queues = vhost(request, broker).queues.values()
-    return [queue_json(queue, request.node) for queue in sorted(queues, key=lambda queue: queue.name)]
+def vhost_queues(request: Request, broker: core.Broker) -> Iterator[dict[str, Any]]:
+    return _sorted(vhost(request, broker), request.node)
+
+
+def _sorted(where: core.VHost, node: Node) -> Iterator[dict[str, Any]]:
+    return (queue_json(queue, node) for queue in sorted(where.queues.values(), key=lambda queue: queue.name))
 
 
 @routes.get("/api/queues/{vhost}/{name}")

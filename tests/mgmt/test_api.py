@@ -1,14 +1,19 @@
 """The request handling itself, with routes of its own: a handler's bug is a 500 for that request
-only, HEAD is GET without a body, and a durable change is answered once it is committed."""
+only, HEAD is GET without a body, a durable change is answered once it is committed, and a long
+listing lets the broker's other tasks run while it is built and encoded."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+import trio
+from hypothesis import given
+from hypothesis import strategies as st
 
 from amqpbroker import core
-from amqpbroker.mgmt import Api, Node, Routes
+from amqpbroker.mgmt import ROUTES, Api, Node, Routes
+from amqpbroker.mgmt.api import encode
 from amqpbroker.mgmt.http import HTTPRequest
 from amqpbroker.testing import Broker
 
@@ -88,3 +93,43 @@ def test_durable_changes_survive_a_restart(tmp_path) -> None:
         assert got.json[0]["payload"] == "persistent"
         broker.restart()
         assert client.get("/api/queues/%2F/kept").json["messages"] == 0
+
+
+async def test_a_long_listing_lets_other_tasks_run_while_it_is_answered() -> None:
+    broker = core.Broker()
+    names = [f"q{n:04}" for n in range(3000)]
+    for name in names:
+        broker.vhosts["/"].declare_queue(name, None)
+    api = Api(broker, ROUTES, Node("test@here", []))
+    turns = 0
+
+    async def other_task() -> None:
+        nonlocal turns
+        while True:
+            await trio.lowlevel.checkpoint()
+            turns += 1
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(other_task)
+        await trio.lowlevel.checkpoint()
+        before = turns
+        response = await api.handle(_request("GET", "/api/queues", _GUEST))
+        during = turns - before
+        nursery.cancel_scope.cancel()
+    listed = json.loads(response.body)
+    assert [queue["name"] for queue in listed] == names
+    assert response.body == json.dumps(listed, separators=(",", ":")).encode()
+    # Answered in one go, the other task would not have run at all; 3,000 queues take several turns.
+    assert during >= 2
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda children: st.lists(children) | st.dictionaries(st.text(), children),
+    max_leaves=30,
+)
+
+
+@given(_JSON_VALUES)
+def test_an_answer_encoded_in_turns_is_what_json_dumps_writes(value) -> None:
+    assert trio.run(encode, value) == json.dumps(value, separators=(",", ":"))
