@@ -367,14 +367,57 @@ def congestion_control():
         return "unknown"
 
 
+QUIET_BEFORE = 3.0
+"""Seconds the machine's CPU use is measured for before the brokers start."""
+BUSY = 0.2
+"""The share of the CPUs in use before the start above which other work was running."""
+
+
+def cpu_ticks():
+    """The machine's CPU time so far, from /proc/stat: (in use, stolen by the hypervisor, all), in
+    ticks; None where there is no /proc/stat."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(value) for value in stat.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, idle, iowait, irq, softirq, steal = fields + [0] * (8 - len(fields))
+    return user + nice + system + irq + softirq, steal, sum((user, nice, system, idle, iowait, irq, softirq, steal))
+
+
+def cpu_shares(before, after):
+    """{"busy", "steal"}: the shares of all CPU time between two `cpu_ticks` readings that was in use
+    and that the hypervisor gave to other machines; None without both readings."""
+    if before is None or after is None or after[2] <= before[2]:
+        return None
+    total = after[2] - before[2]
+    return {"busy": round((after[0] - before[0]) / total, 3), "steal": round((after[1] - before[1]) / total, 3)}
+
+
+def steal_line(runs):
+    """How much CPU time the hypervisor took during the runs, where /proc/stat tells."""
+    shares = [(r["bench"]["steal"], r["bench"]["scenario"], r["bench"]["broker"], r["bench"]["run"])
+              for by_broker in runs.values() for results in by_broker.values() for r in results
+              if r.get("bench", {}).get("steal") is not None]
+    if not shares:
+        return None
+    worst = max(shares)
+    return (f"CPU time stolen by the hypervisor during the runs: median {statistics.median(s[0] for s in shares):.1%}, "
+            f"at most {worst[0]:.1%} ({worst[1]} on {worst[2]}, run {worst[3]}).")
+
+
 def write_markdown(path, args, scenarios, targets, rows, runs, info):
     lines = [f"# Benchmark: {' vs '.join(t.label for t in targets)}", ""]
     lines += [f"Run {info['date']} with `{info['command']}` — {info['elapsed']:.0f} s in all.", ""]
     lines += [f"- {t.label}: {info['products'][t.label]}" for t in targets]
-    # The load at the start is the machine's own; after it, the brokers and load generators count in it.
-    busy = info["load_start"] >= 1.0
+    # The CPU use before the start is the machine's own; after it, the brokers and load generators
+    # count in the load average. A load average at the start still counts work that ended before it.
+    before = info["cpu_before"]
+    busy = before["busy"] >= BUSY if before else info["load_start"] >= 1.0
     lines += [f"- machine: {info['cpus']} CPUs, TCP congestion control {info['congestion_control']} by default, "
-              f"load average (1 min) {info['load_start']:.2f} at the start, "
+              + (f"CPUs {before['busy']:.0%} in use and {before['steal']:.0%} stolen by the hypervisor in the "
+                 f"{QUIET_BEFORE:g} s before the start, " if before else "")
+              + f"load average (1 min) {info['load_start']:.2f} at the start, "
               f"{info['load_end']:.2f} at the end, {info['load_max']:.2f} at most between runs "
               + ("(other work was running at the start: figures are noisy)" if busy else
                  "(the benchmark's own brokers and load generators count in the later figures)"),
@@ -389,6 +432,9 @@ def write_markdown(path, args, scenarios, targets, rows, runs, info):
                   f"means {targets[0].label} is ahead; where lower is better (latency, time, memory), below 1.00x "
                   f"means {targets[0].label} is ahead.", ""]
     lines += table_lines(rows, targets, markdown=True)
+    stolen = steal_line(runs)
+    if stolen:
+        lines += ["", stolen]
     if len(targets) == 2:
         lines += ["", f"{targets[0].label} behind {targets[1].label}, worst first: "
                   + (", ".join(behind(rows)) or "nowhere") + "."]
@@ -467,6 +513,9 @@ def main(argv=None):
         url = args.url or DEFAULT_URL
         targets = [Target("broker", url, args.broker_pid or local_pid(url))]
     runs = {s.name: {t.label: [] for t in targets} for s in args.chosen}
+    start = cpu_ticks()
+    time.sleep(QUIET_BEFORE)
+    cpu_before = cpu_shares(start, cpu_ticks())
     load = [os.getloadavg()[0]]
     products = {}
     try:
@@ -488,15 +537,18 @@ def main(argv=None):
                     if s.fresh and t.managed and t.used:
                         t.restart()                                  # memory figures from a fresh broker
                     load.append(os.getloadavg()[0])
+                    ticks = cpu_ticks()
                     result, took = run_loadgen(t, s.loadgen_args(args.scale), args.timeout, s.tls)
+                    during = cpu_shares(ticks, cpu_ticks())
                     t.used = True
                     result["bench"] = {"run": n, "scenario": s.name, "broker": t.label, "seconds": round(took, 1),
-                                       "load_1min": load[-1]}
+                                       "load_1min": load[-1], "steal": during and during["steal"]}
                     runs[s.name][t.label].append(result)
                     problem = accounted(result)
                     head = s.metrics[0]
                     shown = f"{head.label} {fmt(head.get(result), head.digits)}" if not problem else f"FAILED: {problem}"
-                    print(f"[{n}/{total}] {s.name:17} {t.label:9} {shown}  ({took:.1f} s, load {load[-1]:.2f})",
+                    stolen = f", steal {during['steal']:.0%}" if during else ""
+                    print(f"[{n}/{total}] {s.name:17} {t.label:9} {shown}  ({took:.1f} s, load {load[-1]:.2f}{stolen})",
                           flush=True)
                     if problem and t.managed:
                         t.restart()                                  # do not let one failure spoil the rest
@@ -522,11 +574,15 @@ def main(argv=None):
     bad = failures(done, targets, runs)
     for b in bad:
         print(f"FAILED: {b}")
-    print(f"\n{elapsed:.0f} s; load average (1 min) {load[0]:.2f} at the start, {load[-1]:.2f} at the end, "
+    stolen = steal_line(runs)
+    if stolen:
+        print(stolen)
+    in_use = f"; CPUs {cpu_before['busy']:.0%} in use before the start" if cpu_before else ""
+    print(f"\n{elapsed:.0f} s{in_use}; load average (1 min) {load[0]:.2f} at the start, {load[-1]:.2f} at the end, "
           f"{max(load):.2f} at most" + (f"; broker logs in {log_dir}" if any(t.managed for t in targets) else ""))
     info = {"date": started_at.strftime("%Y-%m-%d %H:%M UTC"), "elapsed": elapsed, "products": products,
             "cpus": os.cpu_count(), "congestion_control": congestion_control(),
-            "load_start": load[0], "load_end": load[-1], "load_max": max(load),
+            "load_start": load[0], "load_end": load[-1], "load_max": max(load), "cpu_before": cpu_before,
             "command": "python tools/bench.py " + shlex.join(
                 loadgen.redact(a) if a.startswith("amqp://") else a for a in (argv if argv is not None else sys.argv[1:])),
             "fresh": any(t.managed for t in targets)}

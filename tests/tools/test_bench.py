@@ -123,16 +123,36 @@ def test_scale_shrinks_counts_but_not_below_the_minimum():
                                                                     "--bindings", "1000"]
 
 
-def test_the_table_says_other_work_ran_only_if_the_machine_was_busy_before_the_benchmark(tmp_path):
+def test_the_table_says_other_work_ran_only_if_the_cpus_were_busy_before_the_benchmark(tmp_path):
     bench = load_bench()
     args = bench.argparse.Namespace(scale=1.0, repeat=1)
     machine = {}
-    for load in (0.4, 1.6):
+    # A load average left by work that ended before the start, work running at the start, and a
+    # machine without /proc/stat, where the load average is all there is.
+    cases = (("ended", {"busy": 0.04, "steal": 0.01}, 1.6), ("running", {"busy": 0.55, "steal": 0.02}, 0.4),
+             ("no /proc", None, 1.6))
+    for case, before, load in cases:
         info = {"date": "now", "command": "bench", "elapsed": 1.0, "products": {"ours": "amqpbroker"}, "cpus": 2,
-                "congestion_control": "bbr", "load_start": load, "load_end": 2.0, "load_max": 2.5, "fresh": False}
-        path = tmp_path / f"{load}.md"
+                "congestion_control": "bbr", "load_start": load, "load_end": 2.0, "load_max": 2.5, "fresh": False,
+                "cpu_before": before}
+        path = tmp_path / "table.md"
         bench.write_markdown(path, args, [], [bench.Target("ours", "amqp://a")], [], {}, info)
-        machine[load] = next(line for line in path.read_text().splitlines() if line.startswith("- machine"))
-    assert "other work was running" not in machine[0.4] and "own brokers and load generators" in machine[0.4]
-    assert "other work was running at the start" in machine[1.6]
-    assert "TCP congestion control bbr by default" in machine[0.4], "pacing moves the large-message figures"
+        machine[case] = next(line for line in path.read_text().splitlines() if line.startswith("- machine"))
+    assert "other work was running" not in machine["ended"] and "own brokers and load generators" in machine["ended"]
+    assert "CPUs 4% in use and 1% stolen by the hypervisor in the 3 s before the start" in machine["ended"]
+    assert "other work was running at the start" in machine["running"]
+    assert "other work was running at the start" in machine["no /proc"]
+    assert "TCP congestion control bbr by default" in machine["ended"], "pacing moves the large-message figures"
+
+
+def test_the_table_says_how_much_cpu_the_hypervisor_took_during_the_runs():
+    bench = load_bench()
+
+    def result(run, broker, steal):
+        return {"bench": {"run": run, "scenario": "latency-10000", "broker": broker, "steal": steal}}
+
+    runs = {"latency-10000": {"ours": [result(1, "ours", 0.02), result(3, "ours", 0.01)],
+                              "RabbitMQ": [result(2, "RabbitMQ", 0.12), result(4, "RabbitMQ", 0.03)]}}
+    assert bench.steal_line(runs) == ("CPU time stolen by the hypervisor during the runs: median 2.5%, "
+                                      "at most 12.0% (latency-10000 on RabbitMQ, run 2).")
+    assert bench.steal_line({"latency-10000": {"ours": [result(1, "ours", None)]}}) is None
