@@ -13,11 +13,11 @@ from urllib.parse import urlsplit
 import trio
 
 from .. import __version__, core
-from .api import Node
+from .api import Node, in_turns
 from .http import HTTPLimits, HTTPRequest, HTTPResponse, HTTPServer
 from .nodes import open_file_descriptors, resident_memory_bytes
 from .overview import RABBITMQ_VERSION
-from .prometheus import CONTENT_TYPE, NodeStatus, render
+from .prometheus import CONTENT_TYPE, NodeStatus, exposition, text
 
 _PATHS = {"/metrics": False, "/metrics/per-object": True}
 _ALLOW = ("allow", "HEAD, GET, OPTIONS")
@@ -42,8 +42,8 @@ class MetricsEndpoint:
             return HTTPResponse(405, headers=[_ALLOW])
         # In a thread: it reads the file system, and a hung disk must hang a scrape, not the broker.
         status = await trio.to_thread.run_sync(self._status, abandon_on_cancel=True)
-        text = render(self._broker, status, per_object=per_object)
-        return HTTPResponse(200, text.encode(), [("content-type", CONTENT_TYPE)])
+        lines = await in_turns(exposition(self._broker, status, per_object=per_object))
+        return HTTPResponse(200, text(lines).encode(), [("content-type", CONTENT_TYPE)])
 
     def _status(self) -> NodeStatus:
         node = self._node

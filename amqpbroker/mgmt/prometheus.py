@@ -3,14 +3,16 @@
 
 `render` is pure: it reads the broker and a `NodeStatus` the server gathers at each scrape. As
 RabbitMQ's `/metrics`, it aggregates per-object series into one sample each; `per_object=True` (its
-`/metrics/per-object`) labels the queue series by vhost and queue instead. Series of our own (the
+`/metrics/per-object`) labels the queue series by vhost and queue instead. `exposition` gives the
+same text as lines, each per-object sample read as its line is taken, for the server to take in
+turns (a thousand queues make five thousand lines). Series of our own (the
 store's size on disk) are named `amqpbroker_*`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from .. import core
 from ..core.stats import ChannelStats, QueueStats
@@ -47,6 +49,16 @@ class NodeStatus:
 
 
 def render(broker: core.Broker, node: NodeStatus, *, per_object: bool = False) -> str:
+    return text(exposition(broker, node, per_object=per_object))
+
+
+def text(lines: Iterable[str]) -> str:
+    """The exposition's text from its lines."""
+    return "\n".join(lines) + "\n"
+
+
+def exposition(broker: core.Broker, node: NodeStatus, *, per_object: bool = False) -> Iterator[str]:
+    """The lines of `render`'s text."""
     out = _Exposition()
     stats = broker.stats
     memory = broker.memory
@@ -102,13 +114,13 @@ def render(broker: core.Broker, node: NodeStatus, *, per_object: bool = False) -
     if node.store_size_bytes is not None:
         out.gauge("amqpbroker_store_size_bytes", "Bytes the message store's files take on disk",
                   node.store_size_bytes)
-    return out.text()
+    return out.lines()
 
 
 def _queue_series(out: _Exposition, queues: list[core.Queue], per_object: bool) -> None:
     def series(value: Callable[[core.Queue], float], vhost_label: str = "vhost") -> Samples:
         if per_object:
-            return [({vhost_label: queue.vhost, "queue": queue.name}, value(queue)) for queue in queues]
+            return (({vhost_label: queue.vhost, "queue": queue.name}, value(queue)) for queue in queues)
         return [({}, sum(value(queue) for queue in queues))]
 
     out.family("rabbitmq_queue_messages_ready", "gauge", "Messages ready to be delivered to consumers",
@@ -212,18 +224,10 @@ class _Exposition:
     """Text format 0.0.4: per family a TYPE and a HELP line, then its samples."""
 
     def __init__(self) -> None:
-        self._lines: list[str] = []
+        self._families: list[tuple[str, str, str, Samples]] = []
 
     def family(self, name: str, kind: str, help: str, samples: Samples) -> None:
-        lines = self._lines
-        lines.append(f"# TYPE {name} {kind}")
-        lines.append(f"# HELP {name} {_escape_help(help)}")
-        for labels, value in samples:
-            if labels:
-                pairs = ",".join(f'{key}="{_escape_label(text)}"' for key, text in labels.items())
-                lines.append(f"{name}{{{pairs}}} {_number(value)}")
-            else:
-                lines.append(f"{name} {_number(value)}")
+        self._families.append((name, kind, help, samples))
 
     def gauge(self, name: str, help: str, value: float) -> None:
         self.family(name, "gauge", help, [({}, value)])
@@ -234,8 +238,16 @@ class _Exposition:
     def untyped(self, name: str, help: str, value: float, labels: Labels | None = None) -> None:
         self.family(name, "untyped", help, [(labels or {}, value)])
 
-    def text(self) -> str:
-        return "\n".join(self._lines) + "\n"
+    def lines(self) -> Iterator[str]:
+        for name, kind, help, samples in self._families:
+            yield f"# TYPE {name} {kind}"
+            yield f"# HELP {name} {_escape_help(help)}"
+            for labels, value in samples:
+                if labels:
+                    pairs = ",".join(f'{key}="{_escape_label(text)}"' for key, text in labels.items())
+                    yield f"{name}{{{pairs}}} {_number(value)}"
+                else:
+                    yield f"{name} {_number(value)}"
 
 
 def _escape_help(text: str) -> str:

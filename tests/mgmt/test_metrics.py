@@ -13,11 +13,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from amqpbroker import core
 from amqpbroker.config import load
-from amqpbroker.mgmt.prometheus import NodeStatus, render
+from amqpbroker.mgmt.api import in_turns
+from amqpbroker.mgmt.prometheus import NodeStatus, exposition, render
 from amqpbroker.testing import Broker
 
 from .client import ApiClient, eventually
 from .conftest import MGMT_TEST_URL
+from .test_api import broker_with_queues, turns_of_another_task
 from .test_wiring import _start, _stop
 
 # The series the issue names, by type, as rabbitmq_prometheus serves them on /metrics (the disk's
@@ -141,6 +143,16 @@ def test_our_families_are_typed_and_described_as_rabbitmqs(reference, metrics) -
     ours = _type_and_help(render(core.Broker(memory_limit=1), status))
     ours = {name: described for name, described in ours.items() if not name.startswith("amqpbroker_")}
     assert ours == {name: theirs[name] for name in ours}
+
+
+async def test_a_per_object_scrape_of_many_queues_lets_other_tasks_run_while_it_is_rendered() -> None:
+    broker, names = broker_with_queues(3000)
+    status = NodeStatus("n", "3.10.8", "0", 0.0, 0, 0, 0)
+    lines, turns = await turns_of_another_task(lambda: in_turns(exposition(broker, status, per_object=True)))
+    assert "\n".join(lines) + "\n" == render(broker, status, per_object=True)
+    ready = [line for line in lines if line.startswith("rabbitmq_queue_messages_ready{")]
+    assert ready == [f'rabbitmq_queue_messages_ready{{vhost="/",queue="{name}"}} 0' for name in names]
+    assert turns >= 2
 
 
 def _type_and_help(text: str) -> dict[str, tuple[str, str]]:
