@@ -12,6 +12,7 @@ routes; `ROUTES` lists them, one line each. A resource module looks like:
         where = vhost(request, broker)         # the path's vhost, 404 if missing
         ...                                    # core operations; raise HTTPError, not_found(), ...
         return CREATED                         # or NO_CONTENT, Response(...), or JSON-able data (200)
+                                               # (a listing: an iterator of it, taken in turns)
 """
 
 from __future__ import annotations
