@@ -112,9 +112,13 @@ def channel_json(session: core.Session, node: Node) -> dict[str, Any]:
     }
 
 
-def consumer_json(consumer: Consumer, node: Node) -> dict[str, Any]:
+def session_of(consumer: Consumer) -> core.Session:
+    """The channel `consumer` consumes on."""
     delivery = consumer.channel
-    session = delivery.connection.sessions[delivery.channel_number]
+    return delivery.connection.sessions[delivery.channel_number]
+
+
+def consumer_json(consumer: Consumer, session: core.Session, node: Node) -> dict[str, Any]:
     # In a single-active-consumer queue the others wait their turn.
     single_active = consumer.queue.consumers.single_active
     active = single_active is None or single_active is consumer
@@ -191,20 +195,24 @@ def get_channel(request: Request, broker: core.Broker) -> dict[str, Any]:
     raise not_found()
 
 
-def _consumers(broker: core.Broker) -> Iterator[Consumer]:
-    """Every consumer, whoever's: RabbitMQ shows them by vhost, not by connection."""
+def _consumers(broker: core.Broker) -> Iterator[tuple[core.Session, Consumer]]:
+    """Every consumer with its channel, whoever's: RabbitMQ shows them by vhost, not by connection.
+    Each channel's consumers are taken as they are at its turn."""
     connections = sorted(broker.connections, key=lambda connection: connection.info.name)
     for session in _sessions(connections):
-        yield from session.delivery.consumers.values()
+        for consumer in list(session.delivery.consumers.values()):
+            yield session, consumer
 
 
 @routes.get("/api/consumers")
-def list_consumers(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
+def list_consumers(request: Request, broker: core.Broker) -> Iterator[dict[str, Any]]:
     visible = {where.name for where in vhosts(request, broker)}
-    return [consumer_json(consumer, request.node) for consumer in _consumers(broker) if consumer.queue.vhost in visible]
+    return (consumer_json(consumer, session, request.node)
+            for session, consumer in _consumers(broker) if consumer.queue.vhost in visible)
 
 
 @routes.get("/api/consumers/{vhost}")
-def vhost_consumers(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
+def vhost_consumers(request: Request, broker: core.Broker) -> Iterator[dict[str, Any]]:
     name = vhost(request, broker).name
-    return [consumer_json(consumer, request.node) for consumer in _consumers(broker) if consumer.queue.vhost == name]
+    return (consumer_json(consumer, session, request.node)
+            for session, consumer in _consumers(broker) if consumer.queue.vhost == name)

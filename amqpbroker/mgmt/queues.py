@@ -29,7 +29,7 @@ from .api import (
     vhosts,
 )
 from . import message_stats
-from .connections import consumer_json
+from .connections import consumer_json, session_of
 from .policies import applied_json
 
 routes = Routes()
@@ -94,7 +94,9 @@ def _sorted(where: core.VHost, node: Node) -> Iterator[dict[str, Any]]:
 def get_queue(request: Request, broker: core.Broker) -> dict[str, Any]:
     queue = find_queue(request, broker)
     found = queue_json(queue, request.node)
-    found["consumer_details"] = [consumer_json(consumer, request.node) for consumer in queue.consumers]
+    found["consumer_details"] = [
+        consumer_json(consumer, session_of(consumer), request.node) for consumer in queue.consumers
+    ]
     found["deliveries"] = []
     found["incoming"] = []
     return found
