@@ -4,12 +4,12 @@ basic authentication and tag gating, JSON in and out, errors, `?columns=`.
 Resources live in their own modules, each with a `Routes` of its handlers. A handler is a plain
 function `handler(request, broker) -> result` run on the broker's trio loop: it reads state, or
 changes it through the same core operations AMQP uses, and returns JSON-able data (200), or a
-`Response` for another status, or raises `HTTPError`. One that lists objects without bound
-(queues, exchanges, bindings, connections, channels, consumers) returns an iterator of their JSON
-instead, and the API takes it, and encodes the answer, in turns (`in_turns`). One that must wait
-(for message bodies read back from the store) is a coroutine function instead. A change that the store must commit is
-answered once its batch is committed, as a channel's reply to a durable declaration is (for a
-coroutine, the batch of whatever the journal gathered while it ran).
+`Response` for another status, or raises `HTTPError`. One that lists objects without bound (queues,
+exchanges, bindings, connections, channels, consumers) returns an iterator of their JSON instead,
+and the API takes it, and encodes the answer, in turns (`in_turns`). One that must wait (for message
+bodies read back from the store) is a coroutine function instead. A change that the store must
+commit is answered once its batch is committed, as a channel's reply to a durable declaration is
+(for a coroutine, the batch of whatever the journal gathered while it ran).
 """
 
 from __future__ import annotations

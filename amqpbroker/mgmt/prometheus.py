@@ -5,8 +5,8 @@
 RabbitMQ's `/metrics`, it aggregates per-object series into one sample each; `per_object=True` (its
 `/metrics/per-object`) labels the queue series by vhost and queue instead. `exposition` gives the
 same text as lines, each per-object sample read as its line is taken, for the server to take in
-turns (a thousand queues make five thousand lines). Series of our own (the
-store's size on disk) are named `amqpbroker_*`.
+turns (a thousand queues make five thousand lines). Series of our own (the store's size on disk) are
+named `amqpbroker_*`.
 """
 
 from __future__ import annotations

@@ -78,7 +78,7 @@ def find_queue(request: Request, broker: core.Broker, name: str | None = None) -
 
 @routes.get("/api/queues")
 def list_queues(request: Request, broker: core.Broker) -> Iterator[dict[str, Any]]:
-    return (queue for where in vhosts(request, broker) for queue in _sorted(where, request.node))
+    return (found for where in vhosts(request, broker) for found in _sorted(where, request.node))
 
 
 @routes.get("/api/queues/{vhost}")
