@@ -9,8 +9,9 @@
 Every scenario is one run of tools/loadgen.py (its --json output is what gets compared); the
 table gives each scenario's figures, the ratio ours/RabbitMQ and whether higher or lower is
 better, and the loadgen command that reproduces a row.  In compare mode the two brokers run
-each scenario alternately (ours, RabbitMQ, ours, RabbitMQ, ... for --repeat N) and the table
-shows the median of the N runs.  See tools/README.md.
+each scenario in rounds of one run each, the first broker alternating from round to round
+(ours, RabbitMQ; RabbitMQ, ours; ... for --repeat N, or a latency scenario's minimum of rounds)
+and the table shows the median of the runs.  See tools/README.md.
 """
 
 import argparse
@@ -69,6 +70,7 @@ class Scenario:
     metrics: tuple
     fresh: bool = False                    # measures memory: brokers bench.py started are restarted first
     tls: bool = False                      # over AMQPS: only against brokers bench.py started (--start-both)
+    compare_runs: int = 1                  # a comparison runs it at least this often per broker
 
     def loadgen_args(self, scale):
         return [a.render(scale) if isinstance(a, Scaled) else str(a) for a in self.args]
@@ -84,6 +86,12 @@ def _get(*path, scale=1.0):
 
 PUBLISH = Metric("published msgs/s", True, _get("publish_rate"))
 CONSUME = Metric("consumed msgs/s", True, _get("consume_rate"))
+
+# A latency p99 is the tail of one short run, and the tail is where this machine's noise lands: one
+# broker's p99 at 10,000 msgs/s ranged 0.6-6 ms from run to run here. A comparison runs these
+# scenarios at least LATENCY_RUNS times per broker, so that what hits one or two runs does not
+# decide the median.
+LATENCY_RUNS = 7
 
 SCENARIOS = (
     Scenario("transient-1-1", "1 producer -> 1 consumer, transient, 100 B",
@@ -115,11 +123,13 @@ SCENARIOS = (
     Scenario("latency-1000", "1 -> 1 at a fixed 1,000 msgs/s, 100 B: latency publish -> deliver",
              ("--rate", 1000, "--count", Scaled(20_000, 200)),
              (Metric("latency p50 ms", False, _get("latency_ms", "p50"), 2),
-              Metric("latency p99 ms", False, _get("latency_ms", "p99"), 2))),
+              Metric("latency p99 ms", False, _get("latency_ms", "p99"), 2)),
+             compare_runs=LATENCY_RUNS),
     Scenario("latency-10000", "1 -> 1 at a fixed 10,000 msgs/s, 100 B: latency publish -> deliver",
              ("--rate", 10_000, "--count", Scaled(100_000, 1000)),
              (Metric("latency p50 ms", False, _get("latency_ms", "p50"), 2),
-              Metric("latency p99 ms", False, _get("latency_ms", "p99"), 2))),
+              Metric("latency p99 ms", False, _get("latency_ms", "p99"), 2)),
+             compare_runs=LATENCY_RUNS),
     Scenario("fair-100", "1 producer at a fixed 10,000 msgs/s round-robin over 100 queues, 1 consumer on each "
              "(100 consumers on 4 connections), 100 B: each queue's delivery rate",
              ("--rate", 10_000, "--count", Scaled(100_000, 1000), "--queues", 100, "--consumers", 4),
@@ -406,6 +416,12 @@ def steal_line(runs):
             f"at most {worst[0]:.1%} ({worst[1]} on {worst[2]}, run {worst[3]}).")
 
 
+def more_runs(scenarios, repeat):
+    """What a comparison ran more often than --repeat asked, as ` (latency-1000 7)`, or ""."""
+    more = [f"{s.name} {s.compare_runs}" for s in scenarios if s.compare_runs > repeat]
+    return f" ({', '.join(more)})" if more else ""
+
+
 def write_markdown(path, args, scenarios, targets, rows, runs, info):
     lines = [f"# Benchmark: {' vs '.join(t.label for t in targets)}", ""]
     lines += [f"Run {info['date']} with `{info['command']}` — {info['elapsed']:.0f} s in all.", ""]
@@ -422,7 +438,8 @@ def write_markdown(path, args, scenarios, targets, rows, runs, info):
               + ("(other work was running at the start: figures are noisy)" if busy else
                  "(the benchmark's own brokers and load generators count in the later figures)"),
               f"- scale {args.scale:g}, {args.repeat} run(s) per broker and scenario"
-              + (", alternating brokers; each figure is the median" if len(targets) == 2 else ""),
+              + (more_runs(scenarios, args.repeat) + ", the first broker alternating from round to round; "
+                 "each figure is the median" if len(targets) == 2 else ""),
               "- " + ("brokers started by bench.py; " + ", ".join(s.name for s in scenarios if s.fresh)
                       + " ran on freshly started brokers" if info["fresh"] else "brokers were already running "
                       "(memory figures include what earlier runs left behind)"),
@@ -529,10 +546,13 @@ def main(argv=None):
             products[t.label] = t.product()
             print(f"{t.label}: {products[t.label]} at {loadgen.redact(t.url)}, PID {t.pid or 'unknown (no RSS/CPU)'}",
                   flush=True)
-        total, n = len(args.chosen) * args.repeat * len(targets), 0
+        rounds = {s.name: max(args.repeat, s.compare_runs if len(targets) == 2 else 1) for s in args.chosen}
+        total, n = sum(rounds.values()) * len(targets), 0
         for s in args.chosen:
-            for _ in range(args.repeat):
-                for t in targets:                                    # alternately: ours, RabbitMQ, ours, ...
+            for r in range(rounds[s.name]):
+                # Alternately (ours, RabbitMQ; RabbitMQ, ours; ...): neither is always the one to
+                # run after the other.
+                for t in (targets if r % 2 == 0 else targets[::-1]):
                     n += 1
                     if s.fresh and t.managed and t.used:
                         t.restart()                                  # memory figures from a fresh broker

@@ -81,12 +81,17 @@ def test_every_scenario_accounts_for_every_message(amqp_url, tmp_path):
 def test_compare_alternates_and_takes_the_median(amqp_url, tmp_path):
     # The same broker on both sides: this checks the plumbing, not the brokers.
     proc, runs, table = run_bench(tmp_path, "--compare", "--ours", amqp_url, "--rabbitmq", amqp_url,
-                                  "--scenarios", "transient-1-1,fanout-4", "--repeat", "2")
+                                  "--scenarios", "transient-1-1,latency-1000", "--repeat", "2")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     order = sorted((r["bench"]["run"], r["bench"]["scenario"], r["bench"]["broker"])
                    for per_broker in runs.values() for rs in per_broker.values() for r in rs)
-    assert [(s, b) for _, s, b in order] == [("transient-1-1", "ours"), ("transient-1-1", "RabbitMQ")] * 2 + [
-        ("fanout-4", "ours"), ("fanout-4", "RabbitMQ")] * 2
+    # Each round's first broker is the other one than in the round before; a latency scenario
+    # runs its minimum of rounds, more than --repeat asked.
+    rounds = [("ours", "RabbitMQ"), ("RabbitMQ", "ours")]
+    assert [(s, b) for _, s, b in order] == [
+        ("transient-1-1", b) for r in range(2) for b in rounds[r % 2]] + [
+        ("latency-1000", b) for r in range(7) for b in rounds[r % 2]]
+    assert "2 run(s) per broker and scenario (latency-1000 7), the first broker alternating" in table
     for name, per_broker in runs.items():
         for r in per_broker["ours"] + per_broker["RabbitMQ"]:
             assert_accounted(name, r)
