@@ -416,9 +416,15 @@ def steal_line(runs):
             f"at most {worst[0]:.1%} ({worst[1]} on {worst[2]}, run {worst[3]}).")
 
 
+def runs_per_broker(scenario, repeat, comparing):
+    """How often each broker runs `scenario`: --repeat times, or a comparison's minimum if more."""
+    return max(repeat, scenario.compare_runs if comparing else 1)
+
+
 def more_runs(scenarios, repeat):
     """What a comparison ran more often than --repeat asked, as ` (latency-1000 7)`, or ""."""
-    more = [f"{s.name} {s.compare_runs}" for s in scenarios if s.compare_runs > repeat]
+    counts = [(s.name, runs_per_broker(s, repeat, True)) for s in scenarios]
+    more = [f"{name} {count}" for name, count in counts if count > repeat]
     return f" ({', '.join(more)})" if more else ""
 
 
@@ -546,7 +552,7 @@ def main(argv=None):
             products[t.label] = t.product()
             print(f"{t.label}: {products[t.label]} at {loadgen.redact(t.url)}, PID {t.pid or 'unknown (no RSS/CPU)'}",
                   flush=True)
-        rounds = {s.name: max(args.repeat, s.compare_runs if len(targets) == 2 else 1) for s in args.chosen}
+        rounds = {s.name: runs_per_broker(s, args.repeat, len(targets) == 2) for s in args.chosen}
         total, n = sum(rounds.values()) * len(targets), 0
         for s in args.chosen:
             for r in range(rounds[s.name]):
