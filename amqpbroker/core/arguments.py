@@ -556,7 +556,7 @@ def check_exchange_type_arguments(type: str, arguments: Mapping[str, Any], excha
                 "Invalid argument, 'x-delayed-type' must be an existing exchange type"
             )
         if delayed_type not in exchange_types:
-            raise ConnectionException.command_invalid(f"invalid exchange type '{delayed_type}'")
+            raise ConnectionException.command_invalid(f"unknown exchange type '{delayed_type}'")
 
 
 _EXPIRATION = re.compile(r"([+-]?[0-9]+)(.*)", re.DOTALL)

@@ -15,6 +15,7 @@ from ..protocol import spec
 from .errors import ChannelException, ConnectionException
 from .permissions import EXCHANGE, QUEUE
 from .queue import Queue
+from .vhost import check_exchange_type
 
 if TYPE_CHECKING:
     from .broker import ClientConnection
@@ -35,6 +36,8 @@ class Topology:
 
     def exchange_declare(self, method: spec.ExchangeDeclare) -> None:
         name = method.exchange
+        if not method.passive:
+            check_exchange_type(method.type)
         if name and not method.passive:
             # A new `amq.` name is refused by the vhost before an alternate exchange is looked at.
             new = name not in self._vhost.exchanges and not name.startswith("amq.")

@@ -47,6 +47,13 @@ PLUGIN_EXCHANGE_TYPES = (DelayedExchange.type, DeduplicationExchange.type)
 """Exchange types of RabbitMQ plugins: the delayed-message exchange and the deduplication exchange."""
 
 
+def check_exchange_type(type: str) -> None:
+    """A type no exchange has is a connection error, as RabbitMQ answers it before anything else
+    about a declaration (the name, the permissions, an exchange that exists)."""
+    if type not in EXCHANGE_TYPES and type not in PLUGIN_EXCHANGE_TYPES:
+        raise ConnectionException.command_invalid(f"unknown exchange type '{type}'")
+
+
 def random_name(prefix: str) -> str:
     """A unique name the way RabbitMQ makes them: prefix plus 22 url-safe base64 characters."""
     return prefix + base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
@@ -125,6 +132,8 @@ class VHost:
         internal: bool = False,
         arguments: dict | None = None,
     ) -> Exchange:
+        if not passive:
+            check_exchange_type(type)
         if name == "":
             raise ChannelException.access_refused("operation not permitted on the default exchange")
         if passive:
@@ -135,8 +144,6 @@ class VHost:
                 raise ChannelException.access_refused(
                     f"exchange name '{name}' contains reserved prefix 'amq.*'"
                 )
-            if type not in EXCHANGE_TYPES and type not in PLUGIN_EXCHANGE_TYPES:
-                raise ConnectionException.command_invalid(f"invalid exchange type '{type}'")
             alternate_exchange(arguments or {}, exchange=name, vhost=self.name)
             check_exchange_type_arguments(type, arguments or {}, EXCHANGE_TYPES)
             exchange = self.make_exchange(

@@ -189,7 +189,7 @@ def test_held_bodies_count_against_the_memory_limit_until_routed(peer, broker, c
          "Invalid argument, 'x-delayed-type' must be an existing exchange type"),
         ({"x-delayed-type": "x-delayed-message"}, core.ChannelException, 406,
          "Invalid argument, 'x-delayed-message' can't be used for 'x-delayed-type'"),
-        ({"x-delayed-type": "nope"}, core.ConnectionException, 503, "invalid exchange type 'nope'"),
+        ({"x-delayed-type": "nope"}, core.ConnectionException, 503, "unknown exchange type 'nope'"),
     ],
 )
 def test_the_delayed_type_is_checked_as_the_plugin_does(peer, arguments: dict, kind: type, code: int, text: str) -> None:

@@ -144,6 +144,11 @@ def test_a_permission_change_applies_to_open_connections(broker: core.Broker, se
     setup.publish("r-e", "k", b"x", ch=2)
 
 
+def test_an_unknown_exchange_type_is_503_before_permissions(setup: Peer) -> None:
+    with pytest.raises(core.ConnectionException, match="^COMMAND_INVALID - unknown exchange type 'zzz'$"):
+        setup.handle(spec.ExchangeDeclare(exchange="w-new", type="zzz"), 1)
+
+
 def test_empty_expressions_allow_nothing(broker: core.Broker, setup: Peer) -> None:
     broker.permissions.set("/", USER, "", "", "")
     assert broker.can_open_vhost(USER, "/")
