@@ -38,6 +38,9 @@ MAX_MESSAGE_SIZE_CEILING = 512 * 1024 * 1024
 INITIAL_FRAME_MAX = 8192
 # How long to wait for connection.close-ok after sending connection.close before giving up.
 CLOSE_TIMEOUT = 30.0
+# How long the socket stays open at most after close-ok answers the client's connection.close, as
+# RabbitMQ keeps it (the negotiated heartbeat, if shorter).
+CLIENT_CLOSE_LINGER = 30.0
 
 _HH = struct.Struct(">HH")
 _PUBLISH_IDS = _HH.pack(spec.BasicPublish.CLASS_ID, spec.BasicPublish.METHOD_ID)
@@ -311,10 +314,10 @@ class ServerConnection:
         self._channels.clear()
         self._out.append(method_frame(0, spec.ConnectionClose(reply_code, reply_text, class_id, method_id).encode()))
 
-    def _closed(self, events: list[Event], reply_code: int, reply_text: str) -> None:
+    def _closed(self, events: list[Event], reply_code: int, reply_text: str, linger: float = 0.0) -> None:
         self._state = _CLOSED
         self._channels.clear()
-        events.append(ConnectionClosed(reply_code, reply_text))
+        events.append(ConnectionClosed(reply_code, reply_text, linger))
 
     # -- time -------------------------------------------------------------------------------------
 
@@ -700,7 +703,8 @@ class ServerConnection:
         cls = type(method)
         if cls is spec.ConnectionClose and channel == 0:
             self._out.append(method_frame(0, spec.ConnectionCloseOk().encode()))
-            self._closed(events, method.reply_code, method.reply_text)
+            linger = min(self.heartbeat or CLIENT_CLOSE_LINGER, CLIENT_CLOSE_LINGER)
+            self._closed(events, method.reply_code, method.reply_text, linger)
         elif channel == 0 and state == _START_OK and cls is spec.ConnectionStartOk:
             self._start_ok(method, events)
         elif channel == 0 and state == _TUNE_OK and cls is spec.ConnectionTuneOk:

@@ -89,7 +89,11 @@ class ConnectionClosed(Event):
     """The connection is over: flush data_to_send() and close the socket.
 
     reply_code is 0 when it ended without an AMQP reason (EOF, missed heartbeats, bad protocol header).
+    `linger` is nonzero when the client closed the connection: the socket is the client's to close
+    after it has read close-ok, so it stays open that many seconds at most, what arrives meanwhile
+    read and dropped (closing it under unread input would reset it, close-ok perhaps unread).
     """
 
     reply_code: int
     reply_text: str
+    linger: float = 0.0

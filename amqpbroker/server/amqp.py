@@ -205,6 +205,8 @@ class AMQPConnection:
         self._throttled = False
         self._finished = False
         self._closing = False
+        self._awaited = "close-ok"
+        """What the connection waits for while closing (see `_start_closing`)."""
         self._held: list[Any] = []
         self._held_channels: set[int] = set()
         self._held_bytes = 0
@@ -555,7 +557,7 @@ class AMQPConnection:
             # Asked again: the handshake may have completed during the sleep.
             waiting = self.client is None or self._closing
             if waiting and trio.current_time() > self._close_deadline:
-                log.info("connection %s: no %s in time", self.peer, "close-ok" if self._closing else "handshake")
+                log.info("connection %s: no %s in time", self.peer, self._awaited if self._closing else "handshake")
                 self._finish()
                 return
             self.check_heartbeats()
@@ -605,7 +607,10 @@ class AMQPConnection:
                 log.info("connection %s closing: %s", self.peer, event.reply_text)
                 self._start_closing()
             elif kind is ConnectionClosed:
-                self._finish()
+                if event.linger:
+                    self._start_closing(event.linger, "close of the socket by the client")
+                else:
+                    self._finish()
         if client is not None:
             client.flush_confirms()
         if self.protocol.has_output:
@@ -679,8 +684,12 @@ class AMQPConnection:
             self.send_method(0, spec.ConnectionUnblocked())
 
     def close(self, reply_code: int, reply_text: str, class_id: int = 0, method_id: int = 0) -> None:
-        """Closes the connection from the broker's side; the client has CLOSE_TIMEOUT to answer."""
+        """Closes the connection from the broker's side; the client has CLOSE_TIMEOUT to answer.
+        One the client has closed already (its socket lingering) is dropped at once."""
         if self._finished:
+            return
+        if self.protocol.is_closed:
+            self._finish()
             return
         log.info("connection %s closing: %s", self.peer, reply_text)
         self.protocol.close(reply_code, reply_text, class_id, method_id)
@@ -696,10 +705,14 @@ class AMQPConnection:
         # Closing wakes the reader with ClosedResourceError; the connection then finishes as on EOF.
         reset_socket(transport_socket(self._stream))
 
-    def _start_closing(self) -> None:
+    def _start_closing(self, timeout: float = CLOSE_TIMEOUT, awaited: str = "close-ok") -> None:
+        """Releases what the client had, and gives it `timeout` seconds for what ends the
+        connection (`awaited`, a close-ok or its end of the socket); what it sends meanwhile is
+        read, and dropped once the protocol is closed."""
         self._closing = True
+        self._awaited = awaited
         self._teardown()
-        self._close_deadline = trio.current_time() + CLOSE_TIMEOUT
+        self._close_deadline = trio.current_time() + timeout
 
     def _finish(self) -> None:
         self._finished = True

@@ -687,12 +687,19 @@ def test_heartbeats_off():
 
 # -- closing ----------------------------------------------------------------------------------------------
 
-def test_client_closes_connection():
-    conn = open_connection()
+@pytest.mark.parametrize(("heartbeat", "linger"), [(60, 30.0), (0, 30.0), (5, 5)])
+def test_client_closes_connection_and_the_socket_is_left_for_it_to_close(heartbeat, linger):
+    # As RabbitMQ: the socket stays open for the negotiated heartbeat, at most 30 s, for the client
+    # to close it after reading close-ok.
+    conn = open_connection(heartbeat=heartbeat)
     events = conn.receive_data(method(0, spec.ConnectionClose(200, "Normal shutdown", 0, 0)), 0)
-    assert events == [ConnectionClosed(200, "Normal shutdown")]
+    assert events == [ConnectionClosed(200, "Normal shutdown", linger)]
     assert sent_methods(conn.data_to_send()) == [(0, spec.ConnectionCloseOk())]
     assert conn.is_closed
+    # What the client sent after its close is dropped, and nothing more is sent.
+    open_channel(conn)
+    assert conn.receive_data(method(1, spec.BasicQos(prefetch_count=1)), 1) == []
+    assert conn.data_to_send() == b"" and conn.tick(100) == []
 
 
 def test_server_closes_connection():

@@ -12,13 +12,14 @@ from amqpbroker.protocol._frames import method_frame
 HEADER = b"AMQP\x00\x00\x09\x01"
 
 
-def handshake(channel_max: int = 16, frame_max: int = 4096, capabilities: dict | None = None) -> bytes:
+def handshake(channel_max: int = 16, frame_max: int = 4096, capabilities: dict | None = None,
+              heartbeat: int = 0) -> bytes:
     """Header, start-ok, tune-ok and open, sent at once without waiting for the broker's side."""
     properties = {"product": "raw", "capabilities": capabilities or {}}
     return HEADER + b"".join(method_frame(0, m.encode()) for m in (
         spec.ConnectionStartOk(client_properties=properties, mechanism="PLAIN",
                                response=b"\x00guest\x00guest", locale="en_US"),
-        spec.ConnectionTuneOk(channel_max=channel_max, frame_max=frame_max, heartbeat=0),
+        spec.ConnectionTuneOk(channel_max=channel_max, frame_max=frame_max, heartbeat=heartbeat),
         spec.ConnectionOpen(virtual_host="/"),
     ))
 
