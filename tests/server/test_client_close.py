@@ -5,6 +5,9 @@ released at once; the socket is closed by the broker after the negotiated heartb
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 import trio
 import trio.testing
 
@@ -53,17 +56,28 @@ async def close_with_publishes_behind(stream: trio.SocketStream, heartbeat: int 
         return await read_methods_until(stream, spec.ConnectionCloseOk)
 
 
-async def test_close_ok_is_read_and_the_socket_left_open_for_the_client() -> None:
-    broker = core.Broker()
-    server = Server(broker, host="127.0.0.1", port=0)
+@contextlib.asynccontextmanager
+async def closed_by_client(heartbeat: int = 0) -> AsyncIterator[tuple[Server, trio.SocketStream, list]]:
+    """A served client that has sent connection.close with many publishes behind it: the server,
+    the client's stream, and the methods the broker sent it up to its close-ok."""
+    server = Server(core.Broker(), host="127.0.0.1", port=0)
     async with trio.open_nursery() as nursery:
         await nursery.start(server.serve)
         stream = await trio.open_tcp_stream("127.0.0.1", server.port)
         with trio.fail_after(30):  # a guard against a hang, not a measured duration
-            assert await close_with_publishes_behind(stream) == [spec.ConnectionCloseOk()]
+            methods = await close_with_publishes_behind(stream, heartbeat)
+        yield server, stream, methods
+        await stream.aclose()
+        server.shutdown()
+
+
+async def test_close_ok_is_read_and_the_socket_left_open_for_the_client() -> None:
+    async with closed_by_client() as (server, stream, methods):
+        assert methods == [spec.ConnectionCloseOk()]
         # Released at once, though the socket stays open; nothing the client sent after the close counted.
-        assert "mine" not in broker.vhosts["/"].queues and not broker.connections
-        assert sum(queue.stats.publish for queue in broker.vhosts["/"].queues.values()) == 0
+        vhost = server.broker.vhosts["/"]
+        assert "mine" not in vhost.queues and not server.broker.connections
+        assert sum(queue.stats.publish for queue in vhost.queues.values()) == 0
         with trio.move_on_after(0.5):
             await stream.receive_some(1)
             raise AssertionError("the broker closed the socket under the client")
@@ -71,32 +85,19 @@ async def test_close_ok_is_read_and_the_socket_left_open_for_the_client() -> Non
         with trio.fail_after(30):
             while server.connections:
                 await trio.sleep(0.01)
-        server.shutdown()
 
 
 async def test_the_broker_closes_the_socket_after_the_heartbeat_if_the_client_does_not() -> None:
-    server = Server(core.Broker(), host="127.0.0.1", port=0)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(server.serve)
-        stream = await trio.open_tcp_stream("127.0.0.1", server.port)
+    async with closed_by_client(heartbeat=1) as (_, stream, _):
         with trio.fail_after(30):
-            await close_with_publishes_behind(stream, heartbeat=1)
             while await stream.receive_some(1 << 16):
                 pass  # an orderly end of the socket, not a reset (which would raise)
-        server.shutdown()
 
 
 async def test_a_connection_whose_client_has_closed_is_dropped_at_once_when_the_broker_closes_it() -> None:
     # As at shutdown: it has nothing left to say, so nothing to wait for.
-    server = Server(core.Broker(), host="127.0.0.1", port=0)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(server.serve)
-        stream = await trio.open_tcp_stream("127.0.0.1", server.port)
-        with trio.fail_after(30):
-            await close_with_publishes_behind(stream)
+    async with closed_by_client() as (server, _, _):
         (connection,) = server.connections
         connection.close(320, "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'")
         await trio.testing.wait_all_tasks_blocked()
         assert not server.connections
-        await stream.aclose()
-        server.shutdown()
