@@ -102,6 +102,7 @@ def default_server_properties() -> dict[str, Any]:
             "exchange_exchange_bindings": True,
             "direct_reply_to": True,
             "connection.blocked": True,
+            "consumer_priorities": True,
         },
     }
 

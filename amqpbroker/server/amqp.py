@@ -167,10 +167,12 @@ class AMQPConnection:
         addresses: tuple[str, int, str, int] = ("?", 0, "?", 0),
         heartbeat_clock: Callable[[], float] = trio.current_time,
         certificate_login: str | None = None,
+        server_properties: dict[str, Any] | None = None,
     ) -> None:
         """`address` is the client's IP address, which decides whether a loopback-only user may log in;
         `certificate_login` the user a verified TLS client certificate names, whom EXTERNAL logs in.
-        Heartbeats are sent and expected by `heartbeat_clock` (a test may move it on)."""
+        Heartbeats are sent and expected by `heartbeat_clock` (a test may move it on).
+        `server_properties` are advertised in connection.start over the protocol's own."""
         self._stream = stream
         self._heartbeat_clock = heartbeat_clock
         # Several buffers go out in one scatter-gather call where the stream is a socket.
@@ -191,6 +193,7 @@ class AMQPConnection:
             now=heartbeat_clock(),
             max_message_size=limits.max_message_size,
             certificate_login=certificate_login,
+            server_properties=server_properties,
             authenticate_external=functools.partial(broker.authenticate_external, address=address),
         )
         self.client: core.ClientConnection | None = None

@@ -117,10 +117,14 @@ def test_server_properties_advertise_capabilities_clients_gate_on(connection):
         "consumer_cancel_notify",
         "authentication_failure_close",
         "per_consumer_qos",
+        "exchange_exchange_bindings",
+        "direct_reply_to",
+        "connection.blocked",
+        "consumer_priorities",
     ):
         assert capabilities.get(capability) is True, capability
-    assert isinstance(properties["product"], (str, bytes))
-    assert isinstance(properties["version"], (str, bytes))
+    for text in ("product", "version", "cluster_name"):
+        assert isinstance(properties[text], (str, bytes)), text
     assert connection.publisher_confirms_supported
     assert connection.basic_nack_supported
     assert connection.consumer_cancel_notify_supported

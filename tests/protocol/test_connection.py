@@ -61,7 +61,7 @@ def test_good_header_split_across_reads_gets_connection_start():
     assert props["capabilities"] == {
         "publisher_confirms": True, "basic.nack": True, "consumer_cancel_notify": True,
         "authentication_failure_close": True, "per_consumer_qos": True, "exchange_exchange_bindings": True,
-        "direct_reply_to": True, "connection.blocked": True,
+        "direct_reply_to": True, "connection.blocked": True, "consumer_priorities": True,
     }
 
 
