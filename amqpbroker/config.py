@@ -156,7 +156,8 @@ class Key:
 
 
 KEYS: tuple[Key, ...] = (
-    Key("amqp.host", _text, "0.0.0.0", "address the AMQP, AMQPS and HTTP listeners bind", "--host"),
+    Key("amqp.host", _text, "", "address the AMQP, AMQPS and HTTP listeners bind (empty: every address, "
+        "IPv4 and IPv6)", "--host"),
     Key("amqp.port", _port, 5672, "AMQP port, 0 for any free one", "--port"),
     Key("amqp.enabled", _bool, True, "serve plain AMQP (false: only AMQPS)", "--no-amqp", False),
     Key("http.port", _port, 15672, "management HTTP API port, 0 for any free one", "--http-port"),

@@ -10,6 +10,7 @@ another samples the statistics for their rates.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import logging
 import socket
@@ -56,11 +57,45 @@ class ListenError(OSError):
         super().__init__(cause.errno, f"cannot listen on {host}:{port}: {cause.strerror or cause}")
 
 
+EVERY_ADDRESS = ""
+"""The host that means every address of this machine, IPv4 and IPv6, on one port: where RabbitMQ
+listens by default."""
+
+
 async def _listen(host: str, port: int) -> list[trio.SocketListener]:
     try:
-        return await trio.open_tcp_listeners(port, host=host)
+        if host != EVERY_ADDRESS:
+            return await trio.open_tcp_listeners(port, host=host)
+        return await _listen_everywhere(port)
     except OSError as exc:
-        raise ListenError(host, port, exc) from exc
+        raise ListenError(host or "*", port, exc) from exc
+
+
+async def _listen_everywhere(port: int) -> list[trio.SocketListener]:
+    """Listens on every IPv4 address, then on every IPv6 address on the same port (the one the
+    first got, for port 0), unless this machine has no IPv6. For port 0, a port taken for IPv6
+    only is given up for another."""
+    for _ in range(3 if port == 0 else 1):
+        listeners = await trio.open_tcp_listeners(port, host="0.0.0.0")
+        try:
+            return listeners + await trio.open_tcp_listeners(listeners[0].socket.getsockname()[1], host="::")
+        except OSError as exc:
+            if isinstance(exc, socket.gaierror) or exc.errno in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL):
+                return listeners
+            for listener in listeners:
+                await listener.aclose()
+            if exc.errno != errno.EADDRINUSE or port != 0:
+                raise
+    raise OSError(errno.EADDRINUSE, "no port free for both IPv4 and IPv6")
+
+
+def _bound(listeners: list[trio.SocketListener], shape: str = "{}") -> str:
+    """Where `listeners` listen, for the log: each `address:port`, put in `shape`."""
+    where = []
+    for listener in listeners:
+        host, port = listener.socket.getsockname()[:2]
+        where.append(shape.format(f"[{host}]:{port}" if ":" in host else f"{host}:{port}"))
+    return " and ".join(where)
 
 
 def node_name() -> str:
@@ -93,7 +128,7 @@ class Server:
         self,
         broker: core.Broker | None = None,
         *,
-        host: str = "0.0.0.0",
+        host: str = EVERY_ADDRESS,
         port: int | None = 5672,
         heartbeat: int = 60,
         limits: Limits = Limits(),
@@ -145,15 +180,15 @@ class Server:
         if self.port is not None:
             listeners = await _listen(self.host, self.port)
             self.port = listeners[0].socket.getsockname()[1]
-            log.info("listening on %s:%d", self.host, self.port)
+            log.info("listening on %s", _bound(listeners))
         if self.tls_port is not None:
             tls_listeners = await _listen(self.host, self.tls_port)
             self.tls_port = tls_listeners[0].socket.getsockname()[1]
-            log.info("listening for AMQPS on %s:%d", self.host, self.tls_port)
+            log.info("listening for AMQPS on %s", _bound(tls_listeners))
         if self.http_port is not None:
             http_listeners = await _listen(self.host, self.http_port)
             self.http_port = http_listeners[0].socket.getsockname()[1]
-            log.info("management API on http%s://%s:%d/api/", "s" if self.http_tls else "", self.host, self.http_port)
+            log.info("management API on %s", _bound(http_listeners, f"http{'s' if self.http_tls else ''}://{{}}/api/"))
             if self.http_tls:
                 http_listeners = [trio.SSLListener(listener, self.tls_context, https_compatible=True)
                                   for listener in http_listeners]
@@ -161,7 +196,7 @@ class Server:
         if self.metrics_port is not None:
             metrics_listeners = await _listen(self.host, self.metrics_port)
             self.metrics_port = metrics_listeners[0].socket.getsockname()[1]
-            log.info("Prometheus metrics on http://%s:%d/metrics", self.host, self.metrics_port)
+            log.info("Prometheus metrics on %s", _bound(metrics_listeners, "http://{}/metrics"))
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._persister.run)
             if self.timers:
@@ -207,7 +242,7 @@ class Server:
         name = node_name()
         ports = {"amqp": self.port, "amqp/ssl": self.tls_port, "https" if self.http_tls else "http": self.http_port}
         listeners = [
-            {"node": name, "protocol": protocol, "ip_address": self.host, "port": port}
+            {"node": name, "protocol": protocol, "ip_address": self.host or "::", "port": port}
             for protocol, port in ports.items()
             if port is not None
         ]

@@ -30,6 +30,7 @@ def test_defaults_are_rabbitmqs() -> None:
     assert (settings["amqp.port"], settings["tls.port"], settings["http.port"]) == (5672, 5671, 15672)
     assert settings["tls.certfile"] is None
     assert settings["auth.loopback_users"] == ("guest",)
+    assert settings["amqp.host"] == "", "every address, IPv4 and IPv6"
 
 
 def test_flag_beats_environment_beats_file_beats_default(tmp_path) -> None:
