@@ -12,7 +12,7 @@ from .. import core
 from ..core.publishing import publish_unconfirmed
 from ..protocol import BasicProperties
 from .api import MONITORING, Node, Request, Response, Routes, not_found, vhost
-from .overview import exchange_types
+from .overview import contexts, exchange_types
 
 routes = Routes()
 
@@ -61,6 +61,7 @@ def node_json(node: Node, broker: core.Broker) -> dict[str, Any]:
         "fd_total": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
         "sockets_used": len(broker.connections),
         "exchange_types": exchange_types(),
+        "contexts": contexts(node),
     }
 
 
@@ -81,6 +82,14 @@ _OK = {"status": "ok"}
 
 @routes.get("/api/healthchecks/node")
 def node_health(request: Request, broker: core.Broker) -> dict[str, Any]:
+    return _OK
+
+
+@routes.get("/api/healthchecks/node/{name}")
+def named_node_health(request: Request, broker: core.Broker) -> dict[str, Any]:
+    """The same check, of the node named: this one, or 404 as RabbitMQ answers a node it does not know."""
+    if request.params["name"] != request.node.name:
+        raise not_found()
     return _OK
 
 

@@ -9,7 +9,7 @@ from .. import __version__, core
 from ..core.exchanges import EXCHANGE_TYPES
 from ..core.vhost import PLUGIN_EXCHANGE_TYPES
 from . import message_stats
-from .api import ADMINISTRATOR, MONITORING, Request, Routes, vhosts
+from .api import ADMINISTRATOR, MONITORING, Node, Request, Routes, vhosts
 
 routes = Routes()
 
@@ -51,7 +51,18 @@ def overview(request: Request, broker: core.Broker) -> dict[str, Any]:
         "statistics_db_event_queue": 0,
         "node": node.name,
         "listeners": node.listeners,
+        # Tools find the node's name here.
+        "contexts": [{**context, "node": node.name, "ssl_opts": []} for context in contexts(node)],
     }
+
+
+def contexts(node: Node) -> list[dict[str, Any]]:
+    """The management API's listeners, in RabbitMQ's shape (its port is a string there)."""
+    return [
+        {"description": "amqpbroker management", "path": "/", "port": str(listener["port"])}
+        for listener in node.listeners
+        if listener["protocol"] in ("http", "https")
+    ]
 
 
 def exchange_types() -> list[dict[str, Any]]:

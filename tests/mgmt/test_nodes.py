@@ -46,6 +46,19 @@ def test_health_checks_are_ok(api: ApiClient, path: str) -> None:
     assert (reply.status, reply.json) == (200, {"status": "ok"})
 
 
+def test_the_node_health_check_of_the_node_the_contexts_name(api: ApiClient) -> None:
+    # As AMQPStorm's health check finds its node: the management listener's context names it.
+    overview = api.get("/api/overview").json
+    [context] = [context for context in overview["contexts"] if context["path"] == "/"]
+    assert context["node"] == overview["node"] and int(context["port"]) == api.port
+    [listed] = api.get("/api/nodes").json[0]["contexts"]
+    assert listed.items() <= context.items() and listed["path"] == "/"
+    reply = api.get(f"/api/healthchecks/node/{segment(context['node'])}")
+    assert (reply.status, reply.json) == (200, {"status": "ok"})
+    reply = api.get("/api/healthchecks/node/nosuch@nowhere")
+    assert (reply.status, reply.json) == (404, {"error": "Object Not Found", "reason": "Not Found"})
+
+
 def test_listener_checks(api: ApiClient) -> None:
     amqp_port = next(listener["port"] for listener in api.get("/api/overview").json["listeners"]
                      if listener["protocol"] == "amqp")
