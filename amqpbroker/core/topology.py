@@ -124,8 +124,7 @@ class Topology:
     def queue_bind(self, method: spec.QueueBind) -> None:
         name = self.queue_name(method.queue)
         self._access.bind(QUEUE, name, method.exchange)
-        queue = self.queue(name)
-        self._vhost.bind(queue, method.exchange, method.routing_key, method.arguments)
+        self._vhost.bind_queue(name, method.exchange, method.routing_key, method.arguments, self._connection)
         if not method.no_wait:
             self._output.method(spec.QueueBindOk())
 

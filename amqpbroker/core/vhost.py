@@ -436,16 +436,29 @@ class VHost:
         return self.get_exchange(exchange_name)
 
     def bind(self, destination: Queue | Exchange, exchange_name: str, routing_key: str, arguments: dict) -> None:
+        self._bind(self._bindable(exchange_name), destination, routing_key, arguments)
+
+    # queue.bind and exchange.bind look their names up in RabbitMQ's order, which decides the error
+    # a client gets when more than one is wrong: the default exchange named, then the source missing,
+    # then the destination missing, then a queue another connection holds exclusively.
+
+    def bind_queue(self, queue_name: str, exchange_name: str, routing_key: str, arguments: dict,
+                   connection: Any) -> None:
         source = self._bindable(exchange_name)
+        self._bind(source, self.get_queue(queue_name, connection), routing_key, arguments)
+
+    def bind_exchange(self, destination_name: str, source_name: str, routing_key: str, arguments: dict) -> None:
+        if destination_name == "":
+            raise ChannelException.access_refused("operation not permitted on the default exchange")
+        source = self._bindable(source_name)
+        self._bind(source, self.get_exchange(destination_name), routing_key, arguments)
+
+    def _bind(self, source: Exchange, destination: Queue | Exchange, routing_key: str, arguments: dict) -> None:
         binding = source.bind(destination, routing_key, arguments)
         if binding is not None and source.durable and destination.durable:
             self.journal.append(
                 PutBinding(self.name, source.name, destination.name, routing_key, arguments, _kind(destination))
             )
-
-    def bind_exchange(self, destination_name: str, source_name: str, routing_key: str, arguments: dict) -> None:
-        destination = self._bindable(destination_name)
-        self.bind(destination, source_name, routing_key, arguments)
 
     def unbind(self, queue_name: str, exchange_name: str, routing_key: str, arguments: dict, connection: Any) -> None:
         if exchange_name == "":

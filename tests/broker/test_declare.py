@@ -183,6 +183,29 @@ def test_server_named_queue_gets_amq_gen_name(broker, peer) -> None:
     assert first != second
 
 
+DEFAULT_EXCHANGE = "ACCESS_REFUSED - operation not permitted on the default exchange"
+
+
+@pytest.mark.parametrize(("method", "code", "text"), [
+    (spec.QueueBind(queue="no-q", exchange="no-x"), 404, "NOT_FOUND - no exchange 'no-x' in vhost '/'"),
+    (spec.QueueBind(queue="no-q", exchange=""), 403, DEFAULT_EXCHANGE),
+    (spec.QueueBind(queue="theirs", exchange="no-x"), 404, "NOT_FOUND - no exchange 'no-x' in vhost '/'"),
+    (spec.ExchangeBind(destination="no-d", source="no-s"), 404, "NOT_FOUND - no exchange 'no-s' in vhost '/'"),
+    (spec.ExchangeBind(destination="no-d", source=""), 403, DEFAULT_EXCHANGE),
+    (spec.ExchangeBind(destination="", source="no-s"), 403, DEFAULT_EXCHANGE),
+], ids=["queue-and-exchange-missing", "queue-missing-default-exchange", "exclusive-queue-exchange-missing",
+        "both-exchanges-missing", "destination-missing-default-source", "default-destination-source-missing"])
+def test_a_bind_with_more_than_one_thing_wrong_is_refused_for_the_first_rabbitmq_checks(
+        connect, peer, method, code, text) -> None:
+    # The default exchange, then the source, then the destination, then exclusive access (as
+    # RabbitMQ 3.10.8 answers; aiormq's tests bind a missing queue to a missing exchange).
+    other = connect()
+    other.channel(1)
+    other.declare("theirs", exclusive=True)
+    with refused(code, text):
+        peer.handle(method)
+
+
 def test_empty_queue_name_means_last_declared_queue_on_the_channel(broker, peer) -> None:
     name = peer.declare("")
     peer.handle(spec.QueueBind(queue="", exchange="amq.fanout"))
