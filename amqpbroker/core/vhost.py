@@ -54,6 +54,12 @@ def check_exchange_type(type: str) -> None:
         raise ConnectionException.command_invalid(f"unknown exchange type '{type}'")
 
 
+def _refuse_default(*exchange_names: str) -> None:
+    """The default exchange ("") is not declared, deleted or bound explicitly: 403, as RabbitMQ."""
+    if "" in exchange_names:
+        raise ChannelException.access_refused("operation not permitted on the default exchange")
+
+
 def random_name(prefix: str) -> str:
     """A unique name the way RabbitMQ makes them: prefix plus 22 url-safe base64 characters."""
     return prefix + base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
@@ -134,8 +140,7 @@ class VHost:
     ) -> Exchange:
         if not passive:
             check_exchange_type(type)
-        if name == "":
-            raise ChannelException.access_refused("operation not permitted on the default exchange")
+        _refuse_default(name)
         if passive:
             return self.get_exchange(name)
         existing = self.exchanges.get(name)
@@ -182,8 +187,7 @@ class VHost:
         return make_exchange(name, type, **kwargs)
 
     def delete_exchange(self, name: str, *, if_unused: bool = False) -> None:
-        if name == "":
-            raise ChannelException.access_refused("operation not permitted on the default exchange")
+        _refuse_default(name)
         if name.startswith("amq."):
             raise ChannelException.access_refused(f"deletion of system {self._describe('exchange', name)} not allowed")
         exchange = self.exchanges.get(name)
@@ -431,8 +435,7 @@ class VHost:
     # Bindings
 
     def _bindable(self, exchange_name: str) -> Exchange:
-        if exchange_name == "":
-            raise ChannelException.access_refused("operation not permitted on the default exchange")
+        _refuse_default(exchange_name)
         return self.get_exchange(exchange_name)
 
     def bind(self, destination: Queue | Exchange, exchange_name: str, routing_key: str, arguments: dict) -> None:
@@ -448,8 +451,7 @@ class VHost:
         self._bind(source, self.get_queue(queue_name, connection), routing_key, arguments)
 
     def bind_exchange(self, destination_name: str, source_name: str, routing_key: str, arguments: dict) -> None:
-        if destination_name == "":
-            raise ChannelException.access_refused("operation not permitted on the default exchange")
+        _refuse_default(destination_name)
         source = self._bindable(source_name)
         self._bind(source, self.get_exchange(destination_name), routing_key, arguments)
 
@@ -461,14 +463,12 @@ class VHost:
             )
 
     def unbind(self, queue_name: str, exchange_name: str, routing_key: str, arguments: dict, connection: Any) -> None:
-        if exchange_name == "":
-            raise ChannelException.access_refused("operation not permitted on the default exchange")
+        _refuse_default(exchange_name)
         if queue_name in self.queues:
             self._unbind(self.get_queue(queue_name, connection), exchange_name, routing_key, arguments)
 
     def unbind_exchange(self, destination_name: str, source_name: str, routing_key: str, arguments: dict) -> None:
-        if destination_name == "" or source_name == "":
-            raise ChannelException.access_refused("operation not permitted on the default exchange")
+        _refuse_default(destination_name, source_name)
         destination = self.exchanges.get(destination_name)
         if destination is not None:
             self._unbind(destination, source_name, routing_key, arguments)
