@@ -325,9 +325,9 @@ class Delivery:
             self._answer(get, body)
         self._sink.release_input(self.channel_number)
 
-    def give_up_get(self) -> None:
-        """The channel closes while its basic.get waits for a body: the message goes back to its
-        place unanswered (its close-ok went first), and the channel's input goes on."""
+    def _give_up_get(self) -> None:
+        """The channel goes (closed for an error, or with its connection) while its basic.get waits
+        for a body: the message goes back to its place unanswered, and the channel's input goes on."""
         get = self._waiting_get
         if get is None:
             return
@@ -509,7 +509,7 @@ class Delivery:
 
     def close(self) -> None:
         """The channel is gone: cancel its consumers and requeue what it had not acknowledged."""
-        self.give_up_get()
+        self._give_up_get()
         self._stop_replies()
         broker = self.connection.broker
         for consumer in list(self.consumers.values()):

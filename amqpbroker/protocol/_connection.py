@@ -62,6 +62,7 @@ _TAIL_SIZE = 8
 # guessed to follow (see receive_buffers).
 _GUESSED_FRAMES_MAX = 64
 _CONTENT_HEADER = struct.Struct(">HHQ")
+_CHANNEL_OPEN_IDS = (20, 10)
 _CHANNEL_CLOSE_IDS = (20, 40)
 _CHANNEL_CLOSE_OK_IDS = (20, 41)
 _MECHANISMS = b"PLAIN AMQPLAIN"
@@ -120,12 +121,15 @@ class _ProtocolError(Exception):
 
 
 class _Channel:
-    """Per-channel state: whether we are closing it, and the content being assembled."""
+    """Per-channel state: whether either side is closing it, and the content being assembled."""
 
-    __slots__ = ("closing", "method", "properties", "remaining", "parts", "body")
+    __slots__ = ("closing", "close_owed", "method", "properties", "remaining", "parts", "body")
 
     def __init__(self) -> None:
         self.closing = False
+        """We sent channel.close and wait for the client's close-ok."""
+        self.close_owed = False
+        """The client sent channel.close: close-ok is owed once what it sent before is handled."""
         self.method: spec.Method | None = None  # content-bearing method awaiting its header and body
         self.properties: bytes | None = None  # None until the header frame arrived
         self.remaining = 0
@@ -200,6 +204,9 @@ class ServerConnection:
         self._closing_since = now
         self._close_code = 0
         self._close_text = ""
+        self._close_owed = False
+        """The client sent connection.close: until `answer_close`, the replies to what it sent before
+        may still be sent, and then close-ok."""
 
     @property
     def is_closed(self) -> bool:
@@ -251,19 +258,18 @@ class ServerConnection:
         return buffers
 
     def send_method(self, channel: int, method: spec.Method) -> None:
-        if self._state >= _CLOSING:
-            return  # after connection.close only close-ok may be sent, and the protocol sends it
+        if self._state >= _CLOSING and not self._close_owed:
+            return  # after connection.close only close-ok may be sent
         if channel and channel not in self._channels:
             return  # after the channel's close-ok nothing more is sent on it (see `send_content`)
         self._out.append(method_frame(channel, method.encode()))
 
     def send_content(self, channel: int, method: spec.Method, properties: bytes, body: bytes) -> bool:
         """Queue a content-bearing method with raw property bytes; the body is split at frame_max.
-        Nothing is sent on a channel closed already: a reply to what the client sent before its
-        channel.close, handled only after the close-ok (held for a body read, or for an alarm), goes
-        where the client would have dropped it, as it drops what comes between its close and the
-        close-ok. Whether it was queued."""
-        if self._state >= _CLOSING or channel not in self._channels:
+        Nothing is sent on a channel once its close-ok has gone, either way, nor after a
+        connection.close, but for the replies due before the client's close-ok (see `answer_close`).
+        Whether it was queued."""
+        if (self._state >= _CLOSING and not self._close_owed) or channel not in self._channels:
             return False
         payload = self._encode_deliver(method) if type(method) is spec.BasicDeliver else method.encode()
         if len(body) < SCATTER_MIN:
@@ -297,9 +303,30 @@ class ServerConnection:
         chan = self._channels.get(channel)
         if chan is None or chan.closing or self._state != _OPEN:
             return
+        # On a channel the client has closed as well (what it sent before its close failed), RabbitMQ
+        # sends its close too, and close-ok for the client's once it is answered (`answer_channel_close`).
         chan.closing = True
         chan.reset_content()
         self._out.append(method_frame(channel, spec.ChannelClose(reply_code, reply_text, class_id, method_id).encode()))
+
+    def answer_channel_close(self, channel: int) -> None:
+        """Answers the client's channel.close (ChannelClosed) once the caller has handled everything
+        the client sent before it, so that their replies precede close-ok: close-ok, and the number
+        is free again. After connection.close nothing is answered, as in RabbitMQ."""
+        chan = self._channels.get(channel)
+        if chan is None or not chan.close_owed or self._state != _OPEN:
+            return
+        del self._channels[channel]
+        self._out.append(method_frame(channel, spec.ChannelCloseOk().encode()))
+
+    def answer_close(self) -> None:
+        """Answers the client's connection.close (ConnectionClosed with a linger) once the caller has
+        handled everything the client sent before it: close-ok, and nothing is sent after it."""
+        if not self._close_owed:
+            return
+        self._close_owed = False
+        self._channels.clear()
+        self._out.append(method_frame(0, spec.ConnectionCloseOk().encode()))
 
     def close(self, reply_code: int, reply_text: str, class_id: int = 0, method_id: int = 0) -> None:
         """Start a server-initiated connection.close; ConnectionClosed follows when close-ok arrives."""
@@ -547,8 +574,8 @@ class ServerConnection:
         chan = self._channels.get(channel)
         if chan is None:
             self._unopened_channel_frame(frame_type, channel, payload, events)
-        elif chan.closing:
-            self._closing_channel_frame(frame_type, channel, payload)
+        elif chan.closing or chan.close_owed:
+            self._closing_channel_frame(chan, frame_type, channel, payload)
         elif frame_type == FRAME_METHOD:
             method = self._decode_method(payload)
             if chan.method is not None:
@@ -638,8 +665,7 @@ class ServerConnection:
     def _channel_method(self, channel: int, method: spec.Method, events: list[Event]) -> None:
         cls = type(method)
         if cls is spec.ChannelClose:
-            del self._channels[channel]
-            self._out.append(method_frame(channel, spec.ChannelCloseOk().encode()))
+            self._channels[channel].close_owed = True
             events.append(ChannelClosed(channel))
         elif cls is spec.ChannelOpen:
             raise _ProtocolError(ReplyCode.CHANNEL_ERROR, "second 'channel.open' seen", 20, 10)
@@ -673,13 +699,20 @@ class ServerConnection:
                 ReplyCode.CHANNEL_ERROR, "expected 'channel.open'", method.CLASS_ID, method.METHOD_ID
             )
 
-    def _closing_channel_frame(self, frame_type: int, channel: int, payload: memoryview) -> None:
-        """After our channel.close everything is dropped until the client's close-ok (or its own close)."""
+    def _closing_channel_frame(self, chan: _Channel, frame_type: int, channel: int, payload: memoryview) -> None:
+        """After our channel.close everything is dropped until the client's close-ok (or its own
+        close); after the client's close, until we answer it, but a channel.open on its number."""
         if frame_type == FRAME_HEARTBEAT:
             raise _ProtocolError(ReplyCode.FRAME_ERROR, f"heartbeat frame on channel {channel}")
         if frame_type != FRAME_METHOD or len(payload) < 4:
             return
         ids = _HH.unpack_from(payload)
+        if chan.close_owed:
+            if ids == _CHANNEL_OPEN_IDS:
+                raise _ProtocolError(ReplyCode.CHANNEL_ERROR, "second 'channel.open' seen", *ids)
+            if ids == _CHANNEL_CLOSE_OK_IDS:
+                chan.closing = False
+            return
         if ids == _CHANNEL_CLOSE_OK_IDS:
             del self._channels[channel]
         elif ids == _CHANNEL_CLOSE_IDS:
@@ -703,9 +736,12 @@ class ServerConnection:
         method = self._decode_method(payload)
         cls = type(method)
         if cls is spec.ConnectionClose and channel == 0:
-            self._out.append(method_frame(0, spec.ConnectionCloseOk().encode()))
+            # The channels stay for the replies to what came before; RabbitMQ answers a channel.close
+            # that came before with nothing.
+            self._state = _CLOSED
+            self._close_owed = True
             linger = min(self.heartbeat or CLIENT_CLOSE_LINGER, CLIENT_CLOSE_LINGER)
-            self._closed(events, method.reply_code, method.reply_text, linger)
+            events.append(ConnectionClosed(method.reply_code, method.reply_text, linger))
         elif channel == 0 and state == _START_OK and cls is spec.ConnectionStartOk:
             self._start_ok(method, events)
         elif channel == 0 and state == _TUNE_OK and cls is spec.ConnectionTuneOk:

@@ -35,7 +35,8 @@ class ChannelOpened(Event):
 
 @dataclass(frozen=True, slots=True)
 class ChannelClosed(Event):
-    """The client closed a channel; channel.close-ok has been sent."""
+    """The client closed a channel. Once what it sent before is handled,
+    ServerConnection.answer_channel_close sends close-ok; until then its number stays taken."""
 
     channel: int
 
@@ -89,9 +90,10 @@ class ConnectionClosed(Event):
     """The connection is over: flush data_to_send() and close the socket.
 
     reply_code is 0 when it ended without an AMQP reason (EOF, missed heartbeats, bad protocol header).
-    `linger` is nonzero when the client closed the connection: the socket is the client's to close
-    after it has read close-ok, so it stays open that many seconds at most, what arrives meanwhile
-    read and dropped (closing it under unread input would reset it, close-ok perhaps unread).
+    `linger` is nonzero when the client closed the connection: once what it sent before is handled,
+    ServerConnection.answer_close sends close-ok. The socket is then the client's to close after it
+    has read close-ok, so it stays open that many seconds at most, what arrives meanwhile read and
+    dropped (closing it under unread input would reset it, close-ok perhaps unread).
     """
 
     reply_code: int

@@ -27,7 +27,6 @@ socket does not take is left to the writer, ahead of anything queued after it.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import math
@@ -35,7 +34,6 @@ import os
 import socket
 import struct
 import time
-from collections.abc import Iterator
 from typing import Any, Callable
 
 import trio
@@ -215,9 +213,6 @@ class AMQPConnection:
         self._held_bytes = 0
         self._waiting: dict[int, list[Any]] = {}
         """Per channel whose basic.get waits for its body: what the client sent on it since, in order."""
-        self._muted = -1
-        """A channel the client has closed since it sent what is being handled: the protocol answered
-        that close at once, and the number may be open again, so nothing is sent on it (-1: none)."""
         self._reading_paused = False
         self._flow = FlowWait(self._flow_released)
         self._flow_deadline = math.inf
@@ -247,13 +242,11 @@ class AMQPConnection:
         return self._queued + self._in_flight < HIGH_WATERMARK
 
     def send_method(self, channel: int, method: Any) -> None:
-        if channel == self._muted:
-            return
         self.protocol.send_method(channel, method)
         self._output_queued()
 
     def send_content(self, channel: int, method: Any, properties: bytes, body: bytes) -> None:
-        if channel == self._muted or not self.protocol.send_content(channel, method, properties, body):
+        if not self.protocol.send_content(channel, method, properties, body):
             return
         self._queued += len(body) + len(properties) + 64
         if not self.writable:
@@ -277,8 +270,7 @@ class AMQPConnection:
     ) -> None:
         """Closes one channel from the broker's side; what it had not acknowledged is requeued."""
         log.debug("channel %d of %s closed: %s", channel, self.peer, reply_text)
-        if channel != self._muted:
-            self.protocol.close_channel(channel, reply_code, reply_text, class_id, method_id)
+        self.protocol.close_channel(channel, reply_code, reply_text, class_id, method_id)
         # What waited on the channel is dropped with it, as the protocol drops what follows.
         self._drop_waiting(channel)
         self.client.close_channel(channel)
@@ -465,36 +457,8 @@ class AMQPConnection:
         self._held_channels = set()
         self._held_bytes = 0
         self.unblocked()
-        self._handle_held(events)
+        self._handle(events)
         self._resume.set()
-
-    def _handle_held(self, events: list) -> None:
-        """Handles what an alarm held, in order; what the client sent on a channel before closing it
-        is handled muted (see `_muted`)."""
-        closed_later: set[int] = set()
-        muted = [-1] * len(events)
-        for index in range(len(events) - 1, -1, -1):
-            event = events[index]
-            channel = getattr(event, "channel", 0)
-            if type(event) is ChannelClosed:
-                closed_later.add(channel)
-            elif channel in closed_later:
-                muted[index] = channel
-        if not closed_later:
-            self._handle(events)
-            return
-        for event, channel in zip(events, muted):
-            with self._muting(channel):
-                self._handle([event])
-
-    @contextlib.contextmanager
-    def _muting(self, channel: int) -> Iterator[None]:
-        """Nothing is sent on `channel` meanwhile (see `_muted`)."""
-        self._muted = channel
-        try:
-            yield
-        finally:
-            self._muted = -1
 
     async def _write_loop(self, cancel_scope: trio.CancelScope) -> None:
         stream = self._stream
@@ -598,7 +562,10 @@ class AMQPConnection:
                     self._call(event.channel, event.method, session.handle, event.method)
             elif kind is ChannelOpened:
                 client.open_channel(event.channel)
-            elif kind is ChannelClosed or kind is ChannelClosing:
+            elif kind is ChannelClosed:
+                client.close_channel(event.channel)
+                self.protocol.answer_channel_close(event.channel)
+            elif kind is ChannelClosing:
                 client.close_channel(event.channel)
             elif kind is Handshaken:
                 capabilities = event.client_properties.get("capabilities") or {}
@@ -611,6 +578,7 @@ class AMQPConnection:
                 self._start_closing()
             elif kind is ConnectionClosed:
                 if event.linger:
+                    self.protocol.answer_close()
                     self._start_closing(event.linger, "close of the socket by the client")
                 else:
                     self._finish()
@@ -634,17 +602,7 @@ class AMQPConnection:
         held = self._waiting.get(channel)
         if held is None:
             return False
-        kind = type(event)
-        if kind is ChannelClosed:
-            # The protocol has sent close-ok: the get goes unanswered (its message back in its
-            # place), and what the client sent before the close is handled before it. Each give-up
-            # releases the channel, unless a get released with it waits in turn.
-            delivery = self.client.sessions[channel].delivery
-            with self._muting(channel):
-                while channel in self._waiting:
-                    delivery.give_up_get()
-            return False
-        if kind is ChannelClosing:
+        if type(event) is ChannelClosing:
             # The protocol closes the channel for an error: what waited goes with it.
             self._drop_waiting(channel)
             return False

@@ -10,6 +10,8 @@ from . import rawamqp
 from .rawamqp import RawConnection
 from .support import reply, round_trip, unique
 
+CLOSE_200 = b"\x00\xc8" + rawamqp.shortstr("bye") + b"\x00\x00\x00\x00"
+
 
 def test_many_channels_on_one_connection_work_independently(connection):
     channels = [connection.channel() for _ in range(50)]
@@ -193,12 +195,15 @@ def test_connection_error_names_the_failing_method(amqp_url):
     assert close == rawamqp.Close(540, "NOT_IMPLEMENTED - active=false", *rawamqp.CHANNEL_FLOW)
 
 
-def test_second_channel_open_on_same_channel_is_connection_error_504(amqp_url):
+@pytest.mark.parametrize("closed", [False, True], ids=["open", "closed-before-its-close-ok"])
+def test_second_channel_open_on_same_channel_is_connection_error_504(amqp_url, closed):
+    # Closed: the client has sent channel.close and not waited for close-ok.
     with RawConnection(amqp_url) as raw:
         raw.handshake()
         raw.open_channel(1)
 
-        raw.send_method(1, rawamqp.CHANNEL_OPEN, rawamqp.shortstr(""))
+        before = rawamqp.method_frame(1, rawamqp.CHANNEL_CLOSE, CLOSE_200) if closed else b""
+        raw.send(before + rawamqp.method_frame(1, rawamqp.CHANNEL_OPEN, rawamqp.shortstr("")))
         close = raw.expect_connection_close()
 
     assert close == rawamqp.Close(504, "CHANNEL_ERROR - second 'channel.open' seen", *rawamqp.CHANNEL_OPEN)
@@ -242,10 +247,61 @@ def test_a_closed_channel_no_longer_counts_against_channel_max(amqp_url):
     with RawConnection(amqp_url) as raw:
         raw.handshake(channel_max=1)
         raw.open_channel(1)
-        raw.send_method(1, rawamqp.CHANNEL_CLOSE, b"\x00\xc8" + rawamqp.shortstr("") + b"\x00\x00\x00\x00")
+        raw.send_method(1, rawamqp.CHANNEL_CLOSE, CLOSE_200)
         raw.expect(rawamqp.CHANNEL_CLOSE_OK)
 
         raw.open_channel(2)
         raw.declare_queue(2, unique("freed"))
 
         raw.close()
+
+
+def declare(channel: int, name: str, *, passive: bool = False) -> bytes:
+    flags = 0b00001 if passive else 0b00100  # passive, else exclusive
+    return rawamqp.method_frame(
+        channel, rawamqp.QUEUE_DECLARE, b"\0\0" + rawamqp.shortstr(name) + bytes([flags]) + rawamqp.EMPTY_TABLE
+    )
+
+
+def test_what_a_client_sends_before_channel_close_is_answered_before_close_ok(amqp_url):
+    # In one write, as a client that does not wait for the declare-ok before closing sends them.
+    with RawConnection(amqp_url) as raw:
+        raw.handshake()
+        raw.open_channel(1)
+
+        raw.send(declare(1, "") + rawamqp.method_frame(1, rawamqp.CHANNEL_CLOSE, CLOSE_200))
+        raw.expect(rawamqp.QUEUE_DECLARE_OK)
+        raw.expect(rawamqp.CHANNEL_CLOSE_OK)
+
+        raw.open_channel(1)
+        raw.close()
+
+
+def test_an_error_before_channel_close_closes_the_channel_and_the_close_is_still_answered(amqp_url):
+    missing = unique("missing")
+    with RawConnection(amqp_url) as raw:
+        raw.handshake()
+        raw.open_channel(1)
+
+        raw.send(declare(1, missing, passive=True) + rawamqp.method_frame(1, rawamqp.CHANNEL_CLOSE, CLOSE_200))
+        close = rawamqp.Close.decode(raw.expect(rawamqp.CHANNEL_CLOSE).arguments)
+        raw.send_method(1, rawamqp.CHANNEL_CLOSE_OK)
+        raw.expect(rawamqp.CHANNEL_CLOSE_OK)
+
+        raw.open_channel(1)
+        raw.close()
+
+    assert close == rawamqp.Close(404, f"NOT_FOUND - no queue '{missing}' in vhost '/'", *rawamqp.QUEUE_DECLARE)
+
+
+def test_what_a_client_sends_before_connection_close_is_answered_before_close_ok(amqp_url):
+    # A channel.close among it gets no close-ok: connection.close-ok answers for every channel.
+    with RawConnection(amqp_url) as raw:
+        raw.handshake()
+        raw.open_channel(1)
+        raw.open_channel(2)
+
+        raw.send(declare(1, "") + rawamqp.method_frame(2, rawamqp.CHANNEL_CLOSE, CLOSE_200)
+                 + rawamqp.method_frame(0, rawamqp.CONNECTION_CLOSE, CLOSE_200))
+        raw.expect(rawamqp.QUEUE_DECLARE_OK)
+        raw.expect(rawamqp.CONNECTION_CLOSE_OK)

@@ -284,7 +284,54 @@ def test_channel_open_and_client_close():
     assert conn.data_to_send() == b"\x01\x00\x01\x00\x00\x00\x08\x00\x14\x00\x0b\x00\x00\x00\x00\xce"
     events = conn.receive_data(method(1, spec.ChannelClose(200, "bye", 0, 0)), 0)
     assert events == [ChannelClosed(1)]
+    conn.answer_channel_close(1)
     assert sent_methods(conn.data_to_send()) == [(1, spec.ChannelCloseOk())]
+    conn.answer_channel_close(1)  # answered once
+    assert conn.data_to_send() == b""
+    assert conn.receive_data(method(1, spec.ChannelOpen()), 0) == [ChannelOpened(1)]
+
+
+def test_replies_to_what_came_before_a_channel_close_precede_its_close_ok():
+    # As RabbitMQ: a method and channel.close in one read get the method's reply, then close-ok.
+    conn = open_connection()
+    open_channel(conn, 1)
+    declare = spec.QueueDeclare(queue="q")
+    events = conn.receive_data(method(1, declare) + method(1, spec.ChannelClose(200, "bye", 0, 0)), 0)
+    assert events == [MethodReceived(1, declare), ChannelClosed(1)]
+    assert conn.data_to_send() == b""
+    conn.send_method(1, spec.QueueDeclareOk(queue="q", message_count=0, consumer_count=0))
+    conn.answer_channel_close(1)
+    assert sent_methods(conn.data_to_send()) == [
+        (1, spec.QueueDeclareOk(queue="q", message_count=0, consumer_count=0)),
+        (1, spec.ChannelCloseOk()),
+    ]
+
+
+def test_a_channel_closed_by_the_client_is_not_reopened_before_its_close_ok():
+    conn = open_connection()
+    open_channel(conn, 1)
+    conn.receive_data(method(1, spec.ChannelClose(200, "bye", 0, 0)), 0)
+    # What else the client sends on it is dropped, but a channel.open, as in RabbitMQ.
+    assert conn.receive_data(method(1, spec.BasicQos(prefetch_count=1)), 0) == []
+    events = conn.receive_data(method(1, spec.ChannelOpen()), 0)
+    assert events == [ConnectionClosing(504, "CHANNEL_ERROR - second 'channel.open' seen")]
+    close = closed_with(conn, 504)
+    assert (close.class_id, close.method_id) == (20, 10)
+
+
+def test_an_error_before_the_clients_channel_close_is_sent_and_then_close_ok():
+    # As RabbitMQ: what the client sent before its close failed, so the broker closes the channel
+    # too; the client's close-ok for that is dropped, and its own close is answered.
+    conn = open_connection()
+    open_channel(conn, 1)
+    conn.receive_data(method(1, spec.QueueDeclare(queue="q", passive=True)) + method(1, spec.ChannelClose(200, "", 0, 0)), 0)
+    conn.close_channel(1, 404, "NOT_FOUND - no queue 'q'", 50, 10)
+    conn.answer_channel_close(1)
+    assert sent_methods(conn.data_to_send()) == [
+        (1, spec.ChannelClose(404, "NOT_FOUND - no queue 'q'", 50, 10)),
+        (1, spec.ChannelCloseOk()),
+    ]
+    assert conn.receive_data(method(1, spec.ChannelCloseOk()), 0) == []
     assert conn.receive_data(method(1, spec.ChannelOpen()), 0) == [ChannelOpened(1)]
 
 
@@ -340,6 +387,7 @@ def test_a_closed_channel_frees_its_place():
     conn = open_connection(channel_max=1)
     open_channel(conn, 5)
     conn.receive_data(method(5, spec.ChannelClose(200, "", 0, 0)), 0)
+    conn.answer_channel_close(5)
     assert conn.receive_data(method(6, spec.ChannelOpen()), 0) == [ChannelOpened(6)]
 
 
@@ -598,6 +646,7 @@ def test_nothing_is_sent_on_a_channel_after_its_close_ok():
     conn = open_connection()
     open_channel(conn)
     conn.receive_data(method(1, spec.ChannelClose(reply_code=200, reply_text="bye")), 0.0)
+    conn.answer_channel_close(1)
     assert sent_methods(conn.data_to_send()) == [(1, spec.ChannelCloseOk())]
     deliver = spec.BasicDeliver(consumer_tag="c", delivery_tag=1, exchange="", routing_key="q")
     conn.send_method(1, spec.QueueDeclareOk(queue="q", message_count=0, consumer_count=0))
@@ -694,12 +743,35 @@ def test_client_closes_connection_and_the_socket_is_left_for_it_to_close(heartbe
     conn = open_connection(heartbeat=heartbeat)
     events = conn.receive_data(method(0, spec.ConnectionClose(200, "Normal shutdown", 0, 0)), 0)
     assert events == [ConnectionClosed(200, "Normal shutdown", linger)]
+    conn.answer_close()
     assert sent_methods(conn.data_to_send()) == [(0, spec.ConnectionCloseOk())]
     assert conn.is_closed
     # What the client sent after its close is dropped, and nothing more is sent.
     open_channel(conn)
     assert conn.receive_data(method(1, spec.BasicQos(prefetch_count=1)), 1) == []
     assert conn.data_to_send() == b"" and conn.tick(100) == []
+
+
+def test_replies_to_what_came_before_a_connection_close_precede_its_close_ok():
+    # As RabbitMQ: a method and connection.close in one read get the method's reply, then close-ok;
+    # a channel.close among them gets no close-ok.
+    conn = open_connection()
+    open_channel(conn, 1)
+    open_channel(conn, 2)
+    declare = spec.QueueDeclare(queue="q")
+    events = conn.receive_data(
+        method(1, declare) + method(2, spec.ChannelClose(200, "", 0, 0))
+        + method(0, spec.ConnectionClose(200, "bye", 0, 0)), 0)
+    assert events == [MethodReceived(1, declare), ChannelClosed(2), ConnectionClosed(200, "bye", 30.0)]
+    assert conn.data_to_send() == b""
+    conn.send_method(1, spec.QueueDeclareOk(queue="q", message_count=0, consumer_count=0))
+    conn.answer_channel_close(2)
+    conn.answer_close()
+    conn.send_method(1, spec.BasicAck(delivery_tag=1))  # nothing after close-ok
+    assert sent_methods(conn.data_to_send()) == [
+        (1, spec.QueueDeclareOk(queue="q", message_count=0, consumer_count=0)),
+        (0, spec.ConnectionCloseOk()),
+    ]
 
 
 def test_server_closes_connection():

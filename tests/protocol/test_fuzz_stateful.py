@@ -95,6 +95,12 @@ class ServerConnectionMachine(RuleBasedStateMachine):
             got = self.conn.receive_data(data[start:start + split], self.now)
             assert not (self.closed and got), f"events after ConnectionClosed: {got}"
             events += got
+            for event in got:
+                # Handled at once, as the broker does.
+                if isinstance(event, ChannelClosed):
+                    self.conn.answer_channel_close(event.channel)
+                elif isinstance(event, ConnectionClosed) and event.linger:
+                    self.conn.answer_close()
             out += self.conn.data_to_send()
             self.closed = self.closed or any(isinstance(e, ConnectionClosed) for e in got)
         if data:

@@ -168,79 +168,53 @@ async def test_a_basic_get_waits_for_its_body_in_a_thread_and_answers_in_its_cha
     assert threading.get_ident() not in store.threads
 
 
-def get_publish_close(port: int, store: SlowStore) -> list[tuple[int, str]]:
+def get_publish_close_reopen(port: int, store: SlowStore) -> list:
     """On channel 1, a basic.get of the message on disk, a publish, a queue.declare and
-    channel.close, sent at once; the get's read goes on once the close is answered. What the broker
-    answered on channel 1 by the connection's close-ok."""
+    channel.close, sent at once; once the get's read is under way, a queue.declare on channel 2,
+    whose answer lets the read go on ("released"). Once channel 1's close is answered, it is opened
+    again and declares another queue. What the broker answered, in order, up to that declare-ok."""
     publish = spec.BasicPublish(exchange="", routing_key="q")
     answered: list = []
     with socket.create_connection(("127.0.0.1", port)) as sock:
         sock.settimeout(60)
         sock.sendall(handshake() + b"".join((
             method_frame(1, spec.ChannelOpen().encode()),
+            method_frame(2, spec.ChannelOpen().encode()),
             method_frame(1, spec.BasicGet(queue="q", no_ack=True).encode()),
             content_frames(1, publish.CLASS_ID, publish.encode(), b"\x00\x00", b"published", 4096),
             method_frame(1, spec.QueueDeclare(queue="declared before the close").encode()),
             method_frame(1, spec.ChannelClose(reply_code=200, reply_text="bye").encode()),
         )))
+        assert store.reading.wait(60)
+        sock.sendall(method_frame(2, spec.QueueDeclare(queue="meanwhile").encode()))
         for channel, method in FrameReader(sock).methods():
-            answered.append((channel, type(method).__name__))
-            if type(method) is spec.ChannelCloseOk:
-                store.release.set()
-                sock.sendall(method_frame(0, spec.ConnectionClose(reply_code=200, reply_text="bye").encode()))
-            elif type(method) is spec.ConnectionCloseOk:
-                break
-    return [item for item in answered if item[0] == 1]
-
-
-async def test_a_channel_closed_while_its_get_waits_gets_no_get_ok_and_keeps_what_it_sent_before() -> None:
-    store = SlowStore()
-    broker, queue = recovered(store)
-    answered = await run_client(broker, store, get_publish_close)
-    # Nothing follows the close-ok on the channel: a client drops what comes before it anyway.
-    assert answered == [(1, "ChannelOpenOk"), (1, "ChannelCloseOk")]
-    assert "declared before the close" in broker.vhosts["/"].queues
-    # The message on disk is back in its place, not delivered; the publish sent before the close went in.
-    on_disk, published = queue.peek()
-    assert on_disk.message.message_id == 1000 and not on_disk.redelivered
-    assert published.message.body == b"published"
-
-
-def get_close_reopen(port: int, store: SlowStore) -> list[tuple[int, str]]:
-    """On channel 1, a basic.get of the message on disk and a queue.declare, then channel.close,
-    channel.open and another queue.declare on the same number, sent at once; the get's read goes on
-    once the second open is answered. What the broker answered on channel 1, up to the declare-ok."""
-    answered: list = []
-    with socket.create_connection(("127.0.0.1", port)) as sock:
-        sock.settimeout(60)
-        sock.sendall(handshake() + b"".join(method_frame(1, method.encode()) for method in (
-            spec.ChannelOpen(),
-            spec.BasicGet(queue="q", no_ack=True),
-            spec.QueueDeclare(queue="before the close"),
-            spec.ChannelClose(reply_code=200, reply_text="bye"),
-            spec.ChannelOpen(),
-            spec.QueueDeclare(queue="after the reopen"),
-        )))
-        opened = 0
-        for channel, method in FrameReader(sock).methods():
-            if channel != 1:
+            if not channel:
                 continue
-            answered.append((1, type(method).__name__))
-            opened += type(method) is spec.ChannelOpenOk
-            if opened == 2:
+            answered.append((channel, getattr(method, "queue", None) or type(method).__name__))
+            if (channel, type(method)) == (2, spec.QueueDeclareOk):
+                answered.append("released")
                 store.release.set()
-            if type(method) is spec.QueueDeclareOk:
-                answered[-1] = (1, method.queue)
+            elif type(method) is spec.ChannelCloseOk:
+                sock.sendall(method_frame(1, spec.ChannelOpen().encode())
+                             + method_frame(1, spec.QueueDeclare(queue="after the reopen").encode()))
+            elif (channel, method) == (1, spec.QueueDeclareOk("after the reopen", 0, 0)):
                 break
     return answered
 
 
-async def test_a_channel_reopened_while_its_get_waited_gets_no_reply_meant_for_the_old_one() -> None:
+async def test_a_channel_closed_while_its_get_waits_is_answered_in_order_once_the_body_is_read() -> None:
+    # As RabbitMQ answers a channel.close: after everything the client sent before it.
     store = SlowStore()
-    broker, _queue = recovered(store)
-    answered = await run_client(broker, store, get_close_reopen)
-    assert answered == [(1, "ChannelOpenOk"), (1, "ChannelCloseOk"), (1, "ChannelOpenOk"), (1, "after the reopen")]
-    assert "before the close" in broker.vhosts["/"].queues
+    broker, queue = recovered(store)
+    answered = await run_client(broker, store, get_publish_close_reopen)
+    assert answered == [
+        (1, "ChannelOpenOk"), (2, "ChannelOpenOk"), (2, "meanwhile"), "released",
+        (1, "BasicGetOk"), (1, "declared before the close"), (1, "ChannelCloseOk"),
+        (1, "ChannelOpenOk"), (1, "after the reopen"),
+    ]
+    # The message on disk was got; the publish sent before the close went in.
+    [published] = queue.peek()
+    assert published.message.body == b"published"
 
 
 def get_flood_then_timeout(port: int, store: SlowStore) -> list[str]:

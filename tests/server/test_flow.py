@@ -165,7 +165,7 @@ def test_a_client_that_sends_a_megabyte_at_once_under_an_alarm_holds_the_limit_a
         filler.close()
 
 
-def test_a_channel_reopened_under_an_alarm_is_not_closed_for_the_old_one() -> None:
+def test_a_channel_closed_under_an_alarm_is_answered_after_what_the_alarm_held() -> None:
     with Broker(port=0, memory_limit=100_000) as broker:
         filler, filler_channel = fill_memory(broker, 100_000)
         publish = spec.BasicPublish(exchange="missing", routing_key="q")
@@ -173,21 +173,25 @@ def test_a_channel_reopened_under_an_alarm_is_not_closed_for_the_old_one() -> No
             sock.settimeout(30)
             reader = FrameReader(sock).methods()
 
-            def answer(*methods: spec.Method) -> tuple[int, spec.Method]:
+            def send(*methods: spec.Method) -> None:
                 sock.sendall(b"".join(method_frame(1, method.encode()) for method in methods))
-                return next(reader)
 
-            sock.sendall(handshake(frame_max=131072))
+            sock.sendall(handshake(frame_max=131072, capabilities={"connection.blocked": True}))
             assert next(method for channel, method in reader if channel == 0 and type(method) is spec.ConnectionOpenOk)
-            assert answer(spec.ChannelOpen(), spec.QueueDeclare(queue="q")) == (1, spec.ChannelOpenOk())
+            send(spec.ChannelOpen(), spec.QueueDeclare(queue="q"))
+            assert next(reader) == (1, spec.ChannelOpenOk())
             assert next(reader) == (1, spec.QueueDeclareOk("q", 0, 0))
-            # Held by the alarm, to fail once routed; the protocol answers the close, and the new
-            # open, at once.
-            sock.sendall(content_frames(1, publish.CLASS_ID, publish.encode(), b"\x00\x00", b"held", 131072))
-            assert answer(spec.ChannelClose(reply_code=200, reply_text="bye")) == (1, spec.ChannelCloseOk())
-            assert answer(spec.ChannelOpen()) == (1, spec.ChannelOpenOk())
+            # Held by the alarm, to fail once routed; the close waits behind it.
+            sock.sendall(content_frames(1, publish.CLASS_ID, publish.encode(), b"\x00\x00", b"held", 131072)
+                         + method_frame(1, spec.ChannelClose(reply_code=200, reply_text="bye").encode()))
+            assert next(reader) == (0, spec.ConnectionBlocked(reason="low on memory"))
 
             assert filler_channel.basic_get("fill", auto_ack=True)[0] is not None  # the alarm clears
-            # The old channel's error (no exchange "missing") does not close the new one.
-            assert answer(spec.QueueDeclare(queue="q", passive=True)) == (1, spec.QueueDeclareOk("q", 0, 0))
+            assert next(reader) == (0, spec.ConnectionUnblocked())
+            # As RabbitMQ: the publish's error closes the channel, then the client's close is answered.
+            assert next(reader) == (1, spec.ChannelClose(404, "NOT_FOUND - no exchange 'missing' in vhost '/'", 60, 40))
+            assert next(reader) == (1, spec.ChannelCloseOk())
+            send(spec.ChannelCloseOk(), spec.ChannelOpen(), spec.QueueDeclare(queue="q", passive=True))
+            assert next(reader) == (1, spec.ChannelOpenOk())
+            assert next(reader) == (1, spec.QueueDeclareOk("q", 0, 0))
         filler.close()
