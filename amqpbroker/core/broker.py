@@ -422,7 +422,7 @@ class Broker:
         access = self.permissions.access(vhost, username)
         connection = ClientConnection(self, self.vhosts[vhost], username, sink, capabilities, access, info)
         self.connections.add(connection)
-        self.stats.connections_opened += 1
+        self.stats.churn.connection_created += 1
         return connection
 
     # Statistics
@@ -436,11 +436,13 @@ class Broker:
         return self.stats.message_totals(self.channel_stats())
 
     def sample_stats(self, now: float | None = None) -> None:
-        """Samples every count for its rate: the overview's, and every queue's, exchange's and channel's."""
+        """Samples every count for its rate: the overview's, the churn's, and every queue's,
+        exchange's and channel's."""
         if now is None:
             now = self.timers.clock()
         channels = self.channel_stats()
         self.stats.overview_rates.sample(self.stats.message_totals(channels).counts(), now)
+        self.stats.churn.sample(now)
         for stats in channels:
             stats.sample(now)
         for vhost in self.vhosts.values():
@@ -522,7 +524,7 @@ class ClientConnection:
         if channel in self.sessions:
             raise ConnectionException.channel_error("second 'channel.open' seen")
         session = self.sessions[channel] = Session(self, channel)
-        self.broker.stats.channels_opened += 1
+        self.broker.stats.churn.channel_created += 1
         return session
 
     def close_channel(self, channel: int) -> None:
@@ -555,7 +557,7 @@ class ClientConnection:
             return
         self.closed = True
         self.broker.connections.discard(self)
-        self.broker.stats.connections_closed += 1
+        self.broker.stats.churn.connection_closed += 1
         for channel in list(self.sessions):
             self.close_channel(channel)
         for queue in list(self.exclusive_queues):

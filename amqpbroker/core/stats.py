@@ -117,30 +117,39 @@ class ExchangeStats(Counters):
     publish_out: int
 
 
+class ChurnStats(Counters):
+    """Connections, channels and queues opened and closed: RabbitMQ's `churn_rates`.
+    `queue_declared` counts non-passive declarations, new queue or not."""
+
+    NAMES = ("channel_closed", "channel_created", "connection_closed", "connection_created",
+             "queue_created", "queue_declared", "queue_deleted")
+    __slots__ = NAMES
+    channel_closed: int
+    channel_created: int
+    connection_closed: int
+    connection_created: int
+    queue_created: int
+    queue_declared: int
+    queue_deleted: int
+
+
 class BrokerStats:
-    """Broker-wide counts of objects opened and closed, and what channels and queues that are gone
-    had counted; the totals of messages add the live ones to those."""
+    """Broker-wide counts of objects opened and closed (`churn`), and what channels and queues that
+    are gone had counted; the totals of messages add the live ones to those."""
 
     def __init__(self) -> None:
-        self.connections_opened = 0
-        self.connections_closed = 0
-        self.channels_opened = 0
-        self.channels_closed = 0
-        self.queues_declared = 0
-        """Non-passive queue declarations, new queue or not."""
-        self.queues_created = 0
-        self.queues_deleted = 0
+        self.churn = ChurnStats()
         self._closed_channels = ChannelStats()
         self._deleted_queues: dict[str, QueueStats] = {}
         """What deleted queues had counted, by queue type."""
         self.overview_rates = Rates(len(ChannelStats.NAMES))
 
     def channel_closed(self, stats: ChannelStats) -> None:
-        self.channels_closed += 1
+        self.churn.channel_closed += 1
         self._closed_channels.add(stats)
 
     def queue_deleted(self, queue_type: str, stats: QueueStats) -> None:
-        self.queues_deleted += 1
+        self.churn.queue_deleted += 1
         kept = self._deleted_queues.get(queue_type)
         if kept is None:
             kept = self._deleted_queues[queue_type] = QueueStats()

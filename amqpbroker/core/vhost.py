@@ -351,7 +351,7 @@ class VHost:
         existing = self.queues.get(name)
         if authorize is not None:
             authorize(name, existing is None)
-        self.stats.queues_declared += 1
+        self.stats.churn.queue_declared += 1
         if existing is None:
             settings = queue_settings(
                 arguments or {},
@@ -375,7 +375,7 @@ class VHost:
                 dead_letters=self._dead_letters,
             )
             self.queues[name] = queue
-            self.stats.queues_created += 1
+            self.stats.churn.queue_created += 1
             if queue.durable:
                 self.journal.append(PutQueue(self.name, name, auto_delete, queue.arguments))
             return queue

@@ -2,7 +2,8 @@
 messages per second over the last statistics interval.
 
 The overview always has it; a queue, an exchange or a channel only once it counted anything, as
-with RabbitMQ (`of`).
+with RabbitMQ (`of`). The churn of connections, channels and queues comes in the same shape
+(`churn`).
 """
 
 from __future__ import annotations
@@ -39,3 +40,9 @@ def of(stats: Counters) -> dict[str, Any]:
 def overview(broker: core.Broker) -> dict[str, Any]:
     """The overview's: every channel's counts since the broker started."""
     return message_stats(broker.message_totals())
+
+
+def churn(broker: core.Broker) -> dict[str, Any]:
+    """Connections, channels and queues opened and closed since the broker started: the overview's
+    `churn_rates`, and the node's counts."""
+    return message_stats(broker.stats.churn)

@@ -11,6 +11,7 @@ from typing import Any
 from .. import core
 from ..core.publishing import publish_unconfirmed
 from ..protocol import BasicProperties
+from . import message_stats
 from .api import MONITORING, Node, Request, Response, Routes, not_found, vhost
 from .overview import contexts, exchange_types
 
@@ -62,6 +63,7 @@ def node_json(node: Node, broker: core.Broker) -> dict[str, Any]:
         "sockets_used": len(broker.connections),
         "exchange_types": exchange_types(),
         "contexts": contexts(node),
+        **message_stats.churn(broker),
     }
 
 

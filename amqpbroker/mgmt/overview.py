@@ -46,6 +46,7 @@ def overview(request: Request, broker: core.Broker) -> dict[str, Any]:
         "disable_stats": False,
         "enable_queue_totals": False,
         "message_stats": message_stats.overview(broker),
+        "churn_rates": message_stats.churn(broker),
         "queue_totals": queue_totals(visible),
         "object_totals": object_totals(broker, visible),
         "statistics_db_event_queue": 0,

@@ -60,7 +60,7 @@ def text(lines: Iterable[str]) -> str:
 def exposition(broker: core.Broker, node: NodeStatus, *, per_object: bool = False) -> Iterator[str]:
     """The lines of `render`'s text."""
     out = _Exposition()
-    stats = broker.stats
+    churn = broker.stats.churn
     memory = broker.memory
     queues = [queue for vhost in broker.vhosts.values() for queue in vhost.queues.values()]
 
@@ -70,14 +70,14 @@ def exposition(broker: core.Broker, node: NodeStatus, *, per_object: bool = Fals
                 "is 1 if free disk space watermark alarm is in effect", int(node.disk_alarm))
     out.untyped("rabbitmq_alarms_memory_used_watermark", "is 1 if VM memory watermark alarm is in effect",
                 int(memory.alarm))
-    out.counter("rabbitmq_connections_opened_total", "Total number of connections opened", stats.connections_opened)
+    out.counter("rabbitmq_connections_opened_total", "Total number of connections opened", churn.connection_created)
     out.counter("rabbitmq_connections_closed_total", "Total number of connections closed or terminated",
-                stats.connections_closed)
-    out.counter("rabbitmq_channels_opened_total", "Total number of channels opened", stats.channels_opened)
-    out.counter("rabbitmq_channels_closed_total", "Total number of channels closed", stats.channels_closed)
-    out.counter("rabbitmq_queues_declared_total", "Total number of queues declared", stats.queues_declared)
-    out.counter("rabbitmq_queues_created_total", "Total number of queues created", stats.queues_created)
-    out.counter("rabbitmq_queues_deleted_total", "Total number of queues deleted", stats.queues_deleted)
+                churn.connection_closed)
+    out.counter("rabbitmq_channels_opened_total", "Total number of channels opened", churn.channel_created)
+    out.counter("rabbitmq_channels_closed_total", "Total number of channels closed", churn.channel_closed)
+    out.counter("rabbitmq_queues_declared_total", "Total number of queues declared", churn.queue_declared)
+    out.counter("rabbitmq_queues_created_total", "Total number of queues created", churn.queue_created)
+    out.counter("rabbitmq_queues_deleted_total", "Total number of queues deleted", churn.queue_deleted)
     out.gauge("rabbitmq_process_open_fds", "Open file descriptors", node.open_fds)
     out.gauge("rabbitmq_process_resident_memory_bytes", "Memory used in bytes", node.resident_memory_bytes)
     if node.disk_free_bytes is not None:

@@ -40,9 +40,9 @@ def test_connections_and_channels_opened_and_closed_are_counted(broker, connect)
     second.channel(1)
     first.client.close_channel(2)
     second.client.close()
-    stats = broker.stats
-    assert (stats.connections_opened, stats.connections_closed) == (2, 1)
-    assert (stats.channels_opened, stats.channels_closed) == (3, 2)
+    churn = broker.stats.churn
+    assert (churn.connection_created, churn.connection_closed) == (2, 1)
+    assert (churn.channel_created, churn.channel_closed) == (3, 2)
 
 
 def test_queue_declarations_creations_and_deletions_are_counted(broker, peer) -> None:
@@ -52,16 +52,16 @@ def test_queue_declarations_creations_and_deletions_are_counted(broker, peer) ->
     peer.declare("")
     peer.handle(spec.QueueDelete(queue="q"))
     peer.handle(spec.QueueDelete(queue="q"))
-    stats = broker.stats
+    churn = broker.stats.churn
     # As RabbitMQ: a passive declaration is no declaration; deleting a missing queue deletes nothing.
-    assert (stats.queues_declared, stats.queues_created, stats.queues_deleted) == (3, 2, 1)
+    assert (churn.queue_declared, churn.queue_created, churn.queue_deleted) == (3, 2, 1)
 
 
 def test_exclusive_queues_deleted_with_their_connection_are_counted(broker, connect) -> None:
     owner = connect()
     owner.declare("mine", exclusive=True)
     owner.client.close()
-    assert broker.stats.queues_deleted == 1
+    assert broker.stats.churn.queue_deleted == 1
 
 
 def test_publishes_count_on_the_channel_the_exchange_and_each_queue_routed_to(broker, peer) -> None:
@@ -180,6 +180,15 @@ def test_rates_are_per_second_over_the_last_sampling_interval(broker, peer, cloc
     broker.sample_stats()
     assert rates(queue.stats) == {"get_no_ack": 1.0}
     assert rates(broker.message_totals()) == {"get_no_ack": 1.0}
+
+
+def test_churn_rates_are_per_second_over_the_last_sampling_interval(broker, connect, clock) -> None:
+    broker.sample_stats()
+    for _ in range(5):
+        connect().client.close()
+    clock.advance(5)
+    broker.sample_stats()
+    assert rates(broker.stats.churn) == {"connection_created": 1.0, "connection_closed": 1.0}
 
 
 def test_overview_rates_do_not_drop_when_a_channel_closes(broker, connect, clock) -> None:

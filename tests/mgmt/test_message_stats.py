@@ -76,3 +76,32 @@ def test_queue_exchange_and_channel_message_stats_follow_traffic(api, amqp_url, 
         assert keys(eventually(channel_stats)) == CHANNEL_KEYS
     finally:
         connection.close()
+
+
+CHURN = ("channel_closed", "channel_created", "connection_closed", "connection_created", "queue_created",
+         "queue_declared", "queue_deleted")
+
+
+def churn_counts(api) -> tuple[dict[str, int], dict[str, int]]:
+    """The churn counts of the overview's `churn_rates`, and of the node."""
+    overview = api.get("/api/overview").json["churn_rates"]
+    [node] = api.get("/api/nodes").json
+    return {name: overview[name] for name in CHURN}, {name: node[name] for name in CHURN}
+
+
+def test_the_churn_of_connections_channels_and_queues_is_in_the_overview_and_the_node(api, amqp_url, unique) -> None:
+    assert keys(api.get("/api/overview").json["churn_rates"]) == set(CHURN)
+    before = churn_counts(api)
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    channel = connection.channel()
+    queue = unique("churn")
+    channel.queue_declare(queue)
+    channel.queue_delete(queue)
+    connection.close()
+
+    def grown() -> None:
+        for now, then in zip(churn_counts(api), before):
+            # The reference broker is shared with other tests: its counts grow by at least ours.
+            assert all(now[name] >= then[name] + 1 for name in CHURN), (now, then)
+
+    eventually(grown)
