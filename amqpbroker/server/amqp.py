@@ -271,9 +271,11 @@ class AMQPConnection:
         """Closes one channel from the broker's side; what it had not acknowledged is requeued."""
         log.debug("channel %d of %s closed: %s", channel, self.peer, reply_text)
         self.protocol.close_channel(channel, reply_code, reply_text, class_id, method_id)
-        # What waited on the channel is dropped with it, as the protocol drops what follows.
-        self._drop_waiting(channel)
+        self._drop_input(channel)
         self.client.close_channel(channel)
+        # A close the client sent meanwhile (handled, held or yet to come in this read) is answered
+        # now, after ours, as RabbitMQ answers it.
+        self.protocol.answer_channel_close(channel)
         self._output_queued()
 
     def hold_input(self, channel: int) -> None:
@@ -286,9 +288,16 @@ class AMQPConnection:
         self._input_let_go()
         self._handle(events)
 
-    def _drop_waiting(self, channel: int) -> None:
-        """Drops what waited on a channel closed for an error."""
-        if self._waiting.pop(channel, None) is not None:
+    def _drop_input(self, channel: int) -> None:
+        """Drops what waited on a channel closed for an error (behind a basic.get) or what an alarm
+        held of it, as the protocol drops what follows the close; RabbitMQ's channel drops what it
+        had not handled when it closes."""
+        dropped = self._waiting.pop(channel, None) is not None
+        if channel in self._held_channels:
+            self._held_channels.discard(channel)
+            self._held = [event for event in self._held if getattr(event, "channel", 0) != channel]
+            dropped = True
+        if dropped:
             self._input_let_go()
 
     def _input_let_go(self) -> None:
@@ -604,7 +613,7 @@ class AMQPConnection:
             return False
         if type(event) is ChannelClosing:
             # The protocol closes the channel for an error: what waited goes with it.
-            self._drop_waiting(channel)
+            self._drop_input(channel)
             return False
         held.append(event)
         return True

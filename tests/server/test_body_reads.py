@@ -4,6 +4,7 @@ the basic.get or the management API's get due that body waits for it, and every 
 
 from __future__ import annotations
 
+import functools
 import json
 import socket
 import threading
@@ -217,12 +218,10 @@ async def test_a_channel_closed_while_its_get_waits_is_answered_in_order_once_th
     assert published.message.body == b"published"
 
 
-def get_flood_then_timeout(port: int, store: SlowStore) -> list[str]:
-    """On channel 1, an unacknowledged delivery, a basic.get of the message on disk, then more than
-    HELD_LIMIT of publishes (held behind the get); once the consumer timeout closes channel 1,
-    channel 2 is opened. What happened, in order."""
-    publish = spec.BasicPublish(exchange="", routing_key="work")
-    one = content_frames(1, publish.CLASS_ID, publish.encode(), b"\x00\x00", b"x" * 4000, 4096)
+def get_then_timeout(port: int, store: SlowStore, then: bytes, reopen: int) -> list[str]:
+    """On channel 1, an unacknowledged delivery, a basic.get of the message on disk, then `then`
+    (held behind the get); once the consumer timeout closes channel 1, channel `reopen` is opened.
+    What happened, in order."""
     happened: list[str] = []
     with socket.create_connection(("127.0.0.1", port)) as sock:
         sock.settimeout(10)  # the guard against a reader that never goes on again
@@ -230,27 +229,48 @@ def get_flood_then_timeout(port: int, store: SlowStore) -> list[str]:
             handshake()
             + method_frame(1, spec.ChannelOpen().encode())
             + method_frame(1, spec.QueueDeclare(queue="work").encode())
-            + one
+            + PUBLISH_TO_WORK
             + method_frame(1, spec.BasicConsume(queue="work", consumer_tag="unacked").encode())
             + method_frame(1, spec.BasicGet(queue="q", no_ack=True).encode())
-            + one * (HELD_LIMIT // 4000 * 2)
+            + then
         )
         for channel, method in FrameReader(sock).methods():
             if (channel, type(method)) == (1, spec.ChannelClose):
                 happened.append(f"channel 1 closed: {method.reply_code}")
                 sock.sendall(method_frame(1, spec.ChannelCloseOk().encode())
-                             + method_frame(2, spec.ChannelOpen().encode()))
-            elif (channel, type(method)) == (2, spec.ChannelOpenOk):
-                happened.append("channel 2 opened")
+                             + method_frame(reopen, spec.ChannelOpen().encode()))
+            elif (channel, type(method)) == (1, spec.ChannelCloseOk):
+                happened.append("the client's close answered")
+            elif (channel, type(method)) == (reopen, spec.ChannelOpenOk) and happened:
+                happened.append(f"channel {reopen} opened")
                 break
     return happened
+
+
+_PUBLISH = spec.BasicPublish(exchange="", routing_key="work")
+PUBLISH_TO_WORK = content_frames(1, _PUBLISH.CLASS_ID, _PUBLISH.encode(), b"\x00\x00", b"x" * 4000, 4096)
 
 
 async def test_a_channel_closed_for_an_error_while_its_get_waits_lets_the_reader_go_on() -> None:
     store = SlowStore()
     stored_queue(store)
     broker = core.Broker(store=store, consumer_timeout=200)
-    assert await run_client(broker, store, get_flood_then_timeout) == ["channel 1 closed: 406", "channel 2 opened"]
+    # More than HELD_LIMIT of publishes behind the get: the reader stops until the channel closes.
+    flood = functools.partial(get_then_timeout, then=PUBLISH_TO_WORK * (HELD_LIMIT // 4000 * 2), reopen=2)
+    assert await run_client(broker, store, flood) == ["channel 1 closed: 406", "channel 2 opened"]
+
+
+async def test_a_channel_closed_for_an_error_while_its_get_waits_answers_the_clients_close_too() -> None:
+    # As RabbitMQ: its close, then close-ok for the client's; the number is free again.
+    store = SlowStore()
+    stored_queue(store)
+    broker = core.Broker(store=store, consumer_timeout=200)
+    close = functools.partial(
+        get_then_timeout, then=method_frame(1, spec.ChannelClose(reply_code=200, reply_text="bye").encode()), reopen=1
+    )
+    assert await run_client(broker, store, close) == [
+        "channel 1 closed: 406", "the client's close answered", "channel 1 opened",
+    ]
 
 
 class UnreadableStore(MemoryStore):

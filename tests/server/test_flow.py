@@ -195,3 +195,34 @@ def test_a_channel_closed_under_an_alarm_is_answered_after_what_the_alarm_held()
             assert next(reader) == (1, spec.ChannelOpenOk())
             assert next(reader) == (1, spec.QueueDeclareOk("q", 0, 0))
         filler.close()
+
+
+def test_a_channel_closed_for_an_error_under_an_alarm_answers_the_close_the_alarm_held() -> None:
+    # The consumer timeout closes a channel whose publish, and close, the alarm holds: the held
+    # publish goes with the channel, as RabbitMQ's channel drops what it had not handled, and the
+    # client's close is answered after the broker's.
+    with Broker(port=0, memory_limit=100_000, consumer_timeout=300) as broker:
+        filler, filler_channel = fill_memory(broker, 100_000)
+        publish = spec.BasicPublish(exchange="", routing_key="q")
+        with socket.create_connection(("127.0.0.1", broker.port)) as sock:
+            sock.settimeout(30)
+            reader = FrameReader(sock).methods()
+            sock.sendall(handshake(frame_max=131072, capabilities={"connection.blocked": True}))
+            assert next(method for channel, method in reader if channel == 0 and type(method) is spec.ConnectionOpenOk)
+            sock.sendall(b"".join(method_frame(1, method.encode()) for method in (
+                spec.ChannelOpen(), spec.QueueDeclare(queue="q"), spec.BasicConsume(queue="fill"))))
+            assert [type(next(reader)[1]) for _ in range(4)] == [
+                spec.ChannelOpenOk, spec.QueueDeclareOk, spec.BasicConsumeOk, spec.BasicDeliver]
+            sock.sendall(content_frames(1, publish.CLASS_ID, publish.encode(), b"\x00\x00", b"held", 131072)
+                         + method_frame(1, spec.ChannelClose(reply_code=200, reply_text="bye").encode()))
+            assert next(reader) == (0, spec.ConnectionBlocked(reason="low on memory"))
+
+            # The delivery goes unacknowledged past the consumer timeout.
+            close = next(method for channel, method in reader if channel == 1)
+            assert (type(close), close.reply_code) == (spec.ChannelClose, 406)
+            assert next(reader) == (1, spec.ChannelCloseOk())
+            sock.sendall(method_frame(1, spec.ChannelCloseOk().encode()) + method_frame(1, spec.ChannelOpen().encode()))
+            assert next(reader) == (1, spec.ChannelOpenOk())
+        assert filler_channel.basic_get("fill", auto_ack=True)[0] is not None  # requeued, and the alarm clears
+        assert broker.queue("q").message_count == 0
+        filler.close()
