@@ -63,7 +63,7 @@ class Sink(Protocol):
 
     def hold_input(self, channel: int) -> None:
         """What the client sends on `channel` from now on waits, in order, until `release_input`
-        (a basic.get waits for its body from the store)."""
+        (a basic.get waits for its body from the store; replies wait for a commit)."""
 
     def release_input(self, channel: int) -> None:
         """What waited since `hold_input(channel)` is handled now, in order; nothing if nothing waits."""
@@ -526,6 +526,12 @@ class ClientConnection:
         session = self.sessions[channel] = Session(self, channel)
         self.broker.stats.churn.channel_created += 1
         return session
+
+    def hold_input_for_replies(self, channel: int) -> bool:
+        """Whether replies on `channel` wait for a commit; if so, what the client sends on it waits
+        until they are sent (`Sink.hold_input`), so that its close is answered after them."""
+        session = self.sessions.get(channel)
+        return session is not None and session.output.hold_input()
 
     def close_channel(self, channel: int) -> None:
         session = self.sessions.pop(channel, None)

@@ -4,7 +4,8 @@ A reply to a durable change (a durable queue declared, a binding deleted) tells 
 change is made, which it may take to mean durable. So such a reply, and everything the channel
 sends after it (to keep their order), waits until the store has committed the batch holding the
 change. If that commit fails, the client is told with a connection error, as RabbitMQ does when
-its own store fails, instead of a reply that would not be true.
+its own store fails, instead of a reply that would not be true. The client's close of the channel
+(or connection) is answered after those replies (`hold_input`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ class ChannelOutput:
         self._held: list[tuple[Any, ...]] | None = None
         """What this channel sends while a reply waits for a commit; None when nothing waits."""
         self._held_until = -1
+        self._input_held = False
 
     def method(self, method: Any) -> None:
         if self._held is None:
@@ -61,9 +63,21 @@ class ChannelOutput:
         elif batch >= self._held_until:
             self._release()
 
+    def hold_input(self) -> bool:
+        """While replies wait for a commit, what the client sends on the channel from now on waits
+        too, until they are sent (`Sink.hold_input`): its close, so that close-ok follows them.
+        Whether replies wait."""
+        if self._held is None:
+            return False
+        if not self._input_held:
+            self._input_held = True
+            self._sink.hold_input(self.channel)
+        return True
+
     def discard(self) -> None:
         """The channel is closed: what waited has nowhere to go (its number may be reused)."""
         self._held = None
+        self._input_held = False
         self._tracker.forget(self)
 
     def _release(self) -> None:
@@ -73,3 +87,6 @@ class ChannelOutput:
                 self._sink.send_method(self.channel, frame[0])
             else:
                 self._sink.send_content(self.channel, *frame)
+        if self._input_held:
+            self._input_held = False
+            self._sink.release_input(self.channel)

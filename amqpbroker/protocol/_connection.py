@@ -213,6 +213,11 @@ class ServerConnection:
         return self._state == _CLOSED
 
     @property
+    def close_owed(self) -> bool:
+        """The client's connection.close is not answered yet (see `answer_close`)."""
+        return self._close_owed
+
+    @property
     def frame_bytes_missing(self) -> int:
         """Bytes still to come of a frame partly received (at most frame_max), which a caller may
         read in one go."""
@@ -301,7 +306,7 @@ class ServerConnection:
     ) -> None:
         """Start a server-initiated channel.close; the channel's frames are discarded until close-ok."""
         chan = self._channels.get(channel)
-        if chan is None or chan.closing or self._state != _OPEN:
+        if chan is None or chan.closing or (self._state != _OPEN and not self._close_owed):
             return
         # On a channel the client has closed as well (what it sent before its close failed), RabbitMQ
         # sends its close too, and close-ok for the client's once it is answered (`answer_channel_close`).
@@ -329,7 +334,14 @@ class ServerConnection:
         self._out.append(method_frame(0, spec.ConnectionCloseOk().encode()))
 
     def close(self, reply_code: int, reply_text: str, class_id: int = 0, method_id: int = 0) -> None:
-        """Start a server-initiated connection.close; ConnectionClosed follows when close-ok arrives."""
+        """Start a server-initiated connection.close; ConnectionClosed follows when close-ok arrives.
+        If the client's own close is owed an answer (what it sent before failed), our close is sent
+        instead of its close-ok, as RabbitMQ does, and the connection stays closed."""
+        if self._close_owed:
+            self._close_owed = False
+            self._channels.clear()
+            self._out.append(method_frame(0, spec.ConnectionClose(reply_code, reply_text, class_id, method_id).encode()))
+            return
         if self._state >= _CLOSING:
             return
         self._start_closing(reply_code, reply_text, class_id, method_id)
@@ -342,10 +354,10 @@ class ServerConnection:
         self._channels.clear()
         self._out.append(method_frame(0, spec.ConnectionClose(reply_code, reply_text, class_id, method_id).encode()))
 
-    def _closed(self, events: list[Event], reply_code: int, reply_text: str, linger: float = 0.0) -> None:
+    def _closed(self, events: list[Event], reply_code: int, reply_text: str) -> None:
         self._state = _CLOSED
         self._channels.clear()
-        events.append(ConnectionClosed(reply_code, reply_text, linger))
+        events.append(ConnectionClosed(reply_code, reply_text))
 
     # -- time -------------------------------------------------------------------------------------
 

@@ -1,7 +1,9 @@
 """What ServerConnection.receive_data() and tick() report to the code driving a connection.
 
-Events are small immutable records; the connection has already sent whatever the protocol itself
-answers (open-ok, close-ok, ...), so an event says only what the broker needs to act on.
+Events are small immutable records; the connection has already queued whatever the protocol itself
+answers (open-ok, heartbeats, ...), so an event says only what the broker needs to act on. The
+client's closes are answered by the caller once it has handled what came before them
+(`answer_channel_close`, `answer_close`).
 """
 
 from __future__ import annotations

@@ -13,7 +13,9 @@ while anything is held, the socket is not read either until the alarms clear.
 
 A basic.get whose body must be read back from the store holds its own channel the same way (see
 `hold_input`): what the client sends on that channel after the get waits until the get-ok is out,
-while its other channels, and other connections, go on.
+while its other channels, and other connections, go on. So does a channel.close behind replies that
+wait for a commit. A client's close of a channel or of the connection is answered only after the
+replies to what it sent before, as RabbitMQ answers it.
 
 Credit flow slows one publisher instead, long before an alarm: a client that published into a
 queue whose consumers are behind (see `core.credit`) is not read from until that queue has caught
@@ -212,7 +214,11 @@ class AMQPConnection:
         self._held_channels: set[int] = set()
         self._held_bytes = 0
         self._waiting: dict[int, list[Any]] = {}
-        """Per channel whose basic.get waits for its body: what the client sent on it since, in order."""
+        """Per channel whose basic.get waits for its body (or whose close waits for replies behind a
+        commit): what the client sent on it since, in order."""
+        self._client_close: float | None = None
+        """The linger of the client's connection.close while what it sent before still waits
+        (`_answer_client_close`)."""
         self._reading_paused = False
         self._flow = FlowWait(self._flow_released)
         self._flow_deadline = math.inf
@@ -273,8 +279,8 @@ class AMQPConnection:
         self.protocol.close_channel(channel, reply_code, reply_text, class_id, method_id)
         self._drop_input(channel)
         self.client.close_channel(channel)
-        # A close the client sent meanwhile (handled, held or yet to come in this read) is answered
-        # now, after ours, as RabbitMQ answers it.
+        # A close the client sent meanwhile (held, or yet to come in this read) is answered now,
+        # after ours, as RabbitMQ answers it.
         self.protocol.answer_channel_close(channel)
         self._output_queued()
 
@@ -550,6 +556,8 @@ class AMQPConnection:
     def _handle(self, events: list) -> None:
         with write_through():
             self._handle_events(events)
+            if self._client_close is not None:
+                self._answer_client_close()
 
     def _handle_events(self, events: list) -> None:
         client = self.client
@@ -572,8 +580,7 @@ class AMQPConnection:
             elif kind is ChannelOpened:
                 client.open_channel(event.channel)
             elif kind is ChannelClosed:
-                client.close_channel(event.channel)
-                self.protocol.answer_channel_close(event.channel)
+                self._channel_closed_by_client(event)
             elif kind is ChannelClosing:
                 client.close_channel(event.channel)
             elif kind is Handshaken:
@@ -587,15 +594,39 @@ class AMQPConnection:
                 self._start_closing()
             elif kind is ConnectionClosed:
                 if event.linger:
-                    self.protocol.answer_close()
-                    self._start_closing(event.linger, "close of the socket by the client")
+                    self._client_close = event.linger  # answered once `_handle` is done
                 else:
                     self._finish()
         if client is not None:
             client.flush_confirms()
         if self.protocol.has_output:
-            # What the protocol answered by itself (channel.open-ok, close-ok, heartbeats).
+            # What the protocol queued: its own answers (channel.open-ok, heartbeats) and close-oks.
             self._output_queued()
+
+    def _channel_closed_by_client(self, event: ChannelClosed) -> None:
+        """The client's channel.close, handled after what it sent before: answered at once, or once
+        the replies that wait for a commit are sent (the close waits with the channel's input)."""
+        channel = event.channel
+        if self.client.hold_input_for_replies(channel):
+            self._waiting[channel].append(event)
+            return
+        self.client.close_channel(channel)
+        self.protocol.answer_channel_close(channel)
+
+    def _answer_client_close(self) -> None:
+        """Answers the client's connection.close once nothing it sent before waits: behind a
+        basic.get's body read, or as replies behind a commit. What an alarm holds goes with the
+        connection (RabbitMQ reads nothing from a blocked publisher until the alarm clears)."""
+        client = self.client
+        if client is not None:
+            for channel in list(client.sessions):
+                client.hold_input_for_replies(channel)
+        if self._waiting:
+            return
+        linger, self._client_close = self._client_close, None
+        self.protocol.answer_close()
+        self._output_queued()
+        self._start_closing(linger, "close of the socket by the client")
 
     def _info(self, client_properties: dict) -> core.ConnectionInfo:
         peer_host, peer_port, host, port = self._addresses
@@ -622,6 +653,10 @@ class AMQPConnection:
         """Holds a publish while an alarm is on, and what follows a held one on its channel."""
         kind = type(event)
         channel = getattr(event, "channel", 0)
+        if kind is ChannelClosing:
+            # The protocol closes the channel for an error: what was held of it goes with it.
+            self._drop_input(channel)
+            return False
         if kind is ContentReceived:
             if not self._gate.closed and channel not in self._held_channels:
                 return False
@@ -655,10 +690,11 @@ class AMQPConnection:
 
     def close(self, reply_code: int, reply_text: str, class_id: int = 0, method_id: int = 0) -> None:
         """Closes the connection from the broker's side; the client has CLOSE_TIMEOUT to answer.
-        One the client has closed already (its socket lingering) is dropped at once."""
+        One the client has closed and been answered already (its socket lingering) is dropped at
+        once; one whose close is not answered yet gets this close instead, as in RabbitMQ."""
         if self._finished:
             return
-        if self.protocol.is_closed:
+        if self.protocol.is_closed and not self.protocol.close_owed:
             self._finish()
             return
         log.info("connection %s closing: %s", self.peer, reply_text)
@@ -698,6 +734,9 @@ class AMQPConnection:
             self._held = []
             self._held_channels = set()
         self._waiting.clear()
+        # Nothing is held any more: the reader goes on, for the client's close-ok or its end of the socket.
+        self._held_bytes = 0
+        self._resume.set()
         if self.client is not None:
             self.client.close()
 

@@ -256,20 +256,27 @@ def test_a_closed_channel_no_longer_counts_against_channel_max(amqp_url):
         raw.close()
 
 
-def declare(channel: int, name: str, *, passive: bool = False) -> bytes:
-    flags = 0b00001 if passive else 0b00100  # passive, else exclusive
+def declare(channel: int, name: str, *, passive: bool = False, durable: bool = False) -> bytes:
+    flags = 0b00001 if passive else 0b00010 if durable else 0b00100  # passive, durable, else exclusive
     return rawamqp.method_frame(
         channel, rawamqp.QUEUE_DECLARE, b"\0\0" + rawamqp.shortstr(name) + bytes([flags]) + rawamqp.EMPTY_TABLE
     )
 
 
-def test_what_a_client_sends_before_channel_close_is_answered_before_close_ok(amqp_url):
+def declared(durable: bool, cleanup) -> bytes:
+    """A queue.declare: of a durable queue, whose declare-ok waits for the store's commit, or of an
+    exclusive one."""
+    return declare(1, cleanup.queue(unique("durable")), durable=True) if durable else declare(1, "")
+
+
+@pytest.mark.parametrize("durable", [False, True], ids=["exclusive", "durable"])
+def test_what_a_client_sends_before_channel_close_is_answered_before_close_ok(amqp_url, cleanup, durable):
     # In one write, as a client that does not wait for the declare-ok before closing sends them.
     with RawConnection(amqp_url) as raw:
         raw.handshake()
         raw.open_channel(1)
 
-        raw.send(declare(1, "") + rawamqp.method_frame(1, rawamqp.CHANNEL_CLOSE, CLOSE_200))
+        raw.send(declared(durable, cleanup) + rawamqp.method_frame(1, rawamqp.CHANNEL_CLOSE, CLOSE_200))
         raw.expect(rawamqp.QUEUE_DECLARE_OK)
         raw.expect(rawamqp.CHANNEL_CLOSE_OK)
 
@@ -294,14 +301,40 @@ def test_an_error_before_channel_close_closes_the_channel_and_the_close_is_still
     assert close == rawamqp.Close(404, f"NOT_FOUND - no queue '{missing}' in vhost '/'", *rawamqp.QUEUE_DECLARE)
 
 
-def test_what_a_client_sends_before_connection_close_is_answered_before_close_ok(amqp_url):
+@pytest.mark.parametrize("durable", [False, True], ids=["exclusive", "durable"])
+def test_what_a_client_sends_before_connection_close_is_answered_before_close_ok(amqp_url, cleanup, durable):
     # A channel.close among it gets no close-ok: connection.close-ok answers for every channel.
     with RawConnection(amqp_url) as raw:
         raw.handshake()
         raw.open_channel(1)
         raw.open_channel(2)
 
-        raw.send(declare(1, "") + rawamqp.method_frame(2, rawamqp.CHANNEL_CLOSE, CLOSE_200)
+        raw.send(declared(durable, cleanup) + rawamqp.method_frame(2, rawamqp.CHANNEL_CLOSE, CLOSE_200)
                  + rawamqp.method_frame(0, rawamqp.CONNECTION_CLOSE, CLOSE_200))
         raw.expect(rawamqp.QUEUE_DECLARE_OK)
         raw.expect(rawamqp.CONNECTION_CLOSE_OK)
+
+
+def test_an_error_before_connection_close_closes_its_channel_and_the_close_is_still_answered(amqp_url):
+    missing = unique("missing")
+    with RawConnection(amqp_url) as raw:
+        raw.handshake()
+        raw.open_channel(1)
+
+        raw.send(declare(1, missing, passive=True) + rawamqp.method_frame(0, rawamqp.CONNECTION_CLOSE, CLOSE_200))
+        close = rawamqp.Close.decode(raw.expect(rawamqp.CHANNEL_CLOSE).arguments)
+        raw.expect(rawamqp.CONNECTION_CLOSE_OK)
+
+    assert close == rawamqp.Close(404, f"NOT_FOUND - no queue '{missing}' in vhost '/'", *rawamqp.QUEUE_DECLARE)
+
+
+def test_a_connection_error_before_connection_close_is_sent_instead_of_close_ok(amqp_url):
+    with RawConnection(amqp_url) as raw:
+        raw.handshake()
+        raw.open_channel(1)
+
+        raw.send(rawamqp.method_frame(1, rawamqp.CHANNEL_FLOW, b"\x00")
+                 + rawamqp.method_frame(0, rawamqp.CONNECTION_CLOSE, CLOSE_200))
+        close = rawamqp.Close.decode(raw.expect(rawamqp.CONNECTION_CLOSE).arguments)
+
+    assert close == rawamqp.Close(540, "NOT_IMPLEMENTED - active=false", *rawamqp.CHANNEL_FLOW)

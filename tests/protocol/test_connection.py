@@ -774,6 +774,28 @@ def test_replies_to_what_came_before_a_connection_close_precede_its_close_ok():
     ]
 
 
+def test_an_error_before_the_clients_connection_close_is_sent_before_close_ok():
+    # As RabbitMQ: a channel error closes the channel, then close-ok; a connection error is sent
+    # instead of close-ok.
+    conn = open_connection()
+    open_channel(conn, 1)
+    conn.receive_data(method(1, spec.QueueDeclare(queue="q", passive=True)) + method(0, spec.ConnectionClose(200, "", 0, 0)), 0)
+    assert conn.close_owed
+    conn.close_channel(1, 404, "NOT_FOUND - no queue 'q'", 50, 10)
+    conn.answer_close()
+    assert sent_methods(conn.data_to_send()) == [
+        (1, spec.ChannelClose(404, "NOT_FOUND - no queue 'q'", 50, 10)),
+        (0, spec.ConnectionCloseOk()),
+    ]
+    conn = open_connection()
+    open_channel(conn, 1)
+    conn.receive_data(method(1, spec.ChannelFlow(active=False)) + method(0, spec.ConnectionClose(200, "", 0, 0)), 0)
+    conn.close(540, "NOT_IMPLEMENTED - active=false", 20, 20)
+    conn.answer_close()
+    assert sent_methods(conn.data_to_send()) == [(0, spec.ConnectionClose(540, "NOT_IMPLEMENTED - active=false", 20, 20))]
+    assert conn.is_closed and not conn.close_owed
+
+
 def test_server_closes_connection():
     conn = open_connection()
     open_channel(conn)

@@ -96,7 +96,7 @@ class ServerConnectionMachine(RuleBasedStateMachine):
             assert not (self.closed and got), f"events after ConnectionClosed: {got}"
             events += got
             for event in got:
-                # Handled at once, as the broker does.
+                # Answered at once, as the broker answers them when nothing the client sent before waits.
                 if isinstance(event, ChannelClosed):
                     self.conn.answer_channel_close(event.channel)
                 elif isinstance(event, ConnectionClosed) and event.linger:

@@ -218,6 +218,38 @@ async def test_a_channel_closed_while_its_get_waits_is_answered_in_order_once_th
     assert published.message.body == b"published"
 
 
+def get_publish_close_connection(port: int, store: SlowStore) -> list[str]:
+    """On channel 1, a basic.get of the message on disk and a publish, then connection.close, sent at
+    once; the get's read goes on once it is under way. What the broker answered, in order."""
+    publish = spec.BasicPublish(exchange="", routing_key="q")
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.settimeout(60)
+        sock.sendall(handshake() + b"".join((
+            method_frame(1, spec.ChannelOpen().encode()),
+            method_frame(1, spec.BasicGet(queue="q", no_ack=True).encode()),
+            content_frames(1, publish.CLASS_ID, publish.encode(), b"\x00\x00", b"published", 4096),
+            method_frame(0, spec.ConnectionClose(reply_code=200, reply_text="bye").encode()),
+        )))
+        assert store.reading.wait(60)
+        store.release.set()
+        answered = []
+        for channel, method in FrameReader(sock).methods():
+            answered.append(type(method).__name__)
+            if type(method) is spec.ConnectionCloseOk:
+                break
+    return answered[3:]  # after start, tune and open-ok
+
+
+async def test_a_connection_closed_while_a_get_waits_is_answered_after_the_get_and_keeps_what_came_before() -> None:
+    # As RabbitMQ answers a connection.close: after everything the client sent before it.
+    store = SlowStore()
+    broker, queue = recovered(store)
+    answered = await run_client(broker, store, get_publish_close_connection)
+    assert answered == ["ChannelOpenOk", "BasicGetOk", "ConnectionCloseOk"]
+    [published] = queue.peek()
+    assert published.message.body == b"published"
+
+
 def get_then_timeout(port: int, store: SlowStore, then: bytes, reopen: int) -> list[str]:
     """On channel 1, an unacknowledged delivery, a basic.get of the message on disk, then `then`
     (held behind the get); once the consumer timeout closes channel 1, channel `reopen` is opened.

@@ -3,8 +3,11 @@ memory limit, and unblocked once consumers bring it back under."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import struct
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pika
@@ -16,7 +19,7 @@ from amqpbroker.server.amqp import HELD_LIMIT
 from amqpbroker.testing import Broker
 
 from .blocking import wait_for, watch_blocking
-from .raw import FrameReader, handshake
+from .raw import FrameReader, handshake, raw_frame
 
 BODY = b"x" * 10_000
 
@@ -165,20 +168,29 @@ def test_a_client_that_sends_a_megabyte_at_once_under_an_alarm_holds_the_limit_a
         filler.close()
 
 
+@contextlib.contextmanager
+def blocked_client(broker: Broker) -> Iterator[tuple[socket.socket, Iterator[tuple[int, spec.Method]]]]:
+    """An open connection of raw frames that asks to be told when it is blocked: its socket, and
+    the methods the broker sends it."""
+    with socket.create_connection(("127.0.0.1", broker.port)) as sock:
+        sock.settimeout(30)
+        reader = FrameReader(sock).methods()
+        sock.sendall(handshake(frame_max=131072, capabilities={"connection.blocked": True}))
+        assert next(method for channel, method in reader if channel == 0 and type(method) is spec.ConnectionOpenOk)
+        yield sock, reader
+
+
+def send(sock: socket.socket, *methods: spec.Method) -> None:
+    """`methods` on channel 1, in one write."""
+    sock.sendall(b"".join(method_frame(1, method.encode()) for method in methods))
+
+
 def test_a_channel_closed_under_an_alarm_is_answered_after_what_the_alarm_held() -> None:
     with Broker(port=0, memory_limit=100_000) as broker:
         filler, filler_channel = fill_memory(broker, 100_000)
         publish = spec.BasicPublish(exchange="missing", routing_key="q")
-        with socket.create_connection(("127.0.0.1", broker.port)) as sock:
-            sock.settimeout(30)
-            reader = FrameReader(sock).methods()
-
-            def send(*methods: spec.Method) -> None:
-                sock.sendall(b"".join(method_frame(1, method.encode()) for method in methods))
-
-            sock.sendall(handshake(frame_max=131072, capabilities={"connection.blocked": True}))
-            assert next(method for channel, method in reader if channel == 0 and type(method) is spec.ConnectionOpenOk)
-            send(spec.ChannelOpen(), spec.QueueDeclare(queue="q"))
+        with blocked_client(broker) as (sock, reader):
+            send(sock, spec.ChannelOpen(), spec.QueueDeclare(queue="q"))
             assert next(reader) == (1, spec.ChannelOpenOk())
             assert next(reader) == (1, spec.QueueDeclareOk("q", 0, 0))
             # Held by the alarm, to fail once routed; the close waits behind it.
@@ -191,7 +203,7 @@ def test_a_channel_closed_under_an_alarm_is_answered_after_what_the_alarm_held()
             # As RabbitMQ: the publish's error closes the channel, then the client's close is answered.
             assert next(reader) == (1, spec.ChannelClose(404, "NOT_FOUND - no exchange 'missing' in vhost '/'", 60, 40))
             assert next(reader) == (1, spec.ChannelCloseOk())
-            send(spec.ChannelCloseOk(), spec.ChannelOpen(), spec.QueueDeclare(queue="q", passive=True))
+            send(sock, spec.ChannelCloseOk(), spec.ChannelOpen(), spec.QueueDeclare(queue="q", passive=True))
             assert next(reader) == (1, spec.ChannelOpenOk())
             assert next(reader) == (1, spec.QueueDeclareOk("q", 0, 0))
         filler.close()
@@ -204,13 +216,8 @@ def test_a_channel_closed_for_an_error_under_an_alarm_answers_the_close_the_alar
     with Broker(port=0, memory_limit=100_000, consumer_timeout=300) as broker:
         filler, filler_channel = fill_memory(broker, 100_000)
         publish = spec.BasicPublish(exchange="", routing_key="q")
-        with socket.create_connection(("127.0.0.1", broker.port)) as sock:
-            sock.settimeout(30)
-            reader = FrameReader(sock).methods()
-            sock.sendall(handshake(frame_max=131072, capabilities={"connection.blocked": True}))
-            assert next(method for channel, method in reader if channel == 0 and type(method) is spec.ConnectionOpenOk)
-            sock.sendall(b"".join(method_frame(1, method.encode()) for method in (
-                spec.ChannelOpen(), spec.QueueDeclare(queue="q"), spec.BasicConsume(queue="fill"))))
+        with blocked_client(broker) as (sock, reader):
+            send(sock, spec.ChannelOpen(), spec.QueueDeclare(queue="q"), spec.BasicConsume(queue="fill"))
             assert [type(next(reader)[1]) for _ in range(4)] == [
                 spec.ChannelOpenOk, spec.QueueDeclareOk, spec.BasicConsumeOk, spec.BasicDeliver]
             sock.sendall(content_frames(1, publish.CLASS_ID, publish.encode(), b"\x00\x00", b"held", 131072)
@@ -221,8 +228,35 @@ def test_a_channel_closed_for_an_error_under_an_alarm_answers_the_close_the_alar
             close = next(method for channel, method in reader if channel == 1)
             assert (type(close), close.reply_code) == (spec.ChannelClose, 406)
             assert next(reader) == (1, spec.ChannelCloseOk())
-            sock.sendall(method_frame(1, spec.ChannelCloseOk().encode()) + method_frame(1, spec.ChannelOpen().encode()))
+            send(sock, spec.ChannelCloseOk(), spec.ChannelOpen())
             assert next(reader) == (1, spec.ChannelOpenOk())
         assert filler_channel.basic_get("fill", auto_ack=True)[0] is not None  # requeued, and the alarm clears
         assert broker.queue("q").message_count == 0
+        filler.close()
+
+
+def test_a_channel_the_protocol_closes_under_an_alarm_drops_what_the_alarm_held_of_it() -> None:
+    # A content header over the size limit closes the channel at once, held publish or not: the held
+    # publish goes with the channel, and never reaches the channel opened again under its number.
+    with Broker(port=0, memory_limit=100_000) as broker:
+        filler, filler_channel = fill_memory(broker, 100_000)
+        publish = spec.BasicPublish(exchange="missing", routing_key="q")
+        too_large = spec.BasicPublish(exchange="", routing_key="q")
+        with blocked_client(broker) as (sock, reader):
+            send(sock, spec.ChannelOpen(), spec.QueueDeclare(queue="q"))
+            assert [type(next(reader)[1]) for _ in range(2)] == [spec.ChannelOpenOk, spec.QueueDeclareOk]
+            sock.sendall(content_frames(1, publish.CLASS_ID, publish.encode(), b"\x00\x00", b"held", 131072)
+                         + method_frame(1, too_large.encode())
+                         + raw_frame(2, 1, struct.pack(">HHQ", 60, 0, 1 << 30) + b"\x00\x00"))
+            close = next(reader)[1]  # the protocol's, sent as it reads the header
+            assert (type(close), close.reply_code) == (spec.ChannelClose, 406)
+            assert next(reader) == (0, spec.ConnectionBlocked(reason="low on memory"))
+            send(sock, spec.ChannelCloseOk(), spec.ChannelOpen())
+            assert next(reader) == (1, spec.ChannelOpenOk())
+
+            assert filler_channel.basic_get("fill", auto_ack=True)[0] is not None  # the alarm clears
+            assert next(reader) == (0, spec.ConnectionUnblocked())
+            # Nothing of the old channel's publish (its 404) reaches the new one.
+            send(sock, spec.QueueDeclare(queue="q", passive=True))
+            assert next(reader) == (1, spec.QueueDeclareOk("q", 0, 0))
         filler.close()
