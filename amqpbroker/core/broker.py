@@ -24,6 +24,7 @@ from .deadletter import DeadLetters
 from .errors import ChannelException, ConnectionException
 from .history import History
 from .journal import Journal
+from .limits import Limits
 from .memory import MemoryWatermark
 from .message import Message, QueueEntry
 from .parameters import Parameters
@@ -141,6 +142,8 @@ class Broker:
         self.journal.next_message_id = self.store.max_message_id() + 1
         self.dead_letters = DeadLetters(self.vhosts, self.bodies, self.timers.wall_clock, history)
         self.parameters = Parameters(self.journal)
+        self.limits = Limits(self.parameters, self.users, self.connections)
+        """Vhost and user limits: how many connections, channels and queues they may have."""
         if self._recover():
             self._make_defaults()
 
@@ -159,7 +162,7 @@ class Broker:
         vhost = self.vhosts.get(name)
         if vhost is None:
             vhost = self.vhosts[name] = VHost(
-                name, self.journal, self.memory, self.dead_letters, self.timers, self.stats, self.history
+                name, self.journal, self.memory, self.dead_letters, self.timers, self.stats, self.history, self.limits
             )
             self.journal.append(PutVHost(name))
             if granted_to is not None:
@@ -298,7 +301,7 @@ class Broker:
         recovered = store.recover()
         for name in recovered.vhosts:
             self.vhosts[name] = VHost(
-                name, self.journal, self.memory, self.dead_letters, self.timers, self.stats, self.history
+                name, self.journal, self.memory, self.dead_letters, self.timers, self.stats, self.history, self.limits
             )
         self.parameters.recover(recovered.records)
         defaults_made = False

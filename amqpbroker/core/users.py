@@ -46,6 +46,8 @@ class User:
     """Empty: the user cannot log in with a password."""
     tags: list[str] = field(default_factory=list)
     hashing_algorithm: str = SHA256
+    limits: dict[str, int] = field(default_factory=dict)
+    """`max-connections`, `max-channels` (see `limits`); a missing one is no limit."""
 
     def check_password(self, password: str) -> bool:
         if not self.password_hash or self.hashing_algorithm not in _ALGORITHMS:
@@ -58,11 +60,17 @@ class User:
         return hmac.compare_digest(expected, self.password_hash)
 
     def record(self) -> dict:
-        return {"password_hash": self.password_hash, "hashing_algorithm": self.hashing_algorithm, "tags": self.tags}
+        return {
+            "password_hash": self.password_hash,
+            "hashing_algorithm": self.hashing_algorithm,
+            "tags": self.tags,
+            "limits": self.limits,
+        }
 
     @classmethod
     def from_record(cls, name: str, value: dict) -> User:
-        return cls(name, value["password_hash"], list(value["tags"]), value["hashing_algorithm"])
+        # Records written before users had limits have none.
+        return cls(name, value["password_hash"], list(value["tags"]), value["hashing_algorithm"], value.get("limits", {}))
 
 
 class Users:

@@ -28,6 +28,7 @@ from .errors import ChannelException, ConnectionException
 from .exchanges import EXCHANGE_TYPES, Binding, Exchange, make_exchange
 from .history import History
 from .journal import Journal
+from .limits import Limits
 from .memory import MemoryWatermark
 from .message import Message, is_persistent
 from .policies import Policies
@@ -94,6 +95,7 @@ class VHost:
         timers: Timers | None = None,
         stats: BrokerStats | None = None,
         history: History | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.name = name
         self.description = ""
@@ -106,6 +108,8 @@ class VHost:
         self.memory = memory if memory is not None else MemoryWatermark()
         self.timers = timers if timers is not None else Timers()
         self.history = history
+        self._limits = limits
+        """Where the vhost's queue limit is checked; None for no limit."""
         self.exchanges: dict[str, Exchange] = {"": make_exchange("", "direct", durable=True)}
         for exchange_name, type in DEFAULT_EXCHANGES.items():
             self.exchanges[exchange_name] = make_exchange(exchange_name, type, durable=True)
@@ -353,6 +357,8 @@ class VHost:
             authorize(name, existing is None)
         self.stats.churn.queue_declared += 1
         if existing is None:
+            if self._limits is not None:
+                self._limits.check_new_queue(self.name, name, len(self.queues))
             settings = queue_settings(
                 arguments or {},
                 durable=durable,

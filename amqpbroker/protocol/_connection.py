@@ -161,14 +161,21 @@ class ServerConnection:
         vhost_exists: Callable[[str], bool] | None = None,
         certificate_login: str | None = None,
         authenticate_external: Callable[[str], bool] | None = None,
+        connection_refusal: Callable[[str, str], str | None] | None = None,
+        channel_refusal: Callable[[str], str | None] | None = None,
     ) -> None:
         """With a `certificate_login` (the user a TLS client certificate names) and
-        `authenticate_external`, the EXTERNAL mechanism is offered and logs that user in."""
+        `authenticate_external`, the EXTERNAL mechanism is offered and logs that user in.
+        `connection_refusal(user, vhost)` and `channel_refusal(user)` say why a user's connection.open
+        or channel.open is refused beyond permissions and channel_max (a limit reached), or None:
+        the connection is then closed with 530 and that text."""
         self._authenticate = authenticate
         self._certificate_login = certificate_login if authenticate_external is not None else None
         self._authenticate_external = authenticate_external
         self._can_open_vhost = can_open_vhost
         self._vhost_exists = vhost_exists
+        self._connection_refusal = connection_refusal
+        self._channel_refusal = channel_refusal
         self._server_properties = {**default_server_properties(), **(server_properties or {})}
         self._server_channel_max = channel_max
         self._server_frame_max = frame_max
@@ -702,6 +709,9 @@ class ServerConnection:
                     ReplyCode.NOT_ALLOWED,
                     f"number of channels opened ({opened}) has reached the negotiated channel_max ({self.channel_max})",
                 )
+            refusal = self._channel_refusal(self.username) if self._channel_refusal is not None else None
+            if refusal is not None:
+                raise _ProtocolError(ReplyCode.NOT_ALLOWED, refusal)
             self._channels[channel] = _Channel()
             self._out.append(method_frame(channel, spec.ChannelOpenOk().encode()))
             events.append(ChannelOpened(channel))
@@ -829,6 +839,10 @@ class ServerConnection:
         # RabbitMQ tells a missing vhost apart from a refused one; both are 530.
         if self._vhost_exists is not None and not self._vhost_exists(vhost):
             raise _ProtocolError(ReplyCode.NOT_ALLOWED, f"vhost {vhost} not found", 10, 40)
+        # As RabbitMQ, a limit is checked before the user's permission in the vhost.
+        refusal = self._connection_refusal(self.username, vhost) if self._connection_refusal is not None else None
+        if refusal is not None:
+            raise _ProtocolError(ReplyCode.NOT_ALLOWED, refusal, 10, 40)
         if not self._can_open_vhost(self.username, vhost):
             raise _ProtocolError(
                 ReplyCode.NOT_ALLOWED, f"access to vhost '{vhost}' refused for user '{self.username}'", 10, 40

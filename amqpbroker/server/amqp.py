@@ -195,6 +195,8 @@ class AMQPConnection:
             certificate_login=certificate_login,
             server_properties=server_properties,
             authenticate_external=functools.partial(broker.authenticate_external, address=address),
+            connection_refusal=broker.limits.connection_refusal,
+            channel_refusal=broker.limits.channel_refusal,
         )
         self.client: core.ClientConnection | None = None
         self._queued = 0

@@ -276,6 +276,25 @@ def test_missing_vhost():
     assert (close.class_id, close.method_id) == (10, 40)
 
 
+def test_a_connection_refused_by_a_limit_is_closed_with_its_text():
+    asked = []
+
+    def refusal(user, vhost):
+        asked.append((user, vhost))
+        return "connection limit (0) is reached"
+
+    # The limit is asked before the permission, which would refuse '/x' too.
+    conn = started(connection_refusal=refusal)
+    conn.receive_data(start_ok(), 0)
+    conn.receive_data(method(0, spec.ConnectionTuneOk(2047, 131072, 60)), 0)
+    conn.data_to_send()
+    events = conn.receive_data(method(0, spec.ConnectionOpen("/x")), 0)
+    assert asked == [("guest", "/x")]
+    assert events == [ConnectionClosing(530, "NOT_ALLOWED - connection limit (0) is reached")]
+    close = closed_with(conn, 530)
+    assert (close.class_id, close.method_id) == (10, 40)
+
+
 # -- channels ------------------------------------------------------------------------------------------
 
 def test_channel_open_and_client_close():
@@ -381,6 +400,18 @@ def test_channel_max_limits_how_many_channels_are_open():
     assert events == [ConnectionClosing(530, text)]
     close = closed_with(conn, 530)
     assert (close.reply_text, close.class_id, close.method_id) == (text, 0, 0)
+
+
+def test_a_channel_refused_by_a_limit_closes_the_connection_without_open_ok():
+    refusals = {"guest": None}
+    conn = open_connection(channel_refusal=refusals.get)
+    open_channel(conn, 1)
+    refusals["guest"] = "channel limit reached"
+    events = conn.receive_data(method(2, spec.ChannelOpen()), 0)
+    assert events == [ConnectionClosing(530, "NOT_ALLOWED - channel limit reached")]
+    sent = sent_methods(conn.data_to_send())
+    assert [type(m) for _, m in sent] == [spec.ConnectionClose]
+    assert (sent[0][1].class_id, sent[0][1].method_id) == (0, 0)
 
 
 def test_a_closed_channel_frees_its_place():
