@@ -10,6 +10,7 @@ import base64
 import re
 from typing import TYPE_CHECKING, Any, Mapping
 
+from .limits import check_user_limits
 from .users import SHA256, User, hash_password, known_algorithm
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ def export_access(broker: Broker) -> dict[str, list[dict[str, Any]]]:
                 "password_hash": user.password_hash,
                 "hashing_algorithm": user.hashing_algorithm,
                 "tags": list(user.tags),
-                "limits": {},
+                "limits": dict(sorted(user.limits.items())),
             }
             for user in broker.users
         ],
@@ -61,7 +62,7 @@ def import_access(broker: Broker, definitions: Mapping[str, Any], acting_user: s
     version = str(definitions.get("rabbit_version") or definitions.get("rabbitmq_version") or "")
     default_algorithm = "rabbit_password_hashing_md5" if _MD5_VERSIONS.match(version) else SHA256
     for item in _items(definitions, "users"):
-        broker.users.put(user_from_definition(_text(item, "name"), item, default_algorithm))
+        save_user(broker, user_from_definition(_text(item, "name"), item, default_algorithm))
     for item in _items(definitions, "vhosts"):
         name = _text(item, "name")
         created = name not in broker.vhosts
@@ -78,14 +79,19 @@ def import_access(broker: Broker, definitions: Mapping[str, Any], acting_user: s
 def user_from_definition(name: str, item: Mapping[str, Any], default_algorithm: str = SHA256) -> User:
     """A user from a definitions item or an HTTP API body, with RabbitMQ's rules: `tags` (a list or a
     comma-separated string) must be there; `password` (hashed here) or `password_hash` with
-    `hashing_algorithm`, or neither for a user who cannot log in with a password."""
+    `hashing_algorithm`, or neither for a user who cannot log in with a password; `limits` may be."""
     if "tags" not in item:
         raise InvalidDefinitions("tags_not_present")
     tags = parse_tags(item["tags"])
+    limits = item.get("limits") or {}
+    try:
+        check_user_limits(limits)
+    except ValueError as exc:
+        raise InvalidDefinitions(str(exc)) from None
     if "password" in item and "password_hash" in item:
         raise InvalidDefinitions("both_password_and_password_hash_are_provided")
     if "password" in item:
-        return User(name, hash_password(_text(item, "password")), tags)
+        return User(name, hash_password(_text(item, "password")), tags, limits=dict(limits))
     password_hash = _text(item, "password_hash", "")
     try:
         base64.b64decode(password_hash, validate=True)
@@ -94,7 +100,16 @@ def user_from_definition(name: str, item: Mapping[str, Any], default_algorithm: 
     algorithm = _text(item, "hashing_algorithm", default_algorithm)
     if not known_algorithm(algorithm):
         raise InvalidDefinitions(f"unknown hashing_algorithm '{algorithm}'")
-    return User(name, password_hash, tags, algorithm)
+    return User(name, password_hash, tags, algorithm, dict(limits))
+
+
+def save_user(broker: Broker, user: User) -> None:
+    """Adds `user`, or replaces the user of that name, who keeps the limits `user` does not set, as
+    RabbitMQ keeps them."""
+    existing = broker.users.get(user.name)
+    if existing is not None:
+        user.limits = {**existing.limits, **user.limits}
+    broker.users.put(user)
 
 
 def set_permission(broker: Broker, vhost: str, user: str, configure: str, write: str, read: str) -> None:

@@ -22,6 +22,7 @@ from .access_definitions import InvalidDefinitions, export_access, import_access
 from .arguments import alternate_exchange, check_exchange_type_arguments, queue_settings
 from .errors import AMQPException
 from .exchanges import EXCHANGE_TYPES
+from .limits import VHOST_LIMITS, check_vhost_limits
 from .policies import Policy, PolicyError, parse_policy
 from .queue import Queue
 from .vhost import PLUGIN_EXCHANGE_TYPES
@@ -177,10 +178,16 @@ def _checked(broker: Broker, definitions: Any, vhost: str | None) -> _Plan:
         return name
 
     for item in definitions.get("parameters", []):
-        plan.parameters.append(
-            (where(item, "parameters"), _field(item, "parameters", "component", str),
-             _field(item, "parameters", "name", str), _field(item, "parameters", "value", object))
+        parameter = (
+            where(item, "parameters"), _field(item, "parameters", "component", str),
+            _field(item, "parameters", "name", str), _field(item, "parameters", "value", object),
         )
+        if parameter[1] == VHOST_LIMITS:
+            try:
+                check_vhost_limits(parameter[3])
+            except ValueError as error:
+                raise DefinitionsError(f"{error} ({'/'.join(parameter[:3])})") from None
+        plan.parameters.append(parameter)
     if vhost is None:
         for item in definitions.get("global_parameters", []):
             plan.global_parameters.append(
@@ -203,6 +210,7 @@ def _checked(broker: Broker, definitions: Any, vhost: str | None) -> _Plan:
             vhost=queue.vhost,
         ))
         plan.queues.append(queue)
+    _check_queue_limits(broker, plan.queues)
     for item in definitions.get("exchanges", []):
         exchange = _Exchange(
             where(item, "exchanges"), _field(item, "exchanges", "name", str), _field(item, "exchanges", "type", str),
@@ -237,6 +245,21 @@ def _field(item: Mapping[str, Any], section: str, key: str, kind: type, default:
     if kind is not object and (not isinstance(value, kind) or (kind is not bool and isinstance(value, bool))):
         raise DefinitionsError(f"'{key}' of an item in '{section}' must be a {kind.__name__}, not {value!r}")
     return value
+
+
+def _check_queue_limits(broker: Broker, queues: list[_Queue]) -> None:
+    """As RabbitMQ, an import that would take a vhost past its queue limit imports nothing; the limit
+    is the one in force before the import, whatever limits the document sets."""
+    adding: dict[str, int] = {}
+    for queue in queues:
+        found = broker.vhosts.get(queue.vhost)
+        if found is None or queue.name not in found.queues:
+            adding[queue.vhost] = adding.get(queue.vhost, 0) + 1
+    for vhost, count in adding.items():
+        found = broker.vhosts.get(vhost)
+        refusal = broker.limits.import_refusal(vhost, count, 0 if found is None else len(found.queues))
+        if refusal is not None:
+            raise DefinitionsError(f"vhost_limit_exceeded: {refusal}")
 
 
 def _check_name(broker: Broker, vhost: str, name: str, kind: str) -> None:

@@ -1,8 +1,8 @@
 """Runtime parameters: vhost-scoped (component, name, value) and global (name, value), kept durably.
 
-RabbitMQ keeps plugin settings here (federation upstreams, shovels, the cluster's name). The server
-runs the shovels (component `shovel`) and federation links (`federation-upstream`) they define, and
-follows `version` to notice changes; other components are kept so that definitions imported from
+RabbitMQ keeps plugin settings here (federation upstreams, shovels, the cluster's name) and vhost
+limits (`vhost-limits`, read by `limits`). The server runs the shovels (component `shovel`) and
+federation links (`federation-upstream`) they define, and follows `version` to notice changes; other components are kept so that definitions imported from
 RabbitMQ export back whole. `check_value` validates a value of a component we act on.
 """
 
@@ -68,12 +68,15 @@ class Parameters:
 
 def check_value(component: str, name: str, value: Any) -> None:
     """Raises ValueError, with RabbitMQ's reason, unless `value` is a valid value of `component`
-    (one we act on: shovel, federation-upstream, federation-upstream-set)."""
+    (one we act on: shovel, federation-upstream, federation-upstream-set, vhost-limits)."""
     # Imported here: these components' modules are the parameters' readers, not their keepers.
     from .federation import UPSTREAM, UPSTREAM_SET, UpstreamConfig, check_upstream_set
+    from .limits import VHOST_LIMITS, check_vhost_limits
     from .shovels import ShovelConfig
 
-    if component == "shovel":
+    if component == VHOST_LIMITS:
+        check_vhost_limits(value)
+    elif component == "shovel":
         ShovelConfig.from_value(name, value)
     elif component == UPSTREAM:
         UpstreamConfig.from_value(name, value)

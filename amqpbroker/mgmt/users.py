@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import core
-from ..core.access_definitions import InvalidDefinitions, set_permission, user_from_definition
+from ..core.access_definitions import InvalidDefinitions, save_user, set_permission, user_from_definition
 from .api import ADMINISTRATOR, CREATED, NO_CONTENT, Request, Response, Routes, bad_request, not_found
 
 routes = Routes()
@@ -20,7 +20,7 @@ def user_json(user: core.User) -> dict[str, Any]:
         "password_hash": user.password_hash,
         "hashing_algorithm": user.hashing_algorithm,
         "tags": list(user.tags),
-        "limits": {},
+        "limits": dict(sorted(user.limits.items())),
     }
 
 
@@ -69,14 +69,15 @@ def get_user(request: Request, broker: core.Broker) -> dict[str, Any]:
 
 @routes.put("/api/users/{user}", access=ADMINISTRATOR)
 def put_user(request: Request, broker: core.Broker) -> Response:
-    """Creates or replaces a user: `tags`, and `password` or `password_hash` (neither: no password)."""
+    """Creates or replaces a user: `tags`, and `password` or `password_hash` (neither: no password);
+    `limits` set those limits, and a replaced user keeps the others."""
     name = request.params["user"]
     try:
         user = user_from_definition(name, request.json())
     except InvalidDefinitions as exc:
         raise bad_request(str(exc)) from None
     created = name not in broker.users
-    broker.users.put(user)
+    save_user(broker, user)
     return CREATED if created else NO_CONTENT
 
 
