@@ -52,6 +52,8 @@ _LISTS: dict[str, tuple[str, str | None, tuple[tuple[str, str], ...]]] = {
         ("vhost", "vhost"), ("name", "name"), ("pattern", "pattern"), ("apply_to", "apply-to"),
         ("priority", "priority"), ("definition", "definition"),
     )),
+    "vhost-limits": ("/api/vhost-limits", "/api/vhost-limits/{vhost}", (("vhost", "vhost"), ("limits", "value"))),
+    "user-limits": ("/api/user-limits", None, (("user", "user"), ("limits", "value"))),
 }
 
 
@@ -170,6 +172,26 @@ def _set_policy(client: Client, args: argparse.Namespace) -> str:
     return f"set policy '{args.name}' in vhost '{_vhost(args)}'"
 
 
+def _limit_path(args: argparse.Namespace) -> str:
+    if args.what == "vhost-limit":
+        return _path("/api/vhost-limits/{vhost}/{name}", vhost=_vhost(args), name=args.name)
+    return _path("/api/user-limits/{user}/{name}", user=args.user, name=args.name)
+
+
+def _limit_owner(args: argparse.Namespace) -> str:
+    return f"vhost '{_vhost(args)}'" if args.what == "vhost-limit" else f"user '{args.user}'"
+
+
+def _set_limit(client: Client, args: argparse.Namespace) -> str:
+    client.request("PUT", _limit_path(args), {"value": args.value})
+    return f"set {args.name} of {_limit_owner(args)} to {args.value}"
+
+
+def _clear_limit(client: Client, args: argparse.Namespace) -> str:
+    client.request("DELETE", _limit_path(args))
+    return f"cleared {args.name} of {_limit_owner(args)}"
+
+
 def _export(client: Client, args: argparse.Namespace) -> str:
     definitions = client.request("GET", "/api/definitions")
     with open(args.file, "w", encoding="utf-8") as file:
@@ -233,7 +255,7 @@ def _parser() -> argparse.ArgumentParser:
     user.add_argument("password")
     user.add_argument("--tags", default="", help="comma-separated, e.g. administrator")
 
-    set_ = verbs.add_parser("set", help="set permissions or a policy").add_subparsers(
+    set_ = verbs.add_parser("set", help="set permissions, a policy or a limit").add_subparsers(
         dest="what", required=True, metavar="WHAT")
     permissions = verb(set_, "permissions", _set_permissions, "set a user's permissions in the vhost")
     permissions.add_argument("user")
@@ -246,6 +268,20 @@ def _parser() -> argparse.ArgumentParser:
     policy.add_argument("--priority", type=int, default=0, help="(default: %(default)s)")
     policy.add_argument("--apply-to", default="all", choices=["all", "queues", "exchanges"],
                         help="(default: %(default)s)")
+    value_help = "how many; negative for no limit, 0 for none"
+    vhost_limit = verb(set_, "vhost-limit", _set_limit, "set a limit of the vhost")
+    vhost_limit.add_argument("name", help="max-connections or max-queues")
+    vhost_limit.add_argument("value", type=int, help=value_help)
+    user_limit = verb(set_, "user-limit", _set_limit, "set a limit of a user")
+    user_limit.add_argument("user")
+    user_limit.add_argument("name", help="max-connections or max-channels")
+    user_limit.add_argument("value", type=int, help=value_help)
+
+    clear = verbs.add_parser("clear", help="clear a limit").add_subparsers(dest="what", required=True, metavar="WHAT")
+    verb(clear, "vhost-limit", _clear_limit, "clear a limit of the vhost").add_argument("name")
+    clear_user_limit = verb(clear, "user-limit", _clear_limit, "clear a limit of a user")
+    clear_user_limit.add_argument("user")
+    clear_user_limit.add_argument("name")
 
     verb(verbs, "export", _export, "write every definition to a JSON file").add_argument("file")
     verb(verbs, "import", _import, "import definitions from a JSON file").add_argument("file")

@@ -214,3 +214,20 @@ def test_import_of_a_file_the_api_refuses(broker, capsys, tmp_path) -> None:
     status, _, err = ctl(broker, capsys, "import", str(path))
     assert status == 1
     assert err.startswith("amqpbroker ctl: error: POST /api/definitions: 400 bad_request: ")
+
+
+def test_set_list_and_clear_limits(broker, capsys) -> None:
+    assert ctl(broker, capsys, "set", "vhost-limit", "max-queues", "5", "--vhost", "other") == (
+        0, "set max-queues of vhost 'other' to 5\n", "")
+    assert ctl(broker, capsys, "set", "user-limit", "guest", "max-channels", "-1")[0] == 0
+    _, out, _ = ctl(broker, capsys, "list", "vhost-limits")
+    assert rows(out) == [{"vhost": "other", "limits": '{"max-queues":5}'}]
+    _, out, _ = ctl(broker, capsys, "list", "user-limits")
+    assert rows(out) == [{"user": "guest", "limits": '{"max-channels":-1}'}]
+    assert ctl(broker, capsys, "clear", "vhost-limit", "max-queues", "-p", "other") == (
+        0, "cleared max-queues of vhost 'other'\n", "")
+    assert ctl(broker, capsys, "clear", "user-limit", "guest", "max-channels")[0] == 0
+    assert ctl(broker, capsys, "list", "user-limits")[1] == "user  limits\n"
+    status, _, err = ctl(broker, capsys, "set", "vhost-limit", "max-channels", "1")
+    assert status == 1
+    assert "400 bad_request: Validation failed" in err
