@@ -172,9 +172,11 @@ class Console:
         form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
         return self.notice()
 
-    def press(self, button: WebElement, confirm: bool = False) -> str:
+    def press(self, button: Callable[[], WebElement], confirm: bool = False) -> str:
+        """Clicks the button `button()` finds, found again if the page re-renders it meanwhile (a
+        refresh replaces the tables); the notice it leads to."""
         self.clear_notice()
-        button.click()
+        self.until(lambda browser: button().click() or True)
         if confirm:
             self.until(expected_conditions.alert_is_present()).accept()
         return self.notice()
@@ -236,8 +238,7 @@ def test_queue_depth_follows_amqp_and_purge_empties_it(console: Console, amqp, t
 
     console.row(queue).find_element(By.LINK_TEXT, queue).click()
     console.shows(f"Queue {queue}")
-    purge = console.browser.find_element(By.XPATH, "//button[.='Purge']")
-    assert console.press(purge) == "Queue purged."
+    assert console.press(lambda: console.browser.find_element(By.XPATH, "//button[.='Purge']")) == "Queue purged."
     assert _message_count(amqp, queue) == 0
     amqp.queue_delete(queue)
 
@@ -273,8 +274,8 @@ def test_a_queue_is_added_published_to_peeked_at_and_deleted(console: Console, a
     method, _, body = amqp.basic_get(queue, auto_ack=True)
     assert (method.redelivered, body) == (True, b"hello <b>there</b>")
 
-    delete = console.browser.find_element(By.XPATH, "//button[.='Delete']")
-    assert console.press(delete, confirm=True) == "Queue deleted."
+    assert console.press(lambda: console.browser.find_element(By.XPATH, "//button[.='Delete']"), confirm=True) == (
+        "Queue deleted.")
     console.shows("Queues")
     with pytest.raises(pika.exceptions.ChannelClosedByBroker):
         _message_count(amqp, queue)
@@ -298,13 +299,13 @@ def test_an_exchange_is_added_bound_published_to_and_deleted(console: Console, a
     method, _, body = amqp.basic_get(queue, auto_ack=True)
     assert (method.exchange, method.routing_key, body) == (exchange, "order.paid", b"paid")
 
-    unbind = console.row("order.*").find_element(By.XPATH, ".//button[.='Unbind']")
+    unbind = lambda: console.row("order.*").find_element(By.XPATH, ".//button[.='Unbind']")  # noqa: E731
     assert console.press(unbind) == "Binding removed."
     assert console.submit(publish, routing_key="order.paid", payload="paid") == "Message published."
     assert console.browser.find_element(By.ID, "routed").text == "Not routed: no binding matched."
 
-    delete = console.section("Delete").find_element(By.TAG_NAME, "button")
-    assert console.press(delete, confirm=True) == "Exchange deleted."
+    assert console.press(lambda: console.section("Delete").find_element(By.TAG_NAME, "button"), confirm=True) == (
+        "Exchange deleted.")
     with pytest.raises(pika.exceptions.ChannelClosedByBroker):
         amqp.exchange_declare(exchange, passive=True)
     console.row("amq.topic").find_element(By.LINK_TEXT, "amq.topic").click()
@@ -328,7 +329,8 @@ def test_connections_and_channels_are_listed_and_closed(console: Console, broker
         assert console.cells(provided)[1:6] == [provided, "guest", "/", "AMQP 0-9-1", "1"]
         name = row.find_element(By.TAG_NAME, "td").text
         assert console.cells(f"{name} (1)")[1:4] == ["guest", "/", "confirm"]
-        assert console.press(row.find_element(By.XPATH, ".//button[.='Close']"), confirm=True) == "Connection closed."
+        close = lambda: console.row(provided).find_element(By.XPATH, ".//button[.='Close']")  # noqa: E731
+        assert console.press(close, confirm=True) == "Connection closed."
         with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as closed:
             connection.process_data_events(time_limit=5)
         assert closed.value.reply_code == 320
@@ -350,13 +352,12 @@ def test_users_vhosts_and_permissions_are_added_and_deleted(console: Console, ap
     assert api.get(f"/api/permissions/{segment(vhost)}/{segment(user)}").json["read"] == "^app"
     assert api.as_user(user, "s3cret").get("/api/whoami").status == 200
 
-    permission = console.row_in("Permissions", user).find_element(By.TAG_NAME, "button")
-    assert console.press(permission) == (
+    assert console.press(lambda: console.row_in("Permissions", user).find_element(By.TAG_NAME, "button")) == (
         f"Permissions of {user} in {vhost} cleared.")
     assert api.get(f"/api/permissions/{segment(vhost)}/{segment(user)}").status == 404
-    delete_vhost = console.row_in("Virtual hosts", vhost).find_element(By.TAG_NAME, "button")
+    delete_vhost = lambda: console.row_in("Virtual hosts", vhost).find_element(By.TAG_NAME, "button")  # noqa: E731
     assert console.press(delete_vhost, confirm=True) == f"Virtual host {vhost} deleted."
-    delete_user = console.row_in("Users", user).find_element(By.TAG_NAME, "button")
+    delete_user = lambda: console.row_in("Users", user).find_element(By.TAG_NAME, "button")  # noqa: E731
     assert console.press(delete_user, confirm=True) == f"User {user} deleted."
     assert api.get(f"/api/vhosts/{segment(vhost)}").status == 404
     assert api.get(f"/api/users/{segment(user)}").status == 404
@@ -382,7 +383,7 @@ def test_a_policy_is_added_applied_and_deleted(console: Console, amqp, api: ApiC
     assert _message_count(amqp, queue) == 1
 
     assert console.submit(add, name=_name("bad"), definition="{not json").startswith("Failed: ")
-    delete = console.row(policy).find_element(By.XPATH, ".//button[.='Delete']")
+    delete = lambda: console.row(policy).find_element(By.XPATH, ".//button[.='Delete']")  # noqa: E731
     assert console.press(delete) == f"Policy {policy} deleted."
     assert api.get(f"/api/policies/%2F/{segment(policy)}").status == 404
     _publish(amqp, queue, 2)
