@@ -20,7 +20,7 @@ from typing import Any
 import pika
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import WebDriverException
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -173,10 +173,12 @@ class Console:
         return self.notice()
 
     def press(self, button: Callable[[], WebElement], confirm: bool = False) -> str:
-        """Clicks the button `button()` finds, found again if the page re-renders it meanwhile (a
-        refresh replaces the tables); the notice it leads to."""
+        """Clicks the button `button()` finds, found again if a refresh re-rendered it before the
+        click could land (and only then: a click that landed is never repeated); the notice it
+        leads to."""
         self.clear_notice()
-        self.until(lambda browser: button().click() or True)
+        WebDriverWait(self.browser, WAIT, ignored_exceptions=(StaleElementReferenceException,)).until(
+            lambda browser: button().click() or True)
         if confirm:
             self.until(expected_conditions.alert_is_present()).accept()
         return self.notice()
