@@ -378,6 +378,11 @@ class ServerConnection:
         self._now = now
         events: list[Event] = []
         if self._state == _CLOSED:
+            if self._close_owed and self.heartbeat and now - self._last_send >= self.heartbeat / 2:
+                # The client's close waits (behind an alarm, say): it is kept alive, as RabbitMQ does,
+                # but owes no more heartbeats of its own.
+                self._out.append(HEARTBEAT_FRAME)
+                self._last_send = now
             return events
         if self._state == _CLOSING and now - self._closing_since >= CLOSE_TIMEOUT:
             self._closed(events, self._close_code, self._close_text)

@@ -617,13 +617,14 @@ class AMQPConnection:
 
     def _answer_client_close(self) -> None:
         """Answers the client's connection.close once nothing it sent before waits: behind a
-        basic.get's body read, or as replies behind a commit. What an alarm holds goes with the
-        connection (RabbitMQ reads nothing from a blocked publisher until the alarm clears)."""
+        basic.get's body read, as replies behind a commit, or as publishes an alarm holds (RabbitMQ
+        reads nothing from a blocked publisher, its close included, until the alarm clears, and
+        then routes what it sent)."""
         client = self.client
         if client is not None:
             for channel in list(client.sessions):
                 client.hold_input_for_replies(channel)
-        if self._waiting:
+        if self._waiting or self._held:
             return
         linger, self._client_close = self._client_close, None
         self.protocol.answer_close()

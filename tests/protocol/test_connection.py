@@ -760,6 +760,18 @@ def test_peer_timeout():
     assert conn.tick(300) == []
 
 
+def test_heartbeats_go_on_while_the_clients_close_waits_and_its_own_are_not_due():
+    # As RabbitMQ, which keeps a client whose close it has not read yet (an alarm) alive.
+    conn = open_connection(heartbeat=60)
+    conn.receive_data(method(0, spec.ConnectionClose(200, "bye", 0, 0)), 0)
+    assert conn.tick(29) == [] and conn.data_to_send() == b""
+    assert conn.tick(30) == [] and conn.data_to_send() == HEARTBEAT
+    assert conn.tick(500) == [] and conn.data_to_send() == HEARTBEAT
+    conn.answer_close()
+    assert sent_methods(conn.data_to_send()) == [(0, spec.ConnectionCloseOk())]
+    assert conn.tick(1000) == [] and conn.data_to_send() == b""
+
+
 def test_heartbeats_off():
     conn = open_connection(heartbeat=0)
     assert conn.tick(10_000) == [] and conn.data_to_send() == b""

@@ -35,8 +35,9 @@ class FrameReader:
         self.sock = sock
         self._buffered = b""
 
-    def methods(self):
-        """Yields (channel, method) for every method frame until the socket closes."""
+    def methods(self, heartbeats: bool = False):
+        """Yields (channel, method) for every method frame until the socket closes; with
+        `heartbeats`, (channel, None) for every heartbeat frame too."""
         while True:
             while len(self._buffered) >= 7:
                 frame_type, channel, size = struct.unpack_from(">BHI", self._buffered)
@@ -45,6 +46,8 @@ class FrameReader:
                 payload, self._buffered = self._buffered[7:7 + size], self._buffered[size + 8:]
                 if frame_type == 1:
                     yield channel, spec.METHODS[struct.unpack_from(">HH", payload)].decode(payload)
+                elif frame_type == 8 and heartbeats:
+                    yield channel, None
             try:
                 data = self.sock.recv(1 << 16)
             except ConnectionResetError:

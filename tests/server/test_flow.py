@@ -169,13 +169,13 @@ def test_a_client_that_sends_a_megabyte_at_once_under_an_alarm_holds_the_limit_a
 
 
 @contextlib.contextmanager
-def blocked_client(broker: Broker) -> Iterator[tuple[socket.socket, Iterator[tuple[int, spec.Method]]]]:
+def blocked_client(broker: Broker, heartbeat: int = 0) -> Iterator[tuple[socket.socket, Iterator[tuple[int, Any]]]]:
     """An open connection of raw frames that asks to be told when it is blocked: its socket, and
-    the methods the broker sends it."""
+    the methods the broker sends it (with a `heartbeat`, its heartbeats too, as None)."""
     with socket.create_connection(("127.0.0.1", broker.port)) as sock:
         sock.settimeout(30)
-        reader = FrameReader(sock).methods()
-        sock.sendall(handshake(frame_max=131072, capabilities={"connection.blocked": True}))
+        reader = FrameReader(sock).methods(heartbeats=bool(heartbeat))
+        sock.sendall(handshake(frame_max=131072, capabilities={"connection.blocked": True}, heartbeat=heartbeat))
         assert next(method for channel, method in reader if channel == 0 and type(method) is spec.ConnectionOpenOk)
         yield sock, reader
 
@@ -206,6 +206,32 @@ def test_a_channel_closed_under_an_alarm_is_answered_after_what_the_alarm_held()
             send(sock, spec.ChannelCloseOk(), spec.ChannelOpen(), spec.QueueDeclare(queue="q", passive=True))
             assert next(reader) == (1, spec.ChannelOpenOk())
             assert next(reader) == (1, spec.QueueDeclareOk("q", 0, 0))
+        filler.close()
+
+
+def test_a_connection_closed_under_an_alarm_is_answered_once_what_the_alarm_held_is_routed() -> None:
+    # As RabbitMQ, which reads nothing of a blocked publisher until the alarm clears: the publish
+    # sent before the close is not lost, and the client is kept alive meanwhile.
+    with Broker(port=0, memory_limit=100_000) as broker:
+        filler, filler_channel = fill_memory(broker, 100_000)
+        publish = spec.BasicPublish(exchange="", routing_key="q")
+        with blocked_client(broker, heartbeat=1) as (sock, reader):
+            methods = ((channel, method) for channel, method in reader if method is not None)
+            send(sock, spec.ChannelOpen(), spec.QueueDeclare(queue="q"))
+            assert next(methods) == (1, spec.ChannelOpenOk())
+            assert next(methods) == (1, spec.QueueDeclareOk("q", 0, 0))
+            sock.sendall(content_frames(1, publish.CLASS_ID, publish.encode(), b"\x00\x00", b"held", 131072)
+                         + raw_frame(8, 0, b"")
+                         + method_frame(0, spec.ConnectionClose(reply_code=200, reply_text="bye").encode()))
+            assert next(reader) == (0, spec.ConnectionBlocked(reason="low on memory"))
+            # Heartbeats, and nothing else, while the alarm is on.
+            assert [next(reader), next(reader)] == [(0, None), (0, None)]
+            assert broker.queue("q").message_count == 0
+
+            assert filler_channel.basic_get("fill", auto_ack=True)[0] is not None  # the alarm clears
+            assert next(methods) == (0, spec.ConnectionUnblocked())
+            assert next(methods) == (0, spec.ConnectionCloseOk())
+        assert broker.queue("q").message_count == 1
         filler.close()
 
 
