@@ -214,6 +214,9 @@ class ServerConnection:
         self._close_owed = False
         """The client sent connection.close: until `answer_close`, the replies to what it sent before
         may still be sent, and then close-ok."""
+        self._error_owed: tuple[int, str, int, int] | None = None
+        """The connection.close for an error found in what the client sent (ConnectionClosing): until
+        `close_for_error`, the replies to what it sent before may still be sent, and then the close."""
 
     @property
     def is_closed(self) -> bool:
@@ -270,7 +273,7 @@ class ServerConnection:
         return buffers
 
     def send_method(self, channel: int, method: spec.Method) -> None:
-        if self._state >= _CLOSING and not self._close_owed:
+        if self._state >= _CLOSING and not self._close_owed and self._error_owed is None:
             return  # after connection.close only close-ok may be sent
         if channel and channel not in self._channels:
             return  # after the channel's close-ok nothing more is sent on it (see `send_content`)
@@ -279,9 +282,9 @@ class ServerConnection:
     def send_content(self, channel: int, method: spec.Method, properties: bytes, body: bytes) -> bool:
         """Queue a content-bearing method with raw property bytes; the body is split at frame_max.
         Nothing is sent on a channel once its close-ok has gone, either way, nor after a
-        connection.close, but for the replies due before the client's close-ok (see `answer_close`).
-        Whether it was queued."""
-        if (self._state >= _CLOSING and not self._close_owed) or channel not in self._channels:
+        connection.close, but for the replies due before the client's close-ok (see `answer_close`)
+        or before the close for an error (`close_for_error`). Whether it was queued."""
+        if (self._state >= _CLOSING and not self._close_owed and self._error_owed is None) or channel not in self._channels:
             return False
         payload = self._encode_deliver(method) if type(method) is spec.BasicDeliver else method.encode()
         if len(body) < SCATTER_MIN:
@@ -313,7 +316,7 @@ class ServerConnection:
     ) -> None:
         """Start a server-initiated channel.close; the channel's frames are discarded until close-ok."""
         chan = self._channels.get(channel)
-        if chan is None or chan.closing or (self._state != _OPEN and not self._close_owed):
+        if chan is None or chan.closing or (self._state != _OPEN and not self._close_owed and self._error_owed is None):
             return
         # On a channel the client has closed as well (what it sent before its close failed), RabbitMQ
         # sends its close too, and close-ok for the client's once it is answered (`answer_channel_close`).
@@ -349,17 +352,29 @@ class ServerConnection:
             self._channels.clear()
             self._out.append(method_frame(0, spec.ConnectionClose(reply_code, reply_text, class_id, method_id).encode()))
             return
-        if self._state >= _CLOSING:
+        if self._state >= _CLOSING and self._error_owed is None:
             return
+        # What the client sent before the error it made may fail first: that error is the one sent.
+        self._error_owed = None
         self._start_closing(reply_code, reply_text, class_id, method_id)
 
+    def close_for_error(self) -> None:
+        """Sends the connection.close for the error ConnectionClosing reported, once the caller has
+        handled what the client sent before it, so that their replies precede it, as RabbitMQ's do."""
+        if self._error_owed is not None:
+            self.close(*self._error_owed)
+
     def _start_closing(self, reply_code: int, reply_text: str, class_id: int, method_id: int) -> None:
+        self._closing(reply_code, reply_text)
+        self._channels.clear()
+        self._out.append(method_frame(0, spec.ConnectionClose(reply_code, reply_text, class_id, method_id).encode()))
+
+    def _closing(self, reply_code: int, reply_text: str) -> None:
+        """From now on nothing more is read, and CLOSE_TIMEOUT runs."""
         self._state = _CLOSING
         self._closing_since = self._now
         self._close_code = reply_code
         self._close_text = reply_text
-        self._channels.clear()
-        self._out.append(method_frame(0, spec.ConnectionClose(reply_code, reply_text, class_id, method_id).encode()))
 
     def _closed(self, events: list[Event], reply_code: int, reply_text: str) -> None:
         self._state = _CLOSED
@@ -538,9 +553,11 @@ class ServerConnection:
                 return events
 
     def _fail(self, exc: _ProtocolError, events: list[Event]) -> None:
+        """Nothing more is read; connection.close follows at `close_for_error`."""
         if self._state >= _CLOSING:
             return
-        self._start_closing(exc.reply_code, exc.reply_text, exc.class_id, exc.method_id)
+        self._closing(exc.reply_code, exc.reply_text)
+        self._error_owed = (exc.reply_code, exc.reply_text, exc.class_id, exc.method_id)
         events.append(ConnectionClosing(exc.reply_code, exc.reply_text))
 
     def _receive_header(self, data: bytes, events: list[Event]) -> bytes:
@@ -652,7 +669,7 @@ class ServerConnection:
         elif frame_type == FRAME_HEADER:
             self._content_header(chan, channel, payload, events)
         else:
-            raise _ProtocolError(ReplyCode.FRAME_ERROR, f"heartbeat frame on channel {channel}")
+            raise _ProtocolError(ReplyCode.UNEXPECTED_FRAME, f"heartbeat frame on channel {channel}")
 
     def _content_header(self, chan: _Channel, channel: int, payload: memoryview, events: list[Event]) -> None:
         method = chan.method
@@ -700,7 +717,7 @@ class ServerConnection:
 
     def _unopened_channel_frame(self, frame_type: int, channel: int, payload: memoryview, events: list[Event]) -> None:
         if frame_type == FRAME_HEARTBEAT:
-            raise _ProtocolError(ReplyCode.FRAME_ERROR, f"heartbeat frame on channel {channel}")
+            raise _ProtocolError(ReplyCode.UNEXPECTED_FRAME, f"heartbeat frame on channel {channel}")
         if frame_type != FRAME_METHOD:
             raise _ProtocolError(ReplyCode.CHANNEL_ERROR, f"expected 'channel.open' on channel {channel}")
         method = self._decode_method(payload)
@@ -730,7 +747,7 @@ class ServerConnection:
         """After our channel.close everything is dropped until the client's close-ok (or its own
         close); after the client's close, until we answer it, but a channel.open on its number."""
         if frame_type == FRAME_HEARTBEAT:
-            raise _ProtocolError(ReplyCode.FRAME_ERROR, f"heartbeat frame on channel {channel}")
+            raise _ProtocolError(ReplyCode.UNEXPECTED_FRAME, f"heartbeat frame on channel {channel}")
         if frame_type != FRAME_METHOD or len(payload) < 4:
             return
         ids = _HH.unpack_from(payload)
@@ -753,7 +770,7 @@ class ServerConnection:
         state = self._state
         if frame_type == FRAME_HEARTBEAT:
             if channel:
-                raise _ProtocolError(ReplyCode.FRAME_ERROR, f"heartbeat frame on channel {channel}")
+                raise _ProtocolError(ReplyCode.UNEXPECTED_FRAME, f"heartbeat frame on channel {channel}")
             return
         if state == _CLOSING:
             self._closing_frame(frame_type, channel, payload, events)
@@ -787,8 +804,9 @@ class ServerConnection:
             )
 
     def _closing_frame(self, frame_type: int, channel: int, payload: memoryview, events: list[Event]) -> None:
-        """After our connection.close only the client's close or close-ok matters."""
-        if channel or frame_type != FRAME_METHOD or len(payload) < 4:
+        """After our connection.close only the client's close or close-ok matters; until it is
+        sent (`close_for_error`), nothing."""
+        if channel or frame_type != FRAME_METHOD or len(payload) < 4 or self._error_owed is not None:
             return
         ids = _HH.unpack_from(payload)
         if ids == (spec.ConnectionCloseOk.CLASS_ID, spec.ConnectionCloseOk.METHOD_ID):
@@ -819,15 +837,12 @@ class ServerConnection:
                 heartbeat=self._server_heartbeat,
             ).encode()))
             return
-        text = (f"ACCESS_REFUSED - Login was refused using authentication mechanism {mechanism}. "
-                "For details see the broker logfile.")
+        text = f"Login was refused using authentication mechanism {mechanism}. For details see the broker logfile."
         if self.client_capabilities.get("authentication_failure_close"):
             # RabbitMQ names no method in this close (class and method id 0).
-            self._start_closing(ReplyCode.ACCESS_REFUSED, text, 0, 0)
-            events.append(ConnectionClosing(ReplyCode.ACCESS_REFUSED, text))
-        else:
-            # AMQP's rule for clients that cannot take a close during the handshake: drop the socket.
-            self._closed(events, ReplyCode.ACCESS_REFUSED, text)
+            raise _ProtocolError(ReplyCode.ACCESS_REFUSED, text)
+        # AMQP's rule for clients that cannot take a close during the handshake: drop the socket.
+        self._closed(events, ReplyCode.ACCESS_REFUSED, f"ACCESS_REFUSED - {text}")
 
     def _tune_ok(self, method: spec.ConnectionTuneOk) -> None:
         _check_negotiated("channel_max", method.channel_max, 1, self._server_channel_max)

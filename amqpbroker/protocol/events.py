@@ -3,7 +3,7 @@
 Events are small immutable records; the connection has already queued whatever the protocol itself
 answers (open-ok, heartbeats, ...), so an event says only what the broker needs to act on. The
 client's closes are answered by the caller once it has handled what came before them
-(`answer_channel_close`, `answer_close`).
+(`answer_channel_close`, `answer_close`), and so is an error the protocol finds (`close_for_error`).
 """
 
 from __future__ import annotations
@@ -77,10 +77,10 @@ class ContentReceived(Event):
 
 @dataclass(frozen=True, slots=True)
 class ConnectionClosing(Event):
-    """The protocol layer is closing the connection for an error it detected; connection.close is queued.
-
-    Tear the connection's broker state down now. Not emitted for closes requested through
-    ServerConnection.close().
+    """The protocol layer is closing the connection for an error it detected in what the client
+    sent, and reads no more. Once what the client sent before is handled (its replies queued),
+    ServerConnection.close_for_error sends connection.close; then tear the connection's broker
+    state down. Not emitted for closes requested through ServerConnection.close().
     """
 
     reply_code: int

@@ -220,7 +220,10 @@ class AMQPConnection:
         commit): what the client sent on it since, in order."""
         self._client_close: float | None = None
         """The linger of the client's connection.close while what it sent before still waits
-        (`_answer_client_close`)."""
+        (`_close_after_replies`)."""
+        self._error_close = False
+        """The protocol found an error in what the client sent; its connection.close waits as the
+        client's own close does (`_close_after_replies`)."""
         self._reading_paused = False
         self._flow = FlowWait(self._flow_released)
         self._flow_deadline = math.inf
@@ -558,8 +561,8 @@ class AMQPConnection:
     def _handle(self, events: list) -> None:
         with write_through():
             self._handle_events(events)
-            if self._client_close is not None:
-                self._answer_client_close()
+            if self._client_close is not None or self._error_close:
+                self._close_after_replies()
 
     def _handle_events(self, events: list) -> None:
         client = self.client
@@ -593,7 +596,7 @@ class AMQPConnection:
                 log.debug("connection %s: user %r opened vhost %r", self.peer, event.username, event.vhost)
             elif kind is ConnectionClosing:
                 log.info("connection %s closing: %s", self.peer, event.reply_text)
-                self._start_closing()
+                self._error_close = True  # sent once `_handle` is done
             elif kind is ConnectionClosed:
                 if event.linger:
                     self._client_close = event.linger  # answered once `_handle` is done
@@ -615,16 +618,23 @@ class AMQPConnection:
         self.client.close_channel(channel)
         self.protocol.answer_channel_close(channel)
 
-    def _answer_client_close(self) -> None:
-        """Answers the client's connection.close once nothing it sent before waits: behind a
-        basic.get's body read, as replies behind a commit, or as publishes an alarm holds (RabbitMQ
-        reads nothing from a blocked publisher, its close included, until the alarm clears, and
-        then routes what it sent)."""
+    def _close_after_replies(self) -> None:
+        """Answers the client's connection.close, or sends the close for an error the protocol found
+        in what the client sent, once nothing it sent before waits: behind a basic.get's body read,
+        or as replies behind a commit. A close waits for the publishes an alarm holds too (RabbitMQ
+        reads nothing from a blocked publisher, its close included, until the alarm clears, and then
+        routes what it sent); an error does not, and they go with the connection."""
         client = self.client
         if client is not None:
             for channel in list(client.sessions):
                 client.hold_input_for_replies(channel)
-        if self._waiting or self._held:
+        if self._waiting or (self._held and not self._error_close):
+            return
+        if self._error_close:
+            self._error_close = False
+            self.protocol.close_for_error()
+            self._start_closing()
+            self._output_queued()
             return
         linger, self._client_close = self._client_close, None
         self.protocol.answer_close()
@@ -697,6 +707,7 @@ class AMQPConnection:
         once; one whose close is not answered yet gets this close instead, as in RabbitMQ."""
         if self._finished:
             return
+        self._error_close = False  # this close comes first, and is sent instead
         if self.protocol.is_closed and not self.protocol.close_owed:
             self._finish()
             return

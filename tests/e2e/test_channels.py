@@ -338,3 +338,21 @@ def test_a_connection_error_before_connection_close_is_sent_instead_of_close_ok(
         close = rawamqp.Close.decode(raw.expect(rawamqp.CONNECTION_CLOSE).arguments)
 
     assert close == rawamqp.Close(540, "NOT_IMPLEMENTED - active=false", *rawamqp.CHANNEL_FLOW)
+
+
+@pytest.mark.parametrize("durable", [False, True], ids=["exclusive", "durable"])
+@pytest.mark.parametrize("error", ["second-channel-open", "heartbeat-on-a-channel"])
+def test_what_a_client_sends_before_a_frame_that_breaks_the_protocol_is_answered_before_the_close(
+    amqp_url, cleanup, durable, error
+):
+    with RawConnection(amqp_url) as raw:
+        raw.handshake()
+        raw.open_channel(1)
+
+        bad = (rawamqp.method_frame(1, rawamqp.CHANNEL_OPEN, rawamqp.shortstr("")) if error == "second-channel-open"
+               else rawamqp.frame(rawamqp.FRAME_HEARTBEAT, 1, b""))
+        raw.send(declared(durable, cleanup) + bad)
+        raw.expect(rawamqp.QUEUE_DECLARE_OK)
+        close = raw.expect_connection_close(wait_for_eof=False)
+
+    assert close.reply_code == (504 if error == "second-channel-open" else 505)

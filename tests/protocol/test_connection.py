@@ -36,7 +36,10 @@ from .helpers import (
 
 
 def closed_with(conn, code: int) -> spec.ConnectionClose:
-    """Assert that connection.close with this code is the last thing queued, and return it."""
+    """Assert that connection.close with this code is the last thing queued, once what an error
+    the protocol found owes is sent, as the broker sends it after handling what came before, and
+    return it."""
+    conn.close_for_error()
     channel, close = sent_methods(conn.data_to_send())[-1]
     assert channel == 0 and isinstance(close, spec.ConnectionClose), close
     assert close.reply_code == code, close
@@ -409,6 +412,7 @@ def test_a_channel_refused_by_a_limit_closes_the_connection_without_open_ok():
     refusals["guest"] = "channel limit reached"
     events = conn.receive_data(method(2, spec.ChannelOpen()), 0)
     assert events == [ConnectionClosing(530, "NOT_ALLOWED - channel limit reached")]
+    conn.close_for_error()
     sent = sent_methods(conn.data_to_send())
     assert [type(m) for _, m in sent] == [spec.ConnectionClose]
     assert (sent[0][1].class_id, sent[0][1].method_id) == (0, 0)
@@ -731,9 +735,12 @@ def test_malformed_method(payload):
 
 
 def test_heartbeat_on_a_channel():
+    # RabbitMQ's code (the spec says 501), on a channel open or not.
     conn = open_connection()
     open_channel(conn)
-    assert [e.reply_code for e in conn.receive_data(frame(8, 1, b""), 0)] == [501]
+    assert [e.reply_code for e in conn.receive_data(frame(8, 1, b""), 0)] == [505]
+    conn = open_connection()
+    assert [e.reply_code for e in conn.receive_data(frame(8, 3, b""), 0)] == [505]
 
 
 # -- heartbeats --------------------------------------------------------------------------------------------
@@ -878,7 +885,37 @@ def test_eof():
 def test_frames_after_an_error_in_the_same_read_are_discarded():
     conn = open_connection()
     open_channel(conn)
-    events = conn.receive_data(method(2, spec.BasicAck()) + method(1, spec.BasicAck()), 0)
+    # A close-ok before our close is sent cannot be for it.
+    events = conn.receive_data(
+        method(2, spec.BasicAck()) + method(1, spec.BasicAck()) + method(0, spec.ConnectionCloseOk()), 0)
     assert [type(e) for e in events] == [ConnectionClosing]
+    closed_with(conn, 504)
     assert conn.receive_data(method(0, spec.ConnectionCloseOk()), 0) == [
         ConnectionClosed(504, "CHANNEL_ERROR - expected 'channel.open'")]
+
+
+def test_replies_to_what_came_before_an_error_the_protocol_finds_precede_its_close():
+    # As RabbitMQ: a declare, then a heartbeat on a channel in one read: declare-ok, then the close.
+    conn = open_connection()
+    open_channel(conn, 1)
+    declare = spec.QueueDeclare(queue="q")
+    events = conn.receive_data(method(1, declare) + frame(8, 1, b""), 0)
+    text = "UNEXPECTED_FRAME - heartbeat frame on channel 1"
+    assert events == [MethodReceived(1, declare), ConnectionClosing(505, text)]
+    assert conn.data_to_send() == b""
+    conn.send_method(1, spec.QueueDeclareOk(queue="q", message_count=0, consumer_count=0))
+    conn.close_for_error()
+    conn.send_method(1, spec.BasicAck(delivery_tag=1))  # nothing after the close
+    assert sent_methods(conn.data_to_send()) == [
+        (1, spec.QueueDeclareOk(queue="q", message_count=0, consumer_count=0)),
+        (0, spec.ConnectionClose(505, text, 0, 0)),
+    ]
+    # A connection error in what came before is sent instead: it came first.
+    conn = open_connection()
+    open_channel(conn, 1)
+    conn.receive_data(method(1, spec.ChannelFlow(active=False)) + method(1, spec.ChannelOpen()), 0)
+    conn.close(540, "NOT_IMPLEMENTED - active=false", 20, 20)
+    conn.close_for_error()
+    assert sent_methods(conn.data_to_send()) == [(0, spec.ConnectionClose(540, "NOT_IMPLEMENTED - active=false", 20, 20))]
+    assert conn.receive_data(method(0, spec.ConnectionCloseOk()), 0) == [
+        ConnectionClosed(540, "NOT_IMPLEMENTED - active=false")]

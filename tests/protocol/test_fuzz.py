@@ -80,5 +80,6 @@ def test_a_frame_read_with_tune_ok_is_held_to_the_negotiated_frame_max():
         + publish(1, bytes(4500)), 0.0)
     assert [type(e) for e in events] == [Handshaken, ChannelOpened, ConnectionClosing]
     assert events[-1].reply_code == spec.ReplyCode.FRAME_ERROR
+    conn.close_for_error()
     [*_, (_, close)] = sent_methods(conn.data_to_send())
     assert close == spec.ConnectionClose(501, "FRAME_ERROR - frame of 4508 bytes exceeds frame_max 4096", 0, 0)

@@ -96,11 +96,14 @@ class ServerConnectionMachine(RuleBasedStateMachine):
             assert not (self.closed and got), f"events after ConnectionClosed: {got}"
             events += got
             for event in got:
-                # Answered at once, as the broker answers them when nothing the client sent before waits.
+                # Answered at once (and an error's close sent), as the broker does when nothing the client
+                # sent before waits.
                 if isinstance(event, ChannelClosed):
                     self.conn.answer_channel_close(event.channel)
                 elif isinstance(event, ConnectionClosed) and event.linger:
                     self.conn.answer_close()
+                elif isinstance(event, ConnectionClosing):
+                    self.conn.close_for_error()
             out += self.conn.data_to_send()
             self.closed = self.closed or any(isinstance(e, ConnectionClosed) for e in got)
         if data:
@@ -318,7 +321,7 @@ class ServerConnectionMachine(RuleBasedStateMachine):
         if predictable and channel == 0:
             assert (events, methods) == ([], [])
         elif predictable:
-            self.expect_close(events, methods, ReplyCode.FRAME_ERROR)
+            self.expect_close(events, methods, ReplyCode.UNEXPECTED_FRAME)
 
     @precondition(lambda self: not self.closed)
     @rule(channel=st.integers(0, CHANNEL_MAX + 2), ids=unknown_ids, split=splits)

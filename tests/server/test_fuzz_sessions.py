@@ -97,7 +97,7 @@ def out_of_order(rng: random.Random) -> Session:
         (HANDSHAKE + method_frame(0, spec.QueueDeclare().encode()), 504),
         (HANDSHAKE + CHANNEL_OPEN + raw_frame(1, 1, b"\x00\x32\x00\x0a\x00"), 501),
         (HANDSHAKE + CHANNEL_OPEN + raw_frame(1, 1, b"\x00\x63\x00\x01"), 540),
-        (HANDSHAKE + raw_frame(8, 1, b""), 501),
+        (HANDSHAKE + raw_frame(8, 1, b""), 505),
     ])
 
 
