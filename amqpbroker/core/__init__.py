@@ -5,6 +5,7 @@ from .errors import AMQPException, ChannelException, ConnectionException
 from .permissions import Permission, Permissions
 from .queue import Consumer, Queue
 from .session import Session
+from .topic_permissions import TopicPermission, TopicPermissions
 from .users import User, Users
 from .vhost import VHost
 
@@ -22,6 +23,8 @@ __all__ = [
     "Queue",
     "Session",
     "Sink",
+    "TopicPermission",
+    "TopicPermissions",
     "User",
     "Users",
     "VHost",

@@ -35,6 +35,7 @@ from .session import Session
 from .stats import BrokerStats, ChannelStats
 from .stream import StreamQueue
 from .timers import Timers
+from .topic_permissions import TOPIC_PERMISSION, TopicPermissions
 from .users import USER, User, Users, hash_password
 from .vhost import VHost
 
@@ -131,7 +132,8 @@ class Broker:
         self.journal = Journal()
         self.users = Users(self.journal, loopback_users)
         """Users may log in from anywhere except those in `loopback_users`: only from a loopback address."""
-        self.permissions = Permissions(self.journal)
+        self.topic_permissions = TopicPermissions(self.journal)
+        self.permissions = Permissions(self.journal, self.topic_permissions)
         self.memory = MemoryWatermark(memory_limit)
         self.commits = CommitTracker(self.journal, self.memory)
         self.bodies = BodyReads(self.memory)
@@ -174,12 +176,13 @@ class Broker:
         self.journal.append(PutRecord(VHOST, (name,), {"description": description, "tags": tags, "tracing": tracing}))
 
     def delete_vhost(self, name: str) -> None:
-        """Deletes the vhost with everything in it and every permission in it; its connections are
-        closed with 320, as RabbitMQ closes them."""
+        """Deletes the vhost with everything in it and every permission and topic permission in it;
+        its connections are closed with 320, as RabbitMQ closes them."""
         vhost = self.vhosts.pop(name, None)
         if vhost is not None:
             self._close_connections(lambda connection: connection.vhost is vhost, f"vhost '{name}' is deleted")
             self.permissions.clear_vhost(name)
+            self.topic_permissions.clear_vhost(name)
             for queue in list(vhost.queues.values()):
                 self.delete_queue(vhost, queue)
             for exchange in list(vhost.exchanges.values()):
@@ -282,11 +285,12 @@ class Broker:
         return deadline is not None and deadline <= now
 
     def delete_user(self, name: str) -> bool:
-        """Deletes the user and their permissions; their connections are closed with 320, as RabbitMQ
-        closes them. False if there was no such user."""
+        """Deletes the user and their permissions and topic permissions; their connections are closed
+        with 320, as RabbitMQ closes them. False if there was no such user."""
         if not self.users.delete(name):
             return False
         self.permissions.clear_user(name)
+        self.topic_permissions.clear_user(name)
         self._close_connections(lambda connection: connection.username == name, f"user '{name}' is deleted")
         return True
 
@@ -311,6 +315,8 @@ class Broker:
                 self.users.restore(record)
             elif kind == PERMISSION:
                 self.permissions.restore(record)
+            elif kind == TOPIC_PERMISSION:
+                self.topic_permissions.restore(record)
             elif kind == VHOST and record.key[0] in self.vhosts:
                 self.vhosts[record.key[0]].describe(**record.value)
             elif kind == _DEFAULTS_MADE.kind:

@@ -4,7 +4,7 @@ A permission is three regular expressions matched (unanchored, as RabbitMQ's `re
 name of a queue or exchange; an empty one matches nothing. The default exchange is checked under the
 name `amq.default`. `Permissions` holds them all and writes them to the journal as `permission`
 records; `Access` answers for one connection's user in its vhost, with RabbitMQ 3.10's operations,
-order of checks and 403 texts.
+order of checks and 403 texts, topic permissions (`topic_permissions`) included.
 """
 
 from __future__ import annotations
@@ -16,9 +16,12 @@ from typing import TYPE_CHECKING, Iterator
 
 from ..store.base import DeleteRecord, PutRecord
 from .errors import ChannelException
+from .exchanges import TopicExchange
 
 if TYPE_CHECKING:
+    from .exchanges import Exchange
     from .journal import Journal
+    from .topic_permissions import TopicPermission, TopicPermissions
 
 PERMISSION = "permission"
 """The store record kind of a permission, keyed by (vhost, user)."""
@@ -63,16 +66,18 @@ class Permission:
 
 class Permissions:
     """Every user's permissions in every vhost, and the `Access` of each connection, told to forget
-    what it remembers whenever any permission changes."""
+    what it remembers whenever any permission changes. An `Access` reads the topic permissions in
+    `topics` as they are at each check."""
 
-    def __init__(self, journal: Journal) -> None:
+    def __init__(self, journal: Journal, topics: TopicPermissions) -> None:
         self._permissions: dict[tuple[str, str], Permission] = {}
         self._journal = journal
+        self._topics = topics
         self._accesses: weakref.WeakSet[Access] = weakref.WeakSet()
 
     def access(self, vhost: str, user: str) -> Access:
         """What `user` may do in `vhost`, for one connection."""
-        access = Access(self, vhost, user)
+        access = Access(self, vhost, user, self._topics.live(vhost, user))
         self._accesses.add(access)
         return access
 
@@ -129,15 +134,17 @@ class Access:
 
     Allowed accesses are remembered until any permission changes. `writable` holds the exchanges
     publishes were allowed to, for the publish path to look in before it calls `publish`: a set
-    lookup per message, not a regular expression. Made by `Permissions.access`.
+    lookup per message, not a regular expression. `topics` holds the user's topic permissions by
+    exchange, for it to look in before it calls `publish_topic`. Made by `Permissions.access`.
     """
 
-    def __init__(self, permissions: Permissions, vhost: str, user: str) -> None:
+    def __init__(self, permissions: Permissions, vhost: str, user: str, topics: dict[str, TopicPermission]) -> None:
         self._permissions = permissions
         self._vhost = vhost
         self._user = user
         self._allowed: set[tuple[int, str, str]] = set()
         self.writable: set[str] = set()
+        self.topics = topics
 
     def forget(self) -> None:
         """A permission changed: check everything again (the sets are cleared in place, as the
@@ -189,3 +196,24 @@ class Access:
         self._check(WRITE, kind, destination)
         if source and (destination or kind == QUEUE):
             self._check(READ, EXCHANGE, source)
+
+    def publish_topic(self, exchange: Exchange, routing_key: str) -> None:
+        """basic.publish to `exchange`, once `publish` allowed it and it was found: write on the
+        routing key (not the CC and BCC headers' keys, as in RabbitMQ)."""
+        self._check_topic(WRITE, exchange, routing_key)
+
+    def bind_topic(self, source: Exchange | None, binding_key: str) -> None:
+        """A binding from `source` (None: there is no such exchange), once `bind` allowed it: read on
+        the binding key. RabbitMQ checks it before it looks for the destination."""
+        if source is not None:
+            self._check_topic(READ, source, binding_key)
+
+    def _check_topic(self, access: int, exchange: Exchange, routing_key: str) -> None:
+        permission = self.topics.get(exchange.name)
+        if permission is None or not isinstance(exchange, TopicExchange):
+            return
+        if not permission.allows(access, routing_key):
+            raise ChannelException.access_refused(
+                f"access to topic '{routing_key}' in exchange '{exchange.name}' in vhost '{self._vhost}' "
+                f"refused for user '{self._user}'"
+            )

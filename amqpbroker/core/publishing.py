@@ -44,6 +44,7 @@ class Publisher:
         self._default_exchange = connection.vhost.exchanges[""]
         self._access = connection.access
         self._writable = connection.access.writable
+        self._topics = connection.access.topics
         self._output = output
         self._delivery = delivery
         self._confirms = confirms
@@ -56,8 +57,9 @@ class Publisher:
         the routing keys its CC and BCC headers add.
 
         Raises what RabbitMQ answers at once, even on a transactional channel: no write permission on
-        the exchange, a missing or internal exchange, a forged user_id, a direct reply-to request
-        without a reply consumer, a CC or BCC header that is not an array.
+        the exchange, a missing or internal exchange, no topic permission for the routing key, a
+        forged user_id, a direct reply-to request without a reply consumer, a CC or BCC header that
+        is not an array.
         """
         if method.immediate:
             raise ConnectionException.not_implemented("immediate=true")
@@ -74,6 +76,8 @@ class Publisher:
                 raise ChannelException.access_refused(
                     f"cannot publish to internal exchange '{exchange_name}' in vhost '{vhost.name}'"
                 )
+            if exchange_name in self._topics:
+                self._access.publish_topic(exchange, method.routing_key)
         cc: tuple[str, ...] = ()
         if len(properties) > 1:
             # Property flag bits 4 (user_id), 8 (expiration) and 9 (reply_to): decode only when a

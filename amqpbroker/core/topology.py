@@ -3,7 +3,7 @@
 The rules themselves (names, equivalence, exclusivity) are the virtual host's; this part of a
 channel adds what is per channel: the queue last declared on it, which an empty queue name means,
 and the user's permissions, checked where RabbitMQ checks them (after its checks of reserved names,
-before anything is looked up).
+before anything is looked up but the source of a binding, for its topic permission).
 """
 
 from __future__ import annotations
@@ -62,14 +62,18 @@ class Topology:
         if not method.no_wait:
             self._output.method(spec.ExchangeDeleteOk())
 
+    def _authorize_binding(self, kind: str, destination: str, source: str, binding_key: str) -> None:
+        self._access.bind(kind, destination, source)
+        self._access.bind_topic(self._vhost.exchanges.get(source), binding_key)
+
     def exchange_bind(self, method: spec.ExchangeBind) -> None:
-        self._access.bind(EXCHANGE, method.destination, method.source)
+        self._authorize_binding(EXCHANGE, method.destination, method.source, method.routing_key)
         self._vhost.bind_exchange(method.destination, method.source, method.routing_key, method.arguments)
         if not method.no_wait:
             self._output.method(spec.ExchangeBindOk())
 
     def exchange_unbind(self, method: spec.ExchangeUnbind) -> None:
-        self._access.bind(EXCHANGE, method.destination, method.source)
+        self._authorize_binding(EXCHANGE, method.destination, method.source, method.routing_key)
         self._vhost.unbind_exchange(method.destination, method.source, method.routing_key, method.arguments)
         if not method.no_wait:
             self._output.method(spec.ExchangeUnbindOk())
@@ -123,14 +127,14 @@ class Topology:
 
     def queue_bind(self, method: spec.QueueBind) -> None:
         name = self.queue_name(method.queue)
-        self._access.bind(QUEUE, name, method.exchange)
+        self._authorize_binding(QUEUE, name, method.exchange, method.routing_key)
         self._vhost.bind_queue(name, method.exchange, method.routing_key, method.arguments, self._connection)
         if not method.no_wait:
             self._output.method(spec.QueueBindOk())
 
     def queue_unbind(self, method: spec.QueueUnbind) -> None:
         name = self.queue_name(method.queue)
-        self._access.bind(QUEUE, name, method.exchange)
+        self._authorize_binding(QUEUE, name, method.exchange, method.routing_key)
         self._vhost.unbind(name, method.exchange, method.routing_key, method.arguments, self._connection)
         self._output.method(spec.QueueUnbindOk())
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from amqpbroker import core
+from amqpbroker.core.permissions import WRITE
 from amqpbroker.protocol import spec
 
 from .core_support import PERSISTENT, Node, Sink
@@ -137,6 +138,27 @@ def test_users_permissions_and_vhost_descriptions_survive_and_deletions_stay(nod
     again = node.restart()
     assert "guest" not in again.users and "extra" not in again.vhosts
     assert [(p.vhost, p.user) for p in again.permissions] == [("/", "alice")]
+
+
+def test_topic_permissions_survive_and_clearing_stays(node: Node) -> None:
+    broker = node.broker
+    broker.users.put(core.User("alice", "", []))
+    broker.add_vhost("extra")
+    broker.topic_permissions.set("/", "alice", "amq.topic", "^{username}\\.", "")
+    broker.topic_permissions.set("/", "alice", "t", "w", "r")
+    broker.topic_permissions.set("extra", "alice", "amq.topic", "w", "r")
+    broker.topic_permissions.set("/", "guest", "amq.topic", "w", "r")
+    restarted = node.restart()
+    assert [(p.vhost, p.user, p.exchange, p.write, p.read) for p in restarted.topic_permissions] == [
+        ("/", "alice", "amq.topic", "^{username}\\.", ""), ("/", "alice", "t", "w", "r"),
+        ("/", "guest", "amq.topic", "w", "r"), ("extra", "alice", "amq.topic", "w", "r"),
+    ]
+    assert restarted.topic_permissions.live("/", "alice")["amq.topic"].allows(WRITE, "alice.x")
+    restarted.topic_permissions.clear("/", "alice", "t")
+    restarted.delete_user("guest")
+    restarted.delete_vhost("extra")
+    again = node.restart()
+    assert [(p.vhost, p.user, p.exchange) for p in again.topic_permissions] == [("/", "alice", "amq.topic")]
 
 
 def test_persistent_messages_on_durable_queues_survive_and_others_do_not(node: Node) -> None:
