@@ -1,4 +1,5 @@
-"""Users, vhosts and permissions in RabbitMQ's definitions format (`/api/definitions`, `load_definitions`).
+"""Users, vhosts, permissions and topic permissions in RabbitMQ's definitions format (`/api/definitions`,
+`load_definitions`).
 
 `export_access` writes them as RabbitMQ 3.10 does; `import_access` reads what RabbitMQ writes, from
 3.x files back to those without a `hashing_algorithm` (then MD5 up to 3.5, as RabbitMQ assumes).
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import re
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from .limits import check_user_limits
 from .users import SHA256, User, hash_password, known_algorithm
@@ -25,7 +26,8 @@ class InvalidDefinitions(ValueError):
 
 
 def export_access(broker: Broker) -> dict[str, list[dict[str, Any]]]:
-    """`{"users": [...], "vhosts": [...], "permissions": [...]}` as RabbitMQ 3.10 exports them."""
+    """`{"users": [...], "vhosts": [...], "permissions": [...], "topic_permissions": [...]}` as RabbitMQ
+    3.10 exports them."""
     return {
         "users": [
             {
@@ -49,11 +51,22 @@ def export_access(broker: Broker) -> dict[str, list[dict[str, Any]]]:
             }
             for permission in broker.permissions
         ],
+        "topic_permissions": [
+            {
+                "user": permission.user,
+                "vhost": permission.vhost,
+                "exchange": permission.exchange,
+                "write": permission.write,
+                "read": permission.read,
+            }
+            for permission in broker.topic_permissions
+        ],
     }
 
 
 def import_access(broker: Broker, definitions: Mapping[str, Any], acting_user: str | None = None) -> None:
-    """Adds (or replaces) the users, vhosts and permissions of a definitions document, in that order.
+    """Adds (or replaces) the users, vhosts, permissions and topic permissions of a definitions document,
+    in that order.
 
     A new vhost gives `acting_user` every permission in it, as an import through RabbitMQ's HTTP API
     does (None, as at boot, gives nobody any). Raises InvalidDefinitions for a malformed item or a
@@ -73,6 +86,11 @@ def import_access(broker: Broker, definitions: Mapping[str, Any], acting_user: s
         set_permission(
             broker, _text(item, "vhost"), _text(item, "user"),
             _text(item, "configure"), _text(item, "write"), _text(item, "read"),
+        )
+    for item in _items(definitions, "topic_permissions"):
+        set_topic_permission(
+            broker, _text(item, "vhost"), _text(item, "user"),
+            _text(item, "exchange"), _text(item, "write"), _text(item, "read"),
         )
 
 
@@ -114,12 +132,21 @@ def save_user(broker: Broker, user: User) -> None:
 
 def set_permission(broker: Broker, vhost: str, user: str, configure: str, write: str, read: str) -> None:
     """Grants a permission after RabbitMQ's checks: the user and the vhost exist, the expressions compile."""
+    _grant(broker, vhost, user, lambda: broker.permissions.set(vhost, user, configure, write, read))
+
+
+def set_topic_permission(broker: Broker, vhost: str, user: str, exchange: str, write: str, read: str) -> None:
+    """Grants a topic permission after the same checks as a permission's."""
+    _grant(broker, vhost, user, lambda: broker.topic_permissions.set(vhost, user, exchange, write, read))
+
+
+def _grant(broker: Broker, vhost: str, user: str, grant: Callable[[], object]) -> None:
     if user not in broker.users:
         raise InvalidDefinitions(f"no_such_user: '{user}'")
     if vhost not in broker.vhosts:
         raise InvalidDefinitions(f"no_such_vhost: '{vhost}'")
     try:
-        broker.permissions.set(vhost, user, configure, write, read)
+        grant()
     except re.error as exc:
         raise InvalidDefinitions(f"invalid_regexp: '{exc.pattern}': {exc.msg}") from None
 

@@ -1,12 +1,13 @@
 """Definitions: the broker's setup in RabbitMQ's definitions format, exported and imported.
 
-A definitions document lists users, vhosts, permissions, runtime parameters, policies, queues,
-exchanges and bindings, as RabbitMQ's management API and `load_definitions` read and write it
-(users, vhosts and permissions through `access_definitions`). The export leaves out what a broker
-makes for itself (the default exchange, the `amq.*` exchanges, the default exchange's implicit
-bindings) and what lives only as long as a connection (exclusive queues and their bindings). One
-vhost's export (`vhost=`) has no users, vhosts or permissions, and its queues, exchanges and
-bindings name no vhost, as RabbitMQ's has none.
+A definitions document lists users, vhosts, permissions, topic permissions, runtime parameters,
+policies, queues, exchanges and bindings, as RabbitMQ's management API and `load_definitions` read
+and write it (users, vhosts and both kinds of permissions through `access_definitions`). The export
+leaves out what a broker makes for itself (the default exchange, the `amq.*` exchanges, the default
+exchange's implicit bindings) and what lives only as long as a connection (exclusive queues and
+their bindings). One vhost's export (`vhost=`) has no users, vhosts or permissions of either kind,
+and its queues, exchanges and bindings name no vhost, as RabbitMQ's has none; one vhost's import
+ignores them, as RabbitMQ's does.
 
 An import checks every item's fields, names, arguments and policy before it changes anything;
 what exists already stays as it is (a queue of that name keeps its own arguments), and a binding
@@ -57,7 +58,6 @@ def export_definitions(broker: Broker, vhost: str | None = None) -> dict[str, An
     exported = _export_vhosts(broker, list(broker.vhosts.values()), scoped=False)
     return {
         **export_access(broker),
-        "topic_permissions": [],
         "parameters": exported["parameters"],
         "global_parameters": [
             {"name": name, "value": value} for name, value in sorted(broker.parameters.global_.items())
@@ -284,10 +284,10 @@ def import_definitions(
 ) -> None:
     """Imports a document (into one vhost, with `vhost`); DefinitionsError if it is wrong.
 
-    The users, vhosts and permissions come first (`import_access`: a vhost it makes gives
-    `acting_user` every permission in it, as an import over RabbitMQ's HTTP API does), then the
-    rest. Everything but the users, vhosts and permissions is checked before anything changes; an
-    error in those leaves what came before it imported, as RabbitMQ does.
+    The users, vhosts, permissions and topic permissions come first (`import_access`: a vhost it
+    makes gives `acting_user` every permission in it, as an import over RabbitMQ's HTTP API does),
+    then the rest. Everything else is checked before anything changes; an error in those leaves
+    what came before it imported, as RabbitMQ does.
     """
     plan = _checked(broker, definitions, vhost)
     if vhost is None:

@@ -71,6 +71,14 @@ def test_a_new_vhost_gives_the_importing_user_every_permission():
          "no_such_vhost: 'none'"),
         ({"permissions": [{"user": "guest", "vhost": "/", "configure": "(", "write": "", "read": ""}]},
          "invalid_regexp: '('"),
+        ({"topic_permissions": [{"user": "nobody", "vhost": "/", "exchange": "t", "write": "", "read": ""}]},
+         "no_such_user: 'nobody'"),
+        ({"topic_permissions": [{"user": "guest", "vhost": "none", "exchange": "t", "write": "", "read": ""}]},
+         "no_such_vhost: 'none'"),
+        ({"topic_permissions": [{"user": "guest", "vhost": "/", "exchange": "t", "write": "", "read": "("}]},
+         "invalid_regexp: '('"),
+        ({"topic_permissions": [{"user": "guest", "vhost": "/", "exchange": "t", "write": ""}]},
+         "'read' is missing"),
         ({"users": [{"name": "u", "password": "p"}]}, "tags_not_present"),
         ({"users": [{"name": "u", "password": "p", "password_hash": "", "tags": ""}]},
          "both_password_and_password_hash_are_provided"),
@@ -87,3 +95,4 @@ def test_malformed_definitions_are_refused_with_the_reason(definitions, reason):
     with pytest.raises(InvalidDefinitions, match=reason.replace("(", r"\(")):
         import_access(broker, definitions)
     assert broker.permissions.get("/", "guest").configure == ".*"
+    assert list(broker.topic_permissions) == []

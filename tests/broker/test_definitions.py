@@ -5,7 +5,9 @@ after declaring a vhost `pd-defs` with every exchange type, classic, quorum, pri
 transient queues with arguments, queue and exchange-to-exchange bindings (headers arguments, a
 binding from `amq.direct`), four policies, and a user `pd-user` (password `pd-secret`) with
 permissions; of the export, only the vhosts `/` and `pd-defs`, the users guest and pd-user, their
-permissions in those vhosts and the objects of `pd-defs` were kept.
+permissions in those vhosts and the objects of `pd-defs` were kept. Its `topic_permissions` were
+taken from another RabbitMQ 3.10.8 export, of pd-user's topic permissions on `amq.topic` and
+`pd.topic` in `pd-defs`.
 """
 
 from __future__ import annotations
