@@ -51,16 +51,7 @@ def export_access(broker: Broker) -> dict[str, list[dict[str, Any]]]:
             }
             for permission in broker.permissions
         ],
-        "topic_permissions": [
-            {
-                "user": permission.user,
-                "vhost": permission.vhost,
-                "exchange": permission.exchange,
-                "write": permission.write,
-                "read": permission.read,
-            }
-            for permission in broker.topic_permissions
-        ],
+        "topic_permissions": [permission.as_json() for permission in broker.topic_permissions],
     }
 
 

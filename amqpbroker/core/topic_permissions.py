@@ -61,6 +61,12 @@ class TopicPermission:
     def record(self) -> dict:
         return {"write": self.write, "read": self.read}
 
+    def as_json(self) -> dict[str, str]:
+        """As RabbitMQ's management API and definitions show it."""
+        return {
+            "user": self.user, "vhost": self.vhost, "exchange": self.exchange, "write": self.write, "read": self.read,
+        }
+
 
 class TopicPermissions:
     """Every user's topic permissions in every vhost, by exchange.

@@ -33,6 +33,7 @@ from . import (
     policies,
     queues,
     shovels,
+    topic_permissions,
     users,
     vhosts,
 )
@@ -48,6 +49,7 @@ ROUTES = Routes(
     connections.routes,
     users.routes,
     vhosts.routes,
+    topic_permissions.routes,
     limits.routes,
     policies.routes,
     definitions.routes,

@@ -431,6 +431,16 @@ def required(body: dict[str, Any], *keys: str) -> None:
         raise bad_request("[" + ",".join(f"{{key_missing,{key}}}" for key in missing) + "]")
 
 
+def strings(body: dict[str, Any], *keys: str) -> list[str]:
+    """The values of `keys`, which must all be there (400 naming those missing, as `required`) and be
+    strings."""
+    required(body, *keys)
+    values = [body[key] for key in keys]
+    if not all(isinstance(value, str) for value in values):
+        raise bad_request(f"{', '.join(keys[:-1])} and {keys[-1]} must be strings")
+    return values
+
+
 def boolean(value: Any) -> bool:
     """A flag as tools send them: JSON true or false, or the strings "true" and "false"."""
     if isinstance(value, bool):

@@ -142,7 +142,9 @@ def add_binding(request: Request, broker: core.Broker) -> Response:
     arguments = body.get("arguments") or {}
     if not isinstance(arguments, dict):
         raise bad_request("arguments must be an object")
-    access(request, broker, where).bind(_kind(destination), destination.name, source.name)
+    allowed = access(request, broker, where)
+    allowed.bind(_kind(destination), destination.name, source.name)
+    allowed.bind_topic(source, routing_key)
     # Binding to the default exchange is refused, as over AMQP.
     where.bind(destination, source.name, routing_key, arguments)
     location = f"{quote(destination.name, safe='')}/{quote(properties_key(routing_key, arguments), safe='')}"
@@ -160,10 +162,12 @@ def get_binding(request: Request, broker: core.Broker) -> dict[str, Any]:
 @routes.delete("/api/bindings/{vhost}/e/{source}/{kind}/{destination}/{props}")
 def delete_binding(request: Request, broker: core.Broker) -> Response:
     where, source, destination = _between(request, broker)
-    access(request, broker, where).bind(_kind(destination), destination.name, source.name)
+    allowed = access(request, broker, where)
+    allowed.bind(_kind(destination), destination.name, source.name)
     for binding in list(source.bindings.values()):
         props = request.params["props"]
         if binding.destination is destination and _named(props, binding.routing_key, binding.arguments):
+            allowed.bind_topic(source, binding.routing_key)
             if isinstance(destination, core.Queue):
                 # The management API may unbind an exclusive queue, as its owner could.
                 where.unbind(destination.name, source.name, binding.routing_key, binding.arguments,

@@ -117,9 +117,12 @@ def publish(request: Request, broker: core.Broker) -> dict[str, bool]:
     body = request.json()
     required(body, "routing_key", "properties", "payload", "payload_encoding")
     where = vhost(request, broker)
+    routing_key = str(body["routing_key"])
     try:
         exchange = where.get_exchange(exchange_name(request.params["name"]))
-        access(request, broker, where).publish(exchange.name)
+        allowed = access(request, broker, where)
+        allowed.publish(exchange.name)
+        allowed.publish_topic(exchange, routing_key)
     except core.ChannelException as exc:
         # RabbitMQ publishes through a channel of its own, and reports what closed it.
         raise bad_request(f"{exc.reply_code} {exc.reply_text}") from None
@@ -136,7 +139,7 @@ def publish(request: Request, broker: core.Broker) -> dict[str, bool]:
     else:
         raise bad_request(["payload_encoding", body["payload_encoding"]])
     properties = _properties(body["properties"])
-    routed = publish_unconfirmed(where, exchange if exchange.name else None, str(body["routing_key"]), properties, data)
+    routed = publish_unconfirmed(where, exchange if exchange.name else None, routing_key, properties, data)
     return {"routed": routed}
 
 

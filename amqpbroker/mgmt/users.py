@@ -3,15 +3,13 @@ permissions, for administrators only, as RabbitMQ 3.10's management plugin answe
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from .. import core
 from ..core.access_definitions import InvalidDefinitions, save_user, set_permission, user_from_definition
-from .api import ADMINISTRATOR, CREATED, NO_CONTENT, Request, Response, Routes, bad_request, not_found
+from .api import ADMINISTRATOR, CREATED, NO_CONTENT, Request, Response, Routes, bad_request, not_found, strings
 
 routes = Routes()
-
-_PERMISSION_KEYS = ("configure", "write", "read")
 
 
 def user_json(user: core.User) -> dict[str, Any]:
@@ -115,18 +113,18 @@ def get_permission(request: Request, broker: core.Broker) -> dict[str, str]:
 @routes.put("/api/permissions/{vhost}/{user}", access=ADMINISTRATOR)
 def put_permission(request: Request, broker: core.Broker) -> Response:
     vhost, user = request.params["vhost"], request.params["user"]
-    body = request.json()
-    missing = [key for key in _PERMISSION_KEYS if key not in body]
-    if missing:
-        raise bad_request("[" + ",".join(f"{{key_missing,{key}}}" for key in missing) + "]")
-    expressions = [body[key] for key in _PERMISSION_KEYS]
-    if not all(isinstance(expression, str) for expression in expressions):
-        raise bad_request("configure, write and read must be strings")
+    expressions = strings(request.json(), "configure", "write", "read")
     if vhost not in broker.vhosts or user not in broker.users:
         raise bad_request("vhost_or_user_not_found")
     created = broker.permissions.get(vhost, user) is None
+    return granted(created, lambda: set_permission(broker, vhost, user, *expressions))
+
+
+def granted(created: bool, grant: Callable[[], None]) -> Response:
+    """The answer to a PUT of a permission or a topic permission: `grant` done (201 if `created`,
+    else 204), or refused with its reason (400)."""
     try:
-        set_permission(broker, vhost, user, *expressions)
+        grant()
     except InvalidDefinitions as exc:
         raise bad_request(str(exc)) from None
     return CREATED if created else NO_CONTENT

@@ -51,10 +51,13 @@ def made(api: ApiClient, unique) -> Iterator[Made]:
     registry.delete_all()
 
 
-def amqp_connect(amqp_url: str, user: str, password: str, vhost: str = "/") -> pika.BlockingConnection:
+def amqp_connect(
+    amqp_url: str, user: str, password: str, vhost: str = "/", client_properties: dict | None = None
+) -> pika.BlockingConnection:
     params = pika.URLParameters(amqp_url)
     params.credentials = pika.PlainCredentials(user, password)
     params.virtual_host = vhost
+    params.client_properties = client_properties
     params.socket_timeout = params.stack_timeout = params.blocked_connection_timeout = 5
     return pika.BlockingConnection(params)
 
