@@ -54,6 +54,14 @@ _LISTS: dict[str, tuple[str, str | None, tuple[tuple[str, str], ...]]] = {
     )),
     "vhost-limits": ("/api/vhost-limits", "/api/vhost-limits/{vhost}", (("vhost", "vhost"), ("limits", "value"))),
     "user-limits": ("/api/user-limits", None, (("user", "user"), ("limits", "value"))),
+    "topic-permissions": ("/api/topic-permissions", "/api/vhosts/{vhost}/topic-permissions", (
+        ("vhost", "vhost"), ("user", "user"), ("exchange", "exchange"), ("write", "write"), ("read", "read"),
+    )),
+}
+# The kinds `list --of-user` narrows to one user's, and the API's path for them.
+_USER_LISTS = {
+    "topic-permissions": "/api/users/{user}/topic-permissions",
+    "user-limits": "/api/user-limits/{user}",
 }
 
 
@@ -136,6 +144,10 @@ def _path(template: str, **names: str) -> str:
 def _list(client: Client, args: argparse.Namespace) -> str:
     every, one, columns = _LISTS[args.kind]
     path = every if args.vhost is None or one is None else _path(one, vhost=args.vhost)
+    if args.of_user is not None:
+        if args.kind not in _USER_LISTS:
+            raise ApiError(f"--of-user lists only {' and '.join(_USER_LISTS)}")
+        path = _path(_USER_LISTS[args.kind], user=args.of_user)
     return table(client.request("GET", path), columns)
 
 
@@ -160,6 +172,24 @@ def _set_permissions(client: Client, args: argparse.Namespace) -> str:
     body = {"configure": args.configure, "write": args.write, "read": args.read}
     client.request("PUT", _path("/api/permissions/{vhost}/{user}", vhost=_vhost(args), user=args.user), body)
     return f"set permissions of user '{args.user}' in vhost '{_vhost(args)}'"
+
+
+def _topic_permissions_path(args: argparse.Namespace, exchange: str | None = None) -> str:
+    """The path of the user's topic permissions in the vhost, or of those on `exchange` only."""
+    path = _path("/api/topic-permissions/{vhost}/{user}", vhost=_vhost(args), user=args.user)
+    return path if exchange is None else path + _path("/{exchange}", exchange=exchange)
+
+
+def _set_topic_permissions(client: Client, args: argparse.Namespace) -> str:
+    body = {"exchange": args.exchange, "write": args.write, "read": args.read}
+    client.request("PUT", _topic_permissions_path(args), body)
+    return f"set topic permissions of user '{args.user}' on exchange '{args.exchange}' in vhost '{_vhost(args)}'"
+
+
+def _clear_topic_permissions(client: Client, args: argparse.Namespace) -> str:
+    client.request("DELETE", _topic_permissions_path(args, args.exchange))
+    which = "" if args.exchange is None else f" on exchange '{args.exchange}'"
+    return f"cleared topic permissions of user '{args.user}'{which} in vhost '{_vhost(args)}'"
 
 
 def _set_policy(client: Client, args: argparse.Namespace) -> str:
@@ -243,7 +273,9 @@ def _parser() -> argparse.ArgumentParser:
         command.set_defaults(run=run)
         return command
 
-    verb(verbs, "list", _list, "list objects of one kind").add_argument("kind", choices=list(_LISTS))
+    list_ = verb(verbs, "list", _list, "list objects of one kind")
+    list_.add_argument("kind", choices=list(_LISTS))
+    list_.add_argument("--of-user", metavar="USER", help=f"only this user's ({', '.join(_USER_LISTS)})")
     verb(verbs, "purge", _purge, "purge a queue's ready messages").add_argument("queue")
     delete = verb(verbs, "delete", _delete, "delete a queue or an exchange")
     delete.add_argument("kind", choices=["queue", "exchange"])
@@ -255,12 +287,18 @@ def _parser() -> argparse.ArgumentParser:
     user.add_argument("password")
     user.add_argument("--tags", default="", help="comma-separated, e.g. administrator")
 
-    set_ = verbs.add_parser("set", help="set permissions, a policy or a limit").add_subparsers(
+    set_ = verbs.add_parser("set", help="set permissions, topic permissions, a policy or a limit").add_subparsers(
         dest="what", required=True, metavar="WHAT")
     permissions = verb(set_, "permissions", _set_permissions, "set a user's permissions in the vhost")
     permissions.add_argument("user")
     for kind in ("configure", "write", "read"):
         permissions.add_argument(kind, help=f"a regular expression of the names the user may {kind}")
+    topic_permissions = verb(set_, "topic-permissions", _set_topic_permissions,
+                             "set a user's topic permissions on a topic exchange in the vhost")
+    topic_permissions.add_argument("user")
+    topic_permissions.add_argument("exchange")
+    topic_permissions.add_argument("write", help="a regular expression of the routing keys the user may publish with")
+    topic_permissions.add_argument("read", help="a regular expression of the routing keys the user may bind with")
     policy = verb(set_, "policy", _set_policy, "set a policy in the vhost")
     policy.add_argument("name")
     policy.add_argument("pattern", help="a regular expression of the queue or exchange names it applies to")
@@ -277,7 +315,12 @@ def _parser() -> argparse.ArgumentParser:
     user_limit.add_argument("name", help="max-connections or max-channels")
     user_limit.add_argument("value", type=int, help=value_help)
 
-    clear = verbs.add_parser("clear", help="clear a limit").add_subparsers(dest="what", required=True, metavar="WHAT")
+    clear = verbs.add_parser("clear", help="clear a limit or topic permissions").add_subparsers(
+        dest="what", required=True, metavar="WHAT")
+    clear_topic_permissions = verb(clear, "topic-permissions", _clear_topic_permissions,
+                                   "clear a user's topic permissions in the vhost, or on one exchange only")
+    clear_topic_permissions.add_argument("user")
+    clear_topic_permissions.add_argument("exchange", nargs="?")
     verb(clear, "vhost-limit", _clear_limit, "clear a limit of the vhost").add_argument("name")
     clear_user_limit = verb(clear, "user-limit", _clear_limit, "clear a limit of a user")
     clear_user_limit.add_argument("user")

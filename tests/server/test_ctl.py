@@ -231,3 +231,50 @@ def test_set_list_and_clear_limits(broker, capsys) -> None:
     status, _, err = ctl(broker, capsys, "set", "vhost-limit", "max-channels", "1")
     assert status == 1
     assert "400 bad_request: Validation failed" in err
+
+
+def test_set_list_and_clear_topic_permissions(broker, capsys) -> None:
+    assert ctl(broker, capsys, "add", "user", "ctl-topics", "s3cret")[0] == 0
+    assert ctl(broker, capsys, "set", "permissions", "ctl-topics", ".*", ".*", ".*", "-p", "other")[0] == 0
+    assert ctl(broker, capsys, "set", "topic-permissions", "ctl-topics", "amq.topic", r"^{username}\.", "^ops\\.",
+               "-p", "other") == (
+        0, "set topic permissions of user 'ctl-topics' on exchange 'amq.topic' in vhost 'other'\n", "")
+    assert ctl(broker, capsys, "set", "topic-permissions", "ctl-topics", "logs", "", ".*", "-p", "other")[0] == 0
+    assert ctl(broker, capsys, "set", "topic-permissions", "guest", "amq.topic", "^guest\\.", "")[0] == 0
+    every = [
+        {"vhost": "/", "user": "guest", "exchange": "amq.topic", "write": "^guest\\.", "read": ""},
+        {"vhost": "other", "user": "ctl-topics", "exchange": "amq.topic", "write": r"^{username}\.", "read": "^ops\\."},
+        {"vhost": "other", "user": "ctl-topics", "exchange": "logs", "write": "", "read": ".*"},
+    ]
+    assert rows(ctl(broker, capsys, "list", "topic-permissions")[1]) == every
+    assert rows(ctl(broker, capsys, "list", "topic-permissions", "-p", "other")[1]) == every[1:]
+    assert rows(ctl(broker, capsys, "list", "topic-permissions", "--of-user", "guest")[1]) == every[:1]
+    # Enforced: the user may publish to amq.topic only with keys starting with their name.
+    url = broker.vhost_url("other").replace("guest:guest", "ctl-topics:s3cret")
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    connection.channel().basic_publish("amq.topic", "ctl-topics.allowed", b"m")
+    channel = connection.channel()
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as refused:
+        channel.basic_publish("amq.topic", "other.key", b"m")
+        channel.basic_qos(prefetch_count=1)
+    assert refused.value.reply_code == 403
+    connection.close()
+    assert ctl(broker, capsys, "clear", "topic-permissions", "ctl-topics", "logs", "-p", "other") == (
+        0, "cleared topic permissions of user 'ctl-topics' on exchange 'logs' in vhost 'other'\n", "")
+    assert rows(ctl(broker, capsys, "list", "topic-permissions", "-p", "other")[1]) == every[1:2]
+    assert ctl(broker, capsys, "clear", "topic-permissions", "guest") == (
+        0, "cleared topic permissions of user 'guest' in vhost '/'\n", "")
+    assert ctl(broker, capsys, "clear", "topic-permissions", "ctl-topics", "-p", "other")[0] == 0
+    assert ctl(broker, capsys, "list", "topic-permissions")[1] == "vhost  user  exchange  write  read\n"
+    status, _, err = ctl(broker, capsys, "clear", "topic-permissions", "guest")
+    assert (status, err) == (
+        1, "amqpbroker ctl: error: DELETE /api/topic-permissions/%2F/guest: 404 Object Not Found: Not Found\n")
+
+
+def test_of_user_narrows_only_the_lists_of_a_user(broker, capsys) -> None:
+    assert ctl(broker, capsys, "set", "user-limit", "guest", "max-channels", "100")[0] == 0
+    assert rows(ctl(broker, capsys, "list", "user-limits", "--of-user", "guest")[1]) == [
+        {"user": "guest", "limits": '{"max-channels":100}'}]
+    assert ctl(broker, capsys, "clear", "user-limit", "guest", "max-channels")[0] == 0
+    status, _, err = ctl(broker, capsys, "list", "queues", "--of-user", "guest")
+    assert (status, err) == (1, "amqpbroker ctl: error: --of-user lists only topic-permissions and user-limits\n")
