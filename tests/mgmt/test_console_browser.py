@@ -365,6 +365,26 @@ def test_users_vhosts_and_permissions_are_added_and_deleted(console: Console, ap
     assert api.get(f"/api/users/{segment(user)}").status == 404
 
 
+def test_topic_permissions_are_set_and_cleared(console: Console, api: ApiClient) -> None:
+    user = _name("carol")
+    assert api.put(f"/api/users/{user}", {"password": "s3cret", "tags": ""}).status == 201
+    try:
+        console.open("Admin")
+        form = console.form("Topic permissions")
+        assert console.submit(form, user=user, exchange="amq.topic", write="^{username}\\.", read="") == (
+            f"Topic permissions of {user} on amq.topic in / set.")
+        assert api.get(f"/api/topic-permissions/%2F/{user}").json == [
+            {"user": user, "vhost": "/", "exchange": "amq.topic", "write": "^{username}\\.", "read": ""}]
+        row = console.until(lambda _: console.row_in("Topic permissions", user))
+        cells = [cell.text for cell in row.find_elements(By.TAG_NAME, "td")]
+        assert cells[:5] == [user, "/", "amq.topic", "^{username}\\.", ""]
+        clear = lambda: console.row_in("Topic permissions", user).find_element(By.TAG_NAME, "button")  # noqa: E731
+        assert console.press(clear) == f"Topic permissions of {user} on amq.topic in / cleared."
+        assert api.get(f"/api/topic-permissions/%2F/{user}").status == 404
+    finally:
+        api.delete(f"/api/users/{user}")
+
+
 def test_a_refused_change_shows_the_reason(console: Console) -> None:
     console.go("queues")
     console.shows("Queues")

@@ -296,7 +296,7 @@ export async function connections(page) {
 // --- Users, virtual hosts and permissions ---------------------------------------------------
 
 export async function admin(page) {
-  const users = slot(), vhosts = slot(), permissions = slot();
+  const users = slot(), vhosts = slot(), permissions = slot(), topicPermissions = slot();
   const refresh = async () => {
     users.replaceChildren(table([
       { label: "Name", value: (u) => u.name },
@@ -320,6 +320,17 @@ export async function admin(page) {
       { label: "", value: (p) => button("Clear", () => act(`Permissions of ${p.user} in ${p.vhost} cleared.`,
         () => api("DELETE", `/api/permissions/${seg(p.vhost)}/${seg(p.user)}`), refresh), "danger") },
     ], await api("GET", "/api/permissions")));
+    topicPermissions.replaceChildren(table([
+      { label: "User", value: (p) => p.user },
+      { label: "Virtual host", value: (p) => p.vhost },
+      { label: "Exchange", value: (p) => p.exchange },
+      { label: "Write", value: (p) => p.write },
+      { label: "Read", value: (p) => p.read },
+      { label: "", value: (p) => button("Clear", () => act(
+        `Topic permissions of ${p.user} on ${p.exchange} in ${p.vhost} cleared.`,
+        () => api("DELETE", `/api/topic-permissions/${seg(p.vhost)}/${seg(p.user)}/${seg(p.exchange)}`), refresh),
+        "danger") },
+    ], await api("GET", "/api/topic-permissions"), "No topic permissions: every user may use every routing key."));
   };
   const addUser = form([
     { name: "name", label: "Name", required: true },
@@ -341,10 +352,20 @@ export async function admin(page) {
   ], "Set permissions", (v) => act(`Permissions of ${v.user} in ${v.vhost} set.`,
     () => api("PUT", `/api/permissions/${seg(v.vhost)}/${seg(v.user)}`,
       { configure: v.configure, write: v.write, read: v.read }), refresh));
+  const setTopicPermission = form([
+    { name: "user", label: "User", required: true },
+    { name: "vhost", label: "Virtual host", required: true, value: "/" },
+    { name: "exchange", label: "Topic exchange", required: true, value: "amq.topic" },
+    { name: "write", label: "Write (routing keys)", value: ".*" },
+    { name: "read", label: "Read (binding keys)", value: ".*" },
+  ], "Set topic permissions", (v) => act(`Topic permissions of ${v.user} on ${v.exchange} in ${v.vhost} set.`,
+    () => api("PUT", `/api/topic-permissions/${seg(v.vhost)}/${seg(v.user)}`,
+      { exchange: v.exchange, write: v.write, read: v.read }), refresh));
   page.append(h("h1", {}, "Admin"),
     part("Users", users, h("h2", {}, "Add a user"), addUser),
     part("Virtual hosts", vhosts, h("h2", {}, "Add a virtual host"), addVhost),
-    part("Permissions", permissions, h("h2", {}, "Set permissions"), setPermission));
+    part("Permissions", permissions, h("h2", {}, "Set permissions"), setPermission),
+    part("Topic permissions", topicPermissions, h("h2", {}, "Set topic permissions"), setTopicPermission));
   return refresh;
 }
 
