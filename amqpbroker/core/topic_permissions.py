@@ -5,9 +5,11 @@ matched (unanchored, as RabbitMQ's `re:run`) against the routing key of a basic.
 the binding key of a queue or exchange binding whose source is that exchange (read). Only exchanges
 of type `topic` are checked, and an exchange the user has no topic permission on allows every key.
 An empty expression matches only the empty key (RabbitMQ reads it as `^$`). `{username}` and
-`{vhost}` in an expression stand for the permission's user and vhost, inserted as they are; RabbitMQ
-3.10 expands nothing else for AMQP 0-9-1 clients (`{client_id}` is its MQTT plugin's), so neither do
-we. `TopicPermissions` holds them all and writes them to the journal as `topic-permission` records.
+`{vhost}` in an expression stand for the permission's user and vhost, inserted as they are (a name
+that makes the expression malformed, `a(b`, fails the check with 541 INTERNAL_ERROR, as RabbitMQ's
+channel crashes on it); RabbitMQ 3.10 expands nothing else for AMQP 0-9-1 clients (`{client_id}` is
+its MQTT plugin's), so neither do we. `TopicPermissions` holds them all and writes them to the
+journal as `topic-permission` records.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from ..store.base import DeleteRecord, PutRecord
+from .errors import ConnectionException
 from .permissions import READ, WRITE
 
 if TYPE_CHECKING:
@@ -31,7 +34,6 @@ def _expanded(expression: str, user: str, vhost: str) -> re.Pattern[str] | None:
     try:
         return re.compile(expression)
     except re.error:
-        # A name that is not a valid part of an expression (`a(b`) matches nothing.
         return None
 
 
@@ -54,9 +56,12 @@ class TopicPermission:
         object.__setattr__(self, "_patterns", patterns)
 
     def allows(self, access: int, routing_key: str) -> bool:
-        """Whether `routing_key` matches the expression for `access` (WRITE or READ)."""
+        """Whether `routing_key` matches the expression for `access` (WRITE or READ); 541 if the
+        expression, expanded, is malformed."""
         pattern = self._patterns[access]
-        return pattern is not None and pattern.search(routing_key) is not None
+        if pattern is None:
+            raise ConnectionException.internal_error()
+        return pattern.search(routing_key) is not None
 
     def record(self) -> dict:
         return {"write": self.write, "read": self.read}

@@ -117,6 +117,20 @@ def test_client_id_is_not_expanded_for_amqp_clients(broker: core.Broker, connect
     peer.publish("amq.topic", "{client_id}.x", b"matched as written, as RabbitMQ 3.10 matches it")
 
 
+def test_a_name_that_makes_the_expression_malformed_is_an_internal_error(broker: core.Broker, connect) -> None:
+    # As RabbitMQ 3.10.8, whose channel crashes on the expression `^a(b`.
+    broker.users.put(core.User("a(b", "", []))
+    broker.permissions.set("/", "a(b", ".*", ".*", ".*")
+    broker.topic_permissions.set("/", "a(b", "amq.topic", "^{username}", ".*")
+    peer = connect(user="a(b")
+    with pytest.raises(core.ConnectionException) as raised:
+        peer.publish("amq.topic", "a(b.x", b"x")
+    assert (raised.value.reply_code, raised.value.reply_text) == (541, "INTERNAL_ERROR")
+    # The read expression, well-formed, still applies.
+    peer.declare("q", ch=2)
+    peer.bind("q", "amq.topic", "any", ch=2)
+
+
 def test_a_change_applies_to_open_connections(broker: core.Broker, user: Peer) -> None:
     user.publish("amq.topic", f"{USER}.x", b"allowed")
     broker.topic_permissions.set("/", USER, "amq.topic", "^nothing$", "")
