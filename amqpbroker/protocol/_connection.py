@@ -378,6 +378,7 @@ class ServerConnection:
 
     def _closed(self, events: list[Event], reply_code: int, reply_text: str) -> None:
         self._state = _CLOSED
+        self._error_owed = None  # the connection ended before its close was sent
         self._channels.clear()
         events.append(ConnectionClosed(reply_code, reply_text))
 

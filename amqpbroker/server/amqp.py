@@ -736,6 +736,8 @@ class AMQPConnection:
 
     def _finish(self) -> None:
         self._finished = True
+        self._client_close = None  # nothing is answered any more
+        self._error_close = False
         self._teardown()
         self._data_ready.set()
 

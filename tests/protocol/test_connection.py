@@ -846,6 +846,17 @@ def test_an_error_before_the_clients_connection_close_is_sent_before_close_ok():
     assert conn.is_closed and not conn.close_owed
 
 
+def test_a_connection_that_ends_before_the_close_for_its_error_is_sent_stays_ended():
+    # Found by the stateful fuzzer: the client went away (EOF here; silence is the same) while the
+    # broker still handled what came before its error.
+    conn = open_connection()
+    open_channel(conn, 1)
+    assert [type(e) for e in conn.receive_data(frame(8, 1, b""), 0)] == [ConnectionClosing]
+    assert [type(e) for e in conn.receive_data(b"", 1)] == [ConnectionClosed]
+    conn.close_for_error()
+    assert conn.is_closed and conn.data_to_send() == b""
+
+
 def test_server_closes_connection():
     conn = open_connection()
     open_channel(conn)

@@ -6,6 +6,10 @@ connection.close an invalid one must get (RabbitMQ's reply code, the offending c
 Raw garbage makes the outcome unpredictable; from then on only the invariants are checked: nothing
 raises, the output is always whole frames, a connection.close carries a hard error code and
 nothing but close-ok follows it, and no event is reported after ConnectionClosed.
+
+The broker answers the client's closes, and sends the close for an error the protocol found, once
+it has handled what came before them: at once, or after a while (a commit, a get's body) in which
+the client may send more and the broker may still reply.
 """
 
 from __future__ import annotations
@@ -84,6 +88,14 @@ class ServerConnectionMachine(RuleBasedStateMachine):
         # After a framing error the byte stream has no frame boundaries any more: nothing is read,
         # not even a close-ok, and the connection ends by the close timeout.
         self.deaf = False
+        # While the broker waits (`broker_waits`), what the protocol asks it to answer is owed
+        # until `broker_answers`: channels the client closes, its connection.close, an error's close.
+        self.defer = False
+        self.owed: list = []
+        self.client_closing: set[int] = set()
+        self.close_owed = False
+        self.error_owed: tuple[int, int, int] | None = None  # the close's code, class and method
+        self.failed_at: float | None = None  # when the protocol found the error, its close unsent
 
     # -- feeding and checking -----------------------------------------------------------------------
 
@@ -96,19 +108,28 @@ class ServerConnectionMachine(RuleBasedStateMachine):
             assert not (self.closed and got), f"events after ConnectionClosed: {got}"
             events += got
             for event in got:
-                # Answered at once (and an error's close sent), as the broker does when nothing the client
-                # sent before waits.
-                if isinstance(event, ChannelClosed):
-                    self.conn.answer_channel_close(event.channel)
-                elif isinstance(event, ConnectionClosed) and event.linger:
-                    self.conn.answer_close()
-                elif isinstance(event, ConnectionClosing):
-                    self.conn.close_for_error()
+                if isinstance(event, ConnectionClosing):
+                    self.failed_at = self.now
+                if isinstance(event, (ChannelClosed, ConnectionClosing)) or (
+                        isinstance(event, ConnectionClosed) and event.linger):
+                    if self.defer:
+                        self.owed.append(event)
+                    else:
+                        self.answer(event)
             out += self.conn.data_to_send()
             self.closed = self.closed or any(isinstance(e, ConnectionClosed) for e in got)
         if data:
             self.last_recv = self.now
         return events, self.check_output(out)
+
+    def answer(self, event) -> None:
+        """What the broker calls once it has handled what the client sent before `event`."""
+        if isinstance(event, ChannelClosed):
+            self.conn.answer_channel_close(event.channel)
+        elif isinstance(event, ConnectionClosed):
+            self.conn.answer_close()
+        else:
+            self.conn.close_for_error()
 
     def check_output(self, out: bytes) -> list:
         frames = split_frames(out)
@@ -124,11 +145,17 @@ class ServerConnectionMachine(RuleBasedStateMachine):
                 self.closing_since = self.now
                 self.open.clear()
                 self.closing_channels.clear()
+                self.client_closing.clear()
                 self.content.clear()
         return methods
 
     def expect_close(self, events: list, methods: list, code: ReplyCode, class_id: int = 0, method_id: int = 0) -> None:
-        """The last step must have closed the connection with `code` (and its offending method)."""
+        """The last step must have closed the connection with `code` (and its offending method); while
+        the broker waits, the close is owed, and checked when it is sent (`broker_answers`)."""
+        if self.defer:
+            assert methods == [] and events[-1].reply_code == code, (code, events, methods)
+            self.error_owed = (code, class_id, method_id)
+            return
         closes = [m for _, m in methods if isinstance(m, spec.ConnectionClose)]
         assert len(closes) == 1, (code, methods)
         close = closes[0]
@@ -137,19 +164,22 @@ class ServerConnectionMachine(RuleBasedStateMachine):
 
     def refused(self, state: str | None, events: list, methods: list, class_id: int = 0, method_id: int = 0) -> None:
         """The verdict on a frame for a channel that cannot take it: never opened (504), in the middle
-        of a content (505), or being closed by the server (dropped). None: no prediction."""
+        of a content (505), or being closed by the server or by the client (dropped). None: no
+        prediction."""
         if state == "unopened":
             self.expect_close(events, methods, ReplyCode.CHANNEL_ERROR, class_id, method_id)
         elif state in ("header", "body"):
             self.expect_close(events, methods, ReplyCode.UNEXPECTED_FRAME, class_id, method_id)
-        elif state == "closing":
+        elif state in ("closing", "client_closing"):
             assert (events, methods) == ([], [])
 
     @property
     def predictable(self) -> bool:
-        return not self.unpredictable and self.closing_since is None and not self.closed
+        return not self.unpredictable and self.closing_since is None and not self.closed and self.error_owed is None
 
     def state_of(self, channel: int) -> str:
+        if channel in self.client_closing:
+            return "client_closing"
         if channel in self.closing_channels:
             return "closing"
         if channel not in self.open:
@@ -173,7 +203,7 @@ class ServerConnectionMachine(RuleBasedStateMachine):
             self.open.add(channel)
         elif state == "unopened":
             self.expect_close(events, methods, ReplyCode.NOT_ALLOWED)
-        elif state == "idle":
+        elif state in ("idle", "client_closing"):
             self.expect_close(events, methods, ReplyCode.CHANNEL_ERROR, 20, 10)
         else:
             self.refused(state, events, methods, 20, 10)
@@ -183,7 +213,11 @@ class ServerConnectionMachine(RuleBasedStateMachine):
     def channel_close(self, channel: int, split: int) -> None:
         state = self.state_of(channel) if self.predictable else None
         events, methods = self.feed(method(channel, spec.ChannelClose(200, "bye", 0, 0)), split)
-        if state == "idle":
+        if state == "idle" and self.defer:
+            assert (events, methods) == ([ChannelClosed(channel)], [])
+            self.client_closing.add(channel)
+            self.content.pop(channel, None)
+        elif state == "idle":
             assert events == [ChannelClosed(channel)]
             assert methods == [(channel, spec.ChannelCloseOk())]
             self.open.discard(channel)
@@ -200,11 +234,13 @@ class ServerConnectionMachine(RuleBasedStateMachine):
     def channel_close_ok(self, channel: int, split: int) -> None:
         state = self.state_of(channel) if self.predictable else None
         events, methods = self.feed(method(channel, spec.ChannelCloseOk()), split)
-        if state in ("unopened", "idle", "closing"):
+        if state in ("unopened", "idle", "closing", "client_closing"):
             assert (events, methods) == ([], [])
             if state == "closing":
                 self.closing_channels.discard(channel)
                 self.open.discard(channel)
+            elif state == "client_closing":
+                self.closing_channels.discard(channel)  # a close-ok for ours, if we closed it too
         elif state in ("header", "body"):
             self.expect_close(events, methods, ReplyCode.UNEXPECTED_FRAME, 20, 41)
 
@@ -215,7 +251,8 @@ class ServerConnectionMachine(RuleBasedStateMachine):
         state = self.state_of(channel) if self.predictable else None
         self.conn.close_channel(channel, ReplyCode.NOT_FOUND, "NOT_FOUND - no queue 'q'", 50, 10)
         methods = self.check_output(self.conn.data_to_send())
-        if state in ("idle", "header", "body"):
+        if state in ("idle", "header", "body") or (state == "client_closing" and channel not in self.closing_channels):
+            # A channel the client is closing gets ours too (what it sent before failed), as in RabbitMQ.
             assert methods == [(channel, spec.ChannelClose(404, "NOT_FOUND - no queue 'q'", 50, 10))]
             self.closing_channels.add(channel)
             self.content.pop(channel, None)
@@ -389,9 +426,13 @@ class ServerConnectionMachine(RuleBasedStateMachine):
     @rule(split=splits)
     def client_close(self, split: int) -> None:
         predictable = not self.unpredictable
+        opened = self.closing_since is None
         events, methods = self.feed(method(0, spec.ConnectionClose(200, "bye", 0, 0)), split)
-        if self.deaf:
+        if self.deaf or self.error_owed is not None:
             assert (events, methods) == ([], [])
+        elif predictable and self.defer and opened:
+            assert methods == [] and len(events) == 1 and isinstance(events[0], ConnectionClosed)
+            self.close_owed = True
         elif predictable:
             assert methods == [(0, spec.ConnectionCloseOk())]
             assert len(events) == 1 and isinstance(events[0], ConnectionClosed)
@@ -406,19 +447,77 @@ class ServerConnectionMachine(RuleBasedStateMachine):
         else:
             assert methods == [] and len(events) == 1 and isinstance(events[0], ConnectionClosed)
 
-    @precondition(lambda self: not self.closed)
+    @precondition(lambda self: not self.closed or self.close_owed)
     @rule(seconds=st.floats(0, 3 * HEARTBEAT_SECONDS))
     def time_passes(self, seconds: float) -> None:
         self.now += seconds
         events = self.conn.tick(self.now)
-        self.check_output(self.conn.data_to_send())
+        methods = self.check_output(self.conn.data_to_send())
+        if self.closed:
+            # The client's close waits: our heartbeats go on, and the client owes none.
+            assert (events, methods) == ([], [])
+            return
         silent = self.now - self.last_recv > 2 * HEARTBEAT_SECONDS
-        gave_up = self.closing_since is not None and self.now - self.closing_since >= 30
+        since = self.closing_since if self.closing_since is not None else self.failed_at
+        gave_up = since is not None and self.now - since >= 30
         if silent or gave_up:
             assert len(events) == 1 and isinstance(events[0], ConnectionClosed), events
             self.closed = True
         else:
             assert events == []
+
+    @precondition(lambda self: not self.defer and (not self.closed or self.close_owed) and not self.error_owed)
+    @rule()
+    def broker_waits(self) -> None:
+        """The broker handles something that takes a while (a commit, a get's body): what the
+        client sends meanwhile is read, and its closes are answered later."""
+        self.defer = True
+
+    @precondition(lambda self: self.defer)
+    @rule()
+    def broker_answers(self) -> None:
+        """What kept the broker waiting is done: it answers what is owed, in order."""
+        owed, self.owed, self.defer = self.owed, [], False
+        for event in owed:
+            self.answer(event)
+        methods = self.check_output(self.conn.data_to_send())
+        if self.closed and not self.close_owed:
+            # The connection ended meanwhile (the client went silent): nothing more is sent.
+            assert methods == [], methods
+            self.error_owed = None
+            return
+        if self.unpredictable:
+            return
+        ends = [event for event in owed if not isinstance(event, ChannelClosed)]
+        if ends:
+            # The connection's end comes last; a channel close owed before it gets no close-ok.
+            [end] = ends
+            if isinstance(end, ConnectionClosed):
+                assert methods == [(0, spec.ConnectionCloseOk())], methods
+                self.close_owed = False
+            else:
+                [(channel, close)] = methods
+                assert (channel, type(close)) == (0, spec.ConnectionClose), close
+                assert (close.reply_code, close.class_id, close.method_id) == self.error_owed, close
+                self.error_owed = None
+            return
+        assert methods == [(event.channel, spec.ChannelCloseOk()) for event in owed], methods
+        for event in owed:
+            self.client_closing.discard(event.channel)
+            self.closing_channels.discard(event.channel)
+            self.open.discard(event.channel)
+
+    @precondition(lambda self: not self.closed or self.close_owed)
+    @rule(data=st.data())
+    def broker_replies(self, data: st.DataObject) -> None:
+        """A reply goes out on an open channel, one the client is closing included, until the
+        connection's close (or its close-ok) is sent."""
+        opened = st.sampled_from(sorted(self.open)) if self.open else channels
+        channel = data.draw(st.one_of(opened, channels), label="channel")
+        self.conn.send_method(channel, spec.BasicQosOk())
+        methods = self.check_output(self.conn.data_to_send())
+        if not self.unpredictable and self.closing_since is None:
+            assert methods == ([(channel, spec.BasicQosOk())] if channel in self.open else []), methods
 
     @invariant()
     def no_events_for_channels_after_close(self) -> None:
