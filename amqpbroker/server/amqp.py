@@ -349,12 +349,22 @@ class AMQPConnection:
                     self._flow.give_up()
             self._reading_paused = False
             count, events = await self._receive()
+            if not count and self._held:
+                await self._routed_held()
             self._handle(events)
             if self._held or self._waiting:
                 self._held_bytes += count
             if not count:
                 self._finish()
                 return
+
+    async def _routed_held(self) -> None:
+        """The client closed its socket while an alarm held its publishes: they are routed once the
+        alarms clear (`release_held`), as RabbitMQ, which reads nothing of a blocked publisher until
+        then, routes what it finds in the socket."""
+        while self._held:
+            self._resume = trio.Event()
+            await self._resume.wait()
 
     async def _receive(self) -> tuple[int, list]:
         """Reads from the client once, and feeds the protocol: the bytes read (0 at EOF) and its
@@ -745,7 +755,7 @@ class AMQPConnection:
         self._gate.forget(self)
         self._flow.cancel()
         if self._held:
-            # The client has gone (or broke the protocol) while blocked, as one that gives up waiting would.
+            # The connection is torn down while blocked (an error, the broker closing it, a failed write).
             log.info("connection %s: %d held frames dropped", self.peer, len(self._held))
             self._held = []
             self._held_channels = set()

@@ -185,18 +185,23 @@ def send(sock: socket.socket, *methods: spec.Method) -> None:
     sock.sendall(b"".join(method_frame(1, method.encode()) for method in methods))
 
 
+def publish_held(sock: socket.socket, methods: Iterator[tuple[int, Any]], exchange: str, then: bytes = b"") -> None:
+    """Opens channel 1 and declares queue "q", then publishes b"held" to `exchange` with routing key
+    "q", and sends `then` in the same write: the alarm holds the publish, and the client is told."""
+    send(sock, spec.ChannelOpen(), spec.QueueDeclare(queue="q"))
+    assert [next(methods), next(methods)] == [(1, spec.ChannelOpenOk()), (1, spec.QueueDeclareOk("q", 0, 0))]
+    publish = spec.BasicPublish(exchange=exchange, routing_key="q")
+    sock.sendall(content_frames(1, publish.CLASS_ID, publish.encode(), b"\x00\x00", b"held", 131072) + then)
+    assert next(methods) == (0, spec.ConnectionBlocked(reason="low on memory"))
+
+
 def test_a_channel_closed_under_an_alarm_is_answered_after_what_the_alarm_held() -> None:
     with Broker(port=0, memory_limit=100_000) as broker:
         filler, filler_channel = fill_memory(broker, 100_000)
-        publish = spec.BasicPublish(exchange="missing", routing_key="q")
         with blocked_client(broker) as (sock, reader):
-            send(sock, spec.ChannelOpen(), spec.QueueDeclare(queue="q"))
-            assert next(reader) == (1, spec.ChannelOpenOk())
-            assert next(reader) == (1, spec.QueueDeclareOk("q", 0, 0))
             # Held by the alarm, to fail once routed; the close waits behind it.
-            sock.sendall(content_frames(1, publish.CLASS_ID, publish.encode(), b"\x00\x00", b"held", 131072)
-                         + method_frame(1, spec.ChannelClose(reply_code=200, reply_text="bye").encode()))
-            assert next(reader) == (0, spec.ConnectionBlocked(reason="low on memory"))
+            close = spec.ChannelClose(reply_code=200, reply_text="bye")
+            publish_held(sock, reader, "missing", method_frame(1, close.encode()))
 
             assert filler_channel.basic_get("fill", auto_ack=True)[0] is not None  # the alarm clears
             assert next(reader) == (0, spec.ConnectionUnblocked())
@@ -214,16 +219,10 @@ def test_a_connection_closed_under_an_alarm_is_answered_once_what_the_alarm_held
     # sent before the close is not lost, and the client is kept alive meanwhile.
     with Broker(port=0, memory_limit=100_000) as broker:
         filler, filler_channel = fill_memory(broker, 100_000)
-        publish = spec.BasicPublish(exchange="", routing_key="q")
         with blocked_client(broker, heartbeat=1) as (sock, reader):
             methods = ((channel, method) for channel, method in reader if method is not None)
-            send(sock, spec.ChannelOpen(), spec.QueueDeclare(queue="q"))
-            assert next(methods) == (1, spec.ChannelOpenOk())
-            assert next(methods) == (1, spec.QueueDeclareOk("q", 0, 0))
-            sock.sendall(content_frames(1, publish.CLASS_ID, publish.encode(), b"\x00\x00", b"held", 131072)
-                         + raw_frame(8, 0, b"")
+            publish_held(sock, methods, "", raw_frame(8, 0, b"")
                          + method_frame(0, spec.ConnectionClose(reply_code=200, reply_text="bye").encode()))
-            assert next(reader) == (0, spec.ConnectionBlocked(reason="low on memory"))
             # Heartbeats, and nothing else, while the alarm is on.
             assert [next(reader), next(reader)] == [(0, None), (0, None)]
             assert broker.queue("q").message_count == 0
@@ -232,6 +231,25 @@ def test_a_connection_closed_under_an_alarm_is_answered_once_what_the_alarm_held
             assert next(methods) == (0, spec.ConnectionUnblocked())
             assert next(methods) == (0, spec.ConnectionCloseOk())
         assert broker.queue("q").message_count == 1
+        filler.close()
+
+
+def test_a_publisher_that_ends_its_socket_under_an_alarm_has_what_the_alarm_held_routed() -> None:
+    # As RabbitMQ, which reads nothing of a blocked publisher until the alarm clears and then
+    # routes what it finds in the socket, the publishes of a client that closed it meanwhile too.
+    with Broker(port=0, memory_limit=100_000) as broker:
+        filler, filler_channel = fill_memory(broker, 100_000)
+        with blocked_client(broker) as (sock, reader):
+            publish_held(sock, reader, "")
+            sock.shutdown(socket.SHUT_WR)  # the broker reads the end of the socket
+            wait_for(lambda: broker.call(lambda: any(
+                connection.protocol.is_closed for connection in broker.server.connections)), filler)
+            assert broker.queue("q").message_count == 0
+
+            assert filler_channel.basic_get("fill", auto_ack=True)[0] is not None  # the alarm clears
+            wait_for(lambda: broker.queue("q").message_count == 1, filler)
+            assert [message.body for message in broker.messages("q")] == [b"held"]
+            wait_for(lambda: broker.call(lambda: len(broker.server.connections)) == 1, filler)  # the filler's
         filler.close()
 
 
