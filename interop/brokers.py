@@ -2,9 +2,11 @@
 
 Each is a context manager that yields the broker's URL once it accepts AMQP connections and stops
 the broker, with everything it started, on exit. Both listen on 127.0.0.1 on a free port, so they
-never collide with a broker that is already running.
+never collide with a broker that is already running. Either can be given definitions (RabbitMQ's
+JSON format), imported before the URL is yielded.
 """
 
+import json
 import subprocess
 import sys
 import tempfile
@@ -67,10 +69,20 @@ def _process(argv: list[str], log: Path, url: str, **popen) -> Iterator[str]:
         rabbitmq_node.stop_group(process)
 
 
+def _definitions_file(directory: str | Path, definitions: dict) -> Path:
+    path = Path(directory) / "definitions.json"
+    path.write_text(json.dumps(definitions))
+    return path
+
+
 @contextmanager
-def rabbitmq(log: Path, tls: TLSListener | None = None) -> Iterator[str]:
+def rabbitmq(log: Path, tls: TLSListener | None = None, definitions: dict | None = None) -> Iterator[str]:
     """A private RabbitMQ node: its own name, ports, data and logs, no plugins, no management listener
-    (`amqpbroker.testing.rabbitmq`); with `tls`, AMQPS too."""
+    (`amqpbroker.testing.rabbitmq`); with `tls`, AMQPS too.
+
+    `definitions` are imported once the node runs, with `rabbitmqctl import_definitions`, which
+    returns when they are: configured to load at boot (`load_definitions`) instead, RabbitMQ 3.10
+    would not create guest and vhost "/" (rabbit:maybe_insert_default_data)."""
     if not rabbitmq_node.installed():
         raise BrokerError(f"{rabbitmq_node.SERVER} not found (install rabbitmq-server)")
     with tempfile.TemporaryDirectory(prefix="interop-rabbitmq-") as home:
@@ -89,18 +101,27 @@ def rabbitmq(log: Path, tls: TLSListener | None = None) -> Iterator[str]:
         except RuntimeError as exc:
             raise BrokerError(f"{exc}; see {log}") from None
         try:
+            if definitions is not None:
+                try:
+                    node.ctl("import_definitions", str(_definitions_file(home, definitions)))
+                except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                    raise BrokerError(f"RabbitMQ did not import the definitions: {exc}") from None
             yield f"amqp://guest:guest@127.0.0.1:{node.port}/%2F"
         finally:
             node.stop()
 
 
 @contextmanager
-def ours(log: Path, tls: TLSListener | None = None) -> Iterator[str]:
-    """amqpbroker from this checkout, as a subprocess with a fresh data directory; with `tls`, AMQPS too."""
+def ours(log: Path, tls: TLSListener | None = None, definitions: dict | None = None) -> Iterator[str]:
+    """amqpbroker from this checkout, as a subprocess with a fresh data directory; with `tls`, AMQPS too;
+    `definitions` loaded at its start (`--load-definitions`)."""
     port = rabbitmq_node.free_port()
-    with tempfile.TemporaryDirectory(prefix="interop-amqpbroker-") as data:
+    with tempfile.TemporaryDirectory(prefix="interop-amqpbroker-") as home:
+        data = Path(home) / "data"
         argv = [sys.executable, "-m", "amqpbroker", "--no-http", "--no-metrics", "--host", "127.0.0.1",
-                "--port", str(port), "--data-dir", data]
+                "--port", str(port), "--data-dir", str(data)]
+        if definitions is not None:
+            argv += ["--load-definitions", str(_definitions_file(home, definitions))]
         if tls is not None:
             argv += ["--tls-port", str(tls.port), "--tls-certfile", tls.certfile, "--tls-keyfile", tls.keyfile,
                      "--tls-cafile", tls.cafile]

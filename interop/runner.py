@@ -109,17 +109,26 @@ def _run_task(task: _Task, url: str, prefix: str) -> list[Cell]:
     return cells
 
 
-def without_plugins(clients: list[Client], scenarios: list[str]) -> tuple[list[str], list[Cell]]:
-    """For a broker without RabbitMQ's community plugins (the reference RabbitMQ): the scenarios
-    that need none, and a not-applicable cell saying why for each client of the others."""
-    plugins = {scenario.name: scenario.plugin for scenario in SCENARIOS}
+def not_applicable(
+    clients: list[Client], scenarios: list[str], *, plugins: bool, definitions: bool
+) -> tuple[list[str], list[Cell]]:
+    """The scenarios the broker can run, and a not-applicable cell saying why for each client of the
+    others: without `plugins` (the reference RabbitMQ, which lacks RabbitMQ's community plugins) those
+    that need one; without `definitions` (a broker the runner did not start) those that log in as a
+    user of interop's DEFINITIONS."""
+    reasons = {}
+    for scenario in SCENARIOS:
+        if scenario.plugin is not None and not plugins:
+            reasons[scenario.name] = f"the reference broker lacks the plugin {scenario.plugin}"
+        elif scenario.definitions and not definitions:
+            reasons[scenario.name] = "needs the users of interop's DEFINITIONS, which only --ours and --reference load"
     skipped = [
-        Cell(client.name, scenario, NA, f"the reference broker lacks the plugin {plugins[scenario]}")
+        Cell(client.name, scenario, NA, reasons[scenario])
         for client in clients
         for scenario in scenarios
-        if plugins[scenario] is not None
+        if scenario in reasons
     ]
-    return [scenario for scenario in scenarios if plugins[scenario] is None], skipped
+    return [scenario for scenario in scenarios if scenario not in reasons], skipped
 
 
 def run(
@@ -131,13 +140,13 @@ def run(
     jobs: int,
     on_cell: Callable[[Cell], None],
     plugins: bool = True,
+    definitions: bool = True,
 ) -> list[Cell]:
     """Run every applicable (client, scenario) cell against the broker at `url`; without `plugins`,
-    the scenarios that need a RabbitMQ plugin are not applicable."""
+    the scenarios that need a RabbitMQ plugin are not applicable, and without `definitions` (the
+    broker was not given interop's DEFINITIONS) those that need its users."""
     prefix = f"interop-{uuid.uuid4().hex[:8]}"
-    cells: list[Cell] = []
-    if not plugins:
-        scenarios, cells = without_plugins(clients, scenarios)
+    scenarios, cells = not_applicable(clients, scenarios, plugins=plugins, definitions=definitions)
     tasks: list[_Task] = []
     with ThreadPoolExecutor(jobs) as pool:
         for client, plan in zip(clients, pool.map(_plan, clients)):

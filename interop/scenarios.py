@@ -14,6 +14,9 @@ class Scenario:
     plugin: str | None = None
     """The RabbitMQ plugin the scenario needs, which the reference broker lacks: the scenario then
     runs against amqpbroker only."""
+    definitions: bool = False
+    """Whether the scenario logs in as a user of DEFINITIONS, which the brokers the runner starts
+    are given: against a broker at --url it does not apply."""
 
 
 SCENARIOS = (
@@ -76,6 +79,12 @@ SCENARIOS = (
     Scenario(
         "stream",
         "a stream read with x-stream-offset first, 3 and next: every reader gets its part, offsets in a header",
+    ),
+    Scenario(
+        "topic_permissions",
+        "a user with topic permissions on amq.topic: a publish with an allowed key arrives, one with a key "
+        "only reading allows and a binding with a refused key fail with 403 and its text; the connection lives",
+        definitions=True,
     ),
     Scenario(
         "deduplication",
@@ -169,6 +178,29 @@ QUORUM_REFUSALS = (
 # Each reader's prefetch is what it should get, and it acks everything, which takes nothing away.
 STREAM_MESSAGES = 5
 STREAM_OFFSET = 3
+# topic_permissions: TOPIC_USER (its password is its name) may do anything in vhost "/", but on
+# TOPIC_EXCHANGE publish only with keys "allowed.…" (TOPIC_WRITE) and bind only with keys "allowed.…"
+# and "readable.…" (TOPIC_READ). A queue bound with an allowed and a readable key gets a message
+# published with the allowed one; a publish with the readable one and a binding with a refused key
+# ("refused.…") are refused with 403 and TOPIC_REFUSAL. Every key ends with the scenario's names, as
+# every client uses amq.topic at once.
+TOPIC_USER = "interop-topic"
+TOPIC_EXCHANGE = "amq.topic"
+TOPIC_WRITE = r"^allowed\."
+TOPIC_READ = r"^(allowed|readable)\."
+TOPIC_REFUSAL = (
+    f"ACCESS_REFUSED - access to topic '{{}}' in exchange '{TOPIC_EXCHANGE}' in vhost '/' "
+    f"refused for user '{TOPIC_USER}'"
+)
+# What the brokers the runner starts are given, in RabbitMQ's definitions format, before any client
+# runs; guest stays as it is.
+DEFINITIONS = {
+    "users": [{"name": TOPIC_USER, "password": TOPIC_USER, "tags": ""}],
+    "permissions": [{"user": TOPIC_USER, "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}],
+    "topic_permissions": [
+        {"user": TOPIC_USER, "vhost": "/", "exchange": TOPIC_EXCHANGE, "write": TOPIC_WRITE, "read": TOPIC_READ},
+    ],
+}
 
 # deduplication: DEDUP_PUBLISHES as (body, x-deduplication-header) go with confirms to a queue with
 # x-message-deduplication, then to an exchange of type x-message-deduplication (x-cache-size
