@@ -7,7 +7,18 @@ import aio_pika
 import aiormq
 from aio_pika import ExchangeType, Message
 
-from interop.clients.common import Names, expect, expect_dead_lettered, large_body, main, stream_read, wrong_password
+from interop.clients.common import (
+    Names,
+    expect,
+    expect_dead_lettered,
+    expect_topic_refused,
+    large_body,
+    main,
+    stream_read,
+    topic_keys,
+    topic_user,
+    wrong_password,
+)
 from interop.scenarios import (
     ACK_MESSAGES,
     CC_BCC_DELIVERED,
@@ -48,6 +59,7 @@ from interop.scenarios import (
     SAC_REST,
     STREAM_MESSAGES,
     STREAM_OFFSET,
+    TOPIC_EXCHANGE,
 )
 
 
@@ -560,6 +572,32 @@ async def stream(url: str, names: Names) -> None:
 
 
 
+async def topic_permissions(url: str, names: Names) -> None:
+    allowed, readable, refused = topic_keys(names)
+    async with await aio_pika.connect(topic_user(url)) as connection:
+        channel = await connection.channel()  # in confirm mode: a publish waits for its confirm
+        exchange = await channel.get_exchange(TOPIC_EXCHANGE)
+        queue = await channel.declare_queue(names("q"), exclusive=True)
+        for key in (allowed, readable):
+            await queue.bind(exchange, routing_key=key)
+        await exchange.publish(Message(b"allowed"), routing_key=allowed)
+        message = await _get(queue, no_ack=True)
+        expect((message.routing_key, message.body), (allowed, b"allowed"), "message published with the allowed key")
+        try:
+            await exchange.publish(Message(b"refused"), routing_key=readable)
+            raise AssertionError(f"a publish with the key {readable!r} was accepted")
+        except aiormq.exceptions.ChannelAccessRefused as exc:  # aiormq's class for reply code 403
+            expect_topic_refused(403, exc.args[0], readable)
+        queue = await (await connection.channel()).get_queue(names("q"))
+        try:
+            await queue.bind(TOPIC_EXCHANGE, routing_key=refused)
+            raise AssertionError(f"a binding with the key {refused!r} was accepted")
+        except aiormq.exceptions.ChannelAccessRefused as exc:
+            expect_topic_refused(403, exc.args[0], refused)
+        queue = await (await connection.channel()).get_queue(names("q"))
+        expect(await queue.get(fail=False), None, "message left")
+
+
 async def deduplication(url: str, names: Names) -> None:
     async with await aio_pika.connect(url) as connection:
         # With confirms, publish raises if the broker nacks.
@@ -602,5 +640,5 @@ if __name__ == "__main__":
         large_message, many_channels, not_found, precondition_failed, heartbeat, consumer_cancel,
         dead_letter_ttl, dead_letter_reject, max_length, priority, single_active_consumer, alternate_exchange,
         quorum_queue, consumer_priority, cc_bcc, queue_expires, max_length_bytes, reject_publish_dlx,
-        quorum_declare_rules, stream, deduplication, delayed_message,
+        quorum_declare_rules, stream, topic_permissions, deduplication, delayed_message,
     )})

@@ -9,12 +9,15 @@ from interop.clients.common import (
     Names,
     expect,
     expect_dead_lettered,
+    expect_topic_refused,
     large_body,
     main,
     nap,
     poll,
     pump_until,
     stream_read,
+    topic_keys,
+    topic_user,
     wrong_password,
 )
 from interop.scenarios import (
@@ -56,6 +59,7 @@ from interop.scenarios import (
     SAC_REST,
     STREAM_MESSAGES,
     STREAM_OFFSET,
+    TOPIC_EXCHANGE,
 )
 
 
@@ -549,6 +553,37 @@ def stream(url: str, names: Names) -> None:
 
 
 
+def _expect_topic_refused(exc: AMQPChannelError, key: str) -> None:
+    # AMQPStorm's message is "Channel N was closed by remote server: " and the reply text.
+    expect_topic_refused(exc.error_code, str(exc).split(": ", 1)[-1], key)
+
+
+def topic_permissions(url: str, names: Names) -> None:
+    allowed, readable, refused = topic_keys(names)
+    with UriConnection(topic_user(url)) as connection:
+        channel = connection.channel()
+        queue = channel.queue.declare(names("q"), exclusive=True)["queue"]
+        for key in (allowed, readable):
+            channel.queue.bind(queue, TOPIC_EXCHANGE, routing_key=key)
+        channel.basic.publish(b"allowed", allowed, exchange=TOPIC_EXCHANGE)
+        message = _get(channel, queue, no_ack=True)
+        delivered = (message.method["routing_key"], message.body)
+        expect(delivered, (allowed, b"allowed"), "message published with the allowed key")
+        channel.basic.publish(b"refused", readable, exchange=TOPIC_EXCHANGE)
+        try:  # the next method on the channel is answered with the publish's channel.close
+            channel.queue.declare(queue, passive=True)
+            raise AssertionError(f"a publish with the key {readable!r} was accepted")
+        except AMQPChannelError as exc:
+            _expect_topic_refused(exc, readable)
+        try:
+            connection.channel().queue.bind(queue, TOPIC_EXCHANGE, routing_key=refused)
+            raise AssertionError(f"a binding with the key {refused!r} was accepted")
+        except AMQPChannelError as exc:
+            _expect_topic_refused(exc, refused)
+        with connection.channel() as channel:
+            expect(_message_count(channel, queue), 0, "messages left")
+
+
 def deduplication(url: str, names: Names) -> None:
     with UriConnection(url) as connection, connection.channel() as channel:
         channel.confirm_deliveries()
@@ -590,5 +625,5 @@ if __name__ == "__main__":
         large_message, many_channels, not_found, precondition_failed, heartbeat, consumer_cancel,
         dead_letter_ttl, dead_letter_reject, max_length, priority, single_active_consumer, alternate_exchange,
         quorum_queue, consumer_priority, cc_bcc, queue_expires, max_length_bytes, reject_publish_dlx,
-        quorum_declare_rules, stream, deduplication, delayed_message,
+        quorum_declare_rules, stream, topic_permissions, deduplication, delayed_message,
     )})

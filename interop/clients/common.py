@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from interop.scenarios import LARGE_MESSAGE_SIZE, NAMES, PATIENCE, STREAM_MESSAGES
+from interop.scenarios import LARGE_MESSAGE_SIZE, NAMES, PATIENCE, STREAM_MESSAGES, TOPIC_REFUSAL, TOPIC_USER
 
 T = TypeVar("T")
 RESULT_MARK = "INTEROP-RESULT "
@@ -43,11 +43,31 @@ def stream_read(start: int, stop: int = STREAM_MESSAGES) -> list[tuple[str, int]
     return [(f"s{n}", n) for n in range(start, stop)]
 
 
-def wrong_password(url: str) -> str:
+def _as_user(url: str, user: str, password: str) -> str:
+    """`url` with other credentials: the same host, port and vhost."""
     parts = urlsplit(url)
-    user = parts.username or "guest"
     host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{user}:wrong-{user}@{host}"))
+    return urlunsplit(parts._replace(netloc=f"{user}:{password}@{host}"))
+
+
+def wrong_password(url: str) -> str:
+    user = urlsplit(url).username or "guest"
+    return _as_user(url, user, f"wrong-{user}")
+
+
+def topic_user(url: str) -> str:
+    """`url` for the user of the topic_permissions scenario, whose password is its name."""
+    return _as_user(url, TOPIC_USER, TOPIC_USER)
+
+
+def topic_keys(names: Names) -> tuple[str, str, str]:
+    """The topic_permissions scenario's routing keys: one its user may publish and bind with, one it
+    may bind with only, and one it may do neither with."""
+    return tuple(f"{word}.{names('key')}" for word in ("allowed", "readable", "refused"))
+
+
+def expect_topic_refused(reply_code: int, reply_text: str, key: str) -> None:
+    expect((reply_code, reply_text), (403, TOPIC_REFUSAL.format(key)), f"refusal of the topic {key!r}")
 
 
 def expect(actual: object, expected: object, what: str) -> None:

@@ -11,11 +11,14 @@ from interop.clients.common import (
     Names,
     expect,
     expect_dead_lettered,
+    expect_topic_refused,
     large_body,
     main,
     poll,
     pump_until,
     stream_read,
+    topic_keys,
+    topic_user,
     wrong_password,
 )
 from interop.scenarios import (
@@ -57,6 +60,7 @@ from interop.scenarios import (
     SAC_REST,
     STREAM_MESSAGES,
     STREAM_OFFSET,
+    TOPIC_EXCHANGE,
 )
 
 
@@ -614,6 +618,33 @@ def stream(url: str, names: Names) -> None:
 
 
 
+def topic_permissions(url: str, names: Names) -> None:
+    allowed, readable, refused = topic_keys(names)
+    with Connection(topic_user(url)) as connection:
+        channel = connection.channel()
+        exchange = Exchange(TOPIC_EXCHANGE, "topic", no_declare=True)  # it exists: bindings need not declare it
+        bindings = [binding(exchange, routing_key=key) for key in (allowed, readable)]
+        queue = Queue(names("q"), bindings=bindings, exclusive=True, channel=channel)
+        queue.declare()
+        producer = Producer(channel)
+        producer.publish(b"allowed", exchange=exchange, routing_key=allowed)
+        message = _get(connection, queue, no_ack=True)
+        delivered = (message.delivery_info["routing_key"], message.body)
+        expect(delivered, (allowed, b"allowed"), "message published with the allowed key")
+        producer.publish(b"refused", exchange=exchange, routing_key=readable)
+        try:  # the next method on the channel is answered with the publish's channel.close
+            queue.queue_declare(passive=True)
+            raise AssertionError(f"a publish with the key {readable!r} was accepted")
+        except amqp.exceptions.AccessRefused as exc:
+            expect_topic_refused(exc.reply_code, exc.reply_text, readable)
+        try:
+            Queue(names("q"), exchange, routing_key=refused, channel=connection.channel()).queue_bind()
+            raise AssertionError(f"a binding with the key {refused!r} was accepted")
+        except amqp.exceptions.AccessRefused as exc:
+            expect_topic_refused(exc.reply_code, exc.reply_text, refused)
+        expect(_message_count(connection.channel(), names("q")), 0, "messages left")
+
+
 def deduplication(url: str, names: Names) -> None:
     with Connection(url, transport_options={"confirm_publish": True}) as connection:
         channel = connection.channel()
@@ -658,5 +689,5 @@ if __name__ == "__main__":
         large_message, many_channels, not_found, precondition_failed, heartbeat, consumer_cancel,
         dead_letter_ttl, dead_letter_reject, max_length, priority, single_active_consumer, alternate_exchange,
         quorum_queue, consumer_priority, cc_bcc, queue_expires, max_length_bytes, reject_publish_dlx,
-        quorum_declare_rules, stream, deduplication, delayed_message,
+        quorum_declare_rules, stream, topic_permissions, deduplication, delayed_message,
     )})

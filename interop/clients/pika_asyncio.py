@@ -11,7 +11,18 @@ import pika
 from pika.adapters.asyncio_connection import AsyncioConnection
 from pika.exceptions import AuthenticationError, ChannelClosedByBroker, ProbableAuthenticationError
 
-from interop.clients.common import Names, expect, expect_dead_lettered, large_body, main, stream_read, wrong_password
+from interop.clients.common import (
+    Names,
+    expect,
+    expect_dead_lettered,
+    expect_topic_refused,
+    large_body,
+    main,
+    stream_read,
+    topic_keys,
+    topic_user,
+    wrong_password,
+)
 from interop.scenarios import (
     ACK_MESSAGES,
     CC_BCC_DELIVERED,
@@ -52,6 +63,7 @@ from interop.scenarios import (
     SAC_REST,
     STREAM_MESSAGES,
     STREAM_OFFSET,
+    TOPIC_EXCHANGE,
 )
 
 _closed: dict[object, asyncio.Future] = {}  # each channel's close reason, once it is closed
@@ -673,6 +685,34 @@ async def stream(url: str, names: Names) -> None:
 
 
 
+async def topic_permissions(url: str, names: Names) -> None:
+    allowed, readable, refused = topic_keys(names)
+    connection = await _connect(pika.URLParameters(topic_user(url)))
+    channel = await _channel(connection)
+    queue = await _queue(channel, names("q"))
+    for key in (allowed, readable):
+        await _call(channel, channel.queue_bind, queue, TOPIC_EXCHANGE, routing_key=key)
+    deliveries = await _consume(await _channel(connection), queue, auto_ack=True)
+    channel.basic_publish(TOPIC_EXCHANGE, allowed, b"allowed")
+    method, _, body = await _next(deliveries)
+    expect((method.routing_key, body), (allowed, b"allowed"), "message published with the allowed key")
+    channel.basic_publish(TOPIC_EXCHANGE, readable, b"refused")
+    try:  # the next method on the channel is answered with the publish's channel.close
+        await _call(channel, channel.queue_declare, queue, passive=True)
+        raise AssertionError(f"a publish with the key {readable!r} was accepted")
+    except ChannelClosedByBroker as exc:
+        expect_topic_refused(exc.reply_code, exc.reply_text, readable)
+    channel = await _channel(connection)
+    try:
+        await _call(channel, channel.queue_bind, queue, TOPIC_EXCHANGE, routing_key=refused)
+        raise AssertionError(f"a binding with the key {refused!r} was accepted")
+    except ChannelClosedByBroker as exc:
+        expect_topic_refused(exc.reply_code, exc.reply_text, refused)
+    await asyncio.sleep(QUIET)
+    expect(deliveries.qsize(), 0, "messages after the allowed one")
+    await _close(connection)
+
+
 async def deduplication(url: str, names: Names) -> None:
     connection = await _connect(pika.URLParameters(url))
     channel = await _channel(connection)
@@ -717,5 +757,5 @@ if __name__ == "__main__":
         large_message, many_channels, not_found, precondition_failed, heartbeat, consumer_cancel,
         dead_letter_ttl, dead_letter_reject, max_length, priority, single_active_consumer, alternate_exchange,
         quorum_queue, consumer_priority, cc_bcc, queue_expires, max_length_bytes, reject_publish_dlx,
-        quorum_declare_rules, stream, deduplication, delayed_message,
+        quorum_declare_rules, stream, topic_permissions, deduplication, delayed_message,
     )})

@@ -9,11 +9,14 @@ from interop.clients.common import (
     Names,
     expect,
     expect_dead_lettered,
+    expect_topic_refused,
     large_body,
     main,
     poll,
     pump_until,
     stream_read,
+    topic_keys,
+    topic_user,
     wrong_password,
 )
 from interop.scenarios import (
@@ -55,6 +58,7 @@ from interop.scenarios import (
     SAC_REST,
     STREAM_MESSAGES,
     STREAM_OFFSET,
+    TOPIC_EXCHANGE,
 )
 
 
@@ -566,6 +570,30 @@ def stream(url: str, names: Names) -> None:
         channel.queue_delete(queue)
 
 
+def topic_permissions(url: str, names: Names) -> None:
+    allowed, readable, refused = topic_keys(names)
+    with _connect(topic_user(url)) as connection:
+        channel = connection.channel()
+        queue = channel.queue_declare(names("q"), exclusive=True).method.queue
+        for key in (allowed, readable):
+            channel.queue_bind(queue, TOPIC_EXCHANGE, routing_key=key)
+        channel.basic_publish(TOPIC_EXCHANGE, allowed, b"allowed")
+        method, _, body = _get(connection, channel, queue, auto_ack=True)
+        expect((method.routing_key, body), (allowed, b"allowed"), "message published with the allowed key")
+        channel.basic_publish(TOPIC_EXCHANGE, readable, b"refused")
+        try:  # the next method on the channel is answered with the publish's channel.close
+            channel.queue_declare(queue, passive=True)
+            raise AssertionError(f"a publish with the key {readable!r} was accepted")
+        except ChannelClosedByBroker as exc:
+            expect_topic_refused(exc.reply_code, exc.reply_text, readable)
+        try:
+            connection.channel().queue_bind(queue, TOPIC_EXCHANGE, routing_key=refused)
+            raise AssertionError(f"a binding with the key {refused!r} was accepted")
+        except ChannelClosedByBroker as exc:
+            expect_topic_refused(exc.reply_code, exc.reply_text, refused)
+        expect(_message_count(connection.channel(), queue), 0, "messages left")
+
+
 def deduplication(url: str, names: Names) -> None:
     with _connect(url) as connection:
         channel = connection.channel()
@@ -609,5 +637,5 @@ if __name__ == "__main__":
         large_message, many_channels, not_found, precondition_failed, heartbeat, consumer_cancel,
         dead_letter_ttl, dead_letter_reject, max_length, priority, single_active_consumer, alternate_exchange,
         quorum_queue, consumer_priority, cc_bcc, queue_expires, max_length_bytes, reject_publish_dlx,
-        quorum_declare_rules, stream, deduplication, delayed_message,
+        quorum_declare_rules, stream, topic_permissions, deduplication, delayed_message,
     )})
