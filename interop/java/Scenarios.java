@@ -92,6 +92,8 @@ public final class Scenarios {
     };
     static final int STREAM_MESSAGES = 5;
     static final int STREAM_OFFSET = 3;
+    static final String TOPIC_USER = "interop-topic";
+    static final String TOPIC_EXCHANGE = "amq.topic";
     static final String[][] DEDUP_PUBLISHES = {{"m0", "order-1"}, {"m1", "order-1"}, {"m2", "order-2"}};
     static final List<String> DEDUP_EXPECTED = List.of("m0", "m2");
     static final int DEDUP_CACHE_SIZE = 10;
@@ -905,6 +907,47 @@ public final class Scenarios {
         }
     }
 
+    static String topicRefusal(String key) {
+        return "ACCESS_REFUSED - access to topic '" + key + "' in exchange '" + TOPIC_EXCHANGE + "' in vhost '/' "
+                + "refused for user '" + TOPIC_USER + "'";
+    }
+
+    static void expectTopicRefused(AMQP.Channel.Close close, String key) {
+        expect(List.of(close.getReplyCode(), close.getReplyText()), List.of(403, topicRefusal(key)),
+                "refusal of the topic " + key);
+    }
+
+    static void topic_permissions(String url, Names names) throws Exception {
+        String allowed = "allowed." + names.of("key");
+        String readable = "readable." + names.of("key");
+        String refused = "refused." + names.of("key");
+        ConnectionFactory factory = factory(url);
+        factory.setUsername(TOPIC_USER);
+        factory.setPassword(TOPIC_USER);
+        try (Connection connection = factory.newConnection()) {
+            Channel channel = connection.createChannel();
+            String queue = channel.queueDeclare(names.of("q"), false, true, false, null).getQueue();
+            for (String key : List.of(allowed, readable)) {
+                channel.queueBind(queue, TOPIC_EXCHANGE, key);
+            }
+            channel.basicPublish(TOPIC_EXCHANGE, allowed, null, bytes("allowed"));
+            GetResponse message = get(channel, queue, true);
+            expect(List.of(message.getEnvelope().getRoutingKey(), text(message.getBody())), List.of(allowed, "allowed"),
+                    "message published with the allowed key");
+            channel.basicPublish(TOPIC_EXCHANGE, readable, null, bytes("refused"));
+            // The client's reader thread takes the channel.close, maybe before another method is sent.
+            waitFor(() -> !channel.isOpen(), "channel.close after a publish with the key " + readable);
+            expectTopicRefused((AMQP.Channel.Close) channel.getCloseReason().getReason(), readable);
+            try {
+                connection.createChannel().queueBind(queue, TOPIC_EXCHANGE, refused);
+                throw new AssertionError("a binding with the key " + refused + " was accepted");
+            } catch (IOException error) {
+                expectTopicRefused(channelClose(error), refused);
+            }
+            expect(connection.createChannel().queueDeclarePassive(queue).getMessageCount(), 0, "messages left");
+        }
+    }
+
     static final Map<String, Scenario> SCENARIOS = new LinkedHashMap<>();
 
     static {
@@ -938,6 +981,7 @@ public final class Scenarios {
         SCENARIOS.put("reject_publish_dlx", Scenarios::reject_publish_dlx);
         SCENARIOS.put("quorum_declare_rules", Scenarios::quorum_declare_rules);
         SCENARIOS.put("stream", Scenarios::stream);
+        SCENARIOS.put("topic_permissions", Scenarios::topic_permissions);
         SCENARIOS.put("deduplication", Scenarios::deduplication);
         SCENARIOS.put("delayed_message", Scenarios::delayed_message);
     }

@@ -57,6 +57,11 @@ const QUORUM_REFUSALS = [
 ];
 const STREAM_MESSAGES = 5;
 const STREAM_OFFSET = 3;
+const TOPIC_USER = 'interop-topic';
+const TOPIC_EXCHANGE = 'amq.topic';
+const topicRefusal = (key) =>
+  `ACCESS_REFUSED - access to topic '${key}' in exchange '${TOPIC_EXCHANGE}' in vhost '/' ` +
+  `refused for user '${TOPIC_USER}'`;
 const DEDUP_PUBLISHES = [['m0', 'order-1'], ['m1', 'order-1'], ['m2', 'order-2']];
 const DEDUP_EXPECTED = ['m0', 'm2'];
 const DEDUP_CACHE_SIZE = 10;
@@ -80,6 +85,18 @@ function wrongPassword(url) {
   parsed.password = `wrong-${parsed.username}`;
   return parsed.toString();
 }
+
+// The URL of the topic_permissions scenario's user, whose password is its name.
+function topicUser(url) {
+  const parsed = new URL(url);
+  parsed.username = TOPIC_USER;
+  parsed.password = TOPIC_USER;
+  return parsed.toString();
+}
+
+// Whether an error is the channel.close of a refused topic: amqplib ends its message with the reply text.
+const isTopicRefusal = (key) => (error) =>
+  error.code === 403 && error.message.endsWith(`with message "${topicRefusal(key)}"`);
 
 async function waitFor(done, what) {
   const deadline = Date.now() + PATIENCE * 1000;
@@ -637,6 +654,29 @@ async function stream(url, names) {
   });
 }
 
+async function topic_permissions(url, names) {
+  const [allowed, readable, refused] = ['allowed', 'readable', 'refused'].map((word) => `${word}.${names('key')}`);
+  await withConnection(topicUser(url), async (connection) => {
+    let channel = await connection.createChannel();
+    channel.on('error', ignore);
+    const { queue } = await channel.assertQueue(names('q'), { exclusive: true });
+    for (const key of [allowed, readable]) await channel.bindQueue(queue, TOPIC_EXCHANGE, key);
+    channel.publish(TOPIC_EXCHANGE, allowed, Buffer.from('allowed'));
+    const { fields, content } = await get(channel, queue, { noAck: true });
+    const delivered = [fields.routingKey, content.toString()];
+    assert.deepEqual(delivered, [allowed, 'allowed'], 'message published with the allowed key');
+    channel.publish(TOPIC_EXCHANGE, readable, Buffer.from('refused'));
+    // The next method on the channel is answered with the publish's channel.close.
+    const publishAccepted = `a publish with the key ${readable} was accepted`;
+    await assert.rejects(channel.checkQueue(queue), isTopicRefusal(readable), publishAccepted);
+    channel = await connection.createChannel();
+    channel.on('error', ignore);
+    const bindAccepted = `a binding with the key ${refused} was accepted`;
+    await assert.rejects(channel.bindQueue(queue, TOPIC_EXCHANGE, refused), isTopicRefusal(refused), bindAccepted);
+    assert.equal(await messageCount(connection, queue), 0, 'messages left');
+  });
+}
+
 async function deduplication(url, names) {
   await withConnection(url, async (connection) => {
     const channel = await connection.createConfirmChannel();
@@ -685,7 +725,7 @@ const SCENARIOS = {
   large_message, many_channels, not_found, precondition_failed, heartbeat, consumer_cancel,
   dead_letter_ttl, dead_letter_reject, max_length, priority, single_active_consumer, alternate_exchange,
   quorum_queue, consumer_priority, cc_bcc, queue_expires, max_length_bytes, reject_publish_dlx,
-  quorum_declare_rules, stream, deduplication, delayed_message,
+  quorum_declare_rules, stream, topic_permissions, deduplication, delayed_message,
 };
 
 async function main(argv) {
