@@ -8,7 +8,9 @@ amq.fanout and amq.topic with routing keys unique to the run; they cannot passiv
 no arguments to a declaration or a consume, set no priority and no array headers, so none of the
 queue-feature scenarios (dead letters, length limits, priorities, single active consumer, alternate
 exchange, quorum queues and their declaration rules, consumer priorities, CC/BCC, x-expires, streams)
-applies.
+applies. In `topic_permissions` a refused publish shows when amqp-publish closes its channel, and a
+refused binding when amqp-consume binds its queue; as every tool call is a connection of its own,
+the refusals' connections are not used again.
 """
 
 import os
@@ -18,7 +20,18 @@ import subprocess
 import time
 from contextlib import ExitStack, contextmanager, suppress
 
-from interop.clients.common import Names, expect, large_body, main, nap, poll, pump_until, wrong_password
+from interop.clients.common import (
+    Names,
+    expect,
+    large_body,
+    main,
+    nap,
+    poll,
+    pump_until,
+    topic_keys,
+    topic_user,
+    wrong_password,
+)
 from interop.scenarios import (
     ACK_MESSAGES,
     HEARTBEAT,
@@ -30,6 +43,8 @@ from interop.scenarios import (
     ROUTING_BINDINGS,
     ROUTING_EXPECTED,
     ROUTING_PUBLISHES,
+    TOPIC_EXCHANGE,
+    TOPIC_REFUSAL,
 )
 
 _EMPTY = 2  # amqp-get's exit status for an empty queue
@@ -66,10 +81,12 @@ def _read_line(process: subprocess.Popen) -> str:
     return process.stdout.readline().decode().strip()
 
 
-def _refused(code: int, tool: str, url: str, *args: str) -> None:
+def _refused(code: int, tool: str, url: str, *args: str, text: str = "") -> None:
+    """`tool` fails with the reply `code` and a reply text that starts with `text`."""
     result = _run(tool, url, *args, check=False)
     stderr = result.stderr.decode().strip()
-    expect(result.returncode != 0 and f"error {code}," in stderr, True, f"{tool} fails with {code} ({stderr!r})")
+    refused = result.returncode != 0 and f"error {code}, message: {text}" in stderr
+    expect(refused, True, f"{tool} fails with {code} {text!r} ({stderr!r})")
 
 
 @contextmanager
@@ -209,7 +226,21 @@ def heartbeat(url: str, names: Names) -> None:
         expect(outcome, (0, b"awake"), f"consumer after {IDLE} s idle ({stderr.decode().strip()!r})")
 
 
+def topic_permissions(url: str, names: Names) -> None:
+    url = topic_user(url)
+    allowed, readable, refused = topic_keys(names)
+    exchange = f"--exchange={TOPIC_EXCHANGE}"
+    with _bound_queue(url, names("q"), [(TOPIC_EXCHANGE, allowed), (TOPIC_EXCHANGE, readable)]):
+        _publish(url, allowed, b"allowed", TOPIC_EXCHANGE)
+        expect(_get(url, names("q")), b"allowed", "message published with the allowed key")
+        _refused(403, "amqp-publish", url, exchange, f"--routing-key={readable}", text=TOPIC_REFUSAL.format(readable))
+        binding = ("--exclusive", exchange, f"--routing-key={refused}", "--count=1", "--", "cat")
+        _refused(403, "amqp-consume", url, *binding, text=TOPIC_REFUSAL.format(refused))
+        _expect_empty(url, names("q"))
+
+
 if __name__ == "__main__":
     main({scenario.__name__: scenario for scenario in (
         connect, auth_refused, routing, ack, prefetch, large_message, not_found, precondition_failed, heartbeat,
+        topic_permissions,
     )})

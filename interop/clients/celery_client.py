@@ -15,9 +15,20 @@ import amqp.exceptions
 import kombu.exceptions
 from celery import Celery
 from celery.exceptions import Reject
-from kombu import Connection, Exchange, Queue
+from kombu import Connection, Exchange, Queue, binding
 
-from interop.clients.common import Names, expect, expect_dead_lettered, main, nap, poll, wrong_password
+from interop.clients.common import (
+    Names,
+    expect,
+    expect_dead_lettered,
+    expect_topic_refused,
+    main,
+    nap,
+    poll,
+    topic_keys,
+    topic_user,
+    wrong_password,
+)
 from interop.scenarios import (
     DEAD_LETTER_KEY,
     DELIVERY_LIMIT,
@@ -30,6 +41,7 @@ from interop.scenarios import (
     PRIORITY_PUBLISHES,
     QUEUE_TTL,
     QUORUM_REFUSALS,
+    TOPIC_EXCHANGE,
 )
 
 app = Celery("interop")
@@ -276,8 +288,39 @@ def quorum_declare_rules(url: str, names: Names) -> None:
             expect(refused, True, f"reply text {exc.reply_text!r}")
 
 
+def topic_permissions(url: str, names: Names) -> None:
+    """Tasks routed through amq.topic, by an application logged in as a user with topic permissions
+    there: Celery declares the task queue and its bindings when it sends a task to it."""
+    allowed, readable, refused = topic_keys(names)
+    url = topic_user(url)
+    with Connection(url) as connection:
+        reports = Queue(names("reports"), exclusive=True, channel=connection.channel())
+        reports.declare()
+        exchange = Exchange(TOPIC_EXCHANGE, "topic")
+        tasks = Queue(names("tasks"), bindings=[binding(exchange, routing_key=key) for key in (allowed, readable)])
+        unbindable = Queue(names("unbindable"), exchange, routing_key=refused)
+        # With confirms, a publish waits for the broker's answer: a refused one's is the channel's close.
+        _configure(url, names, tasks, unbindable, broker_transport_options={"confirm_publish": True})
+        note.apply_async((reports.name, "allowed"), queue=tasks, exchange=TOPIC_EXCHANGE, routing_key=allowed)
+        try:
+            note.apply_async((reports.name, "refused"), queue=tasks, exchange=TOPIC_EXCHANGE, routing_key=readable)
+            raise AssertionError(f"a task sent with the key {readable!r} was accepted")
+        except amqp.exceptions.AccessRefused as exc:
+            expect_topic_refused(exc.reply_code, exc.reply_text, readable)
+        try:
+            shout.apply_async(("refused",), queue=unbindable)
+            raise AssertionError(f"a task queue bound with the key {refused!r} was declared")
+        except amqp.exceptions.AccessRefused as exc:
+            expect_topic_refused(exc.reply_code, exc.reply_text, refused)
+        expect(tasks(connection.channel()).queue_declare(passive=True).message_count, 1, "tasks queued")
+        with _worker(names, tasks.name):
+            expect(_reports(connection, reports, 1), ["allowed"], "tasks run")
+        for queue in (tasks, unbindable):
+            queue(connection.channel()).delete()
+
+
 if __name__ == "__main__":
     main({scenario.__name__: scenario for scenario in (
         connect, auth_refused, rpc, dead_letter_ttl, dead_letter_reject, max_length, priority, quorum_queue,
-        reject_publish_dlx, quorum_declare_rules,
+        reject_publish_dlx, quorum_declare_rules, topic_permissions,
     )})
