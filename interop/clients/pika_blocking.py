@@ -565,8 +565,13 @@ def stream(url: str, names: Names) -> None:
         expect(middle, stream_read(STREAM_OFFSET), f"from {STREAM_OFFSET}")
         following = reader("next", 1)
         channel.basic_publish("", queue, f"s{STREAM_MESSAGES}".encode())
-        pump_until(lambda: following, _pump(connection), "the delivery from next")
-        expect(following, stream_read(STREAM_MESSAGES, STREAM_MESSAGES + 1), "from next")
+        # The other readers get it too, and must have it before the close: pika rejects what it holds
+        # for a consumer when it closes the channel, and a stream refuses a reject with 540.
+        last = STREAM_MESSAGES + 1
+        pump_until(lambda: following and len(first) + len(middle) == last + last - STREAM_OFFSET,
+                   _pump(connection), "the delivery to every reader")
+        expect(following, stream_read(STREAM_MESSAGES, last), "from next")
+        expect((first, middle), (stream_read(0, last), stream_read(STREAM_OFFSET, last)), "the others, then")
         channel.queue_delete(queue)
 
 
