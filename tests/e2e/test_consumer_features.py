@@ -123,7 +123,10 @@ def test_higher_priorities_first_round_robin_among_equals_and_the_overflow_below
     [(_, low)] = _consumers(connection, queue, 1, prefetch=100, arguments={"x-priority": 0})
     [(_, high), (_, high_too)] = _consumers(connection, queue, 2, prefetch=2, arguments={"x-priority": 10})
     _publish(channel, queue, 7)
-    wait_until(connection, lambda: len(low.deliveries) == 3, what="3 deliveries to the low priority consumer")
+    # Each consumer is on a channel of its own: RabbitMQ's deliveries on different channels may
+    # arrive in any order, so all 7 are waited for.
+    wait_until(connection, lambda: len(high.deliveries + high_too.deliveries + low.deliveries) == 7,
+               what="7 deliveries")
     assert (high.bodies, high_too.bodies, low.bodies) == ([b"1", b"3"], [b"2", b"4"], [b"5", b"6", b"7"])
 
 
