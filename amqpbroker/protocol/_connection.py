@@ -273,7 +273,7 @@ class ServerConnection:
         return buffers
 
     def send_method(self, channel: int, method: spec.Method) -> None:
-        if self._state >= _CLOSING and not self._close_owed and self._error_owed is None:
+        if self._state >= _CLOSING and not self._replies_owed():
             return  # after connection.close only close-ok may be sent
         if channel and channel not in self._channels:
             return  # after the channel's close-ok nothing more is sent on it (see `send_content`)
@@ -284,7 +284,7 @@ class ServerConnection:
         Nothing is sent on a channel once its close-ok has gone, either way, nor after a
         connection.close, but for the replies due before the client's close-ok (see `answer_close`)
         or before the close for an error (`close_for_error`). Whether it was queued."""
-        if (self._state >= _CLOSING and not self._close_owed and self._error_owed is None) or channel not in self._channels:
+        if (self._state >= _CLOSING and not self._replies_owed()) or channel not in self._channels:
             return False
         payload = self._encode_deliver(method) if type(method) is spec.BasicDeliver else method.encode()
         if len(body) < SCATTER_MIN:
@@ -293,6 +293,11 @@ class ServerConnection:
             self._out += content_frame_parts(channel, method.CLASS_ID, payload, properties, body, self.frame_max)
             self._scattered = True
         return True
+
+    def _replies_owed(self) -> bool:
+        """The client's close, or ours for an error it made, is not sent yet: the replies to what
+        came before it still are (`answer_close`, `close_for_error`)."""
+        return self._close_owed or self._error_owed is not None
 
     def _encode_deliver(self, method: spec.BasicDeliver) -> bytes:
         """basic.deliver's payload, with the encoded consumer tag, exchange and routing key of
@@ -316,7 +321,7 @@ class ServerConnection:
     ) -> None:
         """Start a server-initiated channel.close; the channel's frames are discarded until close-ok."""
         chan = self._channels.get(channel)
-        if chan is None or chan.closing or (self._state != _OPEN and not self._close_owed and self._error_owed is None):
+        if chan is None or chan.closing or (self._state != _OPEN and not self._replies_owed()):
             return
         # On a channel the client has closed as well (what it sent before its close failed), RabbitMQ
         # sends its close too, and close-ok for the client's once it is answered (`answer_channel_close`).
