@@ -4,8 +4,8 @@
 same reply texts, which quote Erlang terms such as `{value_negative,-1}`) and turns them into a
 `QueueSettings` that the queue reads. `settings_from_arguments` is the same translation without
 the checks, for queues recovered from disk. The argument names map to policy names by dropping
-`x-`; `settings_from_arguments` also takes the policy applied to the queue and combines the two as
-RabbitMQ 3.10 does.
+`x-`; `settings_from_arguments` also takes the policy and the operator policy applied to the queue
+and combines the three as RabbitMQ 3.10 does.
 
 Field tables reach us as Python values, so an integer's wire type (byte, short, long ...) is gone;
 in reply texts an integer is called 'signedint' when it fits 32 bits and 'long' otherwise, which is
@@ -18,12 +18,10 @@ import datetime
 import decimal
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Mapping, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple
 
 from .errors import ChannelException, ConnectionException
-
-if TYPE_CHECKING:
-    from .policies import Policy
+from .policies import Policy, effective_definition
 
 # RabbitMQ names queue types after the Erlang modules that implement them.
 _TYPE_MODULES = {"classic": "rabbit_classic_queue", "quorum": "rabbit_quorum_queue", "stream": "rabbit_stream_queue"}
@@ -81,6 +79,7 @@ class QueueSettings:
     max_segment_size_bytes: int = DEFAULT_STREAM_SEGMENT_SIZE  # stream only
     deduplication: bool = False  # x-message-deduplication, the plugin's; classic only
     policy: Policy | None = None  # the policy that applies to the queue
+    operator_policy: Policy | None = None  # the operator policy that applies to it
 
 
 class StreamOffset(NamedTuple):
@@ -376,9 +375,10 @@ def queue_settings(
     queue: str = "",
     vhost: str = "/",
     policy: Policy | None = None,
+    operator_policy: Policy | None = None,
 ) -> QueueSettings:
-    """The settings of a new queue, with those of its `policy`, or the 406 RabbitMQ answers to its
-    declaration.
+    """The settings of a new queue, with those of its `policy` and `operator_policy`, or the 406
+    RabbitMQ answers to its declaration.
 
     `queue` and `vhost` only name the queue in reply texts. A durable exclusive queue is not durable,
     as in RabbitMQ.
@@ -411,20 +411,22 @@ def queue_settings(
                 raise ChannelException.precondition_failed(f"invalid property '{flag}' for {what}")
     if queue_type == "stream" and arguments.get("x-stream-max-segment-size-bytes", 0) > _MAX_STREAM_SEGMENT_SIZE:
         raise ChannelException.precondition_failed("Exceeded max value for x-stream-max-segment-size-bytes")
-    return settings_from_arguments(arguments, policy)
+    return settings_from_arguments(arguments, policy, operator_policy)
 
 
-def settings_from_arguments(arguments: Mapping[str, Any], applied: Policy | None = None) -> QueueSettings:
-    """The settings stored arguments give, with those of the policy `applied` to the queue, without
-    validating the arguments: a value of the wrong type is ignored, as RabbitMQ's queues ignore one
-    they find in a queue declared before it was checked.
+def settings_from_arguments(
+    arguments: Mapping[str, Any], applied: Policy | None = None, operator_policy: Policy | None = None
+) -> QueueSettings:
+    """The settings stored arguments give, with those of the policy `applied` to the queue and of its
+    `operator_policy`, without validating the arguments: a value of the wrong type is ignored, as
+    RabbitMQ's queues ignore one they find in a queue declared before it was checked.
 
-    Where both set a limit (a TTL, an expiry, a length, a delivery limit) the smaller wins; for the
-    dead-letter exchange and routing key the argument wins; `overflow` comes from the argument in a
-    classic queue and from the policy in a quorum queue. That is RabbitMQ 3.10's behaviour, checked
-    against it.
+    Where more than one set a limit (a TTL, an expiry, a length, a delivery limit) the smallest
+    wins; for the dead-letter exchange and routing key the argument wins; `overflow` comes from the
+    argument in a classic queue and from the policy in a quorum queue. That is RabbitMQ 3.10's
+    behaviour, checked against it.
     """
-    policy = {} if applied is None else applied.definition
+    policy = effective_definition(applied, operator_policy)
     queue_type = arguments.get("x-queue-type")
     if queue_type == "quorum":
         overflow = policy.get("overflow", arguments.get("x-overflow"))
@@ -456,6 +458,7 @@ def settings_from_arguments(arguments: Mapping[str, Any], applied: Policy | None
         # The plugin checks nothing: only true enables it, and it does not serve quorum queues.
         deduplication=arguments.get("x-message-deduplication") is True and queue_type in (None, "classic"),
         policy=applied,
+        operator_policy=operator_policy,
     )
 
 

@@ -29,7 +29,7 @@ from .memory import MemoryWatermark
 from .message import Message, QueueEntry
 from .parameters import Parameters
 from .permissions import PERMISSION, Access, Permissions
-from .policies import POLICY, Policy
+from .policies import OPERATOR_POLICY, POLICY, Policy, parse_policy
 from .queue import Consumer, Queue
 from .session import Session
 from .stats import BrokerStats, ChannelStats
@@ -143,7 +143,7 @@ class Broker:
         """Direct reply-to addresses (`amq.rabbitmq.reply-to.<token>`) by token."""
         self.journal.next_message_id = self.store.max_message_id() + 1
         self.dead_letters = DeadLetters(self.vhosts, self.bodies, self.timers.wall_clock, history)
-        self.parameters = Parameters(self.journal)
+        self.parameters = Parameters(self.journal, changed=self._parameter_changed)
         self.limits = Limits(self.parameters, self.users, self.connections)
         """Vhost and user limits: how many connections, channels and queues they may have."""
         if self._recover():
@@ -196,16 +196,22 @@ class Broker:
 
     # Policies
 
-    def set_policy(self, policy: Policy) -> None:
-        """Adds or replaces a policy (validated by `parse_policy`) in its existing vhost; the queues and
-        exchanges it now applies to, or no longer applies to, take their new settings at once."""
+    def set_policy(self, policy: Policy, *, operator: bool = False) -> None:
+        """Adds or replaces a policy (`operator`: an operator policy), validated by `parse_policy`, in
+        its existing vhost; the queues and exchanges it now applies to, or no longer applies to, take
+        their new settings at once. An operator policy is a runtime parameter, as in RabbitMQ."""
+        if operator:
+            self.parameters.set(policy.vhost, OPERATOR_POLICY, policy.name, policy.value())
+            return
         vhost = self.vhosts[policy.vhost]
         vhost.policies.put(policy)
         self.journal.append(PutRecord(POLICY, (policy.vhost, policy.name), policy.as_json()))
         self._apply_policies(vhost)
 
-    def clear_policy(self, vhost_name: str, name: str) -> bool:
-        """Deletes a policy; False if there is no such policy."""
+    def clear_policy(self, vhost_name: str, name: str, *, operator: bool = False) -> bool:
+        """Deletes a policy (`operator`: an operator policy); False if there is no such policy."""
+        if operator:
+            return self.parameters.delete(vhost_name, OPERATOR_POLICY, name)
         vhost = self.vhosts.get(vhost_name)
         if vhost is None or vhost.policies.delete(name) is None:
             return False
@@ -213,16 +219,27 @@ class Broker:
         self._apply_policies(vhost)
         return True
 
+    def _parameter_changed(self, vhost_name: str, component: str, name: str, value: Any) -> None:
+        """Keeps each vhost's operator policies in step with the parameters that hold them, however
+        those change (the API, an import); `value` None for a parameter cleared."""
+        vhost = self.vhosts.get(vhost_name)
+        if component != OPERATOR_POLICY or vhost is None:  # a vhost deleted takes its parameters along
+            return
+        if value is None:
+            vhost.operator_policies.delete(name)
+        else:
+            vhost.operator_policies.put(parse_policy(vhost_name, name, value, operator=True))
+        self._apply_policies(vhost)
+
     def _apply_policies(self, vhost: VHost) -> None:
-        policies = vhost.policies
         for queue in list(vhost.queues.values()):
-            settings = settings_from_arguments(queue.arguments, policies.match(queue.name, "queues"))
+            settings = settings_from_arguments(queue.arguments, *vhost.queue_policies(queue.name))
             if settings.max_length_bytes is not None and queue.settings.max_length_bytes is None:
                 self._load_sizes(queue)
             queue.configure(settings)
         for exchange in vhost.exchanges.values():
             if exchange.name:
-                exchange.configure(policies.definition(exchange.name, "exchanges"))
+                exchange.configure(vhost.policies.definition(exchange.name, "exchanges"))
 
     def _load_sizes(self, queue: Queue) -> None:
         """Looks up the sizes of the bodies that stayed on disk at recovery, for a new limit in bytes."""
@@ -308,6 +325,9 @@ class Broker:
                 name, self.journal, self.memory, self.dead_letters, self.timers, self.stats, self.history, self.limits
             )
         self.parameters.recover(recovered.records)
+        for (vhost_name, name), value in self.parameters.of(OPERATOR_POLICY).items():
+            if vhost_name in self.vhosts:
+                self.vhosts[vhost_name].operator_policies.put(parse_policy(vhost_name, name, value, operator=True))
         defaults_made = False
         for record in recovered.records:
             kind = record.kind
@@ -344,7 +364,7 @@ class Broker:
         over_limit: list[tuple[Queue, QueueEntry]] = []
         for record in recovered.queues:
             vhost = self.vhosts[record.vhost]
-            settings = settings_from_arguments(record.arguments, vhost.policies.match(record.name, "queues"))
+            settings = settings_from_arguments(record.arguments, *vhost.queue_policies(record.name))
             stream = settings.queue_type == "stream"
             queue = vhost.queues[record.name] = (StreamQueue if stream else Queue)(
                 record.name,

@@ -23,8 +23,9 @@ from .access_definitions import InvalidDefinitions, export_access, import_access
 from .arguments import alternate_exchange, check_exchange_type_arguments, queue_settings
 from .errors import AMQPException
 from .exchanges import EXCHANGE_TYPES
-from .limits import VHOST_LIMITS, check_vhost_limits
-from .policies import Policy, PolicyError, parse_policy
+from .limits import VHOST_LIMITS
+from .parameters import check_value
+from .policies import OPERATOR_POLICY, Policy, PolicyError, parse_policy
 from .queue import Queue
 from .vhost import PLUGIN_EXCHANGE_TYPES
 
@@ -182,9 +183,10 @@ def _checked(broker: Broker, definitions: Any, vhost: str | None) -> _Plan:
             where(item, "parameters"), _field(item, "parameters", "component", str),
             _field(item, "parameters", "name", str), _field(item, "parameters", "value", object),
         )
-        if parameter[1] == VHOST_LIMITS:
+        if parameter[1] in (VHOST_LIMITS, OPERATOR_POLICY):
+            # The components the broker applies as they are set; it starts shovels and links later.
             try:
-                check_vhost_limits(parameter[3])
+                check_value(*parameter[1:])
             except ValueError as error:
                 raise DefinitionsError(f"{error} ({'/'.join(parameter[:3])})") from None
         plan.parameters.append(parameter)

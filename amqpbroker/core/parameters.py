@@ -1,14 +1,15 @@
 """Runtime parameters: vhost-scoped (component, name, value) and global (name, value), kept durably.
 
-RabbitMQ keeps plugin settings here (federation upstreams, shovels, the cluster's name) and vhost
-limits (`vhost-limits`, read by `limits`). The server runs the shovels (component `shovel`) and
+RabbitMQ keeps plugin settings here (federation upstreams, shovels, the cluster's name), vhost
+limits (`vhost-limits`, read by `limits`) and operator policies (`operator_policy`, which the broker
+follows through `changed`). The server runs the shovels (component `shovel`) and
 federation links (`federation-upstream`) they define, and follows `version` to notice changes; other components are kept so that definitions imported from
 RabbitMQ export back whole. `check_value` validates a value of a component we act on.
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from ..store.base import DeleteRecord, PutRecord
 from .journal import Journal
@@ -18,8 +19,11 @@ _MISSING = object()
 
 
 class Parameters:
-    def __init__(self, journal: Journal) -> None:
+    def __init__(self, journal: Journal, changed: Callable[[str, str, str, Any], None] | None = None) -> None:
         self._journal = journal
+        self._changed = changed
+        """Told (vhost, component, name, value) of each scoped parameter set, and with value None of
+        each cleared; not of those recovered."""
         self.scoped: dict[tuple[str, str, str], Any] = {}
         """Values by (vhost, component, name)."""
         self.global_: dict[str, Any] = {}
@@ -40,6 +44,7 @@ class Parameters:
         self.scoped[key] = value
         self.version += 1
         self._journal.append(PutRecord("parameter", key, {"value": value}))
+        self._tell(key, value)
 
     def delete(self, vhost: str, component: str, name: str) -> bool:
         """Clears a parameter; False if there was none."""
@@ -48,7 +53,12 @@ class Parameters:
             return False
         self.version += 1
         self._journal.append(DeleteRecord("parameter", key))
+        self._tell(key, None)
         return True
+
+    def _tell(self, key: tuple[str, str, str], value: Any) -> None:
+        if self._changed is not None:
+            self._changed(*key, value)
 
     def of(self, component: str) -> dict[tuple[str, str], Any]:
         """The values of one component by (vhost, name)."""
@@ -64,17 +74,26 @@ class Parameters:
             del self.scoped[key]
             self.version += 1
             self._journal.append(DeleteRecord("parameter", key))
+            self._tell(key, None)
 
 
 def check_value(component: str, name: str, value: Any) -> None:
     """Raises ValueError, with RabbitMQ's reason, unless `value` is a valid value of `component`
-    (one we act on: shovel, federation-upstream, federation-upstream-set, vhost-limits)."""
+    (one we act on: shovel, federation-upstream, federation-upstream-set, vhost-limits, operator_policy)."""
     # Imported here: these components' modules are the parameters' readers, not their keepers.
     from .federation import UPSTREAM, UPSTREAM_SET, UpstreamConfig, check_upstream_set
     from .limits import VHOST_LIMITS, check_vhost_limits
+    from .policies import OPERATOR_POLICY, parse_policy
     from .shovels import ShovelConfig
 
-    if component == VHOST_LIMITS:
+    if component == OPERATOR_POLICY:
+        # As a parameter, RabbitMQ's validation wants each key, the priority too.
+        given = value if isinstance(value, dict) else {}
+        missing = [key for key in ("pattern", "definition", "priority") if key not in given]
+        if missing:
+            raise ValueError("Validation failed\n\n" + "".join(f'Key "{key}" not found in {name}\n' for key in missing))
+        parse_policy("", name, value, operator=True)
+    elif component == VHOST_LIMITS:
         check_vhost_limits(value)
     elif component == "shovel":
         ShovelConfig.from_value(name, value)

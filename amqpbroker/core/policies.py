@@ -7,18 +7,30 @@ matching one of highest priority; among equal priorities the one whose name sort
 3.10 picks (its documentation calls the choice undefined). `parse_policy` validates a policy as
 RabbitMQ does, with its error texts; how a definition combines with a queue's own arguments is in
 `arguments.settings_from_arguments`.
+
+Operator policies are policies an operator sets to cap what users ask for: they are kept apart from
+the others, may only set the limits in OPERATOR_KEYS, and at most one of them applies to a queue
+beside its policy. Where both set a limit the smaller wins (`effective_definition`).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Collection, Iterator, Mapping
 
 APPLY_TO = ("queues", "exchanges", "all")
 
 POLICY = "policy"
 """The store record kind of a policy, keyed by its vhost and name."""
+OPERATOR_POLICY = "operator_policy"
+"""The runtime parameter component operator policies are kept as, as RabbitMQ keeps them."""
+
+OPERATOR_KEYS = (
+    "delivery-limit", "expires", "max-in-memory-bytes", "max-in-memory-length", "max-length", "max-length-bytes",
+    "message-ttl",
+)
+"""What an operator policy may set (RabbitMQ 3.10's): limits, of which a queue takes the smaller."""
 
 
 class PolicyError(ValueError):
@@ -45,6 +57,12 @@ class Policy:
     def applies(self, name: str, kind: str) -> bool:
         """Whether the policy applies to the queue (`kind` "queues") or exchange ("exchanges") `name`."""
         return self.apply_to in (kind, "all") and self._regex.search(name) is not None
+
+    def value(self) -> dict[str, Any]:
+        """The policy as a runtime parameter's value."""
+        return {
+            "pattern": self.pattern, "definition": self.definition, "priority": self.priority, "apply-to": self.apply_to
+        }
 
     def as_json(self) -> dict[str, Any]:
         """The policy as RabbitMQ lists it (the HTTP API, definitions, the store)."""
@@ -92,6 +110,16 @@ class Policies:
         """The definition of the policy that applies to `name`, or an empty one."""
         policy = self.match(name, kind)
         return {} if policy is None else policy.definition
+
+
+def effective_definition(policy: Policy | None, operator_policy: Policy | None) -> dict[str, Any]:
+    """What a queue's policy and operator policy ask of it together: every key either sets, and of a
+    limit both set, the smaller; in key order, as RabbitMQ shows it."""
+    merged = {} if policy is None else dict(policy.definition)
+    if operator_policy is not None:
+        for key, value in operator_policy.definition.items():
+            merged[key] = value if key not in merged else min(merged[key], value)
+    return dict(sorted(merged.items()))
 
 
 def erlang_term(value: Any) -> str:
@@ -179,16 +207,8 @@ _HA_DEPENDENT = ("ha-params", "ha-sync-mode", "ha-sync-batch-size", "ha-promote-
 _FEDERATION = ("federation-upstream", "federation-upstream-set")
 
 
-def _definition_error(definition: Any) -> str | None:
-    if not isinstance(definition, dict):
-        return f"definition must be a dictionary: {erlang_term(definition)}"
-    if not definition:
-        return "no policy provided"
-    for key in sorted(definition):
-        check = _CHECKS.get(key)
-        error = None if check is None else check(definition[key])
-        if error is not None:
-            return error
+def _combination_error(definition: dict[str, Any]) -> str | None:
+    """What RabbitMQ refuses in the keys of a (user's) policy taken together."""
     mode = definition.get("ha-mode")
     if mode is None and any(key in definition for key in _HA_DEPENDENT):
         return "ha-mode must be specified to specify ha-params, ha-sync-mode or ha-promote-on-shutdown"
@@ -202,14 +222,29 @@ def _definition_error(definition: Any) -> str | None:
         return f'ha-mode="nodes" takes a list of strings, {given} given'
     if all(key in definition for key in _FEDERATION):
         return "cannot specify federation-upstream, federation-upstream-set or federation-upstream-pattern together"
-    unknown = [(key, value) for key, value in sorted(definition.items()) if key not in _CHECKS]
+    return None
+
+
+def _definition_error(definition: Any, known: Collection[str]) -> str | None:
+    if not isinstance(definition, dict):
+        return f"definition must be a dictionary: {erlang_term(definition)}"
+    if not definition:
+        return "no policy provided"
+    for key in sorted(definition):
+        error = _CHECKS[key](definition[key]) if key in known else None
+        if error is not None:
+            return error
+    error = _combination_error(definition) if known is _CHECKS else None
+    if error is not None:
+        return error
+    unknown = [(key, value) for key, value in sorted(definition.items()) if key not in known]
     if unknown:
         listed = ",".join(f"{{{erlang_term(key)},{erlang_term(value)}}}" for key, value in unknown)
         return f"[{listed}] are not recognised policy settings"
     return None
 
 
-def _validation_error(body: Mapping[str, Any]) -> str | None:
+def _validation_error(body: Mapping[str, Any], known: Collection[str]) -> str | None:
     priority = body.get("priority", 0)
     if not isinstance(priority, (int, float)) or isinstance(priority, bool):
         return f"priority should be a number, actually was {erlang_term(priority)}"
@@ -223,16 +258,16 @@ def _validation_error(body: Mapping[str, Any]) -> str | None:
     apply_to = body.get("apply-to", "all")
     if apply_to not in APPLY_TO:
         return f"apply-to '{apply_to}' unrecognised; should be 'queues', 'exchanges' or 'all'"
-    return _definition_error(body["definition"])
+    return _definition_error(body["definition"], known)
 
 
-def parse_policy(vhost: str, name: str, body: Mapping[str, Any]) -> Policy:
-    """The policy `body` (pattern, definition, and optionally apply-to and priority) describes, or the
-    PolicyError RabbitMQ answers it with."""
+def parse_policy(vhost: str, name: str, body: Mapping[str, Any], *, operator: bool = False) -> Policy:
+    """The policy (`operator`: the operator policy) `body` (pattern, definition, and optionally
+    apply-to and priority) describes, or the PolicyError RabbitMQ answers it with."""
     missing = [key for key in ("pattern", "definition") if key not in body]
     if missing:
         raise PolicyError("[" + ",".join(f"{{key_missing,{key}}}" for key in missing) + "]")
-    error = _validation_error(body)
+    error = _validation_error(body, OPERATOR_KEYS if operator else _CHECKS)
     if error is not None:
         raise PolicyError(f"Validation failed\n\n{error}\n")
     return Policy(

@@ -31,7 +31,7 @@ from .journal import Journal
 from .limits import Limits
 from .memory import MemoryWatermark
 from .message import Message, is_persistent
-from .policies import Policies
+from .policies import Policies, Policy
 from .queue import DeadLetterer, Queue
 from .stats import BrokerStats
 from .stream import StreamQueue
@@ -115,6 +115,11 @@ class VHost:
             self.exchanges[exchange_name] = make_exchange(exchange_name, type, durable=True)
         self.queues: dict[str, Queue] = {}
         self.policies = Policies()
+        self.operator_policies = Policies()
+
+    def queue_policies(self, name: str) -> tuple[Policy | None, Policy | None]:
+        """The policy and the operator policy that apply to the queue `name`."""
+        return self.policies.match(name, "queues"), self.operator_policies.match(name, "queues")
 
     def describe(self, description: str, tags: list[str], tracing: bool) -> None:
         """Sets what the management API shows of the vhost."""
@@ -359,6 +364,7 @@ class VHost:
         if existing is None:
             if self._limits is not None:
                 self._limits.check_new_queue(self.name, name, len(self.queues))
+            policy, operator_policy = self.queue_policies(name)
             settings = queue_settings(
                 arguments or {},
                 durable=durable,
@@ -366,7 +372,8 @@ class VHost:
                 auto_delete=auto_delete,
                 queue=name,
                 vhost=self.name,
-                policy=self.policies.match(name, "queues"),
+                policy=policy,
+                operator_policy=operator_policy,
             )
             queue = (StreamQueue if settings.queue_type == "stream" else Queue)(
                 name,

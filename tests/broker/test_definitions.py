@@ -123,6 +123,18 @@ def test_what_exists_stays_and_bindings_to_nothing_are_skipped() -> None:
     assert broker.vhosts["/"].exchanges["amq.fanout"].bindings == {}
 
 
+def test_an_operator_policy_imports_as_the_parameter_rabbitmq_exports_it_as() -> None:
+    broker = core.Broker()
+    Peer(broker).declare("capped", arguments={"x-max-length": 10})
+    value = {"pattern": "^capped$", "definition": {"max-length": 2}, "priority": 0, "apply-to": "queues"}
+    parameter = {"value": value, "vhost": "/", "component": "operator_policy", "name": "cap"}
+    import_definitions(broker, {"parameters": [parameter]})
+    vhost = broker.vhosts["/"]
+    assert [policy.name for policy in vhost.operator_policies] == ["cap"]
+    assert vhost.queues["capped"].settings.max_length == 2
+    assert export_definitions(broker)["parameters"] == [parameter]
+
+
 @pytest.mark.parametrize(
     "definitions, reason",
     [
@@ -142,6 +154,10 @@ def test_what_exists_stays_and_bindings_to_nothing_are_skipped() -> None:
          'Validation failed\n\n[{<<"foo">>,1}] are not recognised policy settings\n (//p)'),
         ({"bindings": [{"source": "a", "vhost": "/", "destination": "b", "destination_type": "thing"}]},
          "invalid destination_type 'thing' in 'bindings'"),
+        ({"parameters": [{"component": "operator_policy", "vhost": "/", "name": "cap",
+                          "value": {"pattern": "", "definition": {"overflow": "drop-head"}, "priority": 0}}]},
+         'Validation failed\n\n[{<<"overflow">>,<<"drop-head">>}] are not recognised policy settings\n'
+         " (//operator_policy/cap)"),
         ({"permissions": [{"user": "nobody", "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}]},
          "no_such_user: 'nobody'"),
     ],

@@ -12,7 +12,14 @@ import pytest
 
 from amqpbroker import core
 from amqpbroker.core.arguments import QueueSettings, settings_from_arguments
-from amqpbroker.core.policies import Policies, PolicyError, parse_policy
+from amqpbroker.core.policies import (
+    OPERATOR_KEYS,
+    OPERATOR_POLICY,
+    Policies,
+    PolicyError,
+    effective_definition,
+    parse_policy,
+)
 from amqpbroker.protocol import spec
 from amqpbroker.store import MemoryStore, open_store
 
@@ -27,6 +34,11 @@ from .test_ttl import dropped, queue  # noqa: F401 (the fixture)
 
 def policy(name: str = "p", pattern: str = "^q", definition: dict | None = None, vhost: str = "/", **body: Any):
     return parse_policy(vhost, name, {"pattern": pattern, "definition": definition or {"max-length": 1}, **body})
+
+
+def operator_policy(name: str = "op", pattern: str = "^q", definition: dict | None = None, **body: Any):
+    return parse_policy("/", name, {"pattern": pattern, "definition": definition or {"max-length": 1}, **body},
+                        operator=True)
 
 
 def bodies(broker: core.Broker, name: str) -> list[bytes]:
@@ -277,13 +289,16 @@ def test_alternate_exchange_from_a_policy_unless_the_argument_names_one(peer, br
 
 
 @pytest.mark.parametrize("lmdb", [False, True], ids=["memory", "lmdb"])
-def test_policies_are_durable_and_apply_at_recovery(tmp_path, lmdb: bool) -> None:
+def test_policies_and_operator_policies_are_durable_and_apply_at_recovery(tmp_path, lmdb: bool) -> None:
     store = open_store(str(tmp_path) if lmdb else None)
     broker = core.Broker(store=store)
     broker.set_policy(policy(definition={"max-length": 1}, priority=3))
     broker.set_policy(policy("ae", "^x", {"alternate-exchange": "ae"}))
     broker.set_policy(policy("gone", "^q", {"max-length": 9}))
     broker.clear_policy("/", "gone")
+    broker.set_policy(operator_policy(definition={"message-ttl": 5}), operator=True)
+    broker.set_policy(operator_policy("gone", definition={"message-ttl": 1}, priority=5), operator=True)
+    broker.clear_policy("/", "gone", operator=True)
     peer = Peer(broker)
     peer.declare("q1", durable=True)
     peer.exchange("x1", durable=True)
@@ -297,7 +312,8 @@ def test_policies_are_durable_and_apply_at_recovery(tmp_path, lmdb: bool) -> Non
         policy("ae", "^x", {"alternate-exchange": "ae"}).as_json(),
         policy(definition={"max-length": 1}, priority=3).as_json(),
     ]
-    assert vhost.queues["q1"].settings.max_length == 1
+    assert [p.as_json() for p in vhost.operator_policies] == [operator_policy(definition={"message-ttl": 5}).as_json()]
+    assert (vhost.queues["q1"].settings.max_length, vhost.queues["q1"].settings.message_ttl) == (1, 5)
     assert vhost.exchanges["x1"].alternate_exchange == "ae"
     store.close()
 
@@ -344,3 +360,88 @@ def test_a_stream_takes_its_retention_in_bytes_from_a_policy(peer, broker) -> No
     consume_stream(peer, "first")
     # As with the argument (test_streams): segments of 3 messages, at most 7 messages' worth.
     assert [offset for _, offset in delivered(peer)] == [12, 13, 14, 15, 16, 17, 18, 19]
+
+
+# Operator policies
+
+
+@pytest.mark.parametrize(
+    "definition, reason",
+    [
+        ({"alternate-exchange": "x"}, '[{<<"alternate-exchange">>,<<"x">>}] are not recognised policy settings'),
+        ({"overflow": "reject-publish"}, '[{<<"overflow">>,<<"reject-publish">>}] are not recognised policy settings'),
+        ({"ha-params": 2}, "[{<<\"ha-params\">>,2}] are not recognised policy settings"),
+        ({"delivery-limit": -1, "expires": 0}, "-1 is not a valid delivery limit"),
+        ({"max-length": "x"}, '<<"x">> is not a valid maximum length'),
+    ],
+)
+def test_an_operator_policy_sets_limits_only(definition: dict, reason: str) -> None:
+    with pytest.raises(PolicyError) as raised:
+        operator_policy(definition=definition)
+    assert raised.value.reason == f"Validation failed\n\n{reason}\n"
+
+
+def test_every_limit_an_operator_policy_may_set_is_accepted() -> None:
+    limits = {key: 1 for key in OPERATOR_KEYS}
+    assert operator_policy(definition=limits).definition == limits
+
+
+def test_the_smallest_of_argument_policy_and_operator_policy_wins() -> None:
+    applied = policy(definition={"max-length": 4, "message-ttl": 100, "dead-letter-exchange": "dlx"})
+    capped = operator_policy(definition={"max-length": 2, "message-ttl": 500, "expires": 1000})
+    settings = settings_from_arguments({"x-max-length": 10, "x-message-ttl": 50}, applied, capped)
+    assert (settings.max_length, settings.message_ttl, settings.expires) == (2, 50, 1000)
+    assert settings.dead_letter_exchange == "dlx"
+    assert effective_definition(applied, capped) == {
+        "dead-letter-exchange": "dlx", "expires": 1000, "max-length": 2, "message-ttl": 100,
+    }
+
+
+def test_an_operator_policy_caps_new_and_existing_queues_until_cleared(peer, broker) -> None:
+    peer.declare("q1", arguments={"x-max-length": 10})
+    for body in (b"1", b"2", b"3"):
+        peer.publish("", "q1", body)
+    broker.set_policy(operator_policy(definition={"max-length": 2}), operator=True)
+    assert bodies(broker, "q1") == [b"2", b"3"]
+    peer.declare("q2", arguments={"x-max-length": 10})
+    for body in (b"1", b"2", b"3"):
+        peer.publish("", "q2", body)
+    assert bodies(broker, "q2") == [b"2", b"3"]
+    assert broker.clear_policy("/", "op", operator=True) is True
+    assert broker.clear_policy("/", "op", operator=True) is False
+    peer.publish("", "q2", b"4")
+    assert bodies(broker, "q2") == [b"2", b"3", b"4"]
+
+
+def test_one_operator_policy_applies_beside_one_policy(peer, broker) -> None:
+    broker.set_policy(policy(definition={"max-length": 3}))
+    broker.set_policy(operator_policy("low", definition={"max-length": 1}), operator=True)
+    broker.set_policy(operator_policy("high", definition={"max-length": 2}, priority=1), operator=True)
+    peer.declare("q1")
+    settings = queue(broker, "q1").settings
+    assert (settings.policy.name, settings.operator_policy.name, settings.max_length) == ("p", "high", 2)
+
+
+def test_an_operator_policy_is_a_runtime_parameter(peer, broker) -> None:
+    broker.set_policy(operator_policy(definition={"max-length": 2}, **{"apply-to": "queues"}), operator=True)
+    assert broker.parameters.of(OPERATOR_POLICY) == {
+        ("/", "op"): {"pattern": "^q", "definition": {"max-length": 2}, "priority": 0, "apply-to": "queues"}
+    }
+    broker.parameters.set("/", OPERATOR_POLICY, "op", {"pattern": "^q", "definition": {"max-length": 1}, "priority": 0})
+    peer.declare("q1")
+    assert queue(broker, "q1").settings.max_length == 1
+    broker.parameters.delete("/", OPERATOR_POLICY, "op")
+    assert queue(broker, "q1").settings.max_length is None
+
+
+def test_deleting_a_vhost_deletes_its_operator_policies() -> None:
+    store = MemoryStore()
+    broker = core.Broker(store=store)
+    broker.add_vhost("v")
+    broker.set_policy(parse_policy("v", "op", {"pattern": "", "definition": {"max-length": 1}}, operator=True),
+                      operator=True)
+    broker.commit()
+    broker.delete_vhost("v")
+    broker.commit()
+    assert broker.parameters.of(OPERATOR_POLICY) == {}
+    assert [record for record in store.recover().records if record.kind == "parameter"] == []
