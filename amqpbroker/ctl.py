@@ -20,6 +20,10 @@ from urllib.parse import quote
 
 DEFAULT_API = "http://localhost:15672"
 
+_POLICY_COLUMNS = (
+    ("vhost", "vhost"), ("name", "name"), ("pattern", "pattern"), ("apply_to", "apply-to"), ("priority", "priority"),
+    ("definition", "definition"),
+)
 # What `list` shows of each kind: the API's path (all vhosts, then one) and its columns, each a
 # heading and the dotted path of a field.
 _LISTS: dict[str, tuple[str, str | None, tuple[tuple[str, str], ...]]] = {
@@ -48,10 +52,8 @@ _LISTS: dict[str, tuple[str, str | None, tuple[tuple[str, str], ...]]] = {
     )),
     "users": ("/api/users", None, (("name", "name"), ("tags", "tags"))),
     "vhosts": ("/api/vhosts", None, (("name", "name"), ("messages", "messages"))),
-    "policies": ("/api/policies", "/api/policies/{vhost}", (
-        ("vhost", "vhost"), ("name", "name"), ("pattern", "pattern"), ("apply_to", "apply-to"),
-        ("priority", "priority"), ("definition", "definition"),
-    )),
+    "policies": ("/api/policies", "/api/policies/{vhost}", _POLICY_COLUMNS),
+    "operator-policies": ("/api/operator-policies", "/api/operator-policies/{vhost}", _POLICY_COLUMNS),
     "vhost-limits": ("/api/vhost-limits", "/api/vhost-limits/{vhost}", (("vhost", "vhost"), ("limits", "value"))),
     "user-limits": ("/api/user-limits", None, (("user", "user"), ("limits", "value"))),
     "topic-permissions": ("/api/topic-permissions", "/api/vhosts/{vhost}/topic-permissions", (
@@ -192,14 +194,24 @@ def _clear_topic_permissions(client: Client, args: argparse.Namespace) -> str:
     return f"cleared topic permissions of user '{args.user}'{which} in vhost '{_vhost(args)}'"
 
 
+# A policy's or an operator policy's path in the API (after the vhost and name), by `set`'s and
+# `clear`'s WHAT.
+_POLICY_PATHS = {"policy": "/api/policies/{vhost}/{name}", "operator-policy": "/api/operator-policies/{vhost}/{name}"}
+
+
 def _set_policy(client: Client, args: argparse.Namespace) -> str:
     try:
         definition = json.loads(args.definition)
     except ValueError as exc:
         raise ApiError(f"the definition is not JSON: {exc}") from None
     body = {"pattern": args.pattern, "definition": definition, "priority": args.priority, "apply-to": args.apply_to}
-    client.request("PUT", _path("/api/policies/{vhost}/{name}", vhost=_vhost(args), name=args.name), body)
-    return f"set policy '{args.name}' in vhost '{_vhost(args)}'"
+    client.request("PUT", _path(_POLICY_PATHS[args.what], vhost=_vhost(args), name=args.name), body)
+    return f"set {args.what.replace('-', ' ')} '{args.name}' in vhost '{_vhost(args)}'"
+
+
+def _clear_policy(client: Client, args: argparse.Namespace) -> str:
+    client.request("DELETE", _path(_POLICY_PATHS[args.what], vhost=_vhost(args), name=args.name))
+    return f"cleared {args.what.replace('-', ' ')} '{args.name}' in vhost '{_vhost(args)}'"
 
 
 def _limit_path(args: argparse.Namespace) -> str:
@@ -299,13 +311,17 @@ def _parser() -> argparse.ArgumentParser:
     topic_permissions.add_argument("exchange")
     topic_permissions.add_argument("write", help="a regular expression of the routing keys the user may publish with")
     topic_permissions.add_argument("read", help="a regular expression of the routing keys the user may bind with")
-    policy = verb(set_, "policy", _set_policy, "set a policy in the vhost")
-    policy.add_argument("name")
-    policy.add_argument("pattern", help="a regular expression of the queue or exchange names it applies to")
-    policy.add_argument("definition", help='JSON, e.g. \'{"max-length": 1000}\'')
-    policy.add_argument("--priority", type=int, default=0, help="(default: %(default)s)")
-    policy.add_argument("--apply-to", default="all", choices=["all", "queues", "exchanges"],
-                        help="(default: %(default)s)")
+    for what, help in (
+        ("policy", "set a policy in the vhost"),
+        ("operator-policy", "set an operator policy in the vhost: limits that cap what queues and policies ask"),
+    ):
+        policy = verb(set_, what, _set_policy, help)
+        policy.add_argument("name")
+        policy.add_argument("pattern", help="a regular expression of the queue or exchange names it applies to")
+        policy.add_argument("definition", help='JSON, e.g. \'{"max-length": 1000}\'')
+        policy.add_argument("--priority", type=int, default=0, help="(default: %(default)s)")
+        policy.add_argument("--apply-to", default="all", choices=["all", "queues", "exchanges"],
+                            help="(default: %(default)s)")
     value_help = "how many; negative for no limit, 0 for none"
     vhost_limit = verb(set_, "vhost-limit", _set_limit, "set a limit of the vhost")
     vhost_limit.add_argument("name", help="max-connections or max-queues")
@@ -315,8 +331,10 @@ def _parser() -> argparse.ArgumentParser:
     user_limit.add_argument("name", help="max-connections or max-channels")
     user_limit.add_argument("value", type=int, help=value_help)
 
-    clear = verbs.add_parser("clear", help="clear a limit or topic permissions").add_subparsers(
+    clear = verbs.add_parser("clear", help="clear a policy, a limit or topic permissions").add_subparsers(
         dest="what", required=True, metavar="WHAT")
+    verb(clear, "policy", _clear_policy, "clear a policy of the vhost").add_argument("name")
+    verb(clear, "operator-policy", _clear_policy, "clear an operator policy of the vhost").add_argument("name")
     clear_topic_permissions = verb(clear, "topic-permissions", _clear_topic_permissions,
                                    "clear a user's topic permissions in the vhost, or on one exchange only")
     clear_topic_permissions.add_argument("user")

@@ -60,7 +60,7 @@ def queue_json(queue: core.Queue, node: Node) -> dict[str, Any]:
         "consumers": len(consumers),
         "exclusive_consumer_tag": exclusive_tag,
         "single_active_consumer_tag": single_active.tag if single_active is not None else None,
-        **applied_json(queue.settings.policy),
+        **applied_json(queue.settings),
         "messages": queue.message_count + queue.unacked_count,
         "messages_ready": queue.message_count,
         "messages_unacknowledged": queue.unacked_count,

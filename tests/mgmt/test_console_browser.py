@@ -412,6 +412,29 @@ def test_a_policy_is_added_applied_and_deleted(console: Console, amqp, api: ApiC
     assert _message_count(amqp, queue) == 3
 
 
+def test_an_operator_policy_caps_a_queue_and_is_deleted(console: Console, amqp, api: ApiClient) -> None:
+    policy, queue = _name("ceiling"), _name("ceiled")
+    amqp.queue_declare(queue, auto_delete=True, arguments={"x-max-length": 10})
+    console.open("Policies")
+    add = console.form("Add an operator policy")
+    assert console.submit(add, name=policy, pattern=f"^{queue}$", apply_to="queues",
+                          definition='{"max-length": 2}') == f"Operator policy {policy} added."
+    cells = [cell.text for cell in console.row_in("Operator policies", policy).find_elements(By.TAG_NAME, "td")]
+    assert cells[1:6] == [policy, f"^{queue}$", "queues", '{"max-length":2}', "0"]
+    _publish(amqp, queue, 4)
+    assert _message_count(amqp, queue) == 2
+
+    console.go(f"queue/%2F/{segment(queue)}")
+    console.shows(f"Queue {queue}")
+    console.until(lambda b: f"operator policy {policy}" in b.find_element(By.ID, "page").text)
+    console.open("Policies")
+    delete = lambda: console.row_in("Operator policies", policy).find_element(By.TAG_NAME, "button")  # noqa: E731
+    assert console.press(delete) == f"Operator policy {policy} deleted."
+    assert api.get(f"/api/operator-policies/%2F/{segment(policy)}").status == 404
+    _publish(amqp, queue, 2)
+    assert _message_count(amqp, queue) == 4
+
+
 def test_the_overview_charts_message_rates(console: Console, amqp) -> None:
     queue = _name("rates")
     amqp.queue_declare(queue)

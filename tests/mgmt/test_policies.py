@@ -18,19 +18,21 @@ POLICY_KEYS = {"vhost", "name", "pattern", "apply-to", "definition", "priority"}
 
 
 class Policies:
-    """Policies in `/` set through the API, each cleared after the test."""
+    """Policies (or operator policies, under their `path`) in `/` set through the API, each cleared
+    after the test."""
 
-    def __init__(self, api: ApiClient) -> None:
+    def __init__(self, api: ApiClient, path: str = "/api/policies") -> None:
         self._api = api
+        self._path = path
         self.names: list[str] = []
 
     def put(self, name: str, body: dict[str, Any]) -> int:
         self.names.append(name)
-        return self._api.put(f"/api/policies/%2F/{segment(name)}", body).status
+        return self._api.put(f"{self._path}/%2F/{segment(name)}", body).status
 
     def clear(self) -> None:
         for name in self.names:
-            self._api.delete(f"/api/policies/%2F/{segment(name)}")
+            self._api.delete(f"{self._path}/%2F/{segment(name)}")
 
 
 @pytest.fixture

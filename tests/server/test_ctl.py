@@ -189,6 +189,34 @@ def test_set_policy_lists_it_and_it_applies(broker, channel, capsys) -> None:
     channel.queue_delete("ctl-limited")
 
 
+def test_set_operator_policy_caps_a_queue_and_clear_lifts_it(broker, channel, capsys) -> None:
+    assert ctl(broker, capsys, "set", "operator-policy", "ctl-cap", "^ctl-capped$", '{"max-length": 1}',
+               "--apply-to", "queues") == (0, "set operator policy 'ctl-cap' in vhost '/'\n", "")
+    _, out, _ = ctl(broker, capsys, "list", "operator-policies")
+    assert {"vhost": "/", "name": "ctl-cap", "pattern": "^ctl-capped$", "apply_to": "queues", "priority": "0",
+            "definition": '{"max-length":1}'} in rows(out)
+    channel.queue_declare("ctl-capped", arguments={"x-max-length": 5})
+    channel.basic_publish("", "ctl-capped", b"dropped")
+    channel.basic_publish("", "ctl-capped", b"kept")
+    assert channel.queue_declare("ctl-capped", passive=True).method.message_count == 1
+    assert ctl(broker, capsys, "clear", "operator-policy", "ctl-cap") == (
+        0, "cleared operator policy 'ctl-cap' in vhost '/'\n", ""
+    )
+    channel.basic_publish("", "ctl-capped", b"kept too")
+    assert channel.queue_declare("ctl-capped", passive=True).method.message_count == 2
+    status, _, err = ctl(broker, capsys, "clear", "operator-policy", "ctl-cap")
+    assert (status, err) == (1, "amqpbroker ctl: error: DELETE /api/operator-policies/%2F/ctl-cap: 404 Object Not "
+                                "Found: Not Found\n")
+    channel.queue_delete("ctl-capped")
+
+
+def test_clear_policy(broker, capsys) -> None:
+    assert ctl(broker, capsys, "set", "policy", "ctl-gone", "^nothing$", '{"max-length": 1}')[0] == 0
+    assert ctl(broker, capsys, "clear", "policy", "ctl-gone") == (0, "cleared policy 'ctl-gone' in vhost '/'\n", "")
+    _, out, _ = ctl(broker, capsys, "list", "policies")
+    assert "ctl-gone" not in out
+
+
 def test_a_policy_the_api_refuses_prints_its_reason(broker, capsys) -> None:
     status, _, err = ctl(broker, capsys, "set", "policy", "ctl-bad", ".*", '{"max-priority": 10}')
     assert status == 1

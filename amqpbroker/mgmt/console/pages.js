@@ -48,7 +48,8 @@ function parseObject(text) {
 
 function features(item) {
   return [item.durable && "durable", item.auto_delete && "auto-delete", item.exclusive && "exclusive",
-    item.internal && "internal", item.policy && `policy ${item.policy}`].filter(Boolean).join(", ");
+    item.internal && "internal", item.policy && `policy ${item.policy}`,
+    item.operator_policy && `operator policy ${item.operator_policy}`].filter(Boolean).join(", ");
 }
 
 function exchangeLabel(name) {
@@ -372,6 +373,19 @@ export async function admin(page) {
 // --- Policies -------------------------------------------------------------------------------
 
 export async function policies(page) {
+  const options = await vhostOptions();
+  const kinds = [
+    policyKind("/api/policies", "Policy", "No policies.", options),
+    policyKind("/api/operator-policies", "Operator policy", "No operator policies.", options),
+  ];
+  page.append(h("h1", {}, "Policies"), h("section", {}, kinds[0].list), part("Add a policy", kinds[0].add),
+    part("Operator policies", kinds[1].list), part("Add an operator policy", kinds[1].add));
+  return async () => { await Promise.all(kinds.map((kind) => kind.refresh())); };
+}
+
+// The list and form of policies or of operator policies, which differ only in their path in the API
+// (and in who may change them, which the API decides).
+function policyKind(path, what, none, vhostChoices) {
   const list = slot();
   const refresh = async () => {
     list.replaceChildren(table([
@@ -381,20 +395,19 @@ export async function policies(page) {
       { label: "Apply to", value: (p) => p["apply-to"] },
       { label: "Definition", value: (p) => json(p.definition) },
       { label: "Priority", value: (p) => number(p.priority), number: true },
-      { label: "", value: (p) => button("Delete", () => act(`Policy ${p.name} deleted.`,
-        () => api("DELETE", `/api/policies/${seg(p.vhost)}/${seg(p.name)}`), refresh), "danger") },
-    ], await api("GET", "/api/policies"), "No policies."));
+      { label: "", value: (p) => button("Delete", () => act(`${what} ${p.name} deleted.`,
+        () => api("DELETE", `${path}/${seg(p.vhost)}/${seg(p.name)}`), refresh), "danger") },
+    ], await api("GET", path), none));
   };
   const add = form([
-    { name: "vhost", label: "Virtual host", type: "select", options: await vhostOptions(), value: "/" },
+    { name: "vhost", label: "Virtual host", type: "select", options: vhostChoices, value: "/" },
     { name: "name", label: "Name", required: true },
     { name: "pattern", label: "Pattern", required: true },
     { name: "apply_to", label: "Apply to", type: "select", value: "all",
       options: [["all", "queues and exchanges"], ["queues", "queues"], ["exchanges", "exchanges"]] },
     { name: "priority", label: "Priority", type: "number", value: "0", size: 4 },
     { name: "definition", label: "Definition (JSON)", type: "textarea", value: '{"max-length": 1000}' },
-  ], "Add policy", (v) => act(`Policy ${v.name} added.`, () => api("PUT", `/api/policies/${seg(v.vhost)}/${seg(v.name)}`,
+  ], `Add ${what.toLowerCase()}`, (v) => act(`${what} ${v.name} added.`, () => api("PUT", `${path}/${seg(v.vhost)}/${seg(v.name)}`,
     { pattern: v.pattern, "apply-to": v.apply_to, priority: Number(v.priority), definition: parseObject(v.definition) }), refresh));
-  page.append(h("h1", {}, "Policies"), h("section", {}, list), part("Add a policy", add));
-  return refresh;
+  return { list, add, refresh };
 }
