@@ -1,5 +1,6 @@
 """Debian's `rabbitmqadmin` (from the rabbitmq-server package) drives the broker unchanged: list,
-declare, publish, get, purge, delete. (export and import belong to the definitions endpoints.)
+declare, publish, get, purge, delete, policies and operator policies among them. (export and import
+belong to the definitions endpoints.)
 
 `.ci/run` installs it; elsewhere these tests are skipped when it is absent, unless
 AMQPBROKER_REQUIRE_TOOLS is set, as CI sets it, where its absence fails them.
@@ -95,3 +96,18 @@ def test_show_overview_and_list_nodes_connections_and_channels(admin, amqp) -> N
 
 def _assert_some(items: list) -> None:
     assert items
+
+
+@pytest.mark.parametrize("kind", ["policy", "operator_policy"])
+def test_declare_list_and_delete_a_policy(admin, unique, kind: str) -> None:
+    name = unique(kind)
+    declared = admin("declare", kind, f"name={name}", "pattern=^nothing-matches-this$",
+                     'definition={"max-length": 4}', "apply-to=queues", "priority=3")
+    assert f"{kind} declared" in declared
+    try:
+        listed = [p for p in _listed(admin, kind.replace("policy", "policies")) if p["name"] == name]
+        assert [(p["pattern"], p["definition"], p["apply-to"], p["priority"]) for p in listed] == [
+            ("^nothing-matches-this$", {"max-length": 4}, "queues", 3)]
+    finally:
+        assert f"{kind} deleted" in admin("delete", kind, f"name={name}")
+    assert name not in [p["name"] for p in _listed(admin, kind.replace("policy", "policies"))]
