@@ -17,6 +17,9 @@ from .journal import Journal
 
 _MISSING = object()
 
+CLUSTER_NAME = "cluster_name"
+"""The global parameter that names the cluster, as RabbitMQ's `set_cluster_name` sets it."""
+
 
 class Parameters:
     def __init__(self, journal: Journal, changed: Callable[[str, str, str, Any], None] | None = None) -> None:
@@ -67,6 +70,18 @@ class Parameters:
     def set_global(self, name: str, value: Any) -> None:
         self.global_[name] = value
         self._journal.append(PutRecord("global_parameter", (name,), {"value": value}))
+
+    def delete_global(self, name: str) -> bool:
+        """Clears a global parameter; False if there was none."""
+        if self.global_.pop(name, _MISSING) is _MISSING:
+            return False
+        self._journal.append(DeleteRecord("global_parameter", (name,)))
+        return True
+
+    def cluster_name(self, default: str) -> str:
+        """The cluster's name: the `cluster_name` parameter when one is set, else `default`."""
+        name = self.global_.get(CLUSTER_NAME)
+        return name if isinstance(name, str) else default
 
     def clear_vhost(self, vhost: str) -> None:
         """Forgets every parameter of a deleted vhost."""

@@ -80,6 +80,7 @@ def get_node(request: Request, broker: core.Broker) -> dict[str, Any]:
 
 
 _OK = {"status": "ok"}
+_SINGLE_NODE = {"status": "ok", "reason": "single node cluster"}
 
 
 @routes.get("/api/healthchecks/node")
@@ -98,6 +99,18 @@ def named_node_health(request: Request, broker: core.Broker) -> dict[str, Any]:
 @routes.get("/api/health/checks/virtual-hosts")
 def virtual_hosts_health(request: Request, broker: core.Broker) -> dict[str, Any]:
     return _OK
+
+
+@routes.get("/api/health/checks/node-is-quorum-critical")
+def quorum_critical_health(request: Request, broker: core.Broker) -> dict[str, Any]:
+    """Whether stopping this node would leave a quorum queue without a majority: never, being one node."""
+    return _SINGLE_NODE
+
+
+@routes.get("/api/health/checks/node-is-mirror-sync-critical")
+def mirror_sync_critical_health(request: Request, broker: core.Broker) -> dict[str, Any]:
+    """Whether stopping this node would lose a mirrored queue's only synchronised copy: never, as above."""
+    return _SINGLE_NODE
 
 
 @routes.get("/api/health/checks/alarms")

@@ -7,9 +7,10 @@ from typing import Any
 
 from .. import __version__, core
 from ..core.exchanges import EXCHANGE_TYPES
+from ..core.parameters import CLUSTER_NAME
 from ..core.vhost import PLUGIN_EXCHANGE_TYPES
 from . import message_stats
-from .api import ADMINISTRATOR, MONITORING, Node, Request, Routes, vhosts
+from .api import ADMINISTRATOR, MONITORING, NO_CONTENT, Node, Request, Response, Routes, bad_request, vhosts
 
 routes = Routes()
 
@@ -41,7 +42,7 @@ def overview(request: Request, broker: core.Broker) -> dict[str, Any]:
         "product_version": __version__,
         "product_name": "amqpbroker",
         "rabbitmq_version": RABBITMQ_VERSION,
-        "cluster_name": node.name,
+        "cluster_name": broker.parameters.cluster_name(node.name),
         "erlang_version": f"Python {sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}",
         "disable_stats": False,
         "enable_queue_totals": False,
@@ -95,7 +96,18 @@ def object_totals(broker: core.Broker, vhosts: list[core.VHost]) -> dict[str, in
 
 @routes.get("/api/cluster-name")
 def cluster_name(request: Request, broker: core.Broker) -> dict[str, Any]:
-    return {"name": request.node.name}
+    return {"name": broker.parameters.cluster_name(request.node.name)}
+
+
+@routes.put("/api/cluster-name", access=ADMINISTRATOR)
+def set_cluster_name(request: Request, broker: core.Broker) -> Response:
+    body = request.json()
+    if "name" not in body:
+        raise bad_request("[{key_missing,name}]")
+    if not isinstance(body["name"], str):
+        raise bad_request("name must be a string")
+    broker.parameters.set_global(CLUSTER_NAME, body["name"])
+    return NO_CONTENT
 
 
 @routes.get("/api/whoami")

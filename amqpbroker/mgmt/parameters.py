@@ -1,6 +1,7 @@
 """`/api/parameters[/{component}[/{vhost}[/{name}]]]`: vhost-scoped runtime parameters listed, set
 and cleared, as RabbitMQ's management API does. Setting one validates it for its component; the
-server starts, restarts or stops what it defines (shovels, federation links) on its own."""
+server starts, restarts or stops what it defines (shovels, federation links) on its own.
+`/api/global-parameters[/{name}]`: the global ones (`cluster_name` names the cluster)."""
 
 from __future__ import annotations
 
@@ -89,3 +90,42 @@ def delete(request: Request, broker: core.Broker) -> Response:
 
 
 _MISSING = object()
+
+
+def _global_json(name: str, value: Any) -> dict[str, Any]:
+    return {"name": name, "value": value}
+
+
+@routes.get("/api/global-parameters")
+def list_global(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
+    _check_policymaker(request)
+    return [_global_json(name, value) for name, value in sorted(broker.parameters.global_.items())]
+
+
+@routes.get("/api/global-parameters/{name}")
+def get_global(request: Request, broker: core.Broker) -> dict[str, Any]:
+    _check_policymaker(request)
+    name = request.params["name"]
+    value = broker.parameters.global_.get(name, _MISSING)
+    if value is _MISSING:
+        raise not_found()
+    return _global_json(name, value)
+
+
+@routes.put("/api/global-parameters/{name}")
+def put_global(request: Request, broker: core.Broker) -> Response:
+    _check_policymaker(request)
+    body = request.json()
+    if "value" not in body:
+        raise bad_request("[{key_missing,value}]")
+    existed = request.params["name"] in broker.parameters.global_
+    broker.parameters.set_global(request.params["name"], body["value"])
+    return NO_CONTENT if existed else CREATED
+
+
+@routes.delete("/api/global-parameters/{name}")
+def delete_global(request: Request, broker: core.Broker) -> Response:
+    _check_policymaker(request)
+    if not broker.parameters.delete_global(request.params["name"]):
+        raise not_found()
+    return NO_CONTENT

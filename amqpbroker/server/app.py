@@ -165,9 +165,6 @@ class Server:
         self.connections: set[AMQPConnection] = set()
         self._gate = PublishGate(self.broker.memory)
         self._persister = Persister(self.broker)
-        self._server_properties = {"cluster_name": node_name()}
-        """What connection.start says beside the protocol's defaults: the name the management API
-        gives this node, as RabbitMQ names its cluster (federation records it in x-received-from)."""
         self.links = LinkDefinitions(self.broker, node_name())
         """The running shovels and federation links."""
         self._stopped = trio.Event()
@@ -313,7 +310,9 @@ class Server:
         connection = AMQPConnection(
             served, self.broker, peer, self._gate, heartbeat=self.heartbeat, limits=self.limits, address=host,
             addresses=addresses, heartbeat_clock=self.heartbeat_clock, certificate_login=login,
-            server_properties=self._server_properties,
+            # Beside the protocol's defaults, connection.start names the cluster (federation records
+            # it in x-received-from): the name set for it, else the node's, as RabbitMQ's does.
+            server_properties={"cluster_name": self.broker.parameters.cluster_name(node_name())},
         )
         self.connections.add(connection)
         self._all_closed = trio.Event()

@@ -46,12 +46,21 @@ def test_health_checks_are_ok(api: ApiClient, path: str) -> None:
     assert (reply.status, reply.json) == (200, {"status": "ok"})
 
 
+@pytest.mark.parametrize("path", [
+    "/api/health/checks/node-is-quorum-critical", "/api/health/checks/node-is-mirror-sync-critical",
+])
+def test_a_single_node_is_never_critical_to_a_replicated_queue(api: ApiClient, path: str) -> None:
+    reply = api.get(path)
+    assert (reply.status, reply.json) == (200, {"status": "ok", "reason": "single node cluster"})
+
+
 def test_the_node_health_check_of_the_node_the_contexts_name(api: ApiClient) -> None:
     # As AMQPStorm's health check finds its node: the management listener's context names it.
+    # (RabbitMQ lists its Prometheus listener among the contexts too, when that plugin is enabled.)
     overview = api.get("/api/overview").json
-    [context] = [context for context in overview["contexts"] if context["path"] == "/"]
-    assert context["node"] == overview["node"] and int(context["port"]) == api.port
-    [listed] = api.get("/api/nodes").json[0]["contexts"]
+    [context] = [context for context in overview["contexts"] if int(context["port"]) == api.port]
+    assert context["node"] == overview["node"] and context["path"] == "/"
+    [listed] = [listed for listed in api.get("/api/nodes").json[0]["contexts"] if int(listed["port"]) == api.port]
     assert listed.items() <= context.items() and listed["path"] == "/"
     reply = api.get(f"/api/healthchecks/node/{segment(context['node'])}")
     assert (reply.status, reply.json) == (200, {"status": "ok"})
