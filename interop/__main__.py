@@ -17,7 +17,7 @@ import amqp.exceptions
 from interop import brokers, report
 from interop.clients import CLIENTS, INTEROP_DIR
 from interop.runner import FAIL, Cell, run
-from interop.scenarios import DEFINITIONS, NAMES
+from interop.scenarios import DEFINITIONS, NAMES, OPERATOR_POLICIES
 
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
@@ -65,10 +65,11 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _broker(args: argparse.Namespace) -> AbstractContextManager[str]:
+    provisions = {"definitions": DEFINITIONS, "operator_policies": OPERATOR_POLICIES}
     if args.reference:
-        return brokers.rabbitmq(args.out / "broker.log", definitions=DEFINITIONS)
+        return brokers.rabbitmq(args.out / "broker.log", **provisions)
     if args.ours:
-        return brokers.ours(args.out / "broker.log", definitions=DEFINITIONS)
+        return brokers.ours(args.out / "broker.log", **provisions)
     return nullcontext(_with_vhost(args.url))
 
 
@@ -89,9 +90,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{product} at {_redacted(url)}: {size}", flush=True)
             # RabbitMQ here has neither the deduplication nor the delayed-message plugin.
             plugins = not product.startswith("RabbitMQ")
-            # A broker at --url was not given DEFINITIONS: their user may be missing there.
+            # A broker at --url was not given DEFINITIONS and OPERATOR_POLICIES: what the scenarios
+            # that need them expect may not hold there.
             cells = run(url, clients, args.scenarios, timeout=args.timeout, jobs=args.jobs, on_cell=_print_failure,
-                        plugins=plugins, definitions=args.reference or args.ours)
+                        plugins=plugins, provisioned=args.reference or args.ours)
     except brokers.BrokerError as exc:
         print(f"interop: {exc}", file=sys.stderr)
         return 2

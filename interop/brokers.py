@@ -3,7 +3,7 @@
 Each is a context manager that yields the broker's URL once it accepts AMQP connections and stops
 the broker, with everything it started, on exit. Both listen on 127.0.0.1 on a free port, so they
 never collide with a broker that is already running. Either can be given definitions (RabbitMQ's
-JSON format), imported before the URL is yielded.
+JSON format) and operator policies, both in place before the URL is yielded.
 """
 
 import json
@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +23,7 @@ from amqpbroker.testing import rabbitmq as rabbitmq_node
 from interop.clients import INTEROP_DIR
 
 _STARTUP = 90
+_CTL = 60  # seconds `amqpbroker ctl` may take
 
 
 class BrokerError(Exception):
@@ -75,14 +76,33 @@ def _definitions_file(directory: str | Path, definitions: dict) -> Path:
     return path
 
 
+def _policy_arguments(policy: dict) -> list[str]:
+    """A policy (as RabbitMQ's definitions list one) as the arguments of the command that sets it:
+    rabbitmqctl's set_operator_policy and our ctl's `set operator-policy` take the same."""
+    return [
+        "--vhost", policy["vhost"], "--priority", str(policy["priority"]), "--apply-to", policy["apply-to"],
+        policy["name"], policy["pattern"], json.dumps(policy["definition"]),
+    ]
+
+
+def _rabbitmqctl(node: rabbitmq_node.RabbitMQNode, *args: str) -> None:
+    try:
+        node.ctl(*args)
+    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+        raise BrokerError(f"RabbitMQ refused or did not finish {args[0]}: {exc}") from None
+
+
 @contextmanager
-def rabbitmq(log: Path, tls: TLSListener | None = None, definitions: dict | None = None) -> Iterator[str]:
+def rabbitmq(
+    log: Path, tls: TLSListener | None = None, definitions: dict | None = None, operator_policies: Sequence[dict] = ()
+) -> Iterator[str]:
     """A private RabbitMQ node: its own name, ports, data and logs, no plugins, no management listener
     (`amqpbroker.testing.rabbitmq`); with `tls`, AMQPS too.
 
     `definitions` are imported once the node runs, with `rabbitmqctl import_definitions`, which
     returns when they are: configured to load at boot (`load_definitions`) instead, RabbitMQ 3.10
-    would not create guest and vhost "/" (rabbit:maybe_insert_default_data)."""
+    would not create guest and vhost "/" (rabbit:maybe_insert_default_data). Then each of
+    `operator_policies` is set, with `rabbitmqctl set_operator_policy`."""
     if not rabbitmq_node.installed():
         raise BrokerError(f"{rabbitmq_node.SERVER} not found (install rabbitmq-server)")
     with tempfile.TemporaryDirectory(prefix="interop-rabbitmq-") as home:
@@ -102,23 +122,39 @@ def rabbitmq(log: Path, tls: TLSListener | None = None, definitions: dict | None
             raise BrokerError(f"{exc}; see {log}") from None
         try:
             if definitions is not None:
-                try:
-                    node.ctl("import_definitions", str(_definitions_file(home, definitions)))
-                except (RuntimeError, subprocess.TimeoutExpired) as exc:
-                    raise BrokerError(f"RabbitMQ did not import the definitions: {exc}") from None
+                _rabbitmqctl(node, "import_definitions", str(_definitions_file(home, definitions)))
+            for policy in operator_policies:
+                _rabbitmqctl(node, "set_operator_policy", *_policy_arguments(policy))
             yield f"amqp://guest:guest@127.0.0.1:{node.port}/%2F"
         finally:
             node.stop()
 
 
+def _ctl(api: str, *args: str) -> None:
+    """`amqpbroker ctl ARGS...` against our management API at `api`."""
+    argv = [sys.executable, "-m", "amqpbroker", "ctl", "--api", api, *args]
+    try:
+        result = subprocess.run(argv, cwd=INTEROP_DIR.parent, capture_output=True, text=True, timeout=_CTL)
+    except subprocess.TimeoutExpired:
+        raise BrokerError(f"amqpbroker ctl {' '.join(args)} did not finish within {_CTL} s") from None
+    if result.returncode != 0:
+        raise BrokerError(f"amqpbroker ctl {' '.join(args)} failed: {result.stderr or result.stdout}")
+
+
 @contextmanager
-def ours(log: Path, tls: TLSListener | None = None, definitions: dict | None = None) -> Iterator[str]:
+def ours(
+    log: Path, tls: TLSListener | None = None, definitions: dict | None = None, operator_policies: Sequence[dict] = ()
+) -> Iterator[str]:
     """amqpbroker from this checkout, as a subprocess with a fresh data directory; with `tls`, AMQPS too;
-    `definitions` loaded at its start (`--load-definitions`)."""
+    `definitions` loaded at its start (`--load-definitions`). With `operator_policies`, it serves the
+    management API too, and each is set through it (`amqpbroker ctl set operator-policy`) once the
+    broker accepts connections."""
     port = rabbitmq_node.free_port()
     with tempfile.TemporaryDirectory(prefix="interop-amqpbroker-") as home:
         data = Path(home) / "data"
-        argv = [sys.executable, "-m", "amqpbroker", "--no-http", "--no-metrics", "--host", "127.0.0.1",
+        http_port = rabbitmq_node.free_port()
+        http = ["--http-port", str(http_port)] if operator_policies else ["--no-http"]
+        argv = [sys.executable, "-m", "amqpbroker", *http, "--no-metrics", "--host", "127.0.0.1",
                 "--port", str(port), "--data-dir", str(data)]
         if definitions is not None:
             argv += ["--load-definitions", str(_definitions_file(home, definitions))]
@@ -126,4 +162,7 @@ def ours(log: Path, tls: TLSListener | None = None, definitions: dict | None = N
             argv += ["--tls-port", str(tls.port), "--tls-certfile", tls.certfile, "--tls-keyfile", tls.keyfile,
                      "--tls-cafile", tls.cafile]
         with _process(argv, log, f"amqp://guest:guest@127.0.0.1:{port}/%2F", cwd=INTEROP_DIR.parent) as url:
+            for policy in operator_policies:
+                _ctl(f"http://127.0.0.1:{http_port}", "set", "operator-policy", *_policy_arguments(policy))
             yield url
+

@@ -110,18 +110,20 @@ def _run_task(task: _Task, url: str, prefix: str) -> list[Cell]:
 
 
 def not_applicable(
-    clients: list[Client], scenarios: list[str], *, plugins: bool, definitions: bool
+    clients: list[Client], scenarios: list[str], *, plugins: bool, provisioned: bool
 ) -> tuple[list[str], list[Cell]]:
     """The scenarios the broker can run, and a not-applicable cell saying why for each client of the
     others: without `plugins` (the reference RabbitMQ, which lacks RabbitMQ's community plugins) those
-    that need one; without `definitions` (a broker the runner did not start) those that log in as a
-    user of interop's DEFINITIONS."""
+    that need one; unless `provisioned` (a broker the runner did not start) those that need what the
+    runner gives the brokers it starts."""
     reasons = {}
     for scenario in SCENARIOS:
         if scenario.plugin is not None and not plugins:
             reasons[scenario.name] = f"the reference broker lacks the plugin {scenario.plugin}"
-        elif scenario.definitions and not definitions:
-            reasons[scenario.name] = "needs the users of interop's DEFINITIONS, which only --ours and --reference load"
+        elif scenario.provisioned and not provisioned:
+            reasons[scenario.name] = (
+                "needs interop's DEFINITIONS and OPERATOR_POLICIES, which only --ours and --reference give the broker"
+            )
     skipped = [
         Cell(client.name, scenario, NA, reasons[scenario])
         for client in clients
@@ -140,13 +142,13 @@ def run(
     jobs: int,
     on_cell: Callable[[Cell], None],
     plugins: bool = True,
-    definitions: bool = True,
+    provisioned: bool = True,
 ) -> list[Cell]:
     """Run every applicable (client, scenario) cell against the broker at `url`; without `plugins`,
-    the scenarios that need a RabbitMQ plugin are not applicable, and without `definitions` (the
-    broker was not given interop's DEFINITIONS) those that need its users."""
+    the scenarios that need a RabbitMQ plugin are not applicable, and unless `provisioned` (the
+    broker was given interop's DEFINITIONS and OPERATOR_POLICIES) those that need them."""
     prefix = f"interop-{uuid.uuid4().hex[:8]}"
-    scenarios, cells = not_applicable(clients, scenarios, plugins=plugins, definitions=definitions)
+    scenarios, cells = not_applicable(clients, scenarios, plugins=plugins, provisioned=provisioned)
     tasks: list[_Task] = []
     with ThreadPoolExecutor(jobs) as pool:
         for client, plan in zip(clients, pool.map(_plan, clients)):

@@ -4,6 +4,7 @@ A scenario is named here once; each client program says which of these names it 
 (`--list`). The Node.js and Java programs restate the numbers below; keep them in step.
 """
 
+import re
 from dataclasses import dataclass
 
 
@@ -14,9 +15,9 @@ class Scenario:
     plugin: str | None = None
     """The RabbitMQ plugin the scenario needs, which the reference broker lacks: the scenario then
     runs against amqpbroker only."""
-    definitions: bool = False
-    """Whether the scenario logs in as a user of DEFINITIONS, which the brokers the runner starts
-    are given: against a broker at --url it does not apply."""
+    provisioned: bool = False
+    """Whether the scenario needs what the runner gives the brokers it starts before any client runs
+    (a user of DEFINITIONS, OPERATOR_POLICIES): against a broker at --url it does not apply."""
 
 
 SCENARIOS = (
@@ -84,7 +85,12 @@ SCENARIOS = (
         "topic_permissions",
         "a user with topic permissions on amq.topic: a publish with an allowed key arrives, one with a key "
         "only reading allows and a binding with a refused key fail with 403 and its text; the connection lives",
-        definitions=True,
+        provisioned=True,
+    ),
+    Scenario(
+        "operator_policy",
+        "an operator policy's max-length 3 caps a queue's own x-max-length 10: of 5 published, the newest 3 stay",
+        provisioned=True,
     ),
     Scenario(
         "deduplication",
@@ -201,6 +207,28 @@ DEFINITIONS = {
         {"user": TOPIC_USER, "vhost": "/", "exchange": TOPIC_EXCHANGE, "write": TOPIC_WRITE, "read": TOPIC_READ},
     ],
 }
+
+# operator_policy: the brokers the runner starts have OPERATOR_POLICIES, whose one policy caps the
+# max-length of the queues named OPERATOR_POLICY_QUEUES… at OPERATOR_POLICY_CAP. Each client declares
+# such a queue with x-max-length OPERATOR_POLICY_ARGUMENT and publishes OPERATOR_POLICY_PUBLISHES there
+# (with confirms where it can): the smaller limit holds, so drop-head leaves OPERATOR_POLICY_KEPT. A
+# broker that ignored the policy would keep them all.
+OPERATOR_POLICY_QUEUES = "interop.oppol."
+OPERATOR_POLICY_CAP = 3
+OPERATOR_POLICY_ARGUMENT = 10
+OPERATOR_POLICY_PUBLISHES = ("m0", "m1", "m2", "m3", "m4")
+OPERATOR_POLICY_KEPT = OPERATOR_POLICY_PUBLISHES[-OPERATOR_POLICY_CAP:]
+# As RabbitMQ's definitions list policies; the brokers the runner starts are given these too.
+OPERATOR_POLICIES = (
+    {
+        "vhost": "/",
+        "name": "interop-cap",
+        "pattern": "^" + re.escape(OPERATOR_POLICY_QUEUES),
+        "apply-to": "queues",
+        "definition": {"max-length": OPERATOR_POLICY_CAP},
+        "priority": 0,
+    },
+)
 
 # deduplication: DEDUP_PUBLISHES as (body, x-deduplication-header) go with confirms to a queue with
 # x-message-deduplication, then to an exchange of type x-message-deduplication (x-cache-size
