@@ -14,6 +14,7 @@ from interop.clients.common import (
     expect_topic_refused,
     large_body,
     main,
+    operator_policy_queue,
     stream_read,
     topic_keys,
     topic_user,
@@ -43,6 +44,9 @@ from interop.scenarios import (
     MAX_LENGTH_BYTES_BODIES,
     MAX_PRIORITY,
     MESSAGE_EXPIRATION,
+    OPERATOR_POLICY_ARGUMENT,
+    OPERATOR_POLICY_KEPT,
+    OPERATOR_POLICY_PUBLISHES,
     PATIENCE,
     PREFETCH_COUNT,
     PREFETCH_MESSAGES,
@@ -598,6 +602,20 @@ async def topic_permissions(url: str, names: Names) -> None:
         expect(await queue.get(fail=False), None, "message left")
 
 
+async def operator_policy(url: str, names: Names) -> None:
+    async with await aio_pika.connect(url) as connection:
+        channel = await connection.channel(publisher_confirms=True)
+        arguments = {"x-max-length": OPERATOR_POLICY_ARGUMENT}
+        queue = await channel.declare_queue(operator_policy_queue(names), exclusive=True, arguments=arguments)
+        for body in OPERATOR_POLICY_PUBLISHES:
+            await channel.default_exchange.publish(Message(body.encode()), routing_key=queue.name)  # returns once acked
+        declared = await channel.declare_queue(queue.name, passive=True)
+        expect(declared.declaration_result.message_count, len(OPERATOR_POLICY_KEPT), "messages in queue")
+        kept = [(await _get(queue, no_ack=True)).body.decode() for _ in OPERATOR_POLICY_KEPT]
+        expect(kept, list(OPERATOR_POLICY_KEPT), "messages kept by drop-head")
+        expect((await channel.queue_delete(queue.name)).message_count, 0, "messages left")
+
+
 async def deduplication(url: str, names: Names) -> None:
     async with await aio_pika.connect(url) as connection:
         # With confirms, publish raises if the broker nacks.
@@ -640,5 +658,5 @@ if __name__ == "__main__":
         large_message, many_channels, not_found, precondition_failed, heartbeat, consumer_cancel,
         dead_letter_ttl, dead_letter_reject, max_length, priority, single_active_consumer, alternate_exchange,
         quorum_queue, consumer_priority, cc_bcc, queue_expires, max_length_bytes, reject_publish_dlx,
-        quorum_declare_rules, stream, topic_permissions, deduplication, delayed_message,
+        quorum_declare_rules, stream, topic_permissions, operator_policy, deduplication, delayed_message,
     )})

@@ -13,6 +13,7 @@ from interop.clients.common import (
     large_body,
     main,
     nap,
+    operator_policy_queue,
     poll,
     pump_until,
     stream_read,
@@ -44,6 +45,9 @@ from interop.scenarios import (
     MAX_LENGTH_BYTES_BODIES,
     MAX_PRIORITY,
     MESSAGE_EXPIRATION,
+    OPERATOR_POLICY_ARGUMENT,
+    OPERATOR_POLICY_KEPT,
+    OPERATOR_POLICY_PUBLISHES,
     PREFETCH_COUNT,
     PREFETCH_MESSAGES,
     PRIORITY_EXPECTED,
@@ -584,6 +588,19 @@ def topic_permissions(url: str, names: Names) -> None:
             expect(_message_count(channel, queue), 0, "messages left")
 
 
+def operator_policy(url: str, names: Names) -> None:
+    with UriConnection(url) as connection, connection.channel() as channel:
+        arguments = {"x-max-length": OPERATOR_POLICY_ARGUMENT}
+        queue = channel.queue.declare(operator_policy_queue(names), exclusive=True, arguments=arguments)["queue"]
+        channel.confirm_deliveries()
+        acked = [channel.basic.publish(body.encode(), queue) for body in OPERATOR_POLICY_PUBLISHES]
+        expect(acked, [True] * len(OPERATOR_POLICY_PUBLISHES), "confirmations")
+        expect(_message_count(channel, queue), len(OPERATOR_POLICY_KEPT), "messages in queue")
+        kept = [_get(channel, queue, no_ack=True).body.decode() for _ in OPERATOR_POLICY_KEPT]
+        expect(kept, list(OPERATOR_POLICY_KEPT), "messages kept by drop-head")
+        expect(channel.queue.delete(queue)["message_count"], 0, "messages left")
+
+
 def deduplication(url: str, names: Names) -> None:
     with UriConnection(url) as connection, connection.channel() as channel:
         channel.confirm_deliveries()
@@ -625,5 +642,5 @@ if __name__ == "__main__":
         large_message, many_channels, not_found, precondition_failed, heartbeat, consumer_cancel,
         dead_letter_ttl, dead_letter_reject, max_length, priority, single_active_consumer, alternate_exchange,
         quorum_queue, consumer_priority, cc_bcc, queue_expires, max_length_bytes, reject_publish_dlx,
-        quorum_declare_rules, stream, topic_permissions, deduplication, delayed_message,
+        quorum_declare_rules, stream, topic_permissions, operator_policy, deduplication, delayed_message,
     )})

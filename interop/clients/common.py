@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from interop.scenarios import LARGE_MESSAGE_SIZE, NAMES, PATIENCE, STREAM_MESSAGES, TOPIC_REFUSAL, TOPIC_USER
+from interop.scenarios import (
+    LARGE_MESSAGE_SIZE,
+    NAMES,
+    OPERATOR_POLICY_QUEUES,
+    PATIENCE,
+    STREAM_MESSAGES,
+    TOPIC_REFUSAL,
+    TOPIC_USER,
+)
 
 T = TypeVar("T")
 RESULT_MARK = "INTEROP-RESULT "
@@ -68,6 +76,11 @@ def topic_keys(names: Names) -> tuple[str, str, str]:
 
 def expect_topic_refused(reply_code: int, reply_text: str, key: str) -> None:
     expect((reply_code, reply_text), (403, TOPIC_REFUSAL.format(key)), f"refusal of the topic {key!r}")
+
+
+def operator_policy_queue(names: Names) -> str:
+    """The operator_policy scenario's queue: a name the pattern of interop's OPERATOR_POLICIES matches."""
+    return OPERATOR_POLICY_QUEUES + names("q")
 
 
 def expect(actual: object, expected: object, what: str) -> None:

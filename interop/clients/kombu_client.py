@@ -14,6 +14,7 @@ from interop.clients.common import (
     expect_topic_refused,
     large_body,
     main,
+    operator_policy_queue,
     poll,
     pump_until,
     stream_read,
@@ -45,6 +46,9 @@ from interop.scenarios import (
     MAX_LENGTH_BYTES_BODIES,
     MAX_PRIORITY,
     MESSAGE_EXPIRATION,
+    OPERATOR_POLICY_ARGUMENT,
+    OPERATOR_POLICY_KEPT,
+    OPERATOR_POLICY_PUBLISHES,
     PREFETCH_COUNT,
     PREFETCH_MESSAGES,
     PRIORITY_EXPECTED,
@@ -645,6 +649,21 @@ def topic_permissions(url: str, names: Names) -> None:
         expect(_message_count(connection.channel(), names("q")), 0, "messages left")
 
 
+def operator_policy(url: str, names: Names) -> None:
+    with Connection(url, transport_options={"confirm_publish": True}) as connection:
+        channel = connection.channel()
+        arguments = {"x-max-length": OPERATOR_POLICY_ARGUMENT}
+        queue = Queue(operator_policy_queue(names), exclusive=True, queue_arguments=arguments, channel=channel)
+        queue.declare()
+        producer = Producer(channel)
+        for body in OPERATOR_POLICY_PUBLISHES:
+            producer.publish(body.encode(), routing_key=queue.name)  # waits for the ack, raises on a nack
+        expect(_message_count(channel, queue.name), len(OPERATOR_POLICY_KEPT), "messages in queue")
+        kept = [_get(connection, queue, no_ack=True).body.decode() for _ in OPERATOR_POLICY_KEPT]
+        expect(kept, list(OPERATOR_POLICY_KEPT), "messages kept by drop-head")
+        expect(queue.delete(), 0, "messages left")
+
+
 def deduplication(url: str, names: Names) -> None:
     with Connection(url, transport_options={"confirm_publish": True}) as connection:
         channel = connection.channel()
@@ -689,5 +708,5 @@ if __name__ == "__main__":
         large_message, many_channels, not_found, precondition_failed, heartbeat, consumer_cancel,
         dead_letter_ttl, dead_letter_reject, max_length, priority, single_active_consumer, alternate_exchange,
         quorum_queue, consumer_priority, cc_bcc, queue_expires, max_length_bytes, reject_publish_dlx,
-        quorum_declare_rules, stream, topic_permissions, deduplication, delayed_message,
+        quorum_declare_rules, stream, topic_permissions, operator_policy, deduplication, delayed_message,
     )})

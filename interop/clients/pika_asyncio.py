@@ -18,6 +18,7 @@ from interop.clients.common import (
     expect_topic_refused,
     large_body,
     main,
+    operator_policy_queue,
     stream_read,
     topic_keys,
     topic_user,
@@ -47,6 +48,9 @@ from interop.scenarios import (
     MAX_LENGTH_BYTES_BODIES,
     MAX_PRIORITY,
     MESSAGE_EXPIRATION,
+    OPERATOR_POLICY_ARGUMENT,
+    OPERATOR_POLICY_KEPT,
+    OPERATOR_POLICY_PUBLISHES,
     PATIENCE,
     PREFETCH_COUNT,
     PREFETCH_MESSAGES,
@@ -713,6 +717,23 @@ async def topic_permissions(url: str, names: Names) -> None:
     await _close(connection)
 
 
+async def operator_policy(url: str, names: Names) -> None:
+    connection = await _connect(pika.URLParameters(url))
+    channel = await _channel(connection)
+    outcomes = await _confirms(channel)
+    queue = await _queue(channel, operator_policy_queue(names), {"x-max-length": OPERATOR_POLICY_ARGUMENT})
+    for tag, body in enumerate(OPERATOR_POLICY_PUBLISHES, 1):
+        channel.basic_publish("", queue, body.encode())
+        expect(await asyncio.wait_for(outcomes.get(), PATIENCE), ("Ack", tag), "confirm")
+    expect(await _message_count(connection, queue), len(OPERATOR_POLICY_KEPT), "messages in queue")
+    deliveries = await _consume(channel, queue, auto_ack=True)
+    kept = [(await _next(deliveries))[2].decode() for _ in OPERATOR_POLICY_KEPT]
+    expect(kept, list(OPERATOR_POLICY_KEPT), "messages kept by drop-head")
+    deleted = await _call(channel, channel.queue_delete, queue)
+    expect(deleted.method.message_count, 0, "messages left")
+    await _close(connection)
+
+
 async def deduplication(url: str, names: Names) -> None:
     connection = await _connect(pika.URLParameters(url))
     channel = await _channel(connection)
@@ -757,5 +778,5 @@ if __name__ == "__main__":
         large_message, many_channels, not_found, precondition_failed, heartbeat, consumer_cancel,
         dead_letter_ttl, dead_letter_reject, max_length, priority, single_active_consumer, alternate_exchange,
         quorum_queue, consumer_priority, cc_bcc, queue_expires, max_length_bytes, reject_publish_dlx,
-        quorum_declare_rules, stream, topic_permissions, deduplication, delayed_message,
+        quorum_declare_rules, stream, topic_permissions, operator_policy, deduplication, delayed_message,
     )})

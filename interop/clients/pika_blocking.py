@@ -12,6 +12,7 @@ from interop.clients.common import (
     expect_topic_refused,
     large_body,
     main,
+    operator_policy_queue,
     poll,
     pump_until,
     stream_read,
@@ -43,6 +44,9 @@ from interop.scenarios import (
     MAX_LENGTH_BYTES_BODIES,
     MAX_PRIORITY,
     MESSAGE_EXPIRATION,
+    OPERATOR_POLICY_ARGUMENT,
+    OPERATOR_POLICY_KEPT,
+    OPERATOR_POLICY_PUBLISHES,
     PREFETCH_COUNT,
     PREFETCH_MESSAGES,
     PRIORITY_EXPECTED,
@@ -599,6 +603,20 @@ def topic_permissions(url: str, names: Names) -> None:
         expect(_message_count(connection.channel(), queue), 0, "messages left")
 
 
+def operator_policy(url: str, names: Names) -> None:
+    with _connect(url) as connection:
+        channel = connection.channel()
+        queue = operator_policy_queue(names)
+        channel.queue_declare(queue, exclusive=True, arguments={"x-max-length": OPERATOR_POLICY_ARGUMENT})
+        channel.confirm_delivery()
+        for body in OPERATOR_POLICY_PUBLISHES:
+            channel.basic_publish("", queue, body.encode())  # raises NackError unless acked
+        expect(_message_count(channel, queue), len(OPERATOR_POLICY_KEPT), "messages in queue")
+        kept = [_get(connection, channel, queue, auto_ack=True)[2].decode() for _ in OPERATOR_POLICY_KEPT]
+        expect(kept, list(OPERATOR_POLICY_KEPT), "messages kept by drop-head")
+        expect(channel.queue_delete(queue).method.message_count, 0, "messages left")
+
+
 def deduplication(url: str, names: Names) -> None:
     with _connect(url) as connection:
         channel = connection.channel()
@@ -642,5 +660,5 @@ if __name__ == "__main__":
         large_message, many_channels, not_found, precondition_failed, heartbeat, consumer_cancel,
         dead_letter_ttl, dead_letter_reject, max_length, priority, single_active_consumer, alternate_exchange,
         quorum_queue, consumer_priority, cc_bcc, queue_expires, max_length_bytes, reject_publish_dlx,
-        quorum_declare_rules, stream, topic_permissions, deduplication, delayed_message,
+        quorum_declare_rules, stream, topic_permissions, operator_policy, deduplication, delayed_message,
     )})
