@@ -94,6 +94,10 @@ public final class Scenarios {
     static final int STREAM_OFFSET = 3;
     static final String TOPIC_USER = "interop-topic";
     static final String TOPIC_EXCHANGE = "amq.topic";
+    static final String OPERATOR_POLICY_QUEUES = "interop.oppol.";
+    static final int OPERATOR_POLICY_ARGUMENT = 10;
+    static final List<String> OPERATOR_POLICY_PUBLISHES = List.of("m0", "m1", "m2", "m3", "m4");
+    static final List<String> OPERATOR_POLICY_KEPT = List.of("m2", "m3", "m4");
     static final String[][] DEDUP_PUBLISHES = {{"m0", "order-1"}, {"m1", "order-1"}, {"m2", "order-2"}};
     static final List<String> DEDUP_EXPECTED = List.of("m0", "m2");
     static final int DEDUP_CACHE_SIZE = 10;
@@ -948,6 +952,28 @@ public final class Scenarios {
         }
     }
 
+    static void operator_policy(String url, Names names) throws Exception {
+        try (Connection connection = connect(url)) {
+            Channel channel = connection.createChannel();
+            Map<String, Object> arguments = Map.of("x-max-length", OPERATOR_POLICY_ARGUMENT);
+            String queue = channel.queueDeclare(OPERATOR_POLICY_QUEUES + names.of("q"), false, true, false, arguments)
+                    .getQueue();
+            channel.confirmSelect();
+            for (String body : OPERATOR_POLICY_PUBLISHES) {
+                channel.basicPublish("", queue, null, bytes(body));
+            }
+            channel.waitForConfirmsOrDie(TimeUnit.SECONDS.toMillis(PATIENCE));
+            int count = channel.queueDeclarePassive(queue).getMessageCount();
+            expect(count, OPERATOR_POLICY_KEPT.size(), "messages in queue");
+            List<String> kept = new ArrayList<>();
+            for (int n = 0; n < OPERATOR_POLICY_KEPT.size(); n++) {
+                kept.add(text(get(channel, queue, true).getBody()));
+            }
+            expect(kept, OPERATOR_POLICY_KEPT, "messages kept by drop-head");
+            expect(channel.queueDelete(queue).getMessageCount(), 0, "messages left");
+        }
+    }
+
     static final Map<String, Scenario> SCENARIOS = new LinkedHashMap<>();
 
     static {
@@ -982,6 +1008,7 @@ public final class Scenarios {
         SCENARIOS.put("quorum_declare_rules", Scenarios::quorum_declare_rules);
         SCENARIOS.put("stream", Scenarios::stream);
         SCENARIOS.put("topic_permissions", Scenarios::topic_permissions);
+        SCENARIOS.put("operator_policy", Scenarios::operator_policy);
         SCENARIOS.put("deduplication", Scenarios::deduplication);
         SCENARIOS.put("delayed_message", Scenarios::delayed_message);
     }

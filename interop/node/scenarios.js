@@ -62,6 +62,10 @@ const TOPIC_EXCHANGE = 'amq.topic';
 const topicRefusal = (key) =>
   `ACCESS_REFUSED - access to topic '${key}' in exchange '${TOPIC_EXCHANGE}' in vhost '/' ` +
   `refused for user '${TOPIC_USER}'`;
+const OPERATOR_POLICY_QUEUES = 'interop.oppol.';
+const OPERATOR_POLICY_ARGUMENT = 10;
+const OPERATOR_POLICY_PUBLISHES = ['m0', 'm1', 'm2', 'm3', 'm4'];
+const OPERATOR_POLICY_KEPT = ['m2', 'm3', 'm4'];
 const DEDUP_PUBLISHES = [['m0', 'order-1'], ['m1', 'order-1'], ['m2', 'order-2']];
 const DEDUP_EXPECTED = ['m0', 'm2'];
 const DEDUP_CACHE_SIZE = 10;
@@ -677,6 +681,21 @@ async function topic_permissions(url, names) {
   });
 }
 
+async function operator_policy(url, names) {
+  await withConnection(url, async (connection) => {
+    const channel = await connection.createConfirmChannel();
+    const queue = `${OPERATOR_POLICY_QUEUES}${names('q')}`;
+    await channel.assertQueue(queue, { exclusive: true, arguments: { 'x-max-length': OPERATOR_POLICY_ARGUMENT } });
+    for (const body of OPERATOR_POLICY_PUBLISHES) channel.sendToQueue(queue, Buffer.from(body));
+    await channel.waitForConfirms();
+    assert.equal((await channel.checkQueue(queue)).messageCount, OPERATOR_POLICY_KEPT.length, 'messages in queue');
+    const kept = [];
+    for (const _ of OPERATOR_POLICY_KEPT) kept.push((await get(channel, queue, { noAck: true })).content.toString());
+    assert.deepEqual(kept, OPERATOR_POLICY_KEPT, 'messages kept by drop-head');
+    assert.equal((await channel.deleteQueue(queue)).messageCount, 0, 'messages left');
+  });
+}
+
 async function deduplication(url, names) {
   await withConnection(url, async (connection) => {
     const channel = await connection.createConfirmChannel();
@@ -725,7 +744,7 @@ const SCENARIOS = {
   large_message, many_channels, not_found, precondition_failed, heartbeat, consumer_cancel,
   dead_letter_ttl, dead_letter_reject, max_length, priority, single_active_consumer, alternate_exchange,
   quorum_queue, consumer_priority, cc_bcc, queue_expires, max_length_bytes, reject_publish_dlx,
-  quorum_declare_rules, stream, topic_permissions, deduplication, delayed_message,
+  quorum_declare_rules, stream, topic_permissions, operator_policy, deduplication, delayed_message,
 };
 
 async function main(argv) {
