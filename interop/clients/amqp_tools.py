@@ -10,7 +10,8 @@ queue-feature scenarios (dead letters, length limits, priorities, single active 
 exchange, quorum queues and their declaration rules, consumer priorities, CC/BCC, x-expires, streams)
 applies. In `topic_permissions` a refused publish shows when amqp-publish closes its channel, and a
 refused binding when amqp-consume binds its queue; as every tool call is a connection of its own,
-the refusals' connections are not used again.
+the refusals' connections are not used again. `operator_policy` declares its queue without
+x-max-length, so the operator policy alone caps it, and counts what the queue holds by getting it all.
 """
 
 import os
@@ -26,6 +27,7 @@ from interop.clients.common import (
     large_body,
     main,
     nap,
+    operator_policy_queue,
     poll,
     pump_until,
     topic_keys,
@@ -36,6 +38,8 @@ from interop.scenarios import (
     ACK_MESSAGES,
     HEARTBEAT,
     IDLE,
+    OPERATOR_POLICY_KEPT,
+    OPERATOR_POLICY_PUBLISHES,
     PATIENCE,
     PREFETCH_COUNT,
     PREFETCH_MESSAGES,
@@ -239,8 +243,17 @@ def topic_permissions(url: str, names: Names) -> None:
         _expect_empty(url, names("q"))
 
 
+def operator_policy(url: str, names: Names) -> None:
+    with _queue(url, operator_policy_queue(names)) as queue:
+        for body in OPERATOR_POLICY_PUBLISHES:
+            _publish(url, queue, body.encode())
+        kept = [_get(url, queue).decode() for _ in OPERATOR_POLICY_KEPT]
+        expect(kept, list(OPERATOR_POLICY_KEPT), "messages kept by drop-head")
+        _expect_empty(url, queue)
+
+
 if __name__ == "__main__":
     main({scenario.__name__: scenario for scenario in (
         connect, auth_refused, routing, ack, prefetch, large_message, not_found, precondition_failed, heartbeat,
-        topic_permissions,
+        topic_permissions, operator_policy,
     )})

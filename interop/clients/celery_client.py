@@ -24,6 +24,7 @@ from interop.clients.common import (
     expect_topic_refused,
     main,
     nap,
+    operator_policy_queue,
     poll,
     topic_keys,
     topic_user,
@@ -36,6 +37,9 @@ from interop.scenarios import (
     MAX_LENGTH,
     MAX_PRIORITY,
     MESSAGE_EXPIRATION,
+    OPERATOR_POLICY_ARGUMENT,
+    OPERATOR_POLICY_KEPT,
+    OPERATOR_POLICY_PUBLISHES,
     PATIENCE,
     PRIORITY_EXPECTED,
     PRIORITY_PUBLISHES,
@@ -319,8 +323,25 @@ def topic_permissions(url: str, names: Names) -> None:
             queue(connection.channel()).delete()
 
 
+def operator_policy(url: str, names: Names) -> None:
+    """The task queue is declared with x-max-length in task_queues, as an application would; the
+    operator policy caps it lower, so of the tasks sent before a worker starts only the newest run."""
+    with Connection(url) as connection:
+        reports = Queue(names("reports"), exclusive=True, channel=connection.channel())
+        reports.declare()
+        tasks = Queue(operator_policy_queue(names), queue_arguments={"x-max-length": OPERATOR_POLICY_ARGUMENT})
+        _configure(url, names, tasks, broker_transport_options={"confirm_publish": True})
+        for label in OPERATOR_POLICY_PUBLISHES:  # each confirmed, all queued before the worker starts
+            note.apply_async((reports.name, label), queue=tasks.name)
+        queued = tasks(connection.channel()).queue_declare(passive=True).message_count
+        expect(queued, len(OPERATOR_POLICY_KEPT), "tasks queued")
+        with _worker(names, tasks.name):
+            expect(_reports(connection, reports, len(OPERATOR_POLICY_KEPT)), list(OPERATOR_POLICY_KEPT), "tasks run")
+        expect(tasks(connection.channel()).delete(), 0, "tasks left")
+
+
 if __name__ == "__main__":
     main({scenario.__name__: scenario for scenario in (
         connect, auth_refused, rpc, dead_letter_ttl, dead_letter_reject, max_length, priority, quorum_queue,
-        reject_publish_dlx, quorum_declare_rules, topic_permissions,
+        reject_publish_dlx, quorum_declare_rules, topic_permissions, operator_policy,
     )})
