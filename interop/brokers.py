@@ -165,4 +165,3 @@ def ours(
             for policy in operator_policies:
                 _ctl(f"http://127.0.0.1:{http_port}", "set", "operator-policy", *_policy_arguments(policy))
             yield url
-
