@@ -161,12 +161,41 @@ def get_connection(request: Request, broker: core.Broker) -> dict[str, Any]:
     return connection_json(_connection(request, broker), request.node)
 
 
-@routes.delete("/api/connections/{name}")
-def close_connection(request: Request, broker: core.Broker) -> object:
+def _force_close(request: Request, connection: core.ClientConnection) -> None:
     """Closes the connection with 320 CONNECTION_FORCED; an `X-Reason` header gives the text."""
-    connection = _connection(request, broker)
     reason = request.headers.get("x-reason")
     connection.sink.close(320, f"CONNECTION_FORCED - {reason}" if reason else CLOSED_TEXT)
+
+
+@routes.delete("/api/connections/{name}")
+def close_connection(request: Request, broker: core.Broker) -> object:
+    _force_close(request, _connection(request, broker))
+    return NO_CONTENT
+
+
+def _of_user(request: Request, broker: core.Broker, may: set[str]) -> list[core.ClientConnection]:
+    """The connections of the path's user, for a user tagged one of `may`."""
+    if not may.intersection(request.user.tags):
+        raise HTTPError(401, "not_authorised", "User not authorised to access object")
+    name = request.params["username"]
+    return sorted((c for c in broker.connections if c.username == name), key=lambda c: c.info.name)
+
+
+@routes.get("/api/connections/username/{username}")
+def user_connections(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
+    """A user's connections, briefly, as RabbitMQ lists those it tracks (monitoring users)."""
+    node = request.node.name
+    return [
+        {"name": c.info.name, "vhost": c.vhost.name, "user": c.username, "node": node}
+        for c in _of_user(request, broker, _SEE_ALL)
+    ]
+
+
+@routes.delete("/api/connections/username/{username}")
+def close_user_connections(request: Request, broker: core.Broker) -> object:
+    """Closes every connection of a user, as `DELETE /api/connections/{name}` closes one (administrators)."""
+    for connection in _of_user(request, broker, {"administrator"}):
+        _force_close(request, connection)
     return NO_CONTENT
 
 
