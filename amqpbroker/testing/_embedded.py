@@ -275,6 +275,17 @@ class Broker:
         """Deletes the vhost with everything in it; connections to it get connection.close 320."""
         self.call(self._running().delete_vhost, name)
 
+    def set_policy(self, name: str, pattern: str, definition: dict[str, Any], **options: Any) -> None:
+        """Sets a policy; `options` (vhost, apply_to, priority, operator) as `TrioBroker.set_policy`'s."""
+        self.call(functools.partial(self._running().set_policy, **options), name, pattern, definition)
+
+    def clear_policy(self, name: str, *, vhost: str = "/", operator: bool = False) -> None:
+        self.call(functools.partial(self._running().clear_policy, vhost=vhost, operator=operator), name)
+
+    def import_definitions(self, definitions: dict[str, Any], *, vhost: str | None = None) -> None:
+        """Imports a definitions document in RabbitMQ's format, or one vhost's part into `vhost`."""
+        self.call(functools.partial(self._running().import_definitions, vhost=vhost), definitions)
+
     def queues(self, vhost: str = "/") -> list[QueueInfo]:
         return self.call(self._running().queues, vhost)
 

@@ -13,12 +13,15 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 import trio
 
 from .. import core
+from ..core.definitions import import_definitions
 from ..core.history import DEFAULT_LIMIT, History, Record
+from ..core.policies import parse_policy
 from ..protocol import BasicProperties
 from ..server import Limits, Server
 from ..server.amqp import AMQPConnection
@@ -314,6 +317,40 @@ class TrioBroker:
     def delete_vhost(self, name: str) -> None:
         """Deletes the vhost with everything in it; connections to it get connection.close 320."""
         self.server.broker.delete_vhost(name)
+
+    # Policies and definitions
+
+    def set_policy(
+        self,
+        name: str,
+        pattern: str,
+        definition: dict[str, Any],
+        *,
+        vhost: str = "/",
+        apply_to: str = "all",
+        priority: int | float = 0,
+        operator: bool = False,
+    ) -> None:
+        """Sets a policy, or with `operator` an operator policy, as RabbitMQ's HTTP API sets one: it
+        applies to the queues and exchanges it matches at once. ValueError with RabbitMQ's reason for
+        one it would refuse."""
+        self._vhost(vhost)
+        body = {"pattern": pattern, "definition": definition, "apply-to": apply_to, "priority": priority}
+        self.server.broker.set_policy(parse_policy(vhost, name, body, operator=operator), operator=operator)
+
+    def clear_policy(self, name: str, *, vhost: str = "/", operator: bool = False) -> None:
+        """Clears a policy, or with `operator` an operator policy; LookupError if there is none."""
+        if not self.server.broker.clear_policy(vhost, name, operator=operator):
+            raise LookupError(f"no {'operator policy' if operator else 'policy'} {name!r} in vhost {vhost!r}")
+
+    def import_definitions(self, definitions: dict[str, Any], *, vhost: str | None = None) -> None:
+        """Imports a definitions document in RabbitMQ's format (what `rabbitmqctl export_definitions`
+        writes), or with `vhost` one vhost's part into that vhost; a vhost it makes gives guest every
+        permission, as `add_vhost` does. ValueError (`DefinitionsError`) saying what is wrong in one
+        that cannot be imported."""
+        if vhost is not None:
+            self._vhost(vhost)
+        import_definitions(self.server.broker, definitions, vhost, acting_user="guest")
 
     # Inspection
 
