@@ -45,13 +45,19 @@ class FederationLink(Link):
         self.node = node
         self._attempt = 0
 
+    @property
+    def _cluster_name(self) -> str:
+        """This broker's name as its connections advertise it, which hops record: the cluster's
+        name when one is set, read anew as RabbitMQ reads it."""
+        return self.broker.parameters.cluster_name(self.node)
+
     async def _session(self) -> bool:
         config = self.config
         uri_text = config.uris[self._attempt % len(config.uris)]
         self._attempt += 1
         uri = URI.parse(uri_text)
         upstream_exchange = config.exchange or self.exchange
-        queue = link_queue_name(upstream_exchange, self.node, self.vhost, self.exchange)
+        queue = link_queue_name(upstream_exchange, self._cluster_name, self.vhost, self.exchange)
         name = f"Federation link (upstream: {self.upstream}, exchange: {self.exchange})"
         async with connect(uri, name) as connection:
             channel = await connection.channel()
@@ -116,7 +122,7 @@ class FederationLink(Link):
     def _publish(self, vhost: core.VHost, exchange: Any, delivery: Delivery, entry: dict[str, Any]) -> None:
         properties = delivery.properties
         hops = received_from(spec.BasicProperties.decode(properties).headers)
-        if not should_forward(hops, self.config.max_hops, self.node):
+        if not should_forward(hops, self.config.max_hops, self._cluster_name):
             return
         hop = hop_entry(entry["uri"], self.exchange, delivery.redelivered, entry["cluster-name"], entry["vhost"])
         properties = set_header(properties, "x-received-from", [hop, *hops])

@@ -1,10 +1,12 @@
 """Exchange federation from a RabbitMQ node started by the tests (the upstream) into amqpbroker: an
 upstream parameter and a policy federate an exchange here, which then receives what is published
 to the upstream exchange for the binding keys it has here, following its bindings, and survives
-the upstream being killed (SIGKILL) and restarted."""
+the upstream being killed (SIGKILL) and restarted. And a broker federating from itself, whose
+messages come back once and stop there."""
 
 from __future__ import annotations
 
+import time
 
 import pika
 import pytest
@@ -140,3 +142,32 @@ def test_upstream_killed_and_restarted_mid_stream(broker: Broker, remote: Rabbit
     confirmed = publisher.finish()
     check_at_least_once_in_order(drain(broker.url, queue, set(confirmed)), confirmed)
     assert publisher.reconnects
+
+
+@pytest.mark.parametrize("cluster_name", [None, "named-cluster"])
+def test_a_message_back_at_its_broker_goes_no_further(broker: Broker, cluster_name: str | None) -> None:
+    # The broker federates an exchange from itself: each message comes back once, marked with the
+    # name the broker advertises (its cluster's, once one is set), and is not forwarded again,
+    # however many hops are allowed.
+    if cluster_name is not None:
+        assert api(broker.http_url, "PUT", "/api/cluster-name", {"name": cluster_name})[0] == 204
+    exchange, queue = unique("looped"), unique("q")
+    connection = pika.BlockingConnection(pika.URLParameters(broker.url))
+    channel = connection.channel()
+    channel.exchange_declare(exchange, "fanout")
+    channel.queue_declare(queue)
+    channel.queue_bind(queue, exchange)
+    upstream = unique("self")
+    value = {"uri": shovel_uri(broker.url), "max-hops": 5, "reconnect-delay": 0.5}
+    assert api(broker.http_url, "PUT", f"/api/parameters/federation-upstream/%2F/{upstream}", {"value": value})[0] == 201
+    policy = {"pattern": f"^{exchange}$", "apply-to": "exchanges", "definition": {"federation-upstream": upstream}}
+    assert api(broker.http_url, "PUT", f"/api/policies/%2F/{unique('federate')}", policy)[0] == 201
+    wait_for(lambda: link_state(broker, exchange, upstream) == "running", "the link")
+    channel.basic_publish(exchange, "", b"once")
+    wait_for(lambda: channel.queue_declare(queue, passive=True).method.message_count >= 2, "the copy")
+    time.sleep(0.5)  # time for any further (wrong) hop
+    hops = []
+    while (got := channel.basic_get(queue, auto_ack=True))[0] is not None:
+        hops.append([hop["cluster-name"] for hop in (got[1].headers or {}).get("x-received-from", [])])
+    connection.close()
+    assert hops == [[], [cluster_name or broker.call(lambda: broker.server.links.node)]]
