@@ -79,7 +79,7 @@ def test_a_global_parameter_is_set_read_listed_and_cleared(api: ApiClient, globa
     listed = api.get("/api/global-parameters").json
     assert {"name": global_name, "value": "text"} in listed
     assert [item["name"] for item in listed] == sorted(item["name"] for item in listed)
-    reply = api.put(path, {"nope": 1})
+    reply = api.put(path, {"values": 1})
     assert (reply.status, reply.json) == (400, {"error": "bad_request", "reason": "[{key_missing,value}]"})
     assert api.delete(path).status == 204
     assert api.delete(path).status == 404
