@@ -414,6 +414,13 @@ def queue_settings(
     return settings_from_arguments(arguments, policy, operator_policy)
 
 
+def queue_type_of(arguments: Mapping[str, Any]) -> str:
+    """The type of the queue `arguments` declare: its `x-queue-type`, classic by default (and for a
+    value that names no type, which only a queue recovered from before it was checked can have)."""
+    queue_type = arguments.get("x-queue-type")
+    return queue_type if queue_type in _TYPE_MODULES else "classic"
+
+
 def settings_from_arguments(
     arguments: Mapping[str, Any], applied: Policy | None = None, operator_policy: Policy | None = None
 ) -> QueueSettings:
@@ -441,7 +448,7 @@ def settings_from_arguments(
     max_age_seconds = None if max_age is None else _age_seconds(max_age)
     segment_size = _integer(arguments, "x-stream-max-segment-size-bytes")
     return QueueSettings(
-        queue_type=queue_type if queue_type in _TYPE_MODULES else "classic",
+        queue_type=queue_type_of(arguments),
         message_ttl=_smallest(arguments, policy, "message-ttl"),
         expires=_smallest(arguments, policy, "expires"),
         dead_letter_exchange=_argument_first(arguments, policy, "dead-letter-exchange"),

@@ -8,6 +8,7 @@ server's timers call it (`expire`, `expire_deliveries`).
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Protocol
@@ -15,7 +16,7 @@ from typing import Any, Callable, Iterable, Protocol
 from ..store import MemoryStore, Store
 from ..store.base import DeleteRecord, DeleteVHost, PutRecord, PutVHost
 from . import dedup, delayed
-from .arguments import settings_from_arguments
+from .arguments import queue_type_of, settings_from_arguments
 from .bodies import BodyReads
 from .bodies import read as read_bodies
 from .commits import Batch, CommitTracker
@@ -29,7 +30,7 @@ from .memory import MemoryWatermark
 from .message import Message, QueueEntry
 from .parameters import Parameters
 from .permissions import PERMISSION, Access, Permissions
-from .policies import OPERATOR_POLICY, POLICY, Policy, parse_policy
+from .policies import OPERATOR_POLICY, POLICY, Policy, PolicyError, check_policy_value, parse_policy
 from .queue import Consumer, Queue
 from .session import Session
 from .stats import BrokerStats, ChannelStats
@@ -38,6 +39,8 @@ from .timers import Timers
 from .topic_permissions import TOPIC_PERMISSION, TopicPermissions
 from .users import USER, User, Users, hash_password
 from .vhost import VHost
+
+log = logging.getLogger("amqpbroker.policies")
 
 # Messages the timer drops in one turn at most, so that a large backlog expiring leaves the
 # other connections their share of the event loop: 2,000 took 3-6 ms (and 50 ms when each is
@@ -104,6 +107,18 @@ VHOST = "vhost"
 
 DEFAULT_CONSUMER_TIMEOUT = 1_800_000
 """Milliseconds a delivery may stay unacknowledged before its channel is closed: RabbitMQ's default."""
+
+
+def _index_operator_policy(vhost: VHost, name: str, value: Any) -> None:
+    """Makes the operator policy `value` (a runtime parameter's) apply in `vhost`; one that is not
+    valid, as a definitions import before it was checked could store, applies nowhere and is logged."""
+    try:
+        check_policy_value(name, value, operator=True)
+    except PolicyError as error:
+        vhost.operator_policies.delete(name)
+        log.warning("operator policy %r in vhost %r applies nowhere: %s", name, vhost.name, error.reason)
+        return
+    vhost.operator_policies.put(parse_policy(vhost.name, name, value, operator=True))
 
 
 class Broker:
@@ -200,10 +215,10 @@ class Broker:
         """Adds or replaces a policy (`operator`: an operator policy), validated by `parse_policy`, in
         its existing vhost; the queues and exchanges it now applies to, or no longer applies to, take
         their new settings at once. An operator policy is a runtime parameter, as in RabbitMQ."""
+        vhost = self.vhosts[policy.vhost]
         if operator:
             self.parameters.set(policy.vhost, OPERATOR_POLICY, policy.name, policy.value())
             return
-        vhost = self.vhosts[policy.vhost]
         vhost.policies.put(policy)
         self.journal.append(PutRecord(POLICY, (policy.vhost, policy.name), policy.as_json()))
         self._apply_policies(vhost)
@@ -228,12 +243,14 @@ class Broker:
         if value is None:
             vhost.operator_policies.delete(name)
         else:
-            vhost.operator_policies.put(parse_policy(vhost_name, name, value, operator=True))
+            _index_operator_policy(vhost, name, value)
         self._apply_policies(vhost)
 
     def _apply_policies(self, vhost: VHost) -> None:
         for queue in list(vhost.queues.values()):
-            settings = settings_from_arguments(queue.arguments, *vhost.queue_policies(queue.name))
+            settings = settings_from_arguments(
+                queue.arguments, *vhost.queue_policies(queue.name, queue.settings.queue_type)
+            )
             if settings.max_length_bytes is not None and queue.settings.max_length_bytes is None:
                 self._load_sizes(queue)
             queue.configure(settings)
@@ -327,7 +344,7 @@ class Broker:
         self.parameters.recover(recovered.records)
         for (vhost_name, name), value in self.parameters.of(OPERATOR_POLICY).items():
             if vhost_name in self.vhosts:
-                self.vhosts[vhost_name].operator_policies.put(parse_policy(vhost_name, name, value, operator=True))
+                _index_operator_policy(self.vhosts[vhost_name], name, value)
         defaults_made = False
         for record in recovered.records:
             kind = record.kind
@@ -364,7 +381,9 @@ class Broker:
         over_limit: list[tuple[Queue, QueueEntry]] = []
         for record in recovered.queues:
             vhost = self.vhosts[record.vhost]
-            settings = settings_from_arguments(record.arguments, *vhost.queue_policies(record.name))
+            settings = settings_from_arguments(
+                record.arguments, *vhost.queue_policies(record.name, queue_type_of(record.arguments))
+            )
             stream = settings.queue_type == "stream"
             queue = vhost.queues[record.name] = (StreamQueue if stream else Queue)(
                 record.name,

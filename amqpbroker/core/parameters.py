@@ -98,16 +98,11 @@ def check_value(component: str, name: str, value: Any) -> None:
     # Imported here: these components' modules are the parameters' readers, not their keepers.
     from .federation import UPSTREAM, UPSTREAM_SET, UpstreamConfig, check_upstream_set
     from .limits import VHOST_LIMITS, check_vhost_limits
-    from .policies import OPERATOR_POLICY, parse_policy
+    from .policies import OPERATOR_POLICY, check_policy_value
     from .shovels import ShovelConfig
 
     if component == OPERATOR_POLICY:
-        # As a parameter, RabbitMQ's validation wants each key, the priority too.
-        given = value if isinstance(value, dict) else {}
-        missing = [key for key in ("pattern", "definition", "priority") if key not in given]
-        if missing:
-            raise ValueError("Validation failed\n\n" + "".join(f'Key "{key}" not found in {name}\n' for key in missing))
-        parse_policy("", name, value, operator=True)
+        check_policy_value(name, value, operator=True)
     elif component == VHOST_LIMITS:
         check_vhost_limits(value)
     elif component == "shovel":

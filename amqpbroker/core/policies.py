@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Collection, Iterator, Mapping
 
 APPLY_TO = ("queues", "exchanges", "all")
+_FIELDS = ("pattern", "definition", "priority", "apply-to")
 
 POLICY = "policy"
 """The store record kind of a policy, keyed by its vhost and name."""
@@ -31,6 +32,28 @@ OPERATOR_KEYS = (
     "message-ttl",
 )
 """What an operator policy may set (RabbitMQ 3.10's): limits, of which a queue takes the smaller."""
+
+
+# The policy keys each queue type leaves out (RabbitMQ 3.10's capabilities/0 of each): a policy or
+# operator policy that sets any of them does not apply to a queue of that type, which takes the
+# next one that matches instead.
+UNSUPPORTED_KEYS: dict[str, frozenset[str]] = {
+    "classic": frozenset({
+        "max-age", "stream-max-segment-size-bytes", "queue-leader-locator", "initial-cluster-size", "delivery-limit",
+        "dead-letter-strategy",
+    }),
+    "quorum": frozenset({
+        "max-priority", "queue-mode", "single-active-consumer", "ha-mode", "ha-params", "ha-sync-mode",
+        "ha-promote-on-shutdown", "ha-promote-on-failure", "queue-master-locator", "max-age",
+        "stream-max-segment-size-bytes", "initial-cluster-size",
+    }),
+    "stream": frozenset({
+        "expires", "message-ttl", "dead-letter-exchange", "dead-letter-routing-key", "max-length",
+        "max-in-memory-length", "max-in-memory-bytes", "max-priority", "overflow", "queue-mode",
+        "single-active-consumer", "delivery-limit", "ha-mode", "ha-params", "ha-sync-mode", "ha-promote-on-shutdown",
+        "ha-promote-on-failure", "queue-master-locator", "dead-letter-strategy",
+    }),
+}
 
 
 class PolicyError(ValueError):
@@ -98,11 +121,17 @@ class Policies:
     def __len__(self) -> int:
         return len(self._by_name)
 
-    def match(self, name: str, kind: str) -> Policy | None:
-        """The policy that applies to the queue or exchange `name` (`kind` "queues" or "exchanges")."""
+    def match(self, name: str, kind: str, queue_type: str | None = None) -> Policy | None:
+        """The policy that applies to the queue or exchange `name` (`kind` "queues" or "exchanges");
+        for a queue, of type `queue_type`, one whose definition the type supports."""
+        unsupported = UNSUPPORTED_KEYS[queue_type] if queue_type is not None else frozenset()
         best = None
         for policy in self:
-            if policy.applies(name, kind) and (best is None or policy.priority > best.priority):
+            if (
+                policy.applies(name, kind)
+                and unsupported.isdisjoint(policy.definition)
+                and (best is None or policy.priority > best.priority)
+            ):
                 best = policy
         return best
 
@@ -225,16 +254,17 @@ def _combination_error(definition: dict[str, Any]) -> str | None:
     return None
 
 
-def _definition_error(definition: Any, known: Collection[str]) -> str | None:
+def _definition_error(definition: Any, operator: bool) -> str | None:
     if not isinstance(definition, dict):
         return f"definition must be a dictionary: {erlang_term(definition)}"
     if not definition:
         return "no policy provided"
+    known: Collection[str] = OPERATOR_KEYS if operator else _CHECKS
     for key in sorted(definition):
         error = _CHECKS[key](definition[key]) if key in known else None
         if error is not None:
             return error
-    error = _combination_error(definition) if known is _CHECKS else None
+    error = None if operator else _combination_error(definition)
     if error is not None:
         return error
     unknown = [(key, value) for key, value in sorted(definition.items()) if key not in known]
@@ -244,21 +274,51 @@ def _definition_error(definition: Any, known: Collection[str]) -> str | None:
     return None
 
 
-def _validation_error(body: Mapping[str, Any], known: Collection[str]) -> str | None:
-    priority = body.get("priority", 0)
-    if not isinstance(priority, (int, float)) or isinstance(priority, bool):
-        return f"priority should be a number, actually was {erlang_term(priority)}"
-    pattern = body["pattern"]
+def _apply_to_error(apply_to: Any) -> str | None:
+    if apply_to in APPLY_TO:
+        return None
+    return f"apply-to '{apply_to}' unrecognised; should be 'queues', 'exchanges' or 'all'"
+
+
+def _pattern_error(pattern: Any) -> str | None:
     if not isinstance(pattern, str):
         return f"pattern should be a binary but was {erlang_term(pattern)}"
     try:
         re.compile(pattern)
     except re.error as error:
         return f"pattern should be regular expression but is invalid: {error}"
-    apply_to = body.get("apply-to", "all")
-    if apply_to not in APPLY_TO:
-        return f"apply-to '{apply_to}' unrecognised; should be 'queues', 'exchanges' or 'all'"
-    return _definition_error(body["definition"], known)
+    return None
+
+
+def _priority_error(priority: Any) -> str | None:
+    if isinstance(priority, (int, float)) and not isinstance(priority, bool):
+        return None
+    return f"priority should be a number, actually was {erlang_term(priority)}"
+
+
+def _field_errors(fields: Mapping[str, Any], operator: bool, *, name: str | None = None) -> list[str]:
+    """What RabbitMQ finds wrong in a policy's fields, each field's first fault, in the order it lists
+    them; with `name` (a policy given as a runtime parameter's value) a field left out is one too,
+    apply-to excepted."""
+    checks: tuple[tuple[str, Check], ...] = (
+        ("definition", lambda definition: _definition_error(definition, operator)),
+        ("apply-to", _apply_to_error),
+        ("pattern", _pattern_error),
+        ("priority", _priority_error),
+    )
+    errors = []
+    for key, check in checks:
+        if key in fields:
+            error = check(fields[key])
+        else:
+            error = None if name is None or key == "apply-to" else f'Key "{key}" not found in {name}'
+        if error is not None:
+            errors.append(error)
+    return errors
+
+
+def _refused(errors: list[str]) -> PolicyError:
+    return PolicyError("Validation failed\n\n" + "".join(f"{error}\n" for error in errors))
 
 
 def parse_policy(vhost: str, name: str, body: Mapping[str, Any], *, operator: bool = False) -> Policy:
@@ -267,9 +327,23 @@ def parse_policy(vhost: str, name: str, body: Mapping[str, Any], *, operator: bo
     missing = [key for key in ("pattern", "definition") if key not in body]
     if missing:
         raise PolicyError("[" + ",".join(f"{{key_missing,{key}}}" for key in missing) + "]")
-    error = _validation_error(body, OPERATOR_KEYS if operator else _CHECKS)
-    if error is not None:
-        raise PolicyError(f"Validation failed\n\n{error}\n")
-    return Policy(
-        vhost, name, body["pattern"], body.get("apply-to", "all"), body.get("priority", 0), dict(body["definition"])
-    )
+    fields = {"apply-to": "all", "priority": 0, **{key: body[key] for key in _FIELDS if key in body}}
+    errors = _field_errors(fields, operator)
+    if errors:
+        raise _refused(errors)
+    return Policy(vhost, name, fields["pattern"], fields["apply-to"], fields["priority"], dict(fields["definition"]))
+
+
+def check_policy_value(name: str, value: Any, *, operator: bool) -> None:
+    """Raises the PolicyError RabbitMQ answers a policy (`operator`: an operator policy) given as a
+    runtime parameter's value with (`PUT /api/parameters/operator_policy/...`, a definitions file's
+    parameters): each key but apply-to is needed, and no other."""
+    if not isinstance(value, dict):
+        raise _refused([f"{name} not a list {erlang_term(value)}"])
+    errors = _field_errors(value, operator, name=name)
+    unknown = [(key, value[key]) for key in sorted(value) if key not in _FIELDS]
+    if unknown:
+        listed = ",".join(f"{{{erlang_term(key)},{erlang_term(item)}}}" for key, item in unknown)
+        errors.insert(0, f"Unrecognised terms [{listed}] in {name}")
+    if errors:
+        raise _refused(errors)

@@ -19,6 +19,7 @@ from .arguments import (
     check_server_named,
     erlang_text,
     queue_settings,
+    queue_type_of,
     same_argument,
     type_name,
 )
@@ -117,9 +118,12 @@ class VHost:
         self.policies = Policies()
         self.operator_policies = Policies()
 
-    def queue_policies(self, name: str) -> tuple[Policy | None, Policy | None]:
-        """The policy and the operator policy that apply to the queue `name`."""
-        return self.policies.match(name, "queues"), self.operator_policies.match(name, "queues")
+    def queue_policies(self, name: str, queue_type: str) -> tuple[Policy | None, Policy | None]:
+        """The policy and the operator policy that apply to the queue `name` of type `queue_type`."""
+        return (
+            self.policies.match(name, "queues", queue_type),
+            self.operator_policies.match(name, "queues", queue_type),
+        )
 
     def describe(self, description: str, tags: list[str], tracing: bool) -> None:
         """Sets what the management API shows of the vhost."""
@@ -364,7 +368,7 @@ class VHost:
         if existing is None:
             if self._limits is not None:
                 self._limits.check_new_queue(self.name, name, len(self.queues))
-            policy, operator_policy = self.queue_policies(name)
+            policy, operator_policy = self.queue_policies(name, queue_type_of(arguments or {}))
             settings = queue_settings(
                 arguments or {},
                 durable=durable,

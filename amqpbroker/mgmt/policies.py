@@ -51,8 +51,9 @@ def _check_policymaker(request: Request) -> None:
 
 def _add(path: str, operator: bool) -> None:
     """The routes of policies (`operator`: of operator policies) under `path`. Anyone sees those of
-    the vhosts they see in a listing; only administrators see or change an operator policy by name,
-    and only policymakers change a policy."""
+    the vhosts they see in a listing; only administrators see or change an operator policy by name
+    here (a policymaker may through `/api/parameters/operator_policy`, as in RabbitMQ), and only
+    policymakers change a policy."""
     single = ADMINISTRATOR if operator else MANAGEMENT
     check: Callable[[Request], None] = (lambda request: None) if operator else _check_policymaker
 

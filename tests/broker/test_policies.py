@@ -17,6 +17,7 @@ from amqpbroker.core.policies import (
     OPERATOR_POLICY,
     Policies,
     PolicyError,
+    check_policy_value,
     effective_definition,
     parse_policy,
 )
@@ -445,3 +446,74 @@ def test_deleting_a_vhost_deletes_its_operator_policies() -> None:
     broker.commit()
     assert broker.parameters.of(OPERATOR_POLICY) == {}
     assert [record for record in store.recover().records if record.kind == "parameter"] == []
+
+
+def test_a_policy_setting_a_key_the_queue_type_leaves_out_does_not_apply_to_it(peer, broker) -> None:
+    # As RabbitMQ 3.10 matches: the policy is passed over whole, and the next one that matches applies.
+    broker.set_policy(policy("quorum-only", "^q", {"max-length": 1, "delivery-limit": 2}, priority=5))
+    broker.set_policy(policy("fallback", "^q", {"max-length": 3}))
+    broker.set_policy(operator_policy("quorum-cap", "^q", {"max-length": 2, "delivery-limit": 1}), operator=True)
+    peer.declare("q-classic")
+    peer.declare("q-quorum", durable=True, arguments={"x-queue-type": "quorum"})
+    peer.declare("q-stream", durable=True, arguments={"x-queue-type": "stream"})
+    classic, quorum, stream = (queue(broker, name).settings for name in ("q-classic", "q-quorum", "q-stream"))
+    assert (classic.policy.name, classic.operator_policy, classic.max_length) == ("fallback", None, 3)
+    assert (quorum.policy.name, quorum.operator_policy.name, quorum.max_length, quorum.delivery_limit) == (
+        "quorum-only", "quorum-cap", 1, 1
+    )
+    # A stream takes neither max-length nor delivery-limit: no policy here applies to it.
+    assert (stream.policy, stream.operator_policy) == (None, None)
+
+
+def test_an_operator_policy_stored_unchecked_applies_nowhere_and_the_broker_starts(tmp_path) -> None:
+    # A definitions import before operator policies were checked could store one RabbitMQ refuses.
+    store = open_store(str(tmp_path))
+    broker = core.Broker(store=store)
+    Peer(broker).declare("q1", durable=True)
+    unchecked = {"pattern": "^q", "definition": {"max-length": 1, "queue-mode": "lazy"}, "priority": 0}
+    broker.parameters.set("/", OPERATOR_POLICY, "unchecked", unchecked)
+    assert (len(broker.vhosts["/"].operator_policies), queue(broker, "q1").settings.max_length) == (0, None)
+    broker.commit()
+    store.close()
+    store = open_store(str(tmp_path))
+    recovered = core.Broker(store=store)
+    assert len(recovered.vhosts["/"].operator_policies) == 0
+    assert recovered.vhosts["/"].queues["q1"].settings.max_length is None
+    assert recovered.parameters.of(OPERATOR_POLICY) == {("/", "unchecked"): unchecked}
+    store.close()
+
+
+def test_an_operator_policy_in_a_missing_vhost_is_refused(broker) -> None:
+    with pytest.raises(KeyError):
+        broker.set_policy(parse_policy("nowhere", "op", {"pattern": "", "definition": {"max-length": 1}},
+                                       operator=True), operator=True)
+    assert broker.parameters.of(OPERATOR_POLICY) == {}
+
+
+@pytest.mark.parametrize(
+    "value, reason",
+    [
+        ("x", 'op not a list <<"x">>'),
+        ({"pattern": "", "definition": {"max-length": 1}, "priority": 0, "zeta": 1, "alpha": "a"},
+         'Unrecognised terms [{<<"alpha">>,<<"a">>},{<<"zeta">>,1}] in op'),
+        ({"priority": "p", "foo": 1},
+         'Unrecognised terms [{<<"foo">>,1}] in op\nKey "definition" not found in op\nKey "pattern" not found in op\n'
+         'priority should be a number, actually was <<"p">>'),
+    ],
+)
+def test_an_operator_policy_as_a_parameter_is_checked_as_rabbitmq_checks_it(value, reason: str) -> None:
+    with pytest.raises(PolicyError) as raised:
+        check_policy_value("op", value, operator=True)
+    assert raised.value.reason == f"Validation failed\n\n{reason}\n"
+
+
+def test_every_fault_of_a_policy_is_named_in_rabbitmqs_order() -> None:
+    body = {"pattern": "(", "priority": "x", "apply-to": "foo", "definition": {"foo": 1}}
+    with pytest.raises(PolicyError) as raised:
+        parse_policy("/", "p", body)
+    assert raised.value.reason.split("\n")[2:-1] == [
+        '[{<<"foo">>,1}] are not recognised policy settings',
+        "apply-to 'foo' unrecognised; should be 'queues', 'exchanges' or 'all'",
+        "pattern should be regular expression but is invalid: missing ), unterminated subpattern at position 0",
+        'priority should be a number, actually was <<"x">>',
+    ]

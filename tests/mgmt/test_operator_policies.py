@@ -198,3 +198,43 @@ def test_an_operator_policy_is_a_runtime_parameter(api: ApiClient, operator_poli
     )
     assert api.delete(f"/api/parameters/operator_policy/%2F/{segment(other)}").status == 204
     assert api.get(f"{PATH}/%2F/{segment(other)}").status == 404
+
+
+def test_an_operator_policy_setting_a_key_the_queue_type_leaves_out_is_passed_over(
+        api: ApiClient, amqp, operator_policies, unique, cleanup) -> None:
+    # delivery-limit is a quorum queue's: the classic queue takes the next operator policy instead.
+    channel = amqp.channel()
+    channel.confirm_delivery()
+    queue = cleanup.queue(unique("classic"))
+    quorum_only, fallback = unique("quorum-only"), unique("fallback")
+    body = {"pattern": only(queue), "definition": {"max-length": 1, "delivery-limit": 2}, "priority": 5}
+    assert operator_policies.put(quorum_only, body) == 201
+    assert operator_policies.put(fallback, {"pattern": only(queue), "definition": {"max-length": 2}}) == 201
+    channel.queue_declare(queue)
+    for n in range(5):
+        channel.basic_publish("", queue, str(n).encode())
+    assert depth(channel, queue) == 2
+
+    def check() -> None:
+        assert api.get(f"/api/queues/%2F/{segment(queue)}").json["operator_policy"] == fallback
+
+    eventually(check)
+
+
+@pytest.mark.parametrize(
+    "value, reason",
+    [
+        ("x", "Validation failed\n\n{name} not a list &lt;&lt;\"x\"&gt;&gt;\n"),
+        ({"pattern": "x", "definition": {"max-length": 1}, "priority": 0, "zeta": 1},
+         "Validation failed\n\nUnrecognised terms [{&lt;&lt;\"zeta\"&gt;&gt;,1}] in {name}\n"),
+        ({"priority": "p"},
+         'Validation failed\n\nKey "definition" not found in {name}\nKey "pattern" not found in {name}\n'
+         "priority should be a number, actually was &lt;&lt;\"p\"&gt;&gt;\n"),
+    ],
+)
+def test_an_invalid_operator_policy_parameter_is_400_with_rabbitmqs_reasons(api: ApiClient, unique, value,
+                                                                            reason) -> None:
+    name = unique("cap")
+    reply = api.put(f"/api/parameters/operator_policy/%2F/{segment(name)}", {"value": value})
+    assert (reply.status, reply.json) == (400, {"error": "bad_request", "reason": reason.replace("{name}", name)})
+    assert api.get(f"{PATH}/%2F/{segment(name)}").status == 404
