@@ -3,8 +3,9 @@
 A policy belongs to a vhost and has a pattern (a regular expression searched for anywhere in a
 name, case-sensitive), what it applies to (`queues`, `exchanges` or `all`), a priority and a
 definition (`{"max-length": 10, ...}`). At most one policy applies to a queue or exchange: the
-matching one of highest priority; among equal priorities the one whose name sorts first, as RabbitMQ
-3.10 picks (its documentation calls the choice undefined). `parse_policy` validates a policy as
+matching one of highest priority (for a queue, among those whose keys its type supports:
+UNSUPPORTED_KEYS); among equal priorities the one whose name sorts first, as RabbitMQ 3.10 picks
+(its documentation calls the choice undefined). `parse_policy` validates a policy as
 RabbitMQ does, with its error texts; how a definition combines with a queue's own arguments is in
 `arguments.settings_from_arguments`.
 
