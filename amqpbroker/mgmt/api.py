@@ -75,6 +75,14 @@ class HTTPError(Exception):
         self.reason = reason
 
 
+def check_object_access(request: Request, level: str) -> None:
+    """401 unless `request`'s user has a tag of `level` (POLICYMAKER, MONITORING ...), worded as
+    RabbitMQ words a refusal of an object rather than of a route: for routes any management user
+    may read but only some may change."""
+    if not _ACCESS[level][0].intersection(request.user.tags):
+        raise HTTPError(401, "not_authorised", "User not authorised to access object")
+
+
 def not_found(reason: str = "Not Found") -> HTTPError:
     return HTTPError(404, "Object Not Found", reason)
 

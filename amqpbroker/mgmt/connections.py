@@ -9,7 +9,20 @@ from typing import Any, Iterator
 from .. import core
 from ..core.queue import Consumer
 from . import message_stats
-from .api import NO_CONTENT, HTTPError, Node, Request, Routes, jsonable, not_found, vhost, vhosts
+from .api import (
+    ADMINISTRATOR,
+    MONITORING,
+    NO_CONTENT,
+    HTTPError,
+    Node,
+    Request,
+    Routes,
+    check_object_access,
+    jsonable,
+    not_found,
+    vhost,
+    vhosts,
+)
 
 routes = Routes()
 
@@ -173,10 +186,9 @@ def close_connection(request: Request, broker: core.Broker) -> object:
     return NO_CONTENT
 
 
-def _of_user(request: Request, broker: core.Broker, may: set[str]) -> list[core.ClientConnection]:
-    """The connections of the path's user, for a user tagged one of `may`."""
-    if not may.intersection(request.user.tags):
-        raise HTTPError(401, "not_authorised", "User not authorised to access object")
+def _of_user(request: Request, broker: core.Broker, level: str) -> list[core.ClientConnection]:
+    """The connections of the path's user, for a user of `level` (MONITORING, ADMINISTRATOR)."""
+    check_object_access(request, level)
     name = request.params["username"]
     return sorted((c for c in broker.connections if c.username == name), key=lambda c: c.info.name)
 
@@ -187,14 +199,14 @@ def user_connections(request: Request, broker: core.Broker) -> list[dict[str, An
     node = request.node.name
     return [
         {"name": c.info.name, "vhost": c.vhost.name, "user": c.username, "node": node}
-        for c in _of_user(request, broker, _SEE_ALL)
+        for c in _of_user(request, broker, MONITORING)
     ]
 
 
 @routes.delete("/api/connections/username/{username}")
 def close_user_connections(request: Request, broker: core.Broker) -> object:
     """Closes every connection of a user, as `DELETE /api/connections/{name}` closes one (administrators)."""
-    for connection in _of_user(request, broker, {"administrator"}):
+    for connection in _of_user(request, broker, ADMINISTRATOR):
         _force_close(request, connection)
     return NO_CONTENT
 

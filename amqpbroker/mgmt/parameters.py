@@ -10,7 +10,20 @@ from typing import Any
 
 from .. import core
 from ..core.parameters import check_value
-from .api import CREATED, NO_CONTENT, HTTPError, Request, Response, Routes, bad_request, not_found, vhost, vhosts
+from .api import (
+    CREATED,
+    NO_CONTENT,
+    POLICYMAKER,
+    HTTPError,
+    Request,
+    Response,
+    Routes,
+    bad_request,
+    check_object_access,
+    not_found,
+    vhost,
+    vhosts,
+)
 
 routes = Routes()
 
@@ -27,34 +40,28 @@ def _listed(broker: core.Broker, component: str | None, names: set[str]) -> list
     ]
 
 
-def _check_policymaker(request: Request) -> None:
-    # As for policies: reading takes a management user, changing takes policymaker.
-    if not {"policymaker", "administrator"}.intersection(request.user.tags):
-        raise HTTPError(401, "not_authorised", "User not authorised to access object")
-
-
 @routes.get("/api/parameters")
 def list_all(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
-    _check_policymaker(request)
+    check_object_access(request, POLICYMAKER)
     return _listed(broker, None, {found.name for found in vhosts(request, broker)})
 
 
 @routes.get("/api/parameters/{component}")
 def list_component(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
-    _check_policymaker(request)
+    check_object_access(request, POLICYMAKER)
     names = {found.name for found in vhosts(request, broker)}
     return _listed(broker, request.params["component"], names)
 
 
 @routes.get("/api/parameters/{component}/{vhost}")
 def list_vhost(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
-    _check_policymaker(request)
+    check_object_access(request, POLICYMAKER)
     return _listed(broker, request.params["component"], {vhost(request, broker).name})
 
 
 @routes.get("/api/parameters/{component}/{vhost}/{name}")
 def get(request: Request, broker: core.Broker) -> dict[str, Any]:
-    _check_policymaker(request)
+    check_object_access(request, POLICYMAKER)
     where, component, name = vhost(request, broker).name, request.params["component"], request.params["name"]
     value = broker.parameters.scoped.get((where, component, name), _MISSING)
     if value is _MISSING:
@@ -64,7 +71,7 @@ def get(request: Request, broker: core.Broker) -> dict[str, Any]:
 
 @routes.put("/api/parameters/{component}/{vhost}/{name}")
 def put(request: Request, broker: core.Broker) -> Response:
-    _check_policymaker(request)
+    check_object_access(request, POLICYMAKER)
     component, name, vhost_name = request.params["component"], request.params["name"], request.params["vhost"]
     if vhost_name not in broker.vhosts:
         raise HTTPError(404, "not_found", "vhost_not_found")
@@ -83,7 +90,7 @@ def put(request: Request, broker: core.Broker) -> Response:
 
 @routes.delete("/api/parameters/{component}/{vhost}/{name}")
 def delete(request: Request, broker: core.Broker) -> Response:
-    _check_policymaker(request)
+    check_object_access(request, POLICYMAKER)
     if not broker.parameters.delete(vhost(request, broker).name, request.params["component"], request.params["name"]):
         raise not_found()
     return NO_CONTENT
@@ -98,13 +105,13 @@ def _global_json(name: str, value: Any) -> dict[str, Any]:
 
 @routes.get("/api/global-parameters")
 def list_global(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
-    _check_policymaker(request)
+    check_object_access(request, POLICYMAKER)
     return [_global_json(name, value) for name, value in sorted(broker.parameters.global_.items())]
 
 
 @routes.get("/api/global-parameters/{name}")
 def get_global(request: Request, broker: core.Broker) -> dict[str, Any]:
-    _check_policymaker(request)
+    check_object_access(request, POLICYMAKER)
     name = request.params["name"]
     value = broker.parameters.global_.get(name, _MISSING)
     if value is _MISSING:
@@ -114,7 +121,7 @@ def get_global(request: Request, broker: core.Broker) -> dict[str, Any]:
 
 @routes.put("/api/global-parameters/{name}")
 def put_global(request: Request, broker: core.Broker) -> Response:
-    _check_policymaker(request)
+    check_object_access(request, POLICYMAKER)
     body = request.json()
     if "value" not in body:
         raise bad_request("[{key_missing,value}]")
@@ -125,7 +132,7 @@ def put_global(request: Request, broker: core.Broker) -> Response:
 
 @routes.delete("/api/global-parameters/{name}")
 def delete_global(request: Request, broker: core.Broker) -> Response:
-    _check_policymaker(request)
+    check_object_access(request, POLICYMAKER)
     if not broker.parameters.delete_global(request.params["name"]):
         raise not_found()
     return NO_CONTENT

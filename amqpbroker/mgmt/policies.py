@@ -14,11 +14,13 @@ from .api import (
     CREATED,
     MANAGEMENT,
     NO_CONTENT,
+    POLICYMAKER,
     HTTPError,
     Request,
     Response,
     Routes,
     bad_request,
+    check_object_access,
     not_found,
     vhost,
     vhosts,
@@ -42,20 +44,15 @@ def _listed(policies: list[Policy]) -> list[dict[str, Any]]:
     return [policy.as_json() for policy in sorted(policies, key=lambda policy: (policy.priority, policy.vhost, policy.name))]
 
 
-def _check_policymaker(request: Request) -> None:
-    # Any management user may read policies; changing them takes the policymaker tag, and RabbitMQ
-    # words its refusal as for an object, not as for a route.
-    if not {"policymaker", "administrator"}.intersection(request.user.tags):
-        raise HTTPError(401, "not_authorised", "User not authorised to access object")
-
-
 def _add(path: str, operator: bool) -> None:
     """The routes of policies (`operator`: of operator policies) under `path`. Anyone sees those of
     the vhosts they see in a listing; only administrators see or change an operator policy by name
     here (a policymaker may through `/api/parameters/operator_policy`, as in RabbitMQ), and only
     policymakers change a policy."""
     single = ADMINISTRATOR if operator else MANAGEMENT
-    check: Callable[[Request], None] = (lambda request: None) if operator else _check_policymaker
+    check: Callable[[Request], None] = (
+        (lambda request: None) if operator else (lambda request: check_object_access(request, POLICYMAKER))
+    )
 
     def of(found: core.VHost) -> Policies:
         return found.operator_policies if operator else found.policies
