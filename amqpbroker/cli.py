@@ -102,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             memory_limit=settings["limits.memory"],
             consumer_timeout=settings["limits.consumer_timeout"],
             loopback_users=settings["auth.loopback_users"],
+            defaults=settings["definitions.load"] is None,
         )
         if settings["definitions.load"] is not None:
             error = _load_definitions(broker, settings["definitions.load"])
@@ -110,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"amqpbroker: cannot load definitions from {settings['definitions.load']}: {error}",
                       file=sys.stderr)
                 return 1
+            if not any(broker.users):
+                log.warning("no user can log in: the broker has none, and %s defines none",
+                            settings["definitions.load"])
         server = Server(
             broker,
             host=settings["amqp.host"],

@@ -200,7 +200,8 @@ KEYS: tuple[Key, ...] = (
         "--loopback-users", metavar="NAMES"),
     Key("definitions.load", _path, None,
         "a definitions file (RabbitMQ's JSON format) imported at every start, as RabbitMQ's load_definitions; "
-        "what exists already is kept", "--load-definitions", metavar="FILE"),
+        "what exists already is kept; a new data directory then gets no guest and no vhost '/'",
+        "--load-definitions", metavar="FILE"),
     Key("log.level", _log_level, "info", "one of " + ", ".join(LOG_LEVELS), "--log-level"),
 )
 _BY_NAME = {key.name: key for key in KEYS}

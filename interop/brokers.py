@@ -145,23 +145,25 @@ def _ctl(api: str, *args: str) -> None:
 def ours(
     log: Path, tls: TLSListener | None = None, definitions: dict | None = None, operator_policies: Sequence[dict] = ()
 ) -> Iterator[str]:
-    """amqpbroker from this checkout, as a subprocess with a fresh data directory; with `tls`, AMQPS too;
-    `definitions` loaded at its start (`--load-definitions`). With `operator_policies`, it serves the
-    management API too, and each is set through it (`amqpbroker ctl set operator-policy`) once the
-    broker accepts connections."""
+    """amqpbroker from this checkout, as a subprocess with a fresh data directory; with `tls`, AMQPS too.
+    With `definitions` or `operator_policies` it serves the management API too, and once the broker
+    accepts connections the definitions are imported through it (`amqpbroker ctl import`: loaded at
+    the start instead, they would replace guest and vhost "/", as in RabbitMQ), then each operator
+    policy set (`amqpbroker ctl set operator-policy`)."""
     port = rabbitmq_node.free_port()
     with tempfile.TemporaryDirectory(prefix="interop-amqpbroker-") as home:
         data = Path(home) / "data"
         http_port = rabbitmq_node.free_port()
-        http = ["--http-port", str(http_port)] if operator_policies else ["--no-http"]
+        api = f"http://127.0.0.1:{http_port}"
+        http = ["--http-port", str(http_port)] if definitions is not None or operator_policies else ["--no-http"]
         argv = [sys.executable, "-m", "amqpbroker", *http, "--no-metrics", "--host", "127.0.0.1",
                 "--port", str(port), "--data-dir", str(data)]
-        if definitions is not None:
-            argv += ["--load-definitions", str(_definitions_file(home, definitions))]
         if tls is not None:
             argv += ["--tls-port", str(tls.port), "--tls-certfile", tls.certfile, "--tls-keyfile", tls.keyfile,
                      "--tls-cafile", tls.cafile]
         with _process(argv, log, f"amqp://guest:guest@127.0.0.1:{port}/%2F", cwd=INTEROP_DIR.parent) as url:
+            if definitions is not None:
+                _ctl(api, "import", str(_definitions_file(home, definitions)))
             for policy in operator_policies:
-                _ctl(f"http://127.0.0.1:{http_port}", "set", "operator-policy", *_policy_arguments(policy))
+                _ctl(api, "set", "operator-policy", *_policy_arguments(policy))
             yield url

@@ -97,9 +97,10 @@ class ConnectionInfo:
         return f"{self.peer_host}:{self.peer_port} -> {self.host}:{self.port}"
 
 
-# Written once the defaults (vhost '/', user guest with all permissions on it) are made, so that a
-# restart does not make them again after they were deleted, as RabbitMQ makes them only in a fresh
-# database. A data directory from before users were stored has none, and gets them once.
+# Written once the defaults (vhost '/', user guest with all permissions on it) are made, or passed
+# over for definitions loaded at the start, so that no later start makes them (again, after they were
+# deleted), as RabbitMQ makes them only in a fresh database. A data directory from before users were
+# stored has none, and gets them once.
 _DEFAULTS_MADE = PutRecord("defaults", ("made",), {})
 
 VHOST = "vhost"
@@ -122,7 +123,9 @@ def _index_operator_policy(vhost: VHost, name: str, value: Any) -> None:
 
 
 class Broker:
-    """All broker state, recovered from `store` at creation; durable changes go to `journal`."""
+    """All broker state, recovered from `store` at creation; durable changes go to `journal`. A fresh
+    store gets vhost '/' and user guest, unless `defaults` is False: RabbitMQ makes neither when it
+    loads definitions at boot, where what is to be there comes from those."""
 
     def __init__(
         self,
@@ -134,6 +137,7 @@ class Broker:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         history: History | None = None,
+        defaults: bool = True,
     ) -> None:
         self.timers = Timers(clock, wall_clock)
         """The broker's clock, and when each queue next needs it (message TTL, `x-expires`)."""
@@ -162,7 +166,10 @@ class Broker:
         self.limits = Limits(self.parameters, self.users, self.connections)
         """Vhost and user limits: how many connections, channels and queues they may have."""
         if self._recover():
-            self._make_defaults()
+            if defaults:
+                self._make_defaults()
+            else:
+                self.journal.append(_DEFAULTS_MADE)
 
     def _make_defaults(self) -> None:
         self.add_vhost("/")

@@ -154,6 +154,9 @@ def test_bad_consumer_timeout_flag_says_what_is_wrong() -> None:
 def test_load_definitions_imports_a_file_at_start(tmp_path) -> None:
     definitions = tmp_path / "definitions.json"
     definitions.write_text(json.dumps({
+        "vhosts": [{"name": "/"}],
+        "users": [{"name": "guest", "password": "guest", "tags": "administrator"}],
+        "permissions": [{"user": "guest", "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}],
         "policies": [{"vhost": "/", "name": "short", "pattern": "^orders$", "apply-to": "queues",
                       "definition": {"max-length": 1}, "priority": 0}],
         "queues": [{"name": "orders", "vhost": "/", "durable": True, "auto_delete": False, "arguments": {}}],
@@ -193,12 +196,83 @@ def test_load_definitions_takes_a_file_rabbitmq_exported() -> None:
         process.stderr.close()
 
 
+def _can_log_in(port: int, user: str, vhost: str) -> bool:
+    url = f"amqp://{user}:{user}-secret@127.0.0.1:{port}/{vhost}"
+    if user == "guest":
+        url = f"amqp://guest:guest@127.0.0.1:{port}/{vhost}"
+    try:
+        pika.BlockingConnection(pika.URLParameters(url)).close()
+    except (pika.exceptions.ProbableAuthenticationError, pika.exceptions.ProbableAccessDeniedError):
+        return False
+    return True
+
+
+def test_definitions_loaded_into_a_fresh_data_directory_replace_guest_and_the_default_vhost(tmp_path) -> None:
+    # As RabbitMQ 3.10 with load_definitions: the defaults are not made, then or at any later start.
+    definitions = tmp_path / "definitions.json"
+    definitions.write_text(json.dumps({
+        "vhosts": [{"name": "shop"}],
+        "users": [{"name": "app", "password": "app-secret", "tags": ""}],
+        "permissions": [{"user": "app", "vhost": "shop", "configure": ".*", "write": ".*", "read": ".*"}],
+    }))
+    data = str(tmp_path / "data")
+    for args in (("--load-definitions", str(definitions)), ()):
+        process, port = start_broker("--data-dir", data, *args)
+        try:
+            assert _can_log_in(port, "app", "shop")
+            assert not _can_log_in(port, "guest", "%2F")
+            assert not _can_log_in(port, "app", "%2F")
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.communicate(timeout=30)
+
+
+def test_definitions_without_users_are_loaded_with_a_warning(tmp_path) -> None:
+    definitions = tmp_path / "definitions.json"
+    definitions.write_text(json.dumps({"vhosts": [{"name": "shop"}]}))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "amqpbroker", "--no-http", "--no-metrics", "--port", "0", "--in-memory",
+         "--load-definitions", str(definitions)],
+        stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        log = []
+        for line in iter(process.stderr.readline, ""):
+            log.append(line)
+            if "listening on" in line:
+                break
+    finally:
+        process.kill()
+        process.stderr.close()
+    warning = f"WARNING amqpbroker: no user can log in: the broker has none, and {definitions} defines none"
+    assert any(line.rstrip().endswith(warning) for line in log)
+
+
+def test_a_start_whose_definitions_failed_to_load_leaves_the_data_directory_fresh(tmp_path) -> None:
+    definitions = tmp_path / "definitions.json"
+    definitions.write_text("{not json")
+    data = str(tmp_path / "data")
+    failed = subprocess.run(
+        [sys.executable, "-m", "amqpbroker", "--no-http", "--no-metrics", "--port", "0", "--data-dir", data,
+         "--load-definitions", str(definitions)],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert failed.returncode == 1
+    process, port = start_broker("--data-dir", data)
+    try:
+        assert _can_log_in(port, "guest", "%2F")
+    finally:
+        process.kill()
+        process.stderr.close()
+
+
 @pytest.mark.parametrize(
     "content, message",
     [
         (None, "No such file or directory"),
         ("{not json", "not JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"),
-        ('{"exchanges": [{"name": "x", "vhost": "/", "type": "nope"}]}', "command_invalid: unknown exchange type 'nope'"),
+        ('{"vhosts": [{"name": "/"}], "exchanges": [{"name": "x", "vhost": "/", "type": "nope"}]}',
+         "command_invalid: unknown exchange type 'nope'"),
     ],
 )
 def test_a_bad_definitions_file_stops_the_start(tmp_path, content: str | None, message: str) -> None:
