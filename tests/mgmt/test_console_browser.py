@@ -435,6 +435,41 @@ def test_an_operator_policy_caps_a_queue_and_is_deleted(console: Console, amqp, 
     assert _message_count(amqp, queue) == 4
 
 
+@pytest.mark.parametrize(("tags", "sections"), [("policymaker", ["Policies"]), ("management", [])])
+def test_what_the_console_offers_follows_the_users_tags(
+    browser: WebDriver, console: Console, api: ApiClient, tags: str, sections: list[str]
+) -> None:
+    user, policy = _name(tags), _name("operated")
+    assert api.put(f"/api/users/{user}", {"password": "secret", "tags": tags}).status == 201
+    assert api.put(f"/api/permissions/%2F/{user}", {"configure": ".*", "write": ".*", "read": ".*"}).status == 201
+    assert api.put(f"/api/operator-policies/%2F/{policy}",
+                   {"pattern": "^nothing$", "apply-to": "queues", "definition": {"max-length": 5}}).status == 201
+    try:
+        browser.find_element(By.ID, "logout").click()
+        _log_in(browser, user, "secret")
+        console.until(lambda b: b.find_element(By.ID, "user").text == user)
+        shown = [link.text for link in browser.find_elements(By.CSS_SELECTOR, "#nav a") if link.is_displayed()]
+        assert shown == ["Overview", "Connections", "Exchanges", "Queues", *sections]
+        browser.refresh()  # the user is asked for again with the credentials kept
+        console.until(lambda b: b.find_element(By.ID, "user").text == user)
+        assert [link.text for link in browser.find_elements(By.CSS_SELECTOR, "#nav a") if link.is_displayed()] == shown
+        if sections:
+            console.open("Policies")
+            console.section("Add a policy")
+            cells = [cell.text for cell in console.until(lambda _: console.row_in("Operator policies", policy))
+                     .find_elements(By.TAG_NAME, "td")]
+            assert cells == ["/", policy, "^nothing$", "queues", '{"max-length":5}', "0"]
+            assert not browser.find_elements(By.XPATH, "//section[h2='Add an operator policy']")
+    finally:
+        browser.find_element(By.ID, "logout").click()
+        _log_in(browser, "guest", "guest")
+        console.until(lambda b: b.find_element(By.ID, "user").text == "guest")
+        api.delete(f"/api/operator-policies/%2F/{policy}")
+        api.delete(f"/api/users/{user}")
+    shown = [link.text for link in browser.find_elements(By.CSS_SELECTOR, "#nav a") if link.is_displayed()]
+    assert shown == ["Overview", "Connections", "Exchanges", "Queues", "Admin", "Policies"]
+
+
 def test_the_overview_charts_message_rates(console: Console, amqp) -> None:
     queue = _name("rates")
     amqp.queue_declare(queue)

@@ -10,21 +10,37 @@ export class ApiError extends Error {
   }
 }
 
+// The logged-in user as /api/whoami describes it (name and tags), or null.
+let user = null;
+
 export function credentials() {
   return sessionStorage.getItem(KEY);
 }
 
 export function logOut() {
   sessionStorage.removeItem(KEY);
+  user = null;
 }
 
 // Checks the credentials with /api/whoami and keeps them if they work; the user's JSON.
 export async function logIn(username, password) {
   const bytes = new TextEncoder().encode(`${username}:${password}`);
   const encoded = btoa(String.fromCharCode(...bytes));
-  const user = await call("GET", "/api/whoami", undefined, encoded);
+  user = await call("GET", "/api/whoami", undefined, encoded);
   sessionStorage.setItem(KEY, encoded);
   return user;
+}
+
+// The user of the credentials kept from before (a reloaded page); the user's JSON.
+export async function whoami() {
+  user = await api("GET", "/api/whoami");
+  return user;
+}
+
+// Whether the logged-in user has one of `tags`: what the console offers follows them, as RabbitMQ's
+// does (the API still decides).
+export function tagged(...tags) {
+  return user !== null && tags.some((tag) => user.tags.includes(tag));
 }
 
 // A path segment: vhost "/" is "%2F".

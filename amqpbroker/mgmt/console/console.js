@@ -1,7 +1,7 @@
 // The console's shell: the login form, the route in the address's hash (#/queues,
 // #/queue/{vhost}/{name}, ...), and refreshing the page shown every few seconds.
 
-import { ApiError, api, credentials, logIn, logOut } from "./api.js";
+import { ApiError, credentials, logIn, logOut, tagged, whoami } from "./api.js";
 import { notify } from "./dom.js";
 import * as pages from "./pages.js";
 
@@ -56,6 +56,10 @@ function failed(error) {
 
 function loggedIn(name) {
   document.getElementById("login").hidden = true;
+  // A section for users with some tags only (data-tags) is offered to them alone.
+  for (const link of document.querySelectorAll("#nav a[data-tags]")) {
+    link.hidden = !tagged(...link.dataset.tags.split(" "));
+  }
   document.getElementById("nav").hidden = false;
   document.getElementById("who").hidden = false;
   document.getElementById("user").textContent = name;
@@ -95,7 +99,7 @@ window.addEventListener("hashchange", () => {
 });
 
 if (credentials()) {
-  api("GET", "/api/whoami").then((user) => loggedIn(user.name), loggedOut);
+  whoami().then((user) => loggedIn(user.name), loggedOut);
 } else {
   loggedOut();
 }

@@ -1,7 +1,7 @@
 // The console's pages. Each is `render(page, ...route)`: it builds its parts into `page` and returns
 // `refresh()`, which the shell calls at once and then every few seconds to update the live parts.
 
-import { api, seg } from "./api.js";
+import { api, seg, tagged } from "./api.js";
 import { History, lineChart } from "./chart.js";
 import { button, facts, form, h, notify, number, rate, table } from "./dom.js";
 
@@ -374,30 +374,36 @@ export async function admin(page) {
 
 export async function policies(page) {
   const options = await vhostOptions();
+  // Operator policies are changed by administrators alone; a policymaker sees them.
+  const administrator = tagged("administrator");
   const kinds = [
-    policyKind("/api/policies", "Policy", "No policies.", options),
-    policyKind("/api/operator-policies", "Operator policy", "No operator policies.", options),
+    policyKind("/api/policies", "Policy", "No policies.", options, true),
+    policyKind("/api/operator-policies", "Operator policy", "No operator policies.", options, administrator),
   ];
   page.append(h("h1", {}, "Policies"), h("section", {}, kinds[0].list), part("Add a policy", kinds[0].add),
-    part("Operator policies", kinds[1].list), part("Add an operator policy", kinds[1].add));
+    part("Operator policies", kinds[1].list));
+  if (administrator) page.append(part("Add an operator policy", kinds[1].add));
   return async () => { await Promise.all(kinds.map((kind) => kind.refresh())); };
 }
 
 // The list and form of policies or of operator policies, which differ only in their path in the API
-// (and in who may change them, which the API decides).
-function policyKind(path, what, none, vhostChoices) {
+// and in who may change them: without `changeable`, the list has no Delete buttons.
+function policyKind(path, what, none, vhostChoices, changeable) {
   const list = slot();
+  const columns = [
+    { label: "Virtual host", value: (p) => p.vhost },
+    { label: "Name", value: (p) => p.name },
+    { label: "Pattern", value: (p) => p.pattern },
+    { label: "Apply to", value: (p) => p["apply-to"] },
+    { label: "Definition", value: (p) => json(p.definition) },
+    { label: "Priority", value: (p) => number(p.priority), number: true },
+  ];
+  if (changeable) {
+    columns.push({ label: "", value: (p) => button("Delete", () => act(`${what} ${p.name} deleted.`,
+      () => api("DELETE", `${path}/${seg(p.vhost)}/${seg(p.name)}`), refresh), "danger") });
+  }
   const refresh = async () => {
-    list.replaceChildren(table([
-      { label: "Virtual host", value: (p) => p.vhost },
-      { label: "Name", value: (p) => p.name },
-      { label: "Pattern", value: (p) => p.pattern },
-      { label: "Apply to", value: (p) => p["apply-to"] },
-      { label: "Definition", value: (p) => json(p.definition) },
-      { label: "Priority", value: (p) => number(p.priority), number: true },
-      { label: "", value: (p) => button("Delete", () => act(`${what} ${p.name} deleted.`,
-        () => api("DELETE", `${path}/${seg(p.vhost)}/${seg(p.name)}`), refresh), "danger") },
-    ], await api("GET", path), none));
+    list.replaceChildren(table(columns, await api("GET", path), none));
   };
   const add = form([
     { name: "vhost", label: "Virtual host", type: "select", options: vhostChoices, value: "/" },
