@@ -43,7 +43,7 @@ _DEFAULT_SETTINGS = QueueSettings()
 DeadLetterer = Callable[["Queue", QueueEntry, str], bool]
 """Told of every entry that leaves its queue for a reason ('rejected', 'expired', 'maxlen',
 'delivery_limit'): dead-letters it if the queue has a dead-letter exchange. True if it takes the
-entry to forget once it is dead-lettered (its body is being read back from the store)."""
+entry: it forgets it once it is dead-lettered (at once, or when its body is back from the store)."""
 
 
 class Consumer:
@@ -387,8 +387,10 @@ class Queue:
         self.delivered_seq = seq
         self._next_seq = max(self._next_seq, seq + 1)
 
-    def forget(self, entry: QueueEntry) -> None:
-        """The entry is done with (acknowledged, or dropped): the store must not bring it back."""
+    def forget(self, entry: QueueEntry, settle: bool = True) -> None:
+        """The entry is done with (acknowledged, or dropped): the store must not bring it back.
+        Unless `settle` is False (it lives on as a dead letter, stored in the same batch), a
+        message no durable queue holds any more is confirmed without waiting for the store."""
         if self._dedup is not None and entry.seq in self._dedup_seqs:
             del self._dedup[self._dedup_seqs.pop(entry.seq)]
         message = entry.message
@@ -407,7 +409,7 @@ class Queue:
                 journal.append(Dequeue(self.vhost, self.name, entry.seq))
                 if message.refs == 0:
                     journal.append(DeleteMessage(message.message_id))
-            if message.refs == 0 and message.confirms is not None:
+            if settle and message.refs == 0 and message.confirms is not None:
                 # No durable queue holds it any more: its publisher need not wait for the store.
                 message.confirms.settled(message)
 
@@ -512,9 +514,8 @@ class Queue:
         It is out of the backlog already (or, refused by reject-publish-dlx, never joined it).
         """
         dead_letters = self._dead_letters
-        if dead_letters is not None and dead_letters(self, entry, reason):
-            return  # forgotten once dead-lettered: its body is being read back from the store
-        self.forget(entry)
+        if dead_letters is None or not dead_letters(self, entry, reason):
+            self.forget(entry)
 
     def purge(self) -> int:
         count = self.message_count

@@ -173,3 +173,49 @@ def test_a_message_that_expires_before_its_batch_is_confirmed_at_the_timers_turn
     assert confirms(publisher) == [("BasicAck", 1, False)]
     broker.commit()
     assert written(store) == []
+
+
+def _dead_lettering(**arguments: object) -> tuple[core.Broker, RecordingStore, Peer, Peer]:
+    """`setup` with queue "q" dead-lettering into the durable queue "dead"."""
+    broker, store, publisher, consumer = setup("dead")
+    publisher.declare("q", durable=True, arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "dead",
+                                                    **arguments})
+    broker.commit()
+    store.applied.clear()
+    return broker, store, publisher, consumer
+
+
+def test_a_message_dead_lettered_before_its_batch_is_written_is_confirmed_with_its_dead_letter() -> None:
+    # Confirmed at the reject, it would be lost with its dead letter by a crash before the commit.
+    broker, store, publisher, consumer = _dead_lettering()
+    consume(consumer, "q")
+    publish(publisher, "q")
+    consumer.channel().handle(spec.BasicReject(delivery_tag=1, requeue=False))
+    consumer.client.flush_confirms()
+    assert confirms(publisher) == []
+    broker.commit()
+    assert confirms(publisher) == [("BasicAck", 1, False)]
+    assert len(list(store.queue_entries("/", "dead"))) == 1
+    assert list(store.queue_entries("/", "q")) == []
+
+
+def test_a_message_pushed_out_into_a_dead_letter_queue_is_confirmed_with_its_dead_letter() -> None:
+    broker, store, publisher, _ = _dead_lettering(**{"x-max-length": 1})
+    publish(publisher, "q")
+    publish(publisher, "q")
+    assert confirms(publisher) == []
+    broker.commit()
+    assert confirms(publisher) == [("BasicAck", 2, True)]
+    assert len(list(store.queue_entries("/", "dead"))) == 1
+    assert len(list(store.queue_entries("/", "q"))) == 1
+
+
+def test_a_message_rejected_with_nowhere_to_go_is_confirmed_at_the_reject() -> None:
+    broker, store, publisher, consumer = setup("q")
+    consume(consumer, "q")
+    publish(publisher, "q")
+    consumer.channel().handle(spec.BasicReject(delivery_tag=1, requeue=False))
+    consumer.client.flush_confirms()
+    assert confirms(publisher) == [("BasicAck", 1, False)]
+    broker.commit()
+    assert written(store) == []
