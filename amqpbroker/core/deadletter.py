@@ -65,9 +65,8 @@ class DeadLetters:
 
     def __call__(self, queue: Queue, entry: QueueEntry, reason: str) -> bool:
         """Every entry leaving a queue for `reason` comes here (an expiry goes in the history),
-        and is dead-lettered if the queue has a dead-letter exchange. True if it is: then it is
-        forgotten here, at once or once its body is back from the store, and its publisher's
-        confirm waits for the batch that stores the dead letter (see `Queue.forget`)."""
+        and is dead-lettered if the queue has a dead-letter exchange. True if it waits for its
+        body: the queue leaves it be, and it is forgotten here once it is dead-lettered."""
         history = self._history
         if history is not None and reason == "expired":
             history.record("expired", queue.vhost, entry.message, queue.name)
@@ -78,8 +77,7 @@ class DeadLetters:
         waiting = self._waiting.get(queue) if self._waiting else None
         if waiting is None and body is not None:
             self._publish(queue, entry.message, body, reason, self._wall_clock(), *target)
-            queue.forget(entry, settle=False)
-            return True
+            return False
         letter = _DeadLetter(self._drain, queue, entry, reason, self._wall_clock())
         if waiting is None:
             waiting = self._waiting[queue] = deque()
@@ -113,7 +111,7 @@ class DeadLetters:
                             message.message_id, queue)
             elif target is not None:
                 self._publish(queue, message, letter.body, letter.reason, letter.died_at, *target)
-            queue.forget(letter.entry, settle=False)
+            queue.forget(letter.entry)
         if not waiting:
             del self._waiting[queue]
 
@@ -154,7 +152,10 @@ class DeadLetters:
             queues = {target for target in queues if not is_cycle(target.name, headers["x-death"])}
         if queues:
             raw = replace_headers(rest, table)
-            vhost.enqueue(Message(exchange.name, routing_keys[0], raw, body), queues)
+            stored, _ = vhost.enqueue(Message(exchange.name, routing_keys[0], raw, body), queues)
+            if stored:
+                # It lives on in the batch being gathered: its publisher's confirm waits for it.
+                message.needs_commit = True
 
 
 class _DeadLetter:

@@ -114,8 +114,9 @@ class DeduplicationExchange(FanoutExchange):
         self.cache = DeduplicationCache(
             cache_argument(arguments, "x-cache-size") or 1, cache_argument(arguments, "x-cache-ttl"), wall_clock
         )
-        self._persistent = self.durable and arguments.get("x-cache-persistence") == "disk"
-        """Whether the cache is stored: a durable exchange asked for `disk`."""
+        self.routes_into_store = self.durable and arguments.get("x-cache-persistence") == "disk"
+        """Whether the cache is stored: a durable exchange asked for `disk`. A duplicate's confirm
+        then waits too, for the first's cache entry may not be written yet."""
 
     def route(self, routing_key: str, headers: dict | None) -> Any:
         key = dedup_key(headers)
@@ -125,7 +126,7 @@ class DeduplicationExchange(FanoutExchange):
             ttl = headers.get(_TTL_HEADER) if headers else None
             added = self.cache.added
             expires, evicted = self.cache.add(key, ttl if _is_ttl(ttl) else None)
-            if self._persistent:
+            if self.routes_into_store:
                 for old in evicted:
                     self._journal.append(DeleteRecord(RECORD_KIND, (self._vhost, self.name, old)))
                 record = {"expires": expires, "added": added}
@@ -138,7 +139,7 @@ class DeduplicationExchange(FanoutExchange):
 
     def removed(self) -> None:
         """The exchange was deleted: so is its stored cache."""
-        if self._persistent:
+        if self.routes_into_store:
             for key in self.cache.keys():
                 self._journal.append(DeleteRecord(RECORD_KIND, (self._vhost, self.name, key)))
 

@@ -44,6 +44,9 @@ class Exchange:
     type = ""
     reads_headers = False
     """Whether routing reads the message's headers, so a publish decodes them for it."""
+    routes_into_store = False
+    """Whether what routing decides goes to the store (a deduplication exchange's cache on disk):
+    a publisher's confirm then waits for the commit, whatever became of the message."""
 
     def __init__(
         self,

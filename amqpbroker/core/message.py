@@ -40,7 +40,7 @@ class Message:
 
     __slots__ = (
         "exchange", "routing_key", "properties", "body", "size", "message_id", "refs", "holders", "priority",
-        "expiration", "confirms",
+        "expiration", "confirms", "needs_commit",
     )
 
     def __init__(
@@ -67,6 +67,10 @@ class Message:
         self.confirms: Confirms | None = None
         """The publisher confirms waiting for this message to be safe, until it is in the store or
         no durable queue holds it any more (each that took it acknowledged or dropped it)."""
+        self.needs_commit = False
+        """What the broker keeps of this publish is in the batch being gathered, though no queue may
+        keep the message itself: a dead letter of it was stored, or a durable deduplication queue
+        dropped it as a duplicate of a message it holds. Its confirm then waits for the commit."""
         self.priority = 0
         self.expiration: int | None = None
         if properties and properties[0] & _EXPIRATION_OR_PRIORITY:

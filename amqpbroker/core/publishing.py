@@ -135,6 +135,8 @@ class Publisher:
         confirms = self._confirms if self.confirm_mode else None
         if confirms is not None:
             confirms.published()
+        message = None
+        stored = refused = False
         if not queues:
             if method.mandatory:
                 self._return_unroutable(method, properties, body)
@@ -147,14 +149,15 @@ class Publisher:
             for queue in queues:
                 if queue.flow is not None:
                     self._connection.published_into(queue)
-            if confirms is not None:
-                # As with RabbitMQ, one queue refusing the message (x-overflow reject-publish) is
-                # enough for a basic.nack, whatever the others did.
-                if refused:
-                    confirms.refuse()
-                elif stored:
-                    confirms.await_commit(message)
         if confirms is not None:
+            # As with RabbitMQ, one queue refusing the message (x-overflow reject-publish) is
+            # enough for a basic.nack, whatever the others did.
+            if refused:
+                confirms.refuse()
+            elif exchange.routes_into_store or (message is not None and message.needs_commit):
+                confirms.await_commit()
+            elif stored:
+                confirms.await_commit(message)
             self._connection.pending_confirms.add(confirms)
 
     def _hold(

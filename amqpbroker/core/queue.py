@@ -43,7 +43,7 @@ _DEFAULT_SETTINGS = QueueSettings()
 DeadLetterer = Callable[["Queue", QueueEntry, str], bool]
 """Told of every entry that leaves its queue for a reason ('rejected', 'expired', 'maxlen',
 'delivery_limit'): dead-letters it if the queue has a dead-letter exchange. True if it takes the
-entry: it forgets it once it is dead-lettered (at once, or when its body is back from the store)."""
+entry to forget once it is dead-lettered (its body is being read back from the store)."""
 
 
 class Consumer:
@@ -262,6 +262,9 @@ class Queue:
         """
         entry = QueueEntry(self._next_seq, message)
         if self._dedup is not None and not self._deduplicate(self._dedup, entry):
+            if self.journal is not None:
+                # The message it holds may not be written yet: a confirm must not run ahead of it.
+                message.needs_commit = True
             return True
         self._next_seq += 1
         self.consumers.stats.publish += 1
@@ -387,10 +390,8 @@ class Queue:
         self.delivered_seq = seq
         self._next_seq = max(self._next_seq, seq + 1)
 
-    def forget(self, entry: QueueEntry, settle: bool = True) -> None:
-        """The entry is done with (acknowledged, or dropped): the store must not bring it back.
-        Unless `settle` is False (it lives on as a dead letter, stored in the same batch), a
-        message no durable queue holds any more is confirmed without waiting for the store."""
+    def forget(self, entry: QueueEntry) -> None:
+        """The entry is done with (acknowledged, or dropped): the store must not bring it back."""
         if self._dedup is not None and entry.seq in self._dedup_seqs:
             del self._dedup[self._dedup_seqs.pop(entry.seq)]
         message = entry.message
@@ -409,7 +410,7 @@ class Queue:
                 journal.append(Dequeue(self.vhost, self.name, entry.seq))
                 if message.refs == 0:
                     journal.append(DeleteMessage(message.message_id))
-            if settle and message.refs == 0 and message.confirms is not None:
+            if message.refs == 0 and message.confirms is not None and not message.needs_commit:
                 # No durable queue holds it any more: its publisher need not wait for the store.
                 message.confirms.settled(message)
 
@@ -514,8 +515,9 @@ class Queue:
         It is out of the backlog already (or, refused by reject-publish-dlx, never joined it).
         """
         dead_letters = self._dead_letters
-        if dead_letters is None or not dead_letters(self, entry, reason):
-            self.forget(entry)
+        if dead_letters is not None and dead_letters(self, entry, reason):
+            return  # forgotten once dead-lettered: its body is being read back from the store
+        self.forget(entry)
 
     def purge(self) -> int:
         count = self.message_count

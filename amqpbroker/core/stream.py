@@ -138,7 +138,7 @@ class StreamQueue(Queue):
         """The entry leaves the log for good (retention, or the stream is deleted), and the store."""
         super().forget(entry)
 
-    def forget(self, entry: QueueEntry, settle: bool = True) -> None:
+    def forget(self, entry: QueueEntry) -> None:
         """An ack or a delivery that could not go out: the entry stays in the log all the same."""
 
     def put_back(self, entry: QueueEntry) -> None:

@@ -7,9 +7,11 @@ tests unless they say so: the persister's writes are the test's own steps.
 
 from __future__ import annotations
 
+import pytest
+
 from amqpbroker import core
-from amqpbroker.protocol import spec
-from amqpbroker.store.base import Enqueue, PutMessage
+from amqpbroker.protocol import BasicProperties, spec
+from amqpbroker.store.base import Enqueue, PutMessage, PutRecord
 
 from .conftest import Clock, Peer
 from .test_journal import PERSISTENT, RecordingStore
@@ -219,3 +221,53 @@ def test_a_message_rejected_with_nowhere_to_go_is_confirmed_at_the_reject() -> N
     assert confirms(publisher) == [("BasicAck", 1, False)]
     broker.commit()
     assert written(store) == []
+
+
+@pytest.mark.parametrize("limit", [{"x-message-ttl": 0}, {"x-max-length": 0}])
+def test_a_message_dead_lettered_as_it_arrives_is_confirmed_with_its_dead_letter(limit: dict) -> None:
+    broker, store, publisher, _ = _dead_lettering(**limit)
+    publish(publisher, "q")
+    assert confirms(publisher) == []
+    broker.commit()
+    assert confirms(publisher) == [("BasicAck", 1, False)]
+    assert len(list(store.queue_entries("/", "dead"))) == 1
+
+
+def publish_deduplicated(peer: Peer, exchange: str, routing_key: str, value: str) -> None:
+    properties = BasicProperties(delivery_mode=2, headers={"x-deduplication-header": value}).encode()
+    peer.channel().publish(spec.BasicPublish(exchange=exchange, routing_key=routing_key), properties, b"m")
+    peer.client.flush_confirms()
+
+
+def test_a_duplicate_a_durable_queue_drops_is_confirmed_with_the_message_it_holds() -> None:
+    # Confirmed at once, it would be confirmed for nothing if a crash lost the first one.
+    broker, store, publisher, retrier = setup()
+    publisher.declare("q", durable=True, arguments={"x-message-deduplication": True})
+    retrier.handle(spec.ConfirmSelect())
+    broker.commit()
+    publish_deduplicated(publisher, "", "q", "order-1")
+    publish_deduplicated(retrier, "", "q", "order-1")
+    assert confirms(retrier) == []
+    broker.commit()
+    assert confirms(publisher) == confirms(retrier) == [("BasicAck", 1, False)]
+    assert len(list(store.queue_entries("/", "q"))) == 1
+
+
+def test_a_deduplication_exchange_with_its_cache_on_disk_confirms_after_the_cache_is_written() -> None:
+    # Acknowledged before the commit, the message itself need not be written, but its cache entry
+    # must be before the confirm; a duplicate waits for the first one's entry too.
+    broker, store, publisher, consumer = setup("q")
+    retrier = Peer(broker)
+    retrier.handle(spec.ConfirmSelect())
+    publisher.exchange("dedup", "x-message-deduplication", durable=True,
+                       arguments={"x-cache-size": 10, "x-cache-persistence": "disk"})
+    publisher.bind("q", "dedup")
+    broker.commit()
+    consume(consumer, "q")
+    publish_deduplicated(publisher, "dedup", "", "order-7")
+    ack(consumer, 1)
+    publish_deduplicated(retrier, "dedup", "", "order-7")
+    assert confirms(publisher) == confirms(retrier) == []
+    broker.commit()
+    assert confirms(publisher) == confirms(retrier) == [("BasicAck", 1, False)]
+    assert len([op for op in store.applied if type(op) is PutRecord and op.kind == "dedup"]) == 1
