@@ -19,7 +19,7 @@ import heapq
 import itertools
 from typing import Any, NamedTuple
 
-from ..protocol import BasicProperties, set_header
+from ..protocol import set_header
 from ..store.base import DeleteRecord, PutRecord
 from .exchanges import Exchange, make_exchange
 from .journal import Journal
