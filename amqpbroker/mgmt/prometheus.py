@@ -21,6 +21,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4"
 
 _QUEUE_TYPES = {"classic": "rabbit_classic_queue", "quorum": "rabbit_quorum_queue", "stream": "rabbit_stream_queue"}
 _AMQP = {"protocol": "amqp091"}
+_PREFIX = "rabbitmq_"
 
 Labels = dict[str, str]
 Samples = Iterable[tuple[Labels, float]]
@@ -60,8 +61,6 @@ def text(lines: Iterable[str]) -> str:
 def exposition(broker: core.Broker, node: NodeStatus, *, per_object: bool = False) -> Iterator[str]:
     """The lines of `render`'s text."""
     out = _Exposition()
-    churn = broker.stats.churn
-    memory = broker.memory
     queues = [queue for vhost in broker.vhosts.values() for queue in vhost.queues.values()]
 
     out.gauge("process_start_time_seconds", "Start time of the process since unix epoch in seconds.",
@@ -69,27 +68,15 @@ def exposition(broker: core.Broker, node: NodeStatus, *, per_object: bool = Fals
     out.untyped("rabbitmq_alarms_free_disk_space_watermark",
                 "is 1 if free disk space watermark alarm is in effect", int(node.disk_alarm))
     out.untyped("rabbitmq_alarms_memory_used_watermark", "is 1 if VM memory watermark alarm is in effect",
-                int(memory.alarm))
-    out.counter("rabbitmq_connections_opened_total", "Total number of connections opened", churn.connection_created)
-    out.counter("rabbitmq_connections_closed_total", "Total number of connections closed or terminated",
-                churn.connection_closed)
-    out.counter("rabbitmq_channels_opened_total", "Total number of channels opened", churn.channel_created)
-    out.counter("rabbitmq_channels_closed_total", "Total number of channels closed", churn.channel_closed)
-    out.counter("rabbitmq_queues_declared_total", "Total number of queues declared", churn.queue_declared)
-    out.counter("rabbitmq_queues_created_total", "Total number of queues created", churn.queue_created)
-    out.counter("rabbitmq_queues_deleted_total", "Total number of queues deleted", churn.queue_deleted)
-    out.gauge("rabbitmq_process_open_fds", "Open file descriptors", node.open_fds)
-    out.gauge("rabbitmq_process_resident_memory_bytes", "Memory used in bytes", node.resident_memory_bytes)
-    if node.disk_free_bytes is not None:
-        out.gauge("rabbitmq_disk_space_available_bytes", "Disk space available in bytes", node.disk_free_bytes)
-    out.gauge("rabbitmq_process_max_fds", "Open file descriptors limit", node.max_fds)
-    if memory.limit is not None:
-        out.gauge("rabbitmq_resident_memory_limit_bytes", "Memory high watermark in bytes", memory.limit)
-    if node.disk_free_limit_bytes is not None:
-        out.gauge("rabbitmq_disk_space_available_limit_bytes", "Free disk space low watermark in bytes",
-                  node.disk_free_limit_bytes)
+                int(broker.memory.alarm))
+    _churn_series(out, _PREFIX, broker)
+    _node_series(out, _PREFIX, node)
+    _node_limits(out, _PREFIX, node, broker)
 
-    _queue_series(out, queues, per_object)
+    _queue_gauges(out, _PREFIX, (*_QUEUE_DEPTH, _QUEUE_CONSUMERS), queues, per_object)
+    out.family("rabbitmq_queue_messages_published_total", "counter", "Total number of messages published to queues",
+               # RabbitMQ's labels here also name the channel and the exchange, which we do not count by.
+               _by_queue(queues, lambda queue: queue.stats.publish, per_object, "queue_vhost"))
     _channel_series(out, broker.channel_stats())
 
     out.gauge("rabbitmq_connections", "Connections currently open", len(broker.connections))
@@ -98,15 +85,7 @@ def exposition(broker: core.Broker, node: NodeStatus, *, per_object: bool = Fals
     consumers = sum(len(queue.consumers) for queue in queues)
     out.gauge("rabbitmq_consumers", "Consumers currently connected", consumers)
     out.gauge("rabbitmq_queues", "Queues available", len(queues))
-    out.untyped("rabbitmq_build_info", "RabbitMQ & Erlang/OTP version info", 1, {
-        "rabbitmq_version": node.version,
-        "prometheus_plugin_version": node.version,
-        "amqpbroker_version": node.product_version,
-    })
-    out.untyped("rabbitmq_identity_info", "RabbitMQ node & cluster identity info", 1, {
-        "rabbitmq_node": node.node,
-        "rabbitmq_cluster": node.node,
-    })
+    _identity(out, node)
 
     out.family("rabbitmq_global_consumers", "gauge", "Current number of consumers", [(_AMQP, consumers)])
     _global_series(out, broker, queues)
@@ -117,24 +96,75 @@ def exposition(broker: core.Broker, node: NodeStatus, *, per_object: bool = Fals
     return out.lines()
 
 
-def _queue_series(out: _Exposition, queues: list[core.Queue], per_object: bool) -> None:
-    def series(value: Callable[[core.Queue], float], vhost_label: str = "vhost") -> Samples:
-        if per_object:
-            return (({vhost_label: queue.vhost, "queue": queue.name}, value(queue)) for queue in queues)
-        return [({}, sum(value(queue) for queue in queues))]
+def _churn_series(out: _Exposition, prefix: str, broker: core.Broker) -> None:
+    churn = broker.stats.churn
+    out.counter(f"{prefix}connections_opened_total", "Total number of connections opened", churn.connection_created)
+    out.counter(f"{prefix}connections_closed_total", "Total number of connections closed or terminated",
+                churn.connection_closed)
+    out.counter(f"{prefix}channels_opened_total", "Total number of channels opened", churn.channel_created)
+    out.counter(f"{prefix}channels_closed_total", "Total number of channels closed", churn.channel_closed)
+    out.counter(f"{prefix}queues_declared_total", "Total number of queues declared", churn.queue_declared)
+    out.counter(f"{prefix}queues_created_total", "Total number of queues created", churn.queue_created)
+    out.counter(f"{prefix}queues_deleted_total", "Total number of queues deleted", churn.queue_deleted)
 
-    out.family("rabbitmq_queue_messages_ready", "gauge", "Messages ready to be delivered to consumers",
-               series(lambda queue: queue.message_count))
-    out.family("rabbitmq_queue_messages_unacked", "gauge",
-               "Messages delivered to consumers but not yet acknowledged",
-               series(lambda queue: queue.unacked_count))
-    out.family("rabbitmq_queue_messages", "gauge", "Sum of ready and unacknowledged messages - total queue depth",
-               series(lambda queue: queue.message_count + queue.unacked_count))
-    out.family("rabbitmq_queue_consumers", "gauge", "Consumers on a queue",
-               series(lambda queue: len(queue.consumers)))
-    out.family("rabbitmq_queue_messages_published_total", "counter", "Total number of messages published to queues",
-               # RabbitMQ's labels here also name the channel and the exchange, which we do not count by.
-               series(lambda queue: queue.stats.publish, "queue_vhost"))
+
+def _node_series(out: _Exposition, prefix: str, node: NodeStatus) -> None:
+    """RabbitMQ's `node_coarse_metrics` but for its sockets and its Erlang VM's."""
+    out.gauge(f"{prefix}process_open_fds", "Open file descriptors", node.open_fds)
+    out.gauge(f"{prefix}process_resident_memory_bytes", "Memory used in bytes", node.resident_memory_bytes)
+    if node.disk_free_bytes is not None:
+        out.gauge(f"{prefix}disk_space_available_bytes", "Disk space available in bytes", node.disk_free_bytes)
+
+
+def _node_limits(out: _Exposition, prefix: str, node: NodeStatus, broker: core.Broker) -> None:
+    """RabbitMQ's `node_metrics` but for its sockets and its Erlang VM's."""
+    out.gauge(f"{prefix}process_max_fds", "Open file descriptors limit", node.max_fds)
+    if broker.memory.limit is not None:
+        out.gauge(f"{prefix}resident_memory_limit_bytes", "Memory high watermark in bytes", broker.memory.limit)
+    if node.disk_free_limit_bytes is not None:
+        out.gauge(f"{prefix}disk_space_available_limit_bytes", "Free disk space low watermark in bytes",
+                  node.disk_free_limit_bytes)
+
+
+# A queue's gauges: (name without prefix, help, value). RabbitMQ's `queue_coarse_metrics` (but for
+# its Erlang process's reductions), then the one of its `queue_metrics` we keep.
+_QueueGauge = tuple[str, str, Callable[[core.Queue], float]]
+_QUEUE_DEPTH: tuple[_QueueGauge, ...] = (
+    ("queue_messages_ready", "Messages ready to be delivered to consumers", lambda queue: queue.message_count),
+    ("queue_messages_unacked", "Messages delivered to consumers but not yet acknowledged",
+     lambda queue: queue.unacked_count),
+    ("queue_messages", "Sum of ready and unacknowledged messages - total queue depth",
+     lambda queue: queue.message_count + queue.unacked_count),
+)
+_QUEUE_CONSUMERS: _QueueGauge = ("queue_consumers", "Consumers on a queue", lambda queue: len(queue.consumers))
+
+
+def _queue_gauges(
+    out: _Exposition, prefix: str, gauges: Iterable[_QueueGauge], queues: list[core.Queue], per_object: bool
+) -> None:
+    for name, help, value in gauges:
+        out.family(f"{prefix}{name}", "gauge", help, _by_queue(queues, value, per_object))
+
+
+def _by_queue(
+    queues: list[core.Queue], value: Callable[[core.Queue], float], per_object: bool, vhost_label: str = "vhost"
+) -> Samples:
+    """A sample per queue, each read as its line is taken; or, not `per_object`, their sum."""
+    if per_object:
+        return (({vhost_label: queue.vhost, "queue": queue.name}, value(queue)) for queue in queues)
+    return [({}, sum(value(queue) for queue in queues))]
+
+
+def _identity(out: _Exposition, node: NodeStatus) -> None:
+    out.untyped("rabbitmq_build_info", "RabbitMQ & Erlang/OTP version info", 1, {
+        "rabbitmq_version": node.version,
+        "prometheus_plugin_version": node.version,
+        "amqpbroker_version": node.product_version,
+    })
+    out.untyped("rabbitmq_identity_info", "RabbitMQ node & cluster identity info", 1, {
+        "rabbitmq_node": node.node,
+        "rabbitmq_cluster": node.node,
+    })
 
 
 # Channel counters as RabbitMQ's aggregated endpoint sums them: over the channels open now.
