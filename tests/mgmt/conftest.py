@@ -6,12 +6,14 @@ broker serving the API on a free port is started for the session. The tests comp
 and the keys tools read, so the same assertions hold against both.
 
 - `api`: an `ApiClient` as guest (administrator) for the broker under test.
+- `metrics`: an `ApiClient` of the same broker's Prometheus port (RabbitMQ's 15692 for the reference).
 - `amqp_url`: the same broker's AMQP URL (vhost `/`); `amqp`: a pika connection to it.
 - `reference`: True when the broker under test is RabbitMQ.
 - `embedded`: the embedded `Broker` (the test is skipped in reference mode: it needs our internals).
 - `unique`: a name no other test uses, for queues and exchanges (cleaned up by `cleanup`).
 - `cleanup`: queues and exchanges registered here are deleted over the API after the test.
 - `make_user`: a user with given tags and full permissions on `/`, deleted after the test.
+- `other_vhost`: a vhost with a queue `q` in it, deleted after the test.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import os
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
+from urllib.parse import urlsplit
 
 import pika
 import pytest
@@ -57,6 +60,14 @@ def embedded(_broker: object) -> object:
 @pytest.fixture(scope="session")
 def api(_broker) -> ApiClient:
     return ApiClient(MGMT_TEST_URL or _broker.http_url)
+
+
+@pytest.fixture(scope="session")
+def metrics(_broker) -> ApiClient:
+    """A client of the metrics port: ours, or RabbitMQ's 15692 on the reference's host."""
+    if MGMT_TEST_URL:
+        return ApiClient(f"http://{urlsplit(MGMT_TEST_URL).hostname}:15692")
+    return ApiClient(f"http://127.0.0.1:{_broker.metrics_port}")
 
 
 @pytest.fixture(scope="session")
@@ -111,6 +122,16 @@ def cleanup(api: ApiClient) -> Iterator[Cleanup]:
     registry = Cleanup(api)
     yield registry
     registry.delete_all()
+
+
+@pytest.fixture
+def other_vhost(api: ApiClient, unique) -> Iterator[str]:
+    """A vhost made by guest, in which nobody else has a permission, with a queue `q` in it."""
+    name = unique("vhost")
+    assert api.put(f"/api/vhosts/{segment(name)}").status == 201
+    assert api.put(f"/api/queues/{segment(name)}/q").status == 201
+    yield name
+    api.delete(f"/api/vhosts/{segment(name)}")
 
 
 @pytest.fixture

@@ -4,8 +4,6 @@ permission in it is closed to all but administrators."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from .client import ApiClient, eventually, segment
@@ -21,16 +19,6 @@ def limited(api: ApiClient, make_user) -> ApiClient:
     allowed = {"configure": "^mgmt-ok-", "write": "^mgmt-ok-", "read": "^mgmt-ok-"}
     assert api.put(f"/api/permissions/%2F/{segment(client.user)}", allowed).status in (201, 204)
     return client
-
-
-@pytest.fixture
-def other_vhost(api: ApiClient, unique) -> Iterator[str]:
-    """A vhost made by guest, in which nobody else has a permission, with a queue in it."""
-    name = unique("vhost")
-    assert api.put(f"/api/vhosts/{segment(name)}").status == 201
-    assert api.put(f"/api/queues/{segment(name)}/q").status == 201
-    yield name
-    api.delete(f"/api/vhosts/{segment(name)}")
 
 
 def test_declare_and_delete_need_configure(api: ApiClient, limited: ApiClient, unique, cleanup) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import tempfile
 import time
-from urllib.parse import urlsplit
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -18,7 +17,6 @@ from amqpbroker.mgmt.prometheus import NodeStatus, exposition, render
 from amqpbroker.testing import Broker
 
 from .client import ApiClient, eventually
-from .conftest import MGMT_TEST_URL
 from .test_api import broker_with_queues, turns_of_another_task
 from .test_wiring import _start, _stop
 
@@ -50,14 +48,6 @@ COUNTERS = (
     "rabbitmq_global_messages_acknowledged",
 )
 INFOS = ("rabbitmq_build_info", "rabbitmq_identity_info")
-
-
-@pytest.fixture(scope="session")
-def metrics(_broker) -> ApiClient:
-    """A client of the metrics port: ours, or RabbitMQ's 15692 on the reference's host."""
-    if MGMT_TEST_URL:
-        return ApiClient(f"http://{urlsplit(MGMT_TEST_URL).hostname}:15692")
-    return ApiClient(f"http://127.0.0.1:{_broker.metrics_port}")
 
 
 def scrape(metrics: ApiClient, path: str = "/metrics") -> dict[str, object]:
@@ -137,10 +127,10 @@ def test_other_paths_and_methods_are_refused(metrics) -> None:
 def test_our_families_are_typed_and_described_as_rabbitmqs(reference, metrics) -> None:
     if not reference:
         pytest.skip("compares our series with RabbitMQ's: set MGMT_TEST_URL")
-    theirs = _type_and_help(metrics.get("/metrics", auth=None).body.decode())
+    theirs = type_and_help(metrics.get("/metrics", auth=None).body.decode())
     status = NodeStatus("n", "3.10.8", "0", 0.0, 0, 0, 0, disk_free_bytes=0, disk_free_limit_bytes=0,
                         store_size_bytes=0)
-    ours = _type_and_help(render(core.Broker(memory_limit=1), status))
+    ours = type_and_help(render(core.Broker(memory_limit=1), status))
     ours = {name: described for name, described in ours.items() if not name.startswith("amqpbroker_")}
     assert ours == {name: theirs[name] for name in ours}
 
@@ -155,7 +145,7 @@ async def test_a_per_object_scrape_of_many_queues_lets_other_tasks_run_while_it_
     assert turns >= 2
 
 
-def _type_and_help(text: str) -> dict[str, tuple[str, str]]:
+def type_and_help(text: str) -> dict[str, tuple[str, str]]:
     types = dict(re.findall(r"^# TYPE (\S+) (\S+)$", text, re.M))
     return {name: (types[name], help) for name, help in re.findall(r"^# HELP (\S+) (.*)$", text, re.M)}
 
