@@ -35,6 +35,11 @@ class Confirms:
         a batch of None is a refused publish, nacked once the confirms before it went out. The
         message is there when queues hold it: while it waits, its `confirms` is this object."""
 
+    @property
+    def unconfirmed(self) -> int:
+        """Publishes numbered and not yet acked or nacked: confirms go out in order."""
+        return self._published - self._confirmed_upto
+
     def published(self) -> int:
         """Numbers the next publish; its confirm goes out at the next `flush` unless it must wait."""
         self._published += 1

@@ -1,6 +1,6 @@
-"""The Prometheus endpoint: `/metrics` and `/metrics/per-object` on a listener of their own (as
-RabbitMQ's `rabbitmq_prometheus` serves them on port 15692), through the management API's HTTP
-server. Like RabbitMQ's, it asks for no credentials.
+"""The Prometheus endpoint: `/metrics`, `/metrics/per-object` and `/metrics/detailed` on a listener
+of their own (as RabbitMQ's `rabbitmq_prometheus` serves them on port 15692), through the management
+API's HTTP server. Like RabbitMQ's, it asks for no credentials.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import resource
 import time
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import trio
 
@@ -17,9 +17,9 @@ from .api import Node, in_turns
 from .http import HTTPLimits, HTTPRequest, HTTPResponse, HTTPServer
 from .nodes import open_file_descriptors, resident_memory_bytes
 from .overview import RABBITMQ_VERSION
-from .prometheus import CONTENT_TYPE, NodeStatus, exposition, text
+from .prometheus import CONTENT_TYPE, NodeStatus, detailed_exposition, exposition, text
 
-_PATHS = {"/metrics": False, "/metrics/per-object": True}
+_PATHS = ("/metrics", "/metrics/per-object", "/metrics/detailed")
 _ALLOW = ("allow", "HEAD, GET, OPTIONS")
 
 
@@ -31,8 +31,8 @@ class MetricsEndpoint:
         self._node = node
 
     async def handle(self, request: HTTPRequest) -> HTTPResponse:
-        per_object = _PATHS.get(urlsplit(request.target).path)
-        if per_object is None:
+        target = urlsplit(request.target)
+        if target.path not in _PATHS:
             return HTTPResponse(404)
         if request.method == "OPTIONS":
             return HTTPResponse(200, headers=[_ALLOW])
@@ -42,8 +42,14 @@ class MetricsEndpoint:
             return HTTPResponse(405, headers=[_ALLOW])
         # In a thread: it reads the file system, and a hung disk must hang a scrape, not the broker.
         status = await trio.to_thread.run_sync(self._status, abandon_on_cancel=True)
-        lines = await in_turns(exposition(self._broker, status, per_object=per_object))
-        return HTTPResponse(200, text(lines).encode(), [("content-type", CONTENT_TYPE)])
+        if target.path == "/metrics/detailed":
+            query = parse_qsl(target.query, keep_blank_values=True)
+            # With no `vhost=`, the queues of every vhost; with some, those of the vhosts named.
+            vhosts = _values(query, "vhost")
+            lines = detailed_exposition(self._broker, status, _values(query, "family") or (), vhosts)
+        else:
+            lines = exposition(self._broker, status, per_object=target.path == "/metrics/per-object")
+        return HTTPResponse(200, text(await in_turns(lines)).encode(), [("content-type", CONTENT_TYPE)])
 
     def _status(self) -> NodeStatus:
         node = self._node
@@ -67,6 +73,12 @@ async def serve_metrics(
 ) -> None:
     """Serves the metrics of `broker` on `listeners` until cancelled."""
     await HTTPServer(MetricsEndpoint(broker, node).handle, limits).serve(listeners)
+
+
+def _values(query: list[tuple[str, str]], key: str) -> set[str] | None:
+    """The values `key` has in `query`; None where it has none."""
+    values = [value for name, value in query if name == key]
+    return set(values) if values else None
 
 
 _IMPORTED_AT = time.time()

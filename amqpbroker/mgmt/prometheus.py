@@ -5,17 +5,21 @@
 RabbitMQ's `/metrics`, it aggregates per-object series into one sample each; `per_object=True` (its
 `/metrics/per-object`) labels the queue series by vhost and queue instead. `exposition` gives the
 same text as lines, each per-object sample read as its line is taken, for the server to take in
-turns (a thousand queues make five thousand lines). Series of our own (the store's size on disk) are
-named `amqpbroker_*`.
+turns (a thousand queues make five thousand lines). `detailed_exposition` gives, the same way, the
+lines of RabbitMQ's `/metrics/detailed`: the families asked for by name, as `rabbitmq_detailed_*`
+and `rabbitmq_cluster_*` series, each object its own sample. Series of our own (the store's size on
+disk) are named `amqpbroker_*`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Collection, Iterable, Iterator, NamedTuple
 
 from .. import core
+from ..core.exchanges import Exchange
 from ..core.stats import ChannelStats, QueueStats
+from .connections import channel_name
 
 CONTENT_TYPE = "text/plain; version=0.0.4"
 
@@ -96,6 +100,26 @@ def exposition(broker: core.Broker, node: NodeStatus, *, per_object: bool = Fals
     return out.lines()
 
 
+def detailed_exposition(
+    broker: core.Broker, node: NodeStatus, families: Collection[str], vhosts: Collection[str] | None = None
+) -> Iterator[str]:
+    """The lines of RabbitMQ's `/metrics/detailed`: the `families` asked for (RabbitMQ's names of
+    them; the others are passed over) in RabbitMQ's order, a sample per object, then build and
+    identity info. With `vhosts`, the queue families have only the queues of those vhosts; the
+    others are not limited, as in RabbitMQ."""
+    out = _Exposition()
+    queues = [
+        queue for vhost in broker.vhosts.values() if vhosts is None or vhost.name in vhosts
+        for queue in vhost.queues.values()
+    ]
+    at = _Scrape(broker, node, queues)
+    # Two families may have the same series: it comes once.
+    for serve in dict.fromkeys(serve for family, serve in _DETAILED if family in families):
+        serve(out, at)
+    _identity(out, node)
+    return out.lines()
+
+
 def _churn_series(out: _Exposition, prefix: str, broker: core.Broker) -> None:
     churn = broker.stats.churn
     out.counter(f"{prefix}connections_opened_total", "Total number of connections opened", churn.connection_created)
@@ -165,6 +189,108 @@ def _identity(out: _Exposition, node: NodeStatus) -> None:
         "rabbitmq_node": node.node,
         "rabbitmq_cluster": node.node,
     })
+
+
+_DETAILED_PREFIX = "rabbitmq_detailed_"
+_CLUSTER_PREFIX = "rabbitmq_cluster_"
+
+
+class _Scrape(NamedTuple):
+    broker: core.Broker
+    node: NodeStatus
+    queues: list[core.Queue]
+    """The queues of the vhosts asked for."""
+
+
+# RabbitMQ's `channel_metrics` but for what a transaction holds, which we do not count apart.
+_CHANNEL_GAUGES: tuple[tuple[str, str, Callable[[core.Session], float]], ...] = (
+    ("channel_consumers", "Consumers on a channel", lambda session: len(session.delivery.consumers)),
+    ("channel_messages_unacked", "Delivered but not yet acknowledged messages",
+     lambda session: session.delivery.unacked_count),
+    ("channel_messages_unconfirmed", "Published but not yet confirmed messages",
+     lambda session: session.confirms.unconfirmed),
+    ("consumer_prefetch", "Limit of unacknowledged messages for each consumer",
+     lambda session: session.delivery.prefetch_count),
+    ("channel_prefetch", "Total limit of unacknowledged messages for all consumers on a channel",
+     lambda session: session.delivery.global_prefetch_count),
+)
+
+
+def _channel_gauges(out: _Exposition, broker: core.Broker) -> None:
+    # RabbitMQ labels a channel by its Erlang process id; ours has the name the HTTP API gives it.
+    sessions = [session for connection in _connections(broker)
+                for session in sorted(connection.sessions.values(), key=lambda session: session.channel)]
+    for name, help, value in _CHANNEL_GAUGES:
+        out.family(f"{_DETAILED_PREFIX}{name}", "gauge", help, _by_channel(sessions, value))
+
+
+def _by_channel(sessions: list[core.Session], value: Callable[[core.Session], float]) -> Samples:
+    """A sample per channel, each read as its line is taken."""
+    return (({"channel": channel_name(session)}, value(session)) for session in sessions)
+
+
+def _connection_gauges(out: _Exposition, broker: core.Broker) -> None:
+    """RabbitMQ's `connection_metrics` but for the socket's packet counts, which we do not keep."""
+    # RabbitMQ labels a connection `channel` too, by its process id; ours has the name the HTTP API gives it.
+    out.family(f"{_DETAILED_PREFIX}connection_channels", "gauge", "Channels on a connection",
+               (({"channel": connection.info.name}, len(connection.sessions)) for connection in _connections(broker)))
+
+
+def _connections(broker: core.Broker) -> list[core.ClientConnection]:
+    return sorted(broker.connections, key=lambda connection: connection.info.name)
+
+
+def _vhost_status(out: _Exposition, broker: core.Broker) -> None:
+    # A vhost of ours has no process of its own to be down: each one there is running.
+    out.family(f"{_CLUSTER_PREFIX}vhost_status", "gauge", "Whether a given vhost is running",
+               [({"vhost": name}, 1) for name in sorted(broker.vhosts)])
+
+
+def _exchange_bindings(out: _Exposition, broker: core.Broker) -> None:
+    out.family(f"{_CLUSTER_PREFIX}exchange_bindings", "gauge",
+               "Number of bindings for an exchange. This value is cluster-wide.",
+               ((labels, len(exchange.bindings)) for labels, exchange in _exchanges(broker)))
+
+
+def _exchange_names(out: _Exposition, broker: core.Broker) -> None:
+    out.family(f"{_CLUSTER_PREFIX}exchange_name", "gauge",
+               "Enumerates exchanges without any additional info. This value is cluster-wide. A cheaper "
+               "alternative to `exchange_bindings`", ((labels, 1) for labels, _ in _exchanges(broker)))
+
+
+def _exchanges(broker: core.Broker) -> Iterator[tuple[Labels, Exchange]]:
+    """The exchanges RabbitMQ's cluster families list (not the default one, nor an internal one),
+    with their labels."""
+    # Each list taken at once: between two of its samples, vhosts and exchanges may come and go.
+    for vhost_name, vhost in sorted(broker.vhosts.items()):
+        for name, exchange in sorted(vhost.exchanges.items()):
+            if name and not exchange.internal:
+                yield {"vhost": vhost_name, "exchange": name, "type": exchange.type}, exchange
+
+
+def _queue_consumers(out: _Exposition, at: _Scrape) -> None:
+    _queue_gauges(out, _DETAILED_PREFIX, (_QUEUE_CONSUMERS,), at.queues, True)
+
+
+# RabbitMQ's families of /metrics/detailed, in its order, that we keep the figures of. Asked for
+# together, `queue_consumer_count` and `queue_metrics` give their one series once. Not served, for
+# want of the figures: `node_persister_metrics` (I/O counts), `ra_metrics` (Raft),
+# `auth_attempt_metrics` and `auth_attempt_detailed_metrics`, `channel_process_metrics` (Erlang
+# reductions), `connection_coarse_metrics` (bytes in and out), and, counted by channel and exchange
+# or queue, `channel_exchange_metrics`, `channel_queue_metrics` and `channel_queue_exchange_metrics`.
+_DETAILED: tuple[tuple[str, Callable[[_Exposition, _Scrape], None]], ...] = (
+    ("connection_churn_metrics", lambda out, at: _churn_series(out, _DETAILED_PREFIX, at.broker)),
+    ("node_coarse_metrics", lambda out, at: _node_series(out, _DETAILED_PREFIX, at.node)),
+    ("node_metrics", lambda out, at: _node_limits(out, _DETAILED_PREFIX, at.node, at.broker)),
+    ("queue_coarse_metrics", lambda out, at: _queue_gauges(out, _DETAILED_PREFIX, _QUEUE_DEPTH, at.queues, True)),
+    ("queue_consumer_count", _queue_consumers),
+    ("queue_metrics", _queue_consumers),
+    ("channel_metrics", lambda out, at: _channel_gauges(out, at.broker)),
+    ("connection_metrics", lambda out, at: _connection_gauges(out, at.broker)),
+    ("vhost_status", lambda out, at: _vhost_status(out, at.broker)),
+    ("exchange_bindings", lambda out, at: _exchange_bindings(out, at.broker)),
+    ("exchange_names", lambda out, at: _exchange_names(out, at.broker)),
+)
 
 
 # Channel counters as RabbitMQ's aggregated endpoint sums them: over the channels open now.

@@ -149,6 +149,19 @@ def test_an_acked_message_of_a_failed_batch_stays_acked_and_the_others_are_nacke
     assert confirms(publisher) == [("BasicNack", 1, False), ("BasicAck", 2, False)]
 
 
+def test_a_channel_counts_as_unconfirmed_what_it_has_neither_acked_nor_nacked_yet() -> None:
+    broker, store, publisher, consumer = setup("fast", "slow")
+    consume(consumer, "fast")
+    publish(publisher, "slow")
+    publish(publisher, "fast")
+    ack(consumer, 1)
+    # The second is safe, but its ack waits for the first's.
+    assert publisher.client.sessions[1].confirms.unconfirmed == 2
+    broker.batch_done(broker.take_batch(), ok=False)
+    assert confirms(publisher) == [("BasicNack", 1, False), ("BasicAck", 2, False)]
+    assert publisher.client.sessions[1].confirms.unconfirmed == 0
+
+
 def test_a_closed_publisher_channel_gets_nothing_when_its_message_is_acked() -> None:
     broker, store, publisher, consumer = setup("q")
     consume(consumer, "q")
