@@ -27,6 +27,7 @@ from .journal import Journal
 if TYPE_CHECKING:
     from .memory import MemoryWatermark
     from .message import Message
+    from .stream import StreamQueue
 
 
 class Waiter(Protocol):
@@ -70,8 +71,9 @@ class CommitTracker:
         """The number of the batch being gathered."""
         self._waiters: dict[int, dict[Waiter, None]] = {}
         """Per batch number, who waits for it, in the order they started waiting."""
-        self._taken: dict[int, list[Message]] = {}
-        """Batches handed to the persister and not resolved yet, with the messages they store."""
+        self._taken: dict[int, tuple[list[Message], list[tuple[StreamQueue, int]]]] = {}
+        """Batches handed to the persister and not resolved yet, with the messages they store and
+        the streams that appended, each with the offset its log ended at."""
         self._settled: dict[Flushable, None] = {}
         """Waiters something of which no longer needs the store, to flush at `flush_settled`."""
 
@@ -111,16 +113,16 @@ class CommitTracker:
     def take(self) -> Batch | None:
         """Closes the batch being gathered, for the persister; None if nothing needs it."""
         number = self.batch
-        ops, messages = self.journal.take()
+        ops, messages, logs = self.journal.take()
         if not ops and number not in self._waiters:
             return None
         self.batch += 1
-        self._taken[number] = messages
+        self._taken[number] = messages, logs
         return Batch(number, ops)
 
     def resolve(self, batch: Batch, ok: bool) -> None:
         """The store finished `batch`: settle its messages and tell everyone who waited for it."""
-        messages = self._taken.pop(batch.number)
+        messages, logs = self._taken.pop(batch.number)
         if ok:
             memory = self._memory
             for message in messages:
@@ -132,6 +134,9 @@ class CommitTracker:
                     message.body = None
         else:
             self._undo(batch.ops, messages)
+        for stream, end in logs:
+            # Written, or kept in memory only, as any message of a failed batch.
+            stream.readable_upto(end)
         for waiter in self._waiters.pop(batch.number, {}):
             waiter.batch_resolved(batch.number, ok)
 

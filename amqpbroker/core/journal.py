@@ -14,6 +14,7 @@ from ..store.base import MarkDelivered, Op, PutMessage
 if TYPE_CHECKING:
     from .message import Message
     from .queue import Queue
+    from .stream import StreamQueue
 
 
 class Journal:
@@ -22,6 +23,9 @@ class Journal:
         self.appended = 0
         """How many operations were ever appended: a change shows as a new count."""
         self.delivered: set[Queue] = set()
+        self.appended_logs: set[StreamQueue] = set()
+        """Streams that appended entries to the store in this batch: their readers may read them
+        once it is written, and not before (RabbitMQ's hand out committed chunks only)."""
         self.messages: list[Message] = []
         """Messages whose content this batch stores (a `PutMessage` each)."""
         self.next_message_id = 0
@@ -93,12 +97,15 @@ class Journal:
         if self.wake is not None:
             self.wake()
 
-    def take(self) -> tuple[list[Op], list[Message]]:
-        """Everything gathered, in order, and the messages it stores; the journal starts afresh."""
+    def take(self) -> tuple[list[Op], list[Message], list[tuple[StreamQueue, int]]]:
+        """Everything gathered, in order, the messages it stores, and each stream that appended with
+        the offset its log then ends at; the journal starts afresh."""
         for queue in self.delivered:
             if not queue.deleted:
                 self.ops.append(MarkDelivered(queue.vhost, queue.name, queue.delivered_seq))
         self.delivered.clear()
+        logs = [(stream, stream.end_offset) for stream in self.appended_logs]
+        self.appended_logs.clear()
         ops = self.ops
         if self._cancelled:
             ops = [op for op in ops if op is not None]
@@ -109,4 +116,4 @@ class Journal:
         self._cancellable.clear()
         self.ops = []
         self.messages = []
-        return ops, messages
+        return ops, messages, logs

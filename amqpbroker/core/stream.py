@@ -59,10 +59,24 @@ class StreamQueue(Queue):
         self._segments: deque[_Segment] = deque([_Segment()])
         self._size = 0
         """Bytes the log holds, summed over its segments."""
+        self._readable = 0
+        """The offset readers stop before: what follows is not written to the store yet, and a crash
+        could give its offsets to other messages."""
 
     @property
     def first_offset(self) -> int:
         return self._log[0].seq if self._log else self._next_seq
+
+    @property
+    def end_offset(self) -> int:
+        """The offset the next entry gets."""
+        return self._next_seq
+
+    def readable_upto(self, end: int) -> None:
+        """The store has what the log held before `end`: its readers may read it."""
+        if end > self._readable:
+            self._readable = end
+            self.dispatch()
 
     def push(self, message: Message) -> bool:
         stamp = int(self.timers.wall_clock() * 1000)
@@ -75,6 +89,9 @@ class StreamQueue(Queue):
         if message.message_id is not None and self.journal is not None:
             message.refs += 1
             self.journal.append(Enqueue(self.vhost, self.name, entry.seq, message.message_id, stamp), key=entry)
+            self.journal.appended_logs.add(self)
+        elif self._readable == entry.seq:
+            self._readable = self._next_seq
         self._append(entry, stamp)
         return True
 
@@ -82,7 +99,7 @@ class StreamQueue(Queue):
         """Appends an entry recovered from the store, appended at `stamp` (ms since the epoch)."""
         entry.message.refs += 1
         entry.message.holders += 1
-        self._next_seq = max(self._next_seq, entry.seq + 1)
+        self._next_seq = self._readable = max(self._next_seq, entry.seq + 1)
         self._append(entry, stamp)
 
     def _append(self, entry: QueueEntry, stamp: int) -> None:
@@ -166,7 +183,7 @@ class StreamQueue(Queue):
             return
         log = self._log
         for consumer in list(self.consumers):
-            while consumer.offset < self._next_seq and consumer.has_credit():
+            while consumer.offset < self._readable and consumer.has_credit():
                 first = self.first_offset
                 if consumer.offset < first:
                     # Retention dropped what it had not read yet: it goes on from the oldest kept.

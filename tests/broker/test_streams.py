@@ -20,8 +20,10 @@ def declare(peer: Peer, **arguments: object) -> None:
 
 
 def publish(peer: Peer, *bodies: bytes) -> None:
+    """Publishes to stream "s", and commits as the server's persister would (readers wait for that)."""
     for body in bodies:
         peer.publish("", "s", body)
+    peer.client.broker.commit()
 
 
 def consume(peer: Peer, offset: object = None, prefetch: int = 100, ch: int = 1) -> str:
@@ -95,6 +97,16 @@ def test_a_consumer_at_the_end_gets_what_is_published_next(peer: Peer) -> None:
     consume(peer, "next")
     publish(peer, b"after")
     assert delivered(peer) == [(b"after", 1)]
+
+
+def test_a_reader_gets_an_entry_once_the_store_has_it(peer: Peer) -> None:
+    # Read before, its offset could go to another message after a crash.
+    declare(peer)
+    consume(peer, "next")
+    peer.publish("", "s", b"unwritten")
+    assert delivered(peer) == []
+    peer.client.broker.commit()
+    assert delivered(peer) == [(b"unwritten", 0)]
 
 
 def test_every_consumer_reads_everything_and_acks_only_give_credit(peer: Peer) -> None:

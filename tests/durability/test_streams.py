@@ -23,7 +23,9 @@ def node(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Node]:
 
 
 def read(client: Client, offset: object = "first", channel: int = 1) -> list[tuple[bytes, int]]:
-    """What a new consumer starting at `offset` gets: (body, x-stream-offset) pairs."""
+    """What a new consumer starting at `offset` gets: (body, x-stream-offset) pairs, once what was
+    published is committed, as the server's persister would have done (readers wait for that)."""
+    client.connection.broker.commit()
     before = len(client.sink.properties)
     client.send(spec.BasicQos(prefetch_count=1000), channel)
     client.send(spec.BasicConsume(queue="s", arguments={"x-stream-offset": offset}), channel)
