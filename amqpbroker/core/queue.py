@@ -472,7 +472,8 @@ class Queue:
 
         A quorum queue counts every return, durably for a stored message, so that a restart does
         not give a message its delivery limit afresh; one returned more often than the limit
-        allows is dead-lettered instead.
+        allows is dead-lettered instead. As in RabbitMQ, a queue over its length limit with
+        drop-head then drops from its head, returned messages first.
         """
         backlog = self._backlog
         settings = self.settings
@@ -490,6 +491,8 @@ class Queue:
             self.message_count += 1
             if self._checked:
                 self._returned(entry)
+        if self._limited and settings.overflow == "drop-head":
+            self._drop_over_limits()
 
     def redelivering(self, entry: QueueEntry) -> None:
         """A quorum entry returned before goes out again: the store counts this delivery as a

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from amqpbroker import core
-from amqpbroker.core.queue import Queue
 from amqpbroker.protocol import spec
 from amqpbroker.store import MemoryStore
 
@@ -71,10 +70,26 @@ def test_a_requeue_gives_the_bytes_back(peer, broker) -> None:
     peer.publish("", "q", b"ef")
     assert bodies(broker, "q") == [b"cd", b"ef"]
     peer.handle(spec.BasicRecover(requeue=True))
-    # The requeued message is back in front; the queue is over its limit only until the next publish.
-    assert bodies(broker, "q") == [b"ab", b"cd", b"ef"]
+    # The requeued message is back in front, and over the limit: dropped from the head at once,
+    # as RabbitMQ 3.10 does.
+    assert bodies(broker, "q") == [b"cd", b"ef"]
     peer.publish("", "q", b"gh")
     assert bodies(broker, "q") == [b"ef", b"gh"]
+
+
+@pytest.mark.parametrize("queue_type", ["classic", "quorum"])
+def test_messages_returned_over_the_limit_are_dropped_from_the_head(peer, broker, dropped, connect,
+                                                                     queue_type: str) -> None:
+    peer.declare("q", durable=True, arguments={"x-max-length": 2, "x-queue-type": queue_type})
+    consumer = connect()
+    consumer.qos(2)
+    consumer.consume("q")
+    for body in (b"a0", b"a1", b"b0", b"b1"):
+        peer.publish("", "q", body)
+    assert consumer.sink.bodies() == [b"a0", b"a1"]
+    consumer.client.close_channel(1)
+    assert bodies(broker, "q") == [b"b0", b"b1"]
+    assert dropped == [("q", b"a0", "maxlen"), ("q", b"a1", "maxlen")]
 
 
 @pytest.mark.parametrize("overflow", ["reject-publish", "reject-publish-dlx"])

@@ -131,6 +131,22 @@ def test_max_length_bytes_drops_the_oldest(channel, cleanup) -> None:
     assert drain(channel, queue) == [b"bbbb", b"cc", b"d"]
 
 
+def test_messages_returned_over_the_length_limit_are_dropped_from_the_head(connection, channel, cleanup) -> None:
+    queue = declared(cleanup, channel, "maxlen-return", **{"x-max-length": 2})
+    channel.confirm_delivery()
+    publish(channel, queue, b"a0")
+    publish(channel, queue, b"a1")
+    consumer = connection.channel()
+    consumer.basic_qos(prefetch_count=2)
+    taken = [get_within(consumer, queue)[2] for _ in range(2)]
+    publish(channel, queue, b"b0")
+    publish(channel, queue, b"b1")
+    consumer.close()  # a0 and a1 come back to the head, and the queue is over its limit
+    assert taken == [b"a0", b"a1"]
+    wait_until(connection, lambda: message_count(channel, queue) == 2, what="2 messages left")
+    assert drain(channel, queue) == [b"b0", b"b1"]
+
+
 def test_reject_publish_nacks_what_does_not_fit(channel, cleanup) -> None:
     queue = declared(cleanup, channel, "reject", **{"x-max-length": 2, "x-overflow": "reject-publish"})
     channel.confirm_delivery()
