@@ -524,7 +524,7 @@ class AMQPConnection:
         _drop_sent(buffers, sent)
         if buffers:
             self._unsent = buffers
-            self._in_flight = sum(map(len, buffers))
+            self._count_in_flight(buffers)
             self._data_ready.set()
         else:
             self._sent()
@@ -533,9 +533,17 @@ class AMQPConnection:
         """Everything to send, in order: what a write-through left, then what is queued since."""
         buffers, self._unsent = self._unsent, []
         buffers += self.protocol.buffers_to_send()
-        self._in_flight = sum(map(len, buffers))
         self._queued = 0
+        self._count_in_flight(buffers)
         return buffers
+
+    def _count_in_flight(self, buffers: list) -> None:
+        """Counts the output taken for the socket by its bytes, which can be more than `send_content`
+        estimated: past the watermark by them, what waits for `writable` (the reader, deliveries)
+        is resumed once it is sent (`_sent`), as when the estimate crossed it."""
+        self._in_flight = sum(map(len, buffers))
+        if self._in_flight >= HIGH_WATERMARK:
+            self._throttled = True
 
     def _sent(self) -> None:
         self._in_flight = 0

@@ -43,3 +43,33 @@ async def test_reader_resumes_after_sends_above_the_watermark_while_it_waits(aut
         frame_type = await client_stream.receive_some(1)
         assert frame_type == b"\x01", "no channel.open-ok: the reader never resumed"
         nursery.cancel_scope.cancel()
+
+
+async def test_reader_resumes_after_output_whose_estimate_stayed_under_the_watermark(autojump_clock) -> None:
+    # Queued, a delivery counts by an estimate of its frames; taken for the socket, by their bytes:
+    # for bodies of a few bytes, more than the estimate. Past the watermark by that count alone, the
+    # reader paused and nothing woke it once the output was sent.
+    broker = core.Broker()
+    server_stream, client_stream = trio.testing.lockstep_stream_pair()
+    connection = AMQPConnection(server_stream, broker, "test", PublishGate(broker.memory))
+    # A server-named consumer tag and queue, as a client naming neither gets them.
+    small = spec.BasicDeliver("amq.ctag-" + "c" * 22, 1, False, "", "amq.gen-" + "q" * 22)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(connection.run)
+        await client_stream.send_all(handshake() + method_frame(1, spec.ChannelOpen().encode()))
+        await trio.testing.wait_all_tasks_blocked()
+        await read_everything_sent(connection, client_stream)
+        for _ in range(50_000):
+            connection.send_content(1, small, b"\x00\x00", b"aaaaa")
+        await trio.testing.wait_all_tasks_blocked()  # the writer took it all: past the watermark
+        assert not connection.writable
+        await client_stream.send_all(method_frame(2, spec.ChannelOpen().encode()))  # read, then the reader pauses
+        await trio.testing.wait_all_tasks_blocked()
+        await read_everything_sent(connection, client_stream)
+
+        frame_type = None
+        with trio.move_on_after(30):
+            await client_stream.send_all(method_frame(3, spec.ChannelOpen().encode()))
+            frame_type = await client_stream.receive_some(1)
+        assert frame_type == b"\x01", "no channel.open-ok: the reader never resumed"
+        nursery.cancel_scope.cancel()
