@@ -43,6 +43,12 @@ class Session:
     def transactional(self) -> bool:
         return self._tx is not None
 
+    @property
+    def uncommitted(self) -> tuple[int, int]:
+        """Publishes and acknowledgements waiting for tx.commit."""
+        tx = self._tx
+        return (0, 0) if tx is None else (tx.messages, tx.acks)
+
     def handle(self, method: Any) -> None:
         handler = _HANDLERS.get(type(method))
         if handler is None:
@@ -59,11 +65,14 @@ class Session:
             publisher.route(exchange, method, properties, body, cc)
         else:
             self._tx.defer(partial(publisher.route, exchange, method, properties, body, cc))
+            self._tx.messages += 1
 
     def _settle_at_commit(self, tx: Transaction, delivery_tag: int, multiple: bool, outcome: str) -> None:
         """On a transactional channel the deliveries are taken now and settled at tx.commit."""
         taken = self.delivery.take(delivery_tag, multiple)
         tx.defer(partial(self.delivery.settle_taken, taken, outcome), partial(self.delivery.untake, taken))
+        if outcome == ACK:
+            tx.acks += len(taken)
 
     # Each settles at once outside a transaction: one call less for every acknowledgement.
 

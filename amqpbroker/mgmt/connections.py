@@ -103,6 +103,7 @@ def channel_json(session: core.Session, node: Node) -> dict[str, Any]:
     connection = session.connection
     info = connection.info
     delivery = session.delivery
+    messages_uncommitted, acks_uncommitted = session.uncommitted
     return {
         "name": channel_name(session),
         "number": session.channel,
@@ -113,9 +114,9 @@ def channel_json(session: core.Session, node: Node) -> dict[str, Any]:
         "state": "running",
         "consumer_count": len(delivery.consumers),
         "messages_unacknowledged": delivery.unacked_count,
-        "messages_unconfirmed": 0,
-        "messages_uncommitted": 0,
-        "acks_uncommitted": 0,
+        "messages_unconfirmed": session.confirms.unconfirmed,
+        "messages_uncommitted": messages_uncommitted,
+        "acks_uncommitted": acks_uncommitted,
         "prefetch_count": delivery.prefetch_count,
         "global_prefetch_count": delivery.global_prefetch_count,
         "confirm": session.publisher.confirm_mode,

@@ -202,13 +202,17 @@ class _Scrape(NamedTuple):
     """The queues of the vhosts asked for."""
 
 
-# RabbitMQ's `channel_metrics` but for what a transaction holds, which we do not count apart.
+# RabbitMQ's `channel_metrics`.
 _CHANNEL_GAUGES: tuple[tuple[str, str, Callable[[core.Session], float]], ...] = (
     ("channel_consumers", "Consumers on a channel", lambda session: len(session.delivery.consumers)),
     ("channel_messages_unacked", "Delivered but not yet acknowledged messages",
      lambda session: session.delivery.unacked_count),
     ("channel_messages_unconfirmed", "Published but not yet confirmed messages",
      lambda session: session.confirms.unconfirmed),
+    ("channel_messages_uncommitted", "Messages received in a transaction but not yet committed",
+     lambda session: session.uncommitted[0]),
+    ("channel_acks_uncommitted", "Message acknowledgements in a transaction not yet committed",
+     lambda session: session.uncommitted[1]),
     ("consumer_prefetch", "Limit of unacknowledged messages for each consumer",
      lambda session: session.delivery.prefetch_count),
     ("channel_prefetch", "Total limit of unacknowledged messages for all consumers on a channel",

@@ -108,6 +108,33 @@ def test_channels_list_their_state(api: ApiClient, named, unique, cleanup) -> No
     assert one.status == 200 and one.json["number"] == channel.channel_number
 
 
+def test_a_transactional_channel_counts_what_waits_for_its_commit(api: ApiClient, named, unique, cleanup) -> None:
+    connection, provided = named
+    channel = connection.channel()
+    queue = cleanup.queue(unique("q"))
+    channel.queue_declare(queue)
+    channel.basic_publish("", queue, b"to ack")
+    channel.basic_publish("", queue, b"to reject")
+    channel.tx_select()
+    for body in (b"one", b"two", b"three"):
+        channel.basic_publish("", queue, body)
+    acked, _, _ = channel.basic_get(queue)
+    rejected, _, _ = channel.basic_get(queue)
+    channel.basic_ack(acked.delivery_tag)
+    channel.basic_reject(rejected.delivery_tag, requeue=False)  # not an ack: RabbitMQ leaves it out
+    name = eventually(lambda: _find(api, provided))["name"]
+    path = f"/api/channels/{segment(f'{name} ({channel.channel_number})')}"
+
+    def counted(expected: tuple[int, int]) -> None:
+        found = api.get(path).json
+        assert (found["messages_uncommitted"], found["acks_uncommitted"], found["messages_unconfirmed"]) == (
+            *expected, 0)
+
+    eventually(lambda: counted((3, 1)))
+    channel.tx_commit()
+    eventually(lambda: counted((0, 0)))
+
+
 def test_consumers_all_and_per_vhost(api: ApiClient, amqp, unique, cleanup) -> None:
     queue = cleanup.queue(unique("q"))
     channel = amqp.channel()

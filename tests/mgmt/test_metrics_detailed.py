@@ -175,6 +175,14 @@ def test_node_families_have_the_process_figures_unlabelled(metrics) -> None:
         assert sample.labels == {} and sample.value > 0, name
 
 
+def channel_with_prefetch(families: dict, prefetch: int) -> dict:
+    """The labels of the one channel whose consumer prefetch is `prefetch` (a test's own value)."""
+    found = [sample.labels for sample in families["rabbitmq_detailed_consumer_prefetch"].samples
+             if sample.value == prefetch]
+    assert len(found) == 1
+    return found[0]
+
+
 def test_channel_metrics_label_each_channel_with_its_consumers_unacked_messages_and_prefetch(
     metrics, amqp, unique, cleanup
 ) -> None:
@@ -189,10 +197,7 @@ def test_channel_metrics_label_each_channel_with_its_consumers_unacked_messages_
 
     def ours() -> tuple[dict, dict]:
         families = detailed(metrics, "channel_metrics")
-        prefetched = [sample.labels for sample in families["rabbitmq_detailed_consumer_prefetch"].samples
-                      if sample.value == 4321]
-        assert len(prefetched) == 1
-        labels = prefetched[0]
+        labels = channel_with_prefetch(families, 4321)
         assert value(families, "rabbitmq_detailed_channel_messages_unacked", **labels) == 2
         return families, labels
 
@@ -202,9 +207,30 @@ def test_channel_metrics_label_each_channel_with_its_consumers_unacked_messages_
     assert value(families, "rabbitmq_detailed_channel_prefetch", **labels) == 0
     assert value(families, "rabbitmq_detailed_channel_messages_unconfirmed", **labels) == 0
     for name in ("channel_consumers", "channel_messages_unacked", "channel_messages_unconfirmed",
-                 "consumer_prefetch", "channel_prefetch"):
+                 "channel_messages_uncommitted", "channel_acks_uncommitted", "consumer_prefetch", "channel_prefetch"):
         assert families[f"rabbitmq_detailed_{name}"].type == "gauge"
         assert {tuple(sample) for sample in labels_of(families, f"rabbitmq_detailed_{name}")} == {("channel",)}
+
+
+def test_channel_metrics_count_what_a_transaction_holds(metrics, amqp, unique, cleanup) -> None:
+    queue = cleanup.queue(unique("transacted"))
+    channel = amqp.channel()
+    channel.queue_declare(queue)
+    channel.basic_publish("", queue, b"to ack")
+    channel.basic_qos(prefetch_count=5432)
+    channel.tx_select()
+    for _ in range(3):
+        channel.basic_publish("", queue, b"m")
+    method, _, _ = channel.basic_get(queue)
+    channel.basic_ack(method.delivery_tag)
+
+    def ours() -> None:
+        families = detailed(metrics, "channel_metrics")
+        labels = channel_with_prefetch(families, 5432)
+        assert value(families, "rabbitmq_detailed_channel_messages_uncommitted", **labels) == 3
+        assert value(families, "rabbitmq_detailed_channel_acks_uncommitted", **labels) == 1
+
+    eventually(ours)
 
 
 def test_connection_metrics_give_each_connection_its_channels_labelled_channel(metrics, amqp) -> None:
