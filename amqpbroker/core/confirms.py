@@ -4,9 +4,9 @@ A publish that the store need not keep is confirmed when the broker has routed i
 must keep waits for the commit of the batch holding it, or, as in RabbitMQ, until every durable
 queue it went to has let it go (delivered and acknowledged, or dropped), whichever comes first: a
 message that no queue holds any more need not be on disk. One that lives on as a dead letter is
-not let go: its confirm waits for the batch that stores the dead letter. Confirms go out in order, a run of
-publishes as one multiple-ack; a publish whose batch failed, or that a queue refused, gets its own
-basic.nack.
+not let go: its confirm waits for the batch that stores the dead letter. Confirms go out in order,
+a run of publishes as one multiple-ack; a publish whose batch failed, or that a queue refused, gets
+its own basic.nack.
 """
 
 from __future__ import annotations
