@@ -20,14 +20,28 @@ async def _echo(request: HTTPRequest) -> HTTPResponse:
     return HTTPResponse(200, f"{request.method} {request.target} {len(request.body)}".encode())
 
 
-@pytest.fixture
-async def small_server() -> AsyncIterator[int]:
-    """An HTTP server with small limits and short timeouts, echoing what it got; yields its port."""
+async def _serve(limits: HTTPLimits) -> AsyncIterator[int]:
+    """An HTTP server with `limits`, echoing what it got; yields its port."""
     listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(HTTPServer(_echo, _SMALL).serve, listeners)
+        nursery.start_soon(HTTPServer(_echo, limits).serve, listeners)
         yield listeners[0].socket.getsockname()[1]
         nursery.cancel_scope.cancel()
+
+
+@pytest.fixture
+async def small_server() -> AsyncIterator[int]:
+    """A server with small limits and short timeouts."""
+    async for port in _serve(_SMALL):
+        yield port
+
+
+@pytest.fixture
+async def patient_server() -> AsyncIterator[int]:
+    """A server with `_SMALL`'s connection limit, whose timeouts no slow machine reaches: a
+    connection it holds stays held while a test opens more."""
+    async for port in _serve(HTTPLimits(request_timeout=60, idle_timeout=60, max_connections=_SMALL.max_connections)):
+        yield port
 
 
 async def _exchange(port: int, data: bytes) -> bytes:
@@ -89,13 +103,13 @@ async def test_an_idle_connection_is_closed_without_a_word(small_server: int) ->
     assert await _exchange(small_server, b"") == b""
 
 
-async def test_connections_over_the_limit_are_closed_at_once(small_server: int) -> None:
-    held = [await trio.open_tcp_stream("127.0.0.1", small_server) for _ in range(_SMALL.max_connections)]
+async def test_connections_over_the_limit_are_closed_at_once(patient_server: int) -> None:
+    held = [await trio.open_tcp_stream("127.0.0.1", patient_server) for _ in range(_SMALL.max_connections)]
     # The server counts a connection once it has accepted it: an answered request says it has.
     for stream in held:
         await stream.send_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         assert (await stream.receive_some(65536)).startswith(b"HTTP/1.1 200")
-    assert await _exchange(small_server, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n") == b""
+    assert await _exchange(patient_server, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n") == b""
     for stream in held:
         await stream.aclose()
 
