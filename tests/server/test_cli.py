@@ -196,12 +196,10 @@ def test_load_definitions_takes_a_file_rabbitmq_exported() -> None:
         process.stderr.close()
 
 
-def _can_log_in(port: int, user: str, vhost: str) -> bool:
-    url = f"amqp://{user}:{user}-secret@127.0.0.1:{port}/{vhost}"
-    if user == "guest":
-        url = f"amqp://guest:guest@127.0.0.1:{port}/{vhost}"
+def _can_log_in(port: int, credentials: str, vhost: str) -> bool:
+    """Whether `credentials` ("user:password") open a connection to `vhost` (URL-quoted)."""
     try:
-        pika.BlockingConnection(pika.URLParameters(url)).close()
+        pika.BlockingConnection(pika.URLParameters(f"amqp://{credentials}@127.0.0.1:{port}/{vhost}")).close()
     except (pika.exceptions.ProbableAuthenticationError, pika.exceptions.ProbableAccessDeniedError):
         return False
     return True
@@ -219,9 +217,9 @@ def test_definitions_loaded_into_a_fresh_data_directory_replace_guest_and_the_de
     for args in (("--load-definitions", str(definitions)), ()):
         process, port = start_broker("--data-dir", data, *args)
         try:
-            assert _can_log_in(port, "app", "shop")
-            assert not _can_log_in(port, "guest", "%2F")
-            assert not _can_log_in(port, "app", "%2F")
+            assert _can_log_in(port, "app:app-secret", "shop")
+            assert not _can_log_in(port, "guest:guest", "%2F")
+            assert not _can_log_in(port, "app:app-secret", "%2F")
         finally:
             process.send_signal(signal.SIGTERM)
             process.communicate(timeout=30)
@@ -260,7 +258,7 @@ def test_a_start_whose_definitions_failed_to_load_leaves_the_data_directory_fres
     assert failed.returncode == 1
     process, port = start_broker("--data-dir", data)
     try:
-        assert _can_log_in(port, "guest", "%2F")
+        assert _can_log_in(port, "guest:guest", "%2F")
     finally:
         process.kill()
         process.stderr.close()
