@@ -61,8 +61,6 @@ class BodyReads:
             # Still held by a queue: kept (and counted) until the last holder forgets it.
             if body is not None and message.body is None and message.holders:
                 message.body = body
-                # Recovery leaves `size` 0 unless a byte limit needed it; what is released must be what is added.
-                message.size = len(body)
                 self._memory.add(message.size)
             for waiter in waiters:
                 waiter.body_read(message, body)

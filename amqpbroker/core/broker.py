@@ -258,19 +258,10 @@ class Broker:
             settings = settings_from_arguments(
                 queue.arguments, *vhost.queue_policies(queue.name, queue.settings.queue_type)
             )
-            if settings.max_length_bytes is not None and queue.settings.max_length_bytes is None:
-                self._load_sizes(queue)
             queue.configure(settings)
         for exchange in vhost.exchanges.values():
             if exchange.name:
                 exchange.configure(vhost.policies.definition(exchange.name, "exchanges"))
-
-    def _load_sizes(self, queue: Queue) -> None:
-        """Looks up the sizes of the bodies that stayed on disk at recovery, for a new limit in bytes."""
-        for entry in queue.peek():
-            message = entry.message
-            if message.body is None and not message.size and message.message_id is not None:
-                message.size = self.store.body_size(message.message_id)
 
     # Durability
 
@@ -404,18 +395,14 @@ class Broker:
                 dead_letters=self.dead_letters,
                 timers=self.timers,
             )
-            count_bytes = settings.max_length_bytes is not None or (stream and settings.max_age is not None)
             delivered = store.delivered_upto(record.vhost, record.name)
             queue.restore_delivered(delivered)
             counts = store.delivery_counts(record.vhost, record.name) if settings.queue_type == "quorum" else {}
             for seq, message_id, expires in store.queue_entries(record.vhost, record.name):
                 message = messages.get(message_id)
                 if message is None:
-                    message = messages[message_id] = Message(*store.load_header(message_id), None, message_id)
-                if count_bytes and not message.size:
-                    # Only a queue limited in bytes, or a stream cut into segments by size for its
-                    # retention by age, needs the size of bodies that stay on disk.
-                    message.size = store.body_size(message_id)
+                    exchange, routing_key, properties, size = store.load_header(message_id)
+                    message = messages[message_id] = Message(exchange, routing_key, properties, None, message_id, size)
                 if stream:
                     # A stream's entry keeps when it was appended where others keep their expiry.
                     queue.restore_appended(QueueEntry(seq, message), expires)

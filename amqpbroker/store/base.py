@@ -246,18 +246,14 @@ class Store(ABC):
         """The highest seq recorded by MarkDelivered for the queue, or -1."""
 
     @abstractmethod
-    def load_header(self, message_id: int) -> tuple[str, str, bytes]:
-        """A stored message's exchange, routing key and properties, without reading its body.
+    def load_header(self, message_id: int) -> tuple[str, str, bytes, int]:
+        """A stored message's exchange, routing key, properties and body length, without reading
+        its body.
 
         Raises KeyError for a message that is not stored (as `load_body` does)."""
 
     @abstractmethod
     def load_body(self, message_id: int) -> bytes: ...
-
-    @abstractmethod
-    def body_size(self, message_id: int) -> int:
-        """The length of a stored message's body, without reading the body (a byte limit needs
-        the sizes of bodies that stay on disk). Raises KeyError as `load_body` does."""
 
     def max_message_id(self) -> int:
         """The highest message id in use, so new ids never collide with recovered ones."""

@@ -61,7 +61,7 @@ FORMAT_VERSION = 4
 was stopped cleanly).
 3: an entry may end in a delivery count. A version 2 directory has none and is read as it is; the
 new version keeps an older amqpbroker from misreading the entries that have one.
-4: each body's length in `sizes`, so that a limit in bytes is counted without reading the bodies.
+4: each body's length in `sizes`, so that queues count their bytes without reading the bodies.
 Upgrading an older directory reads each of its bodies once, at open, to write its length."""
 _UPGRADABLE = {1, 2, 3}
 T = TypeVar("T")
@@ -445,9 +445,11 @@ class LmdbStore(Store):
             found = txn.get(_name_key(vhost, queue), db=self._db["delivered"])
         return -1 if found is None else _U64.unpack(found)[0] - 1
 
-    def load_header(self, message_id: int) -> tuple[str, str, bytes]:
+    def load_header(self, message_id: int) -> tuple[str, str, bytes, int]:
+        key = _U64.pack(message_id)
         with self._lock, self._reading(), self._env.begin() as txn:
-            header = txn.get(_U64.pack(message_id), db=self._db["messages"])
+            header = txn.get(key, db=self._db["messages"])
+            size = txn.get(key, db=self._db["sizes"])
         if header is None:
             raise KeyError(message_id)
         exchange_end = 1 + header[0]
@@ -456,6 +458,7 @@ class LmdbStore(Store):
             header[1:exchange_end].decode(),
             header[exchange_end + 1 : routing_key_end].decode(),
             header[routing_key_end:],
+            _U64.unpack(size)[0],
         )
 
     def load_body(self, message_id: int) -> bytes:
@@ -464,14 +467,6 @@ class LmdbStore(Store):
         if body is None:
             raise KeyError(message_id)
         return body
-
-    def body_size(self, message_id: int) -> int:
-        key = _U64.pack(message_id)
-        with self._lock, self._reading(), self._env.begin() as txn:
-            size = txn.get(key, db=self._db["sizes"])
-        if size is None:
-            raise KeyError(message_id)
-        return _U64.unpack(size)[0]
 
     def max_message_id(self) -> int:
         with self._reading(), self._env.begin() as txn:

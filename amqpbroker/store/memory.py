@@ -134,15 +134,12 @@ class MemoryStore(Store):
     def delivered_upto(self, vhost: str, queue: str) -> int:
         return self._delivered.get((vhost, queue), -1)
 
-    def load_header(self, message_id: int) -> tuple[str, str, bytes]:
+    def load_header(self, message_id: int) -> tuple[str, str, bytes, int]:
         message = self._messages[message_id]
-        return message.exchange, message.routing_key, message.properties
+        return message.exchange, message.routing_key, message.properties, len(message.body)
 
     def load_body(self, message_id: int) -> bytes:
         return self._messages[message_id].body
-
-    def body_size(self, message_id: int) -> int:
-        return len(self._messages[message_id].body)
 
     def max_message_id(self) -> int:
         return max(self._messages, default=-1)
