@@ -24,7 +24,7 @@ from ..store.base import DeleteRecord, PutRecord
 from .exchanges import Exchange, make_exchange
 from .journal import Journal
 from .memory import MemoryWatermark
-from .message import Message, is_persistent
+from .message import Message
 from .timers import Timers
 
 DELAY_HEADER = "x-delay"
@@ -114,7 +114,7 @@ class DelayedExchange(Exchange):
     def hold(self, message: Message, delay: int, cc: tuple[str, ...]) -> bool:
         """Holds `message` for `delay` ms; returns whether it was stored (its confirm then waits
         for the commit): a persistent message on a durable exchange is."""
-        stored = self.durable and is_persistent(message.properties)
+        stored = self.durable and message.persistent
         number = next(self._numbers)
         if stored:
             due_ms = round(self._timers.wall_clock() * 1000) + delay

@@ -13,21 +13,29 @@ if TYPE_CHECKING:
 # Property flag bits in the first flags byte: expiration (bit 8) and priority (bit 11).
 _EXPIRATION_OR_PRIORITY = 0x01 | 0x08
 # Bits 15 to 12: content-type, content-encoding, headers, delivery-mode.
-_BEFORE_DELIVERY_MODE = 0xE0
-_DELIVERY_MODE = 0x10
+_CONTENT_TYPE, _CONTENT_ENCODING, _HEADERS, _DELIVERY_MODE = 0x80, 0x40, 0x20, 0x10
 
 
 def is_persistent(properties: bytes) -> bool:
     """Whether the properties say delivery-mode 2.
 
-    Decodes them only when a field precedes the delivery mode: otherwise it is the octet right
-    after the two flag octets.
+    Steps over the fields before it (content type and encoding, two short strings, and the headers
+    table) by their lengths, without decoding them; properties cut short say no.
     """
     if not properties or not properties[0] & _DELIVERY_MODE:
         return False
-    if not properties[0] & _BEFORE_DELIVERY_MODE and len(properties) > 2:
-        return properties[2] == 2
-    return BasicProperties.decode(properties).delivery_mode == 2
+    flags = properties[0]
+    offset = 2
+    try:
+        if flags & _CONTENT_TYPE:
+            offset += 1 + properties[offset]
+        if flags & _CONTENT_ENCODING:
+            offset += 1 + properties[offset]
+        if flags & _HEADERS:
+            offset += 4 + int.from_bytes(properties[offset : offset + 4], "big")
+        return properties[offset] == 2
+    except IndexError:
+        return False
 
 
 class Message:
@@ -40,7 +48,7 @@ class Message:
 
     __slots__ = (
         "exchange", "routing_key", "properties", "body", "size", "message_id", "refs", "holders", "priority",
-        "expiration", "confirms", "needs_commit",
+        "expiration", "confirms", "needs_commit", "_persistent",
     )
 
     def __init__(
@@ -71,6 +79,7 @@ class Message:
         """What the broker keeps of this publish is in the batch being gathered, though no queue may
         keep the message itself: a dead letter of it was stored, or a durable deduplication queue
         dropped it as a duplicate of a message it holds. Its confirm then waits for the commit."""
+        self._persistent: bool | None = None
         self.priority = 0
         self.expiration: int | None = None
         if properties and properties[0] & _EXPIRATION_OR_PRIORITY:
@@ -78,6 +87,14 @@ class Message:
             self.priority = decoded.priority or 0
             if decoded.expiration is not None:
                 self.expiration = parse_expiration(decoded.expiration)
+
+    @property
+    def persistent(self) -> bool:
+        """Whether the properties say delivery-mode 2 (read once asked, as only durable queues ask)."""
+        persistent = self._persistent
+        if persistent is None:
+            persistent = self._persistent = is_persistent(self.properties)
+        return persistent
 
 
 class QueueEntry:

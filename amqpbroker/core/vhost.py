@@ -31,7 +31,7 @@ from .history import History
 from .journal import Journal
 from .limits import Limits
 from .memory import MemoryWatermark
-from .message import Message, is_persistent
+from .message import Message
 from .policies import Policies, Policy
 from .queue import DeadLetterer, Queue
 from .stats import BrokerStats
@@ -288,7 +288,7 @@ class VHost:
         else:
             queue = None
         if queue is not None:
-            if is_persistent(message.properties):
+            if message.persistent:
                 first_stored = next(iter(queues))
             elif any(isinstance(queue, StreamQueue) for queue in queues):
                 # A stream keeps every message on disk, as RabbitMQ's do; the other queues take a
