@@ -62,6 +62,7 @@ class BodyReads:
             if body is not None and message.body is None and message.holders:
                 message.body = body
                 self._memory.add(message.size)
+                self._memory.paged_out -= 1
             for waiter in waiters:
                 waiter.body_read(message, body)
 

@@ -403,6 +403,7 @@ class Broker:
                 if message is None:
                     exchange, routing_key, properties, size = store.load_header(message_id)
                     message = messages[message_id] = Message(exchange, routing_key, properties, None, message_id, size)
+                    self.memory.paged_out += 1
                 if stream:
                     # A stream's entry keeps when it was appended where others keep their expiry.
                     queue.restore_appended(QueueEntry(seq, message), expires)

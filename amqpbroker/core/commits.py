@@ -130,7 +130,8 @@ class CommitTracker:
                 # it has room.
                 if (message.refs and message.refs == message.holders and message.body is not None
                         and memory.paging):
-                    self._memory.release(len(message.body))
+                    memory.release(len(message.body))
+                    memory.paged_out += 1
                     message.body = None
         else:
             self._undo(batch.ops, messages)

@@ -8,7 +8,7 @@ Direct reply-to's pseudo-queue is a consumer of this channel too.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from ..protocol import DECODE_ERRORS, BasicProperties, Long, spec
 from .arguments import consumer_settings
@@ -280,6 +280,10 @@ class Delivery:
         if consumer is not None:
             consumer.unacked += 1
         queue.unacked_count += 1
+
+    def unacked(self) -> Iterator[tuple[Queue, QueueEntry]]:
+        """The deliveries not yet settled, each as its queue and entry."""
+        return ((item.queue, item.entry) for item in self._unacked.values())
 
     def oldest_delivered_at(self) -> float | None:
         """When the oldest delivery still unacknowledged was made, on the broker's clock; None if none is."""

@@ -19,6 +19,9 @@ class MemoryWatermark:
         self.limit = limit
         """Bytes of bodies at which publishers are blocked; None for no limit."""
         self.used = 0
+        self.paged_out = 0
+        """How many messages held by queues have their bodies only in the store (paged out, or
+        left there by recovery): when none has, every body is in memory."""
         self.alarm = False
         self.on_alarm: Callable[[bool], None] | None = None
 

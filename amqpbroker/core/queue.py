@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections import deque
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from ..protocol import BasicProperties
 from ..store.base import DeleteMessage, Dequeue, Enqueue, SetDeliveryCount
@@ -193,8 +193,18 @@ class Queue:
         """How many messages are ready (in the backlog)."""
         self._next_seq = 0
         self.unacked_count = 0
+        self.ready_bytes = 0
+        """Bytes of the bodies of the ready messages."""
+        self.persistent_count = 0
+        """How many of the messages (ready or unacknowledged) are persistent in a durable queue,
+        as RabbitMQ counts them: those the queue keeps in the store, or would have kept had the
+        store not failed to write them."""
+        self.persistent_bytes = 0
         # Durable queues record their persistent messages here; transient ones have no journal.
         self.journal = journal if durable else None
+        self._counts_persistent = durable
+        """Whether the queue counts its persistent messages: a durable one does (a stream keeps
+        its log apart, and counts none)."""
         self.delivered_seq = -1
         self.memory = memory if memory is not None else MemoryWatermark()
         self._dead_letters = dead_letters
@@ -204,8 +214,6 @@ class Queue:
         self._idle_since = 0.0
         self._idle_expires: float | None = None
         self._limited = False
-        self._bytes = 0
-        """Bytes of the bodies of ready messages, counted while a length limit is set."""
         # Set once anything makes taking slower than popping the backlog: an expiry, a limit.
         self._checked = False
         self.configure(settings)
@@ -235,10 +243,7 @@ class Queue:
         idle_expires = None if settings.expires is None else settings.expires / 1000
         self._max_length = settings.max_length
         self._max_bytes = settings.max_length_bytes
-        limited = self._max_length is not None or self._max_bytes is not None
-        if limited and not self._limited:
-            self._bytes = sum(entry.message.size for entry in self._backlog.entries())
-        self._limited = limited
+        self._limited = limited = self._max_length is not None or self._max_bytes is not None
         self._checked = self._checked or limited or idle_expires is not None
         if idle_expires != self._idle_expires:
             self._idle_expires = idle_expires
@@ -273,6 +278,9 @@ class Queue:
         message.holders += 1
         if message.holders == 1:
             self.memory.add(message.size)
+        if self._counts_persistent and message.persistent:
+            self.persistent_count += 1
+            self.persistent_bytes += message.size
         if message.message_id is not None and self.journal is not None:
             message.refs += 1
             expires = None if entry.expires is None else self.timers.to_wall_ms(entry.expires)
@@ -281,6 +289,7 @@ class Queue:
             return self._admit(entry)
         self._backlog.append(entry)
         self.message_count += 1
+        self.ready_bytes += message.size
         if self.message_count > FLOW_HIGH or self.message_count * message.size > FLOW_HIGH_BYTES:
             self._press()
         return True
@@ -316,8 +325,8 @@ class Queue:
             self._want(entry.expires)
         self._backlog.append(entry)
         self.message_count += 1
+        self.ready_bytes += message.size
         if limited:
-            self._bytes += message.size
             self._drop_over_limits()
         if self.message_count > FLOW_HIGH or self.message_count * message.size > FLOW_HIGH_BYTES:
             self._press()
@@ -344,7 +353,7 @@ class Queue:
 
     def _would_overflow(self, message: Message) -> bool:
         return (self._max_length is not None and self.message_count >= self._max_length) or (
-            self._max_bytes is not None and self._bytes + message.size > self._max_bytes
+            self._max_bytes is not None and self.ready_bytes + message.size > self._max_bytes
         )
 
     def _drop_over_limits(self) -> None:
@@ -352,24 +361,22 @@ class Queue:
         backlog = self._backlog
         max_length, max_bytes = self._max_length, self._max_bytes
         while (max_length is not None and self.message_count > max_length) or (
-            max_bytes is not None and self._bytes > max_bytes
+            max_bytes is not None and self.ready_bytes > max_bytes
         ):
             entry = backlog.take()
             self.message_count -= 1
-            self._bytes -= entry.message.size
+            self.ready_bytes -= entry.message.size
             self.drop(entry, "maxlen")
 
     def restore(self, entry: QueueEntry) -> None:
         """Appends an entry recovered from the store, keeping its sequence number and expiry."""
         if self._dedup is not None:
             self._deduplicate(self._dedup, entry)
-        entry.message.refs += 1
-        entry.message.holders += 1
+        self._hold_recovered(entry.message)
         self._backlog.append(entry)
         self.message_count += 1
+        self.ready_bytes += entry.message.size
         self._next_seq = max(self._next_seq, entry.seq + 1)
-        if self._limited:
-            self._bytes += entry.message.size
         if entry.expires is not None:
             self._checked = True
             self._want(entry.expires)
@@ -377,9 +384,15 @@ class Queue:
     def drop_recovered(self, entry: QueueEntry, reason: str) -> None:
         """Drops an entry recovered from the store instead of restoring it: a quorum entry that
         came back past its delivery limit (its last deliveries ended in crashes, which count)."""
-        entry.message.refs += 1
-        entry.message.holders += 1
+        self._hold_recovered(entry.message)
         self.drop(entry, reason)
+
+    def _hold_recovered(self, message: Message) -> None:
+        message.refs += 1
+        message.holders += 1
+        if self._counts_persistent and message.persistent:
+            self.persistent_count += 1
+            self.persistent_bytes += message.size
 
     def restore_delivered(self, seq: int) -> None:
         """Takes the store's mark: every entry up to `seq` was delivered before the restart.
@@ -395,9 +408,15 @@ class Queue:
         if self._dedup is not None and entry.seq in self._dedup_seqs:
             del self._dedup[self._dedup_seqs.pop(entry.seq)]
         message = entry.message
+        if self._counts_persistent and message.persistent:
+            self.persistent_count -= 1
+            self.persistent_bytes -= message.size
         message.holders -= 1
-        if message.holders == 0 and message.body is not None:
-            self.memory.release(message.size)
+        if message.holders == 0:
+            if message.body is not None:
+                self.memory.release(message.size)
+            else:
+                self.memory.paged_out -= 1
         journal = self.journal
         if message.message_id is not None and journal is not None:
             message.refs -= 1
@@ -422,6 +441,7 @@ class Queue:
             entry = self._backlog.take()
             if entry is not None:
                 self.message_count -= 1
+                self.ready_bytes -= entry.message.size
         flow = self.consumers.flow
         if flow is not None and self.message_count <= flow.low:
             self._relieve()
@@ -435,8 +455,7 @@ class Queue:
         now = None
         while (entry := backlog.take()) is not None:
             self.message_count -= 1
-            if self._limited:
-                self._bytes -= entry.message.size
+            self.ready_bytes -= entry.message.size
             if entry.expires is None:
                 break
             if now is None:
@@ -452,8 +471,9 @@ class Queue:
         """Returns an entry taken but not delivered to where it was, as it was."""
         self._backlog.put_back(entry)
         self.message_count += 1
-        if self._checked:
-            self._returned(entry)
+        self.ready_bytes += entry.message.size
+        if entry.expires is not None:
+            self._want(entry.expires)
 
     def give_back(self, entries: Iterable[QueueEntry]) -> None:
         """Entries taken and held a while (for a body read back from the store) that no one got:
@@ -489,8 +509,9 @@ class Queue:
             entry.redelivered = True
             backlog.put_back(entry)
             self.message_count += 1
-            if self._checked:
-                self._returned(entry)
+            self.ready_bytes += entry.message.size
+            if entry.expires is not None:
+                self._want(entry.expires)
         if self._limited and settings.overflow == "drop-head":
             self._drop_over_limits()
 
@@ -504,12 +525,6 @@ class Queue:
     def _store_delivery_count(self, entry: QueueEntry, delivery_count: int) -> None:
         if entry.message.message_id is not None and self.journal is not None:
             self.journal.append(SetDeliveryCount(self.vhost, self.name, entry.seq, delivery_count))
-
-    def _returned(self, entry: QueueEntry) -> None:
-        if self._limited:
-            self._bytes += entry.message.size
-        if entry.expires is not None:
-            self._want(entry.expires)
 
     def drop(self, entry: QueueEntry, reason: str) -> None:
         """The entry leaves the queue for `reason`: dead-lettered if the queue has a dead-letter
@@ -528,10 +543,15 @@ class Queue:
             self.forget(entry)
         self._backlog.clear()
         self.message_count = 0
-        self._bytes = 0
+        self.ready_bytes = 0
         if self.consumers.flow is not None:
             self._relieve()
         return count
+
+    @property
+    def messages_ready(self) -> int:
+        """The ready messages RabbitMQ's management API and metrics report: the backlog's."""
+        return self.message_count
 
     def counts(self) -> tuple[int, int]:
         """The message and consumer counts queue.declare-ok reports."""
@@ -540,6 +560,14 @@ class Queue:
     def peek(self) -> list[QueueEntry]:
         """The ready messages in delivery order, without taking them."""
         return list(self._backlog.entries())
+
+    def ready(self) -> Iterator[QueueEntry]:
+        """The ready messages, in no particular order, without taking them."""
+        return self._backlog.entries()
+
+    def head(self) -> QueueEntry | None:
+        """The ready message `take` would return next, left in place."""
+        return self._backlog.head()
 
     # timers
 
@@ -576,8 +604,7 @@ class Queue:
                 break
             entry = backlog.take()
             self.message_count -= 1
-            if self._limited:
-                self._bytes -= entry.message.size
+            self.ready_bytes -= entry.message.size
             self.drop(entry, "expired")
             dropped += 1
         self._schedule_expiry()
@@ -618,6 +645,7 @@ class Queue:
                 # Not empty, and nothing to check: the next entry is the one.
                 entry = backlog.take()
                 self.message_count -= 1
+                self.ready_bytes -= entry.message.size
             if not consumer.channel.deliver(consumer, self, entry):
                 break
         flow = consumers.flow

@@ -53,6 +53,7 @@ class StreamQueue(Queue):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._counts_persistent = False
         self._log: deque[QueueEntry] = deque()
         self._stamps: deque[int] = deque()
         """When each entry of the log was appended, in ms since the epoch."""
@@ -146,6 +147,11 @@ class StreamQueue(Queue):
                 if stamp >= since:
                     return first + index
         return following
+
+    @property
+    def messages_ready(self) -> int:
+        """The whole log, which every new consumer may read."""
+        return len(self._log)
 
     def counts(self) -> tuple[int, int]:
         # RabbitMQ's queue.declare-ok counts neither a stream's messages nor its consumers.

@@ -78,7 +78,7 @@ def queue_totals(vhosts: list[core.VHost]) -> dict[str, int]:
     ready = unacked = 0
     for vhost in vhosts:
         for queue in vhost.queues.values():
-            ready += queue.message_count
+            ready += queue.messages_ready
             unacked += queue.unacked_count
     return {"messages": ready + unacked, "messages_ready": ready, "messages_unacknowledged": unacked}
 

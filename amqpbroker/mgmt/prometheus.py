@@ -13,10 +13,13 @@ disk) are named `amqpbroker_*`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable, Collection, Iterable, Iterator, NamedTuple
 
 from .. import core
+from ..core.contents import Contents, QueueContents
 from ..core.exchanges import Exchange
 from ..core.stats import ChannelStats, QueueStats
 from .connections import channel_name
@@ -78,6 +81,7 @@ def exposition(broker: core.Broker, node: NodeStatus, *, per_object: bool = Fals
     _node_limits(out, _PREFIX, node, broker)
 
     _queue_gauges(out, _PREFIX, (*_QUEUE_DEPTH, _QUEUE_CONSUMERS), queues, per_object)
+    _queue_contents(out, _PREFIX, queues, Contents(broker), per_object)
     out.family("rabbitmq_queue_messages_published_total", "counter", "Total number of messages published to queues",
                # RabbitMQ's labels here also name the channel and the exchange, which we do not count by.
                _by_queue(queues, lambda queue: queue.stats.publish, per_object, "queue_vhost"))
@@ -114,7 +118,7 @@ def detailed_exposition(
     ]
     at = _Scrape(broker, node, queues)
     # Two families may have the same series: it comes once.
-    for serve in dict.fromkeys(serve for family, serve in _DETAILED if family in families):
+    for serve in dict.fromkeys(serve for family, serves in _DETAILED if family in families for serve in serves):
         serve(out, at)
     _identity(out, node)
     return out.lines()
@@ -154,11 +158,11 @@ def _node_limits(out: _Exposition, prefix: str, node: NodeStatus, broker: core.B
 # its Erlang process's reductions), then the one of its `queue_metrics` we keep.
 _QueueGauge = tuple[str, str, Callable[[core.Queue], float]]
 _QUEUE_DEPTH: tuple[_QueueGauge, ...] = (
-    ("queue_messages_ready", "Messages ready to be delivered to consumers", lambda queue: queue.message_count),
+    ("queue_messages_ready", "Messages ready to be delivered to consumers", lambda queue: queue.messages_ready),
     ("queue_messages_unacked", "Messages delivered to consumers but not yet acknowledged",
      lambda queue: queue.unacked_count),
     ("queue_messages", "Sum of ready and unacknowledged messages - total queue depth",
-     lambda queue: queue.message_count + queue.unacked_count),
+     lambda queue: queue.messages_ready + queue.unacked_count),
 )
 _QUEUE_CONSUMERS: _QueueGauge = ("queue_consumers", "Consumers on a queue", lambda queue: len(queue.consumers))
 
@@ -168,6 +172,57 @@ def _queue_gauges(
 ) -> None:
     for name, help, value in gauges:
         out.family(f"{prefix}{name}", "gauge", help, _by_queue(queues, value, per_object))
+
+
+# What a queue's messages take up (see `core.contents`), from RabbitMQ's `queue_metrics`: (name
+# without prefix, help, value, the queue types that report it, as in the management API). A stream
+# reports none.
+_BOTH, _CLASSIC = frozenset({"classic", "quorum"}), frozenset({"classic"})
+_QUEUE_CONTENTS: tuple[tuple[str, str, Callable[[core.Queue, QueueContents], float], frozenset[str]], ...] = (
+    ("queue_messages_ram", "Ready and unacknowledged messages stored in memory",
+     lambda queue, found: found.messages_ram, _BOTH),
+    ("queue_messages_ram_bytes", "Size of ready and unacknowledged messages stored in memory",
+     lambda queue, found: found.message_bytes_ram, _BOTH),
+    ("queue_messages_ready_ram", "Ready messages stored in memory",
+     lambda queue, found: found.messages_ready_ram, _CLASSIC),
+    ("queue_messages_unacked_ram", "Unacknowledged messages stored in memory",
+     lambda queue, found: found.messages_unacknowledged_ram, _CLASSIC),
+    ("queue_messages_persistent", "Persistent messages", lambda queue, found: queue.persistent_count, _BOTH),
+    ("queue_messages_persistent_bytes", "Size in bytes of persistent messages",
+     lambda queue, found: queue.persistent_bytes, _BOTH),
+    ("queue_messages_bytes", "Size in bytes of ready and unacknowledged messages",
+     lambda queue, found: queue.ready_bytes + found.message_bytes_unacknowledged, _BOTH),
+    ("queue_messages_ready_bytes", "Size in bytes of ready messages", lambda queue, found: queue.ready_bytes, _BOTH),
+    ("queue_messages_unacked_bytes", "Size in bytes of all unacknowledged messages",
+     lambda queue, found: found.message_bytes_unacknowledged, _BOTH),
+    ("queue_messages_paged_out", "Messages paged out to disk", lambda queue, found: found.messages_paged_out, _CLASSIC),
+    ("queue_messages_paged_out_bytes", "Size in bytes of messages paged out to disk",
+     lambda queue, found: found.message_bytes_paged_out, _CLASSIC),
+)
+
+
+def _queue_contents(
+    out: _Exposition, prefix: str, queues: list[core.Queue], contents: Contents, per_object: bool
+) -> None:
+    """The `_QUEUE_CONTENTS` series, per queue of a type that reports each or their sum, then the
+    head message's timestamp of each classic queue that has one."""
+    for name, help, value, types in _QUEUE_CONTENTS:
+        reporting = [queue for queue in queues if queue.settings.queue_type in types]
+        out.family(f"{prefix}{name}", "gauge", help, _by_queue(reporting, partial(_found, value, contents), per_object))
+    # Summed over queues, a timestamp would mean nothing: as in RabbitMQ, the sum has no sample, and
+    # a queue whose head has no timestamp has NaN.
+    classic = [queue for queue in queues if queue.settings.queue_type == "classic"]
+    out.family(f"{prefix}queue_head_message_timestamp", "gauge", "Timestamp of the first message in the queue, if any",
+               _by_queue(classic, partial(_head_timestamp, contents), True) if per_object else [])
+
+
+def _head_timestamp(contents: Contents, queue: core.Queue) -> float:
+    stamp = contents.of(queue).head_message_timestamp
+    return math.nan if stamp is None else stamp
+
+
+def _found(value: Callable[[core.Queue, QueueContents], float], contents: Contents, queue: core.Queue) -> float:
+    return value(queue, contents.of(queue))
 
 
 def _by_queue(
@@ -276,24 +331,28 @@ def _queue_consumers(out: _Exposition, at: _Scrape) -> None:
     _queue_gauges(out, _DETAILED_PREFIX, (_QUEUE_CONSUMERS,), at.queues, True)
 
 
+def _queue_contents_detailed(out: _Exposition, at: _Scrape) -> None:
+    _queue_contents(out, _DETAILED_PREFIX, at.queues, Contents(at.broker), True)
+
+
 # RabbitMQ's families of /metrics/detailed, in its order, that we keep the figures of. Asked for
 # together, `queue_consumer_count` and `queue_metrics` give their one series once. Not served, for
 # want of the figures: `node_persister_metrics` (I/O counts), `ra_metrics` (Raft),
 # `auth_attempt_metrics` and `auth_attempt_detailed_metrics`, `channel_process_metrics` (Erlang
 # reductions), `connection_coarse_metrics` (bytes in and out), and, counted by channel and exchange
 # or queue, `channel_exchange_metrics`, `channel_queue_metrics` and `channel_queue_exchange_metrics`.
-_DETAILED: tuple[tuple[str, Callable[[_Exposition, _Scrape], None]], ...] = (
-    ("connection_churn_metrics", lambda out, at: _churn_series(out, _DETAILED_PREFIX, at.broker)),
-    ("node_coarse_metrics", lambda out, at: _node_series(out, _DETAILED_PREFIX, at.node)),
-    ("node_metrics", lambda out, at: _node_limits(out, _DETAILED_PREFIX, at.node, at.broker)),
-    ("queue_coarse_metrics", lambda out, at: _queue_gauges(out, _DETAILED_PREFIX, _QUEUE_DEPTH, at.queues, True)),
-    ("queue_consumer_count", _queue_consumers),
-    ("queue_metrics", _queue_consumers),
-    ("channel_metrics", lambda out, at: _channel_gauges(out, at.broker)),
-    ("connection_metrics", lambda out, at: _connection_gauges(out, at.broker)),
-    ("vhost_status", lambda out, at: _vhost_status(out, at.broker)),
-    ("exchange_bindings", lambda out, at: _exchange_bindings(out, at.broker)),
-    ("exchange_names", lambda out, at: _exchange_names(out, at.broker)),
+_DETAILED: tuple[tuple[str, tuple[Callable[[_Exposition, _Scrape], None], ...]], ...] = (
+    ("connection_churn_metrics", (lambda out, at: _churn_series(out, _DETAILED_PREFIX, at.broker),)),
+    ("node_coarse_metrics", (lambda out, at: _node_series(out, _DETAILED_PREFIX, at.node),)),
+    ("node_metrics", (lambda out, at: _node_limits(out, _DETAILED_PREFIX, at.node, at.broker),)),
+    ("queue_coarse_metrics", (lambda out, at: _queue_gauges(out, _DETAILED_PREFIX, _QUEUE_DEPTH, at.queues, True),)),
+    ("queue_consumer_count", (_queue_consumers,)),
+    ("queue_metrics", (_queue_consumers, _queue_contents_detailed)),
+    ("channel_metrics", (lambda out, at: _channel_gauges(out, at.broker),)),
+    ("connection_metrics", (lambda out, at: _connection_gauges(out, at.broker),)),
+    ("vhost_status", (lambda out, at: _vhost_status(out, at.broker),)),
+    ("exchange_bindings", (lambda out, at: _exchange_bindings(out, at.broker),)),
+    ("exchange_names", (lambda out, at: _exchange_names(out, at.broker),)),
 )
 
 
@@ -419,4 +478,6 @@ def _escape_label(text: str) -> str:
 
 
 def _number(value: float) -> str:
-    return str(value) if isinstance(value, int) else repr(float(value))
+    if isinstance(value, int):
+        return str(value)
+    return "NaN" if math.isnan(value) else repr(float(value))

@@ -8,6 +8,7 @@ from typing import Any, Iterator
 
 from .. import core
 from ..protocol import DECODE_ERRORS, BasicProperties
+from ..core.contents import Contents
 from ..core.message import QueueEntry
 from ..core.permissions import QUEUE
 from ..server.bodies import read_back
@@ -43,7 +44,7 @@ _ACKMODES = {
 }
 
 
-def queue_json(queue: core.Queue, node: Node) -> dict[str, Any]:
+def queue_json(queue: core.Queue, node: Node, contents: Contents) -> dict[str, Any]:
     consumers = queue.consumers
     exclusive_tag = consumers[0].tag if consumers and consumers[0].exclusive else None
     single_active = consumers.single_active
@@ -61,10 +62,38 @@ def queue_json(queue: core.Queue, node: Node) -> dict[str, Any]:
         "exclusive_consumer_tag": exclusive_tag,
         "single_active_consumer_tag": single_active.tag if single_active is not None else None,
         **applied_json(queue.settings),
-        "messages": queue.message_count + queue.unacked_count,
-        "messages_ready": queue.message_count,
+        "messages": queue.messages_ready + queue.unacked_count,
+        "messages_ready": queue.messages_ready,
         "messages_unacknowledged": queue.unacked_count,
+        **_contents_json(queue, contents),
         **message_stats.of(queue.stats),
+    }
+
+
+def _contents_json(queue: core.Queue, contents: Contents) -> dict[str, Any]:
+    """What the queue's messages take up: RabbitMQ's fields for a queue of its type (a stream has none)."""
+    queue_type = queue.settings.queue_type
+    if queue_type == "stream":
+        return {}
+    found = contents.of(queue)
+    sizes = {
+        "message_bytes": queue.ready_bytes + found.message_bytes_unacknowledged,
+        "message_bytes_ready": queue.ready_bytes,
+        "message_bytes_unacknowledged": found.message_bytes_unacknowledged,
+        "message_bytes_ram": found.message_bytes_ram,
+        "message_bytes_persistent": queue.persistent_bytes,
+        "messages_ram": found.messages_ram,
+        "messages_persistent": queue.persistent_count,
+    }
+    if queue_type == "quorum":
+        return sizes
+    return {
+        **sizes,
+        "message_bytes_paged_out": found.message_bytes_paged_out,
+        "messages_ready_ram": found.messages_ready_ram,
+        "messages_unacknowledged_ram": found.messages_unacknowledged_ram,
+        "messages_paged_out": found.messages_paged_out,
+        "head_message_timestamp": found.head_message_timestamp,
     }
 
 
@@ -78,22 +107,24 @@ def find_queue(request: Request, broker: core.Broker, name: str | None = None) -
 
 @routes.get("/api/queues")
 def list_queues(request: Request, broker: core.Broker) -> Iterator[dict[str, Any]]:
-    return (found for where in vhosts(request, broker) for found in _sorted(where, request.node))
+    contents = Contents(broker)
+    return (found for where in vhosts(request, broker) for found in _sorted(where, request.node, contents))
 
 
 @routes.get("/api/queues/{vhost}")
 def vhost_queues(request: Request, broker: core.Broker) -> Iterator[dict[str, Any]]:
-    return _sorted(vhost(request, broker), request.node)
+    return _sorted(vhost(request, broker), request.node, Contents(broker))
 
 
-def _sorted(where: core.VHost, node: Node) -> Iterator[dict[str, Any]]:
-    return (queue_json(queue, node) for queue in sorted(where.queues.values(), key=lambda queue: queue.name))
+def _sorted(where: core.VHost, node: Node, contents: Contents) -> Iterator[dict[str, Any]]:
+    queues = sorted(where.queues.values(), key=lambda queue: queue.name)
+    return (queue_json(queue, node, contents) for queue in queues)
 
 
 @routes.get("/api/queues/{vhost}/{name}")
 def get_queue(request: Request, broker: core.Broker) -> dict[str, Any]:
     queue = find_queue(request, broker)
-    found = queue_json(queue, request.node)
+    found = queue_json(queue, request.node, Contents(broker))
     found["consumer_details"] = [
         consumer_json(consumer, session_of(consumer), request.node) for consumer in queue.consumers
     ]

@@ -7,6 +7,7 @@ import re
 import tempfile
 import time
 
+import pika
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -113,6 +114,47 @@ def test_metrics_follow_traffic(metrics, amqp, unique, cleanup) -> None:
         assert value(after, name) - value(before, name) >= grown, name
     assert value(after, "rabbitmq_connections") >= 1
     assert value(after, "rabbitmq_channels") >= 1
+
+
+def durable_with_two_messages(amqp, queue: str, *, auto_ack: bool) -> None:
+    """Declares `queue` durable, publishes a persistent message of 100 bytes with a timestamp of
+    1,700,000,000 and a transient one of 30 bytes, then takes the first with basic.get (left
+    unacknowledged unless `auto_ack`)."""
+    channel = amqp.channel()
+    channel.queue_declare(queue, durable=True)
+    channel.basic_publish("", queue, b"x" * 100, pika.BasicProperties(delivery_mode=2, timestamp=1_700_000_000))
+    channel.basic_publish("", queue, b"y" * 30)
+    channel.basic_get(queue, auto_ack=auto_ack)
+
+
+def test_a_queues_bytes_and_persistent_messages_are_series_of_their_own(metrics, amqp, unique, cleanup) -> None:
+    queue = cleanup.queue(unique("bytes"))
+    durable_with_two_messages(amqp, queue, auto_ack=False)
+    expected = {
+        "rabbitmq_queue_messages_bytes": 130,
+        "rabbitmq_queue_messages_ready_bytes": 30,
+        "rabbitmq_queue_messages_unacked_bytes": 100,
+        "rabbitmq_queue_messages_ram": 2,
+        "rabbitmq_queue_messages_ram_bytes": 130,
+        "rabbitmq_queue_messages_ready_ram": 1,
+        "rabbitmq_queue_messages_unacked_ram": 1,
+        "rabbitmq_queue_messages_persistent": 1,
+        "rabbitmq_queue_messages_persistent_bytes": 100,
+        "rabbitmq_queue_messages_paged_out": 0,
+        "rabbitmq_queue_messages_paged_out_bytes": 0,
+        "rabbitmq_queue_head_message_timestamp": 1_700_000_000,
+    }
+
+    def counted() -> dict:
+        families = scrape(metrics, "/metrics/per-object")
+        assert {name: value(families, name, vhost="/", queue=queue) for name in expected} == expected
+        return families
+
+    eventually(counted)
+    aggregated = scrape(metrics)
+    assert {name: aggregated[name].type for name in expected} == {name: "gauge" for name in expected}
+    # Summed over the queues, a timestamp would mean nothing: RabbitMQ gives no sample of it.
+    assert aggregated["rabbitmq_queue_head_message_timestamp"].samples == []
 
 
 def test_other_paths_and_methods_are_refused(metrics) -> None:

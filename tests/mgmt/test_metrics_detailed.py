@@ -6,6 +6,7 @@ RabbitMQ shows most per-object figures at its statistics interval (5 s), so thos
 
 from __future__ import annotations
 
+import math
 import re
 from urllib.parse import urlencode
 
@@ -19,7 +20,7 @@ from amqpbroker.mgmt.prometheus import NodeStatus, detailed_exposition, text
 
 from .client import ApiClient, eventually
 from .test_api import broker_with_queues, turns_of_another_task
-from .test_metrics import type_and_help, value
+from .test_metrics import durable_with_two_messages, type_and_help, value
 
 IDENTITY = {"rabbitmq_build_info", "rabbitmq_identity_info"}
 QUEUE_DEPTH = ("queue_messages_ready", "queue_messages_unacked", "queue_messages")
@@ -95,6 +96,25 @@ def test_queue_coarse_metrics_give_each_queue_its_depth_labelled_vhost_then_queu
     for name in QUEUE_DEPTH:
         assert re.search(rf'^rabbitmq_detailed_{name}{{vhost="/",queue="{queue}"}} \d', raw, re.M), name
         assert f"# TYPE rabbitmq_detailed_{name} gauge\n" in raw
+
+
+def test_queue_metrics_give_each_queue_the_bytes_its_messages_take(metrics, amqp, unique, cleanup) -> None:
+    queue = cleanup.queue(unique("detailed"))
+    durable_with_two_messages(amqp, queue, auto_ack=True)
+    expected = {
+        "queue_messages_bytes": 30, "queue_messages_persistent": 0, "queue_messages_persistent_bytes": 0,
+        "queue_messages_ram": 1, "queue_consumers": 0,
+    }
+
+    def found() -> dict:
+        families = detailed(metrics, "queue_metrics")
+        assert {name: value(families, f"rabbitmq_detailed_{name}", vhost="/", queue=queue) for name in expected} == (
+            expected)
+        return families
+
+    families = eventually(found)
+    # The message left has no timestamp: the queue's is NaN, as RabbitMQ gives it.
+    assert math.isnan(value(families, "rabbitmq_detailed_queue_head_message_timestamp", vhost="/", queue=queue))
 
 
 def test_vhost_limits_the_queue_families_to_the_vhosts_named_and_no_other_family(

@@ -12,6 +12,11 @@ QUEUE_KEYS = {
     "name", "vhost", "durable", "auto_delete", "exclusive", "arguments", "node", "type", "state", "consumers",
     "messages", "messages_ready", "messages_unacknowledged",
 }
+BYTES = (
+    "message_bytes", "message_bytes_ready", "message_bytes_unacknowledged", "message_bytes_ram",
+    "message_bytes_persistent", "message_bytes_paged_out", "messages_ram", "messages_ready_ram",
+    "messages_unacknowledged_ram", "messages_persistent", "messages_paged_out",
+)
 MESSAGE_KEYS = {
     "payload", "payload_bytes", "payload_encoding", "redelivered", "exchange", "routing_key", "message_count",
     "properties",
@@ -141,6 +146,64 @@ def test_counts_ready_and_unacknowledged_messages(api: ApiClient, amqp, unique, 
         assert (queue["messages"], queue["messages_ready"], queue["messages_unacknowledged"]) == (3, 2, 1)
 
     eventually(counted)
+
+
+def test_counts_the_bytes_and_persistent_messages_ready_and_unacknowledged(
+    api: ApiClient, amqp, unique, cleanup
+) -> None:
+    name = cleanup.queue(unique("q"))
+    channel = amqp.channel()
+    channel.queue_declare(name, durable=True)
+    publish(channel, name, b"x" * 100, delivery_mode=2, timestamp=1_700_000_000)
+    publish(channel, name, b"y" * 30, timestamp=1_600_000_000)
+    channel.basic_get(name)
+
+    def counted() -> None:
+        queue = api.get(path(name)).json
+        assert {key: queue[key] for key in BYTES} == {
+            "message_bytes": 130, "message_bytes_ready": 30, "message_bytes_unacknowledged": 100,
+            "message_bytes_ram": 130, "message_bytes_persistent": 100, "message_bytes_paged_out": 0,
+            "messages_ram": 2, "messages_ready_ram": 1, "messages_unacknowledged_ram": 1,
+            "messages_persistent": 1, "messages_paged_out": 0,
+        }
+        # The oldest of the next ready message and the oldest unacknowledged one, as in RabbitMQ.
+        assert queue["head_message_timestamp"] == 1_600_000_000
+
+    eventually(counted)
+
+
+def test_a_transient_queue_keeps_no_persistent_message(api: ApiClient, amqp, unique, cleanup) -> None:
+    name = cleanup.queue(unique("q"))
+    channel = amqp.channel()
+    channel.queue_declare(name)
+    publish(channel, name, b"x" * 10, delivery_mode=2)
+
+    def counted() -> None:
+        queue = api.get(path(name)).json
+        assert (queue["message_bytes"], queue["messages_persistent"], queue["message_bytes_persistent"]) == (10, 0, 0)
+        assert queue["head_message_timestamp"] is None
+
+    eventually(counted)
+
+
+def test_a_quorum_queue_counts_bytes_and_a_stream_does_not(api: ApiClient, amqp, unique, cleanup) -> None:
+    quorum, stream = cleanup.queue(unique("quorum")), cleanup.queue(unique("stream"))
+    channel = amqp.channel()
+    channel.queue_declare(quorum, durable=True, arguments={"x-queue-type": "quorum"})
+    channel.queue_declare(stream, durable=True, arguments={"x-queue-type": "stream"})
+    for name in (quorum, stream):
+        publish(channel, name, b"x" * 100, delivery_mode=2)
+
+    def counted() -> None:
+        queue = api.get(path(quorum)).json
+        assert (queue["message_bytes"], queue["message_bytes_ready"], queue["message_bytes_unacknowledged"]) == (
+            100, 100, 0)
+        assert (queue["messages_persistent"], queue["message_bytes_persistent"]) == (1, 100)
+        assert "head_message_timestamp" not in queue
+        assert api.get(path(stream)).json["messages"] == 1
+
+    eventually(counted)
+    assert not set(BYTES) & set(api.get(path(stream)).json)
 
 
 def test_one_queue_details_its_consumers(api: ApiClient, amqp, unique, cleanup) -> None:
