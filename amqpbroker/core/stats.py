@@ -23,15 +23,25 @@ SAMPLE_INTERVAL = 5.0
 class Rates:
     """Per-second rates of a tuple of counts, over the interval between its last two samples."""
 
-    __slots__ = ("_previous", "_sampled_at", "values")
+    __slots__ = ("_previous", "_sampled_at", "_changed_at", "values", "idle_since")
 
     def __init__(self, size: int) -> None:
         self._previous: tuple[int, ...] = (0,) * size
         self._sampled_at: float | None = None
+        self._changed_at = 0.0
         self.values: tuple[float, ...] = (0.0,) * size
+        self.idle_since: float | None = None
+        """Set while the last sample found nothing counted since the one before: when a sample
+        last found something counted (or the first sample), on the broker's clock. Nothing was
+        counted since then at least."""
 
     def sample(self, counts: tuple[int, ...], now: float) -> None:
         """Takes the counts at `now`; the first sample only sets the start, with no rate yet."""
+        if self._sampled_at is None or counts != self._previous:
+            self._changed_at = now
+            self.idle_since = None
+        else:
+            self.idle_since = self._changed_at
         if self._sampled_at is not None and now > self._sampled_at:
             elapsed = now - self._sampled_at
             self.values = tuple((count - before) / elapsed for count, before in zip(counts, self._previous))

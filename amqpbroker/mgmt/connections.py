@@ -122,6 +122,7 @@ def channel_json(session: core.Session, node: Node) -> dict[str, Any]:
         "confirm": session.publisher.confirm_mode,
         "transactional": session.transactional,
         "connection_details": {"name": info.name, "peer_host": info.peer_host, "peer_port": info.peer_port},
+        **message_stats.idle_since(session.stats, connection.broker.timers),
         **message_stats.of(session.stats),
     }
 

@@ -8,10 +8,12 @@ with RabbitMQ (`of`). The churn of connections, channels and queues comes in the
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 from .. import core
 from ..core.stats import Counters
+from ..core.timers import Timers
 
 _DELIVER_GET = ("deliver", "deliver_no_ack", "get", "get_no_ack")
 
@@ -35,6 +37,18 @@ def of(stats: Counters) -> dict[str, Any]:
     """`{"message_stats": ...}` for an object that counted anything, else nothing: merge it into
     the object's JSON."""
     return {"message_stats": message_stats(stats)} if stats.active() else {}
+
+
+def idle_since(stats: Counters, timers: Timers) -> dict[str, Any]:
+    """`{"idle_since": ...}` for a queue or a channel whose last sample found nothing counted since
+    the one before, else nothing: merge it into the object's JSON. RabbitMQ gives the time the
+    object went idle; ours is the time of the sample that last found it busy (it has been idle
+    since then at least, and went idle at most one sample interval before), in RabbitMQ's format."""
+    since = stats.rates.idle_since
+    if since is None:
+        return {}
+    when = datetime.datetime.fromtimestamp(timers.to_wall_ms(since) / 1000, datetime.timezone.utc)
+    return {"idle_since": when.isoformat(timespec="milliseconds")}
 
 
 def overview(broker: core.Broker) -> dict[str, Any]:

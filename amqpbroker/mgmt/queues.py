@@ -66,6 +66,7 @@ def queue_json(queue: core.Queue, node: Node, contents: Contents) -> dict[str, A
         "messages_ready": queue.messages_ready,
         "messages_unacknowledged": queue.unacked_count,
         **_contents_json(queue, contents),
+        **message_stats.idle_since(queue.stats, queue.timers),
         **message_stats.of(queue.stats),
     }
 

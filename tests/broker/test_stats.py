@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+
 from amqpbroker import core
 from amqpbroker.core.stats import Rates
 from amqpbroker.mgmt import message_stats
@@ -209,6 +211,44 @@ def test_a_rate_needs_two_samples() -> None:
     assert rates.values == (0.0, 0.0)
     rates.sample((15, 7), 12.0)
     assert rates.values == (5.0, 0.0)
+
+
+def test_idle_once_a_sample_finds_nothing_counted_since_the_one_before() -> None:
+    rates = Rates(2)
+    rates.sample((0, 0), 10.0)
+    assert rates.idle_since is None
+    rates.sample((0, 0), 15.0)
+    assert rates.idle_since == 10.0
+    rates.sample((1, 0), 20.0)
+    assert rates.idle_since is None
+    rates.sample((1, 0), 25.0)
+    rates.sample((1, 0), 30.0)
+    # Busy last in the interval before the sample at 20: idle since then at least.
+    assert rates.idle_since == 20.0
+
+
+def test_a_queue_and_a_channel_are_idle_since_the_sample_that_last_found_them_busy(
+    broker: core.Broker, peer, clock
+) -> None:
+    peer.declare("q")
+    queue = broker.vhosts["/"].queues["q"]
+    peer.publish("", "q")
+    broker.sample_stats()
+    assert message_stats.idle_since(queue.stats, broker.timers) == {}
+    busy_at = clock.wall()
+    clock.advance(5)
+    broker.sample_stats()
+    # RabbitMQ's format: ISO 8601 in UTC, to the millisecond.
+    expected = {"idle_since": datetime.datetime.fromtimestamp(busy_at, datetime.timezone.utc).isoformat(
+        timespec="milliseconds")}
+    assert expected["idle_since"].endswith("+00:00")
+    assert message_stats.idle_since(queue.stats, broker.timers) == expected
+    assert message_stats.idle_since(peer.channel(1).stats, broker.timers) == expected
+    peer.get("q")
+    clock.advance(5)
+    broker.sample_stats()
+    assert message_stats.idle_since(queue.stats, broker.timers) == {}
+    assert message_stats.idle_since(peer.channel(1).stats, broker.timers) == {}
 
 
 def test_active_once_anything_was_counted(broker: core.Broker, peer) -> None:

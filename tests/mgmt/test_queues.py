@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import datetime
+import re
+
 import pika
 import pytest
 
@@ -204,6 +207,36 @@ def test_a_quorum_queue_counts_bytes_and_a_stream_does_not(api: ApiClient, amqp,
 
     eventually(counted)
     assert not set(BYTES) & set(api.get(path(stream)).json)
+
+
+def test_a_queue_and_its_channel_left_alone_say_since_when_they_are_idle(
+    api: ApiClient, amqp, unique, cleanup
+) -> None:
+    name = cleanup.queue(unique("q"))
+    started = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=1)
+    channel = amqp.channel()
+    channel.queue_declare(name)
+    publish(channel, name, b"x")
+
+    def idle(found: dict) -> datetime.datetime:
+        # ISO 8601 in UTC to the millisecond, as RabbitMQ 3.10 gives it.
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", found["idle_since"])
+        return datetime.datetime.fromisoformat(found["idle_since"])
+
+    # RabbitMQ says so once the queue's process hibernates; ours once a statistics sample (every
+    # 5 s) found nothing new since the one before.
+    queue_idle = eventually(lambda: idle(api.get(path(name)).json), timeout=20)
+    port = amqp._impl._transport._sock.getsockname()[1]
+
+    def ours() -> dict:
+        found = [found for found in api.get("/api/channels").json
+                 if (found["number"], found["connection_details"]["peer_port"]) == (channel.channel_number, port)]
+        assert len(found) == 1
+        return found[0]
+
+    channel_idle = eventually(lambda: idle(api.get(f"/api/channels/{segment(ours()['name'])}").json), timeout=20)
+    assert started <= queue_idle <= datetime.datetime.now(datetime.timezone.utc)
+    assert started <= channel_idle <= datetime.datetime.now(datetime.timezone.utc)
 
 
 def test_one_queue_details_its_consumers(api: ApiClient, amqp, unique, cleanup) -> None:
