@@ -281,10 +281,12 @@ class Queue:
         if self._counts_persistent and message.persistent:
             self.persistent_count += 1
             self.persistent_bytes += message.size
-        if message.message_id is not None and self.journal is not None:
-            message.refs += 1
-            expires = None if entry.expires is None else self.timers.to_wall_ms(entry.expires)
-            self.journal.append(Enqueue(self.vhost, self.name, entry.seq, message.message_id, expires), key=entry)
+            # A durable queue stores its persistent messages (a transient one may have a store id
+            # too: a stream it was routed to keeps every message).
+            if message.message_id is not None and self.journal is not None:
+                message.refs += 1
+                expires = None if entry.expires is None else self.timers.to_wall_ms(entry.expires)
+                self.journal.append(Enqueue(self.vhost, self.name, entry.seq, message.message_id, expires), key=entry)
         if self._checked or entry.expires is not None:
             return self._admit(entry)
         self._backlog.append(entry)
@@ -408,30 +410,35 @@ class Queue:
         if self._dedup is not None and entry.seq in self._dedup_seqs:
             del self._dedup[self._dedup_seqs.pop(entry.seq)]
         message = entry.message
-        if self._counts_persistent and message.persistent:
-            self.persistent_count -= 1
-            self.persistent_bytes -= message.size
         message.holders -= 1
         if message.holders == 0:
             if message.body is not None:
                 self.memory.release(message.size)
             else:
                 self.memory.paged_out -= 1
+        if self._counts_persistent and message.persistent:
+            self.persistent_count -= 1
+            self.persistent_bytes -= message.size
+            if message.message_id is not None and self.journal is not None:
+                self._unstore(entry)
+
+    def _unstore(self, entry: QueueEntry) -> None:
+        """The store must not bring the entry back, nor its message once no entry refers to it."""
+        message = entry.message
         journal = self.journal
-        if message.message_id is not None and journal is not None:
-            message.refs -= 1
-            # Every Enqueue of a message is in the batch of its PutMessage: if this one was not
-            # written yet, neither was the message, and both can be cancelled instead.
-            if journal.cancel(entry):
-                if message.refs == 0:
-                    journal.cancel(message)
-            else:
-                journal.append(Dequeue(self.vhost, self.name, entry.seq))
-                if message.refs == 0:
-                    journal.append(DeleteMessage(message.message_id))
-            if message.refs == 0 and message.confirms is not None and not message.needs_commit:
-                # No durable queue holds it any more: its publisher need not wait for the store.
-                message.confirms.settled(message)
+        message.refs -= 1
+        # Every Enqueue of a message is in the batch of its PutMessage: if this one was not
+        # written yet, neither was the message, and both can be cancelled instead.
+        if journal.cancel(entry):
+            if message.refs == 0:
+                journal.cancel(message)
+        else:
+            journal.append(Dequeue(self.vhost, self.name, entry.seq))
+            if message.refs == 0:
+                journal.append(DeleteMessage(message.message_id))
+        if message.refs == 0 and message.confirms is not None and not message.needs_commit:
+            # No durable queue holds it any more: its publisher need not wait for the store.
+            message.confirms.settled(message)
 
     def take(self) -> QueueEntry | None:
         """The next ready message, or None; one that expired on the way is dropped instead."""
@@ -523,7 +530,8 @@ class Queue:
         self._store_delivery_count(entry, entry.delivery_count + 1)
 
     def _store_delivery_count(self, entry: QueueEntry, delivery_count: int) -> None:
-        if entry.message.message_id is not None and self.journal is not None:
+        message = entry.message
+        if message.message_id is not None and self.journal is not None and message.persistent:
             self.journal.append(SetDeliveryCount(self.vhost, self.name, entry.seq, delivery_count))
 
     def drop(self, entry: QueueEntry, reason: str) -> None:

@@ -160,6 +160,8 @@ class StreamQueue(Queue):
     def _remove(self, entry: QueueEntry) -> None:
         """The entry leaves the log for good (retention, or the stream is deleted), and the store."""
         super().forget(entry)
+        if entry.message.message_id is not None:
+            self._unstore(entry)
 
     def forget(self, entry: QueueEntry) -> None:
         """An ack or a delivery that could not go out: the entry stays in the log all the same."""

@@ -7,7 +7,9 @@ import datetime
 import pytest
 
 from amqpbroker import core
+from amqpbroker.core.bodies import read
 from amqpbroker.protocol import BasicProperties, spec
+from amqpbroker.store import MemoryStore
 
 from .conftest import Clock, Peer
 
@@ -148,6 +150,32 @@ def test_transient_messages_are_stored_but_not_for_a_durable_classic_queue_besid
     assert stream_entry.message is classic_entry.message
     ops = broker.journal.ops
     assert [op.queue for op in ops if type(op).__name__ == "Enqueue"] == ["s"]
+
+
+def test_a_transient_message_taken_from_the_classic_queue_beside_the_stream_stays_in_the_stream(clock: Clock) -> None:
+    store = MemoryStore()
+    broker = core.Broker(store=store, clock=clock, wall_clock=clock.wall)
+    peer = Peer(broker)
+    declare(peer)
+    peer.declare("classic", durable=True)
+    peer.exchange("fan", "fanout", durable=True)
+    peer.bind("s", "fan")
+    peer.bind("classic", "fan")
+    peer.publish("fan", "", b"m")
+    broker.commit()
+    assert peer.get("classic", no_ack=False) == b"m"
+    peer.ack(1)
+    broker.commit()
+    peer.client.close()
+    broker.commit()
+    store.close()
+    restarted = core.Broker(store=store, clock=clock, wall_clock=clock.wall)
+    again = Peer(restarted)
+    consume(again, "first")
+    # The body is read back from the store, as the server's reader would.
+    due = restarted.bodies.take()
+    restarted.bodies.settle(due, read(store, due))
+    assert delivered(again) == [(b"m", 0)]
 
 
 @pytest.mark.parametrize(
