@@ -12,8 +12,11 @@ one report (a `Contents`), when it asks:
   message does not know its queues. Each message held is looked at, and only while some body is
   paged out at all (`MemoryWatermark.paged_out`);
 - the timestamp of a queue's oldest message: the earlier of the `timestamp` properties of its next
-  ready message and of its oldest unacknowledged one (the one first in the queue's order), as
-  RabbitMQ's classic queues report it.
+  ready message and of its oldest unacknowledged one (the one first in the queue's order), of
+  those that have one, as RabbitMQ's classic queues report it.
+
+A long report is made in turns (see `mgmt.api.in_turns`): its unacknowledged figures are those
+of its start, while each queue's counts are read at its turn.
 """
 
 from __future__ import annotations

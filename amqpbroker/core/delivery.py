@@ -8,6 +8,7 @@ Direct reply-to's pseudo-queue is a consumer of this channel too.
 from __future__ import annotations
 
 from collections import OrderedDict
+from itertools import chain
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from ..protocol import DECODE_ERRORS, BasicProperties, Long, spec
@@ -103,6 +104,9 @@ class Delivery:
         self.consumers: dict[str, Consumer] = {}
         self.reply_to: ReplyTo | None = None
         self._unacked: OrderedDict[int, _Unacked] = OrderedDict()
+        self._settling: dict[int, _Unacked] = {}
+        """Deliveries a transaction's settlement took, until its tx.commit settles them or its
+        rollback puts them back: still the queues' unacknowledged messages meanwhile."""
         self._delivery_tag = 0
         self._prefetch_count = 0
         self._global_prefetch_count = 0
@@ -282,8 +286,10 @@ class Delivery:
         queue.unacked_count += 1
 
     def unacked(self) -> Iterator[tuple[Queue, QueueEntry]]:
-        """The deliveries not yet settled, each as its queue and entry."""
-        return ((item.queue, item.entry) for item in self._unacked.values())
+        """The deliveries not yet settled (a transaction's included until its commit), each as its
+        queue and entry."""
+        for item in chain(self._unacked.values(), self._settling.values()):
+            yield item.queue, item.entry
 
     def oldest_delivered_at(self) -> float | None:
         """When the oldest delivery still unacknowledged was made, on the broker's clock; None if none is."""
@@ -396,8 +402,10 @@ class Delivery:
                 if delivery_tag and tag > delivery_tag:
                     break
                 taken.append((tag, unacked.pop(tag)))
-            return taken
-        return [(delivery_tag, self._pop(delivery_tag))]
+        else:
+            taken = [(delivery_tag, self._pop(delivery_tag))]
+        self._settling.update(taken)
+        return taken
 
     def _pop(self, delivery_tag: int) -> _Unacked:
         found = self._unacked.pop(delivery_tag, None)
@@ -407,9 +415,13 @@ class Delivery:
 
     def untake(self, taken: list[tuple[int, _Unacked]]) -> None:
         """Puts deliveries taken for a settlement that did not happen (tx.rollback) back, in tag order."""
+        for tag, _ in taken:
+            del self._settling[tag]
         self._unacked = OrderedDict(sorted([*self._unacked.items(), *taken]))
 
     def settle_taken(self, taken: list[tuple[int, _Unacked]], outcome: str) -> None:
+        for tag, _ in taken:
+            del self._settling[tag]
         if outcome != ACK:
             for _, item in taken:
                 _check_settleable(item.queue)

@@ -43,7 +43,7 @@ class Message:
 
     `properties` are the header frame's property bytes as the publisher sent them, forwarded to
     consumers unchanged; the broker decodes only what it needs: the `expiration` (in ms) and the
-    `priority`, when they are set.
+    `priority`, when they are set, and, once asked, whether the delivery mode is persistent.
     """
 
     __slots__ = (
@@ -90,7 +90,8 @@ class Message:
 
     @property
     def persistent(self) -> bool:
-        """Whether the properties say delivery-mode 2 (read once asked, as only durable queues ask)."""
+        """Whether the properties say delivery-mode 2 (read once asked: only durable queues and
+        durable delayed exchanges ask)."""
         persistent = self._persistent
         if persistent is None:
             persistent = self._persistent = is_persistent(self.properties)

@@ -570,7 +570,7 @@ class Queue:
         return list(self._backlog.entries())
 
     def ready(self) -> Iterator[QueueEntry]:
-        """The ready messages, in no particular order, without taking them."""
+        """The ready messages in delivery order, without taking them, one at a time."""
         return self._backlog.entries()
 
     def head(self) -> QueueEntry | None:

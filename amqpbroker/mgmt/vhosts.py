@@ -24,7 +24,7 @@ def visible_vhosts(broker: core.Broker, user: core.User) -> list[str]:
 
 
 def vhost_json(broker: core.Broker, found: core.VHost, node: str) -> dict[str, Any]:
-    ready = sum(queue.message_count for queue in found.queues.values())
+    ready = sum(queue.messages_ready for queue in found.queues.values())
     unacked = sum(queue.unacked_count for queue in found.queues.values())
     return {
         "name": found.name,

@@ -450,7 +450,7 @@ class LmdbStore(Store):
         with self._lock, self._reading(), self._env.begin() as txn:
             header = txn.get(key, db=self._db["messages"])
             size = txn.get(key, db=self._db["sizes"])
-        if header is None:
+        if header is None or size is None:
             raise KeyError(message_id)
         exchange_end = 1 + header[0]
         routing_key_end = exchange_end + 1 + header[exchange_end]

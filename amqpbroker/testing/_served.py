@@ -43,7 +43,7 @@ class QueueInfo:
     auto_delete: bool
     arguments: dict
     message_count: int
-    """Messages ready for delivery."""
+    """Messages ready for delivery (a stream's whole log, as RabbitMQ's management API counts it)."""
     unacked_count: int
     """Messages delivered to consumers and not yet acknowledged."""
     consumer_count: int
@@ -585,7 +585,7 @@ def _queue_info(queue: core.Queue) -> QueueInfo:
         queue.exclusive,
         queue.auto_delete,
         dict(queue.arguments),
-        queue.message_count,
+        queue.messages_ready,
         queue.unacked_count,
         len(queue.consumers),
     )

@@ -256,3 +256,23 @@ def test_bodies_paged_out_under_memory_pressure_are_counted_out_of_memory() -> N
     assert (found.messages_ram, found.message_bytes_ram) == (2, 350)
     assert (found.messages_paged_out, found.message_bytes_paged_out) == (1, 300)
 
+
+
+def test_a_delivery_acknowledged_in_a_transaction_counts_as_unacknowledged_until_the_commit(
+    peer: Peer, durable: core.Queue
+) -> None:
+    broker = peer.client.broker
+    peer.handle(spec.TxSelect())
+    peer.publish("", "d", b"x" * 100, timestamp=1_700_000_000)
+    peer.handle(spec.TxCommit())
+    peer.get("d", no_ack=False)
+    peer.ack(1)
+    found = Contents(broker).of(durable)
+    assert (found.message_bytes_unacknowledged, found.message_bytes_ram, found.head_message_timestamp) == (
+        100, 100, 1_700_000_000)
+    peer.handle(spec.TxRollback())
+    assert Contents(broker).of(durable).message_bytes_unacknowledged == 100
+    peer.ack(1)
+    peer.handle(spec.TxCommit())
+    found = Contents(broker).of(durable)
+    assert (found.message_bytes_unacknowledged, found.message_bytes_ram, found.head_message_timestamp) == (0, 0, None)
