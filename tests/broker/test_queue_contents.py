@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from amqpbroker import core
-from amqpbroker.core.bodies import read
 from amqpbroker.core.contents import Contents
 from amqpbroker.core.message import QueueEntry
 from amqpbroker.protocol import BasicProperties, spec
@@ -24,14 +23,15 @@ from amqpbroker.store import MemoryStore
 from .conftest import Clock, Peer
 
 CHANNELS = (1, 2)
-QUEUES = ("q", "dlq", "t")
+QUEUES = ("q", "dlq", "t", "qq")
 # Small enough that bodies of persistent messages leave memory once committed.
 MEMORY_LIMIT = 1200
 
 
 def declare_topology(peer: Peer) -> None:
-    """`q` (durable, a length limit with drop-head, dead-letters to `dlq`), `dlq` (durable) and
-    `t` (transient); the durable fanout `both` routes to `q` and `t`."""
+    """`q` (durable, a length limit with drop-head, dead-letters to `dlq`), `dlq` (durable), `t`
+    (transient) and `qq` (quorum, which stores every message); the durable fanout `both` routes to
+    `q` and `t`, and `all` to `q`, `t` and `qq`."""
     peer.declare("dlq", durable=True)
     peer.declare("q", durable=True, arguments={
         "x-max-length": 5, "x-overflow": "drop-head",
@@ -39,8 +39,12 @@ def declare_topology(peer: Peer) -> None:
     })
     peer.declare("t")
     peer.exchange("both", "fanout", durable=True)
-    peer.bind("q", "both")
-    peer.bind("t", "both")
+    peer.declare("qq", durable=True, arguments={"x-queue-type": "quorum"})
+    peer.exchange("all", "fanout", durable=True)
+    for queue in ("q", "t"):
+        peer.bind(queue, "both")
+    for queue in ("q", "t", "qq"):
+        peer.bind(queue, "all")
 
 
 class ContentsModel(RuleBasedStateMachine):
@@ -68,22 +72,20 @@ class ContentsModel(RuleBasedStateMachine):
     def _settle(self, no_ack: bool = False) -> None:
         """Reads back every body something waits for, as the server's reader does, and notes the
         deliveries made meanwhile."""
-        bodies = self.broker.bodies
-        while due := bodies.take():
-            bodies.settle(due, read(self.store, due))
+        self.broker.read_bodies()
         for frame in self.peer.sink.take():
             if isinstance(frame.method, spec.BasicDeliver) or (isinstance(frame.method, spec.BasicGetOk) and not no_ack):
                 self.outstanding[frame.channel].add(frame.method.delivery_tag)
 
     @rule(
-        to=st.sampled_from(("q", "t", "both")),
+        to=st.sampled_from(("q", "t", "qq", "both", "all")),
         persistent=st.booleans(),
         size=st.integers(0, 300),
         timestamp=st.none() | st.integers(1, 2**31),
         expiration=st.none() | st.sampled_from(("0", "500", "5000")),
     )
     def publish(self, to: str, persistent: bool, size: int, timestamp: int | None, expiration: str | None) -> None:
-        exchange, routing_key = ("both", "") if to == "both" else ("", to)
+        exchange, routing_key = (to, "") if to in ("both", "all") else ("", to)
         self.numbers += 1
         self.peer.publish(exchange, routing_key, b"%d" % self.numbers + b"." * size,
                           delivery_mode=2 if persistent else None, timestamp=timestamp, expiration=expiration)
@@ -150,6 +152,7 @@ class ContentsModel(RuleBasedStateMachine):
         self.peer = self._connect()
         self.peer.declare("t")
         self.peer.bind("t", "both")
+        self.peer.bind("t", "all")
         self.consuming.clear()
         for tags in self.outstanding.values():
             tags.clear()
@@ -169,7 +172,8 @@ class ContentsModel(RuleBasedStateMachine):
             entries = ready + delivered
             held.update(entry.message for entry in entries)
             assert queue.ready_bytes == sum(entry.message.size for entry in ready)
-            persistent = [entry for entry in entries if queue.durable and entry.message.persistent]
+            persistent = [entry for entry in entries
+                          if queue.durable and (queue.stores_all or entry.message.persistent)]
             assert queue.persistent_count == len(persistent)
             assert queue.persistent_bytes == sum(entry.message.size for entry in persistent)
             found = contents.of(queue)
