@@ -196,12 +196,15 @@ class Queue:
         self.ready_bytes = 0
         """Bytes of the bodies of the ready messages."""
         self.persistent_count = 0
-        """How many of the messages (ready or unacknowledged) are persistent in a durable queue,
-        as RabbitMQ counts them: those the queue keeps in the store, or would have kept had the
+        """How many of the messages (ready or unacknowledged) are persistent, as RabbitMQ counts
+        them: those the queue keeps in the store (see `stores_all`), or would have kept had the
         store not failed to write them."""
         self.persistent_bytes = 0
         # Durable queues record their persistent messages here; transient ones have no journal.
         self.journal = journal if durable else None
+        self.stores_all = settings.queue_type == "quorum"
+        """Whether the queue keeps every message it holds in the store, persistent or not, as
+        RabbitMQ's quorum queues and streams do; other durable queues keep the persistent ones."""
         self._counts_persistent = durable
         """Whether the queue counts its persistent messages: a durable one does (a stream keeps
         its log apart, and counts none)."""
@@ -278,11 +281,11 @@ class Queue:
         message.holders += 1
         if message.holders == 1:
             self.memory.add(message.size)
-        if self._counts_persistent and message.persistent:
+        if self._counts_persistent and (self.stores_all or message.persistent):
             self.persistent_count += 1
             self.persistent_bytes += message.size
             # A durable queue stores its persistent messages (a transient one may have a store id
-            # too: a stream it was routed to keeps every message).
+            # too: a quorum queue or a stream it was routed to keeps every message).
             if message.message_id is not None and self.journal is not None:
                 message.refs += 1
                 expires = None if entry.expires is None else self.timers.to_wall_ms(entry.expires)
@@ -392,7 +395,7 @@ class Queue:
     def _hold_recovered(self, message: Message) -> None:
         message.refs += 1
         message.holders += 1
-        if self._counts_persistent and message.persistent:
+        if self._counts_persistent and (self.stores_all or message.persistent):
             self.persistent_count += 1
             self.persistent_bytes += message.size
 
@@ -416,7 +419,7 @@ class Queue:
                 self.memory.release(message.size)
             else:
                 self.memory.paged_out -= 1
-        if self._counts_persistent and message.persistent:
+        if self._counts_persistent and (self.stores_all or message.persistent):
             self.persistent_count -= 1
             self.persistent_bytes -= message.size
             if message.message_id is not None and self.journal is not None:
@@ -531,7 +534,7 @@ class Queue:
 
     def _store_delivery_count(self, entry: QueueEntry, delivery_count: int) -> None:
         message = entry.message
-        if message.message_id is not None and self.journal is not None and message.persistent:
+        if message.message_id is not None and self.journal is not None:
             self.journal.append(SetDeliveryCount(self.vhost, self.name, entry.seq, delivery_count))
 
     def drop(self, entry: QueueEntry, reason: str) -> None:

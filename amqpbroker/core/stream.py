@@ -53,6 +53,7 @@ class StreamQueue(Queue):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.stores_all = True
         self._counts_persistent = False
         self._log: deque[QueueEntry] = deque()
         self._stamps: deque[int] = deque()

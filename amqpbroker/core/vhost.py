@@ -290,11 +290,12 @@ class VHost:
         if queue is not None:
             if message.persistent:
                 first_stored = next(iter(queues))
-            elif any(isinstance(queue, StreamQueue) for queue in queues):
-                # A stream keeps every message on disk, as RabbitMQ's do; the other queues take a
-                # transient one first, while it has no store id, so that they keep it in memory only.
-                queues = sorted(queues, key=lambda queue: isinstance(queue, StreamQueue))
-                first_stored = next(queue for queue in queues if isinstance(queue, StreamQueue))
+            elif any(queue.stores_all for queue in queues):
+                # A quorum queue or a stream keeps every message on disk, as RabbitMQ's do; the
+                # other queues take a transient one first, while it has no store id, so that they
+                # keep it in memory only.
+                queues = sorted(queues, key=lambda queue: queue.stores_all)
+                first_stored = next(queue for queue in queues if queue.stores_all)
         stored = False
         refused = False
         for queue in queues:

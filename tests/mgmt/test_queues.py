@@ -196,12 +196,14 @@ def test_a_quorum_queue_counts_bytes_and_a_stream_does_not(api: ApiClient, amqp,
     channel.queue_declare(stream, durable=True, arguments={"x-queue-type": "stream"})
     for name in (quorum, stream):
         publish(channel, name, b"x" * 100, delivery_mode=2)
+    publish(channel, quorum, b"y" * 30)
 
     def counted() -> None:
         queue = api.get(path(quorum)).json
         assert (queue["message_bytes"], queue["message_bytes_ready"], queue["message_bytes_unacknowledged"]) == (
-            100, 100, 0)
-        assert (queue["messages_persistent"], queue["message_bytes_persistent"]) == (1, 100)
+            130, 130, 0)
+        # A quorum queue stores every message, the transient one too.
+        assert (queue["messages_persistent"], queue["message_bytes_persistent"]) == (2, 130)
         assert "head_message_timestamp" not in queue
         assert api.get(path(stream)).json["messages"] == 1
 
