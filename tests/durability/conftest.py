@@ -14,6 +14,8 @@ from pathlib import Path
 import pika
 import pytest
 
+from .core_support import Node
+
 START_SECONDS = 15
 STOP_SECONDS = 15
 
@@ -134,6 +136,14 @@ class BrokerProcess:
                 if name.startswith(("Vm", "Rss")) and value.strip().endswith("kB"):
                     figures[name] = int(value.split()[0]) * 1024
         return figures
+
+
+@pytest.fixture(params=["memory", "lmdb"])
+def node(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Node]:
+    """A broker core over each kind of store, restartable (`core_support.Node`)."""
+    started = Node(request.param, tmp_path / "data")
+    yield started
+    started.close()
 
 
 @pytest.fixture

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from amqpbroker import core
@@ -12,13 +9,6 @@ from amqpbroker.core.permissions import WRITE
 from amqpbroker.protocol import spec
 
 from .core_support import PERSISTENT, Node, Sink
-
-
-@pytest.fixture(params=["memory", "lmdb"])
-def node(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Node]:
-    started = Node(request.param, tmp_path / "data")
-    yield started
-    started.close()
 
 
 def queue_names(broker: core.Broker, vhost: str = "/") -> set[str]:

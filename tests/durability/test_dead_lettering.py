@@ -3,21 +3,11 @@ in the dead-letter queue after any crash, never in neither, and its x-death reco
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from amqpbroker.protocol import BasicProperties, spec
 
 from .core_support import Node
-
-
-@pytest.fixture(params=["memory", "lmdb"])
-def node(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Node]:
-    started = Node(request.param, tmp_path / "data")
-    yield started
-    started.close()
 
 
 def setup(node: Node) -> None:

@@ -4,9 +4,6 @@ does in RabbitMQ (its recovery returns what the consumers of the crashed node he
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pika
 import pytest
 
@@ -15,13 +12,6 @@ from amqpbroker.protocol import BasicProperties, spec
 from .conftest import BrokerProcess
 from .core_support import Client, Node
 from .test_restart import sync
-
-
-@pytest.fixture(params=["memory", "lmdb"])
-def node(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Node]:
-    started = Node(request.param, tmp_path / "data")
-    yield started
-    started.close()
 
 
 def declare(node: Node, *, limit: int | None = None, messages: int = 1) -> None:

@@ -4,21 +4,11 @@ for the store. A classic queue beside it keeps the same message in memory only."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from amqpbroker.protocol import BasicProperties, spec
 
 from .core_support import Node, confirms
-
-
-@pytest.fixture(params=["memory", "lmdb"])
-def node(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Node]:
-    started = Node(request.param, tmp_path / "data")
-    yield started
-    started.close()
 
 
 def declare(node: Node) -> None:

@@ -3,21 +3,11 @@ whatever the queues before it did with their copies."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from amqpbroker.protocol import spec
 
 from .core_support import Node
-
-
-@pytest.fixture(params=["memory", "lmdb"])
-def node(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Node]:
-    started = Node(request.param, tmp_path / "data")
-    yield started
-    started.close()
 
 
 @pytest.mark.parametrize("first", ["no-ack consumer", "full reject-publish queue"])

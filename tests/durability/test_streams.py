@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -13,13 +11,6 @@ from amqpbroker.protocol import BasicProperties, spec
 from .core_support import Client, Node
 
 STREAM = {"x-queue-type": "stream"}
-
-
-@pytest.fixture(params=["memory", "lmdb"])
-def node(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Node]:
-    started = Node(request.param, tmp_path / "data")
-    yield started
-    started.close()
 
 
 def read(client: Client, offset: object = "first", channel: int = 1) -> list[tuple[bytes, int]]:
