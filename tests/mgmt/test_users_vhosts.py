@@ -111,13 +111,18 @@ def test_a_malformed_vhost_is_refused(api: ApiClient, unique, body: bytes) -> No
 
 
 def test_deleting_a_vhost_closes_its_connections_and_removes_its_queues(
-    api: ApiClient, made: Made, amqp_url: str
+    api: ApiClient, made: Made, amqp_url: str, reference: bool
 ) -> None:
     name = made.vhost()
     connection = amqp_connect(amqp_url, "guest", "guest", name)
     connection.channel().queue_declare("kept-until-deleted", durable=True)
     assert api.delete(f"/api/vhosts/{segment(name)}").status == 204
-    assert closed_by_broker(connection) == (320, f"CONNECTION_FORCED - vhost '{name}' is deleted")
+    # RabbitMQ's vhost process may go down before the deletion reaches the connection: it then
+    # says so instead (seen once in a few dozen runs).
+    texts = {f"CONNECTION_FORCED - vhost '{name}' is {how}" for how in ("deleted", "down")} if reference else {
+        f"CONNECTION_FORCED - vhost '{name}' is deleted"}
+    code, text = closed_by_broker(connection)
+    assert code == 320 and text in texts
     assert api.put(f"/api/vhosts/{segment(name)}", {}).status == 201
     again = amqp_connect(amqp_url, "guest", "guest", name)
     try:
