@@ -147,6 +147,10 @@ class Console:
     def cells(self, text: str) -> list[str]:
         return [cell.text for cell in self.row(text).find_elements(By.TAG_NAME, "td")]
 
+    def fact(self, label: str) -> str:
+        """The value the page's facts give for `label`."""
+        return self.browser.find_element(By.XPATH, f"//dl[@class='facts']/dt[.='{label}']/following-sibling::dd[1]").text
+
     def section(self, title: str) -> WebElement:
         return self.until(lambda b: b.find_element(By.XPATH, f"//section[h2[normalize-space()='{title}']]"))
 
@@ -268,6 +272,9 @@ def test_a_queue_is_added_published_to_peeked_at_and_deleted(console: Console, a
     publish = console.form("Publish a message")
     assert console.submit(publish, payload="hello <b>there</b>") == "Message published."
     assert _message_count(amqp, queue) == 1
+    # The page shows what the message takes up, once its next refresh has it.
+    console.until(lambda _: console.fact("Message bytes") == "18 B")
+    assert (console.fact("In memory"), console.fact("Persistent")) == ("18 B", "0")
     get = console.form("Get messages")
     assert console.submit(get, ackmode="reject_requeue_true", count="5") == "Messages fetched."
     payload = console.until(lambda _: console.section("Get messages").find_element(By.TAG_NAME, "pre"))

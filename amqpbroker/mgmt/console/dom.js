@@ -78,6 +78,18 @@ export function number(value) {
   return value === undefined || value === null ? "" : Number(value).toLocaleString("en");
 }
 
+// A size in bytes, in the largest unit it fills (B, KiB, MiB, GiB); empty when not given.
+export function bytes(value) {
+  if (value === undefined || value === null) return "";
+  const units = ["B", "KiB", "MiB", "GiB"];
+  let size = Number(value), unit = 0;
+  while (size >= 1024 && unit < units.length - 1) {
+    size /= 1024;
+    unit += 1;
+  }
+  return unit ? `${size.toFixed(1)} ${units[unit]}` : `${size} B`;
+}
+
 // A rate from `message_stats` (`name_details.rate`), or an empty cell before anything was counted.
 export function rate(stats, name) {
   const details = stats && stats[`${name}_details`];
