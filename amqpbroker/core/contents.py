@@ -35,6 +35,7 @@ _TIMESTAMP = 0x40
 
 
 class QueueContents(NamedTuple):
+    message_bytes: int
     message_bytes_unacknowledged: int
     messages_ram: int
     messages_ready_ram: int
@@ -89,6 +90,7 @@ class Contents:
         paged_out_bytes = ready_paged_bytes + unacked_paged_bytes
         stamps = [stamp for entry in heads if entry is not None and (stamp := _timestamp(entry)) is not None]
         return QueueContents(
+            message_bytes=queue.ready_bytes + unacked_size,
             message_bytes_unacknowledged=unacked_size,
             messages_ram=queue.message_count + queue.unacked_count - paged_out,
             messages_ready_ram=queue.message_count - ready_paged,

@@ -533,8 +533,7 @@ class Queue:
         self._store_delivery_count(entry, entry.delivery_count + 1)
 
     def _store_delivery_count(self, entry: QueueEntry, delivery_count: int) -> None:
-        message = entry.message
-        if message.message_id is not None and self.journal is not None:
+        if entry.message.message_id is not None and self.journal is not None:
             self.journal.append(SetDeliveryCount(self.vhost, self.name, entry.seq, delivery_count))
 
     def drop(self, entry: QueueEntry, reason: str) -> None:

@@ -191,7 +191,7 @@ _QUEUE_CONTENTS: tuple[tuple[str, str, Callable[[core.Queue, QueueContents], flo
     ("queue_messages_persistent_bytes", "Size in bytes of persistent messages",
      lambda queue, found: queue.persistent_bytes, _BOTH),
     ("queue_messages_bytes", "Size in bytes of ready and unacknowledged messages",
-     lambda queue, found: queue.ready_bytes + found.message_bytes_unacknowledged, _BOTH),
+     lambda queue, found: found.message_bytes, _BOTH),
     ("queue_messages_ready_bytes", "Size in bytes of ready messages", lambda queue, found: queue.ready_bytes, _BOTH),
     ("queue_messages_unacked_bytes", "Size in bytes of all unacknowledged messages",
      lambda queue, found: found.message_bytes_unacknowledged, _BOTH),

@@ -78,7 +78,7 @@ def _contents_json(queue: core.Queue, contents: Contents) -> dict[str, Any]:
         return {}
     found = contents.of(queue)
     sizes = {
-        "message_bytes": queue.ready_bytes + found.message_bytes_unacknowledged,
+        "message_bytes": found.message_bytes,
         "message_bytes_ready": queue.ready_bytes,
         "message_bytes_unacknowledged": found.message_bytes_unacknowledged,
         "message_bytes_ram": found.message_bytes_ram,
