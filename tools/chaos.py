@@ -19,14 +19,15 @@ After each cycle it checks:
 - foreign: a delivery of something never published.
 
 Every queue is a `QueueSpec`; the accounting is by message id, not by queue. Besides the plain
-queues, one queue's consumer rejects some messages and one queue has a message TTL and no consumer;
-both dead-letter into a dead-letter queue, whose deliveries are a message's second life: a
-rejected or expired message must arrive there, is acked there, and is checked there as above
+queues, a quorum queue and a priority queue take the same load (each publisher publishes to the
+priority queue at a priority of its own, so the queue reorders across publishers and order holds
+per publisher); one queue's consumer rejects some messages and one queue has a message TTL and no
+consumer; both dead-letter into a dead-letter queue, whose deliveries are a message's second life:
+a rejected or expired message must arrive there, is acked there, and is checked there as above
 (except for order, which expiry and rejection interleave). A dead letter is delivered before its
 move is committed, like any delivery; when a kill loses the move, the message dies again in its
 source and arrives once more, unflagged: counted as "dead lettered again", allowed only across a
-kill. Prints per-cycle and total figures;
-exits 1 on a violation, 2 when the broker cannot start.
+kill. Prints per-cycle and total figures; exits 1 on a violation, 2 when the broker cannot start.
 
     python tools/chaos.py --cycles 100 --seconds 3 --seed 1
 """
@@ -56,6 +57,8 @@ SYNC_QUEUE = "chaos-sync"
 START_SECONDS = 20
 DRAIN_SECONDS = 60
 PREFETCH = 20
+PRIORITIES = 3
+"""The priority queue's x-max-priority; each publisher publishes to it at one of 0..PRIORITIES."""
 REQUEUE_RATE = 0.05
 REJECT_RATE = 0.1
 TTL_MS = 300
@@ -85,6 +88,9 @@ class QueueSpec:
     """How often its consumer rejects a message (requeue=false) while load runs."""
     dead: bool = False
     """Its messages were dead-lettered: their deliveries here are a second life."""
+    priorities: bool = False
+    """Published to with each publisher's own priority, so that the queue reorders across
+    publishers while each one's messages stay in order."""
 
 
 def queue_specs(queues: int) -> list[QueueSpec]:
@@ -93,6 +99,8 @@ def queue_specs(queues: int) -> list[QueueSpec]:
         *(QueueSpec(f"chaos-q{n}") for n in range(queues)),
         QueueSpec("chaos-rejecting", to_dead_letters, reject_rate=REJECT_RATE),
         QueueSpec("chaos-ttl", {**to_dead_letters, "x-message-ttl": TTL_MS}, consumed=False),
+        QueueSpec("chaos-quorum", {"x-queue-type": "quorum"}),
+        QueueSpec("chaos-priority", {"x-max-priority": PRIORITIES}, priorities=True),
         QueueSpec(DEAD_LETTERS, published_to=False, dead=True),
     ]
 
@@ -276,6 +284,7 @@ def close_quietly(connection: pika.BlockingConnection) -> None:
 
 def publisher(run: Run, name: str, rng: random.Random) -> None:
     seq = 0
+    with_priority = pika.BasicProperties(delivery_mode=2, priority=rng.randrange(PRIORITIES + 1))
     while (connection := run.connect()) is not None:
         try:
             channel = connection.channel()
@@ -288,7 +297,9 @@ def publisher(run: Run, name: str, rng: random.Random) -> None:
                 message_id = f"{name}:{seq}"
                 run.ledger.publishing(message_id)
                 try:
-                    channel.basic_publish("", rng.choice(run.targets).name, message_id.encode(), PERSISTENT)
+                    target = rng.choice(run.targets)
+                    properties = with_priority if target.priorities else PERSISTENT
+                    channel.basic_publish("", target.name, message_id.encode(), properties)
                 except pika.exceptions.NackError:
                     run.ledger.nacked()
                     continue
