@@ -491,6 +491,7 @@ class Broker:
         for vhost in self.vhosts.values():
             for queue in vhost.queues.values():
                 queue.stats.sample(now)
+                queue.sample_capacity(now)
             for exchange in vhost.exchanges.values():
                 exchange.stats.sample(now)
 

@@ -91,9 +91,17 @@ class Consumers(list):
     are behind, `flow` is the queue's credit flow state (see `credit`): only a queue with consumers
     has one. `stats` are the queue's statistics, here for the same reason.
     A list, so that a queue's attribute count stays where CPython reads attributes fastest.
+
+    They also keep RabbitMQ's *consumer capacity*: the share of time the queue could hand a message
+    to a consumer at once. The queue marks them `blocked_since` when it has a message and none of
+    them can take it (each at its prefetch limit, or its channel's), and unblocks them when one can
+    again: two clock reads for each time that changes, none while it does not. An empty queue is
+    not blocked (a queue emptied other than by delivery is unblocked at its next dispatch or
+    sample). The share is that of the last sampling interval (see `stats`), or, before one has
+    passed with consumers, of the time since the first came.
     """
 
-    __slots__ = ("_rings", "_single_active", "flow", "stats")
+    __slots__ = ("_rings", "_single_active", "flow", "stats", "blocked_since", "blocked_time", "_since", "_sampled")
 
     def __init__(self, single_active: bool) -> None:
         super().__init__()
@@ -103,8 +111,19 @@ class Consumers(list):
         self._single_active = single_active
         self.flow: QueueFlow | None = None
         self.stats = QueueStats()
+        self.blocked_since: float | None = None
+        """On the broker's clock, since when a ready message has found no consumer to take it;
+        None while one could."""
+        self.blocked_time = 0.0
+        """Seconds blocked since `_since`, before `blocked_since`."""
+        self._since = 0.0
+        """When the current interval began: the last sample, or the first consumer's coming."""
+        self._sampled: float | None = None
+        """The share of the last interval sampled with consumers; None before one."""
 
-    def add(self, consumer: Consumer) -> None:
+    def add(self, consumer: Consumer, now: float) -> None:
+        if not self:
+            self.blocked_time, self._since, self._sampled = 0.0, now, None
         self.append(consumer)
         if not self._single_active or len(self) == 1:
             self._may_receive(consumer)
@@ -148,6 +167,38 @@ class Consumers(list):
                 if consumer.has_credit():
                     return consumer
         return None
+
+    def unblocked(self, now: float) -> None:
+        self.blocked_time += now - self.blocked_since
+        self.blocked_since = None
+
+    def capacity(self, now: float) -> float:
+        """The share of time a message could go to a consumer at once: 0 without consumers."""
+        if not self:
+            return 0.0
+        if self._sampled is not None:
+            return self._sampled
+        return self._share(now)
+
+    def sample_capacity(self, now: float, waiting: bool) -> None:
+        """Ends the interval: its share is what `capacity` gives until the next sample. Without
+        messages `waiting`, the queue is not blocked from now on."""
+        if not self:
+            self.blocked_since = None
+            return
+        if self.blocked_since is not None and not waiting:
+            self.unblocked(now)
+        self._sampled = self._share(now)
+        self.blocked_time, self._since = 0.0, now
+        if self.blocked_since is not None:
+            self.blocked_since = now
+
+    def _share(self, now: float) -> float:
+        elapsed = now - self._since
+        if elapsed <= 0:
+            return 0.0 if self.blocked_since is not None else 1.0
+        blocked = self.blocked_time + (0.0 if self.blocked_since is None else now - self.blocked_since)
+        return max(0.0, 1.0 - blocked / elapsed)
 
     def _may_receive(self, consumer: Consumer) -> None:
         """Puts `consumer` last in its priority's turn."""
@@ -628,10 +679,11 @@ class Queue:
     # consumers
 
     def add_consumer(self, consumer: Consumer) -> None:
-        self.consumers.add(consumer)
+        self.consumers.add(consumer, self.timers.clock())
 
     def remove_consumer(self, consumer: Consumer) -> None:
         if self.consumers.discard(consumer) and not self.consumers:
+            self.consumers.blocked_since = None
             self._used()
             if self.consumers.flow is not None:
                 # Without consumers the queue is not behind anyone: its length is the memory alarm's.
@@ -646,7 +698,11 @@ class Queue:
         while consumers and self.message_count:
             consumer = consumers.ready()
             if consumer is None:
+                if consumers.blocked_since is None:
+                    consumers.blocked_since = self.timers.clock()
                 break
+            if consumers.blocked_since is not None:
+                consumers.unblocked(self.timers.clock())
             if self._checked:
                 entry = self._take_checked()
                 if entry is None:
@@ -658,9 +714,16 @@ class Queue:
                 self.ready_bytes -= entry.message.size
             if not consumer.channel.deliver(consumer, self, entry):
                 break
+        if consumers.blocked_since is not None and not self.message_count:
+            # Emptied since by other means (a get, an expiry, a purge): nothing waits now.
+            consumers.unblocked(self.timers.clock())
         flow = consumers.flow
         if flow is not None and self.message_count <= flow.low:
             self._relieve()
+
+    def sample_capacity(self, now: float) -> None:
+        """Ends the consumers' capacity interval (see `Consumers`)."""
+        self.consumers.sample_capacity(now, waiting=self.message_count > 0)
 
     def body_read(self, message: Message, body: bytes | None) -> None:
         """The body of a message this queue was due to deliver is back from the store (see

@@ -81,6 +81,7 @@ def exposition(broker: core.Broker, node: NodeStatus, *, per_object: bool = Fals
     _node_limits(out, _PREFIX, node, broker)
 
     _queue_gauges(out, _PREFIX, (*_QUEUE_DEPTH, _QUEUE_CONSUMERS), queues, per_object)
+    _queue_capacity(out, _PREFIX, queues, per_object)
     _queue_contents(out, _PREFIX, queues, Contents(broker), per_object)
     out.family("rabbitmq_queue_messages_published_total", "counter", "Total number of messages published to queues",
                # RabbitMQ's labels here also name the channel and the exchange, which we do not count by.
@@ -199,6 +200,20 @@ _QUEUE_CONTENTS: tuple[tuple[str, str, Callable[[core.Queue, QueueContents], flo
     ("queue_messages_paged_out_bytes", "Size in bytes of messages paged out to disk",
      lambda queue, found: found.message_bytes_paged_out, _CLASSIC),
 )
+
+
+def _queue_capacity(out: _Exposition, prefix: str, queues: list[core.Queue], per_object: bool) -> None:
+    """The consumers' capacity of each queue but a stream, as RabbitMQ's `queue_metrics` give it:
+    aggregated, the capacity has no sample and the utilisation (the same figure) is summed."""
+    reporting = [queue for queue in queues if queue.settings.queue_type != "stream"]
+    out.family(f"{prefix}queue_consumer_capacity", "gauge", "Consumer capacity",
+               _by_queue(reporting, _capacity, True) if per_object else [])
+    out.family(f"{prefix}queue_consumer_utilisation", "gauge", "Same as consumer capacity",
+               _by_queue(reporting, _capacity, per_object))
+
+
+def _capacity(queue: core.Queue) -> float:
+    return queue.consumers.capacity(queue.timers.clock())
 
 
 def _queue_contents(
@@ -332,6 +347,7 @@ def _queue_consumers(out: _Exposition, at: _Scrape) -> None:
 
 
 def _queue_contents_detailed(out: _Exposition, at: _Scrape) -> None:
+    _queue_capacity(out, _DETAILED_PREFIX, at.queues, True)
     _queue_contents(out, _DETAILED_PREFIX, at.queues, Contents(at.broker), True)
 
 

@@ -59,6 +59,7 @@ def queue_json(queue: core.Queue, node: Node, contents: Contents) -> dict[str, A
         "type": queue.settings.queue_type,
         "state": "running",
         "consumers": len(consumers),
+        **_capacity_json(queue),
         "exclusive_consumer_tag": exclusive_tag,
         "single_active_consumer_tag": single_active.tag if single_active is not None else None,
         **applied_json(queue.settings),
@@ -69,6 +70,15 @@ def queue_json(queue: core.Queue, node: Node, contents: Contents) -> dict[str, A
         **message_stats.idle_since(queue.stats, queue.timers),
         **message_stats.of(queue.stats),
     }
+
+
+def _capacity_json(queue: core.Queue) -> dict[str, Any]:
+    """The consumers' capacity (see `core.queue.Consumers`), under both of RabbitMQ's names for it;
+    a stream reports none."""
+    if queue.settings.queue_type == "stream":
+        return {}
+    capacity = queue.consumers.capacity(queue.timers.clock())
+    return {"consumer_capacity": capacity, "consumer_utilisation": capacity}
 
 
 def _contents_json(queue: core.Queue, contents: Contents) -> dict[str, Any]:

@@ -275,6 +275,7 @@ def test_a_queue_is_added_published_to_peeked_at_and_deleted(console: Console, a
     # The page shows what the message takes up, once its next refresh has it.
     console.until(lambda _: console.fact("Message bytes") == "18 B")
     assert (console.fact("In memory"), console.fact("Persistent")) == ("18 B", "0")
+    assert console.fact("Consumer capacity") == "0%"  # no consumers
     get = console.form("Get messages")
     assert console.submit(get, ackmode="reject_requeue_true", count="5") == "Messages fetched."
     payload = console.until(lambda _: console.section("Get messages").find_element(By.TAG_NAME, "pre"))

@@ -157,6 +157,28 @@ def test_a_queues_bytes_and_persistent_messages_are_series_of_their_own(metrics,
     assert aggregated["rabbitmq_queue_head_message_timestamp"].samples == []
 
 
+def test_consumer_capacity_is_a_series_per_queue_and_utilisation_is_summed(metrics, amqp, unique, cleanup) -> None:
+    idle, alone = cleanup.queue(unique("idle")), cleanup.queue(unique("alone"))
+    channel = amqp.channel()
+    for name in (idle, alone):
+        channel.queue_declare(name)
+    channel.basic_consume(idle, lambda *args: None)
+    names = ("rabbitmq_queue_consumer_capacity", "rabbitmq_queue_consumer_utilisation")
+
+    def reported() -> None:
+        families = scrape(metrics, "/metrics/per-object")
+        assert [value(families, name, vhost="/", queue=idle) for name in names] == [1.0, 1.0]
+        assert [value(families, name, vhost="/", queue=alone) for name in names] == [0, 0]
+
+    # RabbitMQ emits a queue's series at its statistics interval (5 s); ours are current.
+    eventually(reported, timeout=20)
+    aggregated = scrape(metrics)
+    assert {name: aggregated[name].type for name in names} == {name: "gauge" for name in names}
+    # As RabbitMQ: summed over queues the capacity has no sample; the utilisation, the same figure, has.
+    assert aggregated["rabbitmq_queue_consumer_capacity"].samples == []
+    assert value(aggregated, "rabbitmq_queue_consumer_utilisation") >= 1.0
+
+
 def test_other_paths_and_methods_are_refused(metrics) -> None:
     assert metrics.get("/", auth=None).status == 404
     assert metrics.get("/api/overview", auth=None).status == 404

@@ -241,6 +241,36 @@ def test_a_queue_and_its_channel_left_alone_say_since_when_they_are_idle(
     assert started <= channel_idle <= datetime.datetime.now(datetime.timezone.utc)
 
 
+def test_consumer_capacity_is_full_for_idle_consumers_and_falls_while_messages_wait_for_them(
+    api: ApiClient, amqp, unique, cleanup
+) -> None:
+    waiting, idle, quorum, alone, stream = (
+        cleanup.queue(unique(kind)) for kind in ("waiting", "idle", "quorum", "alone", "stream"))
+    channel = amqp.channel()
+    channel.basic_qos(prefetch_count=1)
+    channel.queue_declare(quorum, durable=True, arguments={"x-queue-type": "quorum"})
+    channel.queue_declare(stream, durable=True, arguments={"x-queue-type": "stream"})
+    for name in (waiting, idle, alone):
+        channel.queue_declare(name)
+    for name in (waiting, idle, quorum, stream):
+        channel.basic_consume(name, lambda *args: None)
+    # The consumer holds the first of these unacknowledged: the other two wait.
+    publish(channel, waiting, b"1", b"2", b"3")
+
+    def capacity(name: str) -> float:
+        queue = api.get(path(name)).json
+        # RabbitMQ's two figures may differ in the sixth decimal: each is read on its own.
+        assert queue["consumer_utilisation"] == pytest.approx(queue["consumer_capacity"], abs=1e-3)
+        return queue["consumer_capacity"]
+
+    # RabbitMQ gives these keys once the queue's statistics are out (every 5 s). Its figure is a
+    # moving average updated when consumers block or unblock (here it stays at about 0.5); ours is
+    # the share of the last 5 s (here 0 from the first sample on).
+    eventually(lambda: _assert_equal([capacity(idle), capacity(quorum), capacity(alone)], [1.0, 1.0, 0]), timeout=20)
+    eventually(lambda: _assert_equal(capacity(waiting) < 0.9, True), timeout=20)
+    assert not {"consumer_capacity", "consumer_utilisation"} & set(api.get(path(stream)).json)
+
+
 def test_one_queue_details_its_consumers(api: ApiClient, amqp, unique, cleanup) -> None:
     name = cleanup.queue(unique("q"))
     channel = amqp.channel()

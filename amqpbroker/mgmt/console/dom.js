@@ -78,6 +78,11 @@ export function number(value) {
   return value === undefined || value === null ? "" : Number(value).toLocaleString("en");
 }
 
+// A share (0 to 1) as a whole percentage; empty when not given.
+export function percent(value) {
+  return value === undefined || value === null ? "" : `${Math.round(Number(value) * 100)}%`;
+}
+
 // A size in bytes, in the largest unit it fills (B, KiB, MiB, GiB); empty when not given.
 export function bytes(value) {
   if (value === undefined || value === null) return "";

@@ -3,7 +3,7 @@
 
 import { api, seg, tagged } from "./api.js";
 import { History, lineChart } from "./chart.js";
-import { button, bytes, facts, form, h, notify, number, rate, table } from "./dom.js";
+import { button, bytes, facts, form, h, notify, number, percent, rate, table } from "./dom.js";
 
 // Runs an API change and refreshes, then says `what` happened; a refusal is shown with its reason.
 async function act(what, change, refresh) {
@@ -134,6 +134,7 @@ export async function queue(page, vhost, name) {
       ["Arguments", json(q.arguments)], ["State", q.state],
       ["Ready", number(q.messages_ready)], ["Unacked", number(q.messages_unacknowledged)],
       ["Total", number(q.messages)], ["Consumers", number(q.consumers)],
+      ["Consumer capacity", percent(q.consumer_capacity)],
       ["Message bytes", bytes(q.message_bytes)], ["In memory", bytes(q.message_bytes_ram)],
       ["Persistent", number(q.messages_persistent)],
       ["Incoming", rate(q.message_stats, "publish")], ["Deliver / get", rate(q.message_stats, "deliver_get")],
