@@ -145,7 +145,13 @@ class Console:
         return self.browser.find_element(By.XPATH, f"//section[h2='{title}']//tr[td='{text}']")
 
     def cells(self, text: str) -> list[str]:
-        return [cell.text for cell in self.row(text).find_elements(By.TAG_NAME, "td")]
+        """The texts of the row `row(text)` finds, read in one retried step: the page's refresh
+        may replace the row between finding and reading it."""
+        return self.until(lambda _: [cell.text for cell in self.row(text).find_elements(By.TAG_NAME, "td")])
+
+    def cells_in(self, title: str, text: str) -> list[str]:
+        """The texts of the row `row_in(title, text)` finds, read in one retried step (see `cells`)."""
+        return self.until(lambda _: [cell.text for cell in self.row_in(title, text).find_elements(By.TAG_NAME, "td")])
 
     def fact(self, label: str) -> str:
         """The value the page's facts give for `label`."""
@@ -383,8 +389,7 @@ def test_topic_permissions_are_set_and_cleared(console: Console, api: ApiClient)
             f"Topic permissions of {user} on amq.topic in / set.")
         assert api.get(f"/api/topic-permissions/%2F/{user}").json == [
             {"user": user, "vhost": "/", "exchange": "amq.topic", "write": "^{username}\\.", "read": ""}]
-        row = console.until(lambda _: console.row_in("Topic permissions", user))
-        cells = [cell.text for cell in row.find_elements(By.TAG_NAME, "td")]
+        cells = console.cells_in("Topic permissions", user)
         assert cells[:5] == [user, "/", "amq.topic", "^{username}\\.", ""]
         clear = lambda: console.row_in("Topic permissions", user).find_element(By.TAG_NAME, "button")  # noqa: E731
         assert console.press(clear) == f"Topic permissions of {user} on amq.topic in / cleared."
@@ -427,7 +432,7 @@ def test_an_operator_policy_caps_a_queue_and_is_deleted(console: Console, amqp, 
     add = console.form("Add an operator policy")
     assert console.submit(add, name=policy, pattern=f"^{queue}$", apply_to="queues",
                           definition='{"max-length": 2}') == f"Operator policy {policy} added."
-    cells = [cell.text for cell in console.row_in("Operator policies", policy).find_elements(By.TAG_NAME, "td")]
+    cells = console.cells_in("Operator policies", policy)
     assert cells[1:6] == [policy, f"^{queue}$", "queues", '{"max-length":2}', "0"]
     _publish(amqp, queue, 4)
     assert _message_count(amqp, queue) == 2
@@ -464,8 +469,7 @@ def test_what_the_console_offers_follows_the_users_tags(
         if sections:
             console.open("Policies")
             console.section("Add a policy")
-            cells = [cell.text for cell in console.until(lambda _: console.row_in("Operator policies", policy))
-                     .find_elements(By.TAG_NAME, "td")]
+            cells = console.cells_in("Operator policies", policy)
             assert cells == ["/", policy, "^nothing$", "queues", '{"max-length":5}', "0"]
             assert not browser.find_elements(By.XPATH, "//section[h2='Add an operator policy']")
     finally:
