@@ -214,6 +214,8 @@ class Delivery:
             self._output.method(spec.BasicCancelOk(consumer_tag=method.consumer_tag))
         if consumer is not None:
             self.connection.broker.remove_consumer(consumer)
+            # In a single-active-consumer queue another consumer may be the active one now.
+            consumer.queue.dispatch()
 
     def cancelled_by_broker(self, consumer: Consumer) -> None:
         """The consumer's queue went away: forget it and tell the client if it asked to be told."""
@@ -528,10 +530,14 @@ class Delivery:
         self._give_up_get()
         self._stop_replies()
         broker = self.connection.broker
-        for consumer in list(self.consumers.values()):
+        consumers = list(self.consumers.values())
+        for consumer in consumers:
             broker.remove_consumer(consumer)
         self.consumers.clear()
         self.requeue_all()
+        # Once none of them is left: a single-active-consumer queue may have another active one.
+        for queue in {consumer.queue for consumer in consumers}:
+            queue.dispatch()
 
 
 def _describe(queue: Queue) -> str:

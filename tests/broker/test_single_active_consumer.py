@@ -32,13 +32,17 @@ def test_only_the_first_consumer_receives(peer, queue) -> None:
     assert tags(peer) == ["a"] * 5
 
 
-def test_an_active_consumer_without_credit_leaves_the_others_waiting(peer, queue) -> None:
+def test_an_active_consumer_without_credit_leaves_the_others_waiting_until_it_is_cancelled(peer, queue) -> None:
     peer.qos(1, ch=1)
     peer.consume(queue, "a", ch=1)
     peer.consume(queue, "b", ch=2)
     publish(peer, queue, 3)
     assert tags(peer) == ["a"]
     assert peer.client.vhost.queues[queue].message_count == 2
+    peer.sink.take()
+    # a keeps m1 unacknowledged; m2 and m3 are b's now, with nothing else happening to the queue.
+    peer.handle(spec.BasicCancel(consumer_tag="a"), ch=1)
+    assert [(f.method.consumer_tag, f.body) for f in peer.sink.deliveries()] == [("b", b"m2"), ("b", b"m3")]
 
 
 def test_closing_the_active_consumers_channel_hands_over_its_unacked_messages(peer, queue) -> None:
@@ -63,6 +67,21 @@ def test_cancelling_the_active_consumer_makes_the_next_active(peer, queue) -> No
     peer.handle(spec.BasicCancel(consumer_tag="a"), ch=1)
     publish(peer, queue, 2)
     assert tags(peer) == ["b", "b"]
+
+
+def test_messages_waiting_for_an_active_consumer_whose_channel_closes_go_to_the_next(peer, queue) -> None:
+    other = peer.declare("other")
+    # Channel 1's one delivery of credit goes to another queue: its active consumer takes nothing.
+    peer.qos(1, global_=True, ch=1)
+    peer.consume(other, "x", ch=1)
+    peer.publish("", other, b"o1")
+    peer.consume(queue, "a", ch=1)
+    peer.consume(queue, "b", ch=2)
+    publish(peer, queue, 2)
+    assert tags(peer) == ["x"]
+    peer.sink.take()
+    peer.client.close_channel(1)
+    assert [(f.method.consumer_tag, f.body) for f in peer.sink.deliveries()] == [("b", b"m1"), ("b", b"m2")]
 
 
 def test_cancelled_consumers_unacked_messages_go_to_the_next_when_its_channel_closes(peer, queue) -> None:
