@@ -229,7 +229,9 @@ class Delivery:
         # A closing connection takes nothing more: what its channels requeue goes to other consumers.
         if self.connection.closed or not self._sink.writable:
             return False
-        return no_ack or not self._global_prefetch_count or len(self._unacked) < self._global_prefetch_count
+        # Deliveries acked in a transaction keep their credit until tx.commit, as in RabbitMQ.
+        return no_ack or not self._global_prefetch_count or (
+            len(self._unacked) + len(self._settling) < self._global_prefetch_count)
 
     def deliver(self, consumer: Consumer, queue: Queue, entry: QueueEntry) -> bool:
         """Sends `entry` to `consumer`; False if it could not be (it is back in its queue)."""

@@ -50,6 +50,22 @@ def test_ack_in_transaction_takes_effect_at_commit(broker, peer) -> None:
     assert queue.unacked_count == 0
 
 
+@pytest.mark.parametrize("global_", [False, True], ids=["per-consumer", "per-channel"])
+def test_an_ack_in_a_transaction_frees_prefetch_credit_only_at_commit(peer, global_: bool) -> None:
+    peer.declare("q")
+    peer.qos(1, global_=global_)
+    peer.consume("q")
+    peer.publish("", "q", b"m1", ch=2)
+    peer.publish("", "q", b"m2", ch=2)
+    peer.handle(spec.TxSelect())
+    peer.ack(1)
+    # Another publish has the queue deliver again: the channel's credit is still m1's.
+    peer.publish("", "q", b"m3", ch=2)
+    assert peer.sink.bodies() == [b"m1"]
+    peer.handle(spec.TxCommit())
+    assert peer.sink.bodies() == [b"m1", b"m2"]
+
+
 def test_mandatory_return_comes_before_commit_ok(broker, peer) -> None:
     peer.handle(spec.TxSelect())
     peer.publish("", "nowhere", b"m", mandatory=True)
