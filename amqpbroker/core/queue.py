@@ -94,11 +94,11 @@ class Consumers(list):
 
     They also keep RabbitMQ's *consumer capacity*: the share of time the queue could hand a message
     to a consumer at once. The queue marks them `blocked_since` when it has a message and none of
-    them can take it (each at its prefetch limit, or its channel's), and unblocks them when one can
-    again: two clock reads for each time that changes, none while it does not. An empty queue is
-    not blocked (a queue emptied other than by delivery is unblocked at its next dispatch or
-    sample). The share is that of the last sampling interval (see `stats`), or, before one has
-    passed with consumers, of the time since the first came.
+    them can take it (each at its prefetch limit, or its channel's, or its connection not taking
+    what is sent to it), and unblocks them when one can again: two clock reads for each time that
+    changes, none while it does not. An empty queue is not blocked, however it was emptied. The
+    share is that of the last sampling interval (see `stats`), or, before one has passed with
+    consumers, of the time since the first came.
     """
 
     __slots__ = ("_rings", "_single_active", "flow", "stats", "blocked_since", "blocked_time", "_since", "_sampled")
@@ -123,7 +123,7 @@ class Consumers(list):
 
     def add(self, consumer: Consumer, now: float) -> None:
         if not self:
-            self.blocked_time, self._since, self._sampled = 0.0, now, None
+            self.blocked_since, self.blocked_time, self._since, self._sampled = None, 0.0, now, None
         self.append(consumer)
         if not self._single_active or len(self) == 1:
             self._may_receive(consumer)
@@ -180,14 +180,10 @@ class Consumers(list):
             return self._sampled
         return self._share(now)
 
-    def sample_capacity(self, now: float, waiting: bool) -> None:
-        """Ends the interval: its share is what `capacity` gives until the next sample. Without
-        messages `waiting`, the queue is not blocked from now on."""
+    def sample_capacity(self, now: float) -> None:
+        """Ends the interval: its share is what `capacity` gives until the next sample."""
         if not self:
-            self.blocked_since = None
             return
-        if self.blocked_since is not None and not waiting:
-            self.unblocked(now)
         self._sampled = self._share(now)
         self.blocked_time, self._since = 0.0, now
         if self.blocked_since is not None:
@@ -198,7 +194,7 @@ class Consumers(list):
         if elapsed <= 0:
             return 0.0 if self.blocked_since is not None else 1.0
         blocked = self.blocked_time + (0.0 if self.blocked_since is None else now - self.blocked_since)
-        return max(0.0, 1.0 - blocked / elapsed)
+        return min(1.0, max(0.0, 1.0 - blocked / elapsed))
 
     def _may_receive(self, consumer: Consumer) -> None:
         """Puts `consumer` last in its priority's turn."""
@@ -503,9 +499,7 @@ class Queue:
             if entry is not None:
                 self.message_count -= 1
                 self.ready_bytes -= entry.message.size
-        flow = self.consumers.flow
-        if flow is not None and self.message_count <= flow.low:
-            self._relieve()
+        self._drained()
         return entry
 
     def _take_checked(self) -> QueueEntry | None:
@@ -605,8 +599,7 @@ class Queue:
         self._backlog.clear()
         self.message_count = 0
         self.ready_bytes = 0
-        if self.consumers.flow is not None:
-            self._relieve()
+        self._drained()
         return count
 
     @property
@@ -671,9 +664,7 @@ class Queue:
         self._schedule_expiry()
         if self._idle_expires is not None and not self.consumers:
             self._want(self._idle_since + self._idle_expires)
-        flow = self.consumers.flow
-        if flow is not None and self.message_count <= flow.low:
-            self._relieve()
+        self._drained()
         return dropped
 
     # consumers
@@ -714,8 +705,14 @@ class Queue:
                 self.ready_bytes -= entry.message.size
             if not consumer.channel.deliver(consumer, self, entry):
                 break
+        if consumers.blocked_since is not None or consumers.flow is not None:
+            self._drained()
+
+    def _drained(self) -> None:
+        """Ready messages left (delivered, taken, expired, purged): credit flow, and the
+        consumers' capacity once nothing waits, see the new length."""
+        consumers = self.consumers
         if consumers.blocked_since is not None and not self.message_count:
-            # Emptied since by other means (a get, an expiry, a purge): nothing waits now.
             consumers.unblocked(self.timers.clock())
         flow = consumers.flow
         if flow is not None and self.message_count <= flow.low:
@@ -723,7 +720,11 @@ class Queue:
 
     def sample_capacity(self, now: float) -> None:
         """Ends the consumers' capacity interval (see `Consumers`)."""
-        self.consumers.sample_capacity(now, waiting=self.message_count > 0)
+        self.consumers.sample_capacity(now)
+
+    def consumer_capacity(self) -> float | None:
+        """The consumers' capacity now (see `Consumers`); None where RabbitMQ reports none."""
+        return self.consumers.capacity(self.timers.clock())
 
     def body_read(self, message: Message, body: bytes | None) -> None:
         """The body of a message this queue was due to deliver is back from the store (see

@@ -186,6 +186,10 @@ class StreamQueue(Queue):
     def peek(self) -> list[QueueEntry]:
         return list(self._log)
 
+    def consumer_capacity(self) -> float | None:
+        """None: RabbitMQ reports no consumer capacity for a stream."""
+        return None
+
     def dispatch(self) -> None:
         """Delivers to every consumer, each from its own offset, as far as its credit goes."""
         if self.paused or self.deleted:

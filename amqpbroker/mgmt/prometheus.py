@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import partial
+from operator import methodcaller
 from typing import Callable, Collection, Iterable, Iterator, NamedTuple
 
 from .. import core
@@ -205,15 +206,12 @@ _QUEUE_CONTENTS: tuple[tuple[str, str, Callable[[core.Queue, QueueContents], flo
 def _queue_capacity(out: _Exposition, prefix: str, queues: list[core.Queue], per_object: bool) -> None:
     """The consumers' capacity of each queue but a stream, as RabbitMQ's `queue_metrics` give it:
     aggregated, the capacity has no sample and the utilisation (the same figure) is summed."""
-    reporting = [queue for queue in queues if queue.settings.queue_type != "stream"]
+    reporting = [queue for queue in queues if queue.consumer_capacity() is not None]
+    capacity = methodcaller("consumer_capacity")
     out.family(f"{prefix}queue_consumer_capacity", "gauge", "Consumer capacity",
-               _by_queue(reporting, _capacity, True) if per_object else [])
+               _by_queue(reporting, capacity, True) if per_object else [])
     out.family(f"{prefix}queue_consumer_utilisation", "gauge", "Same as consumer capacity",
-               _by_queue(reporting, _capacity, per_object))
-
-
-def _capacity(queue: core.Queue) -> float:
-    return queue.consumers.capacity(queue.timers.clock())
+               _by_queue(reporting, capacity, per_object))
 
 
 def _queue_contents(
@@ -346,7 +344,7 @@ def _queue_consumers(out: _Exposition, at: _Scrape) -> None:
     _queue_gauges(out, _DETAILED_PREFIX, (_QUEUE_CONSUMERS,), at.queues, True)
 
 
-def _queue_contents_detailed(out: _Exposition, at: _Scrape) -> None:
+def _queue_metrics_detailed(out: _Exposition, at: _Scrape) -> None:
     _queue_capacity(out, _DETAILED_PREFIX, at.queues, True)
     _queue_contents(out, _DETAILED_PREFIX, at.queues, Contents(at.broker), True)
 
@@ -363,7 +361,7 @@ _DETAILED: tuple[tuple[str, tuple[Callable[[_Exposition, _Scrape], None], ...]],
     ("node_metrics", (lambda out, at: _node_limits(out, _DETAILED_PREFIX, at.node, at.broker),)),
     ("queue_coarse_metrics", (lambda out, at: _queue_gauges(out, _DETAILED_PREFIX, _QUEUE_DEPTH, at.queues, True),)),
     ("queue_consumer_count", (_queue_consumers,)),
-    ("queue_metrics", (_queue_consumers, _queue_contents_detailed)),
+    ("queue_metrics", (_queue_consumers, _queue_metrics_detailed)),
     ("channel_metrics", (lambda out, at: _channel_gauges(out, at.broker),)),
     ("connection_metrics", (lambda out, at: _connection_gauges(out, at.broker),)),
     ("vhost_status", (lambda out, at: _vhost_status(out, at.broker),)),

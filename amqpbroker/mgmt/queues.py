@@ -75,10 +75,8 @@ def queue_json(queue: core.Queue, node: Node, contents: Contents) -> dict[str, A
 def _capacity_json(queue: core.Queue) -> dict[str, Any]:
     """The consumers' capacity (see `core.queue.Consumers`), under both of RabbitMQ's names for it;
     a stream reports none."""
-    if queue.settings.queue_type == "stream":
-        return {}
-    capacity = queue.consumers.capacity(queue.timers.clock())
-    return {"consumer_capacity": capacity, "consumer_utilisation": capacity}
+    capacity = queue.consumer_capacity()
+    return {} if capacity is None else {"consumer_capacity": capacity, "consumer_utilisation": capacity}
 
 
 def _contents_json(queue: core.Queue, contents: Contents) -> dict[str, Any]:

@@ -78,15 +78,33 @@ def test_the_last_sampled_interval_gives_the_capacity_until_the_next_sample(brok
     assert capacity(broker) == 1.0
 
 
-def test_a_queue_emptied_other_than_by_delivery_stops_counting_as_blocked(broker, peer, clock) -> None:
-    one_waiting(peer)
-    clock.advance(1)
+def empty_by_get(peer, broker) -> None:
     assert peer.get("q", ch=2) == b"second"
+
+
+def empty_by_purge(peer, broker) -> None:
+    peer.handle(spec.QueuePurge(queue="q"), ch=2)
+
+
+def empty_by_expiry(peer, broker) -> None:
+    broker.expire()
+
+
+@pytest.mark.parametrize(("empty", "ttl"), [(empty_by_get, None), (empty_by_purge, None), (empty_by_expiry, 1000)])
+def test_a_queue_emptied_other_than_by_delivery_is_blocked_no_more(broker, peer, clock, empty, ttl) -> None:
+    peer.declare("q", arguments={"x-message-ttl": ttl} if ttl else None)
+    peer.qos(1)
+    peer.consume("q")
+    peer.publish("", "q", b"first")
+    peer.publish("", "q", b"second")
     clock.advance(1)
+    empty(peer, broker)
+    assert broker.vhosts["/"].queues["q"].message_count == 0
+    clock.advance(3)
+    # Blocked the first second of four only.
+    assert capacity(broker) == pytest.approx(3 / 4)
     broker.sample_stats()
-    clock.advance(5)
-    broker.sample_stats()
-    assert capacity(broker) == 1.0
+    assert capacity(broker) == pytest.approx(3 / 4)
 
 
 def test_capacity_starts_again_when_consumers_come_back(broker, peer, clock) -> None:
