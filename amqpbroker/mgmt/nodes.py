@@ -1,5 +1,5 @@
-"""`/api/nodes`, the health checks and `/api/aliveness-test`: is this broker well, and what does
-it use. One node: this process."""
+"""`/api/nodes`, the health checks, `/api/aliveness-test` and `/api/feature-flags`: is this
+broker well, what does it use, and what can it do. One node: this process."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from .. import core
 from ..core.publishing import publish_unconfirmed
 from ..protocol import BasicProperties
 from . import message_stats
-from .api import MONITORING, Node, Request, Response, Routes, not_found, vhost
+from .api import ADMINISTRATOR, MONITORING, NO_CONTENT, Node, Request, Response, Routes, bad_request, not_found, vhost
 from .overview import contexts, exchange_types
 
 routes = Routes()
@@ -166,3 +166,34 @@ def aliveness_test(request: Request, broker: core.Broker) -> object:
         return Response(503, {"status": "failed", "reason": "the test message did not come back"})
     queue.forget(entry)
     return _OK
+
+
+# RabbitMQ 3.10's feature flags (name, what it stands for, the plugin that brings it), in its order.
+# Each is something this broker does from its first start, so all are enabled and stay so.
+FEATURE_FLAGS = (
+    ("classic_mirrored_queue_version", "a queue version policy may apply to mirrored classic queues", "rabbit"),
+    ("drop_unroutable_metric", "statistics count unroutable publishes that were dropped", "rabbitmq_management_agent"),
+    ("empty_basic_get_metric", "statistics count basic.get answered with get-empty", "rabbitmq_management_agent"),
+    ("implicit_default_bindings", "every queue is bound to the default exchange without a stored binding", "rabbit"),
+    ("maintenance_mode_status", "the node keeps a maintenance status", "rabbit"),
+    ("quorum_queue", "quorum queues (x-queue-type quorum)", "rabbit"),
+    ("stream_queue", "stream queues (x-queue-type stream)", "rabbit"),
+    ("user_limits", "per-user limits on connections and channels", "rabbit"),
+    ("virtual_host_metadata", "virtual hosts have a description, tags and a default queue type", "rabbit"),
+)
+
+
+@routes.get("/api/feature-flags", access=ADMINISTRATOR)
+def feature_flags(request: Request, broker: core.Broker) -> list[dict[str, Any]]:
+    return [
+        {"name": name, "desc": desc, "doc_url": "", "state": "enabled", "stability": "stable", "provided_by": plugin}
+        for name, desc, plugin in FEATURE_FLAGS
+    ]
+
+
+@routes.put("/api/feature-flags/{name}/enable", access=ADMINISTRATOR)
+def enable_feature_flag(request: Request, broker: core.Broker) -> Response:
+    """Enabling a flag that is already enabled: 204, as RabbitMQ answers; one it does not know: 400."""
+    if request.params["name"] not in {name for name, _, _ in FEATURE_FLAGS}:
+        raise bad_request("unsupported")
+    return NO_CONTENT

@@ -79,3 +79,26 @@ def test_listener_checks(api: ApiClient) -> None:
 
 def test_aliveness_test_of_a_missing_vhost_is_404(api: ApiClient, unique) -> None:
     assert api.get(f"/api/aliveness-test/{unique('vhost')}").status == 404
+
+
+def test_feature_flags_are_rabbitmqs_and_enabled(api: ApiClient) -> None:
+    flags = {flag["name"]: flag for flag in api.get("/api/feature-flags").json}
+    # RabbitMQ 3.10's, which a client or a tool may look for before using what they stand for.
+    assert {"quorum_queue", "stream_queue", "user_limits", "virtual_host_metadata",
+            "implicit_default_bindings"} <= flags.keys()
+    for flag in flags.values():
+        assert set(flag) == {"name", "desc", "doc_url", "state", "stability", "provided_by"}
+        assert (flag["state"], flag["stability"]) == ("enabled", "stable")
+
+
+def test_enabling_a_feature_flag_is_204_and_an_unknown_one_400(api: ApiClient) -> None:
+    assert api.put("/api/feature-flags/quorum_queue/enable", {}).status == 204
+    reply = api.put("/api/feature-flags/no_such_flag/enable", {})
+    assert (reply.status, reply.json) == (400, {"error": "bad_request", "reason": "unsupported"})
+    assert api.get("/api/feature-flags/quorum_queue").status == 404
+
+
+def test_feature_flags_are_for_administrators(make_user) -> None:
+    reply = make_user(["monitoring"]).get("/api/feature-flags")
+    assert reply.status == 401
+    assert reply.json == {"error": "not_authorised", "reason": "Not administrator user"}
